@@ -1,0 +1,104 @@
+// A small declarative flag parser over node:util's parseArgs: every command lists its flags once,
+// and the same list drives parsing, validation and --help. Bad input is a UsageError (exit code 2).
+
+import { parseArgs } from "node:util";
+
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export type FlagKind = "int" | "uint" | "number" | "string" | "boolean";
+
+export interface FlagSpec {
+  kind: FlagKind;
+  help: string;
+  default?: number | string | boolean;
+  /** For string flags: the allowed values. */
+  choices?: readonly string[];
+  /** Value placeholder shown in --help, e.g. "N". */
+  meta?: string;
+  short?: string;
+}
+
+export interface CommandSpec {
+  name: string;
+  summary: string;
+  usage?: string;
+  flags: Record<string, FlagSpec>;
+  /** Whether positional arguments are accepted. */
+  positionals?: boolean;
+}
+
+export type FlagValues = Record<string, number | string | boolean | undefined>;
+
+function convert(cmd: string, name: string, spec: FlagSpec, raw: string): number | string {
+  const fail = (what: string): never => {
+    throw new UsageError(`handprop ${cmd}: --${name} expects ${what}, got '${raw}'`);
+  };
+  switch (spec.kind) {
+    case "string":
+      if (spec.choices && !spec.choices.includes(raw)) fail(`one of ${spec.choices.join(", ")}`);
+      return raw;
+    case "number": {
+      const v = raw.trim() === "" ? NaN : Number(raw);
+      if (!Number.isFinite(v)) fail("a number");
+      return v;
+    }
+    case "int":
+    case "uint": {
+      const v = /^[+-]?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+      if (!Number.isSafeInteger(v)) fail(spec.kind === "uint" ? "a non-negative integer" : "an integer");
+      if (spec.kind === "uint" && v < 0) fail("a non-negative integer");
+      return v;
+    }
+    case "boolean":
+      return raw;
+  }
+}
+
+/** Parse argv for one command; throws UsageError with a one-line message on any bad flag. */
+export function parseFlags(spec: CommandSpec, argv: string[]): { values: FlagValues; positionals: string[] } {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  for (const [name, f] of Object.entries(spec.flags)) {
+    options[name] = { type: f.kind === "boolean" ? "boolean" : "string", ...(f.short ? { short: f.short } : {}) };
+  }
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+  } catch (e) {
+    const msg = (e as Error).message;
+    const unknown = /Unknown option '([^']+)'/.exec(msg);
+    if (unknown) throw new UsageError(`handprop ${spec.name}: unknown option '${unknown[1]}' (see handprop ${spec.name} --help)`);
+    const missing = /Option '([^']+)' argument missing/.exec(msg) ?? /Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec(msg);
+    if (missing) throw new UsageError(`handprop ${spec.name}: option '${missing[1]}' needs a value`);
+    throw new UsageError(`handprop ${spec.name}: ${msg.split("\n")[0]}`);
+  }
+  if (!spec.positionals && parsed.positionals.length > 0) {
+    throw new UsageError(`handprop ${spec.name}: unexpected argument '${parsed.positionals[0]}' (see handprop ${spec.name} --help)`);
+  }
+  const values: FlagValues = {};
+  for (const [name, f] of Object.entries(spec.flags)) {
+    const raw = parsed.values[name];
+    if (raw === undefined) values[name] = f.default;
+    else if (typeof raw === "boolean") values[name] = raw;
+    else if (typeof raw === "string") {
+      if (raw.startsWith("--") && f.kind !== "string") throw new UsageError(`handprop ${spec.name}: option '--${name}' needs a value`);
+      values[name] = convert(spec.name, name, f, raw);
+    }
+  }
+  return { values, positionals: parsed.positionals };
+}
+
+export function commandHelp(spec: CommandSpec): string {
+  const lines = [`Usage: ${spec.usage ?? `handprop ${spec.name} [options]`}`, "", spec.summary, "", "Options:"];
+  const rows = Object.entries(spec.flags).map(([name, f]) => {
+    const meta = f.kind === "boolean" ? "" : ` <${f.meta ?? (f.choices ? f.choices.join("|") : f.kind === "string" ? "value" : "n")}>`;
+    const left = `${f.short ? `-${f.short}, ` : ""}--${name}${meta}`;
+    const def = f.default !== undefined && f.kind !== "boolean" ? ` (default: ${String(f.default)})` : "";
+    return [left, f.help + def];
+  });
+  rows.push(["-h, --help", "show this help"]);
+  const w = Math.max(...rows.map(([l]) => l.length));
+  for (const [l, r] of rows) lines.push(`  ${l.padEnd(w)}  ${r}`);
+  return lines.join("\n");
+}

@@ -1,0 +1,52 @@
+// handprop's command line: `handprop <command> [flags]`. Each command declares its flags once in
+// args.ts's format; usage errors print one line and exit 2, failures exit 1.
+
+import { UsageError, commandHelp, parseFlags, type CommandSpec, type FlagValues } from "./args.ts";
+import { seedCommand } from "./seed.ts";
+
+export interface Command {
+  spec: CommandSpec;
+  run(values: FlagValues, positionals: string[]): Promise<number> | number;
+}
+
+export const commands: Command[] = [seedCommand];
+
+function globalHelp(): string {
+  const lines = [
+    "handprop — convolutional neural networks with every gradient derived by hand",
+    "",
+    "Usage: handprop <command> [options]      handprop <command> --help for a command's options",
+    "",
+    "Commands:",
+  ];
+  const w = Math.max(...commands.map((c) => c.spec.name.length));
+  for (const c of commands) lines.push(`  ${c.spec.name.padEnd(w)}  ${c.spec.summary}`);
+  lines.push("");
+  for (const c of commands) lines.push(commandHelp(c.spec), "");
+  return lines.join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(globalHelp() + "\n");
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = commands.find((c) => c.spec.name === name);
+  try {
+    if (!cmd) throw new UsageError(`handprop: unknown command '${name}' (commands: ${commands.map((c) => c.spec.name).join(", ")})`);
+    if (rest.includes("--help") || rest.includes("-h")) {
+      process.stdout.write(commandHelp(cmd.spec) + "\n");
+      return 0;
+    }
+    const { values, positionals } = parseFlags(cmd.spec, rest);
+    return await cmd.run(values, positionals);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(e.message + "\n");
+      return 2;
+    }
+    process.stderr.write(`handprop ${name}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}

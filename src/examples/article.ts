@@ -1,0 +1,136 @@
+// The article's experiment, step for step: "Only Numpy: Implementing Convolutional Neural Network
+// using Numpy (Deriving Forward Feed and Back Propagation)". Hold this file next to the article's
+// script (shared/seed/article_script.py): the same network, the same steps in the same order, and
+// the article's variable names. Notation and derivations: docs/derivation.md §1.
+//
+//   layer_1     = convolve2d(X, w1, 'valid')        (2×2, true convolution)
+//   layer_1_act = tanh(layer_1)
+//   layer_2     = vec(layer_1_act) · w2             (1×4 · 4×1)
+//   layer_2_act = σ(layer_2)                        (the article calls σ "log", for logistic)
+//   cost        = ½ (layer_2_act − y)²
+
+import { NDArray } from "../nd/ndarray.ts";
+import { array, dot, expandDims, mul, reshape, rot90, square, sub, sumAll, tanh, transpose, map } from "../nd/ops.ts";
+import { RandomState } from "../nd/random.ts";
+import { convolve2d } from "../nd/signal.ts";
+import { formatArray, pyRepr } from "../nd/format.ts";
+
+export interface ArticleOptions {
+  seed: number;
+  epochs: number;
+  lr: number;
+}
+
+export const ARTICLE_DEFAULTS: ArticleOptions = { seed: 598765, epochs: 1000, lr: 0.7 };
+
+export interface ArticleResult {
+  w1: number[][];
+  w2: number[][];
+  costBefore: number;
+  costAfter: number;
+  startOut: number[];
+  finalOut: number[];
+}
+
+/** The four 3×3 images and their targets, exactly as in the article. */
+export const X: NDArray[] = [
+  array([[0, 0, 0], [0, 0, 0], [0, 0, 0]]),
+  array([[1, 1, 1], [0, 0, 0], [0, 0, 0]]),
+  array([[0, 0, 0], [1, 1, 1], [1, 1, 1]]),
+  array([[1, 1, 1], [1, 1, 1], [1, 1, 1]]),
+];
+export const Y: NDArray = array([[0.53], [0.77], [0.88], [1.1]]);
+
+const tanhPrime = (x: NDArray): NDArray => map(x, (v) => 1 - Math.tanh(v) ** 2); // d tanh(x)/dx = 1 − tanh²(x)
+const logistic = (x: NDArray): NDArray => map(x, (v) => 1 / (1 + Math.exp(-1 * v))); // σ(x) = 1 / (1 + e^(−x))
+const logisticPrime = (x: NDArray): NDArray => map(x, (v) => { // dσ/dx = σ(x)(1 − σ(x))
+  const s = 1 / (1 + Math.exp(-1 * v));
+  return s * (1 - s);
+});
+
+/** Forward pass for one image: the article's four lines, returning every intermediate. */
+function forward(x: NDArray, w1: NDArray, w2: NDArray) {
+  const layer_1 = convolve2d(x, w1, "valid");
+  const layer_1_act = tanh(layer_1);
+  const layer_1_act_vec = expandDims(reshape(layer_1_act, -1), 0);
+  const layer_2 = dot(layer_1_act_vec, w2);
+  const layer_2_act = logistic(layer_2);
+  return { layer_1, layer_1_act, layer_1_act_vec, layer_2, layer_2_act };
+}
+
+/** Total cost Σᵢ ½(oᵢ − yᵢ)² over the four images, and the outputs oᵢ. */
+function evaluate(w1: NDArray, w2: NDArray): { cost: number; out: number[] } {
+  let total = 0;
+  const out: number[] = [];
+  for (let i = 0; i < X.length; i++) {
+    const { layer_2_act } = forward(X[i], w1, w2);
+    const cost = sumAll(square(sub(layer_2_act, Y.get(i, 0)))) * 0.5;
+    total = total + cost;
+    out.push(layer_2_act.data[0]);
+  }
+  return { cost: total, out };
+}
+
+/** Run the article's experiment: seed, draw weights, measure, train with per-sample SGD, measure. */
+export function runArticle(opts: ArticleOptions = ARTICLE_DEFAULTS): ArticleResult {
+  const rng = new RandomState(opts.seed);
+
+  // 0. Declare weights: N(0, 1) draws scaled by 4, in the article's order (w1 first).
+  let w1 = mul(rng.randn(2, 2), 4);
+  let w2 = mul(rng.randn(4, 1), 4);
+
+  const before = evaluate(w1, w2);
+
+  for (let iter = 0; iter < opts.epochs; iter++) {
+    for (let i = 0; i < X.length; i++) {
+      const { layer_1, layer_1_act_vec, layer_2, layer_2_act } = forward(X[i], w1, w2);
+
+      // ∂cost/∂w2 = vec(a1)ᵀ · [(o − y) ⊙ σ'(z2)]                         (derivation.md eq. 5)
+      const grad_2_part_1 = sub(layer_2_act, Y.get(i, 0)); //    ∂cost/∂o  = o − y
+      const grad_2_part_2 = logisticPrime(layer_2); //           ∂o/∂z2    = σ'(z2)
+      const grad_2_part_3 = layer_1_act_vec; //                  ∂z2/∂w2   = vec(a1)
+      const grad_2 = dot(transpose(grad_2_part_3), mul(grad_2_part_1, grad_2_part_2));
+
+      // ∂cost/∂w1: back through w2 and tanh to δ1 = (δ2 · w2ᵀ) ⊙ tanh'(z1), then a convolution.
+      const grad_1_part_1 = dot(mul(grad_2_part_1, grad_2_part_2), transpose(w2)); // ∂cost/∂a1 = δ2 · w2ᵀ
+      const grad_1_part_2 = tanhPrime(layer_1); //                                   ∂a1/∂z1  = tanh'(z1)
+      const grad_1_part_3 = X[i]; //                                                 ∂z1/∂w1 comes from X
+
+      const grad_1_part_1_reshape = reshape(grad_1_part_1, [2, 2]);
+      const grad_1_temp_1 = mul(grad_1_part_1_reshape, grad_1_part_2); //            δ1
+      // ∂cost/∂w1 = rot180(convolve2d(X, rot180(δ1), 'valid'))                    (derivation.md eq. 8)
+      const grad_1 = rot90(convolve2d(grad_1_part_3, rot90(grad_1_temp_1, 2), "valid"), 2);
+
+      w2 = sub(w2, mul(grad_2, opts.lr));
+      w1 = sub(w1, mul(grad_1, opts.lr));
+    }
+  }
+
+  const after = evaluate(w1, w2);
+  return {
+    w1: w1.toArray() as number[][],
+    w2: w2.toArray() as number[][],
+    costBefore: before.cost,
+    costAfter: after.cost,
+    startOut: before.out,
+    finalOut: after.out,
+  };
+}
+
+/** The article's printed report, formatted as NumPy prints it (article_output.txt). */
+export function articleReport(r: ArticleResult): string {
+  const fmt = (nested: number[][] | number[]) => formatArray(array(nested));
+  return [
+    "",
+    `W1 : ${fmt(r.w1)} `,
+    "",
+    `w2 : ${fmt(r.w2)}`,
+    "----------------",
+    `Cost before Training:  ${pyRepr(r.costBefore)}`,
+    `Cost after Training:  ${pyRepr(r.costAfter)}`,
+    "----------------",
+    `Start Out put :  ${fmt(r.startOut)}`,
+    `Final Out put :  ${fmt(r.finalOut)}`,
+    `Ground Truth  :  ${formatArray(transpose(Y))}`,
+  ].join("\n");
+}

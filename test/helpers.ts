@@ -1,0 +1,40 @@
+// Shared test helpers: fixture loading and array comparison with a printed max difference.
+import { readFileSync } from "node:fs";
+import assert from "node:assert/strict";
+import { NDArray } from "../src/nd/ndarray.ts";
+
+export interface FixtureArray {
+  shape: number[];
+  data: number[];
+}
+
+export function loadFixture<T>(name: string): T {
+  return JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8")) as T;
+}
+
+export function fromFixture(f: FixtureArray): NDArray {
+  return new NDArray(Float64Array.from(f.data), f.shape);
+}
+
+/** Max |a − b| / max(|b|, tiny) over all elements. */
+export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), 1e-300);
+    if (d > m || Number.isNaN(d)) m = Number.isNaN(d) ? Infinity : d;
+  }
+  return m;
+}
+
+export function assertClose(actual: NDArray, expected: FixtureArray | NDArray, rtol = 1e-12, atol = 1e-14, what = ""): void {
+  const eshape = expected.shape;
+  const edata = expected instanceof NDArray ? expected.data : expected.data;
+  assert.deepEqual(actual.shape, eshape, `${what} shape`);
+  for (let i = 0; i < edata.length; i++) {
+    const a = actual.data[i];
+    const e = edata[i];
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) {
+      assert.fail(`${what} element ${i}: got ${a}, expected ${e} (rtol ${rtol}, atol ${atol})`);
+    }
+  }
+}

@@ -17,6 +17,7 @@ export default tseslint.config(
       "@typescript-eslint/prefer-for-of": "off",
       "@typescript-eslint/no-unnecessary-condition": "off",
       "no-constant-condition": ["error", { checkLoops: false }],
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },
   },
 );

@@ -62,14 +62,24 @@ export function parseFlags(spec: CommandSpec, argv: string[]): { values: FlagVal
   for (const [name, f] of Object.entries(spec.flags)) {
     options[name] = { type: f.kind === "boolean" ? "boolean" : "string", ...(f.short ? { short: f.short } : {}) };
   }
+  // "--lr -0.5": parseArgs would call a negative number an ambiguous option; bind it to its flag.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].startsWith("--") ? argv[i].slice(2) : null;
+    const takesValue = name !== null && Object.hasOwn(spec.flags, name) && spec.flags[name].kind !== "boolean";
+    if (takesValue && i + 1 < argv.length && /^-\d|^-\.\d/.test(argv[i + 1])) {
+      args.push(`${argv[i]}=${argv[i + 1]}`);
+      i++;
+    } else args.push(argv[i]);
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
   } catch (e) {
     const msg = (e as Error).message;
     const unknown = /Unknown option '([^']+)'/.exec(msg);
     if (unknown) throw new UsageError(`handprop ${spec.name}: unknown option '${unknown[1]}' (see handprop ${spec.name} --help)`);
-    const missing = /Option '([^']+)' argument missing/.exec(msg) ?? /Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec(msg);
+    const missing = /Option '(?:-\w, )?(--[\w-]+)(?: <value>)?' argument missing/.exec(msg);
     if (missing) throw new UsageError(`handprop ${spec.name}: option '${missing[1]}' needs a value`);
     throw new UsageError(`handprop ${spec.name}: ${msg.split("\n")[0]}`);
   }

@@ -3,13 +3,14 @@
 
 import { UsageError, commandHelp, parseFlags, type CommandSpec, type FlagValues } from "./args.ts";
 import { seedCommand } from "./seed.ts";
+import { gradcheckCommand } from "./gradcheck.ts";
 
 export interface Command {
   spec: CommandSpec;
   run(values: FlagValues, positionals: string[]): Promise<number> | number;
 }
 
-export const commands: Command[] = [seedCommand];
+export const commands: Command[] = [seedCommand, gradcheckCommand];
 
 function globalHelp(): string {
   const lines = [

@@ -1,0 +1,41 @@
+// `handprop gradcheck`: finite-difference checks of every layer, loss and a small model; exit 1 on failure.
+
+import { runGradcheckSuite, summarize } from "../nn/checks.ts";
+import type { Command } from "./main.ts";
+
+export const gradcheckCommand: Command = {
+  spec: {
+    name: "gradcheck",
+    summary: "Check every layer's hand-written backward against finite differences (float64)",
+    flags: {
+      seed: { kind: "uint", help: "seed for the randomized configurations", default: 0, meta: "N" },
+      configs: { kind: "uint", help: "randomized configurations per layer type", default: 6, meta: "N" },
+      tolerance: { kind: "number", help: "maximum relative error allowed", default: 1e-6, meta: "X" },
+      verbose: { kind: "boolean", help: "print every configuration, not only the per-layer summary" },
+      json: { kind: "boolean", help: 'print {"ok", "checks": [{"name", "maxRelError", "ok"}]} as JSON' },
+    },
+  },
+  run(v) {
+    const tolerance = v.tolerance as number;
+    const checks = runGradcheckSuite({ seed: v.seed as number, configsPerLayer: Math.max(1, v.configs as number), tolerance }, (c) => {
+      if (v.verbose && !v.json) {
+        const e = c.result.maxRelError.toExponential(2);
+        process.stdout.write(`  ${c.result.ok ? "ok  " : "FAIL"} ${c.name.padEnd(20)} ${e.padStart(9)}  ${c.config}\n`);
+      }
+    });
+    const rows = summarize(checks);
+    const ok = rows.every((r) => r.ok);
+    if (v.json) {
+      process.stdout.write(JSON.stringify({ ok, tolerance, checks: rows.map((r) => ({ name: r.name, maxRelError: r.maxRelError, ok: r.ok, configs: r.configs, skippedKinks: r.skippedKinks })) }) + "\n");
+      return ok ? 0 : 1;
+    }
+    const w = Math.max(...rows.map((r) => r.name.length), 5);
+    const lines = [`${"layer".padEnd(w)}  configs  max rel error  kinks skipped  result`];
+    for (const r of rows) {
+      lines.push(`${r.name.padEnd(w)}  ${String(r.configs).padStart(7)}  ${r.maxRelError.toExponential(2).padStart(13)}  ${String(r.skippedKinks).padStart(13)}  ${r.ok ? "ok" : "FAIL"}`);
+    }
+    lines.push("", ok ? `all ${rows.length} checks pass (max relative error ≤ ${tolerance})` : `FAILED: ${rows.filter((r) => !r.ok).map((r) => r.name).join(", ")} exceed ${tolerance}`);
+    process.stdout.write(lines.join("\n") + "\n");
+    return ok ? 0 : 1;
+  },
+};

@@ -1,0 +1,27 @@
+// handprop's public API. The core (nd, nn, kernels) has no runtime dependencies.
+
+export { NDArray, type DType, type TypedArray, type Nested } from "./nd/ndarray.ts";
+export * from "./nd/ops.ts";
+export { RandomState, type RandomStateState } from "./nd/random.ts";
+export { convolve2d, correlate2d, type ConvMode } from "./nd/signal.ts";
+export { formatArray, pyRepr } from "./nd/format.ts";
+export { logCR } from "./nd/log.ts";
+
+export { Layer, ShapeError, type Param, type LayerConfig, type ForwardOptions } from "./nn/layer.ts";
+export { Conv2D, samePadding, type Conv2DOptions, type Conv2DPadding } from "./nn/conv.ts";
+export { Dense, type DenseOptions } from "./nn/dense.ts";
+export { Flatten } from "./nn/flatten.ts";
+export { MaxPool2D, AvgPool2D, GlobalAvgPool2D, type Pool2DOptions, type AvgPool2DOptions } from "./nn/pool.ts";
+export { Dropout, type DropoutOptions } from "./nn/dropout.ts";
+export { BatchNorm1D, BatchNorm2D, type BatchNormOptions } from "./nn/batchnorm.ts";
+export { ReLU, LeakyReLU, Tanh, Sigmoid, Softmax, sigmoid, type LeakyReLUOptions, type SoftmaxOptions } from "./nn/activations.ts";
+export * from "./nn/losses.ts";
+export * from "./nn/optim.ts";
+export * from "./nn/schedules.ts";
+export { initialize, type InitName } from "./nn/init.ts";
+export { Sequential, TrainingError, type FitOptions, type History, type Logs, type Callbacks } from "./nn/sequential.ts";
+export { layerFromConfig, sequentialFromConfig, LAYER_TYPES } from "./nn/registry.ts";
+export { gradcheck, relError, type GradcheckOptions, type GradcheckResult } from "./nn/gradcheck.ts";
+export { runGradcheckSuite, summarize } from "./nn/checks.ts";
+export { runArticle, articleReport, type ArticleResult, type ArticleOptions } from "./examples/article.ts";
+export { runArticleWithLayers, articleModel } from "./examples/article-layers.ts";

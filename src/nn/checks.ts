@@ -1,0 +1,236 @@
+// The gradient-check suite behind `handprop gradcheck` and test/gradcheck.test.ts: every layer, loss
+// and a small full model, each over randomized configurations (kernel sizes, strides, paddings,
+// dilations, channels, batch sizes) drawn from a seeded RandomState. All checks run in float64.
+
+import { NDArray } from "../nd/ndarray.ts";
+import { RandomState } from "../nd/random.ts";
+import { Conv2D, type Conv2DOptions } from "./conv.ts";
+import { Dense } from "./dense.ts";
+import { Flatten } from "./flatten.ts";
+import { AvgPool2D, GlobalAvgPool2D, MaxPool2D } from "./pool.ts";
+import { Dropout } from "./dropout.ts";
+import { BatchNorm1D, BatchNorm2D } from "./batchnorm.ts";
+import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "./activations.ts";
+import { BinaryCrossEntropy, MSE, SoftmaxCrossEntropy, gradcheckLoss } from "./losses.ts";
+import { Sequential } from "./sequential.ts";
+import { gradcheck, type GradcheckResult } from "./gradcheck.ts";
+import type { Layer } from "./layer.ts";
+
+export interface SuiteCheck {
+  /** Layer, loss or model type, e.g. "Conv2D". */
+  name: string;
+  /** One line per configuration, e.g. "k=3x2 s=2 p=same d=1 N=2 C=3→2". */
+  config: string;
+  result: GradcheckResult;
+}
+
+export interface SuiteSummary {
+  name: string;
+  configs: number;
+  maxRelError: number;
+  skippedKinks: number;
+  ok: boolean;
+}
+
+export interface SuiteOptions {
+  seed?: number;
+  /** Randomized configurations per layer type (default 6). */
+  configsPerLayer?: number;
+  tolerance?: number;
+}
+
+const int = (rng: RandomState, lo: number, hi: number): number => lo + Math.floor(rng.nextDouble() * (hi - lo + 1));
+const pick = <T>(rng: RandomState, xs: readonly T[]): T => xs[Math.floor(rng.nextDouble() * xs.length)];
+
+function randn(rng: RandomState, shape: number[]): NDArray {
+  const x = new NDArray(new Float64Array(shape.reduce((a, b) => a * b, 1)), shape);
+  for (let i = 0; i < x.size; i++) x.data[i] = rng.standardNormal();
+  return x;
+}
+
+/** Inputs kept at least 0.05 away from 0, where ReLU-like kinks sit. */
+function awayFromZero(rng: RandomState, shape: number[]): NDArray {
+  const x = randn(rng, shape);
+  for (let i = 0; i < x.size; i++) x.data[i] = Math.sign(x.data[i] || 1) * (0.05 + Math.abs(x.data[i]));
+  return x;
+}
+
+/** Distinct values at least 0.01 apart (a shuffled ramp), so a ±h step never changes a max-pool argmax. */
+function distinct(rng: RandomState, shape: number[]): NDArray {
+  const x = new NDArray(new Float64Array(shape.reduce((a, b) => a * b, 1)), shape);
+  const perm = rng.permutation(x.size);
+  for (let i = 0; i < x.size; i++) x.data[i] = (perm[i] - x.size / 2) * 0.05;
+  return x;
+}
+
+function fmtPad(p: Conv2DOptions["padding"]): string {
+  return Array.isArray(p) ? `[${p.join(",")}]` : String(p);
+}
+
+/** Run every check; `onResult` sees each as it finishes (for progress output). */
+export function runGradcheckSuite(opts: SuiteOptions = {}, onResult?: (c: SuiteCheck) => void): SuiteCheck[] {
+  const rng = new RandomState(opts.seed ?? 0);
+  const n = opts.configsPerLayer ?? 6;
+  const tolerance = opts.tolerance ?? 1e-6;
+  const out: SuiteCheck[] = [];
+  const record = (name: string, config: string, result: GradcheckResult) => {
+    const c = { name, config, result: { ...result, name } };
+    out.push(c);
+    onResult?.(c);
+  };
+  const layerCheck = (name: string, config: string, layer: Layer, x: NDArray, training = true) => {
+    record(name, config, gradcheck(layer, x, { seed: int(rng, 0, 1e6), tolerance, training }));
+  };
+
+  for (let i = 0; i < n; i++) {
+    const kh = int(rng, 1, 4);
+    const kw = int(rng, 1, 4);
+    const stride = int(rng, 1, 3);
+    const dilation = int(rng, 1, 2);
+    const padding = pick<Conv2DOptions["padding"]>(rng, [0, 1, 2, [1, 0], "same", "valid"]);
+    const N = int(rng, 1, 3);
+    const C = int(rng, 1, 3);
+    const O = int(rng, 1, 3);
+    const H = dilation * (kh - 1) + 1 + int(rng, 0, 4);
+    const W = dilation * (kw - 1) + 1 + int(rng, 0, 4);
+    const bias = rng.nextDouble() < 0.7;
+    const layer = new Conv2D({ inChannels: C, outChannels: O, kernelSize: [kh, kw], stride, padding, dilation, bias, rng, dtype: "float64" });
+    layerCheck("Conv2D", `k=${kh}x${kw} s=${stride} p=${fmtPad(padding)} d=${dilation} N=${N} C=${C}→${O} ${H}x${W}${bias ? "" : " nobias"}`, layer, randn(rng, [N, C, H, W]));
+  }
+  for (let i = 0; i < n; i++) {
+    const k = int(rng, 1, 3);
+    const stride = int(rng, 1, 3);
+    const padding = int(rng, 0, Math.floor(k / 2));
+    const N = int(rng, 1, 3);
+    const C = int(rng, 1, 3);
+    const H = k + int(rng, 0, 4);
+    const W = k + int(rng, 0, 4);
+    const cfg = `k=${k} s=${stride} p=${padding} N=${N} C=${C} ${H}x${W}`;
+    layerCheck("MaxPool2D", cfg, new MaxPool2D({ kernelSize: k, stride, padding }), distinct(rng, [N, C, H, W]));
+    layerCheck("AvgPool2D", cfg, new AvgPool2D({ kernelSize: k, stride, padding }), randn(rng, [N, C, H, W]));
+  }
+  for (let i = 0; i < Math.max(2, n / 2); i++) {
+    const N = int(rng, 1, 3);
+    const C = int(rng, 1, 3);
+    const H = int(rng, 1, 5);
+    const W = int(rng, 1, 5);
+    layerCheck("GlobalAvgPool2D", `N=${N} C=${C} ${H}x${W}`, new GlobalAvgPool2D(), randn(rng, [N, C, H, W]));
+    layerCheck("Flatten", `N=${N} C=${C} ${H}x${W}`, new Flatten(), randn(rng, [N, C, H, W]));
+  }
+  for (let i = 0; i < n; i++) {
+    const N = int(rng, 1, 4);
+    const F = int(rng, 1, 6);
+    const O = int(rng, 1, 5);
+    const bias = rng.nextDouble() < 0.7;
+    layerCheck("Dense", `N=${N} ${F}→${O}${bias ? "" : " nobias"}`, new Dense({ inFeatures: F, outFeatures: O, bias, rng, dtype: "float64" }), randn(rng, [N, F]));
+  }
+  for (let i = 0; i < Math.max(2, n / 2); i++) {
+    const N = int(rng, 1, 3);
+    const shape = [N, int(rng, 1, 3), int(rng, 1, 4), int(rng, 1, 4)];
+    const rate = pick(rng, [0.1, 0.3, 0.5]);
+    const drop = new Dropout({ rate, seed: int(rng, 0, 1e6) });
+    const x = randn(rng, shape);
+    drop.forward(x, { training: true });
+    drop.freeze = true; // the check re-runs forward: it must see the same mask
+    layerCheck("Dropout", `rate=${rate} ${shape.join("x")}`, drop, x);
+  }
+  for (let i = 0; i < Math.max(2, n / 2); i++) {
+    for (const training of [true, false]) {
+      // N ≥ 3: with two samples a normalised feature is ±1 whatever the input, its gradient ~1e-5,
+      // and finite differences drown in rounding.
+      const N = int(rng, 3, 5);
+      const C = int(rng, 1, 3);
+      const H = int(rng, 1, 3);
+      const W = int(rng, 1, 3);
+      const bn2 = new BatchNorm2D({ numFeatures: C });
+      const bn1 = new BatchNorm1D({ numFeatures: C });
+      randomizeAffine(bn2, rng);
+      randomizeAffine(bn1, rng);
+      const x2 = randn(rng, [N, C, H, W]);
+      const x1 = randn(rng, [N, C]);
+      if (!training) {
+        // give the running statistics values other than (0, 1)
+        bn2.forward(randn(rng, [N, C, H, W]), { training: true });
+        bn1.forward(randn(rng, [N, C]), { training: true });
+      }
+      const mode = training ? "train" : "eval";
+      layerCheck("BatchNorm2D", `${mode} N=${N} C=${C} ${H}x${W}`, bn2, x2, training);
+      layerCheck("BatchNorm1D", `${mode} N=${N} F=${C}`, bn1, x1, training);
+    }
+  }
+  for (let i = 0; i < Math.max(2, n / 2); i++) {
+    const shape = [int(rng, 1, 3), int(rng, 1, 5)];
+    const cfg = shape.join("x");
+    layerCheck("ReLU", cfg, new ReLU(), awayFromZero(rng, shape));
+    layerCheck("LeakyReLU", cfg, new LeakyReLU({ alpha: 0.1 }), awayFromZero(rng, shape));
+    layerCheck("Tanh", cfg, new Tanh(), randn(rng, shape));
+    layerCheck("Sigmoid", cfg, new Sigmoid(), randn(rng, shape));
+    layerCheck("Softmax", cfg, new Softmax(), randn(rng, shape));
+  }
+
+  // Losses: gradient of the scalar loss with respect to the prediction.
+  for (let i = 0; i < Math.max(2, n / 2); i++) {
+    const N = int(rng, 1, 4);
+    const K = int(rng, 2, 5);
+    const logits = randn(rng, [N, K]);
+    const labels = Array.from({ length: N }, () => int(rng, 0, K - 1));
+    const onehot = new NDArray(new Float64Array(N * K), [N, K]);
+    labels.forEach((l, r) => (onehot.data[r * K + l] = 1));
+    const cfg = `N=${N} K=${K}`;
+    record("SoftmaxCrossEntropy", `${cfg} labels`, gradcheckLoss(new SoftmaxCrossEntropy(), logits, labels, { tolerance }));
+    record("SoftmaxCrossEntropy", `${cfg} one-hot`, gradcheckLoss(new SoftmaxCrossEntropy(), logits, onehot, { tolerance }));
+    const target = randn(rng, [N, K]);
+    record("MSE", `${cfg} half_sum`, gradcheckLoss(new MSE({ reduction: "half_sum" }), logits, target, { tolerance }));
+    record("MSE", `${cfg} mean`, gradcheckLoss(new MSE({ reduction: "mean" }), logits, target, { tolerance }));
+    const probs = new NDArray(logits.data.map((v) => 1 / (1 + Math.exp(-v))), [N, K]);
+    const bits = new NDArray(logits.data.map(() => (rng.nextDouble() < 0.5 ? 0 : 1)), [N, K]);
+    record("BinaryCrossEntropy", `${cfg} probabilities`, gradcheckLoss(new BinaryCrossEntropy(), probs, bits, { tolerance }));
+    record("BinaryCrossEntropy", `${cfg} logits`, gradcheckLoss(new BinaryCrossEntropy({ fromLogits: true }), logits, bits, { tolerance }));
+  }
+
+  // A small full model, end to end through every kind of layer.
+  for (let i = 0; i < 2; i++) {
+    const N = int(rng, 1, 3);
+    const model = new Sequential(
+      [
+        // No bias before batch norm: BN subtracts the mean, so that bias's true gradient is exactly 0
+        // and a finite difference of it is pure rounding noise.
+        new Conv2D({ inChannels: 1, outChannels: 2, kernelSize: 3, padding: "same", bias: false, rng }),
+        new BatchNorm2D({ numFeatures: 2 }),
+        new Tanh(),
+        new AvgPool2D({ kernelSize: 2 }),
+        new Conv2D({ inChannels: 2, outChannels: 3, kernelSize: 2, stride: 1, rng }),
+        new Sigmoid(),
+        new Flatten(),
+        new Dense({ inFeatures: 3 * 2 * 2, outFeatures: 4, rng }),
+        new Tanh(),
+        new Dense({ inFeatures: 4, outFeatures: 3, rng }),
+        new Softmax(),
+      ],
+      { inputShape: [1, 6, 6], seed: int(rng, 0, 1e6), dtype: "float64" },
+    );
+    record("Sequential", `conv-bn-tanh-avgpool-conv-sigmoid-dense-tanh-dense-softmax N=${N}`, gradcheck(model, randn(rng, [N, 1, 6, 6]), { seed: i, tolerance }));
+  }
+  return out;
+}
+
+function randomizeAffine(layer: Layer, rng: RandomState): void {
+  for (const p of layer.params()) {
+    if (!p.trainable) continue;
+    for (let i = 0; i < p.value.size; i++) p.value.data[i] = 0.5 + rng.nextDouble();
+  }
+}
+
+/** One row per layer/loss/model type: the worst configuration decides. */
+export function summarize(checks: SuiteCheck[]): SuiteSummary[] {
+  const byName = new Map<string, SuiteSummary>();
+  for (const c of checks) {
+    const s = byName.get(c.name) ?? { name: c.name, configs: 0, maxRelError: 0, skippedKinks: 0, ok: true };
+    s.configs++;
+    s.maxRelError = Math.max(s.maxRelError, c.result.maxRelError);
+    s.skippedKinks += c.result.tensors.reduce((a, t) => a + t.skippedKinks, 0);
+    s.ok &&= c.result.ok;
+    byName.set(c.name, s);
+  }
+  return [...byName.values()];
+}

@@ -1,0 +1,153 @@
+// The one interface every layer implements (ConvNetJS-style), and the small helpers they share.
+//
+// Conventions (docs/derivation.md §0):
+//   - tensors are NDArrays in NCHW (images) or NF (features); the batch axis is always first;
+//   - forward(x) caches exactly what backward needs; backward(dy) returns dx = ∂L/∂x and
+//     ACCUMULATES parameter gradients (grad += …), so zeroGrad() must run between steps;
+//   - backward never writes into dy: the gradient it receives belongs to the layer above;
+//   - outputs and dx live in buffers the layer reuses from batch to batch, so a returned array
+//     is valid until the same layer's next forward/backward. Copy it if you need to keep it.
+
+import { NDArray, allocate, formatShape, shapeSize, type DType } from "../nd/ndarray.ts";
+import type { RandomState } from "../nd/random.ts";
+
+export interface ForwardOptions {
+  /** Training mode: dropout drops, batch norm uses batch statistics and updates running ones. */
+  training?: boolean;
+}
+
+/** A trainable (or, with trainable=false, state-only) tensor and the gradient accumulated for it. */
+export interface Param {
+  name: string;
+  value: NDArray;
+  grad: NDArray;
+  /** False for state such as batch-norm running statistics: saved with the model, never stepped. */
+  trainable: boolean;
+}
+
+/** A serialisable layer description: `{type, ...options}`; `layerFromConfig` turns it back into a layer. */
+export interface LayerConfig {
+  type: string;
+  [option: string]: unknown;
+}
+
+/** A shape mismatch between what a layer expects and what it was given. */
+export class ShapeError extends RangeError {
+  override name = "ShapeError";
+}
+
+export abstract class Layer {
+  abstract readonly type: string;
+  /** Set by Sequential: the layer's position, used in error messages. */
+  index = -1;
+
+  /** y = f(x). Caches what backward needs when it will be called (always, unless training is false and nothing is cached). */
+  abstract forward(x: NDArray, opts?: ForwardOptions): NDArray;
+  /** Given dy = ∂L/∂y, return dx = ∂L/∂x and accumulate ∂L/∂θ into each param's grad. */
+  abstract backward(dy: NDArray): NDArray;
+  /** Shape of one output sample given the shape of one input sample (batch axis excluded). Throws ShapeError. */
+  abstract outputShape(inputShape: readonly number[]): number[];
+  /** Options that rebuild this layer (without its weights). */
+  abstract config(): LayerConfig;
+
+  params(): Param[] {
+    return [];
+  }
+
+  /** (Re)draw the initial weights from rng. Layers without weights ignore it. */
+  initialize(_rng: RandomState): void {
+    /* no weights */
+  }
+
+  /** Convert parameters, gradients and state to a dtype (float64 for gradient checks). */
+  setDtype(dtype: DType): void {
+    for (const p of this.params()) {
+      if (p.value.dtype !== dtype) {
+        p.value = p.value.astype(dtype);
+        p.grad = p.grad.astype(dtype);
+      }
+    }
+    this.onParamsReplaced();
+  }
+
+  /** Called after params' arrays were replaced (setDtype, loading) so a layer can refresh its references. */
+  protected onParamsReplaced(): void {
+    /* layers keeping direct references override this */
+  }
+
+  zeroGrad(): void {
+    for (const p of this.params()) p.grad.data.fill(0);
+  }
+
+  toJSON(): LayerConfig {
+    return this.config();
+  }
+
+  /** "layer 3 (Dense)" or "Dense" outside a model. */
+  describe(): string {
+    return this.index >= 0 ? `layer ${this.index} (${this.type})` : this.type;
+  }
+
+  /** Throw a ShapeError that names this layer and both shapes. */
+  protected shapeError(expected: string, actual: readonly number[]): never {
+    throw new ShapeError(`${this.describe()}: expected input of shape ${expected}, got ${formatShape(actual)}`);
+  }
+
+  /** Check a forward input's rank (and optionally trailing dims; null = any). */
+  protected expectInput(x: NDArray, dims: readonly (number | null)[], names: readonly string[]): void {
+    const ok = x.ndim === dims.length && dims.every((d, i) => d === null || x.shape[i] === d);
+    if (!ok) this.shapeError(`(${names.map((n, i) => (dims[i] === null ? n : String(dims[i]))).join(", ")})`, x.shape);
+  }
+
+  /** Check that dy has the shape of the last forward output. */
+  protected expectGrad(dy: NDArray, y: NDArray | null): void {
+    if (y === null) throw new Error(`${this.describe()}: backward called before forward`);
+    if (dy.shape.length !== y.shape.length || dy.shape.some((d, i) => d !== y.shape[i])) {
+      throw new ShapeError(`${this.describe()}: backward expected dy of shape ${formatShape(y.shape)} (the output's), got ${formatShape(dy.shape)}`);
+    }
+  }
+}
+
+/**
+ * Return `buf` if it already has this shape and dtype, else a fresh zeroed array. Layers keep their
+ * outputs and input gradients in such buffers so steady-state training allocates nothing.
+ */
+export function reuse(buf: NDArray | null, shape: readonly number[], dtype: DType): NDArray {
+  if (buf !== null && buf.dtype === dtype && buf.shape.length === shape.length && buf.shape.every((d, i) => d === shape[i])) return buf;
+  return new NDArray(allocate(dtype, shapeSize(shape)), shape);
+}
+
+/** A zeroed parameter with a gradient of the same shape. */
+export function makeParam(name: string, shape: readonly number[], dtype: DType = "float32", trainable = true): Param {
+  return {
+    name,
+    value: new NDArray(allocate(dtype, shapeSize(shape)), shape),
+    grad: new NDArray(allocate(dtype, shapeSize(shape)), shape),
+    trainable,
+  };
+}
+
+/** Validate an option: a positive integer. Errors are thrown when the layer is constructed. */
+export function positiveInt(layer: string, name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+    throw new RangeError(`${layer}: ${name} must be a positive integer, got ${String(v)}`);
+  }
+  return v;
+}
+
+export function nonNegativeInt(layer: string, name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
+    throw new RangeError(`${layer}: ${name} must be a non-negative integer, got ${String(v)}`);
+  }
+  return v;
+}
+
+/** A pair option given as n or [h, w]. */
+export function pair(layer: string, name: string, v: number | readonly [number, number], check: (l: string, n: string, x: unknown) => number): [number, number] {
+  if (typeof v === "number") {
+    const x = check(layer, name, v);
+    return [x, x];
+  }
+  if (!Array.isArray(v) || v.length !== 2) throw new RangeError(`${layer}: ${name} must be a number or [h, w], got ${JSON.stringify(v)}`);
+  return [check(layer, `${name}[0]`, v[0]), check(layer, `${name}[1]`, v[1])];
+}

@@ -1,0 +1,456 @@
+// Loss functions: a scalar L(pred, target) and its gradient ∂L/∂pred, the dy that starts backprop.
+//
+//   MSE, "half_sum":  L = ½ Σ_i (o_i − y_i)²            ∂L/∂o_i = o_i − y_i          (the article's cost)
+//   MSE, "mean":      L = (1/M) Σ_i (o_i − y_i)²        ∂L/∂o_i = 2(o_i − y_i)/M     (M = all elements)
+//   SoftmaxCrossEntropy on logits z (N, K), mean over the batch:
+//                     L = (1/N) Σ_n [logΣ_k e^(z_nk) · Σ_k t_nk − Σ_k t_nk z_nk]
+//                     ∂L/∂z_nk = (p_nk · Σ_j t_nj − t_nk) / N,   p = softmax(z)  (= (p − t)/N for one-hot t)
+//   BinaryCrossEntropy, mean over all M elements:
+//     probabilities:  L = −(1/M) Σ [t log p + (1 − t) log(1 − p)],  p clamped to [ε, 1 − ε], ε = 1e-7
+//                     ∂L/∂p = (p − t) / (p(1 − p)) / M inside the clamp, 0 where p was clamped
+//     logits:         L = (1/M) Σ [max(z, 0) − z·t + log(1 + e^(−|z|))]
+//                     ∂L/∂z = (σ(z) − t) / M
+//
+// forward caches what backward needs; backward returns ∂L/∂pred in a buffer reused from batch to
+// batch (pred's shape and dtype), valid until this loss's next forward/backward.
+// Sums run in float64 whatever pred's dtype.
+
+import { NDArray, allocate, formatShape } from "../nd/ndarray.ts";
+import { ShapeError, reuse } from "./layer.ts";
+import { sigmoid } from "./activations.ts";
+import { relError, type GradcheckResult, type TensorCheck } from "./gradcheck.ts";
+
+/** Targets: an NDArray (values or one-hot/probability rows) or integer class labels. */
+export type Target = NDArray | Int32Array | readonly number[];
+
+export interface LossConfig {
+  type: string;
+  [option: string]: unknown;
+}
+
+export abstract class Loss {
+  abstract readonly type: string;
+  /** L(pred, target), a mean or sum over the batch as documented per loss. Caches what backward needs. */
+  abstract forward(pred: NDArray, target: Target): number;
+  /** ∂L/∂pred for the last forward, in a reused buffer of pred's shape and dtype. */
+  abstract backward(): NDArray;
+  /** Options that rebuild this loss. */
+  abstract config(): LossConfig;
+
+  toJSON(): LossConfig {
+    return this.config();
+  }
+
+  protected notYet(): never {
+    throw new Error(`${this.type}: backward called before forward`);
+  }
+}
+
+function targetShape(t: Target): string {
+  return t instanceof NDArray ? formatShape(t.shape) : `(${t.length},)`;
+}
+
+/** A float64 scratch array of length n, reused when it already has that length. */
+function scratch(buf: Float64Array | null, n: number): Float64Array {
+  return buf !== null && buf.length === n ? buf : new Float64Array(n);
+}
+
+/**
+ * Elementwise targets for MSE/BCE: an NDArray of pred's exact shape, or (when `plainOk`) a plain
+ * array with one value per sample for pred of shape (N,) or (N, 1).
+ */
+function elementTargets(where: string, pred: NDArray, target: Target, plainOk: boolean): ArrayLike<number> {
+  if (target instanceof NDArray) {
+    if (target.ndim === pred.ndim && target.shape.every((d, i) => d === pred.shape[i])) return target.data;
+    const batch = target.shape[0] !== pred.shape[0] ? "batch size mismatch: " : "";
+    throw new ShapeError(`${where}: ${batch}targets must have pred's shape: pred ${formatShape(pred.shape)}, targets ${formatShape(target.shape)}`);
+  }
+  const perSample = pred.ndim === 1 || (pred.ndim === 2 && pred.shape[1] === 1);
+  if (!plainOk) {
+    throw new TypeError(`${where}: targets must be an NDArray of pred's shape ${formatShape(pred.shape)}, got a plain array of length ${target.length}`);
+  }
+  if (!perSample) {
+    throw new ShapeError(`${where}: a plain-array target needs one value per sample (pred (N,) or (N, 1)); pred is ${formatShape(pred.shape)}: pass an NDArray of that shape`);
+  }
+  if (target.length !== pred.shape[0]) {
+    throw new ShapeError(`${where}: batch size mismatch: pred ${formatShape(pred.shape)}, targets ${targetShape(target)}`);
+  }
+  return target;
+}
+
+// ---------------------------------------------------------------------------------------------
+// MSE
+
+export type MSEReduction = "half_sum" | "mean";
+
+export interface MSEOptions {
+  /** "mean" (default): mean of (o − y)² over all elements. "half_sum": ½ Σ (o − y)², the article's cost. */
+  reduction?: MSEReduction;
+}
+
+export class MSE extends Loss {
+  readonly type = "MSE";
+  readonly reduction: MSEReduction;
+  private diff: Float64Array | null = null; // o − y: all backward needs
+  private pred: NDArray | null = null;
+  private grad: NDArray | null = null;
+
+  constructor(opts: MSEOptions = {}) {
+    super();
+    const r = opts.reduction ?? "mean";
+    if (r !== "half_sum" && r !== "mean") throw new RangeError(`MSE: reduction must be "half_sum" or "mean", got ${JSON.stringify(r)}`);
+    this.reduction = r;
+  }
+
+  forward(pred: NDArray, target: Target): number {
+    const y = elementTargets("MSE", pred, target, false);
+    const o = pred.data;
+    const diff = (this.diff = scratch(this.diff, o.length));
+    let s = 0;
+    for (let i = 0; i < o.length; i++) {
+      const d = o[i] - y[i];
+      diff[i] = d;
+      s += d * d;
+    }
+    this.pred = pred;
+    // Σ(o − y)² · 0.5 in the article's order (sum first, then halve), so its cost matches bit for bit.
+    return this.reduction === "half_sum" ? s * 0.5 : s / o.length;
+  }
+
+  // Backward: half_sum  ∂L/∂o = o − y;   mean  ∂L/∂o = 2(o − y)/M
+  backward(): NDArray {
+    if (this.pred === null || this.diff === null) this.notYet();
+    const dPred = (this.grad = reuse(this.grad, this.pred.shape, this.pred.dtype));
+    const diff = this.diff;
+    const g = dPred.data;
+    if (this.reduction === "half_sum") {
+      for (let i = 0; i < g.length; i++) g[i] = diff[i];
+    } else {
+      const scale = 2 / g.length;
+      for (let i = 0; i < g.length; i++) g[i] = scale * diff[i];
+    }
+    return dPred;
+  }
+
+  config(): LossConfig {
+    return { type: this.type, reduction: this.reduction };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax cross-entropy
+
+/** Row-wise softmax of logits (N, K) into out (same shape), with the max subtracted; returns log Σ e^z per row via `lse`. */
+function softmaxRows(z: ArrayLike<number>, N: number, K: number, out: { [i: number]: number }, lse: Float64Array | null): void {
+  for (let n = 0; n < N; n++) {
+    const row = n * K;
+    let m = -Infinity;
+    for (let k = 0; k < K; k++) if (z[row + k] > m) m = z[row + k];
+    let s = 0;
+    for (let k = 0; k < K; k++) s += Math.exp(z[row + k] - m);
+    for (let k = 0; k < K; k++) out[row + k] = Math.exp(z[row + k] - m) / s;
+    if (lse) lse[n] = m + Math.log(s); // log Σ_k e^(z_k) = m + log Σ_k e^(z_k − m)
+  }
+}
+
+/** Validated integer labels (length N, each in [0, K)) or null for a one-hot/probability target. */
+function labelsOrNull(where: string, target: Target, N: number, K: number, logitsShape: readonly number[]): ArrayLike<number> | null {
+  let labels: ArrayLike<number>;
+  if (target instanceof NDArray) {
+    if (target.ndim === 2) {
+      if (target.shape[0] !== N) throw new ShapeError(`${where}: batch size mismatch: logits ${formatShape(logitsShape)}, targets ${formatShape(target.shape)}`);
+      if (target.shape[1] !== K) {
+        throw new ShapeError(`${where}: one-hot/probability targets must have shape (${N}, ${K}) like the logits, got ${formatShape(target.shape)}`);
+      }
+      return null;
+    }
+    if (target.ndim !== 1) {
+      throw new ShapeError(`${where}: targets must be integer labels (N,) or one-hot rows (N, K); logits ${formatShape(logitsShape)}, targets ${formatShape(target.shape)}`);
+    }
+    labels = target.data;
+  } else {
+    labels = target;
+  }
+  if (labels.length !== N) throw new ShapeError(`${where}: batch size mismatch: logits ${formatShape(logitsShape)}, targets ${targetShape(target)}`);
+  for (let n = 0; n < N; n++) {
+    const c = labels[n];
+    if (!Number.isInteger(c)) throw new RangeError(`${where}: label of sample ${n} is ${c}, not an integer class index`);
+    if (c < 0 || c >= K) throw new RangeError(`${where}: label of sample ${n} is ${c}, outside [0, ${K}) for ${K} classes`);
+  }
+  return labels;
+}
+
+function expectLogits(where: string, pred: NDArray): [number, number] {
+  if (pred.ndim !== 2 || pred.shape[1] < 1) throw new ShapeError(`${where}: expected logits of shape (N, K), got ${formatShape(pred.shape)}`);
+  return [pred.shape[0], pred.shape[1]];
+}
+
+export class SoftmaxCrossEntropy extends Loss {
+  readonly type = "SoftmaxCrossEntropy";
+  private probs: NDArray | null = null; // softmax(z): backward's p, and probabilities()
+  private lse: Float64Array | null = null;
+  private labels: Int32Array | null = null; // a copy: the caller's target buffer may be refilled
+  private targetRows: Float64Array | null = null; // copy of one-hot/probability rows
+  private oneHot = false;
+  private grad: NDArray | null = null;
+
+  /** Row-wise softmax of logits (N, K), max-subtracted; a new array of the logits' dtype. */
+  static softmax(logits: NDArray): NDArray {
+    const [N, K] = expectLogits("SoftmaxCrossEntropy.softmax", logits);
+    const out = new NDArray(allocate(logits.dtype, N * K), [N, K]);
+    softmaxRows(logits.data, N, K, out.data, null);
+    return out;
+  }
+
+  forward(pred: NDArray, target: Target): number {
+    const [N, K] = expectLogits(this.type, pred);
+    const labels = labelsOrNull(this.type, target, N, K, pred.shape);
+    const p = (this.probs = reuse(this.probs, [N, K], pred.dtype));
+    const lse = (this.lse = scratch(this.lse, N));
+    const z = pred.data;
+    softmaxRows(z, N, K, p.data, lse);
+    let total = 0;
+    if (labels !== null) {
+      // −log softmax(z)[c] = log Σ_k e^(z_k) − z_c
+      const copy = (this.labels = this.labels?.length === N ? this.labels : new Int32Array(N));
+      for (let n = 0; n < N; n++) {
+        copy[n] = labels[n];
+        total += lse[n] - z[n * K + labels[n]];
+      }
+      this.oneHot = false;
+    } else {
+      // −Σ_k t_k log softmax(z)_k = Σ_k t_k (log Σ_j e^(z_j) − z_k)
+      const t = (target as NDArray).data;
+      const rows = (this.targetRows = scratch(this.targetRows, N * K));
+      for (let n = 0; n < N; n++) {
+        for (let k = 0; k < K; k++) {
+          const tk = t[n * K + k];
+          rows[n * K + k] = tk;
+          if (tk !== 0) total += tk * (lse[n] - z[n * K + k]);
+        }
+      }
+      this.oneHot = true;
+    }
+    return total / N;
+  }
+
+  // Backward: ∂L/∂z_nk = (p_nk − [k = c_n]) / N for labels;
+  //           ∂L/∂z_nk = (p_nk · Σ_j t_nj − t_nk) / N for rows t (= (p − t)/N when rows sum to 1).
+  backward(): NDArray {
+    if (this.probs === null) this.notYet();
+    const [N, K] = this.probs.shape;
+    const dz = (this.grad = reuse(this.grad, [N, K], this.probs.dtype));
+    const p = this.probs.data;
+    const g = dz.data;
+    if (!this.oneHot) {
+      const labels = this.labels!;
+      for (let i = 0; i < g.length; i++) g[i] = p[i] / N;
+      for (let n = 0; n < N; n++) g[n * K + labels[n]] = (p[n * K + labels[n]] - 1) / N;
+    } else {
+      const t = this.targetRows!;
+      for (let n = 0; n < N; n++) {
+        let mass = 0;
+        for (let k = 0; k < K; k++) mass += t[n * K + k];
+        for (let k = 0; k < K; k++) g[n * K + k] = (p[n * K + k] * mass - t[n * K + k]) / N;
+      }
+    }
+    return dz;
+  }
+
+  /** softmax(z) of the last forward (reused buffer, shape (N, K)). */
+  probabilities(): NDArray {
+    if (this.probs === null) throw new Error(`${this.type}: probabilities() called before forward`);
+    return this.probs;
+  }
+
+  config(): LossConfig {
+    return { type: this.type };
+  }
+}
+
+/** Class predictions: argmax over each row of logits (N, K) (first index on ties). */
+export function argmaxRows(logits: NDArray): Int32Array {
+  const [N, K] = expectLogits("argmaxRows", logits);
+  const out = new Int32Array(N);
+  const z = logits.data;
+  for (let n = 0; n < N; n++) {
+    let best = 0;
+    for (let k = 1; k < K; k++) if (z[n * K + k] > z[n * K + best]) best = k;
+    out[n] = best;
+  }
+  return out;
+}
+
+/** Fraction of rows whose argmax matches the label (labels, or one-hot rows whose argmax is the label). */
+export function accuracy(logits: NDArray, labels: Target): number {
+  const [N, K] = expectLogits("accuracy", logits);
+  const given = labelsOrNull("accuracy", labels, N, K, logits.shape);
+  const truth = given ?? argmaxRows(labels as NDArray);
+  const predicted = argmaxRows(logits);
+  let correct = 0;
+  for (let n = 0; n < N; n++) if (predicted[n] === truth[n]) correct++;
+  return N === 0 ? 0 : correct / N;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary cross-entropy
+
+/** Probabilities are clamped to [BCE_EPS, 1 − BCE_EPS] so log never sees 0 (Keras' epsilon). */
+export const BCE_EPS = 1e-7;
+
+export interface BinaryCrossEntropyOptions {
+  /** pred holds logits z (σ applied inside, stably) instead of probabilities (default false). */
+  fromLogits?: boolean;
+}
+
+export class BinaryCrossEntropy extends Loss {
+  readonly type = "BinaryCrossEntropy";
+  readonly fromLogits: boolean;
+  private p: Float64Array | null = null; // σ(z) for logits, the unclamped p otherwise
+  private t: Float64Array | null = null;
+  private pred: NDArray | null = null;
+  private grad: NDArray | null = null;
+
+  constructor(opts: BinaryCrossEntropyOptions = {}) {
+    super();
+    const f = opts.fromLogits ?? false;
+    if (typeof f !== "boolean") throw new TypeError(`BinaryCrossEntropy: fromLogits must be a boolean, got ${String(f)}`);
+    this.fromLogits = f;
+  }
+
+  forward(pred: NDArray, target: Target): number {
+    if (pred.ndim < 1) throw new ShapeError(`${this.type}: pred needs a batch axis, got shape ${formatShape(pred.shape)}`);
+    const tgt = elementTargets(this.type, pred, target, true);
+    const M = pred.size;
+    const x = pred.data;
+    const p = (this.p = scratch(this.p, M));
+    const t = (this.t = scratch(this.t, M));
+    let total = 0;
+    for (let i = 0; i < M; i++) {
+      const ti = tgt[i];
+      if (!(ti >= 0 && ti <= 1)) throw new RangeError(`${this.type}: targets must lie in [0, 1]; element ${i} is ${ti}`);
+      t[i] = ti;
+    }
+    if (this.fromLogits) {
+      for (let i = 0; i < M; i++) {
+        const z = x[i];
+        // max(z, 0) − z·t + log(1 + e^(−|z|)): equal to −[t log σ(z) + (1 − t) log(1 − σ(z))], and e^(−|z|) ≤ 1.
+        total += Math.max(z, 0) - z * t[i] + Math.log1p(Math.exp(-Math.abs(z)));
+        p[i] = sigmoid(z);
+      }
+    } else {
+      for (let i = 0; i < M; i++) {
+        const pi = x[i];
+        if (Number.isNaN(pi)) throw new RangeError(`${this.type}: prediction ${i} is NaN`);
+        p[i] = pi;
+        const pc = Math.min(Math.max(pi, BCE_EPS), 1 - BCE_EPS);
+        total -= t[i] * Math.log(pc) + (1 - t[i]) * Math.log(1 - pc);
+      }
+    }
+    this.pred = pred;
+    return total / M;
+  }
+
+  // Backward: logits         ∂L/∂z = (σ(z) − t) / M
+  //           probabilities  ∂L/∂p = (p − t) / (p(1 − p)) / M for ε ≤ p ≤ 1 − ε, else 0 (the clamp is flat there)
+  backward(): NDArray {
+    if (this.pred === null || this.p === null || this.t === null) this.notYet();
+    const dPred = (this.grad = reuse(this.grad, this.pred.shape, this.pred.dtype));
+    const g = dPred.data;
+    const p = this.p;
+    const t = this.t;
+    const M = g.length;
+    if (this.fromLogits) {
+      for (let i = 0; i < M; i++) g[i] = (p[i] - t[i]) / M;
+    } else {
+      for (let i = 0; i < M; i++) {
+        const pi = p[i];
+        g[i] = pi < BCE_EPS || pi > 1 - BCE_EPS ? 0 : (pi - t[i]) / (pi * (1 - pi)) / M;
+      }
+    }
+    return dPred;
+  }
+
+  config(): LossConfig {
+    return { type: this.type, fromLogits: this.fromLogits };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Rebuild a loss from its config(). */
+export function lossFromConfig(config: LossConfig): Loss {
+  switch (config.type) {
+    case "MSE":
+      return new MSE({ reduction: config.reduction as MSEReduction | undefined });
+    case "SoftmaxCrossEntropy":
+      return new SoftmaxCrossEntropy();
+    case "BinaryCrossEntropy":
+      return new BinaryCrossEntropy({ fromLogits: config.fromLogits as boolean | undefined });
+    default:
+      throw new RangeError(`unknown loss type ${JSON.stringify(config.type)} (expected MSE, SoftmaxCrossEntropy or BinaryCrossEntropy)`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradient check
+
+export interface GradcheckLossOptions {
+  /** Step h (default 1e-4). */
+  eps?: number;
+  /** Pass threshold on the max relative error (default 1e-6). */
+  tolerance?: number;
+  /** Check at most this many coordinates of pred, evenly spaced (default: all). */
+  maxPerTensor?: number;
+}
+
+/**
+ * Check loss.backward() against finite differences of loss.forward at pred (converted to float64),
+ * with the same scheme as gradcheck: central differences with Richardson extrapolation
+ *     D(h) = (L(u+h) − L(u−h)) / 2h,   n = (4·D(h/2) − D(h)) / 3,
+ * error |a − n| / max(|a|, |n|, 1e-8), and coordinates whose ±h step crosses a kink (BCE's clamp)
+ * skipped and counted.
+ * Conditioning: the differences are of the scalar L, whose rounding (≈ 1e-16·|L|) is divided by h,
+ * so a component much smaller than 1e-16·|L|/h·1e6 — e.g. p/N for a class with softmax p ≈ 1e-6 —
+ * cannot be resolved to 1e-6 relative. Check at inputs of moderate spread.
+ */
+export function gradcheckLoss(loss: Loss, pred: NDArray, target: Target, options: GradcheckLossOptions = {}): GradcheckResult {
+  const h = options.eps ?? 1e-4;
+  const tolerance = options.tolerance ?? 1e-6;
+  const x = pred.astype("float64");
+  loss.forward(x, target);
+  const analytic = loss.backward().data.slice();
+  const data = x.data;
+
+  const central = (i: number, step: number): number => {
+    const orig = data[i];
+    data[i] = orig + step;
+    const lp = loss.forward(x, target);
+    data[i] = orig - step;
+    const lm = loss.forward(x, target);
+    data[i] = orig;
+    return (lp - lm) / (2 * step);
+  };
+
+  let idx = Array.from({ length: data.length }, (_, i) => i);
+  if (options.maxPerTensor !== undefined && idx.length > options.maxPerTensor) {
+    const every = idx.length / options.maxPerTensor;
+    idx = Array.from({ length: options.maxPerTensor }, (_, j) => Math.floor(j * every));
+  }
+  let maxRel = 0;
+  let skipped = 0;
+  for (const i of idx) {
+    const d1 = central(i, h);
+    const d2 = central(i, h / 2);
+    if (Math.abs(d1 - d2) > 1e-4 * Math.max(Math.abs(d1), Math.abs(d2), 1e-2)) {
+      skipped++;
+      continue;
+    }
+    const n = (4 * d2 - d1) / 3;
+    const e = relError(analytic[i], n);
+    if (e > maxRel || Number.isNaN(e)) maxRel = Number.isNaN(e) ? Infinity : e;
+  }
+  const check: TensorCheck = { tensor: "pred", maxRelError: maxRel, checked: idx.length - skipped, skippedKinks: skipped };
+  const kinky = skipped > 0.1 * idx.length;
+  return { name: loss.type, maxRelError: maxRel, ok: maxRel <= tolerance && !kinky, tensors: [check] };
+}

@@ -1,0 +1,53 @@
+// Layer configs back to layers: the inverse of Layer.config(), used to rebuild saved models.
+
+import { Conv2D, type Conv2DOptions } from "./conv.ts";
+import { Dense, type DenseOptions } from "./dense.ts";
+import { Flatten } from "./flatten.ts";
+import { AvgPool2D, GlobalAvgPool2D, MaxPool2D, type AvgPool2DOptions, type Pool2DOptions } from "./pool.ts";
+import { Dropout, type DropoutOptions } from "./dropout.ts";
+import { BatchNorm1D, BatchNorm2D, type BatchNormOptions } from "./batchnorm.ts";
+import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, type LeakyReLUOptions, type SoftmaxOptions } from "./activations.ts";
+import type { Layer, LayerConfig } from "./layer.ts";
+import { Sequential } from "./sequential.ts";
+
+type Factory = (config: LayerConfig) => Layer;
+
+const factories: Record<string, Factory> = {
+  Conv2D: (c) => new Conv2D(c as unknown as Conv2DOptions),
+  Dense: (c) => new Dense(c as unknown as DenseOptions),
+  Flatten: () => new Flatten(),
+  MaxPool2D: (c) => new MaxPool2D(c as unknown as Pool2DOptions),
+  AvgPool2D: (c) => new AvgPool2D(c as unknown as AvgPool2DOptions),
+  GlobalAvgPool2D: () => new GlobalAvgPool2D(),
+  Dropout: (c) => new Dropout(c as unknown as DropoutOptions),
+  BatchNorm2D: (c) => new BatchNorm2D(c as unknown as BatchNormOptions),
+  BatchNorm1D: (c) => new BatchNorm1D(c as unknown as BatchNormOptions),
+  ReLU: () => new ReLU(),
+  LeakyReLU: (c) => new LeakyReLU(c as unknown as LeakyReLUOptions),
+  Tanh: () => new Tanh(),
+  Sigmoid: () => new Sigmoid(),
+  Softmax: (c) => new Softmax(c as unknown as SoftmaxOptions),
+};
+
+export const LAYER_TYPES: readonly string[] = Object.keys(factories);
+
+/** Build a layer from its config ({type, ...options}); unknown types are named in the error. */
+export function layerFromConfig(config: LayerConfig, where = "layer"): Layer {
+  if (typeof config !== "object" || typeof config.type !== "string") {
+    throw new TypeError(`${where}: a layer config must be an object with a string "type", got ${JSON.stringify(config)}`);
+  }
+  const make = Object.hasOwn(factories, config.type) ? factories[config.type] : undefined;
+  if (!make) throw new TypeError(`${where}: unknown layer type "${config.type}" (known: ${LAYER_TYPES.join(", ")})`);
+  try {
+    return make(config);
+  } catch (e) {
+    throw new TypeError(`${where} (${config.type}): ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Rebuild a Sequential model (weights freshly initialised) from Sequential.config(). */
+export function sequentialFromConfig(config: { name?: string; inputShape?: number[] | null; layers: LayerConfig[] }): Sequential {
+  if (!Array.isArray(config.layers)) throw new TypeError('model config: "layers" must be an array');
+  const layers = config.layers.map((c, i) => layerFromConfig(c, `layer ${i}`));
+  return new Sequential(layers, { ...(config.name ? { name: config.name } : {}), ...(config.inputShape ? { inputShape: config.inputShape } : {}) });
+}

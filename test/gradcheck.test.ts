@@ -1,0 +1,44 @@
+// The same suite `handprop gradcheck` runs: every layer, loss and a small model, float64, ≤ 1e-6.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { runGradcheckSuite, summarize } from "../src/nn/checks.ts";
+import { gradcheck } from "../src/nn/gradcheck.ts";
+import { Dense } from "../src/nn/dense.ts";
+import { NDArray } from "../src/nd/ndarray.ts";
+
+test("every layer, loss and the small model pass the gradient check at ≤ 1e-6 (two seeds)", () => {
+  for (const seed of [0, 1]) {
+    const rows = summarize(runGradcheckSuite({ seed }));
+    for (const r of rows) assert.ok(r.ok, `seed ${seed}: ${r.name} max rel error ${r.maxRelError.toExponential(2)}, ${r.skippedKinks} kinks skipped`);
+    const names = rows.map((r) => r.name);
+    for (const n of ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dense", "Dropout", "BatchNorm2D", "BatchNorm1D",
+      "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "MSE", "BinaryCrossEntropy", "Sequential"]) {
+      assert.ok(names.includes(n), `suite covers ${n}`);
+    }
+  }
+});
+
+test("gradcheck catches a wrong backward", () => {
+  class BrokenDense extends Dense {
+    override backward(dy: NDArray): NDArray {
+      const dx = super.backward(dy);
+      this.weight.grad.data[0] *= 1.001; // a 0.1% error in one weight gradient
+      return dx;
+    }
+  }
+  const layer = new BrokenDense({ inFeatures: 3, outFeatures: 2 });
+  const r = gradcheck(layer, new NDArray(Float64Array.from([0.5, -1, 2, 1, 0.25, -0.75]), [2, 3]));
+  assert.equal(r.ok, false);
+  assert.ok(r.maxRelError > 1e-4 && r.maxRelError < 1e-2, String(r.maxRelError));
+});
+
+test("handprop gradcheck --json prints {ok, checks: [{name, maxRelError, ok}]}", () => {
+  const bin = new URL("../bin/handprop.mjs", import.meta.url).pathname;
+  const r = spawnSync(process.execPath, [bin, "gradcheck", "--json", "--configs", "2"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; maxRelError: number; ok: boolean }[] };
+  assert.equal(j.ok, true);
+  assert.ok(j.checks.length >= 18);
+  for (const c of j.checks) assert.equal(typeof c.maxRelError, "number");
+});

@@ -23,7 +23,7 @@ function maxRel(a: ArticleResult, b: ArticleResult): number {
 }
 
 test("the article's report is printed exactly as NumPy printed it", () => {
-  const expected = readFileSync(new URL("../../shared/seed/article_output.txt", import.meta.url), "utf8");
+  const expected = readFileSync(new URL("./fixtures/article_output.txt", import.meta.url), "utf8");
   assert.equal(articleReport(runArticle()) + "\n", expected.replace(/\n+$/, "\n"));
 });
 

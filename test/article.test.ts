@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { articleReport, runArticle, type ArticleResult } from "../src/examples/article.ts";
 import { runArticleWithLayers } from "../src/examples/article-layers.ts";
+import { runArticleFast } from "../src/examples/article-fast.ts";
 import { loadFixture } from "./helpers.ts";
 
 interface Case extends ArticleResult {
@@ -40,5 +41,12 @@ test("the network rebuilt from Conv2D/Tanh/Flatten/Dense/Sigmoid + MSE + SGD mat
     const lib = runArticleWithLayers({ seed: c.seed, epochs: c.epochs, lr: c.lr });
     const d = maxRel(lib, c);
     assert.ok(d <= 1e-9, `seed ${c.seed} epochs ${c.epochs}: layers vs NumPy max rel diff ${d}`);
+  }
+});
+
+test("the unrolled scalar version (article-fast.ts) is bit-identical to the step-by-step one", () => {
+  for (const c of cases) {
+    const opts = { seed: c.seed, epochs: c.epochs, lr: c.lr };
+    assert.deepEqual(runArticleFast(opts), runArticle(opts), `seed ${c.seed} epochs ${c.epochs} lr ${c.lr}`);
   }
 });

@@ -85,9 +85,10 @@ export async function tfjsLeNet(backend: "cpu" | "wasm"): Promise<LeNetRunner> {
 export async function tfjsConv(backend: "cpu" | "wasm", N: number, C: number, O: number, H: number, W: number): Promise<ConvRunner> {
   const { tf } = await loadTf(backend);
   type T4 = import("@tensorflow/tfjs-core").Tensor4D;
-  const x = tf.randomNormal([N, H, W, C], 0, 1, "float32", 1) as T4;
-  const w = tf.randomNormal([3, 3, C, O], 0, 0.1, "float32", 2) as T4;
-  const dy = tf.randomNormal([N, H, W, O], 0, 1, "float32", 3) as T4;
+  type R4 = import("@tensorflow/tfjs-core").Rank.R4;
+  const x = tf.randomNormal<R4>([N, H, W, C], 0, 1, "float32", 1);
+  const w = tf.randomNormal<R4>([3, 3, C, O], 0, 0.1, "float32", 2);
+  const dy = tf.randomNormal<R4>([N, H, W, O], 0, 1, "float32", 3);
   const grads = tf.grads((a, b) => tf.conv2d(a as T4, b as T4, 1, "same"));
   return {
     async forward() {

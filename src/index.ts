@@ -25,3 +25,15 @@ export { gradcheck, relError, type GradcheckOptions, type GradcheckResult } from
 export { runGradcheckSuite, summarize } from "./nn/checks.ts";
 export { runArticle, articleReport, type ArticleResult, type ArticleOptions } from "./examples/article.ts";
 export { runArticleWithLayers, articleModel } from "./examples/article-layers.ts";
+export {
+  toTfjsArtifacts,
+  saveTfjsModel,
+  fromTfjsArtifacts,
+  loadTfjsModel,
+  TfjsFormatError,
+  type TfjsArtifacts,
+  type TfjsModelJson,
+  type TfjsWeightSpec,
+  type TfjsExportOptions,
+} from "./io/tfjs.ts";
+export { toOnnx, saveOnnxModel, ONNX_OPSET, ONNX_IR_VERSION, type OnnxExportOptions } from "./io/onnx.ts";

@@ -4,13 +4,19 @@
 import { UsageError, commandHelp, parseFlags, type CommandSpec, type FlagValues } from "./args.ts";
 import { seedCommand } from "./seed.ts";
 import { gradcheckCommand } from "./gradcheck.ts";
+import { benchCommand } from "./bench.ts";
+import { serveCommand } from "./serve.ts";
+import { trainCommand } from "./train.ts";
+import { evalCommand } from "./eval.ts";
+import { predictCommand } from "./predict.ts";
+import { exportCommand } from "./export.ts";
 
 export interface Command {
   spec: CommandSpec;
   run(values: FlagValues, positionals: string[]): Promise<number> | number;
 }
 
-export const commands: Command[] = [seedCommand, gradcheckCommand];
+export const commands: Command[] = [seedCommand, gradcheckCommand, benchCommand, serveCommand, trainCommand, evalCommand, predictCommand, exportCommand];
 
 function globalHelp(): string {
   const lines = [

@@ -6,10 +6,32 @@
 // The loops are ordered so the innermost one walks contiguous memory (i-k-j for A·B), which is what
 // makes plain JS reach a useful fraction of a GFLOP/s; accumulation order is fixed, so results are
 // deterministic.
+//
+// With the "wasm" backend (backend.ts) and float32 operands the product runs in the WebAssembly SIMD
+// kernels instead (wasm.ts, wasm/gemm.as): same contract, a different (also fixed) summation order.
 
 import type { TypedArray } from "../nd/ndarray.ts";
+import { useWasm } from "./backend.ts";
+import { gemmWasm } from "./wasm.ts";
 
 export function gemm(
+  transA: boolean, transB: boolean,
+  M: number, N: number, K: number,
+  alpha: number,
+  A: TypedArray, aOff: number, lda: number,
+  B: TypedArray, bOff: number, ldb: number,
+  beta: number,
+  C: TypedArray, cOff: number, ldc: number,
+): void {
+  if (useWasm(A, B, C)) {
+    gemmWasm(transA, transB, M, N, K, alpha, A as Float32Array, aOff, lda, B as Float32Array, bOff, ldb, beta, C as Float32Array, cOff, ldc);
+    return;
+  }
+  gemmJS(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+}
+
+/** The pure-TypeScript GEMM (any dtype), whatever the backend. */
+export function gemmJS(
   transA: boolean, transB: boolean,
   M: number, N: number, K: number,
   alpha: number,

@@ -7,12 +7,18 @@
 // Computed as im2col + GEMM (src/kernels/im2col.ts): the receptive fields of the whole batch become the
 // columns of col (C·kh·kw × N·OH·OW), and each image's output plane block is W · col_n. The direct
 // seven-loop version, the oracle the tests compare against, is src/kernels/conv_ref.ts.
+//
+// float32 with the "wasm" backend (src/kernels/backend.ts) runs forward and backward as single calls into
+// the WebAssembly SIMD kernels (src/kernels/wasm/conv.as: im2col + GEMM image by image). That path keeps
+// a copy of the input instead of the batch's col matrix and recomputes each image's col in backward.
 
 import type { NDArray, DType } from "../nd/ndarray.ts";
 import { formatShape } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
 import { gemm } from "../kernels/gemm.ts";
 import { col2im, convGeometry, im2col, type ConvGeometry } from "../kernels/im2col.ts";
+import { useWasm } from "../kernels/backend.ts";
+import { WasmConv2D } from "../kernels/wasm.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
 import { Layer, ShapeError, makeParam, nonNegativeInt, pair, positiveInt, reuse, type LayerConfig, type Param } from "./layer.ts";
 
@@ -92,6 +98,8 @@ export class Conv2D extends Layer {
   private dcol: NDArray | null = null;
   private dx: NDArray | null = null;
   private xDtype: DType = "float32";
+  private wasm: WasmConv2D | null = null;
+  private xCopy: Float32Array | null = null; // wasm path: the last input, for backward (null: JS path ran)
 
   constructor(opts: Conv2DOptions) {
     super();
@@ -177,6 +185,17 @@ export class Conv2D extends Layer {
     const OHW = OH * OW;
     const dtype = this.weight.value.dtype;
 
+    if (useWasm(x.data, this.weight.value.data)) {
+      const y = (this.y = reuse(this.y, [N, O, OH, OW], dtype));
+      if (this.xCopy?.length !== x.size) this.xCopy = new Float32Array(x.size);
+      this.xCopy.set(x.data);
+      this.col = null;
+      (this.wasm ??= new WasmConv2D()).forward(g, O, x.data, this.weight.value.data, this.bias?.value.data ?? null, y.data);
+      this.xDtype = x.dtype;
+      return y;
+    }
+    this.xCopy = null;
+
     const col = (this.col = reuse(this.col, [K, N * OHW], dtype));
     im2col(g, x.data, 0, col.data);
 
@@ -206,6 +225,13 @@ export class Conv2D extends Layer {
   backward(dy: NDArray): NDArray {
     this.expectGrad(dy, this.y);
     const g = this.geometry!;
+    if (this.xCopy !== null && this.wasm !== null) {
+      // the forward ran on the wasm backend: so does its backward (dy is float32 like the output)
+      const dx = (this.dx = reuse(this.dx, [g.N, g.C, g.H, g.W], this.xDtype));
+      const wantDx = this.skipInputGrad ? null : dx.data;
+      this.wasm.backward(g, this.outChannels, this.xCopy, this.weight.value.data, dy.data, this.weight.grad.data, this.bias?.grad.data ?? null, wantDx);
+      return dx;
+    }
     const col = this.col!;
     const { N, C, H, W, kh, kw, OH, OW } = g;
     const O = this.outChannels;

@@ -1,9 +1,14 @@
 // Dense (fully connected) layer: y = x·W + b, with W stored (inFeatures, outFeatures) as in the
 // article (layer_2 = layer_1_act_vec · w2) and in Keras/TF.js.
+//
+// float32 with the "wasm" backend (src/kernels/backend.ts) runs forward and backward as single calls into
+// the WebAssembly SIMD kernels (src/kernels/wasm/conv.as: denseForward/denseBackward).
 
 import type { NDArray, DType } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
 import { gemm } from "../kernels/gemm.ts";
+import { useWasm } from "../kernels/backend.ts";
+import { WasmDense } from "../kernels/wasm.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
 import { Layer, makeParam, positiveInt, reuse, type ForwardOptions, type LayerConfig, type Param } from "./layer.ts";
 
@@ -30,6 +35,8 @@ export class Dense extends Layer {
   private x: NDArray | null = null; // cached input: ∂y/∂W needs it
   private y: NDArray | null = null;
   private dx: NDArray | null = null;
+  private wasm: WasmDense | null = null;
+  private forwardOnWasm = false; // backward takes the path its forward took
 
   constructor(opts: DenseOptions) {
     super();
@@ -63,10 +70,15 @@ export class Dense extends Layer {
     const F = this.inFeatures;
     const O = this.outFeatures;
     const y = (this.y = reuse(this.y, [N, O], this.weight.value.dtype));
+    this.x = x;
+    this.forwardOnWasm = useWasm(x.data, this.weight.value.data);
+    if (this.forwardOnWasm) {
+      (this.wasm ??= new WasmDense()).forward(N, F, O, x.data, this.weight.value.data, this.bias?.value.data ?? null, y.data);
+      return y;
+    }
     // y[n,o] = b[o] + Σ_f x[n,f] · W[f,o]
     if (this.bias) for (let n = 0; n < N; n++) y.data.set(this.bias.value.data, n * O);
     gemm(false, false, N, O, F, 1, x.data, 0, F, this.weight.value.data, 0, O, this.bias ? 1 : 0, y.data, 0, O);
-    this.x = x;
     return y;
   }
 
@@ -80,6 +92,11 @@ export class Dense extends Layer {
     const N = x.shape[0];
     const F = this.inFeatures;
     const O = this.outFeatures;
+    if (this.forwardOnWasm && this.wasm !== null) {
+      const dx = (this.dx = reuse(this.dx, [N, F], x.dtype));
+      this.wasm.backward(N, F, O, x.data, this.weight.value.data, dy.data, this.weight.grad.data, this.bias?.grad.data ?? null, dx.data);
+      return dx;
+    }
     gemm(true, false, F, O, N, 1, x.data, 0, F, dy.data, 0, O, 1, this.weight.grad.data, 0, O);
     if (this.bias) {
       const db = this.bias.grad.data;

@@ -13,7 +13,7 @@
 // and forward reuses the last mask (drawing one only if none of the right size exists yet).
 
 import type { NDArray } from "../nd/ndarray.ts";
-import { RandomState } from "../nd/random.ts";
+import { RandomState, type RandomStateInput, type RandomStateState } from "../nd/random.ts";
 import { Layer, reuse, type ForwardOptions, type LayerConfig } from "./layer.ts";
 
 export interface DropoutOptions {
@@ -59,6 +59,17 @@ export class Dropout extends Layer {
    */
   override initialize(rng: RandomState): void {
     this.rng = new RandomState(rng.randint(0, 2 ** 32));
+    this.hasMask = false;
+  }
+
+  /** The mask generator's current state: a checkpoint saves it so a resumed run draws the same masks. */
+  getRngState(): RandomStateState {
+    return this.rng.getState();
+  }
+
+  /** Restore a state from getRngState (e.g. when loading a checkpoint). Any mask kept for `freeze` is discarded. */
+  setRngState(state: RandomStateInput): void {
+    this.rng.setState(state);
     this.hasMask = false;
   }
 

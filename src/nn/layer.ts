@@ -40,6 +40,12 @@ export abstract class Layer {
   abstract readonly type: string;
   /** Set by Sequential: the layer's position, used in error messages. */
   index = -1;
+  /**
+   * When true, backward may skip computing dx (its returned array's contents are then unspecified)
+   * and only accumulate parameter gradients. Sequential.fit sets it on the first layer, whose dx
+   * nobody reads — for a first conv layer that is a whole col2im and GEMM saved per step.
+   */
+  skipInputGrad = false;
 
   /** y = f(x). Caches what backward needs when it will be called (always, unless training is false and nothing is cached). */
   abstract forward(x: NDArray, opts?: ForwardOptions): NDArray;

@@ -10,6 +10,8 @@
 // one real cell.
 
 import { formatShape, type NDArray } from "../nd/ndarray.ts";
+import { useWasm } from "../kernels/backend.ts";
+import { WasmMaxPool2D } from "../kernels/wasm.ts";
 import { Layer, ShapeError, nonNegativeInt, pair, positiveInt, reuse, type LayerConfig } from "./layer.ts";
 
 export interface Pool2DOptions {
@@ -102,6 +104,8 @@ abstract class Pool2D extends Layer {
 export class MaxPool2D extends Pool2D {
   readonly type = "MaxPool2D";
   private argmax = new Int32Array(0); // flat index into x.data of each output's winner
+  private wasm: WasmMaxPool2D | null = null; // float32 on the "wasm" backend (same results bit for bit)
+  private forwardOnWasm = false; // backward takes the path its forward took
 
   constructor(opts: Pool2DOptions) {
     super("MaxPool2D", opts);
@@ -114,6 +118,12 @@ export class MaxPool2D extends Pool2D {
     const [ph, pw] = this.padding;
     const y = (this.y = reuse(this.y, [N, C, Ho, Wo], x.dtype));
     if (this.argmax.length !== y.size) this.argmax = new Int32Array(y.size);
+    this.x = x;
+    this.forwardOnWasm = useWasm(x.data);
+    if (this.forwardOnWasm) {
+      (this.wasm ??= new WasmMaxPool2D()).forward(N * C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo, x.data, y.data, this.argmax);
+      return y;
+    }
     const xd = x.data;
     const yd = y.data;
     const arg = this.argmax;
@@ -147,7 +157,6 @@ export class MaxPool2D extends Pool2D {
         }
       }
     }
-    this.x = x;
     return y;
   }
 
@@ -158,6 +167,10 @@ export class MaxPool2D extends Pool2D {
     this.expectGrad(dy, this.y);
     const x = this.x!;
     const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
+    if (this.forwardOnWasm && this.wasm !== null) {
+      this.wasm.backward(dy.data, this.argmax, dx.data);
+      return dx;
+    }
     const dxd = dx.data;
     dxd.fill(0);
     const dyd = dy.data;

@@ -267,60 +267,67 @@ export class Sequential implements Differentiable {
     const initialEpoch = opts.initialEpoch ?? 0;
     this.stopTraining = false;
     for (const cb of callbacks) cb.onTrainBegin?.({ epochs, batchesPerEpoch: batches, samples: N });
-
-    for (let epoch = 0; epoch < epochs && !this.stopTraining; epoch++) {
-      // Shuffle every epoch, including skipped ones, so a resumed run sees the same batches.
-      const perm = opts.shuffle === false ? order : rng.permutation(N);
-      if (epoch < initialEpoch) continue;
-      if (opts.schedule) optimizer.lr = opts.schedule.lrAt(epoch, baseLr);
-      for (const cb of callbacks) cb.onEpochBegin?.(epoch);
-      const t0 = performance.now();
-      let lossSum = 0;
-      let correct = 0;
-      let counted = 0;
-      for (let b = 0; b < batches && !this.stopTraining; b++) {
-        const start = b * batchSize;
-        const n = Math.min(batchSize, N - start);
-        const xs = xb.gather(perm, start, n);
-        const ts = yb.gather(perm, start, n);
-        this.zeroGrad();
-        const pred = this.forward(xs, { training: true });
-        const l = loss.forward(pred, ts);
-        if (!Number.isFinite(l)) {
-          throw new TrainingError(`${this.name}.fit: loss is ${l} at epoch ${epoch + 1}, batch ${b + 1}: lower the learning rate or check the data for NaN/Inf`);
-        }
-        this.backward(loss.backward());
-        for (const p of params) {
-          if (!p.trainable) continue;
-          const g = p.grad.data;
-          for (let i = 0; i < g.length; i++) {
-            if (!Number.isFinite(g[i])) {
-              const owner = this.layers.find((layer) => layer.params().includes(p));
-              throw new TrainingError(`${this.name}.fit: gradient of ${owner?.describe() ?? "a layer"} ${p.name} is ${g[i]} at epoch ${epoch + 1}, batch ${b + 1}`);
+    // Nobody reads the first layer's dx during fit: let it skip computing it.
+    const first = this.layers[0];
+    const skipBefore = first.skipInputGrad;
+    first.skipInputGrad = true;
+    try {
+      for (let epoch = 0; epoch < epochs && !this.stopTraining; epoch++) {
+        // Shuffle every epoch, including skipped ones, so a resumed run sees the same batches.
+        const perm = opts.shuffle === false ? order : rng.permutation(N);
+        if (epoch < initialEpoch) continue;
+        if (opts.schedule) optimizer.lr = opts.schedule.lrAt(epoch, baseLr);
+        for (const cb of callbacks) cb.onEpochBegin?.(epoch);
+        const t0 = performance.now();
+        let lossSum = 0;
+        let correct = 0;
+        let counted = 0;
+        for (let b = 0; b < batches && !this.stopTraining; b++) {
+          const start = b * batchSize;
+          const n = Math.min(batchSize, N - start);
+          const xs = xb.gather(perm, start, n);
+          const ts = yb.gather(perm, start, n);
+          this.zeroGrad();
+          const pred = this.forward(xs, { training: true });
+          const l = loss.forward(pred, ts);
+          if (!Number.isFinite(l)) {
+            throw new TrainingError(`${this.name}.fit: loss is ${l} at epoch ${epoch + 1}, batch ${b + 1}: lower the learning rate or check the data for NaN/Inf`);
+          }
+          this.backward(loss.backward());
+          for (const p of params) {
+            if (!p.trainable) continue;
+            const g = p.grad.data;
+            for (let i = 0; i < g.length; i++) {
+              if (!Number.isFinite(g[i])) {
+                const owner = this.layers.find((layer) => layer.params().includes(p));
+                throw new TrainingError(`${this.name}.fit: gradient of ${owner?.describe() ?? "a layer"} ${p.name} is ${g[i]} at epoch ${epoch + 1}, batch ${b + 1}`);
+              }
             }
           }
+          optimizer.step(params);
+          lossSum += l * n;
+          const c = countCorrect(loss, pred, ts);
+          if (c !== null) {
+            correct += c;
+            counted += n;
+          }
+          const seen = start + n;
+          const logs: Logs = { epoch, batch: b, loss: lossSum / seen, lr: optimizer.lr, seen, ...(counted ? { accuracy: correct / counted } : {}) };
+          for (const cb of callbacks) if (cb.onBatchEnd?.(b, logs) === false) this.stopTraining = true;
         }
-        optimizer.step(params);
-        lossSum += l * n;
-        const c = countCorrect(loss, pred, ts);
-        if (c !== null) {
-          correct += c;
-          counted += n;
+        const seen = Math.min(N, batches * batchSize);
+        const logs: Logs = { epoch, loss: lossSum / seen, lr: optimizer.lr, seconds: (performance.now() - t0) / 1000 };
+        if (counted) logs.accuracy = correct / counted;
+        if (opts.validationData) {
+          const v = this.evaluate(opts.validationData[0], opts.validationData[1], { loss });
+          logs.valLoss = v.loss;
+          if (v.accuracy !== undefined) logs.valAccuracy = v.accuracy;
         }
-        const seen = start + n;
-        const logs: Logs = { epoch, batch: b, loss: lossSum / seen, lr: optimizer.lr, seen, ...(counted ? { accuracy: correct / counted } : {}) };
-        for (const cb of callbacks) if (cb.onBatchEnd?.(b, logs) === false) this.stopTraining = true;
+        history.epochs.push(logs);
+        for (const cb of callbacks) if (cb.onEpochEnd?.(epoch, logs) === false) this.stopTraining = true;
       }
-      const seen = Math.min(N, batches * batchSize);
-      const logs: Logs = { epoch, loss: lossSum / seen, lr: optimizer.lr, seconds: (performance.now() - t0) / 1000 };
-      if (counted) logs.accuracy = correct / counted;
-      if (opts.validationData) {
-        const v = this.evaluate(opts.validationData[0], opts.validationData[1], { loss });
-        logs.valLoss = v.loss;
-        if (v.accuracy !== undefined) logs.valAccuracy = v.accuracy;
-      }
-      history.epochs.push(logs);
-      for (const cb of callbacks) if (cb.onEpochEnd?.(epoch, logs) === false) this.stopTraining = true;
+    } finally {
+      first.skipInputGrad = skipBefore;
     }
     return history;
   }

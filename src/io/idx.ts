@@ -1,0 +1,228 @@
+// The IDX file format (LeCun's, used by MNIST): a 4-byte magic number, big-endian dimensions, then
+// the data, big-endian, row-major.
+//
+//   offset 0      0x00 0x00         two zero bytes
+//   offset 2      type code         0x08 ubyte, 0x09 byte, 0x0B short, 0x0C int, 0x0D float, 0x0E double
+//   offset 3      rank r            number of dimensions
+//   offset 4      r × uint32 BE     dimensions d_0 … d_{r−1}
+//   offset 4+4r   Π d_i values      each `size` bytes, big-endian
+//
+// Files are read raw or gzipped (detected by gzip's 1f 8b magic, or a name ending in .gz). The header
+// is checked against the file's size in both directions: a truncated file, or one with bytes the
+// header does not account for, is an error naming the file, what was expected and the byte offset,
+// never a silently partial dataset. Offsets in errors about a gzipped file count decompressed bytes.
+
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { writeFileAtomic } from "./atomic.ts";
+
+export type IdxType = "ubyte" | "byte" | "short" | "int" | "float" | "double";
+export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
+
+export interface IdxArray {
+  type: IdxType;
+  /** Dimensions, outermost first (e.g. [60000, 28, 28]). */
+  shape: number[];
+  /** The values, row-major, in native byte order. */
+  data: IdxData;
+}
+
+interface TypeInfo {
+  code: number;
+  type: IdxType;
+  size: number;
+}
+
+const TYPES: readonly TypeInfo[] = [
+  { code: 0x08, type: "ubyte", size: 1 },
+  { code: 0x09, type: "byte", size: 1 },
+  { code: 0x0b, type: "short", size: 2 },
+  { code: 0x0c, type: "int", size: 4 },
+  { code: 0x0d, type: "float", size: 4 },
+  { code: 0x0e, type: "double", size: 8 },
+];
+
+/** A malformed IDX file: names the file and the byte offset where it went wrong. */
+export class IdxError extends Error {
+  override name = "IdxError";
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+  }
+}
+
+const hex = (b: number): string => b.toString(16).padStart(2, "0");
+const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? "" : "s"}`;
+
+/** Whether bytes start with gzip's magic number 1f 8b. */
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/**
+ * Decode an IDX file held in memory (already decompressed). `name` is used in error messages.
+ * Throws IdxError on a bad magic number, an unknown type code, a truncated header or data, or
+ * trailing bytes.
+ */
+export function decodeIdx(bytes: Uint8Array, name = "IDX data"): IdxArray {
+  const fileSize = bytes.length;
+  if (fileSize < 4) {
+    throw new IdxError(name, fileSize, `truncated header: the magic number needs 4 bytes from offset 0, file has ${plural(fileSize, "byte")}`);
+  }
+  if (bytes[0] !== 0 || bytes[1] !== 0) {
+    const got = Array.from(bytes.subarray(0, 4), hex).join(" ");
+    throw new IdxError(name, 0, `not an IDX file: the magic number at offset 0 must start with 00 00, got ${got}${isGzip(bytes) ? " (gzip data)" : ""}`);
+  }
+  const info = TYPES.find((t) => t.code === bytes[2]);
+  if (!info) {
+    throw new IdxError(name, 2, `unknown type code 0x${hex(bytes[2])} at offset 2 (expected one of ${TYPES.map((t) => `0x${hex(t.code)} ${t.type}`).join(", ")})`);
+  }
+  const rank = bytes[3];
+  if (rank === 0) throw new IdxError(name, 3, "rank 0 at offset 3: an IDX file needs at least one dimension");
+  const headerSize = 4 + 4 * rank;
+  if (fileSize < headerSize) {
+    throw new IdxError(name, fileSize, `truncated header: rank ${rank} needs ${headerSize} header bytes (${rank} big-endian uint32 dimensions from offset 4), file has ${plural(fileSize, "byte")}`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const shape: number[] = [];
+  let count = 1;
+  for (let i = 0; i < rank; i++) {
+    const d = view.getUint32(4 + 4 * i, false);
+    shape.push(d);
+    count *= d;
+  }
+  const dataBytes = count * info.size;
+  const described = `header says ${shape.join("×")} ${info.type} = ${dataBytes} data bytes from offset ${headerSize}`;
+  if (!Number.isSafeInteger(dataBytes)) throw new IdxError(name, 4, `${described}, which is not a plausible size`);
+  const available = fileSize - headerSize;
+  if (available < dataBytes) {
+    throw new IdxError(name, fileSize, `truncated: ${described}, file has ${plural(fileSize, "byte")} (${dataBytes - available} short; it ends at offset ${fileSize})`);
+  }
+  if (available > dataBytes) {
+    throw new IdxError(name, headerSize + dataBytes, `${available - dataBytes} unexpected trailing bytes: ${described}, but the file continues past offset ${headerSize + dataBytes} to ${fileSize}`);
+  }
+  return { type: info.type, shape, data: readValues(view, headerSize, count, info) };
+}
+
+function readValues(view: DataView, offset: number, count: number, info: TypeInfo): IdxData {
+  const src = new Uint8Array(view.buffer, view.byteOffset + offset, count * info.size);
+  switch (info.type) {
+    case "ubyte":
+      return src.slice();
+    case "byte":
+      return new Int8Array(src.slice().buffer);
+    case "short": {
+      const out = new Int16Array(count);
+      for (let i = 0; i < count; i++) out[i] = view.getInt16(offset + 2 * i, false);
+      return out;
+    }
+    case "int": {
+      const out = new Int32Array(count);
+      for (let i = 0; i < count; i++) out[i] = view.getInt32(offset + 4 * i, false);
+      return out;
+    }
+    case "float": {
+      const out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = view.getFloat32(offset + 4 * i, false);
+      return out;
+    }
+    case "double": {
+      const out = new Float64Array(count);
+      for (let i = 0; i < count; i++) out[i] = view.getFloat64(offset + 8 * i, false);
+      return out;
+    }
+  }
+}
+
+/**
+ * Read an IDX file, raw or gzipped (gzip's 1f 8b magic, or a name ending in .gz). Errors name the
+ * file (its base name, or the whole path with `fullPath`); a corrupt gzip stream is reported as such.
+ */
+export function readIdx(path: string, opts: { fullPath?: boolean } = {}): IdxArray {
+  const name = opts.fullPath ? path : basename(path);
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new IdxError(name, 0, code === "ENOENT" ? `no such file (${path})` : `cannot read ${path}: ${(e as Error).message}`);
+  }
+  if (isGzip(bytes) || path.endsWith(".gz")) {
+    try {
+      bytes = gunzipSync(bytes);
+    } catch (e) {
+      throw new IdxError(name, 0, `corrupt or truncated gzip data (${bytes.length} compressed bytes): ${(e as Error).message}`);
+    }
+    return decodeIdx(bytes, `${name} (after gunzip)`);
+  }
+  return decodeIdx(bytes, name);
+}
+
+/** The IDX type a typed array is written as. */
+function typeOf(data: IdxData): TypeInfo {
+  const type: IdxType =
+    data instanceof Uint8Array ? "ubyte"
+    : data instanceof Int8Array ? "byte"
+    : data instanceof Int16Array ? "short"
+    : data instanceof Int32Array ? "int"
+    : data instanceof Float32Array ? "float"
+    : "double";
+  return TYPES.find((t) => t.type === type)!;
+}
+
+/** Encode values as an IDX file (the type follows the typed array: Uint8Array → ubyte, …). */
+export function encodeIdx(shape: readonly number[], data: IdxData): Uint8Array {
+  if (shape.length < 1 || shape.length > 255) throw new RangeError(`encodeIdx: rank must be 1..255, got ${shape.length}`);
+  let count = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0 || d > 0xffffffff) throw new RangeError(`encodeIdx: dimensions must be integers in [0, 2^32), got ${shape.join("×")}`);
+    count *= d;
+  }
+  if (count !== data.length) throw new RangeError(`encodeIdx: shape ${shape.join("×")} needs ${count} values, got ${data.length}`);
+  const info = typeOf(data);
+  const headerSize = 4 + 4 * shape.length;
+  const out = new Uint8Array(headerSize + count * info.size);
+  const view = new DataView(out.buffer);
+  out[2] = info.code;
+  out[3] = shape.length;
+  for (let i = 0; i < shape.length; i++) view.setUint32(4 + 4 * i, shape[i], false);
+  if (data instanceof Uint8Array || data instanceof Int8Array) {
+    out.set(new Uint8Array(data.buffer, data.byteOffset, data.length), headerSize); // one byte each: no byte order
+    return out;
+  }
+  for (let i = 0; i < count; i++) {
+    const o = headerSize + i * info.size;
+    const v = data[i];
+    switch (info.type) {
+      case "ubyte":
+        view.setUint8(o, v);
+        break;
+      case "byte":
+        view.setInt8(o, v);
+        break;
+      case "short":
+        view.setInt16(o, v, false);
+        break;
+      case "int":
+        view.setInt32(o, v, false);
+        break;
+      case "float":
+        view.setFloat32(o, v, false);
+        break;
+      case "double":
+        view.setFloat64(o, v, false);
+        break;
+    }
+  }
+  return out;
+}
+
+/** Write an IDX file; gzipped when the path ends in .gz (or `gzip: true`). For tests and tools. */
+export function writeIdx(path: string, shape: readonly number[], data: IdxData, opts: { gzip?: boolean } = {}): void {
+  const bytes = encodeIdx(shape, data);
+  writeFileAtomic(path, (opts.gzip ?? path.endsWith(".gz")) ? gzipSync(bytes) : bytes);
+}

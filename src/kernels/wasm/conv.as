@@ -1,0 +1,292 @@
+// Conv2D and Dense forward/backward for WebAssembly SIMD (AssemblyScript), built on gemm.as.
+//
+// Conv2D works image by image: im2col of image n into a (C·kh·kw × OH·OW) scratch block (the layout of
+// src/kernels/im2col.ts with N = 1), then one GEMM per image. The block is small (conv1 of LeNet: 25 ×
+// 784 floats, 78 KB) so it is still in L2 when the GEMM reads it. Backward recomputes it instead of
+// keeping the whole batch's col between forward and backward: rewriting 78 KB from a cached image
+// costs less than streaming a 5 MB col out to memory and back, and the layer keeps no state in wasm.
+//
+//   forward   y_n  = W · col_n (+ b)                      gemmPacked, W packed once per call
+//   backward  dW  += dy_n · col_nᵀ          (n = 0 … N−1)  gemmNT (dot products along OH·OW)
+//             dcol = Wᵀ · dy_n, dx_n = col2im(dcol)        gemmPacked, Wᵀ packed once per call
+//             db  += Σ_{n,p} dy[n, o, p]
+//
+// Dense: y = x·W + b (NN), dW += xᵀ·dy (TN), dx = dy·Wᵀ (NT), db += Σ_n dy[n, :].
+// Every reduction runs in a fixed order that depends only on the shapes (see gemm.as).
+
+import { PACKED_WS_BYTES, gemmNT, gemmPacked, packA, packedSize } from "./gemm";
+
+// ------------------------------------------------------------------------------------------------
+// Small vector helpers.
+
+/** n floats at dst ← 0. */
+@inline function zero(dst: usize, n: i32): void {
+  let j = 0;
+  for (; j + 4 <= n; j += 4) v128.store(dst + (<usize>j << 2), f32x4.splat(0));
+  for (; j < n; j++) store<f32>(dst + (<usize>j << 2), 0);
+}
+
+/** n floats at dst ← v. */
+@inline function fill(dst: usize, n: i32, v: f32): void {
+  const vv = f32x4.splat(v);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) v128.store(dst + (<usize>j << 2), vv);
+  for (; j < n; j++) store<f32>(dst + (<usize>j << 2), v);
+}
+
+/** n floats: dst ← src (non-overlapping). */
+@inline function copy(dst: usize, src: usize, n: i32): void {
+  let j = 0;
+  for (; j + 4 <= n; j += 4) v128.store(dst + (<usize>j << 2), v128.load(src + (<usize>j << 2)));
+  for (; j < n; j++) store<f32>(dst + (<usize>j << 2), load<f32>(src + (<usize>j << 2)));
+}
+
+/**
+ * n floats: dst ← src, in whole vectors: up to 3 floats past the end are written too (and read past
+ * src's end). im2colImage writes its rows in increasing address order, so whatever spills over is
+ * overwritten by the next write; the scratch layout leaves 64 bytes of slack after each buffer.
+ */
+@inline function copyOver(dst: usize, src: usize, n: i32): void {
+  for (let j = 0; j < n; j += 4) v128.store(dst + (<usize>j << 2), v128.load(src + (<usize>j << 2)));
+}
+
+/** n floats at dst ← 0 in whole vectors, spilling forward like copyOver. */
+@inline function zeroOver(dst: usize, n: i32): void {
+  for (let j = 0; j < n; j += 4) v128.store(dst + (<usize>j << 2), f32x4.splat(0));
+}
+
+/** n floats: dst += src. */
+@inline function addInto(dst: usize, src: usize, n: i32): void {
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const d = dst + (<usize>j << 2);
+    v128.store(d, f32x4.add(v128.load(d), v128.load(src + (<usize>j << 2))));
+  }
+  for (; j < n; j++) {
+    const d = dst + (<usize>j << 2);
+    store<f32>(d, load<f32>(d) + load<f32>(src + (<usize>j << 2)));
+  }
+}
+
+/** ⌈a / s⌉ for s > 0 and any sign of a. */
+@inline function ceilDiv(a: i32, s: i32): i32 {
+  return a >= 0 ? (a + s - 1) / s : -(-a / s);
+}
+
+/** First output index whose tap (offset into the padded axis) lands inside the input: i·s + offset ≥ pad. */
+@inline function firstInside(pad: i32, offset: i32, s: i32): i32 {
+  return max(0, ceilDiv(pad - offset, s));
+}
+
+/** One past the last output index whose tap lands inside the input: i·s + offset < size + pad. */
+@inline function endInside(size: i32, pad: i32, offset: i32, s: i32, outSize: i32): i32 {
+  return min(outSize, max(0, ceilDiv(size + pad - offset, s)));
+}
+
+// ------------------------------------------------------------------------------------------------
+// im2col / col2im of one image (src/kernels/im2col.ts with N = 1).
+
+/** col[(c·kh + p)·kw + q, i·OW + j] = x_pad[c, i·sh + p·dh, j·sw + q·dw]; col is (C·kh·kw) × (OH·OW). */
+export function im2colImage(
+  x: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  padTop: i32, padLeft: i32, OH: i32, OW: i32, col: usize,
+): void {
+  const P = OH * OW;
+  let dstRow = col;
+  for (let c = 0; c < C; c++) {
+    const plane = x + (<usize>(c * H * W) << 2);
+    for (let p = 0; p < kh; p++) {
+      // rows [iLo, iHi) and columns [jLo, jHi) of the output read inside x; the rest reads padding
+      const iLo = min(OH, firstInside(padTop, p * dh, sh));
+      const iHi = max(iLo, endInside(H, padTop, p * dh, sh, OH));
+      for (let q = 0; q < kw; q++) {
+        const jLo = min(OW, firstInside(padLeft, q * dw, sw));
+        const jHi = max(jLo, endInside(W, padLeft, q * dw, sw, OW));
+        if (jLo == jHi) zero(dstRow, P);
+        else {
+          zero(dstRow, iLo * OW);
+          let dst = dstRow + (<usize>(iLo * OW) << 2);
+          let src = plane + (<usize>((iLo * sh + p * dh - padTop) * W + jLo * sw + q * dw - padLeft) << 2);
+          const srcStep = <usize>(sh * W) << 2;
+          const n = jHi - jLo;
+          if (sw == 1) {
+            // whole vectors only, every write spilling forward onto what is written next (see copyOver)
+            for (let i = iLo; i < iHi; i++) {
+              if (jLo > 0) zeroOver(dst, jLo);
+              copyOver(dst + (<usize>jLo << 2), src, n);
+              if (jHi < OW) zeroOver(dst + (<usize>jHi << 2), OW - jHi);
+              dst += <usize>OW << 2;
+              src += srcStep;
+            }
+          } else {
+            for (let i = iLo; i < iHi; i++) {
+              zero(dst, jLo);
+              for (let j = 0; j < n; j++) store<f32>(dst + (<usize>(jLo + j) << 2), load<f32>(src + (<usize>(j * sw) << 2)));
+              zero(dst + (<usize>jHi << 2), OW - jHi);
+              dst += <usize>OW << 2;
+              src += srcStep;
+            }
+          }
+          zero(dst, (OH - iHi) * OW);
+        }
+        dstRow += <usize>P << 2;
+      }
+    }
+  }
+}
+
+/** The adjoint of im2colImage: dx[c, …] += col[r, s] for every entry that came from x (padding dropped). */
+export function col2imImage(
+  col: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  padTop: i32, padLeft: i32, OH: i32, OW: i32, dx: usize,
+): void {
+  const P = OH * OW;
+  let srcRow = col;
+  for (let c = 0; c < C; c++) {
+    const plane = dx + (<usize>(c * H * W) << 2);
+    for (let p = 0; p < kh; p++) {
+      const iLo = firstInside(padTop, p * dh, sh);
+      const iHi = endInside(H, padTop, p * dh, sh, OH);
+      for (let q = 0; q < kw; q++) {
+        const jLo = firstInside(padLeft, q * dw, sw);
+        const jHi = endInside(W, padLeft, q * dw, sw, OW);
+        if (jLo < jHi) {
+          for (let i = iLo; i < iHi; i++) {
+            const src = srcRow + (<usize>(i * OW + jLo) << 2);
+            const dst = plane + (<usize>((i * sh + p * dh - padTop) * W + jLo * sw + q * dw - padLeft) << 2);
+            if (sw == 1) addInto(dst, src, jHi - jLo);
+            else {
+              for (let j = 0; j < jHi - jLo; j++) {
+                const d = dst + (<usize>(j * sw) << 2);
+                store<f32>(d, load<f32>(d) + load<f32>(src + (<usize>j << 2)));
+              }
+            }
+          }
+        }
+        srcRow += <usize>P << 2;
+      }
+    }
+  }
+}
+
+/** A 1×1, stride-1, unpadded convolution reads the image itself as its col matrix: no im2col needed. */
+@inline function isPointwise(H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, OH: i32, OW: i32): bool {
+  return kh == 1 && kw == 1 && sh == 1 && sw == 1 && OH == H && OW == W;
+}
+
+@inline function align64(bytes: i32): i32 {
+  return (bytes + 63) & ~63;
+}
+
+/** Scratch bytes convForward/convBackward need. */
+export function convScratchBytes(C: i32, O: i32, kh: i32, kw: i32, OH: i32, OW: i32): i32 {
+  const K = C * kh * kw;
+  const P = OH * OW;
+  // packed W (or Wᵀ) + col_n + dcol_n + gemmPacked's edge buffers, each followed by 64 bytes of slack
+  return align64(packedSize(O, K) << 2) + 2 * align64((K * P) << 2) + align64(PACKED_WS_BYTES) + 4 * 64;
+}
+
+/**
+ * y (N, O, OH, OW) = conv(x (N, C, H, W), w (O, C, kh, kw)) + bias (O) — bias = 0 means none.
+ * All pointers are byte offsets; ws: convScratchBytes(...) bytes.
+ */
+export function convForward(
+  N: i32, C: i32, H: i32, W: i32, O: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  padTop: i32, padLeft: i32, OH: i32, OW: i32,
+  x: usize, w: usize, bias: usize, y: usize, ws: usize,
+): void {
+  const K = C * kh * kw;
+  const P = OH * OW;
+  const apack = ws;
+  const col = apack + <usize>align64(packedSize(O, K) << 2) + 64;
+  const edge = col + 2 * (<usize>align64((K * P) << 2) + 64);
+  packA(false, O, K, 1, w, K, apack);
+  const direct = isPointwise(H, W, kh, kw, sh, sw, OH, OW);
+  for (let n = 0; n < N; n++) {
+    const xn = x + (<usize>(n * C * H * W) << 2);
+    const yn = y + (<usize>(n * O * P) << 2);
+    if (!direct) im2colImage(xn, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, col);
+    if (bias != 0) for (let o = 0; o < O; o++) fill(yn + (<usize>(o * P) << 2), P, load<f32>(bias + (<usize>o << 2)));
+    gemmPacked(O, P, K, apack, direct ? xn : col, P, yn, P, bias != 0, edge);
+  }
+}
+
+/**
+ * Backward of convForward: dw += ∂L/∂W, db += ∂L/∂b (db = 0: no bias), dx = ∂L/∂x (dx = 0: not wanted).
+ * x is the forward's input; dy (N, O, OH, OW).
+ */
+export function convBackward(
+  N: i32, C: i32, H: i32, W: i32, O: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  padTop: i32, padLeft: i32, OH: i32, OW: i32,
+  x: usize, w: usize, dy: usize, dW: usize, db: usize, dx: usize, ws: usize,
+): void {
+  const K = C * kh * kw;
+  const P = OH * OW;
+  const apack = ws;
+  const col = apack + <usize>align64(packedSize(O, K) << 2) + 64;
+  const dcol = col + <usize>align64((K * P) << 2) + 64;
+  const edge = dcol + <usize>align64((K * P) << 2) + 64;
+  const direct = isPointwise(H, W, kh, kw, sh, sw, OH, OW);
+  if (dx != 0) packA(true, K, O, 1, w, K, apack); // op(A) = Wᵀ (K × O)
+  for (let n = 0; n < N; n++) {
+    const xn = x + (<usize>(n * C * H * W) << 2);
+    const dyn = dy + (<usize>(n * O * P) << 2);
+    const b = direct ? xn : col;
+    if (!direct) im2colImage(xn, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, col);
+    gemmNT(O, K, P, 1, dyn, P, b, P, 1, dW, K); // dW += dy_n · col_nᵀ
+    if (dx != 0) {
+      const dxn = dx + (<usize>(n * C * H * W) << 2);
+      if (direct) {
+        gemmPacked(K, P, O, apack, dyn, P, dxn, P, false, edge); // dx_n = Wᵀ · dy_n
+      } else {
+        gemmPacked(K, P, O, apack, dyn, P, dcol, P, false, edge);
+        zero(dxn, C * H * W);
+        col2imImage(dcol, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, dxn);
+      }
+    }
+  }
+  if (db != 0) channelSums(N, O, P, dy, db);
+}
+
+/** db[o] += Σ_n Σ_p dy[n, o, p]: per o, f32x4 lanes over p (lane l takes p ≡ l mod 4) in n order, then the tails in order. */
+export function channelSums(N: i32, O: i32, P: i32, dy: usize, db: usize): void {
+  const P4 = P & ~3;
+  for (let o = 0; o < O; o++) {
+    let acc = f32x4.splat(0);
+    for (let n = 0; n < N; n++) {
+      const row = dy + (<usize>((n * O + o) * P) << 2);
+      for (let p = 0; p < P4; p += 4) acc = f32x4.add(acc, v128.load(row + (<usize>p << 2)));
+    }
+    const h = f32x4.add(acc, v128.shuffle<f32>(acc, acc, 2, 3, 0, 1));
+    let s: f32 = f32x4.extract_lane(h, 0) + f32x4.extract_lane(h, 1);
+    for (let n = 0; n < N; n++) {
+      const row = dy + (<usize>((n * O + o) * P) << 2);
+      for (let p = P4; p < P; p++) s += load<f32>(row + (<usize>p << 2));
+    }
+    const d = db + (<usize>o << 2);
+    store<f32>(d, load<f32>(d) + s);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Dense: x (N, F), W (F, O), y (N, O).
+
+/** Scratch bytes denseForward/denseBackward need. */
+export function denseScratchBytes(N: i32, F: i32): i32 {
+  return align64(packedSize(N, F) << 2) + align64(PACKED_WS_BYTES); // x or xᵀ packed, + edges
+}
+
+/** y = x·W + bias (bias = 0: none). */
+export function denseForward(N: i32, F: i32, O: i32, x: usize, w: usize, bias: usize, y: usize, ws: usize): void {
+  if (bias != 0) for (let n = 0; n < N; n++) copy(y + (<usize>(n * O) << 2), bias, O);
+  packA(false, N, F, 1, x, F, ws);
+  gemmPacked(N, O, F, ws, w, O, y, O, bias != 0, ws + <usize>align64(packedSize(N, F) << 2));
+}
+
+/** dW += xᵀ·dy, db += Σ_n dy[n, :] (db = 0: none), dx = dy·Wᵀ (dx = 0: not wanted). */
+export function denseBackward(N: i32, F: i32, O: i32, x: usize, w: usize, dy: usize, dW: usize, db: usize, dx: usize, ws: usize): void {
+  packA(true, F, N, 1, x, F, ws); // op(A) = xᵀ (F × N)
+  gemmPacked(F, O, N, ws, dy, O, dW, O, true, ws + <usize>align64(packedSize(F, N) << 2));
+  if (db != 0) for (let n = 0; n < N; n++) addInto(db, dy + (<usize>(n * O) << 2), O); // db[o] += dy[n, o] in n order
+  if (dx != 0) gemmNT(N, F, O, 1, dy, O, w, O, 0, dx, F);
+}

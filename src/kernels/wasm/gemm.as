@@ -1,0 +1,355 @@
+// f32 GEMM for WebAssembly SIMD (AssemblyScript, compiled by scripts/build-wasm.mjs).
+//
+//   C[M×N] = alpha · op(A)[M×K] · op(B)[K×N] + beta · C,     row-major, leading dimensions in elements
+//
+// Pointers are byte offsets into linear memory; every operand already lives there (src/kernels/wasm.ts
+// copies them in). Two inner engines, chosen by the form of op(B):
+//
+// 1. op(B) = B (the NN and TN products: conv forward W·col, conv dcol = Wᵀ·dy, dense x·W and xᵀ·dy).
+//    BLIS-style: op(A) is packed once into row panels of MR ≤ 5 rows, k-major (packA), then a register
+//    tile of MR×8 outputs (10 f32x4 accumulators) sweeps k, reading B's rows in place (ldb apart):
+//        acc[r][0..7] += a[r,k] · B[k, j..j+7]           for k = 0 … kc−1
+//    Blocking: K in blocks of KC (the A panel and B micro-panel of one block stay in L1/L2), M in
+//    blocks of MC rows split evenly into ⌈mc/5⌉ panels (so M = 6 runs as 3+3, not 5+1).
+//    The accumulators are loaded from C at the start of each K block and stored at its end, and each
+//    product is added with a separate multiply and add (no FMA), so every C[i,j] is the plain sequential
+//    f32 sum  c = β·c;  c = c + (α·a[i,0])·b[0,j];  c = c + (α·a[i,1])·b[1,j]; …  in k order — the same
+//    bits whatever the block sizes, panel split, or which rows a thread is given.
+//
+// 2. op(B) = Bᵀ (the NT product: conv dW = dy·colᵀ, dense dx = dy·Wᵀ): both operands are contiguous
+//    along k, so a 2×4 tile of dot products runs over k in f32x4 lanes (lane l sums the k ≡ l mod 4
+//    terms in order), reduced as (l0 + l2) + (l1 + l3), plus the k mod 4 tail summed in order, then
+//    C = β·C + α·sum. Again a fixed order that depends on K only, never on the tiling.
+//
+// Both orders differ from the pure-JS gemm's (float64 intermediates) in the last bits; each is
+// deterministic. Scratch: callers pass `ws`, at least gemmScratchBytes(...) bytes (see wasm.ts).
+
+export const KC: i32 = 256; // K block: a 5×256 A panel (5 KB) + a 256×8 B micro-panel (8 KB) sit in L1
+export const MC: i32 = 120; // M block: 120×256 packed A (120 KB) stays in L2 while a K block of B streams by
+export const MR: i32 = 5; // at most 5 rows × 2 vectors = 10 accumulators: x64 V8 has 16 xmm registers
+export const NR: i32 = 8;
+
+/** Number of row panels an mc-row block is split into: ⌈mc / MR⌉ of nearly equal height. */
+@inline export function panelCount(mc: i32): i32 {
+  return (mc + MR - 1) / MR;
+}
+
+/** Height of panel p of an mc-row block split into np panels: the first mc mod np panels get one more row. */
+@inline export function panelRows(mc: i32, np: i32, p: i32): i32 {
+  return mc / np + (p < mc % np ? 1 : 0);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Engine 1: packed A × B in place.
+
+/**
+ * Register tile: C[mr×8] (+)= Apanel · B over kc steps. a: packed panel (kc × mr, k-major); b: B[k0, j0]
+ * with rows ldb bytes apart; c: C[i0, j0] with rows ldc bytes apart. accumulate = false starts from zero
+ * (β = 0, first K block) instead of reading C. mr is a compile-time constant at every call site, so the
+ * unused accumulators and branches fold away.
+ */
+@inline function tile8(mr: i32, kc: i32, a: usize, b: usize, ldb: usize, c: usize, ldc: usize, accumulate: bool): void {
+  let c00 = f32x4.splat(0);
+  let c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00;
+  if (accumulate) {
+    c00 = v128.load(c); c01 = v128.load(c, 16);
+    if (mr > 1) { c10 = v128.load(c + ldc); c11 = v128.load(c + ldc, 16); }
+    if (mr > 2) { c20 = v128.load(c + 2 * ldc); c21 = v128.load(c + 2 * ldc, 16); }
+    if (mr > 3) { c30 = v128.load(c + 3 * ldc); c31 = v128.load(c + 3 * ldc, 16); }
+    if (mr > 4) { c40 = v128.load(c + 4 * ldc); c41 = v128.load(c + 4 * ldc, 16); }
+  }
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(b);
+    const b1 = v128.load(b, 16);
+    let av = v128.load32_splat(a);
+    c00 = f32x4.add(c00, f32x4.mul(av, b0)); c01 = f32x4.add(c01, f32x4.mul(av, b1));
+    if (mr > 1) {
+      av = v128.load32_splat(a, 4);
+      c10 = f32x4.add(c10, f32x4.mul(av, b0)); c11 = f32x4.add(c11, f32x4.mul(av, b1));
+    }
+    if (mr > 2) {
+      av = v128.load32_splat(a, 8);
+      c20 = f32x4.add(c20, f32x4.mul(av, b0)); c21 = f32x4.add(c21, f32x4.mul(av, b1));
+    }
+    if (mr > 3) {
+      av = v128.load32_splat(a, 12);
+      c30 = f32x4.add(c30, f32x4.mul(av, b0)); c31 = f32x4.add(c31, f32x4.mul(av, b1));
+    }
+    if (mr > 4) {
+      av = v128.load32_splat(a, 16);
+      c40 = f32x4.add(c40, f32x4.mul(av, b0)); c41 = f32x4.add(c41, f32x4.mul(av, b1));
+    }
+    a += <usize>(mr << 2);
+    b += ldb;
+  }
+  v128.store(c, c00); v128.store(c, c01, 16);
+  if (mr > 1) { v128.store(c + ldc, c10); v128.store(c + ldc, c11, 16); }
+  if (mr > 2) { v128.store(c + 2 * ldc, c20); v128.store(c + 2 * ldc, c21, 16); }
+  if (mr > 3) { v128.store(c + 3 * ldc, c30); v128.store(c + 3 * ldc, c31, 16); }
+  if (mr > 4) { v128.store(c + 4 * ldc, c40); v128.store(c + 4 * ldc, c41, 16); }
+}
+
+function tile(mr: i32, kc: i32, a: usize, b: usize, ldb: usize, c: usize, ldc: usize, accumulate: bool): void {
+  switch (mr) {
+    case 5: tile8(5, kc, a, b, ldb, c, ldc, accumulate); break;
+    case 4: tile8(4, kc, a, b, ldb, c, ldc, accumulate); break;
+    case 3: tile8(3, kc, a, b, ldb, c, ldc, accumulate); break;
+    case 2: tile8(2, kc, a, b, ldb, c, ldc, accumulate); break;
+    default: tile8(1, kc, a, b, ldb, c, ldc, accumulate); break;
+  }
+}
+
+/** Floats of packed A for an M×K op(A): every element once (panels are not padded). */
+@inline export function packedSize(M: i32, K: i32): i32 {
+  return M * K;
+}
+
+/**
+ * Pack α·op(A) (M×K; op(A) = A, or Aᵀ when transA, A stored with leading dimension lda) into the layout
+ * tile8 reads: K blocks of KC in order, each holding M×kc floats: M blocks of MC rows, each split into
+ * panels (panelRows), each panel kc × mr, k-major. Panel (rows r0…, K block pc) starts at
+ * apack + (pc·M + r0·kc)·4.
+ */
+export function packA(transA: bool, M: i32, K: i32, alpha: f32, a: usize, lda: i32, apack: usize): void {
+  for (let pc = 0; pc < K; pc += KC) {
+    const kc = min(KC, K - pc);
+    for (let ic = 0; ic < M; ic += MC) {
+      const mc = min(MC, M - ic);
+      const np = panelCount(mc);
+      let r0 = ic;
+      for (let p = 0; p < np; p++) {
+        const mr = panelRows(mc, np, p);
+        let dst = apack + (<usize>(pc * M + r0 * kc) << 2);
+        if (transA) {
+          // op(A)[r, k] = A[k, r]: each k reads mr consecutive floats
+          for (let k = 0; k < kc; k++) {
+            const src = a + (<usize>((pc + k) * lda + r0) << 2);
+            for (let i = 0; i < mr; i++) store<f32>(dst + (<usize>i << 2), load<f32>(src + (<usize>i << 2)) * alpha);
+            dst += <usize>(mr << 2);
+          }
+        } else {
+          for (let i = 0; i < mr; i++) {
+            const src = a + (<usize>((r0 + i) * lda + pc) << 2);
+            let d = dst + (<usize>i << 2);
+            for (let k = 0; k < kc; k++) {
+              store<f32>(d, load<f32>(src + (<usize>k << 2)) * alpha);
+              d += <usize>(mr << 2);
+            }
+          }
+        }
+        r0 += mr;
+      }
+    }
+  }
+}
+
+/** Scratch bytes gemmPacked needs: a zero-padded KC×8 B edge panel and a 5×8 C edge tile. */
+export const PACKED_WS_BYTES: i32 = (KC * NR + MR * NR) * 4;
+
+/**
+ * C[M×N] (+)= packedA · B, B read in place (rows ldb elements apart). accumulate = false: C is overwritten
+ * (β = 0), else accumulated into. The last N mod 8 columns go through a zero-padded copy of B's edge and
+ * a temporary C tile, so the same tile8 serves them (and gives the same bits).
+ */
+export function gemmPacked(M: i32, N: i32, K: i32, apack: usize, b: usize, ldb: i32, c: usize, ldc: i32, accumulate: bool, ws: usize): void {
+  if (M <= 0 || N <= 0) return;
+  const ldbB = <usize>ldb << 2;
+  const ldcB = <usize>ldc << 2;
+  const nFull = N & ~7;
+  const rem = N - nFull;
+  const bEdge = ws;
+  const cEdge = ws + <usize>((KC * NR) << 2);
+  if (K <= 0) {
+    if (!accumulate) for (let i = 0; i < M; i++) memory.fill(c + <usize>i * ldcB, 0, <usize>N << 2);
+    return;
+  }
+  for (let pc = 0; pc < K; pc += KC) {
+    const kc = min(KC, K - pc);
+    const ld = accumulate || pc > 0;
+    const bBlock = b + <usize>pc * ldbB;
+    const aBlock = apack + (<usize>(pc * M) << 2);
+    if (rem > 0) {
+      for (let k = 0; k < kc; k++) {
+        const src = bBlock + <usize>k * ldbB + (<usize>nFull << 2);
+        const dst = bEdge + (<usize>(k * NR) << 2);
+        v128.store(dst, f32x4.splat(0));
+        v128.store(dst, f32x4.splat(0), 16);
+        for (let j = 0; j < rem; j++) store<f32>(dst + (<usize>j << 2), load<f32>(src + (<usize>j << 2)));
+      }
+    }
+    for (let ic = 0; ic < M; ic += MC) {
+      const mc = min(MC, M - ic);
+      const np = panelCount(mc);
+      for (let jc = 0; jc < nFull; jc += NR) {
+        let r0 = ic;
+        for (let p = 0; p < np; p++) {
+          const mr = panelRows(mc, np, p);
+          tile(mr, kc, aBlock + (<usize>(r0 * kc) << 2), bBlock + (<usize>jc << 2), ldbB, c + <usize>r0 * ldcB + (<usize>jc << 2), ldcB, ld);
+          r0 += mr;
+        }
+      }
+      if (rem > 0) {
+        let r0 = ic;
+        for (let p = 0; p < np; p++) {
+          const mr = panelRows(mc, np, p);
+          const cTile = c + <usize>r0 * ldcB + (<usize>nFull << 2);
+          if (ld) {
+            for (let i = 0; i < mr; i++) {
+              for (let j = 0; j < rem; j++) store<f32>(cEdge + (<usize>(i * NR + j) << 2), load<f32>(cTile + <usize>i * ldcB + (<usize>j << 2)));
+            }
+          }
+          tile(mr, kc, aBlock + (<usize>(r0 * kc) << 2), bEdge, NR << 2, cEdge, NR << 2, ld);
+          for (let i = 0; i < mr; i++) {
+            for (let j = 0; j < rem; j++) store<f32>(cTile + <usize>i * ldcB + (<usize>j << 2), load<f32>(cEdge + (<usize>(i * NR + j) << 2)));
+          }
+          r0 += mr;
+        }
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Engine 2: dot products, C = β·C + α·A·Bᵀ with A (M×K) and B (N×K) both contiguous along k.
+
+/** (l0 + l2) + (l1 + l3). */
+@inline function hsum(v: v128): f32 {
+  const h = f32x4.add(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(h, 0) + f32x4.extract_lane(h, 1);
+}
+
+@inline function finish(c: usize, sum: f32, alpha: f32, beta: f32): void {
+  if (beta == 0) store<f32>(c, alpha * sum);
+  else store<f32>(c, beta * load<f32>(c) + alpha * sum);
+}
+
+/** An r×s tile (r ≤ 2 rows of A, s ≤ 4 rows of B) of dot products over K; r and s are constants. */
+@inline function dotTile(r: i32, s: i32, K: i32, a: usize, lda: usize, b: usize, ldb: usize, c: usize, ldc: usize, alpha: f32, beta: f32): void {
+  let s00 = f32x4.splat(0);
+  let s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+  const K4 = K & ~3;
+  const a1 = a + lda;
+  const b1 = b + ldb, b2 = b + 2 * ldb, b3 = b + 3 * ldb;
+  for (let k = 0; k < K4; k += 4) {
+    const o = <usize>k << 2;
+    const x0 = v128.load(a + o);
+    let x1 = x0;
+    if (r > 1) x1 = v128.load(a1 + o);
+    let y = v128.load(b + o);
+    s00 = f32x4.add(s00, f32x4.mul(x0, y));
+    if (r > 1) s10 = f32x4.add(s10, f32x4.mul(x1, y));
+    if (s > 1) {
+      y = v128.load(b1 + o);
+      s01 = f32x4.add(s01, f32x4.mul(x0, y));
+      if (r > 1) s11 = f32x4.add(s11, f32x4.mul(x1, y));
+    }
+    if (s > 2) {
+      y = v128.load(b2 + o);
+      s02 = f32x4.add(s02, f32x4.mul(x0, y));
+      if (r > 1) s12 = f32x4.add(s12, f32x4.mul(x1, y));
+    }
+    if (s > 3) {
+      y = v128.load(b3 + o);
+      s03 = f32x4.add(s03, f32x4.mul(x0, y));
+      if (r > 1) s13 = f32x4.add(s13, f32x4.mul(x1, y));
+    }
+  }
+  // the K mod 4 tail, in order, after the lane reduction
+  let t00: f32 = hsum(s00), t01: f32 = hsum(s01), t02: f32 = hsum(s02), t03: f32 = hsum(s03);
+  let t10: f32 = hsum(s10), t11: f32 = hsum(s11), t12: f32 = hsum(s12), t13: f32 = hsum(s13);
+  for (let k = K4; k < K; k++) {
+    const o = <usize>k << 2;
+    const x0 = load<f32>(a + o);
+    const x1 = r > 1 ? load<f32>(a1 + o) : <f32>0;
+    let y = load<f32>(b + o);
+    t00 += x0 * y; if (r > 1) t10 += x1 * y;
+    if (s > 1) { y = load<f32>(b1 + o); t01 += x0 * y; if (r > 1) t11 += x1 * y; }
+    if (s > 2) { y = load<f32>(b2 + o); t02 += x0 * y; if (r > 1) t12 += x1 * y; }
+    if (s > 3) { y = load<f32>(b3 + o); t03 += x0 * y; if (r > 1) t13 += x1 * y; }
+  }
+  finish(c, t00, alpha, beta);
+  if (s > 1) finish(c + 4, t01, alpha, beta);
+  if (s > 2) finish(c + 8, t02, alpha, beta);
+  if (s > 3) finish(c + 12, t03, alpha, beta);
+  if (r > 1) {
+    const c1 = c + ldc;
+    finish(c1, t10, alpha, beta);
+    if (s > 1) finish(c1 + 4, t11, alpha, beta);
+    if (s > 2) finish(c1 + 8, t12, alpha, beta);
+    if (s > 3) finish(c1 + 12, t13, alpha, beta);
+  }
+}
+
+/** C[M×N] = β·C + α·A·Bᵀ; A is M×K (lda), B is N×K (ldb), all row-major, leading dimensions in elements. */
+export function gemmNT(M: i32, N: i32, K: i32, alpha: f32, a: usize, lda: i32, b: usize, ldb: i32, beta: f32, c: usize, ldc: i32): void {
+  const ldaB = <usize>lda << 2;
+  const ldbB = <usize>ldb << 2;
+  const ldcB = <usize>ldc << 2;
+  const N4 = N & ~3;
+  const sRem = N - N4;
+  for (let i = 0; i < M; i += 2) {
+    const ai = a + <usize>i * ldaB;
+    const ci = c + <usize>i * ldcB;
+    if (i + 1 < M) {
+      for (let j = 0; j < N4; j += 4) dotTile(2, 4, K, ai, ldaB, b + <usize>j * ldbB, ldbB, ci + (<usize>j << 2), ldcB, alpha, beta);
+      const bj = b + <usize>N4 * ldbB;
+      const cj = ci + (<usize>N4 << 2);
+      if (sRem == 3) dotTile(2, 3, K, ai, ldaB, bj, ldbB, cj, ldcB, alpha, beta);
+      else if (sRem == 2) dotTile(2, 2, K, ai, ldaB, bj, ldbB, cj, ldcB, alpha, beta);
+      else if (sRem == 1) dotTile(2, 1, K, ai, ldaB, bj, ldbB, cj, ldcB, alpha, beta);
+    } else {
+      for (let j = 0; j < N4; j += 4) dotTile(1, 4, K, ai, ldaB, b + <usize>j * ldbB, ldbB, ci + (<usize>j << 2), ldcB, alpha, beta);
+      const bj = b + <usize>N4 * ldbB;
+      const cj = ci + (<usize>N4 << 2);
+      if (sRem == 3) dotTile(1, 3, K, ai, ldaB, bj, ldbB, cj, ldcB, alpha, beta);
+      else if (sRem == 2) dotTile(1, 2, K, ai, ldaB, bj, ldbB, cj, ldcB, alpha, beta);
+      else if (sRem == 1) dotTile(1, 1, K, ai, ldaB, bj, ldbB, cj, ldcB, alpha, beta);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The general entry point.
+
+/** C[i, 0..N) *= beta for every row (beta = 0 writes zeros without reading C, as BLAS). */
+export function scaleRows(M: i32, N: i32, beta: f32, c: usize, ldc: i32): void {
+  const ldcB = <usize>ldc << 2;
+  for (let i = 0; i < M; i++) {
+    const row = c + <usize>i * ldcB;
+    if (beta == 0) memory.fill(row, 0, <usize>N << 2);
+    else for (let j = 0; j < N; j++) store<f32>(row + (<usize>j << 2), beta * load<f32>(row + (<usize>j << 2)));
+  }
+}
+
+/** Scratch bytes gemm() needs for these arguments (a packed or transposed copy of A, plus edge buffers). */
+export function gemmScratchBytes(transA: bool, transB: bool, M: i32, K: i32): i32 {
+  if (transB) return transA ? M * K * 4 : 0;
+  return packedSize(M, K) * 4 + PACKED_WS_BYTES;
+}
+
+/**
+ * C = α·op(A)·op(B) + β·C. A, B, C are byte offsets of the first element; lda/ldb/ldc in elements.
+ * ws: gemmScratchBytes(...) bytes of scratch.
+ */
+export function gemm(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f32, a: usize, lda: i32, b: usize, ldb: i32, beta: f32, c: usize, ldc: i32, ws: usize): void {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0) {
+    if (beta != 1) scaleRows(M, N, beta, c, ldc);
+    return;
+  }
+  if (transB) {
+    if (transA) {
+      // op(A) = Aᵀ: transpose A (K×M) into ws as M×K so both operands run along k
+      for (let i = 0; i < M; i++) {
+        for (let k = 0; k < K; k++) store<f32>(ws + (<usize>(i * K + k) << 2), load<f32>(a + (<usize>(k * lda + i) << 2)));
+      }
+      gemmNT(M, N, K, alpha, ws, K, b, ldb, beta, c, ldc);
+    } else {
+      gemmNT(M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+    return;
+  }
+  if (beta != 0 && beta != 1) scaleRows(M, N, beta, c, ldc);
+  packA(transA, M, K, alpha, a, lda, ws);
+  gemmPacked(M, N, K, ws, b, ldb, c, ldc, beta != 0, ws + (<usize>packedSize(M, K) << 2));
+}

@@ -1,0 +1,5 @@
+// Entry point of the WebAssembly kernels (AssemblyScript): everything exported here becomes a wasm export.
+export * from "./gemm";
+export * from "./conv";
+export * from "./pool";
+export * from "./elementwise";

@@ -1,0 +1,424 @@
+// The TF.js Layers format, verified against the real runtime: @tensorflow/tfjs-layers on the cpu
+// backend loads what handprop exports and predicts the same numbers; models built and saved by TF.js
+// load into handprop with the same predictions; bad files fail with errors naming the layer or field.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import * as tfl from "@tensorflow/tfjs-layers";
+import { NDArray } from "../src/nd/ndarray.ts";
+import { RandomState } from "../src/nd/random.ts";
+import { Sequential } from "../src/nn/sequential.ts";
+import { buildModel } from "../src/nn/models.ts";
+import { Conv2D } from "../src/nn/conv.ts";
+import { Dense } from "../src/nn/dense.ts";
+import { Flatten } from "../src/nn/flatten.ts";
+import { AvgPool2D, GlobalAvgPool2D, MaxPool2D } from "../src/nn/pool.ts";
+import { BatchNorm1D, BatchNorm2D } from "../src/nn/batchnorm.ts";
+import { Dropout } from "../src/nn/dropout.ts";
+import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../src/nn/activations.ts";
+import { saveModel } from "../src/io/model-io.ts";
+import { spawnSync } from "node:child_process";
+import { fromTfjsArtifacts, loadTfjsModel, saveTfjsModel, toTfjsArtifacts, type TfjsModelJson } from "../src/io/tfjs.ts";
+
+tf.env().set("PROD", true); // silences the "install tfjs-node" banner and deprecation notes
+await tf.setBackend("cpu");
+
+const tmp = mkdtempSync(join(tmpdir(), "handprop-tfjs-"));
+process.on("exit", () => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+let dirCount = 0;
+const freshDir = () => join(tmp, `m${dirCount++}`);
+
+/** Random biases and batch-norm parameters/statistics (weights come from the model's seed), from a seed. */
+function randomize(model: Sequential, seed: number): Sequential {
+  const rng = new RandomState(seed);
+  for (const p of model.params()) {
+    if (p.name.endsWith(".weight")) continue;
+    const positive = p.name.endsWith(".runningVar") || p.name.endsWith(".gamma");
+    const d = p.value.data;
+    for (let i = 0; i < d.length; i++) d[i] = positive ? rng.uniform(0.5, 1.5) : rng.uniform(-0.3, 0.3);
+  }
+  return model;
+}
+
+function randomInput(shape: number[], seed: number): NDArray {
+  const rng = new RandomState(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return new NDArray(Float32Array.from({ length: n }, () => rng.standardNormal()), shape);
+}
+
+/** NCHW → NHWC for images; features pass through. */
+function toTfLayout(x: NDArray): tf.Tensor {
+  if (x.ndim !== 4) return tf.tensor(Float32Array.from(x.data), x.shape);
+  const [N, C, H, W] = x.shape;
+  const out = new Float32Array(x.size);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) out[((n * H + h) * W + w) * C + c] = x.data[((n * C + c) * H + h) * W + w];
+  return tf.tensor4d(out, [N, H, W, C]);
+}
+
+/** Load model.json + weights with TF.js's own parser (getModelArtifactsForJSON), as its file/http handlers do. */
+async function tfLoad(modelJson: unknown, weightData: ArrayBuffer): Promise<tfl.LayersModel> {
+  const handler: tf.io.IOHandler = {
+    load: () =>
+      tf.io.getModelArtifactsForJSON(modelJson as tf.io.ModelJSON, (manifest) => Promise.resolve([manifest.flatMap((g) => g.weights), weightData])),
+  };
+  return tfl.loadLayersModel(handler);
+}
+
+function tfPredict(model: tfl.LayersModel, x: NDArray): Float32Array {
+  return tf.tidy(() => (model.predict(toTfLayout(x)) as tf.Tensor).dataSync() as Float32Array);
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, "lengths differ");
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return Number.isNaN(m) ? Infinity : m;
+}
+
+/** A model touching every mapping: explicit paddings (ZeroPadding2D and → "same"), strides, dilation, BN, pools, activations. */
+function variantModel(seed: number): Sequential {
+  return randomize(
+    new Sequential(
+      [
+        new Conv2D({ inChannels: 2, outChannels: 4, kernelSize: 5, padding: 1 }), // 12 → 10, exported as ZeroPadding2D + valid
+        new BatchNorm2D({ numFeatures: 4, eps: 1e-3, momentum: 0.05 }),
+        new Tanh(),
+        new AvgPool2D({ kernelSize: 3, stride: 2, padding: 1 }), // countIncludePad: ZeroPadding2D + valid, 10 → 5
+        new Conv2D({ inChannels: 4, outChannels: 6, kernelSize: 3, padding: 1, bias: false }), // = TF "same"
+        new AvgPool2D({ kernelSize: 3, stride: 1, padding: 1, countIncludePad: false }), // = TF "same" (padding not counted)
+        new Sigmoid(),
+        new Conv2D({ inChannels: 6, outChannels: 6, kernelSize: 4, stride: 2, padding: "same" }), // 5 → 3, padding 1 top, 2 bottom
+        new LeakyReLU({ alpha: 0.1 }),
+        new Conv2D({ inChannels: 6, outChannels: 8, kernelSize: 3, dilation: 2, padding: "same" }),
+        new Softmax({ axis: 1 }), // over channels: Activation softmax
+        new MaxPool2D({ kernelSize: 3, stride: 2, padding: 1 }), // = TF "same", 3 → 2
+        new Flatten(),
+        new BatchNorm1D({ numFeatures: 32 }), // per-feature parameters permuted like the Dense rows
+        new Dropout({ rate: 0.3 }),
+        new Dense({ inFeatures: 32, outFeatures: 10 }),
+        new ReLU(),
+        new Dense({ inFeatures: 10, outFeatures: 5, bias: false }),
+        new Softmax(),
+      ],
+      { inputShape: [2, 12, 12], seed, name: "variant" },
+    ),
+    seed + 1,
+  );
+}
+
+test("LeNet-5 exported to files loads in TF.js and predicts the same (≤ 1e-5)", async (t) => {
+  const model = randomize(buildModel("lenet5", { seed: 7 }), 8);
+  const dir = freshDir();
+  saveTfjsModel(model, dir);
+  assert.deepEqual(readdirSync(dir).sort(), ["model.json", "weights.bin"], "no temp files left behind");
+
+  const json = JSON.parse(readFileSync(join(dir, "model.json"), "utf8")) as TfjsModelJson;
+  assert.equal(json.format, "layers-model");
+  assert.match(json.generatedBy, /^handprop /);
+  assert.equal(json.modelTopology.class_name, "Sequential");
+  const first = json.modelTopology.config.layers[0];
+  assert.equal(first.class_name, "Conv2D");
+  assert.deepEqual(first.config.batch_input_shape, [null, 28, 28, 1]);
+  assert.equal(first.config.dtype, "float32");
+  assert.deepEqual(first.config.kernel_size, [5, 5]);
+  assert.equal(first.config.padding, "same");
+  assert.deepEqual(json.weightsManifest[0].paths, ["weights.bin"]);
+  assert.deepEqual(json.weightsManifest[0].weights[0], { name: "conv2d_0/kernel", shape: [5, 5, 1, 6], dtype: "float32" });
+  const weights = readFileSync(join(dir, "weights.bin"));
+  assert.equal(weights.length, 4 * 61706);
+
+  const tfModel = await tfLoad(json, weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.length));
+  const x = randomInput([3, 1, 28, 28], 1);
+  const d = maxAbsDiff(tfPredict(tfModel, x), model.predict(x).data);
+  t.diagnostic(`max |TF.js − handprop| = ${d.toExponential(2)}`);
+  assert.ok(d <= 1e-5, `max |TF.js − handprop| = ${d}`);
+  tfModel.dispose();
+});
+
+test("a variant with BatchNorm, Dropout, AvgPool, Tanh/Sigmoid/LeakyReLU/Softmax, explicit padding, strides, dilation predicts the same in TF.js", async (t) => {
+  const model = variantModel(3);
+  const { modelJson, weightData } = toTfjsArtifacts(model);
+  const classes = modelJson.modelTopology.config.layers.map((l) => l.class_name);
+  assert.deepEqual(classes.slice(0, 5), ["ZeroPadding2D", "Conv2D", "BatchNormalization", "Activation", "ZeroPadding2D"]);
+  assert.ok(classes.includes("LeakyReLU") && classes.includes("Dropout"));
+  const convs = modelJson.modelTopology.config.layers.filter((l) => l.class_name === "Conv2D").map((l) => l.config.padding);
+  assert.deepEqual(convs, ["valid", "same", "same", "same"]);
+  const bn = modelJson.modelTopology.config.layers.find((l) => l.class_name === "BatchNormalization")!;
+  assert.equal(bn.config.momentum, 0.95);
+  assert.equal(bn.config.epsilon, 1e-3);
+
+  const tfModel = await tfLoad(modelJson, weightData);
+  const x = randomInput([4, 2, 12, 12], 2);
+  const d = maxAbsDiff(tfPredict(tfModel, x), model.predict(x).data);
+  t.diagnostic(`max |TF.js − handprop| = ${d.toExponential(2)}`);
+  assert.ok(d <= 1e-5, `max |TF.js − handprop| = ${d}`);
+  tfModel.dispose();
+});
+
+test("handprop → TF.js → handprop gives identical predictions and the same layers", () => {
+  for (const model of [variantModel(11), randomize(buildModel("lenet5", { seed: 1 }), 2), randomize(buildModel("mlp", { seed: 1 }), 2)]) {
+    const dir = freshDir();
+    saveTfjsModel(model, dir);
+    const back = loadTfjsModel(dir);
+    assert.deepEqual(back.inputShape, model.inputShape);
+    assert.deepEqual(back.layers.map((l) => l.type), model.layers.map((l) => l.type));
+    const x = randomInput([3, ...model.inputShape!], 5);
+    assert.deepEqual(back.predict(x).data, model.predict(x).data, `${model.name}: predictions differ`);
+  }
+});
+
+/** Fill a TF.js model's weights with seeded random values (positive variances). */
+function randomizeTf(model: tfl.LayersModel, seed: number): void {
+  const rng = new RandomState(seed);
+  const values = model.weights.map((w) => {
+    const shape = w.shape as number[]; // weights have fixed shapes
+    const n = shape.reduce((a, b) => a * b, 1);
+    const positive = /moving_variance|gamma/.test(w.originalName);
+    const data = Float32Array.from({ length: n }, () => (positive ? rng.uniform(0.5, 1.5) : rng.normal(0, 0.4)));
+    return tf.tensor(data, shape);
+  });
+  model.setWeights(values);
+  for (const v of values) v.dispose();
+}
+
+/** Save a TF.js model to memory with a custom IO handler. */
+async function tfSave(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
+  let saved: tf.io.ModelArtifacts | null = null;
+  await model.save(
+    tf.io.withSaveHandler((artifacts) => {
+      saved = artifacts;
+      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } });
+    }),
+  );
+  return saved!;
+}
+
+test("a model built and saved by TF.js loads into handprop with the same predictions (≤ 1e-5)", async (t) => {
+  const m = tfl.sequential({ name: "from_tfjs" });
+  m.add(tfl.layers.conv2d({ inputShape: [10, 10, 2], filters: 4, kernelSize: 3, padding: "same", activation: "relu" }));
+  m.add(tfl.layers.batchNormalization({ epsilon: 1e-3, momentum: 0.9 }));
+  m.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
+  m.add(tfl.layers.zeroPadding2d({ padding: 1 }));
+  m.add(tfl.layers.conv2d({ filters: 5, kernelSize: 3, strides: 2, activation: "tanh", useBias: false }));
+  m.add(tfl.layers.leakyReLU({ alpha: 0.2 }));
+  m.add(tfl.layers.averagePooling2d({ poolSize: 2, strides: 1, padding: "valid" }));
+  m.add(tfl.layers.flatten());
+  m.add(tfl.layers.dense({ units: 16, activation: "sigmoid" }));
+  m.add(tfl.layers.dropout({ rate: 0.25 }));
+  m.add(tfl.layers.batchNormalization({}));
+  m.add(tfl.layers.dense({ units: 4, activation: "softmax" }));
+  randomizeTf(m, 21);
+  const artifacts = await tfSave(m);
+  const weightData = artifacts.weightData as ArrayBuffer;
+
+  // From memory (TF.js ModelArtifacts: weightSpecs) …
+  const model = fromTfjsArtifacts(artifacts, weightData);
+  assert.deepEqual(model.inputShape, [2, 10, 10]);
+  assert.deepEqual(
+    model.layers.map((l) => l.type),
+    ["Conv2D", "ReLU", "BatchNorm2D", "MaxPool2D", "Conv2D", "Tanh", "LeakyReLU", "AvgPool2D", "Flatten", "Dense", "Sigmoid", "Dropout", "BatchNorm1D", "Dense", "Softmax"],
+  );
+  const folded = model.layers[4];
+  assert.ok(folded instanceof Conv2D);
+  assert.deepEqual(folded.padding, [1, 1]); // the ZeroPadding2D, folded
+  const x = randomInput([3, 2, 10, 10], 4);
+  const expected = tfPredict(m, x);
+  const d = maxAbsDiff(model.predict(x).data, expected);
+  t.diagnostic(`max |handprop − TF.js| = ${d.toExponential(2)}`);
+  assert.ok(d <= 1e-5, `max |handprop − TF.js| = ${d}`);
+
+  // … and from files in TF.js's on-disk layout (model.json with a weightsManifest, weights in a .bin).
+  const dir = freshDir();
+  saveArtifactsAsFiles(artifacts, dir);
+  const fromFiles = loadTfjsModel(dir);
+  assert.deepEqual(fromFiles.predict(x).data, model.predict(x).data);
+  m.dispose();
+});
+
+function saveArtifactsAsFiles(a: tf.io.ModelArtifacts, dir: string, weightsName = "group1-shard1of1.bin"): void {
+  const json = { modelTopology: a.modelTopology, format: a.format, generatedBy: a.generatedBy, convertedBy: a.convertedBy, weightsManifest: [{ paths: [weightsName], weights: a.weightSpecs }] };
+  writeJsonAndWeights(dir, json, new Uint8Array(a.weightData as ArrayBuffer), weightsName);
+}
+
+function writeJsonAndWeights(dir: string, json: unknown, weights: Uint8Array, weightsName = "weights.bin"): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "model.json"), typeof json === "string" ? json : JSON.stringify(json));
+  writeFileSync(join(dir, weightsName), weights);
+}
+
+test("TF.js \"same\" pooling imports as handprop padding when the windows are symmetric", async () => {
+  const m = tfl.sequential();
+  m.add(tfl.layers.maxPooling2d({ inputShape: [5, 5, 3], poolSize: 3, strides: 1, padding: "same" }));
+  m.add(tfl.layers.averagePooling2d({ poolSize: 3, strides: 2, padding: "same" })); // 5 → 3, 1 cell each side
+  m.add(tfl.layers.softmax({ axis: -1 }));
+  m.add(tfl.layers.globalAveragePooling2d({}));
+  const artifacts = await tfSave(m);
+  const model = fromTfjsArtifacts(artifacts, artifacts.weightData as ArrayBuffer);
+  const [avg, softmax] = [model.layers[1], model.layers[2]];
+  assert.ok(avg instanceof AvgPool2D && softmax instanceof Softmax);
+  assert.equal(avg.countIncludePad, false);
+  assert.equal(softmax.axis, 1);
+  assert.ok(model.layers[3] instanceof GlobalAvgPool2D);
+  const x = randomInput([2, 3, 5, 5], 9);
+  const d = maxAbsDiff(model.predict(x).data, tfPredict(m, x));
+  assert.ok(d <= 1e-6, `max diff ${d}`);
+  m.dispose();
+});
+
+test("weights sharded over several files (as the TF.js converter writes them) load in manifest order", () => {
+  const model = randomize(buildModel("cnn-small", { seed: 4 }), 5);
+  const { modelJson, weightData } = toTfjsArtifacts(model);
+  const bytes = new Uint8Array(weightData);
+  const cut = 4 * 1000; // shards split anywhere, even inside a weight
+  const dir = freshDir();
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "group1-shard1of2.bin"), bytes.subarray(0, cut));
+  writeFileSync(join(dir, "group1-shard2of2.bin"), bytes.subarray(cut));
+  modelJson.weightsManifest[0].paths = ["group1-shard1of2.bin", "group1-shard2of2.bin"];
+  writeFileSync(join(dir, "model.json"), JSON.stringify(modelJson));
+  const back = loadTfjsModel(join(dir, "model.json"));
+  const x = randomInput([2, 1, 28, 28], 3);
+  assert.deepEqual(back.predict(x).data, model.predict(x).data);
+});
+
+test("handprop export --format tfjs: a saved model folder to a TF.js folder that TF.js runs", async () => {
+  const model = randomize(buildModel("lenet5", { seed: 12 }), 13);
+  const dir = freshDir();
+  saveModel(model, dir);
+  const out = freshDir();
+  const bin = new URL("../bin/handprop.mjs", import.meta.url).pathname;
+  const r = spawnSync(process.execPath, [bin, "export", "--format", "tfjs", "--model", dir, "--out", out], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /exported lenet5 to .*model\.json \+ weights\.bin \(246824 bytes; TF\.js Layers format, NHWC input\)/);
+  const back = loadTfjsModel(out);
+  const x = randomInput([2, 1, 28, 28], 14);
+  assert.deepEqual(back.predict(x).data, model.predict(x).data);
+  const weights = readFileSync(join(out, "weights.bin"));
+  const tfModel = await tfLoad(JSON.parse(readFileSync(join(out, "model.json"), "utf8")), weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.length));
+  assert.ok(maxAbsDiff(tfPredict(tfModel, x), model.predict(x).data) <= 1e-5);
+  tfModel.dispose();
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Bad input: each error names the layer or the field.
+
+/** A small exported model to corrupt: Conv2D → ReLU → Flatten → Dense. */
+function smallArtifacts(): { json: TfjsModelJson; weights: Uint8Array } {
+  const model = new Sequential(
+    [new Conv2D({ inChannels: 1, outChannels: 2, kernelSize: 3 }), new ReLU(), new Flatten(), new Dense({ inFeatures: 2 * 4 * 4, outFeatures: 3 })],
+    { inputShape: [1, 6, 6], seed: 1 },
+  );
+  const { modelJson, weightData } = toTfjsArtifacts(model);
+  return { json: modelJson, weights: new Uint8Array(weightData) };
+}
+
+function loadFails(json: unknown, weights: Uint8Array, pattern: RegExp): void {
+  const dir = freshDir();
+  writeJsonAndWeights(dir, json, weights);
+  assert.throws(() => loadTfjsModel(dir), pattern);
+}
+
+test("a malformed model.json is a clear error naming the file", () => {
+  const { weights } = smallArtifacts();
+  loadFails("{ not json", weights, /model\.json is not valid JSON/);
+  loadFails({ format: "layers-model", modelTopology: {} }, weights, /no "weightsManifest" array/);
+  const { json } = smallArtifacts();
+  loadFails({ ...json, format: "graph-model" }, weights, /"format" is "graph-model"; only "layers-model"/);
+  assert.throws(() => loadTfjsModel(join(tmp, "does-not-exist")), /cannot read .*does-not-exist.*model\.json/);
+});
+
+test("unsupported models, layers and options are named with the layer and the field", () => {
+  const layers = () => structuredClone(smallArtifacts().json);
+  const { weights } = smallArtifacts();
+  const cases: [(j: TfjsModelJson) => void, RegExp][] = [
+    [(j) => ((j.modelTopology as unknown as { class_name: string }).class_name = "Functional"), /class_name is "Functional"; only Sequential models/],
+    [(j) => (j.modelTopology.config.layers[1].class_name = "LSTM"), /layer 1 "activation_1" \(LSTM\): layer class "LSTM" is not supported/],
+    [(j) => (j.modelTopology.config.layers[0].config.data_format = "channels_first"), /layer 0 "conv2d_0" \(Conv2D\): field "data_format" is "channels_first"/],
+    [(j) => (j.modelTopology.config.layers[1].config.activation = "elu"), /layer 1 "activation_1" \(Activation\): field "activation" is "elu"/],
+    [(j) => (j.modelTopology.config.layers[0].config.padding = "causal"), /layer 0 "conv2d_0" \(Conv2D\): field "padding" is "causal"/],
+    [(j) => (j.modelTopology.config.layers[0].config.strides = [0, 1]), /layer 0 "conv2d_0" \(Conv2D\): field "strides" must be a positive integer/],
+    [(j) => (j.modelTopology.config.layers[0].config.groups = 2), /layer 0 "conv2d_0" \(Conv2D\): field "groups" = 2 is not supported/],
+    [(j) => (j.modelTopology.config.layers[0].config.dtype = "float16"), /layer 0 "conv2d_0" \(Conv2D\): field "dtype" is "float16"/],
+    [(j) => delete j.modelTopology.config.layers[0].config.batch_input_shape, /layer 0 "conv2d_0" \(Conv2D\): field "batch_input_shape" is missing/],
+    [(j) => (j.modelTopology.config.layers[3].config.use_bias = false), /weights? "dense_3\/bias" belongs to no layer/],
+    [(j) => (j.modelTopology.config.layers[3].config.units = 4), /layer 3 "dense_3" \(Dense\): weight "dense_3\/kernel" has shape \[32, 3\], expected \[32, 4\]/],
+    [(j) => (j.weightsManifest[0].weights[0].name = "conv2d_0/kernel_renamed"), /layer 0 "conv2d_0" \(Conv2D\): weight "conv2d_0\/kernel" is missing/],
+    [(j) => (j.weightsManifest[0].weights[2].dtype = "float13"), /weight "dense_3\/kernel" has unknown dtype "float13"/],
+    [(j) => (j.weightsManifest[0].weights[2].dtype = "int32"), /weight "dense_3\/kernel" has unsupported dtype "int32"/],
+    [(j) => (j.weightsManifest[0].paths = ["../weights.bin"]), /weights path "\.\.\/weights\.bin" must be a file name relative/],
+  ];
+  for (const [corrupt, pattern] of cases) {
+    const j = layers();
+    corrupt(j);
+    loadFails(j, weights, pattern);
+  }
+});
+
+test("a weights file of the wrong size names the file and both sizes", () => {
+  const { json, weights } = smallArtifacts();
+  loadFails(json, weights.subarray(0, weights.length - 4), /weights\.bin: has 472 bytes, but the weights manifest's 4 float32 weights need 476 bytes/);
+  loadFails(json, new Uint8Array(weights.length + 1), /has 477 bytes.*need 476 bytes/);
+  assert.throws(() => fromTfjsArtifacts(json, new ArrayBuffer(8)), /weight data: has 8 bytes/);
+});
+
+test("unsupported ZeroPadding2D, pooling and BatchNormalization configurations are named", async () => {
+  const cases: [() => tfl.Sequential, RegExp][] = [
+    [
+      () => tfl.sequential({ layers: [tfl.layers.zeroPadding2d({ inputShape: [6, 6, 1], padding: [[1, 0], [1, 1]] }), tfl.layers.conv2d({ filters: 1, kernelSize: 3 })] }),
+      /\(ZeroPadding2D\): field "padding" \[\[1,0\],\[1,1\]\] is asymmetric/,
+    ],
+    [
+      () => tfl.sequential({ layers: [tfl.layers.zeroPadding2d({ inputShape: [6, 6, 1], padding: 1 }), tfl.layers.maxPooling2d({ poolSize: 3 })] }),
+      /\(ZeroPadding2D\): a ZeroPadding2D must be followed by a "valid" Conv2D or AveragePooling2D.*MaxPooling2D/,
+    ],
+    [
+      () => tfl.sequential({ layers: [tfl.layers.maxPooling2d({ inputShape: [7, 7, 1], poolSize: 2, padding: "same" })] }),
+      /\(MaxPooling2D\): field "padding" "same" on a 7×7 input pads asymmetrically/,
+    ],
+    [() => tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4, 4, 1], units: 2 })] }), /\(Dense\): Dense on a tensor of shape \[1, 4, 4\] \(without a Flatten\)/],
+    [() => tfl.sequential({ layers: [tfl.layers.batchNormalization({ inputShape: [4, 4, 2], axis: 1 })] }), /\(BatchNormalization\): field "axis" is 1; only the channel \(last\) axis 3/],
+    [() => tfl.sequential({ layers: [tfl.layers.conv2d({ inputShape: [6, 6, 1], filters: 1, kernelSize: 3, activation: "elu" })] }), /\(Conv2D\): field "activation" is "elu"/],
+  ];
+  for (const [build, pattern] of cases) {
+    const m = build();
+    const a = await tfSave(m);
+    assert.throws(() => fromTfjsArtifacts(a, a.weightData as ArrayBuffer), pattern);
+    m.dispose();
+  }
+});
+
+test("export rejects what TF.js cannot express, naming the layer", () => {
+  const shape = [1, 4, 4];
+  const cases: [Sequential, RegExp][] = [
+    [new Sequential([new MaxPool2D({ kernelSize: 2, stride: 2, padding: 1 })], { inputShape: shape }), /layer 0 \(MaxPool2D\): padding 1×1 on a 4×4 input has no TF\.js equivalent/],
+    [new Sequential([new AvgPool2D({ kernelSize: 2, stride: 2, padding: 1, countIncludePad: false })], { inputShape: shape }), /layer 0 \(AvgPool2D\): padding 1×1 .*\(countIncludePad is false\)/],
+    [new Sequential([new Conv2D({ inChannels: 1, outChannels: 1, kernelSize: 2, stride: 2, dilation: 2, padding: 1 })], { inputShape: shape }), /layer 0 \(Conv2D\): TF\.js cannot combine strides 2×2 with dilation 2×2/],
+    [new Sequential([new Softmax({ axis: 2 })], { inputShape: shape }), /layer 0 \(Softmax\): softmax over axis 2 .* TF\.js only supports softmax over the last axis/],
+  ];
+  for (const [model, pattern] of cases) assert.throws(() => toTfjsArtifacts(model), pattern);
+  assert.throws(() => toTfjsArtifacts(new Sequential([new ReLU()])), /input shape of sequential is unknown: pass \{inputShape\}/);
+  assert.throws(() => toTfjsArtifacts(new Sequential([new ReLU()]), { inputShape: [2, 3] }), /input samples of shape \(2, 3\) are not supported/);
+});
+
+test("Keras variants: InputLayer, model_config wrapper, Keras 3 batch_shape and a Softmax layer over H", () => {
+  const { json, weights } = smallArtifacts();
+  const layers = structuredClone(json.modelTopology.config.layers);
+  const bis = layers[0].config.batch_input_shape;
+  delete layers[0].config.batch_input_shape;
+  layers.unshift({ class_name: "InputLayer", config: { name: "input_1", batch_shape: bis, dtype: { module: "keras", class_name: "DTypePolicy", config: { name: "float32" } } } });
+  layers.splice(2, 0, { class_name: "Softmax", config: { name: "sm", axis: 1 } });
+  const wrapped = { ...json, modelTopology: { model_config: { class_name: "Sequential", config: { name: "wrapped", layers } } } };
+  const model = fromTfjsArtifacts(wrapped, weights);
+  assert.equal(model.name, "wrapped");
+  assert.deepEqual(model.layers.map((l) => l.type), ["Conv2D", "Softmax", "ReLU", "Flatten", "Dense"]);
+  const softmax = model.layers[1];
+  assert.ok(softmax instanceof Softmax);
+  assert.equal(softmax.axis, 2); // NHWC axis 1 (H) is NCHW axis 2
+});

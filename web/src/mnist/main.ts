@@ -1,0 +1,398 @@
+// Page 2: draw a digit, see it classified and what each layer makes of it; train the model in a
+// Web Worker (worker.ts) and watch the page's copy of the weights improve as snapshots arrive.
+
+import "../style.css";
+import type { NDArray } from "../../../src/nd/ndarray.ts";
+import type { Sequential } from "../../../src/nn/sequential.ts";
+import { Conv2D } from "../../../src/nn/conv.ts";
+import { byId, h, setText } from "../dom.ts";
+import { LineChart } from "../chart.ts";
+import { loadSplit, type DigitSet } from "./data.ts";
+import { DrawingPad } from "./draw.ts";
+import { freshModel, fromSnapshot, loadPretrained, MNIST_STANDARDIZE, setWeights, snapshot, softmax, toInput, type Normalization } from "./model.ts";
+import type { ModelSnapshot } from "./protocol.ts";
+import type { FromWorker, ToWorker } from "./protocol.ts";
+import { paint, range } from "./viz.ts";
+import { buildModel } from "../../../src/nn/models.ts";
+
+const dataUrl = new URL("data/", document.baseURI).href;
+
+let model: Sequential = freshModel(0);
+let normalization: Normalization = MNIST_STANDARDIZE;
+let pretrained: { snap: ModelSnapshot; normalization: Normalization; label: string } | null = null;
+let input: Uint8Array | null = null; // the current 28×28 digit
+let testSet: DigitSet | null = null;
+let worker: Worker | null = null;
+let workerReady: Promise<void> | null = null; // resolves when the worker says it is listening
+let training = false;
+let epochsDone = 0; // epochs completed across training runs since the last weight reset
+const history = { x: [] as number[], loss: [] as (number | null)[], acc: [] as (number | null)[], test: [] as (number | null)[] };
+
+// ---------------------------------------------------------------- prediction and feature maps
+
+const bars: { bar: HTMLElement; pct: HTMLElement }[] = [];
+function buildBars(): void {
+  const root = byId("bars");
+  for (let d = 0; d < 10; d++) {
+    const bar = h("div", { class: "bar", style: "width: 0%" });
+    const pct = h("span", { class: "pct" }, "");
+    root.append(h("span", {}, String(d)), h("div", { class: "track" }, bar), pct);
+    bars.push({ bar, pct });
+  }
+}
+
+interface Stage { label: string; layer: number }
+
+/** Which layer outputs to show: each conv (after its activation) and each pooling layer. */
+function stagesOf(m: Sequential): Stage[] {
+  const stages: Stage[] = [];
+  let conv = 0;
+  let pool = 0;
+  m.layers.forEach((l, i) => {
+    if (l.type === "Conv2D") {
+      let end = i;
+      const names = [`conv${++conv}`];
+      while (end + 1 < m.layers.length && ["ReLU", "LeakyReLU", "Tanh", "Sigmoid", "BatchNorm2D"].includes(m.layers[end + 1].type)) {
+        end++;
+        names.push(m.layers[end].type.toLowerCase());
+      }
+      stages.push({ label: names.join(" → "), layer: end });
+    } else if (l.type === "MaxPool2D" || l.type === "AvgPool2D") {
+      stages.push({ label: `pool${++pool} (${l.type === "MaxPool2D" ? "max" : "avg"})`, layer: i });
+    }
+  });
+  return stages;
+}
+
+let stageViews: { stage: Stage; title: HTMLElement; canvases: HTMLCanvasElement[] }[] = [];
+
+function buildFeatureMaps(): void {
+  const root = byId("fmaps");
+  root.replaceChildren();
+  const shapes = model.build([1, 28, 28]);
+  stageViews = stagesOf(model).map((stage) => {
+    const [c, hh, ww] = shapes[stage.layer];
+    const title = h("div", { class: "fmap-title" });
+    title.innerHTML = `<span class="mono">${stage.label}</span> · ${c} maps of ${hh}×${ww}`;
+    const grid = h("div", { class: `fmap-grid${hh <= 12 ? " small" : ""}` });
+    const canvases: HTMLCanvasElement[] = [];
+    for (let k = 0; k < c; k++) {
+      const cv = h("canvas", { class: "px", width: ww, height: hh, title: `${stage.label}, channel ${k}` });
+      canvases.push(cv);
+      grid.append(cv);
+    }
+    root.append(h("div", { class: "fmap-row" }, title, grid));
+    return { stage, title, canvases };
+  });
+}
+
+function renderFilters(): void {
+  const root = byId("filters");
+  root.replaceChildren();
+  let n = 0;
+  for (const l of model.layers) {
+    if (!(l instanceof Conv2D)) continue;
+    n++;
+    const w = l.params()[0].value; // (out, in, kh, kw)
+    const [o, c, kh, kw] = w.shape;
+    const [lo, hi] = range(w.data);
+    const m = Math.max(Math.abs(lo), Math.abs(hi));
+    const title = h("div", { class: "fmap-title" });
+    title.innerHTML = `<span class="mono">conv${n}</span> · ${o} filters of ${c}×${kh}×${kw}${c > 1 ? " (rows: input channel, columns: filter)" : ""}`;
+    const cols = c === 1 ? Math.min(o, 8) : o;
+    const grid = h("div", { class: "filters-grid", style: `grid-template-columns: repeat(${cols}, minmax(0, ${c === 1 ? "48px" : "1fr"}))` });
+    const size = kh * kw;
+    for (let ci = 0; ci < c; ci++) {
+      for (let oi = 0; oi < o; oi++) {
+        const cv = h("canvas", { class: "px", title: `conv${n} filter ${oi}, input channel ${ci}` });
+        paint(cv, w.data, (oi * c + ci) * size, kh, kw, -m, m, "diverging");
+        grid.append(cv);
+      }
+    }
+    root.append(h("div", { class: "fmap-row" }, title, grid));
+  }
+}
+
+function classify(): void {
+  const pred = byId("prediction");
+  const preview = byId("preview", HTMLCanvasElement);
+  if (!input) {
+    setText(byId("pred-digit"), "–");
+    setText(byId("pred-text"), "draw a digit");
+    pred.dataset.digit = "";
+    delete pred.dataset.probs;
+    bars.forEach((b) => {
+      b.bar.style.width = "0%";
+      setText(b.pct, "");
+    });
+    paint(preview, new Uint8Array(784), 0, 28, 28, 0, 255, "gray");
+    for (const v of stageViews) for (const cv of v.canvases) paint(cv, new Float32Array(cv.width * cv.height), 0, cv.height, cv.width, 0, 1, "viridis");
+    return;
+  }
+  paint(preview, input, 0, 28, 28, 0, 255, "gray");
+  // Layer by layer, keeping every output (each layer's buffer stays valid until its next forward).
+  const outs: NDArray[] = [];
+  let a = toInput(input, normalization);
+  for (const l of model.layers) {
+    a = l.forward(a, { training: false });
+    outs.push(a);
+  }
+  const probs = softmax(a.data);
+  let best = 0;
+  for (let d = 1; d < 10; d++) if (probs[d] > probs[best]) best = d;
+  setText(byId("pred-digit"), String(best));
+  setText(byId("pred-text"), `${(probs[best] * 100).toFixed(1)}% sure`);
+  pred.dataset.digit = String(best);
+  pred.dataset.probs = JSON.stringify(probs);
+  bars.forEach((b, d) => {
+    b.bar.style.width = `${(probs[d] * 100).toFixed(1)}%`;
+    b.bar.classList.toggle("top", d === best);
+    setText(b.pct, `${(probs[d] * 100).toFixed(1)}%`);
+  });
+  for (const v of stageViews) {
+    const out = outs[v.stage.layer];
+    const [, c, hh, ww] = out.shape;
+    const [lo, hi] = range(out.data);
+    for (let k = 0; k < c; k++) paint(v.canvases[k], out.data, k * hh * ww, hh, ww, Math.min(0, lo), hi, "viridis");
+  }
+}
+
+let classifyQueued = false;
+function queueClassify(): void {
+  if (classifyQueued) return;
+  classifyQueued = true;
+  requestAnimationFrame(() => {
+    classifyQueued = false;
+    classify();
+  });
+}
+
+// ---------------------------------------------------------------- model state
+
+function describeModel(kind: "fresh" | "trained" | "pretrained", detail = ""): void {
+  const badge = byId("model-badge");
+  badge.classList.toggle("off", kind === "fresh");
+  setText(badge, kind === "fresh" ? "untrained" : kind === "pretrained" ? "pretrained" : "trained here");
+  const params = model.countParams().trainable.toLocaleString("en-US");
+  const text = {
+    fresh: `${model.name}, ${params} parameters, random weights (seed ${byId("seed", HTMLInputElement).value}): its guesses are noise until it is trained.`,
+    trained: `${model.name}, ${params} parameters, trained in this browser${detail}.`,
+    pretrained: `${model.name}, ${params} parameters, ${detail}.`,
+  }[kind];
+  setText(byId("model-status"), text);
+}
+
+function setModel(m: Sequential): void {
+  model = m;
+  byId("summary").textContent = model.summary([1, 28, 28]);
+  buildFeatureMaps();
+  renderFilters();
+  queueClassify();
+}
+
+function resetHistory(): void {
+  epochsDone = 0;
+  history.x.length = history.loss.length = history.acc.length = history.test.length = 0;
+  chart.setData([], [[], [], []]);
+  for (const id of ["st-epoch", "st-batch", "st-loss", "st-acc", "st-test", "st-speed"]) setText(byId(id), "–");
+  byId("progress").style.width = "0%";
+  const st = byId("train-status");
+  delete st.dataset.firstLoss;
+  delete st.dataset.lastLoss;
+  st.dataset.reports = "0";
+}
+
+function freshWeights(): void {
+  const seed = Number(byId("seed", HTMLInputElement).value) || 0;
+  const name = byId("model-name", HTMLSelectElement).value;
+  normalization = MNIST_STANDARDIZE;
+  setModel(name === "lenet5" ? freshModel(seed) : buildModel(name, { seed }));
+  resetHistory();
+  describeModel("fresh");
+}
+
+// ---------------------------------------------------------------- training in the worker
+
+const chart = new LineChart(byId("train-chart"), {
+  title: "Training",
+  xLabel: "epoch",
+  series: [
+    { label: "loss", color: "#4f46e5", spanGaps: true, format: (v) => v.toFixed(3) },
+    { label: "train acc", color: "#0f9d58", scale: "acc", spanGaps: true, format: (v) => `${(v * 100).toFixed(1)}%` },
+    { label: "test acc", color: "#d9480f", scale: "acc", points: true, spanGaps: true, dash: [5, 4], format: (v) => `${(v * 100).toFixed(1)}%` },
+  ],
+  scales: { y: {}, acc: { range: [0, 1] } },
+  axes: [{ scale: "y", label: "loss" }, { scale: "acc", label: "accuracy", format: (v) => `${Math.round(v * 100)}%` }],
+  height: 230,
+});
+
+function setTraining(on: boolean): void {
+  training = on;
+  const btn = byId("btn-train", HTMLButtonElement);
+  setText(btn, on ? "■ Stop" : "▶ Train");
+  btn.disabled = false;
+  for (const el of [byId("btn-fresh", HTMLButtonElement), byId("btn-pretrained", HTMLButtonElement), byId("model-name", HTMLSelectElement)]) el.disabled = on;
+  byId("train-status").dataset.state = on ? "training" : "idle";
+}
+
+function onWorkerMessage(msg: FromWorker): void {
+  const st = byId("train-status");
+  switch (msg.type) {
+    case "ready":
+      break;
+    case "loaded":
+      setText(byId("model-status"), `Training on ${msg.train.toLocaleString("en-US")} images; testing on ${msg.test.toLocaleString("en-US")} after each epoch.`);
+      break;
+    case "progress": {
+      const x = epochsDone + msg.epoch + msg.batch / msg.batches;
+      history.x.push(x);
+      history.loss.push(msg.loss);
+      history.acc.push(msg.accuracy);
+      history.test.push(null);
+      chart.setData(history.x, [history.loss, history.acc, history.test]);
+      setText(byId("st-epoch"), String(epochsDone + msg.epoch + 1));
+      setText(byId("st-batch"), `${msg.batch}/${msg.batches}`);
+      setText(byId("st-loss"), msg.loss.toFixed(3));
+      setText(byId("st-acc"), `${(msg.accuracy * 100).toFixed(1)}%`);
+      setText(byId("st-speed"), `${Math.round(msg.imagesPerSecond)} img/s`);
+      const total = Number(byId("epochs", HTMLInputElement).value) || 1;
+      byId("progress").style.width = `${Math.min(100, ((msg.epoch + msg.batch / msg.batches) / total) * 100).toFixed(1)}%`;
+      st.dataset.firstLoss ??= String(msg.loss);
+      st.dataset.lastLoss = String(msg.loss);
+      st.dataset.reports = String(Number(st.dataset.reports ?? "0") + 1);
+      break;
+    }
+    case "weights":
+      setWeights(model, msg.weights);
+      renderFilters();
+      queueClassify();
+      break;
+    case "epoch": {
+      const x = epochsDone + msg.epoch + 1;
+      const n = history.x.length;
+      if (n > 0 && history.x[n - 1] === x) history.test[n - 1] = msg.testAccuracy; // same x as the last progress report
+      else {
+        history.x.push(x);
+        history.loss.push(null);
+        history.acc.push(null);
+        history.test.push(msg.testAccuracy);
+      }
+      chart.setData(history.x, [history.loss, history.acc, history.test]);
+      setText(byId("st-test"), `${(msg.testAccuracy * 100).toFixed(1)}%`);
+      st.dataset.testAccuracy = String(msg.testAccuracy);
+      if (msg.epoch < 0) break; // the evaluation before the first epoch
+      describeModel("trained", `: ${x} epoch${x === 1 ? "" : "s"}, ${(msg.testAccuracy * 100).toFixed(1)}% on the 1,000 test images (${msg.seconds.toFixed(1)} s for the last epoch)`);
+      break;
+    }
+    case "done": {
+      const last = history.x.length > 0 ? history.x[history.x.length - 1] : 0;
+      epochsDone = Math.ceil(last - 1e-9);
+      setTraining(false);
+      if (msg.stopped) describeModel("trained", `, stopped after ${last.toFixed(2)} epochs (the page keeps the weights it last received)`);
+      st.dataset.state = msg.stopped ? "stopped" : "done";
+      break;
+    }
+    case "error":
+      setTraining(false);
+      setText(byId("model-status"), `Training failed: ${msg.message}`);
+      st.dataset.state = "error";
+      break;
+  }
+}
+
+function startTraining(): void {
+  if (training) {
+    const stopMsg: ToWorker = { type: "stop" };
+    worker?.postMessage(stopMsg);
+    byId("btn-train", HTMLButtonElement).disabled = true;
+    return;
+  }
+  const num = (id: string, fallback: number) => {
+    const v = Number(byId(id, HTMLInputElement).value);
+    return Number.isFinite(v) && v > 0 ? v : fallback;
+  };
+  if (!worker) {
+    const w = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+    workerReady = new Promise<void>((resolve) => {
+      w.addEventListener("message", (e: MessageEvent<FromWorker>) => {
+        if (e.data.type === "ready") resolve();
+      });
+    });
+    w.onmessage = (e: MessageEvent<FromWorker>) => {
+      onWorkerMessage(e.data);
+    };
+    w.onerror = (e) => {
+      setTraining(false);
+      setText(byId("model-status"), `The training worker failed: ${e.message}`);
+    };
+    worker = w;
+  }
+  const snap = snapshot(model);
+  const req: ToWorker = {
+    type: "train", model: snap, normalization, dataUrl,
+    epochs: Math.round(num("epochs", 1)), lr: num("lr", 0.002), batchSize: Math.round(num("batch", 32)), seed: Math.round(Number(byId("seed", HTMLInputElement).value) || 0),
+  };
+  const target = worker;
+  void workerReady?.then(() => {
+    target.postMessage(req, snap.weights.map((w) => w.buffer));
+  });
+  setTraining(true);
+  setText(byId("model-status"), "Loading the training images…");
+}
+
+// ---------------------------------------------------------------- start
+
+const pad = new DrawingPad(byId("pad", HTMLCanvasElement), () => {
+  byId("pad-hint").hidden = true;
+  setText(byId("sample-label"), "");
+  input = pad.toMnist();
+  queueClassify();
+});
+
+buildBars();
+setModel(model);
+describeModel("fresh");
+resetHistory();
+
+byId("btn-clear").addEventListener("click", () => {
+  pad.clear();
+  byId("pad-hint").hidden = false;
+  setText(byId("sample-label"), "");
+  input = null;
+  queueClassify();
+});
+byId("btn-sample").addEventListener("click", () => {
+  void (async () => {
+    testSet ??= await loadSplit(dataUrl, "test");
+    const k = Math.floor(Math.random() * testSet.count);
+    input = testSet.images.slice(k * 784, k * 784 + 784);
+    pad.showDigit(input);
+    byId("pad-hint").hidden = true;
+    setText(byId("sample-label"), `test image #${k}, label ${testSet.labels[k]}`);
+    queueClassify();
+  })().catch((e: unknown) => {
+    setText(byId("sample-label"), `could not load the test images: ${e instanceof Error ? e.message : String(e)}`);
+  });
+});
+byId("btn-train").addEventListener("click", startTraining);
+byId("btn-fresh").addEventListener("click", freshWeights);
+byId("model-name").addEventListener("change", freshWeights);
+byId("btn-pretrained").addEventListener("click", () => {
+  if (!pretrained) return;
+  byId("model-name", HTMLSelectElement).value = "lenet5";
+  normalization = pretrained.normalization;
+  setModel(fromSnapshot(pretrained.snap));
+  resetHistory();
+  describeModel("pretrained", pretrained.label);
+});
+
+loadPretrained(document.baseURI)
+  .then((p) => {
+    if (!p) return;
+    pretrained = { snap: snapshot(p.model), normalization: p.normalization, label: p.label };
+    byId("btn-pretrained").hidden = false;
+    byId("btn-pretrained").click();
+  })
+  .catch((e: unknown) => {
+    setText(byId("model-status"), `The pretrained model could not be loaded (${e instanceof Error ? e.message : String(e)}); train one here instead.`);
+  });

@@ -148,7 +148,7 @@ describe("derivation.md §1, Y = correlate2d(X, K, 'valid') (Conv2D's cross-corr
 // ---------------------------------------------------------------------------------------------
 // Part 2: the article's network, z1 = convolve2d(X, w1) → tanh → vec · w2 → σ, L = ½(o − y)²
 
-/** The article's four images and targets (shared/seed/article_script.py). */
+/** The article's four images and targets (test/fixtures/article_script.py). */
 const IMAGES: NDArray[] = [
   array([[0, 0, 0], [0, 0, 0], [0, 0, 0]]),
   array([[1, 1, 1], [0, 0, 0], [0, 0, 0]]),

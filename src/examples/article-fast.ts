@@ -8,6 +8,7 @@
 // Unrolled for the fixed shapes: X 3×3, w1 2×2, layer_1 2×2, w2 4×1. Index names follow article.ts.
 
 import { RandomState } from "../nd/random.ts";
+import { fdlibmExp as exp, fdlibmTanh as tanh } from "../nd/fdlibm.ts";
 import { ARTICLE_DEFAULTS, X, Y, type ArticleOptions, type ArticleResult } from "./article.ts";
 
 const images: Float64Array[] = X.map((x) => Float64Array.from(x.data));
@@ -46,7 +47,7 @@ export function runArticleFast(opts: ArticleOptions = ARTICLE_DEFAULTS): Article
     convolveValid(images[i], w1[0], w1[1], w1[2], w1[3], layer_1);
     let z2 = 0;
     for (let k = 0; k < 4; k++) {
-      a1[k] = Math.tanh(layer_1[k]);
+      a1[k] = tanh(layer_1[k]);
       z2 += a1[k] * w2[k];
     }
     return z2;
@@ -55,7 +56,7 @@ export function runArticleFast(opts: ArticleOptions = ARTICLE_DEFAULTS): Article
     let cost = 0;
     const out: number[] = [];
     for (let i = 0; i < 4; i++) {
-      const o = 1 / (1 + Math.exp(-1 * forward(i)));
+      const o = 1 / (1 + exp(-1 * forward(i)));
       const d = o - targets[i];
       cost = cost + d * d * 0.5;
       out.push(o);
@@ -67,7 +68,7 @@ export function runArticleFast(opts: ArticleOptions = ARTICLE_DEFAULTS): Article
   for (let iter = 0; iter < opts.epochs; iter++) {
     for (let i = 0; i < 4; i++) {
       const layer_2 = forward(i);
-      const o = 1 / (1 + Math.exp(-1 * layer_2));
+      const o = 1 / (1 + exp(-1 * layer_2));
       const grad_2_part_1 = o - targets[i]; //                          ∂L/∂o = o − y
       const grad_2_part_2 = o * (1 - o); //                              ∂o/∂z2 = σ(z2)(1 − σ(z2)), σ(z2) = o
       const delta2 = grad_2_part_1 * grad_2_part_2; //                   δ2

@@ -1,6 +1,6 @@
 // The article's experiment, step for step: "Only Numpy: Implementing Convolutional Neural Network
 // using Numpy (Deriving Forward Feed and Back Propagation)". Hold this file next to the article's
-// script (shared/seed/article_script.py): the same network, the same steps in the same order, and
+// script (test/fixtures/article_script.py): the same network, the same steps in the same order, and
 // the article's variable names. Notation and derivations: docs/derivation.md §1.
 //
 //   layer_1     = convolve2d(X, w1, 'valid')        (2×2, true convolution)
@@ -10,7 +10,8 @@
 //   cost        = ½ (layer_2_act − y)²
 
 import { NDArray } from "../nd/ndarray.ts";
-import { array, dot, expandDims, mul, reshape, rot90, square, sub, sumAll, tanh, transpose, map } from "../nd/ops.ts";
+import { array, dot, expandDims, mul, reshape, rot90, square, sub, sumAll, transpose, map } from "../nd/ops.ts";
+import { fdlibmExp as exp, fdlibmTanh } from "../nd/fdlibm.ts";
 import { RandomState } from "../nd/random.ts";
 import { convolve2d } from "../nd/signal.ts";
 import { formatArray, pyRepr } from "../nd/format.ts";
@@ -41,10 +42,13 @@ export const X: NDArray[] = [
 ];
 export const Y: NDArray = array([[0.53], [0.77], [0.88], [1.1]]);
 
-const tanhPrime = (x: NDArray): NDArray => map(x, (v) => 1 - Math.tanh(v) ** 2); // d tanh(x)/dx = 1 − tanh²(x)
-const logistic = (x: NDArray): NDArray => map(x, (v) => 1 / (1 + Math.exp(-1 * v))); // σ(x) = 1 / (1 + e^(−x))
+// exp and tanh are the fdlibm algorithms in plain arithmetic (src/nd/fdlibm.ts), so the experiment
+// gives the same bits in Node and in any browser (engines' Math.exp/Math.tanh differ in the last bit).
+const tanh = (x: NDArray): NDArray => map(x, fdlibmTanh);
+const tanhPrime = (x: NDArray): NDArray => map(x, (v) => 1 - fdlibmTanh(v) ** 2); // d tanh(x)/dx = 1 − tanh²(x)
+const logistic = (x: NDArray): NDArray => map(x, (v) => 1 / (1 + exp(-1 * v))); // σ(x) = 1 / (1 + e^(−x))
 const logisticPrime = (x: NDArray): NDArray => map(x, (v) => { // dσ/dx = σ(x)(1 − σ(x))
-  const s = 1 / (1 + Math.exp(-1 * v));
+  const s = 1 / (1 + exp(-1 * v));
   return s * (1 - s);
 });
 

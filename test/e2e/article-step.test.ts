@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { runArticle, type ArticleOptions, type ArticleResult } from "../../src/examples/article.ts";
 import { ARTICLE_X, ARTICLE_Y, evaluate, gradients, initialWeights, step } from "../../web/src/article/step.ts";
 import type { NDArray } from "../../src/nd/ndarray.ts";
-import { fdlibmExp, fdlibmExpm1, fdlibmTanh } from "../../web/src/article/fdlibm.ts";
+import { fdlibmExp, fdlibmExpm1, fdlibmTanh } from "../../src/nd/fdlibm.ts";
 import { RandomState } from "../../src/nd/random.ts";
 
 const ys = Array.from(ARTICLE_Y.data);

@@ -13,7 +13,7 @@ import type { NDArray } from "../../../src/nd/ndarray.ts";
 import { dot, expandDims, map, mul, reshape, rot90, square, sub, sumAll, transpose } from "../../../src/nd/ops.ts";
 import { RandomState } from "../../../src/nd/random.ts";
 import { convolve2d } from "../../../src/nd/signal.ts";
-import { fdlibmExp as exp, fdlibmTanh } from "./fdlibm.ts";
+import { fdlibmExp as exp, fdlibmTanh } from "../../../src/nd/fdlibm.ts";
 
 export { ARTICLE_DEFAULTS, X as ARTICLE_X, Y as ARTICLE_Y } from "../../../src/examples/article.ts";
 

@@ -2,7 +2,8 @@
 // (FreeBSD msun) algorithms V8 ported to src/base/ieee754.cc, written with plain double arithmetic so
 // every JavaScript engine returns the same bits.
 //
-// Why: `handprop seed` runs in Node, and page 1 promises the same numbers. Math.exp and Math.tanh are
+// Why: `handprop seed` runs in Node, and the playground's page 1 (in a browser) promises the same
+// numbers; both run the article's experiment through these functions (src/examples/article*.ts). Math.exp and Math.tanh are
 // not the same functions everywhere: Chromium 156's V8 returns a different last bit from Node 20's
 // for 20,307 of 200,000 exp arguments in [−20, 20] and 47 of 1,000,000 tanh arguments in [−25, 25]
 // (measured on this machine), and after 1000 epochs those bits reach the printed weights. Only

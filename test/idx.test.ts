@@ -1,8 +1,8 @@
 // The IDX reader on the real MNIST files (shapes, magic numbers, documented label counts) and on
 // crafted bad files: every defect is an error naming the file, what was expected and the offset.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -11,6 +11,9 @@ import { MNIST_FILES, defaultMnistDir } from "../src/data/mnist.ts";
 
 const dir = defaultMnistDir();
 const tmp = mkdtempSync(join(tmpdir(), "handprop-idx-"));
+after(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 // Per-digit counts of the MNIST label files, as documented (e.g. in the dataset's description).
 const TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];

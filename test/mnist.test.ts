@@ -1,14 +1,17 @@
 // The MNIST loader: the real files (splits, normalisation, NCHW float32), and MNIST-format folders
 // crafted here (raw and .gz, missing files, count mismatches, bad labels).
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeIdx } from "../src/io/idx.ts";
 import { MNIST_FILES, MNIST_STANDARDIZE, defaultMnistDir, loadMnist } from "../src/data/mnist.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "handprop-mnist-"));
+after(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 /** A small MNIST-format folder: images whose pixel values encode (image index mod 256). */
 function craft(name: string, opts: { train?: number; test?: number; trainLabels?: number; gz?: boolean; skip?: string[]; badLabelAt?: number; dims?: [number, number] } = {}): string {

@@ -1,8 +1,8 @@
 // Saving and loading models: bit-identical predictions, optimizer and Dropout state for exact resumes,
 // the in-memory variants, atomic writes, and a clear error for every kind of damaged model folder.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import * as zlib from "node:zlib";
@@ -23,6 +23,9 @@ import { writeFilesAtomic } from "../src/io/atomic.ts";
 import { ModelFormatError, crc32, deserializeModel, loadModel, readableJson, saveModel, serializeModel, type ModelManifest } from "../src/io/model-io.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "handprop-model-io-"));
+after(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
 let dirCount = 0;
 const freshDir = (): string => join(tmp, `m${dirCount++}`);
 

@@ -2,16 +2,16 @@
 // --json line, checkpoints that resume bit for bit (after whole epochs and after Ctrl-C mid-epoch),
 // a short CI run that must reach 95% test accuracy, and predictions on PNG/PGM files made from real
 // MNIST test images. Plus the image preprocessing and the plain progress lines, in process.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import pngjs from "pngjs";
 import { loadMnist } from "../src/data/mnist.ts";
-import { readIdx } from "../src/io/idx.ts";
+import { readIdx, writeIdx } from "../src/io/idx.ts";
 import { serializeModel, type ModelManifest } from "../src/io/model-io.ts";
 import { buildModel } from "../src/nn/models.ts";
 import { Adam } from "../src/nn/optim.ts";
@@ -19,7 +19,6 @@ import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { MNIST_FILES, defaultMnistDir } from "../src/data/mnist.ts";
 import { decodePgm, readImage, resizeSquare, toMnistPixels, type GrayImage } from "../src/cli/predict.ts";
 import { createProgress } from "../src/cli/progress.ts";
-import { main } from "../src/cli/main.ts";
 
 /**
  * The CI training run: cnn-small, one epoch on the first CI_TRAIN_IMAGES training images, tested on
@@ -31,6 +30,9 @@ const CI_MIN_ACCURACY = 0.95;
 
 const bin = new URL("../bin/handprop.mjs", import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), "handprop-train-"));
+after(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 interface Run {
   code: number | null;
@@ -58,20 +60,39 @@ const bytes = (dir: string, file: string): Buffer => readFileSync(join(dir, file
 // A small run: 320 images = 10 batches of 32 per epoch, a small validation and test set.
 const SMALL = ["train", "mnist", "--model", "cnn-small", "--limit", "320", "--val", "64", "--test-limit", "200", "--batch-size", "32", "--seed", "3"];
 
-/** Run the CLI in this process (fast: no start-up), capturing what it writes. */
-async function runHere(args: string[]): Promise<Run> {
-  let out = "";
-  let err = "";
-  const [writeOut, writeErr] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
-  process.stdout.write = ((s: string) => ((out += s), true));
-  process.stderr.write = ((s: string) => ((err += s), true));
-  try {
-    const code = await main(args);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = writeOut;
-    process.stderr.write = writeErr;
-  }
+/**
+ * Run several command lines in ONE child process (one start-up instead of many), each through
+ * main() with its output captured. (Not in this process: capturing process.stdout here would also
+ * capture the test runner's own reports.)
+ */
+async function runMany(argLists: string[][]): Promise<Run[]> {
+  const mainUrl = new URL("../src/cli/main.ts", import.meta.url).href;
+  const script = `
+    const { main } = await import(${JSON.stringify(mainUrl)});
+    const results = [];
+    for (const args of JSON.parse(process.env.HANDPROP_TEST_ARGS)) {
+      let out = "", err = "";
+      const [o, e] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
+      process.stdout.write = (s) => ((out += s), true);
+      process.stderr.write = (s) => ((err += s), true);
+      let code;
+      try { code = await main(args); } finally { process.stdout.write = o; process.stderr.write = e; }
+      results.push({ code, out, err });
+    }
+    process.stdout.write(JSON.stringify(results));`;
+  const r = await new Promise<Run>((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { env: { ...process.env, HANDPROP_TEST_ARGS: JSON.stringify(argLists) } });
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
+    child.stderr.setEncoding("utf8").on("data", (s: string) => (err += s));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      resolve({ code, out, err });
+    });
+  });
+  assert.equal(r.code, 0, r.err);
+  return JSON.parse(r.out) as Run[];
 }
 
 test("usage errors: one line on stderr, exit code 2", async () => {
@@ -94,8 +115,9 @@ test("usage errors: one line on stderr, exit code 2", async () => {
     [["eval"], /handprop eval: --model DIR is required/],
     [["predict", "--model", existing], /handprop predict: no image files given/],
   ];
-  for (const [args, pattern] of cases) {
-    const r = await runHere(args);
+  const results = await runMany(cases.map(([args]) => args));
+  for (const [i, [args, pattern]] of cases.entries()) {
+    const r = results[i];
     if (pattern.source === "^$") {
       assert.equal(r.code, 0, r.err);
       continue;
@@ -108,6 +130,26 @@ test("usage errors: one line on stderr, exit code 2", async () => {
   const r = await run(["train", "mnist", "--epochs", "x"]);
   assert.equal(r.code, 2);
   assert.match(r.err, /^handprop train: --epochs expects a non-negative integer, got 'x'\n$/);
+});
+
+test("--data DIR: a folder of .gz files trains; a folder missing files is an error listing them", async () => {
+  const data = join(tmp, "data");
+  mkdirSync(data);
+  for (const [file, n] of [[MNIST_FILES.trainImages, 300], [MNIST_FILES.trainLabels, 300], [MNIST_FILES.testImages, 100], [MNIST_FILES.testLabels, 100]] as const) {
+    const a = readIdx(join(defaultMnistDir(), file));
+    writeIdx(join(data, `${file}.gz`), [n, ...a.shape.slice(1)], a.data.slice(0, n * (a.data.length / a.shape[0])));
+  }
+  const empty = join(tmp, "empty-data");
+  mkdirSync(empty);
+  const [r, missing] = await runMany([
+    ["train", "mnist", "--data", data, "--model", "mlp", "--val", "50", "--epochs", "1", "--out", join(tmp, "from-gz"), "--json"],
+    ["train", "mnist", "--data", empty, "--out", join(tmp, "never")],
+  ]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /training mlp .* 250 train \/ 50 validation \/ 100 test images/);
+  assert.equal((manifest(join(tmp, "from-gz")).training?.dataset as { dataDir: string }).dataDir, data, "the checkpoint remembers the folder");
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /^handprop train: MNIST: missing in .*empty-data: train-images-idx3-ubyte\[\.gz\], train-labels-idx1-ubyte\[\.gz\], t10k-images-idx3-ubyte\[\.gz\], t10k-labels-idx1-ubyte\[\.gz\]/);
 });
 
 test("--json, checkpoints and resume: 2 epochs straight = 1 epoch + resume = interrupted mid-epoch + resume, byte for byte", async () => {

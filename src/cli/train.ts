@@ -383,8 +383,8 @@ export async function runTrainCommand(v: FlagValues, positionals: string[]): Pro
     model = loaded.model;
     optimizer = loaded.optimizer;
     out = (v.out as string | undefined) ?? dir;
-    const dataDir = (v.data as string | undefined) ?? state.dataset.dataDir;
-    data = loadData(dataDir, state.dataset.validation, state.dataset.limit, testLimit, state.dataset.normalization);
+    if (v.data !== undefined) state.dataset.dataDir = resolve(v.data as string); // the data moved: remember where
+    data = loadData(state.dataset.dataDir, state.dataset.validation, state.dataset.limit, testLimit, state.dataset.normalization);
     if (data.train.images.shape[0] !== state.dataset.trainImages) {
       throw new Error(`the data in ${data.dataDir} gives ${data.train.images.shape[0]} training images, the checkpoint was trained on ${state.dataset.trainImages}: resume with the same data (--data)`);
     }

@@ -19,6 +19,7 @@ import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { MNIST_FILES, defaultMnistDir } from "../src/data/mnist.ts";
 import { decodePgm, readImage, resizeSquare, toMnistPixels, type GrayImage } from "../src/cli/predict.ts";
 import { createProgress } from "../src/cli/progress.ts";
+import { DEFAULT_LR } from "../src/cli/train.ts";
 
 /**
  * The CI training run: cnn-small, one epoch on the first CI_TRAIN_IMAGES training images, tested on
@@ -58,7 +59,7 @@ const manifest = (dir: string): ModelManifest => JSON.parse(readFileSync(join(di
 const bytes = (dir: string, file: string): Buffer => readFileSync(join(dir, file));
 
 // A small run: 320 images = 10 batches of 32 per epoch, a small validation and test set.
-const SMALL = ["train", "mnist", "--model", "cnn-small", "--limit", "320", "--val", "64", "--test-limit", "200", "--batch-size", "32", "--seed", "3"];
+const SMALL = ["train", "mnist", "--model", "cnn-small", "--limit", "320", "--val", "64", "--test-limit", "200", "--batch-size", "32", "--seed", "3", "--schedule", "none"];
 
 /**
  * Run several command lines in ONE child process (one start-up instead of many), each through
@@ -209,7 +210,7 @@ test("--json, checkpoints and resume: 2 epochs straight = 1 epoch + resume = int
   // the CLI's loop is Sequential.fit's: same seed, same data → the same weights
   const data = loadMnist({ limit: 320, validation: 64 });
   const model = buildModel("cnn-small", { seed: 3 });
-  model.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 1e-3 }) });
+  model.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: DEFAULT_LR.adam }) }); // SMALL: default lr, no schedule
   model.fit(data.train.images, data.train.labels, { epochs: 2, batchSize: 32, seed: 3 });
   assert.ok(Buffer.from(serializeModel(model).weights).equals(bytes(straight, "weights.bin")), "handprop train differs from Sequential.fit");
 });

@@ -16,13 +16,15 @@
 // every save is atomic).
 
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
+import { setThreads, threadsUnavailable } from "../kernels/backend.ts";
 import { NDArray } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
 import { SoftmaxCrossEntropy } from "../nn/losses.ts";
 import { Adam, SGD, type Optimizer } from "../nn/optim.ts";
-import { TrainingError, countCorrect, type Sequential } from "../nn/sequential.ts";
-import type { Param } from "../nn/layer.ts";
+import { CosineLR } from "../nn/schedules.ts";
+import type { Sequential } from "../nn/sequential.ts";
 import { MODEL_NAMES, buildModel, isModelName, type ModelName } from "../nn/models.ts";
 import { loadMnist, type Mnist, type Normalization } from "../data/mnist.ts";
 import { MANIFEST_FILE, ModelFormatError, loadModel, saveModel, serializeRandomState, type Json, type SerializedRandomState } from "../io/model-io.ts";
@@ -30,12 +32,16 @@ import { UsageError, type FlagValues } from "./args.ts";
 import type { Command } from "./main.ts";
 import { createProgress, formatDuration, type Progress } from "./progress.ts";
 
-export const TRAIN_DEFAULTS = { model: "lenet5" as ModelName, epochs: 2, batchSize: 32, optimizer: "adam" as OptimizerName, seed: 0, validation: 5000 };
-export const DEFAULT_LR: Record<OptimizerName, number> = { adam: 1e-3, sgd: 0.01 };
+// The defaults are the README's measured MNIST run: LeNet-5, Adam 2e-3 with a cosine decay to 0 over
+// 12 epochs, batch 64 → 99.13% test accuracy (seed 0). Without the decay the same run ends near 98.6%:
+// constant-rate Adam keeps bouncing around the minimum.
+export const TRAIN_DEFAULTS = { model: "lenet5" as ModelName, epochs: 12, batchSize: 64, optimizer: "adam" as OptimizerName, seed: 0, validation: 5000, schedule: "cosine" as ScheduleName };
+export const DEFAULT_LR: Record<OptimizerName, number> = { adam: 2e-3, sgd: 0.05 };
 /** SGD runs with this momentum (PyTorch's SGD update rule, see optim.ts). */
 export const SGD_MOMENTUM = 0.9;
 
 export type OptimizerName = "adam" | "sgd";
+export type ScheduleName = "cosine" | "none";
 
 export type EpochRecord = {
   epoch: number;
@@ -58,7 +64,9 @@ export type TrainState = {
   batchesDone: number;
   batchSize: number;
   optimizer: OptimizerName;
+  /** Base learning rate; with the cosine schedule, epoch e runs at lrAt(e) of CosineLR({tMax: epochs}). */
   lr: number;
+  schedule: ScheduleName;
   seed: number;
   dataset: {
     name: "mnist";
@@ -110,6 +118,7 @@ function readTrainState(raw: { [key: string]: Json } | undefined, file: string):
   int(t.batchSize, "batchSize", 1);
   if (t.optimizer !== "adam" && t.optimizer !== "sgd") fail("optimizer", '"adam" or "sgd"', t.optimizer);
   num(t.lr, "lr");
+  if (t.schedule !== "cosine" && t.schedule !== "none") fail("schedule", '"cosine" or "none"', t.schedule);
   int(t.seed, "seed");
   const d = t.dataset as Partial<TrainState["dataset"]> | undefined;
   if (typeof d !== "object" || d === null) fail("dataset", "an object", d);
@@ -176,27 +185,6 @@ function makeOptimizer(name: OptimizerName, lr: number): Optimizer {
   return name === "adam" ? new Adam({ lr }) : new SGD({ lr, momentum: SGD_MOMENTUM });
 }
 
-/** One training step on a batch; returns the batch's mean loss and correct count. Mirrors Sequential.fit. */
-function trainStep(model: Sequential, params: Param[], optimizer: Optimizer, loss: SoftmaxCrossEntropy, x: NDArray, y: Int32Array, where: string): { loss: number; correct: number } {
-  model.zeroGrad();
-  const pred = model.forward(x, { training: true });
-  const l = loss.forward(pred, y);
-  if (!Number.isFinite(l)) throw new TrainingError(`${model.name}: loss is ${l} at ${where}: lower the learning rate or check the data for NaN/Inf`);
-  model.backward(loss.backward());
-  for (const p of params) {
-    if (!p.trainable) continue;
-    const g = p.grad.data;
-    for (let i = 0; i < g.length; i++) {
-      if (!Number.isFinite(g[i])) {
-        const owner = model.layers.find((layer) => layer.params().includes(p));
-        throw new TrainingError(`${model.name}: gradient of ${owner?.describe() ?? "a layer"} ${p.name} is ${g[i]} at ${where}`);
-      }
-    }
-  }
-  optimizer.step(params);
-  return { loss: l, correct: countCorrect(loss, pred, y) ?? 0 };
-}
-
 interface RunSetup {
   model: Sequential;
   optimizer: Optimizer;
@@ -212,7 +200,6 @@ interface RunSetup {
 async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | null> {
   const { model, optimizer, state, data, out } = setup;
   const loss = new SoftmaxCrossEntropy();
-  const params = model.layers.flatMap((l) => l.params()); // the list (and order) Sequential.fit steps
   const train = data.train;
   const N = train.images.shape[0];
   const bs = state.batchSize;
@@ -241,6 +228,7 @@ async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | 
   try {
     while (state.epochsDone < state.epochs) {
       const epoch = state.epochsDone;
+      if (state.schedule === "cosine") optimizer.lr = new CosineLR({ tMax: state.epochs }).lrAt(epoch, state.lr);
       rng.setState(state.shuffleState);
       const perm = rng.permutation(N);
       const p = state.partialEpoch ?? { lossSum: 0, correct: 0, seen: 0, seconds: 0 };
@@ -250,9 +238,9 @@ async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | 
         const start = b * bs;
         const n = Math.min(bs, N - start);
         const { x, y } = batcher.gather(perm, start, n);
-        const r = trainStep(model, params, optimizer, loss, x, y, `epoch ${epoch + 1}, batch ${b + 1}`);
+        const r = model.trainBatch(x, y, loss, optimizer, `epoch ${epoch + 1}, batch ${b + 1}`);
         p.lossSum += r.loss * n;
-        p.correct += r.correct;
+        p.correct += r.correct ?? 0;
         p.seen += n;
         state.batchesDone = b + 1;
         batchesThisRun++;
@@ -314,7 +302,7 @@ async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | 
 // The command.
 
 /** Flags that fix a run: with --resume they must be left out or agree with the checkpoint. */
-const RUN_FLAGS = ["model", "batch-size", "optimizer", "lr", "seed", "limit", "val"] as const;
+const RUN_FLAGS = ["model", "batch-size", "optimizer", "lr", "schedule", "seed", "limit", "val"] as const;
 
 function checkpointValue(state: TrainState, flag: (typeof RUN_FLAGS)[number]): string | number | null {
   switch (flag) {
@@ -326,6 +314,8 @@ function checkpointValue(state: TrainState, flag: (typeof RUN_FLAGS)[number]): s
       return state.optimizer;
     case "lr":
       return state.lr;
+    case "schedule":
+      return state.schedule;
     case "seed":
       return state.seed;
     case "limit":
@@ -355,6 +345,9 @@ export async function runTrainCommand(v: FlagValues, positionals: string[]): Pro
   if (v["batch-size"] === 0) throw new UsageError("handprop train: --batch-size must be at least 1");
   if (v.lr !== undefined && (v.lr as number) <= 0) throw new UsageError(`handprop train: --lr must be > 0, got ${v.lr as number}`);
   const testLimit = v["test-limit"] as number | undefined;
+  if (v.threads === 0) throw new UsageError("handprop train: --threads must be at least 1");
+  const threads = (v.threads as number | undefined) ?? availableParallelism();
+  if ((await setThreads(threads)) < threads && v.threads !== undefined) process.stderr.write(`handprop train: running the kernels on 1 thread: ${threadsUnavailable() ?? ""}\n`);
   const progress = createProgress();
   const say = json ? (line: string) => process.stderr.write(line + "\n") : (line: string) => process.stdout.write(line + "\n");
   const io: TrainIO = { out: say, progress, json };
@@ -415,6 +408,7 @@ export async function runTrainCommand(v: FlagValues, positionals: string[]): Pro
       batchSize: (v["batch-size"] as number | undefined) ?? TRAIN_DEFAULTS.batchSize,
       optimizer: optName,
       lr,
+      schedule: (v.schedule as ScheduleName | undefined) ?? TRAIN_DEFAULTS.schedule,
       seed: runSeed,
       dataset: { name: "mnist", dataDir, limit, validation, trainImages: data.train.images.shape[0], normalization: data.normalization },
       history: [],
@@ -429,7 +423,7 @@ export async function runTrainCommand(v: FlagValues, positionals: string[]): Pro
     const { trainable } = model.countParams();
     say(
       `training ${name} (${trainable.toLocaleString("en-US")} params) on MNIST: ${data.train.images.shape[0]} train / ${data.validation.images.shape[0]} validation / ${data.test.images.shape[0]} test images, ` +
-        `batch ${state.batchSize}, ${optName} lr ${lr}${optName === "sgd" ? ` momentum ${SGD_MOMENTUM}` : ""}, seed ${runSeed}, ${state.epochs} epoch(s) → ${out}`,
+        `batch ${state.batchSize}, ${optName} lr ${lr}${optName === "sgd" ? ` momentum ${SGD_MOMENTUM}` : ""}${state.schedule === "cosine" ? " (cosine decay)" : ""}, seed ${runSeed}, ${state.epochs} epoch(s) → ${out}`,
     );
   }
 
@@ -453,6 +447,7 @@ export const trainCommand: Command = {
       "batch-size": { kind: "uint", help: `mini-batch size (default: ${TRAIN_DEFAULTS.batchSize})`, meta: "N" },
       optimizer: { kind: "string", choices: ["adam", "sgd"], help: `adam, or sgd with momentum ${SGD_MOMENTUM} (default: ${TRAIN_DEFAULTS.optimizer})` },
       lr: { kind: "number", help: `learning rate (default: ${DEFAULT_LR.adam} for adam, ${DEFAULT_LR.sgd} for sgd)`, meta: "X" },
+      schedule: { kind: "string", choices: ["cosine", "none"], help: `learning-rate schedule: cosine decays lr to 0 over --epochs (default: ${TRAIN_DEFAULTS.schedule})` },
       seed: { kind: "uint", help: `seed of the initial weights and the shuffling (default: ${TRAIN_DEFAULTS.seed})`, meta: "N" },
       limit: { kind: "uint", help: "train on the first N training images only (default: all)", meta: "N" },
       val: { kind: "uint", help: `validation images, taken from the end of the training file (default: ${TRAIN_DEFAULTS.validation})`, meta: "N" },
@@ -461,7 +456,7 @@ export const trainCommand: Command = {
       out: { kind: "string", help: "checkpoint folder (default: runs/mnist-<model>, or the --resume folder)", meta: "DIR" },
       resume: { kind: "string", help: "continue the checkpoint in DIR exactly where it stopped", meta: "DIR" },
       force: { kind: "boolean", help: "overwrite a model already in --out" },
-      threads: { kind: "uint", help: "kernel threads (accepted for forward compatibility; not used yet)", meta: "N" },
+      threads: { kind: "uint", help: "threads for the WebAssembly kernels; results are identical for every N (default: every core)", meta: "N" },
       json: { kind: "boolean", help: 'end with one JSON line on stdout: {"testAccuracy", "epochs": [{"loss", "trainAccuracy", "valAccuracy", "seconds"}], "imagesPerSecond"}' },
     },
   },

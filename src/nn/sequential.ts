@@ -243,6 +243,43 @@ export class Sequential implements Differentiable {
     return counted > 0 ? { loss: lossSum / N, accuracy: correct / counted } : { loss: lossSum / N };
   }
 
+  /**
+   * One optimisation step on one batch: zeroGrad → forward → loss → backward → finite checks →
+   * optimizer.step. Returns the batch's mean loss and, for classification losses, the number of
+   * correct predictions. `where` ("epoch 3, batch 17") goes into the error if a loss or gradient is
+   * not finite. fit is a loop over this; the training CLI calls it directly.
+   */
+  trainBatch(x: NDArray, y: Target, loss: Loss, optimizer: Optimizer, where = "a batch"): { loss: number; correct: number | null } {
+    this.zeroGrad();
+    const pred = this.forward(x, { training: true });
+    const l = loss.forward(pred, y);
+    if (!Number.isFinite(l)) {
+      throw new TrainingError(`${this.name}: loss is ${l} at ${where}: lower the learning rate or check the data for NaN/Inf`);
+    }
+    // Nobody reads the first layer's dx here: let it skip computing it.
+    const first = this.layers[0];
+    const skipBefore = first.skipInputGrad;
+    first.skipInputGrad = true;
+    try {
+      this.backward(loss.backward());
+    } finally {
+      first.skipInputGrad = skipBefore;
+    }
+    const params = this.ownParams();
+    for (const p of params) {
+      if (!p.trainable) continue;
+      const g = p.grad.data;
+      for (let i = 0; i < g.length; i++) {
+        if (!Number.isFinite(g[i])) {
+          const owner = this.layers.find((layer) => layer.params().includes(p));
+          throw new TrainingError(`${this.name}: gradient of ${owner?.describe() ?? "a layer"} ${p.name} is ${g[i]} at ${where}`);
+        }
+      }
+    }
+    optimizer.step(params);
+    return { loss: l, correct: countCorrect(loss, pred, y) };
+  }
+
   /** Train with mini-batch gradient descent. Throws TrainingError on a non-finite loss or gradient. */
   fit(x: NDArray, y: Target, opts: FitOptions = {}): History {
     const loss = opts.loss ?? this.loss;
@@ -259,7 +296,6 @@ export class Sequential implements Differentiable {
     const batches = Math.ceil(N / batchSize);
     const rng = new RandomState(opts.seed ?? 0);
     const baseLr = optimizer.lr;
-    const params = this.ownParams();
     const xb = new BatchBuffer(x);
     const yb = new TargetBuffer(y);
     const order = Array.from({ length: N }, (_, i) => i);
@@ -267,67 +303,41 @@ export class Sequential implements Differentiable {
     const initialEpoch = opts.initialEpoch ?? 0;
     this.stopTraining = false;
     for (const cb of callbacks) cb.onTrainBegin?.({ epochs, batchesPerEpoch: batches, samples: N });
-    // Nobody reads the first layer's dx during fit: let it skip computing it.
-    const first = this.layers[0];
-    const skipBefore = first.skipInputGrad;
-    first.skipInputGrad = true;
-    try {
-      for (let epoch = 0; epoch < epochs && !this.stopTraining; epoch++) {
-        // Shuffle every epoch, including skipped ones, so a resumed run sees the same batches.
-        const perm = opts.shuffle === false ? order : rng.permutation(N);
-        if (epoch < initialEpoch) continue;
-        if (opts.schedule) optimizer.lr = opts.schedule.lrAt(epoch, baseLr);
-        for (const cb of callbacks) cb.onEpochBegin?.(epoch);
-        const t0 = performance.now();
-        let lossSum = 0;
-        let correct = 0;
-        let counted = 0;
-        for (let b = 0; b < batches && !this.stopTraining; b++) {
-          const start = b * batchSize;
-          const n = Math.min(batchSize, N - start);
-          const xs = xb.gather(perm, start, n);
-          const ts = yb.gather(perm, start, n);
-          this.zeroGrad();
-          const pred = this.forward(xs, { training: true });
-          const l = loss.forward(pred, ts);
-          if (!Number.isFinite(l)) {
-            throw new TrainingError(`${this.name}.fit: loss is ${l} at epoch ${epoch + 1}, batch ${b + 1}: lower the learning rate or check the data for NaN/Inf`);
-          }
-          this.backward(loss.backward());
-          for (const p of params) {
-            if (!p.trainable) continue;
-            const g = p.grad.data;
-            for (let i = 0; i < g.length; i++) {
-              if (!Number.isFinite(g[i])) {
-                const owner = this.layers.find((layer) => layer.params().includes(p));
-                throw new TrainingError(`${this.name}.fit: gradient of ${owner?.describe() ?? "a layer"} ${p.name} is ${g[i]} at epoch ${epoch + 1}, batch ${b + 1}`);
-              }
-            }
-          }
-          optimizer.step(params);
-          lossSum += l * n;
-          const c = countCorrect(loss, pred, ts);
-          if (c !== null) {
-            correct += c;
-            counted += n;
-          }
-          const seen = start + n;
-          const logs: Logs = { epoch, batch: b, loss: lossSum / seen, lr: optimizer.lr, seen, ...(counted ? { accuracy: correct / counted } : {}) };
-          for (const cb of callbacks) if (cb.onBatchEnd?.(b, logs) === false) this.stopTraining = true;
+    for (let epoch = 0; epoch < epochs && !this.stopTraining; epoch++) {
+      // Shuffle every epoch, including skipped ones, so a resumed run sees the same batches.
+      const perm = opts.shuffle === false ? order : rng.permutation(N);
+      if (epoch < initialEpoch) continue;
+      if (opts.schedule) optimizer.lr = opts.schedule.lrAt(epoch, baseLr);
+      for (const cb of callbacks) cb.onEpochBegin?.(epoch);
+      const t0 = performance.now();
+      let lossSum = 0;
+      let correct = 0;
+      let counted = 0;
+      for (let b = 0; b < batches && !this.stopTraining; b++) {
+        const start = b * batchSize;
+        const n = Math.min(batchSize, N - start);
+        const xs = xb.gather(perm, start, n);
+        const ts = yb.gather(perm, start, n);
+        const r = this.trainBatch(xs, ts, loss, optimizer, `epoch ${epoch + 1}, batch ${b + 1}`);
+        lossSum += r.loss * n;
+        if (r.correct !== null) {
+          correct += r.correct;
+          counted += n;
         }
-        const seen = Math.min(N, batches * batchSize);
-        const logs: Logs = { epoch, loss: lossSum / seen, lr: optimizer.lr, seconds: (performance.now() - t0) / 1000 };
-        if (counted) logs.accuracy = correct / counted;
-        if (opts.validationData) {
-          const v = this.evaluate(opts.validationData[0], opts.validationData[1], { loss });
-          logs.valLoss = v.loss;
-          if (v.accuracy !== undefined) logs.valAccuracy = v.accuracy;
-        }
-        history.epochs.push(logs);
-        for (const cb of callbacks) if (cb.onEpochEnd?.(epoch, logs) === false) this.stopTraining = true;
+        const seen = start + n;
+        const logs: Logs = { epoch, batch: b, loss: lossSum / seen, lr: optimizer.lr, seen, ...(counted ? { accuracy: correct / counted } : {}) };
+        for (const cb of callbacks) if (cb.onBatchEnd?.(b, logs) === false) this.stopTraining = true;
       }
-    } finally {
-      first.skipInputGrad = skipBefore;
+      const seen = Math.min(N, batches * batchSize);
+      const logs: Logs = { epoch, loss: lossSum / seen, lr: optimizer.lr, seconds: (performance.now() - t0) / 1000 };
+      if (counted) logs.accuracy = correct / counted;
+      if (opts.validationData) {
+        const v = this.evaluate(opts.validationData[0], opts.validationData[1], { loss });
+        logs.valLoss = v.loss;
+        if (v.accuracy !== undefined) logs.valAccuracy = v.accuracy;
+      }
+      history.epochs.push(logs);
+      for (const cb of callbacks) if (cb.onEpochEnd?.(epoch, logs) === false) this.stopTraining = true;
     }
     return history;
   }

@@ -65,6 +65,34 @@ export function relError(a: number, n: number): number {
 }
 
 /**
+ * The numeric half of every check: for each coordinate i in idx, Richardson-extrapolate the central
+ * differences D(h) = central(i, h) and D(h/2) to n = (4·D(h/2) − D(h)) / 3, skip (and count) it as a
+ * kink when D(h) and D(h/2) disagree far beyond the O(h²) a smooth function allows, and return the
+ * max relative error against the analytic gradient grad[i].
+ */
+export function compareRichardson(tensor: string, idx: readonly number[], grad: ArrayLike<number>, central: (i: number, step: number) => number, h: number): TensorCheck {
+  let maxRel = 0;
+  let skipped = 0;
+  for (const i of idx) {
+    const d1 = central(i, h);
+    const d2 = central(i, h / 2);
+    if (Math.abs(d1 - d2) > 1e-4 * Math.max(Math.abs(d1), Math.abs(d2), 1e-2)) {
+      skipped++;
+      continue;
+    }
+    const n = (4 * d2 - d1) / 3;
+    const e = relError(grad[i], n);
+    if (e > maxRel || Number.isNaN(e)) maxRel = Number.isNaN(e) ? Infinity : e;
+  }
+  return { tensor, maxRelError: maxRel, checked: idx.length - skipped, skippedKinks: skipped };
+}
+
+/** A check that skipped more than 10% of its coordinates as kinks proves little: it fails. */
+export function tooKinky(checks: readonly TensorCheck[]): boolean {
+  return checks.some((t) => t.skippedKinks > 0.1 * (t.checked + t.skippedKinks));
+}
+
+/**
  * Check target's backward against finite differences at input x (converted to float64).
  * Layers whose forward draws random numbers in training mode (Dropout) must reuse their mask while
  * the check re-runs forward; they expose that with a `freeze` flag (see Dropout).
@@ -118,28 +146,12 @@ export function gradcheck(target: Differentiable, input: NDArray, options: Gradc
       rng.shuffle(idx);
       idx = idx.slice(0, options.maxPerTensor).sort((a, b) => a - b);
     }
-    let maxRel = 0;
-    let skipped = 0;
-    for (const i of idx) {
-      const d1 = central(data, i, h);
-      const d2 = central(data, i, h / 2);
-      // Smooth f: D(h) − D(h/2) = O(h²·f'''). A jump far beyond that means a kink inside [u−h, u+h].
-      if (Math.abs(d1 - d2) > 1e-4 * Math.max(Math.abs(d1), Math.abs(d2), 1e-2)) {
-        skipped++;
-        continue;
-      }
-      const n = (4 * d2 - d1) / 3;
-      const e = relError(grad[i], n);
-      if (e > maxRel || Number.isNaN(e)) maxRel = Number.isNaN(e) ? Infinity : e;
-    }
-    return { tensor, maxRelError: maxRel, checked: idx.length - skipped, skippedKinks: skipped };
+    return compareRichardson(tensor, idx, grad, (i, step) => central(data, i, step), h);
   };
 
   const tensors: TensorCheck[] = [checkTensor("input", x.data, dx)];
   params.forEach((p, k) => tensors.push(checkTensor(p.name, p.value.data, analytic[k])));
   const maxRelError = Math.max(...tensors.map((t) => t.maxRelError));
   const name = options.name ?? ((target as { type?: string }).type ?? "model");
-  // A check that skipped most coordinates proves little: more than 10% kinks fails it.
-  const kinky = tensors.some((t) => t.skippedKinks > 0.1 * (t.checked + t.skippedKinks));
-  return { name, maxRelError, ok: maxRelError <= tolerance && !kinky, tensors };
+  return { name, maxRelError, ok: maxRelError <= tolerance && !tooKinky(tensors), tensors };
 }

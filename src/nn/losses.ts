@@ -18,7 +18,7 @@
 import { NDArray, allocate, formatShape } from "../nd/ndarray.ts";
 import { ShapeError, reuse } from "./layer.ts";
 import { sigmoid } from "./activations.ts";
-import { relError, type GradcheckResult, type TensorCheck } from "./gradcheck.ts";
+import { compareRichardson, tooKinky, type GradcheckResult } from "./gradcheck.ts";
 
 /** Targets: an NDArray (values or one-hot/probability rows) or integer class labels. */
 export type Target = NDArray | Int32Array | readonly number[];
@@ -437,20 +437,6 @@ export function gradcheckLoss(loss: Loss, pred: NDArray, target: Target, options
     const every = idx.length / options.maxPerTensor;
     idx = Array.from({ length: options.maxPerTensor }, (_, j) => Math.floor(j * every));
   }
-  let maxRel = 0;
-  let skipped = 0;
-  for (const i of idx) {
-    const d1 = central(i, h);
-    const d2 = central(i, h / 2);
-    if (Math.abs(d1 - d2) > 1e-4 * Math.max(Math.abs(d1), Math.abs(d2), 1e-2)) {
-      skipped++;
-      continue;
-    }
-    const n = (4 * d2 - d1) / 3;
-    const e = relError(analytic[i], n);
-    if (e > maxRel || Number.isNaN(e)) maxRel = Number.isNaN(e) ? Infinity : e;
-  }
-  const check: TensorCheck = { tensor: "pred", maxRelError: maxRel, checked: idx.length - skipped, skippedKinks: skipped };
-  const kinky = skipped > 0.1 * idx.length;
-  return { name: loss.type, maxRelError: maxRel, ok: maxRel <= tolerance && !kinky, tensors: [check] };
+  const check = compareRichardson("pred", idx, analytic, central, h);
+  return { name: loss.type, maxRelError: check.maxRelError, ok: check.maxRelError <= tolerance && !tooKinky([check]), tensors: [check] };
 }

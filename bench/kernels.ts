@@ -1,14 +1,17 @@
 // Quick micro-benchmark of the hot kernels, on both backends (src/kernels/backend.ts):
 //
 //   node --import tsx bench/kernels.ts            everything
-//   node --import tsx bench/kernels.ts gemm conv  only the sections named (gemm, conv, lenet, profile, elementwise, copies)
+//   node --import tsx bench/kernels.ts gemm conv  only the sections named (gemm, conv, lenet, profile, elementwise, copies, threads)
+//   node --import tsx bench/kernels.ts --threads 2 lenet    the wasm kernels on 2 threads (wall-clock rates)
 //
 // Each figure is the median over 5 timed runs (best in parentheses) of a loop lasting ≥ 0.2 s. The gemm
 // lines time gemm() (wasm: operands copied into linear memory and C back out on every call) and, below
 // them, the wasm kernel alone on operands that already live in linear memory. Rates are
 // computed from the process's CPU time (user + system), not wall time: on a shared machine the wall
 // clock also counts the time other processes held the core, while CPU time counts only ours. Pass
-// --wall to use the wall clock instead. Single-threaded throughout.
+// --wall to use the wall clock instead. Single-threaded unless --threads N (N > 1), which switches to the
+// wall clock, since CPU time adds up every thread's. The `threads` section compares 1 thread with N
+// (default: every core) on the same workloads in one run, wall clock, and checks the outputs are identical.
 //
 // FLOP counts: a GEMM is 2·M·N·K; a convolution's forward 2·N·O·C·kh·kw·OH·OW, and forward + backward
 // three times that (dW and dx each cost as much as the forward).
@@ -16,7 +19,8 @@
 import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { gemm } from "../src/kernels/gemm.ts";
-import { getBackend, setBackend, wasmAvailable, wasmUnavailable, type BackendName } from "../src/kernels/backend.ts";
+import os from "node:os";
+import { getBackend, getThreads, setBackend, setThreads, threadsUnavailable, wasmAvailable, wasmUnavailable, type BackendName } from "../src/kernels/backend.ts";
 import { WasmConv2D, WasmReLU, wasmKernels, wasmMemory } from "../src/kernels/wasm.ts";
 import { convGeometry } from "../src/kernels/im2col.ts";
 import { Conv2D } from "../src/nn/conv.ts";
@@ -30,16 +34,22 @@ import { SGD } from "../src/nn/optim.ts";
 import type { Layer } from "../src/nn/layer.ts";
 
 const args = process.argv.slice(2);
-const useWall = args.includes("--wall");
-const sections = args.filter((a) => !a.startsWith("--"));
+const threadsAt = args.indexOf("--threads");
+const threadsArg = threadsAt >= 0 ? Number(args[threadsAt + 1]) : 1;
+if (!Number.isInteger(threadsArg) || threadsArg < 1) {
+  console.error(`kernels bench: --threads needs an integer ≥ 1, got ${args[threadsAt + 1] ?? "nothing"}`);
+  process.exit(2);
+}
+const useWall = args.includes("--wall") || threadsArg > 1;
+const sections = args.filter((a, i) => !a.startsWith("--") && (threadsAt < 0 || i !== threadsAt + 1));
 const want = (s: string) => sections.length === 0 || sections.includes(s);
 const backends: BackendName[] = wasmAvailable() ? ["js", "wasm"] : ["js"];
 
-function now(): number {
+let now = (): number => {
   if (useWall) return performance.now() / 1000;
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
-}
+};
 
 function randf(rng: RandomState, n: number): Float32Array {
   const a = new Float32Array(n);
@@ -162,12 +172,12 @@ function lenet(): Sequential {
 }
 
 /** One SGD step of LeNet-5 on a fixed batch (what fit does per batch, minus shuffling and checks). */
-function lenetStep(B: number): { model: Sequential; step: () => void } {
+function lenetStep(B: number, r = rng): { model: Sequential; step: () => void } {
   const model = lenet();
   const loss = new SoftmaxCrossEntropy();
   const opt = new SGD({ lr: 0.01 });
   const params = model.params();
-  const x = new NDArray(randf(rng, B * 784), [B, 1, 28, 28]);
+  const x = new NDArray(randf(r, B * 784), [B, 1, 28, 28]);
   const labels = Int32Array.from({ length: B }, (_, i) => i % 10);
   const step = () => {
     model.zeroGrad();
@@ -307,8 +317,93 @@ function benchCopies(): void {
   }
 }
 
-console.log(`handprop kernel benchmark — ${useWall ? "wall-clock" : "CPU-time"} rates, median (best) of 5; backends: ${backends.join(", ")}` +
-  (wasmAvailable() ? "" : ` (wasm unavailable: ${wasmUnavailable() ?? "?"})`));
+/**
+ * 1 thread against N on the wasm backend, wall clock, same process: LeNet-5 training and inference and the
+ * 3×3 conv. The thread counts alternate over 7 rounds (each a loop of ≥ 0.2 s) and each gets the median
+ * of its rounds, so a burst of load from other processes hits both alike. Each thread count also runs
+ * the workload from a fresh start and the outputs are compared bit for bit.
+ */
+async function benchThreads(): Promise<void> {
+  if (!wasmAvailable()) return;
+  setBackend("wasm");
+  const n = threadsArg > 1 ? threadsArg : os.availableParallelism();
+  const counts = [1, n];
+  const wall = () => performance.now() / 1000;
+  const rounds = 7;
+  type Workload = { run: () => void; out: () => Float32Array };
+  const workloads: [string, string, number, () => Workload][] = [
+    ["LeNet-5 training, batch 64", "img/s", 64, () => {
+      const { model, step } = lenetStep(64, new RandomState(6));
+      return { run: step, out: () => Float32Array.from(model.params().flatMap((p) => Array.from(p.value.data))) };
+    }],
+    ["LeNet-5 inference, batch 256", "img/s", 256, () => {
+      const model = lenet();
+      const xi = new NDArray(randf(new RandomState(7), 256 * 784), [256, 1, 28, 28]);
+      let y: NDArray | null = null;
+      return { run: () => { y = model.forward(xi, { training: false }); }, out: () => Float32Array.from(y!.data) };
+    }],
+    ["conv 3×3 N32 16→32 28×28 same, forward", "GFLOP/s", 2 * 32 * 32 * 16 * 9 * 28 * 28 / 1e9, () => {
+      const conv = new Conv2D({ inChannels: 16, outChannels: 32, kernelSize: 3, padding: "same", rng: new RandomState(2) });
+      const x = new NDArray(randf(new RandomState(8), 32 * 16 * 28 * 28), [32, 16, 28, 28]);
+      let y: NDArray | null = null;
+      return { run: () => { y = conv.forward(x); }, out: () => Float32Array.from(y!.data) };
+    }],
+    ["conv 3×3 N32 16→32 28×28 same, fwd+bwd", "GFLOP/s", 3 * 2 * 32 * 32 * 16 * 9 * 28 * 28 / 1e9, () => {
+      const conv = new Conv2D({ inChannels: 16, outChannels: 32, kernelSize: 3, padding: "same", rng: new RandomState(2) });
+      const r = new RandomState(8);
+      const x = new NDArray(randf(r, 32 * 16 * 28 * 28), [32, 16, 28, 28]);
+      const dy = new NDArray(randf(r, 32 * 32 * 28 * 28), [32, 32, 28, 28]);
+      let dx: NDArray | null = null;
+      return {
+        run: () => { conv.forward(x); dx = conv.backward(dy); },
+        out: () => Float32Array.from([...conv.params().flatMap((p) => Array.from(p.grad.data)), ...dx!.data]),
+      };
+    }],
+  ];
+  console.log(`threads: 1 vs ${n}, wall clock, median (best) of ${rounds} alternating rounds; ${os.cpus()[0]?.model ?? "?"}, ` +
+    `${os.availableParallelism()} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} at the start`);
+  const saved = now;
+  now = wall;
+  try {
+    for (const [label, unit, amount, make] of workloads) {
+      const outs: Float32Array[] = [];
+      const instances: Workload[] = [];
+      for (const t of counts) {
+        await setThreads(t);
+        const w = make(); // the same steps from the same start for every thread count
+        for (let i = 0; i < 3; i++) w.run();
+        outs.push(w.out());
+        instances.push(w);
+      }
+      const times: number[][] = counts.map(() => []);
+      for (let r = 0; r < rounds; r++) {
+        for (let i = 0; i < counts.length; i++) {
+          await setThreads(counts[i]);
+          times[i].push(time(instances[i].run, 0.2, 1).median);
+        }
+      }
+      const stats = times.map((ts) => {
+        ts.sort((a, b) => a - b);
+        return { median: ts[Math.floor(ts.length / 2)], min: ts[0] };
+      });
+      const same = outs[0].length === outs[1].length && outs[0].every((v, i) => Object.is(v, outs[1][i]));
+      const cells = counts.map((t, i) => `${t} thread${t > 1 ? "s" : ""} ${rate(amount, stats[i], 1, unit === "img/s" ? 0 : 2)}`);
+      console.log(`${label.padEnd(44)} ${unit}: ${cells.join("   ")}  ×${(stats[0].median / stats[1].median).toFixed(2)}` +
+        (same ? "  (outputs bit-identical)" : "  OUTPUTS DIFFER"));
+    }
+  } finally {
+    now = saved;
+  }
+  console.log(`  (load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} at the end)`);
+  await setThreads(threadsArg);
+}
+
+if (threadsArg > 1) {
+  const started = await setThreads(threadsArg);
+  if (started < threadsArg) console.log(`(threads: running on ${started}: ${threadsUnavailable() ?? "?"})`);
+}
+console.log(`handprop kernel benchmark — ${useWall ? "wall-clock" : "CPU-time"} rates, median (best) of 5; backends: ${backends.join(", ")}; ` +
+  `wasm threads: ${getThreads()}` + (wasmAvailable() ? "" : ` (wasm unavailable: ${wasmUnavailable() ?? "?"})`));
 const initial = getBackend();
 if (want("gemm")) {
   // LeNet-5's GEMM shapes at batch 64 (the conv ones per image, ×64) and a square one.
@@ -328,4 +423,5 @@ if (want("lenet")) benchLenet();
 if (want("profile")) profileLenet();
 if (want("elementwise")) benchElementwise();
 if (want("copies")) benchCopies();
+if (want("threads")) await benchThreads();
 setBackend(initial);

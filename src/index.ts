@@ -37,3 +37,22 @@ export {
   type TfjsExportOptions,
 } from "./io/tfjs.ts";
 export { toOnnx, saveOnnxModel, ONNX_OPSET, ONNX_IR_VERSION, type OnnxExportOptions } from "./io/onnx.ts";
+export { decodeIdx, encodeIdx, readIdx, writeIdx, isGzip, IdxError, type IdxArray, type IdxData, type IdxType } from "./io/idx.ts";
+export { writeFileAtomic, writeFilesAtomic } from "./io/atomic.ts";
+export {
+  serializeModel,
+  deserializeModel,
+  parseManifest,
+  ModelFormatError,
+  crc32,
+  MODEL_FORMAT,
+  MODEL_FORMAT_VERSION,
+  type ModelManifest,
+  type SaveMeta,
+  type SerializedModel,
+  type LoadedModel,
+} from "./io/model-format.ts";
+export { saveModel, loadModel, readManifest, type LoadOptions } from "./io/model-io.ts";
+export { loadMnist, defaultMnistDir, MNIST_FILES, MNIST_STANDARDIZE, type Mnist, type MnistOptions, type Normalization, type Split } from "./data/mnist.ts";
+export { buildModel, MODEL_NAMES, isModelName, DIGIT_INPUT_SHAPE, type ModelName } from "./nn/models.ts";
+export { setBackend, getBackend, wasmAvailable, wasmUnavailable, setThreads, getThreads, threadsUnavailable, type BackendName } from "./kernels/backend.ts";

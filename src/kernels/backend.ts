@@ -10,14 +10,20 @@
 // The initial choice can be forced with the environment variable HANDPROP_BACKEND=js|wasm (Node), and
 // changed at run time with setBackend(). Forcing "wasm" where the kernels are unavailable is an error
 // that says why.
+//
+// Threads: setThreads(n) runs the wasm kernels on n threads (the calling thread and n − 1 workers sharing
+// its WebAssembly memory, see wasm.ts and threads.ts) with results bit-identical to one thread. The
+// default is 1 until asked (the CLI asks for every core); HANDPROP_THREADS=n (Node) sets the initial
+// count. Where threads cannot run (no SharedArrayBuffer, a browser's main thread, no wasm kernels) the
+// kernels stay on one thread and threadsUnavailable() says why. The "js" backend is single-threaded.
 
 import type { TypedArray } from "../nd/ndarray.ts";
-import { wasmKernels, wasmUnavailableReason } from "./wasm.ts";
+import { setWasmThreads, wasmKernels, wasmThreads, wasmThreadsRequested, wasmThreadsUnavailable, wasmUnavailableReason } from "./wasm.ts";
 
 export type BackendName = "js" | "wasm";
 
-function envBackend(): string | undefined {
-  return typeof process === "object" ? process.env.HANDPROP_BACKEND : undefined;
+function env(name: string): string | undefined {
+  return typeof process === "object" ? process.env[name] : undefined;
 }
 
 function checked(name: unknown, where: string): BackendName {
@@ -27,8 +33,8 @@ function checked(name: unknown, where: string): BackendName {
 }
 
 let current: BackendName = (() => {
-  const env = envBackend();
-  if (env !== undefined && env !== "") return checked(env, "HANDPROP_BACKEND");
+  const value = env("HANDPROP_BACKEND");
+  if (value !== undefined && value !== "") return checked(value, "HANDPROP_BACKEND");
   return wasmKernels !== null ? "wasm" : "js";
 })();
 
@@ -55,4 +61,48 @@ export function wasmUnavailable(): string | null {
 /** True if work on these arrays should go to the wasm kernels: the backend is "wasm" and they are all float32. */
 export function useWasm(a: TypedArray, b?: TypedArray, c?: TypedArray): boolean {
   return current === "wasm" && a instanceof Float32Array && (b === undefined || b instanceof Float32Array) && (c === undefined || c instanceof Float32Array);
+}
+
+function checkedThreads(n: unknown, where: string): number {
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
+    throw new RangeError(`${where}: the number of threads must be an integer ≥ 1, got ${typeof n === "string" ? JSON.stringify(n) : String(n)}`);
+  }
+  return n;
+}
+
+/**
+ * Run the float32 wasm kernels on n threads (an integer ≥ 1; anything else throws a RangeError). Results
+ * are bit-identical to one thread's. Returns a promise of the number of threads running once the
+ * workers have started — n, or 1 where threads are unavailable (threadsUnavailable() says why); calls
+ * made before then already run, on the threads started so far. setThreads(1) stops the workers (the
+ * promise resolves when they have exited); workers never keep a Node process alive.
+ */
+export function setThreads(n: number): Promise<number> {
+  return setWasmThreads(checkedThreads(n, "setThreads"));
+}
+
+/** Threads the wasm kernels run on now (1 until setThreads(n > 1) has started its workers). */
+export function getThreads(): number {
+  return wasmThreads();
+}
+
+/**
+ * Why the kernels run on fewer threads than the last setThreads asked for (no SharedArrayBuffer: a browser
+ * page without cross-origin isolation; a browser's main thread, which may not block; no wasm kernels;
+ * a worker that failed to start), or null.
+ */
+export function threadsUnavailable(): string | null {
+  const reason = wasmThreadsUnavailable();
+  if (reason !== null) return reason;
+  const asked = wasmThreadsRequested();
+  return wasmThreads() < asked ? `${asked - wasmThreads()} of ${asked - 1} kernel workers are still starting` : null;
+}
+
+{
+  const value = env("HANDPROP_THREADS");
+  if (value !== undefined && value !== "") {
+    const n = /^[0-9]+$/.test(value.trim()) ? Number(value) : NaN;
+    if (!Number.isInteger(n) || n < 1) checkedThreads(value, "HANDPROP_THREADS");
+    void setThreads(n);
+  }
 }

@@ -13,8 +13,15 @@
 //
 // Dense: y = x·W + b (NN), dW += xᵀ·dy (TN), dx = dy·Wᵀ (NT), db += Σ_n dy[n, :].
 // Every reduction runs in a fixed order that depends only on the shapes (see gemm.as).
+//
+// Threads (src/kernels/threads.ts): a call is cut into parts, *Part(t, T, ws, …) computes part t of T
+// with the scratch ws of whichever thread runs it, and the whole-call functions run every part in turn.
+// Forward: images. Backward: dW's columns (each part sums over ALL images, in order, for its columns
+// only — never partial sums added afterwards), db's channels, dx's images. Dense: the rows of y, of dW
+// and of dx. So any number of parts, on any threads, gives the same bits.
 
 import { PACKED_WS_BYTES, gemmNT, gemmPacked, packA, packedSize } from "./gemm";
+import { align64, partStart } from "./parallel";
 
 // ------------------------------------------------------------------------------------------------
 // Small vector helpers.
@@ -86,53 +93,64 @@ import { PACKED_WS_BYTES, gemmNT, gemmPacked, packA, packedSize } from "./gemm";
 // ------------------------------------------------------------------------------------------------
 // im2col / col2im of one image (src/kernels/im2col.ts with N = 1).
 
-/** col[(c·kh + p)·kw + q, i·OW + j] = x_pad[c, i·sh + p·dh, j·sw + q·dw]; col is (C·kh·kw) × (OH·OW). */
+/**
+ * Rows [r0, r1) of the col matrix of one image, written one after the other from `col`:
+ * col[(c·kh + p)·kw + q, i·OW + j] = x_pad[c, i·sh + p·dh, j·sw + q·dw]; the whole col is (C·kh·kw) × (OH·OW).
+ * Each row is a shifted (strided) copy of one input plane, with zeros where the tap reads padding.
+ */
+export function im2colRows(
+  x: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  padTop: i32, padLeft: i32, OH: i32, OW: i32, r0: i32, r1: i32, col: usize,
+): void {
+  const P = OH * OW;
+  let dstRow = col;
+  for (let r = r0; r < r1; r++) {
+    const q = r % kw;
+    const p = (r / kw) % kh;
+    const c = r / (kw * kh);
+    const plane = x + (<usize>(c * H * W) << 2);
+    // rows [iLo, iHi) and columns [jLo, jHi) of the output read inside x; the rest reads padding
+    const iLo = min(OH, firstInside(padTop, p * dh, sh));
+    const iHi = max(iLo, endInside(H, padTop, p * dh, sh, OH));
+    const jLo = min(OW, firstInside(padLeft, q * dw, sw));
+    const jHi = max(jLo, endInside(W, padLeft, q * dw, sw, OW));
+    if (jLo == jHi) zero(dstRow, P);
+    else {
+      zero(dstRow, iLo * OW);
+      let dst = dstRow + (<usize>(iLo * OW) << 2);
+      let src = plane + (<usize>((iLo * sh + p * dh - padTop) * W + jLo * sw + q * dw - padLeft) << 2);
+      const srcStep = <usize>(sh * W) << 2;
+      const n = jHi - jLo;
+      if (sw == 1) {
+        // whole vectors only, every write spilling forward onto what is written next (see copyOver)
+        for (let i = iLo; i < iHi; i++) {
+          if (jLo > 0) zeroOver(dst, jLo);
+          copyOver(dst + (<usize>jLo << 2), src, n);
+          if (jHi < OW) zeroOver(dst + (<usize>jHi << 2), OW - jHi);
+          dst += <usize>OW << 2;
+          src += srcStep;
+        }
+      } else {
+        for (let i = iLo; i < iHi; i++) {
+          zero(dst, jLo);
+          for (let j = 0; j < n; j++) store<f32>(dst + (<usize>(jLo + j) << 2), load<f32>(src + (<usize>(j * sw) << 2)));
+          zero(dst + (<usize>jHi << 2), OW - jHi);
+          dst += <usize>OW << 2;
+          src += srcStep;
+        }
+      }
+      zero(dst, (OH - iHi) * OW);
+    }
+    dstRow += <usize>P << 2;
+  }
+}
+
+/** The whole col matrix of one image: im2colRows over every row. */
 export function im2colImage(
   x: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
   padTop: i32, padLeft: i32, OH: i32, OW: i32, col: usize,
 ): void {
-  const P = OH * OW;
-  let dstRow = col;
-  for (let c = 0; c < C; c++) {
-    const plane = x + (<usize>(c * H * W) << 2);
-    for (let p = 0; p < kh; p++) {
-      // rows [iLo, iHi) and columns [jLo, jHi) of the output read inside x; the rest reads padding
-      const iLo = min(OH, firstInside(padTop, p * dh, sh));
-      const iHi = max(iLo, endInside(H, padTop, p * dh, sh, OH));
-      for (let q = 0; q < kw; q++) {
-        const jLo = min(OW, firstInside(padLeft, q * dw, sw));
-        const jHi = max(jLo, endInside(W, padLeft, q * dw, sw, OW));
-        if (jLo == jHi) zero(dstRow, P);
-        else {
-          zero(dstRow, iLo * OW);
-          let dst = dstRow + (<usize>(iLo * OW) << 2);
-          let src = plane + (<usize>((iLo * sh + p * dh - padTop) * W + jLo * sw + q * dw - padLeft) << 2);
-          const srcStep = <usize>(sh * W) << 2;
-          const n = jHi - jLo;
-          if (sw == 1) {
-            // whole vectors only, every write spilling forward onto what is written next (see copyOver)
-            for (let i = iLo; i < iHi; i++) {
-              if (jLo > 0) zeroOver(dst, jLo);
-              copyOver(dst + (<usize>jLo << 2), src, n);
-              if (jHi < OW) zeroOver(dst + (<usize>jHi << 2), OW - jHi);
-              dst += <usize>OW << 2;
-              src += srcStep;
-            }
-          } else {
-            for (let i = iLo; i < iHi; i++) {
-              zero(dst, jLo);
-              for (let j = 0; j < n; j++) store<f32>(dst + (<usize>(jLo + j) << 2), load<f32>(src + (<usize>(j * sw) << 2)));
-              zero(dst + (<usize>jHi << 2), OW - jHi);
-              dst += <usize>OW << 2;
-              src += srcStep;
-            }
-          }
-          zero(dst, (OH - iHi) * OW);
-        }
-        dstRow += <usize>P << 2;
-      }
-    }
-  }
+  im2colRows(x, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, 0, C * kh * kw, col);
 }
 
 /** The adjoint of im2colImage: dx[c, …] += col[r, s] for every entry that came from x (padding dropped). */
@@ -174,21 +192,25 @@ export function col2imImage(
   return kh == 1 && kw == 1 && sh == 1 && sw == 1 && OH == H && OW == W;
 }
 
-@inline function align64(bytes: i32): i32 {
-  return (bytes + 63) & ~63;
-}
-
 /** Scratch bytes convForward/convBackward need. */
 export function convScratchBytes(C: i32, O: i32, kh: i32, kw: i32, OH: i32, OW: i32): i32 {
-  const K = C * kh * kw;
-  const P = OH * OW;
-  // packed W (or Wᵀ) + col_n + dcol_n + gemmPacked's edge buffers, each followed by 64 bytes of slack
-  return align64(packedSize(O, K) << 2) + 2 * align64((K * P) << 2) + align64(PACKED_WS_BYTES) + 4 * 64;
+  // packed W (or Wᵀ) + one thread's scratch (convThreadScratchBytes), each followed by 64 bytes of slack
+  return align64(packedSize(O, C * kh * kw) << 2) + 64 + convThreadScratchBytes(C, O, kh, kw, OH, OW);
+}
+
+/** Bytes of packed W (forward) or Wᵀ (backward) that convForwardPart/convBackwardPart read. */
+export function convPackedBytes(C: i32, O: i32, kh: i32, kw: i32): i32 {
+  return align64(packedSize(O, C * kh * kw) << 2) + 64;
+}
+
+/** Scratch bytes each thread of convForwardPart/convBackwardPart needs: one col_n (or dcol_n) and gemmPacked's edge buffers. */
+export function convThreadScratchBytes(C: i32, O: i32, kh: i32, kw: i32, OH: i32, OW: i32): i32 {
+  return align64((C * kh * kw * OH * OW) << 2) + 64 + align64(PACKED_WS_BYTES) + 64;
 }
 
 /**
  * y (N, O, OH, OW) = conv(x (N, C, H, W), w (O, C, kh, kw)) + bias (O) — bias = 0 means none.
- * All pointers are byte offsets; ws: convScratchBytes(...) bytes.
+ * All pointers are byte offsets; ws: convScratchBytes(...) bytes. One thread: convForwardPart(0, 1, …).
  */
 export function convForward(
   N: i32, C: i32, H: i32, W: i32, O: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
@@ -196,13 +218,27 @@ export function convForward(
   x: usize, w: usize, bias: usize, y: usize, ws: usize,
 ): void {
   const K = C * kh * kw;
+  packA(false, O, K, 1, w, K, ws);
+  convForwardPart(0, 1, ws + <usize>convPackedBytes(C, O, kh, kw), N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, x, ws, bias, y);
+}
+
+/**
+ * Part t of T of convForward: images [n0, n1) (partStart), each y_n = W · col_n (+ b).
+ * apack: W packed by packA(false, O, K, 1, w, K, apack); ws: convThreadScratchBytes bytes of this
+ * thread's scratch.
+ */
+export function convForwardPart(
+  t: i32, T: i32, ws: usize, N: i32, C: i32, H: i32, W: i32, O: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  padTop: i32, padLeft: i32, OH: i32, OW: i32,
+  x: usize, apack: usize, bias: usize, y: usize,
+): void {
+  const K = C * kh * kw;
   const P = OH * OW;
-  const apack = ws;
-  const col = apack + <usize>align64(packedSize(O, K) << 2) + 64;
-  const edge = col + 2 * (<usize>align64((K * P) << 2) + 64);
-  packA(false, O, K, 1, w, K, apack);
+  const col = ws;
+  const edge = col + <usize>align64((K * P) << 2) + 64;
   const direct = isPointwise(H, W, kh, kw, sh, sw, OH, OW);
-  for (let n = 0; n < N; n++) {
+  const n1 = partStart(N, t + 1, T, 1);
+  for (let n = partStart(N, t, T, 1); n < n1; n++) {
     const xn = x + (<usize>(n * C * H * W) << 2);
     const yn = y + (<usize>(n * O * P) << 2);
     if (!direct) im2colImage(xn, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, col);
@@ -213,7 +249,7 @@ export function convForward(
 
 /**
  * Backward of convForward: dw += ∂L/∂W, db += ∂L/∂b (db = 0: no bias), dx = ∂L/∂x (dx = 0: not wanted).
- * x is the forward's input; dy (N, O, OH, OW).
+ * x is the forward's input; dy (N, O, OH, OW). One thread: convBackwardPart(0, 1, …).
  */
 export function convBackward(
   N: i32, C: i32, H: i32, W: i32, O: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
@@ -221,37 +257,75 @@ export function convBackward(
   x: usize, w: usize, dy: usize, dW: usize, db: usize, dx: usize, ws: usize,
 ): void {
   const K = C * kh * kw;
-  const P = OH * OW;
-  const apack = ws;
-  const col = apack + <usize>align64(packedSize(O, K) << 2) + 64;
-  const dcol = col + <usize>align64((K * P) << 2) + 64;
-  const edge = dcol + <usize>align64((K * P) << 2) + 64;
-  const direct = isPointwise(H, W, kh, kw, sh, sw, OH, OW);
-  if (dx != 0) packA(true, K, O, 1, w, K, apack); // op(A) = Wᵀ (K × O)
-  for (let n = 0; n < N; n++) {
-    const xn = x + (<usize>(n * C * H * W) << 2);
-    const dyn = dy + (<usize>(n * O * P) << 2);
-    const b = direct ? xn : col;
-    if (!direct) im2colImage(xn, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, col);
-    gemmNT(O, K, P, 1, dyn, P, b, P, 1, dW, K); // dW += dy_n · col_nᵀ
-    if (dx != 0) {
-      const dxn = dx + (<usize>(n * C * H * W) << 2);
-      if (direct) {
-        gemmPacked(K, P, O, apack, dyn, P, dxn, P, false, edge); // dx_n = Wᵀ · dy_n
-      } else {
-        gemmPacked(K, P, O, apack, dyn, P, dcol, P, false, edge);
-        zero(dxn, C * H * W);
-        col2imImage(dcol, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, dxn);
-      }
-    }
-  }
-  if (db != 0) channelSums(N, O, P, dy, db);
+  if (dx != 0) packA(true, K, O, 1, w, K, ws); // op(A) = Wᵀ (K × O)
+  const wsPart = ws + <usize>convPackedBytes(C, O, kh, kw);
+  convBackwardPart(0, dx != 0 ? 2 : 1, wsPart, 1, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, x, ws, dy, dW, db, dx);
+  if (dx != 0) convBackwardPart(1, 2, wsPart, 1, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, x, ws, dy, dW, db, dx);
 }
 
-/** db[o] += Σ_n Σ_p dy[n, o, p]: per o, f32x4 lanes over p (lane l takes p ≡ l mod 4) in n order, then the tails in order. */
-export function channelSums(N: i32, O: i32, P: i32, dy: usize, db: usize): void {
+/**
+ * Part t of T of convBackward. The first dWParts parts share dW and db, the other T − dWParts share dx;
+ * each part owns disjoint outputs and computes each exactly as a single call would:
+ *   dW part d of dWParts: columns [k0, k1) (multiples of 4):
+ *                           dW[:, k0:k1] += dy_n · col_n[k0:k1, :]ᵀ  for n = 0 … N−1 in order
+ *                           (only those rows of col_n are built: im2colRows)
+ *                         and db entries [o0, o1): db[o] += Σ_{n,p} dy[n, o, p]   (channelSums)
+ *   dx part e of T − dWParts: images [n0, n1), dx_n = col2im(Wᵀ · dy_n)
+ * wpackT: Wᵀ packed by packA(true, K, O, 1, w, K, wpackT) (read only by the dx parts); ws:
+ * convThreadScratchBytes bytes of this thread's scratch. dWParts = T: no dx parts (dx = 0).
+ */
+export function convBackwardPart(
+  t: i32, T: i32, ws: usize, dWParts: i32, N: i32, C: i32, H: i32, W: i32, O: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
+  padTop: i32, padLeft: i32, OH: i32, OW: i32,
+  x: usize, wpackT: usize, dy: usize, dW: usize, db: usize, dx: usize,
+): void {
+  const K = C * kh * kw;
+  const P = OH * OW;
+  const col = ws; // col_n rows k0…k1, or dcol_n
+  const edge = col + <usize>align64((K * P) << 2) + 64;
+  const direct = isPointwise(H, W, kh, kw, sh, sw, OH, OW);
+
+  if (t >= dWParts) {
+    if (dx == 0) return;
+    const n1 = partStart(N, t - dWParts + 1, T - dWParts, 1);
+    for (let n = partStart(N, t - dWParts, T - dWParts, 1); n < n1; n++) {
+      const dyn = dy + (<usize>(n * O * P) << 2);
+      const dxn = dx + (<usize>(n * C * H * W) << 2);
+      if (direct) {
+        gemmPacked(K, P, O, wpackT, dyn, P, dxn, P, false, edge); // dx_n = Wᵀ · dy_n
+      } else {
+        gemmPacked(K, P, O, wpackT, dyn, P, col, P, false, edge); // dcol_n = Wᵀ · dy_n
+        zero(dxn, C * H * W);
+        col2imImage(col, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, dxn);
+      }
+    }
+    return;
+  }
+
+  const k0 = partStart(K, t, dWParts, 4);
+  const k1 = partStart(K, t + 1, dWParts, 4);
+  if (k0 < k1) {
+    for (let n = 0; n < N; n++) {
+      const xn = x + (<usize>(n * C * H * W) << 2);
+      const dyn = dy + (<usize>(n * O * P) << 2);
+      // rows k0…k1 of col_n: of the image itself when it is its own col (1×1 kernel, K = C)
+      let b = xn + (<usize>(k0 * P) << 2);
+      if (!direct) {
+        im2colRows(xn, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, k0, k1, col);
+        b = col;
+      }
+      gemmNT(O, k1 - k0, P, 1, dyn, P, b, P, 1, dW + (<usize>k0 << 2), K); // dW[:, k0:k1] += dy_n · col_n[k0:k1]ᵀ
+    }
+  }
+  if (db != 0) channelSums(N, O, P, dy, db, partStart(O, t, dWParts, 1), partStart(O, t + 1, dWParts, 1));
+}
+/**
+ * db[o] += Σ_n Σ_p dy[n, o, p] for o in [o0, o1): per o, f32x4 lanes over p (lane l takes p ≡ l mod 4)
+ * in n order, then the tails in order.
+ */
+export function channelSums(N: i32, O: i32, P: i32, dy: usize, db: usize, o0: i32, o1: i32): void {
   const P4 = P & ~3;
-  for (let o = 0; o < O; o++) {
+  for (let o = o0; o < o1; o++) {
     let acc = f32x4.splat(0);
     for (let n = 0; n < N; n++) {
       const row = dy + (<usize>((n * O + o) * P) << 2);
@@ -276,17 +350,57 @@ export function denseScratchBytes(N: i32, F: i32): i32 {
   return align64(packedSize(N, F) << 2) + align64(PACKED_WS_BYTES); // x or xᵀ packed, + edges
 }
 
-/** y = x·W + bias (bias = 0: none). */
-export function denseForward(N: i32, F: i32, O: i32, x: usize, w: usize, bias: usize, y: usize, ws: usize): void {
-  if (bias != 0) for (let n = 0; n < N; n++) copy(y + (<usize>(n * O) << 2), bias, O);
-  packA(false, N, F, 1, x, F, ws);
-  gemmPacked(N, O, F, ws, w, O, y, O, bias != 0, ws + <usize>align64(packedSize(N, F) << 2));
+/** Scratch bytes each thread needs for denseForwardPart/denseBackwardPart(t, T, …) (the largest part's). */
+export function denseThreadScratchBytes(N: i32, F: i32, T: i32): i32 {
+  // forward packs rows n0…n1 of x (≤ ⌈N/T⌉ × F), backward columns f0…f1 of x (≤ ⌈F/T⌉ × N); part 0 is the largest
+  const packed = max(packedSize(partStart(N, 1, T, 1), F), packedSize(partStart(F, 1, T, 1), N));
+  return align64(packed << 2) + 64 + align64(PACKED_WS_BYTES) + 64;
 }
 
-/** dW += xᵀ·dy, db += Σ_n dy[n, :] (db = 0: none), dx = dy·Wᵀ (dx = 0: not wanted). */
+/** y = x·W + bias (bias = 0: none). One thread: denseForwardPart(0, 1, …). */
+export function denseForward(N: i32, F: i32, O: i32, x: usize, w: usize, bias: usize, y: usize, ws: usize): void {
+  denseForwardPart(0, 1, ws, N, F, O, x, w, bias, y);
+}
+
+/** Part t of T of denseForward: rows [n0, n1) of y. ws: denseThreadScratchBytes(N, F, T) bytes. */
+export function denseForwardPart(t: i32, T: i32, ws: usize, N: i32, F: i32, O: i32, x: usize, w: usize, bias: usize, y: usize): void {
+  const n0 = partStart(N, t, T, 1);
+  const rows = partStart(N, t + 1, T, 1) - n0;
+  if (rows <= 0) return;
+  const apack = ws;
+  const yn = y + (<usize>(n0 * O) << 2);
+  if (bias != 0) for (let n = 0; n < rows; n++) copy(yn + (<usize>(n * O) << 2), bias, O);
+  packA(false, rows, F, 1, x + (<usize>(n0 * F) << 2), F, apack);
+  gemmPacked(rows, O, F, apack, w, O, yn, O, bias != 0, apack + <usize>align64(packedSize(rows, F) << 2));
+}
+
+/** dW += xᵀ·dy, db += Σ_n dy[n, :] (db = 0: none), dx = dy·Wᵀ (dx = 0: not wanted). One thread: denseBackwardPart(0, 1, …). */
 export function denseBackward(N: i32, F: i32, O: i32, x: usize, w: usize, dy: usize, dW: usize, db: usize, dx: usize, ws: usize): void {
-  packA(true, F, N, 1, x, F, ws); // op(A) = xᵀ (F × N)
-  gemmPacked(F, O, N, ws, dy, O, dW, O, true, ws + <usize>align64(packedSize(F, N) << 2));
-  if (db != 0) for (let n = 0; n < N; n++) addInto(db, dy + (<usize>(n * O) << 2), O); // db[o] += dy[n, o] in n order
-  if (dx != 0) gemmNT(N, F, O, 1, dy, O, w, O, 0, dx, F);
+  denseBackwardPart(0, 1, ws, N, F, O, x, w, dy, dW, db, dx);
+}
+
+/**
+ * Part t of T of denseBackward: rows [f0, f1) of dW (each summed over all N in order), entries [o0, o1)
+ * of db, rows [n0, n1) of dx. ws: denseThreadScratchBytes(N, F, T) bytes.
+ */
+export function denseBackwardPart(
+  t: i32, T: i32, ws: usize, N: i32, F: i32, O: i32, x: usize, w: usize, dy: usize, dW: usize, db: usize, dx: usize,
+): void {
+  const apack = ws;
+  const f0 = partStart(F, t, T, 1);
+  const rows = partStart(F, t + 1, T, 1) - f0;
+  if (rows > 0) {
+    packA(true, rows, N, 1, x + (<usize>f0 << 2), F, apack); // op(A) = xᵀ rows f0… (F × N)
+    gemmPacked(rows, O, N, apack, dy, O, dW + (<usize>(f0 * O) << 2), O, true, apack + <usize>align64(packedSize(rows, N) << 2));
+  }
+  if (db != 0) {
+    const o0 = partStart(O, t, T, 4);
+    const o1 = partStart(O, t + 1, T, 4);
+    if (o0 < o1) for (let n = 0; n < N; n++) addInto(db + (<usize>o0 << 2), dy + (<usize>(n * O + o0) << 2), o1 - o0); // db[o] += dy[n, o] in n order
+  }
+  if (dx != 0) {
+    const n0 = partStart(N, t, T, 1);
+    const n1 = partStart(N, t + 1, T, 1);
+    if (n0 < n1) gemmNT(n1 - n0, F, O, 1, dy + (<usize>(n0 * O) << 2), O, w, O, 0, dx + (<usize>(n0 * F) << 2), F);
+  }
 }

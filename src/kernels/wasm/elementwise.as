@@ -4,6 +4,9 @@
 // which costs more than the arithmetic. Bit for bit the same as src/nn/activations.ts's loops:
 //   forward   y  = x > 0 ? x : 0      (NaN and −0 give +0)     = x AND mask(x > 0)
 //   backward  dx = y > 0 ? dy : 0                              = dy AND mask(y > 0)
+// Parallel parts are contiguous ranges of elements (multiples of 4).
+
+import { partStart } from "./parallel";
 
 /** y[i] = x[i] > 0 ? x[i] : 0 for i < n. */
 export function reluForward(n: i32, x: usize, y: usize): void {
@@ -32,4 +35,18 @@ export function reluBackward(n: i32, y: usize, dy: usize, dx: usize): void {
     const o = <usize>i << 2;
     store<f32>(dx + o, load<f32>(y + o) > 0 ? load<f32>(dy + o) : 0);
   }
+}
+
+/** Part t of T of reluForward: elements [i0, i1). No scratch (_ws). */
+export function reluForwardPart(t: i32, T: i32, _ws: usize, n: i32, x: usize, y: usize): void {
+  const i0 = partStart(n, t, T, 4);
+  const off = <usize>i0 << 2;
+  reluForward(partStart(n, t + 1, T, 4) - i0, x + off, y + off);
+}
+
+/** Part t of T of reluBackward: elements [i0, i1). No scratch (_ws). */
+export function reluBackwardPart(t: i32, T: i32, _ws: usize, n: i32, y: usize, dy: usize, dx: usize): void {
+  const i0 = partStart(n, t, T, 4);
+  const off = <usize>i0 << 2;
+  reluBackward(partStart(n, t + 1, T, 4) - i0, y + off, dy + off, dx + off);
 }

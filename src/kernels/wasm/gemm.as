@@ -23,6 +23,12 @@
 //
 // Both orders differ from the pure-JS gemm's (float64 intermediates) in the last bits; each is
 // deterministic. Scratch: callers pass `ws`, at least gemmScratchBytes(...) bytes (see wasm.ts).
+//
+// Threads: gemmPart runs one part of a call — a block of C's rows (or of its columns when C is wider
+// than tall) through the same gemm() on that sub-problem — and by the two orders above every C[i,j]
+// gets the same bits as in a one-thread call.
+
+import { align64, partStart } from "./parallel";
 
 export const KC: i32 = 256; // K block: a 5×256 A panel (5 KB) + a 256×8 B micro-panel (8 KB) sit in L1
 export const MC: i32 = 120; // M block: 120×256 packed A (120 KB) stays in L2 while a K block of B streams by
@@ -352,4 +358,38 @@ export function gemm(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: 
   if (beta != 0 && beta != 1) scaleRows(M, N, beta, c, ldc);
   packA(transA, M, K, alpha, a, lda, ws);
   gemmPacked(M, N, K, ws, b, ldb, c, ldc, beta != 0, ws + (<usize>packedSize(M, K) << 2));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Threads.
+
+/** Scratch bytes gemmPart(t, T, …) needs (the largest part's, cache-line aligned). */
+export function gemmPartScratchBytes(transA: bool, transB: bool, M: i32, N: i32, K: i32, T: i32): i32 {
+  const rows = M >= N ? partStart(M, 1, T, 1) : M; // part 0 is the largest
+  return align64(gemmScratchBytes(transA, transB, rows, K)) + 64;
+}
+
+/**
+ * Part t of T of gemm(...): rows [m0, m1) of C when M ≥ N, else columns [j0, j1) (in multiples of 8,
+ * the register tile's width). ws: gemmPartScratchBytes(…, T) bytes of scratch for this call alone.
+ */
+export function gemmPart(
+  t: i32, T: i32, ws: usize, transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f32, a: usize, lda: i32, b: usize, ldb: i32,
+  beta: f32, c: usize, ldc: i32,
+): void {
+  if (M >= N) {
+    const m0 = partStart(M, t, T, 1);
+    const m1 = partStart(M, t + 1, T, 1);
+    if (m0 >= m1) return;
+    // op(A)'s rows m0…: rows of A, or columns of A when it is transposed
+    const aOff = transA ? <usize>m0 << 2 : <usize>m0 * (<usize>lda << 2);
+    gemm(transA, transB, m1 - m0, N, K, alpha, a + aOff, lda, b, ldb, beta, c + <usize>m0 * (<usize>ldc << 2), ldc, ws);
+  } else {
+    const j0 = partStart(N, t, T, NR);
+    const j1 = partStart(N, t + 1, T, NR);
+    if (j0 >= j1) return;
+    // op(B)'s columns j0…: columns of B, or rows of B when it is transposed
+    const bOff = transB ? <usize>j0 * (<usize>ldb << 2) : <usize>j0 << 2;
+    gemm(transA, transB, M, j1 - j0, K, alpha, a, lda, b + bOff, ldb, beta, c + (<usize>j0 << 2), ldc, ws);
+  }
 }

@@ -1,4 +1,5 @@
 // Entry point of the WebAssembly kernels (AssemblyScript): everything exported here becomes a wasm export.
+export * from "./parallel";
 export * from "./gemm";
 export * from "./conv";
 export * from "./pool";

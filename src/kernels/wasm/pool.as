@@ -3,17 +3,32 @@
 // y[nc, i, j] = max of x[nc] over the window rows i·sh − ph … + kh − 1, columns j·sw − pw … + kw − 1,
 // clipped to the image (padding never wins). arg[nc, i, j] = flat index into x of the winner: the first
 // maximum in row-major window order, and the first NaN once one is seen (as PyTorch, and pool.ts).
+//
+// Parallel parts split the NC planes: a window never leaves its plane, so each part's y, arg and dx
+// entries are its own, and backward's dx[arg[o]] += dy[o] runs in the same o order within every plane.
+
+import { partStart } from "./parallel";
 
 export function maxPoolForward(
   NC: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, OH: i32, OW: i32,
   x: usize, y: usize, arg: usize,
 ): void {
+  maxPoolForwardPart(0, 1, 0, NC, H, W, kh, kw, sh, sw, ph, pw, OH, OW, x, y, arg);
+}
+
+/** Part t of T of maxPoolForward: planes [nc0, nc1) (arg still indexes the whole x). No scratch (_ws). */
+export function maxPoolForwardPart(
+  t: i32, T: i32, _ws: usize, NC: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, OH: i32, OW: i32,
+  x: usize, y: usize, arg: usize,
+): void {
+  const nc0 = partStart(NC, t, T, 1);
+  const nc1 = partStart(NC, t + 1, T, 1);
   if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) {
-    maxPool2x2(NC, H, W, OH, OW, x, y, arg);
+    maxPool2x2(nc0, nc1, H, W, OH, OW, x, y, arg);
     return;
   }
-  let o: usize = 0;
-  for (let nc = 0; nc < NC; nc++) {
+  let o: usize = <usize>(nc0 * OH * OW);
+  for (let nc = nc0; nc < nc1; nc++) {
     const plane = nc * H * W;
     for (let i = 0; i < OH; i++) {
       const hStart = i * sh - ph;
@@ -45,8 +60,19 @@ export function maxPoolForward(
 
 /** dx (nx floats) = 0, then dx[arg[o]] += dy[o] for o = 0 … n−1 in order. */
 export function maxPoolBackward(n: i32, dy: usize, arg: usize, dx: usize, nx: i32): void {
-  memory.fill(dx, 0, <usize>nx << 2);
-  for (let o = 0; o < n; o++) {
+  maxPoolBackwardPart(0, 1, 0, 1, nx, n, dy, arg, dx);
+}
+
+/**
+ * Part t of T of maxPoolBackward over NC planes of inPlane (dx) and outPlane (dy, arg) floats:
+ * planes [nc0, nc1) of dx = 0, then dx[arg[o]] += dy[o] for those planes' o in order. No scratch (_ws).
+ */
+export function maxPoolBackwardPart(t: i32, T: i32, _ws: usize, NC: i32, inPlane: i32, outPlane: i32, dy: usize, arg: usize, dx: usize): void {
+  const nc0 = partStart(NC, t, T, 1);
+  const nc1 = partStart(NC, t + 1, T, 1);
+  memory.fill(dx + (<usize>(nc0 * inPlane) << 2), 0, <usize>((nc1 - nc0) * inPlane) << 2);
+  const o1 = nc1 * outPlane;
+  for (let o = nc0 * outPlane; o < o1; o++) {
     const d = dx + (<usize>load<i32>(arg + (<usize>o << 2)) << 2);
     store<f32>(d, load<f32>(d) + load<f32>(dy + (<usize>o << 2)));
   }
@@ -62,11 +88,11 @@ export function maxPoolBackward(n: i32, dy: usize, arg: usize, dx: usize, nx: i3
  * the scalar compare mispredict half the time). The window is visited in the scalar order — (0,0),
  * (0,1), (1,0), (1,1) — with the same comparison, so y and arg are identical to the scalar loop's.
  */
-function maxPool2x2(NC: i32, H: i32, W: i32, OH: i32, OW: i32, x: usize, y: usize, arg: usize): void {
+function maxPool2x2(nc0: i32, nc1: i32, H: i32, W: i32, OH: i32, OW: i32, x: usize, y: usize, arg: usize): void {
   const OW4 = OW & ~3;
   const lane = i32x4(0, 2, 4, 6);
-  let o = 0;
-  for (let nc = 0; nc < NC; nc++) {
+  let o = nc0 * OH * OW;
+  for (let nc = nc0; nc < nc1; nc++) {
     const plane = nc * H * W;
     for (let i = 0; i < OH; i++) {
       const row0 = plane + 2 * i * W;

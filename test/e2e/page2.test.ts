@@ -5,6 +5,9 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { openSite, SKIP_E2E, type Site } from "./harness.ts";
+import { existsSync } from "node:fs";
+
+const PRETRAINED = existsSync(new URL("../../web/public/models/lenet5/model.json", import.meta.url));
 
 let site: Site | null = null;
 let page: Page;
@@ -37,7 +40,9 @@ async function drawSeven(p: Page): Promise<void> {
 
 test("page 2 loads offline with no console errors", { skip: SKIP_E2E }, async () => {
   assert.equal(await page.title(), "handprop · MNIST in your browser");
-  assert.equal(await page.textContent("#model-badge"), "untrained");
+  // The LeNet-5 trained by the README's default run ships in web/public/models/lenet5/ and is loaded at start.
+  if (PRETRAINED) await page.waitForFunction(() => document.getElementById("model-badge")!.textContent === "pretrained", null, { timeout: 20000 });
+  else assert.equal(await page.textContent("#model-badge"), "untrained");
   assert.equal(await page.getAttribute("#prediction", "data-digit"), "");
   assertNoErrors(page);
 });
@@ -72,6 +77,7 @@ test("a drawn stroke is classified, with ten probabilities summing to 1", { skip
 
 test("training in the worker lowers the loss and the page stays responsive", { skip: SKIP_E2E }, async () => {
   await page.fill("#epochs", "1");
+  await page.click("#btn-fresh"); // train from random weights, not from the pretrained model
   await page.click("#btn-train");
   await page.waitForFunction(() => Number(document.getElementById("train-status")!.dataset.reports ?? 0) >= 8, null, { timeout: 30000 });
   // While the worker trains, the main thread answers within a frame or two.

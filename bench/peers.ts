@@ -24,24 +24,30 @@ type Tfl = typeof import("@tensorflow/tfjs-layers");
 
 let tfLoaded: { tf: Tf; tfl: Tfl } | null = null;
 
+async function importTf(): Promise<{ tf: Tf; tfl: Tfl }> {
+  const tf = (await import("@tensorflow/tfjs-core")) as Tf;
+  const tfl = (await import("@tensorflow/tfjs-layers")) as Tfl;
+  await import("@tensorflow/tfjs-backend-cpu");
+  const wasm = (await import("@tensorflow/tfjs-backend-wasm")) as typeof import("@tensorflow/tfjs-backend-wasm");
+  wasm.setWasmPaths(join(dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json")), "dist") + "/");
+  wasm.setThreadsCount(1);
+  return { tf, tfl };
+}
+
+// TF.js prints a banner recommending tfjs-node (which cannot install here); keep the table clean.
 async function loadTf(backend: "cpu" | "wasm"): Promise<{ tf: Tf; tfl: Tfl }> {
   if (!tfLoaded) {
-    const tf = (await import("@tensorflow/tfjs-core")) as Tf;
-    const tfl = (await import("@tensorflow/tfjs-layers")) as Tfl;
-    await import("@tensorflow/tfjs-backend-cpu");
-    const wasm = (await import("@tensorflow/tfjs-backend-wasm")) as typeof import("@tensorflow/tfjs-backend-wasm");
-    wasm.setWasmPaths(join(dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json")), "dist") + "/");
-    wasm.setThreadsCount(1);
-    tfLoaded = { tf, tfl };
+    tfLoaded = await importTf();
   }
-  // TF.js prints a banner recommending tfjs-node (which cannot install here); keep the table clean.
   const log = console.log;
-  console.log = () => undefined;
+  const warn = console.warn;
+  console.log = console.warn = () => undefined; // the banner comes on the first backend switch
   try {
     await tfLoaded.tf.setBackend(backend);
     await tfLoaded.tf.ready();
   } finally {
     console.log = log;
+    console.warn = warn;
   }
   return tfLoaded;
 }

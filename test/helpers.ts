@@ -2,6 +2,8 @@
 import { readFileSync } from "node:fs";
 import assert from "node:assert/strict";
 import { NDArray } from "../src/nd/ndarray.ts";
+import { RandomState } from "../src/nd/random.ts";
+import type { Sequential } from "../src/nn/sequential.ts";
 
 export interface FixtureArray {
   shape: number[];
@@ -38,4 +40,23 @@ export function assertClose(actual: NDArray, expected: FixtureArray | NDArray, r
       assert.fail(`${what} element ${i}: got ${a}, expected ${e} (rtol ${rtol}, atol ${atol})`);
     }
   }
+}
+
+/** Random biases and batch-norm parameters/statistics (weights come from the model's seed), from a seed. */
+export function randomizeParams(model: Sequential, seed: number): Sequential {
+  const rng = new RandomState(seed);
+  for (const p of model.params()) {
+    if (p.name.endsWith(".weight")) continue;
+    const positive = p.name.endsWith(".runningVar") || p.name.endsWith(".gamma");
+    const d = p.value.data;
+    for (let i = 0; i < d.length; i++) d[i] = positive ? rng.uniform(0.5, 1.5) : rng.uniform(-0.3, 0.3);
+  }
+  return model;
+}
+
+/** A float32 array of standard normals of the given shape, from a seed. */
+export function randomInput(shape: number[], seed: number): NDArray {
+  const rng = new RandomState(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return new NDArray(Float32Array.from({ length: n }, () => rng.standardNormal()), shape);
 }

@@ -7,7 +7,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { NDArray } from "../src/nd/ndarray.ts";
-import { RandomState } from "../src/nd/random.ts";
 import { Sequential } from "../src/nn/sequential.ts";
 import { buildModel } from "../src/nn/models.ts";
 import { Conv2D } from "../src/nn/conv.ts";
@@ -22,29 +21,12 @@ import { ONNX_IR_VERSION, ONNX_OPSET, saveOnnxModel, toOnnx } from "../src/io/on
 import { ProtoWriter, readFields, type ProtoField } from "../src/io/protobuf.ts";
 import { saveModel } from "../src/io/model-io.ts";
 import { main } from "../src/cli/main.ts";
+import { randomInput, randomizeParams as randomize } from "./helpers.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "handprop-onnx-"));
 process.on("exit", () => {
   rmSync(tmp, { recursive: true, force: true });
 });
-
-/** Random biases and batch-norm parameters/statistics (weights come from the model's seed). */
-function randomize(model: Sequential, seed: number): Sequential {
-  const rng = new RandomState(seed);
-  for (const p of model.params()) {
-    if (p.name.endsWith(".weight")) continue;
-    const positive = p.name.endsWith(".runningVar") || p.name.endsWith(".gamma");
-    const d = p.value.data;
-    for (let i = 0; i < d.length; i++) d[i] = positive ? rng.uniform(0.5, 1.5) : rng.uniform(-0.3, 0.3);
-  }
-  return model;
-}
-
-function randomInput(shape: number[], seed: number): NDArray {
-  const rng = new RandomState(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return new NDArray(Float32Array.from({ length: n }, () => rng.standardNormal()), shape);
-}
 
 async function ortPredict(session: ort.InferenceSession, x: NDArray): Promise<{ data: Float32Array; dims: readonly number[] }> {
   const out = await session.run({ input: new ort.Tensor("float32", Float32Array.from(x.data), x.shape) });

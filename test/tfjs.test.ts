@@ -23,6 +23,7 @@ import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../src/nn/activations.t
 import { saveModel } from "../src/io/model-io.ts";
 import { spawnSync } from "node:child_process";
 import { fromTfjsArtifacts, loadTfjsModel, saveTfjsModel, toTfjsArtifacts, type TfjsModelJson } from "../src/io/tfjs.ts";
+import { randomInput, randomizeParams as randomize } from "./helpers.ts";
 
 tf.env().set("PROD", true); // silences the "install tfjs-node" banner and deprecation notes
 await tf.setBackend("cpu");
@@ -33,24 +34,6 @@ process.on("exit", () => {
 });
 let dirCount = 0;
 const freshDir = () => join(tmp, `m${dirCount++}`);
-
-/** Random biases and batch-norm parameters/statistics (weights come from the model's seed), from a seed. */
-function randomize(model: Sequential, seed: number): Sequential {
-  const rng = new RandomState(seed);
-  for (const p of model.params()) {
-    if (p.name.endsWith(".weight")) continue;
-    const positive = p.name.endsWith(".runningVar") || p.name.endsWith(".gamma");
-    const d = p.value.data;
-    for (let i = 0; i < d.length; i++) d[i] = positive ? rng.uniform(0.5, 1.5) : rng.uniform(-0.3, 0.3);
-  }
-  return model;
-}
-
-function randomInput(shape: number[], seed: number): NDArray {
-  const rng = new RandomState(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return new NDArray(Float32Array.from({ length: n }, () => rng.standardNormal()), shape);
-}
 
 /** NCHW → NHWC for images; features pass through. */
 function toTfLayout(x: NDArray): tf.Tensor {

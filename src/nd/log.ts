@@ -351,6 +351,33 @@ for (let n = 0; n < TAIL_TERMS; n++) INV_ODD_TAIL[n] = 1 / (2 * (n + HEAD_TERMS)
 /** Relative error bound of the double-double evaluation (≈ 2^-100 with a wide margin). */
 const DD_REL_ERROR = 2 ** -92;
 
+/** The exponent k of the last reduceArgument call (a module variable: no object per call). */
+let reducedExponent = 0;
+
+/**
+ * x = 2^k · m with m in [√½, √2] (subnormals scaled by 2^54 first), the reduction logCR and
+ * logExact share: ln x = k·ln 2 + ln m. Returns m; k is left in reducedExponent.
+ */
+function reduceArgument(x: number): number {
+  let k = 0;
+  let xs = x;
+  if (xs < MIN_NORMAL) {
+    xs *= TWO54;
+    k = -54;
+  }
+  F64[0] = xs;
+  const hw = U32[HI];
+  k += (hw >>> 20) - 1023;
+  U32[HI] = (hw & 0x000fffff) | 0x3ff00000;
+  let m = F64[0];
+  if (m > Math.SQRT2) {
+    m *= 0.5;
+    k += 1;
+  }
+  reducedExponent = k;
+  return m;
+}
+
 /**
  * The correctly rounded natural logarithm: the double nearest to the exact ln(x) (ties to
  * even), for every double x. Special values as Math.log: logCR(1) = 0, logCR(±0) =
@@ -369,21 +396,8 @@ export function logCR(x: number): number {
     return x === Infinity ? Infinity : NaN;
   }
   if (x === 1) return 0;
-  let k = 0;
-  let xs = x;
-  if (xs < MIN_NORMAL) {
-    xs *= TWO54;
-    k = -54;
-  }
-  F64[0] = xs;
-  const hw = U32[HI];
-  k += (hw >>> 20) - 1023;
-  U32[HI] = (hw & 0x000fffff) | 0x3ff00000;
-  let m = F64[0];
-  if (m > Math.SQRT2) {
-    m *= 0.5;
-    k += 1;
-  }
+  const m = reduceArgument(x);
+  const k = reducedExponent;
 
   // s = (m - 1)/(m + 1) in double-double. m - 1 is exact (Sterbenz).
   const num = m - 1;
@@ -527,21 +541,8 @@ export function logExact(x: number): number {
   }
   if (x === 1) return 0;
   ln2Fixed ??= 2n * atanhFixed((1n << FIX_BITS) / 3n);
-  let k = 0;
-  let xs = x;
-  if (xs < MIN_NORMAL) {
-    xs *= TWO54;
-    k = -54;
-  }
-  F64[0] = xs;
-  const hw = U32[HI];
-  k += (hw >>> 20) - 1023;
-  U32[HI] = (hw & 0x000fffff) | 0x3ff00000;
-  let m = F64[0];
-  if (m > Math.SQRT2) {
-    m *= 0.5;
-    k += 1;
-  }
+  const m = reduceArgument(x);
+  const k = reducedExponent;
   // m = M / 2^53 exactly; s = (m - 1)/(m + 1) = (M - 2^53)/(M + 2^53).
   const M = BigInt(m * 9007199254740992);
   const D = 9007199254740992n;

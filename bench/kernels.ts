@@ -24,11 +24,9 @@ import { getBackend, getThreads, setBackend, setThreads, threadsUnavailable, was
 import { WasmConv2D, WasmReLU, wasmKernels, wasmMemory } from "../src/kernels/wasm.ts";
 import { convGeometry } from "../src/kernels/im2col.ts";
 import { Conv2D } from "../src/nn/conv.ts";
-import { Dense } from "../src/nn/dense.ts";
-import { MaxPool2D } from "../src/nn/pool.ts";
 import { ReLU } from "../src/nn/activations.ts";
-import { Flatten } from "../src/nn/flatten.ts";
-import { Sequential } from "../src/nn/sequential.ts";
+import type { Sequential } from "../src/nn/sequential.ts";
+import { buildModel } from "../src/nn/models.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { SGD } from "../src/nn/optim.ts";
 import type { Layer } from "../src/nn/layer.ts";
@@ -155,20 +153,7 @@ function benchConv(): void {
 }
 
 function lenet(): Sequential {
-  return new Sequential([
-    new Conv2D({ inChannels: 1, outChannels: 6, kernelSize: 5, padding: "same" }),
-    new ReLU(),
-    new MaxPool2D({ kernelSize: 2 }),
-    new Conv2D({ inChannels: 6, outChannels: 16, kernelSize: 5 }),
-    new ReLU(),
-    new MaxPool2D({ kernelSize: 2 }),
-    new Flatten(),
-    new Dense({ inFeatures: 400, outFeatures: 120 }),
-    new ReLU(),
-    new Dense({ inFeatures: 120, outFeatures: 84 }),
-    new ReLU(),
-    new Dense({ inFeatures: 84, outFeatures: 10 }),
-  ], { inputShape: [1, 28, 28], seed: 3 });
+  return buildModel("lenet5", { seed: 3 });
 }
 
 /** One SGD step of LeNet-5 on a fixed batch (what fit does per batch, minus shuffling and checks). */

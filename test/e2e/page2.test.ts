@@ -109,6 +109,8 @@ test("training in the worker lowers the loss and the page stays responsive", { s
 test("page 2 fits a 400 px wide screen", { skip: SKIP_E2E }, async () => {
   await page.setViewportSize({ width: 400, height: 800 });
   await page.waitForFunction(() => document.documentElement.clientWidth === 400);
+  // Charts re-size from a ResizeObserver a frame or two after the viewport changes: let them settle.
+  await page.waitForFunction(() => document.documentElement.scrollWidth <= 400, null, { timeout: 3000 }).catch(() => undefined);
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= 400, `page is ${width}px wide at a 400px viewport`);
   await site!.screenshot(page, "page2-narrow");

@@ -20,4 +20,16 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },
   },
+  {
+    // The `handprop` entry is browser-safe: only src/node/ (the `handprop/node` entry) and the CLI may
+    // import Node's built-ins or third-party packages.
+    files: ["src/**/*.ts"],
+    ignores: ["src/node/**", "src/cli/**"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [
+        { regex: "^node:", message: "Node built-ins belong in src/node/ (the handprop/node entry) or src/cli/." },
+        { regex: "^[^./]", message: "The library entry loads no third-party package." },
+      ] }],
+    },
+  },
 );

@@ -20,8 +20,9 @@ import { Conv2D } from "../src/nn/conv.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { SGD } from "../src/nn/optim.ts";
 import { buildModel } from "../src/nn/models.ts";
-import { readIdx } from "../src/io/idx.ts";
-import { MNIST_FILES, defaultMnistDir } from "../src/data/mnist.ts";
+import { readIdx } from "../src/node/idx.ts";
+import { MNIST_FILES } from "../src/data/mnist.ts";
+import { defaultMnistDir } from "../src/node/mnist.ts";
 import { runArticleFast } from "../src/examples/article-fast.ts";
 import { convnetjsLeNet, tfjsConv, tfjsLeNet, type ConvRunner, type LeNetRunner } from "./peers.ts";
 

@@ -1,11 +1,12 @@
-// handprop's public API. The core (nd, nn, kernels) has no runtime dependencies.
+// handprop's public API, browser-safe: no module reachable from here imports a `node:` built-in or a
+// third-party package. The file-system parts (model folders, IDX files, MNIST from disk, atomic
+// writes) are in `handprop/node` (src/node/index.ts), which re-exports all of this too.
 
 export { NDArray, type DType, type TypedArray, type Nested } from "./nd/ndarray.ts";
 export * from "./nd/ops.ts";
 export { RandomState, type RandomStateState } from "./nd/random.ts";
 export { convolve2d, correlate2d, type ConvMode } from "./nd/signal.ts";
 export { formatArray, pyRepr } from "./nd/format.ts";
-export { logCR } from "./nd/log.ts";
 
 export { Layer, ShapeError, type Param, type LayerConfig, type ForwardOptions } from "./nn/layer.ts";
 export { Conv2D, samePadding, type Conv2DOptions, type Conv2DPadding } from "./nn/conv.ts";
@@ -27,18 +28,15 @@ export { runArticle, articleReport, type ArticleResult, type ArticleOptions } fr
 export { runArticleWithLayers, articleModel } from "./examples/article-layers.ts";
 export {
   toTfjsArtifacts,
-  saveTfjsModel,
   fromTfjsArtifacts,
-  loadTfjsModel,
   TfjsFormatError,
   type TfjsArtifacts,
   type TfjsModelJson,
   type TfjsWeightSpec,
   type TfjsExportOptions,
 } from "./io/tfjs.ts";
-export { toOnnx, saveOnnxModel, ONNX_OPSET, ONNX_IR_VERSION, type OnnxExportOptions } from "./io/onnx.ts";
-export { decodeIdx, encodeIdx, readIdx, writeIdx, isGzip, IdxError, type IdxArray, type IdxData, type IdxType } from "./io/idx.ts";
-export { writeFileAtomic, writeFilesAtomic } from "./io/atomic.ts";
+export { toOnnx, ONNX_OPSET, ONNX_IR_VERSION, type OnnxExportOptions } from "./io/onnx.ts";
+export { decodeIdx, encodeIdx, isGzip, IdxError, type IdxArray, type IdxData, type IdxType } from "./io/idx.ts";
 export {
   serializeModel,
   deserializeModel,
@@ -52,7 +50,6 @@ export {
   type SerializedModel,
   type LoadedModel,
 } from "./io/model-format.ts";
-export { saveModel, loadModel, readManifest, type LoadOptions } from "./io/model-io.ts";
-export { loadMnist, defaultMnistDir, MNIST_FILES, MNIST_STANDARDIZE, type Mnist, type MnistOptions, type Normalization, type Split } from "./data/mnist.ts";
+export { MNIST_FILES, MNIST_STANDARDIZE, type Mnist, type MnistOptions, type Normalization, type Split } from "./data/mnist.ts";
 export { buildModel, MODEL_NAMES, isModelName, DIGIT_INPUT_SHAPE, type ModelName } from "./nn/models.ts";
 export { setBackend, getBackend, wasmAvailable, wasmUnavailable, setThreads, getThreads, threadsUnavailable, type BackendName } from "./kernels/backend.ts";

@@ -6,8 +6,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { IdxError, decodeIdx, encodeIdx, readIdx, writeIdx, type IdxData } from "../src/io/idx.ts";
-import { MNIST_FILES, defaultMnistDir } from "../src/data/mnist.ts";
+import { IdxError, decodeIdx, encodeIdx, type IdxData } from "../src/io/idx.ts";
+import { readIdx, writeIdx } from "../src/node/idx.ts";
+import { MNIST_FILES } from "../src/data/mnist.ts";
+import { defaultMnistDir } from "../src/node/mnist.ts";
 
 const dir = defaultMnistDir();
 const tmp = mkdtempSync(join(tmpdir(), "handprop-idx-"));

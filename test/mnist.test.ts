@@ -5,8 +5,9 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeIdx } from "../src/io/idx.ts";
-import { MNIST_FILES, MNIST_STANDARDIZE, defaultMnistDir, loadMnist } from "../src/data/mnist.ts";
+import { writeIdx } from "../src/node/idx.ts";
+import { MNIST_FILES, MNIST_STANDARDIZE } from "../src/data/mnist.ts";
+import { defaultMnistDir, loadMnist } from "../src/node/mnist.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "handprop-mnist-"));
 after(() => {

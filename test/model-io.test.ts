@@ -19,8 +19,8 @@ import { MaxPool2D } from "../src/nn/pool.ts";
 import { Flatten } from "../src/nn/flatten.ts";
 import { Dense } from "../src/nn/dense.ts";
 import { MODEL_NAMES, buildModel } from "../src/nn/models.ts";
-import { writeFilesAtomic } from "../src/io/atomic.ts";
-import { ModelFormatError, crc32, deserializeModel, loadModel, readableJson, saveModel, serializeModel, type ModelManifest } from "../src/io/model-io.ts";
+import { writeFilesAtomic } from "../src/node/atomic.ts";
+import { ModelFormatError, crc32, deserializeModel, loadModel, readableJson, saveModel, serializeModel, type ModelManifest } from "../src/node/model-io.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "handprop-model-io-"));
 after(() => {

@@ -17,9 +17,10 @@ import { BatchNorm1D, BatchNorm2D } from "../src/nn/batchnorm.ts";
 import { Dropout } from "../src/nn/dropout.ts";
 import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../src/nn/activations.ts";
 import { Layer, type LayerConfig } from "../src/nn/layer.ts";
-import { ONNX_IR_VERSION, ONNX_OPSET, saveOnnxModel, toOnnx } from "../src/io/onnx.ts";
+import { ONNX_IR_VERSION, ONNX_OPSET, toOnnx } from "../src/io/onnx.ts";
+import { saveOnnxModel } from "../src/node/onnx.ts";
 import { ProtoWriter, readFields, type ProtoField } from "../src/io/protobuf.ts";
-import { saveModel } from "../src/io/model-io.ts";
+import { saveModel } from "../src/node/model-io.ts";
 import { main } from "../src/cli/main.ts";
 import { randomInput, randomizeParams as randomize } from "./helpers.ts";
 

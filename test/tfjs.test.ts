@@ -20,9 +20,10 @@ import { AvgPool2D, GlobalAvgPool2D, MaxPool2D } from "../src/nn/pool.ts";
 import { BatchNorm1D, BatchNorm2D } from "../src/nn/batchnorm.ts";
 import { Dropout } from "../src/nn/dropout.ts";
 import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../src/nn/activations.ts";
-import { saveModel } from "../src/io/model-io.ts";
+import { saveModel } from "../src/node/model-io.ts";
 import { spawnSync } from "node:child_process";
-import { fromTfjsArtifacts, loadTfjsModel, saveTfjsModel, toTfjsArtifacts, type TfjsModelJson } from "../src/io/tfjs.ts";
+import { fromTfjsArtifacts, toTfjsArtifacts, type TfjsModelJson } from "../src/io/tfjs.ts";
+import { loadTfjsModel, saveTfjsModel } from "../src/node/tfjs.ts";
 import { randomInput, randomizeParams as randomize } from "./helpers.ts";
 
 tf.env().set("PROD", true); // silences the "install tfjs-node" banner and deprecation notes

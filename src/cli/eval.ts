@@ -4,8 +4,9 @@
 
 import { argmaxRows } from "../nn/losses.ts";
 import type { Sequential } from "../nn/sequential.ts";
-import { MNIST_CLASSES, MNIST_STANDARDIZE, loadMnist, type Normalization, type Split } from "../data/mnist.ts";
-import { loadModel, type Json } from "../io/model-io.ts";
+import { MNIST_CLASSES, MNIST_STANDARDIZE, type Normalization, type Split } from "../data/mnist.ts";
+import { loadMnist } from "../node/mnist.ts";
+import { loadModel, type Json } from "../node/model-io.ts";
 import { UsageError, type FlagValues } from "./args.ts";
 import type { Command } from "./main.ts";
 

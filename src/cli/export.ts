@@ -5,9 +5,9 @@
 
 import { statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { loadModel } from "../io/model-io.ts";
-import { saveTfjsModel } from "../io/tfjs.ts";
-import { saveOnnxModel } from "../io/onnx.ts";
+import { loadModel } from "../node/model-io.ts";
+import { saveTfjsModel } from "../node/tfjs.ts";
+import { saveOnnxModel } from "../node/onnx.ts";
 import { UsageError } from "./args.ts";
 import { modelNormalization } from "./eval.ts";
 import type { Command } from "./main.ts";

@@ -17,7 +17,7 @@ import { readFileSync } from "node:fs";
 import pngjs from "pngjs";
 import { NDArray } from "../nd/ndarray.ts";
 import { SoftmaxCrossEntropy } from "../nn/losses.ts";
-import { loadModel } from "../io/model-io.ts";
+import { loadModel } from "../node/model-io.ts";
 import type { Normalization } from "../data/mnist.ts";
 import { modelNormalization } from "./eval.ts";
 import { UsageError, type FlagValues } from "./args.ts";

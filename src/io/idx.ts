@@ -7,15 +7,12 @@
 //   offset 4      r × uint32 BE     dimensions d_0 … d_{r−1}
 //   offset 4+4r   Π d_i values      each `size` bytes, big-endian
 //
+// This module is the in-memory codec (browser-safe); src/node/idx.ts reads and writes files.
 // Files are read raw or gzipped (detected by gzip's 1f 8b magic, or a name ending in .gz). The header
 // is checked against the file's size in both directions: a truncated file, or one with bytes the
 // header does not account for, is an error naming the file, what was expected and the byte offset,
 // never a silently partial dataset. Offsets in errors about a gzipped file count decompressed bytes.
 
-import { readFileSync } from "node:fs";
-import { basename } from "node:path";
-import { gunzipSync, gzipSync } from "node:zlib";
-import { writeFileAtomic } from "./atomic.ts";
 
 export type IdxType = "ubyte" | "byte" | "short" | "int" | "float" | "double";
 export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
@@ -138,30 +135,6 @@ function readValues(view: DataView, offset: number, count: number, info: TypeInf
   }
 }
 
-/**
- * Read an IDX file, raw or gzipped (gzip's 1f 8b magic, or a name ending in .gz). Errors name the
- * file (its base name, or the whole path with `fullPath`); a corrupt gzip stream is reported as such.
- */
-export function readIdx(path: string, opts: { fullPath?: boolean } = {}): IdxArray {
-  const name = opts.fullPath ? path : basename(path);
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new IdxError(name, 0, code === "ENOENT" ? `no such file (${path})` : `cannot read ${path}: ${(e as Error).message}`);
-  }
-  if (isGzip(bytes) || path.endsWith(".gz")) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (e) {
-      throw new IdxError(name, 0, `corrupt or truncated gzip data (${bytes.length} compressed bytes): ${(e as Error).message}`);
-    }
-    return decodeIdx(bytes, `${name} (after gunzip)`);
-  }
-  return decodeIdx(bytes, name);
-}
-
 /** The IDX type a typed array is written as. */
 function typeOf(data: IdxData): TypeInfo {
   const type: IdxType =
@@ -219,10 +192,4 @@ export function encodeIdx(shape: readonly number[], data: IdxData): Uint8Array {
     }
   }
   return out;
-}
-
-/** Write an IDX file; gzipped when the path ends in .gz (or `gzip: true`). For tests and tools. */
-export function writeIdx(path: string, shape: readonly number[], data: IdxData, opts: { gzip?: boolean } = {}): void {
-  const bytes = encodeIdx(shape, data);
-  writeFileAtomic(path, (opts.gzip ?? path.endsWith(".gz")) ? gzipSync(bytes) : bytes);
 }

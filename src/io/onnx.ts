@@ -32,7 +32,6 @@
 
 import type { NDArray } from "../nd/ndarray.ts";
 import { ProtoWriter } from "./protobuf.ts";
-import { writeFileAtomic } from "./atomic.ts";
 import { HANDPROP_VERSION } from "./model-format.ts";
 import type { Sequential } from "../nn/sequential.ts";
 import type { Layer } from "../nn/layer.ts";
@@ -217,9 +216,4 @@ export function toOnnx(model: Sequential, opts: OnnxExportOptions = {}): Uint8Ar
     .message(8, new ProtoWriter().string(1, "").int(2, ONNX_OPSET));
   for (const [key, value] of Object.entries(opts.metadata ?? {})) modelProto.message(14, new ProtoWriter().string(1, key).string(2, value));
   return modelProto.finish();
-}
-
-/** toOnnx, written atomically to `file` (e.g. model.onnx). */
-export function saveOnnxModel(model: Sequential, file: string, opts: OnnxExportOptions = {}): void {
-  writeFileAtomic(file, toOnnx(model, opts));
 }

@@ -27,8 +27,6 @@
 // Activations stay separate layers, so handprop → TF.js → handprop rebuilds the same layer list.
 // Weights are written as float32 (a float64 model is rounded); the round trip of a float32 model is exact.
 
-import { readFileSync } from "node:fs";
-import { isAbsolute, join, normalize, sep } from "node:path";
 import { shapeSize, formatShape } from "../nd/ndarray.ts";
 import { Sequential } from "../nn/sequential.ts";
 import type { Layer, Param } from "../nn/layer.ts";
@@ -41,7 +39,6 @@ import { Dropout } from "../nn/dropout.ts";
 import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../nn/activations.ts";
 import { float32LE } from "./onnx.ts";
 import { HANDPROP_VERSION } from "./model-format.ts";
-import { writeFilesAtomic } from "./atomic.ts";
 
 /** One entry of a weights manifest: the values are float32, row-major, in TF's layout. */
 export interface TfjsWeightSpec {
@@ -298,18 +295,6 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
   };
   if (opts.metadata) modelJson.userDefinedMetadata = { ...opts.metadata };
   return { modelJson, weightData: bytes.buffer };
-}
-
-/**
- * Write model.json + weights.bin into dir (created if needed), each atomically (temp file + rename),
- * weights.bin renamed first: model.json never names a weights file of another model or size.
- */
-export function saveTfjsModel(model: Sequential, dir: string, opts: TfjsExportOptions = {}): void {
-  const { modelJson, weightData } = toTfjsArtifacts(model, opts);
-  writeFilesAtomic([
-    { path: join(dir, "weights.bin"), data: new Uint8Array(weightData) },
-    { path: join(dir, "model.json"), data: JSON.stringify(modelJson) },
-  ]);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -770,46 +755,4 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
   if (unused.length > 0) throw new TfjsFormatError(`weights manifest: weight${unused.length > 1 ? "s" : ""} ${unused.join(", ")} belong${unused.length > 1 ? "" : "s"} to no layer of the model`);
   if (out.length === 0) throw new TfjsFormatError("model.json: the model has no layers handprop can run (only InputLayer/linear activations)");
   return new Sequential(out, { name: name ?? "sequential", inputShape });
-}
-
-/** A weights path from the manifest, checked to stay inside the model's directory. */
-function weightsPath(dir: string, p: unknown, where: string): string {
-  if (typeof p !== "string" || p === "" || isAbsolute(p) || normalize(p).split(sep).includes("..") || p.includes("://")) {
-    throw new TfjsFormatError(`${where}: weights path ${JSON.stringify(p)} must be a file name relative to the model's directory`);
-  }
-  return join(dir, p);
-}
-
-/** Load a TF.js Layers model from a directory holding model.json and its weight files (or from model.json's path). */
-export function loadTfjsModel(dirOrModelJson: string): Sequential {
-  const jsonPath = dirOrModelJson.endsWith(".json") ? dirOrModelJson : join(dirOrModelJson, "model.json");
-  const dir = dirOrModelJson.endsWith(".json") ? join(jsonPath, "..") : dirOrModelJson;
-  let text: string;
-  try {
-    text = readFileSync(jsonPath, "utf8");
-  } catch (e) {
-    throw new TfjsFormatError(`cannot read ${jsonPath}: ${(e as Error).message}`, { cause: e });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new TfjsFormatError(`${jsonPath} is not valid JSON: ${(e as Error).message}`, { cause: e });
-  }
-  if (!isObject(json) || !Array.isArray(json.weightsManifest)) throw new TfjsFormatError(`${jsonPath}: no "weightsManifest" array`);
-  const files: string[] = [];
-  json.weightsManifest.forEach((g: unknown, gi) => {
-    if (!isObject(g) || !Array.isArray(g.paths)) throw new TfjsFormatError(`${jsonPath}: weightsManifest[${gi}] has no "paths" array`);
-    for (const p of g.paths as unknown[]) files.push(weightsPath(dir, p, jsonPath));
-  });
-  const buffers: ArrayBuffer[] = [];
-  for (const f of files) {
-    try {
-      const b = readFileSync(f);
-      buffers.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-    } catch (e) {
-      throw new TfjsFormatError(`cannot read weights file ${f} (listed in ${jsonPath}): ${(e as Error).message}`, { cause: e });
-    }
-  }
-  return fromTfjsArtifacts(json, buffers, { source: files.length === 1 ? files[0] : `weights files ${files.join(", ")}` });
 }

@@ -14,9 +14,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Sequential } from "../nn/sequential.ts";
 import { writeFilesAtomic } from "./atomic.ts";
-import { MANIFEST_FILE, ModelFormatError, deserializeModel, parseManifest, serializeModel, type LoadedModel, type ModelManifest, type SaveMeta } from "./model-format.ts";
+import { MANIFEST_FILE, ModelFormatError, deserializeModel, parseManifest, serializeModel, type LoadedModel, type ModelManifest, type SaveMeta } from "../io/model-format.ts";
 
-export * from "./model-format.ts";
+export * from "../io/model-format.ts";
 
 /** Save a model (and optionally its optimizer and training metadata) to dir, atomically. Returns the manifest. */
 export function saveModel(model: Sequential, dir: string, meta: SaveMeta = {}): ModelManifest {

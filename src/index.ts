@@ -2,6 +2,12 @@
 // third-party package. The file-system parts (model folders, IDX files, MNIST from disk, atomic
 // writes) are in `handprop/node` (src/node/index.ts), which re-exports all of this too.
 
+/**
+ * The browser-safe entry: arrays, RandomState, signal, layers, losses, optimizers, models, gradcheck,
+ * kernels and threads, and the in-memory codecs. `handprop/node` adds the file system.
+ * @packageDocumentation
+ * @module handprop
+ */
 export { NDArray, type DType, type TypedArray, type Nested } from "./nd/ndarray.ts";
 export * from "./nd/ops.ts";
 export { RandomState, type RandomStateState } from "./nd/random.ts";
@@ -53,3 +59,11 @@ export {
 export { MNIST_FILES, MNIST_STANDARDIZE, type Mnist, type MnistOptions, type Normalization, type Split } from "./data/mnist.ts";
 export { buildModel, MODEL_NAMES, isModelName, DIGIT_INPUT_SHAPE, type ModelName } from "./nn/models.ts";
 export { setBackend, getBackend, wasmAvailable, wasmUnavailable, setThreads, getThreads, threadsUnavailable, type BackendName } from "./kernels/backend.ts";
+
+// Types that appear in the signatures above, exported so users (and the API reference) can name them.
+export type { SequentialOptions, Schedule } from "./nn/sequential.ts";
+export type { Differentiable, TensorCheck } from "./nn/gradcheck.ts";
+export type { SuiteCheck, SuiteSummary, SuiteOptions } from "./nn/checks.ts";
+export type { Size, RandomStateInput, ShuffleTarget } from "./nd/random.ts";
+export type { Json, TensorEntry, SlotEntry, BinaryFileEntry, SerializedRandomState, FileNames } from "./io/model-format.ts";
+export type { KerasModelTopology, KerasLayerJson, TfjsWeightsGroup } from "./io/tfjs.ts";

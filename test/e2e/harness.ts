@@ -4,17 +4,62 @@
 // assert there were none.
 //
 // Chromium: /usr/bin/chromium (apt-get install chromium; .ci/run installs it), or $HANDPROP_CHROMIUM.
-// Missing, the tests FAIL with that instruction — unless HANDPROP_SKIP_E2E=1, which skips them.
+// Missing (or not starting: `chromium --version` is the probe), the browser tests SKIP, and one line per
+// test run says how to enable them — except where $CI is set, where they FAIL with that instruction.
+// HANDPROP_SKIP_E2E=1 skips them anywhere.
 
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Server } from "node:http";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { buildWeb, REPO_ROOT, startStaticServer } from "../../src/cli/serve.ts";
 
-export const SKIP_E2E = process.env.HANDPROP_SKIP_E2E === "1" ? "HANDPROP_SKIP_E2E=1" : false;
 export const CHROMIUM = process.env.HANDPROP_CHROMIUM ?? "/usr/bin/chromium";
+const ENABLE = "apt-get install -y --no-install-recommends chromium, or set HANDPROP_CHROMIUM to a Chromium binary";
+const ON_CI = (process.env.CI ?? "") !== "" && process.env.CI !== "0" && process.env.CI !== "false";
+
+/** Why Chromium cannot be used here, or null when `chromium --version` answers. */
+function chromiumProblem(): string | null {
+  // Debian's /usr/bin/chromium is a shell script: it can exist while the browser itself is missing.
+  if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM}`;
+  const probe = spawnSync(CHROMIUM, ["--version"], { encoding: "utf8", timeout: 15000 });
+  if (probe.status === 0 && /chrom/i.test(probe.stdout)) return null;
+  const why = probe.error?.message ?? (probe.stderr.trim().split("\n").pop() || `exit code ${String(probe.status)}`);
+  return `${CHROMIUM} does not start (${why})`;
+}
+
+export const CHROMIUM_PROBLEM = process.env.HANDPROP_SKIP_E2E === "1" ? null : chromiumProblem();
+
+/**
+ * The `skip` option of every browser test: false (run), or the reason. Without a browser the tests
+ * skip, except on CI, where openSite() then fails with the instruction.
+ */
+export const SKIP_E2E: string | false = process.env.HANDPROP_SKIP_E2E === "1"
+  ? "HANDPROP_SKIP_E2E=1"
+  : CHROMIUM_PROBLEM !== null && !ON_CI ? "no Chromium (apt-get install chromium)" : false;
+
+if (SKIP_E2E !== false && CHROMIUM_PROBLEM !== null) printSkipNoticeOnce(CHROMIUM_PROBLEM);
+
+/**
+ * node --test runs each test file in its own process, all children of one runner: the first file to
+ * create a marker named after the runner prints the notice, so a run shows it once, not once per file.
+ */
+function printSkipNoticeOnce(problem: string): void {
+  let runner = String(process.ppid);
+  try {
+    runner += "-" + readFileSync(`/proc/${runner}/stat`, "utf8").split(") ")[1].split(" ")[19]; // start time: pids recur
+  } catch {
+    // not Linux: the parent's pid alone
+  }
+  try {
+    closeSync(openSync(join(tmpdir(), `handprop-e2e-notice-${runner}`), "wx"));
+  } catch {
+    return; // another test file of this run printed it
+  }
+  process.stderr.write(`handprop: browser tests skipped: ${problem}. To run them: ${ENABLE}.\n`);
+}
 export const ARTIFACTS = join(REPO_ROOT, "test-artifacts");
 
 const CHROMIUM_ARGS = [
@@ -34,8 +79,9 @@ export interface Site {
 
 /** Build, serve and launch. Throws a clear error when Chromium is missing. */
 export async function openSite(): Promise<Site> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install it (apt-get install -y --no-install-recommends chromium), set HANDPROP_CHROMIUM to its path, or set HANDPROP_SKIP_E2E=1 to skip the browser tests`);
+  if (CHROMIUM_PROBLEM !== null) {
+    const where = ON_CI ? "CI is set, so the browser tests must run" : "the browser tests need it";
+    throw new Error(`${CHROMIUM_PROBLEM}; ${where}: ${ENABLE} (HANDPROP_SKIP_E2E=1 skips them)`);
   }
   const work = mkdtempSync(join(tmpdir(), "handprop-e2e-"));
   const outDir = join(work, "dist");

@@ -62,7 +62,7 @@ function printSkipNoticeOnce(problem: string): void {
 }
 export const ARTIFACTS = join(REPO_ROOT, "test-artifacts");
 
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ];

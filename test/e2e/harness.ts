@@ -47,6 +47,11 @@ if (SKIP_E2E !== false && CHROMIUM_PROBLEM !== null) printSkipNoticeOnce(CHROMIU
  * create a marker named after the runner prints the notice, so a run shows it once, not once per file.
  */
 function printSkipNoticeOnce(problem: string): void {
+  const notice = `handprop: browser tests skipped: ${problem}. To run them: ${ENABLE}.\n`;
+  if (process.env.NODE_TEST_CONTEXT === undefined) {
+    process.stderr.write(notice); // a test file run on its own: nobody else prints it
+    return;
+  }
   let runner = String(process.ppid);
   try {
     runner += "-" + readFileSync(`/proc/${runner}/stat`, "utf8").split(") ")[1].split(" ")[19]; // start time: pids recur
@@ -58,8 +63,9 @@ function printSkipNoticeOnce(problem: string): void {
   } catch {
     return; // another test file of this run printed it
   }
-  process.stderr.write(`handprop: browser tests skipped: ${problem}. To run them: ${ENABLE}.\n`);
+  process.stderr.write(notice);
 }
+
 export const ARTIFACTS = join(REPO_ROOT, "test-artifacts");
 
 export const CHROMIUM_ARGS = [

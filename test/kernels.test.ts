@@ -14,7 +14,7 @@ import { RandomState } from "../src/nd/random.ts";
 import { gemm, gemmJS } from "../src/kernels/gemm.ts";
 import { getBackend, setBackend, wasmAvailable, type BackendName } from "../src/kernels/backend.ts";
 import { WasmReLU, loadKernels, simdSupported, wasmKernels, wasmMemory, wasmMemoryBytes } from "../src/kernels/wasm.ts";
-import { conv2dBackwardRef, conv2dForwardRef } from "../src/kernels/conv_ref.ts";
+import { conv2dBackwardRef, conv2dForwardRef } from "../src/kernels/js.ts";
 import { Conv2D, type Conv2DPadding } from "../src/nn/conv.ts";
 import { Dense } from "../src/nn/dense.ts";
 import { MaxPool2D } from "../src/nn/pool.ts";
@@ -245,7 +245,7 @@ describe("Conv2D on the wasm backend", { skip: !hasWasm }, () => {
   }
 
   for (const [idx, c] of cases.entries()) {
-    test(`matches conv_ref: N${c.N} C${c.C}→${c.O} ${c.H}×${c.W} k${c.k.join("×")} s${c.s.join("×")} d${c.d.join("×")} padding ${JSON.stringify(c.padding)}`, () => {
+    test(`matches conv2dForwardRef: N${c.N} C${c.C}→${c.O} ${c.H}×${c.W} k${c.k.join("×")} s${c.s.join("×")} d${c.d.join("×")} padding ${JSON.stringify(c.padding)}`, () => {
       setBackend("wasm");
       const rng = new RandomState(100 + idx);
       const layer = new Conv2D({ inChannels: c.C, outChannels: c.O, kernelSize: c.k, stride: c.s, dilation: c.d, padding: c.padding, bias: c.bias, rng });

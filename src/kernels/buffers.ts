@@ -1,0 +1,21 @@
+// Buffers reused from batch to batch, so that steady-state training allocates nothing.
+
+import { NDArray, allocate, shapeSize, type DType } from "../nd/ndarray.ts";
+
+/** Return `buf` if it already has this shape and dtype, else a fresh zeroed array. */
+export function reuse(buf: NDArray | null, shape: readonly number[], dtype: DType): NDArray {
+  if (buf !== null && buf.dtype === dtype && buf.shape.length === shape.length && buf.shape.every((d, i) => d === shape[i])) return buf;
+  return new NDArray(allocate(dtype, shapeSize(shape)), shape);
+}
+
+/**
+ * A saved context as the backend class that created it. The dispatcher (backend.ts) sends each backward
+ * to its context's backend, so a mismatch is a caller's bug: say so rather than read the wrong fields.
+ */
+export function ownContext<T>(ctx: unknown, backendClass: abstract new () => T): T {
+  if (!(ctx instanceof backendClass)) {
+    const got = typeof ctx === "object" && ctx !== null ? ctx.constructor.name : typeof ctx;
+    throw new TypeError(`handprop kernels: a backward was given a ${got}, not the ${backendClass.name} its forward saves`);
+  }
+  return ctx;
+}

@@ -68,8 +68,8 @@ export function wasmUnavailable(): string | null {
 
 /** The backend that runs an op on these arrays: the current one, unless it is "wasm" and one is not float32. */
 function backendFor(a: TypedArray, b?: TypedArray, c?: TypedArray): Kernels {
-  const wasm = current === "wasm" && a instanceof Float32Array && (b === undefined || b instanceof Float32Array) && (c === undefined || c instanceof Float32Array);
-  return wasm ? wasmBackend : jsBackend;
+  if (current !== "wasm" || !(a instanceof Float32Array)) return jsBackend;
+  return (b === undefined || b instanceof Float32Array) && (c === undefined || c instanceof Float32Array) ? wasmBackend : jsBackend;
 }
 
 /**

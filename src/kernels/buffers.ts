@@ -4,7 +4,8 @@ import { NDArray, allocate, shapeSize, type DType } from "../nd/ndarray.ts";
 
 /** Return `buf` if it already has this shape and dtype, else a fresh zeroed array. */
 export function reuse(buf: NDArray | null, shape: readonly number[], dtype: DType): NDArray {
-  if (buf !== null && buf.dtype === dtype && buf.shape.length === shape.length && buf.shape.every((d, i) => d === shape[i])) return buf;
+  const fits = buf !== null && buf.dtype === dtype && buf.shape.length === shape.length;
+  if (fits && buf.shape.every((d, i) => d === shape[i])) return buf;
   return new NDArray(allocate(dtype, shapeSize(shape)), shape);
 }
 
@@ -15,7 +16,8 @@ export function reuse(buf: NDArray | null, shape: readonly number[], dtype: DTyp
 export function ownContext<T>(ctx: unknown, backendClass: abstract new () => T): T {
   if (!(ctx instanceof backendClass)) {
     const got = typeof ctx === "object" && ctx !== null ? ctx.constructor.name : typeof ctx;
-    throw new TypeError(`handprop kernels: a backward was given a ${got}, not the ${backendClass.name} its forward saves`);
+    const wanted = backendClass.name;
+    throw new TypeError(`handprop kernels: a backward was given a ${got}, not the ${wanted} its forward saves`);
   }
   return ctx;
 }

@@ -91,7 +91,9 @@ class JsConv2DContext implements Conv2DContext {
   xDtype: DType = "float32";
 }
 
-function conv2dForward(g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null): Conv2DContext {
+function conv2dForward(
+  g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
+): Conv2DContext {
   const { N, C, kh, kw, OH, OW } = g;
   const O = w.shape[0];
   const K = C * kh * kw; // rows of col = columns of W viewed as (O, C·kh·kw)
@@ -106,7 +108,9 @@ function conv2dForward(g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | nul
 
   // y[n] = W · col_n + b        (O × K) · (K × OH·OW), col_n = columns n·OH·OW … (n+1)·OH·OW − 1
   if (b !== null) {
-    for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) y.data.fill(b.data[o], (n * O + o) * OHW, (n * O + o + 1) * OHW);
+    for (let n = 0; n < N; n++) {
+      for (let o = 0; o < O; o++) y.data.fill(b.data[o], (n * O + o) * OHW, (n * O + o + 1) * OHW);
+    }
   }
   const beta = b !== null ? 1 : 0;
   for (let n = 0; n < N; n++) {
@@ -122,7 +126,9 @@ function conv2dForward(g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | nul
 //   ∂L/∂x          = col2im(Wᵀ · dy_n)       (K×O · O×OH·OW), col2im summing every tap that read a pixel
 //                    and dropping the padding. For stride 1 and no dilation this is the "full"
 //                    convolution of dy with W: dy correlated with the 180°-rotated kernel.
-function conv2dBackward(saved: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean): NDArray {
+function conv2dBackward(
+  saved: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+): NDArray {
   const ctx = ownContext(saved, JsConv2DContext);
   const g = ctx.geometry;
   const col = ctx.col;
@@ -184,7 +190,9 @@ function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseCont
 //   ∂L/∂W = xᵀ · dy            (F×N · N×O)      accumulated: dW += xᵀ·dy
 //   ∂L/∂b = Σ_n dy[n, :]                        accumulated: db += Σ_n dy
 //   ∂L/∂x = dy · Wᵀ            (N×O · O×F)
-function denseBackward(saved: DenseContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean): NDArray {
+function denseBackward(
+  saved: DenseContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+): NDArray {
   const ctx = ownContext(saved, JsDenseContext);
   const x = ctx.x;
   const [N, F] = x.shape;
@@ -278,7 +286,9 @@ function maxPool2dBackward(saved: Pool2DContext, dy: NDArray, needDx: boolean): 
 }
 
 /** Average pooling: y = (1/D) Σ_window x, D = kh·kw when countIncludePad, else the window's real cells. */
-function avgPool2dForward(g: PoolGeometry, countIncludePad: boolean, x: NDArray, prev: Pool2DContext | null): Pool2DContext {
+function avgPool2dForward(
+  g: PoolGeometry, countIncludePad: boolean, x: NDArray, prev: Pool2DContext | null,
+): Pool2DContext {
   const ctx = poolContext(g, x, prev);
   ctx.countIncludePad = countIncludePad;
   const { N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW } = g;
@@ -410,7 +420,10 @@ interface Resolved {
 function resolve(x: NDArray, w: NDArray, opts: ConvRefOptions): Resolved {
   const [N, C, H, W] = x.shape;
   const [O, Cw, kh, kw] = w.shape;
-  if (x.ndim !== 4 || w.ndim !== 4 || C !== Cw) throw new RangeError(`conv2dRef: x (N, C, H, W) and w (O, C, kh, kw) do not match: ${x.shape.join("x")} vs ${w.shape.join("x")}`);
+  if (x.ndim !== 4 || w.ndim !== 4 || C !== Cw) {
+    const shapes = `${x.shape.join("x")} vs ${w.shape.join("x")}`;
+    throw new RangeError(`conv2dRef: x (N, C, H, W) and w (O, C, kh, kw) do not match: ${shapes}`);
+  }
   const [sh, sw] = opts.stride ?? [1, 1];
   const [top, bottom, left, right] = opts.padding ?? [0, 0, 0, 0];
   const [dh, dw] = opts.dilation ?? [1, 1];
@@ -447,8 +460,10 @@ export function conv2dForwardRef(x: NDArray, w: NDArray, b: NDArray | null, opts
   return y;
 }
 
-/** Gradients of L = Σ dy·y with respect to x, w and b, as fresh float64 arrays (db is returned whether or not the layer has a bias). */
-export function conv2dBackwardRef(x: NDArray, w: NDArray, dy: NDArray, opts: ConvRefOptions = {}): { dx: NDArray; dw: NDArray; db: NDArray } {
+/** Gradients of L = Σ dy·y with respect to x, w and b, as fresh float64 arrays (db even without a bias). */
+export function conv2dBackwardRef(
+  x: NDArray, w: NDArray, dy: NDArray, opts: ConvRefOptions = {},
+): { dx: NDArray; dw: NDArray; db: NDArray } {
   const { N, C, H, W, O, kh, kw, sh, sw, dh, dw, top, left, OH, OW } = resolve(x, w, opts);
   const dx = new NDArray(new Float64Array(x.size), x.shape);
   const dW = new NDArray(new Float64Array(w.size), w.shape);

@@ -84,9 +84,13 @@ export interface Kernels {
   ): void;
 
   /** y = conv(x, w) + b (b null: none); x (N, C, H, W), w (O, C, kh, kw), the geometry of x's shape. */
-  conv2dForward(geometry: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null): Conv2DContext;
+  conv2dForward(
+    geometry: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
+  ): Conv2DContext;
   /** dW += ∂L/∂W, db += ∂L/∂b; returns dx = ∂L/∂x (x's dtype). derivation.md §2.2. */
-  conv2dBackward(ctx: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean): NDArray;
+  conv2dBackward(
+    ctx: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+  ): NDArray;
 
   /** y = x·W + b; x (N, F), W (F, O). */
   denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseContext | null): DenseContext;
@@ -99,7 +103,9 @@ export interface Kernels {
   maxPool2dBackward(ctx: Pool2DContext, dy: NDArray, needDx: boolean): NDArray;
 
   /** y = mean over each window; the divisor counts padded cells when countIncludePad. */
-  avgPool2dForward(geometry: PoolGeometry, countIncludePad: boolean, x: NDArray, prev: Pool2DContext | null): Pool2DContext;
+  avgPool2dForward(
+    geometry: PoolGeometry, countIncludePad: boolean, x: NDArray, prev: Pool2DContext | null,
+  ): Pool2DContext;
   /** Each dy[o] spread evenly over its window. derivation.md §2.3. */
   avgPool2dBackward(ctx: Pool2DContext, dy: NDArray, needDx: boolean): NDArray;
 

@@ -22,7 +22,9 @@ class WasmConv2DContext implements Conv2DContext {
   dx: NDArray | null = null;
 }
 
-function conv2dForward(g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null): Conv2DContext {
+function conv2dForward(
+  g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
+): Conv2DContext {
   const O = w.shape[0];
   const ctx = prev instanceof WasmConv2DContext ? prev : new WasmConv2DContext();
   ctx.geometry = g;
@@ -35,7 +37,9 @@ function conv2dForward(g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | nul
   return ctx;
 }
 
-function conv2dBackward(saved: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean): NDArray {
+function conv2dBackward(
+  saved: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+): NDArray {
   const ctx = ownContext(saved, WasmConv2DContext);
   const g = ctx.geometry;
   const dx = (ctx.dx = reuse(ctx.dx, [g.N, g.C, g.H, g.W], ctx.xDtype));
@@ -61,7 +65,9 @@ function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseCont
   return ctx;
 }
 
-function denseBackward(saved: DenseContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean): NDArray {
+function denseBackward(
+  saved: DenseContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+): NDArray {
   const ctx = ownContext(saved, WasmDenseContext);
   const [N, F] = ctx.x.shape;
   const O = w.shape[1];
@@ -125,7 +131,8 @@ function reluBackward(saved: ReLUContext, dy: NDArray, needDx: boolean): NDArray
 export const wasmBackend: Kernels = {
   name: "wasm",
   gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) {
-    gemmWasm(transA, transB, M, N, K, alpha, A as Float32Array, aOff, lda, B as Float32Array, bOff, ldb, beta, C as Float32Array, cOff, ldc);
+    const [a, b, c] = [A, B, C] as Float32Array[];
+    gemmWasm(transA, transB, M, N, K, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
   },
   conv2dForward,
   conv2dBackward,

@@ -15,7 +15,9 @@ import { kernels } from "../kernels/backend.ts";
 import { convGeometry, type ConvGeometry } from "../kernels/im2col.ts";
 import type { Conv2DContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
-import { Layer, ShapeError, makeParam, nonNegativeInt, pair, positiveInt, type BackwardOptions, type LayerConfig, type Param } from "./layer.ts";
+import {
+  Layer, ShapeError, makeParam, nonNegativeInt, pair, positiveInt, type BackwardOptions, type LayerConfig, type Param,
+} from "./layer.ts";
 
 /**
  * Zero padding: n (all sides), [ph, pw] (ph rows top and bottom, pw columns left and right),
@@ -176,7 +178,8 @@ export class Conv2D extends Layer {
   backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
     this.expectGrad(dy, this.saved?.y ?? null);
     const ctx = this.saved!;
-    return kernels.conv2dBackward(ctx, this.weight.value, dy, this.weight.grad, this.bias?.grad ?? null, opts.needDx ?? true);
+    const needDx = opts.needDx ?? true;
+    return kernels.conv2dBackward(ctx, this.weight.value, dy, this.weight.grad, this.bias?.grad ?? null, needDx);
   }
 
   config(): LayerConfig {

@@ -8,7 +8,9 @@ import { RandomState } from "../nd/random.ts";
 import { kernels } from "../kernels/backend.ts";
 import type { DenseContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
-import { Layer, makeParam, positiveInt, type BackwardOptions, type ForwardOptions, type LayerConfig, type Param } from "./layer.ts";
+import {
+  Layer, makeParam, positiveInt, type BackwardOptions, type ForwardOptions, type LayerConfig, type Param,
+} from "./layer.ts";
 
 export interface DenseOptions {
   inFeatures: number;
@@ -68,7 +70,8 @@ export class Dense extends Layer {
   backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
     this.expectGrad(dy, this.saved?.y ?? null);
     const ctx = this.saved!;
-    return kernels.denseBackward(ctx, this.weight.value, dy, this.weight.grad, this.bias?.grad ?? null, opts.needDx ?? true);
+    const needDx = opts.needDx ?? true;
+    return kernels.denseBackward(ctx, this.weight.value, dy, this.weight.grad, this.bias?.grad ?? null, needDx);
   }
 
   config(): LayerConfig {

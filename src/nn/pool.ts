@@ -16,7 +16,9 @@
 import { formatShape, type NDArray } from "../nd/ndarray.ts";
 import { kernels } from "../kernels/backend.ts";
 import type { Pool2DContext, PoolGeometry } from "../kernels/kernels.ts";
-import { Layer, ShapeError, nonNegativeInt, pair, positiveInt, reuse, type BackwardOptions, type LayerConfig } from "./layer.ts";
+import {
+  Layer, ShapeError, nonNegativeInt, pair, positiveInt, reuse, type BackwardOptions, type LayerConfig,
+} from "./layer.ts";
 
 export interface Pool2DOptions {
   /** Window size, n or [h, w]. */

@@ -495,7 +495,7 @@ describe("the Kernels interface", () => {
   const zeros = (shape: readonly number[]) => new NDArray(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
 
   for (const k of backends) {
-    test(`${k.name}: needDx = false gives the same parameter gradients and skips dx (conv2d, dense, pools, relu)`, () => {
+    test(`${k.name}: needDx = false gives the same weight gradients, skips dx (conv2d, dense, pools, relu)`, () => {
       const rng = new RandomState(11);
       const g = convGeometry(3, 2, 7, 6, [3, 2], [2, 1], [1, 1, 0, 1], [1, 2]);
       const x = randn(rng, [3, 2, 7, 6]);

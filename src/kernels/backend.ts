@@ -16,7 +16,7 @@
 // that says why.
 //
 // Threads: setThreads(n) runs the wasm kernels on n threads (the calling thread and n − 1 workers sharing
-// its WebAssembly memory, see wasm.ts and threads.ts) with results bit-identical to one thread. The
+// its WebAssembly memory, see wasm-threads.ts and threads.ts) with results bit-identical to one thread. The
 // default is 1 until asked (the CLI asks for every core); HANDPROP_THREADS=n (Node) sets the initial
 // count. Where threads cannot run (no SharedArrayBuffer, a browser's main thread, no wasm kernels) the
 // kernels stay on one thread and threadsUnavailable() says why. The "js" backend is single-threaded.

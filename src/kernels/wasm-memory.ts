@@ -14,7 +14,7 @@
 // Growing a WebAssembly.Memory detaches the ArrayBuffer behind every typed-array view of it. No view
 // leaves the adapters (wasm-ops.ts), and every view is obtained through a ViewCache, which notices a new `memory.buffer`
 // (by identity) and recreates its views, so a growth during one call never invalidates the next. The
-// cached views (one cache per layer, one slot per operand) also mean the steady state allocates nothing.
+// cached views (one cache per op's context, one slot per operand) also mean the steady state allocates nothing.
 
 import { PART_EXPORTS, loadedSharedKernels, ordinaryKernels, wasmUnavailableReason, type KernelExports, type LoadedKernels } from "./wasm-loader.ts";
 

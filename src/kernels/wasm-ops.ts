@@ -54,8 +54,9 @@ export function gemmWasm(
 }
 
 // ------------------------------------------------------------------------------------------------
-// Layer-level operations. Each instance belongs to one layer and caches that layer's views. Arrays may
-// be float32 or float64 (TypedArray.set converts on the way in and out); the arithmetic is float32.
+// Layer-level operations. Each instance belongs to one saved context (wasm-backend.ts: one per layer)
+// and caches its views. Arrays may be float32 or float64 (TypedArray.set converts on the way in and
+// out); the arithmetic is float32.
 
 /** Conv2D forward/backward for one layer (float32, NCHW, weights (O, C, kh, kw)). */
 export class WasmConv2D {
@@ -218,7 +219,7 @@ export class WasmMaxPool2D {
 }
 
 /**
- * ReLU for one layer, bit for bit the same as src/nn/activations.ts's loops (see wasm/elementwise.as),
+ * ReLU for one layer, bit for bit the same as the JS backend's loops (js.ts) (see wasm/elementwise.as),
  * without their branch mispredictions on activations of random sign.
  */
 export class WasmReLU {

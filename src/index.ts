@@ -67,3 +67,4 @@ export type { SuiteCheck, SuiteSummary, SuiteOptions } from "./nn/checks.ts";
 export type { Size, RandomStateInput, ShuffleTarget } from "./nd/random.ts";
 export type { Json, TensorEntry, SlotEntry, BinaryFileEntry, SerializedRandomState, FileNames } from "./io/model-format.ts";
 export type { KerasModelTopology, KerasLayerJson, TfjsWeightsGroup } from "./io/tfjs.ts";
+export type { BackwardOptions } from "./nn/layer.ts";

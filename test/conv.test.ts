@@ -1,5 +1,5 @@
 // Tests for Conv2D (src/nn/conv.ts): the im2col + GEMM path against the seven-loop reference
-// (src/kernels/conv_ref.ts) on randomized shapes, against scipy-compatible correlate2d, finite-difference
+// (conv2dForwardRef in src/kernels/js.ts) on randomized shapes, against scipy-compatible correlate2d, finite-difference
 // gradient checks, the Layer contract (dy untouched, gradients accumulate, buffers reused), TF "same"
 // sizes, and the error messages of bad options and shapes.
 
@@ -11,7 +11,7 @@ import { NDArray, type DType } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { correlate2d } from "../src/nd/signal.ts";
 import { col2im, colSize, convGeometry, im2col } from "../src/kernels/im2col.ts";
-import { conv2dBackwardRef, conv2dForwardRef } from "../src/kernels/conv_ref.ts";
+import { conv2dBackwardRef, conv2dForwardRef } from "../src/kernels/js.ts";
 import { Conv2D, samePadding, type Conv2DOptions, type Conv2DPadding } from "../src/nn/conv.ts";
 import { gradcheck } from "../src/nn/gradcheck.ts";
 import { ShapeError } from "../src/nn/layer.ts";

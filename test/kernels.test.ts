@@ -3,7 +3,9 @@
 // leading dimensions); the wasm GEMM's fixed summation order (bit-exact against a sequential float32
 // reference, independent of blocking and of which rows are computed together); Conv2D, Dense, MaxPool2D
 // and ReLU on the wasm backend against the references and the JS path; memory growth; bit-identical
-// training; the backend switch and the fallbacks when the module is missing.
+// training; the backend switch and the fallbacks when the module is missing; the Kernels interface
+// (kernels.ts): needDx honoured by every backend, backwards sent to their forward's backend, no backend
+// selection in the layers.
 
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,9 +14,13 @@ import { spawnSync } from "node:child_process";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { gemm, gemmJS } from "../src/kernels/gemm.ts";
-import { getBackend, setBackend, wasmAvailable, type BackendName } from "../src/kernels/backend.ts";
+import { getBackend, kernels, setBackend, wasmAvailable, type BackendName } from "../src/kernels/backend.ts";
+import { jsBackend } from "../src/kernels/js.ts";
+import { wasmBackend } from "../src/kernels/wasm-backend.ts";
+import { convGeometry } from "../src/kernels/im2col.ts";
+import type { Kernels, PoolGeometry } from "../src/kernels/kernels.ts";
 import { WasmReLU, loadKernels, simdSupported, wasmKernels, wasmMemory, wasmMemoryBytes } from "../src/kernels/wasm.ts";
-import { conv2dBackwardRef, conv2dForwardRef } from "../src/kernels/conv_ref.ts";
+import { conv2dBackwardRef, conv2dForwardRef } from "../src/kernels/js.ts";
 import { Conv2D, type Conv2DPadding } from "../src/nn/conv.ts";
 import { Dense } from "../src/nn/dense.ts";
 import { MaxPool2D } from "../src/nn/pool.ts";
@@ -245,7 +251,7 @@ describe("Conv2D on the wasm backend", { skip: !hasWasm }, () => {
   }
 
   for (const [idx, c] of cases.entries()) {
-    test(`matches conv_ref: N${c.N} C${c.C}→${c.O} ${c.H}×${c.W} k${c.k.join("×")} s${c.s.join("×")} d${c.d.join("×")} padding ${JSON.stringify(c.padding)}`, () => {
+    test(`matches conv2dForwardRef: N${c.N} C${c.C}→${c.O} ${c.H}×${c.W} k${c.k.join("×")} s${c.s.join("×")} d${c.d.join("×")} padding ${JSON.stringify(c.padding)}`, () => {
       setBackend("wasm");
       const rng = new RandomState(100 + idx);
       const layer = new Conv2D({ inChannels: c.C, outChannels: c.O, kernelSize: c.k, stride: c.s, dilation: c.d, padding: c.padding, bias: c.bias, rng });
@@ -481,5 +487,110 @@ describe("backend switch and fallbacks", () => {
 
   test("the kernels loaded in this checkout (the build ran)", { skip: !simdSupported() }, () => {
     assert.ok(wasmKernels !== null, "src/kernels/wasm/kernels.generated.ts should exist after npm install / npm test");
+  });
+});
+
+describe("the Kernels interface", () => {
+  const backends: Kernels[] = hasWasm ? [jsBackend, wasmBackend] : [jsBackend];
+  const zeros = (shape: readonly number[]) => new NDArray(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+
+  for (const k of backends) {
+    test(`${k.name}: needDx = false gives the same weight gradients, skips dx (conv2d, dense, pools, relu)`, () => {
+      const rng = new RandomState(11);
+      const g = convGeometry(3, 2, 7, 6, [3, 2], [2, 1], [1, 1, 0, 1], [1, 2]);
+      const x = randn(rng, [3, 2, 7, 6]);
+      const w = randn(rng, [4, 2, 3, 2]);
+      const b = randn(rng, [4]);
+      const run = (needDx: boolean) => {
+        const ctx = k.conv2dForward(g, x, w, b, null);
+        const dy = randn(new RandomState(5), ctx.y.shape);
+        const dW = zeros(w.shape), db = zeros([4]);
+        const dx = k.conv2dBackward(ctx, w, dy, dW, db, needDx);
+        return { dW: dW.data.slice(), db: db.data.slice(), dx: dx.data.slice() };
+      };
+      const full = run(true), skipped = run(false);
+      assert.deepEqual(skipped.dW, full.dW);
+      assert.deepEqual(skipped.db, full.db);
+      assert.ok(full.dx.some((v) => v !== 0), "conv2d: dx when needed");
+      assert.ok(skipped.dx.every((v) => v === 0), "conv2d: no dx when not needed");
+
+      const xd = randn(rng, [5, 7]), wd = randn(rng, [7, 3]), bd = randn(rng, [3]);
+      const dense = (needDx: boolean) => {
+        const ctx = k.denseForward(xd, wd, bd, null);
+        const dW = zeros(wd.shape), db = zeros([3]);
+        const dx = k.denseBackward(ctx, wd, randn(new RandomState(6), ctx.y.shape), dW, db, needDx);
+        return { dW: dW.data.slice(), db: db.data.slice(), dx: dx.data.slice() };
+      };
+      const dFull = dense(true), dSkipped = dense(false);
+      assert.deepEqual(dSkipped.dW, dFull.dW);
+      assert.deepEqual(dSkipped.db, dFull.db);
+      assert.ok(dFull.dx.some((v) => v !== 0), "dense: dx when needed");
+      assert.ok(dSkipped.dx.every((v) => v === 0), "dense: no dx when not needed");
+
+      const pg: PoolGeometry = { N: 2, C: 3, H: 5, W: 5, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1, OH: 3, OW: 3 };
+      const xp = randn(rng, [2, 3, 5, 5]);
+      const dyp = randn(rng, [2, 3, 3, 3]);
+      for (const [name, forward] of [
+        ["maxPool2d", () => k.maxPool2dForward(pg, xp, null)],
+        ["avgPool2d", () => k.avgPool2dForward(pg, false, xp, null)],
+      ] as const) {
+        const ctx = forward();
+        const backward = (needDx: boolean) =>
+          name === "maxPool2d" ? k.maxPool2dBackward(ctx, dyp, needDx) : k.avgPool2dBackward(ctx, dyp, needDx);
+        assert.ok(backward(false).data.every((v) => v === 0), `${name}: no dx when not needed`);
+        assert.ok(backward(true).data.some((v) => v !== 0), `${name}: dx when needed`);
+      }
+      const r = k.reluForward(xp, null);
+      assert.ok(k.reluBackward(r, xp, false).data.every((v) => v === 0), "relu: no dx when not needed");
+      assert.ok(k.reluBackward(r, xp, true).data.some((v) => v !== 0), "relu: dx when needed");
+    });
+  }
+
+  const reuseAndDispatch = "a forward reuses its previous context's buffers; a backward goes to its forward's backend";
+  test(reuseAndDispatch, { skip: !hasWasm }, () => {
+    const rng = new RandomState(2);
+    const x = randn(rng, [4, 6]), w = randn(rng, [6, 5]);
+    setBackend("wasm");
+    const ctx = kernels.denseForward(x, w, null, null);
+    assert.equal(ctx.kernels, wasmBackend);
+    assert.equal(kernels.denseForward(x, w, null, ctx), ctx, "same backend and shapes: the same context");
+    const expected = zeros(w.shape);
+    wasmBackend.denseBackward(ctx, w, ctx.y, expected, null, true);
+    setBackend("js");
+    const dW = zeros(w.shape);
+    kernels.denseBackward(ctx, w, ctx.y, dW, null, true);
+    assert.deepEqual(dW.data, expected.data, "ran on wasm, where its forward ran");
+    assert.equal(kernels.denseForward(x, w, null, ctx).kernels, jsBackend, "the next forward follows the switch");
+    assert.throws(() => jsBackend.denseBackward(ctx, w, ctx.y, dW, null, true), /WasmDenseContext/);
+  });
+
+  test("float64 always runs on the JS backend", { skip: !hasWasm }, () => {
+    setBackend("wasm");
+    const x = new NDArray(new Float64Array(12).fill(-1), [3, 4]);
+    assert.equal(kernels.reluForward(x, null).kernels, jsBackend);
+  });
+
+  test("Layer.backward(dy, {needDx: false}) gives the same weights' gradients (Conv2D first layer)", () => {
+    for (const backend of BACKENDS) {
+      setBackend(backend);
+      const grads = [true, false].map((needDx) => {
+        const rng = new RandomState(1);
+        const layer = new Conv2D({ inChannels: 1, outChannels: 3, kernelSize: 3, padding: "same", rng });
+        const y = layer.forward(randn(new RandomState(3), [2, 1, 6, 6]));
+        layer.backward(randn(new RandomState(4), y.shape), { needDx });
+        return layer.weight.grad.data.slice();
+      });
+      assert.deepEqual(grads[1], grads[0], backend);
+    }
+  });
+
+  test("no layer selects a backend: src/nn imports the dispatcher, never a backend or the backend switch", async () => {
+    const { readdirSync, readFileSync } = await import("node:fs");
+    for (const f of readdirSync("src/nn").filter((n) => n.endsWith(".ts"))) {
+      const text = readFileSync(`src/nn/${f}`, "utf8");
+      const backendImport = /from "[^"]*kernels\/(wasm|js|threads)[^"]*"/;
+      const selection = new RegExp(`${backendImport.source}|useWasm|[gs]etBackend\\(|forwardOnWasm|skipInputGrad`);
+      assert.doesNotMatch(text, selection, `src/nn/${f}`);
+    }
   });
 });

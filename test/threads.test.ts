@@ -116,7 +116,7 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
     });
   });
 
-  test("Dense, MaxPool2D (overlapping windows) and ReLU, forward and backward", async () => {
+  test("Dense (dx or none), MaxPool2D (overlapping windows) and ReLU, forward and backward", async () => {
     await sameOnEveryCount("dense/pool/relu", () => {
       const rng = new RandomState(13);
       const out: Float32Array[] = [];
@@ -127,6 +127,9 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
         dense.forward(N, F, O, x, w, b, y);
         dense.backward(N, F, O, x, w, dy, dW, db, dx);
         out.push(y, dW, db, dx);
+        const dWOnly = rand(rng, F * O); // a first layer's backward: needDx = false, no dx
+        dense.backward(N, F, O, x, w, dy, dWOnly, null, null);
+        out.push(dWOnly);
       }
       for (const [NC, H, W, k, s, p] of [[10, 9, 9, 3, 2, 1], [13, 8, 12, 2, 2, 0], [4, 7, 5, 3, 1, 0]]) {
         const OH = Math.floor((H + 2 * p - k) / s) + 1, OW = Math.floor((W + 2 * p - k) / s) + 1;

@@ -1,7 +1,11 @@
 // Which implementation the float32 hot loops run on:
 //
-//   "wasm"  WebAssembly SIMD kernels (src/kernels/wasm/*.as via wasm.ts) — the default where they load
-//   "js"    the pure-TypeScript loops (gemm.ts, im2col.ts and the layers' own loops) — everywhere else
+//   "wasm"  WebAssembly SIMD kernels (wasm-backend.ts over src/kernels/wasm/*.as) — the default where they load
+//   "js"    the pure-TypeScript loops (js.ts, the readable reference) — everywhere else
+//
+// Layers call `kernels` (below), the Kernels interface of kernels.ts: each forward goes to the current
+// backend when it takes the arrays (wasm: float32 only, else js), each backward to the backend that ran
+// the forward (its saved context says which). Nothing else in the library chooses a backend.
 //
 // float64 always takes the TypeScript path (the kernels are float32 only), so gradient checks and the
 // article's network are unaffected by this switch. Each backend is deterministic on its own; their
@@ -12,15 +16,19 @@
 // that says why.
 //
 // Threads: setThreads(n) runs the wasm kernels on n threads (the calling thread and n − 1 workers sharing
-// its WebAssembly memory, see wasm.ts and threads.ts) with results bit-identical to one thread. The
+// its WebAssembly memory, see wasm-threads.ts and threads.ts) with results bit-identical to one thread. The
 // default is 1 until asked (the CLI asks for every core); HANDPROP_THREADS=n (Node) sets the initial
 // count. Where threads cannot run (no SharedArrayBuffer, a browser's main thread, no wasm kernels) the
 // kernels stay on one thread and threadsUnavailable() says why. The "js" backend is single-threaded.
 
 import type { TypedArray } from "../nd/ndarray.ts";
-import { setWasmThreads, wasmKernels, wasmThreads, wasmThreadsRequested, wasmThreadsUnavailable, wasmUnavailableReason } from "./wasm.ts";
+import { jsBackend } from "./js.ts";
+import type { BackendName, Kernels } from "./kernels.ts";
+import { wasmBackend } from "./wasm-backend.ts";
+import { wasmKernels, wasmUnavailableReason } from "./wasm-loader.ts";
+import { setWasmThreads, wasmThreads, wasmThreadsRequested, wasmThreadsUnavailable } from "./wasm-threads.ts";
 
-export type BackendName = "js" | "wasm";
+export type { BackendName };
 
 function env(name: string): string | undefined {
   return typeof process === "object" ? process.env[name] : undefined;
@@ -58,10 +66,34 @@ export function wasmUnavailable(): string | null {
   return wasmUnavailableReason;
 }
 
-/** True if work on these arrays should go to the wasm kernels: the backend is "wasm" and they are all float32. */
-export function useWasm(a: TypedArray, b?: TypedArray, c?: TypedArray): boolean {
-  return current === "wasm" && a instanceof Float32Array && (b === undefined || b instanceof Float32Array) && (c === undefined || c instanceof Float32Array);
+/** The backend that runs an op on these arrays: the current one, unless it is "wasm" and one is not float32. */
+function backendFor(a: TypedArray, b?: TypedArray, c?: TypedArray): Kernels {
+  if (current !== "wasm" || !(a instanceof Float32Array)) return jsBackend;
+  return (b === undefined || b instanceof Float32Array) && (c === undefined || c instanceof Float32Array) ? wasmBackend : jsBackend;
 }
+
+/**
+ * The kernels layers call. Forwards run on backendFor(their input and weights); backwards on the backend
+ * whose forward saved the context (`ctx.kernels`), so a backward always matches its forward.
+ */
+export const kernels: Kernels = {
+  get name(): BackendName {
+    return current;
+  },
+  gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) {
+    backendFor(A, B, C).gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
+  },
+  conv2dForward: (g, x, w, b, prev) => backendFor(x.data, w.data).conv2dForward(g, x, w, b, prev),
+  conv2dBackward: (ctx, w, dy, dW, db, needDx) => ctx.kernels.conv2dBackward(ctx, w, dy, dW, db, needDx),
+  denseForward: (x, w, b, prev) => backendFor(x.data, w.data).denseForward(x, w, b, prev),
+  denseBackward: (ctx, w, dy, dW, db, needDx) => ctx.kernels.denseBackward(ctx, w, dy, dW, db, needDx),
+  maxPool2dForward: (g, x, prev) => backendFor(x.data).maxPool2dForward(g, x, prev),
+  maxPool2dBackward: (ctx, dy, needDx) => ctx.kernels.maxPool2dBackward(ctx, dy, needDx),
+  avgPool2dForward: (g, countIncludePad, x, prev) => backendFor(x.data).avgPool2dForward(g, countIncludePad, x, prev),
+  avgPool2dBackward: (ctx, dy, needDx) => ctx.kernels.avgPool2dBackward(ctx, dy, needDx),
+  reluForward: (x, prev) => backendFor(x.data).reluForward(x, prev),
+  reluBackward: (ctx, dy, needDx) => ctx.kernels.reluBackward(ctx, dy, needDx),
+};
 
 function checkedThreads(n: unknown, where: string): number {
   if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {

@@ -28,29 +28,15 @@
 // threadSupport() says why: no SharedArrayBuffer (a browser page that is not cross-origin isolated), a
 // thread that may not block in Atomics.wait (a browser's main thread), no worker API.
 
-/** Int32 slots of the control block. */
-const GEN = 0; // generation: incremented once per call (and by close)
-const CMD = 1; // 0, or EXIT: the workers leave
-const FN = 2; // index into the pool's function list
-const PARTS = 3; // T of the current call
-const WS_BASE = 4; // scratch of thread i: WS_BASE + i · WS_STRIDE (bytes)
-const WS_STRIDE = 5;
-const FAILED = 6; // set by a worker whose kernel threw; its message is in the MESSAGE slots
-const WORKER_PARTS = 7; // parts run by workers so far (diagnostics and tests)
-const NEXT = 16; // (tag << PART_BITS) | next unclaimed part; on its own 64-byte line
-const FINISHED = 32; // parts finished in the current call; on its own line
-const READY = 48; // workers that have started
-const MESSAGE = 64; // MESSAGE_CHARS slots
-const EXIT = 1;
-const MESSAGE_CHARS = 256;
-/** A call has at most 2^PART_BITS − 1 parts; the rest of NEXT is the generation's tag. */
-const PART_BITS = 12;
-const TAG_MASK = (1 << (31 - PART_BITS)) - 1;
+import { CONTROL, workerSource, type WorkerReply } from "./thread-worker.ts";
+
+const { GEN, CMD, FN, PARTS, WS_BASE, WS_STRIDE, FAILED, WORKER_PARTS, NEXT, FINISHED, READY, MESSAGE } = CONTROL;
+const { EXIT, MESSAGE_CHARS, PART_BITS, TAG_MASK } = CONTROL;
 
 /** Arguments a call can pass after (t, T, ws). */
-export const MAX_ARGS = 24;
+export const MAX_ARGS = CONTROL.MAX_ARGS;
 /** Most parts one call can be cut into. */
-export const MAX_PARTS = (1 << PART_BITS) - 1;
+export const MAX_PARTS = CONTROL.MAX_PARTS;
 
 /**
  * How long a worker busy-waits for the next call before it blocks in Atomics.wait, in ms. Waking a
@@ -62,78 +48,9 @@ const SPIN_MS = 2;
 /** Busy-wait iterations (one atomic load each) of the calling thread for parts still running on workers. */
 const SPIN = 20000;
 
-// The worker's code: plain JavaScript, the same text for Node (new Worker(src, { eval: true })) and
-// browsers (a Blob URL). It receives one message, {module, memory, control, args, index, names, spinMs}.
-const WORKER_SOURCE = `"use strict";
-const GEN = ${GEN}, CMD = ${CMD}, FN = ${FN}, PARTS = ${PARTS}, WS_BASE = ${WS_BASE}, WS_STRIDE = ${WS_STRIDE}, FAILED = ${FAILED};
-const NEXT = ${NEXT}, FINISHED = ${FINISHED}, READY = ${READY}, MESSAGE = ${MESSAGE}, MESSAGE_CHARS = ${MESSAGE_CHARS}, WORKER_PARTS = ${WORKER_PARTS};
-const EXIT = ${EXIT}, PART_BITS = ${PART_BITS}, TAG_MASK = ${TAG_MASK}, MAX_PARTS = ${MAX_PARTS};
-function start(init, post) {
-  const ctl = new Int32Array(init.control);
-  const a = new Float64Array(init.args);
-  const index = init.index, spinMs = init.spinMs;
-  let fns;
-  try {
-    const exports = new WebAssembly.Instance(init.module, { env: { memory: init.memory } }).exports;
-    fns = init.names.map((n) => exports[n]);
-    const missing = init.names.filter((n, i) => typeof fns[i] !== "function");
-    if (missing.length > 0) throw new Error("the kernel module lacks " + missing.join(", "));
-  } catch (e) {
-    post({ ready: false, error: String(e && e.message || e) });
-    return;
-  }
-  let seen = Atomics.load(ctl, GEN);
-  Atomics.add(ctl, READY, 1);
-  post({ ready: true });
-  for (;;) {
-    if (Atomics.load(ctl, CMD) === EXIT) return;
-    // claim parts of call \`seen\` while there are any (see src/kernels/threads.ts)
-    const tag = seen & TAG_MASK;
-    const parts = ctl[PARTS], fn = fns[ctl[FN]], ws = ctl[WS_BASE] + index * ctl[WS_STRIDE];
-    let v = Atomics.load(ctl, NEXT);
-    for (;;) {
-      if (v >>> PART_BITS !== tag || (v & MAX_PARTS) >= parts) break;
-      const w = Atomics.compareExchange(ctl, NEXT, v, v + 1);
-      if (w !== v) { v = w; continue; }
-      try {
-        fn(v & MAX_PARTS, parts, ws, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13],
-          a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23]);
-      } catch (e) {
-        const text = String(e && e.stack || e).slice(0, MESSAGE_CHARS);
-        for (let i = 0; i < MESSAGE_CHARS; i++) ctl[MESSAGE + i] = i < text.length ? text.charCodeAt(i) : 0;
-        Atomics.store(ctl, FAILED, 1);
-      }
-      Atomics.add(ctl, WORKER_PARTS, 1);
-      if (Atomics.add(ctl, FINISHED, 1) + 1 === parts) Atomics.notify(ctl, FINISHED);
-      v = Atomics.load(ctl, NEXT);
-    }
-    // wait for the next call: spin for spinMs, then sleep
-    let g = Atomics.load(ctl, GEN);
-    for (const until = performance.now() + spinMs; g === seen; ) {
-      for (let i = 0; g === seen && i < 1000; i++) g = Atomics.load(ctl, GEN);
-      if (performance.now() > until) break;
-    }
-    while (g === seen) {
-      Atomics.wait(ctl, GEN, seen);
-      g = Atomics.load(ctl, GEN);
-    }
-    seen = g;
-  }
-}
-if (typeof require === "function") {
-  const { parentPort } = require("node:worker_threads");
-  parentPort.once("message", (init) => {
-    start(init, (m) => parentPort.postMessage(m));
-    parentPort.close();
-  });
-} else {
-  self.onmessage = (e) => {
-    self.onmessage = null;
-    start(e.data, (m) => self.postMessage(m));
-    self.close();
-  };
-}
-`;
+// The workers' program is kernelWorker (thread-worker.ts), started from its source text: the same text
+// for Node (new Worker(text, { eval: true })) and browsers (a Blob URL). Built once, on first use.
+let workerText: string | null = null;
 
 /** A kernel export that the pool can run: (t, T, …args). */
 export type PartFunction = (t: number, T: number, ...args: number[]) => void;
@@ -158,7 +75,7 @@ interface WorkerHandle {
 
 interface NodeWorker {
   postMessage(m: unknown): void;
-  on(event: "message", f: (m: { ready: boolean; error?: string }) => void): void;
+  on(event: "message", f: (m: WorkerReply) => void): void;
   on(event: "error", f: (e: Error) => void): void;
   on(event: "exit", f: (code: number) => void): void;
   unref(): void;
@@ -210,7 +127,7 @@ function spawn(init: Record<string, unknown>): WorkerHandle {
   const NodeWorkerClass = nodeWorkerClass();
   const handle: WorkerHandle = { started: Promise.resolve(false), failure: null, terminate: () => Promise.resolve() };
   if (NodeWorkerClass !== null) {
-    const w = new NodeWorkerClass(WORKER_SOURCE, { eval: true, name: "handprop kernels" });
+    const w = new NodeWorkerClass((workerText ??= workerSource()), { eval: true, name: "handprop kernels" });
     handle.started = new Promise<boolean>((resolve) => {
       // referenced until it has started, so that `await setThreads(n)` cannot end the process early
       w.on("message", (m) => {
@@ -230,11 +147,11 @@ function spawn(init: Record<string, unknown>): WorkerHandle {
     handle.terminate = () => w.terminate().then(() => undefined);
     w.postMessage(init);
   } else {
-    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
+    const url = URL.createObjectURL(new Blob([(workerText ??= workerSource())], { type: "text/javascript" }));
     const w = new Worker(url, { name: "handprop kernels" });
     URL.revokeObjectURL(url);
     handle.started = new Promise<boolean>((resolve) => {
-      w.onmessage = (e: MessageEvent<{ ready: boolean; error?: string }>) => {
+      w.onmessage = (e: MessageEvent<WorkerReply>) => {
         if (!e.data.ready) handle.failure = e.data.error ?? "unknown error";
         resolve(e.data.ready);
       };

@@ -10,9 +10,9 @@
 
 import type { NDArray } from "../nd/ndarray.ts";
 import { formatShape } from "../nd/ndarray.ts";
-import { Layer, ShapeError, reuse, type LayerConfig } from "./layer.ts";
-import { useWasm } from "../kernels/backend.ts";
-import { WasmReLU } from "../kernels/wasm.ts";
+import { Layer, ShapeError, reuse, type BackwardOptions, type LayerConfig } from "./layer.ts";
+import { kernels } from "../kernels/backend.ts";
+import type { ReLUContext } from "../kernels/kernels.ts";
 
 /** Shared plumbing: output and dx buffers reused across batches, and outputShape = inputShape. */
 abstract class Activation extends Layer {
@@ -37,34 +37,20 @@ abstract class Activation extends Layer {
 
 export class ReLU extends Activation {
   readonly type = "ReLU";
-  // float32 on the wasm backend: a branch-free SIMD max; the branchy JS loop mispredicts on
-  // activations of random sign and cost a third of a LeNet training step.
-  private wasm: WasmReLU | null = null;
+  // The kernels' reluForward / reluBackward (src/kernels/js.ts; float32: a branch-free SIMD max, since
+  // the branchy loop mispredicts on activations of random sign). Saved: y, for expectGrad and backward.
+  private saved: ReLUContext | null = null;
 
   forward(x: NDArray): NDArray {
-    const y = this.output(x);
-    if (useWasm(x.data, y.data)) {
-      (this.wasm ??= new WasmReLU()).forward(x.data, y.data);
-      return y;
-    }
-    const xd = x.data;
-    const yd = y.data;
-    for (let i = 0; i < xd.length; i++) yd[i] = xd[i] > 0 ? xd[i] : 0; // y = max(0, x)
-    return y;
+    this.saved = kernels.reluForward(x, this.saved);
+    this.y = this.saved.y;
+    return this.y;
   }
 
   // Backward: ∂L/∂x = dy ⊙ [x > 0]   (read from the output: y > 0 exactly where x > 0)
-  backward(dy: NDArray): NDArray {
-    const dx = this.gradInput(dy);
-    const yd = this.y!.data;
-    if (useWasm(yd, dy.data, dx.data)) {
-      (this.wasm ??= new WasmReLU()).backward(yd, dy.data, dx.data);
-      return dx;
-    }
-    const g = dy.data;
-    const d = dx.data;
-    for (let i = 0; i < d.length; i++) d[i] = yd[i] > 0 ? g[i] : 0;
-    return dx;
+  backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
+    this.expectGrad(dy, this.y);
+    return kernels.reluBackward(this.saved!, dy, opts.needDx ?? true);
   }
 
   config(): LayerConfig {

@@ -4,23 +4,20 @@
 //   y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q] · x_pad[n, c, i·sh + p·dh, j·sw + q·dw]
 //
 // with W stored (outChannels, inChannels, kh, kw) as in PyTorch and x_pad the input with zero padding.
-// Computed as im2col + GEMM (src/kernels/im2col.ts): the receptive fields of the whole batch become the
-// columns of col (C·kh·kw × N·OH·OW), and each image's output plane block is W · col_n. The direct
-// seven-loop version, the oracle the tests compare against, is src/kernels/conv_ref.ts.
-//
-// float32 with the "wasm" backend (src/kernels/backend.ts) runs forward and backward as single calls into
-// the WebAssembly SIMD kernels (src/kernels/wasm/conv.as: im2col + GEMM image by image). That path keeps
-// a copy of the input instead of the batch's col matrix and recomputes each image's col in backward.
+// This layer owns the options, the geometry and the parameters; the arithmetic is the kernels'
+// conv2dForward / conv2dBackward (derivation.md §2.2): the reference in src/kernels/js.ts (im2col + GEMM,
+// beside the direct seven-loop oracle the tests use), float32 in src/kernels/wasm/conv.as.
 
 import type { NDArray, DType } from "../nd/ndarray.ts";
 import { formatShape } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
-import { gemm } from "../kernels/gemm.ts";
-import { col2im, convGeometry, im2col, type ConvGeometry } from "../kernels/im2col.ts";
-import { useWasm } from "../kernels/backend.ts";
-import { WasmConv2D } from "../kernels/wasm.ts";
+import { kernels } from "../kernels/backend.ts";
+import { convGeometry, type ConvGeometry } from "../kernels/im2col.ts";
+import type { Conv2DContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
-import { Layer, ShapeError, makeParam, nonNegativeInt, pair, positiveInt, reuse, type LayerConfig, type Param } from "./layer.ts";
+import {
+  Layer, ShapeError, makeParam, nonNegativeInt, pair, positiveInt, type BackwardOptions, type LayerConfig, type Param,
+} from "./layer.ts";
 
 /**
  * Zero padding: n (all sides), [ph, pw] (ph rows top and bottom, pw columns left and right),
@@ -93,13 +90,7 @@ export class Conv2D extends Layer {
   // does not depend on the input size); null when "same" must be resolved per input shape.
   private readonly fixedPadding: [number, number, number, number] | null;
   private geometry: ConvGeometry | null = null; // of the last forward's batch shape
-  private col: NDArray | null = null; // im2col of the last input: ∂L/∂W = dy · colᵀ needs it
-  private y: NDArray | null = null;
-  private dcol: NDArray | null = null;
-  private dx: NDArray | null = null;
-  private xDtype: DType = "float32";
-  private wasm: WasmConv2D | null = null;
-  private xCopy: Float32Array | null = null; // wasm path: the last input, for backward (null: JS path ran)
+  private saved: Conv2DContext | null = null; // what the last forward saved for backward
 
   constructor(opts: Conv2DOptions) {
     super();
@@ -179,92 +170,16 @@ export class Conv2D extends Layer {
     const [N, , H, W] = x.shape;
     const prev = this.geometry;
     const g = prev !== null && prev.N === N && prev.H === H && prev.W === W ? prev : (this.geometry = this.checkedGeometry(N, H, W));
-    const { C, kh, kw, OH, OW } = g;
-    const O = this.outChannels;
-    const K = C * kh * kw; // rows of col = columns of W viewed as (O, C·kh·kw)
-    const OHW = OH * OW;
-    const dtype = this.weight.value.dtype;
-
-    if (useWasm(x.data, this.weight.value.data)) {
-      const y = (this.y = reuse(this.y, [N, O, OH, OW], dtype));
-      if (this.xCopy?.length !== x.size) this.xCopy = new Float32Array(x.size);
-      this.xCopy.set(x.data);
-      this.col = null;
-      (this.wasm ??= new WasmConv2D()).forward(g, O, x.data, this.weight.value.data, this.bias?.value.data ?? null, y.data);
-      this.xDtype = x.dtype;
-      return y;
-    }
-    this.xCopy = null;
-
-    const col = (this.col = reuse(this.col, [K, N * OHW], dtype));
-    im2col(g, x.data, 0, col.data);
-
-    // y[n] = W · col_n + b        (O × K) · (K × OH·OW), col_n = columns n·OH·OW … (n+1)·OH·OW − 1
-    const y = (this.y = reuse(this.y, [N, O, OH, OW], dtype));
-    const w = this.weight.value.data;
-    if (this.bias) {
-      const b = this.bias.value.data;
-      for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) y.data.fill(b[o], (n * O + o) * OHW, (n * O + o + 1) * OHW);
-    }
-    const beta = this.bias ? 1 : 0;
-    for (let n = 0; n < N; n++) {
-      gemm(false, false, O, OHW, K, 1, w, 0, K, col.data, n * OHW, N * OHW, beta, y.data, n * O * OHW, OHW);
-    }
-    this.xDtype = x.dtype;
-    return y;
+    this.saved = kernels.conv2dForward(g, x, this.weight.value, this.bias?.value ?? null, this.saved);
+    return this.saved.y;
   }
 
-  // Backward (derivation.md §2.2, Conv2D). With y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q]·x_pad[n,c,i·sh+p·dh, j·sw+q·dw]
-  // and col[(c,p,q), (n,i,j)] = x_pad[n,c,i·sh+p·dh, j·sw+q·dw], i.e. y_n = W·col_n + b:
-  //   ∂L/∂W[o,c,p,q] = Σ_{n,i,j} dy[n,o,i,j] · x_pad[n,c,i·sh+p·dh, j·sw+q·dw]
-  //                  = Σ_n dy_n · col_nᵀ       (O×OH·OW · OH·OW×K)      accumulated: dW += …
-  //   ∂L/∂b[o]       = Σ_{n,i,j} dy[n,o,i,j]                            accumulated: db += …
-  //   ∂L/∂x          = col2im(Wᵀ · dy_n)       (K×O · O×OH·OW), col2im summing every tap that read a pixel
-  //                    and dropping the padding. For stride 1 and no dilation this is the "full"
-  //                    convolution of dy with W: dy correlated with the 180°-rotated kernel.
-  backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
-    const g = this.geometry!;
-    if (this.xCopy !== null && this.wasm !== null) {
-      // the forward ran on the wasm backend: so does its backward (dy is float32 like the output)
-      const dx = (this.dx = reuse(this.dx, [g.N, g.C, g.H, g.W], this.xDtype));
-      const wantDx = this.skipInputGrad ? null : dx.data;
-      this.wasm.backward(g, this.outChannels, this.xCopy, this.weight.value.data, dy.data, this.weight.grad.data, this.bias?.grad.data ?? null, wantDx);
-      return dx;
-    }
-    const col = this.col!;
-    const { N, C, H, W, kh, kw, OH, OW } = g;
-    const O = this.outChannels;
-    const K = C * kh * kw;
-    const OHW = OH * OW;
-    const ldCol = N * OHW;
-    const w = this.weight.value.data;
-
-    const dW = this.weight.grad.data;
-    for (let n = 0; n < N; n++) {
-      gemm(false, true, O, K, OHW, 1, dy.data, n * O * OHW, OHW, col.data, n * OHW, ldCol, 1, dW, 0, K);
-    }
-    if (this.bias) {
-      const db = this.bias.grad.data;
-      for (let n = 0; n < N; n++) {
-        for (let o = 0; o < O; o++) {
-          const start = (n * O + o) * OHW;
-          let sum = 0;
-          for (let s = 0; s < OHW; s++) sum += dy.data[start + s];
-          db[o] += sum;
-        }
-      }
-    }
-
-    // dcol_n = Wᵀ · dy_n, then scatter-add back to pixel positions.
-    const dcol = (this.dcol = reuse(this.dcol, [K, ldCol], this.weight.value.dtype));
-    for (let n = 0; n < N; n++) {
-      gemm(true, false, K, OHW, O, 1, w, 0, K, dy.data, n * O * OHW, OHW, 0, dcol.data, n * OHW, ldCol);
-    }
-    const dx = (this.dx = reuse(this.dx, [N, C, H, W], this.xDtype));
-    dx.data.fill(0);
-    col2im(g, dcol.data, dx.data, 0);
-    return dx;
+  // Backward (derivation.md §2.2): dW += Σ_n dy_n · col_nᵀ, db += Σ dy, dx = col2im(Wᵀ · dy_n).
+  backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
+    this.expectGrad(dy, this.saved?.y ?? null);
+    const ctx = this.saved!;
+    const needDx = opts.needDx ?? true;
+    return kernels.conv2dBackward(ctx, this.weight.value, dy, this.weight.grad, this.bias?.grad ?? null, needDx);
   }
 
   config(): LayerConfig {

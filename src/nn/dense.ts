@@ -1,16 +1,16 @@
 // Dense (fully connected) layer: y = x·W + b, with W stored (inFeatures, outFeatures) as in the
 // article (layer_2 = layer_1_act_vec · w2) and in Keras/TF.js.
-//
-// float32 with the "wasm" backend (src/kernels/backend.ts) runs forward and backward as single calls into
-// the WebAssembly SIMD kernels (src/kernels/wasm/conv.as: denseForward/denseBackward).
+// The arithmetic is the kernels' denseForward / denseBackward (derivation.md §2.1): the reference in
+// src/kernels/js.ts, float32 in src/kernels/wasm/conv.as.
 
 import type { NDArray, DType } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
-import { gemm } from "../kernels/gemm.ts";
-import { useWasm } from "../kernels/backend.ts";
-import { WasmDense } from "../kernels/wasm.ts";
+import { kernels } from "../kernels/backend.ts";
+import type { DenseContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
-import { Layer, makeParam, positiveInt, reuse, type ForwardOptions, type LayerConfig, type Param } from "./layer.ts";
+import {
+  Layer, makeParam, positiveInt, type BackwardOptions, type ForwardOptions, type LayerConfig, type Param,
+} from "./layer.ts";
 
 export interface DenseOptions {
   inFeatures: number;
@@ -32,11 +32,7 @@ export class Dense extends Layer {
   readonly init: InitName;
   readonly weight: Param;
   readonly bias: Param | null;
-  private x: NDArray | null = null; // cached input: ∂y/∂W needs it
-  private y: NDArray | null = null;
-  private dx: NDArray | null = null;
-  private wasm: WasmDense | null = null;
-  private forwardOnWasm = false; // backward takes the path its forward took
+  private saved: DenseContext | null = null; // what the last forward saved for backward (its input)
 
   constructor(opts: DenseOptions) {
     super();
@@ -66,45 +62,16 @@ export class Dense extends Layer {
 
   forward(x: NDArray, _opts: ForwardOptions = {}): NDArray {
     this.expectInput(x, [null, this.inFeatures], ["N", "F"]);
-    const N = x.shape[0];
-    const F = this.inFeatures;
-    const O = this.outFeatures;
-    const y = (this.y = reuse(this.y, [N, O], this.weight.value.dtype));
-    this.x = x;
-    this.forwardOnWasm = useWasm(x.data, this.weight.value.data);
-    if (this.forwardOnWasm) {
-      (this.wasm ??= new WasmDense()).forward(N, F, O, x.data, this.weight.value.data, this.bias?.value.data ?? null, y.data);
-      return y;
-    }
-    // y[n,o] = b[o] + Σ_f x[n,f] · W[f,o]
-    if (this.bias) for (let n = 0; n < N; n++) y.data.set(this.bias.value.data, n * O);
-    gemm(false, false, N, O, F, 1, x.data, 0, F, this.weight.value.data, 0, O, this.bias ? 1 : 0, y.data, 0, O);
-    return y;
+    this.saved = kernels.denseForward(x, this.weight.value, this.bias?.value ?? null, this.saved);
+    return this.saved.y;
   }
 
-  // Backward (derivation.md §2.1, Dense):
-  //   ∂L/∂W = xᵀ · dy            (F×N · N×O)      accumulated: dW += xᵀ·dy
-  //   ∂L/∂b = Σ_n dy[n, :]                        accumulated: db += Σ_n dy
-  //   ∂L/∂x = dy · Wᵀ            (N×O · O×F)
-  backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
-    const x = this.x!;
-    const N = x.shape[0];
-    const F = this.inFeatures;
-    const O = this.outFeatures;
-    if (this.forwardOnWasm && this.wasm !== null) {
-      const dx = (this.dx = reuse(this.dx, [N, F], x.dtype));
-      this.wasm.backward(N, F, O, x.data, this.weight.value.data, dy.data, this.weight.grad.data, this.bias?.grad.data ?? null, dx.data);
-      return dx;
-    }
-    gemm(true, false, F, O, N, 1, x.data, 0, F, dy.data, 0, O, 1, this.weight.grad.data, 0, O);
-    if (this.bias) {
-      const db = this.bias.grad.data;
-      for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) db[o] += dy.data[n * O + o];
-    }
-    const dx = (this.dx = reuse(this.dx, [N, F], x.dtype));
-    gemm(false, true, N, F, O, 1, dy.data, 0, O, this.weight.value.data, 0, O, 0, dx.data, 0, F);
-    return dx;
+  // Backward (derivation.md §2.1): dW += xᵀ·dy, db += Σ_n dy, dx = dy·Wᵀ.
+  backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
+    this.expectGrad(dy, this.saved?.y ?? null);
+    const ctx = this.saved!;
+    const needDx = opts.needDx ?? true;
+    return kernels.denseBackward(ctx, this.weight.value, dy, this.weight.grad, this.bias?.grad ?? null, needDx);
   }
 
   config(): LayerConfig {

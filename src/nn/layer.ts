@@ -4,6 +4,10 @@
 //   - tensors are NDArrays in NCHW (images) or NF (features); the batch axis is always first;
 //   - forward(x) caches exactly what backward needs; backward(dy) returns dx = ∂L/∂x and
 //     ACCUMULATES parameter gradients (grad += …), so zeroGrad() must run between steps;
+//     backward(dy, {needDx: false}) may skip computing dx (the returned array's contents are then
+//     unspecified): nobody reads a first layer's dx, and for a first conv layer that is a whole GEMM;
+//   - the layers of src/nn/ run their arithmetic through `kernels` (src/kernels/backend.ts), whose
+//     forwards return a saved context that the matching backward consumes (src/kernels/kernels.ts);
 //   - backward never writes into dy: the gradient it receives belongs to the layer above;
 //   - outputs and dx live in buffers the layer reuses from batch to batch, so a returned array
 //     is valid until the same layer's next forward/backward. Copy it if you need to keep it.
@@ -11,9 +15,16 @@
 import { NDArray, allocate, formatShape, shapeSize, type DType } from "../nd/ndarray.ts";
 import type { RandomState } from "../nd/random.ts";
 
+export { reuse } from "../kernels/buffers.ts";
+
 export interface ForwardOptions {
   /** Training mode: dropout drops, batch norm uses batch statistics and updates running ones. */
   training?: boolean;
+}
+
+export interface BackwardOptions {
+  /** Compute dx (default true). False: only accumulate parameter gradients; dx's contents are unspecified. */
+  needDx?: boolean;
 }
 
 /** A trainable (or, with trainable=false, state-only) tensor and the gradient accumulated for it. */
@@ -40,17 +51,11 @@ export abstract class Layer {
   abstract readonly type: string;
   /** Set by Sequential: the layer's position, used in error messages. */
   index = -1;
-  /**
-   * When true, backward may skip computing dx (its returned array's contents are then unspecified)
-   * and only accumulate parameter gradients. Sequential.fit sets it on the first layer, whose dx
-   * nobody reads — for a first conv layer that is a whole col2im and GEMM saved per step.
-   */
-  skipInputGrad = false;
 
   /** y = f(x). Caches what backward needs when it will be called (always, unless training is false and nothing is cached). */
   abstract forward(x: NDArray, opts?: ForwardOptions): NDArray;
   /** Given dy = ∂L/∂y, return dx = ∂L/∂x and accumulate ∂L/∂θ into each param's grad. */
-  abstract backward(dy: NDArray): NDArray;
+  abstract backward(dy: NDArray, opts?: BackwardOptions): NDArray;
   /** Shape of one output sample given the shape of one input sample (batch axis excluded). Throws ShapeError. */
   abstract outputShape(inputShape: readonly number[]): number[];
   /** Options that rebuild this layer (without its weights). */
@@ -112,15 +117,6 @@ export abstract class Layer {
       throw new ShapeError(`${this.describe()}: backward expected dy of shape ${formatShape(y.shape)} (the output's), got ${formatShape(dy.shape)}`);
     }
   }
-}
-
-/**
- * Return `buf` if it already has this shape and dtype, else a fresh zeroed array. Layers keep their
- * outputs and input gradients in such buffers so steady-state training allocates nothing.
- */
-export function reuse(buf: NDArray | null, shape: readonly number[], dtype: DType): NDArray {
-  if (buf !== null && buf.dtype === dtype && buf.shape.length === shape.length && buf.shape.every((d, i) => d === shape[i])) return buf;
-  return new NDArray(allocate(dtype, shapeSize(shape)), shape);
 }
 
 /** A zeroed parameter with a gradient of the same shape. */

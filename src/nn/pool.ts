@@ -8,11 +8,17 @@
 // count as zeros in the divisor when countIncludePad is true (PyTorch's default) and are left out of it
 // otherwise. As in PyTorch, padding may be at most ⌊k/2⌋, which guarantees every window holds at least
 // one real cell.
+//
+// MaxPool2D and AvgPool2D own the options and the geometry; their arithmetic is the kernels'
+// maxPool2d* / avgPool2d* (derivation.md §2.3): the reference in src/kernels/js.ts, max pooling in
+// float32 also in src/kernels/wasm/pool.as.
 
 import { formatShape, type NDArray } from "../nd/ndarray.ts";
-import { useWasm } from "../kernels/backend.ts";
-import { WasmMaxPool2D } from "../kernels/wasm.ts";
-import { Layer, ShapeError, nonNegativeInt, pair, positiveInt, reuse, type LayerConfig } from "./layer.ts";
+import { kernels } from "../kernels/backend.ts";
+import type { Pool2DContext, PoolGeometry } from "../kernels/kernels.ts";
+import {
+  Layer, ShapeError, nonNegativeInt, pair, positiveInt, reuse, type BackwardOptions, type LayerConfig,
+} from "./layer.ts";
 
 export interface Pool2DOptions {
   /** Window size, n or [h, w]. */
@@ -33,24 +39,12 @@ function compact(p: readonly [number, number]): number | [number, number] {
   return p[0] === p[1] ? p[0] : [p[0], p[1]];
 }
 
-/** Output geometry of one forward pass. */
-interface PoolGeometry {
-  N: number;
-  C: number;
-  H: number;
-  W: number;
-  Ho: number;
-  Wo: number;
-}
-
 /** Shared option handling and window geometry of the two windowed poolings. */
 abstract class Pool2D extends Layer {
   readonly kernelSize: [number, number];
   readonly stride: [number, number];
   readonly padding: [number, number];
-  protected x: NDArray | null = null; // cached for its shape (and, in max pooling, nothing else)
-  protected y: NDArray | null = null;
-  protected dx: NDArray | null = null;
+  protected saved: Pool2DContext | null = null; // what the last forward saved for backward
 
   constructor(layer: string, opts: Pool2DOptions) {
     super();
@@ -87,8 +81,11 @@ abstract class Pool2D extends Layer {
   protected geometry(x: NDArray): PoolGeometry {
     this.expectInput(x, [null, null, null, null], ["N", "C", "H", "W"]);
     const [N, C, H, W] = x.shape;
-    const [, Ho, Wo] = this.outputShape([C, H, W]);
-    return { N, C, H, W, Ho, Wo };
+    const [, OH, OW] = this.outputShape([C, H, W]);
+    const [kh, kw] = this.kernelSize;
+    const [sh, sw] = this.stride;
+    const [ph, pw] = this.padding;
+    return { N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW };
   }
 
   protected poolConfig(): { kernelSize: number | [number, number]; stride: number | [number, number]; padding: number | [number, number] } {
@@ -103,80 +100,20 @@ abstract class Pool2D extends Layer {
  */
 export class MaxPool2D extends Pool2D {
   readonly type = "MaxPool2D";
-  private argmax = new Int32Array(0); // flat index into x.data of each output's winner
-  private wasm: WasmMaxPool2D | null = null; // float32 on the "wasm" backend (same results bit for bit)
-  private forwardOnWasm = false; // backward takes the path its forward took
 
   constructor(opts: Pool2DOptions) {
     super("MaxPool2D", opts);
   }
 
   forward(x: NDArray): NDArray {
-    const { N, C, H, W, Ho, Wo } = this.geometry(x);
-    const [kh, kw] = this.kernelSize;
-    const [sh, sw] = this.stride;
-    const [ph, pw] = this.padding;
-    const y = (this.y = reuse(this.y, [N, C, Ho, Wo], x.dtype));
-    if (this.argmax.length !== y.size) this.argmax = new Int32Array(y.size);
-    this.x = x;
-    this.forwardOnWasm = useWasm(x.data);
-    if (this.forwardOnWasm) {
-      (this.wasm ??= new WasmMaxPool2D()).forward(N * C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo, x.data, y.data, this.argmax);
-      return y;
-    }
-    const xd = x.data;
-    const yd = y.data;
-    const arg = this.argmax;
-    for (let nc = 0; nc < N * C; nc++) {
-      const xOff = nc * H * W;
-      let o = nc * Ho * Wo;
-      for (let i = 0; i < Ho; i++) {
-        // window rows clipped to the real input: padded rows are −∞ and can never win
-        const hStart = i * sh - ph;
-        const h0 = Math.max(hStart, 0);
-        const h1 = Math.min(hStart + kh, H);
-        for (let j = 0; j < Wo; j++, o++) {
-          const wStart = j * sw - pw;
-          const w0 = Math.max(wStart, 0);
-          const w1 = Math.min(wStart + kw, W);
-          let bestIdx = xOff + h0 * W + w0;
-          let best = xd[bestIdx];
-          for (let h = h0; h < h1; h++) {
-            for (let w = w0; w < w1; w++) {
-              const idx = xOff + h * W + w;
-              const v = xd[idx];
-              // strict ">" keeps the first maximum; the second clause lets the first NaN win and stay
-              if (v > best || (v !== v && best === best)) {
-                best = v;
-                bestIdx = idx;
-              }
-            }
-          }
-          yd[o] = best;
-          arg[o] = bestIdx;
-        }
-      }
-    }
-    return y;
+    this.saved = kernels.maxPool2dForward(this.geometry(x), x, this.saved);
+    return this.saved.y;
   }
 
-  // Backward (derivation.md §2.3, max pooling): y_o = x_{a(o)} with a(o) the cached argmax, so
-  //   ∂y_o/∂x_i = [i = a(o)]   ⇒   ∂L/∂x_i = Σ_{o : a(o) = i} dy_o
-  // The sum is over every window that x_i won: windows overlap when stride < kernel, hence "+=".
-  backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
-    const x = this.x!;
-    const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
-    if (this.forwardOnWasm && this.wasm !== null) {
-      this.wasm.backward(dy.data, this.argmax, dx.data);
-      return dx;
-    }
-    const dxd = dx.data;
-    dxd.fill(0);
-    const dyd = dy.data;
-    const arg = this.argmax;
-    for (let o = 0; o < dyd.length; o++) dxd[arg[o]] += dyd[o];
-    return dx;
+  // Backward (derivation.md §2.3, max pooling): ∂L/∂x_i = Σ_{o : argmax(o) = i} dy_o.
+  backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
+    this.expectGrad(dy, this.saved?.y ?? null);
+    return kernels.maxPool2dBackward(this.saved!, dy, opts.needDx ?? true);
   }
 
   config(): LayerConfig {
@@ -200,66 +137,14 @@ export class AvgPool2D extends Pool2D {
   }
 
   forward(x: NDArray): NDArray {
-    const { N, C, H, W, Ho, Wo } = this.geometry(x);
-    const [kh, kw] = this.kernelSize;
-    const [sh, sw] = this.stride;
-    const [ph, pw] = this.padding;
-    const y = (this.y = reuse(this.y, [N, C, Ho, Wo], x.dtype));
-    const xd = x.data;
-    const yd = y.data;
-    for (let nc = 0; nc < N * C; nc++) {
-      const xOff = nc * H * W;
-      let o = nc * Ho * Wo;
-      for (let i = 0; i < Ho; i++) {
-        const hStart = i * sh - ph;
-        const h0 = Math.max(hStart, 0);
-        const h1 = Math.min(hStart + kh, H);
-        for (let j = 0; j < Wo; j++, o++) {
-          const wStart = j * sw - pw;
-          const w0 = Math.max(wStart, 0);
-          const w1 = Math.min(wStart + kw, W);
-          let s = 0;
-          for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) s += xd[xOff + h * W + w];
-          yd[o] = s / (this.countIncludePad ? kh * kw : (h1 - h0) * (w1 - w0));
-        }
-      }
-    }
-    this.x = x;
-    return y;
+    this.saved = kernels.avgPool2dForward(this.geometry(x), this.countIncludePad, x, this.saved);
+    return this.saved.y;
   }
 
-  // Backward (derivation.md §2.3, average pooling): y_o = (1/D_o) Σ_{i ∈ window(o)} x_i, so
-  //   ∂L/∂x_i = Σ_{o : i ∈ window(o)} dy_o / D_o
-  // i.e. each dy_o is spread evenly over its window's real cells ("+=": windows may overlap).
-  backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
-    const x = this.x!;
-    const [N, C, H, W] = x.shape;
-    const [, , Ho, Wo] = dy.shape;
-    const [kh, kw] = this.kernelSize;
-    const [sh, sw] = this.stride;
-    const [ph, pw] = this.padding;
-    const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
-    const dxd = dx.data;
-    dxd.fill(0);
-    const dyd = dy.data;
-    for (let nc = 0; nc < N * C; nc++) {
-      const xOff = nc * H * W;
-      let o = nc * Ho * Wo;
-      for (let i = 0; i < Ho; i++) {
-        const hStart = i * sh - ph;
-        const h0 = Math.max(hStart, 0);
-        const h1 = Math.min(hStart + kh, H);
-        for (let j = 0; j < Wo; j++, o++) {
-          const wStart = j * sw - pw;
-          const w0 = Math.max(wStart, 0);
-          const w1 = Math.min(wStart + kw, W);
-          const g = dyd[o] / (this.countIncludePad ? kh * kw : (h1 - h0) * (w1 - w0));
-          for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) dxd[xOff + h * W + w] += g;
-        }
-      }
-    }
-    return dx;
+  // Backward (derivation.md §2.3, average pooling): ∂L/∂x_i = Σ_{o : i ∈ window(o)} dy_o / D_o.
+  backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
+    this.expectGrad(dy, this.saved?.y ?? null);
+    return kernels.avgPool2dBackward(this.saved!, dy, opts.needDx ?? true);
   }
 
   config(): LayerConfig {

@@ -9,7 +9,7 @@
 
 import { NDArray, allocate, formatShape, shapeSize, type DType } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
-import { ShapeError, type ForwardOptions, type Layer, type LayerConfig, type Param } from "./layer.ts";
+import { ShapeError, type BackwardOptions, type ForwardOptions, type Layer, type LayerConfig, type Param } from "./layer.ts";
 import type { Differentiable } from "./gradcheck.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
@@ -127,9 +127,10 @@ export class Sequential implements Differentiable {
   }
 
   // Chain rule through the stack: each layer turns ∂L/∂(its output) into ∂L/∂(its input).
-  backward(dy: NDArray): NDArray {
+  // opts.needDx = false: the caller does not read the returned dx, so the first layer may skip it.
+  backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
     let d = dy;
-    for (let i = this.layers.length - 1; i >= 0; i--) d = this.layers[i].backward(d);
+    for (let i = this.layers.length - 1; i >= 0; i--) d = this.layers[i].backward(d, i === 0 ? opts : undefined);
     return d;
   }
 
@@ -256,15 +257,7 @@ export class Sequential implements Differentiable {
     if (!Number.isFinite(l)) {
       throw new TrainingError(`${this.name}: loss is ${l} at ${where}: lower the learning rate or check the data for NaN/Inf`);
     }
-    // Nobody reads the first layer's dx here: let it skip computing it.
-    const first = this.layers[0];
-    const skipBefore = first.skipInputGrad;
-    first.skipInputGrad = true;
-    try {
-      this.backward(loss.backward());
-    } finally {
-      first.skipInputGrad = skipBefore;
-    }
+    this.backward(loss.backward(), { needDx: false }); // nobody reads the first layer's dx here
     const params = this.ownParams();
     for (const p of params) {
       if (!p.trainable) continue;

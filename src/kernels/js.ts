@@ -1,0 +1,495 @@
+// The JavaScript backend: every op of the Kernels interface (kernels.ts) as plain loops over typed
+// arrays, for any dtype (float64 for gradient checks). This is the readable reference: each op is a
+// forward/backward pair, written from the formula docs/derivation.md numbers, and the other backends
+// are tested against it. It is also what runs wherever the WebAssembly kernels cannot (float64, no SIMD,
+// HANDPROP_BACKEND=js).
+//
+//   gemmJS                               C = α·op(A)·op(B) + β·C              (the hot loop under both below)
+//   conv2dForward / conv2dBackward       im2col + GEMM                        derivation.md §2.2
+//   denseForward / denseBackward         GEMM                                 derivation.md §2.1
+//   maxPool2dForward / maxPool2dBackward argmax per window                    derivation.md §2.3
+//   avgPool2dForward / avgPool2dBackward mean per window                      derivation.md §2.3
+//   reluForward / reluBackward           max(0, x)                            derivation.md §2.5
+//   conv2dForwardRef / conv2dBackwardRef the direct seven-loop convolution: the tests' oracle for both backends
+
+import { NDArray, type DType, type TypedArray } from "../nd/ndarray.ts";
+import { ownContext, reuse } from "./buffers.ts";
+import { col2im, im2col, type ConvGeometry } from "./im2col.ts";
+import type { Conv2DContext, DenseContext, Kernels, Pool2DContext, PoolGeometry, ReLUContext } from "./kernels.ts";
+
+// ------------------------------------------------------------------------------------------------
+// GEMM
+
+/**
+ * C[M×N] = α·op(A)[M×K]·op(B)[K×N] + β·C, row-major with leading dimensions (CBLAS, CblasRowMajor), any
+ * dtype. The loops are ordered so the innermost one walks contiguous memory (i-k-j for A·B); the
+ * accumulation order is fixed, so results are deterministic.
+ */
+export function gemmJS(
+  transA: boolean, transB: boolean,
+  M: number, N: number, K: number,
+  alpha: number,
+  A: TypedArray, aOff: number, lda: number,
+  B: TypedArray, bOff: number, ldb: number,
+  beta: number,
+  C: TypedArray, cOff: number, ldc: number,
+): void {
+  // C ← beta·C
+  if (beta !== 1) {
+    for (let i = 0; i < M; i++) {
+      const row = cOff + i * ldc;
+      if (beta === 0) C.fill(0, row, row + N);
+      else for (let j = 0; j < N; j++) C[row + j] *= beta;
+    }
+  }
+  if (alpha === 0 || K === 0) return;
+  if (!transB) {
+    // C[i,:] += alpha · Σ_k op(A)[i,k] · B[k,:]   (inner loop over contiguous rows of B and C)
+    for (let i = 0; i < M; i++) {
+      const cRow = cOff + i * ldc;
+      for (let k = 0; k < K; k++) {
+        const a = alpha * (transA ? A[aOff + k * lda + i] : A[aOff + i * lda + k]);
+        if (a === 0) continue;
+        const bRow = bOff + k * ldb;
+        for (let j = 0; j < N; j++) C[cRow + j] += a * B[bRow + j];
+      }
+    }
+  } else {
+    // C[i,j] += alpha · Σ_k op(A)[i,k] · B[j,k]   (dot products over contiguous rows of B)
+    for (let i = 0; i < M; i++) {
+      const cRow = cOff + i * ldc;
+      for (let j = 0; j < N; j++) {
+        const bRow = bOff + j * ldb;
+        let s = 0;
+        if (transA) for (let k = 0; k < K; k++) s += A[aOff + k * lda + i] * B[bRow + k];
+        else {
+          const aRow = aOff + i * lda;
+          for (let k = 0; k < K; k++) s += A[aRow + k] * B[bRow + k];
+        }
+        C[cRow + j] += alpha * s;
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Conv2D (derivation.md §2.2): a cross-correlation over NCHW images, W stored (O, C, kh, kw),
+//
+//   y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q] · x_pad[n, c, i·sh + p·dh, j·sw + q·dw]
+//
+// computed as im2col + GEMM (im2col.ts): the receptive fields of the whole batch become the columns of
+// col (C·kh·kw × N·OH·OW), and image n's output block is y_n = W · col_n + b. Backward needs col.
+
+class JsConv2DContext implements Conv2DContext {
+  readonly kernels = jsBackend;
+  geometry!: ConvGeometry;
+  outChannels = 0;
+  y!: NDArray;
+  col!: NDArray; // im2col of the input: ∂L/∂W = dy · colᵀ needs it
+  dcol: NDArray | null = null;
+  dx: NDArray | null = null;
+  xDtype: DType = "float32";
+}
+
+function conv2dForward(
+  g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
+): Conv2DContext {
+  const { N, C, kh, kw, OH, OW } = g;
+  const O = w.shape[0];
+  const K = C * kh * kw; // rows of col = columns of W viewed as (O, C·kh·kw)
+  const OHW = OH * OW;
+  const ctx = prev instanceof JsConv2DContext ? prev : new JsConv2DContext();
+  ctx.geometry = g;
+  ctx.outChannels = O;
+  ctx.xDtype = x.dtype;
+  const col = (ctx.col = reuse(ctx.col ?? null, [K, N * OHW], w.dtype));
+  const y = (ctx.y = reuse(ctx.y ?? null, [N, O, OH, OW], w.dtype));
+  im2col(g, x.data, 0, col.data);
+
+  // y[n] = W · col_n + b        (O × K) · (K × OH·OW), col_n = columns n·OH·OW … (n+1)·OH·OW − 1
+  if (b !== null) {
+    for (let n = 0; n < N; n++) {
+      for (let o = 0; o < O; o++) y.data.fill(b.data[o], (n * O + o) * OHW, (n * O + o + 1) * OHW);
+    }
+  }
+  const beta = b !== null ? 1 : 0;
+  for (let n = 0; n < N; n++) {
+    gemmJS(false, false, O, OHW, K, 1, w.data, 0, K, col.data, n * OHW, N * OHW, beta, y.data, n * O * OHW, OHW);
+  }
+  return ctx;
+}
+
+// With col[(c,p,q), (n,i,j)] = x_pad[n,c,i·sh+p·dh, j·sw+q·dw], i.e. y_n = W·col_n + b:
+//   ∂L/∂W[o,c,p,q] = Σ_{n,i,j} dy[n,o,i,j] · x_pad[n,c,i·sh+p·dh, j·sw+q·dw]
+//                  = Σ_n dy_n · col_nᵀ       (O×OH·OW · OH·OW×K)      accumulated: dW += …
+//   ∂L/∂b[o]       = Σ_{n,i,j} dy[n,o,i,j]                            accumulated: db += …
+//   ∂L/∂x          = col2im(Wᵀ · dy_n)       (K×O · O×OH·OW), col2im summing every tap that read a pixel
+//                    and dropping the padding. For stride 1 and no dilation this is the "full"
+//                    convolution of dy with W: dy correlated with the 180°-rotated kernel.
+function conv2dBackward(
+  saved: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+): NDArray {
+  const ctx = ownContext(saved, JsConv2DContext);
+  const g = ctx.geometry;
+  const col = ctx.col;
+  const { N, C, H, W, kh, kw, OH, OW } = g;
+  const O = ctx.outChannels;
+  const K = C * kh * kw;
+  const OHW = OH * OW;
+  const ldCol = N * OHW;
+
+  for (let n = 0; n < N; n++) {
+    gemmJS(false, true, O, K, OHW, 1, dy.data, n * O * OHW, OHW, col.data, n * OHW, ldCol, 1, dW.data, 0, K);
+  }
+  if (db !== null) {
+    const dbd = db.data;
+    for (let n = 0; n < N; n++) {
+      for (let o = 0; o < O; o++) {
+        const start = (n * O + o) * OHW;
+        let sum = 0;
+        for (let s = 0; s < OHW; s++) sum += dy.data[start + s];
+        dbd[o] += sum;
+      }
+    }
+  }
+
+  const dx = (ctx.dx = reuse(ctx.dx, [N, C, H, W], ctx.xDtype));
+  if (!needDx) return dx;
+  // dcol_n = Wᵀ · dy_n, then scatter-add back to pixel positions.
+  const dcol = (ctx.dcol = reuse(ctx.dcol, [K, ldCol], w.dtype));
+  for (let n = 0; n < N; n++) {
+    gemmJS(true, false, K, OHW, O, 1, w.data, 0, K, dy.data, n * O * OHW, OHW, 0, dcol.data, n * OHW, ldCol);
+  }
+  dx.data.fill(0);
+  col2im(g, dcol.data, dx.data, 0);
+  return dx;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Dense (derivation.md §2.1): y = x·W + b, W stored (F, O) as in the article and Keras. Backward needs x.
+
+class JsDenseContext implements DenseContext {
+  readonly kernels = jsBackend;
+  x!: NDArray; // ∂L/∂W = xᵀ·dy needs it
+  y!: NDArray;
+  dx: NDArray | null = null;
+}
+
+function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseContext | null): DenseContext {
+  const [N, F] = x.shape;
+  const O = w.shape[1];
+  const ctx = prev instanceof JsDenseContext ? prev : new JsDenseContext();
+  ctx.x = x;
+  const y = (ctx.y = reuse(ctx.y ?? null, [N, O], w.dtype));
+  // y[n,o] = b[o] + Σ_f x[n,f] · W[f,o]
+  if (b !== null) for (let n = 0; n < N; n++) y.data.set(b.data, n * O);
+  gemmJS(false, false, N, O, F, 1, x.data, 0, F, w.data, 0, O, b !== null ? 1 : 0, y.data, 0, O);
+  return ctx;
+}
+
+//   ∂L/∂W = xᵀ · dy            (F×N · N×O)      accumulated: dW += xᵀ·dy
+//   ∂L/∂b = Σ_n dy[n, :]                        accumulated: db += Σ_n dy
+//   ∂L/∂x = dy · Wᵀ            (N×O · O×F)
+function denseBackward(
+  saved: DenseContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+): NDArray {
+  const ctx = ownContext(saved, JsDenseContext);
+  const x = ctx.x;
+  const [N, F] = x.shape;
+  const O = w.shape[1];
+  gemmJS(true, false, F, O, N, 1, x.data, 0, F, dy.data, 0, O, 1, dW.data, 0, O);
+  if (db !== null) {
+    const dbd = db.data;
+    for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) dbd[o] += dy.data[n * O + o];
+  }
+  const dx = (ctx.dx = reuse(ctx.dx, [N, F], x.dtype));
+  if (needDx) gemmJS(false, true, N, F, O, 1, dy.data, 0, O, w.data, 0, O, 0, dx.data, 0, F);
+  return dx;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Pooling (derivation.md §2.3). Window o covers input rows o·s − p … o·s − p + k − 1, clipped to the real
+// input: for max pooling a padded cell (−∞) never wins, for average pooling it counts as a zero in the
+// divisor only when countIncludePad.
+
+class JsPool2DContext implements Pool2DContext {
+  readonly kernels = jsBackend;
+  geometry!: PoolGeometry;
+  y!: NDArray;
+  xShape: readonly number[] = [];
+  dx: NDArray | null = null;
+  /** Max pooling: the flat index into x of each output's winner. */
+  argmax = new Int32Array(0);
+  countIncludePad = true;
+}
+
+function poolContext(g: PoolGeometry, x: NDArray, prev: Pool2DContext | null): JsPool2DContext {
+  const ctx = prev instanceof JsPool2DContext ? prev : new JsPool2DContext();
+  ctx.geometry = g;
+  ctx.y = reuse(ctx.y ?? null, [g.N, g.C, g.OH, g.OW], x.dtype);
+  ctx.xShape = x.shape;
+  return ctx;
+}
+
+/** Max pooling: y = the window's maximum; ties go to the first in row-major order, a NaN wins and stays. */
+function maxPool2dForward(g: PoolGeometry, x: NDArray, prev: Pool2DContext | null): Pool2DContext {
+  const ctx = poolContext(g, x, prev);
+  const { N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW } = g;
+  if (ctx.argmax.length !== ctx.y.size) ctx.argmax = new Int32Array(ctx.y.size);
+  const xd = x.data;
+  const yd = ctx.y.data;
+  const arg = ctx.argmax;
+  for (let nc = 0; nc < N * C; nc++) {
+    const xOff = nc * H * W;
+    let o = nc * OH * OW;
+    for (let i = 0; i < OH; i++) {
+      const hStart = i * sh - ph;
+      const h0 = Math.max(hStart, 0);
+      const h1 = Math.min(hStart + kh, H);
+      for (let j = 0; j < OW; j++, o++) {
+        const wStart = j * sw - pw;
+        const w0 = Math.max(wStart, 0);
+        const w1 = Math.min(wStart + kw, W);
+        let bestIdx = xOff + h0 * W + w0;
+        let best = xd[bestIdx];
+        for (let h = h0; h < h1; h++) {
+          for (let w = w0; w < w1; w++) {
+            const idx = xOff + h * W + w;
+            const v = xd[idx];
+            // strict ">" keeps the first maximum; the second clause lets the first NaN win and stay
+            if (v > best || (v !== v && best === best)) {
+              best = v;
+              bestIdx = idx;
+            }
+          }
+        }
+        yd[o] = best;
+        arg[o] = bestIdx;
+      }
+    }
+  }
+  return ctx;
+}
+
+// y_o = x_{a(o)} with a(o) the saved argmax, so ∂y_o/∂x_i = [i = a(o)] ⇒ ∂L/∂x_i = Σ_{o : a(o) = i} dy_o.
+// The sum is over every window that x_i won: windows overlap when stride < kernel, hence "+=".
+function maxPool2dBackward(saved: Pool2DContext, dy: NDArray, needDx: boolean): NDArray {
+  const ctx = ownContext(saved, JsPool2DContext);
+  const dx = (ctx.dx = reuse(ctx.dx, ctx.xShape, ctx.y.dtype));
+  if (!needDx) return dx;
+  const dxd = dx.data;
+  dxd.fill(0);
+  const dyd = dy.data;
+  const arg = ctx.argmax;
+  for (let o = 0; o < dyd.length; o++) dxd[arg[o]] += dyd[o];
+  return dx;
+}
+
+/** Average pooling: y = (1/D) Σ_window x, D = kh·kw when countIncludePad, else the window's real cells. */
+function avgPool2dForward(
+  g: PoolGeometry, countIncludePad: boolean, x: NDArray, prev: Pool2DContext | null,
+): Pool2DContext {
+  const ctx = poolContext(g, x, prev);
+  ctx.countIncludePad = countIncludePad;
+  const { N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW } = g;
+  const xd = x.data;
+  const yd = ctx.y.data;
+  for (let nc = 0; nc < N * C; nc++) {
+    const xOff = nc * H * W;
+    let o = nc * OH * OW;
+    for (let i = 0; i < OH; i++) {
+      const hStart = i * sh - ph;
+      const h0 = Math.max(hStart, 0);
+      const h1 = Math.min(hStart + kh, H);
+      for (let j = 0; j < OW; j++, o++) {
+        const wStart = j * sw - pw;
+        const w0 = Math.max(wStart, 0);
+        const w1 = Math.min(wStart + kw, W);
+        let s = 0;
+        for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) s += xd[xOff + h * W + w];
+        yd[o] = s / (countIncludePad ? kh * kw : (h1 - h0) * (w1 - w0));
+      }
+    }
+  }
+  return ctx;
+}
+
+// y_o = (1/D_o) Σ_{i ∈ window(o)} x_i  ⇒  ∂L/∂x_i = Σ_{o : i ∈ window(o)} dy_o / D_o
+// i.e. each dy_o is spread evenly over its window's real cells ("+=": windows may overlap).
+function avgPool2dBackward(saved: Pool2DContext, dy: NDArray, needDx: boolean): NDArray {
+  const ctx = ownContext(saved, JsPool2DContext);
+  const dx = (ctx.dx = reuse(ctx.dx, ctx.xShape, ctx.y.dtype));
+  if (!needDx) return dx;
+  const { N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW } = ctx.geometry;
+  const countIncludePad = ctx.countIncludePad;
+  const dxd = dx.data;
+  dxd.fill(0);
+  const dyd = dy.data;
+  for (let nc = 0; nc < N * C; nc++) {
+    const xOff = nc * H * W;
+    let o = nc * OH * OW;
+    for (let i = 0; i < OH; i++) {
+      const hStart = i * sh - ph;
+      const h0 = Math.max(hStart, 0);
+      const h1 = Math.min(hStart + kh, H);
+      for (let j = 0; j < OW; j++, o++) {
+        const wStart = j * sw - pw;
+        const w0 = Math.max(wStart, 0);
+        const w1 = Math.min(wStart + kw, W);
+        const g = dyd[o] / (countIncludePad ? kh * kw : (h1 - h0) * (w1 - w0));
+        for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) dxd[xOff + h * W + w] += g;
+      }
+    }
+  }
+  return dx;
+}
+
+// ------------------------------------------------------------------------------------------------
+// ReLU (derivation.md §2.5): y = max(0, x), f'(x) = [x > 0], read from the output (y > 0 ⇔ x > 0).
+
+class JsReLUContext implements ReLUContext {
+  readonly kernels = jsBackend;
+  y!: NDArray; // y > 0 exactly where x > 0: all backward needs
+  dx: NDArray | null = null;
+}
+
+function reluForward(x: NDArray, prev: ReLUContext | null): ReLUContext {
+  const ctx = prev instanceof JsReLUContext ? prev : new JsReLUContext();
+  const y = (ctx.y = reuse(ctx.y ?? null, x.shape, x.dtype));
+  const xd = x.data;
+  const yd = y.data;
+  for (let i = 0; i < xd.length; i++) yd[i] = xd[i] > 0 ? xd[i] : 0; // y = max(0, x)
+  return ctx;
+}
+
+/** dx = dy ⊙ [y > 0], elementwise over arrays of one length. */
+export function reluBackwardLoop(y: TypedArray, dy: TypedArray, dx: TypedArray): void {
+  for (let i = 0; i < dx.length; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
+}
+
+function reluBackward(saved: ReLUContext, dy: NDArray, needDx: boolean): NDArray {
+  const ctx = ownContext(saved, JsReLUContext);
+  const dx = (ctx.dx = reuse(ctx.dx, dy.shape, ctx.y.dtype));
+  if (needDx) reluBackwardLoop(ctx.y.data, dy.data, dx.data);
+  return dx;
+}
+
+/** The JavaScript backend. */
+export const jsBackend: Kernels = {
+  name: "js",
+  gemm: gemmJS,
+  conv2dForward,
+  conv2dBackward,
+  denseForward,
+  denseBackward,
+  maxPool2dForward,
+  maxPool2dBackward,
+  avgPool2dForward,
+  avgPool2dBackward,
+  reluForward,
+  reluBackward,
+};
+
+// ------------------------------------------------------------------------------------------------
+// The direct-loop convolution: the oracle the tests compare both backends' conv2d against. Deliberately
+// the plainest possible code — seven nested loops straight from the definition, explicit bounds checks
+// instead of a padded copy, float64 output — so that it is obviously right rather than fast.
+//
+//   y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q] · x_pad[n, c, i·sh + p·dh, j·sw + q·dw]
+//
+// and its gradients, accumulated term by term over the same seven loops:
+//   dW[o,c,p,q] += dy[n,o,i,j] · x_pad[…]      db[o] += dy[n,o,i,j]      dx_pad[…] += dy[n,o,i,j] · W[o,c,p,q]
+
+export interface ConvRefOptions {
+  /** [sh, sw], default [1, 1]. */
+  stride?: readonly [number, number];
+  /** Zero padding [top, bottom, left, right], default none. */
+  padding?: readonly [number, number, number, number];
+  /** [dh, dw], default [1, 1]. */
+  dilation?: readonly [number, number];
+}
+
+interface Resolved {
+  N: number; C: number; H: number; W: number;
+  O: number; kh: number; kw: number;
+  sh: number; sw: number; dh: number; dw: number;
+  top: number; left: number;
+  OH: number; OW: number;
+}
+
+function resolve(x: NDArray, w: NDArray, opts: ConvRefOptions): Resolved {
+  const [N, C, H, W] = x.shape;
+  const [O, Cw, kh, kw] = w.shape;
+  if (x.ndim !== 4 || w.ndim !== 4 || C !== Cw) {
+    const shapes = `${x.shape.join("x")} vs ${w.shape.join("x")}`;
+    throw new RangeError(`conv2dRef: x (N, C, H, W) and w (O, C, kh, kw) do not match: ${shapes}`);
+  }
+  const [sh, sw] = opts.stride ?? [1, 1];
+  const [top, bottom, left, right] = opts.padding ?? [0, 0, 0, 0];
+  const [dh, dw] = opts.dilation ?? [1, 1];
+  const OH = Math.floor((H + top + bottom - dh * (kh - 1) - 1) / sh) + 1;
+  const OW = Math.floor((W + left + right - dw * (kw - 1) - 1) / sw) + 1;
+  if (OH < 1 || OW < 1) throw new RangeError("conv2dRef: kernel larger than the padded input");
+  return { N, C, H, W, O, kh, kw, sh, sw, dh, dw, top, left, OH, OW };
+}
+
+/** y = conv2d(x, w) + b with x (N, C, H, W), w (O, C, kh, kw), b (O) or null; y (N, O, OH, OW) float64. */
+export function conv2dForwardRef(x: NDArray, w: NDArray, b: NDArray | null, opts: ConvRefOptions = {}): NDArray {
+  const { N, C, H, W, O, kh, kw, sh, sw, dh, dw, top, left, OH, OW } = resolve(x, w, opts);
+  const y = new NDArray(new Float64Array(N * O * OH * OW), [N, O, OH, OW]);
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < O; o++) {
+      for (let i = 0; i < OH; i++) {
+        for (let j = 0; j < OW; j++) {
+          let sum = b === null ? 0 : b.data[o];
+          for (let c = 0; c < C; c++) {
+            for (let p = 0; p < kh; p++) {
+              for (let q = 0; q < kw; q++) {
+                const r = i * sh + p * dh - top;
+                const s = j * sw + q * dw - left;
+                if (r < 0 || r >= H || s < 0 || s >= W) continue; // x_pad is zero here
+                sum += w.data[((o * C + c) * kh + p) * kw + q] * x.data[((n * C + c) * H + r) * W + s];
+              }
+            }
+          }
+          y.data[((n * O + o) * OH + i) * OW + j] = sum;
+        }
+      }
+    }
+  }
+  return y;
+}
+
+/** Gradients of L = Σ dy·y with respect to x, w and b, as fresh float64 arrays (db even without a bias). */
+export function conv2dBackwardRef(
+  x: NDArray, w: NDArray, dy: NDArray, opts: ConvRefOptions = {},
+): { dx: NDArray; dw: NDArray; db: NDArray } {
+  const { N, C, H, W, O, kh, kw, sh, sw, dh, dw, top, left, OH, OW } = resolve(x, w, opts);
+  const dx = new NDArray(new Float64Array(x.size), x.shape);
+  const dW = new NDArray(new Float64Array(w.size), w.shape);
+  const db = new NDArray(new Float64Array(O), [O]);
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < O; o++) {
+      for (let i = 0; i < OH; i++) {
+        for (let j = 0; j < OW; j++) {
+          const g = dy.data[((n * O + o) * OH + i) * OW + j];
+          db.data[o] += g;
+          for (let c = 0; c < C; c++) {
+            for (let p = 0; p < kh; p++) {
+              for (let q = 0; q < kw; q++) {
+                const r = i * sh + p * dh - top;
+                const s = j * sw + q * dw - left;
+                if (r < 0 || r >= H || s < 0 || s >= W) continue;
+                const wi = ((o * C + c) * kh + p) * kw + q;
+                const xi = ((n * C + c) * H + r) * W + s;
+                dW.data[wi] += g * x.data[xi];
+                dx.data[xi] += g * w.data[wi];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return { dx, dw: dW, db };
+}

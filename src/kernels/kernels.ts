@@ -1,0 +1,116 @@
+// The operations layers run, as one typed interface with one implementation per backend:
+//
+//   jsBackend    src/kernels/js.ts            the readable reference, any dtype (docs/derivation.md links here)
+//   wasmBackend  src/kernels/wasm-backend.ts  WebAssembly SIMD, float32, on 1…n threads
+//
+// and `kernels` (src/kernels/backend.ts), which a layer calls: it sends each forward to the current
+// backend (float32 to "wasm" when that is selected, everything else to "js") and each backward to the
+// backend that ran the matching forward. A layer never asks which one ran.
+//
+// The contract of every op pair:
+//   - forward returns a saved context: the output `y` and exactly what backward needs (JS conv: the col
+//     matrix; wasm conv: a copy of x). The context owns its buffers (y, dx, scratch) and is reused by the
+//     next forward when passed back as `prev`, so steady-state training allocates nothing; a returned
+//     array is valid until the same context's next forward/backward;
+//   - backward(ctx, …, dy, …, needDx) accumulates parameter gradients (dW += …, db += …) and returns dx,
+//     ∂L/∂x, in a buffer of the context; needDx = false skips computing dx (nobody reads a first
+//     layer's) and the returned buffer's contents are then unspecified. Backward never writes into dy;
+//   - parameters (w, b) and their gradients are the layer's NDArrays, passed to every call, never saved.
+//
+// A device backend (WebGPU, buffers on the GPU, asynchronous read-back) fits the same shape: its
+// contexts own device buffers (the saved activations never leave the device), `y` and the returned dx
+// become NDArrays whose storage is read back only where host code touches it (see docs/ARCHITECTURE.md).
+
+import type { NDArray, TypedArray } from "../nd/ndarray.ts";
+import type { ConvGeometry } from "./im2col.ts";
+
+export type BackendName = "js" | "wasm";
+
+/** Window geometry of a 2-D pooling over a batch (NCHW; PyTorch's semantics, floor mode). */
+export interface PoolGeometry {
+  /** Batch size, channels, input height and width. */
+  readonly N: number;
+  readonly C: number;
+  readonly H: number;
+  readonly W: number;
+  /** Window size, stride and (implicit, clipped) padding per axis. */
+  readonly kh: number;
+  readonly kw: number;
+  readonly sh: number;
+  readonly sw: number;
+  readonly ph: number;
+  readonly pw: number;
+  /** Output height and width. */
+  readonly OH: number;
+  readonly OW: number;
+}
+
+/** What every saved context carries: the backend whose backward consumes it. */
+export interface SavedContext {
+  readonly kernels: Kernels;
+}
+
+export interface Conv2DContext extends SavedContext {
+  readonly geometry: ConvGeometry;
+  readonly outChannels: number;
+  /** (N, O, OH, OW), the weights' dtype. */
+  readonly y: NDArray;
+}
+
+export interface DenseContext extends SavedContext {
+  /** (N, O), the weights' dtype. */
+  readonly y: NDArray;
+}
+
+export interface Pool2DContext extends SavedContext {
+  readonly geometry: PoolGeometry;
+  /** (N, C, OH, OW), x's dtype. */
+  readonly y: NDArray;
+}
+
+export interface ReLUContext extends SavedContext {
+  /** x's shape and dtype. */
+  readonly y: NDArray;
+}
+
+export interface Kernels {
+  readonly name: BackendName;
+
+  /** C = α·op(A)·op(B) + β·C on row-major arrays with offsets and leading dimensions (gemm.ts). */
+  gemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: TypedArray, aOff: number, lda: number, B: TypedArray, bOff: number, ldb: number,
+    beta: number, C: TypedArray, cOff: number, ldc: number,
+  ): void;
+
+  /** y = conv(x, w) + b (b null: none); x (N, C, H, W), w (O, C, kh, kw), the geometry of x's shape. */
+  conv2dForward(
+    geometry: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
+  ): Conv2DContext;
+  /** dW += ∂L/∂W, db += ∂L/∂b; returns dx = ∂L/∂x (x's dtype). derivation.md §2.2. */
+  conv2dBackward(
+    ctx: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+  ): NDArray;
+
+  /** y = x·W + b; x (N, F), W (F, O). */
+  denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseContext | null): DenseContext;
+  /** dW += xᵀ·dy, db += Σ_n dy; returns dx = dy·Wᵀ (x's dtype). derivation.md §2.1. */
+  denseBackward(ctx: DenseContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean): NDArray;
+
+  /** y = max over each window (ties: the first in row-major order; NaN wins). */
+  maxPool2dForward(geometry: PoolGeometry, x: NDArray, prev: Pool2DContext | null): Pool2DContext;
+  /** dx[argmax(o)] += dy[o]. derivation.md §2.3. */
+  maxPool2dBackward(ctx: Pool2DContext, dy: NDArray, needDx: boolean): NDArray;
+
+  /** y = mean over each window; the divisor counts padded cells when countIncludePad. */
+  avgPool2dForward(
+    geometry: PoolGeometry, countIncludePad: boolean, x: NDArray, prev: Pool2DContext | null,
+  ): Pool2DContext;
+  /** Each dy[o] spread evenly over its window. derivation.md §2.3. */
+  avgPool2dBackward(ctx: Pool2DContext, dy: NDArray, needDx: boolean): NDArray;
+
+  /** y = max(0, x). */
+  reluForward(x: NDArray, prev: ReLUContext | null): ReLUContext;
+  /** dx = dy ⊙ [y > 0]. derivation.md §2.5. */
+  reluBackward(ctx: ReLUContext, dy: NDArray, needDx: boolean): NDArray;
+}

@@ -1,0 +1,166 @@
+// What each kernel worker of the pool (threads.ts) runs: instantiate the kernel module over the shared
+// memory, then claim and run parts of calls until told to exit.
+//
+// The pool starts workers from source text — `new Worker(text, {eval: true})` in Node, a Blob URL in a
+// browser — so that no bundler or TypeScript loader has to find, compile or serve a separate worker file
+// (the CLI registers tsx in-process, which a worker_thread does not inherit; Vite, the playground's Web
+// Worker, and plain Node all start the same text). That text is `kernelWorker.toString()` (workerSource
+// below): by the time it runs, this file has been compiled to JavaScript by whatever loaded it. Hence
+// two rules for the function:
+//   - it is self-contained: it reads nothing from this module (every constant arrives in `layout`);
+//   - compilers may wrap its inner functions in a `__name(fn, "name")` helper (esbuild's keepNames, as
+//     tsx runs it), which workerSource defines as the identity.
+
+/** Int32 slots of the pool's control block (a SharedArrayBuffer), and the limits of a call. */
+export const CONTROL = {
+  GEN: 0, // generation: incremented once per call (and by close)
+  CMD: 1, // 0, or EXIT: the workers leave
+  FN: 2, // index into the pool's function list
+  PARTS: 3, // T of the current call
+  WS_BASE: 4, // scratch of thread i: WS_BASE + i · WS_STRIDE (bytes)
+  WS_STRIDE: 5,
+  FAILED: 6, // set by a worker whose kernel threw; its message is in the MESSAGE slots
+  WORKER_PARTS: 7, // parts run by workers so far (diagnostics and tests)
+  NEXT: 16, // (tag << PART_BITS) | next unclaimed part; on its own 64-byte line
+  FINISHED: 32, // parts finished in the current call; on its own line
+  READY: 48, // workers that have started
+  MESSAGE: 64, // MESSAGE_CHARS slots
+  EXIT: 1,
+  MESSAGE_CHARS: 256,
+  /** A call has at most 2^PART_BITS − 1 parts; the rest of NEXT is the generation's tag. */
+  PART_BITS: 12,
+  TAG_MASK: (1 << (31 - 12)) - 1,
+  MAX_PARTS: (1 << 12) - 1,
+  /** Arguments a call can pass after (t, T, ws). */
+  MAX_ARGS: 24,
+} as const;
+
+export type ControlLayout = typeof CONTROL;
+
+/** The one message a worker receives. */
+export interface WorkerInit {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  control: SharedArrayBuffer;
+  args: SharedArrayBuffer;
+  /** This worker's thread index (1 …): its scratch is WS_BASE + index · WS_STRIDE. */
+  index: number;
+  /** The kernel exports the pool runs, by index. */
+  names: readonly string[];
+  /** How long to busy-wait for the next call before blocking, in ms. */
+  spinMs: number;
+}
+
+/** The one message a worker sends back. */
+export interface WorkerReply {
+  ready: boolean;
+  error?: string;
+}
+
+type PartFunction = (t: number, T: number, ws: number, ...args: number[]) => void;
+
+interface NodeParentPort {
+  once(event: "message", listener: (init: WorkerInit) => void): void;
+  postMessage(m: WorkerReply): void;
+  close(): void;
+}
+
+interface BrowserWorkerScope {
+  onmessage: ((e: MessageEvent<WorkerInit>) => void) | null;
+  postMessage(m: WorkerReply): void;
+  close(): void;
+}
+
+/**
+ * The worker's whole program. `nodeRequire` is Node's require in a worker_thread started from text, null
+ * in a Web Worker.
+ */
+export function kernelWorker(layout: ControlLayout, nodeRequire: ((id: string) => unknown) | null): void {
+  const { GEN, CMD, FN, PARTS, WS_BASE, WS_STRIDE, FAILED, WORKER_PARTS, NEXT, FINISHED, READY, MESSAGE } = layout;
+  const { EXIT, MESSAGE_CHARS, PART_BITS, TAG_MASK, MAX_PARTS } = layout;
+
+  const run = (init: WorkerInit, post: (m: WorkerReply) => void): void => {
+    const ctl = new Int32Array(init.control);
+    const a = new Float64Array(init.args);
+    const index = init.index;
+    let fns: PartFunction[];
+    try {
+      const exports = new WebAssembly.Instance(init.module, { env: { memory: init.memory } }).exports;
+      fns = init.names.map((n) => exports[n] as PartFunction);
+      const missing = init.names.filter((_n, i) => typeof fns[i] !== "function");
+      if (missing.length > 0) throw new Error("the kernel module lacks " + missing.join(", "));
+    } catch (e) {
+      post({ ready: false, error: e instanceof Error ? e.message : String(e) });
+      return;
+    }
+    let seen = Atomics.load(ctl, GEN);
+    Atomics.add(ctl, READY, 1);
+    post({ ready: true });
+    for (;;) {
+      if (Atomics.load(ctl, CMD) === EXIT) return;
+      // claim parts of call `seen` while there are any (the protocol: threads.ts)
+      const tag = seen & TAG_MASK;
+      const parts = ctl[PARTS];
+      const fn = fns[ctl[FN]];
+      const ws = ctl[WS_BASE] + index * ctl[WS_STRIDE];
+      let v = Atomics.load(ctl, NEXT);
+      for (;;) {
+        if (v >>> PART_BITS !== tag || (v & MAX_PARTS) >= parts) break;
+        const w = Atomics.compareExchange(ctl, NEXT, v, v + 1);
+        if (w !== v) {
+          v = w;
+          continue;
+        }
+        try {
+          fn(v & MAX_PARTS, parts, ws, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12],
+            a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23]);
+        } catch (e) {
+          const text = (e instanceof Error && e.stack !== undefined ? e.stack : String(e)).slice(0, MESSAGE_CHARS);
+          for (let i = 0; i < MESSAGE_CHARS; i++) ctl[MESSAGE + i] = i < text.length ? text.charCodeAt(i) : 0;
+          Atomics.store(ctl, FAILED, 1);
+        }
+        Atomics.add(ctl, WORKER_PARTS, 1);
+        if (Atomics.add(ctl, FINISHED, 1) + 1 === parts) Atomics.notify(ctl, FINISHED);
+        v = Atomics.load(ctl, NEXT);
+      }
+      // wait for the next call: spin for spinMs, then sleep
+      let g = Atomics.load(ctl, GEN);
+      for (const until = performance.now() + init.spinMs; g === seen; ) {
+        for (let i = 0; g === seen && i < 1000; i++) g = Atomics.load(ctl, GEN);
+        if (performance.now() > until) break;
+      }
+      while (g === seen) {
+        Atomics.wait(ctl, GEN, seen);
+        g = Atomics.load(ctl, GEN);
+      }
+      seen = g;
+    }
+  };
+
+  if (nodeRequire !== null) {
+    const { parentPort } = nodeRequire("node:worker_threads") as { parentPort: NodeParentPort };
+    parentPort.once("message", (init) => {
+      run(init, (m) => {
+        parentPort.postMessage(m);
+      });
+      parentPort.close();
+    });
+  } else {
+    const scope = globalThis as unknown as BrowserWorkerScope;
+    scope.onmessage = (e) => {
+      scope.onmessage = null;
+      run(e.data, (m) => {
+        scope.postMessage(m);
+      });
+      scope.close();
+    };
+  }
+}
+
+/** The text a worker is started from: kernelWorker, compiled as this file was, called with CONTROL. */
+export function workerSource(): string {
+  return `"use strict";
+const __name = (fn) => fn;
+(${kernelWorker.toString()})(${JSON.stringify(CONTROL)}, typeof require === "function" ? require : null);
+`;
+}

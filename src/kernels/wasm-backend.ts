@@ -1,0 +1,148 @@
+// The WebAssembly backend: the Kernels interface (kernels.ts) over the per-op adapters of wasm-ops.ts,
+// float32 only (the dispatcher in backend.ts sends everything else to the JS backend). Each context
+// holds its op's adapter (whose cached views of linear memory make the steady state allocation-free) and
+// what the backward needs, kept in JS arrays: nothing lives in linear memory between calls. The formulas
+// are the JS backend's (js.ts, docs/derivation.md §2); the kernels sum in a different, also fixed, order.
+
+import type { DType, NDArray } from "../nd/ndarray.ts";
+import { ownContext, reuse } from "./buffers.ts";
+import type { ConvGeometry } from "./im2col.ts";
+import { jsBackend, reluBackwardLoop } from "./js.ts";
+import type { Conv2DContext, DenseContext, Kernels, Pool2DContext, PoolGeometry, ReLUContext } from "./kernels.ts";
+import { WasmConv2D, WasmDense, WasmMaxPool2D, WasmReLU, gemmWasm } from "./wasm-ops.ts";
+
+class WasmConv2DContext implements Conv2DContext {
+  readonly kernels = wasmBackend;
+  readonly op = new WasmConv2D();
+  geometry!: ConvGeometry;
+  outChannels = 0;
+  y!: NDArray;
+  x = new Float32Array(0); // a copy of the input: the kernels recompute each image's col from it in backward
+  xDtype: DType = "float32";
+  dx: NDArray | null = null;
+}
+
+function conv2dForward(
+  g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
+): Conv2DContext {
+  const O = w.shape[0];
+  const ctx = prev instanceof WasmConv2DContext ? prev : new WasmConv2DContext();
+  ctx.geometry = g;
+  ctx.outChannels = O;
+  ctx.xDtype = x.dtype;
+  const y = (ctx.y = reuse(ctx.y ?? null, [g.N, O, g.OH, g.OW], w.dtype));
+  if (ctx.x.length !== x.size) ctx.x = new Float32Array(x.size);
+  ctx.x.set(x.data);
+  ctx.op.forward(g, O, x.data, w.data, b?.data ?? null, y.data);
+  return ctx;
+}
+
+function conv2dBackward(
+  saved: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+): NDArray {
+  const ctx = ownContext(saved, WasmConv2DContext);
+  const g = ctx.geometry;
+  const dx = (ctx.dx = reuse(ctx.dx, [g.N, g.C, g.H, g.W], ctx.xDtype));
+  ctx.op.backward(g, ctx.outChannels, ctx.x, w.data, dy.data, dW.data, db?.data ?? null, needDx ? dx.data : null);
+  return dx;
+}
+
+class WasmDenseContext implements DenseContext {
+  readonly kernels = wasmBackend;
+  readonly op = new WasmDense();
+  x!: NDArray;
+  y!: NDArray;
+  dx: NDArray | null = null;
+}
+
+function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseContext | null): DenseContext {
+  const [N, F] = x.shape;
+  const O = w.shape[1];
+  const ctx = prev instanceof WasmDenseContext ? prev : new WasmDenseContext();
+  ctx.x = x;
+  const y = (ctx.y = reuse(ctx.y ?? null, [N, O], w.dtype));
+  ctx.op.forward(N, F, O, x.data, w.data, b?.data ?? null, y.data);
+  return ctx;
+}
+
+function denseBackward(
+  saved: DenseContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+): NDArray {
+  const ctx = ownContext(saved, WasmDenseContext);
+  const [N, F] = ctx.x.shape;
+  const O = w.shape[1];
+  const dx = (ctx.dx = reuse(ctx.dx, [N, F], ctx.x.dtype));
+  ctx.op.backward(N, F, O, ctx.x.data, w.data, dy.data, dW.data, db?.data ?? null, needDx ? dx.data : null);
+  return dx;
+}
+
+class WasmMaxPool2DContext implements Pool2DContext {
+  readonly kernels = wasmBackend;
+  readonly op = new WasmMaxPool2D();
+  geometry!: PoolGeometry;
+  y!: NDArray;
+  xShape: readonly number[] = [];
+  argmax = new Int32Array(0); // flat index into x of each output's winner
+  dx: NDArray | null = null;
+}
+
+function maxPool2dForward(g: PoolGeometry, x: NDArray, prev: Pool2DContext | null): Pool2DContext {
+  const ctx = prev instanceof WasmMaxPool2DContext ? prev : new WasmMaxPool2DContext();
+  ctx.geometry = g;
+  ctx.xShape = x.shape;
+  const y = (ctx.y = reuse(ctx.y ?? null, [g.N, g.C, g.OH, g.OW], x.dtype));
+  if (ctx.argmax.length !== y.size) ctx.argmax = new Int32Array(y.size);
+  ctx.op.forward(g.N * g.C, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.OH, g.OW, x.data, y.data, ctx.argmax);
+  return ctx;
+}
+
+function maxPool2dBackward(saved: Pool2DContext, dy: NDArray, needDx: boolean): NDArray {
+  const ctx = ownContext(saved, WasmMaxPool2DContext);
+  const dx = (ctx.dx = reuse(ctx.dx, ctx.xShape, ctx.y.dtype));
+  if (needDx) ctx.op.backward(dy.data, ctx.argmax, dx.data);
+  return dx;
+}
+
+class WasmReLUContext implements ReLUContext {
+  readonly kernels = wasmBackend;
+  readonly op = new WasmReLU();
+  y!: NDArray;
+  dx: NDArray | null = null;
+}
+
+function reluForward(x: NDArray, prev: ReLUContext | null): ReLUContext {
+  const ctx = prev instanceof WasmReLUContext ? prev : new WasmReLUContext();
+  const y = (ctx.y = reuse(ctx.y ?? null, x.shape, x.dtype));
+  ctx.op.forward(x.data, y.data);
+  return ctx;
+}
+
+function reluBackward(saved: ReLUContext, dy: NDArray, needDx: boolean): NDArray {
+  const ctx = ownContext(saved, WasmReLUContext);
+  const dx = (ctx.dx = reuse(ctx.dx, dy.shape, ctx.y.dtype));
+  if (!needDx) return dx;
+  // a float64 dy would lose bits on its way into the float32 kernel: the JS loop takes it as it is
+  if (dy.data instanceof Float32Array) ctx.op.backward(ctx.y.data, dy.data, dx.data);
+  else reluBackwardLoop(ctx.y.data, dy.data, dx.data);
+  return dx;
+}
+
+/** The WebAssembly backend (float32 arrays only; usable when wasmAvailable()). */
+export const wasmBackend: Kernels = {
+  name: "wasm",
+  gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) {
+    const [a, b, c] = [A, B, C] as Float32Array[];
+    gemmWasm(transA, transB, M, N, K, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+  },
+  conv2dForward,
+  conv2dBackward,
+  denseForward,
+  denseBackward,
+  maxPool2dForward,
+  maxPool2dBackward,
+  // no average-pooling kernel: the JS loops run it (their context sends the backward there too)
+  avgPool2dForward: (g, countIncludePad, x, prev) => jsBackend.avgPool2dForward(g, countIncludePad, x, prev),
+  avgPool2dBackward: (ctx, dy, needDx) => jsBackend.avgPool2dBackward(ctx, dy, needDx),
+  reluForward,
+  reluBackward,
+};

@@ -1,0 +1,172 @@
+// Loading the WebAssembly SIMD kernels (src/kernels/wasm/*.as, built by scripts/build-wasm.mjs into
+// kernels.generated.ts): the module's exports, the SIMD probe, and the two builds (ordinary and shared).
+//
+// Loading. The module is compiled and instantiated once, when this file is first imported (top-level
+// await, so it also works on a browser's main thread, where synchronous compilation of large modules
+// is not allowed). If the generated file is missing (the build has not run), or the engine lacks
+// WebAssembly SIMD (checked with WebAssembly.validate on a ten-byte SIMD function), nothing fails:
+// `wasmKernels` stays null, `wasmUnavailableReason` says why, and every caller keeps the pure-TS path.
+//
+// The shared-memory build (for threads, see wasm-threads.ts) is compiled from the same generated file on
+// first use, synchronously: threads run only off a browser's main thread, where that is allowed.
+
+/** The exports of the kernel module (see src/kernels/wasm/*.as for their contracts). Pointers are byte offsets. */
+export interface KernelExports {
+  gemm(transA: number, transB: number, M: number, N: number, K: number, alpha: number, a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number, ws: number): void;
+  gemmScratchBytes(transA: number, transB: number, M: number, K: number): number;
+  convForward(
+    N: number, C: number, H: number, W: number, O: number, kh: number, kw: number, sh: number, sw: number, dh: number, dw: number,
+    padTop: number, padLeft: number, OH: number, OW: number, x: number, w: number, bias: number, y: number, ws: number,
+  ): void;
+  convBackward(
+    N: number, C: number, H: number, W: number, O: number, kh: number, kw: number, sh: number, sw: number, dh: number, dw: number,
+    padTop: number, padLeft: number, OH: number, OW: number, x: number, w: number, dy: number, dW: number, db: number, dx: number, ws: number,
+  ): void;
+  convScratchBytes(C: number, O: number, kh: number, kw: number, OH: number, OW: number): number;
+  denseForward(N: number, F: number, O: number, x: number, w: number, bias: number, y: number, ws: number): void;
+  denseBackward(N: number, F: number, O: number, x: number, w: number, dy: number, dW: number, db: number, dx: number, ws: number): void;
+  denseScratchBytes(N: number, F: number): number;
+  maxPoolForward(NC: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, OH: number, OW: number, x: number, y: number, arg: number): void;
+  maxPoolBackward(n: number, dy: number, arg: number, dx: number, nx: number): void;
+  reluForward(n: number, x: number, y: number): void;
+  reluBackward(n: number, y: number, dy: number, dx: number): void;
+  // Part t of T of a call, run with ws = the running thread's scratch (see wasm/parallel.as), and the scratch sizes.
+  packA(transA: number, M: number, K: number, alpha: number, a: number, lda: number, apack: number): void;
+  gemmPart(t: number, T: number, ws: number, transA: number, transB: number, M: number, N: number, K: number, alpha: number, a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number): void;
+  gemmPartScratchBytes(transA: number, transB: number, M: number, N: number, K: number, T: number): number;
+  convForwardPart(
+    t: number, T: number, ws: number, N: number, C: number, H: number, W: number, O: number, kh: number, kw: number, sh: number, sw: number, dh: number, dw: number,
+    padTop: number, padLeft: number, OH: number, OW: number, x: number, apack: number, bias: number, y: number,
+  ): void;
+  convBackwardPart(
+    t: number, T: number, ws: number, dWParts: number, N: number, C: number, H: number, W: number, O: number, kh: number, kw: number, sh: number, sw: number,
+    dh: number, dw: number, padTop: number, padLeft: number, OH: number, OW: number, x: number, wpackT: number, dy: number, dW: number, db: number, dx: number,
+  ): void;
+  convPackedBytes(C: number, O: number, kh: number, kw: number): number;
+  convThreadScratchBytes(C: number, O: number, kh: number, kw: number, OH: number, OW: number): number;
+  denseForwardPart(t: number, T: number, ws: number, N: number, F: number, O: number, x: number, w: number, bias: number, y: number): void;
+  denseBackwardPart(t: number, T: number, ws: number, N: number, F: number, O: number, x: number, w: number, dy: number, dW: number, db: number, dx: number): void;
+  denseThreadScratchBytes(N: number, F: number, T: number): number;
+  maxPoolForwardPart(t: number, T: number, ws: number, NC: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, OH: number, OW: number, x: number, y: number, arg: number): void;
+  maxPoolBackwardPart(t: number, T: number, ws: number, NC: number, inPlane: number, outPlane: number, dy: number, arg: number, dx: number): void;
+  reluForwardPart(t: number, T: number, ws: number, n: number, x: number, y: number): void;
+  reluBackwardPart(t: number, T: number, ws: number, n: number, y: number, dy: number, dx: number): void;
+}
+
+/** The exports a pool runs, in the order of the Part indices below. */
+export const PART_EXPORTS = [
+  "gemmPart", "convForwardPart", "convBackwardPart", "denseForwardPart", "denseBackwardPart",
+  "maxPoolForwardPart", "maxPoolBackwardPart", "reluForwardPart", "reluBackwardPart",
+] as const satisfies readonly (keyof KernelExports)[];
+export const Part = { Gemm: 0, ConvForward: 1, ConvBackward: 2, DenseForward: 3, DenseBackward: 4, MaxPoolForward: 5, MaxPoolBackward: 6, ReluForward: 7, ReluBackward: 8 } as const;
+export type PartIndex = (typeof Part)[keyof typeof Part];
+
+const REQUIRED_EXPORTS: readonly (keyof KernelExports)[] = [
+  "gemm", "gemmScratchBytes", "convForward", "convBackward", "convScratchBytes",
+  "denseForward", "denseBackward", "denseScratchBytes", "maxPoolForward", "maxPoolBackward", "reluForward", "reluBackward",
+  "packA", "gemmPartScratchBytes", "convPackedBytes", "convThreadScratchBytes", "denseThreadScratchBytes", ...PART_EXPORTS,
+];
+
+// (module (func (result v128) (v128.const i32x4 0 0 0 0)))  — validates only where SIMD is supported
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 11,
+]);
+
+/** True if this engine runs WebAssembly with the fixed-width SIMD proposal. */
+export function simdSupported(): boolean {
+  return typeof WebAssembly === "object" && WebAssembly.validate(SIMD_PROBE);
+}
+
+function decodeBase64(s: string): Uint8Array {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+/** A loaded kernel module: its exports, the memory it runs in, and the compiled module (for workers). */
+export interface LoadedKernels {
+  exports: KernelExports;
+  memory: WebAssembly.Memory;
+  module: WebAssembly.Module;
+}
+
+/** The generated module, imported so that a missing file is an ordinary rejected promise. */
+function importGenerated(): Promise<unknown> {
+  // A computed specifier: tsc and eslint pass on a fresh clone where the file does not exist yet, and
+  // Vite still bundles it (it turns `./wasm/${x}.ts` into a glob of the directory's .ts files).
+  const name = "kernels.generated";
+  return import(`./wasm/${name}.ts`);
+}
+
+/** Maximum pages of the shared variant's memory (scripts/build-wasm.mjs declares the same): 2 GiB, reserved up front. */
+export const SHARED_MAX_PAGES = 32768;
+
+/**
+ * Compile and instantiate the kernels, or say (as a string) why they cannot be used. `importer` yields
+ * the generated module ({wasmBase64, wasmSharedBase64}); tests pass stand-ins to exercise the fallbacks.
+ * shared: instantiate the shared-memory variant over a new shared WebAssembly.Memory — the form that
+ * workers can instantiate again over the same memory (this file's own instance is the non-shared one).
+ */
+export async function loadKernels(importer: () => Promise<unknown> = importGenerated, opts: { shared?: boolean } = {}): Promise<LoadedKernels | string> {
+  if (!simdSupported()) return "this JavaScript engine has no WebAssembly SIMD";
+  let mod: unknown;
+  try {
+    mod = await importer();
+  } catch {
+    return "src/kernels/wasm/kernels.generated.ts is missing: run `node scripts/build-wasm.mjs` (npm install does)";
+  }
+  const key = opts.shared === true ? "wasmSharedBase64" : "wasmBase64";
+  const b64 = typeof mod === "object" && mod !== null ? (mod as Record<string, unknown>)[key] : undefined;
+  if (typeof b64 !== "string") return `src/kernels/wasm/kernels.generated.ts has no ${key} string: rebuild it with node scripts/build-wasm.mjs`;
+  try {
+    const module = await WebAssembly.compile(decodeBase64(b64) as Uint8Array<ArrayBuffer>);
+    const memory = opts.shared === true ? new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial: 16 });
+    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    const missing = REQUIRED_EXPORTS.filter((k) => typeof instance.exports[k] !== "function");
+    if (missing.length > 0) return `the kernel module lacks ${missing.join(", ")}: rebuild it with node scripts/build-wasm.mjs`;
+    return { exports: instance.exports as unknown as KernelExports, memory, module };
+  } catch (e) {
+    return `the kernel module failed to load: ${(e as Error).message}`;
+  }
+}
+
+/** The generated module, kept: the shared-memory build is compiled from it when threads are first asked for. */
+let generated: unknown = null;
+const loaded = await loadKernels(async () => (generated = await importGenerated()));
+
+/** The kernel exports, or null when the module could not be loaded (see wasmUnavailableReason). */
+export const wasmKernels: KernelExports | null = typeof loaded === "string" ? null : loaded.exports;
+/** Why wasmKernels is null, or null when it loaded. */
+export const wasmUnavailableReason: string | null = typeof loaded === "string" ? loaded : null;
+/** The compiled module and its memory, for instantiating it elsewhere (a worker). Null when unavailable. */
+export const wasmModule: WebAssembly.Module | null = typeof loaded === "string" ? null : loaded.module;
+export const wasmMemory: WebAssembly.Memory | null = typeof loaded === "string" ? null : loaded.memory;
+
+/** The shared-memory build, instantiated on first use and kept (its memory cannot shrink anyway). */
+let sharedKernels: LoadedKernels | null = null;
+
+/** The ordinary build as loaded (null when unavailable). */
+export const ordinaryKernels: LoadedKernels | null = typeof loaded === "string" ? null : loaded;
+
+/** The shared-memory build once loadShared() has instantiated it, else null. */
+export function loadedSharedKernels(): LoadedKernels | null {
+  return sharedKernels;
+}
+
+/** Compile and instantiate the shared-memory build synchronously (allowed off a browser's main thread, where alone threads run). */
+export function loadShared(): LoadedKernels | string {
+  if (sharedKernels !== null) return sharedKernels;
+  const b64 = typeof generated === "object" && generated !== null ? (generated as Record<string, unknown>).wasmSharedBase64 : undefined;
+  if (typeof b64 !== "string") return "src/kernels/wasm/kernels.generated.ts has no wasmSharedBase64 string: rebuild it with node scripts/build-wasm.mjs";
+  try {
+    const module = new WebAssembly.Module(decodeBase64(b64) as Uint8Array<ArrayBuffer>);
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
+    const instance = new WebAssembly.Instance(module, { env: { memory } });
+    const missing = REQUIRED_EXPORTS.filter((k) => typeof instance.exports[k] !== "function");
+    if (missing.length > 0) return `the shared kernel module lacks ${missing.join(", ")}: rebuild it with node scripts/build-wasm.mjs`;
+    return (sharedKernels = { exports: instance.exports as unknown as KernelExports, memory, module });
+  } catch (e) {
+    return `the shared-memory kernel module failed to load: ${(e as Error).message}`;
+  }
+}

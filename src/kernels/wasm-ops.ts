@@ -1,0 +1,253 @@
+// The WebAssembly kernels' per-op adapters: each copies its operands from JS arrays into the arena
+// (wasm-memory.ts), runs one kernel call on as many threads as it is worth (wasm-threads.ts), and copies
+// the results out. The Kernels interface over them is wasm-backend.ts.
+
+import type { TypedArray } from "../nd/ndarray.ts";
+import type { ConvGeometry } from "./im2col.ts";
+import { Part } from "./wasm-loader.ts";
+import { ViewCache, alloc, begin } from "./wasm-memory.ts";
+import { MAX_PARTS, evenParts, runParts, threadsFor, threadsForElements, threadsForStreaming } from "./wasm-threads.ts";
+
+// GEMM with the gemm.ts signature (offsets and leading dimensions into JS arrays).
+
+const gemmViews = new ViewCache();
+
+/** Copy rows×cols of src (leading dimension ld, from off) into the arena as a dense rows×cols matrix. */
+function putMatrix(slot: number, src: Float32Array, off: number, ld: number, rows: number, cols: number): number {
+  const ptr = alloc(rows * cols * 4);
+  const dst = gemmViews.float32(slot, ptr, rows * cols);
+  if (ld === cols) dst.set(rows * cols === src.length && off === 0 ? src : src.subarray(off, off + rows * cols));
+  else for (let r = 0; r < rows; r++) dst.set(src.subarray(off + r * ld, off + r * ld + cols), r * cols);
+  return ptr;
+}
+
+/**
+ * gemm.ts's C = α·op(A)·op(B) + β·C on float32 arrays, run by the wasm kernels. The operands are copied
+ * into linear memory (compacted: a leading dimension larger than the row is dropped) and C back out.
+ */
+export function gemmWasm(
+  transA: boolean, transB: boolean,
+  M: number, N: number, K: number,
+  alpha: number,
+  A: Float32Array, aOff: number, lda: number,
+  B: Float32Array, bOff: number, ldb: number,
+  beta: number,
+  C: Float32Array, cOff: number, ldc: number,
+): void {
+  if (M <= 0 || N <= 0) return;
+  const T = threadsFor(M * N * K);
+  const k = begin(T);
+  const aRows = transA ? K : M, aCols = transA ? M : K;
+  const bRows = transB ? N : K, bCols = transB ? K : N;
+  const a = putMatrix(0, A, aOff, lda, aRows, aCols);
+  const b = putMatrix(1, B, bOff, ldb, bRows, bCols);
+  const c = beta === 0 ? alloc(M * N * 4) : putMatrix(2, C, cOff, ldc, M, N);
+  // parts: blocks of C's rows, or when it is wider than tall of its columns (each part then packs all
+  // of A, so only one per thread): see gemmPart
+  const parts = M >= N ? evenParts(M, T) : Math.min(T, Math.ceil(N / 8));
+  const stride = k.gemmPartScratchBytes(+transA, +transB, M, N, K, parts);
+  const ws = alloc(T * stride);
+  runParts(Part.Gemm, T, parts, ws, stride, +transA, +transB, M, N, K, alpha, a, aCols, b, bCols, beta, c, N);
+  const out = gemmViews.float32(2, c, M * N);
+  if (ldc === N) C.set(out, cOff);
+  else for (let r = 0; r < M; r++) C.set(out.subarray(r * N, (r + 1) * N), cOff + r * ldc);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Layer-level operations. Each instance belongs to one saved context (wasm-backend.ts: one per layer)
+// and caches its views. Arrays may be float32 or float64 (TypedArray.set converts on the way in and
+// out); the arithmetic is float32.
+
+/** Conv2D forward/backward for one layer (float32, NCHW, weights (O, C, kh, kw)). */
+export class WasmConv2D {
+  private readonly views = new ViewCache();
+
+  /** y = conv(x, w) + b (b null: no bias). x (N, C, H, W) and y (N, O, OH, OW) as in g. */
+  forward(g: ConvGeometry, O: number, x: TypedArray, w: TypedArray, b: TypedArray | null, y: TypedArray): void {
+    const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
+    const K = C * kh * kw;
+    const T = threadsFor(N * O * K * OH * OW);
+    const k = begin(T);
+    const xp = alloc(x.length * 4);
+    const wp = alloc(w.length * 4);
+    const bp = b === null ? 0 : alloc(b.length * 4);
+    const yp = alloc(y.length * 4);
+    const apack = alloc(k.convPackedBytes(C, O, kh, kw));
+    const parts = T === 1 ? 1 : Math.min(N, MAX_PARTS); // an image per part
+    const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
+    const ws = alloc(T * stride);
+    const v = this.views;
+    v.float32(0, xp, x.length).set(x);
+    v.float32(1, wp, w.length).set(w);
+    if (b !== null) v.float32(2, bp, b.length).set(b);
+    k.packA(0, O, K, 1, wp, K, apack);
+    runParts(Part.ConvForward, T, parts, ws, stride, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, xp, apack, bp, yp);
+    y.set(v.float32(3, yp, y.length));
+  }
+
+  /** dW += ∂L/∂W, db += ∂L/∂b (db null: no bias), dx = ∂L/∂x (dx null: not wanted); x is the forward's input. */
+  backward(
+    g: ConvGeometry, O: number, x: TypedArray, w: TypedArray, dy: TypedArray,
+    dW: TypedArray, db: TypedArray | null, dx: TypedArray | null,
+  ): void {
+    const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
+    const K = C * kh * kw;
+    const T = threadsFor(N * O * K * OH * OW * (dx === null ? 1 : 2));
+    const k = begin(T);
+    const xp = alloc(x.length * 4);
+    const wp = alloc(w.length * 4);
+    const dyp = alloc(dy.length * 4);
+    const dWp = alloc(dW.length * 4);
+    const dbp = db === null ? 0 : alloc(db.length * 4);
+    const dxp = dx === null ? 0 : alloc(dx.length * 4);
+    const apack = dx === null ? 0 : alloc(k.convPackedBytes(C, O, kh, kw));
+    // parts: blocks of dW's columns (each over every image), then an image of dx per part (see
+    // convBackwardPart). With dx, one dW block per thread: the many dx parts even out the load. Without
+    // (a first layer), the dW blocks alone must: up to 4 per thread, of 4 columns each where K allows
+    // (LeNet's first layer, K = 25: 6 blocks of 4 and one of 1).
+    const dWParts = T === 1 ? 1 : Math.min(Math.ceil(K / 4), dx === null ? 4 * T : T, MAX_PARTS - 1);
+    const dxParts = dx === null ? 0 : T === 1 ? 1 : Math.min(N, MAX_PARTS - dWParts);
+    const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
+    const ws = alloc(T * stride);
+    const v = this.views;
+    v.float32(0, xp, x.length).set(x);
+    v.float32(1, wp, w.length).set(w);
+    v.float32(2, dyp, dy.length).set(dy);
+    v.float32(3, dWp, dW.length).set(dW);
+    if (db !== null) v.float32(4, dbp, db.length).set(db);
+    if (dx !== null) k.packA(1, K, O, 1, wp, K, apack); // Wᵀ (K × O)
+    runParts(Part.ConvBackward, T, dWParts + dxParts, ws, stride, dWParts, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, xp, apack, dyp, dWp, dbp, dxp);
+    dW.set(v.float32(3, dWp, dW.length));
+    if (db !== null) db.set(v.float32(4, dbp, db.length));
+    if (dx !== null) dx.set(v.float32(5, dxp, dx.length));
+  }
+}
+
+/** Dense forward/backward for one layer (float32; x (N, F), W (F, O), y (N, O)). */
+export class WasmDense {
+  private readonly views = new ViewCache();
+
+  forward(N: number, F: number, O: number, x: TypedArray, w: TypedArray, b: TypedArray | null, y: TypedArray): void {
+    const T = threadsFor(N * F * O);
+    const k = begin(T);
+    const xp = alloc(x.length * 4);
+    const wp = alloc(w.length * 4);
+    const bp = b === null ? 0 : alloc(b.length * 4);
+    const yp = alloc(y.length * 4);
+    const parts = evenParts(N, T); // rows of y
+    const stride = k.denseThreadScratchBytes(N, F, parts);
+    const ws = alloc(T * stride);
+    const v = this.views;
+    v.float32(0, xp, x.length).set(x);
+    v.float32(1, wp, w.length).set(w);
+    if (b !== null) v.float32(2, bp, b.length).set(b);
+    runParts(Part.DenseForward, T, parts, ws, stride, N, F, O, xp, wp, bp, yp);
+    y.set(v.float32(3, yp, y.length));
+  }
+
+  backward(
+    N: number, F: number, O: number, x: TypedArray, w: TypedArray, dy: TypedArray,
+    dW: TypedArray, db: TypedArray | null, dx: TypedArray | null,
+  ): void {
+    const T = threadsFor(N * F * O * (dx === null ? 1 : 2));
+    const k = begin(T);
+    const xp = alloc(x.length * 4);
+    const wp = alloc(w.length * 4);
+    const dyp = alloc(dy.length * 4);
+    const dWp = alloc(dW.length * 4);
+    const dbp = db === null ? 0 : alloc(db.length * 4);
+    const dxp = dx === null ? 0 : alloc(dx.length * 4);
+    const parts = evenParts(Math.max(F, N), T); // rows of dW, and of dx
+    const stride = k.denseThreadScratchBytes(N, F, parts);
+    const ws = alloc(T * stride);
+    const v = this.views;
+    v.float32(0, xp, x.length).set(x);
+    v.float32(1, wp, w.length).set(w);
+    v.float32(2, dyp, dy.length).set(dy);
+    v.float32(3, dWp, dW.length).set(dW);
+    if (db !== null) v.float32(4, dbp, db.length).set(db);
+    runParts(Part.DenseBackward, T, parts, ws, stride, N, F, O, xp, wp, dyp, dWp, dbp, dxp);
+    dW.set(v.float32(3, dWp, dW.length));
+    if (db !== null) db.set(v.float32(4, dbp, db.length));
+    if (dx !== null) dx.set(v.float32(5, dxp, dx.length));
+  }
+}
+
+/** MaxPool2D forward for one layer: y and the winners' flat indices into x (see wasm/pool.as). */
+export class WasmMaxPool2D {
+  private readonly views = new ViewCache();
+  // the last forward's planes, for splitting the backward by plane (a window never leaves its plane)
+  private planes = 1;
+  private inPlane = 0;
+  private outPlane = 0;
+
+  forward(
+    NC: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, OH: number, OW: number,
+    x: TypedArray, y: TypedArray, arg: Int32Array,
+  ): void {
+    const T = threadsForElements(x.length);
+    begin(T);
+    const xp = alloc(x.length * 4);
+    const yp = alloc(y.length * 4);
+    const ap = alloc(arg.length * 4);
+    const v = this.views;
+    v.float32(0, xp, x.length).set(x);
+    runParts(Part.MaxPoolForward, T, evenParts(NC, T), 0, 0, NC, H, W, kh, kw, sh, sw, ph, pw, OH, OW, xp, yp, ap);
+    this.planes = NC;
+    this.inPlane = H * W;
+    this.outPlane = OH * OW;
+    y.set(v.float32(1, yp, y.length));
+    arg.set(v.int32(0, ap, arg.length));
+  }
+
+  /** dx = 0, then dx[arg[o]] += dy[o] in order of o. */
+  backward(dy: TypedArray, arg: Int32Array, dx: TypedArray): void {
+    const T = threadsForStreaming(dx.length);
+    begin(T);
+    const dyp = alloc(dy.length * 4);
+    const ap = alloc(arg.length * 4);
+    const dxp = alloc(dx.length * 4);
+    const v = this.views;
+    v.float32(2, dyp, dy.length).set(dy);
+    v.int32(1, ap, arg.length).set(arg);
+    // by plane when these are the last forward's planes, else as one plane (one thread)
+    const byPlane = this.planes * this.outPlane === dy.length && this.planes * this.inPlane === dx.length;
+    const NC = byPlane ? this.planes : 1;
+    runParts(Part.MaxPoolBackward, T, evenParts(NC, T), 0, 0, NC, byPlane ? this.inPlane : dx.length, byPlane ? this.outPlane : dy.length, dyp, ap, dxp);
+    dx.set(v.float32(3, dxp, dx.length));
+  }
+}
+
+/**
+ * ReLU for one layer, bit for bit the same as the JS backend's loops (js.ts) (see wasm/elementwise.as),
+ * without their branch mispredictions on activations of random sign.
+ */
+export class WasmReLU {
+  private readonly views = new ViewCache();
+
+  /** y = x > 0 ? x : 0 */
+  forward(x: TypedArray, y: TypedArray): void {
+    const n = x.length;
+    const T = threadsForStreaming(n);
+    begin(T);
+    const xp = alloc(n * 4);
+    const yp = alloc(n * 4);
+    this.views.float32(0, xp, n).set(x);
+    runParts(Part.ReluForward, T, evenParts(n >> 2, T), 0, 0, n, xp, yp);
+    y.set(this.views.float32(1, yp, n));
+  }
+
+  /** dx = y > 0 ? dy : 0 */
+  backward(y: TypedArray, dy: TypedArray, dx: TypedArray): void {
+    const n = y.length;
+    const T = threadsForStreaming(n);
+    begin(T);
+    const yp = alloc(n * 4);
+    const dyp = alloc(n * 4);
+    const v = this.views;
+    v.float32(0, yp, n).set(y);
+    v.float32(1, dyp, n).set(dy);
+    runParts(Part.ReluBackward, T, evenParts(n >> 2, T), 0, 0, n, yp, dyp, dyp);
+    dx.set(v.float32(1, dyp, n));
+  }
+}

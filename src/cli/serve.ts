@@ -12,10 +12,9 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "./main.ts";
 import { UsageError } from "./args.ts";
 
-/** The checkout's or the installed package's root: this file runs as src/cli/serve.ts or inside dist/cli.js. */
-export const REPO_ROOT = ((here) => (existsSync(join(here, "..", "package.json")) ? resolve(here, "..") : resolve(here, "..", "..")))(
-  dirname(fileURLToPath(import.meta.url)),
-);
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** The checkout's or the installed package's root: this file runs as src/cli/serve.ts, or bundled in dist/cli.js. */
+export const REPO_ROOT = existsSync(join(HERE, "..", "package.json")) ? resolve(HERE, "..") : resolve(HERE, "..", "..");
 export const WEB_DIR = join(REPO_ROOT, "web");
 export const WEB_DIST = join(WEB_DIR, "dist");
 /** An installed package ships the pages pre-built (web/dist, built at pack time) and not their sources. */
@@ -149,6 +148,7 @@ export const serveCommand: Command = {
       root = resolve(v.dir);
       if (!existsSync(join(root, "index.html"))) throw new UsageError(`handprop serve: --dir ${v.dir} has no index.html (build it with: npm run build:web)`);
     } else if (PAGES_PREBUILT) {
+      if (v.rebuild) throw new UsageError("handprop serve: --rebuild needs a checkout: the installed package ships its pages pre-built");
       if (!existsSync(join(WEB_DIST, "index.html"))) {
         throw new Error(`the pre-built pages are missing (${WEB_DIST}): this copy of handprop was packed without its build; reinstall handprop`);
       }

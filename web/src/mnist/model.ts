@@ -1,7 +1,7 @@
 // Page 2's model: the zoo's LeNet-5 (src/nn/models.ts), moved between the page and the worker as
 // config + weights, plus the hook that loads a pretrained model shipped with the page.
 
-import { NDArray, buildModel, DIGIT_INPUT_SHAPE, sequentialFromConfig } from "handprop";
+import { NDArray, buildModel, DIGIT_INPUT_SHAPE, sequentialFromConfig, deserializeModel } from "handprop";
 import type { Sequential } from "handprop";
 import type { ModelSnapshot } from "./protocol.ts";
 
@@ -88,8 +88,6 @@ export async function loadPretrained(baseUrl: string): Promise<Pretrained | null
   if (!jsonRes.ok) throw new Error(`${jsonRes.url}: HTTP ${jsonRes.status}`);
   if (!binRes.ok) throw new Error(`${binRes.url}: HTTP ${binRes.status}`);
   const [json, bytes] = await Promise.all([jsonRes.text(), binRes.arrayBuffer()]);
-  // The decoder is part of handprop's entry, already loaded with the layers.
-  const { deserializeModel } = await import("handprop");
   const loaded = deserializeModel(json, new Uint8Array(bytes), undefined, { manifest: "models/lenet5/model.json", weights: "models/lenet5/weights.bin" });
   const model = loaded.model;
   const shapes = model.build(DIGIT_INPUT_SHAPE);

@@ -43,6 +43,7 @@ if (project === null) {
   mkdirSync(project);
   writeFileSync(join(project, "package.json"), '{"name": "consumer", "private": true, "type": "module"}\n');
   run("npm", ["install", "--offline", "--no-audit", "--no-fund", "--loglevel", "error", tarball], project);
+  process.stderr.write(`installed in ${project} (pass --project ${project} to measure it again; delete ${work} when done)\n`);
 }
 project = resolve(project);
 const installedBin = join(project, "node_modules", ".bin", "handprop");

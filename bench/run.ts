@@ -23,7 +23,7 @@ import { buildModel } from "../src/nn/models.ts";
 import { readIdx } from "../src/node/idx.ts";
 import { MNIST_FILES } from "../src/data/mnist.ts";
 import { defaultMnistDir } from "../src/node/mnist.ts";
-import { runArticleFast } from "../src/examples/article-fast.ts";
+import { runArticleFast } from "../research/article-fast.ts";
 import { convnetjsLeNet, tfjsConv, tfjsLeNet, type ConvRunner, type LeNetRunner } from "./peers.ts";
 
 export interface BenchResult {

@@ -9,7 +9,9 @@
 //                     instantiate in several workers over one memory (needs cross-origin isolation in
 //                     browsers); loadKernels(importer, { shared: true }) loads it
 //
-//   node scripts/build-wasm.mjs              build (npm install runs this as "prepare")
+//   node scripts/build-wasm.mjs              build (npm install and npm ci run this as the "dependencies"
+//                                            script: like "prepare" in a checkout, but never in a project
+//                                            that installs handprop, which gets the kernels pre-built in dist/)
 //   node scripts/build-wasm.mjs --if-stale   build only if the generated file is missing or was built
 //                                            from other sources (pretest/prestart run this)
 //

@@ -68,3 +68,5 @@ export type { Size, RandomStateInput, ShuffleTarget } from "./nd/random.ts";
 export type { Json, TensorEntry, SlotEntry, BinaryFileEntry, SerializedRandomState, FileNames } from "./io/model-format.ts";
 export type { KerasModelTopology, KerasLayerJson, TfjsWeightsGroup } from "./io/tfjs.ts";
 export type { BackwardOptions } from "./nn/layer.ts";
+export { fdlibmExp, fdlibmTanh } from "./nd/fdlibm.ts";
+export { ARTICLE_DEFAULTS, X as ARTICLE_X, Y as ARTICLE_Y } from "./examples/article.ts";

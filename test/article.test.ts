@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { articleReport, runArticle, type ArticleResult } from "../src/examples/article.ts";
 import { runArticleWithLayers } from "../src/examples/article-layers.ts";
-import { runArticleFast } from "../src/examples/article-fast.ts";
+import { runArticleFast } from "../research/article-fast.ts";
 import { loadFixture } from "./helpers.ts";
 
 interface Case extends ArticleResult {

@@ -8,7 +8,8 @@ import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { RandomState, type RandomStateInput, type Size } from "../src/nd/random.ts";
-import { fma, logCR, logExact, logGlibc } from "../src/nd/log.ts";
+import { fma, logGlibc } from "../src/nd/log.ts";
+import { logCR, logExact } from "../research/log-cr.ts";
 import { NDArray } from "../src/nd/ndarray.ts";
 
 // ---------------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ export default defineConfig(() => {
     appType: "mpa" as const, // a missing file is a 404, never index.html
     publicDir: "public",
     define: { __HANDPROP_PRETRAINED__: JSON.stringify(pretrained) },
+    // The pages import the library by its package name, as a user's page would; here that is the source
+    // itself, so the dev server and the build need no compiled dist/.
+    resolve: { alias: [{ find: /^handprop$/, replacement: join(repoRoot, "src", "index.ts") }] },
     build: {
       outDir: "dist",
       emptyOutDir: true,

@@ -33,6 +33,29 @@ function globalHelp(): string {
   return lines.join("\n");
 }
 
+/** Commands that load the checkout's dev dependencies (bench/ and the peers it measures against). */
+const CHECKOUT_ONLY = new Set(["bench"]);
+
+function isMissingModule(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
+}
+
+/** Run a command; where an installed copy lacks what a checkout-only command loads, say so instead of a stack. */
+async function runNeedingCheckout(cmd: Command, values: FlagValues, positionals: string[]): Promise<number> {
+  try {
+    return await cmd.run(values, positionals);
+  } catch (e) {
+    if (!CHECKOUT_ONLY.has(cmd.spec.name) || !isMissingModule(e)) throw e;
+    throw new Error(
+      `needs a checkout of handprop with its dev dependencies (TensorFlow.js, ConvNetJS and bench/ are not part of the ` +
+        `installed package): git clone the repository, npm install, then npx handprop ${cmd.spec.name} ` +
+        `(${(e as Error).message.split("\n")[0]})`,
+      { cause: e },
+    );
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
@@ -47,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const { values, positionals } = parseFlags(cmd.spec, rest);
-    return await cmd.run(values, positionals);
+    return await runNeedingCheckout(cmd, values, positionals);
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(e.message + "\n");

@@ -12,9 +12,13 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "./main.ts";
 import { UsageError } from "./args.ts";
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** The checkout's or the installed package's root: this file runs as src/cli/serve.ts, or bundled in dist/cli.js. */
+export const REPO_ROOT = existsSync(join(HERE, "..", "package.json")) ? resolve(HERE, "..") : resolve(HERE, "..", "..");
 export const WEB_DIR = join(REPO_ROOT, "web");
 export const WEB_DIST = join(WEB_DIR, "dist");
+/** An installed package ships the pages pre-built (web/dist, built at pack time) and not their sources. */
+const PAGES_PREBUILT = !existsSync(join(WEB_DIR, "vite.config.ts"));
 
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -143,6 +147,11 @@ export const serveCommand: Command = {
     if (typeof v.dir === "string") {
       root = resolve(v.dir);
       if (!existsSync(join(root, "index.html"))) throw new UsageError(`handprop serve: --dir ${v.dir} has no index.html (build it with: npm run build:web)`);
+    } else if (PAGES_PREBUILT) {
+      if (v.rebuild) throw new UsageError("handprop serve: --rebuild needs a checkout: the installed package ships its pages pre-built");
+      if (!existsSync(join(WEB_DIST, "index.html"))) {
+        throw new Error(`the pre-built pages are missing (${WEB_DIST}): this copy of handprop was packed without its build; reinstall handprop`);
+      }
     } else if (v.rebuild || webBuildIsStale()) {
       process.stderr.write("handprop serve: building the page (vite build web)…\n");
       await buildWeb();

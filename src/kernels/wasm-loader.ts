@@ -103,31 +103,48 @@ function importGenerated(): Promise<unknown> {
 export const SHARED_MAX_PAGES = 32768;
 
 /**
+ * What to do about a missing or stale kernel module. From the sources (a checkout, tsx or Vite's dev
+ * server) the file is rebuilt by a script; from the compiled package (dist/) the build always ships
+ * it, so its absence means a copy packed without its prepack build.
+ */
+const fromSources = typeof import.meta.url === "string" && import.meta.url.endsWith(".ts");
+const GENERATED = fromSources ? "src/kernels/wasm/kernels.generated.ts" : "handprop's dist/kernels/wasm/kernels.generated.js";
+const REBUILD = fromSources
+  ? "rebuild it with node scripts/build-wasm.mjs"
+  : "this copy of handprop was packed without its build: reinstall handprop from the npm registry, or pack it again " +
+    "from a checkout with `npm pack` (its prepack script builds the kernels); until then it runs on the TypeScript kernels";
+
+/**
  * Compile and instantiate the kernels, or say (as a string) why they cannot be used. `importer` yields
  * the generated module ({wasmBase64, wasmSharedBase64}); tests pass stand-ins to exercise the fallbacks.
  * shared: instantiate the shared-memory variant over a new shared WebAssembly.Memory — the form that
  * workers can instantiate again over the same memory (this file's own instance is the non-shared one).
  */
 export async function loadKernels(importer: () => Promise<unknown> = importGenerated, opts: { shared?: boolean } = {}): Promise<LoadedKernels | string> {
-  if (!simdSupported()) return "this JavaScript engine has no WebAssembly SIMD";
+  if (!simdSupported()) {
+    return "this JavaScript engine has no WebAssembly SIMD (Node ≥ 16.4, Chrome ≥ 91, Firefox ≥ 89 and Safari ≥ 16.4 have it): " +
+      "handprop runs on its TypeScript kernels, ~15× slower";
+  }
   let mod: unknown;
   try {
     mod = await importer();
   } catch {
-    return "src/kernels/wasm/kernels.generated.ts is missing: run `node scripts/build-wasm.mjs` (npm install does)";
+    return `${GENERATED} is missing: ${fromSources ? "run `node scripts/build-wasm.mjs` (npm install does)" : REBUILD}`;
   }
   const key = opts.shared === true ? "wasmSharedBase64" : "wasmBase64";
   const b64 = typeof mod === "object" && mod !== null ? (mod as Record<string, unknown>)[key] : undefined;
-  if (typeof b64 !== "string") return `src/kernels/wasm/kernels.generated.ts has no ${key} string: rebuild it with node scripts/build-wasm.mjs`;
+  if (typeof b64 !== "string") return `${GENERATED} has no ${key} string: ${REBUILD}`;
   try {
     const module = await WebAssembly.compile(decodeBase64(b64) as Uint8Array<ArrayBuffer>);
     const memory = opts.shared === true ? new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial: 16 });
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
     const missing = REQUIRED_EXPORTS.filter((k) => typeof instance.exports[k] !== "function");
-    if (missing.length > 0) return `the kernel module lacks ${missing.join(", ")}: rebuild it with node scripts/build-wasm.mjs`;
+    if (missing.length > 0) return `the kernel module lacks ${missing.join(", ")}: ${REBUILD}`;
     return { exports: instance.exports as unknown as KernelExports, memory, module };
   } catch (e) {
-    return `the kernel module failed to load: ${(e as Error).message}`;
+    // In a browser the usual cause is a Content-Security-Policy without 'wasm-unsafe-eval'.
+    return `the kernel module failed to load: ${(e as Error).message} (a page's Content-Security-Policy must allow ` +
+      "'wasm-unsafe-eval' for WebAssembly); handprop runs on its TypeScript kernels";
   }
 }
 
@@ -158,13 +175,13 @@ export function loadedSharedKernels(): LoadedKernels | null {
 export function loadShared(): LoadedKernels | string {
   if (sharedKernels !== null) return sharedKernels;
   const b64 = typeof generated === "object" && generated !== null ? (generated as Record<string, unknown>).wasmSharedBase64 : undefined;
-  if (typeof b64 !== "string") return "src/kernels/wasm/kernels.generated.ts has no wasmSharedBase64 string: rebuild it with node scripts/build-wasm.mjs";
+  if (typeof b64 !== "string") return `${GENERATED} has no wasmSharedBase64 string: ${REBUILD}`;
   try {
     const module = new WebAssembly.Module(decodeBase64(b64) as Uint8Array<ArrayBuffer>);
     const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
     const instance = new WebAssembly.Instance(module, { env: { memory } });
     const missing = REQUIRED_EXPORTS.filter((k) => typeof instance.exports[k] !== "function");
-    if (missing.length > 0) return `the shared kernel module lacks ${missing.join(", ")}: rebuild it with node scripts/build-wasm.mjs`;
+    if (missing.length > 0) return `the shared kernel module lacks ${missing.join(", ")}: ${REBUILD}`;
     return (sharedKernels = { exports: instance.exports as unknown as KernelExports, memory, module });
   } catch (e) {
     return `the shared-memory kernel module failed to load: ${(e as Error).message}`;

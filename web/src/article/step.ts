@@ -9,13 +9,12 @@
 // uses. They return Node's bits in Node, and the same bits in a browser whose own Math.exp/Math.tanh
 // differ in the last place (Chromium's do), so the page shows exactly what the CLI prints.
 
-import type { NDArray } from "../../../src/nd/ndarray.ts";
-import { dot, expandDims, map, mul, reshape, rot90, square, sub, sumAll, transpose } from "../../../src/nd/ops.ts";
-import { RandomState } from "../../../src/nd/random.ts";
-import { convolve2d } from "../../../src/nd/signal.ts";
-import { fdlibmExp as exp, fdlibmTanh } from "../../../src/nd/fdlibm.ts";
+import {
+  dot, expandDims, map, mul, reshape, rot90, square, sub, sumAll, transpose, RandomState, convolve2d, fdlibmExp as exp, fdlibmTanh,
+} from "handprop";
+import type { NDArray } from "handprop";
 
-export { ARTICLE_DEFAULTS, X as ARTICLE_X, Y as ARTICLE_Y } from "../../../src/examples/article.ts";
+export { ARTICLE_DEFAULTS, ARTICLE_X, ARTICLE_Y } from "handprop";
 
 // The same helpers as article.ts (and the article's tanh, d_tanh, log, d_log).
 const tanh = (x: NDArray): NDArray => map(x, fdlibmTanh);

@@ -2,9 +2,8 @@
 // Web Worker (worker.ts) and watch the page's copy of the weights improve as snapshots arrive.
 
 import "../style.css";
-import type { NDArray } from "../../../src/nd/ndarray.ts";
-import type { Sequential } from "../../../src/nn/sequential.ts";
-import { Conv2D } from "../../../src/nn/conv.ts";
+import { Conv2D, buildModel } from "handprop";
+import type { NDArray, Sequential } from "handprop";
 import { byId, h, setText } from "../dom.ts";
 import { LineChart } from "../chart.ts";
 import { loadSplit, type DigitSet } from "./data.ts";
@@ -13,7 +12,6 @@ import { freshModel, fromSnapshot, loadPretrained, MNIST_STANDARDIZE, setWeights
 import type { ModelSnapshot } from "./protocol.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { paint, range } from "./viz.ts";
-import { buildModel } from "../../../src/nn/models.ts";
 
 const dataUrl = new URL("data/", document.baseURI).href;
 

@@ -1,10 +1,8 @@
 // Page 2's model: the zoo's LeNet-5 (src/nn/models.ts), moved between the page and the worker as
 // config + weights, plus the hook that loads a pretrained model shipped with the page.
 
-import { NDArray } from "../../../src/nd/ndarray.ts";
-import { buildModel, DIGIT_INPUT_SHAPE } from "../../../src/nn/models.ts";
-import { sequentialFromConfig } from "../../../src/nn/registry.ts";
-import type { Sequential } from "../../../src/nn/sequential.ts";
+import { NDArray, buildModel, DIGIT_INPUT_SHAPE, sequentialFromConfig, deserializeModel } from "handprop";
+import type { Sequential } from "handprop";
 import type { ModelSnapshot } from "./protocol.ts";
 
 /** How raw pixels p ∈ [0, 255] become inputs: x = (p · scale − mean) / std (as src/data/mnist.ts). */
@@ -90,8 +88,6 @@ export async function loadPretrained(baseUrl: string): Promise<Pretrained | null
   if (!jsonRes.ok) throw new Error(`${jsonRes.url}: HTTP ${jsonRes.status}`);
   if (!binRes.ok) throw new Error(`${binRes.url}: HTTP ${binRes.status}`);
   const [json, bytes] = await Promise.all([jsonRes.text(), binRes.arrayBuffer()]);
-  // Loaded on demand: a page without a pretrained model never downloads the decoder.
-  const { deserializeModel } = await import("../../../src/io/model-format.ts");
   const loaded = deserializeModel(json, new Uint8Array(bytes), undefined, { manifest: "models/lenet5/model.json", weights: "models/lenet5/weights.bin" });
   const model = loaded.model;
   const shapes = model.build(DIGIT_INPUT_SHAPE);

@@ -1,6 +1,6 @@
 // Messages between page 2 (main.ts) and its training worker (worker.ts).
 
-import type { LayerConfig } from "../../../src/nn/layer.ts";
+import type { LayerConfig } from "handprop";
 import type { Normalization } from "./model.ts";
 
 /** The model as it crosses the thread boundary: its config and its parameters, in params() order. */

@@ -6,11 +6,8 @@
 // the order of RandomState(seed).permutation(N) (a fresh permutation per epoch from the same stream),
 // so a seed fixes the run.
 
-import { NDArray } from "../../../src/nd/ndarray.ts";
-import { RandomState } from "../../../src/nd/random.ts";
-import { SoftmaxCrossEntropy } from "../../../src/nn/losses.ts";
-import { Adam } from "../../../src/nn/optim.ts";
-import type { Sequential } from "../../../src/nn/sequential.ts";
+import { NDArray, RandomState, SoftmaxCrossEntropy, Adam } from "handprop";
+import type { Sequential } from "handprop";
 import { loadSplit, type DigitSet } from "./data.ts";
 import { fromSnapshot, type Normalization } from "./model.ts";
 import type { FromWorker, ToWorker, TrainRequest } from "./protocol.ts";

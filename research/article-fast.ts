@@ -7,9 +7,9 @@
 //
 // Unrolled for the fixed shapes: X 3×3, w1 2×2, layer_1 2×2, w2 4×1. Index names follow article.ts.
 
-import { RandomState } from "../nd/random.ts";
-import { fdlibmExp as exp, fdlibmTanh as tanh } from "../nd/fdlibm.ts";
-import { ARTICLE_DEFAULTS, X, Y, type ArticleOptions, type ArticleResult } from "./article.ts";
+import { RandomState } from "../src/nd/random.ts";
+import { fdlibmExp as exp, fdlibmTanh as tanh } from "../src/nd/fdlibm.ts";
+import { ARTICLE_DEFAULTS, X, Y, type ArticleOptions, type ArticleResult } from "../src/examples/article.ts";
 
 const images: Float64Array[] = X.map((x) => Float64Array.from(x.data));
 const targets: Float64Array = Float64Array.from(Y.data);

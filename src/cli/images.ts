@@ -12,7 +12,7 @@
 //   - decompression is bounded by the size the header implies (pngjs bounds progressive images; an
 //     interlaced one is inflated here first with that bound).
 
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { inflateSync } from "node:zlib";
 import pngjs from "pngjs";
 import { rgbaToGray, type GrayImage } from "../data/digits.ts";
@@ -241,7 +241,9 @@ export function readBoundedFile(path: string, limit = MAX_IMAGE_FILE_BYTES): Uin
   const name = printable(path);
   let fd: number;
   try {
-    fd = openSync(path, "r");
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever; for a regular
+    // file it changes nothing. The type is checked on the open descriptor, so nothing can swap it.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new ImageError(code === "ENOENT" ? `${name}: no such file` : `${name}: cannot read: ${printable((e as Error).message)}`);

@@ -11,7 +11,8 @@
 
 import { join } from "node:path";
 import { loadModel } from "../io/model-io.ts";
-import { MNIST_STANDARDIZE, normalizationFromTraining } from "../data/normalization.ts";
+import { MNIST_STANDARDIZE, normalizationFromTraining, type Normalization } from "../data/normalization.ts";
+import type { Sequential } from "../nn/sequential.ts";
 import { DIGIT_FRAME, MIN_CONTRAST, digitInput, preprocessDigit, softmax, topK, type GrayImage } from "../data/digits.ts";
 import { ImageError, readImage } from "./images.ts";
 import { printable } from "./text.ts";
@@ -32,6 +33,23 @@ export interface Prediction {
   file: string;
   inverted: boolean;
   top: { digit: number; probability: number }[];
+}
+
+/**
+ * Classify one decoded picture: preprocess (src/data/digits.ts), normalize, run the model, softmax,
+ * top k. A blank picture is an ImageError naming `file`; a model whose output is not one row of
+ * finite class scores is an Error naming `modelName`.
+ */
+export function classifyPicture(model: Sequential, img: GrayImage, normalization: Normalization, file: string, k: number, modelName: string): Prediction {
+  const { pixels, inverted, ink } = preprocessDigit(img);
+  if (!ink) throw new ImageError(`${printable(file)}: no digit: the picture is blank (contrast under ${MIN_CONTRAST} of 255)`);
+  const logits = model.predict(digitInput(pixels, normalization));
+  if (logits.shape.length !== 2 || logits.shape[0] !== 1) {
+    throw new Error(`${printable(modelName)}: the model maps a (1, 1, ${DIGIT_FRAME}, ${DIGIT_FRAME}) image to shape (${logits.shape.join(", ")}), expected (1, classes)`);
+  }
+  const probabilities = softmax(logits.data);
+  if (!probabilities.every(Number.isFinite)) throw new Error(`${printable(modelName)}: the model's class scores are not finite numbers`);
+  return { file, inverted, top: topK(probabilities, k) };
 }
 
 export const predictCommand: Command = {
@@ -65,13 +83,7 @@ export const predictCommand: Command = {
     for (const file of files) {
       let r: Prediction;
       try {
-        const { pixels, inverted, ink } = preprocessDigit(readImage(file));
-        if (!ink) throw new ImageError(`${printable(file)}: no digit: the picture is blank (contrast under ${MIN_CONTRAST} of 255)`);
-        const logits = model.predict(digitInput(pixels, normalization));
-        if (logits.shape.length !== 2 || logits.shape[0] !== 1) {
-          throw new Error(`${printable(dir)}: the model maps a (1, 1, ${DIGIT_FRAME}, ${DIGIT_FRAME}) image to shape (${logits.shape.join(", ")}), expected (1, classes)`);
-        }
-        r = { file, inverted, top: topK(softmax(logits.data), k) };
+        r = classifyPicture(model, readImage(file), normalization, file, k, dir);
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
         // Errors of our decoders name the file already; anything else gets the name in front.

@@ -13,6 +13,9 @@ import { join } from "node:path";
 import { crc32, deflateSync } from "node:zlib";
 import { decodeImage, decodePgm, decodePng, ImageError, MAX_IMAGE_PIXELS, readImage } from "../src/cli/images.ts";
 import { printable } from "../src/cli/text.ts";
+import { classifyPicture } from "../src/cli/predict.ts";
+import { REPO_ROOT } from "../src/cli/serve.ts";
+import { loadModel } from "../src/io/model-io.ts";
 import { preprocessDigit, rgbaToGray, softmax, topK, type GrayImage } from "../src/data/digits.ts";
 import { MNIST_STANDARDIZE, NormalizationError, normalizationFromTraining, validateNormalization } from "../src/data/normalization.ts";
 import { MNIST_FILES, defaultMnistDir } from "../src/data/mnist.ts";
@@ -200,4 +203,37 @@ test("Sequential.predict: 0 images give (0, 10); batchSize must be a positive in
   const x = new NDArray(new Float32Array(784 * 3), [3, 1, 28, 28]);
   for (const batchSize of [0, -1, 1.5, NaN]) assert.throws(() => model.predict(x, { batchSize }), (e: Error) => e instanceof RangeError && /predict: batchSize must be a positive integer/.test(e.message));
   assert.deepEqual(model.predict(x, { batchSize: 2 }).shape, [3, 10]);
+});
+
+/** A white-on-black drawing like the page's pad: a 22-px round-capped polyline on 280×280, anti-aliased by coverage. */
+function drawing(points: [number, number][], size = 280, stroke = 22): GrayImage {
+  const data = new Float64Array(size * size);
+  const r = stroke / 2;
+  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
+    let d = Infinity;
+    for (let s = 0; s + 1 < points.length; s++) {
+      const [ax, ay] = points[s];
+      const [bx, by] = points[s + 1];
+      const t = Math.max(0, Math.min(1, ((x + 0.5 - ax) * (bx - ax) + (y + 0.5 - ay) * (by - ay)) / ((bx - ax) ** 2 + (by - ay) ** 2)));
+      d = Math.min(d, Math.hypot(x + 0.5 - ax - t * (bx - ax), y + 0.5 - ay - t * (by - ay)));
+    }
+    data[y * size + x] = 255 * Math.max(0, Math.min(1, r - d + 0.5));
+  }
+  return { width: size, height: size, data };
+}
+
+test("drawings like the page's are read as the digits drawn by the shipped LeNet-5", () => {
+  const { model, training } = loadModel(join(REPO_ROOT, "web", "public", "models", "lenet5"));
+  const { normalization } = normalizationFromTraining(training, "lenet5/model.json");
+  const seven: [number, number][] = [[70, 70], [140, 68], [210, 70], [180, 140], [150, 210], [130, 250]];
+  const one: [number, number][] = [[150, 40], [140, 240]];
+  const zero: [number, number][] = Array.from({ length: 25 }, (_, i) => [140 + 60 * Math.sin((i / 24) * 2 * Math.PI), 140 - 95 * Math.cos((i / 24) * 2 * Math.PI)]);
+  for (const [label, points] of [[7, seven], [1, one], [0, zero]] as const) {
+    const r = classifyPicture(model, drawing([...points]), normalization, `drawn-${label}`, 3, "lenet5");
+    assert.equal(r.top[0].digit, label, `drawn ${label}: ${JSON.stringify(r.top)}`);
+    // The same drawing small and off-centre on a light page reads the same.
+    const big = drawing(points.map(([x, y]) => [x / 2 + 300, y / 2 + 40]), 600);
+    const inverted = { ...big, data: big.data.map((v) => 255 - v) };
+    assert.equal(classifyPicture(model, inverted, normalization, `page-${label}`, 1, "lenet5").top[0].digit, label);
+  }
 });

@@ -55,20 +55,31 @@ type Mutation =
   | { kind: "pgmHeader"; width: string; height: string; maxval: string };
 
 const position = fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true });
-const hugeOrSmall = fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 0xffffffff }), fc.constantFrom(0, 1, 4096, 4097, 65535, 100000, 0x7fffffff, 0xffffffff));
-const numberText = fc.oneof(hugeOrSmall.map(String), fc.constantFrom("", "-1", "1e9", "99999999999999999999", "0x10", "28 # c\n"));
+const hugeOrSmall = fc.oneof(
+  fc.integer({ min: 0, max: 64 }),
+  fc.integer({ min: 0, max: 0xffffffff }),
+  fc.constantFrom(0, 1, 4096, 4097, 65535, 100000, 0x7fffffff, 0xffffffff),
+);
+const numberText = fc.oneof(
+  hugeOrSmall.map(String),
+  fc.constantFrom("", "-1", "1e9", "99999999999999999999", "0x10", "28 # c\n"),
+);
 
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant("flip" as const), at: position, bit: fc.integer({ min: 0, max: 7 }) }),
   fc.record({ kind: fc.constant("truncate" as const), at: position }),
-  fc.record({ kind: fc.constant("insert" as const), at: position, bytes: fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 16 }) }),
+  fc.record({
+    kind: fc.constant("insert" as const),
+    at: position,
+    bytes: fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 16 }),
+  }),
   fc.record({ kind: fc.constant("u32" as const), field: fc.integer({ min: 0, max: 3 }), value: hugeOrSmall }),
   fc.record({ kind: fc.constant("pgmHeader" as const), width: numberText, height: numberText, maxval: numberText }),
 );
 
 /** Apply mutations; "u32" rewrites a PNG IHDR field (width, height, depth+type, interlace byte) and fixes its CRC. */
 function mutate(seed: Uint8Array, ms: Mutation[]): Uint8Array {
-  let b = Uint8Array.from(seed);
+  let b: Uint8Array = Uint8Array.from(seed);
   for (const m of ms) {
     const at = (f: number) => Math.floor(f * b.length);
     switch (m.kind) {
@@ -140,10 +151,18 @@ function fuzz(name: string, seeds: Uint8Array[], ext: string): void {
   process.stderr.write(`# ${name}: ${counter} inputs so far (seed ${SEED})\n`);
 }
 
-test("fuzzed PNG files end in a prediction or an ImageError naming the file", { timeout: TIME_PER_FORMAT_MS + 60_000 }, () => {
-  fuzz("PNG", [png(0, 8), png(4, 8), png(2, 8), png(6, 8), png(0, 16), png(6, 16)], "png");
-});
+test(
+  "fuzzed PNG files end in a prediction or an ImageError naming the file",
+  { timeout: TIME_PER_FORMAT_MS + 60_000 },
+  () => {
+    fuzz("PNG", [png(0, 8), png(4, 8), png(2, 8), png(6, 8), png(0, 16), png(6, 16)], "png");
+  },
+);
 
-test("fuzzed PGM files (P5, P2) end in a prediction or an ImageError naming the file", { timeout: TIME_PER_FORMAT_MS + 60_000 }, () => {
-  fuzz("PGM", [P5, P5_16, P2], "pgm");
-});
+test(
+  "fuzzed PGM files (P5, P2) end in a prediction or an ImageError naming the file",
+  { timeout: TIME_PER_FORMAT_MS + 60_000 },
+  () => {
+    fuzz("PGM", [P5, P5_16, P2], "pgm");
+  },
+);

@@ -41,7 +41,9 @@ function modelWith(name: string, normalization: unknown): string {
   const dir = join(tmp, name);
   mkdirSync(dir);
   copyFileSync(join(shipped, "weights.bin"), join(dir, "weights.bin"));
-  const manifest = JSON.parse(readFileSync(join(shipped, "model.json"), "utf8")) as { training: { dataset: Record<string, unknown> } };
+  const manifest = JSON.parse(readFileSync(join(shipped, "model.json"), "utf8")) as {
+    training: { dataset: Record<string, unknown> };
+  };
   if (normalization === undefined) delete manifest.training.dataset.normalization;
   else manifest.training.dataset.normalization = normalization;
   writeFileSync(join(dir, "model.json"), JSON.stringify(manifest));
@@ -55,11 +57,12 @@ const labels = readIdx(join(defaultMnistDir(), MNIST_FILES.testLabels));
 function pagePng(i: number, k: number, w: number, h: number, ox: number, oy: number): string {
   const png = new pngjs.PNG({ width: w, height: h });
   png.data.fill(255);
-  for (let y = 0; y < 28 * k; y++) for (let x = 0; x < 28 * k; x++) {
-    const v = 255 - images.data[i * 784 + Math.floor(y / k) * 28 + Math.floor(x / k)];
-    const p = 4 * ((oy + y) * w + ox + x);
-    png.data[p] = png.data[p + 1] = png.data[p + 2] = v;
-  }
+  for (let y = 0; y < 28 * k; y++)
+    for (let x = 0; x < 28 * k; x++) {
+      const v = 255 - images.data[i * 784 + Math.floor(y / k) * 28 + Math.floor(x / k)];
+      const p = 4 * ((oy + y) * w + ox + x);
+      png.data[p] = png.data[p + 1] = png.data[p + 2] = v;
+    }
   const file = join(tmp, `digit${i}-${labels.data[i]}.png`);
   writeFileSync(file, pngjs.PNG.sync.write(png));
   return file;
@@ -68,15 +71,30 @@ function pagePng(i: number, k: number, w: number, h: number, ox: number, oy: num
 test("a batch with bad files: the good ones are classified, each bad one is one line naming it, exit 1", async () => {
   const good = [pagePng(0, 2, 200, 90, 130, 10), pagePng(1, 3, 100, 100, 5, 8), pagePng(2, 1, 28, 40, 0, 6)];
   const bad: [string, string | Uint8Array, RegExp][] = [
-    ["huge.pgm", "P5\n100000 100000\n255\n", /huge\.pgm: the PGM header declares 100,000×100,000 = 10,000,000,000 pixels, above predict's limit of 16,777,216/],
-    ["short.pgm", "P5\n28 28\n255\n" + "x".repeat(100), /short\.pgm: truncated: header says 28×28 pixels × 1 byte\(s\) = 784 bytes from offset 13, file has 100/],
-    ["corrupt.png", Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48]), /corrupt\.png: not a readable PNG: truncated/],
+    [
+      "huge.pgm",
+      "P5\n100000 100000\n255\n",
+      /huge\.pgm: the PGM header declares 100,000×100,000 = 10,000,000,000 pixels, above predict's limit of 16,777,216/,
+    ],
+    [
+      "short.pgm",
+      "P5\n28 28\n255\n" + "x".repeat(100),
+      /short\.pgm: truncated: header says 28×28 pixels × 1 byte\(s\) = 784 bytes from offset 13, file has 100/,
+    ],
+    [
+      "corrupt.png",
+      Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48]),
+      /corrupt\.png: not a readable PNG: truncated/,
+    ],
     ["blank.pgm", "P2 3 3 255\n9 9 9 9 9 9 9 9 9\n", /blank\.pgm: no digit: the picture is blank/],
     ["esc\u001b]0;owned\u0007.pgm", "P7\n", /esc\\e\]0;owned\\x07\.pgm: not a PNG or PGM/],
   ];
   for (const [name, content] of bad) writeFileSync(join(tmp, name), content);
   const files = [good[0], ...bad.map(([n]) => join(tmp, n)), join(tmp, "missing.png"), good[1], good[2]];
-  const [text, json] = await Promise.all([run(["predict", "--model", shipped, ...files]), run(["predict", "--model", shipped, "--json", ...files])]);
+  const [text, json] = await Promise.all([
+    run(["predict", "--model", shipped, ...files]),
+    run(["predict", "--model", shipped, "--json", ...files]),
+  ]);
   assert.equal(text.code, 1);
   const lines = text.out.trim().split("\n");
   assert.equal(lines.length, 3, text.out);
@@ -89,20 +107,41 @@ test("a batch with bad files: the good ones are classified, each bad one is one 
     assert.match(errLines[i], new RegExp(`^handprop predict: ${tmp}/${re.source}`));
   });
   assert.match(errLines[bad.length], /^handprop predict: .*missing\.png: no such file$/);
-  assert.ok(!Array.from(text.err).some((c) => c.charCodeAt(0) < 0x20 && c !== "\n"), "no control character reaches the terminal");
+  assert.ok(
+    !Array.from(text.err).some((c) => c.charCodeAt(0) < 0x20 && c !== "\n"),
+    "no control character reaches the terminal",
+  );
 
   assert.equal(json.code, 1);
-  const r = JSON.parse(json.out) as { predictions: { file: string; top: { digit: number }[] }[]; errors: { file: string; error: string }[] };
-  assert.deepEqual(r.predictions.map((p) => [p.file, p.top[0].digit]), good.map((f, i) => [f, labels.data[i]]));
-  assert.deepEqual(r.errors.map((e) => e.file), files.filter((f) => !good.includes(f)));
+  const r = JSON.parse(json.out) as {
+    predictions: { file: string; top: { digit: number }[] }[];
+    errors: { file: string; error: string }[];
+  };
+  assert.deepEqual(
+    r.predictions.map((p) => [p.file, p.top[0].digit]),
+    good.map((f, i) => [f, labels.data[i]]),
+  );
+  assert.deepEqual(
+    r.errors.map((e) => e.file),
+    files.filter((f) => !good.includes(f)),
+  );
 });
 
 test("an invalid stored normalization is an error naming model.json and the field", async () => {
   const digit = pagePng(3, 1, 28, 28, 0, 0);
   const cases: [unknown, RegExp][] = [
-    [{ scale: 1 / 255, mean: 0.1307, std: 0 }, /training\.dataset\.normalization\.std must be a finite number > 0, got 0/],
-    [{ scale: 1 / 255, mean: 0.1307, std: -1 }, /training\.dataset\.normalization\.std must be a finite number > 0, got -1/],
-    [{ scale: 1 / 255, mean: "0.1307", std: 0.3081 }, /training\.dataset\.normalization\.mean must be a finite number, got "0\.1307"/],
+    [
+      { scale: 1 / 255, mean: 0.1307, std: 0 },
+      /training\.dataset\.normalization\.std must be a finite number > 0, got 0/,
+    ],
+    [
+      { scale: 1 / 255, mean: 0.1307, std: -1 },
+      /training\.dataset\.normalization\.std must be a finite number > 0, got -1/,
+    ],
+    [
+      { scale: 1 / 255, mean: "0.1307", std: 0.3081 },
+      /training\.dataset\.normalization\.mean must be a finite number, got "0\.1307"/,
+    ],
   ];
   const runs = await Promise.all(cases.map(([n], i) => run(["predict", "--model", modelWith(`bad${i}`, n), digit])));
   runs.forEach((r, i) => {

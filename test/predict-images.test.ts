@@ -17,7 +17,12 @@ import { classifyPicture } from "../src/cli/predict.ts";
 import { REPO_ROOT } from "../src/cli/serve.ts";
 import { loadModel } from "../src/io/model-io.ts";
 import { preprocessDigit, rgbaToGray, softmax, topK, type GrayImage } from "../src/data/digits.ts";
-import { MNIST_STANDARDIZE, NormalizationError, normalizationFromTraining, validateNormalization } from "../src/data/normalization.ts";
+import {
+  MNIST_STANDARDIZE,
+  NormalizationError,
+  normalizationFromTraining,
+  validateNormalization,
+} from "../src/data/normalization.ts";
 import { MNIST_FILES, defaultMnistDir } from "../src/data/mnist.ts";
 import { readIdx } from "../src/io/idx.ts";
 import { buildModel } from "../src/nn/models.ts";
@@ -28,7 +33,8 @@ after(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i])));
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number =>
+  Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i])));
 const ascii = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 /** A PNG chunk: length, type, data, CRC-32 of type + data. */
@@ -43,7 +49,12 @@ export function pngChunk(type: string, data: Uint8Array): Uint8Array {
 }
 
 /** A PNG from its parts: IHDR fields and the zlib stream for IDAT. */
-export function craftPng(width: number, height: number, idat: Uint8Array, opts: { depth?: number; colorType?: number; interlace?: number } = {}): Uint8Array {
+export function craftPng(
+  width: number,
+  height: number,
+  idat: Uint8Array,
+  opts: { depth?: number; colorType?: number; interlace?: number } = {},
+): Uint8Array {
   const ihdr = new Uint8Array(13);
   const v = new DataView(ihdr.buffer);
   v.setUint32(0, width);
@@ -51,7 +62,12 @@ export function craftPng(width: number, height: number, idat: Uint8Array, opts: 
   ihdr[8] = opts.depth ?? 8;
   ihdr[9] = opts.colorType ?? 0;
   ihdr[12] = opts.interlace ?? 0;
-  const parts = [Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk("IHDR", ihdr), pngChunk("IDAT", idat), pngChunk("IEND", new Uint8Array(0))];
+  const parts = [
+    Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk("IHDR", ihdr),
+    pngChunk("IDAT", idat),
+    pngChunk("IEND", new Uint8Array(0)),
+  ];
   return Uint8Array.from(parts.flatMap((p) => Array.from(p)));
 }
 
@@ -75,20 +91,41 @@ test("header sizes above 16 megapixels are refused before decoding, naming the f
   assert.ok(huge.ms < 1000, `${huge.ms} ms`);
   assert.throws(
     () => decodePgm(ascii("P5\n100000 100000\n255\n"), "huge.pgm"),
-    /^ImageError: huge\.pgm: the PGM header declares 100,000×100,000 = 10,000,000,000 pixels, above predict's limit of 16,777,216 \(16 megapixels, e\.g\. 4096×4096\)/,
+    new RegExp(
+      "^ImageError: huge\\.pgm: the PGM header declares 100,000×100,000 = 10,000,000,000 pixels, " +
+        "above predict's limit of 16,777,216 \\(16 megapixels, e\\.g\\. 4096×4096\\)",
+    ),
   );
-  assert.throws(() => decodePng(craftPng(20000, 20000, deflateSync(new Uint8Array(100))), "big.png"), /big\.png: the PNG header \(IHDR\) declares 20,000×20,000 = 400,000,000 pixels, above predict's limit/);
+  assert.throws(
+    () => decodePng(craftPng(20000, 20000, deflateSync(new Uint8Array(100))), "big.png"),
+    /big\.png: the PNG header \(IHDR\) declares 20,000×20,000 = 400,000,000 pixels, above predict's limit/,
+  );
   // Within the limit but with far too little compressed data to fill it: refused before pngjs allocates.
-  assert.throws(() => decodePng(craftPng(4000, 4000, deflateSync(new Uint8Array(10))), "thin.png"), /thin\.png: not a readable PNG: IHDR declares 4,000×4,000 pixels \(16,004,000 bytes of image data\), but its IDAT chunks hold only \d+ compressed bytes/);
+  assert.throws(
+    () => decodePng(craftPng(4000, 4000, deflateSync(new Uint8Array(10))), "thin.png"),
+    new RegExp(
+      "thin\\.png: not a readable PNG: IHDR declares 4,000×4,000 pixels \\(16,004,000 bytes of image data\\), " +
+        "but its IDAT chunks hold only \\d+ compressed bytes",
+    ),
+  );
   // An interlaced image whose data inflates to more than its header implies: stopped at that bound.
   const bomb = craftPng(64, 64, deflateSync(new Uint8Array(4 * 2 ** 20)), { interlace: 1 });
-  assert.throws(() => decodePng(bomb, "bomb.png"), /bomb\.png: not a readable PNG: the image data does not inflate: more than the [\d,]+ bytes IHDR implies/);
+  assert.throws(
+    () => decodePng(bomb, "bomb.png"),
+    /bomb\.png: not a readable PNG: the image data does not inflate: more than the [\d,]+ bytes IHDR implies/,
+  );
   assert.ok(MAX_IMAGE_PIXELS === 2 ** 24);
   // Numbers in a PGM are at most 10 digits: a megabyte of digits is an error, not a stack overflow.
-  assert.throws(() => decodePgm(ascii("P2 " + "9".repeat(1e6)), "digits.pgm"), /digits\.pgm: bad PGM: the width at offset 3 has more than 10 digits/);
+  assert.throws(
+    () => decodePgm(ascii("P2 " + "9".repeat(1e6)), "digits.pgm"),
+    /digits\.pgm: bad PGM: the width at offset 3 has more than 10 digits/,
+  );
   // A P2 file too short for the pixels it declares is refused by counting, before allocating.
   const p2 = timed(() => {
-    assert.throws(() => decodePgm(ascii("P2 4000 4000 255\n1 2 3"), "short.pgm"), /short\.pgm: truncated: header says 4000×4000 = 16000000 pixels, file ends after 3/);
+    assert.throws(
+      () => decodePgm(ascii("P2 4000 4000 255\n1 2 3"), "short.pgm"),
+      /short\.pgm: truncated: header says 4000×4000 = 16000000 pixels, file ends after 3/,
+    );
   });
   assert.ok(p2.ms < 1000, `${p2.ms} ms`);
 });
@@ -98,7 +135,10 @@ test("valid PNGs decode: 8-bit gray, RGBA over white", () => {
   const img = decodePng(grayPng(gray, 30, 20), "g.png");
   assert.deepEqual([img.width, img.height], [30, 20]);
   assert.ok(maxDiff(img.data, gray) < 1e-9);
-  assert.deepEqual(rgbaToGray([0, 0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 255], 3, 1).data, Float64Array.from([255, 255, 0]));
+  assert.deepEqual(
+    rgbaToGray([0, 0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 255], 3, 1).data,
+    Float64Array.from([255, 255, 0]),
+  );
 });
 
 test("files: regular files only, bounded reads, names escaped in messages", () => {
@@ -115,10 +155,16 @@ test("files: regular files only, bounded reads, names escaped in messages", () =
   writeFileSync(evil, "P5 2 2 255\n");
   assert.throws(
     () => readImage(evil),
-    (e: Error) => e instanceof ImageError && e.message.includes("evil\\e[2J\\x07.pgm: truncated") && !Array.from(e.message).some((c) => c.charCodeAt(0) < 0x20),
+    (e: Error) =>
+      e instanceof ImageError &&
+      e.message.includes("evil\\e[2J\\x07.pgm: truncated") &&
+      !Array.from(e.message).some((c) => c.charCodeAt(0) < 0x20),
   );
   assert.equal(printable("a\u0000b\tc\r\n\u009b\u202ed"), "a\\0b\\tc\\r\\n\\x9b\\u{202e}d");
-  assert.throws(() => decodeImage(ascii("GIF89a"), "x.gif"), /x\.gif: not a PNG or PGM \(P2\/P5\) image \(starts with 47 49 46 38\)/);
+  assert.throws(
+    () => decodeImage(ascii("GIF89a"), "x.gif"),
+    /x\.gif: not a PNG or PGM \(P2\/P5\) image \(starts with 47 49 46 38\)/,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -130,10 +176,11 @@ const mnist = (i: number): Float64Array => Float64Array.from(testImages.data.sub
 /** The picture `src` (28×28) enlarged k times by nearest neighbour and placed at (ox, oy) on a w×h canvas of `bg`. */
 function canvas(src: Float64Array, k: number, w: number, h: number, ox: number, oy: number, invert = false): GrayImage {
   const data = new Float64Array(w * h).fill(invert ? 255 : 0);
-  for (let y = 0; y < 28 * k; y++) for (let x = 0; x < 28 * k; x++) {
-    const v = src[Math.floor(y / k) * 28 + Math.floor(x / k)];
-    data[(oy + y) * w + ox + x] = invert ? 255 - v : v;
-  }
+  for (let y = 0; y < 28 * k; y++)
+    for (let x = 0; x < 28 * k; x++) {
+      const v = src[Math.floor(y / k) * 28 + Math.floor(x / k)];
+      data[(oy + y) * w + ox + x] = invert ? 255 - v : v;
+    }
   return { width: w, height: h, data };
 }
 
@@ -145,7 +192,13 @@ test("a 28×28 MNIST image comes through unchanged; position, size, polarity and
     assert.equal(plain.ink, true);
     assert.equal(plain.inverted, false);
     // Levels stretch the brightest pixel to 255; MNIST's box and centring are reproduced exactly.
-    assert.ok(maxDiff(plain.pixels, img.map((v) => (v * 255) / peak)) < 1e-9, `image ${i}`);
+    assert.ok(
+      maxDiff(
+        plain.pixels,
+        img.map((v) => (v * 255) / peak),
+      ) < 1e-9,
+      `image ${i}`,
+    );
     // Enlarged 3× by nearest neighbour anywhere on a wide canvas (on the 3-pixel grid, so that no
     // sub-pixel shift blurs it), dark on light: area averaging undoes it.
     const placed = preprocessDigit(canvas(img, 3, 300, 120, 150 + 3 * i, 21, true));
@@ -167,21 +220,36 @@ test("a 20000×1 picture is resampled without a padded square", () => {
   assert.equal(value.inverted, true);
   // A 2000-pixel bar scaled to 20 pixels wide, 0.01 pixel tall: a faint line across the middle of the frame.
   const row = Array.from(value.pixels.subarray(14 * 28, 15 * 28));
-  assert.ok(row.slice(5, 25).every((v) => Math.abs(v - 2.55) < 1e-9), row.join(" "));
-  assert.equal(value.pixels.reduce((a, b) => a + b, 0), row.reduce((a, b) => a + b, 0));
+  assert.ok(
+    row.slice(5, 25).every((v) => Math.abs(v - 2.55) < 1e-9),
+    row.join(" "),
+  );
+  assert.equal(
+    value.pixels.reduce((a, b) => a + b, 0),
+    row.reduce((a, b) => a + b, 0),
+  );
 });
 
 test("softmax and top-k", () => {
   const p = softmax([1000, 1000, -Infinity, 999]);
   assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-15);
   assert.equal(p[2], 0);
-  assert.deepEqual(topK(p, 2).map((t) => t.digit), [0, 1]);
-  assert.deepEqual(topK([0.1, 0.5, 0.4], 5).map((t) => t.digit), [1, 2, 0]);
+  assert.deepEqual(
+    topK(p, 2).map((t) => t.digit),
+    [0, 1],
+  );
+  assert.deepEqual(
+    topK([0.1, 0.5, 0.4], 5).map((t) => t.digit),
+    [1, 2, 0],
+  );
 });
 
 test("a stored normalization is validated by file and field, never replaced by defaults", () => {
   const ok = { scale: 1 / 255, mean: 0.1307, std: 0.3081 };
-  assert.deepEqual(normalizationFromTraining({ dataset: { normalization: ok } }, "m.json"), { normalization: ok, stored: true });
+  assert.deepEqual(normalizationFromTraining({ dataset: { normalization: ok } }, "m.json"), {
+    normalization: ok,
+    stored: true,
+  });
   assert.deepEqual(normalizationFromTraining(undefined, "m.json"), { normalization: MNIST_STANDARDIZE, stored: false });
   assert.deepEqual(normalizationFromTraining({ dataset: {} }, "m.json").stored, false);
   const bad: [unknown, RegExp][] = [
@@ -192,16 +260,30 @@ test("a stored normalization is validated by file and field, never replaced by d
     [{ scale: 1, mean: 0 }, /normalization\.std must be a finite number > 0, got nothing/],
     ["standardize", /training\.dataset\.normalization must be an object \{scale, mean, std\}, got "standardize"/],
   ];
-  for (const [n, re] of bad) assert.throws(() => normalizationFromTraining({ dataset: { normalization: n } }, "m.json"), (e: Error) => e instanceof NormalizationError && re.test(e.message));
-  assert.throws(() => normalizationFromTraining({ dataset: [] }, "m.json"), /m\.json: training\.dataset must be an object, got an array/);
-  assert.throws(() => validateNormalization(null, "x.json", "meta.n"), /x\.json: meta\.n must be an object \{scale, mean, std\}, got null/);
+  for (const [n, re] of bad)
+    assert.throws(
+      () => normalizationFromTraining({ dataset: { normalization: n } }, "m.json"),
+      (e: Error) => e instanceof NormalizationError && re.test(e.message),
+    );
+  assert.throws(
+    () => normalizationFromTraining({ dataset: [] }, "m.json"),
+    /m\.json: training\.dataset must be an object, got an array/,
+  );
+  assert.throws(
+    () => validateNormalization(null, "x.json", "meta.n"),
+    /x\.json: meta\.n must be an object \{scale, mean, std\}, got null/,
+  );
 });
 
 test("Sequential.predict: 0 images give (0, 10); batchSize must be a positive integer", () => {
   const model = buildModel("cnn-small", { seed: 1 });
   assert.deepEqual(model.predict(new NDArray(new Float32Array(0), [0, 1, 28, 28])).shape, [0, 10]);
   const x = new NDArray(new Float32Array(784 * 3), [3, 1, 28, 28]);
-  for (const batchSize of [0, -1, 1.5, NaN]) assert.throws(() => model.predict(x, { batchSize }), (e: Error) => e instanceof RangeError && /predict: batchSize must be a positive integer/.test(e.message));
+  for (const batchSize of [0, -1, 1.5, NaN])
+    assert.throws(
+      () => model.predict(x, { batchSize }),
+      (e: Error) => e instanceof RangeError && /predict: batchSize must be a positive integer/.test(e.message),
+    );
   assert.deepEqual(model.predict(x, { batchSize: 2 }).shape, [3, 10]);
 });
 
@@ -209,30 +291,54 @@ test("Sequential.predict: 0 images give (0, 10); batchSize must be a positive in
 function drawing(points: [number, number][], size = 280, stroke = 22): GrayImage {
   const data = new Float64Array(size * size);
   const r = stroke / 2;
-  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
-    let d = Infinity;
-    for (let s = 0; s + 1 < points.length; s++) {
-      const [ax, ay] = points[s];
-      const [bx, by] = points[s + 1];
-      const t = Math.max(0, Math.min(1, ((x + 0.5 - ax) * (bx - ax) + (y + 0.5 - ay) * (by - ay)) / ((bx - ax) ** 2 + (by - ay) ** 2)));
-      d = Math.min(d, Math.hypot(x + 0.5 - ax - t * (bx - ax), y + 0.5 - ay - t * (by - ay)));
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++) {
+      let d = Infinity;
+      for (let s = 0; s + 1 < points.length; s++) {
+        const [ax, ay] = points[s];
+        const [bx, by] = points[s + 1];
+        const t = Math.max(
+          0,
+          Math.min(1, ((x + 0.5 - ax) * (bx - ax) + (y + 0.5 - ay) * (by - ay)) / ((bx - ax) ** 2 + (by - ay) ** 2)),
+        );
+        d = Math.min(d, Math.hypot(x + 0.5 - ax - t * (bx - ax), y + 0.5 - ay - t * (by - ay)));
+      }
+      data[y * size + x] = 255 * Math.max(0, Math.min(1, r - d + 0.5));
     }
-    data[y * size + x] = 255 * Math.max(0, Math.min(1, r - d + 0.5));
-  }
   return { width: size, height: size, data };
 }
 
 test("drawings like the page's are read as the digits drawn by the shipped LeNet-5", () => {
   const { model, training } = loadModel(join(REPO_ROOT, "web", "public", "models", "lenet5"));
   const { normalization } = normalizationFromTraining(training, "lenet5/model.json");
-  const seven: [number, number][] = [[70, 70], [140, 68], [210, 70], [180, 140], [150, 210], [130, 250]];
-  const one: [number, number][] = [[150, 40], [140, 240]];
-  const zero: [number, number][] = Array.from({ length: 25 }, (_, i) => [140 + 60 * Math.sin((i / 24) * 2 * Math.PI), 140 - 95 * Math.cos((i / 24) * 2 * Math.PI)]);
-  for (const [label, points] of [[7, seven], [1, one], [0, zero]] as const) {
+  const seven: [number, number][] = [
+    [70, 70],
+    [140, 68],
+    [210, 70],
+    [180, 140],
+    [150, 210],
+    [130, 250],
+  ];
+  const one: [number, number][] = [
+    [150, 40],
+    [140, 240],
+  ];
+  const zero: [number, number][] = Array.from({ length: 25 }, (_, i) => [
+    140 + 60 * Math.sin((i / 24) * 2 * Math.PI),
+    140 - 95 * Math.cos((i / 24) * 2 * Math.PI),
+  ]);
+  for (const [label, points] of [
+    [7, seven],
+    [1, one],
+    [0, zero],
+  ] as const) {
     const r = classifyPicture(model, drawing([...points]), normalization, `drawn-${label}`, 3, "lenet5");
     assert.equal(r.top[0].digit, label, `drawn ${label}: ${JSON.stringify(r.top)}`);
     // The same drawing small and off-centre on a light page reads the same.
-    const big = drawing(points.map(([x, y]) => [x / 2 + 300, y / 2 + 40]), 600);
+    const big = drawing(
+      points.map(([x, y]) => [x / 2 + 300, y / 2 + 40]),
+      600,
+    );
     const inverted = { ...big, data: big.data.map((v) => 255 - v) };
     assert.equal(classifyPicture(model, inverted, normalization, `page-${label}`, 1, "lenet5").top[0].digit, label);
   }

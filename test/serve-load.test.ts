@@ -39,32 +39,39 @@ const fdsOf = (pid: number | "self"): string[] => {
     }
   });
 };
-const openFilesUnder = (pid: number | "self", folder: string): number => fdsOf(pid).filter((l) => l.startsWith(folder)).length;
+const openFilesUnder = (pid: number | "self", folder: string): number =>
+  fdsOf(pid).filter((l) => l.startsWith(folder)).length;
 
 const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
 
 type Kind = "get" | "head" | "drop" | "missing";
 
-/** One request; "drop" destroys the connection on the first chunk of big.bin. Resolves with the status (0 if dropped or refused). */
+/**
+ * One request; "drop" destroys the connection on the first chunk of big.bin. Resolves with the
+ * status (0 if dropped or refused).
+ */
 function hit(url: URL, kind: Kind): Promise<number> {
   const path = { get: "/", head: "/app.js", drop: "/big.bin", missing: "/nope.js" }[kind];
   return new Promise((resolve) => {
-    const req = request({ host: url.hostname, port: url.port, path, method: kind === "head" ? "HEAD" : "GET", agent }, (res) => {
-      if (kind === "drop") {
-        res.once("data", () => {
-          req.destroy();
+    const req = request(
+      { host: url.hostname, port: url.port, path, method: kind === "head" ? "HEAD" : "GET", agent },
+      (res) => {
+        if (kind === "drop") {
+          res.once("data", () => {
+            req.destroy();
+            resolve(0);
+          });
+          return;
+        }
+        res.resume();
+        res.on("end", () => {
+          resolve(res.statusCode ?? 0);
+        });
+        res.on("error", () => {
           resolve(0);
         });
-        return;
-      }
-      res.resume();
-      res.on("end", () => {
-        resolve(res.statusCode ?? 0);
-      });
-      res.on("error", () => {
-        resolve(0);
-      });
-    });
+      },
+    );
     req.on("error", () => {
       resolve(0);
     });
@@ -74,7 +81,8 @@ function hit(url: URL, kind: Kind): Promise<number> {
 
 /** `total` requests, `parallel` at a time, cycling through the kinds. */
 const KINDS: Kind[] = ["get", "drop", "head", "get", "drop", "missing"];
-const countOf = (kind: Kind, total: number): number => Array.from({ length: total }, (_, i) => KINDS[i % KINDS.length]).filter((k) => k === kind).length;
+const countOf = (kind: Kind, total: number): number =>
+  Array.from({ length: total }, (_, i) => KINDS[i % KINDS.length]).filter((k) => k === kind).length;
 
 async function burst(url: URL, total: number, parallel: number): Promise<Record<number, number>> {
   const kinds = KINDS;
@@ -108,33 +116,52 @@ const close = (server: Server) =>
     server.closeAllConnections();
   });
 
-test(`${REQUESTS} requests with dropped downloads: no descriptor left open, memory flat, still answering`, { timeout: STRESS ? 300_000 : 30_000 }, async () => {
-  const logged: string[] = [];
-  const { server, url } = await startStaticServer(dir, { log: (l) => logged.push(l) });
-  const u = new URL(url);
-  try {
-    await burst(u, 200, 20); // warm-up: buffers, lazily created handles
-    const fdsBefore = fdsOf("self").length;
-    const rssBefore = process.memoryUsage().rss;
-    const t0 = performance.now();
-    const statuses = await burst(u, REQUESTS, 50);
-    const seconds = (performance.now() - t0) / 1000;
-    const dropped = countOf("drop", REQUESTS);
-    assert.equal((statuses[200] ?? 0) + (statuses[0] ?? 0) + (statuses[404] ?? 0), REQUESTS, JSON.stringify(statuses));
-    assert.ok((statuses[0] ?? 0) <= dropped, `${statuses[0]} requests failed or were dropped, ${dropped} were meant to be`);
-    assert.equal(statuses[404] ?? 0, countOf("missing", REQUESTS), JSON.stringify(statuses));
-    // Every file the server opened is closed again, and no socket lingers.
-    assert.ok(await settle(() => openFilesUnder("self", dir) === 0), `files still open: ${openFilesUnder("self", dir)}`);
-    assert.ok(await settle(() => fdsOf("self").length <= fdsBefore), `descriptors: ${fdsBefore} before, ${fdsOf("self").length} after`);
-    const rssGrowth = (process.memoryUsage().rss - rssBefore) / 2 ** 20;
-    assert.ok(rssGrowth < 64, `RSS grew by ${rssGrowth.toFixed(1)} MiB over ${REQUESTS} requests`);
-    assert.equal(await hit(u, "get"), 200);
-    assert.deepEqual(logged, []); // dropped downloads are ordinary, not errors
-    process.stderr.write(`# ${REQUESTS} requests in ${seconds.toFixed(1)} s, RSS growth ${rssGrowth.toFixed(1)} MiB\n`);
-  } finally {
-    await close(server);
-  }
-});
+test(
+  `${REQUESTS} requests with dropped downloads: no descriptor left open, memory flat, still answering`,
+  { timeout: STRESS ? 300_000 : 30_000 },
+  async () => {
+    const logged: string[] = [];
+    const { server, url } = await startStaticServer(dir, { log: (l) => logged.push(l) });
+    const u = new URL(url);
+    try {
+      await burst(u, 200, 20); // warm-up: buffers, lazily created handles
+      const fdsBefore = fdsOf("self").length;
+      const rssBefore = process.memoryUsage().rss;
+      const t0 = performance.now();
+      const statuses = await burst(u, REQUESTS, 50);
+      const seconds = (performance.now() - t0) / 1000;
+      const dropped = countOf("drop", REQUESTS);
+      assert.equal(
+        (statuses[200] ?? 0) + (statuses[0] ?? 0) + (statuses[404] ?? 0),
+        REQUESTS,
+        JSON.stringify(statuses),
+      );
+      assert.ok(
+        (statuses[0] ?? 0) <= dropped,
+        `${statuses[0]} requests failed or were dropped, ${dropped} were meant to be`,
+      );
+      assert.equal(statuses[404] ?? 0, countOf("missing", REQUESTS), JSON.stringify(statuses));
+      // Every file the server opened is closed again, and no socket lingers.
+      assert.ok(
+        await settle(() => openFilesUnder("self", dir) === 0),
+        `files still open: ${openFilesUnder("self", dir)}`,
+      );
+      assert.ok(
+        await settle(() => fdsOf("self").length <= fdsBefore),
+        `descriptors: ${fdsBefore} before, ${fdsOf("self").length} after`,
+      );
+      const rssGrowth = (process.memoryUsage().rss - rssBefore) / 2 ** 20;
+      assert.ok(rssGrowth < 64, `RSS grew by ${rssGrowth.toFixed(1)} MiB over ${REQUESTS} requests`);
+      assert.equal(await hit(u, "get"), 200);
+      assert.deepEqual(logged, []); // dropped downloads are ordinary, not errors
+      process.stderr.write(
+        `# ${REQUESTS} requests in ${seconds.toFixed(1)} s, RSS growth ${rssGrowth.toFixed(1)} MiB\n`,
+      );
+    } finally {
+      await close(server);
+    }
+  },
+);
 
 test("at most maxOpenFiles files are open at once; waiting requests are served when slots free up", async () => {
   const { server, url } = await startStaticServer(dir, { maxOpenFiles: 4 });
@@ -152,7 +179,10 @@ test("at most maxOpenFiles files are open at once; waiting requests are served w
     assert.equal(openFilesUnder("self", dir), 4);
     for (const r of held) r.destroy();
     // The queued requests whose clients left are skipped; the slots come back and serve others.
-    assert.ok(await settle(() => openFilesUnder("self", dir) === 0), `files still open: ${openFilesUnder("self", dir)}`);
+    assert.ok(
+      await settle(() => openFilesUnder("self", dir) === 0),
+      `files still open: ${openFilesUnder("self", dir)}`,
+    );
     assert.deepEqual(await Promise.all([hit(u, "get"), hit(u, "get"), hit(u, "missing")]), [200, 200, 404]);
   } finally {
     await close(server);
@@ -162,9 +192,13 @@ test("at most maxOpenFiles files are open at once; waiting requests are served w
 /** `handprop serve --dir` as a child process limited to `nofile` descriptors; resolves with its URL. */
 function serveLimited(nofile: number): Promise<{ child: ChildProcess; url: URL; err: () => string }> {
   const bin = join(REPO_ROOT, "bin", "handprop.mjs");
-  const child = spawn("sh", ["-c", `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, bin, "serve", "--dir", dir, "--port", "0"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    "sh",
+    ["-c", `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, bin, "serve", "--dir", dir, "--port", "0"],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let err = "";
   child.stderr?.on("data", (d: Buffer) => (err += d.toString()));
   return new Promise((resolve, reject) => {
@@ -180,25 +214,35 @@ function serveLimited(nofile: number): Promise<{ child: ChildProcess; url: URL; 
   });
 }
 
-test(`a server limited to 128 descriptors survives ${CLIENTS} clients dropping a large file after the first chunk`, { timeout: 60_000 }, async () => {
-  const { child, url, err } = await serveLimited(128);
-  const pid = child.pid!;
-  let exitCode: number | null | undefined;
-  child.on("exit", (code) => (exitCode = code));
-  try {
-    await hit(url, "get");
-    const baseline = fdsOf(pid).length;
-    // All at once: more connections than descriptors, so some accepts fail with EMFILE.
-    await Promise.all(Array.from({ length: CLIENTS }, () => hit(url, "drop")));
-    await burst(url, 300, 30);
-    assert.equal(exitCode, undefined, `the server exited: ${err()}`);
-    assert.ok(await settle(() => openFilesUnder(pid, dir) === 0), `files still open in the server: ${openFilesUnder(pid, dir)}`);
-    assert.ok(await settle(() => fdsOf(pid).length <= baseline), `server descriptors: ${baseline} before, ${fdsOf(pid).length} after`);
-    assert.equal(await hit(url, "get"), 200);
-    assert.doesNotMatch(err(), /Uncaught|Unhandled|EMFILE.*\n.*at /);
-  } finally {
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGINT");
-    await exited;
-  }
-});
+test(
+  `a server limited to 128 descriptors survives ${CLIENTS} clients dropping a large file after the first chunk`,
+  { timeout: 60_000 },
+  async () => {
+    const { child, url, err } = await serveLimited(128);
+    const pid = child.pid!;
+    let exitCode: number | null | undefined;
+    child.on("exit", (code) => (exitCode = code));
+    try {
+      await hit(url, "get");
+      const baseline = fdsOf(pid).length;
+      // All at once: more connections than descriptors, so some accepts fail with EMFILE.
+      await Promise.all(Array.from({ length: CLIENTS }, () => hit(url, "drop")));
+      await burst(url, 300, 30);
+      assert.equal(exitCode, undefined, `the server exited: ${err()}`);
+      assert.ok(
+        await settle(() => openFilesUnder(pid, dir) === 0),
+        `files still open in the server: ${openFilesUnder(pid, dir)}`,
+      );
+      assert.ok(
+        await settle(() => fdsOf(pid).length <= baseline),
+        `server descriptors: ${baseline} before, ${fdsOf(pid).length} after`,
+      );
+      assert.equal(await hit(url, "get"), 200);
+      assert.doesNotMatch(err(), /Uncaught|Unhandled|EMFILE.*\n.*at /);
+    } finally {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGINT");
+      await exited;
+    }
+  },
+);

@@ -112,13 +112,25 @@ test("a file that shrinks while being sent ends the response with an error, not 
 });
 
 test("serve warns when the host is reachable from the network", () => {
-  for (const h of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]", "::ffff:127.0.0.1"]) assert.equal(isLoopbackHost(h), true, h);
-  for (const h of ["0.0.0.0", "::", "192.168.1.10", "10.0.0.1", "example.com", "128.0.0.1"]) assert.equal(isLoopbackHost(h), false, h);
+  for (const h of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]", "::ffff:127.0.0.1"])
+    assert.equal(isLoopbackHost(h), true, h);
+  for (const h of ["0.0.0.0", "::", "192.168.1.10", "10.0.0.1", "example.com", "128.0.0.1"])
+    assert.equal(isLoopbackHost(h), false, h);
   assert.equal(networkWarning("127.0.0.1", 5173), null);
-  assert.match(networkWarning("0.0.0.0", 5173) ?? "", /warning: listening on every network interface: the playground is reachable from the network.*port 5173/);
+  assert.match(
+    networkWarning("0.0.0.0", 5173) ?? "",
+    /warning: listening on every network interface: the playground is reachable from the network.*port 5173/,
+  );
   // Through the CLI, with an address this machine does not have (TEST-NET-1): warned, then refused, nothing opened.
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, "bin", "handprop.mjs"), "serve", "--dir", dir, "--host", "192.0.2.1", "--port", "0"], { encoding: "utf8", timeout: 20000 });
+  const r = spawnSync(
+    process.execPath,
+    [join(REPO_ROOT, "bin", "handprop.mjs"), "serve", "--dir", dir, "--host", "192.0.2.1", "--port", "0"],
+    { encoding: "utf8", timeout: 20000 },
+  );
   assert.equal(r.status, 1, r.stderr);
-  assert.match(r.stderr, /handprop serve: warning: listening on the address 192\.0\.2\.1: the playground is reachable from the network/);
+  assert.match(
+    r.stderr,
+    /handprop serve: warning: listening on the address 192\.0\.2\.1: the playground is reachable from the network/,
+  );
   assert.match(r.stderr, /cannot listen on host '192\.0\.2\.1': not an address of this machine/);
 });

@@ -13,7 +13,15 @@ import { join } from "node:path";
 import { loadModel } from "../io/model-io.ts";
 import { MNIST_STANDARDIZE, normalizationFromTraining, type Normalization } from "../data/normalization.ts";
 import type { Sequential } from "../nn/sequential.ts";
-import { DIGIT_FRAME, MIN_CONTRAST, digitInput, preprocessDigit, softmax, topK, type GrayImage } from "../data/digits.ts";
+import {
+  DIGIT_FRAME,
+  MIN_CONTRAST,
+  digitInput,
+  preprocessDigit,
+  softmax,
+  topK,
+  type GrayImage,
+} from "../data/digits.ts";
 import { ImageError, readImage } from "./images.ts";
 import { printable } from "./text.ts";
 import { UsageError, type FlagValues } from "./args.ts";
@@ -40,15 +48,27 @@ export interface Prediction {
  * top k. A blank picture is an ImageError naming `file`; a model whose output is not one row of
  * finite class scores is an Error naming `modelName`.
  */
-export function classifyPicture(model: Sequential, img: GrayImage, normalization: Normalization, file: string, k: number, modelName: string): Prediction {
+export function classifyPicture(
+  model: Sequential,
+  img: GrayImage,
+  normalization: Normalization,
+  file: string,
+  k: number,
+  modelName: string,
+): Prediction {
   const { pixels, inverted, ink } = preprocessDigit(img);
-  if (!ink) throw new ImageError(`${printable(file)}: no digit: the picture is blank (contrast under ${MIN_CONTRAST} of 255)`);
+  if (!ink)
+    throw new ImageError(`${printable(file)}: no digit: the picture is blank (contrast under ${MIN_CONTRAST} of 255)`);
   const logits = model.predict(digitInput(pixels, normalization));
   if (logits.shape.length !== 2 || logits.shape[0] !== 1) {
-    throw new Error(`${printable(modelName)}: the model maps a (1, 1, ${DIGIT_FRAME}, ${DIGIT_FRAME}) image to shape (${logits.shape.join(", ")}), expected (1, classes)`);
+    throw new Error(
+      `${printable(modelName)}: the model maps a (1, 1, ${DIGIT_FRAME}, ${DIGIT_FRAME}) image ` +
+        `to shape (${logits.shape.join(", ")}), expected (1, classes)`,
+    );
   }
   const probabilities = softmax(logits.data);
-  if (!probabilities.every(Number.isFinite)) throw new Error(`${printable(modelName)}: the model's class scores are not finite numbers`);
+  if (!probabilities.every(Number.isFinite))
+    throw new Error(`${printable(modelName)}: the model's class scores are not finite numbers`);
   return { file, inverted, top: topK(probabilities, k) };
 }
 
@@ -61,12 +81,19 @@ export const predictCommand: Command = {
     flags: {
       model: { kind: "string", help: "model folder (model.json + weights.bin), e.g. runs/mnist-lenet5", meta: "DIR" },
       top: { kind: "uint", help: "classes to show per image", default: 3, meta: "K" },
-      json: { kind: "boolean", help: 'print {"predictions": [{"file", "inverted", "top": [{"digit", "probability"}]}], "errors": [{"file", "error"}]} as JSON' },
+      json: {
+        kind: "boolean",
+        help:
+          'print {"predictions": [{"file", "inverted", "top": [{"digit", "probability"}]}], ' +
+          '"errors": [{"file", "error"}]} as JSON',
+      },
     },
   },
   run(v: FlagValues, files: string[]) {
-    if (v.model === undefined) throw new UsageError("handprop predict: --model DIR is required (a folder saved by handprop train)");
-    if (files.length === 0) throw new UsageError("handprop predict: no image files given (handprop predict --model DIR FILE...)");
+    if (v.model === undefined)
+      throw new UsageError("handprop predict: --model DIR is required (a folder saved by handprop train)");
+    if (files.length === 0)
+      throw new UsageError("handprop predict: no image files given (handprop predict --model DIR FILE...)");
     const k = v.top as number;
     if (k < 1) throw new UsageError("handprop predict: --top must be at least 1");
     const dir = v.model as string;

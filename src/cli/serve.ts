@@ -123,7 +123,12 @@ function failureStatus(e: unknown): number {
   return 500;
 }
 
-const FAILURE_TEXT: Record<number, string> = { 403: "forbidden", 404: "not found", 500: "internal error", 503: "busy, retry" };
+const FAILURE_TEXT: Record<number, string> = {
+  403: "forbidden",
+  404: "not found",
+  500: "internal error",
+  503: "busy, retry",
+};
 
 /**
  * Serve the files of `root` over HTTP (GET and HEAD). Resolves once listening; rejects with a clear
@@ -136,7 +141,10 @@ const FAILURE_TEXT: Record<number, string> = { 403: "forbidden", 404: "not found
  * once, so a burst of clients cannot exhaust the process's descriptors; failures to open are 404,
  * 403, 503 (out of descriptors) or 500, never an exception. Paths that decode to outside `root` are 403.
  */
-export function startStaticServer(root: string, opts: StaticServerOptions = {}): Promise<{ server: Server; url: string }> {
+export function startStaticServer(
+  root: string,
+  opts: StaticServerOptions = {},
+): Promise<{ server: Server; url: string }> {
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? 0;
   const base = resolve(root);
@@ -154,7 +162,11 @@ export function startStaticServer(root: string, opts: StaticServerOptions = {}):
   };
 
   /** Open `file` (a folder: its index.html), or answer the failure; null when answered. */
-  async function openFile(file: string, res: ServerResponse, shown: string): Promise<{ handle: FileHandle; size: number; path: string } | null> {
+  async function openFile(
+    file: string,
+    res: ServerResponse,
+    shown: string,
+  ): Promise<{ handle: FileHandle; size: number; path: string } | null> {
     for (let depth = 0; depth < 2; depth++) {
       let handle: FileHandle;
       try {

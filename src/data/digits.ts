@@ -101,7 +101,13 @@ function areaTaps(o: number, k: number, t: number, n: number): { first: number; 
  * Resample `img` through levels and a placement into a size×size frame (step 5). `edge: "zero"`
  * takes everything outside the picture as 0; "clamp" repeats its edge pixels (bilinear only).
  */
-function resample(img: GrayImage, levels: Levels, place: Placement, size: number, edge: "zero" | "clamp"): Float64Array {
+function resample(
+  img: GrayImage,
+  levels: Levels,
+  place: Placement,
+  size: number,
+  edge: "zero" | "clamp",
+): Float64Array {
   const { width: w, height: h, data } = img;
   const { k, tx, ty } = place;
   const { gain, bias } = levels;
@@ -150,7 +156,8 @@ function resample(img: GrayImage, levels: Levels, place: Placement, size: number
  * shrinking, bilinear with clamped edges when enlarging.
  */
 export function resizeSquare(img: GrayImage, size: number): GrayImage {
-  if (img.width !== img.height) throw new RangeError(`resizeSquare: the image is ${img.width}×${img.height}, not square`);
+  if (img.width !== img.height)
+    throw new RangeError(`resizeSquare: the image is ${img.width}×${img.height}, not square`);
   const data = resample(img, { gain: 1, bias: 0 }, { k: size / img.width, tx: 0, ty: 0 }, size, "clamp");
   return { width: size, height: size, data };
 }
@@ -213,7 +220,12 @@ export function preprocessDigit(img: GrayImage): DigitPixels {
 
 /** A 28×28 frame of pixels in [0, 255] as a (1, 1, 28, 28) float32 model input (step 6). */
 export function digitInput(pixels: ArrayLike<number>, n: Normalization): NDArray {
-  return new NDArray(normalizePixels(pixels, n, new Float32Array(DIGIT_FRAME * DIGIT_FRAME)), [1, 1, DIGIT_FRAME, DIGIT_FRAME]);
+  return new NDArray(normalizePixels(pixels, n, new Float32Array(DIGIT_FRAME * DIGIT_FRAME)), [
+    1,
+    1,
+    DIGIT_FRAME,
+    DIGIT_FRAME,
+  ]);
 }
 
 /** Softmax of one row of logits, in float64, shifted by the maximum so no exponential overflows. */

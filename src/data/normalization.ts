@@ -38,13 +38,16 @@ function shown(v: unknown): string {
  * mean finite. Strings, even numeric ones, are refused.
  */
 export function validateNormalization(value: unknown, file: string, field = "normalization"): Normalization {
-  if (!isRecord(value)) throw new NormalizationError(`${file}: ${field} must be an object {scale, mean, std}, got ${shown(value)}`);
+  if (!isRecord(value))
+    throw new NormalizationError(`${file}: ${field} must be an object {scale, mean, std}, got ${shown(value)}`);
   for (const key of ["scale", "mean", "std"] as const) {
     const v = value[key];
     const positive = key !== "mean";
     if (typeof v !== "number" || !Number.isFinite(v) || (positive && v <= 0)) {
       const want = positive ? "a finite number > 0" : "a finite number";
-      throw new NormalizationError(`${file}: ${field}.${key} must be ${want}, got ${v === undefined ? "nothing" : shown(v)}`);
+      throw new NormalizationError(
+        `${file}: ${field}.${key} must be ${want}, got ${v === undefined ? "nothing" : shown(v)}`,
+      );
     }
   }
   return { scale: value.scale as number, mean: value.mean as number, std: value.std as number };
@@ -56,15 +59,22 @@ export function validateNormalization(value: unknown, file: string, field = "nor
  * training section) gets MNIST's standardisation with `stored: false`, so callers can say so; one
  * that records an invalid value is an error naming `file` and the field.
  */
-export function normalizationFromTraining(training: unknown, file: string): { normalization: Normalization; stored: boolean } {
+export function normalizationFromTraining(
+  training: unknown,
+  file: string,
+): { normalization: Normalization; stored: boolean } {
   const fallback = { normalization: { ...MNIST_STANDARDIZE }, stored: false };
   if (training === undefined || training === null) return fallback;
   if (!isRecord(training)) throw new NormalizationError(`${file}: training must be an object, got ${shown(training)}`);
   const dataset = training.dataset;
   if (dataset === undefined) return fallback;
-  if (!isRecord(dataset)) throw new NormalizationError(`${file}: training.dataset must be an object, got ${shown(dataset)}`);
+  if (!isRecord(dataset))
+    throw new NormalizationError(`${file}: training.dataset must be an object, got ${shown(dataset)}`);
   if (dataset.normalization === undefined) return fallback;
-  return { normalization: validateNormalization(dataset.normalization, file, "training.dataset.normalization"), stored: true };
+  return {
+    normalization: validateNormalization(dataset.normalization, file, "training.dataset.normalization"),
+    stored: true,
+  };
 }
 
 /**

@@ -56,3 +56,22 @@ export { saveModel, loadModel, readManifest, type LoadOptions } from "./io/model
 export { loadMnist, defaultMnistDir, MNIST_FILES, MNIST_STANDARDIZE, type Mnist, type MnistOptions, type Normalization, type Split } from "./data/mnist.ts";
 export { buildModel, MODEL_NAMES, isModelName, DIGIT_INPUT_SHAPE, type ModelName } from "./nn/models.ts";
 export { setBackend, getBackend, wasmAvailable, wasmUnavailable, setThreads, getThreads, threadsUnavailable, type BackendName } from "./kernels/backend.ts";
+// Digit pictures → MNIST inputs (browser-safe), shared by `handprop predict` and the playground.
+export {
+  UNIT_SCALE,
+  NormalizationError,
+  validateNormalization,
+  normalizationFromTraining,
+  normalizePixels,
+} from "./data/normalization.ts";
+export {
+  preprocessDigit,
+  rgbaToGray,
+  digitInput,
+  softmax,
+  topK,
+  DIGIT_FRAME,
+  DIGIT_BOX,
+  type GrayImage,
+  type DigitPixels,
+} from "./data/digits.ts";

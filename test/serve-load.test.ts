@@ -17,6 +17,7 @@ const STRESS = process.env.HANDPROP_STRESS === "1";
 const REQUESTS = STRESS ? 20000 : 2000;
 const CLIENTS = STRESS ? 1000 : 300;
 const BIG = 4 * 2 ** 20; // large enough that a dropped download is still being read when the client leaves
+const HUGE = 64 * 2 ** 20;
 
 let dir = "";
 before(() => {
@@ -24,6 +25,9 @@ before(() => {
   writeFileSync(join(dir, "index.html"), "<!doctype html><title>load</title>" + "x".repeat(3000));
   writeFileSync(join(dir, "app.js"), "export {};\n".repeat(500));
   writeFileSync(join(dir, "big.bin"), new Uint8Array(BIG).fill(7));
+  // Far larger than the loopback socket buffers, so a server streaming it to a client that does not
+  // read really waits on that client.
+  writeFileSync(join(dir, "huge.bin"), new Uint8Array(HUGE));
 });
 after(() => {
   rmSync(dir, { recursive: true, force: true });
@@ -167,10 +171,13 @@ test("at most maxOpenFiles files are open at once; waiting requests are served w
   const { server, url } = await startStaticServer(dir, { maxOpenFiles: 4 });
   const u = new URL(url);
   try {
-    // 40 downloads that read nothing: the server can open only 4 files and must queue the rest.
+    // 40 downloads that stop reading: the server can open only 4 files and must queue the rest.
     const held = Array.from({ length: 40 }, () => {
-      const req = request({ host: u.hostname, port: u.port, path: "/big.bin", agent });
+      const req = request({ host: u.hostname, port: u.port, path: "/huge.bin", agent });
       req.on("error", () => undefined);
+      req.on("response", (res) => {
+        res.pause();
+      });
       req.end();
       return req;
     });
@@ -185,6 +192,26 @@ test("at most maxOpenFiles files are open at once; waiting requests are served w
     );
     assert.deepEqual(await Promise.all([hit(u, "get"), hit(u, "get"), hit(u, "missing")]), [200, 200, 404]);
   } finally {
+    await close(server);
+  }
+});
+
+test("a client that stops reading is disconnected after the idle timeout, freeing its file", { timeout: 20_000 }, async () => {
+  const { server, url } = await startStaticServer(dir, { maxOpenFiles: 1, idleTimeoutMs: 300 });
+  const u = new URL(url);
+  const stalled = request({ host: u.hostname, port: u.port, path: "/huge.bin", agent });
+  try {
+    stalled.on("error", () => undefined);
+    stalled.on("response", (res) => {
+      res.pause(); // never read
+    });
+    stalled.end();
+    assert.ok(await settle(() => openFilesUnder("self", dir) === 1, 3000), "the download started");
+    // Once the connection has been idle for 300 ms the server drops it and closes the file.
+    assert.ok(await settle(() => openFilesUnder("self", dir) === 0), `files still open: ${openFilesUnder("self", dir)}`);
+    assert.equal(await hit(u, "get"), 200); // the only slot is free again
+  } finally {
+    stalled.destroy();
     await close(server);
   }
 });

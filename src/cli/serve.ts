@@ -81,12 +81,16 @@ export async function buildWeb(opts: { outDir?: string; quiet?: boolean } = {}):
 
 /** Most files the static server holds open at once; further requests wait for a free slot. */
 export const MAX_OPEN_FILES = 64;
+/** A connection with no activity for this long is closed (a client that stopped reading). */
+export const IDLE_TIMEOUT_MS = 60_000;
 
 export interface StaticServerOptions {
   host?: string;
   port?: number;
   /** Most files open at once (default MAX_OPEN_FILES). */
   maxOpenFiles?: number;
+  /** Close connections idle for this long (default IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
   /** Where problems that have no response to go to are reported (read errors, accept failures). Default: stderr. */
   log?: (line: string) => void;
 }
@@ -266,6 +270,9 @@ export function startStaticServer(
       fail(res, 500);
     });
   });
+  // A client that stops reading holds a file slot; after this long without any progress its
+  // connection is destroyed (no 'timeout' listener: Node then destroys the socket), which closes the file.
+  server.setTimeout(opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS);
   return new Promise((resolvePromise, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "EADDRINUSE") reject(new Error(`port ${port} on ${host} is already in use: pass --port N for another port (or --port 0 for any free one)`));

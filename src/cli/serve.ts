@@ -6,7 +6,7 @@
 // headers (COOP/COEP) that SharedArrayBuffer needs, so the pages behave as they would when deployed.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { existsSync, readdirSync, statSync, type Stats } from "node:fs";
+import { constants, existsSync, readdirSync, statSync, type Stats } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import { dirname, extname, join, resolve, sep } from "node:path";
@@ -118,7 +118,7 @@ class Slots {
 
 const TEXT = { "Content-Type": "text/plain; charset=utf-8" };
 
-/** Status and message for a failed open or read: the client gets the status, the message is one line. */
+/** The HTTP status for a failed open: missing 404, not allowed 403, out of descriptors 503, else 500. */
 function failureStatus(e: unknown): number {
   const code = (e as NodeJS.ErrnoException | null)?.code;
   if (code === "ENOENT" || code === "ENOTDIR" || code === "ENAMETOOLONG" || code === "ELOOP") return 404;
@@ -174,7 +174,9 @@ export function startStaticServer(
     for (let depth = 0; depth < 2; depth++) {
       let handle: FileHandle;
       try {
-        handle = await open(file, "r");
+        // O_NONBLOCK: a FIFO in the folder would otherwise block the open (and a libuv thread) until
+        // a writer came; it is then refused below as not a regular file. Regular files are unaffected.
+        handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
       } catch (e) {
         const status = failureStatus(e);
         if (status >= 500) log(`cannot open ${printable(file)}: ${printable((e as Error).message)}`);

@@ -70,3 +70,22 @@ export type { KerasModelTopology, KerasLayerJson, TfjsWeightsGroup } from "./io/
 export type { BackwardOptions } from "./nn/layer.ts";
 export { fdlibmExp, fdlibmTanh } from "./nd/fdlibm.ts";
 export { ARTICLE_DEFAULTS, X as ARTICLE_X, Y as ARTICLE_Y } from "./examples/article.ts";
+// Digit pictures → MNIST inputs (browser-safe), shared by `handprop predict` and the playground.
+export {
+  UNIT_SCALE,
+  NormalizationError,
+  validateNormalization,
+  normalizationFromTraining,
+  normalizePixels,
+} from "./data/normalization.ts";
+export {
+  preprocessDigit,
+  rgbaToGray,
+  digitInput,
+  softmax,
+  topK,
+  DIGIT_FRAME,
+  DIGIT_BOX,
+  type GrayImage,
+  type DigitPixels,
+} from "./data/digits.ts";

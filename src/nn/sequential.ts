@@ -207,6 +207,16 @@ export class Sequential implements Differentiable {
   predict(x: NDArray, opts: { batchSize?: number } = {}): NDArray {
     const N = x.shape[0];
     const bs = opts.batchSize ?? 256;
+    if (!Number.isInteger(bs) || bs < 1) throw new RangeError(`${this.name}.predict: batchSize must be a positive integer, got ${String(bs)}`);
+    if (N === 0) {
+      // No sample to run: the output is (0, ...the per-sample output shape), derived from the layers.
+      let s = x.shape.slice(1);
+      if (this.inputShape && (s.length !== this.inputShape.length || this.inputShape.some((d, i) => s[i] !== d))) {
+        throw new ShapeError(`${this.name}: expected input of shape (N, ${this.inputShape.join(", ")}), got ${formatShape(x.shape)}`);
+      }
+      for (const l of this.layers) s = l.outputShape(s);
+      return new NDArray(allocate(this.dtype, 0), [0, ...s]);
+    }
     let out: NDArray | null = null;
     const batch = new BatchBuffer(x);
     for (let start = 0; start < N; start += bs) {

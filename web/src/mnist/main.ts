@@ -18,7 +18,7 @@ const dataUrl = new URL("data/", document.baseURI).href;
 let model: Sequential = freshModel(0);
 let normalization: Normalization = MNIST_STANDARDIZE;
 let pretrained: { snap: ModelSnapshot; normalization: Normalization; label: string } | null = null;
-let input: Uint8Array | null = null; // the current 28×28 digit
+let input: ArrayLike<number> | null = null; // the current 28×28 digit, values in [0, 255]
 let testSet: DigitSet | null = null;
 let worker: Worker | null = null;
 let workerReady: Promise<void> | null = null; // resolves when the worker says it is listening
@@ -135,7 +135,7 @@ function classify(): void {
     a = l.forward(a, { training: false });
     outs.push(a);
   }
-  const probs = softmax(a.data);
+  const probs = Array.from(softmax(a.data));
   let best = 0;
   for (let d = 1; d < 10; d++) if (probs[d] > probs[best]) best = d;
   setText(byId("pred-digit"), String(best));

@@ -1,19 +1,22 @@
 // Page 2's model: the zoo's LeNet-5 (src/nn/models.ts), moved between the page and the worker as
 // config + weights, plus the hook that loads a pretrained model shipped with the page.
 
-import { NDArray, buildModel, DIGIT_INPUT_SHAPE, sequentialFromConfig, deserializeModel } from "handprop";
-import type { Sequential } from "handprop";
+import {
+  buildModel,
+  DIGIT_INPUT_SHAPE,
+  sequentialFromConfig,
+  deserializeModel,
+  MNIST_STANDARDIZE,
+  normalizationFromTraining,
+  type Normalization,
+  type Sequential,
+} from "handprop";
 import type { ModelSnapshot } from "./protocol.ts";
 
-/** How raw pixels p ∈ [0, 255] become inputs: x = (p · scale − mean) / std (as src/data/mnist.ts). */
-export interface Normalization {
-  scale: number;
-  mean: number;
-  std: number;
-}
-
-/** PyTorch's MNIST statistics, the default of `handprop train` (src/data/mnist.ts MNIST_STANDARDIZE). */
-export const MNIST_STANDARDIZE: Normalization = { scale: 1 / 255, mean: 0.1307, std: 0.3081 };
+// Normalization, preprocessing and softmax are the library's (src/data/normalization.ts and
+// src/data/digits.ts), the same code `handprop predict` runs.
+export { MNIST_STANDARDIZE, type Normalization };
+export { digitInput as toInput, softmax } from "handprop";
 
 export const MODEL_NAME = "lenet5";
 
@@ -43,22 +46,6 @@ export function fromSnapshot(s: ModelSnapshot): Sequential {
   return model;
 }
 
-/** A 28×28 uint8 image (0 = background) as a (1, 1, 28, 28) float32 input. */
-export function toInput(pixels: ArrayLike<number>, norm: Normalization): NDArray {
-  const x = new NDArray(new Float32Array(784), [1, ...DIGIT_INPUT_SHAPE]);
-  for (let i = 0; i < 784; i++) x.data[i] = (pixels[i] * norm.scale - norm.mean) / norm.std;
-  return x;
-}
-
-/** Row-wise softmax of (1, 10) logits, computed stably. */
-export function softmax(logits: ArrayLike<number>): number[] {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
-  const e = Array.from(logits, (v) => Math.exp(v - max));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / s);
-}
-
 // ---------------------------------------------------------------- pretrained model
 
 export interface Pretrained {
@@ -68,17 +55,12 @@ export interface Pretrained {
   label: string;
 }
 
-function isNormalization(v: unknown): v is Normalization {
-  if (typeof v !== "object" || v === null) return false;
-  const o = v as Record<string, unknown>;
-  return typeof o.scale === "number" && typeof o.mean === "number" && typeof o.std === "number";
-}
-
 /**
  * The model saved by `handprop train mnist` (src/io/model-format.ts: model.json + weights.bin), when the
  * build found one in web/public/models/lenet5/ (__HANDPROP_PRETRAINED__, set by vite.config.ts);
  * null otherwise, without a request. The input normalization comes from the manifest's
- * training.dataset.normalization (as `handprop train` writes it), defaulting to MNIST_STANDARDIZE.
+ * training.dataset.normalization (as `handprop train` writes it), MNIST_STANDARDIZE when it records
+ * none; an invalid one is an error naming the field, as in `handprop predict`.
  * The model must map (N, 1, 28, 28) to (N, 10) logits. Errors (ModelFormatError, HTTP) are thrown.
  */
 export async function loadPretrained(baseUrl: string): Promise<Pretrained | null> {
@@ -93,14 +75,14 @@ export async function loadPretrained(baseUrl: string): Promise<Pretrained | null
   const shapes = model.build(DIGIT_INPUT_SHAPE);
   const last = shapes[shapes.length - 1];
   if (last.length !== 1 || last[0] !== 10) throw new Error(`models/lenet5: expected 10 outputs for a 1×28×28 input, got (${last.join(", ")})`);
-  const training = loaded.training as { dataset?: { normalization?: unknown }; testAccuracy?: unknown; testImages?: unknown } | undefined;
-  const norm = training?.dataset?.normalization;
+  const training = loaded.training as { testAccuracy?: unknown; testImages?: unknown } | undefined;
+  const { normalization } = normalizationFromTraining(loaded.training, "models/lenet5/model.json");
   const acc = training?.testAccuracy;
   const n = training?.testImages;
   model.setDtype("float32");
   return {
     model,
-    normalization: isNormalization(norm) ? norm : MNIST_STANDARDIZE,
+    normalization,
     label: `pretrained with handprop train${typeof acc === "number" ? `: ${(acc * 100).toFixed(1)}% on ${typeof n === "number" ? n.toLocaleString("en-US") : "the"} MNIST test images` : ""}`,
   };
 }

@@ -10,6 +10,7 @@ import { NDArray, RandomState, SoftmaxCrossEntropy, Adam } from "handprop";
 import type { Sequential } from "handprop";
 import { loadSplit, type DigitSet } from "./data.ts";
 import { fromSnapshot, type Normalization } from "./model.ts";
+import { normalizePixels } from "handprop";
 import type { FromWorker, ToWorker, TrainRequest } from "./protocol.ts";
 
 // The dedicated-worker global, typed with the few members used here (the DOM lib has no worker scope).
@@ -43,15 +44,14 @@ function split(dataUrl: string, name: "train" | "test"): Promise<DigitSet> {
 
 /** Samples order[start … start+n) of a split as a normalised (n, 1, 28, 28) batch and labels. */
 function gather(set: DigitSet, order: ArrayLike<number>, start: number, n: number, norm: Normalization): { x: NDArray; y: Int32Array } {
-  const x = new NDArray(new Float32Array(n * 784), [n, 1, 28, 28]);
+  const data = new Float32Array(n * 784);
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const k = order[start + i];
-    const src = set.images.subarray(k * 784, k * 784 + 784);
-    for (let p = 0; p < 784; p++) x.data[i * 784 + p] = (src[p] * norm.scale - norm.mean) / norm.std;
+    normalizePixels(set.images, norm, data.subarray(i * 784, i * 784 + 784), k * 784);
     y[i] = set.labels[k];
   }
-  return { x, y };
+  return { x: new NDArray(data, [n, 1, 28, 28]), y };
 }
 
 const yieldToEvents = () => new Promise<void>((resolve) => setTimeout(resolve, 0));

@@ -29,7 +29,7 @@ export function countCorrect(loss: Loss, pred: NDArray, target: Target): number 
 }
 
 /** Integer labels from labels or one-hot/probability rows (argmax). */
-function labelsOf(target: Target, N: number, K: number): ArrayLike<number> {
+export function labelsOf(target: Target, N: number, K: number): ArrayLike<number> {
   if (!(target instanceof NDArray)) return target;
   if (target.ndim === 1) return target.data;
   const out = new Int32Array(N);

@@ -15,6 +15,7 @@ import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
 import { BatchBuffer, TargetBuffer, checkTargets, countCorrect } from "./batches.ts";
 import type { L2Regularizer } from "./regularizers.ts";
+import { evaluateMetrics, type EvaluateMetricsOptions, type EvaluationMetrics } from "./metrics.ts";
 import {
   Trainer,
   trainStep,
@@ -231,6 +232,11 @@ export class Sequential implements Differentiable {
       }
     }
     return counted > 0 ? { loss: lossSum / N, accuracy: correct / counted } : { loss: lossSum / N };
+  }
+
+  /** Confusion matrix, top-k accuracy, per-class precision/recall/F1 and their averages (src/nn/metrics.ts). */
+  evaluateMetrics(x: NDArray, y: Target, opts: EvaluateMetricsOptions = {}): EvaluationMetrics {
+    return evaluateMetrics(this, x, y, opts);
   }
 
   /**

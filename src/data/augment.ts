@@ -226,7 +226,7 @@ export class Augmenter {
   /** The augmented batch, in a buffer reused from call to call (valid until the next apply). */
   apply(x: NDArray): NDArray {
     const out = this.out;
-    const fits = out !== null && out.dtype === x.dtype && out.size === x.size && out.shape.every((d, i) => d === x.shape[i]);
+    const fits = out?.dtype === x.dtype && out.ndim === x.ndim && out.shape.every((d, i) => d === x.shape[i]);
     this.out = fits ? out : new NDArray(allocate(x.dtype, x.size), x.shape);
     return augmentBatch(x, this.rng, this.config, this.out);
   }

@@ -56,3 +56,66 @@ export { saveModel, loadModel, readManifest, type LoadOptions } from "./io/model
 export { loadMnist, defaultMnistDir, MNIST_FILES, MNIST_STANDARDIZE, type Mnist, type MnistOptions, type Normalization, type Split } from "./data/mnist.ts";
 export { buildModel, MODEL_NAMES, isModelName, DIGIT_INPUT_SHAPE, type ModelName } from "./nn/models.ts";
 export { setBackend, getBackend, wasmAvailable, wasmUnavailable, setThreads, getThreads, threadsUnavailable, type BackendName } from "./kernels/backend.ts";
+export {
+  Trainer,
+  trainStep,
+  clipGradientsByNorm,
+  clipGradientsByValue,
+  type TrainerOptions,
+  type TrainerState,
+  type StepOptions,
+  type Batch,
+  type BatchSource,
+  type BatchAugmenter,
+  type AsyncRunOptions,
+  type TrainBeginInfo,
+  type Schedule,
+} from "./nn/trainer.ts";
+export { type FitAsyncOptions } from "./nn/sequential.ts";
+export { L2Regularizer, type L2Options } from "./nn/regularizers.ts";
+export {
+  EarlyStopping,
+  ModelCheckpoint,
+  ReduceLROnPlateau,
+  MetricsLogger,
+  type EarlyStoppingOptions,
+  type ModelCheckpointOptions,
+  type CheckpointInfo,
+  type ReduceLROnPlateauOptions,
+  type MetricsLoggerOptions,
+  type Monitor,
+  type MonitorMode,
+} from "./nn/callbacks.ts";
+export {
+  confusionMatrix,
+  topKAccuracy,
+  classificationReport,
+  evaluateMetrics,
+  type ClassMetrics,
+  type ClassificationReport,
+  type EvaluationMetrics,
+  type EvaluateMetricsOptions,
+} from "./nn/metrics.ts";
+export {
+  Augmenter,
+  augmentBatch,
+  augmentConfig,
+  type AugmentOptions,
+  type AugmentConfig,
+  type ElasticOptions,
+} from "./data/augment.ts";
+export {
+  encodeModelFile,
+  decodeModelFile,
+  modelToFile,
+  modelFromFile,
+  isModelFile,
+  downloadModel,
+  saveModelToIndexedDB,
+  loadModelFromIndexedDB,
+  loadModelFromUrl,
+  CONTAINER_MAGIC,
+  CONTAINER_VERSION,
+  type IndexedDBOptions,
+  type LoadFromUrlOptions,
+} from "./io/browser.ts";

@@ -327,3 +327,30 @@ test("class weights: the weighted mean, hand-computed; gradient-checked with smo
   assert.throws(() => cw.forward(logits, [0, 1, 2, 2]), /classWeights has 3 entries but the logits \(4, 5\) have 5/);
   assert.throws(() => new SoftmaxCrossEntropy({ classWeights: [1, -2] }), /classWeights\[1\] must be a finite number/);
 });
+
+test("an aborted fitAsync closes its async source (the generator's finally runs)", async () => {
+  const m = cnn().compile({ loss: new SoftmaxCrossEntropy(), optimizer: new SGD({ lr: 0.1 }) });
+  const controller = new AbortController();
+  let closed = false;
+  let served = 0;
+  async function* source(): AsyncGenerator<Batch> {
+    try {
+      for (;;) {
+        served++;
+        await Promise.resolve();
+        yield { x: data.x, y: data.y };
+      }
+    } finally {
+      closed = true;
+    }
+  }
+  const callbacks = {
+    onBatchEnd: (b: number) => {
+      if (b === 2) controller.abort();
+    },
+  };
+  await assert.rejects(m.fitAsync(source(), { callbacks, signal: controller.signal }), { name: "AbortError" });
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(served, 3);
+  assert.ok(closed);
+});

@@ -523,14 +523,23 @@ export class Trainer {
     if (!this.inEpoch) yield* this.beginEpochLoop();
     const iterable = typeof source === "function" ? source(this.epoch) : source;
     const iterator = Symbol.asyncIterator in iterable ? iterable[Symbol.asyncIterator]() : iterable[Symbol.iterator]();
-    while (!this.stopping) {
-      const r = (yield iterator.next()) as IteratorResult<Batch>;
-      if (r.done === true) break;
-      const where = `epoch ${this.epoch + 1}, batch ${this.batch + 1} of the data source`;
-      if (!isBatch(r.value)) throw new TypeError(`fit: ${where} is ${describeValue(r.value)}; expected {x, y}`);
-      checkTargets(r.value.x, r.value.y, `fit (${where})`);
-      yield* this.batchLoop(r.value.x, r.value.y);
-      yield BATCH_BOUNDARY;
+    let finished = false;
+    try {
+      while (!this.stopping) {
+        const r = (yield iterator.next()) as IteratorResult<Batch>;
+        if (r.done === true) {
+          finished = true;
+          break;
+        }
+        const where = `epoch ${this.epoch + 1}, batch ${this.batch + 1} of the data source`;
+        if (!isBatch(r.value)) throw new TypeError(`fit: ${where} is ${describeValue(r.value)}; expected {x, y}`);
+        checkTargets(r.value.x, r.value.y, `fit (${where})`);
+        yield* this.batchLoop(r.value.x, r.value.y);
+        yield BATCH_BOUNDARY;
+      }
+    } finally {
+      // Stopped, aborted or failed before the source ran out: let it release what it holds.
+      if (!finished) void Promise.resolve(iterator.return?.()).catch(() => undefined);
     }
     if (this.sums.seen === 0 && !this.stopping) {
       throw new Error(

@@ -15,6 +15,9 @@ import { Adam } from "../src/nn/optim.ts";
 import { Sequential } from "../src/nn/sequential.ts";
 import { Trainer } from "../src/nn/trainer.ts";
 import { deserializeModel, serializeModel } from "../src/io/model-format.ts";
+import { setBackend, getBackend, setThreads, wasmAvailable } from "../src/kernels/backend.ts";
+import { poolEveryCall } from "../src/kernels/wasm.ts";
+import { threadSupport } from "../src/kernels/threads.ts";
 
 /** A RandomState stand-in whose nextDouble returns the given values in turn. */
 function scripted(values: number[]): RandomState {
@@ -157,4 +160,34 @@ test("bad input and options are named", () => {
   assert.throws(() => augmentConfig({ shift: Number.NaN }), /shift must be a finite number ≥ 0, got NaN/);
   const x = ramp(1, 1, 2, 2);
   assert.throws(() => augmentBatch(x, new RandomState(0), {}, x), /out must be a separate array/);
+});
+
+const threadsSkip = wasmAvailable() && threadSupport() === null ? false : "threads unavailable here";
+
+test("with augmentation, training gives the same bytes on 1 and 2 kernel threads", { skip: threadsSkip }, async () => {
+  const backend = getBackend();
+  setBackend("wasm");
+  poolEveryCall(true);
+  try {
+    const rng = new RandomState(8);
+    const x = new NDArray(Float32Array.from({ length: 24 * 144 }, () => rng.random()), [24, 1, 12, 12]);
+    const y = Array.from({ length: 24 }, (_, i) => i % 4);
+    const run = () => {
+      const conv = new Conv2D({ inChannels: 1, outChannels: 6, kernelSize: 5, padding: "same" });
+      const head = new Dense({ inFeatures: 6 * 144, outFeatures: 4 });
+      const model = new Sequential([conv, new ReLU(), new Flatten(), head], { inputShape: [1, 12, 12], seed: 2 });
+      model.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 0.01 }) });
+      const augment = new Augmenter({ shift: 2, rotation: 20, elastic: { alpha: 4, sigma: 2 }, seed: 6 });
+      model.fit(x, y, { epochs: 2, batchSize: 8, seed: 1, augment });
+      return model.params().map((p) => Array.from(p.value.data));
+    };
+    await setThreads(1);
+    const one = run();
+    await setThreads(2);
+    assert.deepEqual(run(), one);
+  } finally {
+    poolEveryCall(false);
+    await setThreads(1);
+    setBackend(backend);
+  }
 });

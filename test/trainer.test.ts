@@ -109,7 +109,18 @@ test("state/restore mid-epoch with a saved model and optimizer continues bit for
   assert.equal(t2.batch, 4);
   t2.fit(3);
   assert.deepEqual(weightBytes(loaded.model), weightBytes(whole));
-  assert.throws(() => { t2.restore({ ...state, batch: 7 }); }, /batch must be an integer in \[0, 6\]/);
+  assert.throws(() => {
+    t2.restore({ ...state, batch: 7 });
+  }, /batch must be an integer in \[0, 6\]/);
+  const broken = { ...state, shuffle: { ...state.shuffle, pos: 700 } };
+  const before = t2.state();
+  assert.throws(() => {
+    t2.restore(broken);
+  }, /pos/);
+  assert.throws(() => {
+    t2.restore({ ...state, sums: { ...state.sums, seen: -1 } });
+  }, /sums\.seen must be a finite number ≥ 0/);
+  assert.deepEqual(t2.state(), before);
 });
 
 test("a callback returning false stops after that batch and closes the epoch, as fit always did", () => {

@@ -434,7 +434,17 @@ export class Trainer {
     if (state.augment && !this.opts.augment) {
       throw new Error("Trainer.restore: the state has an augmenter's generator but this trainer has no augment");
     }
-    this.rng.setState(state.shuffle); // validates key and pos before changing anything
+    const sums = state.sums as Partial<TrainerState["sums"]> | undefined;
+    for (const name of ["loss", "correct", "counted", "seen"] as const) {
+      const v = sums?.[name];
+      if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
+        throw new RangeError(`Trainer.restore: sums.${name} must be a finite number ≥ 0, got ${String(v)}`);
+      }
+    }
+    // Check both generators' states on scratch generators first, so a bad one changes nothing.
+    new RandomState(0).setState(state.shuffle);
+    if (state.augment) new RandomState(0).setState(state.augment);
+    this.rng.setState(state.shuffle);
     if (state.augment) this.opts.augment!.setState(state.augment);
     this.epoch = epoch;
     this.baseLr = state.baseLr;

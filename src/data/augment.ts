@@ -102,22 +102,29 @@ function gaussianTaps(sigma: number): Float64Array {
   return taps;
 }
 
+/**
+ * Σ_k taps[r + k]·f[i + k·stride] over the k in [−r, r] with 0 ≤ p + k < n (p: i's position along the
+ * axis, n: the axis length); the taps are symmetric, so pairs within range share one multiplication.
+ */
+function tapSum(f: Float64Array, i: number, stride: number, p: number, n: number, taps: Float64Array): number {
+  const r = (taps.length - 1) >> 1;
+  const below = Math.min(r, p);
+  const above = Math.min(r, n - 1 - p);
+  const both = Math.min(below, above);
+  let s = taps[r] * f[i];
+  for (let k = 1; k <= both; k++) s += taps[r + k] * (f[i + k * stride] + f[i - k * stride]);
+  for (let k = both + 1; k <= above; k++) s += taps[r + k] * f[i + k * stride];
+  for (let k = both + 1; k <= below; k++) s += taps[r - k] * f[i - k * stride];
+  return s;
+}
+
 /** Separable Gaussian smoothing of an H × W field in place (zeros outside, SciPy's mode="constant"). */
 function smooth(field: Float64Array, tmp: Float64Array, H: number, W: number, taps: Float64Array): void {
-  const r = (taps.length - 1) / 2;
   for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      let s = 0;
-      for (let k = Math.max(-r, -x); k <= Math.min(r, W - 1 - x); k++) s += taps[k + r] * field[y * W + x + k];
-      tmp[y * W + x] = s;
-    }
+    for (let x = 0; x < W; x++) tmp[y * W + x] = tapSum(field, y * W + x, 1, x, W, taps);
   }
   for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      let s = 0;
-      for (let k = Math.max(-r, -y); k <= Math.min(r, H - 1 - y); k++) s += taps[k + r] * tmp[(y + k) * W + x];
-      field[y * W + x] = s;
-    }
+    for (let x = 0; x < W; x++) field[y * W + x] = tapSum(tmp, y * W + x, W, y, H, taps);
   }
 }
 

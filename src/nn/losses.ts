@@ -5,6 +5,8 @@
 //   SoftmaxCrossEntropy on logits z (N, K), mean over the batch:
 //                     L = (1/N) Σ_n [logΣ_k e^(z_nk) · Σ_k t_nk − Σ_k t_nk z_nk]
 //                     ∂L/∂z_nk = (p_nk · Σ_j t_nj − t_nk) / N,   p = softmax(z)  (= (p − t)/N for one-hot t)
+//     with label smoothing ε and class weights w (derivation.md §4.1–4.2): t → q = (1 − ε)t + ε·m/K and the
+//                     mean → Σ_n s_n ℓ_n / Σ_n s_n;   ∂L/∂z_nk = s_n (p_nk · m_n − q_nk) / Σ_j s_j
 //   BinaryCrossEntropy, mean over all M elements:
 //     probabilities:  L = −(1/M) Σ [t log p + (1 − t) log(1 − p)],  p clamped to [ε, 1 − ε], ε = 1e-7
 //                     ∂L/∂p = (p − t) / (p(1 − p)) / M inside the clamp, 0 where p was clamped

@@ -1,5 +1,8 @@
 // Callbacks on scripted metric sequences (driven by hand, epoch by epoch), then inside fit and fitAsync.
 import { test } from "node:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { Dense } from "../src/nn/dense.ts";
@@ -7,6 +10,7 @@ import { MSE, SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { SGD } from "../src/nn/optim.ts";
 import { Sequential } from "../src/nn/sequential.ts";
 import type { Logs, TrainBeginInfo } from "../src/nn/trainer.ts";
+import { loadModel, saveModel } from "../src/io/model-io.ts";
 import { EarlyStopping, MetricsLogger, ModelCheckpoint, ReduceLROnPlateau } from "../src/nn/callbacks.ts";
 
 function tiny(): Sequential {
@@ -161,4 +165,25 @@ test("in fitAsync: ModelCheckpoint awaits an asynchronous save before training g
   assert.deepEqual(events, ["begin 0", "saved 0", "begin 1", "saved 1", "begin 2", "saved 2"]);
   const callbacks = [new ModelCheckpoint({ monitor: "loss", save })];
   assert.throws(() => model.fit(x, targets, { callbacks }), /use fitAsync/);
+});
+
+test("ModelCheckpoint with saveModel (atomic, in Node): the folder holds the best epoch's model", () => {
+  const dir = mkdtempSync(join(tmpdir(), "handprop-ckpt-"));
+  try {
+    const model = tiny().compile({ loss: new SoftmaxCrossEntropy(), optimizer: new SGD({ lr: 0.1 }) });
+    let bestWeights: number[] = [];
+    const ck = new ModelCheckpoint({
+      monitor: "valLoss",
+      save: (m) => {
+        saveModel(m, dir);
+        bestWeights = m.params().flatMap((p) => Array.from(p.value.data));
+      },
+    });
+    model.fit(x, y, { epochs: 6, batchSize: 4, validationData: [x, [1, 0, 1, 0]], callbacks: [ck] });
+    assert.deepEqual(ck.saved, [0]); // valLoss rises after the first epoch: only that one is saved
+    const loaded = loadModel(dir).model;
+    assert.deepEqual(loaded.params().flatMap((p) => Array.from(p.value.data)), bestWeights);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

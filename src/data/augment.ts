@@ -103,29 +103,51 @@ function gaussianTaps(sigma: number): Float64Array {
 }
 
 /**
- * Σ_k taps[r + k]·f[i + k·stride] over the k in [−r, r] with 0 ≤ p + k < n (p: i's position along the
- * axis, n: the axis length); the taps are symmetric, so pairs within range share one multiplication.
+ * Separable Gaussian smoothing of the two H × W displacement fields a and b in place (zeros outside,
+ * SciPy's mode="constant"), both in one sweep: out[i] = Σ_k taps[r + k]·f[i + k·stride] over the k in
+ * [−r, r] that stay inside the axis; the taps are symmetric, so pairs within range share a multiplication.
  */
-function tapSum(f: Float64Array, i: number, stride: number, p: number, n: number, taps: Float64Array): number {
+function smoothPair(
+  [a, b]: [Float64Array, Float64Array],
+  [tmpA, tmpB]: [Float64Array, Float64Array],
+  H: number,
+  W: number,
+  taps: Float64Array,
+): void {
   const r = (taps.length - 1) >> 1;
-  const below = Math.min(r, p);
-  const above = Math.min(r, n - 1 - p);
-  const both = Math.min(below, above);
-  let s = taps[r] * f[i];
-  for (let k = 1; k <= both; k++) s += taps[r + k] * (f[i + k * stride] + f[i - k * stride]);
-  for (let k = both + 1; k <= above; k++) s += taps[r + k] * f[i + k * stride];
-  for (let k = both + 1; k <= below; k++) s += taps[r - k] * f[i - k * stride];
-  return s;
-}
-
-/** Separable Gaussian smoothing of an H × W field in place (zeros outside, SciPy's mode="constant"). */
-function smooth(field: Float64Array, tmp: Float64Array, H: number, W: number, taps: Float64Array): void {
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) tmp[y * W + x] = tapSum(field, y * W + x, 1, x, W, taps);
-  }
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) field[y * W + x] = tapSum(tmp, y * W + x, W, y, H, taps);
-  }
+  type Fields = [Float64Array, Float64Array];
+  const pass = ([srcA, srcB]: Fields, [dstA, dstB]: Fields, along: "x" | "y") => {
+    const stride = along === "x" ? 1 : W;
+    const n = along === "x" ? W : H;
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const i = y * W + x;
+        const p = along === "x" ? x : y;
+        const below = Math.min(r, p);
+        const above = Math.min(r, n - 1 - p);
+        const both = Math.min(below, above);
+        let sa = taps[r] * srcA[i];
+        let sb = taps[r] * srcB[i];
+        for (let k = 1; k <= both; k++) {
+          const t = taps[r + k];
+          sa += t * (srcA[i + k * stride] + srcA[i - k * stride]);
+          sb += t * (srcB[i + k * stride] + srcB[i - k * stride]);
+        }
+        for (let k = both + 1; k <= above; k++) {
+          sa += taps[r + k] * srcA[i + k * stride];
+          sb += taps[r + k] * srcB[i + k * stride];
+        }
+        for (let k = both + 1; k <= below; k++) {
+          sa += taps[r - k] * srcA[i - k * stride];
+          sb += taps[r - k] * srcB[i - k * stride];
+        }
+        dstA[i] = sa;
+        dstB[i] = sb;
+      }
+    }
+  };
+  pass([a, b], [tmpA, tmpB], "x");
+  pass([tmpA, tmpB], [a, b], "y");
 }
 
 /**
@@ -156,6 +178,7 @@ export function augmentBatch(
   const dx = new Float64Array(taps ? H * W : 0);
   const dy = new Float64Array(taps ? H * W : 0);
   const tmp = new Float64Array(taps ? H * W : 0);
+  const tmp2 = new Float64Array(taps ? H * W : 0);
   const fill = cfg.fill;
   for (let n = 0; n < N; n++) {
     const theta = uniform(-cfg.rotation, cfg.rotation) * deg;
@@ -177,8 +200,7 @@ export function augmentBatch(
       const alpha = cfg.elastic!.alpha;
       for (let i = 0; i < H * W; i++) dx[i] = 2 * rng.nextDouble() - 1;
       for (let i = 0; i < H * W; i++) dy[i] = 2 * rng.nextDouble() - 1;
-      smooth(dx, tmp, H, W, taps);
-      smooth(dy, tmp, H, W, taps);
+      smoothPair([dx, dy], [tmp, tmp2], H, W, taps);
       for (let i = 0; i < H * W; i++) {
         dx[i] *= alpha;
         dy[i] *= alpha;

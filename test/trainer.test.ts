@@ -365,3 +365,22 @@ test("an aborted fitAsync closes its async source (the generator's finally runs)
   assert.equal(served, 3);
   assert.ok(closed);
 });
+
+test("stop() inside runEpoch leaves the epoch open; the next runEpoch finishes it with fit's weights", () => {
+  const a = cnn().compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 0.01 }) });
+  a.fit(data.x, data.y, { epochs: 1, ...fitOpts() });
+  const b = cnn().compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 0.01 }) });
+  const t = new Trainer(b, data, fitOpts());
+  t.callbacks.push({
+    onBatchEnd: (batch: number) => {
+      if (batch === 2) t.stop();
+    },
+  });
+  const logs = t.runEpoch();
+  assert.equal(logs.batch, 2);
+  assert.ok(t.inEpoch);
+  t.callbacks.pop();
+  assert.equal(t.runEpoch().epoch, 0);
+  assert.equal(t.history.epochs.length, 1);
+  assert.deepEqual(weightBytes(b), weightBytes(a));
+});

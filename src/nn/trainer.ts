@@ -388,8 +388,10 @@ export class Trainer {
     return runSync(this.stepLoop());
   }
 
-  /** Train to the end of the current (or next) epoch; returns the epoch's logs. */
+  /** Train to the end of the current (or next) epoch; returns the epoch's logs (a batch's after stop()). */
   runEpoch(): Logs {
+    this.stopRequested = false;
+    this.model.stopTraining = false;
     return runSync(this.epochLoop());
   }
 
@@ -523,11 +525,15 @@ export class Trainer {
   private *epochLoop(): Loop<Logs> {
     if (this.data) {
       const epoch = this.epoch;
+      let last: Logs | null = null;
       while (this.epoch === epoch && !this.stopping) {
-        yield* this.stepLoop();
+        last = yield* this.stepLoop();
         yield BATCH_BOUNDARY;
       }
-      return this.epoch === epoch ? yield* this.endEpochLoop() : this.history.epochs[this.history.epochs.length - 1];
+      if (this.epoch !== epoch) return this.history.epochs[this.history.epochs.length - 1];
+      // stop() leaves the epoch open (for resume): its last batch's logs; a callback's stop closes it.
+      if (this.stopRequested && last !== null) return last;
+      return yield* this.endEpochLoop();
     }
     const source = this.source!;
     if (!this.inEpoch) yield* this.beginEpochLoop();

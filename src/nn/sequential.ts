@@ -6,6 +6,7 @@
 // fit = for each epoch, for each (seeded) shuffled mini-batch: zeroGrad → forward → loss → backward →
 // optimizer.step. Every random choice — initial weights, dropout masks, shuffling — comes from
 // RandomStates seeded from the model's and fit's seeds, so the same seeds give bit-identical training.
+// The loop itself is the Trainer's (src/nn/trainer.ts); fit and fitAsync build one and run it.
 
 import { NDArray, allocate, formatShape, type DType } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";

@@ -61,7 +61,7 @@ export { buildModel, MODEL_NAMES, isModelName, DIGIT_INPUT_SHAPE, type ModelName
 export { setBackend, getBackend, wasmAvailable, wasmUnavailable, setThreads, getThreads, threadsUnavailable, type BackendName } from "./kernels/backend.ts";
 
 // Types that appear in the signatures above, exported so users (and the API reference) can name them.
-export type { SequentialOptions, Schedule } from "./nn/sequential.ts";
+export type { SequentialOptions } from "./nn/sequential.ts";
 export type { Differentiable, TensorCheck } from "./nn/gradcheck.ts";
 export type { SuiteCheck, SuiteSummary, SuiteOptions } from "./nn/checks.ts";
 export type { Size, RandomStateInput, ShuffleTarget } from "./nd/random.ts";
@@ -89,3 +89,66 @@ export {
   type GrayImage,
   type DigitPixels,
 } from "./data/digits.ts";
+export {
+  Trainer,
+  trainStep,
+  clipGradientsByNorm,
+  clipGradientsByValue,
+  type TrainerOptions,
+  type TrainerState,
+  type StepOptions,
+  type Batch,
+  type BatchSource,
+  type BatchAugmenter,
+  type AsyncRunOptions,
+  type TrainBeginInfo,
+  type Schedule,
+} from "./nn/trainer.ts";
+export { type FitAsyncOptions } from "./nn/sequential.ts";
+export { L2Regularizer, type L2Options } from "./nn/regularizers.ts";
+export {
+  EarlyStopping,
+  ModelCheckpoint,
+  ReduceLROnPlateau,
+  MetricsLogger,
+  type EarlyStoppingOptions,
+  type ModelCheckpointOptions,
+  type CheckpointInfo,
+  type ReduceLROnPlateauOptions,
+  type MetricsLoggerOptions,
+  type Monitor,
+  type MonitorMode,
+} from "./nn/callbacks.ts";
+export {
+  confusionMatrix,
+  topKAccuracy,
+  classificationReport,
+  evaluateMetrics,
+  type ClassMetrics,
+  type ClassificationReport,
+  type EvaluationMetrics,
+  type EvaluateMetricsOptions,
+} from "./nn/metrics.ts";
+export {
+  Augmenter,
+  augmentBatch,
+  augmentConfig,
+  type AugmentOptions,
+  type AugmentConfig,
+  type ElasticOptions,
+} from "./data/augment.ts";
+export {
+  encodeModelFile,
+  decodeModelFile,
+  modelToFile,
+  modelFromFile,
+  isModelFile,
+  downloadModel,
+  saveModelToIndexedDB,
+  loadModelFromIndexedDB,
+  loadModelFromUrl,
+  CONTAINER_MAGIC,
+  CONTAINER_VERSION,
+  type IndexedDBOptions,
+  type LoadFromUrlOptions,
+} from "./io/browser.ts";

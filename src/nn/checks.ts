@@ -179,6 +179,12 @@ export function runGradcheckSuite(opts: SuiteOptions = {}, onResult?: (c: SuiteC
     const cfg = `N=${N} K=${K}`;
     record("SoftmaxCrossEntropy", `${cfg} labels`, gradcheckLoss(new SoftmaxCrossEntropy(), logits, labels, { tolerance }));
     record("SoftmaxCrossEntropy", `${cfg} one-hot`, gradcheckLoss(new SoftmaxCrossEntropy(), logits, onehot, { tolerance }));
+    // Label smoothing and class weights (derivation.md §4.1–4.2); no draws, so the checks above keep their inputs.
+    const weights = Array.from({ length: K }, (_, k) => 0.5 + k);
+    const smoothed = () => new SoftmaxCrossEntropy({ labelSmoothing: 0.1, classWeights: weights });
+    const smoothedCheck = (t: typeof labels | NDArray) => gradcheckLoss(smoothed(), logits, t, { tolerance });
+    record("SoftmaxCrossEntropy", `${cfg} labels ε=0.1 weighted`, smoothedCheck(labels));
+    record("SoftmaxCrossEntropy", `${cfg} one-hot ε=0.1 weighted`, smoothedCheck(onehot));
     const target = randn(rng, [N, K]);
     record("MSE", `${cfg} half_sum`, gradcheckLoss(new MSE({ reduction: "half_sum" }), logits, target, { tolerance }));
     record("MSE", `${cfg} mean`, gradcheckLoss(new MSE({ reduction: "mean" }), logits, target, { tolerance }));

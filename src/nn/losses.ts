@@ -5,6 +5,8 @@
 //   SoftmaxCrossEntropy on logits z (N, K), mean over the batch:
 //                     L = (1/N) Σ_n [logΣ_k e^(z_nk) · Σ_k t_nk − Σ_k t_nk z_nk]
 //                     ∂L/∂z_nk = (p_nk · Σ_j t_nj − t_nk) / N,   p = softmax(z)  (= (p − t)/N for one-hot t)
+//     with label smoothing ε and class weights w (derivation.md §4.1–4.2): t → q = (1 − ε)t + ε·m/K and the
+//                     mean → Σ_n s_n ℓ_n / Σ_n s_n;   ∂L/∂z_nk = s_n (p_nk · m_n − q_nk) / Σ_j s_j
 //   BinaryCrossEntropy, mean over all M elements:
 //     probabilities:  L = −(1/M) Σ [t log p + (1 − t) log(1 − p)],  p clamped to [ε, 1 − ε], ε = 1e-7
 //                     ∂L/∂p = (p − t) / (p(1 − p)) / M inside the clamp, 0 where p was clamped
@@ -185,14 +187,56 @@ function expectLogits(where: string, pred: NDArray): [number, number] {
   return [pred.shape[0], pred.shape[1]];
 }
 
+export interface SoftmaxCrossEntropyOptions {
+  /**
+   * ε in [0, 1): the target becomes q = (1 − ε)·t + ε·m/K (m = Σ_k t_k, 1 for labels), derivation.md §4.1.
+   * Default 0.
+   */
+  labelSmoothing?: number;
+  /**
+   * One weight c_k ≥ 0 per class: the loss becomes the weighted mean Σ w_n ℓ_n / Σ w_n with
+   * w_n = c_{label n} (Σ_k c_k t_nk for rows), derivation.md §4.2. Default: all 1 (the plain mean).
+   */
+  classWeights?: readonly number[];
+}
+
 export class SoftmaxCrossEntropy extends Loss {
   readonly type = "SoftmaxCrossEntropy";
+  readonly labelSmoothing: number;
+  readonly classWeights: readonly number[] | null;
   private probs: NDArray | null = null; // softmax(z): backward's p, and probabilities()
   private lse: Float64Array | null = null;
   private labels: Int32Array | null = null; // a copy: the caller's target buffer may be refilled
   private targetRows: Float64Array | null = null; // copy of one-hot/probability rows
   private oneHot = false;
   private grad: NDArray | null = null;
+  private sampleWeights: Float64Array | null = null; // w_n / Σ w (or 1/N): backward's per-sample scale
+
+  constructor(opts: SoftmaxCrossEntropyOptions = {}) {
+    super();
+    const eps = opts.labelSmoothing ?? 0;
+    if (typeof eps !== "number" || !(eps >= 0 && eps < 1)) {
+      throw new RangeError(`SoftmaxCrossEntropy: labelSmoothing must be a number in [0, 1), got ${String(eps)}`);
+    }
+    this.labelSmoothing = eps;
+    const w = opts.classWeights;
+    if (w !== undefined) {
+      if (!Array.isArray(w) || w.length === 0) {
+        throw new TypeError(`SoftmaxCrossEntropy: classWeights must be a non-empty array of numbers, got ${String(w)}`);
+      }
+      w.forEach((c, k) => {
+        if (typeof c !== "number" || !(c >= 0) || !Number.isFinite(c)) {
+          throw new RangeError(`SoftmaxCrossEntropy: classWeights[${k}] must be a finite number ≥ 0, got ${c}`);
+        }
+      });
+    }
+    this.classWeights = w === undefined ? null : w.slice();
+  }
+
+  /** Label smoothing or class weights in use: the general path (§4.1–4.2) instead of the plain one. */
+  private get general(): boolean {
+    return this.labelSmoothing !== 0 || this.classWeights !== null;
+  }
 
   /** Row-wise softmax of logits (N, K), max-subtracted; a new array of the logits' dtype. */
   static softmax(logits: NDArray): NDArray {
@@ -209,6 +253,7 @@ export class SoftmaxCrossEntropy extends Loss {
     const lse = (this.lse = scratch(this.lse, N));
     const z = pred.data;
     softmaxRows(z, N, K, p.data, lse);
+    if (this.general) return this.forwardGeneral(z, target, labels, N, K);
     let total = 0;
     if (labels !== null) {
       // −log softmax(z)[c] = log Σ_k e^(z_k) − z_c
@@ -242,7 +287,9 @@ export class SoftmaxCrossEntropy extends Loss {
     const dz = (this.grad = reuse(this.grad, [N, K], this.probs.dtype));
     const p = this.probs.data;
     const g = dz.data;
-    if (!this.oneHot) {
+    if (this.general) {
+      this.backwardGeneral(p, g, N, K);
+    } else if (!this.oneHot) {
       const labels = this.labels!;
       for (let i = 0; i < g.length; i++) g[i] = p[i] / N;
       for (let n = 0; n < N; n++) g[n * K + labels[n]] = (p[n * K + labels[n]] - 1) / N;
@@ -257,6 +304,87 @@ export class SoftmaxCrossEntropy extends Loss {
     return dz;
   }
 
+  // Label smoothing and class weights (§4.1–4.2): per sample n, with m_n = Σ_k t_nk (1 for a label),
+  //     q_nk = (1 − ε)·t_nk + ε·m_n/K,   ℓ_n = Σ_k q_nk (lse_n − z_nk),   L = Σ_n w_n ℓ_n / Σ_n w_n.
+  // For a label c: ℓ_n = lse_n − (1 − ε)·z_nc − (ε/K)·Σ_k z_nk. All weights 0: L = 0.
+  private forwardGeneral(
+    z: ArrayLike<number>,
+    target: Target,
+    labels: ArrayLike<number> | null,
+    N: number,
+    K: number,
+  ): number {
+    const c = this.classWeights;
+    if (c !== null && c.length !== K) {
+      const logits = formatShape([N, K]);
+      throw new ShapeError(`${this.type}: classWeights has ${c.length} entries but the logits ${logits} have ${K} classes`);
+    }
+    const eps = this.labelSmoothing;
+    const lse = this.lse!;
+    const w = (this.sampleWeights = scratch(this.sampleWeights, N));
+    let total = 0;
+    let weightSum = 0;
+    if (labels !== null) {
+      const copy = (this.labels = this.labels?.length === N ? this.labels : new Int32Array(N));
+      for (let n = 0; n < N; n++) {
+        const label = (copy[n] = labels[n]);
+        let zSum = 0;
+        for (let k = 0; k < K; k++) zSum += z[n * K + k];
+        const loss = lse[n] - (1 - eps) * z[n * K + label] - (eps / K) * zSum;
+        w[n] = c === null ? 1 : c[label];
+        weightSum += w[n];
+        total += w[n] * loss;
+      }
+      this.oneHot = false;
+    } else {
+      const t = (target as NDArray).data;
+      const rows = (this.targetRows = scratch(this.targetRows, N * K));
+      for (let n = 0; n < N; n++) {
+        let mass = 0;
+        let weight = 0;
+        for (let k = 0; k < K; k++) {
+          const tk = (rows[n * K + k] = t[n * K + k]);
+          mass += tk;
+          if (c !== null) weight += c[k] * tk;
+        }
+        let loss = 0;
+        for (let k = 0; k < K; k++) loss += ((1 - eps) * rows[n * K + k] + (eps * mass) / K) * (lse[n] - z[n * K + k]);
+        w[n] = c === null ? 1 : weight;
+        weightSum += w[n];
+        total += w[n] * loss;
+      }
+      this.oneHot = true;
+    }
+    // Backward needs w_n / Σ w: keep that instead of w_n.
+    for (let n = 0; n < N; n++) w[n] = weightSum === 0 ? 0 : w[n] / weightSum;
+    return weightSum === 0 ? 0 : total / weightSum;
+  }
+
+  // ∂L/∂z_nk = (w_n / Σ_j w_j)·(p_nk·m_n − q_nk)   (§4.1–4.2; = (p − q)/N without class weights)
+  private backwardGeneral(p: ArrayLike<number>, g: { [i: number]: number }, N: number, K: number): void {
+    const eps = this.labelSmoothing;
+    const w = this.sampleWeights!;
+    if (!this.oneHot) {
+      const labels = this.labels!;
+      for (let n = 0; n < N; n++) {
+        for (let k = 0; k < K; k++) {
+          const q = (k === labels[n] ? 1 - eps : 0) + eps / K;
+          g[n * K + k] = w[n] * (p[n * K + k] - q);
+        }
+      }
+    } else {
+      const t = this.targetRows!;
+      for (let n = 0; n < N; n++) {
+        let mass = 0;
+        for (let k = 0; k < K; k++) mass += t[n * K + k];
+        for (let k = 0; k < K; k++) {
+          const q = (1 - eps) * t[n * K + k] + (eps * mass) / K;
+          g[n * K + k] = w[n] * (p[n * K + k] * mass - q);
+        }
+      }
+    }
+  }
+
   /** softmax(z) of the last forward (reused buffer, shape (N, K)). */
   probabilities(): NDArray {
     if (this.probs === null) throw new Error(`${this.type}: probabilities() called before forward`);
@@ -264,7 +392,10 @@ export class SoftmaxCrossEntropy extends Loss {
   }
 
   config(): LossConfig {
-    return { type: this.type };
+    const out: LossConfig = { type: this.type };
+    if (this.labelSmoothing !== 0) out.labelSmoothing = this.labelSmoothing;
+    if (this.classWeights !== null) out.classWeights = this.classWeights.slice();
+    return out;
   }
 }
 
@@ -384,7 +515,10 @@ export function lossFromConfig(config: LossConfig): Loss {
     case "MSE":
       return new MSE({ reduction: config.reduction as MSEReduction | undefined });
     case "SoftmaxCrossEntropy":
-      return new SoftmaxCrossEntropy();
+      return new SoftmaxCrossEntropy({
+        labelSmoothing: config.labelSmoothing as number | undefined,
+        classWeights: config.classWeights as number[] | undefined,
+      });
     case "BinaryCrossEntropy":
       return new BinaryCrossEntropy({ fromLogits: config.fromLogits as boolean | undefined });
     default:

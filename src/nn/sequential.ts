@@ -6,13 +6,32 @@
 // fit = for each epoch, for each (seeded) shuffled mini-batch: zeroGrad → forward → loss → backward →
 // optimizer.step. Every random choice — initial weights, dropout masks, shuffling — comes from
 // RandomStates seeded from the model's and fit's seeds, so the same seeds give bit-identical training.
+// The loop itself is the Trainer's (src/nn/trainer.ts); fit and fitAsync build one and run it.
 
-import { NDArray, allocate, formatShape, shapeSize, type DType } from "../nd/ndarray.ts";
+import { NDArray, allocate, formatShape, type DType } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
 import { ShapeError, type BackwardOptions, type ForwardOptions, type Layer, type LayerConfig, type Param } from "./layer.ts";
 import type { Differentiable } from "./gradcheck.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
+import { BatchBuffer, TargetBuffer, checkTargets, countCorrect } from "./batches.ts";
+import type { L2Regularizer } from "./regularizers.ts";
+import { evaluateMetrics, type EvaluateMetricsOptions, type EvaluationMetrics } from "./metrics.ts";
+import {
+  Trainer,
+  trainStep,
+  type AsyncRunOptions,
+  type BatchAugmenter,
+  type BatchSource,
+  type Callbacks,
+  type History,
+  type Schedule,
+  type StepOptions,
+} from "./trainer.ts";
+
+export { TrainingError } from "./trainer.ts";
+export { countCorrect } from "./batches.ts";
+export type { Logs, Callbacks, Schedule, History } from "./trainer.ts";
 
 export interface SequentialOptions {
   /** Shape of one input sample, e.g. [1, 28, 28]. When given, the model is validated at construction. */
@@ -22,34 +41,6 @@ export interface SequentialOptions {
   /** Convert all parameters to this dtype (default: leave as constructed, float32). */
   dtype?: DType;
   name?: string;
-}
-
-/** What the training loop reports after each batch and epoch. */
-export interface Logs {
-  epoch: number;
-  batch?: number;
-  loss: number;
-  accuracy?: number;
-  valLoss?: number;
-  valAccuracy?: number;
-  lr: number;
-  seconds?: number;
-  /** Samples seen so far in this epoch. */
-  seen?: number;
-}
-
-export interface Callbacks {
-  onTrainBegin?(info: { epochs: number; batchesPerEpoch: number; samples: number }): void;
-  onEpochBegin?(epoch: number): void;
-  /** Return false to stop training after this batch. */
-  onBatchEnd?(batch: number, logs: Logs): unknown;
-  /** Return false to stop training after this epoch. */
-  onEpochEnd?(epoch: number, logs: Logs): unknown;
-}
-
-/** A learning-rate schedule: lr for an epoch (0-based) given the optimizer's base lr. */
-export interface Schedule {
-  lrAt(epoch: number, baseLr: number): number;
 }
 
 export interface FitOptions {
@@ -65,16 +56,17 @@ export interface FitOptions {
   schedule?: Schedule;
   /** Start at this epoch (for resuming): the shuffles of the skipped epochs are drawn and discarded. */
   initialEpoch?: number;
+  /** Rescale gradients whose global L2 norm exceeds this (derivation.md §4.4). */
+  clipNorm?: number;
+  /** Clamp every gradient element to [−clipValue, clipValue] (§4.4). */
+  clipValue?: number;
+  /** Per-layer L2 penalty on the weights (§4.3). */
+  regularizer?: L2Regularizer;
+  /** Augment each training batch (src/data/augment.ts), with its own seeded generator. */
+  augment?: BatchAugmenter;
 }
 
-export interface History {
-  epochs: Logs[];
-}
-
-/** Training stopped because a loss or gradient was not finite; names where. */
-export class TrainingError extends Error {
-  override name = "TrainingError";
-}
+export type FitAsyncOptions = FitOptions & AsyncRunOptions;
 
 export class Sequential implements Differentiable {
   readonly type = "Sequential";
@@ -254,95 +246,57 @@ export class Sequential implements Differentiable {
     return counted > 0 ? { loss: lossSum / N, accuracy: correct / counted } : { loss: lossSum / N };
   }
 
-  /**
-   * One optimisation step on one batch: zeroGrad → forward → loss → backward → finite checks →
-   * optimizer.step. Returns the batch's mean loss and, for classification losses, the number of
-   * correct predictions. `where` ("epoch 3, batch 17") goes into the error if a loss or gradient is
-   * not finite. fit is a loop over this; the training CLI calls it directly.
-   */
-  trainBatch(x: NDArray, y: Target, loss: Loss, optimizer: Optimizer, where = "a batch"): { loss: number; correct: number | null } {
-    this.zeroGrad();
-    const pred = this.forward(x, { training: true });
-    const l = loss.forward(pred, y);
-    if (!Number.isFinite(l)) {
-      throw new TrainingError(`${this.name}: loss is ${l} at ${where}: lower the learning rate or check the data for NaN/Inf`);
-    }
-    this.backward(loss.backward(), { needDx: false }); // nobody reads the first layer's dx here
-    const params = this.ownParams();
-    for (const p of params) {
-      if (!p.trainable) continue;
-      const g = p.grad.data;
-      for (let i = 0; i < g.length; i++) {
-        if (!Number.isFinite(g[i])) {
-          const owner = this.layers.find((layer) => layer.params().includes(p));
-          throw new TrainingError(`${this.name}: gradient of ${owner?.describe() ?? "a layer"} ${p.name} is ${g[i]} at ${where}`);
-        }
-      }
-    }
-    optimizer.step(params);
-    return { loss: l, correct: countCorrect(loss, pred, y) };
+  /** Confusion matrix, top-k accuracy, per-class precision/recall/F1 and their averages (src/nn/metrics.ts). */
+  evaluateMetrics(x: NDArray, y: Target, opts: EvaluateMetricsOptions = {}): EvaluationMetrics {
+    return evaluateMetrics(this, x, y, opts);
   }
 
-  /** Train with mini-batch gradient descent. Throws TrainingError on a non-finite loss or gradient. */
+  /**
+   * One optimisation step on one batch: zeroGrad → forward → loss → backward → finite checks →
+   * optimizer.step (src/nn/trainer.ts, trainStep). Returns the batch's mean loss and, for classification
+   * losses, the number of correct predictions. `where` ("epoch 3, batch 17") goes into the error if a
+   * loss or gradient is not finite.
+   */
+  trainBatch(
+    x: NDArray,
+    y: Target,
+    loss: Loss,
+    optimizer: Optimizer,
+    where = "a batch",
+    opts: StepOptions = {},
+  ): { loss: number; correct: number | null } {
+    return trainStep(this, x, y, loss, optimizer, where, opts);
+  }
+
+  /** Train with mini-batch gradient descent (a Trainer run). Throws TrainingError on a non-finite loss or gradient. */
   fit(x: NDArray, y: Target, opts: FitOptions = {}): History {
-    const loss = opts.loss ?? this.loss;
-    const optimizer = opts.optimizer ?? this.optimizer;
-    if (!loss || !optimizer) throw new Error(`${this.name}.fit: no loss or optimizer: call compile({loss, optimizer}) or pass them to fit`);
+    const { trainer, epochs } = this.trainerFor({ x, y }, opts);
+    return trainer.fit(epochs);
+  }
+
+  /**
+   * fit as a promise: yields to the event loop between batches (every `yieldEveryMs`, default 16),
+   * awaits callbacks that return promises, and on `signal` stops after the batch in progress and
+   * rejects with a DOMException named "AbortError" (the model then holds that batch's weights).
+   * Data: in-memory arrays (same seed, same weights as fit) or a BatchSource of {x, y} batches, an
+   * (async) iterable — or a function returning a fresh one per epoch — used in the order given.
+   */
+  fitAsync(x: NDArray, y: Target, opts?: FitAsyncOptions): Promise<History>;
+  fitAsync(source: BatchSource, opts?: FitAsyncOptions): Promise<History>;
+  async fitAsync(a: NDArray | BatchSource, b?: Target | FitAsyncOptions, c?: FitAsyncOptions): Promise<History> {
+    const fromArrays = a instanceof NDArray;
+    const opts = (fromArrays ? c : (b as FitAsyncOptions | undefined)) ?? {};
+    const { trainer, epochs } = this.trainerFor(fromArrays ? { x: a, y: b as Target } : a, opts);
+    return trainer.fitAsync(epochs, opts);
+  }
+
+  private trainerFor(data: { x: NDArray; y: Target } | BatchSource, opts: FitOptions): { trainer: Trainer; epochs: number } {
     const epochs = opts.epochs ?? 1;
-    const batchSize = opts.batchSize ?? 32;
     if (!Number.isInteger(epochs) || epochs < 0) throw new RangeError(`fit: epochs must be a non-negative integer, got ${epochs}`);
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`fit: batchSize must be a positive integer, got ${batchSize}`);
-    checkTargets(x, y, "fit");
-    if (opts.validationData) checkTargets(opts.validationData[0], opts.validationData[1], "fit (validationData)");
-    const callbacks = opts.callbacks === undefined ? [] : Array.isArray(opts.callbacks) ? opts.callbacks : [opts.callbacks];
-    const N = x.shape[0];
-    const batches = Math.ceil(N / batchSize);
-    const rng = new RandomState(opts.seed ?? 0);
-    const baseLr = optimizer.lr;
-    const xb = new BatchBuffer(x);
-    const yb = new TargetBuffer(y);
-    const order = Array.from({ length: N }, (_, i) => i);
-    const history: History = { epochs: [] };
-    const initialEpoch = opts.initialEpoch ?? 0;
-    this.stopTraining = false;
-    for (const cb of callbacks) cb.onTrainBegin?.({ epochs, batchesPerEpoch: batches, samples: N });
-    for (let epoch = 0; epoch < epochs && !this.stopTraining; epoch++) {
-      // Shuffle every epoch, including skipped ones, so a resumed run sees the same batches.
-      const perm = opts.shuffle === false ? order : rng.permutation(N);
-      if (epoch < initialEpoch) continue;
-      if (opts.schedule) optimizer.lr = opts.schedule.lrAt(epoch, baseLr);
-      for (const cb of callbacks) cb.onEpochBegin?.(epoch);
-      const t0 = performance.now();
-      let lossSum = 0;
-      let correct = 0;
-      let counted = 0;
-      for (let b = 0; b < batches && !this.stopTraining; b++) {
-        const start = b * batchSize;
-        const n = Math.min(batchSize, N - start);
-        const xs = xb.gather(perm, start, n);
-        const ts = yb.gather(perm, start, n);
-        const r = this.trainBatch(xs, ts, loss, optimizer, `epoch ${epoch + 1}, batch ${b + 1}`);
-        lossSum += r.loss * n;
-        if (r.correct !== null) {
-          correct += r.correct;
-          counted += n;
-        }
-        const seen = start + n;
-        const logs: Logs = { epoch, batch: b, loss: lossSum / seen, lr: optimizer.lr, seen, ...(counted ? { accuracy: correct / counted } : {}) };
-        for (const cb of callbacks) if (cb.onBatchEnd?.(b, logs) === false) this.stopTraining = true;
-      }
-      const seen = Math.min(N, batches * batchSize);
-      const logs: Logs = { epoch, loss: lossSum / seen, lr: optimizer.lr, seconds: (performance.now() - t0) / 1000 };
-      if (counted) logs.accuracy = correct / counted;
-      if (opts.validationData) {
-        const v = this.evaluate(opts.validationData[0], opts.validationData[1], { loss });
-        logs.valLoss = v.loss;
-        if (v.accuracy !== undefined) logs.valAccuracy = v.accuracy;
-      }
-      history.epochs.push(logs);
-      for (const cb of callbacks) if (cb.onEpochEnd?.(epoch, logs) === false) this.stopTraining = true;
-    }
-    return history;
+    const trainer = new Trainer(this, data, opts);
+    // Skipped epochs still draw their shuffles, so a resumed run sees the same batches.
+    for (let e = 0; e < Math.min(opts.initialEpoch ?? 0, epochs); e++) trainer.skipEpoch();
+    return { trainer, epochs };
   }
 
   config(): { type: "Sequential"; name: string; inputShape: number[] | null; layers: LayerConfig[] } {
@@ -351,114 +305,5 @@ export class Sequential implements Differentiable {
 
   toJSON(): ReturnType<Sequential["config"]> {
     return this.config();
-  }
-}
-
-/** Number of correct predictions for classification losses, null for regression losses. */
-export function countCorrect(loss: Loss, pred: NDArray, target: Target): number | null {
-  if (loss.type === "SoftmaxCrossEntropy") {
-    const [N, K] = pred.shape;
-    const labels = labelsOf(target, N, K);
-    let c = 0;
-    for (let n = 0; n < N; n++) {
-      let best = 0;
-      for (let k = 1; k < K; k++) if (pred.data[n * K + k] > pred.data[n * K + best]) best = k;
-      if (best === labels[n]) c++;
-    }
-    return c;
-  }
-  if (loss.type === "BinaryCrossEntropy") {
-    const threshold = (loss.config() as { fromLogits?: boolean }).fromLogits ? 0 : 0.5;
-    const t = target instanceof NDArray ? target.data : target;
-    let c = 0;
-    for (let i = 0; i < pred.size; i++) if ((pred.data[i] > threshold ? 1 : 0) === (t[i] > 0.5 ? 1 : 0)) c++;
-    return (c / pred.size) * pred.shape[0];
-  }
-  return null;
-}
-
-/** Integer labels from labels or one-hot/probability rows (argmax). */
-function labelsOf(target: Target, N: number, K: number): ArrayLike<number> {
-  if (!(target instanceof NDArray)) return target;
-  if (target.ndim === 1) return target.data;
-  const out = new Int32Array(N);
-  for (let n = 0; n < N; n++) {
-    let best = 0;
-    for (let k = 1; k < K; k++) if (target.data[n * K + k] > target.data[n * K + best]) best = k;
-    out[n] = best;
-  }
-  return out;
-}
-
-function targetCount(y: Target): number {
-  return y instanceof NDArray ? y.shape[0] : y.length;
-}
-
-function checkTargets(x: NDArray, y: Target, where: string): void {
-  if (x.ndim < 1) throw new ShapeError(`${where}: x must have a batch axis, got shape ${formatShape(x.shape)}`);
-  if (targetCount(y) !== x.shape[0]) {
-    throw new ShapeError(`${where}: x has ${x.shape[0]} samples but y has ${targetCount(y)} (x ${formatShape(x.shape)}, y ${y instanceof NDArray ? formatShape(y.shape) : `(${y.length},)`})`);
-  }
-}
-
-/** Copies selected samples of x into a reused batch buffer (one per batch size seen). */
-class BatchBuffer {
-  private readonly sample: number;
-  private readonly bufs = new Map<number, NDArray>();
-  constructor(private readonly src: NDArray) {
-    this.sample = shapeSize(src.shape.slice(1));
-  }
-  private buf(n: number): NDArray {
-    let b = this.bufs.get(n);
-    if (!b) {
-      b = new NDArray(allocate(this.src.dtype, n * this.sample), [n, ...this.src.shape.slice(1)]);
-      this.bufs.set(n, b);
-    }
-    return b;
-  }
-  gather(order: ArrayLike<number>, start: number, n: number): NDArray {
-    const b = this.buf(n);
-    const s = this.sample;
-    for (let i = 0; i < n; i++) {
-      const k = order[start + i];
-      b.data.set(this.src.data.subarray(k * s, k * s + s), i * s);
-    }
-    return b;
-  }
-  range(start: number, n: number): NDArray {
-    const b = this.buf(n);
-    b.data.set(this.src.data.subarray(start * this.sample, (start + n) * this.sample));
-    return b;
-  }
-}
-
-/** The same for targets: NDArray rows or integer labels. */
-class TargetBuffer {
-  private readonly x: BatchBuffer | null;
-  private readonly labels: Int32Array | null;
-  private readonly bufs = new Map<number, Int32Array>();
-  constructor(private readonly src: Target) {
-    // Integer labels stay labels; any other plain array (soft BCE targets) becomes an (N,) float64 array.
-    const asLabels = !(src instanceof NDArray) && Array.prototype.every.call(src, (v: number) => Number.isInteger(v));
-    const asArray = src instanceof NDArray ? src : asLabels ? null : new NDArray(Float64Array.from(src), [src.length]);
-    this.x = asArray ? new BatchBuffer(asArray) : null;
-    this.labels = asLabels ? Int32Array.from(src as ArrayLike<number>) : null;
-  }
-  private buf(n: number): Int32Array {
-    let b = this.bufs.get(n);
-    if (!b) this.bufs.set(n, (b = new Int32Array(n)));
-    return b;
-  }
-  gather(order: ArrayLike<number>, start: number, n: number): Target {
-    if (this.x) return this.x.gather(order, start, n);
-    const b = this.buf(n);
-    for (let i = 0; i < n; i++) b[i] = this.labels![order[start + i]];
-    return b;
-  }
-  range(start: number, n: number): Target {
-    if (this.x) return this.x.range(start, n);
-    const b = this.buf(n);
-    b.set(this.labels!.subarray(start, start + n));
-    return b;
   }
 }

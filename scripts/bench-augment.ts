@@ -1,0 +1,65 @@
+// What augmentation costs next to training: a 64-image batch of 28×28 MNIST-like images augmented
+// (affine; affine + elastic) against one LeNet-5 training step on a batch of the same size.
+// The systems alternate within each round (A, B, C, A, B, C, …) and the report is the median of the
+// per-round ratios, so drift in machine load hits all of them alike.
+//
+//   node --import tsx scripts/bench-augment.ts [--rounds N] [--reps N] [--threads N]
+
+import { cpus } from "node:os";
+import { parseArgs } from "node:util";
+import { NDArray } from "../src/nd/ndarray.ts";
+import { RandomState } from "../src/nd/random.ts";
+import { Augmenter } from "../src/data/augment.ts";
+import { buildModel } from "../src/nn/models.ts";
+import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
+import { Adam } from "../src/nn/optim.ts";
+import { getBackend, setThreads } from "../src/kernels/backend.ts";
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "15" },
+    reps: { type: "string", default: "10" },
+    threads: { type: "string", default: "2" },
+  },
+});
+const rounds = Number(values.rounds);
+const reps = Number(values.reps);
+const threads = await setThreads(Number(values.threads));
+
+const rng = new RandomState(0);
+const background = (0 - 0.1307) / 0.3081;
+const pixels = Float32Array.from({ length: 64 * 784 }, () => (rng.random()) * 3 + background);
+const x = new NDArray(pixels, [64, 1, 28, 28]);
+const y = Int32Array.from({ length: 64 }, (_, i) => i % 10);
+const model = buildModel("lenet5", { seed: 0 });
+const loss = new SoftmaxCrossEntropy();
+const optimizer = new Adam({ lr: 1e-3 });
+const affineOptions = { shift: 2, rotation: 10, scale: 0.1, shear: 10, fill: background, seed: 1 };
+const affine = new Augmenter(affineOptions);
+const elastic = new Augmenter({ ...affineOptions, elastic: { alpha: 34, sigma: 4 } });
+
+const systems: [string, () => void][] = [
+  ["augment (affine)", () => affine.apply(x)],
+  ["augment (affine + elastic)", () => elastic.apply(x)],
+  ["LeNet-5 train step", () => model.trainBatch(x, y, loss, optimizer)],
+];
+const time = (f: () => void): number => {
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) f();
+  return (performance.now() - t0) / reps;
+};
+for (const [, f] of systems) time(f); // warm-up
+const perRound: number[][] = systems.map(() => []);
+for (let r = 0; r < rounds; r++) systems.forEach(([, f], i) => perRound[i].push(time(f)));
+const median = (a: number[]) => {
+  const s = a.slice().sort((p, q) => p - q);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const step = perRound[2];
+const cpu = `${cpus()[0]?.model ?? "unknown"} ×${cpus().length}`;
+console.log(`CPU: ${cpu}; backend ${getBackend()}, ${threads} thread(s); ${rounds} rounds × ${reps} reps`);
+systems.forEach(([name], i) => {
+  const ratio = median(perRound[i].map((t, r) => t / step[r]));
+  const ms = median(perRound[i]).toFixed(2);
+  console.log(`${name.padEnd(28)} median ${ms} ms per 64-image batch   ratio to a train step ${ratio.toFixed(3)}`);
+});

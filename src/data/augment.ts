@@ -1,0 +1,274 @@
+// Data augmentation for image batches (N, C, H, W): seeded random affine transforms — shift, rotation,
+// scale, shear — resampled bilinearly, and optionally Simard et al.'s elastic distortion (2003: "Best
+// Practices for Convolutional Neural Networks Applied to Visual Document Analysis"): a field of uniform
+// random displacements in [−1, 1], smoothed by a Gaussian of standard deviation σ and scaled by α.
+//
+// For each image, the output pixel at (x, y) (column, row) samples the input at
+//     (x', y') = M⁻¹ · (x − c_x − t_x + α·Δx(x, y),  y − c_y − t_y + α·Δy(x, y)) + (c_x, c_y)
+// with c the image centre ((W − 1)/2, (H − 1)/2), t the shift, Δ the smoothed displacement field and
+//     M = R(θ) · Shear(φ) · Scale(s),  R(θ) = [cos θ  −sin θ; sin θ  cos θ],  Shear(φ) = [1  tan φ; 0  1],
+// i.e. the image is scaled, sheared along x, rotated about its centre, then shifted. Samples outside
+// the image read `fill` (MNIST's background after normalisation, (0 − 0.1307)/0.3081, for example).
+// All channels of an image share its transform.
+//
+// Random draws, in this order per image, all from the given RandomState (nextDouble, u ∈ [0, 1)):
+//   θ, s, φ, t_y, t_x (each a + (b − a)·u over its range; always drawn, even for a zero range), then,
+//   with elastic distortion, Δx for every pixel row by row, then Δy likewise (2u − 1 each).
+// Same seed, same batches ⇒ bit-identical output (float64 arithmetic, rounded once to the batch dtype).
+
+import { NDArray, allocate, formatShape } from "../nd/ndarray.ts";
+import { RandomState, type RandomStateInput, type RandomStateState } from "../nd/random.ts";
+
+export interface ElasticOptions {
+  /** Displacement scale α in pixels (Simard et al. use 34 for MNIST). */
+  alpha: number;
+  /** Standard deviation σ of the Gaussian smoothing, in pixels (Simard et al.: 4). */
+  sigma: number;
+}
+
+export interface AugmentOptions {
+  /** Maximum shift in pixels along each axis: t ~ U[−shift, shift] (default 0). */
+  shift?: number;
+  /** Maximum rotation in degrees: θ ~ U[−rotation, rotation] (default 0). */
+  rotation?: number;
+  /** Zoom: s ~ U[1 − scale, 1 + scale] for a number, U[lo, hi] for [lo, hi] (default 0: none). */
+  scale?: number | readonly [number, number];
+  /** Maximum shear angle in degrees: φ ~ U[−shear, shear] (default 0). */
+  shear?: number;
+  /** Value read outside the image (default 0). */
+  fill?: number;
+  /** Elastic distortion (default none). */
+  elastic?: ElasticOptions | null;
+}
+
+/** The options with every default filled in: what a run saves to be resumed exactly. */
+export interface AugmentConfig {
+  shift: number;
+  rotation: number;
+  scale: [number, number];
+  shear: number;
+  fill: number;
+  elastic: ElasticOptions | null;
+}
+
+function finiteAtLeast(name: string, v: unknown, min: number, below = Infinity): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v >= below) {
+    const range = below === Infinity ? `≥ ${min}` : `in [${min}, ${below})`;
+    throw new RangeError(`augment: ${name} must be a finite number ${range}, got ${String(v)}`);
+  }
+  return v;
+}
+
+/** Check options and fill in the defaults; errors name the option. */
+export function augmentConfig(opts: AugmentOptions = {}): AugmentConfig {
+  const scale = opts.scale ?? 0;
+  let range: [number, number];
+  if (typeof scale === "number") {
+    finiteAtLeast("scale", scale, 0, 1);
+    range = [1 - scale, 1 + scale];
+  } else {
+    if (!Array.isArray(scale) || scale.length !== 2) {
+      throw new RangeError(`augment: scale must be a number or [lo, hi], got ${String(scale)}`);
+    }
+    const lo = finiteAtLeast("scale[0]", scale[0], Number.MIN_VALUE);
+    const hi = finiteAtLeast("scale[1]", scale[1], lo);
+    range = [lo, hi];
+  }
+  let elastic: ElasticOptions | null = null;
+  if (opts.elastic) {
+    elastic = {
+      alpha: finiteAtLeast("elastic.alpha", opts.elastic.alpha, 0),
+      sigma: finiteAtLeast("elastic.sigma", opts.elastic.sigma, Number.MIN_VALUE),
+    };
+    if (elastic.sigma > 64) throw new RangeError(`augment: elastic.sigma must be ≤ 64 pixels, got ${elastic.sigma}`);
+  }
+  return {
+    shift: finiteAtLeast("shift", opts.shift ?? 0, 0),
+    rotation: finiteAtLeast("rotation", opts.rotation ?? 0, 0, 180),
+    scale: range,
+    shear: finiteAtLeast("shear", opts.shear ?? 0, 0, 90),
+    fill: finiteAtLeast("fill", opts.fill ?? 0, -Infinity),
+    elastic,
+  };
+}
+
+/** Normalised Gaussian taps exp(−k²/2σ²), k = −r…r with r = ⌈4σ⌉ (SciPy's gaussian_filter truncation). */
+function gaussianTaps(sigma: number): Float64Array {
+  const r = Math.ceil(4 * sigma);
+  const taps = new Float64Array(2 * r + 1);
+  let sum = 0;
+  for (let k = -r; k <= r; k++) sum += taps[k + r] = Math.exp((-k * k) / (2 * sigma * sigma));
+  for (let i = 0; i < taps.length; i++) taps[i] /= sum;
+  return taps;
+}
+
+/**
+ * Separable Gaussian smoothing of the two H × W displacement fields a and b in place (zeros outside,
+ * SciPy's mode="constant"), both in one sweep: out[i] = Σ_k taps[r + k]·f[i + k·stride] over the k in
+ * [−r, r] that stay inside the axis; the taps are symmetric, so pairs within range share a multiplication.
+ */
+function smoothPair(
+  [a, b]: [Float64Array, Float64Array],
+  [tmpA, tmpB]: [Float64Array, Float64Array],
+  H: number,
+  W: number,
+  taps: Float64Array,
+): void {
+  const r = (taps.length - 1) >> 1;
+  type Fields = [Float64Array, Float64Array];
+  const pass = ([srcA, srcB]: Fields, [dstA, dstB]: Fields, along: "x" | "y") => {
+    const stride = along === "x" ? 1 : W;
+    const n = along === "x" ? W : H;
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const i = y * W + x;
+        const p = along === "x" ? x : y;
+        const below = Math.min(r, p);
+        const above = Math.min(r, n - 1 - p);
+        const both = Math.min(below, above);
+        let sa = taps[r] * srcA[i];
+        let sb = taps[r] * srcB[i];
+        for (let k = 1; k <= both; k++) {
+          const t = taps[r + k];
+          sa += t * (srcA[i + k * stride] + srcA[i - k * stride]);
+          sb += t * (srcB[i + k * stride] + srcB[i - k * stride]);
+        }
+        for (let k = both + 1; k <= above; k++) {
+          sa += taps[r + k] * srcA[i + k * stride];
+          sb += taps[r + k] * srcB[i + k * stride];
+        }
+        for (let k = both + 1; k <= below; k++) {
+          sa += taps[r - k] * srcA[i - k * stride];
+          sb += taps[r - k] * srcB[i - k * stride];
+        }
+        dstA[i] = sa;
+        dstB[i] = sb;
+      }
+    }
+  };
+  pass([a, b], [tmpA, tmpB], "x");
+  pass([tmpA, tmpB], [a, b], "y");
+}
+
+/**
+ * Augment a batch (N, C, H, W) into `out` (a new array of x's shape and dtype when not given): one
+ * random transform per image, drawn from rng as documented above. x is not modified.
+ */
+export function augmentBatch(
+  x: NDArray,
+  rng: RandomState,
+  options: AugmentOptions | AugmentConfig = {},
+  out?: NDArray,
+): NDArray {
+  if (x.ndim !== 4) throw new RangeError(`augment: expected images of shape (N, C, H, W), got ${formatShape(x.shape)}`);
+  const [N, C, H, W] = x.shape;
+  const target = out ?? new NDArray(allocate(x.dtype, x.size), x.shape);
+  if (target.dtype !== x.dtype || target.shape.some((d, i) => d !== x.shape[i]) || target.data === x.data) {
+    const shape = formatShape(x.shape);
+    throw new RangeError(`augment: out must be a separate array of x's shape ${shape} and dtype ${x.dtype}`);
+  }
+  const cfg = augmentConfig(options);
+  const src = x.data;
+  const dst = target.data;
+  const cx = (W - 1) / 2;
+  const cy = (H - 1) / 2;
+  const deg = Math.PI / 180;
+  const uniform = (lo: number, hi: number) => lo + (hi - lo) * rng.nextDouble();
+  const taps = cfg.elastic ? gaussianTaps(cfg.elastic.sigma) : null;
+  const dx = new Float64Array(taps ? H * W : 0);
+  const dy = new Float64Array(taps ? H * W : 0);
+  const tmp = new Float64Array(taps ? H * W : 0);
+  const tmp2 = new Float64Array(taps ? H * W : 0);
+  const fill = cfg.fill;
+  for (let n = 0; n < N; n++) {
+    const theta = uniform(-cfg.rotation, cfg.rotation) * deg;
+    const s = uniform(cfg.scale[0], cfg.scale[1]);
+    const phi = uniform(-cfg.shear, cfg.shear) * deg;
+    const ty = uniform(-cfg.shift, cfg.shift);
+    const tx = uniform(-cfg.shift, cfg.shift);
+    // M = R(θ)·Shear(φ)·Scale(s) = [a b; c d]; M⁻¹ = [d −b; −c a] / (ad − bc)
+    const cos = Math.cos(theta);
+    const sin = Math.sin(theta);
+    const tan = Math.tan(phi);
+    const a = s * cos;
+    const b = s * (cos * tan - sin);
+    const c = s * sin;
+    const d = s * (sin * tan + cos);
+    const det = a * d - b * c;
+    const [ia, ib, ic, id] = [d / det, -b / det, -c / det, a / det];
+    if (taps) {
+      const alpha = cfg.elastic!.alpha;
+      for (let i = 0; i < H * W; i++) dx[i] = 2 * rng.nextDouble() - 1;
+      for (let i = 0; i < H * W; i++) dy[i] = 2 * rng.nextDouble() - 1;
+      smoothPair([dx, dy], [tmp, tmp2], H, W, taps);
+      for (let i = 0; i < H * W; i++) {
+        dx[i] *= alpha;
+        dy[i] *= alpha;
+      }
+    }
+    for (let y = 0; y < H; y++) {
+      for (let x0 = 0; x0 < W; x0++) {
+        let u = x0 - cx - tx;
+        let v = y - cy - ty;
+        if (taps) {
+          u += dx[y * W + x0];
+          v += dy[y * W + x0];
+        }
+        const sx = ia * u + ib * v + cx;
+        const sy = ic * u + id * v + cy;
+        const fx0 = Math.floor(sx);
+        const fy0 = Math.floor(sy);
+        const fx = sx - fx0;
+        const fy = sy - fy0;
+        const inX0 = fx0 >= 0 && fx0 < W;
+        const inX1 = fx0 + 1 >= 0 && fx0 + 1 < W;
+        const inY0 = fy0 >= 0 && fy0 < H;
+        const inY1 = fy0 + 1 >= 0 && fy0 + 1 < H;
+        for (let ch = 0; ch < C; ch++) {
+          const base = (n * C + ch) * H * W;
+          const p00 = inY0 && inX0 ? src[base + fy0 * W + fx0] : fill;
+          const p01 = inY0 && inX1 ? src[base + fy0 * W + fx0 + 1] : fill;
+          const p10 = inY1 && inX0 ? src[base + (fy0 + 1) * W + fx0] : fill;
+          const p11 = inY1 && inX1 ? src[base + (fy0 + 1) * W + fx0 + 1] : fill;
+          dst[base + y * W + x0] = (1 - fy) * ((1 - fx) * p00 + fx * p01) + fy * ((1 - fx) * p10 + fx * p11);
+        }
+      }
+    }
+  }
+  return target;
+}
+
+/**
+ * augmentBatch with its own RandomState and a reused output buffer, for the Trainer's `augment` option;
+ * getState/setState let a resumed run continue with the same transforms.
+ */
+export class Augmenter {
+  readonly config: AugmentConfig;
+  private readonly rng: RandomState;
+  private out: NDArray | null = null;
+
+  constructor(options: AugmentOptions & { seed?: number } = {}) {
+    this.config = augmentConfig(options);
+    this.rng = new RandomState(options.seed ?? 0);
+  }
+
+  /** The augmented batch, in a buffer reused from call to call (valid until the next apply). */
+  apply(x: NDArray): NDArray {
+    const out = this.out;
+    const fits = out?.dtype === x.dtype && out.ndim === x.ndim && out.shape.every((d, i) => d === x.shape[i]);
+    this.out = fits ? out : new NDArray(allocate(x.dtype, x.size), x.shape);
+    return augmentBatch(x, this.rng, this.config, this.out);
+  }
+
+  getState(): RandomStateState {
+    return this.rng.getState();
+  }
+
+  setState(state: RandomStateInput): void {
+    this.rng.setState(state);
+  }
+
+  toJSON(): AugmentConfig {
+    return this.config;
+  }
+}

@@ -1,0 +1,115 @@
+// Batches for the training loop and evaluation: copying selected samples into reused buffers, checking
+// that inputs and targets agree, and counting correct predictions.
+
+import { NDArray, allocate, formatShape, shapeSize } from "../nd/ndarray.ts";
+import { ShapeError } from "./layer.ts";
+import type { Loss, Target } from "./losses.ts";
+
+/** Number of correct predictions for classification losses, null for regression losses. */
+export function countCorrect(loss: Loss, pred: NDArray, target: Target): number | null {
+  if (loss.type === "SoftmaxCrossEntropy") {
+    const [N, K] = pred.shape;
+    const labels = labelsOf(target, N, K);
+    let c = 0;
+    for (let n = 0; n < N; n++) {
+      let best = 0;
+      for (let k = 1; k < K; k++) if (pred.data[n * K + k] > pred.data[n * K + best]) best = k;
+      if (best === labels[n]) c++;
+    }
+    return c;
+  }
+  if (loss.type === "BinaryCrossEntropy") {
+    const threshold = (loss.config() as { fromLogits?: boolean }).fromLogits ? 0 : 0.5;
+    const t = target instanceof NDArray ? target.data : target;
+    let c = 0;
+    for (let i = 0; i < pred.size; i++) if ((pred.data[i] > threshold ? 1 : 0) === (t[i] > 0.5 ? 1 : 0)) c++;
+    return (c / pred.size) * pred.shape[0];
+  }
+  return null;
+}
+
+/** Integer labels from labels or one-hot/probability rows (argmax). */
+export function labelsOf(target: Target, N: number, K: number): ArrayLike<number> {
+  if (!(target instanceof NDArray)) return target;
+  if (target.ndim === 1) return target.data;
+  const out = new Int32Array(N);
+  for (let n = 0; n < N; n++) {
+    let best = 0;
+    for (let k = 1; k < K; k++) if (target.data[n * K + k] > target.data[n * K + best]) best = k;
+    out[n] = best;
+  }
+  return out;
+}
+
+export function targetCount(y: Target): number {
+  return y instanceof NDArray ? y.shape[0] : y.length;
+}
+
+export function checkTargets(x: NDArray, y: Target, where: string): void {
+  if (x.ndim < 1) throw new ShapeError(`${where}: x must have a batch axis, got shape ${formatShape(x.shape)}`);
+  if (targetCount(y) !== x.shape[0]) {
+    throw new ShapeError(`${where}: x has ${x.shape[0]} samples but y has ${targetCount(y)} (x ${formatShape(x.shape)}, y ${y instanceof NDArray ? formatShape(y.shape) : `(${y.length},)`})`);
+  }
+}
+
+/** Copies selected samples of x into a reused batch buffer (one per batch size seen). */
+export class BatchBuffer {
+  private readonly sample: number;
+  private readonly bufs = new Map<number, NDArray>();
+  constructor(private readonly src: NDArray) {
+    this.sample = shapeSize(src.shape.slice(1));
+  }
+  private buf(n: number): NDArray {
+    let b = this.bufs.get(n);
+    if (!b) {
+      b = new NDArray(allocate(this.src.dtype, n * this.sample), [n, ...this.src.shape.slice(1)]);
+      this.bufs.set(n, b);
+    }
+    return b;
+  }
+  gather(order: ArrayLike<number>, start: number, n: number): NDArray {
+    const b = this.buf(n);
+    const s = this.sample;
+    for (let i = 0; i < n; i++) {
+      const k = order[start + i];
+      b.data.set(this.src.data.subarray(k * s, k * s + s), i * s);
+    }
+    return b;
+  }
+  range(start: number, n: number): NDArray {
+    const b = this.buf(n);
+    b.data.set(this.src.data.subarray(start * this.sample, (start + n) * this.sample));
+    return b;
+  }
+}
+
+/** The same for targets: NDArray rows or integer labels. */
+export class TargetBuffer {
+  private readonly x: BatchBuffer | null;
+  private readonly labels: Int32Array | null;
+  private readonly bufs = new Map<number, Int32Array>();
+  constructor(private readonly src: Target) {
+    // Integer labels stay labels; any other plain array (soft BCE targets) becomes an (N,) float64 array.
+    const asLabels = !(src instanceof NDArray) && Array.prototype.every.call(src, (v: number) => Number.isInteger(v));
+    const asArray = src instanceof NDArray ? src : asLabels ? null : new NDArray(Float64Array.from(src), [src.length]);
+    this.x = asArray ? new BatchBuffer(asArray) : null;
+    this.labels = asLabels ? Int32Array.from(src as ArrayLike<number>) : null;
+  }
+  private buf(n: number): Int32Array {
+    let b = this.bufs.get(n);
+    if (!b) this.bufs.set(n, (b = new Int32Array(n)));
+    return b;
+  }
+  gather(order: ArrayLike<number>, start: number, n: number): Target {
+    if (this.x) return this.x.gather(order, start, n);
+    const b = this.buf(n);
+    for (let i = 0; i < n; i++) b[i] = this.labels![order[start + i]];
+    return b;
+  }
+  range(start: number, n: number): Target {
+    if (this.x) return this.x.range(start, n);
+    const b = this.buf(n);
+    b.set(this.labels!.subarray(start, start + n));
+    return b;
+  }
+}

@@ -91,6 +91,7 @@ export class Sequential implements Differentiable {
     this.layers = layers;
     this.name = opts.name ?? "sequential";
     layers.forEach((l, i) => (l.index = i));
+    if (!opts.dtype) checkOneDtype(layers, this.name);
     if (opts.seed !== undefined) this.initialize(new RandomState(opts.seed));
     if (opts.dtype) this.setDtype(opts.dtype);
     if (opts.inputShape) this.build(opts.inputShape);
@@ -277,6 +278,14 @@ export class Sequential implements Differentiable {
       }
     }
     optimizer.step(params);
+    // A finite gradient times a huge learning rate can still overflow: stop before Inf is trained on or saved.
+    for (const p of params) {
+      const bad = p.value.data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) {
+        const owner = this.layers.find((layer) => layer.params().includes(p));
+        throw new TrainingError(`${this.name}: ${owner?.describe() ?? "a layer"} ${p.name}[${bad}] became ${p.value.data[bad]} after the optimizer step at ${where}: lower the learning rate`);
+      }
+    }
     return { loss: l, correct: countCorrect(loss, pred, y) };
   }
 
@@ -391,8 +400,22 @@ function targetCount(y: Target): number {
   return y instanceof NDArray ? y.shape[0] : y.length;
 }
 
+/** Refuse a stack whose layers hold parameters of different dtypes (saving and loading need one). */
+function checkOneDtype(layers: Layer[], name: string): void {
+  const byDtype = new Map<string, string[]>();
+  for (const l of layers) {
+    const d = l.params()[0]?.value.dtype;
+    if (d) byDtype.set(d, [...(byDtype.get(d) ?? []), l.describe()]);
+  }
+  if (byDtype.size > 1) {
+    const list = [...byDtype].map(([d, ls]) => `${d}: ${ls.join(", ")}`).join("; ");
+    throw new TypeError(`Sequential ${name}: layers mix dtypes (${list}); give every layer one dtype, or pass {dtype} to convert them all`);
+  }
+}
+
 function checkTargets(x: NDArray, y: Target, where: string): void {
   if (x.ndim < 1) throw new ShapeError(`${where}: x must have a batch axis, got shape ${formatShape(x.shape)}`);
+  if (x.shape[0] === 0) throw new RangeError(`${where}: no samples (x has shape ${formatShape(x.shape)})`);
   if (targetCount(y) !== x.shape[0]) {
     throw new ShapeError(`${where}: x has ${x.shape[0]} samples but y has ${targetCount(y)} (x ${formatShape(x.shape)}, y ${y instanceof NDArray ? formatShape(y.shape) : `(${y.length},)`})`);
   }

@@ -27,6 +27,7 @@
 // Activations stay separate layers, so handprop → TF.js → handprop rebuilds the same layer list.
 // Weights are written as float32 (a float64 model is rounded); the round trip of a float32 model is exact.
 
+import { printable } from "./model-format.ts";
 import { shapeSize, formatShape } from "../nd/ndarray.ts";
 import { Sequential } from "../nn/sequential.ts";
 import type { Layer, Param } from "../nn/layer.ts";
@@ -83,6 +84,9 @@ export interface TfjsArtifacts {
 /** A model.json (or weight data) that cannot be read or has no handprop equivalent; says which layer and field. */
 export class TfjsFormatError extends Error {
   override name = "TfjsFormatError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(printable(message), options); // names and values from a file never reach a terminal raw
+  }
 }
 
 export interface TfjsExportOptions {

@@ -168,7 +168,7 @@ export function finishPendingCommit(dir: string, names: readonly string[] = []):
  * save of the same names are completed or removed first. Files are {name, data}, names plain.
  */
 export function writeFilesCommitted(dir: string, files: readonly { name: string; data: Uint8Array | string }[]): void {
-  for (const f of files) if (!isPlainName(f.name)) throw new RangeError(`writeFilesCommitted: "${f.name}" is not a file name`);
+  for (const f of files) if (!isPlainName(f.name)) throw new RangeError(`writeFilesCommitted: ${JSON.stringify(f.name)} is not a file name`);
   mkdirSync(dir, { recursive: true });
   finishPendingCommit(dir, files.map((f) => f.name));
   const entries: JournalEntry[] = [];

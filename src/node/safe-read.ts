@@ -8,7 +8,8 @@
 //     fails at once and a huge file is never slurped;
 //   - at most the expected number of bytes is read, even if the file grows meanwhile.
 
-import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync, realpathSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 
 /** Why a file could not be read; the message names the file. `code` is the errno code when there was one. */
 export class FileReadError extends Error {
@@ -89,3 +90,11 @@ export function readRegularFile(path: string, limits: ReadLimits = {}): Buffer {
   }
 }
 
+
+/** The real path of p, symlinks resolved, also for a path that does not exist yet (through its existing ancestor). */
+export function realPathOf(p: string): string {
+  const abs = resolve(p);
+  if (existsSync(abs)) return realpathSync(abs);
+  const parent = dirname(abs);
+  return parent === abs ? abs : join(realPathOf(parent), basename(abs));
+}

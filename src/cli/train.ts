@@ -125,8 +125,9 @@ export function readTrainState(raw: { [key: string]: Json } | undefined, file: s
     throw new ModelFormatError(`${file}: "training.${field}" must be ${what}, got ${shown.length > 80 ? `${shown.slice(0, 77)}...` : shown} (not a handprop train checkpoint?)`);
   };
   if (raw === undefined) throw new ModelFormatError(`${file}: no "training" section: this model was not saved by handprop train, so it cannot be resumed`);
-  const t = raw as unknown as TrainState;
   const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObject(raw)) throw new ModelFormatError(`${file}: "training" must be an object, got ${JSON.stringify(raw)}`);
+  const t = raw as unknown as TrainState;
   const int = (v: unknown, field: string, min = 0): void => {
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) fail(field, min > 0 ? "a positive integer" : "a non-negative integer", v);
   };

@@ -600,8 +600,11 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
           pad = null;
         }
         const useBias = r.bool("use_bias", true);
+        // The kernel first: its shape is checked against weights that exist, before a layer of the
+        // declared size is allocated (a hostile "filters": 300000 must not allocate gigabytes).
+        const kernel = take(r, "kernel", [kh, kw, C, filters]);
         const conv = new Conv2D({ inChannels: C, outChannels: filters, kernelSize: [kh, kw], stride, dilation, padding, bias: useBias });
-        conv.weight.value.data.set(convKernelFromTf(take(r, "kernel", [kh, kw, C, filters]), filters, C, kh, kw));
+        conv.weight.value.data.set(convKernelFromTf(kernel, filters, C, kh, kw));
         if (useBias) set(conv.bias, take(r, "bias", [filters]));
         push(r, conv);
         const act = activationLayer(r, 3);
@@ -679,8 +682,8 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
         const F = shape[0];
         const units = r.positiveInt("units");
         const useBias = r.bool("use_bias", true);
+        const k = take(r, "kernel", [F, units]); // before allocating: checked against weights that exist
         const dense = new Dense({ inFeatures: F, outFeatures: units, bias: useBias });
-        const k = take(r, "kernel", [F, units]);
         dense.weight.value.data.set(flattened ? permuteRows(k, flattened, units, false) : k);
         if (useBias) set(dense.bias, take(r, "bias", [units]));
         flattened = null;

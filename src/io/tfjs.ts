@@ -541,7 +541,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
   const inputShape = inputShapeOf(first);
   const out: Layer[] = [];
   let shape = inputShape.slice(); // handprop sample shape of the current tensor
-  let flattened: Int32Array | null = null; // after a Flatten of an image, until the next Dense
+  let flattened: readonly number[] | null = null; // the (C, H, W) a Flatten flattened, until the next Dense
   let pad: { r: LayerReader; tb: [number, number]; lr: [number, number] } | null = null; // a pending ZeroPadding2D
 
   const take = (r: LayerReader, wname: string, expected: number[]): Float32Array => {
@@ -674,7 +674,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
       }
       case "Flatten":
         r.channelsLast();
-        if (shape.length === 3) flattened = nhwcIndex(shape); // flattening features again keeps their order
+        if (shape.length === 3) flattened = shape.slice(); // its index is built once the weights confirm the size
         push(r, new Flatten());
         break;
       case "Dense": {
@@ -684,7 +684,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
         const useBias = r.bool("use_bias", true);
         const k = take(r, "kernel", [F, units]); // before allocating: checked against weights that exist
         const dense = new Dense({ inFeatures: F, outFeatures: units, bias: useBias });
-        dense.weight.value.data.set(flattened ? permuteRows(k, flattened, units, false) : k);
+        dense.weight.value.data.set(flattened ? permuteRows(k, nhwcIndex(flattened), units, false) : k);
         if (useBias) set(dense.bias, take(r, "bias", [units]));
         flattened = null;
         push(r, dense);
@@ -716,7 +716,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
         // handprop's affine has γ and β together: a missing one keeps its identity value (γ = 1, β = 0).
         const opts = { numFeatures: C, eps, momentum: 1 - momentum, affine: center || scale };
         const bn = shape.length === 3 ? new BatchNorm2D(opts) : new BatchNorm1D(opts);
-        const feat = (d: Float32Array) => (shape.length === 1 && flattened ? permuteRows(d, flattened, 1, false) : d);
+        const feat = (d: Float32Array) => (shape.length === 1 && flattened ? permuteRows(d, nhwcIndex(flattened), 1, false) : d);
         if (scale) set(bn.gamma, feat(take(r, "gamma", [C])));
         if (center) set(bn.beta, feat(take(r, "beta", [C])));
         set(bn.runningMean, feat(take(r, "moving_mean", [C])));

@@ -16,6 +16,7 @@ import { Sequential } from "../src/nn/sequential.ts";
 import { Dense } from "../src/nn/dense.ts";
 import { Flatten } from "../src/nn/flatten.ts";
 import { Dropout } from "../src/nn/dropout.ts";
+import { Softmax } from "../src/nn/activations.ts";
 import { buildModel } from "../src/nn/models.ts";
 import { COMMIT_JOURNAL, setCommitHookForTests } from "../src/node/atomic.ts";
 import { ModelFormatError, cleanModelFolder, crc32, deserializeModel, loadModel, saveModel, serializeModel, type ModelManifest } from "../src/node/model-io.ts";
@@ -216,6 +217,15 @@ test("defect 14: deep nesting, control characters and RNG-state keys give file-n
     // eslint-disable-next-line no-control-regex
     (e: unknown) => e instanceof Error && !/[\u0000-\u0008\u000b-\u001f]/.test(e.message) && e.message.includes("Evil\\u001b[2J\\u0000"),
   );
+});
+
+test("defect 14: a layer that does not fit its input names the batch axis N, never NaN", () => {
+  const s = serializeModel(buildModel("lenet5", { seed: 1 }));
+  const m = JSON.parse(s.json) as ModelManifest;
+  m.model.inputShape = [1, 32, 32]; // the first Dense now gets 16·6·6 = 576 features instead of 400
+  assert.throws(() => deserializeModel(JSON.stringify(m), s.weights), (e: unknown) => e instanceof ModelFormatError && /expected input of shape \(N, 400\), got \(N, 576\)/.test(e.message) && !e.message.includes("NaN"));
+  const soft = new Sequential([new Flatten(), new Dense({ inFeatures: 4, outFeatures: 2 }), new Softmax({ axis: 3 })]);
+  assert.throws(() => soft.build([4]), (e: unknown) => e instanceof Error && e.message.includes("(N, 2)") && !e.message.includes("NaN"));
 });
 
 test("defect 7: a lock on a folder: refused while held, a stale one (dead pid) taken over with a note, released at the end", () => {

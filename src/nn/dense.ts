@@ -10,7 +10,7 @@ import { gemm } from "../kernels/gemm.ts";
 import { useWasm } from "../kernels/backend.ts";
 import { WasmDense } from "../kernels/wasm.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
-import { Layer, makeParam, positiveInt, reuse, type ForwardOptions, type LayerConfig, type Param } from "./layer.ts";
+import { Layer, ShapeError, makeParam, positiveInt, reuse, type ForwardOptions, type LayerConfig, type Param } from "./layer.ts";
 
 export interface DenseOptions {
   inFeatures: number;
@@ -60,7 +60,10 @@ export class Dense extends Layer {
   }
 
   outputShape(inputShape: readonly number[]): number[] {
-    if (inputShape.length !== 1 || inputShape[0] !== this.inFeatures) this.shapeError(`(N, ${this.inFeatures})`, [-1, ...inputShape].map((d) => (d === -1 ? NaN : d)));
+    if (inputShape.length !== 1 || inputShape[0] !== this.inFeatures) {
+      // The batch size is unknown here: print it as N (a NaN placeholder would print as "(NaN, 2704)").
+      throw new ShapeError(`${this.describe()}: expected input of shape (N, ${this.inFeatures}), got (N, ${inputShape.join(", ")})`);
+    }
     return [this.outFeatures];
   }
 

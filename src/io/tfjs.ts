@@ -379,7 +379,7 @@ function splitWeights(specs: TfjsWeightSpec[], bytes: Uint8Array, source: string
     const data = new Float32Array(n);
     for (let i = 0; i < n; i++) data[i] = view.getFloat32(off + i * 4, true);
     off += n * 4;
-    if (out.has(spec.name)) throw new TfjsFormatError(`weights manifest: weight "${spec.name}" appears twice`);
+    if (out.has(spec.name)) throw new TfjsFormatError(`model.json: "weightsManifest": weight "${spec.name}" appears twice`);
     out.set(spec.name, { spec, data, used: false });
   }
   return out;
@@ -759,7 +759,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
   }
 
   const unused = [...weights.values()].filter((w) => !w.used).map((w) => `"${w.spec.name}"`);
-  if (unused.length > 0) throw new TfjsFormatError(`weights manifest: weight${unused.length > 1 ? "s" : ""} ${unused.join(", ")} belong${unused.length > 1 ? "" : "s"} to no layer of the model`);
+  if (unused.length > 0) throw new TfjsFormatError(`model.json: "weightsManifest": weight${unused.length > 1 ? "s" : ""} ${unused.join(", ")} belong${unused.length > 1 ? "" : "s"} to no layer of the model`);
   if (out.length === 0) throw new TfjsFormatError("model.json: the model has no layers handprop can run (only InputLayer/linear activations)");
   return new Sequential(out, { name: name ?? "sequential", inputShape });
 }

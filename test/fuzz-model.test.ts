@@ -58,24 +58,24 @@ function checkParse(json: string | Uint8Array, weights: Uint8Array, opt: Uint8Ar
   else assertTypedError(r.error, ModelFormatError, /fz\/(model|weights|optimizer)\.(json|bin)/);
 }
 
-test("fuzz: model.json edited field by field (hostile values, deletions)", () => {
-  fuzz(fc.array(jsonEdit, { minLength: 1, maxLength: 4 }), (edits) => {
+test("fuzz: model.json edited field by field (hostile values, deletions)", async () => {
+  await fuzz(fc.array(jsonEdit, { minLength: 1, maxLength: 4 }), (edits) => {
     checkParse(JSON.stringify(applyJsonEdits(baseJson, edits)), base.weights, base.optimizer!);
   });
 });
 
-test("fuzz: model.json, weights.bin and optimizer.bin edited byte by byte", () => {
+test("fuzz: model.json, weights.bin and optimizer.bin edited byte by byte", async () => {
   const json = new TextEncoder().encode(base.json);
   const edits = fc.array(byteEdit, { maxLength: 4 });
-  fuzz(fc.tuple(edits, edits, edits), ([j, w, o]) => {
+  await fuzz(fc.tuple(edits, edits, edits), ([j, w, o]) => {
     checkParse(applyByteEdits(json, j), applyByteEdits(base.weights, w), applyByteEdits(base.optimizer!, o));
   });
 });
 
-test("fuzz: model folders on disk (loadModel), edited files", () => {
+test("fuzz: model folders on disk (loadModel), edited files", async () => {
   let n = 0;
   const edits = fc.array(byteEdit, { maxLength: 3 });
-  fuzz(fc.tuple(fc.array(jsonEdit, { maxLength: 2 }), edits, edits), ([je, w, o]) => {
+  await fuzz(fc.tuple(fc.array(jsonEdit, { maxLength: 2 }), edits, edits), ([je, w, o]) => {
     const dir = join(tmp, `m${n++ % 4}`);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "model.json"), JSON.stringify(applyJsonEdits(baseJson, je)));

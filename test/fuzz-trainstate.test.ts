@@ -35,8 +35,8 @@ test("the unedited training state is accepted", () => {
   checkStateAgainstData(readTrainState(structuredClone(base) as unknown as { [key: string]: Json }, "fz/model.json"), N, "fz/model.json", "data");
 });
 
-test("fuzz: training state edited field by field", () => {
-  fuzz(fc.array(jsonEdit, { minLength: 1, maxLength: 3 }), (edits) => {
+test("fuzz: training state edited field by field", async () => {
+  await fuzz(fc.array(jsonEdit, { minLength: 1, maxLength: 3 }), (edits) => {
     const raw = applyJsonEdits(base, edits) as unknown as { [key: string]: Json };
     const r = outcome(() => {
       const s = readTrainState(raw, "fz/model.json");

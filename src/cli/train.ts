@@ -280,6 +280,11 @@ async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | 
   let secondsThisRun = 0;
 
   let lastSaved: string | null = null;
+  // Nothing of this run after the last checkpoint is saved: diverged weights never reach disk.
+  const stop: (why: string, cause?: Error) => never = (why, cause) => {
+    const kept = lastSaved ?? (existsSync(join(out, MANIFEST_FILE)) && resumed ? "the checkpoint this run resumed from" : null);
+    throw new TrainingError(`training stopped: ${why}; ${kept ? `the last good checkpoint in ${out} (${kept}) is kept` : `no checkpoint was written to ${out}`}`, { cause });
+  };
   const save = (): void => {
     state.updatedAt = new Date().toISOString();
     saveModel(model, out, { optimizer, training: state as unknown as { [key: string]: Json } });
@@ -312,10 +317,8 @@ async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | 
           r = model.trainBatch(x, y, loss, optimizer, `epoch ${epoch + 1}, batch ${b + 1}`);
         } catch (e) {
           if (!(e instanceof TrainingError)) throw e;
-          // Nothing of this run after the last checkpoint is saved: the diverged weights never reach disk.
           io.progress.endEpoch();
-          const kept = lastSaved ?? (existsSync(join(out, MANIFEST_FILE)) && resumed ? "the checkpoint this run resumed from" : null);
-          throw new TrainingError(`training stopped: ${e.message}; ${kept ? `the last good checkpoint in ${out} (${kept}) is kept` : `no checkpoint was written to ${out}`}`, { cause: e });
+          stop(e.message, e);
         }
         p.lossSum += r.loss * n;
         p.correct += r.correct ?? 0;
@@ -345,6 +348,7 @@ async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | 
         const v = model.evaluate(data.validation.images, data.validation.labels, { loss });
         record.valLoss = v.loss;
         record.valAccuracy = v.accuracy ?? null;
+        if (!Number.isFinite(v.loss)) stop(`${model.name}: validation loss is ${v.loss} after epoch ${epoch + 1}: lower the learning rate`);
       }
       state.history.push(record);
       state.epochsDone = epoch + 1;

@@ -16,20 +16,22 @@ function checkDecoded(a: IdxArray): void {
   assert.equal(a.data.length, a.shape.reduce((x, y) => x * y, 1));
 }
 
-test("fuzz: raw IDX files", async () => {
-  await fuzz(fc.tuple(fc.constantFrom(images, floats), fc.array(byteEdit, { minLength: 1, maxLength: 5 })), ([file, edits]) => {
+test("fuzz: raw IDX files", async (t) => {
+  const runs = await fuzz(fc.tuple(fc.constantFrom(images, floats), fc.array(byteEdit, { minLength: 1, maxLength: 5 })), ([file, edits]) => {
     const r = outcome(() => decodeIdxFile(applyByteEdits(file, edits), "fz-idx3-ubyte"));
     if (r.ok) checkDecoded(r.value);
     else assertTypedError(r.error, IdxError, /^fz-idx3-ubyte/);
   });
+  t.diagnostic(`${runs} inputs`);
 });
 
-test("fuzz: gzipped IDX files (edits before and after compression)", async () => {
+test("fuzz: gzipped IDX files (edits before and after compression)", async (t) => {
   const edits = fc.array(byteEdit, { maxLength: 4 });
-  await fuzz(fc.tuple(fc.constantFrom(images, floats), edits, edits), ([file, before, afterGzip]) => {
+  const runs = await fuzz(fc.tuple(fc.constantFrom(images, floats), edits, edits), ([file, before, afterGzip]) => {
     const gz = applyByteEdits(gzipSync(applyByteEdits(file, before)), afterGzip);
     const r = outcome(() => decodeIdxFile(gz, "fz-idx3-ubyte.gz", true));
     if (r.ok) checkDecoded(r.value);
     else assertTypedError(r.error, IdxError, /^fz-idx3-ubyte\.gz/);
   });
+  t.diagnostic(`${runs} inputs`);
 });

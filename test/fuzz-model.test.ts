@@ -58,24 +58,26 @@ function checkParse(json: string | Uint8Array, weights: Uint8Array, opt: Uint8Ar
   else assertTypedError(r.error, ModelFormatError, /fz\/(model|weights|optimizer)\.(json|bin)/);
 }
 
-test("fuzz: model.json edited field by field (hostile values, deletions)", async () => {
-  await fuzz(fc.array(jsonEdit, { minLength: 1, maxLength: 4 }), (edits) => {
+test("fuzz: model.json edited field by field (hostile values, deletions)", async (t) => {
+  const runs = await fuzz(fc.array(jsonEdit, { minLength: 1, maxLength: 4 }), (edits) => {
     checkParse(JSON.stringify(applyJsonEdits(baseJson, edits)), base.weights, base.optimizer!);
   });
+  t.diagnostic(`${runs} inputs`);
 });
 
-test("fuzz: model.json, weights.bin and optimizer.bin edited byte by byte", async () => {
+test("fuzz: model.json, weights.bin and optimizer.bin edited byte by byte", async (t) => {
   const json = new TextEncoder().encode(base.json);
   const edits = fc.array(byteEdit, { maxLength: 4 });
-  await fuzz(fc.tuple(edits, edits, edits), ([j, w, o]) => {
+  const runs = await fuzz(fc.tuple(edits, edits, edits), ([j, w, o]) => {
     checkParse(applyByteEdits(json, j), applyByteEdits(base.weights, w), applyByteEdits(base.optimizer!, o));
   });
+  t.diagnostic(`${runs} inputs`);
 });
 
-test("fuzz: model folders on disk (loadModel), edited files", async () => {
+test("fuzz: model folders on disk (loadModel), edited files", async (t) => {
   let n = 0;
   const edits = fc.array(byteEdit, { maxLength: 3 });
-  await fuzz(fc.tuple(fc.array(jsonEdit, { maxLength: 2 }), edits, edits), ([je, w, o]) => {
+  const runs = await fuzz(fc.tuple(fc.array(jsonEdit, { maxLength: 2 }), edits, edits), ([je, w, o]) => {
     const dir = join(tmp, `m${n++ % 4}`);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "model.json"), JSON.stringify(applyJsonEdits(baseJson, je)));
@@ -85,5 +87,6 @@ test("fuzz: model folders on disk (loadModel), edited files", async () => {
     if (r.ok) checkLoaded(r.value);
     else assertTypedError(r.error, ModelFormatError, dir);
   });
+  t.diagnostic(`${runs} inputs`);
   assert.ok(FUZZ_MS > 0);
 });

@@ -117,9 +117,9 @@ export function applyJsonEdits<T>(doc: T, edits: readonly JsonEdit[]): T {
  * Run `check` on generated inputs for FUZZ_MS: each must finish within CASE_MS (a hang shows up as a
  * failure naming the input), and the resident memory may not grow by more than `maxGrowth` bytes.
  * The event loop turns every 50 inputs: zlib frees its native buffers from there, as it would
- * between the files of a real run.
+ * between the files of a real run. Returns the number of inputs tried.
  */
-export async function fuzz<T>(arb: fc.Arbitrary<T>, check: (input: T) => void, maxGrowth = 400e6): Promise<void> {
+export async function fuzz<T>(arb: fc.Arbitrary<T>, check: (input: T) => void, maxGrowth = 400e6): Promise<number> {
   const rss0 = process.memoryUsage().rss;
   let runs = 0;
   await fc.assert(
@@ -135,6 +135,7 @@ export async function fuzz<T>(arb: fc.Arbitrary<T>, check: (input: T) => void, m
   await new Promise((r) => setTimeout(r, 20));
   const growth = process.memoryUsage().rss - rss0;
   assert.ok(growth < maxGrowth, `resident memory grew by ${(growth / 1e6).toFixed(0)} MB in ${runs} inputs`);
+  return runs;
 }
 
 /** The outcome of a parse: its value, or the error it threw. */

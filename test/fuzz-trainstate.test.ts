@@ -35,8 +35,8 @@ test("the unedited training state is accepted", () => {
   checkStateAgainstData(readTrainState(structuredClone(base) as unknown as { [key: string]: Json }, "fz/model.json"), N, "fz/model.json", "data");
 });
 
-test("fuzz: training state edited field by field", async () => {
-  await fuzz(fc.array(jsonEdit, { minLength: 1, maxLength: 3 }), (edits) => {
+test("fuzz: training state edited field by field", async (t) => {
+  const runs = await fuzz(fc.array(jsonEdit, { minLength: 1, maxLength: 3 }), (edits) => {
     const raw = applyJsonEdits(base, edits) as unknown as { [key: string]: Json };
     const r = outcome(() => {
       const s = readTrainState(raw, "fz/model.json");
@@ -54,4 +54,5 @@ test("fuzz: training state edited field by field", async () => {
     assert.ok(s.dataset.normalization.std > 0 && Number.isFinite(s.lr) && s.lr > 0);
     if (s.batchesDone > 0) assert.equal(s.partialEpoch?.seen, s.batchesDone * s.batchSize);
   });
+  t.diagnostic(`${runs} inputs`);
 });

@@ -100,7 +100,7 @@ export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
     return loadOnce(dir, opts);
   } catch (e) {
     // A save that finished its renames between our reads moved a temporary away: read again.
-    if (e instanceof ModelFormatError && e.cause instanceof FileReadError && e.cause.code === "ENOENT" && readCommitJournal(dir) === null) {
+    if (e instanceof ModelFormatError && e.cause instanceof FileReadError && e.cause.code === "ENOENT" && journalOf(dir) === null) {
       return loadOnce(dir, opts);
     }
     throw e;

@@ -18,6 +18,14 @@ export interface FlagSpec {
   /** Value placeholder shown in --help, e.g. "N". */
   meta?: string;
   short?: string;
+  /** Numbers: the smallest value allowed (inclusive). */
+  min?: number;
+  /** Numbers: the value must be strictly greater than this. */
+  above?: number;
+  /** Numbers: the largest value allowed (inclusive). */
+  max?: number;
+  /** Strings: the empty string is refused (e.g. a path). */
+  nonEmpty?: boolean;
 }
 
 export interface CommandSpec {
@@ -31,25 +39,37 @@ export interface CommandSpec {
 
 export type FlagValues = Record<string, number | string | boolean | undefined>;
 
+/** The range checks of a numeric flag (min, above, max); a UsageError naming the flag. */
+function checkRange(cmd: string, name: string, spec: FlagSpec, v: number): number {
+  const fail = (what: string): never => {
+    throw new UsageError(`handprop ${cmd}: --${name} must be ${what}, got ${v}`);
+  };
+  if (spec.above !== undefined && !(v > spec.above)) fail(`> ${spec.above}`);
+  if (spec.min !== undefined && v < spec.min) fail(spec.min === 1 && spec.kind !== "number" ? "at least 1" : `≥ ${spec.min}`);
+  if (spec.max !== undefined && v > spec.max) fail(`≤ ${spec.max}`);
+  return v;
+}
+
 function convert(cmd: string, name: string, spec: FlagSpec, raw: string): number | string {
   const fail = (what: string): never => {
     throw new UsageError(`handprop ${cmd}: --${name} expects ${what}, got '${raw}'`);
   };
   switch (spec.kind) {
     case "string":
+      if (spec.nonEmpty && raw.trim() === "") fail(spec.meta === "DIR" || spec.meta === "FILE" || spec.meta === "DIR|FILE" ? "a path" : "a value");
       if (spec.choices && !spec.choices.includes(raw)) fail(`one of ${spec.choices.join(", ")}`);
       return raw;
     case "number": {
       const v = raw.trim() === "" ? NaN : Number(raw);
       if (!Number.isFinite(v)) fail("a number");
-      return v;
+      return checkRange(cmd, name, spec, v);
     }
     case "int":
     case "uint": {
       const v = /^[+-]?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
       if (!Number.isSafeInteger(v)) fail(spec.kind === "uint" ? "a non-negative integer" : "an integer");
       if (spec.kind === "uint" && v < 0) fail("a non-negative integer");
-      return v;
+      return checkRange(cmd, name, spec, v);
     }
     case "boolean":
       return raw;

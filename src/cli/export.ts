@@ -3,24 +3,51 @@
 // normalization a training run stored travels along as metadata (TF.js userDefinedMetadata, ONNX
 // metadata_props), since the exported graph, like the handprop model, takes normalized inputs.
 
-import { statSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { loadModel } from "../node/model-io.ts";
+import { existsSync, statSync } from "node:fs";
+import { join, sep } from "node:path";
+import { realPathOf } from "../node/safe-read.ts";
+import { MANIFEST_FILE, loadModel } from "../node/model-io.ts";
 import { saveTfjsModel } from "../node/tfjs.ts";
 import { saveOnnxModel } from "../node/onnx.ts";
 import { UsageError } from "./args.ts";
 import { modelNormalization } from "./eval.ts";
 import type { Command } from "./main.ts";
 
+/**
+ * Refuse an --out that would overwrite the model being exported (the folder itself, a file in it,
+ * a symlink to either) or, without --force, anything that already exists.
+ */
+function checkOut(format: "tfjs" | "onnx", modelDir: string, out: string, force: boolean): void {
+  const model = realPathOf(modelDir);
+  const target = realPathOf(out);
+  if (target === model || target.startsWith(model + sep)) {
+    const where = target === model ? "is the model folder itself" : "is inside the model folder";
+    throw new UsageError(`handprop export: --out must be another folder than --model: ${out} ${where} ${modelDir} (symlinks resolved), and exporting there would overwrite the model`);
+  }
+  if (!existsSync(out)) return;
+  const isDir = statSync(out).isDirectory();
+  if (format === "onnx") {
+    if (isDir) throw new UsageError(`handprop export: --out ${out} is a folder; ONNX export writes one file (e.g. ${join(out, "model.onnx")})`);
+    if (!force) throw new UsageError(`handprop export: ${out} already exists; overwrite it with --force, or choose another --out`);
+    return;
+  }
+  if (!isDir) throw new UsageError(`handprop export: --out ${out} is a file; TF.js export writes a folder (model.json + weights.bin)`);
+  const existing = ["model.json", "weights.bin"].filter((f) => existsSync(join(out, f)));
+  if (existing.length > 0 && !force) {
+    throw new UsageError(`handprop export: ${out} already holds ${existing.join(" and ")}; overwrite with --force, or choose another --out`);
+  }
+}
+
 export const exportCommand: Command = {
   spec: {
     name: "export",
     summary: "Export a saved model to the TensorFlow.js Layers format (a folder) or ONNX (a file)",
-    usage: "handprop export --format tfjs|onnx --model DIR --out DIR|FILE",
+    usage: "handprop export --format tfjs|onnx --model DIR --out DIR|FILE [--force]",
     flags: {
       format: { kind: "string", help: "tfjs: model.json + weights.bin in the --out folder; onnx: one file at --out", choices: ["tfjs", "onnx"] },
-      model: { kind: "string", help: "model folder saved by handprop (model.json + weights.bin), e.g. runs/mnist-lenet5", meta: "DIR" },
-      out: { kind: "string", help: "output folder (tfjs) or file (onnx), e.g. out/lenet5-tfjs or out/lenet5.onnx", meta: "DIR|FILE" },
+      model: { kind: "string", nonEmpty: true, help: "model folder saved by handprop (model.json + weights.bin), e.g. runs/mnist-lenet5", meta: "DIR" },
+      out: { kind: "string", nonEmpty: true, help: "output folder (tfjs) or file (onnx), e.g. out/lenet5-tfjs or out/lenet5.onnx", meta: "DIR|FILE" },
+      force: { kind: "boolean", help: "overwrite an existing export at --out (never the model being exported)" },
     },
   },
   run(v) {
@@ -28,16 +55,14 @@ export const exportCommand: Command = {
       if (v[flag] === undefined) throw new UsageError(`handprop export: --${flag} is required (handprop export --format tfjs|onnx --model DIR --out DIR|FILE)`);
     }
     const out = v.out as string;
-    // Both formats name their files model.json + weights.bin: exporting into the model's own folder
-    // would overwrite the model being exported.
-    if (v.format === "tfjs" && resolve(out) === resolve(v.model as string)) {
-      throw new UsageError("handprop export: --out must be another folder than --model (both formats write model.json + weights.bin)");
-    }
-    const { model, training } = loadModel(v.model as string);
-    const { normalization, stored } = modelNormalization(training);
+    const dir = v.model as string;
+    const format = v.format as "tfjs" | "onnx";
+    const { model, training } = loadModel(dir); // first: a missing or damaged model is the first thing to report
+    checkOut(format, dir, out, v.force === true);
+    const { normalization, stored } = modelNormalization(training, join(dir, MANIFEST_FILE));
     const metadata: Record<string, string> = stored ? { "handprop.normalization": JSON.stringify(normalization) } : {};
     const inputs = stored ? `; inputs x = (pixel · ${normalization.scale.toPrecision(6)} − ${normalization.mean}) / ${normalization.std}` : "";
-    if (v.format === "tfjs") {
+    if (format === "tfjs") {
       saveTfjsModel(model, out, { metadata });
       const bytes = statSync(join(out, "weights.bin")).size;
       process.stdout.write(`exported ${model.name} to ${join(out, "model.json")} + weights.bin (${bytes} bytes; TF.js Layers format, NHWC input${inputs})\n`);

@@ -9,15 +9,15 @@ export const gradcheckCommand: Command = {
     summary: "Check every layer's hand-written backward against finite differences (float64)",
     flags: {
       seed: { kind: "uint", help: "seed for the randomized configurations", default: 0, meta: "N" },
-      configs: { kind: "uint", help: "randomized configurations per layer type", default: 6, meta: "N" },
-      tolerance: { kind: "number", help: "maximum relative error allowed", default: 1e-6, meta: "X" },
+      configs: { kind: "uint", help: "randomized configurations per layer type", default: 6, meta: "N", min: 1 },
+      tolerance: { kind: "number", help: "maximum relative error allowed", default: 1e-6, meta: "X", above: 0 },
       verbose: { kind: "boolean", help: "print every configuration, not only the per-layer summary" },
       json: { kind: "boolean", help: 'print {"ok", "checks": [{"name", "maxRelError", "ok"}]} as JSON' },
     },
   },
   run(v) {
     const tolerance = v.tolerance as number;
-    const checks = runGradcheckSuite({ seed: v.seed as number, configsPerLayer: Math.max(1, v.configs as number), tolerance }, (c) => {
+    const checks = runGradcheckSuite({ seed: v.seed as number, configsPerLayer: v.configs as number, tolerance }, (c) => {
       if (v.verbose && !v.json) {
         const e = c.result.maxRelError.toExponential(2);
         process.stdout.write(`  ${c.result.ok ? "ok  " : "FAIL"} ${c.name.padEnd(20)} ${e.padStart(9)}  ${c.config}\n`);

@@ -11,7 +11,7 @@ export const seedCommand: Command = {
     flags: {
       seed: { kind: "uint", help: "NumPy seed for the initial weights", default: ARTICLE_DEFAULTS.seed, meta: "N" },
       epochs: { kind: "uint", help: "passes over the four images", default: ARTICLE_DEFAULTS.epochs, meta: "N" },
-      lr: { kind: "number", help: "SGD learning rate", default: ARTICLE_DEFAULTS.lr, meta: "X" },
+      lr: { kind: "number", help: "SGD learning rate", default: ARTICLE_DEFAULTS.lr, meta: "X", above: 0 },
       json: { kind: "boolean", help: "print {w1, w2, costBefore, costAfter, startOut, finalOut} as JSON" },
     },
   },

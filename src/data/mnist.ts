@@ -79,6 +79,21 @@ export function resolveNormalization(n: MnistOptions["normalization"]): Normaliz
   return { scale: n.scale, mean: n.mean, std: n.std };
 }
 
+/**
+ * What is wrong with a stored normalization (from a model.json or checkpoint), or null when it is
+ * usable: an object whose scale, mean and std are finite numbers, std > 0. `field` is relative to it.
+ */
+export function normalizationProblem(n: unknown): { field: string; what: string; got: unknown } | null {
+  if (typeof n !== "object" || n === null || Array.isArray(n)) return { field: "", what: "an object {scale, mean, std}", got: n };
+  const o = n as Record<string, unknown>;
+  for (const k of ["scale", "mean", "std"]) {
+    const v = o[k];
+    if (typeof v !== "number" || !Number.isFinite(v)) return { field: `.${k}`, what: "a finite number", got: v };
+  }
+  if ((o.std as number) <= 0) return { field: ".std", what: "> 0", got: o.std };
+  return null;
+}
+
 /** The image count of an MNIST images array, checked to be N×28×28 ubyte. */
 export function checkImages(a: IdxArray, file: string): number {
   if (a.type !== "ubyte" || a.shape.length !== 3 || a.shape[1] !== 28 || a.shape[2] !== 28) {

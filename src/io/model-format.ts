@@ -116,6 +116,41 @@ export interface FileNames {
 /** A saved model that cannot be loaded: names the file and what is wrong. */
 export class ModelFormatError extends Error {
   override name = "ModelFormatError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(printable(message), options);
+  }
+}
+
+/**
+ * Text from a file made safe for a terminal: control characters (NUL, ESC, …, and C1) become \u
+ * escapes, so a hostile name in a model.json cannot move the cursor or recolour the screen.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** Deepest nesting of arrays/objects accepted in a manifest; ours nest 5 deep. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Whether JSON text nests arrays and objects deeper than `limit`, found by a scan that skips strings
+ * and stops at the first level too deep: no recursion, so hostile input cannot overflow the stack.
+ */
+export function jsonDepthExceeds(text: string, limit = MAX_JSON_DEPTH): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,6 +225,19 @@ function namedParams(model: Sequential): { name: string; param: Param }[] {
  */
 export function serializeModel(model: Sequential, meta: SaveMeta = {}): SerializedModel {
   const params = namedParams(model);
+  // What loading would refuse is refused here, before anything is written.
+  const byDtype = new Map<DType, string[]>();
+  for (const { name, param } of params) {
+    const layer = model.layers[Number(name.split(".")[0])].describe();
+    const list = byDtype.get(param.value.dtype) ?? [];
+    if (!list.includes(layer)) list.push(layer);
+    byDtype.set(param.value.dtype, list);
+    const bad = param.value.data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new ModelFormatError(`serializeModel: ${name} (${layer}) holds ${param.value.data[bad]} at index ${bad}: refusing to save non-finite weights`);
+  }
+  if (byDtype.size > 1) {
+    throw new ModelFormatError(`serializeModel: the model mixes dtypes (${[...byDtype].map(([d, l]) => `${d}: ${l.join(", ")}`).join("; ")}); call model.setDtype() first`);
+  }
   const packed = pack(params.map(({ param }) => ({ values: param.value.data, dtype: param.value.dtype })));
   const tensors: TensorEntry[] = params.map(({ name, param }, i) => ({
     name,
@@ -276,7 +324,7 @@ const show = (v: unknown): string => {
 const shapeText = (s: readonly number[]): string => (s.length === 0 ? "scalar" : s.join("×"));
 
 /** Field checks that throw "<file>: "<path>" must be …, got …". */
-class Fields {
+export class Fields {
   constructor(readonly file: string) {}
   fail(path: string, what: string, got: unknown): never {
     throw new ModelFormatError(`${this.file}: "${path}" must be ${what}, got ${show(got)}`);
@@ -321,6 +369,7 @@ class Fields {
 /** Parse and check the manifest's own structure (not yet against the architecture or the bytes). */
 export function parseManifest(json: string | Uint8Array, file = MANIFEST_FILE): ModelManifest {
   const text = typeof json === "string" ? json : new TextDecoder().decode(json);
+  if (jsonDepthExceeds(text)) throw new ModelFormatError(`${file}: JSON nested more than ${MAX_JSON_DEPTH} levels deep (not a handprop model file)`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -365,7 +414,7 @@ export function parseManifest(json: string | Uint8Array, file = MANIFEST_FILE): 
     const r = f.obj(raw, "rngStates");
     for (const [k, s] of Object.entries(r)) {
       if (!/^\d+$/.test(k)) f.fail(`rngStates`, "keyed by layer index", k);
-      if (!isObj(s)) f.fail(`rngStates.${k}`, "a RandomState state {key, pos, hasGauss, cachedGaussian}", s);
+      checkRandomState(f, s, `rngStates.${k}`);
     }
   }
   if (raw.optimizer !== undefined) {
@@ -387,6 +436,20 @@ export function parseManifest(json: string | Uint8Array, file = MANIFEST_FILE): 
   }
   if (raw.training !== undefined) f.obj(raw, "training");
   return raw as unknown as ModelManifest;
+}
+
+/** A serialized RandomState (MT19937: 624 32-bit key words, position 0..624), field by field. */
+export function checkRandomState(f: Fields, s: unknown, path: string): void {
+  if (!isObj(s)) f.fail(path, "a RandomState state {key, pos, hasGauss, cachedGaussian}", s);
+  const key = f.arr(s, "key", `${path}.key`);
+  if (key.length !== 624) f.fail(`${path}.key`, "an array of 624 key words", `an array of ${key.length}`);
+  key.forEach((w, i) => {
+    if (typeof w !== "number" || !Number.isInteger(w) || w < 0 || w > 0xffffffff) f.fail(`${path}.key[${i}]`, "an integer in [0, 2^32)", w);
+  });
+  const pos = f.nonNegInt(s, "pos", `${path}.pos`);
+  if (pos > 624) f.fail(`${path}.pos`, "an integer in 0..624", pos);
+  if (typeof s.hasGauss !== "boolean") f.fail(`${path}.hasGauss`, "true or false", s.hasGauss);
+  f.num(s, "cachedGaussian", `${path}.cachedGaussian`);
 }
 
 function checkShape(f: Fields, v: unknown, path: string): void {
@@ -411,6 +474,46 @@ function checkBytes(bytes: Uint8Array, entry: BinaryFileEntry, file: string, man
   const actual = crcHex(bytes);
   if (actual !== entry.crc32) {
     throw new ModelFormatError(`${file}: checksum mismatch: CRC-32 is ${actual}, ${manifestFile} says ${entry.crc32} (the file is corrupt, or belongs to another save)`);
+  }
+}
+
+/** Check a binary file's size against its manifest entry (before anything is allocated for it). */
+function checkSize(bytes: Uint8Array, entry: BinaryFileEntry, file: string, manifestFile: string, what: string): void {
+  if (bytes.length !== entry.byteLength) {
+    const diff = bytes.length < entry.byteLength ? "truncated" : `${bytes.length - entry.byteLength} bytes too many`;
+    throw new ModelFormatError(`${file}: ${diff}: ${manifestFile} says ${entry.byteLength} bytes (${what}), file has ${bytes.length}`);
+  }
+}
+
+/** A lower bound on the parameter values a layer config allocates (0 for unknown or malformed configs). */
+function declaredValues(c: Obj): number {
+  const n = (v: unknown): number => (typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : 0);
+  const pairProduct = (v: unknown): number => (Array.isArray(v) ? n(v[0]) * n(v[1]) : n(v) * n(v));
+  switch (c.type) {
+    case "Dense":
+      return n(c.inFeatures) * n(c.outFeatures);
+    case "Conv2D":
+      return n(c.inChannels) * n(c.outChannels) * pairProduct(c.kernelSize);
+    case "BatchNorm1D":
+    case "BatchNorm2D":
+      return 2 * n(c.numFeatures); // the running mean and variance, at least
+    default:
+      return 0;
+  }
+}
+
+/** Refuse, before building it, an architecture that declares more values than the weights table holds. */
+function checkDeclaredSize(layers: unknown[], tableValues: number, manifestFile: string, weightsFile: string): void {
+  const perLayer = layers.map((l) => (isObj(l) ? declaredValues(l) : 0));
+  const declared = perLayer.reduce((a, b) => a + b, 0);
+  // Small mismatches are left to the per-tensor checks after building (they name the shapes); what
+  // would cost real memory or time to build is refused here.
+  if (declared > 2 * tableValues + 1_000_000) {
+    const big = perLayer.indexOf(Math.max(...perLayer));
+    throw new ModelFormatError(
+      `${manifestFile}: "model.layers" declare at least ${declared} parameter values (layer ${big}, ${show(layers[big])}, alone ${perLayer[big]}), ` +
+        `but "weights.tensors" and ${weightsFile} hold ${tableValues}: refusing to build the model`,
+    );
   }
 }
 
@@ -449,6 +552,19 @@ export function deserializeModel(json: string | Uint8Array, weights: Uint8Array,
   const manifestFile = names.manifest ?? MANIFEST_FILE;
   const manifest = parseManifest(json, manifestFile);
   const weightsFile = names.weights ?? manifest.weights.file;
+  const tensors = manifest.weights.tensors;
+
+  // Sizes first, before anything is allocated: the table must tile byteLength, the bytes must be
+  // byteLength long, and the architecture must not declare more values than the table holds (a
+  // 10 KB model.json declaring Dense 784→300000 would otherwise allocate and initialise 940 MB).
+  checkLayout(tensors, manifest.weights.byteLength, manifestFile, "weights.tensors");
+  checkSize(weights, manifest.weights, weightsFile, manifestFile, "weights");
+  if (manifest.optimizer && optimizerBytes) {
+    checkLayout(manifest.optimizer.slots, manifest.optimizer.byteLength, manifestFile, "optimizer.slots");
+    checkSize(optimizerBytes, manifest.optimizer, names.optimizer ?? manifest.optimizer.file, manifestFile, "optimizer state");
+  }
+  const totalValues = tensors.reduce((s, t) => s + t.length, 0);
+  checkDeclaredSize(manifest.model.layers, totalValues, manifestFile, weightsFile);
 
   // The architecture: layer configs → layers (unknown types and bad options name the layer).
   let model: Sequential;
@@ -460,7 +576,6 @@ export function deserializeModel(json: string | Uint8Array, weights: Uint8Array,
 
   // The parameter list must be exactly the architecture's.
   const params = namedParams(model);
-  const tensors = manifest.weights.tensors;
   const describeLayer = (name: string): string => {
     const i = Number(name.split(".")[0]);
     return model.layers[i]?.describe() ?? `layer ${i}`;
@@ -483,8 +598,6 @@ export function deserializeModel(json: string | Uint8Array, weights: Uint8Array,
   });
   const dtypes = new Set(tensors.map((t) => t.dtype));
   if (dtypes.size > 1) throw new ModelFormatError(`${manifestFile}: "weights.tensors" mixes dtypes (${[...dtypes].join(", ")}); a model has one dtype`);
-  checkLayout(tensors, manifest.weights.byteLength, manifestFile, "weights.tensors");
-  const totalValues = tensors.reduce((s, t) => s + t.length, 0);
   checkBytes(weights, manifest.weights, weightsFile, manifestFile, `${totalValues} ${tensors[0]?.dtype ?? "float32"} values in ${tensors.length} arrays`);
 
   // Layer random generators.
@@ -513,14 +626,28 @@ export function deserializeModel(json: string | Uint8Array, weights: Uint8Array,
         throw new ModelFormatError(`${manifestFile}: "optimizer.slots[${i}]" (${s.slot} of ${p.name}) has ${s.length} values, but ${p.name} has ${p.param.value.size}`);
       }
     });
-    checkLayout(opt.slots, opt.byteLength, manifestFile, "optimizer.slots");
     checkBytes(optimizerBytes, opt, optFile, manifestFile, `${opt.slots.length} optimizer state arrays`);
-    slotValues = opt.slots.map((s) => ({ slot: s.slot, param: s.param, values: Array.from(unpack(optimizerBytes, s.offset, s.length, s.dtype)) }));
+    slotValues = opt.slots.map((s, i) => {
+      const values = unpack(optimizerBytes, s.offset, s.length, s.dtype);
+      const bad = values.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new ModelFormatError(`${optFile}: "optimizer.slots[${i}]" (${s.slot} of ${params[s.param].name}) holds ${values[bad]} at index ${bad}: the optimizer state is not finite`);
+      return { slot: s.slot, param: s.param, values: Array.from(values) };
+    });
   }
+
+  // Every value must be finite: a diverged run's NaN/Inf weights would predict garbage silently.
+  const unpacked = tensors.map((t, i) => {
+    const values = unpack(weights, t.offset, t.length, t.dtype);
+    const bad = values.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      throw new ModelFormatError(`${weightsFile}: tensor ${t.name} ("weights.tensors[${i}]" of ${manifestFile}, ${describeLayer(t.name)}) holds ${values[bad]} at index ${bad}: the weights are not finite (a diverged training run?)`);
+    }
+    return values;
+  });
 
   // Everything checked: fill the model.
   if (tensors.length > 0 && tensors[0].dtype !== "float32") model.setDtype(tensors[0].dtype);
-  for (let i = 0; i < tensors.length; i++) params[i].param.value.data.set(unpack(weights, tensors[i].offset, tensors[i].length, tensors[i].dtype));
+  for (let i = 0; i < tensors.length; i++) params[i].param.value.data.set(unpacked[i]);
   try {
     for (const [layer, s] of rngStates) layer.setRngState(s);
     if (optimizer && opt) {

@@ -27,6 +27,7 @@
 // Activations stay separate layers, so handprop → TF.js → handprop rebuilds the same layer list.
 // Weights are written as float32 (a float64 model is rounded); the round trip of a float32 model is exact.
 
+import { printable } from "./model-format.ts";
 import { shapeSize, formatShape } from "../nd/ndarray.ts";
 import { Sequential } from "../nn/sequential.ts";
 import type { Layer, Param } from "../nn/layer.ts";
@@ -83,6 +84,9 @@ export interface TfjsArtifacts {
 /** A model.json (or weight data) that cannot be read or has no handprop equivalent; says which layer and field. */
 export class TfjsFormatError extends Error {
   override name = "TfjsFormatError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(printable(message), options); // names and values from a file never reach a terminal raw
+  }
 }
 
 export interface TfjsExportOptions {
@@ -375,7 +379,7 @@ function splitWeights(specs: TfjsWeightSpec[], bytes: Uint8Array, source: string
     const data = new Float32Array(n);
     for (let i = 0; i < n; i++) data[i] = view.getFloat32(off + i * 4, true);
     off += n * 4;
-    if (out.has(spec.name)) throw new TfjsFormatError(`weights manifest: weight "${spec.name}" appears twice`);
+    if (out.has(spec.name)) throw new TfjsFormatError(`model.json: "weightsManifest": weight "${spec.name}" appears twice`);
     out.set(spec.name, { spec, data, used: false });
   }
   return out;
@@ -537,7 +541,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
   const inputShape = inputShapeOf(first);
   const out: Layer[] = [];
   let shape = inputShape.slice(); // handprop sample shape of the current tensor
-  let flattened: Int32Array | null = null; // after a Flatten of an image, until the next Dense
+  let flattened: readonly number[] | null = null; // the (C, H, W) a Flatten flattened, until the next Dense
   let pad: { r: LayerReader; tb: [number, number]; lr: [number, number] } | null = null; // a pending ZeroPadding2D
 
   const take = (r: LayerReader, wname: string, expected: number[]): Float32Array => {
@@ -596,8 +600,11 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
           pad = null;
         }
         const useBias = r.bool("use_bias", true);
+        // The kernel first: its shape is checked against weights that exist, before a layer of the
+        // declared size is allocated (a hostile "filters": 300000 must not allocate gigabytes).
+        const kernel = take(r, "kernel", [kh, kw, C, filters]);
         const conv = new Conv2D({ inChannels: C, outChannels: filters, kernelSize: [kh, kw], stride, dilation, padding, bias: useBias });
-        conv.weight.value.data.set(convKernelFromTf(take(r, "kernel", [kh, kw, C, filters]), filters, C, kh, kw));
+        conv.weight.value.data.set(convKernelFromTf(kernel, filters, C, kh, kw));
         if (useBias) set(conv.bias, take(r, "bias", [filters]));
         push(r, conv);
         const act = activationLayer(r, 3);
@@ -667,7 +674,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
       }
       case "Flatten":
         r.channelsLast();
-        if (shape.length === 3) flattened = nhwcIndex(shape); // flattening features again keeps their order
+        if (shape.length === 3) flattened = shape.slice(); // its index is built once the weights confirm the size
         push(r, new Flatten());
         break;
       case "Dense": {
@@ -675,9 +682,9 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
         const F = shape[0];
         const units = r.positiveInt("units");
         const useBias = r.bool("use_bias", true);
+        const k = take(r, "kernel", [F, units]); // before allocating: checked against weights that exist
         const dense = new Dense({ inFeatures: F, outFeatures: units, bias: useBias });
-        const k = take(r, "kernel", [F, units]);
-        dense.weight.value.data.set(flattened ? permuteRows(k, flattened, units, false) : k);
+        dense.weight.value.data.set(flattened ? permuteRows(k, nhwcIndex(flattened), units, false) : k);
         if (useBias) set(dense.bias, take(r, "bias", [units]));
         flattened = null;
         push(r, dense);
@@ -709,7 +716,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
         // handprop's affine has γ and β together: a missing one keeps its identity value (γ = 1, β = 0).
         const opts = { numFeatures: C, eps, momentum: 1 - momentum, affine: center || scale };
         const bn = shape.length === 3 ? new BatchNorm2D(opts) : new BatchNorm1D(opts);
-        const feat = (d: Float32Array) => (shape.length === 1 && flattened ? permuteRows(d, flattened, 1, false) : d);
+        const feat = (d: Float32Array) => (shape.length === 1 && flattened ? permuteRows(d, nhwcIndex(flattened), 1, false) : d);
         if (scale) set(bn.gamma, feat(take(r, "gamma", [C])));
         if (center) set(bn.beta, feat(take(r, "beta", [C])));
         set(bn.runningMean, feat(take(r, "moving_mean", [C])));
@@ -752,7 +759,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
   }
 
   const unused = [...weights.values()].filter((w) => !w.used).map((w) => `"${w.spec.name}"`);
-  if (unused.length > 0) throw new TfjsFormatError(`weights manifest: weight${unused.length > 1 ? "s" : ""} ${unused.join(", ")} belong${unused.length > 1 ? "" : "s"} to no layer of the model`);
+  if (unused.length > 0) throw new TfjsFormatError(`model.json: "weightsManifest": weight${unused.length > 1 ? "s" : ""} ${unused.join(", ")} belong${unused.length > 1 ? "" : "s"} to no layer of the model`);
   if (out.length === 0) throw new TfjsFormatError("model.json: the model has no layers handprop can run (only InputLayer/linear activations)");
   return new Sequential(out, { name: name ?? "sequential", inputShape });
 }

@@ -184,7 +184,7 @@ export class Softmax extends Activation {
   private resolveAxis(ndim: number, shape: readonly number[]): number {
     const ax = this.axis < 0 ? this.axis + ndim : this.axis;
     if (ax < 1 || ax >= ndim) {
-      throw new ShapeError(`${this.describe()}: axis ${this.axis} is out of range for input of shape ${formatShape(shape)} (the batch axis 0 is excluded)`);
+      throw new ShapeError(`${this.describe()}: axis ${this.axis} is out of range for input of shape ${formatShape(shape).replace("NaN", "N")} (the batch axis 0 is excluded)`);
     }
     return ax;
   }

@@ -2,7 +2,7 @@
 // that inputs and targets agree, and counting correct predictions.
 
 import { NDArray, allocate, formatShape, shapeSize } from "../nd/ndarray.ts";
-import { ShapeError } from "./layer.ts";
+import { ShapeError, type Layer } from "./layer.ts";
 import type { Loss, Target } from "./losses.ts";
 
 /** Number of correct predictions for classification losses, null for regression losses. */
@@ -47,8 +47,24 @@ export function targetCount(y: Target): number {
 
 export function checkTargets(x: NDArray, y: Target, where: string): void {
   if (x.ndim < 1) throw new ShapeError(`${where}: x must have a batch axis, got shape ${formatShape(x.shape)}`);
+  if (x.shape[0] === 0) throw new RangeError(`${where}: no samples (x has shape ${formatShape(x.shape)})`);
   if (targetCount(y) !== x.shape[0]) {
     throw new ShapeError(`${where}: x has ${x.shape[0]} samples but y has ${targetCount(y)} (x ${formatShape(x.shape)}, y ${y instanceof NDArray ? formatShape(y.shape) : `(${y.length},)`})`);
+  }
+}
+
+/** Refuse a stack whose layers hold parameters of different dtypes (saving and loading need one). */
+export function checkOneDtype(layers: Layer[], name: string): void {
+  const byDtype = new Map<string, string[]>();
+  for (const l of layers) {
+    const d = l.params()[0]?.value.dtype;
+    if (d) byDtype.set(d, [...(byDtype.get(d) ?? []), l.describe()]);
+  }
+  if (byDtype.size > 1) {
+    const list = [...byDtype].map(([d, ls]) => `${d}: ${ls.join(", ")}`).join("; ");
+    throw new TypeError(
+      `Sequential ${name}: layers mix dtypes (${list}); give every layer one dtype, or pass {dtype} to convert them all`,
+    );
   }
 }
 

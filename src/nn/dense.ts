@@ -9,7 +9,7 @@ import { kernels } from "../kernels/backend.ts";
 import type { DenseContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
 import {
-  Layer, makeParam, positiveInt, type BackwardOptions, type ForwardOptions, type LayerConfig, type Param,
+  Layer, ShapeError, makeParam, positiveInt, type BackwardOptions, type ForwardOptions, type LayerConfig, type Param,
 } from "./layer.ts";
 
 export interface DenseOptions {
@@ -56,7 +56,10 @@ export class Dense extends Layer {
   }
 
   outputShape(inputShape: readonly number[]): number[] {
-    if (inputShape.length !== 1 || inputShape[0] !== this.inFeatures) this.shapeError(`(N, ${this.inFeatures})`, [-1, ...inputShape].map((d) => (d === -1 ? NaN : d)));
+    if (inputShape.length !== 1 || inputShape[0] !== this.inFeatures) {
+      // The batch size is unknown here: print it as N (a NaN placeholder would print as "(NaN, 2704)").
+      throw new ShapeError(`${this.describe()}: expected input of shape (N, ${this.inFeatures}), got (N, ${inputShape.join(", ")})`);
+    }
     return [this.outFeatures];
   }
 

@@ -14,7 +14,7 @@ import { ShapeError, type BackwardOptions, type ForwardOptions, type Layer, type
 import type { Differentiable } from "./gradcheck.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
-import { BatchBuffer, TargetBuffer, checkTargets, countCorrect } from "./batches.ts";
+import { BatchBuffer, TargetBuffer, checkOneDtype, checkTargets, countCorrect } from "./batches.ts";
 import type { L2Regularizer } from "./regularizers.ts";
 import { evaluateMetrics, type EvaluateMetricsOptions, type EvaluationMetrics } from "./metrics.ts";
 import {
@@ -83,6 +83,7 @@ export class Sequential implements Differentiable {
     this.layers = layers;
     this.name = opts.name ?? "sequential";
     layers.forEach((l, i) => (l.index = i));
+    if (!opts.dtype) checkOneDtype(layers, this.name);
     if (opts.seed !== undefined) this.initialize(new RandomState(opts.seed));
     if (opts.dtype) this.setDtype(opts.dtype);
     if (opts.inputShape) this.build(opts.inputShape);

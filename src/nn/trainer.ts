@@ -281,6 +281,17 @@ export function trainStep(
   if (opts.clipValue !== undefined) clipGradientsByValue(params, opts.clipValue);
   if (opts.clipNorm !== undefined) clipGradientsByNorm(params, opts.clipNorm);
   optimizer.step(params);
+  // A finite gradient times a huge learning rate can still overflow: stop before Inf is trained on or saved.
+  for (const p of params) {
+    const bad = p.value.data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      const owner = model.layers.find((layer) => layer.params().includes(p));
+      throw new TrainingError(
+        `${model.name}: ${owner?.describe() ?? "a layer"} ${p.name}[${bad}] became ${p.value.data[bad]} ` +
+          `after the optimizer step at ${where}: lower the learning rate`,
+      );
+    }
+  }
   return { loss: value, correct: countCorrect(loss, pred, y) };
 }
 

@@ -4,9 +4,10 @@
 // fsynced after the rename so the new name itself survives a power loss (best effort: some file
 // systems do not allow opening a directory).
 
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { FileReadError, readRegularFile } from "./safe-read.ts";
 
 /** A temporary name next to `path`: ".<name>.tmp-<pid>-<random>", hidden and unique per writer. */
 export function tempPathFor(path: string): string {
@@ -75,4 +76,123 @@ export function writeFilesAtomic(files: readonly { path: string; data: Uint8Arra
     // Persist this rename before the next one, so the on-disk order is the order given.
     fsyncDir(dirname(temps[i].path));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several files as ONE atomic step: a commit journal.
+//
+// writeFilesAtomic above renames file by file, so a crash between two renames pairs files of two
+// saves. writeFilesCommitted makes the switch a single rename:
+//   1. every new file is written to a temporary name in dir and fsynced (old files untouched);
+//   2. COMMIT: a journal, dir/.handprop-commit.json, listing {temp → final name} for every file, is
+//      itself written atomically (temp + fsync + rename). This rename is the one atomic step;
+//   3. each temporary file is renamed to its final name, then the journal is removed.
+// A crash before 2 leaves the old files (and temporaries, removed by the next save). After 2, the
+// new files ARE the content of dir: readers resolve each name through the journal (committedPath:
+// the temporary while it still exists, else the final name, which by then holds the new bytes), and
+// the next save or finishPendingCommit completes the renames. So a reader sees the old set or the
+// new set of files, never a mix, at every moment a process can die.
+
+export const COMMIT_JOURNAL = ".handprop-commit.json";
+const MAX_JOURNAL_BYTES = 64 * 1024;
+
+export interface JournalEntry {
+  /** Temporary name in the folder, ".<file>.tmp-<pid>-<hex>". */
+  temp: string;
+  /** Final name in the folder. */
+  file: string;
+}
+
+/** Test hook: called at each step of writeFilesCommitted ("written <file>", "committed", "renamed <file>", "done"). */
+let commitHook: ((step: string) => void) | null = null;
+export function setCommitHookForTests(hook: ((step: string) => void) | null): void {
+  commitHook = hook;
+}
+
+const isPlainName = (s: unknown): s is string => typeof s === "string" && s !== "" && s !== "." && s !== ".." && !/[/\\\0]/.test(s);
+const isTempOf = (temp: string, file: string): boolean =>
+  temp.startsWith(`.${file}.tmp-`) && /^\d+-[0-9a-f]{8}$/.test(temp.slice(file.length + 6));
+
+/** The pending commit's entries, or null when dir has no journal. A malformed journal is an error naming it. */
+export function readCommitJournal(dir: string): JournalEntry[] | null {
+  const path = join(dir, COMMIT_JOURNAL);
+  let bytes: Buffer;
+  try {
+    bytes = readRegularFile(path, { maxBytes: MAX_JOURNAL_BYTES, what: "a pending save's commit journal" });
+  } catch (e) {
+    if (e instanceof FileReadError && e.code === "ENOENT") return null;
+    throw e;
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    raw = null;
+  }
+  const files = typeof raw === "object" && raw !== null ? (raw as { files?: unknown }).files : undefined;
+  const ok =
+    Array.isArray(files) &&
+    files.every((f: unknown) => {
+      const e = f as Partial<JournalEntry> | null;
+      return typeof e === "object" && e !== null && isPlainName(e.file) && isPlainName(e.temp) && isTempOf(e.temp, e.file);
+    });
+  if (!ok) throw new FileReadError(`${path}: malformed commit journal (expected {"files": [{"temp", "file"}]} naming files in ${dir})`);
+  return files as JournalEntry[];
+}
+
+/** Where the current content of dir/file is: its committed-but-not-yet-renamed temporary, or dir/file. */
+export function committedPath(dir: string, file: string, journal: JournalEntry[] | null = readCommitJournal(dir)): string {
+  const entry = journal?.find((e) => e.file === file);
+  if (entry && existsSync(join(dir, entry.temp))) return join(dir, entry.temp);
+  return join(dir, file);
+}
+
+/** Complete an interrupted commit (roll forward), then remove temporaries of `names` no journal needs. */
+export function finishPendingCommit(dir: string, names: readonly string[] = []): void {
+  if (!existsSync(dir)) return;
+  const journal = readCommitJournal(dir);
+  if (journal) {
+    for (const e of journal) if (existsSync(join(dir, e.temp))) renameSync(join(dir, e.temp), join(dir, e.file));
+    fsyncDir(dir);
+    rmSync(join(dir, COMMIT_JOURNAL), { force: true });
+    fsyncDir(dir);
+  }
+  const prefixes = [...names, COMMIT_JOURNAL].map((n) => `.${n}.tmp-`);
+  for (const entry of readdirSync(dir)) {
+    if (prefixes.some((p) => entry.startsWith(p))) rmSync(join(dir, entry), { force: true });
+  }
+}
+
+/**
+ * Replace several files of dir as one atomic step (see above). Leftovers of an earlier interrupted
+ * save of the same names are completed or removed first. Files are {name, data}, names plain.
+ */
+export function writeFilesCommitted(dir: string, files: readonly { name: string; data: Uint8Array | string }[]): void {
+  for (const f of files) if (!isPlainName(f.name)) throw new RangeError(`writeFilesCommitted: ${JSON.stringify(f.name)} is not a file name`);
+  mkdirSync(dir, { recursive: true });
+  finishPendingCommit(dir, files.map((f) => f.name));
+  const entries: JournalEntry[] = [];
+  try {
+    for (const f of files) {
+      const tmp = writeTemp(join(dir, f.name), f.data);
+      entries.push({ temp: basename(tmp), file: f.name });
+      commitHook?.(`written ${f.name}`);
+    }
+  } catch (e) {
+    for (const t of entries) rmSync(join(dir, t.temp), { force: true });
+    throw e;
+  }
+  fsyncDir(dir);
+  const journalTemp = writeTemp(join(dir, COMMIT_JOURNAL), JSON.stringify({ files: entries }));
+  renameSync(journalTemp, join(dir, COMMIT_JOURNAL));
+  fsyncDir(dir);
+  commitHook?.("committed");
+  for (const e of entries) {
+    renameSync(join(dir, e.temp), join(dir, e.file));
+    commitHook?.(`renamed ${e.file}`);
+  }
+  fsyncDir(dir);
+  rmSync(join(dir, COMMIT_JOURNAL), { force: true });
+  fsyncDir(dir);
+  commitHook?.("done");
 }

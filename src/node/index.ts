@@ -8,9 +8,11 @@
  * @module handprop/node
  */
 export * from "../index.ts";
-export { writeFileAtomic, writeFilesAtomic } from "./atomic.ts";
-export { saveModel, loadModel, readManifest, type LoadOptions } from "./model-io.ts";
-export { readIdx, writeIdx } from "./idx.ts";
+export { writeFileAtomic, writeFilesAtomic, writeFilesCommitted, finishPendingCommit } from "./atomic.ts";
+export { readRegularFile, FileReadError, type ReadLimits } from "./safe-read.ts";
+export { lockFolder, LockError, type FolderLock, type LockInfo } from "./lock.ts";
+export { saveModel, loadModel, readManifest, cleanModelFolder, type LoadOptions } from "./model-io.ts";
+export { readIdx, writeIdx, decodeIdxFile } from "./idx.ts";
 export { saveTfjsModel, loadTfjsModel } from "./tfjs.ts";
 export { saveOnnxModel } from "./onnx.ts";
 export { loadMnist, defaultMnistDir, locateMnistFiles } from "./mnist.ts";

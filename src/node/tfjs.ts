@@ -1,10 +1,11 @@
 // TF.js Layers models on disk: a folder with model.json and its weight files (the format itself is in src/io/tfjs.ts).
 
-import { readFileSync } from "node:fs";
 import { isAbsolute, join, normalize, sep } from "node:path";
 import type { Sequential } from "../nn/sequential.ts";
 import { writeFilesAtomic } from "./atomic.ts";
 import { TfjsFormatError, fromTfjsArtifacts, toTfjsArtifacts, type TfjsExportOptions } from "../io/tfjs.ts";
+import { MAX_JSON_DEPTH, jsonDepthExceeds } from "../io/model-format.ts";
+import { FileReadError, readRegularFile } from "./safe-read.ts";
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -28,16 +29,29 @@ function weightsPath(dir: string, p: unknown, where: string): string {
   return join(dir, p);
 }
 
-/** Load a TF.js Layers model from a directory holding model.json and its weight files (or from model.json's path). */
+/** Largest TF.js model.json read, and largest weight file (TF.js shards weights into 4 MB files). */
+const MAX_TFJS_JSON_BYTES = 64 * 1024 * 1024;
+const MAX_TFJS_WEIGHT_FILE_BYTES = 2 ** 31;
+
+function readOrFail(path: string, what: string, maxBytes: number): Buffer {
+  try {
+    return readRegularFile(path, { maxBytes, what });
+  } catch (e) {
+    if (e instanceof FileReadError && e.code === "ENOENT") throw new TfjsFormatError(`cannot read ${path}: no such file (${what})`, { cause: e });
+    if (e instanceof FileReadError) throw new TfjsFormatError(e.message, { cause: e });
+    throw e;
+  }
+}
+
+/**
+ * Load a TF.js Layers model from a directory holding model.json and its weight files (or from
+ * model.json's path). Only regular files are read, each bounded in size; errors name the file.
+ */
 export function loadTfjsModel(dirOrModelJson: string): Sequential {
   const jsonPath = dirOrModelJson.endsWith(".json") ? dirOrModelJson : join(dirOrModelJson, "model.json");
   const dir = dirOrModelJson.endsWith(".json") ? join(jsonPath, "..") : dirOrModelJson;
-  let text: string;
-  try {
-    text = readFileSync(jsonPath, "utf8");
-  } catch (e) {
-    throw new TfjsFormatError(`cannot read ${jsonPath}: ${(e as Error).message}`, { cause: e });
-  }
+  const text = readOrFail(jsonPath, "a TF.js model.json", MAX_TFJS_JSON_BYTES).toString("utf8");
+  if (jsonDepthExceeds(text)) throw new TfjsFormatError(`${jsonPath}: JSON nested more than ${MAX_JSON_DEPTH} levels deep (not a TF.js model.json)`);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -52,12 +66,14 @@ export function loadTfjsModel(dirOrModelJson: string): Sequential {
   });
   const buffers: ArrayBuffer[] = [];
   for (const f of files) {
-    try {
-      const b = readFileSync(f);
-      buffers.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-    } catch (e) {
-      throw new TfjsFormatError(`cannot read weights file ${f} (listed in ${jsonPath}): ${(e as Error).message}`, { cause: e });
-    }
+    const b = readOrFail(f, `a weights file listed in ${jsonPath}`, MAX_TFJS_WEIGHT_FILE_BYTES);
+    buffers.push(new Uint8Array(b).buffer); // a copy in its own ArrayBuffer
   }
-  return fromTfjsArtifacts(json, buffers, { source: files.length === 1 ? files[0] : `weights files ${files.join(", ")}` });
+  try {
+    return fromTfjsArtifacts(json, buffers, { source: files.length === 1 ? files[0] : `weights files ${files.join(", ")}` });
+  } catch (e) {
+    // The in-memory reader says "model.json: …"; name the file actually read.
+    if (e instanceof TfjsFormatError && e.message.startsWith("model.json")) throw new TfjsFormatError(jsonPath + e.message.slice("model.json".length), { cause: e });
+    throw e;
+  }
 }

@@ -29,8 +29,15 @@ import { Layer, ShapeError, makeParam, nonNegativeInt, pair, positiveInt, reuse,
 export type Conv2DPadding = number | readonly [number, number] | "same" | "valid";
 
 export interface Conv2DOptions {
-  inChannels: number;
+  /** Input channels C; optional: when left out it is taken from the first input shape seen (Keras-style). */
+  inChannels?: number;
   outChannels: number;
+  /**
+   * Split the channels into `groups` independent convolutions (default 1): output channels
+   * o·(O/g) … (o+1)·(O/g) − 1 read only input channels of group o. C and O must be multiples of it
+   * (derivation.md §4.1). groups = C is a depthwise convolution.
+   */
+  groups?: number;
   /** k or [kh, kw]. */
   kernelSize: number | readonly [number, number];
   /** s or [sh, sw] (default 1). */
@@ -61,25 +68,23 @@ export function samePadding(size: number, k: number, s: number, d: number): [num
   return [before, total - before];
 }
 
-function checkPadding(v: unknown): Conv2DPadding {
+function checkPadding(v: unknown, layer: string): Conv2DPadding {
   if (v === "same" || v === "valid") return v;
-  if (typeof v === "number") return nonNegativeInt("Conv2D", "padding", v);
+  if (typeof v === "number") return nonNegativeInt(layer, "padding", v);
   if (Array.isArray(v)) {
-    const [ph, pw] = pair("Conv2D", "padding", v as [number, number], nonNegativeInt);
+    const [ph, pw] = pair(layer, "padding", v as [number, number], nonNegativeInt);
     return [ph, pw];
   }
-  throw new RangeError(`Conv2D: padding must be a non-negative integer, [ph, pw], "same" or "valid", got ${JSON.stringify(v)}`);
+  throw new RangeError(`${layer}: padding must be a non-negative integer, [ph, pw], "same" or "valid", got ${JSON.stringify(v)}`);
 }
 
 /** A pair written back compactly for config(): n when both halves agree. */
-function compact([a, b]: readonly [number, number]): number | [number, number] {
+export function compact([a, b]: readonly [number, number]): number | [number, number] {
   return a === b ? a : [a, b];
 }
 
 export class Conv2D extends Layer {
-  readonly type = "Conv2D";
-  readonly inChannels: number;
-  readonly outChannels: number;
+  readonly type: string = "Conv2D";
   readonly kernelSize: [number, number];
   readonly stride: [number, number];
   readonly dilation: [number, number];
@@ -87,8 +92,14 @@ export class Conv2D extends Layer {
   readonly padding: Conv2DPadding;
   readonly useBias: boolean;
   readonly init: InitName;
-  readonly weight: Param;
-  readonly bias: Param | null;
+  // Channels and parameters: null until the input channels are known (given, or inferred at build).
+  protected channelsIn: number | null;
+  protected channelsOut: number | null;
+  protected groupCount: number;
+  private weightParam: Param | null = null;
+  private biasParam: Param | null = null;
+  private dtype: DType;
+  private readonly rng: RandomState;
   // Fixed [top, bottom, left, right] for numeric/"valid" padding, and for "same" at stride 1 (where it
   // does not depend on the input size); null when "same" must be resolved per input shape.
   private readonly fixedPadding: [number, number, number, number] | null;
@@ -101,19 +112,26 @@ export class Conv2D extends Layer {
   private wasm: WasmConv2D | null = null;
   private xCopy: Float32Array | null = null; // wasm path: the last input, for backward (null: JS path ran)
 
-  constructor(opts: Conv2DOptions) {
+  constructor(opts: Conv2DOptions, layer = "Conv2D") {
     super();
-    this.inChannels = positiveInt("Conv2D", "inChannels", opts.inChannels);
-    this.outChannels = positiveInt("Conv2D", "outChannels", opts.outChannels);
-    this.kernelSize = pair("Conv2D", "kernelSize", opts.kernelSize, positiveInt);
-    this.stride = pair("Conv2D", "stride", opts.stride ?? 1, positiveInt);
-    this.dilation = pair("Conv2D", "dilation", opts.dilation ?? 1, positiveInt);
-    this.padding = checkPadding(opts.padding ?? "valid");
-    if (opts.bias !== undefined && typeof opts.bias !== "boolean") throw new RangeError(`Conv2D: bias must be true or false, got ${JSON.stringify(opts.bias)}`);
+    if (typeof opts !== "object" || opts === null) throw new TypeError(`${layer}: expected an options object`);
+    this.channelsIn = opts.inChannels === undefined ? null : positiveInt(layer, "inChannels", opts.inChannels);
+    this.channelsOut = opts.outChannels === undefined && layer !== "Conv2D" ? null : positiveInt(layer, "outChannels", opts.outChannels);
+    this.groupCount = positiveInt(layer, "groups", opts.groups ?? 1);
+    this.kernelSize = pair(layer, "kernelSize", opts.kernelSize, positiveInt);
+    this.stride = pair(layer, "stride", opts.stride ?? 1, positiveInt);
+    this.dilation = pair(layer, "dilation", opts.dilation ?? 1, positiveInt);
+    this.padding = checkPadding(opts.padding ?? "valid", layer);
+    if (opts.bias !== undefined && typeof opts.bias !== "boolean") throw new RangeError(`${layer}: bias must be true or false, got ${JSON.stringify(opts.bias)}`);
     this.useBias = opts.bias ?? true;
-    this.init = checkInit("Conv2D", opts.init ?? "he_normal");
+    this.init = checkInit(layer, opts.init ?? "he_normal");
     const dtype = opts.dtype ?? "float32";
-    if (dtype !== "float32" && dtype !== "float64") throw new RangeError(`Conv2D: dtype must be "float32" or "float64", got ${JSON.stringify(dtype)}`);
+    if (dtype !== "float32" && dtype !== "float64") throw new RangeError(`${layer}: dtype must be "float32" or "float64", got ${JSON.stringify(dtype)}`);
+    this.dtype = dtype;
+    this.rng = opts.rng ?? new RandomState(0);
+    if (this.channelsOut !== null && this.channelsOut % this.groupCount !== 0) {
+      throw new RangeError(`${layer}: outChannels (${this.channelsOut}) must be a multiple of groups (${this.groupCount})`);
+    }
 
     const [kh, kw] = this.kernelSize;
     const [sh, sw] = this.stride;
@@ -123,20 +141,83 @@ export class Conv2D extends Layer {
     else if (p === "same") this.fixedPadding = sh === 1 && sw === 1 ? [...samePadding(1, kh, 1, dh), ...samePadding(1, kw, 1, dw)] : null;
     else if (typeof p === "number") this.fixedPadding = [p, p, p, p];
     else this.fixedPadding = [p[0], p[0], p[1], p[1]];
+    // (DepthwiseConv2D, whose outChannels follow from the input's, resolves in its own constructor)
+    if (this.channelsIn !== null && this.channelsOut !== null) this.resolveChannels(this.channelsIn);
+  }
 
-    this.weight = makeParam("weight", [this.outChannels, this.inChannels, kh, kw], dtype);
-    this.bias = this.useBias ? makeParam("bias", [this.outChannels], dtype) : null;
-    this.initialize(opts.rng ?? new RandomState(0));
+  /** Input channels C (throws while they are still to be inferred from the input shape). */
+  get inChannels(): number {
+    return this.channelsIn ?? this.unresolved("inChannels");
+  }
+
+  get outChannels(): number {
+    return this.channelsOut ?? this.unresolved("outChannels");
+  }
+
+  get groups(): number {
+    return this.groupCount;
+  }
+
+  /** The kernel, (O, C/groups, kh, kw). */
+  get weight(): Param {
+    return this.weightParam ?? this.unresolved("weight");
+  }
+
+  get bias(): Param | null {
+    return this.useBias ? (this.biasParam ?? this.unresolved("bias")) : null;
+  }
+
+  /** True once the input channels are known and the parameters exist. */
+  override isBuilt(): boolean {
+    return this.weightParam !== null;
+  }
+
+  private unresolved(what: string): never {
+    throw new Error(`${this.describe()}: ${what} is not known yet: give inChannels, or build the model with an inputShape (or run a forward pass) first`);
+  }
+
+  /**
+   * Fix the input channels (given or inferred, Keras's build()) and create the parameters, drawing the
+   * weights from the layer's generator. Later inputs must have the same channel count.
+   */
+  protected resolveChannels(C: number): void {
+    if (this.weightParam !== null) {
+      if (C !== this.channelsIn) this.shapeError(`(N, ${this.channelsIn}, H, W)`, [NaN, C, NaN, NaN]);
+      return;
+    }
+    this.configureChannels(C);
+    const O = this.outChannels;
+    const G = this.groupCount;
+    if (C % G !== 0) throw new ShapeError(`${this.describe()}: input channels (${C}) must be a multiple of groups (${G})`);
+    if (O % G !== 0) throw new ShapeError(`${this.describe()}: outChannels (${O}) must be a multiple of groups (${G})`);
+    this.channelsIn = C;
+    const [kh, kw] = this.kernelSize;
+    this.weightParam = makeParam("weight", [O, C / G, kh, kw], this.dtype);
+    this.biasParam = this.useBias ? makeParam("bias", [O], this.dtype) : null;
+    this.initialize(this.rng);
+  }
+
+  /** Hook for layers whose output channels follow from the input's (DepthwiseConv2D). */
+  protected configureChannels(_C: number): void {
+    /* Conv2D: outChannels and groups are given */
   }
 
   override initialize(rng: RandomState): void {
+    if (this.weightParam === null) return; // drawn when the input channels become known
     const [kh, kw] = this.kernelSize;
-    initialize(this.weight.value, this.init, this.inChannels * kh * kw, this.outChannels * kh * kw, rng);
-    this.bias?.value.data.fill(0);
+    const G = this.groupCount;
+    initialize(this.weightParam.value, this.init, (this.inChannels / G) * kh * kw, this.outChannels * kh * kw, rng);
+    this.biasParam?.value.data.fill(0);
   }
 
   override params(): Param[] {
-    return this.bias ? [this.weight, this.bias] : [this.weight];
+    if (this.weightParam === null) return [];
+    return this.biasParam ? [this.weightParam, this.biasParam] : [this.weightParam];
+  }
+
+  override setDtype(dtype: DType): void {
+    this.dtype = dtype;
+    super.setDtype(dtype);
   }
 
   /** Zero padding [top, bottom, left, right] applied to an H×W input. */
@@ -150,9 +231,11 @@ export class Conv2D extends Layer {
 
   outputShape(inputShape: readonly number[]): number[] {
     const [C, H, W] = inputShape;
-    if (inputShape.length !== 3 || C !== this.inChannels || !inputShape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new ShapeError(`${this.describe()}: expected input samples of shape (${this.inChannels}, H, W), got ${formatShape(inputShape)}`);
+    const known = this.channelsIn;
+    if (inputShape.length !== 3 || (known !== null && C !== known) || !inputShape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new ShapeError(`${this.describe()}: expected input samples of shape (${known ?? "C"}, H, W), got ${formatShape(inputShape)}`);
     }
+    this.resolveChannels(C);
     const g = this.checkedGeometry(1, H, W);
     return [this.outChannels, g.OH, g.OW];
   }
@@ -175,7 +258,8 @@ export class Conv2D extends Layer {
   }
 
   forward(x: NDArray): NDArray {
-    this.expectInput(x, [null, this.inChannels, null, null], ["N", "C", "H", "W"]);
+    this.expectInput(x, [null, this.channelsIn, null, null], ["N", "C", "H", "W"]);
+    this.resolveChannels(x.shape[1]);
     const [N, , H, W] = x.shape;
     const prev = this.geometry;
     const g = prev !== null && prev.N === N && prev.H === H && prev.W === W ? prev : (this.geometry = this.checkedGeometry(N, H, W));
@@ -185,7 +269,8 @@ export class Conv2D extends Layer {
     const OHW = OH * OW;
     const dtype = this.weight.value.dtype;
 
-    if (useWasm(x.data, this.weight.value.data)) {
+    // The WebAssembly kernel knows ungrouped convolutions only; grouped ones run on the JS loops.
+    if (this.groupCount === 1 && useWasm(x.data, this.weight.value.data)) {
       const y = (this.y = reuse(this.y, [N, O, OH, OW], dtype));
       if (this.xCopy?.length !== x.size) this.xCopy = new Float32Array(x.size);
       this.xCopy.set(x.data);
@@ -200,6 +285,11 @@ export class Conv2D extends Layer {
     im2col(g, x.data, 0, col.data);
 
     // y[n] = W · col_n + b        (O × K) · (K × OH·OW), col_n = columns n·OH·OW … (n+1)·OH·OW − 1
+    // With G groups, block g of output channels is W_g · col_n restricted to group g's rows (§4.1):
+    //   (O/G × K/G) · (K/G × OH·OW); the rows of col are channel-major, so group g's are contiguous.
+    const G = this.groupCount;
+    const Og = O / G;
+    const Kg = K / G;
     const y = (this.y = reuse(this.y, [N, O, OH, OW], dtype));
     const w = this.weight.value.data;
     if (this.bias) {
@@ -208,7 +298,9 @@ export class Conv2D extends Layer {
     }
     const beta = this.bias ? 1 : 0;
     for (let n = 0; n < N; n++) {
-      gemm(false, false, O, OHW, K, 1, w, 0, K, col.data, n * OHW, N * OHW, beta, y.data, n * O * OHW, OHW);
+      for (let gi = 0; gi < G; gi++) {
+        gemm(false, false, Og, OHW, Kg, 1, w, gi * Og * Kg, Kg, col.data, gi * Kg * N * OHW + n * OHW, N * OHW, beta, y.data, (n * O + gi * Og) * OHW, OHW);
+      }
     }
     this.xDtype = x.dtype;
     return y;
@@ -222,6 +314,8 @@ export class Conv2D extends Layer {
   //   ∂L/∂x          = col2im(Wᵀ · dy_n)       (K×O · O×OH·OW), col2im summing every tap that read a pixel
   //                    and dropping the padding. For stride 1 and no dilation this is the "full"
   //                    convolution of dy with W: dy correlated with the 180°-rotated kernel.
+  // Grouped (derivation.md §4.1): the same three products per group g, on W_g, dy's channel block g and
+  // col's row block g; other blocks of W are structurally zero and get no gradient.
   backward(dy: NDArray): NDArray {
     this.expectGrad(dy, this.y);
     const g = this.geometry!;
@@ -240,9 +334,14 @@ export class Conv2D extends Layer {
     const ldCol = N * OHW;
     const w = this.weight.value.data;
 
+    const G = this.groupCount;
+    const Og = O / G;
+    const Kg = K / G;
     const dW = this.weight.grad.data;
     for (let n = 0; n < N; n++) {
-      gemm(false, true, O, K, OHW, 1, dy.data, n * O * OHW, OHW, col.data, n * OHW, ldCol, 1, dW, 0, K);
+      for (let gi = 0; gi < G; gi++) {
+        gemm(false, true, Og, Kg, OHW, 1, dy.data, (n * O + gi * Og) * OHW, OHW, col.data, gi * Kg * ldCol + n * OHW, ldCol, 1, dW, gi * Og * Kg, Kg);
+      }
     }
     if (this.bias) {
       const db = this.bias.grad.data;
@@ -259,7 +358,9 @@ export class Conv2D extends Layer {
     // dcol_n = Wᵀ · dy_n, then scatter-add back to pixel positions.
     const dcol = (this.dcol = reuse(this.dcol, [K, ldCol], this.weight.value.dtype));
     for (let n = 0; n < N; n++) {
-      gemm(true, false, K, OHW, O, 1, w, 0, K, dy.data, n * O * OHW, OHW, 0, dcol.data, n * OHW, ldCol);
+      for (let gi = 0; gi < G; gi++) {
+        gemm(true, false, Kg, OHW, Og, 1, w, gi * Og * Kg, Kg, dy.data, (n * O + gi * Og) * OHW, OHW, 0, dcol.data, gi * Kg * ldCol + n * OHW, ldCol);
+      }
     }
     const dx = (this.dx = reuse(this.dx, [N, C, H, W], this.xDtype));
     dx.data.fill(0);
@@ -270,8 +371,9 @@ export class Conv2D extends Layer {
   config(): LayerConfig {
     return {
       type: this.type,
-      inChannels: this.inChannels,
+      ...(this.channelsIn !== null ? { inChannels: this.channelsIn } : {}),
       outChannels: this.outChannels,
+      ...(this.groupCount !== 1 ? { groups: this.groupCount } : {}),
       kernelSize: compact(this.kernelSize),
       stride: compact(this.stride),
       padding: typeof this.padding === "object" ? [this.padding[0], this.padding[1]] : this.padding,

@@ -7,6 +7,13 @@ import { AvgPool2D, GlobalAvgPool2D, MaxPool2D, type AvgPool2DOptions, type Pool
 import { Dropout, type DropoutOptions } from "./dropout.ts";
 import { BatchNorm1D, BatchNorm2D, type BatchNormOptions } from "./batchnorm.ts";
 import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, type LeakyReLUOptions, type SoftmaxOptions } from "./activations.ts";
+import { ELU, GELU, SiLU, type ELUOptions, type GELUOptions } from "./activations.ts";
+import { DepthwiseConv2D, SeparableConv2D, type DepthwiseConv2DOptions, type SeparableConv2DOptions } from "./depthwise.ts";
+import { Conv2DTranspose, type Conv2DTransposeOptions } from "./transpose.ts";
+import { UpSampling2D, ZeroPadding2D, type UpSampling2DOptions, type ZeroPadding2DOptions } from "./upsample.ts";
+import { GroupNorm, LayerNorm, type GroupNormOptions, type LayerNormOptions } from "./norm.ts";
+import { GlobalMaxPool2D, Permute, Reshape, type PermuteOptions, type ReshapeOptions } from "./reshape.ts";
+import { Add, Concatenate, Multiply, type ConcatenateOptions } from "./merge.ts";
 import type { Layer, LayerConfig } from "./layer.ts";
 import { Sequential } from "./sequential.ts";
 
@@ -27,6 +34,22 @@ const factories: Record<string, Factory> = {
   Tanh: () => new Tanh(),
   Sigmoid: () => new Sigmoid(),
   Softmax: (c) => new Softmax(c as unknown as SoftmaxOptions),
+  DepthwiseConv2D: (c) => new DepthwiseConv2D(c as unknown as DepthwiseConv2DOptions),
+  SeparableConv2D: (c) => new SeparableConv2D(c as unknown as SeparableConv2DOptions),
+  Conv2DTranspose: (c) => new Conv2DTranspose(c as unknown as Conv2DTransposeOptions),
+  UpSampling2D: (c) => new UpSampling2D(c as unknown as UpSampling2DOptions),
+  ZeroPadding2D: (c) => new ZeroPadding2D(c as unknown as ZeroPadding2DOptions),
+  LayerNorm: (c) => new LayerNorm(c as unknown as LayerNormOptions),
+  GroupNorm: (c) => new GroupNorm(c as unknown as GroupNormOptions),
+  GELU: (c) => new GELU(c as unknown as GELUOptions),
+  SiLU: () => new SiLU(),
+  ELU: (c) => new ELU(c as unknown as ELUOptions),
+  Reshape: (c) => new Reshape(c as unknown as ReshapeOptions),
+  Permute: (c) => new Permute(c as unknown as PermuteOptions),
+  GlobalMaxPool2D: () => new GlobalMaxPool2D(),
+  Add: () => new Add(),
+  Multiply: () => new Multiply(),
+  Concatenate: (c) => new Concatenate(c as unknown as ConcatenateOptions),
 };
 
 export const LAYER_TYPES: readonly string[] = Object.keys(factories);

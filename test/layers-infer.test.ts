@@ -46,7 +46,9 @@ test("without an inputShape, the sizes are taken at the first forward", () => {
   assert.equal(m.params().length, 0);
   const y = m.forward(randomInput([2, 2, 8, 8], 2));
   assert.deepEqual(y.shape, [2, 10]);
-  assert.equal((m.layers[5] as Dense).inFeatures, 64);
+  const dense = m.layers[5];
+  assert.ok(dense instanceof Dense);
+  assert.equal(dense.inFeatures, 64);
   assert.throws(() => m.forward(randomInput([2, 3, 8, 8], 2)), /layer 0 \(Conv2D\): expected input of shape \(N, 2, H, W\), got \(2, 3, 8, 8\)/);
 });
 
@@ -66,5 +68,7 @@ test("an inferred model saves its resolved sizes and loads back bit for bit", ()
   const back = deserializeModel(saved.json, saved.weights).model;
   const x: NDArray = randomInput([2, 2, 8, 8], 4);
   assert.deepEqual(Array.from(back.predict(x).data), Array.from(m.predict(x).data));
-  assert.equal((back.layers[0] as Conv2D).inChannels, 2);
+  const conv = back.layers[0];
+  assert.ok(conv instanceof Conv2D);
+  assert.equal(conv.inChannels, 2);
 });

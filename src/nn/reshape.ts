@@ -77,9 +77,11 @@ export class Permute extends Layer {
   constructor(opts: PermuteOptions) {
     super();
     const d: unknown = (opts as Partial<PermuteOptions> | null)?.dims;
-    const ok = Array.isArray(d) && d.length > 0 && d.every((v) => typeof v === "number") && (d as number[]).slice().sort((a, b) => a - b).every((v, i) => v === i + 1);
-    if (!ok) throw new RangeError(`Permute: dims must be a permutation of 1…r (the sample axes, 1-based), got ${JSON.stringify(d)}`);
-    this.dims = (d as number[]).slice();
+    const dims = Array.isArray(d) && d.every((v) => typeof v === "number") ? d : null;
+    if (dims === null || dims.length === 0 || !dims.slice().sort((a, b) => a - b).every((v, i) => v === i + 1)) {
+      throw new RangeError(`Permute: dims must be a permutation of 1…r (the sample axes, 1-based), got ${JSON.stringify(d)}`);
+    }
+    this.dims = dims.slice();
   }
 
   outputShape(inputShape: readonly number[]): number[] {

@@ -23,6 +23,7 @@ import { GroupNorm, LayerNorm } from "./norm.ts";
 import { ELU, GELU, SiLU } from "./activations.ts";
 import { GlobalMaxPool2D, Permute, Reshape } from "./reshape.ts";
 import { Add, Concatenate, Multiply } from "./merge.ts";
+import { Input, Model } from "./graph.ts";
 
 export interface SuiteCheck {
   /** Layer, loss or model type, e.g. "Conv2D". */
@@ -393,5 +394,25 @@ function moreLayerChecks(
       return s;
     });
     record("Concatenate", `axis=${axis} ${parts.map((p) => p.join("x")).join(" + ")}`, gradcheck(new MergeCheck(new Concatenate({ axis }), parts), MergeCheck.input(rng, parts), { seed: int(rng, 0, 1e6), tolerance }));
+  }
+  // A residual graph: a ResNet basic block (conv-BN-act-conv-BN + identity, act) whose input also feeds a
+  // concatenated side branch, so one tensor has three readers and gradients must be summed (§4.7).
+  // Smooth activations and average pooling: a ReLU or max kink crossed by one of many outputs can shift
+  // a difference by ~1e-6 without looking like a kink (the plain layers' checks cover those).
+  for (let i = 0; i < 2; i++) {
+    const N = int(rng, 2, 3);
+    const C = int(rng, 1, 3);
+    const x = Input([C, 5, 5]);
+    const conv = (o: number) => new Conv2D({ outChannels: o, kernelSize: 3, padding: "same", bias: false, rng });
+    const f = new BatchNorm2D({}).apply(conv(C).apply(new SiLU().apply(new BatchNorm2D({}).apply(conv(C).apply(x)))));
+    const block = new SiLU().apply(new Add().apply([x, f]));
+    const side = new GELU().apply(new DepthwiseConv2D({ kernelSize: 3, padding: 1, rng }).apply(x));
+    const out = new Dense({ outFeatures: 3, rng }).apply(new GlobalAvgPool2D().apply(new Concatenate().apply([block, side])));
+    const model = new Model({ inputs: x, outputs: out, seed: int(rng, 0, 1e6), dtype: "float64" });
+    const training = i === 0;
+    // h = 1e-3: every input reaches every output through batch norm, so a difference sums many terms and
+    // its rounding (~ε·|L|/h) would reach 1e-6 of the smaller gradients at h = 1e-4; O(h⁴) stays ~1e-12.
+    record("ResidualGraph", `conv-bn-silu-conv-bn + identity, silu ‖ depthwise-gelu, concat, globalavg, dense N=${N} C=${C} ${training ? "train" : "eval"}`,
+      gradcheck(model, randn(rng, [N, C, 5, 5]), { seed: i, tolerance, training, eps: 1e-3 }));
   }
 }

@@ -171,8 +171,9 @@ export abstract class Layer {
     return this.config();
   }
 
-  /** "layer 3 (Dense)" or "Dense" outside a model. */
+  /** "layer 3 (Dense)", "node 'dense_2' (Dense)" in a graph, or "Dense" outside a model. */
   describe(): string {
+    if (this.node !== null) return `node '${this.node.name}' (${this.type})`;
     return this.index >= 0 ? `layer ${this.index} (${this.type})` : this.type;
   }
 

@@ -15,7 +15,8 @@ import { GroupNorm, LayerNorm, type GroupNormOptions, type LayerNormOptions } fr
 import { GlobalMaxPool2D, Permute, Reshape, type PermuteOptions, type ReshapeOptions } from "./reshape.ts";
 import { Add, Concatenate, Multiply, type ConcatenateOptions } from "./merge.ts";
 import type { Layer, LayerConfig } from "./layer.ts";
-import { Sequential } from "./sequential.ts";
+import { Sequential, type SequentialConfig } from "./sequential.ts";
+import { Model, modelFromConfig } from "./graph.ts";
 
 type Factory = (config: LayerConfig) => Layer;
 
@@ -50,7 +51,15 @@ const factories: Record<string, Factory> = {
   Add: () => new Add(),
   Multiply: () => new Multiply(),
   Concatenate: (c) => new Concatenate(c as unknown as ConcatenateOptions),
+  // models are layers too: nested Sequentials and graph Models
+  Sequential: (c) => sequentialFromConfig(c as unknown as SequentialConfig),
+  Model: (c) => modelFromConfig(c, layerFromConfig),
 };
+
+/** A graph Model from Model.config() (also accepted by sequentialFromConfig). */
+export function graphModelFromConfig(config: unknown): Model {
+  return modelFromConfig(config, layerFromConfig);
+}
 
 export const LAYER_TYPES: readonly string[] = Object.keys(factories);
 
@@ -68,8 +77,12 @@ export function layerFromConfig(config: LayerConfig, where = "layer"): Layer {
   }
 }
 
-/** Rebuild a Sequential model (weights freshly initialised) from Sequential.config(). */
-export function sequentialFromConfig(config: { name?: string; inputShape?: number[] | null; layers: LayerConfig[] }): Sequential {
+/**
+ * Rebuild a Sequential model (weights freshly initialised) from Sequential.config(), or a graph Model
+ * from Model.config() (type "Model").
+ */
+export function sequentialFromConfig(config: { type?: string; name?: string; inputShape?: number[] | null; layers: LayerConfig[] }): Sequential {
+  if (config.type === "Model") return modelFromConfig(config, layerFromConfig);
   if (!Array.isArray(config.layers)) throw new TypeError('model config: "layers" must be an array');
   const layers = config.layers.map((c, i) => layerFromConfig(c, `layer ${i}`));
   return new Sequential(layers, { ...(config.name ? { name: config.name } : {}), ...(config.inputShape ? { inputShape: config.inputShape } : {}) });

@@ -24,6 +24,7 @@ import { ELU, GELU, SiLU } from "./activations.ts";
 import { GlobalMaxPool2D, Permute, Reshape } from "./reshape.ts";
 import { Add, Concatenate, Multiply } from "./merge.ts";
 import { Input, Model } from "./graph.ts";
+import { registeredLayerChecks } from "./registry.ts";
 
 export interface SuiteCheck {
   /** Layer, loss or model type, e.g. "Conv2D". */
@@ -221,6 +222,13 @@ export function runGradcheckSuite(opts: SuiteOptions = {}, onResult?: (c: SuiteC
     record("Sequential", `conv-bn-tanh-avgpool-conv-sigmoid-dense-tanh-dense-softmax N=${N}`, gradcheck(model, randn(rng, [N, 1, 6, 6]), { seed: i, tolerance }));
   }
   moreLayerChecks(rng, n, tolerance, layerCheck, record);
+  // User-defined layers registered with a gradcheck factory (registerLayer), like the built-in ones.
+  for (const [type, make] of registeredLayerChecks()) {
+    for (let i = 0; i < Math.max(2, n / 2); i++) {
+      const { layer, input, config } = make(rng);
+      layerCheck(type, config ?? input.shape.join("x"), layer, input);
+    }
+  }
   return out;
 }
 

@@ -218,7 +218,7 @@ export class Sequential extends Layer implements Differentiable {
       const count = l.params().reduce((s, p) => s + p.value.size, 0);
       return [`${l.type.toLowerCase()}_${i} (${l.type})`, `(None, ${shapes[i].join(", ")})`, count.toLocaleString("en-US")];
     });
-    const widths = [29, 26, 12];
+    const widths = [Math.max(29, ...rows.map((r) => r[0].length + 2)), 26, 12];
     const line = (cells: string[]) => " " + cells.map((c, i) => c.padEnd(widths[i])).join("").trimEnd();
     const total = widths.reduce((a, b) => a + b, 1);
     const { trainable, nonTrainable } = this.countParams();

@@ -130,6 +130,26 @@ describe("graph Model", () => {
   });
 });
 
+test("a checkpoint of a graph model (weights + Adam state) resumes bit for bit", () => {
+  const x = randomInput([8, 3, 6, 6], 21);
+  const y = Int32Array.from([0, 1, 2, 3, 3, 2, 1, 0]);
+  const loss = new SoftmaxCrossEntropy();
+  const a = residualNet(5);
+  const optA = new Adam({ lr: 0.01 });
+  a.trainBatch(x, y, loss, optA);
+  const saved = serializeModel(a, { optimizer: optA });
+  const loaded = deserializeModel(saved.json, saved.weights, saved.optimizer);
+  assert.ok(loaded.optimizer);
+  for (let step = 0; step < 2; step++) {
+    a.trainBatch(x, y, loss, optA);
+    loaded.model.trainBatch(x, y, loss, loaded.optimizer);
+  }
+  const pa = a.params();
+  loaded.model.params().forEach((p, i) => {
+    assert.deepEqual(Array.from(p.value.data), Array.from(pa[i].value.data), p.name);
+  });
+});
+
 describe("nesting", () => {
   test("a Sequential inside a Sequential and a Model inside a Sequential: forward, gradients, training, save/load", () => {
     const block = () => {

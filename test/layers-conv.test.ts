@@ -31,13 +31,15 @@ function channels(x: NDArray, from: number, to: number): NDArray {
 }
 
 /** Grouped convolution by definition: group g is an ordinary conv of input block g with weight block g. */
-function groupedRef(x: NDArray, w: NDArray, b: NDArray | null, G: number, stride: [number, number], pad: [number, number, number, number]): NDArray {
+function groupedRef(
+  x: NDArray, w: NDArray, b: NDArray | null, G: number, stride: [number, number], pad: [number, number, number, number], dilation: [number, number] = [1, 1],
+): NDArray {
   const C = x.shape[1];
   const O = w.shape[0];
   const parts = Array.from({ length: G }, (_, g) => {
     const wg = new NDArray(w.data.slice((g * O) / G * (w.size / O), ((g + 1) * O) / G * (w.size / O)), [O / G, ...w.shape.slice(1)]);
     const bg = b ? new NDArray(b.data.slice((g * O) / G, ((g + 1) * O) / G), [O / G]) : null;
-    return conv2dForwardRef(channels(x, (g * C) / G, ((g + 1) * C) / G), wg, bg, { stride, padding: pad });
+    return conv2dForwardRef(channels(x, (g * C) / G, ((g + 1) * C) / G), wg, bg, { stride, padding: pad, dilation });
   });
   const [N, , OH, OW] = parts[0].shape;
   const y = new NDArray(new Float64Array(N * O * OH * OW), [N, O, OH, OW]);
@@ -62,6 +64,20 @@ describe("Conv2D groups and DepthwiseConv2D", () => {
       const y = layer.forward(x);
       assertClose(y, groupedRef(x, layer.weight.value, b, G, [s, s], [p, p, p, p]), 1e-12, 1e-12, `G=${G} C=${C} O=${O} k=${k}`);
       assert.deepEqual(layer.weight.value.shape, [O, C / G, k, k]);
+    }
+  });
+
+  test("the direct depthwise loops (one input channel per group) equal G convolutions: strides, dilation, 'same'", () => {
+    const rng = new RandomState(8);
+    for (const [k, s, d, pad] of [[3, 2, 1, "same"], [2, 1, 2, "same"], [3, 3, 1, 1], [1, 2, 1, "valid"], [3, 1, 2, 2]] as const) {
+      const C = 3;
+      const layer = new Conv2D({ inChannels: C, outChannels: 2 * C, groups: C, kernelSize: k, stride: s, dilation: d, padding: pad, dtype: "float64", rng });
+      const b = layer.bias!.value;
+      for (let i = 0; i < b.size; i++) b.data[i] = rng.standardNormal();
+      const x = randn(rng, [2, C, 7, 6]);
+      const y = layer.forward(x);
+      const p4 = layer.paddingFor(7, 6);
+      assertClose(y, groupedRef(x, layer.weight.value, b, C, [s, s], p4, [d, d]), 1e-12, 1e-12, `k=${k} s=${s} d=${d} p=${String(pad)}`);
     }
   });
 

@@ -111,6 +111,7 @@ export class Conv2D extends Layer {
   private xDtype: DType = "float32";
   private wasm: WasmConv2D | null = null;
   private xCopy: Float32Array | null = null; // wasm path: the last input, for backward (null: JS path ran)
+  private xDepthwise: NDArray | null = null; // depthwise path (one input channel per group): the input, for dW
 
   constructor(opts: Conv2DOptions, layer = "Conv2D") {
     super();
@@ -280,6 +281,11 @@ export class Conv2D extends Layer {
       return y;
     }
     this.xCopy = null;
+    this.xDepthwise = null;
+    if (this.groupCount === C && C > 1) {
+      this.xDtype = x.dtype;
+      return this.depthwiseForward(g, x);
+    }
 
     const col = (this.col = reuse(this.col, [K, N * OHW], dtype));
     im2col(g, x.data, 0, col.data);
@@ -326,6 +332,7 @@ export class Conv2D extends Layer {
       this.wasm.backward(g, this.outChannels, this.xCopy, this.weight.value.data, dy.data, this.weight.grad.data, this.bias?.grad.data ?? null, wantDx);
       return dx;
     }
+    if (this.xDepthwise !== null) return this.depthwiseBackward(g, this.xDepthwise, dy);
     const col = this.col!;
     const { N, C, H, W, kh, kw, OH, OW } = g;
     const O = this.outChannels;
@@ -368,6 +375,85 @@ export class Conv2D extends Layer {
     return dx;
   }
 
+  // Depthwise (one input channel per group, derivation.md §4.1) as direct loops: im2col + GEMM would
+  // copy every input kh·kw times for (M × kh·kw)·(kh·kw × OH·OW) products too small to pay for it.
+  // Output channel o = c·M + m reads input channel c only; for each tap (p, q), the output rows i and
+  // columns j whose input position i·sh + p·dh − padTop, j·sw + q·dw − padLeft lies inside x:
+  //   y[n,o,i,j]  = b[o] + Σ_{p,q} W[o,0,p,q] · x[n, c, i·sh + p·dh − padTop, j·sw + q·dw − padLeft]
+  //   dW[o,0,p,q] += Σ_{n,i,j} dy[n,o,i,j] · x[n, c, …]          dx[n, c, …] += Σ_{m,p,q} W[o,0,p,q] · dy[n,o,i,j]
+  private depthwiseForward(g: ConvGeometry, x: NDArray): NDArray {
+    const { N, C, H, W, OH, OW } = g;
+    const O = this.outChannels;
+    const M = O / C;
+    const y = (this.y = reuse(this.y, [N, O, OH, OW], this.weight.value.dtype));
+    const xd = x.data;
+    const yd = y.data;
+    const w = this.weight.value.data;
+    const b = this.bias?.value.data;
+    const taps = tapRanges(g);
+    for (let n = 0; n < N; n++) {
+      for (let o = 0; o < O; o++) {
+        const c = Math.floor(o / M);
+        const xBase = (n * C + c) * H * W;
+        const yBase = (n * O + o) * OH * OW;
+        yd.fill(b ? b[o] : 0, yBase, yBase + OH * OW);
+        for (const t of taps) {
+          const wv = w[o * g.kh * g.kw + t.tap];
+          for (let i = t.iLo; i < t.iHi; i++) {
+            const yRow = yBase + i * OW;
+            let xi = xBase + (i * g.sh + t.rowOffset) * W + t.jLo * g.sw + t.colOffset;
+            for (let j = t.jLo; j < t.jHi; j++, xi += g.sw) yd[yRow + j] += wv * xd[xi];
+          }
+        }
+      }
+    }
+    this.xDepthwise = x;
+    return y;
+  }
+
+  private depthwiseBackward(g: ConvGeometry, x: NDArray, dy: NDArray): NDArray {
+    const { N, C, H, W, OH, OW } = g;
+    const O = this.outChannels;
+    const M = O / C;
+    const dx = (this.dx = reuse(this.dx, [N, C, H, W], this.xDtype));
+    const wantDx = !this.skipInputGrad;
+    if (wantDx) dx.data.fill(0);
+    const xd = x.data;
+    const g_ = dy.data;
+    const dxd = dx.data;
+    const w = this.weight.value.data;
+    const dW = this.weight.grad.data;
+    const db = this.bias?.grad.data;
+    const taps = tapRanges(g);
+    for (let n = 0; n < N; n++) {
+      for (let o = 0; o < O; o++) {
+        const c = Math.floor(o / M);
+        const xBase = (n * C + c) * H * W;
+        const yBase = (n * O + o) * OH * OW;
+        if (db) {
+          let s = 0;
+          for (let k = yBase; k < yBase + OH * OW; k++) s += g_[k];
+          db[o] += s;
+        }
+        for (const t of taps) {
+          const widx = o * g.kh * g.kw + t.tap;
+          const wv = w[widx];
+          let dw = 0;
+          for (let i = t.iLo; i < t.iHi; i++) {
+            const yRow = yBase + i * OW;
+            let xi = xBase + (i * g.sh + t.rowOffset) * W + t.jLo * g.sw + t.colOffset;
+            for (let j = t.jLo; j < t.jHi; j++, xi += g.sw) {
+              dw += g_[yRow + j] * xd[xi];
+              if (wantDx) dxd[xi] += wv * g_[yRow + j];
+            }
+          }
+          dW[widx] += dw;
+        }
+      }
+    }
+    return dx;
+  }
+
   config(): LayerConfig {
     return {
       type: this.type,
@@ -382,4 +468,31 @@ export class Conv2D extends Layer {
       init: this.init,
     };
   }
+}
+
+/** Per kernel tap (p, q): the output rows/columns [iLo, iHi) × [jLo, jHi) whose input lies inside x, and its offsets. */
+interface TapRange {
+  tap: number; // p·kw + q
+  iLo: number;
+  iHi: number;
+  jLo: number;
+  jHi: number;
+  rowOffset: number; // p·dh − padTop
+  colOffset: number; // q·dw − padLeft
+}
+
+function tapRanges(g: ConvGeometry): TapRange[] {
+  const out: TapRange[] = [];
+  // first output index whose input index o·s + off ≥ 0, and the end of those with o·s + off < size
+  const lo = (off: number, s: number) => Math.max(0, Math.ceil(-off / s));
+  const hi = (off: number, s: number, size: number, outSize: number) => Math.min(outSize, Math.max(0, Math.ceil((size - off) / s)));
+  for (let p = 0; p < g.kh; p++) {
+    const rowOffset = p * g.dh - g.padTop;
+    for (let q = 0; q < g.kw; q++) {
+      const colOffset = q * g.dw - g.padLeft;
+      const r = { tap: p * g.kw + q, iLo: lo(rowOffset, g.sh), iHi: hi(rowOffset, g.sh, g.H, g.OH), jLo: lo(colOffset, g.sw), jHi: hi(colOffset, g.sw, g.W, g.OW), rowOffset, colOffset };
+      if (r.iLo < r.iHi && r.jLo < r.jHi) out.push(r);
+    }
+  }
+  return out;
 }

@@ -25,7 +25,8 @@ export class Reshape extends Layer {
     super();
     const t: unknown = (opts as Partial<ReshapeOptions> | null)?.targetShape;
     if (!Array.isArray(t) || t.length === 0 || !t.every((d) => Number.isInteger(d) && (d >= 1 || d === -1)) || t.filter((d) => d === -1).length > 1) {
-      throw new RangeError(`Reshape: targetShape must be a non-empty array of positive integers with at most one -1, got ${JSON.stringify(t)}`);
+      throw new RangeError(`Reshape: targetShape must be a non-empty array of positive integers with at most one ` +
+          `-1, got ${JSON.stringify(t)}`);
     }
     this.targetShape = (t as number[]).slice();
   }
@@ -35,7 +36,8 @@ export class Reshape extends Layer {
     const known = this.targetShape.reduce((p, d) => (d === -1 ? p : p * d), 1);
     const out = this.targetShape.map((d) => (d === -1 ? size / known : d));
     if (!out.every((d) => Number.isInteger(d)) || shapeSize(out) !== size) {
-      throw new ShapeError(`${this.describe()}: cannot reshape samples of shape ${formatShape(inputShape)} (${size} values) to ${formatShape(this.targetShape)}`);
+      throw new ShapeError(`${this.describe()}: cannot reshape samples of shape ${formatShape(inputShape)} (${size} ` +
+          `values) to ${formatShape(this.targetShape)}`);
     }
     return out;
   }
@@ -79,14 +81,16 @@ export class Permute extends Layer {
     const d: unknown = (opts as Partial<PermuteOptions> | null)?.dims;
     const dims = Array.isArray(d) && d.every((v) => typeof v === "number") ? d : null;
     if (dims === null || dims.length === 0 || !dims.slice().sort((a, b) => a - b).every((v, i) => v === i + 1)) {
-      throw new RangeError(`Permute: dims must be a permutation of 1…r (the sample axes, 1-based), got ${JSON.stringify(d)}`);
+      throw new RangeError(`Permute: dims must be a permutation of 1…r (the sample axes, 1-based), got ` +
+          JSON.stringify(d));
     }
     this.dims = dims.slice();
   }
 
   outputShape(inputShape: readonly number[]): number[] {
     if (inputShape.length !== this.dims.length) {
-      throw new ShapeError(`${this.describe()}: dims ${JSON.stringify(this.dims)} permute ${this.dims.length} axes, but the samples have shape ${formatShape(inputShape)}`);
+      throw new ShapeError(`${this.describe()}: dims ${JSON.stringify(this.dims)} permute ${this.dims.length} axes, ` +
+          `but the samples have shape ${formatShape(inputShape)}`);
     }
     return this.dims.map((a) => inputShape[a - 1]);
   }
@@ -155,7 +159,8 @@ export class GlobalMaxPool2D extends Layer {
 
   outputShape(inputShape: readonly number[]): number[] {
     if (inputShape.length !== 3 || inputShape[1] < 1 || inputShape[2] < 1) {
-      throw new ShapeError(`${this.describe()}: expected input of shape (N, C, H, W), got samples of shape ${formatShape(inputShape)}`);
+      throw new ShapeError(`${this.describe()}: expected input of shape (N, C, H, W), got samples of shape ` +
+          formatShape(inputShape));
     }
     return [inputShape[0]];
   }

@@ -67,7 +67,8 @@ export class Conv2DTranspose extends Layer {
   constructor(opts: Conv2DTransposeOptions) {
     super();
     const L = "Conv2DTranspose";
-    if (typeof opts !== "object" || opts === null) throw new TypeError(`${L}: expected an options object {outChannels, kernelSize, ...}`);
+    if (typeof opts !== "object" || opts === null) throw new TypeError(`${L}: expected an options object ` +
+        `{outChannels, kernelSize, ...}`);
     this.channelsIn = opts.inChannels === undefined ? null : positiveInt(L, "inChannels", opts.inChannels);
     this.outChannels = positiveInt(L, "outChannels", opts.outChannels);
     this.kernelSize = pair(L, "kernelSize", opts.kernelSize, positiveInt);
@@ -78,14 +79,17 @@ export class Conv2DTranspose extends Layer {
     for (let a = 0; a < 2; a++) {
       const limit = Math.max(this.stride[a], this.dilation[a]);
       if (this.outputPadding[a] >= limit) {
-        throw new RangeError(`${L}: outputPadding[${a}] (${this.outputPadding[a]}) must be smaller than max(stride, dilation) = ${limit} on the ${a === 0 ? "height" : "width"} axis`);
+        throw new RangeError(`${L}: outputPadding[${a}] (${this.outputPadding[a]}) must be smaller than max(stride, ` +
+            `dilation) = ${limit} on the ${a === 0 ? "height" : "width"} axis`);
       }
     }
-    if (opts.bias !== undefined && typeof opts.bias !== "boolean") throw new RangeError(`${L}: bias must be true or false, got ${JSON.stringify(opts.bias)}`);
+    if (opts.bias !== undefined && typeof opts.bias !== "boolean") throw new RangeError(`${L}: bias must be true or ` +
+        `false, got ${JSON.stringify(opts.bias)}`);
     this.useBias = opts.bias ?? true;
     this.init = checkInit(L, opts.init ?? "he_normal");
     const dtype = opts.dtype ?? "float32";
-    if (dtype !== "float32" && dtype !== "float64") throw new RangeError(`${L}: dtype must be "float32" or "float64", got ${JSON.stringify(dtype)}`);
+    if (dtype !== "float32" && dtype !== "float64") throw new RangeError(`${L}: dtype must be "float32" or ` +
+        `"float64", got ${JSON.stringify(dtype)}`);
     this.dtype = dtype;
     this.rng = opts.rng ?? new RandomState(0);
     if (this.channelsIn !== null) this.resolveChannels(this.channelsIn);
@@ -107,7 +111,8 @@ export class Conv2DTranspose extends Layer {
   }
 
   private unresolved(what: string): never {
-    throw new Error(`${this.describe()}: ${what} is not known yet: give inChannels, or build the model with an inputShape (or run a forward pass) first`);
+    throw new Error(`${this.describe()}: ${what} is not known yet: give inChannels, or build the model with an ` +
+        `inputShape (or run a forward pass) first`);
   }
 
   private resolveChannels(C: number): void {
@@ -149,12 +154,15 @@ export class Conv2DTranspose extends Layer {
   outputShape(inputShape: readonly number[]): number[] {
     const known = this.channelsIn;
     if (inputShape.length !== 3 || (known !== null && inputShape[0] !== known) || !inputShape.every((d) => Number.isInteger(d) && d >= 1)) {
-      throw new ShapeError(`${this.describe()}: expected input samples of shape (${known ?? "C"}, H, W), got ${formatShape(inputShape)}`);
+      throw new ShapeError(`${this.describe()}: expected input samples of shape (${known ?? "C"}, H, W), got ` +
+          formatShape(inputShape));
     }
     this.resolveChannels(inputShape[0]);
     const [OH, OW] = this.outputSize(inputShape[1], inputShape[2]);
     if (OH < 1 || OW < 1) {
-      throw new ShapeError(`${this.describe()}: padding ${this.padding.join("×")} crops the whole ${OH + 2 * this.padding[0]}×${OW + 2 * this.padding[1]} output of a ${inputShape[1]}×${inputShape[2]} input`);
+      throw new ShapeError(`${this.describe()}: padding ${this.padding.join("×")} crops the whole ` +
+          `${OH + 2 * this.padding[0]}×${OW + 2 * this.padding[1]} output of a ${inputShape[1]}×${inputShape[2]} ` +
+              `input`);
     }
     return [this.outChannels, OH, OW];
   }

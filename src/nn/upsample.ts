@@ -49,7 +49,8 @@ function bilinearTaps(inSize: number, scale: number): Taps {
 
 function expectImage(layer: Layer, inputShape: readonly number[]): void {
   if (inputShape.length !== 3 || !inputShape.every((d) => Number.isInteger(d) && d >= 1)) {
-    throw new ShapeError(`${layer.describe()}: expected input of shape (N, C, H, W), got samples of shape ${formatShape(inputShape)}`);
+    throw new ShapeError(`${layer.describe()}: expected input of shape (N, C, H, W), got samples of shape ` +
+        formatShape(inputShape));
   }
 }
 
@@ -68,7 +69,8 @@ export class UpSampling2D extends Layer {
     this.size = pair("UpSampling2D", "size", opts.size ?? 2, positiveInt);
     const interpolation = opts.interpolation ?? "nearest";
     if (interpolation !== "nearest" && interpolation !== "bilinear") {
-      throw new RangeError(`UpSampling2D: interpolation must be "nearest" or "bilinear", got ${JSON.stringify(interpolation)}`);
+      throw new RangeError(`UpSampling2D: interpolation must be "nearest" or "bilinear", got ` +
+          JSON.stringify(interpolation));
     }
     this.interpolation = interpolation;
   }

@@ -341,8 +341,9 @@ function moreLayerChecks(
     const N = int(rng, 1, 2);
     const C = int(rng, 1, 3);
     const O = int(rng, 1, 3);
-    const H = int(rng, 1, 3) + padding;
-    const W = int(rng, 1, 3) + padding;
+    // H ≥ 1 + 2p keeps the output, (H − 1)·s + d·(k − 1) + 1 + op − 2p, at least 1 row after cropping
+    const H = int(rng, 1, 3) + 2 * padding;
+    const W = int(rng, 1, 3) + 2 * padding;
     const layer = new Conv2DTranspose({ outChannels: O, kernelSize: [kh, kw], stride, padding, outputPadding, dilation, rng, dtype, bias: rng.nextDouble() < 0.7 });
     layerCheck("Conv2DTranspose", `k=${kh}x${kw} s=${stride} p=${padding} op=${outputPadding} d=${dilation} N=${N} C=${C}→${O} ${H}x${W}`, layer, randn(rng, [N, C, H, W]));
   }

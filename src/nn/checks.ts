@@ -219,7 +219,9 @@ export function runGradcheckSuite(opts: SuiteOptions = {}, onResult?: (c: SuiteC
       ],
       { inputShape: [1, 6, 6], seed: int(rng, 0, 1e6), dtype: "float64" },
     );
-    record("Sequential", `conv-bn-tanh-avgpool-conv-sigmoid-dense-tanh-dense-softmax N=${N}`, gradcheck(model, randn(rng, [N, 1, 6, 6]), { seed: i, tolerance }));
+    // h = 1e-3 (a smooth model): at 1e-4 the rounding of these all-to-all differences reached 1.6e-6 (seed 40)
+    record("Sequential", `conv-bn-tanh-avgpool-conv-sigmoid-dense-tanh-dense-softmax N=${N}`,
+      gradcheck(model, randn(rng, [N, 1, 6, 6]), { seed: i, tolerance, eps: 1e-3 }));
   }
   moreLayerChecks(rng, n, tolerance, layerCheck, record);
   // User-defined layers registered with a gradcheck factory (registerLayer), like the built-in ones.

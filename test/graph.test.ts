@@ -151,6 +151,24 @@ test("a checkpoint of a graph model (weights + Adam state) resumes bit for bit",
 });
 
 describe("nesting", () => {
+  test("a Model applied as a node of another graph: forward, float64 gradient check, save/load", () => {
+    const inner = (() => {
+      const u = Input([3]);
+      return new Model({ inputs: u, outputs: new Add().apply([u, new Tanh().apply(new Dense({ outFeatures: 3 }).apply(u))]), name: "inner" });
+    })();
+    const x = Input([3]);
+    const y = new Dense({ outFeatures: 2 }).apply(new Multiply().apply([x, inner.apply(x, "block")]));
+    const outer = new Model({ inputs: x, outputs: y, seed: 2, dtype: "float64" });
+    const r = gradcheck(outer, randomInput([4, 3], 3).astype("float64"), { seed: 5 });
+    assert.ok(r.ok, JSON.stringify(r.tensors));
+    assert.match(outer.summary(), /block \(Model\)\s+\(None, 3\)\s+12\s+input/);
+    outer.setDtype("float32");
+    const saved = serializeModel(outer);
+    const back = deserializeModel(saved.json, saved.weights).model;
+    const xs = randomInput([4, 3], 4);
+    assert.deepEqual(Array.from(back.predict(xs).data), Array.from(outer.predict(xs).data));
+  });
+
   test("a Sequential inside a Sequential and a Model inside a Sequential: forward, gradients, training, save/load", () => {
     const block = () => {
       const x = Input([2, 4, 4]);

@@ -152,3 +152,16 @@ export {
   type IndexedDBOptions,
   type LoadFromUrlOptions,
 } from "./io/browser.ts";
+// Layers of modern CNNs, composable models, the open layer registry (issue 13; derivation.md §5).
+export { SymbolicTensor, makeParam, reuse, type GraphNode } from "./nn/layer.ts";
+export { DepthwiseConv2D, SeparableConv2D, type DepthwiseConv2DOptions, type SeparableConv2DOptions } from "./nn/depthwise.ts";
+export { Conv2DTranspose, type Conv2DTransposeOptions } from "./nn/transpose.ts";
+export { UpSampling2D, ZeroPadding2D, type UpSampling2DOptions, type ZeroPadding2DOptions, type Interpolation } from "./nn/upsample.ts";
+export { LayerNorm, GroupNorm, type LayerNormOptions, type GroupNormOptions } from "./nn/norm.ts";
+export { GELU, SiLU, ELU, erf, type GELUOptions, type GELUApproximation, type ELUOptions } from "./nn/activations.ts";
+export { Reshape, Permute, GlobalMaxPool2D, type ReshapeOptions, type PermuteOptions } from "./nn/reshape.ts";
+export { MergeLayer, Add, Multiply, Concatenate, type ConcatenateOptions } from "./nn/merge.ts";
+export { Input, Model, modelFromConfig, type ModelOptions, type ModelConfig } from "./nn/graph.ts";
+export { type SequentialConfig } from "./nn/sequential.ts";
+export { registerLayer, unregisterLayer, registeredLayerChecks, graphModelFromConfig, type LayerCheckFactory } from "./nn/registry.ts";
+export { GRAPH_MODEL_FORMAT_VERSION } from "./io/model-format.ts";

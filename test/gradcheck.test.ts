@@ -42,3 +42,11 @@ test("handprop gradcheck --json prints {ok, checks: [{name, maxRelError, ok}]}",
   assert.ok(j.checks.length >= 18);
   for (const c of j.checks) assert.equal(typeof c.maxRelError, "number");
 });
+
+test("the suite covers the layers of derivation.md §4 and a residual graph (gradcheck --json names)", () => {
+  const names = summarize(runGradcheckSuite({ seed: 2, configsPerLayer: 2 })).map((r) => r.name.toLowerCase());
+  for (const n of ["add", "concatenate", "multiply", "depthwiseconv2d", "separableconv2d", "conv2dtranspose", "upsampling2d", "zeropadding2d",
+    "layernorm", "groupnorm", "gelu", "silu", "elu", "reshape", "permute", "globalmaxpool2d", "residualgraph"]) {
+    assert.ok(names.includes(n), `suite covers ${n}`);
+  }
+});

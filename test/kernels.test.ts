@@ -502,7 +502,7 @@ describe("the Kernels interface", () => {
       const w = randn(rng, [4, 2, 3, 2]);
       const b = randn(rng, [4]);
       const run = (needDx: boolean) => {
-        const ctx = k.conv2dForward(g, x, w, b, null);
+        const ctx = k.conv2dForward(g, 1, x, w, b, null);
         const dy = randn(new RandomState(5), ctx.y.shape);
         const dW = zeros(w.shape), db = zeros([4]);
         const dx = k.conv2dBackward(ctx, w, dy, dW, db, needDx);

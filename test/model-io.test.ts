@@ -285,7 +285,7 @@ type Loose = Record<string, unknown>;
 // [what, edit to model.json, expected error]
 const manifestCases: [string, (m: Manifest) => void, RegExp][] = [
   ["another format", (m) => { (m as Loose).format = "keras"; }, /model\.json: "format" is "keras", expected "handprop-model" \(not a handprop model file\?\)/],
-  ["a newer version", (m) => { m.version = 2; }, /model\.json: format version 2 is newer than this handprop \([\d.]+\) reads \(version 1\): upgrade handprop/],
+  ["a newer version", (m) => { m.version = 3; }, /model\.json: format version 3 is newer than this handprop \([\d.]+\) reads \(version 2\): upgrade handprop/],
   ["a version that is not a number", (m) => { (m as Loose).version = "1"; }, /model\.json: "version" must be a positive integer, got "1"/],
   ["a bad checksum field", (m) => { (m.weights as unknown as Loose).crc32 = 12; }, /model\.json: "weights\.crc32" must be 8 lowercase hex digits/],
   ["a bad shape", (m) => { (m.weights.tensors[2] as unknown as Loose).shape = [16, "8"]; }, /model\.json: "weights\.tensors\[2\]\.shape" must be an array of non-negative integers, got \[16,"8"\]/],

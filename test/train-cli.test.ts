@@ -104,7 +104,7 @@ test("usage errors: one line on stderr, exit code 2", async () => {
   const cases: [string[], RegExp][] = [
     [["train"], /handprop train: name the data set: handprop train mnist \[options\]/],
     [["train", "cifar10"], /unknown data set 'cifar10' \(data sets: mnist\)/],
-    [["train", "mnist", "--model", "resnet"], /--model expects one of lenet5, cnn-small, mlp, got 'resnet'/],
+    [["train", "mnist", "--model", "resnet"], /--model expects one of lenet5, cnn-small, mlp, resnet-mini, mobilenet-mini, got 'resnet'/],
     [["train", "mnist", "--epochs", "-1"], /--epochs expects a non-negative integer, got '-1'/],
     [["train", "mnist", "--batch-size", "0"], /--batch-size must be at least 1/],
     [["train", "mnist", "--lr", "0"], /--lr must be > 0, got 0/],

@@ -26,6 +26,8 @@ import type { Sequential } from "../nn/sequential.ts";
 
 export const MODEL_FORMAT = "handprop-model";
 export const MODEL_FORMAT_VERSION = 1;
+/** Graph models (Model.config(), type "Model") are written as version 2: a version-1 reader would misread their layer list as a stack. */
+export const GRAPH_MODEL_FORMAT_VERSION = 2;
 export const HANDPROP_VERSION: string = pkg.version;
 export const MANIFEST_FILE = "model.json";
 export const WEIGHTS_FILE = "weights.bin";
@@ -249,7 +251,7 @@ export function serializeModel(model: Sequential, meta: SaveMeta = {}): Serializ
   }));
   const manifest: ModelManifest = {
     format: MODEL_FORMAT,
-    version: MODEL_FORMAT_VERSION,
+    version: model.type === "Model" ? GRAPH_MODEL_FORMAT_VERSION : MODEL_FORMAT_VERSION,
     handpropVersion: HANDPROP_VERSION,
     savedAt: new Date().toISOString(),
     model: model.config(),
@@ -383,10 +385,10 @@ export function parseManifest(json: string | Uint8Array, file = MANIFEST_FILE): 
   }
   const version = raw.version;
   if (typeof version !== "number" || !Number.isInteger(version) || version < 1) f.fail("version", "a positive integer", version);
-  if (version !== MODEL_FORMAT_VERSION) {
+  if (version !== MODEL_FORMAT_VERSION && version !== GRAPH_MODEL_FORMAT_VERSION) {
     throw new ModelFormatError(
-      version > MODEL_FORMAT_VERSION
-        ? `${file}: format version ${version} is newer than this handprop (${HANDPROP_VERSION}) reads (version ${MODEL_FORMAT_VERSION}): upgrade handprop`
+      version > GRAPH_MODEL_FORMAT_VERSION
+        ? `${file}: format version ${version} is newer than this handprop (${HANDPROP_VERSION}) reads (version ${GRAPH_MODEL_FORMAT_VERSION}): upgrade handprop`
         : `${file}: unsupported format version ${version} (this handprop reads version ${MODEL_FORMAT_VERSION})`,
     );
   }

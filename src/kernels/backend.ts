@@ -83,7 +83,7 @@ export const kernels: Kernels = {
   gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) {
     backendFor(A, B, C).gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
   },
-  conv2dForward: (g, x, w, b, prev) => backendFor(x.data, w.data).conv2dForward(g, x, w, b, prev),
+  conv2dForward: (g, groups, x, w, b, prev) => backendFor(x.data, w.data).conv2dForward(g, groups, x, w, b, prev),
   conv2dBackward: (ctx, w, dy, dW, db, needDx) => ctx.kernels.conv2dBackward(ctx, w, dy, dW, db, needDx),
   denseForward: (x, w, b, prev) => backendFor(x.data, w.data).denseForward(x, w, b, prev),
   denseBackward: (ctx, w, dy, dW, db, needDx) => ctx.kernels.denseBackward(ctx, w, dy, dW, db, needDx),

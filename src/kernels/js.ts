@@ -5,7 +5,7 @@
 // HANDPROP_BACKEND=js).
 //
 //   gemmJS                               C = α·op(A)·op(B) + β·C              (the hot loop under both below)
-//   conv2dForward / conv2dBackward       im2col + GEMM                        derivation.md §2.2
+//   conv2dForward / conv2dBackward       im2col + GEMM, grouped; depthwise: direct loops  derivation.md §2.2, §5.1
 //   denseForward / denseBackward         GEMM                                 derivation.md §2.1
 //   maxPool2dForward / maxPool2dBackward argmax per window                    derivation.md §2.3
 //   avgPool2dForward / avgPool2dBackward mean per window                      derivation.md §2.3
@@ -73,48 +73,84 @@ export function gemmJS(
 }
 
 // ------------------------------------------------------------------------------------------------
-// Conv2D (derivation.md §2.2): a cross-correlation over NCHW images, W stored (O, C, kh, kw),
+// Conv2D (derivation.md §2.2): a cross-correlation over NCHW images, W stored (O, C/G, kh, kw),
 //
 //   y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q] · x_pad[n, c, i·sh + p·dh, j·sw + q·dw]
 //
 // computed as im2col + GEMM (im2col.ts): the receptive fields of the whole batch become the columns of
 // col (C·kh·kw × N·OH·OW), and image n's output block is y_n = W · col_n + b. Backward needs col.
+//
+// With G groups (derivation.md §5.1) output channels g·O/G … (g+1)·O/G − 1 read only input channels
+// g·C/G … (g+1)·C/G − 1: block g of y_n is W_g · col_n restricted to group g's rows,
+// (O/G × K/G) · (K/G × OH·OW); the rows of col are channel-major, so group g's are contiguous. G = 1 is
+// the plain convolution, computed by exactly the same calls as before groups existed. Depthwise
+// (G = C > 1, one input channel per group) takes direct loops instead (see below), saving x, not col.
 
 class JsConv2DContext implements Conv2DContext {
   readonly kernels = jsBackend;
   geometry!: ConvGeometry;
   outChannels = 0;
+  groups = 1;
   y!: NDArray;
-  col!: NDArray; // im2col of the input: ∂L/∂W = dy · colᵀ needs it
+  col: NDArray | null = null; // im2col of the input: ∂L/∂W = dy · colᵀ needs it (null on the depthwise path)
+  x: NDArray | null = null; // depthwise path: the input itself, for ∂L/∂W
   dcol: NDArray | null = null;
   dx: NDArray | null = null;
   xDtype: DType = "float32";
 }
 
+function checkGroups(g: ConvGeometry, groups: number, w: NDArray): void {
+  const O = w.shape[0];
+  if (!Number.isInteger(groups) || groups < 1 || g.C % groups !== 0 || O % groups !== 0 || w.shape[1] * groups !== g.C) {
+    throw new RangeError(
+      `conv2d: groups ${groups} does not fit input channels ${g.C} and weights (${w.shape.join(", ")}): ` +
+        "C and O must be multiples of groups and the weights (O, C/groups, kh, kw)",
+    );
+  }
+}
+
 function conv2dForward(
-  g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
+  g: ConvGeometry, groups: number, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
 ): Conv2DContext {
+  checkGroups(g, groups, w);
   const { N, C, kh, kw, OH, OW } = g;
   const O = w.shape[0];
-  const K = C * kh * kw; // rows of col = columns of W viewed as (O, C·kh·kw)
+  const K = C * kh * kw; // rows of col = columns of W viewed as (O, C·kh·kw / G) per group
   const OHW = OH * OW;
   const ctx = prev instanceof JsConv2DContext ? prev : new JsConv2DContext();
   ctx.geometry = g;
   ctx.outChannels = O;
+  ctx.groups = groups;
   ctx.xDtype = x.dtype;
-  const col = (ctx.col = reuse(ctx.col ?? null, [K, N * OHW], w.dtype));
   const y = (ctx.y = reuse(ctx.y ?? null, [N, O, OH, OW], w.dtype));
+  if (groups === C && C > 1) {
+    ctx.col = null;
+    ctx.x = x;
+    depthwiseForward(g, x, w, b, y);
+    return ctx;
+  }
+  ctx.x = null;
+  const col = (ctx.col = reuse(ctx.col, [K, N * OHW], w.dtype));
   im2col(g, x.data, 0, col.data);
 
-  // y[n] = W · col_n + b        (O × K) · (K × OH·OW), col_n = columns n·OH·OW … (n+1)·OH·OW − 1
+  // y[n] = W · col_n + b        (O × K) · (K × OH·OW), col_n = columns n·OH·OW … (n+1)·OH·OW − 1,
+  // per group: block g of y_n = W_g · (col_n's row block g)      (O/G × K/G) · (K/G × OH·OW)
   if (b !== null) {
     for (let n = 0; n < N; n++) {
       for (let o = 0; o < O; o++) y.data.fill(b.data[o], (n * O + o) * OHW, (n * O + o + 1) * OHW);
     }
   }
   const beta = b !== null ? 1 : 0;
+  const Og = O / groups;
+  const Kg = K / groups;
+  const ldCol = N * OHW;
   for (let n = 0; n < N; n++) {
-    gemmJS(false, false, O, OHW, K, 1, w.data, 0, K, col.data, n * OHW, N * OHW, beta, y.data, n * O * OHW, OHW);
+    for (let gi = 0; gi < groups; gi++) {
+      gemmJS(
+        false, false, Og, OHW, Kg, 1, w.data, gi * Og * Kg, Kg, col.data, gi * Kg * ldCol + n * OHW, ldCol,
+        beta, y.data, (n * O + gi * Og) * OHW, OHW,
+      );
+    }
   }
   return ctx;
 }
@@ -126,20 +162,36 @@ function conv2dForward(
 //   ∂L/∂x          = col2im(Wᵀ · dy_n)       (K×O · O×OH·OW), col2im summing every tap that read a pixel
 //                    and dropping the padding. For stride 1 and no dilation this is the "full"
 //                    convolution of dy with W: dy correlated with the 180°-rotated kernel.
+// Grouped (derivation.md §5.1): the same three products per group g, on W_g, dy's channel block g and
+// col's row block g; the blocks of the full (O, C, kh, kw) kernel outside the groups are structurally
+// zero and get no gradient.
 function conv2dBackward(
   saved: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
 ): NDArray {
   const ctx = ownContext(saved, JsConv2DContext);
   const g = ctx.geometry;
-  const col = ctx.col;
   const { N, C, H, W, kh, kw, OH, OW } = g;
   const O = ctx.outChannels;
+  const dx = (ctx.dx = reuse(ctx.dx, [N, C, H, W], ctx.xDtype));
+  if (ctx.x !== null) {
+    depthwiseBackward(g, ctx.x, w, dy, dW, db, needDx ? dx : null);
+    return dx;
+  }
+  const col = ctx.col!;
   const K = C * kh * kw;
   const OHW = OH * OW;
   const ldCol = N * OHW;
+  const G = ctx.groups;
+  const Og = O / G;
+  const Kg = K / G;
 
   for (let n = 0; n < N; n++) {
-    gemmJS(false, true, O, K, OHW, 1, dy.data, n * O * OHW, OHW, col.data, n * OHW, ldCol, 1, dW.data, 0, K);
+    for (let gi = 0; gi < G; gi++) {
+      gemmJS(
+        false, true, Og, Kg, OHW, 1, dy.data, (n * O + gi * Og) * OHW, OHW, col.data, gi * Kg * ldCol + n * OHW, ldCol,
+        1, dW.data, gi * Og * Kg, Kg,
+      );
+    }
   }
   if (db !== null) {
     const dbd = db.data;
@@ -153,16 +205,126 @@ function conv2dBackward(
     }
   }
 
-  const dx = (ctx.dx = reuse(ctx.dx, [N, C, H, W], ctx.xDtype));
   if (!needDx) return dx;
-  // dcol_n = Wᵀ · dy_n, then scatter-add back to pixel positions.
+  // dcol_n = Wᵀ · dy_n (per group: W_gᵀ · dy_n's block g), then scatter-add back to pixel positions.
   const dcol = (ctx.dcol = reuse(ctx.dcol, [K, ldCol], w.dtype));
   for (let n = 0; n < N; n++) {
-    gemmJS(true, false, K, OHW, O, 1, w.data, 0, K, dy.data, n * O * OHW, OHW, 0, dcol.data, n * OHW, ldCol);
+    for (let gi = 0; gi < G; gi++) {
+      gemmJS(
+        true, false, Kg, OHW, Og, 1, w.data, gi * Og * Kg, Kg, dy.data, (n * O + gi * Og) * OHW, OHW,
+        0, dcol.data, gi * Kg * ldCol + n * OHW, ldCol,
+      );
+    }
   }
   dx.data.fill(0);
   col2im(g, dcol.data, dx.data, 0);
   return dx;
+}
+
+// Depthwise (G = C, one input channel per group, derivation.md §5.1) as direct loops: im2col + GEMM
+// would copy every input kh·kw times for (M × kh·kw)·(kh·kw × OH·OW) products too small to pay for it.
+// Output channel o = c·M + m (M = O/C, the depth multiplier) reads input channel c only; for each tap
+// (p, q), over the output rows i and columns j whose input position lies inside x:
+//   y[n,o,i,j]   = b[o] + Σ_{p,q} W[o,0,p,q] · x[n, c, i·sh + p·dh − padTop, j·sw + q·dw − padLeft]
+//   dW[o,0,p,q] += Σ_{n,i,j} dy[n,o,i,j] · x[n, c, …]
+//   dx[n, c, …] += Σ_{m,p,q} W[o,0,p,q] · dy[n,o,i,j]
+function depthwiseForward(g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, y: NDArray): void {
+  const { N, C, H, W, OH, OW } = g;
+  const O = w.shape[0];
+  const M = O / C;
+  const xd = x.data;
+  const yd = y.data;
+  const wd = w.data;
+  const taps = tapRanges(g);
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < O; o++) {
+      const c = Math.floor(o / M);
+      const xBase = (n * C + c) * H * W;
+      const yBase = (n * O + o) * OH * OW;
+      yd.fill(b !== null ? b.data[o] : 0, yBase, yBase + OH * OW);
+      for (const t of taps) {
+        const wv = wd[o * g.kh * g.kw + t.tap];
+        for (let i = t.iLo; i < t.iHi; i++) {
+          const yRow = yBase + i * OW;
+          let xi = xBase + (i * g.sh + t.rowOffset) * W + t.jLo * g.sw + t.colOffset;
+          for (let j = t.jLo; j < t.jHi; j++, xi += g.sw) yd[yRow + j] += wv * xd[xi];
+        }
+      }
+    }
+  }
+}
+
+function depthwiseBackward(
+  g: ConvGeometry, x: NDArray, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, dx: NDArray | null,
+): void {
+  const { N, C, H, W, OH, OW } = g;
+  const O = w.shape[0];
+  const M = O / C;
+  dx?.data.fill(0);
+  const xd = x.data;
+  const dyd = dy.data;
+  const wd = w.data;
+  const dWd = dW.data;
+  const taps = tapRanges(g);
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < O; o++) {
+      const c = Math.floor(o / M);
+      const xBase = (n * C + c) * H * W;
+      const yBase = (n * O + o) * OH * OW;
+      if (db !== null) {
+        let s = 0;
+        for (let k = yBase; k < yBase + OH * OW; k++) s += dyd[k];
+        db.data[o] += s;
+      }
+      for (const t of taps) {
+        const wIndex = o * g.kh * g.kw + t.tap;
+        const wv = wd[wIndex];
+        let dw = 0;
+        for (let i = t.iLo; i < t.iHi; i++) {
+          const yRow = yBase + i * OW;
+          let xi = xBase + (i * g.sh + t.rowOffset) * W + t.jLo * g.sw + t.colOffset;
+          for (let j = t.jLo; j < t.jHi; j++, xi += g.sw) {
+            dw += dyd[yRow + j] * xd[xi];
+            if (dx !== null) dx.data[xi] += wv * dyd[yRow + j];
+          }
+        }
+        dWd[wIndex] += dw;
+      }
+    }
+  }
+}
+
+/** Per kernel tap (p, q): the output rows/columns [iLo, iHi) × [jLo, jHi) whose input lies inside x. */
+interface TapRange {
+  tap: number; // p·kw + q
+  iLo: number;
+  iHi: number;
+  jLo: number;
+  jHi: number;
+  rowOffset: number; // p·dh − padTop
+  colOffset: number; // q·dw − padLeft
+}
+
+function tapRanges(g: ConvGeometry): TapRange[] {
+  const out: TapRange[] = [];
+  // first output index whose input index o·s + off ≥ 0, and the end of those with o·s + off < size
+  const lo = (off: number, s: number) => Math.max(0, Math.ceil(-off / s));
+  const hi = (off: number, s: number, size: number, outSize: number) =>
+    Math.min(outSize, Math.max(0, Math.ceil((size - off) / s)));
+  for (let p = 0; p < g.kh; p++) {
+    const rowOffset = p * g.dh - g.padTop;
+    for (let q = 0; q < g.kw; q++) {
+      const colOffset = q * g.dw - g.padLeft;
+      const r: TapRange = {
+        tap: p * g.kw + q,
+        iLo: lo(rowOffset, g.sh), iHi: hi(rowOffset, g.sh, g.H, g.OH),
+        jLo: lo(colOffset, g.sw), jHi: hi(colOffset, g.sw, g.W, g.OW),
+        rowOffset, colOffset,
+      };
+      if (r.iLo < r.iHi && r.jLo < r.jHi) out.push(r);
+    }
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ export interface SavedContext {
 export interface Conv2DContext extends SavedContext {
   readonly geometry: ConvGeometry;
   readonly outChannels: number;
+  /** Channel groups G (1: a plain convolution; C: depthwise), derivation.md §5.1. */
+  readonly groups: number;
   /** (N, O, OH, OW), the weights' dtype. */
   readonly y: NDArray;
 }
@@ -83,11 +85,15 @@ export interface Kernels {
     beta: number, C: TypedArray, cOff: number, ldc: number,
   ): void;
 
-  /** y = conv(x, w) + b (b null: none); x (N, C, H, W), w (O, C, kh, kw), the geometry of x's shape. */
+  /**
+   * y = conv(x, w) + b (b null: none); x (N, C, H, W), w (O, C/groups, kh, kw), the geometry of x's shape.
+   * With groups G, output channels g·O/G … (g+1)·O/G − 1 read input channels g·C/G … (g+1)·C/G − 1 only
+   * (derivation.md §5.1); C and O must be multiples of G.
+   */
   conv2dForward(
-    geometry: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
+    geometry: ConvGeometry, groups: number, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
   ): Conv2DContext;
-  /** dW += ∂L/∂W, db += ∂L/∂b; returns dx = ∂L/∂x (x's dtype). derivation.md §2.2. */
+  /** dW += ∂L/∂W, db += ∂L/∂b; returns dx = ∂L/∂x (x's dtype). derivation.md §2.2, §5.1 (groups). */
   conv2dBackward(
     ctx: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
   ): NDArray;

@@ -16,6 +16,7 @@ class WasmConv2DContext implements Conv2DContext {
   readonly op = new WasmConv2D();
   geometry!: ConvGeometry;
   outChannels = 0;
+  readonly groups = 1; // grouped convolutions run on the JS backend (see conv2dForward)
   y!: NDArray;
   x = new Float32Array(0); // a copy of the input: the kernels recompute each image's col from it in backward
   xDtype: DType = "float32";
@@ -23,8 +24,11 @@ class WasmConv2DContext implements Conv2DContext {
 }
 
 function conv2dForward(
-  g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
+  g: ConvGeometry, groups: number, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
 ): Conv2DContext {
+  // The kernel knows ungrouped convolutions only: grouped and depthwise ones run on the JS loops, whose
+  // context then sends the backward there too (as for average pooling).
+  if (groups !== 1) return jsBackend.conv2dForward(g, groups, x, w, b, prev);
   const O = w.shape[0];
   const ctx = prev instanceof WasmConv2DContext ? prev : new WasmConv2DContext();
   ctx.geometry = g;

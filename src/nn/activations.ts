@@ -249,3 +249,176 @@ export class Softmax extends Activation {
     return { type: this.type, axis: this.axis };
   }
 }
+
+// ---- GELU, SiLU, ELU (derivation.md §5.5) ----
+
+/**
+ * erf(x) to a few ulps, for GELU's exact form. |x| < 4: the everywhere-convergent series with positive
+ * terms, erf(x) = (2/√π)·e^(−x²)·Σ_n 2ⁿ x^(2n+1) / (1·3·…·(2n+1)) (no cancellation); |x| ≥ 4: 1 − erfc(x)
+ * with erfc's continued fraction e^(−x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …)))).
+ */
+export function erf(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  const a = Math.abs(x);
+  let r: number;
+  if (a < 4) {
+    let term = a;
+    let sum = a;
+    for (let n = 0; term > 1e-17 * sum; n++) {
+      term *= (2 * a * a) / (2 * n + 3);
+      sum += term;
+    }
+    r = (2 / Math.sqrt(Math.PI)) * Math.exp(-a * a) * sum;
+  } else {
+    let f = a;
+    for (let k = 60; k >= 1; k--) f = a + k / 2 / f;
+    r = 1 - Math.exp(-a * a) / Math.sqrt(Math.PI) / f;
+  }
+  return x < 0 ? -r : r;
+}
+
+export type GELUApproximation = "none" | "tanh";
+
+export interface GELUOptions {
+  /** "none": the exact x·Φ(x) with erf (default, PyTorch's); "tanh": the tanh approximation (Keras's approximate=True). */
+  approximate?: GELUApproximation;
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const GELU_CUBIC = 0.044715;
+
+/**
+ * GELU (Hendrycks & Gimpel 2016). Exact: y = x·Φ(x), Φ(x) = ½(1 + erf(x/√2)), f'(x) = Φ(x) + x·φ(x),
+ * φ(x) = e^(−x²/2)/√(2π). Tanh form: u = √(2/π)(x + 0.044715x³), y = ½x(1 + tanh u),
+ * f'(x) = ½(1 + tanh u) + ½x(1 − tanh² u)·√(2/π)(1 + 3·0.044715x²). Cached: x.
+ */
+export class GELU extends Activation {
+  readonly type = "GELU";
+  readonly approximate: GELUApproximation;
+  private x: NDArray | null = null;
+
+  constructor(opts: GELUOptions = {}) {
+    super();
+    const a = opts.approximate ?? "none";
+    if (a !== "none" && a !== "tanh") throw new RangeError(`GELU: approximate must be "none" or "tanh", got ${JSON.stringify(a)}`);
+    this.approximate = a;
+  }
+
+  forward(x: NDArray): NDArray {
+    const y = this.output(x);
+    const xd = x.data;
+    const yd = y.data;
+    if (this.approximate === "tanh") {
+      for (let i = 0; i < xd.length; i++) {
+        const v = xd[i];
+        yd[i] = 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v)));
+      }
+    } else {
+      for (let i = 0; i < xd.length; i++) yd[i] = 0.5 * xd[i] * (1 + erf(xd[i] / Math.SQRT2));
+    }
+    this.x = x;
+    return y;
+  }
+
+  // Backward: ∂L/∂x = dy ⊙ f'(x), f' as above.
+  backward(dy: NDArray): NDArray {
+    const dx = this.gradInput(dy);
+    const xd = this.x!.data;
+    const g = dy.data;
+    const d = dx.data;
+    if (this.approximate === "tanh") {
+      for (let i = 0; i < d.length; i++) {
+        const v = xd[i];
+        const t = Math.tanh(SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v));
+        d[i] = g[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * GELU_CUBIC * v * v));
+      }
+    } else {
+      const invSqrt2Pi = 1 / Math.sqrt(2 * Math.PI);
+      for (let i = 0; i < d.length; i++) {
+        const v = xd[i];
+        d[i] = g[i] * (0.5 * (1 + erf(v / Math.SQRT2)) + v * Math.exp(-0.5 * v * v) * invSqrt2Pi);
+      }
+    }
+    return dx;
+  }
+
+  config(): LayerConfig {
+    return { type: this.type, approximate: this.approximate };
+  }
+}
+
+/** SiLU / Swish: y = x·σ(x), f'(x) = σ(x)·(1 + x·(1 − σ(x))). Cached: x. */
+export class SiLU extends Activation {
+  readonly type = "SiLU";
+  private x: NDArray | null = null;
+
+  forward(x: NDArray): NDArray {
+    const y = this.output(x);
+    const xd = x.data;
+    const yd = y.data;
+    for (let i = 0; i < xd.length; i++) yd[i] = xd[i] * sigmoid(xd[i]);
+    this.x = x;
+    return y;
+  }
+
+  // Backward: ∂L/∂x = dy ⊙ σ(x)(1 + x(1 − σ(x)))
+  backward(dy: NDArray): NDArray {
+    const dx = this.gradInput(dy);
+    const xd = this.x!.data;
+    const g = dy.data;
+    const d = dx.data;
+    for (let i = 0; i < d.length; i++) {
+      const s = sigmoid(xd[i]);
+      d[i] = g[i] * s * (1 + xd[i] * (1 - s));
+    }
+    return dx;
+  }
+
+  config(): LayerConfig {
+    return { type: this.type };
+  }
+}
+
+export interface ELUOptions {
+  /** Saturation value −α for x → −∞ (default 1). */
+  alpha?: number;
+}
+
+/** ELU (Clevert et al. 2015): y = x > 0 ? x : α(eˣ − 1), f'(x) = x > 0 ? 1 : α·eˣ = y + α. Cached: x. */
+export class ELU extends Activation {
+  readonly type = "ELU";
+  readonly alpha: number;
+  private x: NDArray | null = null;
+
+  constructor(opts: ELUOptions = {}) {
+    super();
+    const alpha = opts.alpha ?? 1;
+    if (typeof alpha !== "number" || !Number.isFinite(alpha)) throw new RangeError(`ELU: alpha must be a finite number, got ${String(alpha)}`);
+    this.alpha = alpha;
+  }
+
+  forward(x: NDArray): NDArray {
+    const y = this.output(x);
+    const a = this.alpha;
+    const xd = x.data;
+    const yd = y.data;
+    for (let i = 0; i < xd.length; i++) yd[i] = xd[i] > 0 ? xd[i] : a * Math.expm1(xd[i]);
+    this.x = x;
+    return y;
+  }
+
+  // Backward: ∂L/∂x = dy ⊙ (x > 0 ? 1 : α·eˣ)
+  backward(dy: NDArray): NDArray {
+    const dx = this.gradInput(dy);
+    const a = this.alpha;
+    const xd = this.x!.data;
+    const g = dy.data;
+    const d = dx.data;
+    for (let i = 0; i < d.length; i++) d[i] = xd[i] > 0 ? g[i] : g[i] * a * Math.exp(xd[i]);
+    return dx;
+  }
+
+  config(): LayerConfig {
+    return { type: this.type, alpha: this.alpha };
+  }
+}

@@ -18,8 +18,8 @@ import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
 import { Layer, ShapeError, makeParam, positiveInt, reuse, type ForwardOptions, type LayerConfig, type Param } from "./layer.ts";
 
 export interface BatchNormOptions {
-  /** C for BatchNorm2D (channels), F for BatchNorm1D (features). */
-  numFeatures: number;
+  /** C for BatchNorm2D (channels), F for BatchNorm1D (features); optional: taken from the input shape when left out. */
+  numFeatures?: number;
   /** Added to the variance before the square root (default 1e-5). */
   eps?: number;
   /** Weight of the new batch statistic in the running averages, in [0, 1] (default 0.1, PyTorch's). */
@@ -30,14 +30,15 @@ export interface BatchNormOptions {
 }
 
 abstract class BatchNorm extends Layer {
-  readonly numFeatures: number;
   readonly eps: number;
   readonly momentum: number;
   readonly affine: boolean;
-  readonly gamma: Param | null;
-  readonly beta: Param | null;
-  readonly runningMean: Param;
-  readonly runningVar: Param;
+  private features: number | null; // null until given or inferred from the input shape
+  private gammaParam: Param | null = null;
+  private betaParam: Param | null = null;
+  private meanParam: Param | null = null;
+  private varParam: Param | null = null;
+  private paramDtype: DType;
   private x: NDArray | null = null;
   private y: NDArray | null = null;
   private dx: NDArray | null = null;
@@ -47,8 +48,8 @@ abstract class BatchNorm extends Layer {
 
   constructor(layer: string, opts: BatchNormOptions) {
     super();
-    if (typeof opts !== "object" || opts === null) throw new TypeError(`${layer}: expected an options object {numFeatures, eps?, momentum?, affine?}`);
-    this.numFeatures = positiveInt(layer, "numFeatures", opts.numFeatures);
+    if (typeof opts !== "object" || opts === null) throw new TypeError(`${layer}: expected an options object {numFeatures?, eps?, momentum?, affine?}`);
+    this.features = opts.numFeatures === undefined ? null : positiveInt(layer, "numFeatures", opts.numFeatures);
     const eps = opts.eps ?? 1e-5;
     if (typeof eps !== "number" || !(eps > 0) || !Number.isFinite(eps)) throw new RangeError(`${layer}: eps must be a positive number, got ${String(eps)}`);
     const momentum = opts.momentum ?? 0.1;
@@ -58,21 +59,63 @@ abstract class BatchNorm extends Layer {
     this.eps = eps;
     this.momentum = momentum;
     this.affine = affine;
-    const dtype = opts.dtype ?? "float32";
-    const C = this.numFeatures;
-    this.gamma = affine ? makeParam("gamma", [C], dtype) : null;
-    this.beta = affine ? makeParam("beta", [C], dtype) : null;
-    this.runningMean = makeParam("runningMean", [C], dtype, false);
-    this.runningVar = makeParam("runningVar", [C], dtype, false);
+    this.paramDtype = opts.dtype ?? "float32";
+    if (this.features !== null) this.resolveFeatures(this.features);
+  }
+
+  /** C (or F): throws while it is still to be inferred from the input shape. */
+  get numFeatures(): number {
+    return this.features ?? this.unresolved("numFeatures");
+  }
+  get gamma(): Param | null {
+    return this.affine ? (this.gammaParam ?? this.unresolved("gamma")) : null;
+  }
+  get beta(): Param | null {
+    return this.affine ? (this.betaParam ?? this.unresolved("beta")) : null;
+  }
+  get runningMean(): Param {
+    return this.meanParam ?? this.unresolved("runningMean");
+  }
+  get runningVar(): Param {
+    return this.varParam ?? this.unresolved("runningVar");
+  }
+
+  override isBuilt(): boolean {
+    return this.meanParam !== null;
+  }
+
+  private unresolved(what: string): never {
+    throw new Error(`${this.describe()}: ${what} is not known yet: give numFeatures, or build the model with an inputShape (or run a forward pass) first`);
+  }
+
+  /** Fix C (given or inferred) and create γ, β and the running statistics; later inputs are checked by dims(). */
+  protected resolveFeatures(C: number): void {
+    if (this.meanParam !== null) return;
+    this.features = C;
+    const dtype = this.paramDtype;
+    this.gammaParam = this.affine ? makeParam("gamma", [C], dtype) : null;
+    this.betaParam = this.affine ? makeParam("beta", [C], dtype) : null;
+    this.meanParam = makeParam("runningMean", [C], dtype, false);
+    this.varParam = makeParam("runningVar", [C], dtype, false);
     this.reset();
+  }
+
+  /** The option as given or inferred (null: not yet known). */
+  protected get knownFeatures(): number | null {
+    return this.features;
+  }
+
+  override setDtype(dtype: DType): void {
+    this.paramDtype = dtype;
+    super.setDtype(dtype);
   }
 
   /** γ = 1, β = 0, running_mean = 0, running_var = 1 (PyTorch's reset_parameters / reset_running_stats). */
   private reset(): void {
-    this.gamma?.value.data.fill(1);
-    this.beta?.value.data.fill(0);
-    this.runningMean.value.data.fill(0);
-    this.runningVar.value.data.fill(1);
+    this.gammaParam?.value.data.fill(1);
+    this.betaParam?.value.data.fill(0);
+    this.meanParam?.value.data.fill(0);
+    this.varParam?.value.data.fill(1);
   }
 
   /** Batch norm draws nothing at random: initialize restores the initial γ, β and running statistics. */
@@ -81,13 +124,14 @@ abstract class BatchNorm extends Layer {
   }
 
   override params(): Param[] {
-    const state = [this.runningMean, this.runningVar];
-    return this.gamma && this.beta ? [this.gamma, this.beta, ...state] : state;
+    if (this.meanParam === null || this.varParam === null) return [];
+    const state = [this.meanParam, this.varParam];
+    return this.gammaParam && this.betaParam ? [this.gammaParam, this.betaParam, ...state] : state;
   }
 
   /** The layer's dtype: that of its parameters (outputs are produced in it). */
   private get dtype(): DType {
-    return this.runningMean.value.dtype;
+    return this.paramDtype;
   }
 
   protected sampleShapeError(expected: string, inputShape: readonly number[]): never {
@@ -202,7 +246,7 @@ abstract class BatchNorm extends Layer {
   }
 
   config(): LayerConfig {
-    return { type: this.type, numFeatures: this.numFeatures, eps: this.eps, momentum: this.momentum, affine: this.affine };
+    return { type: this.type, ...(this.features !== null ? { numFeatures: this.features } : {}), eps: this.eps, momentum: this.momentum, affine: this.affine };
   }
 }
 
@@ -215,12 +259,15 @@ export class BatchNorm2D extends BatchNorm {
   }
 
   outputShape(inputShape: readonly number[]): number[] {
-    if (inputShape.length !== 3 || inputShape[0] !== this.numFeatures) this.sampleShapeError(`(N, ${this.numFeatures}, H, W)`, inputShape);
+    const C = this.knownFeatures;
+    if (inputShape.length !== 3 || (C !== null && inputShape[0] !== C)) this.sampleShapeError(`(N, ${C ?? "C"}, H, W)`, inputShape);
+    this.resolveFeatures(inputShape[0]);
     return inputShape.slice();
   }
 
   protected dims(x: NDArray): [number, number, number] {
-    this.expectInput(x, [null, this.numFeatures, null, null], ["N", "C", "H", "W"]);
+    this.expectInput(x, [null, this.knownFeatures, null, null], ["N", "C", "H", "W"]);
+    this.resolveFeatures(x.shape[1]);
     return [x.shape[0], x.shape[1], x.shape[2] * x.shape[3]];
   }
 }
@@ -234,12 +281,15 @@ export class BatchNorm1D extends BatchNorm {
   }
 
   outputShape(inputShape: readonly number[]): number[] {
-    if (inputShape.length !== 1 || inputShape[0] !== this.numFeatures) this.sampleShapeError(`(N, ${this.numFeatures})`, inputShape);
+    const F = this.knownFeatures;
+    if (inputShape.length !== 1 || (F !== null && inputShape[0] !== F)) this.sampleShapeError(`(N, ${F ?? "F"})`, inputShape);
+    this.resolveFeatures(inputShape[0]);
     return inputShape.slice();
   }
 
   protected dims(x: NDArray): [number, number, number] {
-    this.expectInput(x, [null, this.numFeatures], ["N", "F"]);
+    this.expectInput(x, [null, this.knownFeatures], ["N", "F"]);
+    this.resolveFeatures(x.shape[1]);
     return [x.shape[0], x.shape[1], 1];
   }
 }

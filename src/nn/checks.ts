@@ -14,7 +14,17 @@ import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "./activations.ts";
 import { BinaryCrossEntropy, MSE, SoftmaxCrossEntropy, gradcheckLoss } from "./losses.ts";
 import { Sequential } from "./sequential.ts";
 import { gradcheck, type GradcheckResult } from "./gradcheck.ts";
-import type { Layer } from "./layer.ts";
+import type { ForwardOptions, Layer, Param } from "./layer.ts";
+import type { Differentiable } from "./gradcheck.ts";
+import { DepthwiseConv2D, SeparableConv2D } from "./depthwise.ts";
+import { Conv2DTranspose } from "./transpose.ts";
+import { UpSampling2D, ZeroPadding2D } from "./upsample.ts";
+import { GroupNorm, LayerNorm } from "./norm.ts";
+import { ELU, GELU, SiLU } from "./activations.ts";
+import { GlobalMaxPool2D, Permute, Reshape } from "./reshape.ts";
+import { Add, Concatenate, Multiply } from "./merge.ts";
+import { Input, Model } from "./graph.ts";
+import { registeredLayerChecks } from "./registry.ts";
 
 export interface SuiteCheck {
   /** Layer, loss or model type, e.g. "Conv2D". */
@@ -215,7 +225,17 @@ export function runGradcheckSuite(opts: SuiteOptions = {}, onResult?: (c: SuiteC
       ],
       { inputShape: [1, 6, 6], seed: int(rng, 0, 1e6), dtype: "float64" },
     );
-    record("Sequential", `conv-bn-tanh-avgpool-conv-sigmoid-dense-tanh-dense-softmax N=${N}`, gradcheck(model, randn(rng, [N, 1, 6, 6]), { seed: i, tolerance }));
+    // h = 1e-3 (a smooth model): at 1e-4 the rounding of these all-to-all differences reached 1.6e-6 (seed 40)
+    record("Sequential", `conv-bn-tanh-avgpool-conv-sigmoid-dense-tanh-dense-softmax N=${N}`,
+      gradcheck(model, randn(rng, [N, 1, 6, 6]), { seed: i, tolerance, eps: 1e-3 }));
+  }
+  moreLayerChecks(rng, n, tolerance, layerCheck, record);
+  // User-defined layers registered with a gradcheck factory (registerLayer), like the built-in ones.
+  for (const [type, make] of registeredLayerChecks()) {
+    for (let i = 0; i < Math.max(2, n / 2); i++) {
+      const { layer, input, config } = make(rng);
+      layerCheck(type, config ?? input.shape.join("x"), layer, input);
+    }
   }
   return out;
 }
@@ -239,4 +259,177 @@ export function summarize(checks: SuiteCheck[]): SuiteSummary[] {
     byName.set(c.name, s);
   }
   return [...byName.values()];
+}
+
+/**
+ * A merge layer as a one-input Differentiable for gradcheck: the single input (1, Σ sizes) is split
+ * into the layer's inputs (views, so the check's perturbations reach them), and backward concatenates
+ * the inputs' gradients back into one array.
+ */
+class MergeCheck implements Differentiable {
+  readonly type: string;
+  constructor(
+    private readonly layer: Layer,
+    private readonly shapes: readonly number[][],
+  ) {
+    this.type = layer.type;
+  }
+  private split(x: NDArray): NDArray[] {
+    let off = 0;
+    return this.shapes.map((s) => {
+      const size = s.reduce((a, b) => a * b, 1);
+      const part = new NDArray(x.data.subarray(off, off + size), s);
+      off += size;
+      return part;
+    });
+  }
+  static input(rng: RandomState, shapes: readonly number[][]): NDArray {
+    return randn(rng, [1, shapes.reduce((t, s) => t + s.reduce((a, b) => a * b, 1), 0)]);
+  }
+  forward(x: NDArray, opts?: ForwardOptions): NDArray {
+    return this.layer.forwardInputs(this.split(x), opts);
+  }
+  backward(dy: NDArray): NDArray {
+    const parts = this.layer.backwardInputs(dy);
+    const total = parts.reduce((t, p) => t + p.size, 0);
+    const dx = new NDArray(new Float64Array(total), [1, total]);
+    let off = 0;
+    for (const p of parts) {
+      dx.data.set(p.data, off);
+      off += p.size;
+    }
+    return dx;
+  }
+  params(): Param[] {
+    return this.layer.params();
+  }
+  zeroGrad(): void {
+    this.layer.zeroGrad();
+  }
+  setDtype(dtype: "float32" | "float64"): void {
+    this.layer.setDtype(dtype);
+  }
+}
+
+/** The layers of derivation.md §5: grouped/depthwise/separable/transposed convolutions, resampling, norms, activations, reshapes, merges. */
+function moreLayerChecks(
+  rng: RandomState,
+  n: number,
+  tolerance: number,
+  layerCheck: (name: string, config: string, layer: Layer, x: NDArray, training?: boolean) => void,
+  record: (name: string, config: string, result: GradcheckResult) => void,
+): void {
+  const dtype = "float64" as const;
+  for (let i = 0; i < n; i++) {
+    // grouped Conv2D, DepthwiseConv2D and SeparableConv2D, channels inferred from the input
+    const k = int(rng, 1, 3);
+    const stride = int(rng, 1, 2);
+    const dilation = int(rng, 1, 2);
+    const padding = pick<Conv2DOptions["padding"]>(rng, [0, 1, "same", "valid"]);
+    const N = int(rng, 1, 2);
+    const G = int(rng, 1, 3);
+    const C = G * int(rng, 1, 2);
+    const O = G * int(rng, 1, 2);
+    const M = int(rng, 1, 2);
+    const H = dilation * (k - 1) + 1 + int(rng, 0, 3);
+    const W = dilation * (k - 1) + 1 + int(rng, 0, 3);
+    const cfg = `k=${k} s=${stride} p=${fmtPad(padding)} d=${dilation} N=${N} ${H}x${W}`;
+    const x = randn(rng, [N, C, H, W]);
+    layerCheck("Conv2D", `groups=${G} C=${C}→${O} ${cfg}`, new Conv2D({ outChannels: O, groups: G, kernelSize: k, stride, padding, dilation, rng, dtype }), x);
+    layerCheck("DepthwiseConv2D", `C=${C} M=${M} ${cfg}`, new DepthwiseConv2D({ depthMultiplier: M, kernelSize: k, stride, padding, dilation, rng, dtype, bias: rng.nextDouble() < 0.5 }), x);
+    layerCheck("SeparableConv2D", `C=${C} M=${M}→${O} ${cfg}`, new SeparableConv2D({ outChannels: O, depthMultiplier: M, kernelSize: k, stride, padding, dilation, rng, dtype }), x);
+  }
+  for (let i = 0; i < n; i++) {
+    const kh = int(rng, 1, 3);
+    const kw = int(rng, 1, 3);
+    const stride = int(rng, 1, 3);
+    const dilation = int(rng, 1, 2);
+    const outputPadding = int(rng, 0, Math.max(stride, dilation) - 1);
+    const padding = int(rng, 0, 1);
+    const N = int(rng, 1, 2);
+    const C = int(rng, 1, 3);
+    const O = int(rng, 1, 3);
+    // H ≥ 1 + 2p keeps the output, (H − 1)·s + d·(k − 1) + 1 + op − 2p, at least 1 row after cropping
+    const H = int(rng, 1, 3) + 2 * padding;
+    const W = int(rng, 1, 3) + 2 * padding;
+    const layer = new Conv2DTranspose({ outChannels: O, kernelSize: [kh, kw], stride, padding, outputPadding, dilation, rng, dtype, bias: rng.nextDouble() < 0.7 });
+    layerCheck("Conv2DTranspose", `k=${kh}x${kw} s=${stride} p=${padding} op=${outputPadding} d=${dilation} N=${N} C=${C}→${O} ${H}x${W}`, layer, randn(rng, [N, C, H, W]));
+  }
+  for (let i = 0; i < Math.max(2, n / 2); i++) {
+    const shape = [int(rng, 1, 2), int(rng, 1, 3), int(rng, 1, 4), int(rng, 1, 4)];
+    const size: [number, number] = [int(rng, 1, 3), int(rng, 1, 3)];
+    const cfg = `size=${size.join("x")} ${shape.join("x")}`;
+    layerCheck("UpSampling2D", `nearest ${cfg}`, new UpSampling2D({ size }), randn(rng, shape));
+    layerCheck("UpSampling2D", `bilinear ${cfg}`, new UpSampling2D({ size, interpolation: "bilinear" }), randn(rng, shape));
+    const pads: [[number, number], [number, number]] = [[int(rng, 0, 2), int(rng, 0, 2)], [int(rng, 0, 2), int(rng, 0, 2)]];
+    layerCheck("ZeroPadding2D", `${JSON.stringify(pads)} ${shape.join("x")}`, new ZeroPadding2D({ padding: pads }), randn(rng, shape));
+    layerCheck("GlobalMaxPool2D", shape.join("x"), new GlobalMaxPool2D(), distinct(rng, shape));
+  }
+  for (let i = 0; i < Math.max(2, n / 2); i++) {
+    // at least 3 values per normalisation group: with 1 or 2, x̂ is 0 or ±1 whatever x, and the true
+    // input gradient is 0, which finite differences only reach as rounding noise (as for BatchNorm)
+    const axes = int(rng, 1, 3);
+    const shape = [int(rng, 1, 3), int(rng, 1, 3), int(rng, 1, 3), int(rng, 3, 4)];
+    const affine = rng.nextDouble() < 0.8;
+    const ln = new LayerNorm({ axes, affine });
+    ln.outputShape(shape.slice(1));
+    randomizeAffine(ln, rng);
+    layerCheck("LayerNorm", `axes=${axes} ${shape.join("x")}${affine ? "" : " no-affine"}`, ln, randn(rng, shape));
+    const groups = int(rng, 1, 3);
+    const gshape = [int(rng, 1, 3), groups * int(rng, 1, 2), int(rng, 1, 3), int(rng, 3, 4)];
+    const gn = new GroupNorm({ groups, affine });
+    gn.outputShape(gshape.slice(1));
+    randomizeAffine(gn, rng);
+    layerCheck("GroupNorm", `G=${groups} ${gshape.join("x")}${affine ? "" : " no-affine"}`, gn, randn(rng, gshape));
+  }
+  for (let i = 0; i < Math.max(2, n / 2); i++) {
+    const shape = [int(rng, 1, 3), int(rng, 1, 3), int(rng, 1, 4)];
+    const cfg = shape.join("x");
+    layerCheck("GELU", `erf ${cfg}`, new GELU(), randn(rng, shape));
+    layerCheck("GELU", `tanh ${cfg}`, new GELU({ approximate: "tanh" }), randn(rng, shape));
+    layerCheck("SiLU", cfg, new SiLU(), randn(rng, shape));
+    layerCheck("ELU", `alpha=1.3 ${cfg}`, new ELU({ alpha: 1.3 }), awayFromZero(rng, shape));
+    const img = [int(rng, 1, 2), int(rng, 1, 3), int(rng, 1, 3), int(rng, 1, 3)];
+    const axis = pick(rng, [1, 2, 3, -1, -2]);
+    layerCheck("Softmax", `axis=${axis} ${img.join("x")}`, new Softmax({ axis }), randn(rng, img));
+    layerCheck("Reshape", `${img.join("x")} → (-1, ${img[3]})`, new Reshape({ targetShape: [-1, img[3]] }), randn(rng, img));
+    const dims = pick(rng, [[1, 2, 3], [2, 3, 1], [3, 1, 2], [3, 2, 1], [1, 3, 2]]);
+    layerCheck("Permute", `dims=${dims.join(",")} ${img.join("x")}`, new Permute({ dims }), randn(rng, img));
+  }
+  for (let i = 0; i < Math.max(2, n / 2); i++) {
+    const N = int(rng, 1, 2);
+    const sample = [int(rng, 1, 3), int(rng, 1, 3), int(rng, 1, 3)];
+    const k = int(rng, 2, 3);
+    const same = Array.from({ length: k }, () => [N, ...sample]);
+    record("Add", `${k} inputs ${same[0].join("x")}`, gradcheck(new MergeCheck(new Add(), same), MergeCheck.input(rng, same), { seed: int(rng, 0, 1e6), tolerance }));
+    record("Multiply", `${k} inputs ${same[0].join("x")}`, gradcheck(new MergeCheck(new Multiply(), same), MergeCheck.input(rng, same), { seed: int(rng, 0, 1e6), tolerance }));
+    const axis = pick(rng, [1, 2, 3, -1]);
+    const a = axis < 0 ? 3 : axis;
+    const parts = Array.from({ length: k }, () => {
+      const s = [N, ...sample];
+      s[a] = int(rng, 1, 3);
+      return s;
+    });
+    record("Concatenate", `axis=${axis} ${parts.map((p) => p.join("x")).join(" + ")}`, gradcheck(new MergeCheck(new Concatenate({ axis }), parts), MergeCheck.input(rng, parts), { seed: int(rng, 0, 1e6), tolerance }));
+  }
+  // A residual graph: a ResNet basic block (conv-BN-act-conv-BN + identity, act) whose input also feeds a
+  // concatenated side branch, so one tensor has three readers and gradients must be summed (§5.7).
+  // Smooth activations and average pooling: a ReLU or max kink crossed by one of many outputs can shift
+  // a difference by ~1e-6 without looking like a kink (the plain layers' checks cover those).
+  for (let i = 0; i < 2; i++) {
+    const N = int(rng, 2, 3);
+    const C = int(rng, 1, 3);
+    const x = Input([C, 5, 5]);
+    const conv = (o: number) => new Conv2D({ outChannels: o, kernelSize: 3, padding: "same", bias: false, rng });
+    const f = new BatchNorm2D({}).apply(conv(C).apply(new SiLU().apply(new BatchNorm2D({}).apply(conv(C).apply(x)))));
+    const block = new SiLU().apply(new Add().apply([x, f]));
+    const side = new GELU().apply(new DepthwiseConv2D({ kernelSize: 3, padding: 1, rng }).apply(x));
+    const out = new Dense({ outFeatures: 3, rng }).apply(new GlobalAvgPool2D().apply(new Concatenate().apply([block, side])));
+    const model = new Model({ inputs: x, outputs: out, seed: int(rng, 0, 1e6), dtype: "float64" });
+    const training = i === 0;
+    // h = 1e-3: every input reaches every output through batch norm, so a difference sums many terms and
+    // its rounding (~ε·|L|/h) would reach 1e-6 of the smaller gradients at h = 1e-4; O(h⁴) stays ~1e-12.
+    record("ResidualGraph", `conv-bn-silu-conv-bn + identity, silu ‖ depthwise-gelu, concat, globalavg, dense N=${N} C=${C} ${training ? "train" : "eval"}`,
+      gradcheck(model, randn(rng, [N, C, 5, 5]), { seed: i, tolerance, training, eps: 1e-3 }));
+  }
 }

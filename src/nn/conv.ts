@@ -3,10 +3,12 @@
 //
 //   y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q] · x_pad[n, c, i·sh + p·dh, j·sw + q·dw]
 //
-// with W stored (outChannels, inChannels, kh, kw) as in PyTorch and x_pad the input with zero padding.
-// This layer owns the options, the geometry and the parameters; the arithmetic is the kernels'
-// conv2dForward / conv2dBackward (derivation.md §2.2): the reference in src/kernels/js.ts (im2col + GEMM,
-// beside the direct seven-loop oracle the tests use), float32 in src/kernels/wasm/conv.as.
+// with W stored (outChannels, inChannels/groups, kh, kw) as in PyTorch and x_pad the input with zero
+// padding. This layer owns the options, the geometry and the parameters (created once the input channels
+// are known: given, or inferred from the first input shape); the arithmetic is the kernels'
+// conv2dForward / conv2dBackward (derivation.md §2.2, groups §5.1): the reference in src/kernels/js.ts
+// (im2col + GEMM, grouped GEMMs, direct loops for depthwise, beside the seven-loop oracle the tests use),
+// float32 in src/kernels/wasm/conv.as.
 
 import type { NDArray, DType } from "../nd/ndarray.ts";
 import { formatShape } from "../nd/ndarray.ts";
@@ -26,8 +28,15 @@ import {
 export type Conv2DPadding = number | readonly [number, number] | "same" | "valid";
 
 export interface Conv2DOptions {
-  inChannels: number;
+  /** Input channels C; optional: when left out it is taken from the first input shape seen (Keras-style). */
+  inChannels?: number;
   outChannels: number;
+  /**
+   * Split the channels into `groups` independent convolutions (default 1): output channels
+   * o·(O/g) … (o+1)·(O/g) − 1 read only input channels of group o. C and O must be multiples of it
+   * (derivation.md §4.1). groups = C is a depthwise convolution.
+   */
+  groups?: number;
   /** k or [kh, kw]. */
   kernelSize: number | readonly [number, number];
   /** s or [sh, sw] (default 1). */
@@ -58,25 +67,23 @@ export function samePadding(size: number, k: number, s: number, d: number): [num
   return [before, total - before];
 }
 
-function checkPadding(v: unknown): Conv2DPadding {
+function checkPadding(v: unknown, layer: string): Conv2DPadding {
   if (v === "same" || v === "valid") return v;
-  if (typeof v === "number") return nonNegativeInt("Conv2D", "padding", v);
+  if (typeof v === "number") return nonNegativeInt(layer, "padding", v);
   if (Array.isArray(v)) {
-    const [ph, pw] = pair("Conv2D", "padding", v as [number, number], nonNegativeInt);
+    const [ph, pw] = pair(layer, "padding", v as [number, number], nonNegativeInt);
     return [ph, pw];
   }
-  throw new RangeError(`Conv2D: padding must be a non-negative integer, [ph, pw], "same" or "valid", got ${JSON.stringify(v)}`);
+  throw new RangeError(`${layer}: padding must be a non-negative integer, [ph, pw], "same" or "valid", got ${JSON.stringify(v)}`);
 }
 
 /** A pair written back compactly for config(): n when both halves agree. */
-function compact([a, b]: readonly [number, number]): number | [number, number] {
+export function compact([a, b]: readonly [number, number]): number | [number, number] {
   return a === b ? a : [a, b];
 }
 
 export class Conv2D extends Layer {
-  readonly type = "Conv2D";
-  readonly inChannels: number;
-  readonly outChannels: number;
+  readonly type: string = "Conv2D";
   readonly kernelSize: [number, number];
   readonly stride: [number, number];
   readonly dilation: [number, number];
@@ -84,27 +91,40 @@ export class Conv2D extends Layer {
   readonly padding: Conv2DPadding;
   readonly useBias: boolean;
   readonly init: InitName;
-  readonly weight: Param;
-  readonly bias: Param | null;
+  // Channels and parameters: null until the input channels are known (given, or inferred at build).
+  protected channelsIn: number | null;
+  protected channelsOut: number | null;
+  protected groupCount: number;
+  private weightParam: Param | null = null;
+  private biasParam: Param | null = null;
+  private dtype: DType;
+  private readonly rng: RandomState;
   // Fixed [top, bottom, left, right] for numeric/"valid" padding, and for "same" at stride 1 (where it
   // does not depend on the input size); null when "same" must be resolved per input shape.
   private readonly fixedPadding: [number, number, number, number] | null;
   private geometry: ConvGeometry | null = null; // of the last forward's batch shape
   private saved: Conv2DContext | null = null; // what the last forward saved for backward
 
-  constructor(opts: Conv2DOptions) {
+  constructor(opts: Conv2DOptions, layer = "Conv2D") {
     super();
-    this.inChannels = positiveInt("Conv2D", "inChannels", opts.inChannels);
-    this.outChannels = positiveInt("Conv2D", "outChannels", opts.outChannels);
-    this.kernelSize = pair("Conv2D", "kernelSize", opts.kernelSize, positiveInt);
-    this.stride = pair("Conv2D", "stride", opts.stride ?? 1, positiveInt);
-    this.dilation = pair("Conv2D", "dilation", opts.dilation ?? 1, positiveInt);
-    this.padding = checkPadding(opts.padding ?? "valid");
-    if (opts.bias !== undefined && typeof opts.bias !== "boolean") throw new RangeError(`Conv2D: bias must be true or false, got ${JSON.stringify(opts.bias)}`);
+    if (typeof opts !== "object" || opts === null) throw new TypeError(`${layer}: expected an options object`);
+    this.channelsIn = opts.inChannels === undefined ? null : positiveInt(layer, "inChannels", opts.inChannels);
+    this.channelsOut = opts.outChannels === undefined && layer !== "Conv2D" ? null : positiveInt(layer, "outChannels", opts.outChannels);
+    this.groupCount = positiveInt(layer, "groups", opts.groups ?? 1);
+    this.kernelSize = pair(layer, "kernelSize", opts.kernelSize, positiveInt);
+    this.stride = pair(layer, "stride", opts.stride ?? 1, positiveInt);
+    this.dilation = pair(layer, "dilation", opts.dilation ?? 1, positiveInt);
+    this.padding = checkPadding(opts.padding ?? "valid", layer);
+    if (opts.bias !== undefined && typeof opts.bias !== "boolean") throw new RangeError(`${layer}: bias must be true or false, got ${JSON.stringify(opts.bias)}`);
     this.useBias = opts.bias ?? true;
-    this.init = checkInit("Conv2D", opts.init ?? "he_normal");
+    this.init = checkInit(layer, opts.init ?? "he_normal");
     const dtype = opts.dtype ?? "float32";
-    if (dtype !== "float32" && dtype !== "float64") throw new RangeError(`Conv2D: dtype must be "float32" or "float64", got ${JSON.stringify(dtype)}`);
+    if (dtype !== "float32" && dtype !== "float64") throw new RangeError(`${layer}: dtype must be "float32" or "float64", got ${JSON.stringify(dtype)}`);
+    this.dtype = dtype;
+    this.rng = opts.rng ?? new RandomState(0);
+    if (this.channelsOut !== null && this.channelsOut % this.groupCount !== 0) {
+      throw new RangeError(`${layer}: outChannels (${this.channelsOut}) must be a multiple of groups (${this.groupCount})`);
+    }
 
     const [kh, kw] = this.kernelSize;
     const [sh, sw] = this.stride;
@@ -114,20 +134,85 @@ export class Conv2D extends Layer {
     else if (p === "same") this.fixedPadding = sh === 1 && sw === 1 ? [...samePadding(1, kh, 1, dh), ...samePadding(1, kw, 1, dw)] : null;
     else if (typeof p === "number") this.fixedPadding = [p, p, p, p];
     else this.fixedPadding = [p[0], p[0], p[1], p[1]];
+    // (DepthwiseConv2D, whose outChannels follow from the input's, resolves in its own constructor)
+    if (this.channelsIn !== null && this.channelsOut !== null) this.resolveChannels(this.channelsIn);
+  }
 
-    this.weight = makeParam("weight", [this.outChannels, this.inChannels, kh, kw], dtype);
-    this.bias = this.useBias ? makeParam("bias", [this.outChannels], dtype) : null;
-    this.initialize(opts.rng ?? new RandomState(0));
+  /** Input channels C (throws while they are still to be inferred from the input shape). */
+  get inChannels(): number {
+    return this.channelsIn ?? this.unresolved("inChannels");
+  }
+
+  get outChannels(): number {
+    return this.channelsOut ?? this.unresolved("outChannels");
+  }
+
+  get groups(): number {
+    return this.groupCount;
+  }
+
+  /** The kernel, (O, C/groups, kh, kw). */
+  get weight(): Param {
+    return this.weightParam ?? this.unresolved("weight");
+  }
+
+  get bias(): Param | null {
+    return this.useBias ? (this.biasParam ?? this.unresolved("bias")) : null;
+  }
+
+  /** True once the input channels are known and the parameters exist. */
+  override isBuilt(): boolean {
+    return this.weightParam !== null;
+  }
+
+  private unresolved(what: string): never {
+    throw new Error(`${this.describe()}: ${what} is not known yet: give inChannels, or build the model with an inputShape (or run a forward pass) first`);
+  }
+
+  /**
+   * Fix the input channels (given or inferred, Keras's build()) and create the parameters, drawing the
+   * weights from the layer's generator. Later inputs must have the same channel count.
+   */
+  protected resolveChannels(C: number): void {
+    if (this.weightParam !== null) {
+      if (C !== this.channelsIn) {
+        throw new ShapeError(`${this.describe()}: expected input of shape (N, ${this.channelsIn}, H, W), got (N, ${C}, H, W)`);
+      }
+      return;
+    }
+    this.configureChannels(C);
+    const O = this.outChannels;
+    const G = this.groupCount;
+    if (C % G !== 0) throw new ShapeError(`${this.describe()}: input channels (${C}) must be a multiple of groups (${G})`);
+    if (O % G !== 0) throw new ShapeError(`${this.describe()}: outChannels (${O}) must be a multiple of groups (${G})`);
+    this.channelsIn = C;
+    const [kh, kw] = this.kernelSize;
+    this.weightParam = makeParam("weight", [O, C / G, kh, kw], this.dtype);
+    this.biasParam = this.useBias ? makeParam("bias", [O], this.dtype) : null;
+    this.initialize(this.rng);
+  }
+
+  /** Hook for layers whose output channels follow from the input's (DepthwiseConv2D). */
+  protected configureChannels(_C: number): void {
+    /* Conv2D: outChannels and groups are given */
   }
 
   override initialize(rng: RandomState): void {
+    if (this.weightParam === null) return; // drawn when the input channels become known
     const [kh, kw] = this.kernelSize;
-    initialize(this.weight.value, this.init, this.inChannels * kh * kw, this.outChannels * kh * kw, rng);
-    this.bias?.value.data.fill(0);
+    const G = this.groupCount;
+    initialize(this.weightParam.value, this.init, (this.inChannels / G) * kh * kw, this.outChannels * kh * kw, rng);
+    this.biasParam?.value.data.fill(0);
   }
 
   override params(): Param[] {
-    return this.bias ? [this.weight, this.bias] : [this.weight];
+    if (this.weightParam === null) return [];
+    return this.biasParam ? [this.weightParam, this.biasParam] : [this.weightParam];
+  }
+
+  override setDtype(dtype: DType): void {
+    this.dtype = dtype;
+    super.setDtype(dtype);
   }
 
   /** Zero padding [top, bottom, left, right] applied to an H×W input. */
@@ -141,9 +226,11 @@ export class Conv2D extends Layer {
 
   outputShape(inputShape: readonly number[]): number[] {
     const [C, H, W] = inputShape;
-    if (inputShape.length !== 3 || C !== this.inChannels || !inputShape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new ShapeError(`${this.describe()}: expected input samples of shape (${this.inChannels}, H, W), got ${formatShape(inputShape)}`);
+    const known = this.channelsIn;
+    if (inputShape.length !== 3 || (known !== null && C !== known) || !inputShape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new ShapeError(`${this.describe()}: expected input samples of shape (${known ?? "C"}, H, W), got ${formatShape(inputShape)}`);
     }
+    this.resolveChannels(C);
     const g = this.checkedGeometry(1, H, W);
     return [this.outChannels, g.OH, g.OW];
   }
@@ -166,15 +253,17 @@ export class Conv2D extends Layer {
   }
 
   forward(x: NDArray): NDArray {
-    this.expectInput(x, [null, this.inChannels, null, null], ["N", "C", "H", "W"]);
+    this.expectInput(x, [null, this.channelsIn, null, null], ["N", "C", "H", "W"]);
+    this.resolveChannels(x.shape[1]);
     const [N, , H, W] = x.shape;
     const prev = this.geometry;
     const g = prev !== null && prev.N === N && prev.H === H && prev.W === W ? prev : (this.geometry = this.checkedGeometry(N, H, W));
-    this.saved = kernels.conv2dForward(g, x, this.weight.value, this.bias?.value ?? null, this.saved);
+    this.saved = kernels.conv2dForward(g, this.groupCount, x, this.weight.value, this.bias?.value ?? null, this.saved);
     return this.saved.y;
   }
 
-  // Backward (derivation.md §2.2): dW += Σ_n dy_n · col_nᵀ, db += Σ dy, dx = col2im(Wᵀ · dy_n).
+  // Backward (derivation.md §2.2; groups §5.1): dW += Σ_n dy_n · col_nᵀ, db += Σ dy, dx = col2im(Wᵀ · dy_n),
+  // per group on W_g, dy's channel block g and col's row block g.
   backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
     this.expectGrad(dy, this.saved?.y ?? null);
     const ctx = this.saved!;
@@ -185,8 +274,9 @@ export class Conv2D extends Layer {
   config(): LayerConfig {
     return {
       type: this.type,
-      inChannels: this.inChannels,
+      ...(this.channelsIn !== null ? { inChannels: this.channelsIn } : {}),
       outChannels: this.outChannels,
+      ...(this.groupCount !== 1 ? { groups: this.groupCount } : {}),
       kernelSize: compact(this.kernelSize),
       stride: compact(this.stride),
       padding: typeof this.padding === "object" ? [this.padding[0], this.padding[1]] : this.padding,

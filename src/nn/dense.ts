@@ -13,7 +13,8 @@ import {
 } from "./layer.ts";
 
 export interface DenseOptions {
-  inFeatures: number;
+  /** F; optional: when left out it is taken from the first input shape seen (Keras-style). */
+  inFeatures?: number;
   outFeatures: number;
   /** Add a bias b (default true). The article's 4→1 layer has none. */
   bias?: boolean;
@@ -26,45 +27,86 @@ export interface DenseOptions {
 
 export class Dense extends Layer {
   readonly type = "Dense";
-  readonly inFeatures: number;
   readonly outFeatures: number;
   readonly useBias: boolean;
   readonly init: InitName;
-  readonly weight: Param;
-  readonly bias: Param | null;
+  private features: number | null; // F, null until given or inferred
+  private weightParam: Param | null = null;
+  private biasParam: Param | null = null;
+  private dtype: DType;
+  private readonly rng: RandomState;
   private saved: DenseContext | null = null; // what the last forward saved for backward (its input)
 
   constructor(opts: DenseOptions) {
     super();
-    this.inFeatures = positiveInt("Dense", "inFeatures", opts.inFeatures);
+    if (typeof opts !== "object" || opts === null) throw new TypeError("Dense: expected an options object {outFeatures, inFeatures?, ...}");
+    this.features = opts.inFeatures === undefined ? null : positiveInt("Dense", "inFeatures", opts.inFeatures);
     this.outFeatures = positiveInt("Dense", "outFeatures", opts.outFeatures);
     this.useBias = opts.bias ?? true;
     this.init = checkInit("Dense", opts.init ?? "glorot_uniform");
-    const dtype = opts.dtype ?? "float32";
-    this.weight = makeParam("weight", [this.inFeatures, this.outFeatures], dtype);
-    this.bias = this.useBias ? makeParam("bias", [this.outFeatures], dtype) : null;
-    this.initialize(opts.rng ?? new RandomState(0));
+    this.dtype = opts.dtype ?? "float32";
+    this.rng = opts.rng ?? new RandomState(0);
+    if (this.features !== null) this.resolveFeatures(this.features);
+  }
+
+  /** Input features F (throws while they are still to be inferred from the input shape). */
+  get inFeatures(): number {
+    return this.features ?? this.unresolved("inFeatures");
+  }
+  /** W, (inFeatures, outFeatures). */
+  get weight(): Param {
+    return this.weightParam ?? this.unresolved("weight");
+  }
+  get bias(): Param | null {
+    return this.useBias ? (this.biasParam ?? this.unresolved("bias")) : null;
+  }
+
+  override isBuilt(): boolean {
+    return this.weightParam !== null;
+  }
+
+  private unresolved(what: string): never {
+    throw new Error(`${this.describe()}: ${what} is not known yet: give inFeatures, or build the model with an inputShape (or run a forward pass) first`);
+  }
+
+  // Fix F (given or inferred) and create the parameters from the layer's generator.
+  private resolveFeatures(F: number): void {
+    if (this.weightParam !== null) return;
+    this.features = F;
+    this.weightParam = makeParam("weight", [F, this.outFeatures], this.dtype);
+    this.biasParam = this.useBias ? makeParam("bias", [this.outFeatures], this.dtype) : null;
+    this.initialize(this.rng);
   }
 
   override initialize(rng: RandomState): void {
-    initialize(this.weight.value, this.init, this.inFeatures, this.outFeatures, rng);
-    this.bias?.value.data.fill(0);
+    if (this.weightParam === null) return; // drawn when F becomes known
+    initialize(this.weightParam.value, this.init, this.inFeatures, this.outFeatures, rng);
+    this.biasParam?.value.data.fill(0);
   }
 
   override params(): Param[] {
-    return this.bias ? [this.weight, this.bias] : [this.weight];
+    if (this.weightParam === null) return [];
+    return this.biasParam ? [this.weightParam, this.biasParam] : [this.weightParam];
+  }
+
+  override setDtype(dtype: DType): void {
+    this.dtype = dtype;
+    super.setDtype(dtype);
   }
 
   outputShape(inputShape: readonly number[]): number[] {
-    if (inputShape.length !== 1 || inputShape[0] !== this.inFeatures) {
+    const F = this.features;
+    if (inputShape.length !== 1 || (F !== null && inputShape[0] !== F) || !(inputShape[0] >= 1)) {
       // The batch size is unknown here: print it as N (a NaN placeholder would print as "(NaN, 2704)").
-      throw new ShapeError(`${this.describe()}: expected input of shape (N, ${this.inFeatures}), got (N, ${inputShape.join(", ")})`);
+      throw new ShapeError(`${this.describe()}: expected input of shape (N, ${F ?? "F"}), got (N, ${inputShape.join(", ")})`);
     }
+    this.resolveFeatures(inputShape[0]);
     return [this.outFeatures];
   }
 
   forward(x: NDArray, _opts: ForwardOptions = {}): NDArray {
-    this.expectInput(x, [null, this.inFeatures], ["N", "F"]);
+    this.expectInput(x, [null, this.features], ["N", "F"]);
+    this.resolveFeatures(x.shape[1]);
     this.saved = kernels.denseForward(x, this.weight.value, this.bias?.value ?? null, this.saved);
     return this.saved.y;
   }
@@ -78,6 +120,6 @@ export class Dense extends Layer {
   }
 
   config(): LayerConfig {
-    return { type: this.type, inFeatures: this.inFeatures, outFeatures: this.outFeatures, bias: this.useBias, init: this.init };
+    return { type: this.type, ...(this.features !== null ? { inFeatures: this.features } : {}), outFeatures: this.outFeatures, bias: this.useBias, init: this.init };
   }
 }

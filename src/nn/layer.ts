@@ -47,8 +47,39 @@ export class ShapeError extends RangeError {
   override name = "ShapeError";
 }
 
+/**
+ * A tensor of a functional graph (Keras's symbolic tensor): the shape of one sample and the node that
+ * produces it (null for a model input, see Input in graph.ts). Layers are applied to these to build a
+ * graph; a Model runs it on real arrays.
+ */
+export class SymbolicTensor {
+  constructor(
+    readonly shape: readonly number[],
+    readonly node: GraphNode | null,
+    readonly name: string,
+  ) {}
+}
+
+/** One application of a layer in a graph: its inputs and output tensor. */
+export interface GraphNode {
+  readonly name: string;
+  readonly layer: Layer;
+  readonly inputs: readonly SymbolicTensor[];
+}
+
+const nameCounts = new Map<string, number>();
+/** "conv2d_1", "conv2d_2", …: Keras-style default node names, unique within the process. */
+export function uniqueNodeName(type: string): string {
+  const base = type.toLowerCase();
+  const n = (nameCounts.get(base) ?? 0) + 1;
+  nameCounts.set(base, n);
+  return `${base}_${n}`;
+}
+
 export abstract class Layer {
   abstract readonly type: string;
+  /** The graph node this layer was applied in, if any (a layer is applied at most once). */
+  node: GraphNode | null = null;
   /** Set by Sequential: the layer's position, used in error messages. */
   index = -1;
 
@@ -63,6 +94,57 @@ export abstract class Layer {
 
   params(): Param[] {
     return [];
+  }
+
+  /**
+   * False while parameters wait for the input shape (a Conv2D without inChannels before its first
+   * build or forward). Composite layers are built when all their parts are.
+   */
+  isBuilt(): boolean {
+    return true;
+  }
+
+  /** Output sample shape for the input sample shapes: one input, except merge layers (Add, Concatenate…). */
+  inferShape(inputShapes: readonly (readonly number[])[]): number[] {
+    if (inputShapes.length !== 1) throw new ShapeError(`${this.describe()}: takes one input, got ${inputShapes.length}`);
+    return this.outputShape(inputShapes[0]);
+  }
+
+  /** forward on the inputs of a graph node (one, except merge layers). */
+  forwardInputs(xs: readonly NDArray[], opts?: ForwardOptions): NDArray {
+    return this.forward(xs[0], opts);
+  }
+
+  /** backward for a graph node: the gradient of each input, in order. */
+  backwardInputs(dy: NDArray, opts?: BackwardOptions): NDArray[] {
+    return [this.backward(dy, opts)];
+  }
+
+  /**
+   * Apply the layer to symbolic tensors (the functional API, see graph.ts): checks the shapes now and
+   * returns the output tensor. The node is named `name` (default "<type>_<k>").
+   */
+  apply(inputs: SymbolicTensor | readonly SymbolicTensor[], name?: string): SymbolicTensor {
+    const list: readonly SymbolicTensor[] = inputs instanceof SymbolicTensor ? [inputs] : inputs;
+    const nodeName = name ?? uniqueNodeName(this.type);
+    if (typeof nodeName !== "string" || nodeName === "") throw new TypeError(`${this.type}.apply: the node name must be a non-empty string`);
+    if (!Array.isArray(list) || list.length === 0 || !list.every((t) => t instanceof SymbolicTensor)) {
+      throw new TypeError(`node '${nodeName}' (${this.type}): apply() takes a symbolic tensor (from Input or another layer's apply) or a list of them`);
+    }
+    if (this.node !== null) {
+      throw new Error(`node '${nodeName}' (${this.type}): this layer is already applied in node '${this.node.name}'; a layer object is used once per graph (weight sharing is not supported): create another layer`);
+    }
+    let shape: number[];
+    try {
+      shape = this.inferShape(list.map((t) => t.shape));
+    } catch (e) {
+      if (!(e instanceof RangeError || e instanceof TypeError)) throw e;
+      const given = list.map((t) => `'${t.name}' ${formatShape(t.shape)}`).join(", ");
+      throw new ShapeError(`node '${nodeName}' (${this.type}) applied to ${given}: ${e.message}`, { cause: e });
+    }
+    const node: GraphNode = { name: nodeName, layer: this, inputs: list.slice() };
+    this.node = node;
+    return new SymbolicTensor(shape, node, nodeName);
   }
 
   /** (Re)draw the initial weights from rng. Layers without weights ignore it. */
@@ -94,8 +176,9 @@ export abstract class Layer {
     return this.config();
   }
 
-  /** "layer 3 (Dense)" or "Dense" outside a model. */
+  /** "layer 3 (Dense)", "node 'dense_2' (Dense)" in a graph, or "Dense" outside a model. */
   describe(): string {
+    if (this.node !== null) return `node '${this.node.name}' (${this.type})`;
     return this.index >= 0 ? `layer ${this.index} (${this.type})` : this.type;
   }
 

@@ -10,7 +10,7 @@
 
 import { NDArray, allocate, formatShape, type DType } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
-import { ShapeError, type BackwardOptions, type ForwardOptions, type Layer, type LayerConfig, type Param } from "./layer.ts";
+import { Layer, ShapeError, type BackwardOptions, type ForwardOptions, type LayerConfig, type Param } from "./layer.ts";
 import type { Differentiable } from "./gradcheck.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
@@ -68,8 +68,16 @@ export interface FitOptions {
 
 export type FitAsyncOptions = FitOptions & AsyncRunOptions;
 
-export class Sequential implements Differentiable {
-  readonly type = "Sequential";
+/** What Sequential.config() returns (a graph Model adds its connections, see graph.ts). */
+export interface SequentialConfig extends LayerConfig {
+  name: string;
+  inputShape: number[] | null;
+  layers: LayerConfig[];
+}
+
+// A Sequential is itself a Layer, so models nest: a Sequential inside a Sequential or a graph Model.
+export class Sequential extends Layer implements Differentiable {
+  readonly type: string = "Sequential";
   readonly layers: Layer[];
   readonly name: string;
   inputShape: number[] | null = null;
@@ -79,18 +87,37 @@ export class Sequential implements Differentiable {
   stopTraining = false;
 
   constructor(layers: Layer[], opts: SequentialOptions = {}) {
+    super();
     if (!Array.isArray(layers) || layers.length === 0) throw new RangeError("Sequential: needs at least one layer");
     this.layers = layers;
     this.name = opts.name ?? "sequential";
     layers.forEach((l, i) => (l.index = i));
-    if (!opts.dtype) checkOneDtype(layers, this.name);
-    if (opts.seed !== undefined) this.initialize(new RandomState(opts.seed));
-    if (opts.dtype) this.setDtype(opts.dtype);
+    // build first: layers whose input size comes from the input shape create their weights there, and
+    // then the seed redraws every layer's, first layer first, as for fully specified layers.
     if (opts.inputShape) this.build(opts.inputShape);
+    if (!opts.dtype) checkOneDtype(layers, this.name);
+    if (opts.seed !== undefined) {
+      const pending = layers.find((l) => !l.isBuilt());
+      if (pending) {
+        throw new Error(`${this.name}: ${pending.describe()} takes its input size from the input shape, which is not given: pass inputShape (or give the layer's inChannels/inFeatures) so that seed can draw its weights`);
+      }
+      this.initialize(new RandomState(opts.seed));
+    }
+    if (opts.dtype) this.setDtype(opts.dtype);
+  }
+
+  override isBuilt(): boolean {
+    return this.layers.every((l) => l.isBuilt());
+  }
+
+  /** The output sample shape for an input sample shape (validates the whole stack, see build). */
+  outputShape(inputShape: readonly number[]): number[] {
+    const shapes = this.build(inputShape);
+    return shapes[shapes.length - 1];
   }
 
   /** Re-draw every layer's initial weights from rng, first layer first. */
-  initialize(rng: RandomState): void {
+  override initialize(rng: RandomState): void {
     for (const l of this.layers) l.initialize(rng);
   }
 
@@ -110,7 +137,7 @@ export class Sequential implements Differentiable {
     return shapes;
   }
 
-  forward(x: NDArray, opts: ForwardOptions = {}): NDArray {
+  override forward(x: NDArray, opts: ForwardOptions = {}): NDArray {
     if (this.inputShape && (x.ndim !== this.inputShape.length + 1 || this.inputShape.some((d, i) => x.shape[i + 1] !== d))) {
       throw new ShapeError(`${this.name}: expected input of shape (N, ${this.inputShape.join(", ")}), got ${formatShape(x.shape)}`);
     }
@@ -120,15 +147,16 @@ export class Sequential implements Differentiable {
   }
 
   // Chain rule through the stack: each layer turns ∂L/∂(its output) into ∂L/∂(its input).
-  // opts.needDx = false: the caller does not read the returned dx, so the first layer may skip it.
-  backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
+  // opts.needDx = false: the caller does not read the returned dx, so the first layer may skip it (and,
+  // nested in a model that does not read this model's dx, neither does anyone read its first layer's).
+  override backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
     let d = dy;
     for (let i = this.layers.length - 1; i >= 0; i--) d = this.layers[i].backward(d, i === 0 ? opts : undefined);
     return d;
   }
 
   /** All parameters, named "<layer index>.<name>" (the arrays are the layers' own). */
-  params(): Param[] {
+  override params(): Param[] {
     const out: Param[] = [];
     this.layers.forEach((l, i) => {
       for (const p of l.params()) out.push(Object.assign(Object.create(p) as Param, { name: `${i}.${p.name}` }));
@@ -138,14 +166,14 @@ export class Sequential implements Differentiable {
 
   /** The layers' own Param objects (stable identities, for optimizers). */
   private ownParams(): Param[] {
-    return this.layers.flatMap((l) => l.params());
+    return this.layers.flatMap((l) => (l instanceof Sequential ? l.ownParams() : l.params()));
   }
 
-  zeroGrad(): void {
+  override zeroGrad(): void {
     for (const l of this.layers) l.zeroGrad();
   }
 
-  setDtype(dtype: DType): void {
+  override setDtype(dtype: DType): void {
     for (const l of this.layers) l.setDtype(dtype);
   }
 
@@ -177,7 +205,7 @@ export class Sequential implements Differentiable {
       const count = l.params().reduce((s, p) => s + p.value.size, 0);
       return [`${l.type.toLowerCase()}_${i} (${l.type})`, `(None, ${shapes[i].join(", ")})`, count.toLocaleString("en-US")];
     });
-    const widths = [29, 26, 12];
+    const widths = [Math.max(29, ...rows.map((r) => r[0].length + 2)), 26, 12];
     const line = (cells: string[]) => " " + cells.map((c, i) => c.padEnd(widths[i])).join("").trimEnd();
     const total = widths.reduce((a, b) => a + b, 1);
     const { trainable, nonTrainable } = this.countParams();
@@ -300,11 +328,11 @@ export class Sequential implements Differentiable {
     return { trainer, epochs };
   }
 
-  config(): { type: "Sequential"; name: string; inputShape: number[] | null; layers: LayerConfig[] } {
+  config(): SequentialConfig {
     return { type: "Sequential", name: this.name, inputShape: this.inputShape, layers: this.layers.map((l) => l.config()) };
   }
 
-  toJSON(): ReturnType<Sequential["config"]> {
+  override toJSON(): SequentialConfig {
     return this.config();
   }
 }

@@ -546,6 +546,56 @@ describe("the Kernels interface", () => {
     });
   }
 
+  // Grouped (G = 2) and depthwise (G = C = 3, depth multiplier 2) convolutions, derivation.md §5.1: each
+  // group's block of y, dW and dx is the plain reference convolution of its channel slices.
+  const slice = (a: NDArray, from: number, to: number): NDArray => {
+    const [N, C, ...rest] = a.shape;
+    const plane = rest.reduce((p, d) => p * d, 1);
+    const out = new Float64Array(N * (to - from) * plane);
+    for (let n = 0; n < N; n++) out.set(a.data.subarray((n * C + from) * plane, (n * C + to) * plane), n * (to - from) * plane);
+    return new NDArray(out, [N, to - from, ...rest]);
+  };
+  for (const k of backends) {
+    for (const [label, C, O, G] of [["grouped", 4, 6, 2], ["depthwise", 3, 6, 3]] as const) {
+      test(`${k.name}: ${label} conv2d (groups ${G}) = per-group reference convolutions; needDx honoured`, () => {
+        const rng = new RandomState(21);
+        const stride = [2, 1] as const, padding = [1, 1, 0, 1] as const, dilation = [1, 2] as const;
+        const g = convGeometry(2, C, 7, 6, [3, 2], stride, padding, dilation);
+        const x = randn(rng, [2, C, 7, 6]), w = randn(rng, [O, C / G, 3, 2]), b = randn(rng, [O]);
+        const ctx = k.conv2dForward(g, G, x, w, b, null);
+        if (k === wasmBackend) assert.equal(ctx.kernels, jsBackend, "the wasm backend delegates groups > 1 to the JS loops");
+        const dy = randn(rng, ctx.y.shape);
+        const run = (needDx: boolean) => {
+          const dW = zeros(w.shape), db = zeros([O]);
+          const dx = ctx.kernels.conv2dBackward(ctx, w, dy, dW, db, needDx); // as the dispatcher does
+          return { dW, db, dx: new NDArray(dx.data.slice(), dx.shape) };
+        };
+        const skipped = run(false), full = run(true); // dx of a fresh context: still all zeros when skipped
+        assert.deepEqual(skipped.dW.data, full.dW.data);
+        assert.deepEqual(skipped.db.data, full.db.data);
+        assert.ok(skipped.dx.data.every((v) => v === 0), "no dx when not needed");
+        const close = (got: NDArray, want: NDArray, what: string) => {
+          for (let i = 0; i < want.size; i++) {
+            assert.ok(Math.abs(got.data[i] - want.data[i]) <= 1e-4 * (1 + Math.abs(want.data[i])), `${what}[${i}]: ${got.data[i]} vs ${want.data[i]}`);
+          }
+        };
+        const Cg = C / G, Og = O / G;
+        for (let gi = 0; gi < G; gi++) {
+          const opts = { stride, padding, dilation };
+          const xg = slice(x, gi * Cg, (gi + 1) * Cg);
+          const wg = new NDArray(w.data.slice(gi * Og * w.size / O, (gi + 1) * Og * w.size / O), [Og, Cg, 3, 2]);
+          const bg = new NDArray(b.data.slice(gi * Og, (gi + 1) * Og), [Og]);
+          close(slice(ctx.y, gi * Og, (gi + 1) * Og), conv2dForwardRef(xg, wg, bg, opts), `y group ${gi}`);
+          const ref = conv2dBackwardRef(xg, wg, slice(dy, gi * Og, (gi + 1) * Og), opts);
+          close(new NDArray(full.dW.data.slice(gi * Og * w.size / O, (gi + 1) * Og * w.size / O), ref.dw.shape), ref.dw, `dW group ${gi}`);
+          close(new NDArray(full.db.data.slice(gi * Og, (gi + 1) * Og), [Og]), ref.db, `db group ${gi}`);
+          close(slice(full.dx, gi * Cg, (gi + 1) * Cg), ref.dx, `dx group ${gi}`);
+        }
+        assert.throws(() => k.conv2dForward(g, 5, x, w, b, null), /groups 5 does not fit input channels/);
+      });
+    }
+  }
+
   const reuseAndDispatch = "a forward reuses its previous context's buffers; a backward goes to its forward's backend";
   test(reuseAndDispatch, { skip: !hasWasm }, () => {
     const rng = new RandomState(2);

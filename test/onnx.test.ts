@@ -16,7 +16,15 @@ import { AvgPool2D, GlobalAvgPool2D, MaxPool2D } from "../src/nn/pool.ts";
 import { BatchNorm1D, BatchNorm2D } from "../src/nn/batchnorm.ts";
 import { Dropout } from "../src/nn/dropout.ts";
 import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../src/nn/activations.ts";
+import { ELU, GELU, SiLU } from "../src/nn/activations.ts";
 import { Layer, type LayerConfig } from "../src/nn/layer.ts";
+import { Input, Model } from "../src/nn/graph.ts";
+import { Add, Concatenate, Multiply } from "../src/nn/merge.ts";
+import { DepthwiseConv2D, SeparableConv2D } from "../src/nn/depthwise.ts";
+import { Conv2DTranspose } from "../src/nn/transpose.ts";
+import { UpSampling2D, ZeroPadding2D } from "../src/nn/upsample.ts";
+import { GroupNorm, LayerNorm } from "../src/nn/norm.ts";
+import { GlobalMaxPool2D, Permute, Reshape } from "../src/nn/reshape.ts";
 import { ONNX_IR_VERSION, ONNX_OPSET, toOnnx } from "../src/io/onnx.ts";
 import { saveOnnxModel } from "../src/node/onnx.ts";
 import { ProtoWriter, readFields, type ProtoField } from "../src/io/protobuf.ts";
@@ -179,6 +187,67 @@ test("protobuf encoder: varints, negative int64, floats, strings and nested mess
   assert.throws(() => readFields(Uint8Array.from([0x0a, 0x05, 0x01])), /runs past the end/);
 });
 
+async function expectSamePredictions(t: { diagnostic(m: string): void }, model: Sequential, xShape: number[], seed: number): Promise<void> {
+  const session = await ort.InferenceSession.create(toOnnx(model));
+  try {
+    const x = randomInput(xShape, seed);
+    const want = model.predict(x);
+    const got = await ortPredict(session, x);
+    assert.deepEqual(got.dims, want.shape);
+    const d = maxAbsDiff(got.data, want.data);
+    t.diagnostic(`${model.name}: max |onnxruntime − handprop| = ${d.toExponential(2)}`);
+    assert.ok(d <= 1e-4, `${model.name}: max |onnxruntime − handprop| = ${d}`);
+  } finally {
+    await session.release();
+  }
+}
+
+test("the layers of issue 13 in a Sequential run in onnxruntime-node with the same predictions", async (t) => {
+  const convs = randomize(
+    new Sequential(
+      [
+        new Conv2D({ outChannels: 6, kernelSize: 3, padding: "same", groups: 2 }), // Conv group = 2
+        new GroupNorm({ groups: 3 }),
+        new GELU(),
+        new DepthwiseConv2D({ kernelSize: 3, depthMultiplier: 2, stride: 2, padding: "same", dilation: 1 }),
+        new SiLU(),
+        new Conv2DTranspose({ outChannels: 4, kernelSize: 3, stride: 2, padding: 1, outputPadding: 1 }),
+        new ELU({ alpha: 0.7 }),
+        new ZeroPadding2D({ padding: [[1, 0], [2, 1]] }),
+        new SeparableConv2D({ outChannels: 5, kernelSize: 3, dilation: [1, 2] }),
+        new UpSampling2D({ size: [2, 3] }),
+        new GELU({ approximate: "tanh" }),
+        new UpSampling2D({ size: 2, interpolation: "bilinear" }),
+        new LayerNorm({ axes: 2 }),
+        new Permute({ dims: [2, 3, 1] }),
+        new Reshape({ targetShape: [-1, 5] }),
+        new LayerNorm({}),
+        new Reshape({ targetShape: [5, 4, -1] }), // (no squashing layer after it: differences stay visible)
+        new GlobalMaxPool2D(),
+      ],
+      { inputShape: [4, 9, 8], seed: 3, name: "layers13" },
+    ),
+    4,
+  );
+  await expectSamePredictions(t, convs, [2, 4, 9, 8], 5);
+});
+
+test("a graph Model (residual Add, Concatenate, Multiply, a nested Sequential) runs in onnxruntime-node", async (t) => {
+  const x = Input([3, 8, 8]);
+  const a = new ReLU().apply(new BatchNorm2D({}).apply(new Conv2D({ outChannels: 3, kernelSize: 3, padding: "same" }).apply(x, "conv_a"), "bn_a"), "relu_a");
+  const res = new Add().apply([x, a], "add");
+  const side = new Sequential([new Conv2D({ inChannels: 3, outChannels: 2, kernelSize: 1 }), new Sigmoid()], { name: "side" }).apply(res, "side");
+  const gate = new Multiply().apply([new Conv2D({ outChannels: 2, kernelSize: 3, padding: 1 }).apply(res, "conv_g"), side], "gate");
+  const cat = new Concatenate({ axis: 1 }).apply([res, gate, x], "concat");
+  const out = new Dense({ outFeatures: 5 }).apply(new Flatten().apply(new GlobalAvgPool2D().apply(cat, "gap"), "flat"), "logits");
+  const model = randomize(new Model({ inputs: x, outputs: new Softmax().apply(out, "probs"), seed: 6, name: "graph" }), 7);
+  await expectSamePredictions(t, model, [3, 3, 8, 8], 8);
+  // the ONNX graph keeps the branches: one node per layer here, merges included
+  const graph = sub(get(readFields(toOnnx(model)), 7)[0]);
+  const ops = get(graph, 1).map((n) => str(get(sub(n), 4)[0]));
+  for (const op of ["Sum", "Mul", "Concat", "Sigmoid"]) assert.ok(ops.includes(op), `${op} in ${ops.join(", ")}`);
+});
+
 test("toOnnx errors: unknown input shape, a layer without an ONNX equivalent", () => {
   assert.throws(() => toOnnx(new Sequential([new ReLU()])), /input shape of sequential is unknown: pass \{inputShape\}/);
   class Custom extends Layer {
@@ -197,6 +266,9 @@ test("toOnnx errors: unknown input shape, a layer without an ONNX equivalent", (
     }
   }
   assert.throws(() => toOnnx(new Sequential([new ReLU(), new Custom()], { inputShape: [3] })), /toOnnx: layer 1 \(Custom\) has no ONNX equivalent/);
+  const gx = Input([3]);
+  const graphModel = new Model({ inputs: gx, outputs: new Add().apply([gx, new Custom().apply(gx, "mystery")], "sum") });
+  assert.throws(() => toOnnx(graphModel), /toOnnx: node 'mystery' \(Custom\) has no ONNX equivalent here \(at ONNX node 'mystery'/);
   assert.throws(() => toOnnx(new Sequential([new Dense({ inFeatures: 3, outFeatures: 2 })]), { inputShape: [4] }), /layer 0 \(Dense\)/);
   // ONNX names every output explicitly: also works for a 1-D model without a Flatten
   const mlp = new Sequential([new Flatten(), new Dense({ inFeatures: 6, outFeatures: 2 })], { inputShape: [6], seed: 1 });

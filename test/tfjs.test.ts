@@ -21,6 +21,8 @@ import { BatchNorm1D, BatchNorm2D } from "../src/nn/batchnorm.ts";
 import { Dropout } from "../src/nn/dropout.ts";
 import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../src/nn/activations.ts";
 import { saveModel } from "../src/node/model-io.ts";
+import { DepthwiseConv2D } from "../src/nn/depthwise.ts";
+import { Input, Model } from "../src/nn/graph.ts";
 import { spawnSync } from "node:child_process";
 import { fromTfjsArtifacts, toTfjsArtifacts, type TfjsModelJson } from "../src/io/tfjs.ts";
 import { loadTfjsModel, saveTfjsModel } from "../src/node/tfjs.ts";
@@ -156,6 +158,39 @@ test("handprop → TF.js → handprop gives identical predictions and the same l
     const x = randomInput([3, ...model.inputShape!], 5);
     assert.deepEqual(back.predict(x).data, model.predict(x).data, `${model.name}: predictions differ`);
   }
+});
+
+test("DepthwiseConv2D exports as TF.js DepthwiseConv2D: same predictions in TF.js, and back into handprop exactly", async (t) => {
+  const model = randomize(
+    new Sequential(
+      [
+        new DepthwiseConv2D({ kernelSize: 3, depthMultiplier: 2, padding: "same" }), // 3 → 6 channels
+        new ReLU(),
+        new DepthwiseConv2D({ kernelSize: [3, 2], stride: 2, bias: false }),
+        new DepthwiseConv2D({ kernelSize: 2, padding: [2, 1] }), // not TF "same": ZeroPadding2D + valid
+        new Flatten(),
+        new Dense({ outFeatures: 4 }),
+      ],
+      { inputShape: [3, 10, 9], seed: 4, name: "depthwise" },
+    ),
+    5,
+  );
+  const { modelJson, weightData } = toTfjsArtifacts(model);
+  const classes = modelJson.modelTopology.config.layers.map((l) => l.class_name);
+  assert.deepEqual(classes, ["DepthwiseConv2D", "Activation", "DepthwiseConv2D", "ZeroPadding2D", "DepthwiseConv2D", "Flatten", "Dense"]);
+  assert.deepEqual(modelJson.weightsManifest[0].weights[0], { name: "depthwise_conv2d_0/depthwise_kernel", shape: [3, 3, 3, 2], dtype: "float32" });
+  const tfModel = await tfLoad(modelJson, weightData);
+  const x = randomInput([2, 3, 10, 9], 6);
+  const d = maxAbsDiff(tfPredict(tfModel, x), model.predict(x).data);
+  t.diagnostic(`max |TF.js − handprop| = ${d.toExponential(2)}`);
+  assert.ok(d <= 1e-5, `max |TF.js − handprop| = ${d}`);
+  tfModel.dispose();
+  // the importer reads the first two back (a ZeroPadding2D folds only into Conv2D and pooling)
+  const head = randomize(new Sequential(model.layers.slice(0, 3).map((l) => l), { inputShape: [3, 10, 9], name: "head" }), 7);
+  const art = toTfjsArtifacts(head);
+  const back = fromTfjsArtifacts(art.modelJson, art.weightData);
+  assert.deepEqual(back.layers.map((l) => l.type), ["DepthwiseConv2D", "ReLU", "DepthwiseConv2D"]);
+  assert.deepEqual(back.predict(x).data, head.predict(x).data);
 });
 
 /** Fill a TF.js model's weights with seeded random values (positive variances). */
@@ -385,9 +420,14 @@ test("export rejects what TF.js cannot express, naming the layer", () => {
     [new Sequential([new AvgPool2D({ kernelSize: 2, stride: 2, padding: 1, countIncludePad: false })], { inputShape: shape }), /layer 0 \(AvgPool2D\): padding 1×1 .*\(countIncludePad is false\)/],
     [new Sequential([new Conv2D({ inChannels: 1, outChannels: 1, kernelSize: 2, stride: 2, dilation: 2, padding: 1 })], { inputShape: shape }), /layer 0 \(Conv2D\): TF\.js cannot combine strides 2×2 with dilation 2×2/],
     [new Sequential([new Softmax({ axis: 2 })], { inputShape: shape }), /layer 0 \(Softmax\): softmax over axis 2 .* TF\.js only supports softmax over the last axis/],
+    [new Sequential([new Conv2D({ outChannels: 2, kernelSize: 1, groups: 2 })], { inputShape: [2, 4, 4] }), /layer 0 \(Conv2D\): groups 2: TF\.js Layers' Conv2D has no groups/],
+    [new Sequential([new DepthwiseConv2D({ kernelSize: 2, dilation: 2 })], { inputShape: [2, 4, 4] }), /layer 0 \(DepthwiseConv2D\): dilation 2×2: TF\.js Layers' DepthwiseConv2D ignores dilation_rate/],
   ];
   for (const [model, pattern] of cases) assert.throws(() => toTfjsArtifacts(model), pattern);
   assert.throws(() => toTfjsArtifacts(new Sequential([new ReLU()])), /input shape of sequential is unknown: pass \{inputShape\}/);
+  const gx = Input([4]);
+  const graph = new Model({ inputs: gx, outputs: new Dense({ outFeatures: 2 }).apply(gx, "d"), name: "g" });
+  assert.throws(() => toTfjsArtifacts(graph), /g is a graph Model; only a Sequential exports to TF\.js Layers here/);
   assert.throws(() => toTfjsArtifacts(new Sequential([new ReLU()]), { inputShape: [2, 3] }), /input samples of shape \(2, 3\) are not supported/);
 });
 

@@ -32,6 +32,7 @@ import { shapeSize, formatShape } from "../nd/ndarray.ts";
 import { Sequential } from "../nn/sequential.ts";
 import type { Layer, Param } from "../nn/layer.ts";
 import { Conv2D, samePadding } from "../nn/conv.ts";
+import { DepthwiseConv2D } from "../nn/depthwise.ts";
 import { Dense } from "../nn/dense.ts";
 import { Flatten } from "../nn/flatten.ts";
 import { AvgPool2D, GlobalAvgPool2D, MaxPool2D } from "../nn/pool.ts";
@@ -161,6 +162,9 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
   if (inputShape.length !== 3 && inputShape.length !== 1) {
     throw new Error(`toTfjsArtifacts: input samples of shape ${formatShape(inputShape)} are not supported: expected images (C, H, W) or feature vectors (F,)`);
   }
+  if (model.type === "Model") {
+    throw new Error(`toTfjsArtifacts: ${model.name} is a graph Model; only a Sequential exports to TF.js Layers here (export graphs to ONNX)`);
+  }
   const shapes = model.build(inputShape); // validates every layer for this input
   const layers: KerasLayerJson[] = [];
   const specs: TfjsWeightSpec[] = [];
@@ -183,11 +187,20 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
   model.layers.forEach((layer, i) => {
     const inShape = i === 0 ? inputShape : shapes[i - 1];
     const rank = inShape.length + 1; // with the batch axis
-    if (layer instanceof Conv2D) {
+    if (layer instanceof Conv2D || layer instanceof DepthwiseConv2D) {
+      const depthwise = layer instanceof DepthwiseConv2D;
+      if (layer instanceof Conv2D && layer.groups !== 1) {
+        // tfjs-layers' Conv2D has no "groups" (Keras 2.3+ has; TF.js 4.22 does not): refuse rather than mislead
+        throw new Error(`toTfjsArtifacts: ${layer.describe()}: groups ${layer.groups}: TF.js Layers' Conv2D has no groups (only groups 1, or a DepthwiseConv2D)`);
+      }
       const [C, H, W] = inShape;
       const [kh, kw] = layer.kernelSize;
       const [sh, sw] = layer.stride;
       const [dh, dw] = layer.dilation;
+      if (depthwise && (dh > 1 || dw > 1)) {
+        // tfjs-layers 4.22's DepthwiseConv2D.call passes no dilation to the op ("TODO: Add support for dilation")
+        throw new Error(`toTfjsArtifacts: ${layer.describe()}: dilation ${dh}×${dw}: TF.js Layers' DepthwiseConv2D ignores dilation_rate`);
+      }
       if ((sh > 1 || sw > 1) && (dh > 1 || dw > 1)) {
         throw new Error(`toTfjsArtifacts: ${layer.describe()}: TF.js cannot combine strides ${sh}×${sw} with dilation ${dh}×${dw} (one of them must be 1)`);
       }
@@ -199,6 +212,25 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       else {
         add("ZeroPadding2D", `zero_padding2d_${i}`, { padding: [[top, bottom], [left, right]], data_format: "channels_last" });
         padding = "valid";
+      }
+      if (layer instanceof DepthwiseConv2D) {
+        // TF's depthwise_kernel [kh, kw, C, M] holds output channel c·M + m at [p, q, c, m]: handprop's
+        // (C·M, 1, kh, kw) read as (O = C·M, C' = 1) in convKernelToTf's [kh, kw, C', O] order is the same array.
+        const name = `depthwise_conv2d_${i}`;
+        const M = layer.depthMultiplier;
+        add("DepthwiseConv2D", name, {
+          kernel_size: [kh, kw],
+          strides: [sh, sw],
+          padding,
+          depth_multiplier: M,
+          data_format: "channels_last",
+          dilation_rate: [dh, dw],
+          activation: "linear",
+          use_bias: layer.bias !== null,
+        });
+        weight(name, "depthwise_kernel", [kh, kw, C, M], convKernelToTf(layer.weight.value.data, C * M, 1, kh, kw));
+        if (layer.bias) weight(name, "bias", [C * M], layer.bias.value.data);
+        return;
       }
       const name = `conv2d_${i}`;
       add("Conv2D", name, {
@@ -611,6 +643,30 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
         if (act) push(r, act);
         break;
       }
+      case "DepthwiseConv2D": {
+        r.channelsLast();
+        const [C] = needImage(r);
+        const M = r.positiveInt("depth_multiplier", 1);
+        const [kh, kw] = r.pair("kernel_size");
+        const stride = r.pair("strides", [1, 1]);
+        const dilation = r.pair("dilation_rate", [1, 1]);
+        const padding = r.padding();
+        const useBias = r.bool("use_bias", true);
+        const kernel = take(r, "depthwise_kernel", [kh, kw, C, M]); // checked before anything is allocated
+        let conv: DepthwiseConv2D;
+        try {
+          conv = new DepthwiseConv2D({ inChannels: C, depthMultiplier: M, kernelSize: [kh, kw], stride, dilation, padding, bias: useBias });
+        } catch (e) {
+          throw new TfjsFormatError(`${r.where}: ${(e as Error).message}`, { cause: e });
+        }
+        // [kh, kw, C, M] is handprop's (C·M, 1, kh, kw) in convKernelToTf's order (see the export)
+        conv.weight.value.data.set(convKernelFromTf(kernel, C * M, 1, kh, kw));
+        if (useBias) set(conv.bias, take(r, "bias", [C * M]));
+        push(r, conv);
+        const act = activationLayer(r, 3);
+        if (act) push(r, act);
+        break;
+      }
       case "MaxPooling2D":
       case "AveragePooling2D": {
         r.channelsLast();
@@ -753,7 +809,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
       }
       default:
         throw new TfjsFormatError(
-          `${r.where}: layer class "${r.className}" is not supported (supported: InputLayer, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, ZeroPadding2D, Flatten, Dense, Dropout, BatchNormalization, Activation, ReLU, LeakyReLU, Softmax)`,
+          `${r.where}: layer class "${r.className}" is not supported (supported: InputLayer, Conv2D, DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, ZeroPadding2D, Flatten, Dense, Dropout, BatchNormalization, Activation, ReLU, LeakyReLU, Softmax)`,
         );
     }
   }

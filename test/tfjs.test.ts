@@ -22,6 +22,9 @@ import { Dropout } from "../src/nn/dropout.ts";
 import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../src/nn/activations.ts";
 import { saveModel } from "../src/node/model-io.ts";
 import { DepthwiseConv2D } from "../src/nn/depthwise.ts";
+import { ELU, GELU, SiLU } from "../src/nn/activations.ts";
+import { UpSampling2D, ZeroPadding2D } from "../src/nn/upsample.ts";
+import { GlobalMaxPool2D } from "../src/nn/reshape.ts";
 import { Input, Model } from "../src/nn/graph.ts";
 import { spawnSync } from "node:child_process";
 import { fromTfjsArtifacts, toTfjsArtifacts, type TfjsModelJson } from "../src/io/tfjs.ts";
@@ -191,6 +194,40 @@ test("DepthwiseConv2D exports as TF.js DepthwiseConv2D: same predictions in TF.j
   const back = fromTfjsArtifacts(art.modelJson, art.weightData);
   assert.deepEqual(back.layers.map((l) => l.type), ["DepthwiseConv2D", "ReLU", "DepthwiseConv2D"]);
   assert.deepEqual(back.predict(x).data, head.predict(x).data);
+});
+
+test("GELU, SiLU, ELU, ZeroPadding2D, nearest UpSampling2D and GlobalMaxPool2D predict the same in TF.js", async (t) => {
+  const model = randomize(
+    new Sequential(
+      [
+        new Conv2D({ outChannels: 4, kernelSize: 3 }),
+        new GELU(),
+        new ZeroPadding2D({ padding: [[1, 0], [2, 1]] }),
+        new UpSampling2D({ size: [2, 3] }),
+        new Conv2D({ outChannels: 3, kernelSize: 3, stride: 2 }),
+        new SiLU(),
+        new ELU(),
+        new GlobalMaxPool2D(),
+        new Dense({ outFeatures: 3 }),
+      ],
+      { inputShape: [2, 7, 6], seed: 8, name: "activations" },
+    ),
+    9,
+  );
+  const { modelJson, weightData } = toTfjsArtifacts(model);
+  const classes = modelJson.modelTopology.config.layers.map((l) => l.class_name);
+  assert.deepEqual(classes, ["Conv2D", "Activation", "ZeroPadding2D", "UpSampling2D", "Conv2D", "Activation", "Activation", "GlobalMaxPooling2D", "Dense"]);
+  const tfModel = await tfLoad(modelJson, weightData);
+  const x = randomInput([3, 2, 7, 6], 10);
+  const d = maxAbsDiff(tfPredict(tfModel, x), model.predict(x).data);
+  t.diagnostic(`max |TF.js − handprop| = ${d.toExponential(2)}`);
+  assert.ok(d <= 1e-5, `max |TF.js − handprop| = ${d}`);
+  tfModel.dispose();
+  const bilinear = new Sequential([new UpSampling2D({ interpolation: "bilinear" })], { inputShape: [1, 3, 3] });
+  assert.throws(() => toTfjsArtifacts(bilinear), /layer 0 \(UpSampling2D\): bilinear upsampling: TF\.js Layers' UpSampling2D samples without half-pixel/);
+  assert.throws(() => toTfjsArtifacts(new Sequential([new ELU({ alpha: 0.6 })], { inputShape: [3] })), /layer 0 \(ELU\): alpha 0\.6: TF\.js Layers' ELU supports alpha 1 only/);
+  const tanhGelu = new Sequential([new GELU({ approximate: "tanh" })], { inputShape: [3] });
+  assert.throws(() => toTfjsArtifacts(tanhGelu), /layer 0 \(GELU\): GELU's tanh form \("gelu_new"\) does not load in TF\.js Layers 4\.22/);
 });
 
 /** Fill a TF.js model's weights with seeded random values (positive variances). */

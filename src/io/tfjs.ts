@@ -33,12 +33,14 @@ import { Sequential } from "../nn/sequential.ts";
 import type { Layer, Param } from "../nn/layer.ts";
 import { Conv2D, samePadding } from "../nn/conv.ts";
 import { DepthwiseConv2D } from "../nn/depthwise.ts";
+import { UpSampling2D, ZeroPadding2D } from "../nn/upsample.ts";
+import { GlobalMaxPool2D } from "../nn/reshape.ts";
 import { Dense } from "../nn/dense.ts";
 import { Flatten } from "../nn/flatten.ts";
 import { AvgPool2D, GlobalAvgPool2D, MaxPool2D } from "../nn/pool.ts";
 import { BatchNorm1D, BatchNorm2D } from "../nn/batchnorm.ts";
 import { Dropout } from "../nn/dropout.ts";
-import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../nn/activations.ts";
+import { ELU, GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Tanh } from "../nn/activations.ts";
 import { float32LE } from "./onnx.ts";
 import { HANDPROP_VERSION } from "./model-format.ts";
 
@@ -270,6 +272,28 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       add(className, name, { pool_size: [kh, kw], strides: [sh, sw], padding, data_format: "channels_last" });
     } else if (layer instanceof GlobalAvgPool2D) {
       add("GlobalAveragePooling2D", `global_average_pooling2d_${i}`, { data_format: "channels_last" });
+    } else if (layer instanceof GlobalMaxPool2D) {
+      add("GlobalMaxPooling2D", `global_max_pooling2d_${i}`, { data_format: "channels_last" });
+    } else if (layer instanceof ZeroPadding2D) {
+      const [top, bottom, left, right] = layer.pads;
+      add("ZeroPadding2D", `zero_padding2d_${i}`, { padding: [[top, bottom], [left, right]], data_format: "channels_last" });
+    } else if (layer instanceof UpSampling2D) {
+      // tfjs-layers resizes without half-pixel centres: nearest (⌊i/s⌋) agrees with handprop, bilinear does not
+      if (layer.interpolation !== "nearest") {
+        throw new Error(`toTfjsArtifacts: ${layer.describe()}: bilinear upsampling: TF.js Layers' UpSampling2D samples without half-pixel centres (handprop uses them, as PyTorch and TF 2's resize)`);
+      }
+      add("UpSampling2D", `up_sampling2d_${i}`, { size: layer.size.slice(), interpolation: "nearest", data_format: "channels_last" });
+    } else if (layer instanceof GELU) {
+      if (layer.approximate === "tanh") {
+        // tfjs-layers 4.22 registers it as "gelu_new" but looks "gelu_new" up as "geluNew": it cannot load it
+        throw new Error(`toTfjsArtifacts: ${layer.describe()}: GELU's tanh form ("gelu_new") does not load in TF.js Layers 4.22; use the exact (erf) form`);
+      }
+      add("Activation", `activation_${i}`, { activation: "gelu" });
+    } else if (layer instanceof SiLU) {
+      add("Activation", `activation_${i}`, { activation: "swish" });
+    } else if (layer instanceof ELU) {
+      if (layer.alpha !== 1) throw new Error(`toTfjsArtifacts: ${layer.describe()}: alpha ${layer.alpha}: TF.js Layers' ELU supports alpha 1 only`);
+      add("Activation", `activation_${i}`, { activation: "elu" });
     } else if (layer instanceof Flatten) {
       if (inShape.length === 3) flattened = nhwcIndex(inShape); // flattening features again keeps their order
       add("Flatten", `flatten_${i}`, { data_format: "channels_last" });

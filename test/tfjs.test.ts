@@ -21,7 +21,7 @@ import { BatchNorm1D, BatchNorm2D } from "../src/nn/batchnorm.ts";
 import { Dropout } from "../src/nn/dropout.ts";
 import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../src/nn/activations.ts";
 import { saveModel } from "../src/node/model-io.ts";
-import { DepthwiseConv2D } from "../src/nn/depthwise.ts";
+import { DepthwiseConv2D, SeparableConv2D } from "../src/nn/depthwise.ts";
 import { ELU, GELU, SiLU } from "../src/nn/activations.ts";
 import { UpSampling2D, ZeroPadding2D } from "../src/nn/upsample.ts";
 import { GlobalMaxPool2D } from "../src/nn/reshape.ts";
@@ -196,7 +196,7 @@ test("DepthwiseConv2D exports as TF.js DepthwiseConv2D: same predictions in TF.j
   assert.deepEqual(back.predict(x).data, head.predict(x).data);
 });
 
-test("GELU, SiLU, ELU, ZeroPadding2D, nearest UpSampling2D and GlobalMaxPool2D predict the same in TF.js", async (t) => {
+test("SeparableConv2D, GELU, SiLU, ELU, ZeroPadding2D, nearest UpSampling2D and GlobalMaxPool2D predict the same in TF.js", async (t) => {
   const model = randomize(
     new Sequential(
       [
@@ -205,6 +205,8 @@ test("GELU, SiLU, ELU, ZeroPadding2D, nearest UpSampling2D and GlobalMaxPool2D p
         new ZeroPadding2D({ padding: [[1, 0], [2, 1]] }),
         new UpSampling2D({ size: [2, 3] }),
         new Conv2D({ outChannels: 3, kernelSize: 3, stride: 2 }),
+        new SeparableConv2D({ outChannels: 5, kernelSize: [3, 2], depthMultiplier: 2, padding: "same" }),
+        new SeparableConv2D({ outChannels: 3, kernelSize: 2, dilation: 2, bias: false }),
         new SiLU(),
         new ELU(),
         new GlobalMaxPool2D(),
@@ -216,7 +218,7 @@ test("GELU, SiLU, ELU, ZeroPadding2D, nearest UpSampling2D and GlobalMaxPool2D p
   );
   const { modelJson, weightData } = toTfjsArtifacts(model);
   const classes = modelJson.modelTopology.config.layers.map((l) => l.class_name);
-  assert.deepEqual(classes, ["Conv2D", "Activation", "ZeroPadding2D", "UpSampling2D", "Conv2D", "Activation", "Activation", "GlobalMaxPooling2D", "Dense"]);
+  assert.deepEqual(classes, ["Conv2D", "Activation", "ZeroPadding2D", "UpSampling2D", "Conv2D", "SeparableConv2D", "SeparableConv2D", "Activation", "Activation", "GlobalMaxPooling2D", "Dense"]);
   const tfModel = await tfLoad(modelJson, weightData);
   const x = randomInput([3, 2, 7, 6], 10);
   const d = maxAbsDiff(tfPredict(tfModel, x), model.predict(x).data);

@@ -32,7 +32,7 @@ import { shapeSize, formatShape } from "../nd/ndarray.ts";
 import { Sequential } from "../nn/sequential.ts";
 import type { Layer, Param } from "../nn/layer.ts";
 import { Conv2D, samePadding } from "../nn/conv.ts";
-import { DepthwiseConv2D } from "../nn/depthwise.ts";
+import { DepthwiseConv2D, SeparableConv2D } from "../nn/depthwise.ts";
 import { UpSampling2D, ZeroPadding2D } from "../nn/upsample.ts";
 import { GlobalMaxPool2D } from "../nn/reshape.ts";
 import { Dense } from "../nn/dense.ts";
@@ -189,16 +189,18 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
   model.layers.forEach((layer, i) => {
     const inShape = i === 0 ? inputShape : shapes[i - 1];
     const rank = inShape.length + 1; // with the batch axis
-    if (layer instanceof Conv2D || layer instanceof DepthwiseConv2D) {
-      const depthwise = layer instanceof DepthwiseConv2D;
+    if (layer instanceof Conv2D || layer instanceof DepthwiseConv2D || layer instanceof SeparableConv2D) {
+      // a SeparableConv2D's window geometry is its depthwise half's (the pointwise half is 1×1)
+      const geom = layer instanceof SeparableConv2D ? layer.depthwise : layer;
+      const depthwise = geom instanceof DepthwiseConv2D && !(layer instanceof SeparableConv2D);
       if (layer instanceof Conv2D && layer.groups !== 1) {
         // tfjs-layers' Conv2D has no "groups" (Keras 2.3+ has; TF.js 4.22 does not): refuse rather than mislead
         throw new Error(`toTfjsArtifacts: ${layer.describe()}: groups ${layer.groups}: TF.js Layers' Conv2D has no groups (only groups 1, or a DepthwiseConv2D)`);
       }
       const [C, H, W] = inShape;
-      const [kh, kw] = layer.kernelSize;
-      const [sh, sw] = layer.stride;
-      const [dh, dw] = layer.dilation;
+      const [kh, kw] = geom.kernelSize;
+      const [sh, sw] = geom.stride;
+      const [dh, dw] = geom.dilation;
       if (depthwise && (dh > 1 || dw > 1)) {
         // tfjs-layers 4.22's DepthwiseConv2D.call passes no dilation to the op ("TODO: Add support for dilation")
         throw new Error(`toTfjsArtifacts: ${layer.describe()}: dilation ${dh}×${dw}: TF.js Layers' DepthwiseConv2D ignores dilation_rate`);
@@ -206,9 +208,9 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       if ((sh > 1 || sw > 1) && (dh > 1 || dw > 1)) {
         throw new Error(`toTfjsArtifacts: ${layer.describe()}: TF.js cannot combine strides ${sh}×${sw} with dilation ${dh}×${dw} (one of them must be 1)`);
       }
-      const [top, bottom, left, right] = layer.paddingFor(H, W);
+      const [top, bottom, left, right] = geom.paddingFor(H, W);
       let padding: "same" | "valid";
-      if (layer.padding === "same" || layer.padding === "valid") padding = layer.padding;
+      if (geom.padding === "same" || geom.padding === "valid") padding = geom.padding;
       else if (top + bottom + left + right === 0) padding = "valid";
       else if (matchesTfSame(H, kh, sh, dh, top, bottom) && matchesTfSame(W, kw, sw, dw, left, right)) padding = "same";
       else {
@@ -232,6 +234,29 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
         });
         weight(name, "depthwise_kernel", [kh, kw, C, M], convKernelToTf(layer.weight.value.data, C * M, 1, kh, kw));
         if (layer.bias) weight(name, "bias", [C * M], layer.bias.value.data);
+        return;
+      }
+      if (layer instanceof SeparableConv2D) {
+        // depthwise_kernel [kh, kw, C, M] as for DepthwiseConv2D; pointwise_kernel [1, 1, C·M, O] is the 1×1
+        // Conv2D's kernel in TF's order; the bias is the pointwise convolution's.
+        const name = `separable_conv2d_${i}`;
+        const M = layer.depthwise.depthMultiplier;
+        const O = layer.outChannels;
+        const pointBias = layer.pointwise.bias;
+        add("SeparableConv2D", name, {
+          filters: O,
+          kernel_size: [kh, kw],
+          strides: [sh, sw],
+          padding,
+          depth_multiplier: M,
+          data_format: "channels_last",
+          dilation_rate: [dh, dw],
+          activation: "linear",
+          use_bias: pointBias !== null,
+        });
+        weight(name, "depthwise_kernel", [kh, kw, C, M], convKernelToTf(layer.depthwise.weight.value.data, C * M, 1, kh, kw));
+        weight(name, "pointwise_kernel", [1, 1, C * M, O], convKernelToTf(layer.pointwise.weight.value.data, O, C * M, 1, 1));
+        if (pointBias) weight(name, "bias", [O], pointBias.value.data);
         return;
       }
       const name = `conv2d_${i}`;

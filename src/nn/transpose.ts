@@ -119,7 +119,9 @@ export class Conv2DTranspose extends Layer {
 
   private resolveChannels(C: number): void {
     if (this.weightParam !== null) {
-      if (C !== this.channelsIn) this.shapeError(`(N, ${this.channelsIn}, H, W)`, [NaN, C, NaN, NaN]);
+      if (C !== this.channelsIn) {
+        throw new ShapeError(`${this.describe()}: expected input of shape (N, ${this.channelsIn}, H, W), got (N, ${C}, H, W)`);
+      }
       return;
     }
     this.channelsIn = C;

@@ -22,6 +22,7 @@ import { Dropout } from "../src/nn/dropout.ts";
 import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../src/nn/activations.ts";
 import { saveModel } from "../src/node/model-io.ts";
 import { DepthwiseConv2D, SeparableConv2D } from "../src/nn/depthwise.ts";
+import { Add, Concatenate, Multiply } from "../src/nn/merge.ts";
 import { ELU, GELU, SiLU } from "../src/nn/activations.ts";
 import { UpSampling2D, ZeroPadding2D } from "../src/nn/upsample.ts";
 import { GlobalMaxPool2D } from "../src/nn/reshape.ts";
@@ -230,6 +231,30 @@ test("SeparableConv2D, GELU, SiLU, ELU, ZeroPadding2D, nearest UpSampling2D and 
   assert.throws(() => toTfjsArtifacts(new Sequential([new ELU({ alpha: 0.6 })], { inputShape: [3] })), /layer 0 \(ELU\): alpha 0\.6: TF\.js Layers' ELU supports alpha 1 only/);
   const tanhGelu = new Sequential([new GELU({ approximate: "tanh" })], { inputShape: [3] });
   assert.throws(() => toTfjsArtifacts(tanhGelu), /layer 0 \(GELU\): GELU's tanh form \("gelu_new"\) does not load in TF\.js Layers 4\.22/);
+});
+
+test("a graph Model (residual Add, channel Concatenate, Multiply gate) exports as a functional TF.js model that predicts the same", async (t) => {
+  const x = Input([3, 8, 8]);
+  const a = new ReLU().apply(new BatchNorm2D({}).apply(new Conv2D({ outChannels: 3, kernelSize: 3, padding: "same" }).apply(x, "conv_a"), "bn_a"), "relu_a");
+  const res = new Add().apply([x, a], "add");
+  const gate = new Sigmoid().apply(new Conv2D({ outChannels: 3, kernelSize: 1 }).apply(res, "conv_g"), "sig");
+  const gated = new Multiply().apply([res, gate], "gated");
+  const cat = new Concatenate({ axis: 1 }).apply([res, gated, new Conv2D({ outChannels: 2, kernelSize: 3 }).apply(new ZeroPadding2D({ padding: 1 }).apply(x, "zp"), "conv_s")], "cat");
+  const flat = new Flatten().apply(new MaxPool2D({ kernelSize: 2 }).apply(cat, "pool"), "flat");
+  const out = new Softmax().apply(new Dense({ outFeatures: 5 }).apply(flat, "logits"), "probs");
+  const model = randomize(new Model({ inputs: x, outputs: out, seed: 3, name: "graph" }), 4);
+  const { modelJson, weightData } = toTfjsArtifacts(model);
+  assert.equal(modelJson.modelTopology.class_name, "Model");
+  const concat = modelJson.modelTopology.config.layers.find((l) => l.class_name === "Concatenate")!;
+  const reads = (concat.inbound_nodes as [string, number, number, object][][])[0].map((n) => n[0]);
+  assert.deepEqual(reads.map((r) => r.replace(/_\d+$/, "")), ["add", "multiply", "conv2d"]);
+  assert.equal(concat.config.axis, 3, "channels: NCHW axis 1 is NHWC axis 3");
+  const tfModel = await tfLoad(modelJson, weightData);
+  const input = randomInput([3, 3, 8, 8], 5);
+  const d = maxAbsDiff(tfPredict(tfModel, input), model.predict(input).data);
+  t.diagnostic(`max |TF.js − handprop| = ${d.toExponential(2)}`);
+  assert.ok(d <= 1e-5, `max |TF.js − handprop| = ${d}`);
+  tfModel.dispose();
 });
 
 /** Fill a TF.js model's weights with seeded random values (positive variances). */
@@ -464,9 +489,11 @@ test("export rejects what TF.js cannot express, naming the layer", () => {
   ];
   for (const [model, pattern] of cases) assert.throws(() => toTfjsArtifacts(model), pattern);
   assert.throws(() => toTfjsArtifacts(new Sequential([new ReLU()])), /input shape of sequential is unknown: pass \{inputShape\}/);
-  const gx = Input([4]);
-  const graph = new Model({ inputs: gx, outputs: new Dense({ outFeatures: 2 }).apply(gx, "d"), name: "g" });
-  assert.throws(() => toTfjsArtifacts(graph), /g is a graph Model; only a Sequential exports to TF\.js Layers here/);
+  const gx = Input([2, 4, 4]);
+  const flat = new Flatten().apply(gx, "flat");
+  const cat = new Concatenate({ axis: -1 }).apply([flat, new Flatten().apply(gx, "flat2")], "cat");
+  const graph = new Model({ inputs: gx, outputs: cat, name: "g" });
+  assert.throws(() => toTfjsArtifacts(graph), /node 'cat' \(Concatenate\): concatenating flattened images would interleave two NHWC orders/);
   assert.throws(() => toTfjsArtifacts(new Sequential([new ReLU()]), { inputShape: [2, 3] }), /input samples of shape \(2, 3\) are not supported/);
 });
 

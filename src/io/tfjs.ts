@@ -33,6 +33,8 @@ import { Sequential } from "../nn/sequential.ts";
 import type { Layer, Param } from "../nn/layer.ts";
 import { Conv2D, samePadding } from "../nn/conv.ts";
 import { DepthwiseConv2D, SeparableConv2D } from "../nn/depthwise.ts";
+import { Model } from "../nn/graph.ts";
+import { Add, Concatenate, Multiply } from "../nn/merge.ts";
 import { UpSampling2D, ZeroPadding2D } from "../nn/upsample.ts";
 import { GlobalMaxPool2D } from "../nn/reshape.ts";
 import { Dense } from "../nn/dense.ts";
@@ -69,11 +71,14 @@ export interface TfjsModelJson {
 export interface KerasLayerJson {
   class_name: string;
   config: Record<string, unknown>;
+  /** Functional models: the layer's name and the tensors it reads ([[[layer, 0, 0, {}], …]]). */
+  name?: string;
+  inbound_nodes?: unknown[];
 }
 
 export interface KerasModelTopology {
-  class_name: "Sequential";
-  config: { name: string; layers: KerasLayerJson[] };
+  class_name: "Sequential" | "Model";
+  config: { name: string; layers: KerasLayerJson[]; input_layers?: unknown[]; output_layers?: unknown[] };
   keras_version: string;
   backend: string;
 }
@@ -164,17 +169,22 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
   if (inputShape.length !== 3 && inputShape.length !== 1) {
     throw new Error(`toTfjsArtifacts: input samples of shape ${formatShape(inputShape)} are not supported: expected images (C, H, W) or feature vectors (F,)`);
   }
-  if (model.type === "Model") {
-    throw new Error(`toTfjsArtifacts: ${model.name} is a graph Model; only a Sequential exports to TF.js Layers here (export graphs to ONNX)`);
-  }
+  // a graph Model becomes a functional TF.js model ("Model" topology: layers with inbound_nodes)
+  const graph = model instanceof Model ? model : null;
   const shapes = model.build(inputShape); // validates every layer for this input
   const layers: KerasLayerJson[] = [];
   const specs: TfjsWeightSpec[] = [];
   const values: Float32Array[] = [];
   let flattened: Int32Array | null = null; // set between a Flatten of an image and the next Dense
 
+  let inbound: string[] = []; // functional: what the next Keras layer reads
   const add = (className: string, name: string, config: Record<string, unknown>): void => {
     const full: Record<string, unknown> = { name, trainable: true, dtype: "float32", ...config };
+    if (graph) {
+      layers.push({ class_name: className, name, config: full, inbound_nodes: [inbound.map((t) => [t, 0, 0, {}])] });
+      inbound = [name]; // a layer emitted in two parts (ZeroPadding2D + Conv2D) chains them
+      return;
+    }
     if (layers.length === 0) {
       const [C, H, W] = inputShape;
       full.batch_input_shape = inputShape.length === 3 ? [null, H, W, C] : [null, inputShape[0]];
@@ -186,8 +196,7 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
     values.push(Float32Array.from(data));
   };
 
-  model.layers.forEach((layer, i) => {
-    const inShape = i === 0 ? inputShape : shapes[i - 1];
+  const exportLayer = (layer: Layer, i: number, inShape: readonly number[]): void => {
     const rank = inShape.length + 1; // with the batch axis
     if (layer instanceof Conv2D || layer instanceof DepthwiseConv2D || layer instanceof SeparableConv2D) {
       // a SeparableConv2D's window geometry is its depthwise half's (the pointwise half is 1×1)
@@ -353,10 +362,55 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
         throw new Error(`toTfjsArtifacts: ${layer.describe()}: softmax over axis ${layer.axis} of an NCHW input is axis ${tfAxis} in NHWC, and TF.js only supports softmax over the last axis (handprop's axis 1, the channels)`);
       }
       add("Activation", `activation_${i}`, { activation: "softmax" });
+    } else if (layer instanceof Add || layer instanceof Multiply) {
+      add(layer.type, `${layer.type.toLowerCase()}_${i}`, {});
+    } else if (layer instanceof Concatenate) {
+      if (flattened !== null) {
+        throw new Error(`toTfjsArtifacts: ${layer.describe()}: concatenating flattened images would interleave two NHWC orders; concatenate before the Flatten`);
+      }
+      const axis = layer.axis < 0 ? layer.axis + rank : layer.axis;
+      add("Concatenate", `concatenate_${i}`, { axis: rank === 4 ? NCHW_TO_NHWC_AXIS[axis] : axis });
     } else {
       throw new Error(`toTfjsArtifacts: ${layer.describe()} has no TF.js Layers equivalent here`);
     }
-  });
+  };
+
+  let outputLayer = "";
+  if (graph === null) {
+    model.layers.forEach((layer, i) => {
+      exportLayer(layer, i, i === 0 ? inputShape : shapes[i - 1]);
+    });
+  } else {
+    // Tensors numbered as in the Model: 0 its input, k + 1 node k's output; each remembers its Keras
+    // layer and whether it holds a flattened image (whose Dense rows must be permuted).
+    const [C, H, W] = inputShape;
+    const inputName = "input_0";
+    const batchInputShape = inputShape.length === 3 ? [null, H, W, C] : [null, inputShape[0]];
+    layers.push({
+      class_name: "InputLayer",
+      name: inputName,
+      config: { batch_input_shape: batchInputShape, dtype: "float32", sparse: false, name: inputName },
+      inbound_nodes: [],
+    });
+    const allShapes = [inputShape.slice(), ...shapes];
+    const ids = new Map(graph.nodes.map((n, k) => [n, k + 1]));
+    const names = [inputName];
+    const flat: (Int32Array | null)[] = [null];
+    graph.nodes.forEach((n, k) => {
+      const inIds = n.inputs.map((t) => (t.node === null ? 0 : ids.get(t.node)!));
+      flattened = flat[inIds[0]];
+      const sameOrder = (o: Int32Array | null) =>
+        o === flattened || (o !== null && flattened !== null && o.length === flattened.length && o.every((v, j) => v === flattened![j]));
+      if (!inIds.every((id) => sameOrder(flat[id]))) {
+        throw new Error(`toTfjsArtifacts: ${n.layer.describe()}: its inputs mix flattened images and other tensors; merge before the Flatten`);
+      }
+      inbound = inIds.map((id) => names[id]);
+      exportLayer(n.layer, k + 1, allShapes[inIds[0]]);
+      names[k + 1] = inbound[0];
+      flat[k + 1] = flattened;
+    });
+    outputLayer = names[graph.output.node === null ? 0 : ids.get(graph.output.node)!];
+  }
 
   // weights.bin: every weight's float32 values, little-endian, in manifest order.
   const total = values.reduce((s, v) => s + v.length, 0);
@@ -371,8 +425,10 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
     generatedBy: `handprop ${HANDPROP_VERSION}`,
     convertedBy: `handprop ${HANDPROP_VERSION}`,
     modelTopology: {
-      class_name: "Sequential",
-      config: { name: model.name, layers },
+      class_name: graph ? "Model" : "Sequential",
+      config: graph
+        ? { name: model.name, layers, input_layers: [["input_0", 0, 0]], output_layers: [[outputLayer, 0, 0]] }
+        : { name: model.name, layers },
       keras_version: "tfjs-layers 4.22.0", // the TF.js version this format was verified against
       backend: "tensor_flow.js",
     },

@@ -325,6 +325,36 @@ test("a model built and saved by TF.js loads into handprop with the same predict
   m.dispose();
 });
 
+test("a functional model built by TF.js (residual add, concatenate, multiply) loads into handprop as a graph Model", async (t) => {
+  const input = tfl.input({ shape: [8, 8, 3], name: "img" });
+  const conv = tfl.layers.conv2d({ filters: 3, kernelSize: 3, padding: "same", activation: "relu", name: "conv_a" }).apply(input) as tfl.SymbolicTensor;
+  const res = tfl.layers.add({ name: "res" }).apply([input, conv]) as tfl.SymbolicTensor;
+  const gate = tfl.layers.conv2d({ filters: 3, kernelSize: 1, activation: "sigmoid", name: "gate" }).apply(res) as tfl.SymbolicTensor;
+  const gated = tfl.layers.multiply({ name: "gated" }).apply([res, gate]) as tfl.SymbolicTensor;
+  const side = tfl.layers.conv2d({ filters: 2, kernelSize: 3, name: "side" }).apply(tfl.layers.zeroPadding2d({ padding: 1, name: "zp" }).apply(input)) as tfl.SymbolicTensor;
+  const cat = tfl.layers.concatenate({ axis: -1, name: "cat" }).apply([gated, side, res]) as tfl.SymbolicTensor;
+  const pooled = tfl.layers.batchNormalization({ name: "bn" }).apply(tfl.layers.maxPooling2d({ poolSize: 2, name: "pool" }).apply(cat)) as tfl.SymbolicTensor;
+  const out = tfl.layers.dense({ units: 4, activation: "softmax", name: "probs" }).apply(tfl.layers.flatten({ name: "flat" }).apply(pooled)) as tfl.SymbolicTensor;
+  const m = tfl.model({ inputs: input, outputs: out, name: "functional" });
+  randomizeTf(m, 31);
+  const artifacts = await tfSave(m);
+  const model = fromTfjsArtifacts(artifacts, artifacts.weightData as ArrayBuffer);
+  assert.ok(model instanceof Model);
+  assert.deepEqual(model.inputShape, [3, 8, 8]);
+  assert.deepEqual(model.nodes.map((n) => n.name), ["conv_a_0", "conv_a", "res", "gate_0", "gate", "gated", "zp", "side", "cat", "pool", "bn", "flat", "probs_0", "probs"]);
+  const x = randomInput([3, 3, 8, 8], 9);
+  const d = maxAbsDiff(model.predict(x).data, tfPredict(m, x));
+  t.diagnostic(`max |handprop − TF.js| = ${d.toExponential(2)}`);
+  assert.ok(d <= 1e-5, `max |handprop − TF.js| = ${d}`);
+  // and back: handprop's functional export of it predicts the same in TF.js
+  const again = toTfjsArtifacts(model);
+  const tfAgain = await tfLoad(again.modelJson, again.weightData);
+  assert.ok(maxAbsDiff(tfPredict(tfAgain, x), model.predict(x).data) <= 1e-5);
+  assert.deepEqual(fromTfjsArtifacts(again.modelJson, again.weightData).predict(x).data, model.predict(x).data, "handprop → TF.js → handprop");
+  tfAgain.dispose();
+  m.dispose();
+});
+
 function saveArtifactsAsFiles(a: tf.io.ModelArtifacts, dir: string, weightsName = "group1-shard1of1.bin"): void {
   const json = { modelTopology: a.modelTopology, format: a.format, generatedBy: a.generatedBy, convertedBy: a.convertedBy, weightsManifest: [{ paths: [weightsName], weights: a.weightSpecs }] };
   writeJsonAndWeights(dir, json, new Uint8Array(a.weightData as ArrayBuffer), weightsName);
@@ -421,7 +451,8 @@ test("unsupported models, layers and options are named with the layer and the fi
   const layers = () => structuredClone(smallArtifacts().json);
   const { weights } = smallArtifacts();
   const cases: [(j: TfjsModelJson) => void, RegExp][] = [
-    [(j) => ((j.modelTopology as unknown as { class_name: string }).class_name = "Functional"), /class_name is "Functional"; only Sequential models/],
+    [(j) => ((j.modelTopology as unknown as { class_name: string }).class_name = "Bogus"), /class_name is "Bogus"; only Sequential and functional/],
+    [(j) => ((j.modelTopology as unknown as { class_name: string }).class_name = "Functional"), /layer 0 "conv2d_0" \(Conv2D\): field "inbound_nodes" must be one call/],
     [(j) => (j.modelTopology.config.layers[1].class_name = "LSTM"), /layer 1 "activation_1" \(LSTM\): layer class "LSTM" is not supported/],
     [(j) => (j.modelTopology.config.layers[0].config.data_format = "channels_first"), /layer 0 "conv2d_0" \(Conv2D\): field "data_format" is "channels_first"/],
     [(j) => (j.modelTopology.config.layers[1].config.activation = "elu"), /layer 1 "activation_1" \(Activation\): field "activation" is "elu"/],

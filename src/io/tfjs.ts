@@ -30,10 +30,10 @@
 import { printable } from "./model-format.ts";
 import { shapeSize, formatShape } from "../nd/ndarray.ts";
 import { Sequential } from "../nn/sequential.ts";
-import type { Layer, Param } from "../nn/layer.ts";
+import type { Layer, Param, SymbolicTensor } from "../nn/layer.ts";
 import { Conv2D, samePadding } from "../nn/conv.ts";
 import { DepthwiseConv2D, SeparableConv2D } from "../nn/depthwise.ts";
-import { Model } from "../nn/graph.ts";
+import { Input, Model } from "../nn/graph.ts";
 import { Add, Concatenate, Multiply } from "../nn/merge.ts";
 import { UpSampling2D, ZeroPadding2D } from "../nn/upsample.ts";
 import { GlobalMaxPool2D } from "../nn/reshape.ts";
@@ -621,17 +621,146 @@ function activationLayer(r: LayerReader, sampleRank: number): Layer | null {
 }
 
 /** The Keras Sequential's layer list and name, whatever wrapper the topology comes in. */
-function sequentialLayers(topology: unknown): { name: string | null; layers: unknown[] } {
+function sequentialLayers(topology: unknown): { name: string | null; layers: unknown[]; functional: Json | null } {
   if (!isObject(topology)) throw new TfjsFormatError(`model.json: "modelTopology" must be an object, got ${JSON.stringify(topology)}`);
   const top = isObject(topology.model_config) ? topology.model_config : topology;
   const cls = top.class_name;
+  if (cls === "Model" || cls === "Functional") {
+    const config = top.config;
+    if (!isObject(config) || !Array.isArray(config.layers)) throw new TfjsFormatError(`model.json: the ${cls}'s "config" must have a "layers" array`);
+    return { name: typeof config.name === "string" ? config.name : null, layers: config.layers as unknown[], functional: config };
+  }
   if (cls !== "Sequential") {
-    throw new TfjsFormatError(`model.json: modelTopology class_name is ${JSON.stringify(cls)}; only Sequential models are supported (a Functional "Model" has no handprop equivalent)`);
+    throw new TfjsFormatError(`model.json: modelTopology class_name is ${JSON.stringify(cls)}; only Sequential and functional ("Model"/"Functional") models are supported`);
   }
   const config = top.config;
-  if (Array.isArray(config)) return { name: null, layers: config as unknown[] }; // Keras ≤ 2.2: the layer list itself
+  if (Array.isArray(config)) return { name: null, layers: config as unknown[], functional: null }; // Keras ≤ 2.2: the layer list itself
   if (!isObject(config) || !Array.isArray(config.layers)) throw new TfjsFormatError('model.json: the Sequential\'s "config" must have a "layers" array');
-  return { name: typeof config.name === "string" ? config.name : null, layers: config.layers as unknown[] };
+  return { name: typeof config.name === "string" ? config.name : null, layers: config.layers as unknown[], functional: null };
+}
+
+/** The importer's state around one Keras layer (the current tensor's handprop shape, …), shared with fromTfjsArtifacts. */
+interface ImportState {
+  shape: number[];
+  flattened: readonly number[] | null;
+  pad: { r: LayerReader; tb: [number, number]; lr: [number, number] } | null;
+  readonly out: Layer[];
+  finish(): void;
+}
+
+/**
+ * A functional TF.js/Keras 2 model ("Model"/"Functional": layers listed in order, each with
+ * inbound_nodes [[[layer, 0, 0, {}], …]]) as a handprop graph Model: each Keras layer becomes the handprop
+ * layers processLayer makes for it (a ZeroPadding2D stays a layer here), applied to the tensors it reads;
+ * Add, Multiply and Concatenate (its NHWC axis mapped to NCHW) merge. One input and one output.
+ */
+function functionalModel(
+  config: Json, rawLayers: unknown[], readers: LayerReader[], name: string | null, processLayer: (r: LayerReader) => void,
+  st: ImportState,
+): Model {
+  interface Tensor {
+    sym: SymbolicTensor;
+    shape: number[];
+    flattened: readonly number[] | null;
+  }
+  const tensors = new Map<string, Tensor>();
+  let input: SymbolicTensor | null = null;
+  const apply = (r: LayerReader, layer: Layer, xs: SymbolicTensor | SymbolicTensor[], nodeName: string): SymbolicTensor => {
+    try {
+      return layer.apply(xs, nodeName);
+    } catch (e) {
+      throw new TfjsFormatError(`${r.where}: ${(e as Error).message}`, { cause: e });
+    }
+  };
+  const inboundOf = (r: LayerReader, raw: Json): Tensor[] => {
+    const nodes = raw.inbound_nodes;
+    if (!Array.isArray(nodes) || nodes.length !== 1 || !Array.isArray(nodes[0]) || nodes[0].length === 0) {
+      r.fail("inbound_nodes", "must be one call [[[layer, 0, 0, {}], …]] (each layer applied once; Keras 3's form is not supported)");
+    }
+    return (nodes[0] as unknown[]).map((t) => {
+      if (!Array.isArray(t) || typeof t[0] !== "string" || t[1] !== 0 || t[2] !== 0) {
+        return r.fail("inbound_nodes", `has the entry ${JSON.stringify(t)?.slice(0, 80)}; expected [layer name, 0, 0, {}]`);
+      }
+      const found = tensors.get(t[0]);
+      if (!found) return r.fail("inbound_nodes", `reads "${t[0]}", which no earlier layer produces (layers must be listed in execution order)`);
+      return found;
+    });
+  };
+  const sameOrder = (a: readonly number[] | null, b: readonly number[] | null) =>
+    a === b || (a !== null && b !== null && a.length === b.length && a.every((v, i) => v === b[i]));
+
+  readers.forEach((r, i) => {
+    const raw = rawLayers[i] as Json;
+    if (r.className === "InputLayer") {
+      if (input !== null) throw new TfjsFormatError(`${r.where}: a second input; only models with one input are supported`);
+      const shape = inputShapeOf(r);
+      input = Input(shape, { name: r.name });
+      tensors.set(r.name, { sym: input, shape, flattened: null });
+      return;
+    }
+    const ins = inboundOf(r, raw);
+    if (r.className === "Add" || r.className === "Multiply" || r.className === "Concatenate") {
+      r.float32();
+      if (ins.length < 2) r.fail("inbound_nodes", `lists ${ins.length} input; a merge takes two or more`);
+      const flat = ins[0].flattened;
+      if (!ins.every((t) => sameOrder(t.flattened, flat)) || (r.className === "Concatenate" && flat !== null)) {
+        throw new TfjsFormatError(`${r.where}: merges flattened images (NHWC order) handprop would flatten differently; merge before the Flatten`);
+      }
+      let layer: Layer;
+      if (r.className === "Add") layer = new Add();
+      else if (r.className === "Multiply") layer = new Multiply();
+      else {
+        const rank = ins[0].shape.length + 1;
+        const axis = r.config.axis ?? -1;
+        if (typeof axis !== "number" || !Number.isInteger(axis) || axis <= -rank || axis >= rank || axis === 0) {
+          r.fail("axis", `is ${JSON.stringify(axis)}; expected one non-batch axis of a rank-${rank} tensor`);
+        }
+        const a = (axis as number) < 0 ? (axis as number) + rank : (axis as number);
+        layer = new Concatenate({ axis: rank === 4 ? NHWC_TO_NCHW_AXIS[a] : a });
+      }
+      const sym = apply(r, layer, ins.map((t) => t.sym), r.name);
+      tensors.set(r.name, { sym, shape: sym.shape.slice(), flattened: flat });
+      return;
+    }
+    if (ins.length !== 1) r.fail("inbound_nodes", `lists ${ins.length} inputs; only Add, Multiply and Concatenate take several`);
+    st.shape = ins[0].shape.slice();
+    st.flattened = ins[0].flattened;
+    st.pad = null;
+    st.out.length = 0;
+    processLayer(r);
+    const pad = st.pad as ImportState["pad"];
+    if (pad !== null) {
+      // nothing to fold it into in a graph: a ZeroPadding2D layer of its own
+      const zp = new ZeroPadding2D({ padding: [pad.tb, pad.lr] });
+      st.shape = zp.outputShape(st.shape);
+      st.out.push(zp);
+      st.pad = null;
+    }
+    let sym = ins[0].sym;
+    st.out.forEach((l, j) => {
+      sym = apply(r, l, sym, j === st.out.length - 1 ? r.name : `${r.name}_${j}`);
+    });
+    tensors.set(r.name, { sym, shape: st.shape.slice(), flattened: st.flattened });
+  });
+
+  const single = (field: "input_layers" | "output_layers"): Tensor => {
+    const list = config[field];
+    const entry: unknown = Array.isArray(list) && list.length === 1 ? list[0] : null;
+    const layerName: unknown = Array.isArray(entry) ? entry[0] : null;
+    const t = typeof layerName === "string" ? tensors.get(layerName) : undefined;
+    if (!t) throw new TfjsFormatError(`model.json: "${field}" must name one layer of the model, got ${JSON.stringify(list)?.slice(0, 80)}`);
+    return t;
+  };
+  const inputT = single("input_layers");
+  const outputT = single("output_layers");
+  st.finish();
+  if (inputT.sym !== input || input === null) throw new TfjsFormatError('model.json: "input_layers" must name the InputLayer');
+  if (outputT.sym === input) throw new TfjsFormatError("model.json: the model has no layers handprop can run (only InputLayer/linear activations)");
+  try {
+    return new Model({ inputs: input, outputs: outputT.sym, name: name ?? "model" });
+  } catch (e) {
+    throw new TfjsFormatError(`model.json: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** [null, H, W, C] → (C, H, W), [null, F] → (F,). */
@@ -662,7 +791,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
     throw new TfjsFormatError(`model.json: "format" is ${JSON.stringify(modelJson.format)}; only "layers-model" is supported (a graph model has no layers to rebuild)`);
   }
   if (modelJson.modelTopology === undefined) throw new TfjsFormatError('model.json: no "modelTopology"');
-  const { name, layers: rawLayers } = sequentialLayers(modelJson.modelTopology);
+  const { name, layers: rawLayers, functional } = sequentialLayers(modelJson.modelTopology);
   const weights = splitWeights(weightSpecsOf(modelJson, "model.json"), toBytes(weightData), source);
   if (rawLayers.length === 0) throw new TfjsFormatError("model.json: the Sequential has no layers");
 
@@ -709,7 +838,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
     if (p) p.value.data.set(data);
   };
 
-  for (const reader of readers) {
+  const processLayer = (reader: LayerReader): void => {
     const r: LayerReader = reader; // annotated: lets r.fail(…) (→ never) narrow types
     r.float32();
     if (pad !== null && r.className !== "Conv2D" && r.className !== "AveragePooling2D") {
@@ -717,7 +846,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
     }
     switch (r.className) {
       case "InputLayer":
-        if (r.index !== 0) throw new TfjsFormatError(`${r.where}: an InputLayer is only supported as the first layer`);
+        if (r.index !== 0 || functional !== null) throw new TfjsFormatError(`${r.where}: an InputLayer is only supported as the first layer`);
         break;
       case "Conv2D": {
         r.channelsLast();
@@ -830,7 +959,7 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
           [tb, lr] = [q[0], q[1]];
         } else r.fail("padding", `must be n, [h, w] or [[top, bottom], [left, right]], got ${JSON.stringify(p)}`);
         pad = { r, tb, lr };
-        if (r === readers[readers.length - 1]) throw new TfjsFormatError(`${r.where}: a ZeroPadding2D must be followed by a "valid" Conv2D or AveragePooling2D`);
+        if (r === readers[readers.length - 1] && functional === null) throw new TfjsFormatError(`${r.where}: a ZeroPadding2D must be followed by a "valid" Conv2D or AveragePooling2D`);
         break;
       }
       case "Flatten":
@@ -914,10 +1043,37 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
       }
       default:
         throw new TfjsFormatError(
-          `${r.where}: layer class "${r.className}" is not supported (supported: InputLayer, Conv2D, DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, ZeroPadding2D, Flatten, Dense, Dropout, BatchNormalization, Activation, ReLU, LeakyReLU, Softmax)`,
+          `${r.where}: layer class "${r.className}" is not supported (supported: InputLayer, Conv2D, DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, ZeroPadding2D, Flatten, Dense, Dropout, BatchNormalization, Activation, ReLU, LeakyReLU, Softmax; in functional models also Add, Multiply, Concatenate)`,
         );
     }
-  }
+  };
+
+  if (functional !== null) return functionalModel(functional, rawLayers, readers, name, processLayer, {
+    get shape() {
+      return shape;
+    },
+    set shape(v: number[]) {
+      shape = v;
+    },
+    get flattened() {
+      return flattened;
+    },
+    set flattened(v: readonly number[] | null) {
+      flattened = v;
+    },
+    get pad() {
+      return pad;
+    },
+    set pad(v: { r: LayerReader; tb: [number, number]; lr: [number, number] } | null) {
+      pad = v;
+    },
+    out,
+    finish: () => {
+      const unusedWeights = [...weights.values()].filter((w) => !w.used).map((w) => `"${w.spec.name}"`);
+      if (unusedWeights.length > 0) throw new TfjsFormatError(`model.json: "weightsManifest": weight${unusedWeights.length > 1 ? "s" : ""} ${unusedWeights.join(", ")} belong${unusedWeights.length > 1 ? "" : "s"} to no layer of the model`);
+    },
+  });
+  for (const reader of readers) processLayer(reader);
 
   const unused = [...weights.values()].filter((w) => !w.used).map((w) => `"${w.spec.name}"`);
   if (unused.length > 0) throw new TfjsFormatError(`model.json: "weightsManifest": weight${unused.length > 1 ? "s" : ""} ${unused.join(", ")} belong${unused.length > 1 ? "" : "s"} to no layer of the model`);

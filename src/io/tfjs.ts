@@ -777,7 +777,8 @@ function inputShapeOf(r: LayerReader): number[] {
 
 /**
  * Build a Sequential from a TF.js Layers model.json (or TF.js ModelArtifacts: `weightSpecs` instead
- * of `weightsManifest`) and its weight data, in handprop's NCHW layout. Supported Keras layers:
+ * of `weightsManifest`) and its weight data, in handprop's NCHW layout — or, from a functional model, a
+ * graph Model (see functionalModel; Add, Multiply and Concatenate also supported there). Supported Keras layers:
  * InputLayer, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, ZeroPadding2D (folded
  * into the next "valid" Conv2D or AveragePooling2D), Flatten, Dense, Dropout, BatchNormalization,
  * Activation, ReLU, LeakyReLU, Softmax; a fused activation becomes its own layer. Anything else —

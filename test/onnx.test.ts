@@ -248,6 +248,12 @@ test("a graph Model (residual Add, Concatenate, Multiply, a nested Sequential) r
   for (const op of ["Sum", "Mul", "Concat", "Sigmoid"]) assert.ok(ops.includes(op), `${op} in ${ops.join(", ")}`);
 });
 
+test("the zoo's resnet-mini (graph) and mobilenet-mini (depthwise-separable) run in onnxruntime-node", async (t) => {
+  for (const name of ["resnet-mini", "mobilenet-mini"] as const) {
+    await expectSamePredictions(t, randomize(buildModel(name, { seed: 2 }), 3), [2, 1, 28, 28], 4);
+  }
+});
+
 test("toOnnx errors: unknown input shape, a layer without an ONNX equivalent", () => {
   assert.throws(() => toOnnx(new Sequential([new ReLU()])), /input shape of sequential is unknown: pass \{inputShape\}/);
   class Custom extends Layer {

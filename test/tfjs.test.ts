@@ -355,6 +355,19 @@ test("a functional model built by TF.js (residual add, concatenate, multiply) lo
   m.dispose();
 });
 
+test("the zoo's resnet-mini (functional) and mobilenet-mini (depthwise-separable) predict the same in TF.js", async (t) => {
+  for (const name of ["resnet-mini", "mobilenet-mini"] as const) {
+    const model = randomize(buildModel(name, { seed: 2 }), 3);
+    const { modelJson, weightData } = toTfjsArtifacts(model);
+    const tfModel = await tfLoad(modelJson, weightData);
+    const x = randomInput([2, 1, 28, 28], 4);
+    const d = maxAbsDiff(tfPredict(tfModel, x), model.predict(x).data);
+    t.diagnostic(`${name}: max |TF.js − handprop| = ${d.toExponential(2)}`);
+    assert.ok(d <= 1e-5, `${name}: max |TF.js − handprop| = ${d}`);
+    tfModel.dispose();
+  }
+});
+
 function saveArtifactsAsFiles(a: tf.io.ModelArtifacts, dir: string, weightsName = "group1-shard1of1.bin"): void {
   const json = { modelTopology: a.modelTopology, format: a.format, generatedBy: a.generatedBy, convertedBy: a.convertedBy, weightsManifest: [{ paths: [weightsName], weights: a.weightSpecs }] };
   writeJsonAndWeights(dir, json, new Uint8Array(a.weightData as ArrayBuffer), weightsName);

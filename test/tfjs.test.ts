@@ -23,6 +23,8 @@ import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "../src/nn/activations.t
 import { saveModel } from "../src/node/model-io.ts";
 import { DepthwiseConv2D, SeparableConv2D } from "../src/nn/depthwise.ts";
 import { Add, Concatenate, Multiply } from "../src/nn/merge.ts";
+import { Conv2DTranspose } from "../src/nn/transpose.ts";
+import { LayerNorm } from "../src/nn/norm.ts";
 import { ELU, GELU, SiLU } from "../src/nn/activations.ts";
 import { UpSampling2D, ZeroPadding2D } from "../src/nn/upsample.ts";
 import { GlobalMaxPool2D } from "../src/nn/reshape.ts";
@@ -366,6 +368,33 @@ test("the zoo's resnet-mini (functional) and mobilenet-mini (depthwise-separable
     assert.ok(d <= 1e-5, `${name}: max |TF.js − handprop| = ${d}`);
     tfModel.dispose();
   }
+});
+
+test("Conv2DTranspose (valid and same) and LayerNorm (over C·H·W, over W, over flattened features) predict the same in TF.js", async (t) => {
+  const model = randomize(
+    new Sequential(
+      [
+        new Conv2DTranspose({ outChannels: 3, kernelSize: 3, stride: 2 }), // "valid": 5 → 11
+        new LayerNorm({ axes: 3 }),
+        new Conv2DTranspose({ outChannels: 2, kernelSize: [4, 3], stride: [2, 1], padding: [1, 1] }), // "same"
+        new LayerNorm({ axes: 1 }),
+        new Flatten(),
+        new LayerNorm({}),
+        new Dense({ outFeatures: 3 }),
+      ],
+      { inputShape: [2, 5, 4], seed: 5, name: "transpose_norm" },
+    ),
+    6,
+  );
+  const { modelJson, weightData } = toTfjsArtifacts(model);
+  const tfModel = await tfLoad(modelJson, weightData);
+  const x = randomInput([2, 2, 5, 4], 7);
+  const d = maxAbsDiff(tfPredict(tfModel, x), model.predict(x).data);
+  t.diagnostic(`max |TF.js − handprop| = ${d.toExponential(2)}`);
+  assert.ok(d <= 1e-5, `max |TF.js − handprop| = ${d}`);
+  tfModel.dispose();
+  const cropped = new Sequential([new Conv2DTranspose({ outChannels: 1, kernelSize: 3, stride: 2, outputPadding: 1 })], { inputShape: [1, 3, 3] });
+  assert.throws(() => toTfjsArtifacts(cropped), /layer 0 \(Conv2DTranspose\): TF\.js Layers' Conv2DTranspose has no dilation or output padding/);
 });
 
 function saveArtifactsAsFiles(a: tf.io.ModelArtifacts, dir: string, weightsName = "group1-shard1of1.bin"): void {

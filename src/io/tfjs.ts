@@ -37,6 +37,8 @@ import { Input, Model } from "../nn/graph.ts";
 import { Add, Concatenate, Multiply } from "../nn/merge.ts";
 import { UpSampling2D, ZeroPadding2D } from "../nn/upsample.ts";
 import { GlobalMaxPool2D } from "../nn/reshape.ts";
+import { Conv2DTranspose } from "../nn/transpose.ts";
+import { LayerNorm } from "../nn/norm.ts";
 import { Dense } from "../nn/dense.ts";
 import { Flatten } from "../nn/flatten.ts";
 import { AvgPool2D, GlobalAvgPool2D, MaxPool2D } from "../nn/pool.ts";
@@ -45,6 +47,8 @@ import { Dropout } from "../nn/dropout.ts";
 import { ELU, GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Tanh } from "../nn/activations.ts";
 import { float32LE } from "./onnx.ts";
 import { HANDPROP_VERSION } from "./model-format.ts";
+
+type NDArrayLike = { readonly data: ArrayLike<number> };
 
 /** One entry of a weights manifest: the values are float32, row-major, in TF's layout. */
 export interface TfjsWeightSpec {
@@ -306,6 +310,54 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       add(className, name, { pool_size: [kh, kw], strides: [sh, sw], padding, data_format: "channels_last" });
     } else if (layer instanceof GlobalAvgPool2D) {
       add("GlobalAveragePooling2D", `global_average_pooling2d_${i}`, { data_format: "channels_last" });
+    } else if (layer instanceof Conv2DTranspose) {
+      // TF.js's Conv2DTranspose has no dilation and no output padding: "valid" is handprop's padding 0
+      // (output (H − 1)·s + k, for k ≥ s); "same" (output H·s) is a symmetric crop 2p = k − s.
+      const [kh, kw] = layer.kernelSize;
+      const [sh, sw] = layer.stride;
+      const [ph, pw] = layer.padding;
+      const k = [kh, kw], st = [sh, sw], p = [ph, pw];
+      const valid = [0, 1].every((a) => p[a] === 0 && k[a] >= st[a]);
+      const same = [0, 1].every((a) => 2 * p[a] === k[a] - st[a]);
+      if (layer.dilation.some((d) => d !== 1) || layer.outputPadding.some((d) => d !== 0) || (!valid && !same)) {
+        throw new Error(`toTfjsArtifacts: ${layer.describe()}: TF.js Layers' Conv2DTranspose has no dilation or output padding and crops only as "valid" (padding 0, kernel ≥ stride) or "same" (2·padding = kernel − stride); got padding ${ph}×${pw}, output padding ${layer.outputPadding.join("×")}, dilation ${layer.dilation.join("×")}`);
+      }
+      const Ci = layer.inChannels;
+      const Co = layer.outChannels;
+      const name = `conv2d_transpose_${i}`;
+      add("Conv2DTranspose", name, {
+        filters: Co,
+        kernel_size: [kh, kw],
+        strides: [sh, sw],
+        padding: valid ? "valid" : "same",
+        data_format: "channels_last",
+        dilation_rate: [1, 1],
+        activation: "linear",
+        use_bias: layer.bias !== null,
+      });
+      // handprop (Ci, Co, kh, kw) → TF [kh, kw, Co, Ci]: convKernelToTf with (O, C) = (Ci, Co)
+      weight(name, "kernel", [kh, kw, Co, Ci], convKernelToTf(layer.weight.value.data, Ci, Co, kh, kw));
+      if (layer.bias) weight(name, "bias", [Co], layer.bias.value.data);
+    } else if (layer instanceof LayerNorm) {
+      // the trailing `axes` sample axes; on an image those are NHWC axes too, in another order when C is among them
+      const r = inShape.length;
+      let axis: number[];
+      let perm: ((d: ArrayLike<number>) => ArrayLike<number>) | null = null;
+      if (r === 1) {
+        axis = [1];
+        const f = flattened;
+        if (f) perm = (d) => permuteRows(d, f, 1, true);
+      } else if (layer.axes === 3) {
+        axis = [1, 2, 3];
+        const idx = nhwcIndex(inShape);
+        perm = (d) => permuteRows(d, idx, 1, true);
+      } else axis = layer.axes === 2 ? [1, 2] : [2];
+      const name = `layer_normalization_${i}`;
+      add("LayerNormalization", name, { axis, epsilon: layer.eps, center: layer.affine, scale: layer.affine });
+      const dims = axis.map((a) => (r === 1 ? inShape[0] : [0, inShape[1], inShape[2], inShape[0]][a]));
+      const data = (v: NDArrayLike) => (perm ? perm(v.data) : v.data);
+      if (layer.gamma) weight(name, "gamma", dims, data(layer.gamma.value));
+      if (layer.beta) weight(name, "beta", dims, data(layer.beta.value));
     } else if (layer instanceof GlobalMaxPool2D) {
       add("GlobalMaxPooling2D", `global_max_pooling2d_${i}`, { data_format: "channels_last" });
     } else if (layer instanceof ZeroPadding2D) {

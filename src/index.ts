@@ -150,5 +150,6 @@ export {
   CONTAINER_MAGIC,
   CONTAINER_VERSION,
   type IndexedDBOptions,
+  type IndexedDBFactory,
   type LoadFromUrlOptions,
 } from "./io/browser.ts";

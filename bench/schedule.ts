@@ -104,7 +104,10 @@ export async function runSchedule(workloads: Workload[], opts: ScheduleOptions):
         await c.prepare?.();
         const seconds = await c.turn(1, opts.warmupCalls);
         m.slow = seconds > opts.slowCallSeconds;
-        m.callsPerTurn = Math.max(1, Math.min(opts.maxCallsPerTurn, Math.round(opts.turnSeconds / Math.max(seconds, 1e-6))));
+        m.callsPerTurn = Math.max(
+          1,
+          Math.min(opts.maxCallsPerTurn, Math.round(opts.turnSeconds / Math.max(seconds, 1e-6))),
+        );
       } catch (e) {
         m.error = firstLine(e);
       }

@@ -4,7 +4,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { roundRatios, runSchedule, spread, type Contender, type Workload } from "../bench/schedule.ts";
-import { CHAIN_COUNTS, PANEL_BYTES, ceilingKernels, panelValue, type CeilingKernel } from "../bench/ceiling.ts";
+import {
+  CHAIN_COUNTS,
+  PANEL_BYTES,
+  STEP_BYTES,
+  TILES,
+  ceilingKernels,
+  panelValue,
+  type CeilingKernel,
+} from "../bench/ceiling.ts";
 import { PythonWorker, startPythonPeers } from "../bench/python.ts";
 
 const bin = new URL("../bin/handprop.mjs", import.meta.url).pathname;
@@ -24,14 +32,30 @@ test("roundRatios pairs rounds and skips rounds where either side did not run", 
 test("runSchedule alternates contenders round by round and limits slow ones to slowRounds", async () => {
   const order: string[] = [];
   const make = (system: string, seconds: number): Contender => ({
-    system, role: system === "h" ? "handprop" : "peer", threads: 1, unitsPerCall: 1,
+    system,
+    role: system === "h" ? "handprop" : "peer",
+    threads: 1,
+    unitsPerCall: 1,
     turn: (calls) => {
       order.push(system);
       return Promise.resolve(calls * seconds);
     },
   });
-  const w: Workload = { id: "w", title: "w", unit: "u/s", contenders: [make("h", 0.01), make("p", 0.02), make("slow", 5)], unavailable: [] };
-  const m = await runSchedule([w], { rounds: 4, turnSeconds: 0.1, warmupCalls: 0, maxCallsPerTurn: 50, slowCallSeconds: 1, slowRounds: 2 });
+  const w: Workload = {
+    id: "w",
+    title: "w",
+    unit: "u/s",
+    contenders: [make("h", 0.01), make("p", 0.02), make("slow", 5)],
+    unavailable: [],
+  };
+  const m = await runSchedule([w], {
+    rounds: 4,
+    turnSeconds: 0.1,
+    warmupCalls: 0,
+    maxCallsPerTurn: 50,
+    slowCallSeconds: 1,
+    slowRounds: 2,
+  });
   assert.deepEqual(order, ["h", "p", "slow", "h", "p", "slow", "h", "p", "slow", "h", "p", "h", "p"]);
   const [h, p, slow] = m.get(w)!;
   assert.equal(h.callsPerTurn, 10);
@@ -57,16 +81,22 @@ test("the ceiling kernels compute what they claim (float32 reference, lane 0 of 
       assert.equal(k.run(n), sum, `chains ${String(K)}, ${String(n)} iterations`);
     }
   }
-  const g: CeilingKernel = kernels.find((c) => c.name === "gemm 4×3")!;
-  for (const n of [1, 2, PANEL_BYTES / 64 + 3]) {
-    // acc[i][j] lane 0 += a_i · b_j lane 0, a_i = panel[p/4 + 12 + i], b_j lane 0 = panel[p/4 + 4j]
-    const acc = new Array<number>(12).fill(0);
-    for (let s = 0, p = 0; s < n; s++, p = (p + 64) % PANEL_BYTES) {
-      for (let i = 0; i < 4; i++) {
-        for (let j = 0; j < 3; j++) acc[3 * i + j] = Math.fround(acc[3 * i + j] + Math.fround(panelValue(p / 4 + 12 + i) * panelValue(p / 4 + 4 * j)));
+  for (const [rows, vectors] of TILES) {
+    const g: CeilingKernel = kernels.find((c) => c.name === `gemm tile ${String(rows)}×${String(4 * vectors)}`)!;
+    for (const n of [1, 2, PANEL_BYTES / STEP_BYTES + 3]) {
+      // acc[i][j] lane 0 += a_i · b_j lane 0: a_i = panel[p/4 + 4·vectors + i], b_j lane 0 = panel[p/4 + 4j]
+      const acc = new Array<number>(rows * vectors).fill(0);
+      for (let s = 0, p = 0; s < n; s++, p = (p + STEP_BYTES) % PANEL_BYTES) {
+        for (let i = 0; i < rows; i++) {
+          for (let j = 0; j < vectors; j++) {
+            const product = Math.fround(panelValue(p / 4 + 4 * vectors + i) * panelValue(p / 4 + 4 * j));
+            acc[vectors * i + j] = Math.fround(acc[vectors * i + j] + product);
+          }
+        }
       }
+      const expected = acc.reduce((a, v, i) => (i === 0 ? v : Math.fround(a + v)), 0);
+      assert.equal(g.run(n), expected, `${g.name}, ${String(n)} steps`);
     }
-    assert.equal(g.run(n), acc.reduce((a, v, i) => (i === 0 ? v : Math.fround(a + v)), 0), `gemm 4×3, ${String(n)} steps`);
   }
 });
 
@@ -100,12 +130,24 @@ test("a python that does not exist is not a peer (no crash, no hang)", async () 
 });
 
 test("handprop bench --quick --json: interleaved rows with ratios and efficiency", () => {
-  const r = spawnSync(process.execPath, [bin, "bench", "--quick", "--json", "--rounds", "1", "--threads", "1", "--only", "gemm256,article-1000"], { encoding: "utf8", timeout: 120_000 });
+  const r = spawnSync(
+    process.execPath,
+    [bin, "bench", "--quick", "--json", "--rounds", "1", "--threads", "1", "--only", "gemm256,article-1000"],
+    { encoding: "utf8", timeout: 120_000 },
+  );
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout) as {
     machine: { cpu: string; flags: string; node: string; v8: string };
     rounds: number;
-    results: { system: string; workload: string; role: string; median: number | null; ratios?: { handprop: string; median: number }[]; efficiency?: { median: number }; note?: string }[];
+    results: {
+      system: string;
+      workload: string;
+      role: string;
+      median: number | null;
+      ratios?: { handprop: string; median: number }[];
+      efficiency?: { median: number };
+      note?: string;
+    }[];
   };
   assert.equal(j.rounds, 1);
   assert.ok(j.machine.cpu.length > 0 && j.machine.v8.length > 0);
@@ -115,9 +157,16 @@ test("handprop bench --quick --json: interleaved rows with ratios and efficiency
   if (gemm.some((x) => x.role === "ceiling")) assert.ok(hp.efficiency !== undefined && hp.efficiency.median > 0);
   for (const peer of j.results.filter((x) => x.role === "peer")) {
     if (peer.median === null) assert.ok(peer.note, `${peer.system} has neither figures nor a note`);
-    else assert.ok(peer.ratios?.some((q) => q.handprop === "handprop (1 thread)" && q.median > 0), `${peer.system} carries no ratio`);
+    else
+      assert.ok(
+        peer.ratios?.some((q) => q.handprop === "handprop (1 thread)" && q.median > 0),
+        `${peer.system} carries no ratio`,
+      );
   }
-  assert.ok(j.results.some((x) => x.system.startsWith("PyTorch")), "a PyTorch row (figures or 'not available')");
+  assert.ok(
+    j.results.some((x) => x.system.startsWith("PyTorch")),
+    "a PyTorch row (figures or 'not available')",
+  );
 });
 
 test("handprop bench: usage errors exit 2 with one line", () => {

@@ -215,6 +215,8 @@ function tileFunc(rows: number, vectors: number): { name: string; locals: [numbe
 export const CHAIN_COUNTS = [4, 6, 8, 10, 12, 14] as const;
 /** The GEMM tiles tried, [rows, vectors]: 5×2 is the shape of src/kernels/wasm/gemm.as's tile8. */
 export const TILES = [
+  [4, 2],
+  [3, 3],
   [4, 3],
   [5, 2],
   [6, 2],

@@ -44,6 +44,7 @@ export async function loadTf(backend: "cpu" | "wasm"): Promise<{ tf: Tf; tfl: Tf
     tfLoaded ??= await importTf();
     await tfLoaded.tf.setBackend(backend);
     await tfLoaded.tf.ready();
+    tfLoaded.tf.scalar(0).dispose(); // the cpu backend prints its banner on its first tensor
   } finally {
     console.log = log;
     console.warn = warn;

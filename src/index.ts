@@ -30,7 +30,19 @@ export { Sequential, TrainingError, type FitOptions, type History, type Logs, ty
 export { layerFromConfig, sequentialFromConfig, LAYER_TYPES } from "./nn/registry.ts";
 export { gradcheck, relError, type GradcheckOptions, type GradcheckResult } from "./nn/gradcheck.ts";
 export { runGradcheckSuite, summarize } from "./nn/checks.ts";
-export { runArticle, articleReport, type ArticleResult, type ArticleOptions } from "./examples/article.ts";
+export {
+  runArticle,
+  articleReport,
+  articleInitialWeights,
+  articleForward,
+  articleGradients,
+  articleStep,
+  articleEvaluate,
+  type ArticleResult,
+  type ArticleOptions,
+  type ForwardTrace,
+  type StepTrace,
+} from "./examples/article.ts";
 export { runArticleWithLayers, articleModel } from "./examples/article-layers.ts";
 export {
   toTfjsArtifacts,

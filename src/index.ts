@@ -28,7 +28,14 @@ export * from "./nn/schedules.ts";
 export { initialize, type InitName } from "./nn/init.ts";
 export { Sequential, TrainingError, type FitOptions, type History, type Logs, type Callbacks } from "./nn/sequential.ts";
 export { layerFromConfig, sequentialFromConfig, LAYER_TYPES } from "./nn/registry.ts";
-export { gradcheck, relError, type GradcheckOptions, type GradcheckResult } from "./nn/gradcheck.ts";
+export {
+  gradcheck,
+  gradcheckLoss,
+  relError,
+  type GradcheckOptions,
+  type GradcheckResult,
+  type GradcheckLossOptions,
+} from "./nn/gradcheck.ts";
 export { runGradcheckSuite, summarize } from "./nn/checks.ts";
 export {
   runArticle,

@@ -16,7 +16,7 @@ import type { Param } from "./layer.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
 import type { Sequential } from "./sequential.ts";
-import { BatchBuffer, TargetBuffer, checkTargets, countCorrect } from "./batches.ts";
+import { BatchBuffer, TargetBuffer, checkTargets } from "./batches.ts";
 import type { L2Regularizer } from "./regularizers.ts";
 
 /** What the training loop reports after each batch and epoch. */
@@ -292,7 +292,7 @@ export function trainStep(
       );
     }
   }
-  return { loss: value, correct: countCorrect(loss, pred, y) };
+  return { loss: value, correct: loss.countCorrect(pred, y) };
 }
 
 interface ArrayData {

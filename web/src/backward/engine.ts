@@ -230,6 +230,7 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
     const [c, a, b] = unravel(index, inShape);
     const terms: Term[] = [];
     const windows: number[] = [];
+    let tie = false;
     for (let i = 0; i < Ho; i++) {
       for (let j = 0; j < Wo; j++) {
         const r0 = i * sh - ph;
@@ -251,6 +252,14 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
           }
         }
         windows.push(arg);
+        // a second cell equal to the maximum: the loss has a kink here (one-sided derivatives differ)
+        for (let u = 0; u < kh; u++) {
+          for (let v = 0; v < kw; v++) {
+            const r = r0 + u;
+            const q = c0 + v;
+            if (r >= 0 && r < H && q >= 0 && q < W && (c * H + r) * W + q !== arg && x.data[(c * H + r) * W + q] === best) tie = true;
+          }
+        }
         const o = (c * Ho + i) * Wo + j;
         const won = arg === index ? 1 : 0;
         terms.push({ factorTex: `[\\text{winner of window }(${i},${j})]`, deltaTex: `\\delta_{${idx(c, i, j)}}`, factor: won, delta: dy.data[o], product: won * dy.data[o], upstream: up(o), source: { t, index: arg } });
@@ -260,7 +269,7 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
       terms.some((q) => q.factor === 1)
         ? "This input is the maximum of its window: the pooled output is a copy of it, so it receives the window's whole gradient."
         : "This input lost its window to a larger neighbour: the pooled output does not depend on it, so its gradient is 0.",
-      terms, { winners: windows });
+      terms, { winners: windows, tie });
   }
   if (layer instanceof Conv2D) {
     const [C, H, W] = inShape;

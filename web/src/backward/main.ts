@@ -152,8 +152,8 @@ function show(r: Ref): void {
     h("span", {}, "finite difference"), h("span", { class: "mono", id: "bw-fd" }, `${fmtSig(fd, 8)}  (central, ε = 10⁻⁶, float64)`),
   );
   parts.push(checks);
-  if (e.rule === "maxpool" && e.terms.length > 0 && fd !== e.value && e.value === 0) {
-    parts.push(h("p", { class: "small muted" }, "A tie inside the window (e.g. several zeros after ReLU) is a kink: the finite difference sees the other side of it."));
+  if (e.extra?.tie === true) {
+    parts.push(h("p", { class: "small muted" }, "The window's maximum is tied (e.g. equal values over a blank background): the loss has a kink here, the library routes the gradient to the first maximum, and the central finite difference sees the average of the two sides."));
   }
   parts.push(termTable(e));
   box.replaceChildren(...parts);

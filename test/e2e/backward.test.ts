@@ -8,7 +8,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import type { Page } from "playwright-core";
+import type { Download, Page } from "playwright-core";
 import { openSite, SKIP_E2E, type Site } from "./harness.ts";
 import {
   deserializeModel, fromTfjsArtifacts, modelFromFile, MNIST_STANDARDIZE, NDArray, ONNX_IR_VERSION, sequentialFromConfig, digitInput,
@@ -42,19 +42,21 @@ function strokeInput(): NDArray {
  * for a max-pooling input, in a window without a tied maximum (a kink, where a central difference
  * averages the two one-sided derivatives).
  */
-function largest(tr: Trace, ref: Omit<Ref, "index"> & { kind: Ref["kind"] }): Ref {
-  const data = ref.kind === "act" ? tr.grads[(ref as { t: number }).t].data : gradOf(tr, ref as Extract<Ref, { kind: "param" }>);
+type Unindexed = { kind: "act"; t: number } | { kind: "param"; layer: number; param: "weight" | "bias" };
+
+function largest(tr: Trace, ref: Unindexed): Ref {
+  const data = ref.kind === "act" ? tr.grads[ref.t].data : gradOf(tr, ref);
   let best = -1;
   for (let i = 0; i < data.length; i++) {
     if (best >= 0 && !(Math.abs(data[i]) > Math.abs(data[best]))) continue;
-    const candidate = { ...ref, index: i } as Ref;
+    const candidate: Ref = { ...ref, index: i };
     if (explain(tr, candidate).extra?.tie === true) continue;
     best = i;
   }
-  return { ...ref, index: best } as Ref;
+  return { ...ref, index: best };
 }
 
-function gradOf(tr: Trace, ref: Omit<Extract<Ref, { kind: "param" }>, "index">): ArrayLike<number> {
+function gradOf(tr: Trace, ref: { layer: number; param: "weight" | "bias" }): ArrayLike<number> {
   const p = tr.model.params().find((q) => q.name === `${ref.layer}.${ref.param}`);
   assert.ok(p, `no parameter ${ref.layer}.${ref.param}`);
   return p.grad.data;
@@ -125,7 +127,10 @@ function assertNoErrors(p: Page): void {
 }
 
 async function shown(): Promise<{ ref: Ref; value: number; sum: number; fd: number; rule: string }> {
-  const d = await page.evaluate(() => ({ ...document.getElementById("bw-derivation")!.dataset }));
+  const d = await page.evaluate(() => {
+    const { ref, value, sum, fd, rule } = document.getElementById("bw-derivation")!.dataset;
+    return { ref, value, sum, fd, rule };
+  });
   return { ref: JSON.parse(d.ref ?? "null") as Ref, value: Number(d.value), sum: Number(d.sum), fd: Number(d.fd), rule: d.rule ?? "" };
 }
 
@@ -177,17 +182,20 @@ test("clicking a logit and a kernel weight explains them", { skip: SKIP_E2E }, a
 
 test("save to IndexedDB, reload, load: the same prediction", { skip: SKIP_E2E }, async () => {
   const probs = async (): Promise<number[]> => JSON.parse((await page.getAttribute("#bw-summary", "data-probs")) ?? "[]") as number[];
-  const ok = (): Promise<unknown> => page.waitForFunction(() => document.getElementById("bw-share-status")!.dataset.state === "ok");
+  const ok = (words: string): Promise<unknown> => page.waitForFunction((w) => {
+    const el = document.getElementById("bw-share-status")!;
+    return el.dataset.state === "ok" && (el.textContent ?? "").includes(w);
+  }, words);
   await page.fill("#bw-seed", "3");
   await page.click("#bw-fresh");
   const fresh = await probs();
   await page.click("#bw-save-idb");
-  await ok();
+  await ok("saved in this browser");
   await page.reload({ waitUntil: "load" });
   await page.waitForSelector("body[data-ready='true']");
   assert.notDeepEqual(await probs(), fresh, "after the reload the page shows the shipped model");
   await page.click("#bw-load-idb");
-  await ok();
+  await ok("loaded the model saved");
   assert.deepEqual(await probs(), fresh);
   assertNoErrors(page);
 });
@@ -197,46 +205,43 @@ test("the .handprop, ONNX and TF.js downloads are read back by handprop", { skip
   const input = JSON.parse((await page.getAttribute("#bw-summary", "data-input")) ?? "[]") as number[];
   const x = new NDArray(Float64Array.from(input), [1, 1, 28, 28]);
   const predict = (m: Sequential): number[] => Array.from(trace(float64Copy(m, (c) => sequentialFromConfig(c)), x, 0).probs);
-  const download = async (button: string, count = 1): Promise<Buffer[]> => {
-    const waits = Array.from({ length: count }, (_, i) => page.waitForEvent("download", { predicate: (d) => d.suggestedFilename() !== "" && i >= 0 }));
+  /** Click a button and collect the `count` downloads it starts, sorted by file name. */
+  const downloads = async (button: string, count: number): Promise<Download[]> => {
+    const got: Download[] = [];
+    const all = new Promise<void>((resolve) => {
+      const on = (d: Download): void => {
+        got.push(d);
+        if (got.length === count) {
+          page.off("download", on);
+          resolve();
+        }
+      };
+      page.on("download", on);
+    });
     await page.click(button);
-    const out: Buffer[] = [];
-    for (const d of count === 1 ? [await waits[0]] : await collect(count)) {
-      const path = await d.path();
-      out.push(readFileSync(path));
-    }
-    return out;
+    await all;
+    return got.sort((a, b) => a.suggestedFilename().localeCompare(b.suggestedFilename()));
   };
-  const collect = (count: number) => new Promise<import("playwright-core").Download[]>((resolve) => {
-    const got: import("playwright-core").Download[] = [];
-    const on = (d: import("playwright-core").Download): void => {
-      got.push(d);
-      if (got.length === count) {
-        page.off("download", on);
-        resolve(got.sort((a, b) => a.suggestedFilename().localeCompare(b.suggestedFilename())));
-      }
-    };
-    page.on("download", on);
-  });
+  const bytes = async (d: Download): Promise<Buffer> => readFileSync(await d.path());
   // Chromium's Math.exp may differ from Node's in the last place: compare to 1e-12, not bit for bit.
-  const [file] = await download("#bw-download");
-  predict(modelFromFile(new Uint8Array(file), "lenet5.handprop").model).forEach((p, k) => {
+  const [file] = await downloads("#bw-download", 1);
+  assert.equal(file.suggestedFilename(), "lenet5.handprop");
+  predict(modelFromFile(new Uint8Array(await bytes(file)), "lenet5.handprop").model).forEach((p, k) => {
     close(p, probs[k], 1e-12, 1e-15, `.handprop model p_${k}`);
   });
 
-  const [onnx] = await download("#bw-onnx");
+  const onnx = await bytes((await downloads("#bw-onnx", 1))[0]);
   assert.ok(onnx.length > 200_000, `ONNX is ${onnx.length} bytes`);
   const fields = readFields(new Uint8Array(onnx));
   const ir = fields.find((f) => f.field === 1);
   assert.equal(ir?.value, BigInt(ONNX_IR_VERSION), "ModelProto.ir_version");
   assert.ok(fields.some((f) => f.field === 7 && f.value instanceof Uint8Array), "ModelProto.graph present");
 
-  const tfjsDownloads = collect(2);
-  await page.click("#bw-tfjs");
-  const [modelJson, weights] = await tfjsDownloads;
+  const [modelJson, weights] = await downloads("#bw-tfjs", 2);
   assert.equal(modelJson.suggestedFilename(), "model.json");
-  const json = JSON.parse(readFileSync(await modelJson.path(), "utf8")) as unknown;
-  const bin = readFileSync(await weights.path());
+  assert.equal(weights.suggestedFilename(), "weights.bin");
+  const json = JSON.parse((await bytes(modelJson)).toString("utf8")) as unknown;
+  const bin = await bytes(weights);
   const tfModel = fromTfjsArtifacts(json, new Uint8Array(bin), { source: "weights.bin" });
   predict(tfModel).forEach((p, k) => {
     close(p, probs[k], 1e-6, 1e-9, `TF.js model p_${k}`);

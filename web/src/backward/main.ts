@@ -138,7 +138,7 @@ function show(r: Ref): void {
   const formula = h("div");
   renderTex(formula, e.formula);
   const numeric = h("div");
-  renderTex(numeric, `\\frac{\\partial L}{\\partial ${name}} = ${numericTex(e)}`);
+  renderTex(numeric, numericTex(e, name));
   const parts: Node[] = [
     h("p", { class: "small muted" }, `${r.kind === "act" ? tensorLabel(r.t) : `${r.param} of ${layerName(r.layer)}`}, element (${unravel(r.index, shape).join(", ")}) of (${shape.join("×")}) — rule: ${e.rule}`),
     formula,
@@ -163,15 +163,24 @@ function show(r: Ref): void {
   }
 }
 
-function numericTex(e: Explanation): string {
+/** Two terms per line, so a derivation fits a narrow card. */
+const PER_LINE = 2;
+
+function numericTex(e: Explanation, name: string): string {
   const term = (t: Explanation["terms"][number]): string =>
     t.factorTex === "1" ? texFactor(t.delta) : t.deltaTex === "1" ? texFactor(t.factor) : `${texFactor(t.factor)}\\cdot${texFactor(t.delta)}`;
-  if (e.terms.length <= FULL_TERMS) {
-    const sum = e.terms.map(term).join(" + ").replace(/\+ \(-/g, "+ (-");
-    return `${sum || "0"} = ${texNum(e.sum, 6)}`;
+  let pieces: string[];
+  if (e.terms.length <= FULL_TERMS) pieces = e.terms.map(term);
+  else {
+    const { top, rest, restSum } = topTerms(e.terms, TOP_TERMS);
+    pieces = [...top.map(term), `\\underbrace{${texNum(restSum, 4)}}_{\\text{the other ${rest} terms}}`];
   }
-  const { top, rest, restSum } = topTerms(e.terms, TOP_TERMS);
-  return `\\underbrace{${top.map(term).join(" + ")}}_{\\text{${TOP_TERMS} largest of ${e.terms.length}}} + \\underbrace{${texNum(restSum, 4)}}_{\\text{${rest} more}} = ${texNum(e.sum, 6)}`;
+  if (pieces.length === 0) pieces = ["0"];
+  const lines: string[] = [];
+  for (let i = 0; i < pieces.length; i += PER_LINE) lines.push(pieces.slice(i, i + PER_LINE).join(" + "));
+  const lhs = `\\frac{\\partial L}{\\partial ${name}}`;
+  const body = lines.map((l, i) => (i === 0 ? `${lhs} &= ${l}` : `&\\quad + ${l}`)).join(" \\\\ ");
+  return `\\begin{aligned} ${body} \\\\ &= ${texNum(e.sum, 8)} \\end{aligned}`;
 }
 
 function softmaxTable(): HTMLElement {
@@ -195,14 +204,19 @@ function termTable(e: Explanation): HTMLElement {
   const rows = shown.map((t) => {
     const up = t.upstream;
     return h("tr", {},
-      h("td", {}, t.factorTex.replace(/[\\{}]/g, "").replace(/_/g, "")), h("td", {}, fmtSig(t.factor, 5)),
-      h("td", {}, t.deltaTex.replace(/\\delta/g, "δ").replace(/[\\{}_]/g, "")), h("td", {}, fmtSig(t.delta, 5)),
+      h("td", {}, plain(t.factorTex)), h("td", {}, fmtSig(t.factor, 5)),
+      h("td", {}, plain(t.deltaTex)), h("td", {}, fmtSig(t.delta, 5)),
       h("td", {}, fmtSig(t.product, 5)),
       h("td", {}, up ? derivButton(up) : ""));
   });
-  return h("details", { class: "section-gap", open: e.terms.length <= FULL_TERMS },
+  return h("details", { class: "section-gap", open: true },
     h("summary", { class: "small muted" }, e.terms.length <= FULL_TERMS ? "the terms" : `the ${TOP_TERMS} largest of ${e.terms.length} terms`),
     h("table", {}, head, ...rows));
+}
+
+/** A term's TeX as plain text for the table: x_{0,3,4} → x[0,3,4], \\delta → δ. */
+function plain(tex: string): string {
+  return tex.replace(/\\text\{([^}]*)\}/g, "$1").replace(/\\delta/g, "δ").replace(/_\{([^}]*)\}/g, "[$1]").replace(/[\\{}]/g, "");
 }
 
 function derivButton(up: Ref): HTMLButtonElement {
@@ -530,7 +544,22 @@ async function setSample(i: number): Promise<void> {
   const k = Math.max(0, Math.min(testSet.count - 1, i));
   pixels = testSet.images.subarray(k * 784, (k + 1) * 784);
   pad.showDigit(pixels);
-  byId("bw-label", HTMLSelectElement).value = String(testSet.labels[k]);
+  setText(byId("bw-truth"), `test image ${k}: a ${testSet.labels[k]}`);
+  pickRunnerUp();
+}
+
+/**
+ * Target the class the model ranks second: against a confident, correct prediction the loss is ~0 and
+ * every gradient with it, so the runner-up shows what the model would have to change (the user can
+ * still pick any label, the true one included).
+ */
+function pickRunnerUp(): void {
+  const label = byId("bw-label", HTMLSelectElement);
+  label.value = "0";
+  recompute();
+  const p = tr!.probs;
+  const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a]);
+  label.value = String(order[1]);
   recompute();
 }
 
@@ -538,7 +567,8 @@ const pad = new DrawingPad(byId("bw-pad", HTMLCanvasElement), (final) => {
   const drawn = pad.toMnist();
   if (drawn && final) {
     pixels = drawn;
-    recompute();
+    setText(byId("bw-truth"), "your drawing");
+    pickRunnerUp();
   }
 });
 

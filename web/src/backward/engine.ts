@@ -101,26 +101,40 @@ export function lossFrom(model: Sequential, from: number, x: NDArray, label: num
   return new SoftmaxCrossEntropy().forward(h, [label]);
 }
 
-/** Central difference (L(v+ε) − L(v−ε)) / 2ε of the loss in one element, on the float64 model. */
-export function finiteDifference(tr: Trace, ref: Ref, eps = 1e-6): number {
+/** The loss with one element (activation or parameter) moved by `delta`, everything else as traced. */
+export function lossAt(tr: Trace, ref: Ref, delta: number): number {
   const { model, label } = tr;
   if (ref.kind === "act") {
     const x = copy64(tr.acts[ref.t]);
-    const v = x.data[ref.index];
-    x.data[ref.index] = v + eps;
-    const plus = lossFrom(model, ref.t, x, label);
-    x.data[ref.index] = v - eps;
-    const minus = lossFrom(model, ref.t, x, label);
-    return (plus - minus) / (2 * eps);
+    x.data[ref.index] += delta;
+    return lossFrom(model, ref.t, x, label);
   }
   const p = paramOf(model.layers[ref.layer], ref.param);
   const v = p.data[ref.index];
-  p.data[ref.index] = v + eps;
-  const plus = lossFrom(model, 0, tr.acts[0], label);
-  p.data[ref.index] = v - eps;
-  const minus = lossFrom(model, 0, tr.acts[0], label);
-  p.data[ref.index] = v;
-  return (plus - minus) / (2 * eps);
+  p.data[ref.index] = v + delta;
+  try {
+    return lossFrom(model, 0, tr.acts[0], label);
+  } finally {
+    p.data[ref.index] = v;
+  }
+}
+
+/** Central difference (L(v+ε) − L(v−ε)) / 2ε of the loss in one element, on the float64 model. */
+export function finiteDifference(tr: Trace, ref: Ref, eps = 1e-6): number {
+  return (lossAt(tr, ref, eps) - lossAt(tr, ref, -eps)) / (2 * eps);
+}
+
+/**
+ * The one-sided differences [(L(v) − L(v−ε))/ε, (L(v+ε) − L(v))/ε] and whether they disagree: a kink
+ * within ε (a ReLU input at 0, a tied pooling window downstream), where backward returns one
+ * subgradient and a central difference the average of the two sides.
+ */
+export function oneSided(tr: Trace, ref: Ref, eps = 1e-6): { left: number; right: number; kink: boolean } {
+  const at = lossAt(tr, ref, 0);
+  const left = (at - lossAt(tr, ref, -eps)) / eps;
+  const right = (lossAt(tr, ref, eps) - at) / eps;
+  const kink = Math.abs(left - right) > 1e-4 * Math.max(Math.abs(left), Math.abs(right)) + 1e-6;
+  return { left, right, kink };
 }
 
 function paramOf(layer: Layer, which: "weight" | "bias"): NDArray {

@@ -15,7 +15,9 @@ import { loadSplit, type DigitSet } from "../mnist/data.ts";
 import { DrawingPad } from "../mnist/draw.ts";
 import { freshModel, loadPretrained, MNIST_STANDARDIZE, toInput, type Normalization } from "../mnist/model.ts";
 import { paint, range } from "../mnist/viz.ts";
-import { explain, finiteDifference, float64Copy, norm, topTerms, trace, unravel, type Explanation, type Ref, type Trace } from "./engine.ts";
+import { LineChart } from "../chart.ts";
+import { watchTraining, weightedLayers, type StepRecord } from "./watch.ts";
+import { explain, finiteDifference, oneSided, float64Copy, norm, topTerms, trace, unravel, type Explanation, type Ref, type Trace } from "./engine.ts";
 
 const dataUrl = new URL("data/", document.baseURI).href;
 const IDB_KEY = "backward-page";
@@ -152,6 +154,12 @@ function show(r: Ref): void {
     h("span", {}, "finite difference"), h("span", { class: "mono", id: "bw-fd" }, `${fmtSig(fd, 8)}  (central, ε = 10⁻⁶, float64)`),
   );
   parts.push(checks);
+  const sides = oneSided(tr, r);
+  box.dataset.kink = String(sides.kink);
+  if (sides.kink) {
+    parts.push(h("p", { class: "small", id: "bw-kink" },
+      `A kink: moving this element by ±10⁻⁶ changes the loss at different rates (left ${fmtSig(sides.left, 6)}, right ${fmtSig(sides.right, 6)}) — somewhere downstream a ReLU input crosses 0 or a pooling window has tied maxima. Backward returns one of the one-sided derivatives (a subgradient); the central difference averages them.`));
+  }
   if (e.extra?.tie === true) {
     parts.push(h("p", { class: "small muted" }, "The window's maximum is tied (e.g. equal values over a blank background): the loss has a kink here, the library routes the gradient to the first maximum, and the central finite difference sees the average of the two sides."));
   }
@@ -537,6 +545,88 @@ function wireShare(): void {
   });
 }
 
+// ---------------------------------------------------------------- training you can watch
+
+const LAYER_COLORS = ["#2563eb", "#0891b2", "#16a34a", "#d97706", "#dc2626", "#7c3aed", "#db2777"];
+let charts: { norms: LineChart; ratios: LineChart } | null = null;
+let training = false;
+let stopRequested = false;
+let trainSet: DigitSet | null = null;
+
+function makeCharts(): { norms: LineChart; ratios: LineChart } {
+  const series = weightedLayers(model).map(({ index, layer }, i) => ({
+    label: `${index} ${layer.type}`, color: LAYER_COLORS[i % LAYER_COLORS.length], width: 1.5, format: (v: number) => fmtSig(v, 3),
+  }));
+  const log = { y: { log: true } };
+  return {
+    norms: new LineChart(byId("bw-chart-norms"), { title: "‖∂L/∂W‖ per layer", xLabel: "step", series, scales: log, height: 220 }),
+    ratios: new LineChart(byId("bw-chart-ratios"), { title: "update/weight ‖ΔW‖/‖W‖", xLabel: "step", series, scales: log, height: 220 }),
+  };
+}
+
+function numberField(id: string, lo: number, hi: number, fallback: number): number {
+  const v = Number(byId(id, HTMLInputElement).value);
+  return Number.isFinite(v) ? Math.max(lo, Math.min(hi, v)) : fallback;
+}
+
+async function train(): Promise<void> {
+  const button = byId("bw-train", HTMLButtonElement);
+  if (training) {
+    stopRequested = true;
+    return;
+  }
+  const statusEl = byId("bw-train-status");
+  training = true;
+  stopRequested = false;
+  button.textContent = "■ Stop";
+  statusEl.dataset.state = "training";
+  try {
+    trainSet ??= await loadSplit(dataUrl, "train");
+    charts ??= makeCharts();
+    const xs: number[] = [];
+    const norms: number[][] = weightedLayers(model).map(() => []);
+    const ratios: number[][] = weightedLayers(model).map(() => []);
+    let firstLoss = NaN;
+    const steps = Math.floor(numberField("bw-steps", 1, 5000, 150));
+    const taken = await watchTraining(model, trainSet, {
+      steps,
+      batchSize: Math.floor(numberField("bw-batch", 1, 256, 32)),
+      lr: numberField("bw-lr", 0, 1, 0.002),
+      seed: Math.floor(numberField("bw-train-seed", 0, 2 ** 31, 0)),
+      normalization,
+      onStep: (r: StepRecord) => {
+        if (Number.isNaN(firstLoss)) firstLoss = r.loss;
+        xs.push(r.step);
+        r.gradNorms.forEach((v, i) => norms[i].push(v));
+        r.updateRatios.forEach((v, i) => ratios[i].push(v));
+        if (r.step % 5 === 0 || r.step === steps) {
+          charts!.norms.setData(xs, norms);
+          charts!.ratios.setData(xs, ratios);
+        }
+        statusEl.dataset.steps = String(r.step);
+        statusEl.dataset.firstLoss = String(firstLoss);
+        statusEl.dataset.lastLoss = String(r.loss);
+        statusEl.dataset.gradNorms = JSON.stringify(r.gradNorms);
+        statusEl.dataset.updateRatios = JSON.stringify(r.updateRatios);
+        setText(statusEl, `step ${r.step}/${steps} · batch loss ${fmtSig(r.loss, 4)}`);
+        return !stopRequested;
+      },
+    });
+    charts.norms.setData(xs, norms);
+    charts.ratios.setData(xs, ratios);
+    statusEl.dataset.state = taken < steps ? "stopped" : "done";
+    setText(byId("bw-model-badge"), "trained here");
+    byId("bw-model-badge").classList.add("off");
+    recompute();
+  } catch (e) {
+    statusEl.dataset.state = "error";
+    setText(statusEl, `training failed: ${(e as Error).message}`);
+  } finally {
+    training = false;
+    button.textContent = "▶ Train";
+  }
+}
+
 // ---------------------------------------------------------------- start
 
 async function setSample(i: number): Promise<void> {
@@ -574,6 +664,9 @@ const pad = new DrawingPad(byId("bw-pad", HTMLCanvasElement), (final) => {
 
 async function start(): Promise<void> {
   wireShare();
+  byId("bw-train").addEventListener("click", () => {
+    void train();
+  });
   byId("bw-label").addEventListener("change", recompute);
   byId("bw-sample").addEventListener("change", () => {
     void setSample(Number(byId("bw-sample", HTMLInputElement).value) || 0);

@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import type { Download, Page } from "playwright-core";
 import { openSite, SKIP_E2E, type Site } from "./harness.ts";
 import {
-  deserializeModel, fromTfjsArtifacts, modelFromFile, MNIST_STANDARDIZE, NDArray, ONNX_IR_VERSION, sequentialFromConfig, digitInput,
+  buildModel, deserializeModel, fromTfjsArtifacts, modelToFile, modelFromFile, MNIST_STANDARDIZE, NDArray, ONNX_IR_VERSION, sequentialFromConfig, digitInput,
   type Sequential,
 } from "../../src/index.ts";
 import { readFields } from "../../src/io/protobuf.ts";
@@ -142,11 +142,11 @@ async function pick(ref: Ref): Promise<void> {
 }
 
 /** The page's input and label, traced in Node with the library (float64 copy of the shipped model). */
-async function nodeTrace(): Promise<Trace> {
+async function nodeTrace(model: Sequential = pretrained()): Promise<Trace> {
   const input = JSON.parse((await page.getAttribute("#bw-summary", "data-input")) ?? "[]") as number[];
   assert.equal(input.length, 784);
   const label = Number(await page.inputValue("#bw-label"));
-  return trace(pretrained(), new NDArray(Float64Array.from(input), [1, 1, 28, 28]), label);
+  return trace(model, new NDArray(Float64Array.from(input), [1, 1, 28, 28]), label);
 }
 
 test("page 3 loads offline, and shows for every layer type the library's gradient and a matching finite difference", { skip: SKIP_E2E }, async () => {
@@ -246,6 +246,24 @@ test("the .handprop, ONNX and TF.js downloads are read back by handprop", { skip
   predict(tfModel).forEach((p, k) => {
     close(p, probs[k], 1e-6, 1e-9, `TF.js model p_${k}`);
   });
+  assertNoErrors(page);
+});
+
+test("a .handprop file of another zoo model loads from the file input and is explained; a bad file is an error", { skip: SKIP_E2E }, async () => {
+  const other = buildModel("cnn-small", { seed: 2 });
+  await page.setInputFiles("#bw-file", { name: "small.handprop", mimeType: "application/octet-stream", buffer: Buffer.from(modelToFile(other)) });
+  await page.waitForFunction(() => (document.getElementById("bw-share-status")!.textContent ?? "").includes("loaded small.handprop"));
+  assert.equal(await page.locator("#bw-tensor option[value='p:7:weight']").count(), 1, "cnn-small's Dense is layer 7");
+  const tr = await nodeTrace(float64Copy(other, (c) => sequentialFromConfig(c)));
+  for (const ref of [largest(tr, { kind: "param", layer: 3, param: "weight" }), largest(tr, { kind: "act", t: 2 })]) {
+    await pick(ref);
+    const s = await shown();
+    close(s.value, explain(tr, ref).value, 1e-9, 1e-13, `cnn-small ${JSON.stringify(ref)}`);
+    close(s.fd, s.value, 1e-5, 1e-8, `cnn-small ${JSON.stringify(ref)}: finite difference`);
+  }
+  await page.setInputFiles("#bw-file", { name: "broken.handprop", mimeType: "application/octet-stream", buffer: Buffer.from("HANDPROP but not really") });
+  await page.waitForFunction(() => document.getElementById("bw-share-status")!.dataset.state === "error");
+  assert.match((await page.textContent("#bw-share-status")) ?? "", /broken\.handprop/);
   assertNoErrors(page);
 });
 

@@ -90,9 +90,16 @@ function recompute(): void {
 
 // ---------------------------------------------------------------- element picker
 
+/** The architecture the picker and charts were built for: a loaded model may have other layers. */
+let builtFor = "";
+
 function fillTensorSelect(): void {
   const sel = byId("bw-tensor", HTMLSelectElement);
-  if (sel.options.length > 0 || !tr) return;
+  const arch = JSON.stringify(model.config().layers);
+  if (arch === builtFor || !tr) return;
+  builtFor = arch;
+  sel.replaceChildren();
+  selected = { kind: "act", t: tr.acts.length - 1, index: tr.label };
   for (let t = 0; t < tr.acts.length; t++) sel.append(h("option", { value: `a:${t}` }, `∂L/∂ ${tensorLabel(t)}  (${tr.acts[t].shape.slice(1).join("×")})`));
   model.layers.forEach((layer, l) => {
     if (!(layer instanceof Conv2D || layer instanceof Dense)) return;
@@ -458,6 +465,13 @@ async function guarded(what: string, f: () => Promise<string> | string): Promise
   }
 }
 
+/** A loaded model must map one 1×28×28 digit to 10 logits; `source` names it in the error. */
+function checkDigitModel(m: Sequential, source: string): void {
+  const shapes = m.build([1, 28, 28]);
+  const out = shapes[shapes.length - 1];
+  if (out.length !== 1 || out[0] !== 10) throw new Error(`${source}: expected 10 outputs for a 1×28×28 input, got (${out.join(", ")})`);
+}
+
 function useModel(m: Sequential, norm: Normalization, label: string): void {
   m.setDtype("float32");
   model = m;
@@ -503,6 +517,7 @@ function wireShare(): void {
   byId("bw-load-idb").addEventListener("click", () => {
     void guarded("load from IndexedDB", async () => {
       const loaded = await loadModelFromIndexedDB(IDB_KEY);
+      checkDigitModel(loaded.model, `IndexedDB/${IDB_KEY}`);
       useModel(loaded.model, normalizationFromTraining(loaded.training, `IndexedDB/${IDB_KEY}`).normalization, "from IndexedDB");
       return `loaded the model saved in this browser`;
     });
@@ -520,9 +535,7 @@ function wireShare(): void {
     void guarded(`load ${file.name}`, async () => {
       if (file.size > 64 * 1024 * 1024) throw new Error(`${file.name}: ${file.size} bytes, more than the 64 MiB this page accepts`);
       const loaded = modelFromFile(new Uint8Array(await file.arrayBuffer()), file.name);
-      const shapes = loaded.model.build([1, 28, 28]);
-      const out = shapes[shapes.length - 1];
-      if (out.length !== 1 || out[0] !== 10) throw new Error(`${file.name}: expected 10 outputs for a 1×28×28 input, got (${out.join(", ")})`);
+      checkDigitModel(loaded.model, file.name);
       useModel(loaded.model, normalizationFromTraining(loaded.training, file.name).normalization, `from ${file.name}`);
       input.value = "";
       return `loaded ${file.name}`;
@@ -549,6 +562,7 @@ function wireShare(): void {
 
 const LAYER_COLORS = ["#2563eb", "#0891b2", "#16a34a", "#d97706", "#dc2626", "#7c3aed", "#db2777"];
 let charts: { norms: LineChart; ratios: LineChart } | null = null;
+let chartsFor = "";
 let training = false;
 let stopRequested = false;
 let trainSet: DigitSet | null = null;
@@ -582,7 +596,14 @@ async function train(): Promise<void> {
   statusEl.dataset.state = "training";
   try {
     trainSet ??= await loadSplit(dataUrl, "train");
+    const arch = JSON.stringify(model.config().layers);
+    if (charts && chartsFor !== arch) {
+      charts.norms.plot.destroy();
+      charts.ratios.plot.destroy();
+      charts = null;
+    }
     charts ??= makeCharts();
+    chartsFor = arch;
     const xs: number[] = [];
     const norms: number[][] = weightedLayers(model).map(() => []);
     const ratios: number[][] = weightedLayers(model).map(() => []);

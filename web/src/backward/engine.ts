@@ -62,7 +62,10 @@ function copy64(a: NDArray): NDArray {
 }
 
 /** A float64 copy of the model (same config and weights); the page's own model stays float32. */
-export function float64Copy(model: Sequential, rebuild: (config: ReturnType<Sequential["config"]>) => Sequential): Sequential {
+export function float64Copy(
+  model: Sequential,
+  rebuild: (config: ReturnType<Sequential["config"]>) => Sequential,
+): Sequential {
   const m = rebuild(model.config());
   m.setDtype("float64");
   const src = model.params();
@@ -138,14 +141,18 @@ export function oneSided(tr: Trace, ref: Ref, eps = 1e-6): { left: number; right
 }
 
 function paramOf(layer: Layer, which: "weight" | "bias"): NDArray {
-  if (!(layer instanceof Conv2D || layer instanceof Dense)) throw new RangeError(`explainer: ${layer.type} has no ${which}`);
+  if (!(layer instanceof Conv2D || layer instanceof Dense)) {
+    throw new RangeError(`explainer: ${layer.type} has no ${which}`);
+  }
   const p = which === "weight" ? layer.weight : layer.bias;
   if (!p) throw new RangeError(`explainer: this ${layer.type} has no bias`);
   return p.value;
 }
 
 function paramGrad(layer: Layer, which: "weight" | "bias"): NDArray {
-  if (!(layer instanceof Conv2D || layer instanceof Dense)) throw new RangeError(`explainer: ${layer.type} has no ${which}`);
+  if (!(layer instanceof Conv2D || layer instanceof Dense)) {
+    throw new RangeError(`explainer: ${layer.type} has no ${which}`);
+  }
   const p = which === "weight" ? layer.weight : layer.bias;
   if (!p) throw new RangeError(`explainer: this ${layer.type} has no bias`);
   return p.grad;
@@ -168,7 +175,9 @@ export function convPadding(layer: Conv2D, H: number, W: number): [number, numbe
   const [kh, kw] = layer.kernelSize;
   if (p === "valid") return [0, 0];
   if (p === "same") {
-    return [samePadding(H, kh, layer.stride[0], layer.dilation[0])[0], samePadding(W, kw, layer.stride[1], layer.dilation[1])[0]];
+    const top = samePadding(H, kh, layer.stride[0], layer.dilation[0])[0];
+    const left = samePadding(W, kw, layer.stride[1], layer.dilation[1])[0];
+    return [top, left];
   }
   return typeof p === "number" ? [p, p] : [p[0], p[1]];
 }
@@ -180,7 +189,19 @@ export function explain(tr: Trace, ref: Ref): Explanation {
   return ref.kind === "act" ? explainActivation(tr, ref) : explainParam(tr, ref);
 }
 
-function finish(ref: Ref, value: number, rule: string, formula: string, why: string, terms: Term[], extra?: Explanation["extra"]): Explanation {
+/** One term factor·δ of a derivation. */
+function term(
+  factorTex: string, deltaTex: string, factor: number, delta: number, upstream?: Ref, source?: Term["source"],
+): Term {
+  const t: Term = { factorTex, deltaTex, factor, delta, product: factor * delta };
+  if (upstream) t.upstream = upstream;
+  if (source) t.source = source;
+  return t;
+}
+
+function finish(
+  ref: Ref, value: number, rule: string, formula: string, why: string, terms: Term[], extra?: Explanation["extra"],
+): Explanation {
   let sum = 0;
   for (const t of terms) sum += t.product;
   return { ref, value, sum, rule, formula, why, terms, ...(extra ? { extra } : {}) };
@@ -198,7 +219,8 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
       { factorTex: `-[${index} = y]`, deltaTex: "1", factor: -onehot, delta: 1, product: -onehot },
     ];
     return finish(ref, value, "softmax-ce", "\\frac{\\partial L}{\\partial z_k} = p_k - [k = y]",
-      "Softmax followed by cross-entropy: the gradient of the logits is the predicted probability minus the one-hot target.",
+      "Softmax followed by cross-entropy: the gradient of the logits is the predicted probability minus the " +
+        "one-hot target.",
       terms, { probs: Array.from(tr.probs), label: tr.label });
   }
   const layer = tr.model.layers[t]; // the consumer of acts[t]
@@ -214,25 +236,30 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
     for (let j = 0; j < F; j++) {
       const w = W[index * F + j];
       const d = dy.data[j];
-      terms.push({ factorTex: `W_{${index},${j}}`, deltaTex: `\\delta_{${j}}`, factor: w, delta: d, product: w * d, upstream: up(j) });
+      terms.push(term(`W_{${index},${j}}`, `\\delta_{${j}}`, w, d, up(j)));
     }
-    return finish(ref, value, "dense-input", "\\frac{\\partial L}{\\partial x_i} = \\sum_j W_{ij}\\,\\delta_j = (W\\delta)_i",
-      `Dense ${layer.inFeatures}→${F}: x_i feeds every output j with weight W_ij, so its gradient is row i of W times δ.`, terms);
+    return finish(ref, value, "dense-input",
+      "\\frac{\\partial L}{\\partial x_i} = \\sum_j W_{ij}\\,\\delta_j = (W\\delta)_i",
+      `Dense ${layer.inFeatures}→${F}: x_i feeds every output j with weight W_ij, so its gradient is row i of W ` +
+        "times δ.",
+      terms);
   }
   if (layer instanceof ReLU) {
     const xi = x.data[index];
     const on = xi > 0;
     const d = dy.data[index];
     // derivation.md §2.5: ∂L/∂x = δ · [x > 0]
-    const terms: Term[] = [{ factorTex: `[x > 0]`, deltaTex: `\\delta`, factor: on ? 1 : 0, delta: d, product: (on ? 1 : 0) * d, upstream: up(index) }];
+    const terms: Term[] = [term("[x > 0]", "\\delta", on ? 1 : 0, d, up(index))];
     return finish(ref, value, "relu", "\\frac{\\partial L}{\\partial x} = \\delta\\cdot[x > 0]",
       on ? "The unit is active (x > 0): ReLU is the identity here and passes the gradient through unchanged."
-        : "The unit is dead (x ≤ 0): ReLU outputs a constant 0 around it, so nudging x changes nothing and the gradient is 0.",
+        : "The unit is dead (x ≤ 0): ReLU outputs a constant 0 around it, so nudging x changes nothing and the " +
+          "gradient is 0.",
       terms, { input: xi, active: on });
   }
   if (layer instanceof Flatten) {
-    const terms: Term[] = [{ factorTex: "1", deltaTex: `\\delta_{${index}}`, factor: 1, delta: dy.data[index], product: dy.data[index], upstream: up(index) }];
-    return finish(ref, value, "flatten", "\\frac{\\partial L}{\\partial x_{c,i,j}} = \\delta_{(c\\cdot H + i)\\cdot W + j}",
+    const terms: Term[] = [term("1", `\\delta_{${index}}`, 1, dy.data[index], up(index))];
+    return finish(ref, value, "flatten",
+      "\\frac{\\partial L}{\\partial x_{c,i,j}} = \\delta_{(c\\cdot H + i)\\cdot W + j}",
       "Flatten only renames elements (row-major), so each gradient is copied back to its place.", terms);
   }
   if (layer instanceof MaxPool2D) {
@@ -271,18 +298,23 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
           for (let v = 0; v < kw; v++) {
             const r = r0 + u;
             const q = c0 + v;
-            if (r >= 0 && r < H && q >= 0 && q < W && (c * H + r) * W + q !== arg && x.data[(c * H + r) * W + q] === best) tie = true;
+            const at = (c * H + r) * W + q;
+            if (r >= 0 && r < H && q >= 0 && q < W && at !== arg && x.data[at] === best) tie = true;
           }
         }
         const o = (c * Ho + i) * Wo + j;
         const won = arg === index ? 1 : 0;
-        terms.push({ factorTex: `[\\text{winner of window }(${i},${j})]`, deltaTex: `\\delta_{${idx(c, i, j)}}`, factor: won, delta: dy.data[o], product: won * dy.data[o], upstream: up(o), source: { t, index: arg } });
+        const winner = `[\\text{winner of window }(${i},${j})]`;
+        terms.push(term(winner, `\\delta_{${idx(c, i, j)}}`, won, dy.data[o], up(o), { t, index: arg }));
       }
     }
-    return finish(ref, value, "maxpool", "\\frac{\\partial L}{\\partial x_i} = \\sum_{o:\\ \\arg\\max(\\text{window } o) = i} \\delta_o",
+    return finish(ref, value, "maxpool",
+      "\\frac{\\partial L}{\\partial x_i} = \\sum_{o:\\ \\arg\\max(\\text{window } o) = i} \\delta_o",
       terms.some((q) => q.factor === 1)
-        ? "This input is the maximum of its window: the pooled output is a copy of it, so it receives the window's whole gradient."
-        : "This input lost its window to a larger neighbour: the pooled output does not depend on it, so its gradient is 0.",
+        ? "This input is the maximum of its window: the pooled output is a copy of it, so it receives the " +
+          "window's whole gradient."
+        : "This input lost its window to a larger neighbour: the pooled output does not depend on it, so its " +
+          "gradient is 0.",
       terms, { winners: windows, tie });
   }
   if (layer instanceof Conv2D) {
@@ -309,13 +341,15 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
           const w = Wt[((o * C + c) * kh + u) * kw + v];
           const oi = (o * Ho + i) * Wo + j;
           const d = dy.data[oi];
-          terms.push({ factorTex: `W_{${idx(o, c, u, v)}}`, deltaTex: `\\delta_{${idx(o, i, j)}}`, factor: w, delta: d, product: w * d, upstream: up(oi) });
+          terms.push(term(`W_{${idx(o, c, u, v)}}`, `\\delta_{${idx(o, i, j)}}`, w, d, up(oi)));
         }
       }
     }
     return finish(ref, value, "conv-input",
-      "\\frac{\\partial L}{\\partial x_{c,a,b}} = \\sum_{o}\\sum_{u,v} W_{o,c,u,v}\\,\\delta_{o,\\,a+p-u,\\,b+p-v} = \\Big(\\sum_o \\delta_o * W_{o,c}\\Big)_{a,b}",
-      "Every output whose window covers this pixel sends back its δ times the weight that met the pixel: the full convolution of δ with the kernel flipped.",
+      "\\frac{\\partial L}{\\partial x_{c,a,b}} = \\sum_{o}\\sum_{u,v} W_{o,c,u,v}\\,\\delta_{o,\\,a+p-u,\\,b+p-v}" +
+        " = \\Big(\\sum_o \\delta_o * W_{o,c}\\Big)_{a,b}",
+      "Every output whose window covers this pixel sends back its δ times the weight that met the pixel: the full " +
+        "convolution of δ with the kernel flipped.",
       terms, { padding: [pt, pl] });
   }
   throw new RangeError(`explainer: layer ${t} (${layer.type}) is not one the explainer knows`);
@@ -333,14 +367,16 @@ function explainParam(tr: Trace, ref: Extract<Ref, { kind: "param" }>): Explanat
       const j = ref.index;
       return finish(ref, value, "dense-bias", "\\frac{\\partial L}{\\partial b_j} = \\delta_j",
         "The bias is added straight to output j, so it gets that output's gradient.",
-        [{ factorTex: "1", deltaTex: `\\delta_{${j}}`, factor: 1, delta: dy.data[j], product: dy.data[j], upstream: up(j) }]);
+        [term("1", `\\delta_{${j}}`, 1, dy.data[j], up(j))]);
     }
     const i = Math.floor(ref.index / F);
     const j = ref.index % F;
     // derivation.md §2.1: dW = xᵀ·δ, one sample: ∂L/∂W_ij = x_i δ_j
-    return finish(ref, value, "dense-weight", "\\frac{\\partial L}{\\partial W_{ij}} = x_i\\,\\delta_j \\quad (\\partial L/\\partial W = x^{\\top}\\delta)",
-      "W_ij multiplies input i into output j: its gradient is that input times that output's gradient (an outer product over the batch).",
-      [{ factorTex: `x_{${i}}`, deltaTex: `\\delta_{${j}}`, factor: x.data[i], delta: dy.data[j], product: x.data[i] * dy.data[j], upstream: up(j), source: { t: ref.layer, index: i } }]);
+    return finish(ref, value, "dense-weight",
+      "\\frac{\\partial L}{\\partial W_{ij}} = x_i\\,\\delta_j \\quad (\\partial L/\\partial W = x^{\\top}\\delta)",
+      "W_ij multiplies input i into output j: its gradient is that input times that output's gradient (an outer " +
+        "product over the batch).",
+      [term(`x_{${i}}`, `\\delta_{${j}}`, x.data[i], dy.data[j], up(j), { t: ref.layer, index: i })]);
   }
   if (layer instanceof Conv2D) {
     const [C, H, W] = x.shape.slice(1);
@@ -355,14 +391,15 @@ function explainParam(tr: Trace, ref: Extract<Ref, { kind: "param" }>): Explanat
       for (let i = 0; i < Ho; i++) {
         for (let j = 0; j < Wo; j++) {
           const oi = (o * Ho + i) * Wo + j;
-          terms.push({ factorTex: "1", deltaTex: `\\delta_{${idx(o, i, j)}}`, factor: 1, delta: dy.data[oi], product: dy.data[oi], upstream: up(oi) });
+          terms.push(term("1", `\\delta_{${idx(o, i, j)}}`, 1, dy.data[oi], up(oi)));
         }
       }
       return finish(ref, value, "conv-bias", "\\frac{\\partial L}{\\partial b_o} = \\sum_{i,j}\\delta_{o,i,j}",
         "The bias is added at every position of feature map o, so it collects the gradient of all of them.", terms);
     }
     const [o, c, u, v] = unravel(ref.index, [O, C, kh, kw]);
-    // derivation.md §2.2: ∂L/∂W[o,c,u,v] = Σ_{i,j} δ[o,i,j] · x_pad[c, i·s + u·d, j·s + v·d]: a correlation of x with δ
+    // derivation.md §2.2: ∂L/∂W[o,c,u,v] = Σ_{i,j} δ[o,i,j] · x_pad[c, i·s + u·d, j·s + v·d]:
+    // a correlation of x with δ
     for (let i = 0; i < Ho; i++) {
       for (let j = 0; j < Wo; j++) {
         const r = i * sh - pt + u * dh;
@@ -379,8 +416,11 @@ function explainParam(tr: Trace, ref: Extract<Ref, { kind: "param" }>): Explanat
       }
     }
     return finish(ref, value, "conv-weight",
-      "\\frac{\\partial L}{\\partial W_{o,c,u,v}} = \\sum_{i,j}\\delta_{o,i,j}\\;x_{c,\\,i+u-p,\\,j+v-p} = (x_c \\star \\delta_o)_{u,v}",
-      "The kernel weight (u, v) meets, at every output position (i, j), the input pixel shifted by (u, v): its gradient is the correlation of the input with δ, read at (u, v). Positions that fall in the zero padding contribute 0.",
+      "\\frac{\\partial L}{\\partial W_{o,c,u,v}} = \\sum_{i,j}\\delta_{o,i,j}\\;x_{c,\\,i+u-p,\\,j+v-p}" +
+        " = (x_c \\star \\delta_o)_{u,v}",
+      "The kernel weight (u, v) meets, at every output position (i, j), the input pixel shifted by (u, v): its " +
+        "gradient is the correlation of the input with δ, read at (u, v). Positions that fall in the zero padding " +
+        "contribute 0.",
       terms, { padding: [pt, pl] });
   }
   throw new RangeError(`explainer: layer ${ref.layer} (${layer.type}) has no parameters`);

@@ -3,7 +3,9 @@
 // its update/weight ratio ‖ΔW‖/‖W‖ — the numbers that show vanishing or exploding gradients (a healthy
 // ratio is around 1e-3). Batches are drawn by a seeded RandomState: the same seed gives the same run.
 
-import { Adam, Conv2D, Dense, NDArray, RandomState, SoftmaxCrossEntropy, normalizePixels, type Normalization, type Sequential } from "handprop";
+import {
+  Adam, Conv2D, Dense, NDArray, RandomState, SoftmaxCrossEntropy, normalizePixels, type Normalization, type Sequential,
+} from "handprop";
 import type { DigitSet } from "../mnist/data.ts";
 import { norm } from "./engine.ts";
 
@@ -48,7 +50,8 @@ export async function watchTraining(model: Sequential, data: DigitSet, opts: Wat
   for (let step = 1; step <= opts.steps; step++) {
     for (let n = 0; n < B; n++) {
       const k = rng.randint(0, data.count);
-      normalizePixels(data.images.subarray(k * 784, (k + 1) * 784), opts.normalization, batch.subarray(n * 784, (n + 1) * 784));
+      const image = data.images.subarray(k * 784, (k + 1) * 784);
+      normalizePixels(image, opts.normalization, batch.subarray(n * 784, (n + 1) * 784));
       labels[n] = data.labels[k];
     }
     watched.forEach(({ layer }, i) => {

@@ -12,16 +12,20 @@ import { readFileSync } from "node:fs";
 import type { Download, Page } from "playwright-core";
 import { openSite, SKIP_E2E, type Site } from "./harness.ts";
 import {
-  buildModel, deserializeModel, fromTfjsArtifacts, modelToFile, modelFromFile, MNIST_STANDARDIZE, NDArray, ONNX_IR_VERSION, sequentialFromConfig, digitInput,
+  buildModel, deserializeModel, fromTfjsArtifacts, modelToFile, modelFromFile, MNIST_STANDARDIZE, NDArray,
+  ONNX_IR_VERSION, sequentialFromConfig, digitInput,
   type Sequential,
 } from "../../src/index.ts";
 import { readFields } from "../../src/io/protobuf.ts";
-import { explain, finiteDifference, float64Copy, lossFrom, oneSided, trace, type Ref, type Trace } from "../../web/src/backward/engine.ts";
+import {
+  explain, finiteDifference, float64Copy, lossFrom, oneSided, trace, type Ref, type Trace,
+} from "../../web/src/backward/engine.ts";
 
 const MODEL_DIR = new URL("../../web/public/models/lenet5/", import.meta.url);
 
 function pretrained(): Sequential {
-  const loaded = deserializeModel(readFileSync(new URL("model.json", MODEL_DIR), "utf8"), new Uint8Array(readFileSync(new URL("weights.bin", MODEL_DIR))));
+  const json = readFileSync(new URL("model.json", MODEL_DIR), "utf8");
+  const loaded = deserializeModel(json, new Uint8Array(readFileSync(new URL("weights.bin", MODEL_DIR))));
   return float64Copy(loaded.model, (c) => sequentialFromConfig(c));
 }
 
@@ -33,7 +37,9 @@ function pretrained(): Sequential {
 function strokeInput(): NDArray {
   const px = new Float64Array(784);
   const ink = (k: number): number => 150 + 100 * Math.abs(Math.sin(k * 1.618));
-  for (let i = 4; i < 24; i++) for (let w = -2; w <= 2; w++) px[i * 28 + 14 + w + Math.round((i - 14) / 4)] = ink(i * 5 + w);
+  for (let i = 4; i < 24; i++) {
+    for (let w = -2; w <= 2; w++) px[i * 28 + 14 + w + Math.round((i - 14) / 4)] = ink(i * 5 + w);
+  }
   for (let j = 8; j < 20; j++) px[6 * 28 + j] = ink(100 + j);
   return digitInput(px, MNIST_STANDARDIZE);
 }
@@ -62,7 +68,10 @@ function gradOf(tr: Trace, ref: { layer: number; param: "weight" | "bias" }): Ar
   return p.grad.data;
 }
 
-/** One element per rule of LeNet-5: softmax+CE, Dense (input, weight, bias), ReLU (live and dead), Flatten, MaxPool, Conv2D (input, weight, bias). */
+/**
+ * One element per rule of LeNet-5: softmax+CE, Dense (input, weight, bias), ReLU (live and dead), Flatten,
+ * MaxPool, Conv2D (input, weight, bias).
+ */
 function elements(tr: Trace): { what: string; ref: Ref }[] {
   const relu = tr.acts[1].data; // input of ReLU layer 1: find a dead unit (x < −0.1)
   let dead = 0;
@@ -101,7 +110,10 @@ test("every rule's terms sum to the library's backward and match a finite differ
     if (what === "relu (dead)") assert.equal(e.value, 0);
     else assert.notEqual(e.value, 0, `${what}: pick an element with a gradient`);
   }
-  assert.deepEqual([...rules].sort(), ["conv-bias", "conv-input", "conv-weight", "dense-bias", "dense-input", "dense-weight", "flatten", "maxpool", "relu", "softmax-ce"]);
+  assert.deepEqual([...rules].sort(), [
+    "conv-bias", "conv-input", "conv-weight", "dense-bias", "dense-input", "dense-weight", "flatten", "maxpool", "relu",
+    "softmax-ce",
+  ]);
   // lossFrom(0) is the trace's loss: the finite differences perturb the same function
   assert.equal(lossFrom(tr.model, 0, tr.acts[0], tr.label), tr.loss);
 });
@@ -131,14 +143,16 @@ async function shown(): Promise<{ ref: Ref; value: number; sum: number; fd: numb
     const { ref, value, sum, fd, rule } = document.getElementById("bw-derivation")!.dataset;
     return { ref, value, sum, fd, rule };
   });
-  return { ref: JSON.parse(d.ref ?? "null") as Ref, value: Number(d.value), sum: Number(d.sum), fd: Number(d.fd), rule: d.rule ?? "" };
+  const ref = JSON.parse(d.ref ?? "null") as Ref;
+  return { ref, value: Number(d.value), sum: Number(d.sum), fd: Number(d.fd), rule: d.rule ?? "" };
 }
 
 async function pick(ref: Ref): Promise<void> {
   await page.selectOption("#bw-tensor", ref.kind === "act" ? `a:${ref.t}` : `p:${ref.layer}:${ref.param}`);
   await page.fill("#bw-index", String(ref.index));
   await page.click("#bw-explain");
-  await page.waitForFunction((want) => document.getElementById("bw-derivation")!.dataset.ref === want, JSON.stringify(ref));
+  const want = JSON.stringify(ref);
+  await page.waitForFunction((w) => document.getElementById("bw-derivation")!.dataset.ref === w, want);
 }
 
 /** The page's input and label, traced in Node with the library (float64 copy of the shipped model). */
@@ -149,7 +163,10 @@ async function nodeTrace(model: Sequential = pretrained()): Promise<Trace> {
   return trace(model, new NDArray(Float64Array.from(input), [1, 1, 28, 28]), label);
 }
 
-test("page 3 loads offline, and shows for every layer type the library's gradient and a matching finite difference", { skip: SKIP_E2E }, async () => {
+const LIBRARY_AND_FD =
+  "page 3 loads offline, and shows for every layer type the library's gradient and a matching finite difference";
+
+test(LIBRARY_AND_FD, { skip: SKIP_E2E }, async () => {
   assert.equal(await page.title(), "handprop · the backward pass, explained");
   assert.ok((await page.locator("#bw-derivation .katex").count()) > 0, "KaTeX rendered");
   const tr = await nodeTrace();
@@ -181,7 +198,8 @@ test("clicking a logit and a kernel weight explains them", { skip: SKIP_E2E }, a
 });
 
 test("save to IndexedDB, reload, load: the same prediction", { skip: SKIP_E2E }, async () => {
-  const probs = async (): Promise<number[]> => JSON.parse((await page.getAttribute("#bw-summary", "data-probs")) ?? "[]") as number[];
+  const probs = async (): Promise<number[]> =>
+    JSON.parse((await page.getAttribute("#bw-summary", "data-probs")) ?? "[]") as number[];
   const ok = (words: string): Promise<unknown> => page.waitForFunction((w) => {
     const el = document.getElementById("bw-share-status")!;
     return el.dataset.state === "ok" && (el.textContent ?? "").includes(w);
@@ -204,7 +222,8 @@ test("the .handprop, ONNX and TF.js downloads are read back by handprop", { skip
   const probs = JSON.parse((await page.getAttribute("#bw-summary", "data-probs")) ?? "[]") as number[];
   const input = JSON.parse((await page.getAttribute("#bw-summary", "data-input")) ?? "[]") as number[];
   const x = new NDArray(Float64Array.from(input), [1, 1, 28, 28]);
-  const predict = (m: Sequential): number[] => Array.from(trace(float64Copy(m, (c) => sequentialFromConfig(c)), x, 0).probs);
+  const predict = (m: Sequential): number[] =>
+    Array.from(trace(float64Copy(m, (c) => sequentialFromConfig(c)), x, 0).probs);
   /** Click a button and collect the `count` downloads it starts, sorted by file name. */
   const downloads = async (button: string, count: number): Promise<Download[]> => {
     const got: Download[] = [];
@@ -249,10 +268,18 @@ test("the .handprop, ONNX and TF.js downloads are read back by handprop", { skip
   assertNoErrors(page);
 });
 
-test("a .handprop file of another zoo model loads from the file input and is explained; a bad file is an error", { skip: SKIP_E2E }, async () => {
+const OTHER_MODEL =
+  "a .handprop file of another zoo model loads from the file input and is explained; a bad file is an error";
+
+test(OTHER_MODEL, { skip: SKIP_E2E }, async () => {
   const other = buildModel("cnn-small", { seed: 2 });
-  await page.setInputFiles("#bw-file", { name: "small.handprop", mimeType: "application/octet-stream", buffer: Buffer.from(modelToFile(other)) });
-  await page.waitForFunction(() => (document.getElementById("bw-share-status")!.textContent ?? "").includes("loaded small.handprop"));
+  const octets = "application/octet-stream";
+  const smallFile = { name: "small.handprop", mimeType: octets, buffer: Buffer.from(modelToFile(other)) };
+  await page.setInputFiles("#bw-file", smallFile);
+  await page.waitForFunction(() => {
+    const text = document.getElementById("bw-share-status")!.textContent ?? "";
+    return text.includes("loaded small");
+  });
   assert.equal(await page.locator("#bw-tensor option[value='p:7:weight']").count(), 1, "cnn-small's Dense is layer 7");
   const tr = await nodeTrace(float64Copy(other, (c) => sequentialFromConfig(c)));
   for (const ref of [largest(tr, { kind: "param", layer: 3, param: "weight" }), largest(tr, { kind: "act", t: 2 })]) {
@@ -261,13 +288,16 @@ test("a .handprop file of another zoo model loads from the file input and is exp
     close(s.value, explain(tr, ref).value, 1e-9, 1e-13, `cnn-small ${JSON.stringify(ref)}`);
     close(s.fd, s.value, 1e-5, 1e-8, `cnn-small ${JSON.stringify(ref)}: finite difference`);
   }
-  await page.setInputFiles("#bw-file", { name: "broken.handprop", mimeType: "application/octet-stream", buffer: Buffer.from("HANDPROP but not really") });
+  const broken = { name: "broken.handprop", mimeType: octets, buffer: Buffer.from("HANDPROP, not really") };
+  await page.setInputFiles("#bw-file", broken);
   await page.waitForFunction(() => document.getElementById("bw-share-status")!.dataset.state === "error");
   assert.match((await page.textContent("#bw-share-status")) ?? "", /broken\.handprop/);
   assertNoErrors(page);
 });
 
-test("training you can watch: per-layer gradient norms and update ratios every step, loss going down", { skip: SKIP_E2E }, async () => {
+const WATCH = "training you can watch: per-layer gradient norms and update ratios every step, loss going down";
+
+test(WATCH, { skip: SKIP_E2E }, async () => {
   await page.fill("#bw-seed", "1");
   await page.click("#bw-fresh");
   await page.fill("#bw-steps", "60");
@@ -280,7 +310,8 @@ test("training you can watch: per-layer gradient norms and update ratios every s
     }, 0);
   }));
   assert.ok(lag < 500, `the page answered after ${lag.toFixed(0)} ms while training`);
-  await page.waitForFunction(() => document.getElementById("bw-train-status")!.dataset.state === "done", null, { timeout: 60000 });
+  const done = (): boolean => document.getElementById("bw-train-status")!.dataset.state === "done";
+  await page.waitForFunction(done, null, { timeout: 60000 });
   const d = await page.evaluate(() => {
     const { steps, firstLoss, lastLoss, gradNorms, updateRatios } = document.getElementById("bw-train-status")!.dataset;
     return { steps, firstLoss, lastLoss, gradNorms, updateRatios };
@@ -301,7 +332,8 @@ test("training you can watch: per-layer gradient norms and update ratios every s
 test("page 3 fits a 400 px wide screen", { skip: SKIP_E2E }, async () => {
   await page.setViewportSize({ width: 400, height: 800 });
   await page.waitForFunction(() => document.documentElement.clientWidth === 400);
-  await page.waitForFunction(() => document.documentElement.scrollWidth <= 400, null, { timeout: 3000 }).catch(() => undefined);
+  const fits = (): boolean => document.documentElement.scrollWidth <= 400;
+  await page.waitForFunction(fits, null, { timeout: 3000 }).catch(() => undefined);
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= 400, `page is ${width}px wide at a 400px viewport`);
   await site!.screenshot(page, "backward-narrow");

@@ -17,13 +17,18 @@ import { freshModel, loadPretrained, MNIST_STANDARDIZE, toInput, type Normalizat
 import { paint, range } from "../mnist/viz.ts";
 import { LineChart } from "../chart.ts";
 import { watchTraining, weightedLayers, type StepRecord } from "./watch.ts";
-import { explain, finiteDifference, oneSided, float64Copy, norm, topTerms, trace, unravel, type Explanation, type Ref, type Trace } from "./engine.ts";
+import {
+  explain, finiteDifference, oneSided, float64Copy, norm, topTerms, trace, unravel,
+  type Explanation, type Ref, type Trace,
+} from "./engine.ts";
 
 const dataUrl = new URL("data/", document.baseURI).href;
 const IDB_KEY = "backward-page";
 /** Derivations with at most this many terms are written out in full; longer ones are summarised. */
 const FULL_TERMS = 12;
 const TOP_TERMS = 6;
+/** The largest model file the page reads (LeNet-5 is 0.25 MB). */
+const MAX_FILE_BYTES = 64 * 1024 * 1024;
 
 let model: Sequential = freshModel(0);
 let normalization: Normalization = MNIST_STANDARDIZE;
@@ -79,7 +84,8 @@ function recompute(): void {
   summary.dataset.predicted = String(pred);
   summary.dataset.probs = JSON.stringify(Array.from(tr.probs));
   summary.dataset.input = JSON.stringify(Array.from(tr.acts[0].data));
-  setText(summary, `predicted ${pred} (p = ${tr.probs[pred].toFixed(3)}); loss L = −log p_y = ${fmtSig(tr.loss, 5)} for y = ${label}`);
+  const lossText = `loss L = −log p_y = ${fmtSig(tr.loss, 5)} for y = ${label}`;
+  setText(summary, `predicted ${pred} (p = ${tr.probs[pred].toFixed(3)}); ${lossText}`);
   fillTensorSelect();
   drawInputs();
   drawLogits();
@@ -100,18 +106,22 @@ function fillTensorSelect(): void {
   builtFor = arch;
   sel.replaceChildren();
   selected = { kind: "act", t: tr.acts.length - 1, index: tr.label };
-  for (let t = 0; t < tr.acts.length; t++) sel.append(h("option", { value: `a:${t}` }, `∂L/∂ ${tensorLabel(t)}  (${tr.acts[t].shape.slice(1).join("×")})`));
+  const option = (value: string, text: string, shape: readonly number[]): HTMLOptionElement =>
+    h("option", { value }, `∂L/∂ ${text} (${shape.join("×")})`);
+  for (let t = 0; t < tr.acts.length; t++) sel.append(option(`a:${t}`, tensorLabel(t), tr.acts[t].shape.slice(1)));
   model.layers.forEach((layer, l) => {
     if (!(layer instanceof Conv2D || layer instanceof Dense)) return;
-    sel.append(h("option", { value: `p:${l}:weight` }, `∂L/∂ weight of ${layerName(l)} (${layer.weight.value.shape.join("×")})`));
-    if (layer.bias) sel.append(h("option", { value: `p:${l}:bias` }, `∂L/∂ bias of ${layerName(l)} (${layer.bias.value.shape.join("×")})`));
+    sel.append(option(`p:${l}:weight`, `weight of ${layerName(l)}`, layer.weight.value.shape));
+    if (layer.bias) sel.append(option(`p:${l}:bias`, `bias of ${layerName(l)}`, layer.bias.value.shape));
   });
 }
 
 function refFromForm(): Ref {
   const [kind, a, b] = byId("bw-tensor", HTMLSelectElement).value.split(":");
   const index = Math.max(0, Math.floor(Number(byId("bw-index", HTMLInputElement).value) || 0));
-  const ref: Ref = kind === "a" ? { kind: "act", t: Number(a), index } : { kind: "param", layer: Number(a), param: b as "weight" | "bias", index };
+  const ref: Ref = kind === "a"
+    ? { kind: "act", t: Number(a), index }
+    : { kind: "param", layer: Number(a), param: b as "weight" | "bias", index };
   const size = shapeOf(ref).reduce((p, q) => p * q, 1);
   ref.index = Math.min(index, size - 1);
   return ref;
@@ -149,7 +159,9 @@ function show(r: Ref): void {
   const numeric = h("div");
   renderTex(numeric, numericTex(e, name));
   const parts: Node[] = [
-    h("p", { class: "small muted" }, `${r.kind === "act" ? tensorLabel(r.t) : `${r.param} of ${layerName(r.layer)}`}, element (${unravel(r.index, shape).join(", ")}) of (${shape.join("×")}) — rule: ${e.rule}`),
+    h("p", { class: "small muted" },
+      `${r.kind === "act" ? tensorLabel(r.t) : `${r.param} of ${layerName(r.layer)}`}, ` +
+      `element (${unravel(r.index, shape).join(", ")}) of (${shape.join("×")}) — rule: ${e.rule}`),
     formula,
     h("p", { class: "small" }, e.why),
     numeric,
@@ -157,24 +169,33 @@ function show(r: Ref): void {
   if (e.rule === "softmax-ce") parts.push(softmaxTable());
   const checks = h("div", { class: "bw-checks" },
     h("span", {}, "library backward()"), h("span", { class: "mono", id: "bw-value" }, fmtSig(e.value, 12)),
-    h("span", {}, `Σ of the ${e.terms.length} term${e.terms.length === 1 ? "" : "s"}`), h("span", { class: "mono", id: "bw-sum" }, fmtSig(e.sum, 12)),
-    h("span", {}, "finite difference"), h("span", { class: "mono", id: "bw-fd" }, `${fmtSig(fd, 8)}  (central, ε = 10⁻⁶, float64)`),
+    h("span", {}, `Σ of the ${e.terms.length} term${e.terms.length === 1 ? "" : "s"}`),
+    h("span", { class: "mono", id: "bw-sum" }, fmtSig(e.sum, 12)),
+    h("span", {}, "finite difference"),
+    h("span", { class: "mono", id: "bw-fd" }, `${fmtSig(fd, 8)}  (central, ε = 10⁻⁶, float64)`),
   );
   parts.push(checks);
   const sides = oneSided(tr, r);
   box.dataset.kink = String(sides.kink);
   if (sides.kink) {
     parts.push(h("p", { class: "small", id: "bw-kink" },
-      `A kink: moving this element by ±10⁻⁶ changes the loss at different rates (left ${fmtSig(sides.left, 6)}, right ${fmtSig(sides.right, 6)}) — somewhere downstream a ReLU input crosses 0 or a pooling window has tied maxima. Backward returns one of the one-sided derivatives (a subgradient); the central difference averages them.`));
+      "A kink: moving this element by ±10⁻⁶ changes the loss at different rates " +
+      `(left ${fmtSig(sides.left, 6)}, right ${fmtSig(sides.right, 6)}) — somewhere downstream a ReLU input ` +
+      "crosses 0 or a pooling window has tied maxima. Backward returns one of the one-sided derivatives (a " +
+      "subgradient); the central difference averages them."));
   }
   if (e.extra?.tie === true) {
-    parts.push(h("p", { class: "small muted" }, "The window's maximum is tied (e.g. equal values over a blank background): the loss has a kink here, the library routes the gradient to the first maximum, and the central finite difference sees the average of the two sides."));
+    parts.push(h("p", { class: "small muted" },
+      "The window's maximum is tied (e.g. equal values over a blank background): the loss has a kink here, the " +
+      "library routes the gradient to the first maximum, and the central finite difference sees the average of " +
+      "the two sides."));
   }
   parts.push(termTable(e));
   box.replaceChildren(...parts);
   highlight(e);
   for (const b of document.querySelectorAll<HTMLButtonElement>("#bw-logits button")) {
-    b.setAttribute("aria-pressed", String(r.kind === "act" && r.t === tr.acts.length - 1 && Number(b.dataset.k) === r.index));
+    const pressed = r.kind === "act" && r.t === tr.acts.length - 1 && Number(b.dataset.k) === r.index;
+    b.setAttribute("aria-pressed", String(pressed));
   }
 }
 
@@ -183,7 +204,9 @@ const PER_LINE = 2;
 
 function numericTex(e: Explanation, name: string): string {
   const term = (t: Explanation["terms"][number]): string =>
-    t.factorTex === "1" ? texFactor(t.delta) : t.deltaTex === "1" ? texFactor(t.factor) : `${texFactor(t.factor)}\\cdot${texFactor(t.delta)}`;
+    t.factorTex === "1" ? texFactor(t.delta)
+      : t.deltaTex === "1" ? texFactor(t.factor)
+        : `${texFactor(t.factor)}\\cdot${texFactor(t.delta)}`;
   let pieces: string[];
   if (e.terms.length <= FULL_TERMS) pieces = e.terms.map(term);
   else {
@@ -215,7 +238,7 @@ function softmaxTable(): HTMLElement {
 
 function termTable(e: Explanation): HTMLElement {
   const shown = e.terms.length <= FULL_TERMS ? e.terms : topTerms(e.terms, TOP_TERMS).top;
-  const head = h("tr", {}, h("th", {}, "factor"), h("th", {}, "value"), h("th", {}, "upstream δ"), h("th", {}, "value"), h("th", {}, "product"), h("th", {}, ""));
+  const head = h("tr", {}, ...["factor", "value", "upstream δ", "value", "product", ""].map((c) => h("th", {}, c)));
   const rows = shown.map((t) => {
     const up = t.upstream;
     return h("tr", {},
@@ -225,13 +248,18 @@ function termTable(e: Explanation): HTMLElement {
       h("td", {}, up ? derivButton(up) : ""));
   });
   return h("details", { class: "section-gap", open: true },
-    h("summary", { class: "small muted" }, e.terms.length <= FULL_TERMS ? "the terms" : `the ${TOP_TERMS} largest of ${e.terms.length} terms`),
+    h("summary", { class: "small muted" },
+      e.terms.length <= FULL_TERMS ? "the terms" : `the ${TOP_TERMS} largest of ${e.terms.length} terms`),
     h("table", {}, head, ...rows));
 }
 
 /** A term's TeX as plain text for the table: x_{0,3,4} → x[0,3,4], \\delta → δ. */
 function plain(tex: string): string {
-  return tex.replace(/\\text\{([^}]*)\}/g, "$1").replace(/\\delta/g, "δ").replace(/_\{([^}]*)\}/g, "[$1]").replace(/[\\{}]/g, "");
+  return tex
+    .replace(/\\text\{([^}]*)\}/g, "$1")
+    .replace(/\\delta/g, "δ")
+    .replace(/_\{([^}]*)\}/g, "[$1]")
+    .replace(/[\\{}]/g, "");
 }
 
 function derivButton(up: Ref): HTMLButtonElement {
@@ -260,7 +288,13 @@ function drawLogits(): void {
   const g = t.grads[t.grads.length - 1].data;
   const box = byId("bw-logits");
   box.replaceChildren(...Array.from({ length: 10 }, (_, k) => {
-    const b = h("button", { "data-k": k, class: k === t.label ? "target" : undefined, "aria-pressed": "false", title: `explain ∂L/∂z_${k}` },
+    const attrs = {
+      "data-k": k,
+      class: k === t.label ? "target" : undefined,
+      "aria-pressed": "false",
+      title: `explain ∂L/∂z_${k}`,
+    };
+    const b = h("button", attrs,
       `${k}: z ${fmtSig(z[k], 3)}`, h("br"), `∂ ${fmtSig(g[k], 3)}`);
     b.addEventListener("click", () => {
       select({ kind: "act", t: t.acts.length - 1, index: k });
@@ -294,7 +328,8 @@ function drawMaps(): void {
     const [alo, ahi] = range(a);
     const [glo, ghi] = range(g);
     const gmax = Math.max(Math.abs(glo), Math.abs(ghi));
-    const sec = h("div", { class: "bw-layer" }, h("h3", {}, `${tensorLabel(k)} · ${shape.join("×")} · ‖∂L/∂a‖ = ${fmtSig(norm(g), 3)}`));
+    const title = `${tensorLabel(k)} · ${shape.join("×")} · ‖∂L/∂a‖ = ${fmtSig(norm(g), 3)}`;
+    const sec = h("div", { class: "bw-layer" }, h("h3", {}, title));
     if (shape.length === 3) {
       const [C, H, W] = shape;
       const pairs = h("div", { class: "bw-pairs" });
@@ -338,7 +373,8 @@ function drawMaps(): void {
         });
       }
       mapCanvases.set(k, [{ act: ac, grad: gc }]);
-      sec.append(h("div", { class: "bw-pairs bw-vec" }, h("div", { class: "bw-cell" }, ac), h("div", { class: "bw-cell" }, gc)));
+      const cells = [ac, gc].map((cv) => h("div", { class: "bw-cell" }, cv));
+      sec.append(h("div", { class: "bw-pairs bw-vec" }, ...cells));
     }
     const layer = t.model.layers[k - 1];
     if (layer instanceof Conv2D) sec.append(kernels(k - 1, layer));
@@ -367,11 +403,15 @@ function kernels(l: number, layer: Conv2D): HTMLElement {
     }
   }
   kernelCanvases.set(l, list);
-  return h("details", { class: "section-gap" }, h("summary", { class: "small muted" }, `kernel gradients ∂L/∂W of ${layerName(l)} (${O}×${C} kernels ${kh}×${kw}; click a weight)`), grid);
+  const summary = `kernel gradients ∂L/∂W of ${layerName(l)} (${O}×${C} kernels ${kh}×${kw}; click a weight)`;
+  return h("details", { class: "section-gap" }, h("summary", { class: "small muted" }, summary), grid);
 }
 
 /** Outline rows r0..r1 × cols c0..c1 (inclusive, clipped) of a canvas's h×w grid. */
-function outline(canvas: HTMLCanvasElement | undefined, rows: number, cols: number, r0: number, c0: number, r1: number, c1: number, cls = ""): void {
+function outline(
+  canvas: HTMLCanvasElement | undefined, rows: number, cols: number,
+  r0: number, c0: number, r1: number, c1: number, cls = "",
+): void {
   if (!canvas?.parentElement) return;
   const [a, b] = [Math.max(0, r0), Math.max(0, c0)];
   const [c, d] = [Math.min(rows - 1, r1), Math.min(cols - 1, c1)];
@@ -397,7 +437,8 @@ function highlight(e: Explanation): void {
       outline(canvasOf(k, c, which), shape[1], shape[2], i, j, i, j, cls);
     } else {
       const cols = Math.min(shape[0], 20);
-      outline(canvasOf(k, 0, which), Math.ceil(shape[0] / cols), cols, Math.floor(index / cols), index % cols, Math.floor(index / cols), index % cols, cls);
+      const [i, j] = [Math.floor(index / cols), index % cols];
+      outline(canvasOf(k, 0, which), Math.ceil(shape[0] / cols), cols, i, j, i, j, cls);
     }
   };
   if (r.kind === "act") {
@@ -413,7 +454,9 @@ function highlight(e: Explanation): void {
     const [, H, W] = t.acts[r.layer].shape.slice(1);
     const [, Ho, Wo] = t.acts[r.layer + 1].shape.slice(1);
     const [pt, pl] = (e.extra?.padding as number[] | undefined) ?? [0, 0];
-    outline(canvasOf(r.layer, c, "act"), H, W, u - pt, v - pl, u - pt + (Ho - 1) * layer.stride[0], v - pl + (Wo - 1) * layer.stride[1]);
+    const [r0, c0] = [u - pt, v - pl];
+    const [r1, c1] = [r0 + (Ho - 1) * layer.stride[0], c0 + (Wo - 1) * layer.stride[1]];
+    outline(canvasOf(r.layer, c, "act"), H, W, r0, c0, r1, c1);
     outline(canvasOf(r.layer + 1, o, "grad"), Ho, Wo, 0, 0, Ho - 1, Wo - 1);
     outline(kernelCanvases.get(r.layer)?.[o * C + c], kh, kw, u, v, u, v, "sel");
     return;
@@ -429,11 +472,14 @@ function drawNorms(): void {
   const t = tr!;
   const rows: { label: string; value: number; param: boolean }[] = [];
   for (let k = t.acts.length - 1; k >= 0; k--) {
-    rows.push({ label: `∂L/∂${k === 0 ? "x" : k === t.acts.length - 1 ? "z" : `a${k}`}`, value: norm(t.grads[k].data), param: false });
+    const name = k === 0 ? "x" : k === t.acts.length - 1 ? "z" : `a${k}`;
+    rows.push({ label: `∂L/∂${name}`, value: norm(t.grads[k].data), param: false });
     const layer = k > 0 ? t.model.layers[k - 1] : null;
     if (layer instanceof Conv2D || layer instanceof Dense) {
       rows.push({ label: `∂L/∂W ${layerName(k - 1)}`, value: norm(layer.weight.grad.data), param: true });
-      if (layer.bias) rows.push({ label: `∂L/∂b ${layerName(k - 1)}`, value: norm(layer.bias.grad.data), param: true });
+      if (layer.bias) {
+        rows.push({ label: `∂L/∂b ${layerName(k - 1)}`, value: norm(layer.bias.grad.data), param: true });
+      }
     }
   }
   const positive = rows.map((r) => r.value).filter((v) => v > 0);
@@ -444,7 +490,11 @@ function drawNorms(): void {
     const w = r.value > 0 ? ((Math.log10(r.value) - lo) / (hi - lo)) * 100 : 0;
     const bar = h("div", { class: `bar${r.param ? " param" : ""}` });
     bar.style.width = `${Math.max(0, Math.min(100, w)).toFixed(1)}%`;
-    return [h("span", { class: "mono small" }, r.label), h("div", { class: "track" }, bar), h("span", { class: "num", "data-norm": r.value }, fmtSig(r.value, 3))];
+    return [
+      h("span", { class: "mono small" }, r.label),
+      h("div", { class: "track" }, bar),
+      h("span", { class: "num", "data-norm": r.value }, fmtSig(r.value, 3)),
+    ];
   }));
 }
 
@@ -469,13 +519,15 @@ async function guarded(what: string, f: () => Promise<string> | string): Promise
 function checkDigitModel(m: Sequential, source: string): void {
   const shapes = m.build([1, 28, 28]);
   const out = shapes[shapes.length - 1];
-  if (out.length !== 1 || out[0] !== 10) throw new Error(`${source}: expected 10 outputs for a 1×28×28 input, got (${out.join(", ")})`);
+  if (out.length !== 1 || out[0] !== 10) {
+    throw new Error(`${source}: expected 10 outputs for a 1×28×28 input, got (${out.join(", ")})`);
+  }
 }
 
-function useModel(m: Sequential, norm: Normalization, label: string): void {
+function useModel(m: Sequential, scaling: Normalization, label: string): void {
   m.setDtype("float32");
   model = m;
-  normalization = norm;
+  normalization = scaling;
   setText(byId("bw-model-badge"), label);
   byId("bw-model-badge").classList.toggle("off", label !== "pretrained");
   recompute();
@@ -506,7 +558,8 @@ function wireShare(): void {
     status(`fresh LeNet-5 from seed ${seed}`, "ok");
   });
   byId("bw-pretrained").addEventListener("click", () => {
-    if (pretrained) useModel(float64Copy(pretrained.model, (c) => sequentialFromConfig(c)), pretrained.normalization, "pretrained");
+    if (!pretrained) return;
+    useModel(float64Copy(pretrained.model, (c) => sequentialFromConfig(c)), pretrained.normalization, "pretrained");
   });
   byId("bw-save-idb").addEventListener("click", () => {
     void guarded("save to IndexedDB", async () => {
@@ -518,7 +571,8 @@ function wireShare(): void {
     void guarded("load from IndexedDB", async () => {
       const loaded = await loadModelFromIndexedDB(IDB_KEY);
       checkDigitModel(loaded.model, `IndexedDB/${IDB_KEY}`);
-      useModel(loaded.model, normalizationFromTraining(loaded.training, `IndexedDB/${IDB_KEY}`).normalization, "from IndexedDB");
+      const scaling = normalizationFromTraining(loaded.training, `IndexedDB/${IDB_KEY}`).normalization;
+      useModel(loaded.model, scaling, "from IndexedDB");
       return `loaded the model saved in this browser`;
     });
   });
@@ -533,7 +587,9 @@ function wireShare(): void {
     const file = input.files?.[0];
     if (!file) return;
     void guarded(`load ${file.name}`, async () => {
-      if (file.size > 64 * 1024 * 1024) throw new Error(`${file.name}: ${file.size} bytes, more than the 64 MiB this page accepts`);
+      if (file.size > MAX_FILE_BYTES) {
+        throw new Error(`${file.name}: ${file.size} bytes, more than the 64 MiB this page accepts`);
+      }
       const loaded = modelFromFile(new Uint8Array(await file.arrayBuffer()), file.name);
       checkDigitModel(loaded.model, file.name);
       useModel(loaded.model, normalizationFromTraining(loaded.training, file.name).normalization, `from ${file.name}`);
@@ -569,12 +625,19 @@ let trainSet: DigitSet | null = null;
 
 function makeCharts(): { norms: LineChart; ratios: LineChart } {
   const series = weightedLayers(model).map(({ index, layer }, i) => ({
-    label: `${index} ${layer.type}`, color: LAYER_COLORS[i % LAYER_COLORS.length], width: 1.5, format: (v: number) => fmtSig(v, 3),
+    label: `${index} ${layer.type}`,
+    color: LAYER_COLORS[i % LAYER_COLORS.length],
+    width: 1.5,
+    format: (v: number) => fmtSig(v, 3),
   }));
   const log = { y: { log: true } };
   return {
-    norms: new LineChart(byId("bw-chart-norms"), { title: "‖∂L/∂W‖ per layer", xLabel: "step", series, scales: log, height: 220 }),
-    ratios: new LineChart(byId("bw-chart-ratios"), { title: "update/weight ‖ΔW‖/‖W‖", xLabel: "step", series, scales: log, height: 220 }),
+    norms: new LineChart(byId("bw-chart-norms"), {
+      title: "‖∂L/∂W‖ per layer", xLabel: "step", series, scales: log,
+    }),
+    ratios: new LineChart(byId("bw-chart-ratios"), {
+      title: "update/weight ‖ΔW‖/‖W‖", xLabel: "step", series, scales: log,
+    }),
   };
 }
 

@@ -97,6 +97,33 @@ async function runMany(argLists: string[][]): Promise<Run[]> {
   return JSON.parse(r.out) as Run[];
 }
 
+/**
+ * `handprop train` in a child process with a Trainer callback that sends the process a real SIGINT
+ * (what Ctrl-C sends) after `afterBatches` batches; the exit code is runTrainCommand's.
+ */
+function runInterrupted(args: string[], afterBatches: number): Promise<Run> {
+  const trainUrl = new URL("../src/cli/train.ts", import.meta.url).href;
+  const argsUrl = new URL("../src/cli/args.ts", import.meta.url).href;
+  const script = `
+    const { trainCommand, runTrainCommand } = await import(${JSON.stringify(trainUrl)});
+    const { parseFlags } = await import(${JSON.stringify(argsUrl)});
+    const { values, positionals } = parseFlags(trainCommand.spec, ${JSON.stringify(args.slice(1))});
+    let batches = 0;
+    const interrupter = { onBatchEnd() { if (++batches === ${afterBatches}) process.kill(process.pid, "SIGINT"); } };
+    process.exitCode = await runTrainCommand(values, positionals, { callbacks: [interrupter] });`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script]);
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
+    child.stderr.setEncoding("utf8").on("data", (s: string) => (err += s));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      resolve({ code, out, err });
+    });
+  });
+}
+
 test("usage errors: one line on stderr, exit code 2", async () => {
   const existing = join(tmp, "existing");
   const first = await run([...SMALL, "--epochs", "0", "--out", existing]);
@@ -161,8 +188,8 @@ test("--json, checkpoints and resume: 2 epochs straight = 1 epoch + resume = int
   const [a, b1, c1] = await Promise.all([
     run([...SMALL, "--epochs", "2", "--out", straight, "--json"]),
     run([...SMALL, "--epochs", "1", "--out", split]),
-    // the test hook sends the process a real SIGINT after 13 batches: batch 3 of epoch 2
-    run([...SMALL, "--epochs", "2", "--out", interrupted], { HANDPROP_INTERRUPT_AFTER_BATCHES: "13" }),
+    // a callback sends the process a real SIGINT after 13 batches: batch 3 of epoch 2
+    runInterrupted([...SMALL, "--epochs", "2", "--out", interrupted], 13),
   ]);
 
   // --json: exactly one line on stdout, progress on stderr (plain lines: stderr is a pipe here)

@@ -1,30 +1,34 @@
 // `handprop train mnist`: train a zoo model on MNIST with a progress bar, a checkpoint after every
 // epoch, Ctrl-C to save and stop, and --resume to continue bit for bit.
 //
-// The loop is Sequential.fit's (zeroGrad → forward → loss → backward → finite checks → optimizer.step
-// over mini-batches of a RandomState(seed).permutation per epoch, with the model initialised from
-// RandomState(seed)), made asynchronous: it yields to the event loop after every batch so that
-// SIGINT is seen. Same seed, same data → the weights `model.fit(x, y, {seed, batchSize})` gives.
+// The loop is the library's Trainer (src/nn/trainer.ts), driven by fitAsync; the CLI adds callbacks:
+// progress and timing after each batch (then a setImmediate, so a pending SIGINT is seen between two
+// batches), and a checkpoint after each epoch. Same seed, same data → the weights
+// `model.fit(x, y, {seed, batchSize})` gives.
 //
 // Checkpoints (saveModel into --out, atomic) hold the weights, the optimizer's state (optimizer.bin),
 // Dropout generators' states, and in model.json's "training": the run's settings, epochs and batches
-// done, the history, the running sums of an unfinished epoch, and the shuffle generator's state at the
-// start of the current epoch. Ctrl-C finishes the batch in progress, saves a MID-EPOCH checkpoint
-// (batchesDone > 0) and exits 130; --resume redraws that epoch's permutation from the saved state,
-// skips the batches already done and continues, so an interrupted and resumed run ends with exactly
-// the weights of an uninterrupted one. A second Ctrl-C exits at once (the last checkpoint is intact:
-// every save is atomic).
+// done, the history, the running sums of an unfinished epoch, the shuffle generator's state at the
+// start of the current epoch and, with --augment, the augmenter's settings and generator: the Trainer's
+// state() in the layout checkpoints had before the Trainer (trainerStateOf converts it back). Ctrl-C
+// calls trainer.stop(): the batch in progress finishes, a MID-EPOCH checkpoint (batchesDone > 0) is
+// saved and the process exits 130; --resume hands the state to trainer.restore(), which redraws that
+// epoch's permutation and continues after the batches already done, so an interrupted and resumed run
+// ends with exactly the weights of an uninterrupted one. A second Ctrl-C exits at once (the last
+// checkpoint is intact: every save is atomic).
 
 import { existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { setThreads, threadsUnavailable } from "../kernels/backend.ts";
-import { NDArray } from "../nd/ndarray.ts";
+import type { NDArray } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
+import { Augmenter, augmentConfig, type AugmentConfig } from "../data/augment.ts";
 import { SoftmaxCrossEntropy } from "../nn/losses.ts";
 import { Adam, SGD, type Optimizer } from "../nn/optim.ts";
 import { CosineLR } from "../nn/schedules.ts";
-import { TrainingError, type Sequential } from "../nn/sequential.ts";
+import type { Sequential } from "../nn/sequential.ts";
+import { Trainer, TrainingError, type Callbacks, type TrainerState } from "../nn/trainer.ts";
 import { MODEL_NAMES, buildModel, isModelName, type ModelName } from "../nn/models.ts";
 import { normalizationProblem, type Mnist, type Normalization } from "../data/mnist.ts";
 import { loadMnist } from "../node/mnist.ts";
@@ -98,6 +102,10 @@ export type TrainState = {
   partialEpoch: { lossSum: number; correct: number; seen: number; seconds: number } | null;
   /** The shuffle generator at the start of the current epoch, before drawing its permutation. */
   shuffleState: SerializedRandomState;
+  /** --augment: the transforms' settings (absent or null: no augmentation; older checkpoints have none). */
+  augment?: AugmentConfig | null;
+  /** The augmenter's generator now (with `augment`). */
+  augmentState?: SerializedRandomState;
   testAccuracy: number | null;
   testImages: number | null;
   startedAt: string;
@@ -191,6 +199,19 @@ export function readTrainState(raw: { [key: string]: Json } | undefined, file: s
   } catch (e) {
     throw new ModelFormatError(`${(e as Error).message} (not a handprop train checkpoint?)`, { cause: e });
   }
+  if (t.augment !== undefined && t.augment !== null) {
+    if (!isObject(t.augment)) fail("augment", "null or the augmentation settings {shift, rotation, scale, shear, fill, elastic}", t.augment);
+    try {
+      t.augment = augmentConfig(t.augment);
+    } catch (e) {
+      fail("augment", `valid augmentation settings (${(e as Error).message})`, t.augment);
+    }
+    try {
+      checkRandomState(new Fields(file), t.augmentState, "training.augmentState");
+    } catch (e) {
+      throw new ModelFormatError(`${(e as Error).message} (not a handprop train checkpoint?)`, { cause: e });
+    }
+  } else if (t.augmentState !== undefined) fail("augmentState", 'absent when "training.augment" is', t.augmentState);
   if (t.testAccuracy !== null && t.testAccuracy !== undefined) fraction(t.testAccuracy, "testAccuracy");
   return t;
 }
@@ -211,32 +232,30 @@ export function checkStateAgainstData(state: TrainState, trainImages: number, fi
 }
 
 // ---------------------------------------------------------------------------------------------
-// The loop.
+// The loop: the library's Trainer, with callbacks for progress, timing and checkpoints.
 
-/** Copies selected samples into a reused batch buffer (one per batch size). */
-class Batcher {
-  private readonly bufs = new Map<number, { x: NDArray; y: Int32Array }>();
-  private readonly sample: number;
-  constructor(
-    private readonly images: NDArray,
-    private readonly labels: Int32Array,
-  ) {
-    this.sample = images.size / Math.max(images.shape[0], 1);
-  }
-  gather(order: readonly number[], start: number, n: number): { x: NDArray; y: Int32Array } {
-    let b = this.bufs.get(n);
-    if (!b) this.bufs.set(n, (b = { x: new NDArray(new Float32Array(n * this.sample), [n, ...this.images.shape.slice(1)]), y: new Int32Array(n) }));
-    const s = this.sample;
-    for (let i = 0; i < n; i++) {
-      const k = order[start + i];
-      b.x.data.set(this.images.data.subarray(k * s, k * s + s), i * s);
-      b.y[i] = this.labels[k];
-    }
-    return b;
-  }
+/** The Trainer's resume state from a checkpoint's (the checkpoint layout predates the Trainer). */
+export function trainerStateOf(state: TrainState): TrainerState {
+  const p = state.partialEpoch;
+  const sums = p ? { loss: p.lossSum, correct: p.correct, counted: p.seen, seen: p.seen } : { loss: 0, correct: 0, counted: 0, seen: 0 };
+  return {
+    epoch: state.epochsDone,
+    batch: state.batchesDone,
+    shuffle: state.shuffleState,
+    baseLr: state.lr,
+    sums,
+    ...(state.augmentState ? { augment: state.augmentState } : {}),
+  };
 }
 
-const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** Copies the Trainer's resume state into the checkpoint's (seconds: the epoch's training time so far). */
+function recordTrainerState(state: TrainState, t: TrainerState, seconds: number): void {
+  state.epochsDone = t.epoch;
+  state.batchesDone = t.batch;
+  state.partialEpoch = t.batch > 0 ? { lossSum: t.sums.loss, correct: t.sums.correct, seen: t.sums.seen, seconds } : null;
+  state.shuffleState = t.shuffle;
+  if (t.augment) state.augmentState = t.augment;
+}
 
 export interface TrainIO {
   /** Results (epoch lines, final accuracy, or the --json line). */
@@ -244,6 +263,11 @@ export interface TrainIO {
   /** Progress and notes. */
   progress: Progress;
   json: boolean;
+}
+
+/** What a caller (a test) may add to a run: extra callbacks, run after the CLI's own. */
+export interface TrainHooks {
+  callbacks?: Callbacks[];
 }
 
 function makeOptimizer(name: OptimizerName, lr: number): Optimizer {
@@ -260,112 +284,119 @@ interface RunSetup {
   resumed: boolean;
 }
 
+/** setImmediate as a promise: the event loop runs (a pending SIGINT is seen) without a timer's delay. */
+const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 /**
  * Train until state.epochs, checkpointing into `out` after every epoch (and on SIGINT), then
  * evaluate on the test set. Returns null when interrupted (a checkpoint was saved).
  */
-async function runTraining(setup: RunSetup, io: TrainIO): Promise<TrainResult | null> {
+async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Promise<TrainResult | null> {
   const { model, optimizer, state, data, out, resumed } = setup;
   const loss = new SoftmaxCrossEntropy();
-  const train = data.train;
-  const N = train.images.shape[0];
-  const bs = state.batchSize;
-  const batches = Math.ceil(N / bs);
-  const batcher = new Batcher(train.images, train.labels);
-  const rng = new RandomState();
-  let interrupted = false;
-  const interruptAfter = Number(process.env.HANDPROP_INTERRUPT_AFTER_BATCHES ?? NaN); // test hook: SIGINT ourselves after this many batches
-  let batchesThisRun = 0;
+  const N = data.train.images.shape[0];
+  const hasValidation = data.validation.images.shape[0] > 0;
+  const augmenter = state.augment ? new Augmenter({ ...state.augment, seed: state.seed }) : undefined;
+  let epochSeconds = state.partialEpoch?.seconds ?? 0;
   let imagesThisRun = 0;
   let secondsThisRun = 0;
+  let t0 = performance.now();
+  let interrupted = false;
 
   let lastSaved: string | null = null;
+  let stopError: TrainingError | null = null;
   // Nothing of this run after the last checkpoint is saved: diverged weights never reach disk.
   const stop: (why: string, cause?: Error) => never = (why, cause) => {
     const kept = lastSaved ?? (existsSync(join(out, MANIFEST_FILE)) && resumed ? "the checkpoint this run resumed from" : null);
-    throw new TrainingError(`training stopped: ${why}; ${kept ? `the last good checkpoint in ${out} (${kept}) is kept` : `no checkpoint was written to ${out}`}`, { cause });
+    stopError = new TrainingError(`training stopped: ${why}; ${kept ? `the last good checkpoint in ${out} (${kept}) is kept` : `no checkpoint was written to ${out}`}`, { cause });
+    throw stopError;
   };
   const save = (): void => {
     state.updatedAt = new Date().toISOString();
     saveModel(model, out, { optimizer, training: state as unknown as { [key: string]: Json } });
     lastSaved = state.batchesDone > 0 ? `epoch ${state.epochsDone + 1}, after batch ${state.batchesDone}` : `after epoch ${state.epochsDone}`;
   };
+
+  const cli: Callbacks = {
+    onEpochBegin(epoch) {
+      epochSeconds = 0;
+      io.progress.startEpoch(epoch + 1, state.epochs, N, 0);
+      t0 = performance.now();
+    },
+    async onBatchEnd(_batch, logs) {
+      const now = performance.now();
+      epochSeconds += (now - t0) / 1000;
+      secondsThisRun += (now - t0) / 1000;
+      imagesThisRun += Math.min(state.batchSize, N - (logs.batch ?? 0) * state.batchSize);
+      io.progress.update(logs.seen ?? 0, { loss: logs.loss, accuracy: logs.accuracy ?? 0, imagesPerSecond: imagesThisRun / secondsThisRun });
+      await yieldToEventLoop(); // a pending SIGINT runs here, between two batches
+      t0 = performance.now(); // time spent in the event loop (progress drawing) is not training time
+    },
+    async onEpochEnd(epoch, logs) {
+      io.progress.endEpoch();
+      const record: EpochRecord = {
+        epoch: epoch + 1,
+        loss: logs.loss,
+        trainAccuracy: logs.accuracy ?? 0,
+        valLoss: hasValidation ? (logs.valLoss ?? null) : null,
+        valAccuracy: hasValidation ? (logs.valAccuracy ?? null) : null,
+        seconds: epochSeconds,
+      };
+      if (record.valLoss !== null && !Number.isFinite(record.valLoss)) {
+        stop(`${model.name}: validation loss is ${record.valLoss} after epoch ${epoch + 1}: lower the learning rate`);
+      }
+      state.history.push(record);
+      recordTrainerState(state, trainer.state(), 0);
+      save();
+      const val = record.valAccuracy === null ? "" : `  val loss ${record.valLoss!.toFixed(4)}  val acc ${(100 * record.valAccuracy).toFixed(2)}%`;
+      io.out(`epoch ${record.epoch}/${state.epochs}  loss ${record.loss.toFixed(4)}  acc ${(100 * record.trainAccuracy).toFixed(2)}%${val}  ${formatDuration(record.seconds)} (${(N / record.seconds).toFixed(0)} img/s)  → ${out}`);
+      await yieldToEventLoop(); // a SIGINT during validation or the save stops here, at the epoch boundary
+    },
+  };
+  const trainer = new Trainer(model, { x: data.train.images, y: data.train.labels }, {
+    loss,
+    optimizer,
+    batchSize: state.batchSize,
+    seed: state.seed,
+    ...(hasValidation ? { validationData: [data.validation.images, data.validation.labels] as [NDArray, Int32Array] } : {}),
+    ...(state.schedule === "cosine" ? { schedule: new CosineLR({ tMax: state.epochs }) } : {}),
+    ...(augmenter ? { augment: augmenter } : {}),
+    callbacks: [cli, ...(hooks.callbacks ?? [])],
+  });
+  trainer.restore(trainerStateOf(state));
+  if (trainer.inEpoch) io.progress.startEpoch(trainer.epoch + 1, state.epochs, N, trainer.batch * state.batchSize);
+
   const onSigint = (): void => {
     if (interrupted) {
       process.stderr.write(`\ninterrupted again: exiting now (the last checkpoint in ${out} is intact)\n`);
       process.exit(130);
     }
     interrupted = true;
+    trainer.stop();
     io.progress.log("interrupt: finishing the current batch, then saving a checkpoint (Ctrl-C again to quit at once)");
   };
   process.on("SIGINT", onSigint);
   try {
-    while (state.epochsDone < state.epochs) {
-      const epoch = state.epochsDone;
-      if (state.schedule === "cosine") optimizer.lr = new CosineLR({ tMax: state.epochs }).lrAt(epoch, state.lr);
-      rng.setState(state.shuffleState);
-      const perm = rng.permutation(N);
-      const p = state.partialEpoch ?? { lossSum: 0, correct: 0, seen: 0, seconds: 0 };
-      io.progress.startEpoch(epoch + 1, state.epochs, N, p.seen);
-      let t0 = performance.now();
-      for (let b = state.batchesDone; b < batches; b++) {
-        const start = b * bs;
-        const n = Math.min(bs, N - start);
-        const { x, y } = batcher.gather(perm, start, n);
-        let r: { loss: number; correct: number | null };
-        try {
-          r = model.trainBatch(x, y, loss, optimizer, `epoch ${epoch + 1}, batch ${b + 1}`);
-        } catch (e) {
-          if (!(e instanceof TrainingError)) throw e;
-          io.progress.endEpoch();
-          stop(e.message, e);
-        }
-        p.lossSum += r.loss * n;
-        p.correct += r.correct ?? 0;
-        p.seen += n;
-        state.batchesDone = b + 1;
-        batchesThisRun++;
-        imagesThisRun += n;
-        const now = performance.now();
-        p.seconds += (now - t0) / 1000;
-        secondsThisRun += (now - t0) / 1000;
-        t0 = now;
-        io.progress.update(p.seen, { loss: p.lossSum / p.seen, accuracy: p.correct / p.seen, imagesPerSecond: imagesThisRun / secondsThisRun });
-        if (batchesThisRun === interruptAfter) process.kill(process.pid, "SIGINT");
-        await yieldToEventLoop();
-        t0 = performance.now(); // time spent in the event loop (progress drawing) is not training time
-        if (interrupted && state.batchesDone < batches) {
-          state.partialEpoch = p;
-          io.progress.endEpoch();
-          save();
-          io.progress.log(`checkpoint: ${out} (epoch ${epoch + 1}, after batch ${state.batchesDone}/${batches}); continue with: handprop train mnist --resume ${out}`);
-          return null;
-        }
-      }
-      io.progress.endEpoch();
-      const record: EpochRecord = { epoch: epoch + 1, loss: p.lossSum / p.seen, trainAccuracy: p.correct / p.seen, valLoss: null, valAccuracy: null, seconds: p.seconds };
-      if (data.validation.images.shape[0] > 0) {
-        const v = model.evaluate(data.validation.images, data.validation.labels, { loss });
-        record.valLoss = v.loss;
-        record.valAccuracy = v.accuracy ?? null;
-        if (!Number.isFinite(v.loss)) stop(`${model.name}: validation loss is ${v.loss} after epoch ${epoch + 1}: lower the learning rate`);
-      }
-      state.history.push(record);
-      state.epochsDone = epoch + 1;
-      state.batchesDone = 0;
-      state.partialEpoch = null;
-      state.shuffleState = serializeRandomState(rng.getState());
-      save();
-      const val = record.valAccuracy === null ? "" : `  val loss ${record.valLoss!.toFixed(4)}  val acc ${(100 * record.valAccuracy).toFixed(2)}%`;
-      io.out(`epoch ${record.epoch}/${state.epochs}  loss ${record.loss.toFixed(4)}  acc ${(100 * record.trainAccuracy).toFixed(2)}%${val}  ${formatDuration(record.seconds)} (${(p.seen / record.seconds).toFixed(0)} img/s)  → ${out}`);
-      await yieldToEventLoop();
-      if (interrupted) {
-        io.progress.log(`checkpoint: ${out} (after epoch ${state.epochsDone}/${state.epochs}); continue with: handprop train mnist --resume ${out}`);
-        return null;
-      }
-    }
+    // The CLI yields after every batch itself (onBatchEnd); the Trainer's timed yields are not needed.
+    await trainer.fitAsync(state.epochs, { yieldEveryMs: Infinity });
+  } catch (e) {
+    if (!(e instanceof TrainingError) || e === stopError) throw e;
+    io.progress.endEpoch();
+    stop(e.message, e);
   } finally {
     process.removeListener("SIGINT", onSigint);
+  }
+  if (interrupted) {
+    if (trainer.inEpoch) {
+      io.progress.endEpoch();
+      recordTrainerState(state, trainer.state(), epochSeconds);
+      save();
+      const batches = Math.ceil(N / state.batchSize);
+      io.progress.log(`checkpoint: ${out} (epoch ${state.epochsDone + 1}, after batch ${state.batchesDone}/${batches}); continue with: handprop train mnist --resume ${out}`);
+    } else {
+      io.progress.log(`checkpoint: ${out} (after epoch ${state.epochsDone}/${state.epochs}); continue with: handprop train mnist --resume ${out}`);
+    }
+    return null;
   }
 
   const testImages = data.test.images.shape[0];
@@ -417,7 +448,7 @@ function loadData(dataDir: string | null, validation: number, limit: number | nu
   }
 }
 
-export async function runTrainCommand(v: FlagValues, positionals: string[]): Promise<number> {
+export async function runTrainCommand(v: FlagValues, positionals: string[], hooks: TrainHooks = {}): Promise<number> {
   if (positionals.length === 0) throw new UsageError("handprop train: name the data set: handprop train mnist [options]");
   if (positionals[0] !== "mnist") throw new UsageError(`handprop train: unknown data set '${positionals[0]}' (data sets: mnist)`);
   if (positionals.length > 1) throw new UsageError(`handprop train: unexpected argument '${positionals[1]}'`);
@@ -452,7 +483,7 @@ export async function runTrainCommand(v: FlagValues, positionals: string[]): Pro
   try {
     cleanModelFolder(out); // complete or remove what an interrupted save left
     const setup = resumeDir !== undefined ? resumeRun(v, resumeDir, out, testLimit, say) : newRun(v, name as ModelName, seed, out, testLimit, say);
-    const result = await runTraining(setup, io);
+    const result = await runTraining(setup, io, hooks);
     if (result === null) return 130;
     if (json) process.stdout.write(JSON.stringify(result) + "\n");
     else if (result.testAccuracy === null) say(`no test images (--test-limit 0); model saved in ${out}`);

@@ -4,7 +4,6 @@
 // MNIST test images. Plus the image preprocessing and the plain progress lines, in process.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +20,7 @@ import { defaultMnistDir } from "../src/node/mnist.ts";
 import { decodePgm, readImage, resizeSquare, toMnistPixels, type GrayImage } from "../src/cli/predict.ts";
 import { createProgress } from "../src/cli/progress.ts";
 import { DEFAULT_LR } from "../src/cli/train.ts";
+import { runCli, runMany, runTrainInterrupted } from "./cli-run.ts";
 
 /**
  * The CI training run: cnn-small, one epoch on the first CI_TRAIN_IMAGES training images, tested on
@@ -30,99 +30,18 @@ import { DEFAULT_LR } from "../src/cli/train.ts";
 const CI_TRAIN_IMAGES = 10000;
 const CI_MIN_ACCURACY = 0.95;
 
-const bin = new URL("../bin/handprop.mjs", import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), "handprop-train-"));
 after(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env } });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (err += s));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      resolve({ code, out, err });
-    });
-  });
-}
+const run = runCli;
 
 const manifest = (dir: string): ModelManifest => JSON.parse(readFileSync(join(dir, "model.json"), "utf8")) as ModelManifest;
 const bytes = (dir: string, file: string): Buffer => readFileSync(join(dir, file));
 
 // A small run: 320 images = 10 batches of 32 per epoch, a small validation and test set.
 const SMALL = ["train", "mnist", "--model", "cnn-small", "--limit", "320", "--val", "64", "--test-limit", "200", "--batch-size", "32", "--seed", "3", "--schedule", "none"];
-
-/**
- * Run several command lines in ONE child process (one start-up instead of many), each through
- * main() with its output captured. (Not in this process: capturing process.stdout here would also
- * capture the test runner's own reports.)
- */
-async function runMany(argLists: string[][]): Promise<Run[]> {
-  const mainUrl = new URL("../src/cli/main.ts", import.meta.url).href;
-  const script = `
-    const { main } = await import(${JSON.stringify(mainUrl)});
-    const results = [];
-    for (const args of JSON.parse(process.env.HANDPROP_TEST_ARGS)) {
-      let out = "", err = "";
-      const [o, e] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
-      process.stdout.write = (s) => ((out += s), true);
-      process.stderr.write = (s) => ((err += s), true);
-      let code;
-      try { code = await main(args); } finally { process.stdout.write = o; process.stderr.write = e; }
-      results.push({ code, out, err });
-    }
-    process.stdout.write(JSON.stringify(results));`;
-  const r = await new Promise<Run>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { env: { ...process.env, HANDPROP_TEST_ARGS: JSON.stringify(argLists) } });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (err += s));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      resolve({ code, out, err });
-    });
-  });
-  assert.equal(r.code, 0, r.err);
-  return JSON.parse(r.out) as Run[];
-}
-
-/**
- * `handprop train` in a child process with a Trainer callback that sends the process a real SIGINT
- * (what Ctrl-C sends) after `afterBatches` batches; the exit code is runTrainCommand's.
- */
-function runInterrupted(args: string[], afterBatches: number): Promise<Run> {
-  const trainUrl = new URL("../src/cli/train.ts", import.meta.url).href;
-  const argsUrl = new URL("../src/cli/args.ts", import.meta.url).href;
-  const script = `
-    const { trainCommand, runTrainCommand } = await import(${JSON.stringify(trainUrl)});
-    const { parseFlags } = await import(${JSON.stringify(argsUrl)});
-    const { values, positionals } = parseFlags(trainCommand.spec, ${JSON.stringify(args.slice(1))});
-    let batches = 0;
-    const interrupter = { onBatchEnd() { if (++batches === ${afterBatches}) process.kill(process.pid, "SIGINT"); } };
-    process.exitCode = await runTrainCommand(values, positionals, { callbacks: [interrupter] });`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script]);
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (err += s));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      resolve({ code, out, err });
-    });
-  });
-}
 
 test("usage errors: one line on stderr, exit code 2", async () => {
   const existing = join(tmp, "existing");
@@ -189,7 +108,7 @@ test("--json, checkpoints and resume: 2 epochs straight = 1 epoch + resume = int
     run([...SMALL, "--epochs", "2", "--out", straight, "--json"]),
     run([...SMALL, "--epochs", "1", "--out", split]),
     // a callback sends the process a real SIGINT after 13 batches: batch 3 of epoch 2
-    runInterrupted([...SMALL, "--epochs", "2", "--out", interrupted], 13),
+    runTrainInterrupted([...SMALL.slice(1), "--epochs", "2", "--out", interrupted], 13),
   ]);
 
   // --json: exactly one line on stdout, progress on stderr (plain lines: stderr is a pipe here)

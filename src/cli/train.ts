@@ -17,7 +17,7 @@
 // ends with exactly the weights of an uninterrupted one. A second Ctrl-C exits at once (the last
 // checkpoint is intact: every save is atomic).
 
-import { existsSync, statSync } from "node:fs";
+import { appendFileSync, existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { setThreads, threadsUnavailable } from "../kernels/backend.ts";
@@ -29,6 +29,7 @@ import { Adam, SGD, type Optimizer } from "../nn/optim.ts";
 import { CosineLR } from "../nn/schedules.ts";
 import type { Sequential } from "../nn/sequential.ts";
 import { Trainer, TrainingError, type Callbacks, type TrainerState } from "../nn/trainer.ts";
+import { EarlyStopping, MetricsLogger, ModelCheckpoint, ReduceLROnPlateau } from "../nn/callbacks.ts";
 import { MODEL_NAMES, buildModel, isModelName, type ModelName } from "../nn/models.ts";
 import { normalizationProblem, type Mnist, type Normalization } from "../data/mnist.ts";
 import { loadMnist } from "../node/mnist.ts";
@@ -57,6 +58,14 @@ export const TRAIN_DEFAULTS = { model: "lenet5" as ModelName, epochs: 12, batchS
 export const DEFAULT_LR: Record<OptimizerName, number> = { adam: 2e-3, sgd: 0.05 };
 /** SGD runs with this momentum (PyTorch's SGD update rule, see optim.ts). */
 export const SGD_MOMENTUM = 0.9;
+/** --save-best writes into this subfolder of --out. */
+export const BEST_DIR = "best";
+/** --reduce-lr-on-plateau multiplies the learning rate by this (Keras' and PyTorch's default). */
+export const PLATEAU_FACTOR = 0.1;
+/** --augment affine's defaults: shift in pixels, rotation and shear in degrees, scale ±. */
+export const AUGMENT_DEFAULTS = { shift: 2, rotate: 10, scale: 0.1, shear: 10 };
+/** --elastic: Simard et al.'s (2003) MNIST setting, α = 34 pixels, σ = 4 pixels. */
+export const ELASTIC_DEFAULTS = { alpha: 34, sigma: 4 };
 /** --threads is capped at this many threads per core: more only adds memory (a worker each) and switching. */
 export const MAX_THREADS_PER_CORE = 4;
 
@@ -106,6 +115,16 @@ export type TrainState = {
   augment?: AugmentConfig | null;
   /** The augmenter's generator now (with `augment`). */
   augmentState?: SerializedRandomState;
+  /** --early-stopping: its patience and counters (best: null before the first epoch; JSON has no Infinity). */
+  earlyStopping?: { patience: number; best: number | null; bestEpoch: number; wait: number } | null;
+  /** --save-best: the best validation accuracy so far. */
+  saveBest?: { best: number | null } | null;
+  /** --reduce-lr-on-plateau: its patience and counters. */
+  reduceLrOnPlateau?: { patience: number; best: number | null; wait: number; cooldownLeft: number } | null;
+  /** --log: the metrics file (absolute path). */
+  log?: string | null;
+  /** Set when --early-stopping ended the run: the epoch (1-based) it stopped after. */
+  stoppedEarly?: number | null;
   testAccuracy: number | null;
   testImages: number | null;
   startedAt: string;
@@ -212,6 +231,33 @@ export function readTrainState(raw: { [key: string]: Json } | undefined, file: s
       throw new ModelFormatError(`${(e as Error).message} (not a handprop train checkpoint?)`, { cause: e });
     }
   } else if (t.augmentState !== undefined) fail("augmentState", 'absent when "training.augment" is', t.augmentState);
+  const best = (v: unknown, field: string): void => {
+    if (v !== null) num(v, field);
+  };
+  const callback = (field: "earlyStopping" | "saveBest" | "reduceLrOnPlateau", keys: readonly string[]): Record<string, unknown> | null => {
+    const c = t[field] as unknown;
+    if (c === undefined || c === null) return null;
+    if (!isObject(c)) return fail(field, `null or {${keys.join(", ")}}`, c);
+    return c;
+  };
+  const es = callback("earlyStopping", ["patience", "best", "bestEpoch", "wait"]);
+  if (es) {
+    int(es.patience, "earlyStopping.patience", 1);
+    best(es.best, "earlyStopping.best");
+    if (es.bestEpoch !== -1) int(es.bestEpoch, "earlyStopping.bestEpoch");
+    int(es.wait, "earlyStopping.wait");
+  }
+  const sb = callback("saveBest", ["best"]);
+  if (sb) best(sb.best, "saveBest.best");
+  const rl = callback("reduceLrOnPlateau", ["patience", "best", "wait", "cooldownLeft"]);
+  if (rl) {
+    int(rl.patience, "reduceLrOnPlateau.patience", 1);
+    best(rl.best, "reduceLrOnPlateau.best");
+    int(rl.wait, "reduceLrOnPlateau.wait");
+    int(rl.cooldownLeft, "reduceLrOnPlateau.cooldownLeft");
+  }
+  if (t.log !== undefined && t.log !== null && (typeof t.log !== "string" || t.log === "")) fail("log", "a path or null", t.log);
+  if (t.stoppedEarly !== undefined && t.stoppedEarly !== null) int(t.stoppedEarly, "stoppedEarly", 1);
   if (t.testAccuracy !== null && t.testAccuracy !== undefined) fraction(t.testAccuracy, "testAccuracy");
   return t;
 }
@@ -296,7 +342,7 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
   const loss = new SoftmaxCrossEntropy();
   const N = data.train.images.shape[0];
   const hasValidation = data.validation.images.shape[0] > 0;
-  const augmenter = state.augment ? new Augmenter({ ...state.augment, seed: state.seed }) : undefined;
+  const augmenter = state.augment ? new Augmenter(state.augment) : undefined; // its generator: trainer.restore
   let epochSeconds = state.partialEpoch?.seconds ?? 0;
   let imagesThisRun = 0;
   let secondsThisRun = 0;
@@ -332,7 +378,7 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
       await yieldToEventLoop(); // a pending SIGINT runs here, between two batches
       t0 = performance.now(); // time spent in the event loop (progress drawing) is not training time
     },
-    async onEpochEnd(epoch, logs) {
+    onEpochEnd(epoch, logs) {
       io.progress.endEpoch();
       const record: EpochRecord = {
         epoch: epoch + 1,
@@ -347,9 +393,26 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
       }
       state.history.push(record);
       recordTrainerState(state, trainer.state(), 0);
+    },
+  };
+  // The library's callbacks run between `cli` (which records the epoch) and `checkpoint` (which saves
+  // their counters with it).
+  const { callbacks: library, earlyStopping, counters } = libraryCallbacks(state, model, out);
+  const checkpoint: Callbacks = {
+    async onEpochEnd() {
+      const record = state.history[state.history.length - 1];
+      counters();
+      if (earlyStopping?.stoppedEpoch === state.history.length - 1) {
+        state.stoppedEarly = record.epoch;
+        state.epochs = record.epoch; // the run is complete: --resume --epochs N continues it
+      }
       save();
       const val = record.valAccuracy === null ? "" : `  val loss ${record.valLoss!.toFixed(4)}  val acc ${(100 * record.valAccuracy).toFixed(2)}%`;
       io.out(`epoch ${record.epoch}/${state.epochs}  loss ${record.loss.toFixed(4)}  acc ${(100 * record.trainAccuracy).toFixed(2)}%${val}  ${formatDuration(record.seconds)} (${(N / record.seconds).toFixed(0)} img/s)  → ${out}`);
+      if (state.stoppedEarly === record.epoch) {
+        const es = state.earlyStopping!;
+        io.progress.log(`early stopping: the validation loss has not improved for ${es.patience} epoch(s) (best ${es.best ?? NaN} after epoch ${es.bestEpoch + 1})`);
+      }
       await yieldToEventLoop(); // a SIGINT during validation or the save stops here, at the epoch boundary
     },
   };
@@ -359,9 +422,9 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
     batchSize: state.batchSize,
     seed: state.seed,
     ...(hasValidation ? { validationData: [data.validation.images, data.validation.labels] as [NDArray, Int32Array] } : {}),
-    ...(state.schedule === "cosine" ? { schedule: new CosineLR({ tMax: state.epochs }) } : {}),
+    ...(state.schedule === "cosine" && state.epochs > 0 ? { schedule: new CosineLR({ tMax: state.epochs }) } : {}),
     ...(augmenter ? { augment: augmenter } : {}),
-    callbacks: [cli, ...(hooks.callbacks ?? [])],
+    callbacks: [cli, ...library, checkpoint, ...(hooks.callbacks ?? [])],
   });
   trainer.restore(trainerStateOf(state));
   if (trainer.inEpoch) io.progress.startEpoch(trainer.epoch + 1, state.epochs, N, trainer.batch * state.batchSize);
@@ -411,11 +474,99 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
   };
 }
 
+/** JSON has no ±Infinity: a monitor's "no best yet" is null in the checkpoint. */
+const bestToJson = (v: number): number | null => (Number.isFinite(v) ? v : null);
+
+/**
+ * The library callbacks a run's settings ask for (--early-stopping, --save-best, --reduce-lr-on-plateau,
+ * --log), restored from the checkpoint's counters; `counters()` writes their counters back into `state`.
+ */
+function libraryCallbacks(state: TrainState, model: Sequential, out: string): { callbacks: Callbacks[]; earlyStopping: EarlyStopping | null; counters: () => void } {
+  const callbacks: Callbacks[] = [];
+  let earlyStopping: EarlyStopping | null = null;
+  let saveBest: ModelCheckpoint | null = null;
+  let reduceLr: ReduceLROnPlateau | null = null;
+  if (state.earlyStopping) {
+    const s = state.earlyStopping;
+    earlyStopping = new EarlyStopping({ monitor: "valLoss", patience: s.patience });
+    earlyStopping.restore({ best: s.best ?? Infinity, bestEpoch: s.bestEpoch, wait: s.wait });
+    callbacks.push(earlyStopping);
+  }
+  if (state.saveBest) {
+    const bestDir = join(out, BEST_DIR);
+    saveBest = new ModelCheckpoint({
+      monitor: "valAccuracy",
+      // Weights and the run's settings (normalization for predict/eval), no optimizer: not resumable.
+      save: (m, info) => saveModel(m, bestDir, { training: { ...state, bestEpoch: info.epoch + 1 } as unknown as { [key: string]: Json } }),
+    });
+    saveBest.restore({ best: state.saveBest.best ?? -Infinity });
+    callbacks.push(saveBest);
+  }
+  if (state.reduceLrOnPlateau) {
+    const s = state.reduceLrOnPlateau;
+    reduceLr = new ReduceLROnPlateau({ monitor: "valLoss", patience: s.patience, factor: PLATEAU_FACTOR });
+    reduceLr.restore({ best: s.best ?? Infinity, wait: s.wait, cooldownLeft: s.cooldownLeft });
+    callbacks.push(reduceLr);
+  }
+  if (state.log) {
+    const file = state.log;
+    const format = file.endsWith(".jsonl") ? "jsonl" : "csv";
+    const header = !(existsSync(file) && statSync(file).size > 0); // a resumed run appends
+    callbacks.push(new MetricsLogger({ format, header, write: (line) => { appendFileSync(file, line); } }));
+  }
+  const counters = (): void => {
+    if (earlyStopping && state.earlyStopping) {
+      const c = earlyStopping.state();
+      state.earlyStopping = { patience: state.earlyStopping.patience, best: bestToJson(c.best), bestEpoch: c.bestEpoch, wait: c.wait };
+    }
+    if (saveBest) state.saveBest = { best: bestToJson(saveBest.best) };
+    if (reduceLr && state.reduceLrOnPlateau) {
+      const c = reduceLr.state();
+      state.reduceLrOnPlateau = { patience: state.reduceLrOnPlateau.patience, best: bestToJson(c.best), wait: c.wait, cooldownLeft: c.cooldownLeft };
+    }
+  };
+  return { callbacks, earlyStopping, counters };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The command.
 
 /** Flags that fix a run: with --resume they must be left out or agree with the checkpoint. */
-const RUN_FLAGS = ["model", "batch-size", "optimizer", "lr", "schedule", "seed", "limit", "val"] as const;
+const RUN_FLAGS = ["model", "batch-size", "optimizer", "lr", "schedule", "seed", "limit", "val", "early-stopping", "save-best", "reduce-lr-on-plateau"] as const;
+/** The augmentation flags: with --resume they must be left out or give the checkpoint's settings. */
+const AUGMENT_FLAGS = ["augment", "shift", "rotate", "scale", "shear", "elastic"] as const;
+
+/**
+ * The augmentation the flags ask for (null: none), or undefined when no augmentation flag is given.
+ * `fill` is the normalised value of a black pixel: what a shift or rotation brings into the image.
+ */
+function augmentFromFlags(v: FlagValues, normalization: Normalization): AugmentConfig | null | undefined {
+  if (AUGMENT_FLAGS.every((f) => v[f] === undefined)) return undefined;
+  const affine = v.augment === "affine";
+  for (const f of ["shift", "rotate", "scale", "shear"] as const) {
+    if (v[f] !== undefined && !affine) throw new UsageError(`handprop train: --${f} needs --augment affine`);
+  }
+  if (!affine && v.elastic !== true) return null;
+  const num = (f: "shift" | "rotate" | "scale" | "shear"): number => (v[f] as number | undefined) ?? AUGMENT_DEFAULTS[f];
+  return augmentConfig({
+    ...(affine ? { shift: num("shift"), rotation: num("rotate"), scale: num("scale"), shear: num("shear") } : {}),
+    fill: -normalization.mean / normalization.std,
+    elastic: v.elastic === true ? { ...ELASTIC_DEFAULTS } : null,
+  });
+}
+
+function describeAugment(a: AugmentConfig | null | undefined): string {
+  if (!a) return "none";
+  const parts: string[] = [];
+  if (a.shift || a.rotation || a.shear || a.scale[0] !== 1 || a.scale[1] !== 1) {
+    parts.push(`affine (shift ±${a.shift} px, rotation ±${a.rotation}°, scale ${a.scale[0]}–${a.scale[1]}, shear ±${a.shear}°)`);
+  }
+  if (a.elastic) parts.push(`elastic (α ${a.elastic.alpha}, σ ${a.elastic.sigma})`);
+  return parts.join(" + ") || "none";
+}
+
+/** The augmenter's generator is RandomState(seed + AUGMENT_SEED_OFFSET): a stream of its own, not the shuffle's. */
+const AUGMENT_SEED_OFFSET = 0x9e3779b9;
 
 function checkpointValue(state: TrainState, flag: (typeof RUN_FLAGS)[number]): string | number | null {
   switch (flag) {
@@ -435,6 +586,12 @@ function checkpointValue(state: TrainState, flag: (typeof RUN_FLAGS)[number]): s
       return state.dataset.limit;
     case "val":
       return state.dataset.validation;
+    case "early-stopping":
+      return state.earlyStopping?.patience ?? null;
+    case "save-best":
+      return state.saveBest ? "true" : null;
+    case "reduce-lr-on-plateau":
+      return state.reduceLrOnPlateau?.patience ?? null;
   }
 }
 
@@ -461,6 +618,8 @@ export async function runTrainCommand(v: FlagValues, positionals: string[], hook
   if (v.threads !== undefined && (v.threads as number) > maxThreads) {
     throw new UsageError(`handprop train: --threads ${v.threads as number} is more than ${MAX_THREADS_PER_CORE} × the ${cores} core(s) here (at most ${maxThreads}): extra threads only cost memory and time`);
   }
+  const log = v.log as string | undefined;
+  if (log !== undefined && !/\.(csv|jsonl)$/i.test(log)) throw new UsageError(`handprop train: --log ${log}: name a .csv or a .jsonl file`);
   const resumeDir = v.resume as string | undefined;
   const name = (v.model as string | undefined) ?? TRAIN_DEFAULTS.model;
   if (resumeDir === undefined && !isModelName(name)) throw new UsageError(`handprop train: unknown model '${name}' (models: ${MODEL_NAMES.join(", ")})`);
@@ -501,7 +660,7 @@ function resumeRun(v: FlagValues, dir: string, out: string, testLimit: number | 
   const state = readTrainState(loaded.training, file);
   if (!loaded.optimizer) throw new ModelFormatError(`${file}: the checkpoint has no optimizer state, so it cannot be resumed exactly`);
   for (const flag of RUN_FLAGS) {
-    const given = v[flag];
+    const given = typeof v[flag] === "boolean" ? String(v[flag]) : v[flag];
     if (given !== undefined && given !== checkpointValue(state, flag)) {
       throw new UsageError(`handprop train: --${flag} ${String(given)} differs from the checkpoint's (${String(checkpointValue(state, flag))}); leave it out to resume, or start a new run with another --out`);
     }
@@ -509,7 +668,13 @@ function resumeRun(v: FlagValues, dir: string, out: string, testLimit: number | 
   const epochs = (v.epochs as number | undefined) ?? state.epochs;
   const done = state.epochsDone + (state.batchesDone > 0 ? 1 : 0);
   if (epochs < done) throw new UsageError(`handprop train: --epochs ${epochs} is less than the checkpoint's ${done} epoch(s) (already done or started); --epochs is the total to reach`);
+  const augment = augmentFromFlags(v, state.dataset.normalization);
+  if (augment !== undefined && JSON.stringify(augment) !== JSON.stringify(state.augment ?? null)) {
+    throw new UsageError(`handprop train: the augmentation flags give ${describeAugment(augment)}, the checkpoint's is ${describeAugment(state.augment)}; leave them out to resume, or start a new run with another --out`);
+  }
+  if (epochs > state.epochs) state.stoppedEarly = null;
   state.epochs = epochs;
+  if (v.log !== undefined) state.log = resolve(v.log as string);
   if (v.data !== undefined) state.dataset.dataDir = resolve(v.data as string); // the data moved: remember where
   const data = loadData(state.dataset.dataDir, state.dataset.validation, state.dataset.limit, testLimit, state.dataset.normalization);
   checkStateAgainstData(state, data.train.images.shape[0], file, data.dataDir);
@@ -530,6 +695,11 @@ function newRun(v: FlagValues, name: ModelName, seed: number | undefined, out: s
   const dataDir = v.data !== undefined ? resolve(v.data as string) : null;
   const data = loadData(dataDir, validation, limit, testLimit, "standardize");
   if (data.train.images.shape[0] === 0) throw new UsageError("handprop train: no training images (--limit 0?)");
+  const augment = augmentFromFlags(v, data.normalization) ?? null;
+  const validationNeeded = ["early-stopping", "save-best", "reduce-lr-on-plateau"].find((f) => v[f] !== undefined);
+  if (validationNeeded && data.validation.images.shape[0] === 0) throw new UsageError(`handprop train: --${validationNeeded} watches the validation set: give --val N > 0`);
+  const plateau = v["reduce-lr-on-plateau"] as number | undefined;
+  if (plateau !== undefined && v.schedule === "cosine") throw new UsageError("handprop train: --reduce-lr-on-plateau sets the learning rate itself: leave out --schedule cosine");
   const model = buildModel(name, { seed: runSeed });
   const optimizer = makeOptimizer(optName, lr);
   const now = new Date().toISOString();
@@ -542,12 +712,19 @@ function newRun(v: FlagValues, name: ModelName, seed: number | undefined, out: s
     batchSize: (v["batch-size"] as number | undefined) ?? TRAIN_DEFAULTS.batchSize,
     optimizer: optName,
     lr,
-    schedule: (v.schedule as ScheduleName | undefined) ?? TRAIN_DEFAULTS.schedule,
+    schedule: (v.schedule as ScheduleName | undefined) ?? (plateau !== undefined ? "none" : TRAIN_DEFAULTS.schedule),
     seed: runSeed,
     dataset: { name: "mnist", dataDir, limit, validation, trainImages: data.train.images.shape[0], normalization: data.normalization },
     history: [],
     partialEpoch: null,
     shuffleState: serializeRandomState(new RandomState(runSeed).getState()),
+    augment,
+    ...(augment ? { augmentState: serializeRandomState(new RandomState((runSeed + AUGMENT_SEED_OFFSET) >>> 0).getState()) } : {}),
+    earlyStopping: v["early-stopping"] !== undefined ? { patience: v["early-stopping"] as number, best: null, bestEpoch: -1, wait: 0 } : null,
+    saveBest: v["save-best"] === true ? { best: null } : null,
+    reduceLrOnPlateau: plateau !== undefined ? { patience: plateau, best: null, wait: 0, cooldownLeft: 0 } : null,
+    log: v.log !== undefined ? resolve(v.log as string) : null,
+    stoppedEarly: null,
     testAccuracy: null,
     testImages: null,
     startedAt: now,
@@ -556,7 +733,8 @@ function newRun(v: FlagValues, name: ModelName, seed: number | undefined, out: s
   const { trainable } = model.countParams();
   say(
     `training ${name} (${trainable.toLocaleString("en-US")} params) on MNIST: ${data.train.images.shape[0]} train / ${data.validation.images.shape[0]} validation / ${data.test.images.shape[0]} test images, ` +
-      `batch ${state.batchSize}, ${optName} lr ${lr}${optName === "sgd" ? ` momentum ${SGD_MOMENTUM}` : ""}${state.schedule === "cosine" ? " (cosine decay)" : ""}, seed ${runSeed}, ${state.epochs} epoch(s) → ${out}`,
+      `batch ${state.batchSize}, ${optName} lr ${lr}${optName === "sgd" ? ` momentum ${SGD_MOMENTUM}` : ""}${state.schedule === "cosine" ? " (cosine decay)" : ""}, ` +
+      `${augment ? `augmentation ${describeAugment(augment)}, ` : ""}seed ${runSeed}, ${state.epochs} epoch(s) → ${out}`,
   );
   return { model, optimizer, state, data, out, resumed: false };
 }
@@ -583,6 +761,16 @@ export const trainCommand: Command = {
       resume: { kind: "string", nonEmpty: true, help: "continue the checkpoint in DIR exactly where it stopped", meta: "DIR" },
       force: { kind: "boolean", help: "overwrite a model already in --out" },
       threads: { kind: "uint", min: 1, help: "threads for the WebAssembly kernels; results are identical for every N (default: every core)", meta: "N" },
+      augment: { kind: "string", choices: ["affine", "none"], help: `random affine transforms of each training batch, seeded, saved with the run (--resume stays exact); see --shift, --rotate, --scale, --shear` },
+      shift: { kind: "number", min: 0, help: `--augment affine: largest shift in pixels along each axis (default: ${AUGMENT_DEFAULTS.shift})`, meta: "PIXELS" },
+      rotate: { kind: "number", min: 0, max: 180, help: `--augment affine: largest rotation in degrees (default: ${AUGMENT_DEFAULTS.rotate})`, meta: "DEGREES" },
+      scale: { kind: "number", min: 0, max: 1, help: `--augment affine: zoom by a factor in [1 − X, 1 + X] (default: ${AUGMENT_DEFAULTS.scale})`, meta: "X" },
+      shear: { kind: "number", min: 0, max: 90, help: `--augment affine: largest shear angle in degrees (default: ${AUGMENT_DEFAULTS.shear})`, meta: "DEGREES" },
+      elastic: { kind: "boolean", help: `elastic distortion of each training batch (Simard et al. 2003: α ${ELASTIC_DEFAULTS.alpha}, σ ${ELASTIC_DEFAULTS.sigma} pixels), alone or after --augment affine` },
+      "early-stopping": { kind: "uint", min: 1, help: "stop when the validation loss has not improved for PATIENCE epochs in a row", meta: "PATIENCE" },
+      "save-best": { kind: "boolean", help: `also save the model of the epoch with the best validation accuracy into OUT/${BEST_DIR}/ (atomic)` },
+      "reduce-lr-on-plateau": { kind: "uint", min: 1, help: `multiply the learning rate by ${PLATEAU_FACTOR} when the validation loss has not improved for PATIENCE epochs (implies --schedule none)`, meta: "PATIENCE" },
+      log: { kind: "string", nonEmpty: true, help: "append each epoch's metrics to FILE: CSV, or JSON lines if FILE ends in .jsonl", meta: "FILE" },
       json: { kind: "boolean", help: 'end with one JSON line on stdout: {"testAccuracy", "epochs": [{"loss", "trainAccuracy", "valAccuracy", "seconds"}], "imagesPerSecond"}' },
     },
   },

@@ -177,10 +177,20 @@ test(`CI run: cnn-small, 1 epoch on ${CI_TRAIN_IMAGES} images, ≥ ${100 * CI_MI
   ciAccuracy = j.testAccuracy;
 });
 
-test("eval: test accuracy and a 10×10 confusion matrix", async () => {
+test("eval: top-1/top-3 accuracy, per-class precision/recall/F1 and a 10×10 confusion matrix", async () => {
   const [j, text] = await Promise.all([run(["eval", "--model", ciModel, "--json"]), run(["eval", "--model", ciModel, "--limit", "1000"])]);
   assert.equal(j.code, 0, j.err);
-  const r = JSON.parse(j.out) as { testAccuracy: number; correct: number; count: number; confusion: number[][] };
+  type Averages = { precision: number; recall: number; f1: number };
+  const r = JSON.parse(j.out) as {
+    testAccuracy: number;
+    correct: number;
+    count: number;
+    confusion: number[][];
+    topK: Record<string, number>;
+    perClass: (Averages & { support: number })[];
+    macro: Averages;
+    weighted: Averages;
+  };
   assert.equal(r.count, 10000);
   assert.equal(r.confusion.length, 10);
   assert.ok(r.confusion.every((row) => row.length === 10));
@@ -189,10 +199,27 @@ test("eval: test accuracy and a 10×10 confusion matrix", async () => {
   // rows are the true digits: their sums are the test set's label counts
   assert.deepEqual(r.confusion.map((row) => row.reduce((a, b) => a + b, 0)), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
   assert.ok(Math.abs(r.testAccuracy - ciAccuracy) <= 1e-3, `eval ${r.testAccuracy} vs train ${ciAccuracy}`);
+  assert.deepEqual(Object.keys(r.topK), ["1", "3"]);
+  assert.equal(r.topK["1"], r.testAccuracy);
+  assert.ok(r.topK["3"] >= r.topK["1"] && r.topK["3"] <= 1);
+  // per class, from the matrix by hand: precision = C[k][k] / column sum, recall = C[k][k] / row sum
+  assert.equal(r.perClass.length, 10);
+  r.perClass.forEach((c, k) => {
+    const column = r.confusion.reduce((s, row) => s + row[k], 0);
+    const row = r.confusion[k].reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(c.precision - r.confusion[k][k] / column) < 1e-12 && Math.abs(c.recall - r.confusion[k][k] / row) < 1e-12);
+    assert.ok(Math.abs(c.f1 - (2 * c.precision * c.recall) / (c.precision + c.recall)) < 1e-12);
+    assert.equal(c.support, row);
+  });
+  const mean = (f: (c: Averages) => number): number => r.perClass.reduce((s, c) => s + f(c), 0) / 10;
+  assert.ok(Math.abs(r.macro.f1 - mean((c) => c.f1)) < 1e-12);
+  assert.ok(Math.abs(r.weighted.recall - r.testAccuracy) < 1e-12, "support-weighted recall is the accuracy");
   assert.equal(text.code, 0, text.err);
-  assert.match(text.out, /test accuracy \d+\.\d\d% \(\d+\/1000\)/);
+  assert.match(text.out, /test accuracy \d+\.\d\d% \(\d+\/1000\), top-3 accuracy \d+\.\d\d%/);
   assert.match(text.out, /confusion matrix \(rows: true digit, columns: predicted digit\)\ntrue\\pred +0 +1 +2 +3 +4 +5 +6 +7 +8 +9 +recall\n +0 /);
-  assert.equal(text.out.trim().split("\n").length, 3 + 11);
+  assert.match(text.out, /\n +digit +precision +recall +F1 +support\n +0 +\d+\.\d% +\d+\.\d% +\d+\.\d% +\d+\n/);
+  assert.match(text.out, /\n +macro +\d+\.\d% +\d+\.\d% +\d+\.\d% +1000\n +weighted +\d+\.\d% +\d+\.\d% +\d+\.\d% +1000\n$/);
+  assert.equal(text.out.trim().split("\n").length, 3 + 11 + 1 + 13);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import { MANIFEST_FILE, loadModel } from "../node/model-io.ts";
 import { saveTfjsModel } from "../node/tfjs.ts";
 import { saveOnnxModel } from "../node/onnx.ts";
 import { UsageError } from "./args.ts";
-import { modelNormalization } from "./eval.ts";
+import { normalizationFromTraining } from "../data/normalization.ts";
 import type { Command } from "./main.ts";
 
 /**
@@ -59,7 +59,7 @@ export const exportCommand: Command = {
     const format = v.format as "tfjs" | "onnx";
     const { model, training } = loadModel(dir); // first: a missing or damaged model is the first thing to report
     checkOut(format, dir, out, v.force === true);
-    const { normalization, stored } = modelNormalization(training, join(dir, MANIFEST_FILE));
+    const { normalization, stored } = normalizationFromTraining(training, join(dir, MANIFEST_FILE));
     const metadata: Record<string, string> = stored ? { "handprop.normalization": JSON.stringify(normalization) } : {};
     const inputs = stored ? `; inputs x = (pixel · ${normalization.scale.toPrecision(6)} − ${normalization.mean}) / ${normalization.std}` : "";
     if (format === "tfjs") {

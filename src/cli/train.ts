@@ -31,7 +31,8 @@ import type { Sequential } from "../nn/sequential.ts";
 import { Trainer, TrainingError, type Callbacks, type TrainerState } from "../nn/trainer.ts";
 import { EarlyStopping, MetricsLogger, ModelCheckpoint, ReduceLROnPlateau } from "../nn/callbacks.ts";
 import { MODEL_NAMES, buildModel, isModelName, type ModelName } from "../nn/models.ts";
-import { normalizationProblem, type Mnist, type Normalization } from "../data/mnist.ts";
+import type { Mnist } from "../data/mnist.ts";
+import { validateNormalization, type Normalization } from "../data/normalization.ts";
 import { loadMnist } from "../node/mnist.ts";
 import {
   Fields,
@@ -185,8 +186,11 @@ export function readTrainState(raw: { [key: string]: Json } | undefined, file: s
     if (d.limit !== null) int(d.limit, "dataset.limit");
     int(d.validation, "dataset.validation");
     int(d.trainImages, "dataset.trainImages", 1);
-    const problem = normalizationProblem(d.normalization);
-    if (problem) fail(`dataset.normalization${problem.field}`, problem.what, problem.got);
+    try {
+      validateNormalization(d.normalization, file, "training.dataset.normalization");
+    } catch (e) {
+      throw new ModelFormatError((e as Error).message, { cause: e });
+    }
   }
   if (!Array.isArray(t.history) || t.history.length !== t.epochsDone) fail("history", `an array of ${t.epochsDone} epoch records`, t.history);
   t.history.forEach((h: unknown, i) => {

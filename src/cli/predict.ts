@@ -23,7 +23,7 @@ import {
   type GrayImage,
 } from "../data/digits.ts";
 import { ImageError, readImage } from "./images.ts";
-import { printable } from "./text.ts";
+import { printable } from "../io/text.ts";
 import { UsageError, type FlagValues } from "./args.ts";
 import type { Command } from "./main.ts";
 

@@ -13,7 +13,7 @@ import { dirname, extname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "./main.ts";
 import { UsageError } from "./args.ts";
-import { printable } from "./text.ts";
+import { printable } from "../io/text.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The checkout's or the installed package's root: this file runs as src/cli/serve.ts, or bundled in dist/cli.js. */

@@ -152,3 +152,5 @@ export {
   type IndexedDBOptions,
   type LoadFromUrlOptions,
 } from "./io/browser.ts";
+// Row-wise argmax and softmax, written once (src/nd/rows.ts; softmax is also exported above from digits.ts).
+export { argmax, argmaxRowsOf, softmaxRows } from "./nd/rows.ts";

@@ -2,6 +2,7 @@
 // that inputs and targets agree, and counting correct predictions.
 
 import { NDArray, allocate, formatShape, shapeSize } from "../nd/ndarray.ts";
+import { argmax, argmaxRowsOf } from "../nd/rows.ts";
 import { ShapeError, type Layer } from "./layer.ts";
 import type { Loss, Target } from "./losses.ts";
 
@@ -11,11 +12,7 @@ export function countCorrect(loss: Loss, pred: NDArray, target: Target): number 
     const [N, K] = pred.shape;
     const labels = labelsOf(target, N, K);
     let c = 0;
-    for (let n = 0; n < N; n++) {
-      let best = 0;
-      for (let k = 1; k < K; k++) if (pred.data[n * K + k] > pred.data[n * K + best]) best = k;
-      if (best === labels[n]) c++;
-    }
+    for (let n = 0; n < N; n++) if (argmax(pred.data, n * K, K) === labels[n]) c++;
     return c;
   }
   if (loss.type === "BinaryCrossEntropy") {
@@ -32,13 +29,7 @@ export function countCorrect(loss: Loss, pred: NDArray, target: Target): number 
 export function labelsOf(target: Target, N: number, K: number): ArrayLike<number> {
   if (!(target instanceof NDArray)) return target;
   if (target.ndim === 1) return target.data;
-  const out = new Int32Array(N);
-  for (let n = 0; n < N; n++) {
-    let best = 0;
-    for (let k = 1; k < K; k++) if (target.data[n * K + k] > target.data[n * K + best]) best = k;
-    out[n] = best;
-  }
-  return out;
+  return argmaxRowsOf(target.data, N, K);
 }
 
 export function targetCount(y: Target): number {

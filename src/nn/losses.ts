@@ -17,6 +17,7 @@
 // batch (pred's shape and dtype), valid until this loss's next forward/backward.
 // Sums run in float64 whatever pred's dtype.
 
+import type { TypedConfig } from "./config.ts";
 import { argmaxRowsOf, softmaxRows } from "../nd/rows.ts";
 import { NDArray, allocate, formatShape } from "../nd/ndarray.ts";
 import { ShapeError, reuse } from "./layer.ts";
@@ -26,10 +27,7 @@ import { compareRichardson, tooKinky, type GradcheckResult } from "./gradcheck.t
 /** Targets: an NDArray (values or one-hot/probability rows) or integer class labels. */
 export type Target = NDArray | Int32Array | readonly number[];
 
-export interface LossConfig {
-  type: string;
-  [option: string]: unknown;
-}
+export type LossConfig = TypedConfig;
 
 export abstract class Loss {
   abstract readonly type: string;

@@ -1,9 +1,10 @@
 // `handprop bench`: the peer benchmark of bench/run.ts (handprop vs TensorFlow.js and ConvNetJS).
 
-import type { Command } from "./main.ts";
 
-export const benchCommand: Command = {
-  spec: {
+import { defineCommand } from "./args.ts";
+
+export const benchCommand = defineCommand(
+  {
     name: "bench",
     summary: "Benchmark LeNet-5 training/inference and conv layers against TensorFlow.js and ConvNetJS",
     flags: {
@@ -12,9 +13,9 @@ export const benchCommand: Command = {
       threads: { kind: "string", help: "thread counts to run handprop with, comma-separated (default: 1 and every core)", meta: "N,N…" },
     },
   },
-  async run(v) {
+  async (v) => {
     // The peers are devDependencies and bench/ lives in the checkout, so load it only when asked.
     const { benchMain } = await import("../../bench/run.ts");
-    return benchMain([...(v.json ? ["--json"] : []), ...(v.quick ? ["--quick"] : []), ...(v.threads !== undefined ? [`--threads=${v.threads as string}`] : [])]);
+    return benchMain([...(v.json ? ["--json"] : []), ...(v.quick ? ["--quick"] : []), ...(v.threads !== undefined ? [`--threads=${v.threads}`] : [])]);
   },
-};
+);

@@ -11,8 +11,7 @@ import { MNIST_CLASSES, type Split } from "../data/mnist.ts";
 import { MNIST_STANDARDIZE, normalizationFromTraining } from "../data/normalization.ts";
 import { loadMnist } from "../node/mnist.ts";
 import { MANIFEST_FILE, loadModel } from "../node/model-io.ts";
-import { UsageError, type FlagValues } from "./args.ts";
-import type { Command } from "./main.ts";
+import { UsageError, defineCommand } from "./args.ts";
 
 /** The top-k accuracies eval reports. */
 const EVAL_TOP_K = [1, 3] as const;
@@ -62,8 +61,8 @@ export function formatClassReport(r: EvaluationMetrics): string {
   ].join("\n");
 }
 
-export const evalCommand: Command = {
-  spec: {
+export const evalCommand = defineCommand(
+  {
     name: "eval",
     summary: "Metrics of a saved model on MNIST: top-1/top-3 accuracy, per-class precision/recall/F1, confusion matrix",
     usage: "handprop eval --model DIR [options]",
@@ -77,15 +76,15 @@ export const evalCommand: Command = {
       },
     },
   },
-  run(v: FlagValues) {
-    if (v.model === undefined) throw new UsageError("handprop eval: --model DIR is required (a folder saved by handprop train)");
-    const dir = v.model as string;
+  (v) => {
+    const dir = v.model;
+    if (dir === undefined) throw new UsageError("handprop eval: --model DIR is required (a folder saved by handprop train)");
     const { model, training } = loadModel(dir);
     const { normalization, stored } = normalizationFromTraining(training, join(dir, MANIFEST_FILE));
     if (!stored) process.stderr.write(`note: ${dir} does not record its input normalization; using MNIST's (p/255 − ${MNIST_STANDARDIZE.mean})/${MNIST_STANDARDIZE.std}\n`);
     let data;
     try {
-      data = loadMnist({ ...(v.data !== undefined ? { dataDir: v.data as string } : {}), testOnly: true, normalization, ...(v.limit !== undefined ? { testLimit: v.limit as number } : {}) });
+      data = loadMnist({ ...(v.data !== undefined ? { dataDir: v.data } : {}), testOnly: true, normalization, ...(v.limit !== undefined ? { testLimit: v.limit } : {}) });
     } catch (e) {
       if (e instanceof RangeError) throw new UsageError(`handprop eval: ${e.message.replace(/^MNIST: /, "")}`);
       throw e;
@@ -107,4 +106,4 @@ export const evalCommand: Command = {
     );
     return 0;
   },
-};
+);

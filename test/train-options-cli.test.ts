@@ -71,6 +71,7 @@ test("augmentation and callbacks: interrupted mid-epoch + resumed = uninterrupte
   assert.equal(rows[0], "epoch,loss,accuracy,valLoss,valAccuracy,lr,seconds");
   assert.equal(rows.length, 1 + t.history.length);
   assert.deepEqual(rows.slice(1).map((r) => Number(r.split(",")[0])), t.history.map((_, i) => i));
+  assert.ok(rows.slice(1).some((r) => Number(r.split(",")[5]) < 0.1), "a plateau reduced the lr (so the resume had to carry it)");
   // --save-best: best/ holds the epoch of the best validation accuracy
   const best = manifest(join(straight, "best")).training as { bestEpoch: number };
   const accs = t.history.map((h) => h.valAccuracy);

@@ -414,7 +414,7 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
       io.out(`epoch ${record.epoch}/${state.epochs}  loss ${record.loss.toFixed(4)}  acc ${(100 * record.trainAccuracy).toFixed(2)}%${val}  ${formatDuration(record.seconds)} (${(N / record.seconds).toFixed(0)} img/s)  → ${out}`);
       if (state.stoppedEarly === record.epoch) {
         const es = state.earlyStopping!;
-        io.progress.log(`early stopping: the validation loss has not improved for ${es.patience} epoch(s) (best ${es.best ?? NaN} after epoch ${es.bestEpoch + 1})`);
+        io.progress.log(`early stopping: the validation loss has not improved for ${es.patience} epoch(s) (best ${(es.best ?? NaN).toFixed(4)} after epoch ${es.bestEpoch + 1})`);
       }
       await yieldToEventLoop(); // a SIGINT during validation or the save stops here, at the epoch boundary
     },

@@ -172,3 +172,6 @@ export {
   type IndexedDBFactory,
   type LoadFromUrlOptions,
 } from "./io/browser.ts";
+// Row-wise argmax and softmax, written once (src/nd/rows.ts; softmax is also exported above from digits.ts).
+export { argmax, argmaxRowsOf, softmaxRows } from "./nd/rows.ts";
+export type { TypedConfig } from "./nn/config.ts";

@@ -1,10 +1,11 @@
 // `handprop bench`: the interleaved peer benchmark of bench/run.ts (handprop vs PyTorch, TensorFlow.js,
 // ConvNetJS, NumPy and the WebAssembly SIMD ceiling).
 
-import type { Command } from "./main.ts";
 
-export const benchCommand: Command = {
-  spec: {
+import { defineCommand } from "./args.ts";
+
+export const benchCommand = defineCommand(
+  {
     name: "bench",
     summary:
       "Interleaved benchmark: LeNet-5, convolutions and GEMM against PyTorch, TensorFlow.js, ConvNetJS, " +
@@ -28,15 +29,15 @@ export const benchCommand: Command = {
       },
     },
   },
-  async run(v) {
+  async (v) => {
     // The peers are devDependencies and bench/ lives in the checkout, so load it only when asked.
     const { benchMain } = await import("../../bench/run.ts");
     return benchMain([
       ...(v.json ? ["--json"] : []),
       ...(v.quick ? ["--quick"] : []),
-      ...(v.threads !== undefined ? [`--threads=${v.threads as string}`] : []),
+      ...(v.threads !== undefined ? [`--threads=${v.threads}`] : []),
       ...(v.rounds !== undefined ? [`--rounds=${String(v.rounds)}`] : []),
-      ...(v.only !== undefined ? [`--only=${v.only as string}`] : []),
+      ...(v.only !== undefined ? [`--only=${v.only}`] : []),
     ]);
   },
-};
+);

@@ -2,6 +2,7 @@
 // that inputs and targets agree (losses count their own correct predictions: Loss.countCorrect).
 
 import { NDArray, allocate, formatShape, shapeSize } from "../nd/ndarray.ts";
+import { argmaxRowsOf } from "../nd/rows.ts";
 import { ShapeError, type Layer } from "./layer.ts";
 import type { Target } from "./losses.ts";
 
@@ -9,13 +10,7 @@ import type { Target } from "./losses.ts";
 export function labelsOf(target: Target, N: number, K: number): ArrayLike<number> {
   if (!(target instanceof NDArray)) return target;
   if (target.ndim === 1) return target.data;
-  const out = new Int32Array(N);
-  for (let n = 0; n < N; n++) {
-    let best = 0;
-    for (let k = 1; k < K; k++) if (target.data[n * K + k] > target.data[n * K + best]) best = k;
-    out[n] = best;
-  }
-  return out;
+  return argmaxRowsOf(target.data, N, K);
 }
 
 export function targetCount(y: Target): number {

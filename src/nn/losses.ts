@@ -18,6 +18,8 @@
 // Sums run in float64 whatever pred's dtype.
 
 import { labelsOf } from "./batches.ts";
+import type { TypedConfig } from "./config.ts";
+import { argmax, argmaxRowsOf, softmaxRows } from "../nd/rows.ts";
 import { NDArray, allocate, formatShape } from "../nd/ndarray.ts";
 import { ShapeError, reuse } from "./layer.ts";
 import { sigmoid } from "./activations.ts";
@@ -25,10 +27,7 @@ import { sigmoid } from "./activations.ts";
 /** Targets: an NDArray (values or one-hot/probability rows) or integer class labels. */
 export type Target = NDArray | Int32Array | readonly number[];
 
-export interface LossConfig {
-  type: string;
-  [option: string]: unknown;
-}
+export type LossConfig = TypedConfig;
 
 export abstract class Loss {
   abstract readonly type: string;
@@ -149,18 +148,6 @@ export class MSE extends Loss {
 // ---------------------------------------------------------------------------------------------
 // Softmax cross-entropy
 
-/** Row-wise softmax of logits (N, K) into out (same shape), with the max subtracted; returns log Σ e^z per row via `lse`. */
-function softmaxRows(z: ArrayLike<number>, N: number, K: number, out: { [i: number]: number }, lse: Float64Array | null): void {
-  for (let n = 0; n < N; n++) {
-    const row = n * K;
-    let m = -Infinity;
-    for (let k = 0; k < K; k++) if (z[row + k] > m) m = z[row + k];
-    let s = 0;
-    for (let k = 0; k < K; k++) s += Math.exp(z[row + k] - m);
-    for (let k = 0; k < K; k++) out[row + k] = Math.exp(z[row + k] - m) / s;
-    if (lse) lse[n] = m + Math.log(s); // log Σ_k e^(z_k) = m + log Σ_k e^(z_k − m)
-  }
-}
 
 /** Validated integer labels (length N, each in [0, K)) or null for a one-hot/probability target. */
 function labelsOrNull(where: string, target: Target, N: number, K: number, logitsShape: readonly number[]): ArrayLike<number> | null {
@@ -403,11 +390,7 @@ export class SoftmaxCrossEntropy extends Loss {
     const [N, K] = pred.shape;
     const labels = labelsOf(target, N, K);
     let c = 0;
-    for (let n = 0; n < N; n++) {
-      let best = 0;
-      for (let k = 1; k < K; k++) if (pred.data[n * K + k] > pred.data[n * K + best]) best = k;
-      if (best === labels[n]) c++;
-    }
+    for (let n = 0; n < N; n++) if (argmax(pred.data, n * K, K) === labels[n]) c++;
     return c;
   }
 
@@ -422,14 +405,7 @@ export class SoftmaxCrossEntropy extends Loss {
 /** Class predictions: argmax over each row of logits (N, K) (first index on ties). */
 export function argmaxRows(logits: NDArray): Int32Array {
   const [N, K] = expectLogits("argmaxRows", logits);
-  const out = new Int32Array(N);
-  const z = logits.data;
-  for (let n = 0; n < N; n++) {
-    let best = 0;
-    for (let k = 1; k < K; k++) if (z[n * K + k] > z[n * K + best]) best = k;
-    out[n] = best;
-  }
-  return out;
+  return argmaxRowsOf(logits.data, N, K);
 }
 
 /** Fraction of rows whose argmax matches the label (labels, or one-hot rows whose argmax is the label). */

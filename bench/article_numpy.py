@@ -1,6 +1,7 @@
 """Times NumPy's training loop of the article's experiment (1000 epochs × 4 samples), the code of
 shared/seed/article_script.py unchanged but for the timer. Prints a JSON list of seconds per run.
-Used by bench/run.ts as the NumPy peer; not a test."""
+Run as a script it prints its own timings; bench/py_worker.py imports train() to run it in the
+interleaved schedule of bench/run.ts. Not a test."""
 import json, sys, time
 import numpy as np
 from scipy import signal
@@ -38,11 +39,12 @@ def train():
             w2 = w2 - grad_2 * 0.7
             w1 = w1 - grad_1 * 0.7
 
-runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-train()  # warm-up
-times = []
-for _ in range(runs):
-    t0 = time.perf_counter()
-    train()
-    times.append(time.perf_counter() - t0)
-print(json.dumps(times))
+if __name__ == "__main__":
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    train()  # warm-up
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        train()
+        times.append(time.perf_counter() - t0)
+    print(json.dumps(times))

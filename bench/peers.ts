@@ -35,16 +35,16 @@ async function importTf(): Promise<{ tf: Tf; tfl: Tfl }> {
 }
 
 // TF.js prints a banner recommending tfjs-node (which cannot install here); keep the table clean.
-async function loadTf(backend: "cpu" | "wasm"): Promise<{ tf: Tf; tfl: Tfl }> {
-  if (!tfLoaded) {
-    tfLoaded = await importTf();
-  }
+// Also the way to make `backend` the active one again before its turn in an interleaved schedule.
+export async function loadTf(backend: "cpu" | "wasm"): Promise<{ tf: Tf; tfl: Tfl }> {
   const log = console.log;
   const warn = console.warn;
-  console.log = console.warn = () => undefined; // the banner comes on the first backend switch
+  console.log = console.warn = () => undefined; // the banner comes on the import or the first backend switch
   try {
+    tfLoaded ??= await importTf();
     await tfLoaded.tf.setBackend(backend);
     await tfLoaded.tf.ready();
+    tfLoaded.tf.scalar(0).dispose(); // the cpu backend prints its banner on its first tensor
   } finally {
     console.log = log;
     console.warn = warn;
@@ -150,5 +150,17 @@ export function convnetjsLeNet(): LeNetRunner {
       for (let i = 0; i < n; i++) net.forward(vol(x, i), false);
       return Promise.resolve();
     },
+  };
+}
+
+/** C = A·B on M×K and K×N float32 matrices, the result read back to JavaScript as handprop's gemm() does. */
+export async function tfjsGemm(backend: "cpu" | "wasm", M: number, N: number, K: number): Promise<() => Promise<void>> {
+  const { tf } = await loadTf(backend);
+  const a = tf.randomNormal([M, K], 0, 1, "float32", 1);
+  const b = tf.randomNormal([K, N], 0, 1, "float32", 2);
+  return async () => {
+    const c = tf.matMul(a, b);
+    await c.data();
+    c.dispose();
   };
 }

@@ -28,9 +28,28 @@ export * from "./nn/schedules.ts";
 export { initialize, type InitName } from "./nn/init.ts";
 export { Sequential, TrainingError, type FitOptions, type History, type Logs, type Callbacks } from "./nn/sequential.ts";
 export { layerFromConfig, sequentialFromConfig, LAYER_TYPES } from "./nn/registry.ts";
-export { gradcheck, relError, type GradcheckOptions, type GradcheckResult } from "./nn/gradcheck.ts";
+export {
+  gradcheck,
+  gradcheckLoss,
+  relError,
+  type GradcheckOptions,
+  type GradcheckResult,
+  type GradcheckLossOptions,
+} from "./nn/gradcheck.ts";
 export { runGradcheckSuite, summarize } from "./nn/checks.ts";
-export { runArticle, articleReport, type ArticleResult, type ArticleOptions } from "./examples/article.ts";
+export {
+  runArticle,
+  articleReport,
+  articleInitialWeights,
+  articleForward,
+  articleGradients,
+  articleStep,
+  articleEvaluate,
+  type ArticleResult,
+  type ArticleOptions,
+  type ForwardTrace,
+  type StepTrace,
+} from "./examples/article.ts";
 export { runArticleWithLayers, articleModel } from "./examples/article-layers.ts";
 export {
   toTfjsArtifacts,
@@ -150,6 +169,7 @@ export {
   CONTAINER_MAGIC,
   CONTAINER_VERSION,
   type IndexedDBOptions,
+  type IndexedDBFactory,
   type LoadFromUrlOptions,
 } from "./io/browser.ts";
 // Layers of modern CNNs, composable models, the open layer registry (issue 13; derivation.md §5).
@@ -165,3 +185,6 @@ export { Input, Model, modelFromConfig, type ModelOptions, type ModelConfig } fr
 export { type SequentialConfig } from "./nn/sequential.ts";
 export { registerLayer, unregisterLayer, registeredLayerChecks, graphModelFromConfig, type LayerCheckFactory } from "./nn/registry.ts";
 export { GRAPH_MODEL_FORMAT_VERSION } from "./io/model-format.ts";
+// Row-wise argmax and softmax, written once (src/nd/rows.ts; softmax is also exported above from digits.ts).
+export { argmax, argmaxRowsOf, softmaxRows } from "./nd/rows.ts";
+export type { TypedConfig } from "./nn/config.ts";

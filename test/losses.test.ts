@@ -5,8 +5,9 @@ import { array, square, sub, sumAll } from "../src/nd/ops.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { ShapeError } from "../src/nn/layer.ts";
 import {
-  BCE_EPS, BinaryCrossEntropy, MSE, SoftmaxCrossEntropy, accuracy, gradcheckLoss, lossFromConfig, type Loss, type Target,
+  BCE_EPS, BinaryCrossEntropy, MSE, SoftmaxCrossEntropy, accuracy, lossFromConfig, type Loss, type Target,
 } from "../src/nn/losses.ts";
+import { gradcheckLoss } from "../src/nn/gradcheck.ts";
 
 function randn(rng: RandomState, shape: number[], scale = 1): NDArray {
   const x = new NDArray(new Float64Array(shape.reduce((a, b) => a * b, 1)), shape);

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32, deflateSync } from "node:zlib";
 import { decodeImage, decodePgm, decodePng, ImageError, MAX_IMAGE_PIXELS, readImage } from "../src/cli/images.ts";
-import { printable } from "../src/cli/text.ts";
+import { printable } from "../src/io/text.ts";
 import { classifyPicture } from "../src/cli/predict.ts";
 import { REPO_ROOT } from "../src/cli/serve.ts";
 import { loadModel } from "../src/node/model-io.ts";

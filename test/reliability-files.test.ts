@@ -215,7 +215,7 @@ test("defect 14: deep nesting, control characters and RNG-state keys give file-n
   assert.throws(
     () => deserializeModel(JSON.stringify(bad), s.weights),
     // eslint-disable-next-line no-control-regex
-    (e: unknown) => e instanceof Error && !/[\u0000-\u0008\u000b-\u001f]/.test(e.message) && e.message.includes("Evil\\u001b[2J\\u0000"),
+    (e: unknown) => e instanceof Error && !/[\u0000-\u0008\u000b-\u001f]/.test(e.message) && e.message.includes("Evil\\e[2J\\0"),
   );
 });
 

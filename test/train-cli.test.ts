@@ -4,7 +4,6 @@
 // MNIST test images. Plus the image preprocessing and the plain progress lines, in process.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +20,7 @@ import { defaultMnistDir } from "../src/node/mnist.ts";
 import { decodePgm, readImage, resizeSquare, toMnistPixels, type GrayImage } from "../src/cli/predict.ts";
 import { createProgress } from "../src/cli/progress.ts";
 import { DEFAULT_LR } from "../src/cli/train.ts";
+import { runCli, runMany, runTrainInterrupted } from "./cli-run.ts";
 
 /**
  * The CI training run: cnn-small, one epoch on the first CI_TRAIN_IMAGES training images, tested on
@@ -30,72 +30,18 @@ import { DEFAULT_LR } from "../src/cli/train.ts";
 const CI_TRAIN_IMAGES = 10000;
 const CI_MIN_ACCURACY = 0.95;
 
-const bin = new URL("../bin/handprop.mjs", import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), "handprop-train-"));
 after(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env } });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (err += s));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      resolve({ code, out, err });
-    });
-  });
-}
+const run = runCli;
 
 const manifest = (dir: string): ModelManifest => JSON.parse(readFileSync(join(dir, "model.json"), "utf8")) as ModelManifest;
 const bytes = (dir: string, file: string): Buffer => readFileSync(join(dir, file));
 
 // A small run: 320 images = 10 batches of 32 per epoch, a small validation and test set.
 const SMALL = ["train", "mnist", "--model", "cnn-small", "--limit", "320", "--val", "64", "--test-limit", "200", "--batch-size", "32", "--seed", "3", "--schedule", "none"];
-
-/**
- * Run several command lines in ONE child process (one start-up instead of many), each through
- * main() with its output captured. (Not in this process: capturing process.stdout here would also
- * capture the test runner's own reports.)
- */
-async function runMany(argLists: string[][]): Promise<Run[]> {
-  const mainUrl = new URL("../src/cli/main.ts", import.meta.url).href;
-  const script = `
-    const { main } = await import(${JSON.stringify(mainUrl)});
-    const results = [];
-    for (const args of JSON.parse(process.env.HANDPROP_TEST_ARGS)) {
-      let out = "", err = "";
-      const [o, e] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
-      process.stdout.write = (s) => ((out += s), true);
-      process.stderr.write = (s) => ((err += s), true);
-      let code;
-      try { code = await main(args); } finally { process.stdout.write = o; process.stderr.write = e; }
-      results.push({ code, out, err });
-    }
-    process.stdout.write(JSON.stringify(results));`;
-  const r = await new Promise<Run>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { env: { ...process.env, HANDPROP_TEST_ARGS: JSON.stringify(argLists) } });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (err += s));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      resolve({ code, out, err });
-    });
-  });
-  assert.equal(r.code, 0, r.err);
-  return JSON.parse(r.out) as Run[];
-}
 
 test("usage errors: one line on stderr, exit code 2", async () => {
   const existing = join(tmp, "existing");
@@ -161,8 +107,8 @@ test("--json, checkpoints and resume: 2 epochs straight = 1 epoch + resume = int
   const [a, b1, c1] = await Promise.all([
     run([...SMALL, "--epochs", "2", "--out", straight, "--json"]),
     run([...SMALL, "--epochs", "1", "--out", split]),
-    // the test hook sends the process a real SIGINT after 13 batches: batch 3 of epoch 2
-    run([...SMALL, "--epochs", "2", "--out", interrupted], { HANDPROP_INTERRUPT_AFTER_BATCHES: "13" }),
+    // a callback sends the process a real SIGINT after 13 batches: batch 3 of epoch 2
+    runTrainInterrupted([...SMALL.slice(1), "--epochs", "2", "--out", interrupted], 13),
   ]);
 
   // --json: exactly one line on stdout, progress on stderr (plain lines: stderr is a pipe here)
@@ -231,10 +177,20 @@ test(`CI run: cnn-small, 1 epoch on ${CI_TRAIN_IMAGES} images, ≥ ${100 * CI_MI
   ciAccuracy = j.testAccuracy;
 });
 
-test("eval: test accuracy and a 10×10 confusion matrix", async () => {
+test("eval: top-1/top-3 accuracy, per-class precision/recall/F1 and a 10×10 confusion matrix", async () => {
   const [j, text] = await Promise.all([run(["eval", "--model", ciModel, "--json"]), run(["eval", "--model", ciModel, "--limit", "1000"])]);
   assert.equal(j.code, 0, j.err);
-  const r = JSON.parse(j.out) as { testAccuracy: number; correct: number; count: number; confusion: number[][] };
+  type Averages = { precision: number; recall: number; f1: number };
+  const r = JSON.parse(j.out) as {
+    testAccuracy: number;
+    correct: number;
+    count: number;
+    confusion: number[][];
+    topK: Record<string, number>;
+    perClass: (Averages & { support: number })[];
+    macro: Averages;
+    weighted: Averages;
+  };
   assert.equal(r.count, 10000);
   assert.equal(r.confusion.length, 10);
   assert.ok(r.confusion.every((row) => row.length === 10));
@@ -243,10 +199,27 @@ test("eval: test accuracy and a 10×10 confusion matrix", async () => {
   // rows are the true digits: their sums are the test set's label counts
   assert.deepEqual(r.confusion.map((row) => row.reduce((a, b) => a + b, 0)), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
   assert.ok(Math.abs(r.testAccuracy - ciAccuracy) <= 1e-3, `eval ${r.testAccuracy} vs train ${ciAccuracy}`);
+  assert.deepEqual(Object.keys(r.topK), ["1", "3"]);
+  assert.equal(r.topK["1"], r.testAccuracy);
+  assert.ok(r.topK["3"] >= r.topK["1"] && r.topK["3"] <= 1);
+  // per class, from the matrix by hand: precision = C[k][k] / column sum, recall = C[k][k] / row sum
+  assert.equal(r.perClass.length, 10);
+  r.perClass.forEach((c, k) => {
+    const column = r.confusion.reduce((s, row) => s + row[k], 0);
+    const row = r.confusion[k].reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(c.precision - r.confusion[k][k] / column) < 1e-12 && Math.abs(c.recall - r.confusion[k][k] / row) < 1e-12);
+    assert.ok(Math.abs(c.f1 - (2 * c.precision * c.recall) / (c.precision + c.recall)) < 1e-12);
+    assert.equal(c.support, row);
+  });
+  const mean = (f: (c: Averages) => number): number => r.perClass.reduce((s, c) => s + f(c), 0) / 10;
+  assert.ok(Math.abs(r.macro.f1 - mean((c) => c.f1)) < 1e-12);
+  assert.ok(Math.abs(r.weighted.recall - r.testAccuracy) < 1e-12, "support-weighted recall is the accuracy");
   assert.equal(text.code, 0, text.err);
-  assert.match(text.out, /test accuracy \d+\.\d\d% \(\d+\/1000\)/);
+  assert.match(text.out, /test accuracy \d+\.\d\d% \(\d+\/1000\), top-3 accuracy \d+\.\d\d%/);
   assert.match(text.out, /confusion matrix \(rows: true digit, columns: predicted digit\)\ntrue\\pred +0 +1 +2 +3 +4 +5 +6 +7 +8 +9 +recall\n +0 /);
-  assert.equal(text.out.trim().split("\n").length, 3 + 11);
+  assert.match(text.out, /\n +digit +precision +recall +F1 +support\n +0 +\d+\.\d% +\d+\.\d% +\d+\.\d% +\d+\n/);
+  assert.match(text.out, /\n +macro +\d+\.\d% +\d+\.\d% +\d+\.\d% +1000\n +weighted +\d+\.\d% +\d+\.\d% +\d+\.\d% +1000\n$/);
+  assert.equal(text.out.trim().split("\n").length, 3 + 11 + 1 + 13);
 });
 
 // ---------------------------------------------------------------------------------------------

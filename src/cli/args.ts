@@ -1,5 +1,7 @@
 // A small declarative flag parser over node:util's parseArgs: every command lists its flags once,
 // and the same list drives parsing, validation and --help. Bad input is a UsageError (exit code 2).
+// The list also types the values: `defineCommand` hands its run function an object whose fields have
+// the types the flags' kinds, choices and defaults give (FlagValuesOf), so commands need no casts.
 
 import { parseArgs } from "node:util";
 
@@ -28,16 +30,49 @@ export interface FlagSpec {
   nonEmpty?: boolean;
 }
 
-export interface CommandSpec {
+export interface CommandSpec<F extends Record<string, FlagSpec> = Record<string, FlagSpec>> {
   name: string;
   summary: string;
   usage?: string;
-  flags: Record<string, FlagSpec>;
+  flags: F;
   /** Whether positional arguments are accepted. */
   positionals?: boolean;
 }
 
+/** Parsed values of any command's flags (what main handles without knowing the command). */
 export type FlagValues = Record<string, number | string | boolean | undefined>;
+
+/** The value a flag parses to: boolean, one of its choices, a string, or a number. */
+export type FlagValue<S extends FlagSpec> = S extends { kind: "boolean" }
+  ? boolean
+  : S extends { kind: "string"; choices: readonly (infer C extends string)[] }
+    ? C
+    : S extends { kind: "string" }
+      ? string
+      : number;
+
+/** The parsed values of a command's flags: undefined when left out, unless the flag has a default. */
+export type FlagValuesOf<F extends Record<string, FlagSpec>> = {
+  [K in keyof F]: F[K] extends { default: number | string | boolean } ? FlagValue<F[K]> : FlagValue<F[K]> | undefined;
+};
+
+/** A command: its spec, and what it does with parsed flags (the exit code). */
+export interface Command {
+  spec: CommandSpec;
+  run(values: FlagValues, positionals: string[]): Promise<number> | number;
+}
+
+/**
+ * A command whose run function sees its flags typed by the spec (write the spec inline, or with
+ * `satisfies`, so kinds and choices keep their literal types).
+ */
+export function defineCommand<const F extends Record<string, FlagSpec>>(
+  spec: CommandSpec<F>,
+  run: (values: FlagValuesOf<F>, positionals: string[]) => Promise<number> | number,
+): Command & { spec: CommandSpec<F> } {
+  // parseFlags(spec) gives every flag of the spec a value of its kind (or its default, or undefined).
+  return { spec, run: (values, positionals) => run(values as FlagValuesOf<F>, positionals) };
+}
 
 /** The range checks of a numeric flag (min, above, max); a UsageError naming the flag. */
 function checkRange(cmd: string, name: string, spec: FlagSpec, v: number): number {

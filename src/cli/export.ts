@@ -9,9 +9,8 @@ import { realPathOf } from "../node/safe-read.ts";
 import { MANIFEST_FILE, loadModel } from "../node/model-io.ts";
 import { saveTfjsModel } from "../node/tfjs.ts";
 import { saveOnnxModel } from "../node/onnx.ts";
-import { UsageError } from "./args.ts";
-import { modelNormalization } from "./eval.ts";
-import type { Command } from "./main.ts";
+import { UsageError, defineCommand } from "./args.ts";
+import { normalizationFromTraining } from "../data/normalization.ts";
 
 /**
  * Refuse an --out that would overwrite the model being exported (the folder itself, a file in it,
@@ -38,8 +37,8 @@ function checkOut(format: "tfjs" | "onnx", modelDir: string, out: string, force:
   }
 }
 
-export const exportCommand: Command = {
-  spec: {
+export const exportCommand = defineCommand(
+  {
     name: "export",
     summary: "Export a saved model to the TensorFlow.js Layers format (a folder) or ONNX (a file)",
     usage: "handprop export --format tfjs|onnx --model DIR --out DIR|FILE [--force]",
@@ -50,16 +49,15 @@ export const exportCommand: Command = {
       force: { kind: "boolean", help: "overwrite an existing export at --out (never the model being exported)" },
     },
   },
-  run(v) {
-    for (const flag of ["format", "model", "out"]) {
-      if (v[flag] === undefined) throw new UsageError(`handprop export: --${flag} is required (handprop export --format tfjs|onnx --model DIR --out DIR|FILE)`);
+  (v) => {
+    const { format, model: dir, out } = v;
+    if (format === undefined || dir === undefined || out === undefined) {
+      const flag = format === undefined ? "format" : dir === undefined ? "model" : "out";
+      throw new UsageError(`handprop export: --${flag} is required (handprop export --format tfjs|onnx --model DIR --out DIR|FILE)`);
     }
-    const out = v.out as string;
-    const dir = v.model as string;
-    const format = v.format as "tfjs" | "onnx";
     const { model, training } = loadModel(dir); // first: a missing or damaged model is the first thing to report
     checkOut(format, dir, out, v.force === true);
-    const { normalization, stored } = modelNormalization(training, join(dir, MANIFEST_FILE));
+    const { normalization, stored } = normalizationFromTraining(training, join(dir, MANIFEST_FILE));
     const metadata: Record<string, string> = stored ? { "handprop.normalization": JSON.stringify(normalization) } : {};
     const inputs = stored ? `; inputs x = (pixel · ${normalization.scale.toPrecision(6)} − ${normalization.mean}) / ${normalization.std}` : "";
     if (format === "tfjs") {
@@ -72,4 +70,4 @@ export const exportCommand: Command = {
     }
     return 0;
   },
-};
+);

@@ -1,10 +1,10 @@
 // `handprop gradcheck`: finite-difference checks of every layer, loss and a small model; exit 1 on failure.
 
 import { runGradcheckSuite, summarize } from "../nn/checks.ts";
-import type { Command } from "./main.ts";
+import { defineCommand } from "./args.ts";
 
-export const gradcheckCommand: Command = {
-  spec: {
+export const gradcheckCommand = defineCommand(
+  {
     name: "gradcheck",
     summary: "Check every layer's hand-written backward against finite differences (float64)",
     flags: {
@@ -15,9 +15,9 @@ export const gradcheckCommand: Command = {
       json: { kind: "boolean", help: 'print {"ok", "checks": [{"name", "maxRelError", "ok"}]} as JSON' },
     },
   },
-  run(v) {
-    const tolerance = v.tolerance as number;
-    const checks = runGradcheckSuite({ seed: v.seed as number, configsPerLayer: v.configs as number, tolerance }, (c) => {
+  (v) => {
+    const tolerance = v.tolerance;
+    const checks = runGradcheckSuite({ seed: v.seed, configsPerLayer: v.configs, tolerance }, (c) => {
       if (v.verbose && !v.json) {
         const e = c.result.maxRelError.toExponential(2);
         process.stdout.write(`  ${c.result.ok ? "ok  " : "FAIL"} ${c.name.padEnd(20)} ${e.padStart(9)}  ${c.config}\n`);
@@ -38,4 +38,4 @@ export const gradcheckCommand: Command = {
     process.stdout.write(lines.join("\n") + "\n");
     return ok ? 0 : 1;
   },
-};
+);

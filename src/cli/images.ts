@@ -16,7 +16,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { inflateSync } from "node:zlib";
 import pngjs from "pngjs";
 import { rgbaToGray, type GrayImage } from "../data/digits.ts";
-import { printable } from "./text.ts";
+import { printable } from "../io/text.ts";
 
 /** Largest picture predict decodes: 16 megapixels (2^24 pixels, e.g. 4096×4096). */
 export const MAX_IMAGE_PIXELS = 2 ** 24;

@@ -1,7 +1,7 @@
 // handprop's command line: `handprop <command> [flags]`. Each command declares its flags once in
 // args.ts's format; usage errors print one line and exit 2, failures exit 1.
 
-import { UsageError, commandHelp, parseFlags, type CommandSpec, type FlagValues } from "./args.ts";
+import { UsageError, commandHelp, parseFlags, type Command, type FlagValues } from "./args.ts";
 import { seedCommand } from "./seed.ts";
 import { gradcheckCommand } from "./gradcheck.ts";
 import { benchCommand } from "./bench.ts";
@@ -11,10 +11,7 @@ import { evalCommand } from "./eval.ts";
 import { predictCommand } from "./predict.ts";
 import { exportCommand } from "./export.ts";
 
-export interface Command {
-  spec: CommandSpec;
-  run(values: FlagValues, positionals: string[]): Promise<number> | number;
-}
+export type { Command } from "./args.ts";
 
 export const commands: Command[] = [seedCommand, gradcheckCommand, benchCommand, serveCommand, trainCommand, evalCommand, predictCommand, exportCommand];
 

@@ -23,9 +23,8 @@ import {
   type GrayImage,
 } from "../data/digits.ts";
 import { ImageError, readImage } from "./images.ts";
-import { printable } from "./text.ts";
-import { UsageError, type FlagValues } from "./args.ts";
-import type { Command } from "./main.ts";
+import { printable } from "../io/text.ts";
+import { UsageError, defineCommand } from "./args.ts";
 
 // Kept importable from here for existing callers; the definitions live in images.ts and digits.ts.
 export { decodePgm, decodePng, readImage, ImageError, MAX_IMAGE_PIXELS, MAX_IMAGE_FILE_BYTES } from "./images.ts";
@@ -72,8 +71,8 @@ export function classifyPicture(
   return { file, inverted, top: topK(probabilities, k) };
 }
 
-export const predictCommand: Command = {
-  spec: {
+export const predictCommand = defineCommand(
+  {
     name: "predict",
     summary: "Classify digit images (PNG, PGM P2/P5) with a saved model: top-3 classes with probabilities",
     usage: "handprop predict --model DIR [--json] FILE...",
@@ -89,14 +88,14 @@ export const predictCommand: Command = {
       },
     },
   },
-  run(v: FlagValues, files: string[]) {
-    if (v.model === undefined)
+  (v, files) => {
+    const dir = v.model;
+    if (dir === undefined)
       throw new UsageError("handprop predict: --model DIR is required (a folder saved by handprop train)");
     if (files.length === 0)
       throw new UsageError("handprop predict: no image files given (handprop predict --model DIR FILE...)");
-    const k = v.top as number;
+    const k = v.top;
     if (k < 1) throw new UsageError("handprop predict: --top must be at least 1");
-    const dir = v.model as string;
     const { model, training } = loadModel(dir);
     const { normalization, stored } = normalizationFromTraining(training, printable(join(dir, "model.json")));
     if (!stored) {
@@ -128,4 +127,4 @@ export const predictCommand: Command = {
     if (v.json) process.stdout.write(JSON.stringify({ predictions: results, errors }) + "\n");
     return errors.length > 0 ? 1 : 0;
   },
-};
+);

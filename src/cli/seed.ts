@@ -1,11 +1,10 @@
 // `handprop seed`: the article's experiment, as its report or as JSON.
 
 import { ARTICLE_DEFAULTS, articleReport, runArticle } from "../examples/article.ts";
-import type { Command } from "./main.ts";
-import { UsageError } from "./args.ts";
+import { UsageError, defineCommand } from "./args.ts";
 
-export const seedCommand: Command = {
-  spec: {
+export const seedCommand = defineCommand(
+  {
     name: "seed",
     summary: "Train the article's tiny CNN (four 3×3 images, one 2×2 kernel) and print its report",
     flags: {
@@ -15,11 +14,11 @@ export const seedCommand: Command = {
       json: { kind: "boolean", help: "print {w1, w2, costBefore, costAfter, startOut, finalOut} as JSON" },
     },
   },
-  run(v) {
-    const seed = v.seed as number;
+  (v) => {
+    const seed = v.seed;
     if (seed > 0xffffffff) throw new UsageError(`handprop seed: --seed must be between 0 and 2**32 - 1, got ${seed}`);
-    const result = runArticle({ seed, epochs: v.epochs as number, lr: v.lr as number });
+    const result = runArticle({ seed, epochs: v.epochs, lr: v.lr });
     process.stdout.write((v.json ? JSON.stringify(result) : articleReport(result)) + "\n");
     return 0;
   },
-};
+);

@@ -11,9 +11,8 @@ import { open, type FileHandle } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import { dirname, extname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Command } from "./main.ts";
-import { UsageError } from "./args.ts";
-import { printable } from "./text.ts";
+import { UsageError, defineCommand } from "./args.ts";
+import { printable } from "../io/text.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The checkout's or the installed package's root: this file runs as src/cli/serve.ts, or bundled in dist/cli.js. */
@@ -322,8 +321,8 @@ export function networkWarning(host: string, port: number): string | null {
   );
 }
 
-export const serveCommand: Command = {
-  spec: {
+export const serveCommand = defineCommand(
+  {
     name: "serve",
     summary: "Build (if needed) and serve the interactive playground: the article's network and MNIST in the browser",
     flags: {
@@ -333,10 +332,10 @@ export const serveCommand: Command = {
       dir: { kind: "string", help: "serve this already-built folder instead of web/dist (no build)", meta: "PATH" },
     },
   },
-  async run(v) {
-    const port = v.port as number;
+  async (v) => {
+    const port = v.port;
     if (port > 65535) throw new UsageError(`handprop serve: --port must be between 0 and 65535, got ${port}`);
-    const host = v.host as string;
+    const host = v.host;
     let root = WEB_DIST;
     if (typeof v.dir === "string") {
       root = resolve(v.dir);
@@ -366,4 +365,4 @@ export const serveCommand: Command = {
     });
     return 0;
   },
-};
+);

@@ -228,16 +228,8 @@ export function digitInput(pixels: ArrayLike<number>, n: Normalization): NDArray
   ]);
 }
 
-/** Softmax of one row of logits, in float64, shifted by the maximum so no exponential overflows. */
-export function softmax(logits: ArrayLike<number>): Float64Array {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
-  const p = Float64Array.from(logits, (v) => Math.exp(v - max));
-  let sum = 0;
-  for (const v of p) sum += v;
-  for (let i = 0; i < p.length; i++) p[i] /= sum;
-  return p;
-}
+/** Softmax of one row of logits, in float64 (defined once, in src/nd/rows.ts). */
+export { softmax } from "../nd/rows.ts";
 
 /** The k most probable classes, most probable first (ties: the lower class first). */
 export function topK(probabilities: ArrayLike<number>, k: number): { digit: number; probability: number }[] {

@@ -20,7 +20,7 @@
 
 import { NDArray } from "../nd/ndarray.ts";
 import type { IdxArray } from "../io/idx.ts";
-import { MNIST_STANDARDIZE, UNIT_SCALE, normalizePixels, type Normalization } from "./normalization.ts";
+import { MNIST_STANDARDIZE, UNIT_SCALE, normalizePixels, validateNormalization, type Normalization } from "./normalization.ts";
 
 export const MNIST_FILES = {
   trainImages: "train-images-idx3-ubyte",
@@ -72,26 +72,11 @@ export interface Mnist {
 export function resolveNormalization(n: MnistOptions["normalization"]): Normalization {
   if (n === undefined || n === "standardize") return { ...MNIST_STANDARDIZE };
   if (n === "unit") return { ...UNIT_SCALE };
-  for (const k of ["scale", "mean", "std"] as const) {
-    if (typeof n[k] !== "number" || !Number.isFinite(n[k])) throw new RangeError(`MNIST: normalization.${k} must be a finite number, got ${String(n[k])}`);
+  try {
+    return validateNormalization(n, "MNIST");
+  } catch (e) {
+    throw new RangeError((e as Error).message, { cause: e }); // a bad option, as the other options' errors
   }
-  if (n.std <= 0) throw new RangeError(`MNIST: normalization.std must be > 0, got ${n.std}`);
-  return { scale: n.scale, mean: n.mean, std: n.std };
-}
-
-/**
- * What is wrong with a stored normalization (from a model.json or checkpoint), or null when it is
- * usable: an object whose scale, mean and std are finite numbers, std > 0. `field` is relative to it.
- */
-export function normalizationProblem(n: unknown): { field: string; what: string; got: unknown } | null {
-  if (typeof n !== "object" || n === null || Array.isArray(n)) return { field: "", what: "an object {scale, mean, std}", got: n };
-  const o = n as Record<string, unknown>;
-  for (const k of ["scale", "mean", "std"]) {
-    const v = o[k];
-    if (typeof v !== "number" || !Number.isFinite(v)) return { field: `.${k}`, what: "a finite number", got: v };
-  }
-  if ((o.std as number) <= 0) return { field: ".std", what: "> 0", got: o.std };
-  return null;
 }
 
 /** The image count of an MNIST images array, checked to be N×28×28 ubyte. */

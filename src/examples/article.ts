@@ -52,23 +52,97 @@ const logisticPrime = (x: NDArray): NDArray => map(x, (v) => { // dσ/dx = σ(x)
   return s * (1 - s);
 });
 
-/** Forward pass for one image: the article's four lines, returning every intermediate. */
-function forward(x: NDArray, w1: NDArray, w2: NDArray) {
+/** 0. Declare weights: np.random.seed(seed); w1 = randn(2,2)*4; w2 = randn(4,1)*4 (w1 drawn first). */
+export function articleInitialWeights(seed: number): { w1: NDArray; w2: NDArray } {
+  const rng = new RandomState(seed);
+  const w1 = mul(rng.randn(2, 2), 4);
+  const w2 = mul(rng.randn(4, 1), 4);
+  return { w1, w2 };
+}
+
+/** Every intermediate of the forward pass for one image (derivation.md eqs. 1–4). */
+export interface ForwardTrace {
+  layer_1: NDArray; //         z1 = convolve2d(X, w1, 'valid'), 2×2
+  layer_1_act: NDArray; //     a1 = tanh(z1), 2×2
+  layer_1_act_vec: NDArray; // vec(a1), 1×4
+  layer_2: NDArray; //         z2 = vec(a1)·w2, 1×1
+  layer_2_act: NDArray; //     o = σ(z2), 1×1
+  cost: number; //             ½(o − y)²
+}
+
+/** Forward pass for one image: the article's four lines and its cost, returning every intermediate. */
+export function articleForward(x: NDArray, y: number, w1: NDArray, w2: NDArray): ForwardTrace {
   const layer_1 = convolve2d(x, w1, "valid");
   const layer_1_act = tanh(layer_1);
   const layer_1_act_vec = expandDims(reshape(layer_1_act, -1), 0);
   const layer_2 = dot(layer_1_act_vec, w2);
   const layer_2_act = logistic(layer_2);
-  return { layer_1, layer_1_act, layer_1_act_vec, layer_2, layer_2_act };
+  const cost = sumAll(square(sub(layer_2_act, y))) * 0.5;
+  return { layer_1, layer_1_act, layer_1_act_vec, layer_2, layer_2_act, cost };
 }
 
-/** Total cost Σᵢ ½(oᵢ − yᵢ)² over the four images, and the outputs oᵢ. */
-function evaluate(w1: NDArray, w2: NDArray): { cost: number; out: number[] } {
+/** The forward pass plus every term of the backward pass (derivation.md eqs. 5–8), at the given weights. */
+export interface StepTrace extends ForwardTrace {
+  grad_2_part_1: NDArray; //         ∂L/∂o = o − y
+  grad_2_part_2: NDArray; //         ∂o/∂z2 = σ'(z2)
+  grad_2_part_3: NDArray; //         ∂z2/∂w2 = vec(a1)
+  grad_2: NDArray; //                ∂L/∂w2, 4×1
+  grad_1_part_1: NDArray; //         ∂L/∂a1 = δ2·w2ᵀ, 1×4
+  grad_1_part_2: NDArray; //         ∂a1/∂z1 = tanh'(z1), 2×2
+  grad_1_part_3: NDArray; //         X
+  grad_1_part_1_reshape: NDArray; // ∂L/∂a1 as 2×2
+  grad_1_temp_1: NDArray; //         G = δ1 = ∂L/∂z1, 2×2
+  grad_1_conv: NDArray; //           convolve2d(X, rot180(G), 'valid'), before the outer rotation
+  grad_1: NDArray; //                ∂L/∂w1 = rot180(convolve2d(X, rot180(G))), 2×2
+}
+
+/** Forward and backward for one image: the body of the article's inner loop, minus the update. */
+export function articleGradients(x: NDArray, y: number, w1: NDArray, w2: NDArray): StepTrace {
+  const f = articleForward(x, y, w1, w2);
+  const { layer_1, layer_1_act_vec, layer_2, layer_2_act } = f;
+
+  // ∂cost/∂w2 = vec(a1)ᵀ · [(o − y) ⊙ σ'(z2)]                         (derivation.md eq. 5)
+  const grad_2_part_1 = sub(layer_2_act, y); //        ∂cost/∂o  = o − y
+  const grad_2_part_2 = logisticPrime(layer_2); //     ∂o/∂z2    = σ'(z2)
+  const grad_2_part_3 = layer_1_act_vec; //            ∂z2/∂w2   = vec(a1)
+  const grad_2 = dot(transpose(grad_2_part_3), mul(grad_2_part_1, grad_2_part_2));
+
+  // ∂cost/∂w1: back through w2 and tanh to δ1 = (δ2 · w2ᵀ) ⊙ tanh'(z1), then a convolution.
+  const grad_1_part_1 = dot(mul(grad_2_part_1, grad_2_part_2), transpose(w2)); // ∂cost/∂a1 = δ2 · w2ᵀ
+  const grad_1_part_2 = tanhPrime(layer_1); //                                   ∂a1/∂z1  = tanh'(z1)
+  const grad_1_part_3 = x; //                                                    ∂z1/∂w1 comes from X
+
+  const grad_1_part_1_reshape = reshape(grad_1_part_1, [2, 2]);
+  const grad_1_temp_1 = mul(grad_1_part_1_reshape, grad_1_part_2); //            δ1
+  // ∂cost/∂w1 = rot180(convolve2d(X, rot180(δ1), 'valid'))                    (derivation.md eq. 8)
+  const grad_1_conv = convolve2d(grad_1_part_3, rot90(grad_1_temp_1, 2), "valid");
+  const grad_1 = rot90(grad_1_conv, 2);
+
+  return {
+    ...f, grad_2_part_1, grad_2_part_2, grad_2_part_3, grad_2,
+    grad_1_part_1, grad_1_part_2, grad_1_part_3, grad_1_part_1_reshape, grad_1_temp_1, grad_1_conv, grad_1,
+  };
+}
+
+/**
+ * One SGD step on one image: w2 ← w2 − lr·∂L/∂w2, then w1 ← w1 − lr·∂L/∂w1 (both at the old weights).
+ * runArticle loops over this; the playground's page 1 calls it one sample at a time.
+ */
+export function articleStep(
+  x: NDArray, y: number, w1: NDArray, w2: NDArray, lr: number,
+): { w1: NDArray; w2: NDArray; trace: StepTrace } {
+  const trace = articleGradients(x, y, w1, w2);
+  return { w1: sub(w1, mul(trace.grad_1, lr)), w2: sub(w2, mul(trace.grad_2, lr)), trace };
+}
+
+/** Total cost Σᵢ ½(oᵢ − yᵢ)² and the outputs oᵢ, summed in the article's order. */
+export function articleEvaluate(
+  xs: readonly NDArray[], ys: readonly number[], w1: NDArray, w2: NDArray,
+): { cost: number; out: number[] } {
   let total = 0;
   const out: number[] = [];
-  for (let i = 0; i < X.length; i++) {
-    const { layer_2_act } = forward(X[i], w1, w2);
-    const cost = sumAll(square(sub(layer_2_act, Y.get(i, 0)))) * 0.5;
+  for (let i = 0; i < xs.length; i++) {
+    const { layer_2_act, cost } = articleForward(xs[i], ys[i], w1, w2);
     total = total + cost;
     out.push(layer_2_act.data[0]);
   }
@@ -77,40 +151,13 @@ function evaluate(w1: NDArray, w2: NDArray): { cost: number; out: number[] } {
 
 /** Run the article's experiment: seed, draw weights, measure, train with per-sample SGD, measure. */
 export function runArticle(opts: ArticleOptions = ARTICLE_DEFAULTS): ArticleResult {
-  const rng = new RandomState(opts.seed);
-
-  // 0. Declare weights: N(0, 1) draws scaled by 4, in the article's order (w1 first).
-  let w1 = mul(rng.randn(2, 2), 4);
-  let w2 = mul(rng.randn(4, 1), 4);
-
-  const before = evaluate(w1, w2);
-
+  let { w1, w2 } = articleInitialWeights(opts.seed);
+  const ys = Array.from(Y.data);
+  const before = articleEvaluate(X, ys, w1, w2);
   for (let iter = 0; iter < opts.epochs; iter++) {
-    for (let i = 0; i < X.length; i++) {
-      const { layer_1, layer_1_act_vec, layer_2, layer_2_act } = forward(X[i], w1, w2);
-
-      // ∂cost/∂w2 = vec(a1)ᵀ · [(o − y) ⊙ σ'(z2)]                         (derivation.md eq. 5)
-      const grad_2_part_1 = sub(layer_2_act, Y.get(i, 0)); //    ∂cost/∂o  = o − y
-      const grad_2_part_2 = logisticPrime(layer_2); //           ∂o/∂z2    = σ'(z2)
-      const grad_2_part_3 = layer_1_act_vec; //                  ∂z2/∂w2   = vec(a1)
-      const grad_2 = dot(transpose(grad_2_part_3), mul(grad_2_part_1, grad_2_part_2));
-
-      // ∂cost/∂w1: back through w2 and tanh to δ1 = (δ2 · w2ᵀ) ⊙ tanh'(z1), then a convolution.
-      const grad_1_part_1 = dot(mul(grad_2_part_1, grad_2_part_2), transpose(w2)); // ∂cost/∂a1 = δ2 · w2ᵀ
-      const grad_1_part_2 = tanhPrime(layer_1); //                                   ∂a1/∂z1  = tanh'(z1)
-      const grad_1_part_3 = X[i]; //                                                 ∂z1/∂w1 comes from X
-
-      const grad_1_part_1_reshape = reshape(grad_1_part_1, [2, 2]);
-      const grad_1_temp_1 = mul(grad_1_part_1_reshape, grad_1_part_2); //            δ1
-      // ∂cost/∂w1 = rot180(convolve2d(X, rot180(δ1), 'valid'))                    (derivation.md eq. 8)
-      const grad_1 = rot90(convolve2d(grad_1_part_3, rot90(grad_1_temp_1, 2), "valid"), 2);
-
-      w2 = sub(w2, mul(grad_2, opts.lr));
-      w1 = sub(w1, mul(grad_1, opts.lr));
-    }
+    for (let i = 0; i < X.length; i++) ({ w1, w2 } = articleStep(X[i], ys[i], w1, w2, opts.lr));
   }
-
-  const after = evaluate(w1, w2);
+  const after = articleEvaluate(X, ys, w1, w2);
   return {
     w1: w1.toArray() as number[][],
     w2: w2.toArray() as number[][],

@@ -143,8 +143,16 @@ export interface IndexedDBOptions {
   dbName?: string;
   /** Object store (default "models"). */
   storeName?: string;
-  /** The IDBFactory (default globalThis.indexedDB; tests pass a fake). */
-  indexedDB?: IDBFactory;
+  /**
+   * The IDBFactory (default globalThis.indexedDB; tests pass a fake). Typed structurally, so that a
+   * consumer compiling without the DOM library (a Node project) can still use these declarations.
+   */
+  indexedDB?: IndexedDBFactory;
+}
+
+/** The part of the DOM's IDBFactory used here. */
+export interface IndexedDBFactory {
+  open(name: string, version?: number): unknown;
 }
 
 interface StoredModel {
@@ -164,7 +172,7 @@ function requestResult<T>(request: IDBRequest<T>, what: string): Promise<T> {
 }
 
 function openDatabase(opts: IndexedDBOptions, what: string): Promise<{ db: IDBDatabase; store: string }> {
-  const factory = opts.indexedDB ?? (globalThis as { indexedDB?: IDBFactory }).indexedDB;
+  const factory = (opts.indexedDB ?? (globalThis as { indexedDB?: IndexedDBFactory }).indexedDB) as IDBFactory | undefined;
   if (!factory) throw new Error(`${what}: IndexedDB is not available here (pass {indexedDB} or use saveModel in Node)`);
   const store = opts.storeName ?? "models";
   const request = factory.open(opts.dbName ?? "handprop", 1);

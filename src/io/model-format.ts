@@ -16,6 +16,7 @@
 // the wrong size or checksum all throw a ModelFormatError naming the file and the field or layer, and
 // no model is returned. Values round-trip exactly, so a loaded model predicts bit for bit as the saved one.
 
+import { printable } from "./text.ts";
 import pkg from "../../package.json" with { type: "json" };
 import type { DType } from "../nd/ndarray.ts";
 import type { RandomStateInput, RandomStateState } from "../nd/random.ts";
@@ -123,14 +124,8 @@ export class ModelFormatError extends Error {
   }
 }
 
-/**
- * Text from a file made safe for a terminal: control characters (NUL, ESC, …, and C1) become \u
- * escapes, so a hostile name in a model.json cannot move the cursor or recolour the screen.
- */
-export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
+// Text from a file made safe for a terminal (control characters escaped): defined once, in text.ts.
+export { printable } from "./text.ts";
 
 /** Deepest nesting of arrays/objects accepted in a manifest; ours nest 5 deep. */
 export const MAX_JSON_DEPTH = 64;

@@ -3,6 +3,7 @@
 // dtype rule (NumPy's for floats): float32 only if every array operand is float32, else float64;
 // plain JS numbers behave like Python scalars and do not promote.
 
+import { argmaxRowsOf } from "./rows.ts";
 import {
   NDArray,
   allocate,
@@ -485,13 +486,7 @@ export function sumAll(a: NDArray): number {
 export function argmaxLast(a: NDArray): number[] {
   const m = a.shape[a.ndim - 1];
   const rows = a.size / m;
-  const out: number[] = [];
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let j = 1; j < m; j++) if (a.data[r * m + j] > a.data[r * m + best]) best = j;
-    out.push(best);
-  }
-  return out;
+  return Array.from(argmaxRowsOf(a.data, rows, m));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,44 +1,16 @@
 // Batches for the training loop and evaluation: copying selected samples into reused buffers, checking
-// that inputs and targets agree, and counting correct predictions.
+// that inputs and targets agree (losses count their own correct predictions: Loss.countCorrect).
 
 import { NDArray, allocate, formatShape, shapeSize } from "../nd/ndarray.ts";
+import { argmaxRowsOf } from "../nd/rows.ts";
 import { ShapeError, type Layer } from "./layer.ts";
-import type { Loss, Target } from "./losses.ts";
-
-/** Number of correct predictions for classification losses, null for regression losses. */
-export function countCorrect(loss: Loss, pred: NDArray, target: Target): number | null {
-  if (loss.type === "SoftmaxCrossEntropy") {
-    const [N, K] = pred.shape;
-    const labels = labelsOf(target, N, K);
-    let c = 0;
-    for (let n = 0; n < N; n++) {
-      let best = 0;
-      for (let k = 1; k < K; k++) if (pred.data[n * K + k] > pred.data[n * K + best]) best = k;
-      if (best === labels[n]) c++;
-    }
-    return c;
-  }
-  if (loss.type === "BinaryCrossEntropy") {
-    const threshold = (loss.config() as { fromLogits?: boolean }).fromLogits ? 0 : 0.5;
-    const t = target instanceof NDArray ? target.data : target;
-    let c = 0;
-    for (let i = 0; i < pred.size; i++) if ((pred.data[i] > threshold ? 1 : 0) === (t[i] > 0.5 ? 1 : 0)) c++;
-    return (c / pred.size) * pred.shape[0];
-  }
-  return null;
-}
+import type { Target } from "./losses.ts";
 
 /** Integer labels from labels or one-hot/probability rows (argmax). */
 export function labelsOf(target: Target, N: number, K: number): ArrayLike<number> {
   if (!(target instanceof NDArray)) return target;
   if (target.ndim === 1) return target.data;
-  const out = new Int32Array(N);
-  for (let n = 0; n < N; n++) {
-    let best = 0;
-    for (let k = 1; k < K; k++) if (target.data[n * K + k] > target.data[n * K + best]) best = k;
-    out[n] = best;
-  }
-  return out;
+  return argmaxRowsOf(target.data, N, K);
 }
 
 export function targetCount(y: Target): number {

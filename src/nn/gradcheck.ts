@@ -20,6 +20,7 @@
 import { NDArray, type DType } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
 import type { ForwardOptions, Param } from "./layer.ts";
+import type { Loss, Target } from "./losses.ts";
 
 /** Anything with a forward/backward pair and parameters: a Layer or a Sequential model. */
 export interface Differentiable {
@@ -154,4 +155,52 @@ export function gradcheck(target: Differentiable, input: NDArray, options: Gradc
   const maxRelError = Math.max(...tensors.map((t) => t.maxRelError));
   const name = options.name ?? ((target as { type?: string }).type ?? "model");
   return { name, maxRelError, ok: maxRelError <= tolerance && !tooKinky(tensors), tensors };
+}
+
+// Losses: the same comparison, for a loss's ∂L/∂pred.
+
+export interface GradcheckLossOptions {
+  /** Step h (default 1e-4). */
+  eps?: number;
+  /** Pass threshold on the max relative error (default 1e-6). */
+  tolerance?: number;
+  /** Check at most this many coordinates of pred, evenly spaced (default: all). */
+  maxPerTensor?: number;
+}
+
+/**
+ * Check loss.backward() against finite differences of loss.forward at pred (converted to float64),
+ * with the same scheme as gradcheck: central differences with Richardson extrapolation
+ *     D(h) = (L(u+h) − L(u−h)) / 2h,   n = (4·D(h/2) − D(h)) / 3,
+ * error |a − n| / max(|a|, |n|, 1e-8), and coordinates whose ±h step crosses a kink (BCE's clamp)
+ * skipped and counted.
+ * Conditioning: the differences are of the scalar L, whose rounding (≈ 1e-16·|L|) is divided by h,
+ * so a component much smaller than 1e-16·|L|/h·1e6 — e.g. p/N for a class with softmax p ≈ 1e-6 —
+ * cannot be resolved to 1e-6 relative. Check at inputs of moderate spread.
+ */
+export function gradcheckLoss(loss: Loss, pred: NDArray, target: Target, options: GradcheckLossOptions = {}): GradcheckResult {
+  const h = options.eps ?? 1e-4;
+  const tolerance = options.tolerance ?? 1e-6;
+  const x = pred.astype("float64");
+  loss.forward(x, target);
+  const analytic = loss.backward().data.slice();
+  const data = x.data;
+
+  const central = (i: number, step: number): number => {
+    const orig = data[i];
+    data[i] = orig + step;
+    const lp = loss.forward(x, target);
+    data[i] = orig - step;
+    const lm = loss.forward(x, target);
+    data[i] = orig;
+    return (lp - lm) / (2 * step);
+  };
+
+  let idx = Array.from({ length: data.length }, (_, i) => i);
+  if (options.maxPerTensor !== undefined && idx.length > options.maxPerTensor) {
+    const every = idx.length / options.maxPerTensor;
+    idx = Array.from({ length: options.maxPerTensor }, (_, j) => Math.floor(j * every));
+  }
+  const check = compareRichardson("pred", idx, analytic, central, h);
+  return { name: loss.type, maxRelError: check.maxRelError, ok: check.maxRelError <= tolerance && !tooKinky([check]), tensors: [check] };
 }

@@ -12,6 +12,7 @@
 //   - outputs and dx live in buffers the layer reuses from batch to batch, so a returned array
 //     is valid until the same layer's next forward/backward. Copy it if you need to keep it.
 
+import type { TypedConfig } from "./config.ts";
 import { NDArray, allocate, formatShape, shapeSize, type DType } from "../nd/ndarray.ts";
 import type { RandomState } from "../nd/random.ts";
 
@@ -37,10 +38,7 @@ export interface Param {
 }
 
 /** A serialisable layer description: `{type, ...options}`; `layerFromConfig` turns it back into a layer. */
-export interface LayerConfig {
-  type: string;
-  [option: string]: unknown;
-}
+export type LayerConfig = TypedConfig;
 
 /** A shape mismatch between what a layer expects and what it was given. */
 export class ShapeError extends RangeError {

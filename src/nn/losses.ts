@@ -17,18 +17,17 @@
 // batch (pred's shape and dtype), valid until this loss's next forward/backward.
 // Sums run in float64 whatever pred's dtype.
 
+import { labelsOf } from "./batches.ts";
+import type { TypedConfig } from "./config.ts";
+import { argmax, argmaxRowsOf, softmaxRows } from "../nd/rows.ts";
 import { NDArray, allocate, formatShape } from "../nd/ndarray.ts";
 import { ShapeError, reuse } from "./layer.ts";
 import { sigmoid } from "./activations.ts";
-import { compareRichardson, tooKinky, type GradcheckResult } from "./gradcheck.ts";
 
 /** Targets: an NDArray (values or one-hot/probability rows) or integer class labels. */
 export type Target = NDArray | Int32Array | readonly number[];
 
-export interface LossConfig {
-  type: string;
-  [option: string]: unknown;
-}
+export type LossConfig = TypedConfig;
 
 export abstract class Loss {
   abstract readonly type: string;
@@ -38,6 +37,13 @@ export abstract class Loss {
   abstract backward(): NDArray;
   /** Options that rebuild this loss. */
   abstract config(): LossConfig;
+  /**
+   * How many of the batch's predictions are correct, for losses of classifiers (training and
+   * evaluation report it as accuracy); null for regression losses, which have no notion of it.
+   */
+  countCorrect(_pred: NDArray, _target: Target): number | null {
+    return null;
+  }
 
   toJSON(): LossConfig {
     return this.config();
@@ -142,18 +148,6 @@ export class MSE extends Loss {
 // ---------------------------------------------------------------------------------------------
 // Softmax cross-entropy
 
-/** Row-wise softmax of logits (N, K) into out (same shape), with the max subtracted; returns log Σ e^z per row via `lse`. */
-function softmaxRows(z: ArrayLike<number>, N: number, K: number, out: { [i: number]: number }, lse: Float64Array | null): void {
-  for (let n = 0; n < N; n++) {
-    const row = n * K;
-    let m = -Infinity;
-    for (let k = 0; k < K; k++) if (z[row + k] > m) m = z[row + k];
-    let s = 0;
-    for (let k = 0; k < K; k++) s += Math.exp(z[row + k] - m);
-    for (let k = 0; k < K; k++) out[row + k] = Math.exp(z[row + k] - m) / s;
-    if (lse) lse[n] = m + Math.log(s); // log Σ_k e^(z_k) = m + log Σ_k e^(z_k − m)
-  }
-}
 
 /** Validated integer labels (length N, each in [0, K)) or null for a one-hot/probability target. */
 function labelsOrNull(where: string, target: Target, N: number, K: number, logitsShape: readonly number[]): ArrayLike<number> | null {
@@ -391,6 +385,15 @@ export class SoftmaxCrossEntropy extends Loss {
     return this.probs;
   }
 
+  /** Rows whose largest logit is the target class (one-hot or probability targets: their argmax). */
+  override countCorrect(pred: NDArray, target: Target): number {
+    const [N, K] = pred.shape;
+    const labels = labelsOf(target, N, K);
+    let c = 0;
+    for (let n = 0; n < N; n++) if (argmax(pred.data, n * K, K) === labels[n]) c++;
+    return c;
+  }
+
   config(): LossConfig {
     const out: LossConfig = { type: this.type };
     if (this.labelSmoothing !== 0) out.labelSmoothing = this.labelSmoothing;
@@ -402,14 +405,7 @@ export class SoftmaxCrossEntropy extends Loss {
 /** Class predictions: argmax over each row of logits (N, K) (first index on ties). */
 export function argmaxRows(logits: NDArray): Int32Array {
   const [N, K] = expectLogits("argmaxRows", logits);
-  const out = new Int32Array(N);
-  const z = logits.data;
-  for (let n = 0; n < N; n++) {
-    let best = 0;
-    for (let k = 1; k < K; k++) if (z[n * K + k] > z[n * K + best]) best = k;
-    out[n] = best;
-  }
-  return out;
+  return argmaxRowsOf(logits.data, N, K);
 }
 
 /** Fraction of rows whose argmax matches the label (labels, or one-hot rows whose argmax is the label). */
@@ -502,6 +498,15 @@ export class BinaryCrossEntropy extends Loss {
     return dPred;
   }
 
+  /** Predictions on the right side of the threshold (0 for logits, ½ for probabilities), as a count of samples. */
+  override countCorrect(pred: NDArray, target: Target): number {
+    const threshold = this.fromLogits ? 0 : 0.5;
+    const t = target instanceof NDArray ? target.data : target;
+    let c = 0;
+    for (let i = 0; i < pred.size; i++) if ((pred.data[i] > threshold ? 1 : 0) === (t[i] > 0.5 ? 1 : 0)) c++;
+    return (c / pred.size) * pred.shape[0];
+  }
+
   config(): LossConfig {
     return { type: this.type, fromLogits: this.fromLogits };
   }
@@ -524,53 +529,4 @@ export function lossFromConfig(config: LossConfig): Loss {
     default:
       throw new RangeError(`unknown loss type ${JSON.stringify(config.type)} (expected MSE, SoftmaxCrossEntropy or BinaryCrossEntropy)`);
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Gradient check
-
-export interface GradcheckLossOptions {
-  /** Step h (default 1e-4). */
-  eps?: number;
-  /** Pass threshold on the max relative error (default 1e-6). */
-  tolerance?: number;
-  /** Check at most this many coordinates of pred, evenly spaced (default: all). */
-  maxPerTensor?: number;
-}
-
-/**
- * Check loss.backward() against finite differences of loss.forward at pred (converted to float64),
- * with the same scheme as gradcheck: central differences with Richardson extrapolation
- *     D(h) = (L(u+h) − L(u−h)) / 2h,   n = (4·D(h/2) − D(h)) / 3,
- * error |a − n| / max(|a|, |n|, 1e-8), and coordinates whose ±h step crosses a kink (BCE's clamp)
- * skipped and counted.
- * Conditioning: the differences are of the scalar L, whose rounding (≈ 1e-16·|L|) is divided by h,
- * so a component much smaller than 1e-16·|L|/h·1e6 — e.g. p/N for a class with softmax p ≈ 1e-6 —
- * cannot be resolved to 1e-6 relative. Check at inputs of moderate spread.
- */
-export function gradcheckLoss(loss: Loss, pred: NDArray, target: Target, options: GradcheckLossOptions = {}): GradcheckResult {
-  const h = options.eps ?? 1e-4;
-  const tolerance = options.tolerance ?? 1e-6;
-  const x = pred.astype("float64");
-  loss.forward(x, target);
-  const analytic = loss.backward().data.slice();
-  const data = x.data;
-
-  const central = (i: number, step: number): number => {
-    const orig = data[i];
-    data[i] = orig + step;
-    const lp = loss.forward(x, target);
-    data[i] = orig - step;
-    const lm = loss.forward(x, target);
-    data[i] = orig;
-    return (lp - lm) / (2 * step);
-  };
-
-  let idx = Array.from({ length: data.length }, (_, i) => i);
-  if (options.maxPerTensor !== undefined && idx.length > options.maxPerTensor) {
-    const every = idx.length / options.maxPerTensor;
-    idx = Array.from({ length: options.maxPerTensor }, (_, j) => Math.floor(j * every));
-  }
-  const check = compareRichardson("pred", idx, analytic, central, h);
-  return { name: loss.type, maxRelError: check.maxRelError, ok: check.maxRelError <= tolerance && !tooKinky([check]), tensors: [check] };
 }

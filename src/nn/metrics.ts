@@ -10,6 +10,7 @@
 //   (so top-1 is argmax accuracy, first index on ties).
 
 import { formatShape, type NDArray } from "../nd/ndarray.ts";
+import { argmax } from "../nd/rows.ts";
 import { ShapeError } from "./layer.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Sequential } from "./sequential.ts";
@@ -192,11 +193,7 @@ export function evaluateMetrics(
     const labels = targetLabels("evaluateMetrics", t, n, K);
     if (loss) lossSum += loss.forward(scores, t) * n;
     const z = scores.data;
-    for (let i = 0; i < n; i++) {
-      let best = 0;
-      for (let k = 1; k < K; k++) if (z[i * K + k] > z[i * K + best]) best = k;
-      confusion[labels[i]][best]++;
-    }
+    for (let i = 0; i < n; i++) confusion[labels[i]][argmax(z, i * K, K)]++;
     ks.forEach((k, j) => (topCounts[j] += countTopK(scores, labels, k)));
   }
   if (confusion === null) throw new RangeError("evaluateMetrics: the dataset is empty");

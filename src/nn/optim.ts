@@ -9,13 +9,11 @@
 // copies them into plain number arrays: float32 and float64 values both survive JSON exactly, so a
 // saved run resumes bit for bit.
 
+import type { TypedConfig } from "./config.ts";
 import { allocate, dtypeOf, type DType, type TypedArray } from "../nd/ndarray.ts";
 import type { Param } from "./layer.ts";
 
-export interface OptimizerConfig {
-  type: string;
-  [option: string]: unknown;
-}
+export type OptimizerConfig = TypedConfig;
 
 /** JSON-able optimizer state: step count, current lr, and slots[name][paramIndex] ([] = not yet created). */
 export interface OptimizerState {

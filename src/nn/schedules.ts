@@ -8,10 +8,9 @@
 //
 // Sequential.fit sets optimizer.lr = schedule.lrAt(epoch, baseLr) at the start of every epoch.
 
-export interface ScheduleConfig {
-  type: string;
-  [option: string]: unknown;
-}
+import type { TypedConfig } from "./config.ts";
+
+export type ScheduleConfig = TypedConfig;
 
 export interface LRSchedule {
   readonly type: string;

@@ -14,7 +14,7 @@ import { Layer, ShapeError, type BackwardOptions, type ForwardOptions, type Laye
 import type { Differentiable } from "./gradcheck.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
-import { BatchBuffer, TargetBuffer, checkOneDtype, checkTargets, countCorrect } from "./batches.ts";
+import { BatchBuffer, TargetBuffer, checkOneDtype, checkTargets } from "./batches.ts";
 import type { L2Regularizer } from "./regularizers.ts";
 import { evaluateMetrics, type EvaluateMetricsOptions, type EvaluationMetrics } from "./metrics.ts";
 import {
@@ -30,7 +30,6 @@ import {
 } from "./trainer.ts";
 
 export { TrainingError } from "./trainer.ts";
-export { countCorrect } from "./batches.ts";
 export type { Logs, Callbacks, Schedule, History } from "./trainer.ts";
 
 export interface SequentialOptions {
@@ -266,7 +265,7 @@ export class Sequential extends Layer implements Differentiable {
       const pred = this.forward(xb.range(start, n), { training: false });
       const t = yb.range(start, n);
       lossSum += loss.forward(pred, t) * n;
-      const c = countCorrect(loss, pred, t);
+      const c = loss.countCorrect(pred, t);
       if (c !== null) {
         correct += c;
         counted += n;

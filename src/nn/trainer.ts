@@ -16,8 +16,9 @@ import type { Param } from "./layer.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
 import type { Sequential } from "./sequential.ts";
-import { BatchBuffer, TargetBuffer, checkTargets, countCorrect } from "./batches.ts";
+import { BatchBuffer, TargetBuffer, checkTargets } from "./batches.ts";
 import type { L2Regularizer } from "./regularizers.ts";
+import type { LRSchedule } from "./schedules.ts";
 
 /** What the training loop reports after each batch and epoch. */
 export interface Logs {
@@ -61,10 +62,8 @@ export interface Callbacks {
   onTrainEnd?(history: History): unknown;
 }
 
-/** A learning-rate schedule: lr for an epoch (0-based) given the optimizer's base lr. */
-export interface Schedule {
-  lrAt(epoch: number, baseLr: number): number;
-}
+/** What the Trainer needs of a learning-rate schedule (schedules.ts's LRSchedule): lr for an epoch (0-based). */
+export type Schedule = Pick<LRSchedule, "lrAt">;
 
 /** Transforms a training batch (data augmentation) with its own seeded generator. */
 export interface BatchAugmenter {
@@ -292,7 +291,7 @@ export function trainStep(
       );
     }
   }
-  return { loss: value, correct: countCorrect(loss, pred, y) };
+  return { loss: value, correct: loss.countCorrect(pred, y) };
 }
 
 interface ArrayData {

@@ -11,7 +11,7 @@ import type { Page } from "playwright-core";
 import { openSite, SKIP_E2E, type Site } from "./harness.ts";
 import { REPO_ROOT } from "../../src/cli/serve.ts";
 import { array } from "../../src/nd/ops.ts";
-import { forward } from "../../web/src/article/step.ts";
+import { articleForward as forward } from "../../src/examples/article.ts";
 import { runArticle, type ArticleResult } from "../../src/examples/article.ts";
 
 let site: Site | null = null;

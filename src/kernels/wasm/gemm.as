@@ -34,6 +34,9 @@ export const KC: i32 = 256; // K block: a 5×256 A panel (5 KB) + a 256×8 B mic
 export const MC: i32 = 120; // M block: 120×256 packed A (120 KB) stays in L2 while a K block of B streams by
 export const MR: i32 = 5; // at most 5 rows × 2 vectors = 10 accumulators: x64 V8 has 16 xmm registers
 export const NR: i32 = 8;
+// Measured with bench/ab.ts (interleaved, CPU time; AMD EPYC, Node 20.20): MR = 4 was 4–13% slower than 5
+// on every GEMM and conv shape, and tile8 with two k steps per loop iteration 13–28% slower (V8's
+// code for that one was not inspected; spilled accumulators are the likely cause).
 
 /** Number of row panels an mc-row block is split into: ⌈mc / MR⌉ of nearly equal height. */
 @inline export function panelCount(mc: i32): i32 {
@@ -149,13 +152,17 @@ export function packA(transA: bool, M: i32, K: i32, alpha: f32, a: usize, lda: i
   }
 }
 
-/** Scratch bytes gemmPacked needs: a zero-padded KC×8 B edge panel and a 5×8 C edge tile. */
+/** Row panels from which gemmPacked copies B's strips into a contiguous block (see there). */
+const PACK_B_PANELS: i32 = 8;
+
+/** Scratch bytes gemmPacked needs: a KC×8 packed strip of B (zero-padded at the edge), a 5×8 C edge tile. */
 export const PACKED_WS_BYTES: i32 = (KC * NR + MR * NR) * 4;
 
 /**
  * C[M×N] (+)= packedA · B, B read in place (rows ldb elements apart). accumulate = false: C is overwritten
- * (β = 0), else accumulated into. The last N mod 8 columns go through a zero-padded copy of B's edge and
- * a temporary C tile, so the same tile8 serves them (and gives the same bits).
+ * (β = 0), else accumulated into. With ≥ PACK_B_PANELS row panels each 8-column strip of B is copied
+ * into a contiguous kc × 8 block first (reused by every row panel); the last N mod 8 columns go through
+ * a zero-padded copy of B's edge and a temporary C tile, so the same tile8 serves them (same bits).
  */
 export function gemmPacked(M: i32, N: i32, K: i32, apack: usize, b: usize, ldb: i32, c: usize, ldc: i32, accumulate: bool, ws: usize): void {
   if (M <= 0 || N <= 0) return;
@@ -174,27 +181,44 @@ export function gemmPacked(M: i32, N: i32, K: i32, apack: usize, b: usize, ldb: 
     const ld = accumulate || pc > 0;
     const bBlock = b + <usize>pc * ldbB;
     const aBlock = apack + (<usize>(pc * M) << 2);
-    if (rem > 0) {
-      for (let k = 0; k < kc; k++) {
-        const src = bBlock + <usize>k * ldbB + (<usize>nFull << 2);
-        const dst = bEdge + (<usize>(k * NR) << 2);
-        v128.store(dst, f32x4.splat(0));
-        v128.store(dst, f32x4.splat(0), 16);
-        for (let j = 0; j < rem; j++) store<f32>(dst + (<usize>j << 2), load<f32>(src + (<usize>j << 2)));
-      }
-    }
     for (let ic = 0; ic < M; ic += MC) {
       const mc = min(MC, M - ic);
       const np = panelCount(mc);
+      // With many row panels, pack each kc × 8 strip of B contiguously first: read in place its rows are
+      // ldb apart, and with a power-of-two ldb (N = 256: 1 KiB) they map to a few L1 sets and evict each
+      // other (GEMM 256³: +12% measured with bench/ab.ts). With few panels the copy costs more than it
+      // saves (LeNet's convolutions: 2–4% slower), so B is read in place there. A copy changes no value:
+      // the sums, and their bits, are the same either way.
+      const packB = np >= PACK_B_PANELS;
       for (let jc = 0; jc < nFull; jc += NR) {
+        let bStrip = bBlock + (<usize>jc << 2);
+        let ldStrip = ldbB;
+        if (packB) {
+          for (let k = 0; k < kc; k++) {
+            const from = bStrip + <usize>k * ldbB;
+            const to = bEdge + (<usize>(k * NR) << 2);
+            v128.store(to, v128.load(from));
+            v128.store(to, v128.load(from, 16), 16);
+          }
+          bStrip = bEdge;
+          ldStrip = NR << 2;
+        }
         let r0 = ic;
         for (let p = 0; p < np; p++) {
           const mr = panelRows(mc, np, p);
-          tile(mr, kc, aBlock + (<usize>(r0 * kc) << 2), bBlock + (<usize>jc << 2), ldbB, c + <usize>r0 * ldcB + (<usize>jc << 2), ldcB, ld);
+          const cTile = c + <usize>r0 * ldcB + (<usize>jc << 2);
+          tile(mr, kc, aBlock + (<usize>(r0 * kc) << 2), bStrip, ldStrip, cTile, ldcB, ld);
           r0 += mr;
         }
       }
       if (rem > 0) {
+        for (let k = 0; k < kc; k++) {
+          const from = bBlock + <usize>k * ldbB + (<usize>nFull << 2);
+          const to = bEdge + (<usize>(k * NR) << 2);
+          v128.store(to, f32x4.splat(0));
+          v128.store(to, f32x4.splat(0), 16);
+          for (let j = 0; j < rem; j++) store<f32>(to + (<usize>j << 2), load<f32>(from + (<usize>j << 2)));
+        }
         let r0 = ic;
         for (let p = 0; p < np; p++) {
           const mr = panelRows(mc, np, p);

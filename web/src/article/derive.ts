@@ -4,7 +4,7 @@
 
 import type { NDArray } from "handprop";
 import { texFactor, texNum } from "../tex.ts";
-import type { StepTrace } from "./step.ts";
+import type { StepTrace } from "handprop";
 import type { WeightRef } from "./session.ts";
 
 /** Input pixel X[a, b] that kernel entry w1[p, q] meets when producing z1[i, j] (eq. 1: the flip). */

@@ -9,7 +9,7 @@ import { renderTex } from "../tex.ts";
 import { LineChart } from "../chart.ts";
 import { ALL_WEIGHTS, ArticleSession, sameWeight, weightName, type WeightRef } from "./session.ts";
 import { derivationTex, forwardWindowTex, kernelGradWindowTex } from "./derive.ts";
-import type { StepTrace } from "./step.ts";
+import type { StepTrace } from "handprop";
 
 const IMAGE_COLORS = ["#2563eb", "#d9480f", "#0f9d58", "#9333ea"];
 const MAX_EPOCHS = 100000;

@@ -3,7 +3,16 @@
 
 import { array } from "handprop";
 import type { NDArray } from "handprop";
-import { ARTICLE_DEFAULTS, ARTICLE_X, ARTICLE_Y, evaluate, gradients, initialWeights, step, type StepTrace } from "./step.ts";
+import {
+  ARTICLE_DEFAULTS,
+  ARTICLE_X,
+  ARTICLE_Y,
+  articleEvaluate as evaluate,
+  articleGradients as gradients,
+  articleInitialWeights as initialWeights,
+  articleStep as step,
+  type StepTrace,
+} from "handprop";
 
 /** A weight of the network: w1[p, q] (the 2×2 kernel) or w2[k] (the 4×1 dense weights). */
 export type WeightRef = { m: "w1"; p: number; q: number } | { m: "w2"; k: number };

@@ -2,7 +2,7 @@
 // Web Worker (worker.ts) and watch the page's copy of the weights improve as snapshots arrive.
 
 import "../style.css";
-import { Conv2D, buildModel } from "handprop";
+import { Conv2D, argmax, buildModel } from "handprop";
 import type { NDArray, Sequential } from "handprop";
 import { byId, h, setText } from "../dom.ts";
 import { LineChart } from "../chart.ts";
@@ -136,8 +136,7 @@ function classify(): void {
     outs.push(a);
   }
   const probs = Array.from(softmax(a.data));
-  let best = 0;
-  for (let d = 1; d < 10; d++) if (probs[d] > probs[best]) best = d;
+  const best = argmax(probs);
   setText(byId("pred-digit"), String(best));
   setText(byId("pred-text"), `${(probs[best] * 100).toFixed(1)}% sure`);
   pred.dataset.digit = String(best);

@@ -1,14 +1,23 @@
-// The page's per-sample step (web/src/article/step.ts) against the article's one-shot runArticle:
-// looping step() over epochs and samples must give runArticle's numbers bit for bit, so what the page
-// shows after N epochs is what `handprop seed --epochs N --json` prints. Runs in Node (no browser).
+// The article's per-sample step (articleStep, src/examples/article.ts), which page 1 of the playground
+// calls one sample at a time: looped by hand over epochs and samples it must give runArticle's numbers
+// bit for bit, so what the page shows after N epochs is what `handprop seed --epochs N --json` prints.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { runArticle, type ArticleOptions, type ArticleResult } from "../../src/examples/article.ts";
-import { ARTICLE_X, ARTICLE_Y, evaluate, gradients, initialWeights, step } from "../../web/src/article/step.ts";
-import type { NDArray } from "../../src/nd/ndarray.ts";
-import { fdlibmExp, fdlibmExpm1, fdlibmTanh } from "../../src/nd/fdlibm.ts";
-import { RandomState } from "../../src/nd/random.ts";
+import {
+  X as ARTICLE_X,
+  Y as ARTICLE_Y,
+  articleEvaluate as evaluate,
+  articleGradients as gradients,
+  articleInitialWeights as initialWeights,
+  articleStep as step,
+  runArticle,
+  type ArticleOptions,
+  type ArticleResult,
+} from "../src/examples/article.ts";
+import type { NDArray } from "../src/nd/ndarray.ts";
+import { fdlibmExp, fdlibmExpm1, fdlibmTanh } from "../src/nd/fdlibm.ts";
+import { RandomState } from "../src/nd/random.ts";
 
 const ys = Array.from(ARTICLE_Y.data);
 

@@ -13,7 +13,7 @@ import type { Download, Page } from "playwright-core";
 import { openSite, SKIP_E2E, type Site } from "./harness.ts";
 import {
   buildModel, deserializeModel, fromTfjsArtifacts, modelToFile, modelFromFile, MNIST_STANDARDIZE, NDArray,
-  ONNX_IR_VERSION, sequentialFromConfig, digitInput,
+  ONNX_IR_VERSION, sequentialFromConfig, digitInput, layerFromConfig, Model, modelFromConfig, Add,
   type Sequential,
 } from "../../src/index.ts";
 import { readFields } from "../../src/io/protobuf.ts";
@@ -116,6 +116,41 @@ test("every rule's terms sum to the library's backward and match a finite differ
   ]);
   // lossFrom(0) is the trace's loss: the finite differences perturb the same function
   assert.equal(lossFrom(tr.model, 0, tr.acts[0], tr.label), tr.loss);
+});
+
+/** A float64 copy of a zoo model, Sequential or graph Model. */
+function copy64(model: Sequential): Sequential {
+  return float64Copy(model, (c) => (model instanceof Model ? modelFromConfig(c, layerFromConfig) : sequentialFromConfig(c)));
+}
+
+/** resnet-mini's residual elements: an Add input (splitting) and a tensor read by a conv and an Add (fan-out sum). */
+function residualElements(tr: Trace): { what: string; ref: Ref }[] {
+  const add = tr.model.layers.findIndex((l) => l instanceof Add);
+  assert.ok(add >= 0, "resnet-mini has an Add");
+  const [branch, shortcut] = tr.inputsOf[add];
+  const gap = tr.model.layers.findIndex((l) => l.type === "GlobalAvgPool2D");
+  const bn = tr.model.layers.findIndex((l) => l.type === "BatchNorm2D");
+  return [
+    { what: "add (residual branch)", ref: largest(tr, { kind: "act", t: branch }) },
+    { what: "fan-out (block input: conv and shortcut)", ref: largest(tr, { kind: "act", t: shortcut }) },
+    { what: "global-avg-pool", ref: largest(tr, { kind: "act", t: gap }) },
+    { what: "batchnorm-inference", ref: largest(tr, { kind: "act", t: bn }) },
+  ];
+}
+
+test("resnet-mini: Add splits δ, a tensor read twice sums both gradients, BN and GAP (Node)", () => {
+  const tr = trace(copy64(buildModel("resnet-mini", { seed: 5 })), strokeInput(), 3);
+  const rules = new Set<string>();
+  for (const { what, ref } of residualElements(tr)) {
+    const e = explain(tr, ref);
+    rules.add(e.rule);
+    close(e.sum, e.value, 1e-12, 1e-15, `${what}: Σ terms vs backward`);
+    close(finiteDifference(tr, ref), e.value, 1e-5, 1e-8, `${what}: finite difference vs backward`);
+    assert.notEqual(e.value, 0, `${what}: pick an element with a gradient`);
+    if (e.rule === "fan-out") assert.equal(e.terms.length, 2, "the block input is read by the conv and the Add");
+  }
+  assert.deepEqual([...rules].sort(), ["add", "batchnorm-inference", "fan-out", "global-avg-pool"]);
+  assert.equal(lossFrom(tr.model, 0, tr.acts[0], tr.label, tr), tr.loss);
 });
 
 // ---------------------------------------------------------------- in the browser

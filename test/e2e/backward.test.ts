@@ -374,3 +374,27 @@ test("page 3 fits a 400 px wide screen", { skip: SKIP_E2E }, async () => {
   await site!.screenshot(page, "backward-narrow");
   assertNoErrors(page);
 });
+
+const RESIDUAL =
+  "resnet-mini (a graph model) loads from a .handprop file; behind a residual connection the page shows the fan-out " +
+  "sum and Add's copy, equal to the library's backward and a finite difference";
+
+test(RESIDUAL, { skip: SKIP_E2E }, async () => {
+  const resnet = buildModel("resnet-mini", { seed: 5 });
+  const file = { name: "resnet.handprop", mimeType: "application/octet-stream", buffer: Buffer.from(modelToFile(resnet)) };
+  await page.setInputFiles("#bw-file", file);
+  await page.waitForFunction(() => (document.getElementById("bw-share-status")!.textContent ?? "").includes("loaded resnet"),
+    null, { timeout: 30000 });
+  const tr = await nodeTrace(copy64(resnet));
+  const wanted = residualElements(tr).filter((e) => e.what.startsWith("add") || e.what.startsWith("fan-out"));
+  for (const { what, ref } of wanted) {
+    await pick(ref);
+    const s = await shown();
+    const e = explain(tr, ref);
+    assert.equal(s.rule, e.rule, what);
+    close(s.value, e.value, 1e-9, 1e-13, `resnet-mini ${what}: page vs library backward`);
+    close(s.sum, s.value, 1e-9, 1e-13, `resnet-mini ${what}: Σ terms vs backward`);
+    close(s.fd, s.value, 1e-5, 1e-8, `resnet-mini ${what}: finite difference`);
+  }
+  assertNoErrors(page);
+});

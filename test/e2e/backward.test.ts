@@ -395,6 +395,12 @@ test(RESIDUAL, { skip: SKIP_E2E }, async () => {
     close(s.value, e.value, 1e-9, 1e-13, `resnet-mini ${what}: page vs library backward`);
     close(s.sum, s.value, 1e-9, 1e-13, `resnet-mini ${what}: Σ terms vs backward`);
     close(s.fd, s.value, 1e-5, 1e-8, `resnet-mini ${what}: finite difference`);
+    if (e.rule === "fan-out") {
+      // both readers' gradients are shown, one row each, next to their sum
+      const rows = await page.$$eval("#bw-derivation table tr", (trs) => trs.slice(1).map((r) => r.textContent ?? ""));
+      assert.equal(rows.length, 2, "one term per reader of the tensor");
+      for (const row of rows) assert.match(row, /δ\^\(/);
+    }
   }
   assertNoErrors(page);
 });

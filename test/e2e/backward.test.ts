@@ -120,7 +120,9 @@ test("every rule's terms sum to the library's backward and match a finite differ
 
 /** A float64 copy of a zoo model, Sequential or graph Model. */
 function copy64(model: Sequential): Sequential {
-  return float64Copy(model, (c) => (model instanceof Model ? modelFromConfig(c, layerFromConfig) : sequentialFromConfig(c)));
+  const rebuild = (c: ReturnType<Sequential["config"]>): Sequential =>
+    model instanceof Model ? modelFromConfig(c, layerFromConfig) : sequentialFromConfig(c);
+  return float64Copy(model, rebuild);
 }
 
 /** resnet-mini's residual elements: an Add input (splitting) and a tensor read by a conv and an Add (fan-out sum). */
@@ -381,10 +383,12 @@ const RESIDUAL =
 
 test(RESIDUAL, { skip: SKIP_E2E }, async () => {
   const resnet = buildModel("resnet-mini", { seed: 5 });
-  const file = { name: "resnet.handprop", mimeType: "application/octet-stream", buffer: Buffer.from(modelToFile(resnet)) };
+  const octets = "application/octet-stream";
+  const file = { name: "resnet.handprop", mimeType: octets, buffer: Buffer.from(modelToFile(resnet)) };
   await page.setInputFiles("#bw-file", file);
-  await page.waitForFunction(() => (document.getElementById("bw-share-status")!.textContent ?? "").includes("loaded resnet"),
-    null, { timeout: 30000 });
+  await page.waitForFunction(
+    () => (document.getElementById("bw-share-status")!.textContent ?? "").includes("loaded resnet"), null,
+    { timeout: 30000 });
   const tr = await nodeTrace(copy64(resnet));
   const wanted = residualElements(tr).filter((e) => e.what.startsWith("add") || e.what.startsWith("fan-out"));
   for (const { what, ref } of wanted) {

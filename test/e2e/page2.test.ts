@@ -117,12 +117,17 @@ test("page 2 fits a 400 px wide screen", { skip: SKIP_E2E }, async () => {
   assertNoErrors(page);
 });
 
-test("a graph model (resnet-mini .handprop) loads from the file input: feature maps of every image-shaped node, in order", { skip: SKIP_E2E }, async () => {
+const GRAPH_MODEL =
+  "a graph model (resnet-mini .handprop) loads from the file input: feature maps of every image-shaped node, in order";
+
+test(GRAPH_MODEL, { skip: SKIP_E2E }, async () => {
   const { buildModel, modelToFile } = await import("../../src/index.ts");
   const resnet = buildModel("resnet-mini", { seed: 3 });
-  const file = { name: "resnet.handprop", mimeType: "application/octet-stream", buffer: Buffer.from(modelToFile(resnet)) };
+  const octets = "application/octet-stream";
+  const file = { name: "resnet.handprop", mimeType: octets, buffer: Buffer.from(modelToFile(resnet)) };
   await page.setInputFiles("#model-file", file);
-  await page.waitForFunction(() => document.getElementById("model-status")!.dataset.state === "loaded", null, { timeout: 20000 });
+  await page.waitForFunction(() => document.getElementById("model-status")!.dataset.state === "loaded", null,
+    { timeout: 20000 });
   const shapes = resnet.build([1, 28, 28]);
   const nodes = (resnet as unknown as { nodes: { name: string; layer: { type: string } }[] }).nodes;
   const expected = nodes.filter((_, k) => shapes[k].length === 3).map((n) => `${n.name} (${n.layer.type})`);

@@ -60,7 +60,9 @@ export function readersOf(tr: Trace, t: number): { node: number; slot: number }[
 }
 
 /** Forward from the traced values with tensor `from` replaced by `x` (nodes before it are not re-run). */
-function forwardFrom(model: Sequential, inputsOf: number[][], acts: readonly NDArray[], from: number, x: NDArray): NDArray {
+function forwardFrom(
+  model: Sequential, inputsOf: number[][], acts: readonly NDArray[], from: number, x: NDArray,
+): NDArray {
   const v = acts.slice();
   v[from] = x;
   for (let k = Math.max(0, from - 1); k < model.layers.length; k++) {
@@ -293,7 +295,8 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
   if (layer instanceof Add) {
     // derivation.md §5.7: y = x₁ + x₂ + …, ∂y/∂x_j = 1, so each input gets a copy of δ
     const others = tr.inputsOf[k].length - 1;
-    return finish(ref, value, "add", "y = \\sum_j x^{(j)} \\;\\Rightarrow\\; \\frac{\\partial L}{\\partial x^{(j)}} = \\delta",
+    return finish(ref, value, "add",
+      "y = \\sum_j x^{(j)} \\;\\Rightarrow\\; \\frac{\\partial L}{\\partial x^{(j)}} = \\delta",
       `Add (${tr.names[k]}) sums its inputs, so nudging this input moves the output one for one: the gradient is ` +
         `copied unchanged to this input and to the ${others === 1 ? "other one" : `other ${others}`} — ` +
         "a residual connection splits δ between its two paths.",
@@ -305,12 +308,14 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
     const variance = layer.runningVar.value.data[c];
     const gamma = layer.gamma ? layer.gamma.value.data[c] : 1;
     const scale = gamma / Math.sqrt(variance + layer.eps);
-    // inference mode: y = γ (x − μ)/√(σ² + ε) + β with running μ, σ², so ∂L/∂x = γ/√(σ² + ε) · δ per channel
+    // derivation.md §2.4, inference mode: running μ, σ² are constants, so ∂L/∂x = γ/√(σ² + ε)·δ per channel
     return finish(ref, value, "batchnorm-inference",
-      "\\frac{\\partial L}{\\partial x_{c,i,j}} = \\frac{\\gamma_c}{\\sqrt{\\sigma_c^2 + \\varepsilon}}\\,\\delta_{c,i,j}",
+      "\\frac{\\partial L}{\\partial x_{c,i,j}} = " +
+        "\\frac{\\gamma_c}{\\sqrt{\\sigma_c^2 + \\varepsilon}}\\,\\delta_{c,i,j}",
       `BatchNorm in inference mode uses the running mean and variance of channel ${c}: it is an affine map ` +
         "per channel, so the gradient is δ scaled by γ/√(σ² + ε).",
-      [term(`\\gamma_{${c}}/\\sqrt{\\sigma_{${c}}^2+\\varepsilon}`, `\\delta_{${index}}`, scale, dy.data[index], up(index))],
+      [term(`\\gamma_{${c}}/\\sqrt{\\sigma_{${c}}^2+\\varepsilon}`, `\\delta_{${index}}`, scale, dy.data[index],
+        up(index))],
       { gamma, variance, eps: layer.eps });
   }
   if (layer instanceof GlobalAvgPool2D) {

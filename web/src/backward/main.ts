@@ -7,7 +7,8 @@ import "../style.css";
 import "./backward.css";
 import {
   Conv2D, Dense, downloadModel, layerFromConfig, loadModelFromIndexedDB, Model, modelFromConfig, modelFromFile,
-  normalizationFromTraining, saveModelToIndexedDB, sequentialFromConfig, toOnnx, toTfjsArtifacts, type SaveMeta, type Sequential,
+  normalizationFromTraining, saveModelToIndexedDB, sequentialFromConfig, toOnnx, toTfjsArtifacts, type SaveMeta,
+  type Sequential,
 } from "handprop";
 import { byId, fmtSig, h, setText } from "../dom.ts";
 import { renderTex, texFactor, texNum } from "../tex.ts";

@@ -8,7 +8,10 @@ import { byId, h, setText } from "../dom.ts";
 import { LineChart } from "../chart.ts";
 import { loadSplit, type DigitSet } from "./data.ts";
 import { DrawingPad } from "./draw.ts";
-import { forwardAll, freshModel, fromSnapshot, loadPretrained, MNIST_STANDARDIZE, setWeights, snapshot, softmax, toInput, type Normalization } from "./model.ts";
+import {
+  forwardAll, freshModel, fromSnapshot, loadPretrained, MNIST_STANDARDIZE, setWeights, snapshot, softmax, toInput,
+  type Normalization,
+} from "./model.ts";
 import type { ModelSnapshot } from "./protocol.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { paint, range } from "./viz.ts";
@@ -392,7 +395,9 @@ byId("model-file", HTMLInputElement).addEventListener("change", (ev) => {
     const loaded = modelFromFile(new Uint8Array(await file.arrayBuffer()), file.name);
     const shapes = loaded.model.build([1, 28, 28]);
     const out = shapes[shapes.length - 1];
-    if (out.length !== 1 || out[0] !== 10) throw new Error(`expected 10 outputs for a 1×28×28 input, got (${out.join(", ")})`);
+    if (out.length !== 1 || out[0] !== 10) {
+      throw new Error(`expected 10 outputs for a 1×28×28 input, got (${out.join(", ")})`);
+    }
     const scaling = normalizationFromTraining(loaded.training, file.name).normalization;
     loaded.model.setDtype("float32");
     normalization = scaling;

@@ -406,5 +406,21 @@ test(RESIDUAL, { skip: SKIP_E2E }, async () => {
       for (const row of rows) assert.match(row, /δ\^\(/);
     }
   }
+  // the graph model survives IndexedDB → reload → load (model format version 2)
+  const probs = async (): Promise<number[]> =>
+    JSON.parse((await page.getAttribute("#bw-summary", "data-probs")) ?? "[]") as number[];
+  const ok = (words: string): Promise<unknown> => page.waitForFunction((w) => {
+    const el = document.getElementById("bw-share-status")!;
+    return el.dataset.state === "ok" && (el.textContent ?? "").includes(w);
+  }, words);
+  const before = await probs();
+  await page.click("#bw-save-idb");
+  await ok("saved in this browser");
+  await page.reload({ waitUntil: "load" });
+  await page.waitForSelector("body[data-ready='true']");
+  await page.click("#bw-load-idb");
+  await ok("loaded the model saved");
+  assert.deepEqual(await probs(), before);
+  assert.equal(await page.locator("#bw-tensor option[value='a:1']").count(), 1);
   assertNoErrors(page);
 });

@@ -13,7 +13,7 @@ import type { Download, Page } from "playwright-core";
 import { openSite, SKIP_E2E, type Site } from "./harness.ts";
 import {
   buildModel, deserializeModel, fromTfjsArtifacts, modelToFile, modelFromFile, MNIST_STANDARDIZE, NDArray,
-  ONNX_IR_VERSION, sequentialFromConfig, digitInput,
+  ONNX_IR_VERSION, sequentialFromConfig, digitInput, layerFromConfig, Model, modelFromConfig, Add,
   type Sequential,
 } from "../../src/index.ts";
 import { readFields } from "../../src/io/protobuf.ts";
@@ -116,6 +116,43 @@ test("every rule's terms sum to the library's backward and match a finite differ
   ]);
   // lossFrom(0) is the trace's loss: the finite differences perturb the same function
   assert.equal(lossFrom(tr.model, 0, tr.acts[0], tr.label), tr.loss);
+});
+
+/** A float64 copy of a zoo model, Sequential or graph Model. */
+function copy64(model: Sequential): Sequential {
+  const rebuild = (c: ReturnType<Sequential["config"]>): Sequential =>
+    model instanceof Model ? modelFromConfig(c, layerFromConfig) : sequentialFromConfig(c);
+  return float64Copy(model, rebuild);
+}
+
+/** resnet-mini's residual elements: an Add input (splitting) and a tensor read by a conv and an Add (fan-out sum). */
+function residualElements(tr: Trace): { what: string; ref: Ref }[] {
+  const add = tr.model.layers.findIndex((l) => l instanceof Add);
+  assert.ok(add >= 0, "resnet-mini has an Add");
+  const [branch, shortcut] = tr.inputsOf[add];
+  const gap = tr.model.layers.findIndex((l) => l.type === "GlobalAvgPool2D");
+  const bn = tr.model.layers.findIndex((l) => l.type === "BatchNorm2D");
+  return [
+    { what: "add (residual branch)", ref: largest(tr, { kind: "act", t: branch }) },
+    { what: "fan-out (block input: conv and shortcut)", ref: largest(tr, { kind: "act", t: shortcut }) },
+    { what: "global-avg-pool", ref: largest(tr, { kind: "act", t: gap }) },
+    { what: "batchnorm-inference", ref: largest(tr, { kind: "act", t: bn }) },
+  ];
+}
+
+test("resnet-mini: Add splits δ, a tensor read twice sums both gradients, BN and GAP (Node)", () => {
+  const tr = trace(copy64(buildModel("resnet-mini", { seed: 5 })), strokeInput(), 3);
+  const rules = new Set<string>();
+  for (const { what, ref } of residualElements(tr)) {
+    const e = explain(tr, ref);
+    rules.add(e.rule);
+    close(e.sum, e.value, 1e-12, 1e-15, `${what}: Σ terms vs backward`);
+    close(finiteDifference(tr, ref), e.value, 1e-5, 1e-8, `${what}: finite difference vs backward`);
+    assert.notEqual(e.value, 0, `${what}: pick an element with a gradient`);
+    if (e.rule === "fan-out") assert.equal(e.terms.length, 2, "the block input is read by the conv and the Add");
+  }
+  assert.deepEqual([...rules].sort(), ["add", "batchnorm-inference", "fan-out", "global-avg-pool"]);
+  assert.equal(lossFrom(tr.model, 0, tr.acts[0], tr.label, tr), tr.loss);
 });
 
 // ---------------------------------------------------------------- in the browser
@@ -337,5 +374,53 @@ test("page 3 fits a 400 px wide screen", { skip: SKIP_E2E }, async () => {
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= 400, `page is ${width}px wide at a 400px viewport`);
   await site!.screenshot(page, "backward-narrow");
+  assertNoErrors(page);
+});
+
+const RESIDUAL =
+  "resnet-mini (a graph model) loads from a .handprop file; behind a residual connection the page shows the fan-out " +
+  "sum and Add's copy, equal to the library's backward and a finite difference";
+
+test(RESIDUAL, { skip: SKIP_E2E }, async () => {
+  const resnet = buildModel("resnet-mini", { seed: 5 });
+  const octets = "application/octet-stream";
+  const file = { name: "resnet.handprop", mimeType: octets, buffer: Buffer.from(modelToFile(resnet)) };
+  await page.setInputFiles("#bw-file", file);
+  await page.waitForFunction(
+    () => (document.getElementById("bw-share-status")!.textContent ?? "").includes("loaded resnet"), null,
+    { timeout: 30000 });
+  const tr = await nodeTrace(copy64(resnet));
+  const wanted = residualElements(tr).filter((e) => e.what.startsWith("add") || e.what.startsWith("fan-out"));
+  for (const { what, ref } of wanted) {
+    await pick(ref);
+    const s = await shown();
+    const e = explain(tr, ref);
+    assert.equal(s.rule, e.rule, what);
+    close(s.value, e.value, 1e-9, 1e-13, `resnet-mini ${what}: page vs library backward`);
+    close(s.sum, s.value, 1e-9, 1e-13, `resnet-mini ${what}: Σ terms vs backward`);
+    close(s.fd, s.value, 1e-5, 1e-8, `resnet-mini ${what}: finite difference`);
+    if (e.rule === "fan-out") {
+      // both readers' gradients are shown, one row each, next to their sum
+      const rows = await page.$$eval("#bw-derivation table tr", (trs) => trs.slice(1).map((r) => r.textContent ?? ""));
+      assert.equal(rows.length, 2, "one term per reader of the tensor");
+      for (const row of rows) assert.match(row, /δ\^\(/);
+    }
+  }
+  // the graph model survives IndexedDB → reload → load (model format version 2)
+  const probs = async (): Promise<number[]> =>
+    JSON.parse((await page.getAttribute("#bw-summary", "data-probs")) ?? "[]") as number[];
+  const ok = (words: string): Promise<unknown> => page.waitForFunction((w) => {
+    const el = document.getElementById("bw-share-status")!;
+    return el.dataset.state === "ok" && (el.textContent ?? "").includes(w);
+  }, words);
+  const before = await probs();
+  await page.click("#bw-save-idb");
+  await ok("saved in this browser");
+  await page.reload({ waitUntil: "load" });
+  await page.waitForSelector("body[data-ready='true']");
+  await page.click("#bw-load-idb");
+  await ok("loaded the model saved");
+  assert.deepEqual(await probs(), before);
+  assert.equal(await page.locator("#bw-tensor option[value='a:1']").count(), 1);
   assertNoErrors(page);
 });

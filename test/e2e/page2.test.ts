@@ -116,3 +116,28 @@ test("page 2 fits a 400 px wide screen", { skip: SKIP_E2E }, async () => {
   await site!.screenshot(page, "page2-narrow");
   assertNoErrors(page);
 });
+
+const GRAPH_MODEL =
+  "a graph model (resnet-mini .handprop) loads from the file input: feature maps of every image-shaped node, in order";
+
+test(GRAPH_MODEL, { skip: SKIP_E2E }, async () => {
+  const { buildModel, modelToFile } = await import("../../src/index.ts");
+  const resnet = buildModel("resnet-mini", { seed: 3 });
+  const octets = "application/octet-stream";
+  const file = { name: "resnet.handprop", mimeType: octets, buffer: Buffer.from(modelToFile(resnet)) };
+  await page.setInputFiles("#model-file", file);
+  await page.waitForFunction(() => document.getElementById("model-status")!.dataset.state === "loaded", null,
+    { timeout: 20000 });
+  const shapes = resnet.build([1, 28, 28]);
+  const nodes = (resnet as unknown as { nodes: { name: string; layer: { type: string } }[] }).nodes;
+  const expected = nodes.filter((_, k) => shapes[k].length === 3).map((n) => `${n.name} (${n.layer.type})`);
+  const titles = await page.$$eval("#fmaps .fmap-title .mono", (els) => els.map((e) => e.textContent));
+  assert.deepEqual(titles, expected);
+  assert.ok(expected.some((t) => t.includes("(Add)")), "the residual sums are shown");
+  await drawSeven(page);
+  await page.waitForFunction(() => document.getElementById("prediction")!.dataset.digit !== "");
+  const probs = JSON.parse((await page.getAttribute("#prediction", "data-probs")) ?? "[]") as number[];
+  assert.equal(probs.length, 10);
+  assert.ok(Math.abs(probs.reduce((a, b) => a + b, 0) - 1) < 1e-9);
+  assertNoErrors(page);
+});

@@ -6,9 +6,16 @@
 // docs/derivation.md §2.1 (Dense), §2.2 (Conv2D), §2.3 (max pooling), §2.5 (ReLU), §2.6 (softmax + CE) —
 // so the page can show the terms and check that they sum to the library's number.
 // finiteDifference() is the third opinion: a central difference of the loss.
+//
+// Graph models (resnet-mini) trace the same way, node by node in the Model's execution order: tensor
+// t = k + 1 is the output of node k, and a node may read several tensors. The explainer then adds the
+// rules of a graph (derivation.md §5.7): Add copies δ to each of its inputs ("splitting"), and a tensor
+// read by two nodes gets the SUM of the two gradients they send back (§0's fan-out rule), shown as two
+// terms; plus BatchNorm2D in inference mode and GlobalAvgPool2D, which resnet-mini needs.
 
 import {
-  Conv2D, Dense, Flatten, MaxPool2D, NDArray, ReLU, samePadding, SoftmaxCrossEntropy, type Layer, type Sequential,
+  Add, BatchNorm2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, Model, NDArray, ReLU, samePadding,
+  SoftmaxCrossEntropy, type Layer, type Sequential,
 } from "handprop";
 
 /** One tensor of the chain: t = 0 is the input, t = l + 1 the output of layer l, the last one the logits. */
@@ -21,6 +28,50 @@ export interface Trace {
   grads: NDArray[];
   probs: Float64Array;
   loss: number;
+  /** inputsOf[k]: the tensors node k reads ([[k]] for every node of a Sequential). */
+  inputsOf: number[][];
+  /** contribs[k][j]: the gradient node k's backward sent to its j-th input (before fan-out sums). */
+  contribs: NDArray[][];
+  /** Node names (graph models) or "layer k", for the page and for the fan-out terms. */
+  names: string[];
+}
+
+/** The tensors each node reads: [[0], [1], …] for a Sequential, the graph's wiring for a Model. */
+export function wiring(model: Sequential): { inputsOf: number[][]; names: string[] } {
+  if (model instanceof Model) {
+    const ids = new Map(model.nodes.map((n, k) => [n, k + 1]));
+    return {
+      inputsOf: model.nodes.map((n) => n.inputs.map((t) => (t.node === null ? 0 : ids.get(t.node)!))),
+      names: model.nodes.map((n) => n.name),
+    };
+  }
+  return { inputsOf: model.layers.map((_, k) => [k]), names: model.layers.map((l, k) => `${k}: ${l.type}`) };
+}
+
+/** The nodes reading tensor t, with the input slot they read it in. */
+export function readersOf(tr: Trace, t: number): { node: number; slot: number }[] {
+  const out: { node: number; slot: number }[] = [];
+  tr.inputsOf.forEach((ids, node) => {
+    ids.forEach((id, slot) => {
+      if (id === t) out.push({ node, slot });
+    });
+  });
+  return out;
+}
+
+/** Forward from the traced values with tensor `from` replaced by `x` (nodes before it are not re-run). */
+function forwardFrom(
+  model: Sequential, inputsOf: number[][], acts: readonly NDArray[], from: number, x: NDArray,
+): NDArray {
+  const v = acts.slice();
+  v[from] = x;
+  for (let k = Math.max(0, from - 1); k < model.layers.length; k++) {
+    if (k + 1 === from) continue;
+    const ins = inputsOf[k].map((id) => v[id]);
+    v[k + 1] = ins.length === 1 && !(model.layers[k] instanceof Add) ? model.layers[k].forward(ins[0])
+      : model.layers[k].forwardInputs(ins);
+  }
+  return v[v.length - 1];
 }
 
 /** An element the user can pick: an activation of tensor t, or a parameter of layer `layer`. */
@@ -77,31 +128,41 @@ export function float64Copy(
 
 /** Forward and backward of one sample (input of shape (1, C, H, W)) with cross-entropy against `label`. */
 export function trace(model: Sequential, input: NDArray, label: number): Trace {
+  const { inputsOf, names } = wiring(model);
   const acts: NDArray[] = [copy64(input)];
-  let h = acts[0];
-  for (const layer of model.layers) {
-    h = layer.forward(h);
-    acts.push(copy64(h));
-  }
+  model.layers.forEach((layer, k) => {
+    const ins = inputsOf[k].map((id) => acts[id]);
+    acts.push(copy64(ins.length === 1 ? layer.forward(ins[0]) : layer.forwardInputs(ins)));
+  });
+  const h = acts[acts.length - 1];
   const loss = new SoftmaxCrossEntropy();
   const value = loss.forward(h, [label]);
   const probs = Float64Array.from(SoftmaxCrossEntropy.softmax(h).data);
   model.zeroGrad();
-  const grads: NDArray[] = new Array<NDArray>(acts.length);
-  let d = loss.backward();
-  grads[acts.length - 1] = copy64(d);
-  for (let l = model.layers.length - 1; l >= 0; l--) {
-    d = model.layers[l].backward(d);
-    grads[l] = copy64(d);
+  const grads: (NDArray | undefined)[] = new Array<NDArray | undefined>(acts.length);
+  const contribs: NDArray[][] = new Array<NDArray[]>(model.layers.length);
+  grads[acts.length - 1] = copy64(loss.backward());
+  // Reverse execution order: every reader of a node's output has sent its gradient before the node runs;
+  // a tensor read twice gets the sum (derivation.md §0, fan-out).
+  for (let k = model.layers.length - 1; k >= 0; k--) {
+    const layer = model.layers[k];
+    const dy = grads[k + 1]!;
+    const dxs = inputsOf[k].length === 1 && !(layer instanceof Add) ? [layer.backward(dy)] : layer.backwardInputs(dy);
+    contribs[k] = dxs.map(copy64);
+    inputsOf[k].forEach((id, j) => {
+      const g = grads[id];
+      if (g === undefined) grads[id] = copy64(dxs[j]);
+      else for (let i = 0; i < g.data.length; i++) g.data[i] += dxs[j].data[i];
+    });
   }
-  return { model, label, acts, grads, probs, loss: value };
+  return { model, label, acts, grads: grads as NDArray[], probs, loss: value, inputsOf, contribs, names };
 }
 
-/** Loss of the model's tail: layers from..end applied to `x` (acts[from]), cross-entropy against label. */
-export function lossFrom(model: Sequential, from: number, x: NDArray, label: number): number {
-  let h = x;
-  for (let l = from; l < model.layers.length; l++) h = model.layers[l].forward(h);
-  return new SoftmaxCrossEntropy().forward(h, [label]);
+/** Loss of the model's tail: from tensor `from` (= x, acts[from] of `tr` otherwise) on, cross-entropy against label. */
+export function lossFrom(model: Sequential, from: number, x: NDArray, label: number, tr?: Trace): number {
+  const inputsOf = tr ? tr.inputsOf : wiring(model).inputsOf;
+  const acts = tr ? tr.acts : new Array<NDArray>(model.layers.length + 1);
+  return new SoftmaxCrossEntropy().forward(forwardFrom(model, inputsOf, acts, from, x), [label]);
 }
 
 /** The loss with one element (activation or parameter) moved by `delta`, everything else as traced. */
@@ -110,13 +171,13 @@ export function lossAt(tr: Trace, ref: Ref, delta: number): number {
   if (ref.kind === "act") {
     const x = copy64(tr.acts[ref.t]);
     x.data[ref.index] += delta;
-    return lossFrom(model, ref.t, x, label);
+    return lossFrom(model, ref.t, x, label, tr);
   }
   const p = paramOf(model.layers[ref.layer], ref.param);
   const v = p.data[ref.index];
   p.data[ref.index] = v + delta;
   try {
-    return lossFrom(model, 0, tr.acts[0], label);
+    return lossFrom(model, 0, tr.acts[0], label, tr);
   } finally {
     p.data[ref.index] = v;
   }
@@ -223,11 +284,50 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
         "one-hot target.",
       terms, { probs: Array.from(tr.probs), label: tr.label });
   }
-  const layer = tr.model.layers[t]; // the consumer of acts[t]
+  const readers = readersOf(tr, t);
+  if (readers.length > 1) return explainFanOut(tr, ref, readers, value);
+  const k = readers[0].node; // the consumer of acts[t]
+  const layer = tr.model.layers[k];
   const x = tr.acts[t];
-  const dy = tr.grads[t + 1];
+  const dy = tr.grads[k + 1];
   const inShape = x.shape.slice(1);
-  const up = (i: number): Ref => ({ kind: "act", t: t + 1, index: i });
+  const up = (i: number): Ref => ({ kind: "act", t: k + 1, index: i });
+  if (layer instanceof Add) {
+    // derivation.md §5.7: y = x₁ + x₂ + …, ∂y/∂x_j = 1, so each input gets a copy of δ
+    const others = tr.inputsOf[k].length - 1;
+    return finish(ref, value, "add",
+      "y = \\sum_j x^{(j)} \\;\\Rightarrow\\; \\frac{\\partial L}{\\partial x^{(j)}} = \\delta",
+      `Add (${tr.names[k]}) sums its inputs, so nudging this input moves the output one for one: the gradient is ` +
+        `copied unchanged to this input and to the ${others === 1 ? "other one" : `other ${others}`} — ` +
+        "a residual connection splits δ between its two paths.",
+      [term("1", `\\delta_{${index}}`, 1, dy.data[index], up(index))], { inputs: others + 1 });
+  }
+  if (layer instanceof BatchNorm2D) {
+    const [C, H, W] = inShape;
+    const c = Math.floor(index / (H * W)) % C;
+    const variance = layer.runningVar.value.data[c];
+    const gamma = layer.gamma ? layer.gamma.value.data[c] : 1;
+    const scale = gamma / Math.sqrt(variance + layer.eps);
+    // derivation.md §2.4, inference mode: running μ, σ² are constants, so ∂L/∂x = γ/√(σ² + ε)·δ per channel
+    return finish(ref, value, "batchnorm-inference",
+      "\\frac{\\partial L}{\\partial x_{c,i,j}} = " +
+        "\\frac{\\gamma_c}{\\sqrt{\\sigma_c^2 + \\varepsilon}}\\,\\delta_{c,i,j}",
+      `BatchNorm in inference mode uses the running mean and variance of channel ${c}: it is an affine map ` +
+        "per channel, so the gradient is δ scaled by γ/√(σ² + ε).",
+      [term(`\\gamma_{${c}}/\\sqrt{\\sigma_{${c}}^2+\\varepsilon}`, `\\delta_{${index}}`, scale, dy.data[index],
+        up(index))],
+      { gamma, variance, eps: layer.eps });
+  }
+  if (layer instanceof GlobalAvgPool2D) {
+    const [, H, W] = inShape;
+    const c = Math.floor(index / (H * W));
+    // derivation.md §2.3: y_c = (1/HW) Σ x_c  ⇒  ∂L/∂x_{c,i,j} = δ_c/(H·W)
+    return finish(ref, value, "global-avg-pool",
+      "\\frac{\\partial L}{\\partial x_{c,i,j}} = \\frac{\\delta_c}{H\\cdot W}",
+      `Global average pooling: output ${c} is the mean of the ${H}×${W} cells of channel ${c}, so every cell ` +
+        `gets δ/${H * W}.`,
+      [term(`1/(${H}\\cdot ${W})`, `\\delta_{${c}}`, 1 / (H * W), dy.data[c], up(c))]);
+  }
   if (layer instanceof Dense) {
     const W = layer.weight.value.data;
     const F = layer.outFeatures;
@@ -352,13 +452,38 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
         "convolution of δ with the kernel flipped.",
       terms, { padding: [pt, pl] });
   }
-  throw new RangeError(`explainer: layer ${t} (${layer.type}) is not one the explainer knows`);
+  throw new RangeError(`explainer: layer ${k} (${layer.type}) is not one the explainer knows`);
+}
+
+/**
+ * A tensor read by several nodes (derivation.md §0, fan-out): its gradient is the sum of what each
+ * reader's backward sent it. One term per reader; clicking a term's upstream follows that path when
+ * the reader is elementwise (Add, ReLU, BatchNorm: same index in its output).
+ */
+function explainFanOut(
+  tr: Trace, ref: Extract<Ref, { kind: "act" }>, readers: { node: number; slot: number }[], value: number,
+): Explanation {
+  const terms = readers.map(({ node, slot }) => {
+    const layer = tr.model.layers[node];
+    const elementwise = layer instanceof Add || layer instanceof ReLU || layer instanceof BatchNorm2D;
+    const d = tr.contribs[node][slot].data[ref.index];
+    const name = tr.names[node].replace(/_/g, "\\_");
+    return term("1", `\\delta^{(\\text{${name}})}`, 1, d,
+      elementwise ? { kind: "act", t: node + 1, index: ref.index } : undefined);
+  });
+  return finish(ref, value, "fan-out",
+    "\\frac{\\partial L}{\\partial u} = \\sum_{v \\text{ reads } u} \\frac{\\partial L}{\\partial u}\\Big|_{v}",
+    `This tensor is read by ${readers.length} nodes (${readers.map((r) => tr.names[r.node]).join(", ")}): ` +
+      "nudging it moves the loss along every path, so its gradient is the sum of the gradients the readers send " +
+      "back — the two halves of a residual connection meeting again.",
+    terms, { readers: readers.length });
 }
 
 function explainParam(tr: Trace, ref: Extract<Ref, { kind: "param" }>): Explanation {
   const layer = tr.model.layers[ref.layer];
   const value = paramGrad(layer, ref.param).data[ref.index];
-  const x = tr.acts[ref.layer];
+  const xt = tr.inputsOf[ref.layer][0]; // the tensor the layer reads
+  const x = tr.acts[xt];
   const dy = tr.grads[ref.layer + 1];
   const up = (i: number): Ref => ({ kind: "act", t: ref.layer + 1, index: i });
   if (layer instanceof Dense) {
@@ -376,7 +501,7 @@ function explainParam(tr: Trace, ref: Extract<Ref, { kind: "param" }>): Explanat
       "\\frac{\\partial L}{\\partial W_{ij}} = x_i\\,\\delta_j \\quad (\\partial L/\\partial W = x^{\\top}\\delta)",
       "W_ij multiplies input i into output j: its gradient is that input times that output's gradient (an outer " +
         "product over the batch).",
-      [term(`x_{${i}}`, `\\delta_{${j}}`, x.data[i], dy.data[j], up(j), { t: ref.layer, index: i })]);
+      [term(`x_{${i}}`, `\\delta_{${j}}`, x.data[i], dy.data[j], up(j), { t: xt, index: i })]);
   }
   if (layer instanceof Conv2D) {
     const [C, H, W] = x.shape.slice(1);
@@ -411,7 +536,7 @@ function explainParam(tr: Trace, ref: Extract<Ref, { kind: "param" }>): Explanat
         terms.push({
           factorTex: inside ? `x_{${idx(c, r, q)}}` : "0_{\\text{pad}}", deltaTex: `\\delta_{${idx(o, i, j)}}`,
           factor: xv, delta: d, product: xv * d, upstream: up(oi),
-          ...(inside ? { source: { t: ref.layer, index: (c * H + r) * W + q } } : {}),
+          ...(inside ? { source: { t: xt, index: (c * H + r) * W + q } } : {}),
         });
       }
     }

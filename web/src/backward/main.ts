@@ -6,8 +6,9 @@
 import "../style.css";
 import "./backward.css";
 import {
-  Conv2D, Dense, downloadModel, loadModelFromIndexedDB, modelFromFile, normalizationFromTraining,
-  saveModelToIndexedDB, sequentialFromConfig, toOnnx, toTfjsArtifacts, type SaveMeta, type Sequential,
+  Conv2D, Dense, downloadModel, layerFromConfig, loadModelFromIndexedDB, Model, modelFromConfig, modelFromFile,
+  normalizationFromTraining, saveModelToIndexedDB, sequentialFromConfig, toOnnx, toTfjsArtifacts, type SaveMeta,
+  type Sequential,
 } from "handprop";
 import { byId, fmtSig, h, setText } from "../dom.ts";
 import { renderTex, texFactor, texNum } from "../tex.ts";
@@ -40,9 +41,15 @@ let selected: Ref = { kind: "act", t: 12, index: 0 };
 
 // ---------------------------------------------------------------- naming
 
+/** A float64 copy of a Sequential or of a graph Model (resnet-mini), same weights. */
+function copy64(m: Sequential): Sequential {
+  return float64Copy(m, (c) => (m instanceof Model ? modelFromConfig(c, layerFromConfig) : sequentialFromConfig(c)));
+}
+
 function layerName(l: number): string {
   const layer = model.layers[l];
-  return `${l} ${layer.type}`;
+  // graph models: the node's name too, since the layers no longer form one chain
+  return model instanceof Model ? `${l} ${layer.type} '${model.nodes[l].name}'` : `${l} ${layer.type}`;
 }
 
 function tensorLabel(t: number): string {
@@ -73,7 +80,7 @@ function refTex(r: Ref): string {
 // ---------------------------------------------------------------- forward + backward
 
 function recompute(): void {
-  const m64 = float64Copy(model, (c) => sequentialFromConfig(c));
+  const m64 = copy64(model);
   const label = Number(byId("bw-label", HTMLSelectElement).value);
   tr = trace(m64, toInput(pixels, normalization), label);
   const z = tr.acts[tr.acts.length - 1].data;
@@ -451,12 +458,13 @@ function highlight(e: Explanation): void {
     const layer = convLayer;
     const [, C, kh, kw] = layer.weight.value.shape;
     const [o, c, u, v] = unravel(r.index, [layer.outChannels, C, kh, kw]);
-    const [, H, W] = t.acts[r.layer].shape.slice(1);
+    const xt = t.inputsOf[r.layer][0]; // the tensor the conv reads (not acts[layer] in a graph)
+    const [, H, W] = t.acts[xt].shape.slice(1);
     const [, Ho, Wo] = t.acts[r.layer + 1].shape.slice(1);
     const [pt, pl] = (e.extra?.padding as number[] | undefined) ?? [0, 0];
     const [r0, c0] = [u - pt, v - pl];
     const [r1, c1] = [r0 + (Ho - 1) * layer.stride[0], c0 + (Wo - 1) * layer.stride[1]];
-    outline(canvasOf(r.layer, c, "act"), H, W, r0, c0, r1, c1);
+    outline(canvasOf(xt, c, "act"), H, W, r0, c0, r1, c1);
     outline(canvasOf(r.layer + 1, o, "grad"), Ho, Wo, 0, 0, Ho - 1, Wo - 1);
     outline(kernelCanvases.get(r.layer)?.[o * C + c], kh, kw, u, v, u, v, "sel");
     return;
@@ -559,7 +567,7 @@ function wireShare(): void {
   });
   byId("bw-pretrained").addEventListener("click", () => {
     if (!pretrained) return;
-    useModel(float64Copy(pretrained.model, (c) => sequentialFromConfig(c)), pretrained.normalization, "pretrained");
+    useModel(copy64(pretrained.model), pretrained.normalization, "pretrained");
   });
   byId("bw-save-idb").addEventListener("click", () => {
     void guarded("save to IndexedDB", async () => {
@@ -777,7 +785,7 @@ async function start(): Promise<void> {
   try {
     const p = await loadPretrained(document.baseURI);
     if (p) {
-      pretrained = { model: float64Copy(p.model, (c) => sequentialFromConfig(c)), normalization: p.normalization };
+      pretrained = { model: copy64(p.model), normalization: p.normalization };
       byId("bw-pretrained").hidden = false;
       model = p.model;
       normalization = p.normalization;

@@ -1,10 +1,12 @@
 // "Training you can watch" on page 3: Adam steps on the MNIST subset, one mini-batch per task so the
 // page stays responsive, recording after every step each weighted layer's gradient norm ‖∂L/∂W‖ and
 // its update/weight ratio ‖ΔW‖/‖W‖ — the numbers that show vanishing or exploding gradients (a healthy
-// ratio is around 1e-3). Batches are drawn by a seeded RandomState: the same seed gives the same run.
+// ratio is around 1e-3). The steps are the library's training loop (Trainer.step: its shuffling by
+// RandomState(seed), one fresh permutation per epoch), so the same seed gives the same run; the
+// gradients are still in the parameters after the step, which is where the norms are read.
 
 import {
-  Adam, Conv2D, Dense, NDArray, RandomState, SoftmaxCrossEntropy, normalizePixels, type Normalization, type Sequential,
+  Adam, Conv2D, Dense, NDArray, SoftmaxCrossEntropy, Trainer, normalizePixels, type Normalization, type Sequential,
 } from "handprop";
 import type { DigitSet } from "../mnist/data.ts";
 import { norm } from "./engine.ts";
@@ -38,30 +40,26 @@ export function weightedLayers(model: Sequential): { index: number; layer: Conv2
 
 /** Run `steps` Adam steps on `data`, one per macrotask; resolves with the number of steps taken. */
 export async function watchTraining(model: Sequential, data: DigitSet, opts: WatchOptions): Promise<number> {
-  const rng = new RandomState(opts.seed);
-  const optimizer = new Adam({ lr: opts.lr });
-  const loss = new SoftmaxCrossEntropy();
   const watched = weightedLayers(model);
   const B = Math.max(1, Math.min(opts.batchSize, data.count));
-  const batch = new Float32Array(B * 784);
-  const x = new NDArray(batch, [B, 1, 28, 28]);
-  const labels = new Int32Array(B);
+  const x = new NDArray(normalizePixels(data.images, opts.normalization, new Float32Array(data.count * 784)), [
+    data.count, 1, 28, 28,
+  ]);
+  const trainer = new Trainer(model, { x, y: Int32Array.from(data.labels) }, {
+    loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: opts.lr }), batchSize: B, seed: opts.seed,
+  });
   const before = watched.map(({ layer }) => new Float32Array(layer.weight.value.size));
+  let epochLossSum = 0; // the Trainer's logs are running means over the epoch: difference them per batch
   for (let step = 1; step <= opts.steps; step++) {
-    for (let n = 0; n < B; n++) {
-      const k = rng.randint(0, data.count);
-      const image = data.images.subarray(k * 784, (k + 1) * 784);
-      normalizePixels(image, opts.normalization, batch.subarray(n * 784, (n + 1) * 784));
-      labels[n] = data.labels[k];
-    }
     watched.forEach(({ layer }, i) => {
       before[i].set(layer.weight.value.data);
     });
-    model.zeroGrad();
-    const value = loss.forward(model.forward(x, { training: true }), labels);
-    model.backward(loss.backward(), { needDx: false });
+    const logs = trainer.step();
+    const seen = logs.seen ?? 0;
+    if (logs.batch === 0) epochLossSum = 0;
+    const value = (logs.loss * seen - epochLossSum) / Math.max(1, seen - (logs.batch ?? 0) * B);
+    epochLossSum = logs.loss * seen;
     const gradNorms = watched.map(({ layer }) => norm(layer.weight.grad.data));
-    optimizer.step(model.params());
     const updateRatios = watched.map(({ layer }, i) => {
       const w = layer.weight.value.data;
       let d = 0;

@@ -2,13 +2,16 @@
 // Web Worker (worker.ts) and watch the page's copy of the weights improve as snapshots arrive.
 
 import "../style.css";
-import { Conv2D, argmax, buildModel } from "handprop";
+import { Conv2D, Model, argmax, buildModel, modelFromFile, normalizationFromTraining } from "handprop";
 import type { NDArray, Sequential } from "handprop";
 import { byId, h, setText } from "../dom.ts";
 import { LineChart } from "../chart.ts";
 import { loadSplit, type DigitSet } from "./data.ts";
 import { DrawingPad } from "./draw.ts";
-import { freshModel, fromSnapshot, loadPretrained, MNIST_STANDARDIZE, setWeights, snapshot, softmax, toInput, type Normalization } from "./model.ts";
+import {
+  forwardAll, freshModel, fromSnapshot, loadPretrained, MNIST_STANDARDIZE, setWeights, snapshot, softmax, toInput,
+  type Normalization,
+} from "./model.ts";
 import type { ModelSnapshot } from "./protocol.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 import { paint, range } from "./viz.ts";
@@ -41,9 +44,19 @@ function buildBars(): void {
 
 interface Stage { label: string; layer: number }
 
-/** Which layer outputs to show: each conv (after its activation) and each pooling layer. */
+/**
+ * Which layer outputs to show: each conv (after its activation) and each pooling layer; for a graph
+ * model (resnet-mini), every node whose output is image-shaped (C, H, W), in execution (topological) order.
+ */
 function stagesOf(m: Sequential): Stage[] {
   const stages: Stage[] = [];
+  if (m instanceof Model) {
+    const shapes = m.build([1, 28, 28]);
+    m.nodes.forEach((n, k) => {
+      if (shapes[k].length === 3) stages.push({ label: `${n.name} (${n.layer.type})`, layer: k });
+    });
+    return stages;
+  }
   let conv = 0;
   let pool = 0;
   m.layers.forEach((l, i) => {
@@ -129,12 +142,8 @@ function classify(): void {
   }
   paint(preview, input, 0, 28, 28, 0, 255, "gray");
   // Layer by layer, keeping every output (each layer's buffer stays valid until its next forward).
-  const outs: NDArray[] = [];
-  let a = toInput(input, normalization);
-  for (const l of model.layers) {
-    a = l.forward(a, { training: false });
-    outs.push(a);
-  }
+  const outs: NDArray[] = forwardAll(model, toInput(input, normalization));
+  const a = outs[outs.length - 1];
   const probs = Array.from(softmax(a.data));
   const best = argmax(probs);
   setText(byId("pred-digit"), String(best));
@@ -374,6 +383,34 @@ byId("btn-sample").addEventListener("click", () => {
 byId("btn-train").addEventListener("click", startTraining);
 byId("btn-fresh").addEventListener("click", freshWeights);
 byId("model-name").addEventListener("change", freshWeights);
+/** The largest model file the page reads. */
+const MAX_FILE_BYTES = 64 * 1024 * 1024;
+byId("model-file", HTMLInputElement).addEventListener("change", (ev) => {
+  const el = ev.target as HTMLInputElement;
+  const file = el.files?.[0];
+  if (!file) return;
+  const status = byId("model-status");
+  void (async () => {
+    if (file.size > MAX_FILE_BYTES) throw new Error(`${file.size} bytes, more than the 64 MiB this page accepts`);
+    const loaded = modelFromFile(new Uint8Array(await file.arrayBuffer()), file.name);
+    const shapes = loaded.model.build([1, 28, 28]);
+    const out = shapes[shapes.length - 1];
+    if (out.length !== 1 || out[0] !== 10) {
+      throw new Error(`expected 10 outputs for a 1×28×28 input, got (${out.join(", ")})`);
+    }
+    const scaling = normalizationFromTraining(loaded.training, file.name).normalization;
+    loaded.model.setDtype("float32");
+    normalization = scaling;
+    setModel(loaded.model);
+    resetHistory();
+    describeModel("pretrained", `loaded from ${file.name}`);
+    status.dataset.state = "loaded";
+    el.value = "";
+  })().catch((e: unknown) => {
+    status.dataset.state = "error";
+    setText(status, `${file.name}: ${e instanceof Error ? e.message : String(e)}`);
+  });
+});
 byId("btn-pretrained").addEventListener("click", () => {
   if (!pretrained) return;
   byId("model-name", HTMLSelectElement).value = "lenet5";

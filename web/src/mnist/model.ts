@@ -4,10 +4,14 @@
 import {
   buildModel,
   DIGIT_INPUT_SHAPE,
+  layerFromConfig,
+  Model,
+  modelFromConfig,
   sequentialFromConfig,
   deserializeModel,
   MNIST_STANDARDIZE,
   normalizationFromTraining,
+  type NDArray,
   type Normalization,
   type Sequential,
 } from "handprop";
@@ -41,9 +45,33 @@ export function setWeights(model: Sequential, weights: readonly Float32Array[]):
 }
 
 export function fromSnapshot(s: ModelSnapshot): Sequential {
-  const model = sequentialFromConfig(s.config);
+  // a graph model's config carries its wiring (type "Model", nodes): rebuild it as a graph
+  const model = s.config.type === "Model" ? modelFromConfig(s.config, layerFromConfig) : sequentialFromConfig(s.config);
   setWeights(model, s.weights);
   return model;
+}
+
+/**
+ * Every layer's output for one input, in execution order (outs[k]: the output of model.layers[k]); a
+ * graph Model's nodes read the tensors they were applied to. The arrays are the layers' own buffers,
+ * valid until their next forward.
+ */
+export function forwardAll(model: Sequential, x: NDArray): NDArray[] {
+  const outs: NDArray[] = [];
+  if (model instanceof Model) {
+    const ids = new Map(model.nodes.map((n, k) => [n, k]));
+    model.nodes.forEach((n) => {
+      const ins = n.inputs.map((t) => (t.node === null ? x : outs[ids.get(t.node)!]));
+      outs.push(n.layer.forwardInputs(ins, { training: false }));
+    });
+    return outs;
+  }
+  let a = x;
+  for (const l of model.layers) {
+    a = l.forward(a, { training: false });
+    outs.push(a);
+  }
+  return outs;
 }
 
 // ---------------------------------------------------------------- pretrained model

@@ -5,7 +5,8 @@ import type { Normalization } from "./model.ts";
 
 /** The model as it crosses the thread boundary: its config and its parameters, in params() order. */
 export interface ModelSnapshot {
-  config: { name?: string; inputShape?: number[] | null; layers: LayerConfig[] };
+  /** Sequential.config(), or a graph Model's (type "Model", with its nodes and their inputs). */
+  config: { type?: string; name?: string; inputShape?: number[] | null; layers: LayerConfig[] };
   weights: Float32Array[];
 }
 

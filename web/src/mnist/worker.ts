@@ -1,13 +1,14 @@
-// Page 2's training worker: trains the page's model on the MNIST subset with handprop's own
-// Sequential.fit, Adam and SoftmaxCrossEntropy, off the main thread so drawing stays smooth.
+// Page 2's training worker: trains the page's model on the MNIST subset with handprop's own training
+// loop (Sequential.fitAsync, i.e. the library's Trainer), Adam and SoftmaxCrossEntropy, off the main
+// thread so drawing stays smooth.
 //
-// fit() runs synchronously, so the worker trains in chunks of a few batches and yields to its event
-// loop between chunks: that is when a "stop" message gets through. Each epoch visits the samples in
-// the order of RandomState(seed).permutation(N) (a fresh permutation per epoch from the same stream),
-// so a seed fixes the run.
+// fitAsync yields to the worker's event loop between batches (yieldEveryMs), which is when a "stop"
+// message gets through: it aborts the run through an AbortController. Shuffling is the Trainer's
+// (RandomState(seed), a fresh permutation per epoch), so a seed fixes the run. Progress, test
+// evaluations and weight snapshots are posted from the Trainer's callbacks.
 
-import { NDArray, RandomState, SoftmaxCrossEntropy, Adam } from "handprop";
-import type { Sequential } from "handprop";
+import { NDArray, SoftmaxCrossEntropy, Adam } from "handprop";
+import type { Callbacks, Sequential } from "handprop";
 import { loadSplit, type DigitSet } from "./data.ts";
 import { fromSnapshot, type Normalization } from "./model.ts";
 import { normalizePixels } from "handprop";
@@ -19,10 +20,11 @@ const scope = self as unknown as {
   onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
 };
 
-const BATCHES_PER_CHUNK = 4;
+/** Post a progress report every this many batches. */
+const BATCHES_PER_REPORT = 4;
 const WEIGHTS_EVERY_MS = 700;
 
-let stopRequested = false;
+let abort: AbortController | null = null;
 let busy = false;
 const cache = new Map<string, Promise<DigitSet>>();
 
@@ -42,83 +44,80 @@ function split(dataUrl: string, name: "train" | "test"): Promise<DigitSet> {
   return p;
 }
 
-/** Samples order[start … start+n) of a split as a normalised (n, 1, 28, 28) batch and labels. */
-function gather(set: DigitSet, order: ArrayLike<number>, start: number, n: number, norm: Normalization): { x: NDArray; y: Int32Array } {
-  const data = new Float32Array(n * 784);
-  const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const k = order[start + i];
-    normalizePixels(set.images, norm, data.subarray(i * 784, i * 784 + 784), k * 784);
-    y[i] = set.labels[k];
-  }
-  return { x: new NDArray(data, [n, 1, 28, 28]), y };
+/** A whole split as a normalised (count, 1, 28, 28) batch and its labels. */
+function toArrays(set: DigitSet, norm: Normalization): { x: NDArray; y: Int32Array } {
+  const data = new Float32Array(set.count * 784);
+  normalizePixels(set.images, norm, data);
+  return { x: new NDArray(data, [set.count, 1, 28, 28]), y: Int32Array.from(set.labels) };
 }
 
-const yieldToEvents = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
-
-async function train(req: TrainRequest): Promise<void> {
+async function train(req: TrainRequest, signal: AbortSignal): Promise<void> {
   const [trainSet, testSet] = await Promise.all([split(req.dataUrl, "train"), split(req.dataUrl, "test")]);
   post({ type: "loaded", train: trainSet.count, test: testSet.count });
   const model = fromSnapshot(req.model);
   const loss = new SoftmaxCrossEntropy();
   model.compile({ loss, optimizer: new Adam({ lr: req.lr }) });
-  const testAll = gather(testSet, Array.from({ length: testSet.count }, (_, i) => i), 0, testSet.count, req.normalization);
-  const rng = new RandomState(req.seed);
-  const N = trainSet.count;
-  const bs = req.batchSize;
-  const batches = Math.ceil(N / bs);
-  let lastWeights = performance.now();
+  const trainAll = toArrays(trainSet, req.normalization);
+  const testAll = toArrays(testSet, req.normalization);
+  const batches = Math.ceil(trainSet.count / req.batchSize);
   // Test accuracy before training, so the chart's test curve starts where the model starts.
   const ev0 = model.evaluate(testAll.x, testAll.y, { loss });
   post({ type: "epoch", epoch: -1, testLoss: ev0.loss, testAccuracy: ev0.accuracy ?? 0, seconds: 0 });
 
-  for (let epoch = 0; epoch < req.epochs && !stopRequested; epoch++) {
-    const order = rng.permutation(N);
-    const t0 = performance.now();
-    for (let b = 0; b < batches && !stopRequested; b += BATCHES_PER_CHUNK) {
-      const start = b * bs;
-      const n = Math.min(BATCHES_PER_CHUNK * bs, N - start);
-      const { x, y } = gather(trainSet, order, start, n, req.normalization);
-      let chunkLoss = NaN;
-      let chunkAccuracy = NaN;
-      const tc = performance.now();
-      // One pass over this chunk, in order: the shuffle already happened above.
-      model.fit(x, y, {
-        epochs: 1, batchSize: bs, shuffle: false,
-        callbacks: {
-          onBatchEnd: (_batch, logs) => {
-            // fit's logs are running means over this chunk: the last one is the chunk's mean.
-            chunkLoss = logs.loss;
-            chunkAccuracy = logs.accuracy ?? NaN;
-          },
-        },
-      });
-      const seconds = (performance.now() - tc) / 1000;
+  // The Trainer's batch logs are running means over the epoch; a report wants the mean since the last
+  // report, so keep the sums at the last report and difference them.
+  let reported = { seen: 0, lossSum: 0, correct: 0, t: performance.now() };
+  let lastWeights = performance.now();
+  const callbacks: Callbacks = {
+    onEpochBegin: () => {
+      reported = { seen: 0, lossSum: 0, correct: 0, t: performance.now() };
+    },
+    onBatchEnd: (batch, logs) => {
+      const done = batch + 1;
+      if (done % BATCHES_PER_REPORT !== 0 && done !== batches) return;
+      const seen = logs.seen ?? 0;
+      const lossSum = logs.loss * seen;
+      const correct = (logs.accuracy ?? NaN) * seen;
+      const n = seen - reported.seen;
+      const now = performance.now();
       post({
-        type: "progress", epoch, batch: Math.min(batches, b + BATCHES_PER_CHUNK), batches,
-        loss: chunkLoss, accuracy: chunkAccuracy, imagesPerSecond: n / Math.max(seconds, 1e-6),
+        type: "progress", epoch: logs.epoch, batch: done, batches,
+        loss: (lossSum - reported.lossSum) / n, accuracy: (correct - reported.correct) / n,
+        imagesPerSecond: n / Math.max((now - reported.t) / 1000, 1e-6),
       });
-      if (performance.now() - lastWeights > WEIGHTS_EVERY_MS) {
+      reported = { seen, lossSum, correct, t: now };
+      if (now - lastWeights > WEIGHTS_EVERY_MS) {
         postWeights(model);
-        lastWeights = performance.now();
+        lastWeights = now;
       }
-      await yieldToEvents();
-    }
-    if (stopRequested) break;
-    const ev = model.evaluate(testAll.x, testAll.y, { loss });
-    postWeights(model);
-    lastWeights = performance.now();
-    post({ type: "epoch", epoch, testLoss: ev.loss, testAccuracy: ev.accuracy ?? 0, seconds: (performance.now() - t0) / 1000 });
-    await yieldToEvents();
+    },
+    onEpochEnd: (epoch, logs) => {
+      postWeights(model);
+      lastWeights = performance.now();
+      post({
+        type: "epoch", epoch, testLoss: logs.valLoss ?? NaN, testAccuracy: logs.valAccuracy ?? 0,
+        seconds: logs.seconds ?? 0,
+      });
+    },
+  };
+  let stopped = false;
+  try {
+    await model.fitAsync(trainAll.x, trainAll.y, {
+      epochs: req.epochs, batchSize: req.batchSize, seed: req.seed, shuffle: true,
+      validationData: [testAll.x, testAll.y], callbacks, signal, yieldEveryMs: 30,
+    });
+  } catch (err) {
+    if (!(err instanceof DOMException && err.name === "AbortError")) throw err;
+    stopped = true;
   }
   postWeights(model);
-  post({ type: "done", stopped: stopRequested });
+  post({ type: "done", stopped });
 }
 
 scope.onmessage = (e: MessageEvent<ToWorker>) => {
   const msg = e.data;
   if (msg.type === "stop") {
-    stopRequested = true;
+    abort?.abort();
     return;
   }
   if (busy) {
@@ -126,8 +125,8 @@ scope.onmessage = (e: MessageEvent<ToWorker>) => {
     return;
   }
   busy = true;
-  stopRequested = false;
-  train(msg)
+  abort = new AbortController();
+  train(msg, abort.signal)
     .catch((err: unknown) => {
       post({ type: "error", message: err instanceof Error ? err.message : String(err) });
     })

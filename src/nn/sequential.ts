@@ -15,18 +15,15 @@ import type { Differentiable } from "./gradcheck.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
 import { BatchBuffer, TargetBuffer, checkOneDtype, checkTargets } from "./batches.ts";
-import type { L2Regularizer } from "./regularizers.ts";
 import { evaluateMetrics, type EvaluateMetricsOptions, type EvaluationMetrics } from "./metrics.ts";
 import {
   Trainer,
   trainStep,
   type AsyncRunOptions,
-  type BatchAugmenter,
   type BatchSource,
-  type Callbacks,
   type History,
-  type Schedule,
   type StepOptions,
+  type TrainerOptions,
 } from "./trainer.ts";
 
 export { TrainingError } from "./trainer.ts";
@@ -42,27 +39,11 @@ export interface SequentialOptions {
   name?: string;
 }
 
-export interface FitOptions {
+/** The Trainer's options (trainer.ts), plus how many epochs fit runs and where it starts. */
+export interface FitOptions extends TrainerOptions {
   epochs?: number;
-  batchSize?: number;
-  /** Shuffle the samples each epoch (default true), with RandomState(seed). */
-  shuffle?: boolean;
-  seed?: number;
-  validationData?: [NDArray, Target];
-  callbacks?: Callbacks | Callbacks[];
-  loss?: Loss;
-  optimizer?: Optimizer;
-  schedule?: Schedule;
   /** Start at this epoch (for resuming): the shuffles of the skipped epochs are drawn and discarded. */
   initialEpoch?: number;
-  /** Rescale gradients whose global L2 norm exceeds this (derivation.md §4.4). */
-  clipNorm?: number;
-  /** Clamp every gradient element to [−clipValue, clipValue] (§4.4). */
-  clipValue?: number;
-  /** Per-layer L2 penalty on the weights (§4.3). */
-  regularizer?: L2Regularizer;
-  /** Augment each training batch (src/data/augment.ts), with its own seeded generator. */
-  augment?: BatchAugmenter;
 }
 
 export type FitAsyncOptions = FitOptions & AsyncRunOptions;

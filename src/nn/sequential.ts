@@ -188,19 +188,25 @@ export class Sequential extends Layer implements Differentiable {
     const widths = [Math.max(29, ...rows.map((r) => r[0].length + 2)), 26, 12];
     const line = (cells: string[]) => " " + cells.map((c, i) => c.padEnd(widths[i])).join("").trimEnd();
     const total = widths.reduce((a, b) => a + b, 1);
+    const body = rows.flatMap((r, i) => [line(r), i < rows.length - 1 ? "" : null].filter((s): s is string => s !== null));
+    return this.summaryFrame(line(["Layer (type)", "Output Shape", "Param #"]), body, total);
+  }
+
+  /** The Keras frame around a summary's rows (this one's and graph.ts's): title, header, totals. */
+  protected summaryFrame(header: string, body: readonly string[], width: number): string {
     const { trainable, nonTrainable } = this.countParams();
     const fmt = (n: number) => n.toLocaleString("en-US");
     return [
       `Model: "${this.name}"`,
-      "_".repeat(total),
-      line(["Layer (type)", "Output Shape", "Param #"]),
-      "=".repeat(total),
-      ...rows.flatMap((r, i) => [line(r), i < rows.length - 1 ? "" : null].filter((s): s is string => s !== null)),
-      "=".repeat(total),
+      "_".repeat(width),
+      header,
+      "=".repeat(width),
+      ...body,
+      "=".repeat(width),
       `Total params: ${fmt(trainable + nonTrainable)}`,
       `Trainable params: ${fmt(trainable)}`,
       `Non-trainable params: ${fmt(nonTrainable)}`,
-      "_".repeat(total),
+      "_".repeat(width),
     ].join("\n");
   }
 

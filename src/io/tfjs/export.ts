@@ -86,21 +86,23 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
         add("ZeroPadding2D", `zero_padding2d_${i}`, { padding: [[top, bottom], [left, right]], data_format: "channels_last" });
         padding = "valid";
       }
+      // The Keras config DepthwiseConv2D and SeparableConv2D share (in Keras's key order).
+      const depthwiseConfig = (M: number, useBias: boolean) => ({
+        kernel_size: [kh, kw],
+        strides: [sh, sw],
+        padding,
+        depth_multiplier: M,
+        data_format: "channels_last",
+        dilation_rate: [dh, dw],
+        activation: "linear",
+        use_bias: useBias,
+      });
       if (layer instanceof DepthwiseConv2D) {
         // TF's depthwise_kernel [kh, kw, C, M] holds output channel c·M + m at [p, q, c, m]: handprop's
         // (C·M, 1, kh, kw) read as (O = C·M, C' = 1) in convKernelToTf's [kh, kw, C', O] order is the same array.
         const name = `depthwise_conv2d_${i}`;
         const M = layer.depthMultiplier;
-        add("DepthwiseConv2D", name, {
-          kernel_size: [kh, kw],
-          strides: [sh, sw],
-          padding,
-          depth_multiplier: M,
-          data_format: "channels_last",
-          dilation_rate: [dh, dw],
-          activation: "linear",
-          use_bias: layer.bias !== null,
-        });
+        add("DepthwiseConv2D", name, depthwiseConfig(M, layer.bias !== null));
         weight(name, "depthwise_kernel", [kh, kw, C, M], convKernelToTf(layer.weight.value.data, C * M, 1, kh, kw));
         if (layer.bias) weight(name, "bias", [C * M], layer.bias.value.data);
         return;
@@ -112,17 +114,7 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
         const M = layer.depthwise.depthMultiplier;
         const O = layer.outChannels;
         const pointBias = layer.pointwise.bias;
-        add("SeparableConv2D", name, {
-          filters: O,
-          kernel_size: [kh, kw],
-          strides: [sh, sw],
-          padding,
-          depth_multiplier: M,
-          data_format: "channels_last",
-          dilation_rate: [dh, dw],
-          activation: "linear",
-          use_bias: pointBias !== null,
-        });
+        add("SeparableConv2D", name, { filters: O, ...depthwiseConfig(M, pointBias !== null) });
         weight(name, "depthwise_kernel", [kh, kw, C, M], convKernelToTf(layer.depthwise.weight.value.data, C * M, 1, kh, kw));
         weight(name, "pointwise_kernel", [1, 1, C * M, O], convKernelToTf(layer.pointwise.weight.value.data, O, C * M, 1, 1));
         if (pointBias) weight(name, "bias", [O], pointBias.value.data);

@@ -9,6 +9,11 @@ export function reuse(buf: NDArray | null, shape: readonly number[], dtype: DTyp
   return new NDArray(allocate(dtype, shapeSize(shape)), shape);
 }
 
+/** The previous forward's context when this backend made it (its buffers are reused), else a fresh one. */
+export function reuseContext<T>(prev: unknown, backendClass: new () => T): T {
+  return prev instanceof backendClass ? prev : new backendClass();
+}
+
 /**
  * A saved context as the backend class that created it. The dispatcher (backend.ts) sends each backward
  * to its context's backend, so a mismatch is a caller's bug: say so rather than read the wrong fields.

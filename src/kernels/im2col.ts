@@ -22,19 +22,25 @@
 
 import type { TypedArray } from "../nd/ndarray.ts";
 
-/** Everything im2col/col2im need to know about one convolution applied to one batch shape. */
-export interface ConvGeometry {
+/** A window sliding over a batch of NCHW images: what a convolution's and a pooling's geometry share. */
+export interface WindowGeometry {
   /** Batch size, input channels, input height and width. */
   readonly N: number;
   readonly C: number;
   readonly H: number;
   readonly W: number;
-  /** Kernel size. */
+  /** Window (kernel) size and stride per axis. */
   readonly kh: number;
   readonly kw: number;
-  /** Stride. */
   readonly sh: number;
   readonly sw: number;
+  /** Output height and width. */
+  readonly OH: number;
+  readonly OW: number;
+}
+
+/** Everything im2col/col2im need to know about one convolution applied to one batch shape. */
+export interface ConvGeometry extends WindowGeometry {
   /** Dilation: kernel taps are dh rows / dw columns apart. */
   readonly dh: number;
   readonly dw: number;
@@ -43,9 +49,6 @@ export interface ConvGeometry {
   readonly padBottom: number;
   readonly padLeft: number;
   readonly padRight: number;
-  /** Output height and width. */
-  readonly OH: number;
-  readonly OW: number;
 }
 
 /**

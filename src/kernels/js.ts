@@ -13,7 +13,7 @@
 //   conv2dForwardRef / conv2dBackwardRef the direct seven-loop convolution: the tests' oracle for both backends
 
 import { NDArray, type DType, type TypedArray } from "../nd/ndarray.ts";
-import { ownContext, reuse } from "./buffers.ts";
+import { ownContext, reuse, reuseContext } from "./buffers.ts";
 import { col2im, im2col, type ConvGeometry } from "./im2col.ts";
 import type { Conv2DContext, DenseContext, Kernels, Pool2DContext, PoolGeometry, ReLUContext } from "./kernels.ts";
 
@@ -117,7 +117,7 @@ function conv2dForward(
   const O = w.shape[0];
   const K = C * kh * kw; // rows of col = columns of W viewed as (O, C·kh·kw / G) per group
   const OHW = OH * OW;
-  const ctx = prev instanceof JsConv2DContext ? prev : new JsConv2DContext();
+  const ctx = reuseContext(prev, JsConv2DContext);
   ctx.geometry = g;
   ctx.outChannels = O;
   ctx.groups = groups;
@@ -340,7 +340,7 @@ class JsDenseContext implements DenseContext {
 function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseContext | null): DenseContext {
   const [N, F] = x.shape;
   const O = w.shape[1];
-  const ctx = prev instanceof JsDenseContext ? prev : new JsDenseContext();
+  const ctx = reuseContext(prev, JsDenseContext);
   ctx.x = x;
   const y = (ctx.y = reuse(ctx.y ?? null, [N, O], w.dtype));
   // y[n,o] = b[o] + Σ_f x[n,f] · W[f,o]
@@ -386,7 +386,7 @@ class JsPool2DContext implements Pool2DContext {
 }
 
 function poolContext(g: PoolGeometry, x: NDArray, prev: Pool2DContext | null): JsPool2DContext {
-  const ctx = prev instanceof JsPool2DContext ? prev : new JsPool2DContext();
+  const ctx = reuseContext(prev, JsPool2DContext);
   ctx.geometry = g;
   ctx.y = reuse(ctx.y ?? null, [g.N, g.C, g.OH, g.OW], x.dtype);
   ctx.xShape = x.shape;
@@ -516,7 +516,7 @@ class JsReLUContext implements ReLUContext {
 }
 
 function reluForward(x: NDArray, prev: ReLUContext | null): ReLUContext {
-  const ctx = prev instanceof JsReLUContext ? prev : new JsReLUContext();
+  const ctx = reuseContext(prev, JsReLUContext);
   const y = (ctx.y = reuse(ctx.y ?? null, x.shape, x.dtype));
   const xd = x.data;
   const yd = y.data;

@@ -22,27 +22,15 @@
 // become NDArrays whose storage is read back only where host code touches it (see docs/ARCHITECTURE.md).
 
 import type { NDArray, TypedArray } from "../nd/ndarray.ts";
-import type { ConvGeometry } from "./im2col.ts";
+import type { ConvGeometry, WindowGeometry } from "./im2col.ts";
 
 export type BackendName = "js" | "wasm";
 
 /** Window geometry of a 2-D pooling over a batch (NCHW; PyTorch's semantics, floor mode). */
-export interface PoolGeometry {
-  /** Batch size, channels, input height and width. */
-  readonly N: number;
-  readonly C: number;
-  readonly H: number;
-  readonly W: number;
-  /** Window size, stride and (implicit, clipped) padding per axis. */
-  readonly kh: number;
-  readonly kw: number;
-  readonly sh: number;
-  readonly sw: number;
+export interface PoolGeometry extends WindowGeometry {
+  /** Implicit, clipped padding per axis. */
   readonly ph: number;
   readonly pw: number;
-  /** Output height and width. */
-  readonly OH: number;
-  readonly OW: number;
 }
 
 /** What every saved context carries: the backend whose backward consumes it. */

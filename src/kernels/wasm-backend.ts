@@ -5,7 +5,7 @@
 // are the JS backend's (js.ts, docs/derivation.md §2); the kernels sum in a different, also fixed, order.
 
 import type { DType, NDArray } from "../nd/ndarray.ts";
-import { ownContext, reuse } from "./buffers.ts";
+import { ownContext, reuse, reuseContext } from "./buffers.ts";
 import type { ConvGeometry } from "./im2col.ts";
 import { jsBackend, reluBackwardLoop } from "./js.ts";
 import type { Conv2DContext, DenseContext, Kernels, Pool2DContext, PoolGeometry, ReLUContext } from "./kernels.ts";
@@ -30,7 +30,7 @@ function conv2dForward(
   // context then sends the backward there too (as for average pooling).
   if (groups !== 1) return jsBackend.conv2dForward(g, groups, x, w, b, prev);
   const O = w.shape[0];
-  const ctx = prev instanceof WasmConv2DContext ? prev : new WasmConv2DContext();
+  const ctx = reuseContext(prev, WasmConv2DContext);
   ctx.geometry = g;
   ctx.outChannels = O;
   ctx.xDtype = x.dtype;
@@ -62,7 +62,7 @@ class WasmDenseContext implements DenseContext {
 function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseContext | null): DenseContext {
   const [N, F] = x.shape;
   const O = w.shape[1];
-  const ctx = prev instanceof WasmDenseContext ? prev : new WasmDenseContext();
+  const ctx = reuseContext(prev, WasmDenseContext);
   ctx.x = x;
   const y = (ctx.y = reuse(ctx.y ?? null, [N, O], w.dtype));
   ctx.op.forward(N, F, O, x.data, w.data, b?.data ?? null, y.data);
@@ -91,7 +91,7 @@ class WasmMaxPool2DContext implements Pool2DContext {
 }
 
 function maxPool2dForward(g: PoolGeometry, x: NDArray, prev: Pool2DContext | null): Pool2DContext {
-  const ctx = prev instanceof WasmMaxPool2DContext ? prev : new WasmMaxPool2DContext();
+  const ctx = reuseContext(prev, WasmMaxPool2DContext);
   ctx.geometry = g;
   ctx.xShape = x.shape;
   const y = (ctx.y = reuse(ctx.y ?? null, [g.N, g.C, g.OH, g.OW], x.dtype));
@@ -115,7 +115,7 @@ class WasmReLUContext implements ReLUContext {
 }
 
 function reluForward(x: NDArray, prev: ReLUContext | null): ReLUContext {
-  const ctx = prev instanceof WasmReLUContext ? prev : new WasmReLUContext();
+  const ctx = reuseContext(prev, WasmReLUContext);
   const y = (ctx.y = reuse(ctx.y ?? null, x.shape, x.dtype));
   ctx.op.forward(x.data, y.data);
   return ctx;

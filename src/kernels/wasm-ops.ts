@@ -94,12 +94,7 @@ export class WasmConv2D {
     const K = C * kh * kw;
     const T = threadsFor(N * O * K * OH * OW * (dx === null ? 1 : 2));
     const k = begin(T);
-    const xp = alloc(x.length * 4);
-    const wp = alloc(w.length * 4);
-    const dyp = alloc(dy.length * 4);
-    const dWp = alloc(dW.length * 4);
-    const dbp = db === null ? 0 : alloc(db.length * 4);
-    const dxp = dx === null ? 0 : alloc(dx.length * 4);
+    const p = allocGradOperands(x, w, dy, dW, db, dx);
     const apack = dx === null ? 0 : alloc(k.convPackedBytes(C, O, kh, kw));
     // parts: blocks of dW's columns (each over every image), then an image of dx per part (see
     // convBackwardPart). With dx, one dW block per thread: the many dx parts even out the load. Without
@@ -109,18 +104,52 @@ export class WasmConv2D {
     const dxParts = dx === null ? 0 : T === 1 ? 1 : Math.min(N, MAX_PARTS - dWParts);
     const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
     const ws = alloc(T * stride);
-    const v = this.views;
-    v.float32(0, xp, x.length).set(x);
-    v.float32(1, wp, w.length).set(w);
-    v.float32(2, dyp, dy.length).set(dy);
-    v.float32(3, dWp, dW.length).set(dW);
-    if (db !== null) v.float32(4, dbp, db.length).set(db);
-    if (dx !== null) k.packA(1, K, O, 1, wp, K, apack); // Wᵀ (K × O)
-    runParts(Part.ConvBackward, T, dWParts + dxParts, ws, stride, dWParts, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, xp, apack, dyp, dWp, dbp, dxp);
-    dW.set(v.float32(3, dWp, dW.length));
-    if (db !== null) db.set(v.float32(4, dbp, db.length));
-    if (dx !== null) dx.set(v.float32(5, dxp, dx.length));
+    copyGradOperandsIn(this.views, p, x, w, dy, dW, db);
+    if (dx !== null) k.packA(1, K, O, 1, p.w, K, apack); // Wᵀ (K × O)
+    runParts(Part.ConvBackward, T, dWParts + dxParts, ws, stride, dWParts, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, p.x, apack, p.dy, p.dW, p.db, p.dx);
+    copyGradsOut(this.views, p, dW, db, dx);
   }
+}
+
+/** Linear-memory addresses of a weighted layer's backward operands (0 where db or dx is absent). */
+interface GradOperands {
+  readonly x: number;
+  readonly w: number;
+  readonly dy: number;
+  readonly dW: number;
+  readonly db: number;
+  readonly dx: number;
+}
+
+/** Allocate the backward operands in the call's arena, in this order (the conv and dense kernels alike). */
+function allocGradOperands(
+  x: TypedArray, w: TypedArray, dy: TypedArray, dW: TypedArray, db: TypedArray | null, dx: TypedArray | null,
+): GradOperands {
+  const xp = alloc(x.length * 4);
+  const wp = alloc(w.length * 4);
+  const dyp = alloc(dy.length * 4);
+  const dWp = alloc(dW.length * 4);
+  const dbp = db === null ? 0 : alloc(db.length * 4);
+  const dxp = dx === null ? 0 : alloc(dx.length * 4);
+  return { x: xp, w: wp, dy: dyp, dW: dWp, db: dbp, dx: dxp };
+}
+
+/** Copy x, W, dy and the accumulators dW, db (the kernels add to them) into linear memory. */
+function copyGradOperandsIn(
+  v: ViewCache, p: GradOperands, x: TypedArray, w: TypedArray, dy: TypedArray, dW: TypedArray, db: TypedArray | null,
+): void {
+  v.float32(0, p.x, x.length).set(x);
+  v.float32(1, p.w, w.length).set(w);
+  v.float32(2, p.dy, dy.length).set(dy);
+  v.float32(3, p.dW, dW.length).set(dW);
+  if (db !== null) v.float32(4, p.db, db.length).set(db);
+}
+
+/** Copy the accumulated dW, db and the wanted dx back out. */
+function copyGradsOut(v: ViewCache, p: GradOperands, dW: TypedArray, db: TypedArray | null, dx: TypedArray | null): void {
+  dW.set(v.float32(3, p.dW, dW.length));
+  if (db !== null) db.set(v.float32(4, p.db, db.length));
+  if (dx !== null) dx.set(v.float32(5, p.dx, dx.length));
 }
 
 /** Dense forward/backward for one layer (float32; x (N, F), W (F, O), y (N, O)). */
@@ -151,25 +180,13 @@ export class WasmDense {
   ): void {
     const T = threadsFor(N * F * O * (dx === null ? 1 : 2));
     const k = begin(T);
-    const xp = alloc(x.length * 4);
-    const wp = alloc(w.length * 4);
-    const dyp = alloc(dy.length * 4);
-    const dWp = alloc(dW.length * 4);
-    const dbp = db === null ? 0 : alloc(db.length * 4);
-    const dxp = dx === null ? 0 : alloc(dx.length * 4);
+    const p = allocGradOperands(x, w, dy, dW, db, dx);
     const parts = evenParts(Math.max(F, N), T); // rows of dW, and of dx
     const stride = k.denseThreadScratchBytes(N, F, parts);
     const ws = alloc(T * stride);
-    const v = this.views;
-    v.float32(0, xp, x.length).set(x);
-    v.float32(1, wp, w.length).set(w);
-    v.float32(2, dyp, dy.length).set(dy);
-    v.float32(3, dWp, dW.length).set(dW);
-    if (db !== null) v.float32(4, dbp, db.length).set(db);
-    runParts(Part.DenseBackward, T, parts, ws, stride, N, F, O, xp, wp, dyp, dWp, dbp, dxp);
-    dW.set(v.float32(3, dWp, dW.length));
-    if (db !== null) db.set(v.float32(4, dbp, db.length));
-    if (dx !== null) dx.set(v.float32(5, dxp, dx.length));
+    copyGradOperandsIn(this.views, p, x, w, dy, dW, db);
+    runParts(Part.DenseBackward, T, parts, ws, stride, N, F, O, p.x, p.w, p.dy, p.dW, p.db, p.dx);
+    copyGradsOut(this.views, p, dW, db, dx);
   }
 }
 

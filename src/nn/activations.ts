@@ -28,6 +28,11 @@ abstract class Activation extends Layer {
     return (this.y = reuse(this.y, x.shape, x.dtype));
   }
 
+  /** An activation without options is rebuilt from its type alone. */
+  config(): LayerConfig {
+    return { type: this.type };
+  }
+
   /** The dx buffer for dy, after checking dy has the last output's shape. */
   protected gradInput(dy: NDArray): NDArray {
     this.expectGrad(dy, this.y);
@@ -51,10 +56,6 @@ export class ReLU extends Activation {
   backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
     this.expectGrad(dy, this.y);
     return kernels.reluBackward(this.saved!, dy, opts.needDx ?? true);
-  }
-
-  config(): LayerConfig {
-    return { type: this.type };
   }
 }
 
@@ -96,7 +97,7 @@ export class LeakyReLU extends Activation {
     return dx;
   }
 
-  config(): LayerConfig {
+  override config(): LayerConfig {
     return { type: this.type, alpha: this.alpha };
   }
 }
@@ -120,10 +121,6 @@ export class Tanh extends Activation {
     const d = dx.data;
     for (let i = 0; i < d.length; i++) d[i] = g[i] * (1 - yd[i] * yd[i]);
     return dx;
-  }
-
-  config(): LayerConfig {
-    return { type: this.type };
   }
 }
 
@@ -156,10 +153,6 @@ export class Sigmoid extends Activation {
     const d = dx.data;
     for (let i = 0; i < d.length; i++) d[i] = g[i] * (yd[i] * (1 - yd[i]));
     return dx;
-  }
-
-  config(): LayerConfig {
-    return { type: this.type };
   }
 }
 
@@ -245,7 +238,7 @@ export class Softmax extends Activation {
     return dx;
   }
 
-  config(): LayerConfig {
+  override config(): LayerConfig {
     return { type: this.type, axis: this.axis };
   }
 }
@@ -342,7 +335,7 @@ export class GELU extends Activation {
     return dx;
   }
 
-  config(): LayerConfig {
+  override config(): LayerConfig {
     return { type: this.type, approximate: this.approximate };
   }
 }
@@ -372,10 +365,6 @@ export class SiLU extends Activation {
       d[i] = g[i] * s * (1 + xd[i] * (1 - s));
     }
     return dx;
-  }
-
-  config(): LayerConfig {
-    return { type: this.type };
   }
 }
 
@@ -418,7 +407,7 @@ export class ELU extends Activation {
     return dx;
   }
 
-  config(): LayerConfig {
+  override config(): LayerConfig {
     return { type: this.type, alpha: this.alpha };
   }
 }

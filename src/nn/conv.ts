@@ -18,8 +18,9 @@ import { convGeometry, type ConvGeometry } from "../kernels/im2col.ts";
 import type { Conv2DContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
 import {
-  Layer, ShapeError, makeParam, nonNegativeInt, pair, positiveInt, type BackwardOptions, type LayerConfig, type Param,
+  ShapeError, makeParam, nonNegativeInt, pair, positiveInt, type BackwardOptions, type LayerConfig,
 } from "./layer.ts";
+import { WeightedLayer } from "./weighted.ts";
 
 /**
  * Zero padding: n (all sides), [ph, pw] (ph rows top and bottom, pw columns left and right),
@@ -82,7 +83,7 @@ export function compact([a, b]: readonly [number, number]): number | [number, nu
   return a === b ? a : [a, b];
 }
 
-export class Conv2D extends Layer {
+export class Conv2D extends WeightedLayer {
   readonly type: string = "Conv2D";
   readonly kernelSize: [number, number];
   readonly stride: [number, number];
@@ -95,8 +96,7 @@ export class Conv2D extends Layer {
   protected channelsIn: number | null;
   protected channelsOut: number | null;
   protected groupCount: number;
-  private weightParam: Param | null = null;
-  private biasParam: Param | null = null;
+  protected readonly inputSizeOption = "inChannels";
   private dtype: DType;
   private readonly rng: RandomState;
   // Fixed [top, bottom, left, right] for numeric/"valid" padding, and for "same" at stride 1 (where it
@@ -151,24 +151,6 @@ export class Conv2D extends Layer {
     return this.groupCount;
   }
 
-  /** The kernel, (O, C/groups, kh, kw). */
-  get weight(): Param {
-    return this.weightParam ?? this.unresolved("weight");
-  }
-
-  get bias(): Param | null {
-    return this.useBias ? (this.biasParam ?? this.unresolved("bias")) : null;
-  }
-
-  /** True once the input channels are known and the parameters exist. */
-  override isBuilt(): boolean {
-    return this.weightParam !== null;
-  }
-
-  private unresolved(what: string): never {
-    throw new Error(`${this.describe()}: ${what} is not known yet: give inChannels, or build the model with an inputShape (or run a forward pass) first`);
-  }
-
   /**
    * Fix the input channels (given or inferred, Keras's build()) and create the parameters, drawing the
    * weights from the layer's generator. Later inputs must have the same channel count.
@@ -203,11 +185,6 @@ export class Conv2D extends Layer {
     const G = this.groupCount;
     initialize(this.weightParam.value, this.init, (this.inChannels / G) * kh * kw, this.outChannels * kh * kw, rng);
     this.biasParam?.value.data.fill(0);
-  }
-
-  override params(): Param[] {
-    if (this.weightParam === null) return [];
-    return this.biasParam ? [this.weightParam, this.biasParam] : [this.weightParam];
   }
 
   override setDtype(dtype: DType): void {

@@ -9,8 +9,9 @@ import { kernels } from "../kernels/backend.ts";
 import type { DenseContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
 import {
-  Layer, ShapeError, makeParam, positiveInt, type BackwardOptions, type ForwardOptions, type LayerConfig, type Param,
+  ShapeError, makeParam, positiveInt, type BackwardOptions, type ForwardOptions, type LayerConfig,
 } from "./layer.ts";
+import { WeightedLayer } from "./weighted.ts";
 
 export interface DenseOptions {
   /** F; optional: when left out it is taken from the first input shape seen (Keras-style). */
@@ -25,14 +26,13 @@ export interface DenseOptions {
   rng?: RandomState;
 }
 
-export class Dense extends Layer {
+export class Dense extends WeightedLayer {
   readonly type = "Dense";
   readonly outFeatures: number;
   readonly useBias: boolean;
   readonly init: InitName;
   private features: number | null; // F, null until given or inferred
-  private weightParam: Param | null = null;
-  private biasParam: Param | null = null;
+  protected readonly inputSizeOption = "inFeatures";
   private dtype: DType;
   private readonly rng: RandomState;
   private saved: DenseContext | null = null; // what the last forward saved for backward (its input)
@@ -53,21 +53,6 @@ export class Dense extends Layer {
   get inFeatures(): number {
     return this.features ?? this.unresolved("inFeatures");
   }
-  /** W, (inFeatures, outFeatures). */
-  get weight(): Param {
-    return this.weightParam ?? this.unresolved("weight");
-  }
-  get bias(): Param | null {
-    return this.useBias ? (this.biasParam ?? this.unresolved("bias")) : null;
-  }
-
-  override isBuilt(): boolean {
-    return this.weightParam !== null;
-  }
-
-  private unresolved(what: string): never {
-    throw new Error(`${this.describe()}: ${what} is not known yet: give inFeatures, or build the model with an inputShape (or run a forward pass) first`);
-  }
 
   // Fix F (given or inferred) and create the parameters from the layer's generator.
   private resolveFeatures(F: number): void {
@@ -82,11 +67,6 @@ export class Dense extends Layer {
     if (this.weightParam === null) return; // drawn when F becomes known
     initialize(this.weightParam.value, this.init, this.inFeatures, this.outFeatures, rng);
     this.biasParam?.value.data.fill(0);
-  }
-
-  override params(): Param[] {
-    if (this.weightParam === null) return [];
-    return this.biasParam ? [this.weightParam, this.biasParam] : [this.weightParam];
   }
 
   override setDtype(dtype: DType): void {

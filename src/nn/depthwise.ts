@@ -12,24 +12,17 @@
 
 import type { DType, NDArray } from "../nd/ndarray.ts";
 import type { RandomState } from "../nd/random.ts";
-import { Conv2D, type Conv2DPadding } from "./conv.ts";
+import { Conv2D, type Conv2DOptions, type Conv2DPadding } from "./conv.ts";
 import type { InitName } from "./init.ts";
 import { Layer, positiveInt, type BackwardOptions, type ForwardOptions, type LayerConfig, type Param } from "./layer.ts";
 
-export interface DepthwiseConv2DOptions {
-  /** C; optional: taken from the input shape when left out. */
-  inChannels?: number;
+/** Conv2D's geometry and initialisation options; the channels are C in, C·M out, one group per channel. */
+export interface DepthwiseConv2DOptions
+  extends Pick<Conv2DOptions, "inChannels" | "kernelSize" | "stride" | "padding" | "dilation" | "bias" | "dtype" | "rng"> {
   /** M output channels per input channel (default 1). */
   depthMultiplier?: number;
-  kernelSize: number | readonly [number, number];
-  stride?: number | readonly [number, number];
-  padding?: Conv2DPadding;
-  dilation?: number | readonly [number, number];
-  bias?: boolean;
   /** Default he_normal with fanIn = kh·kw (one input channel per kernel). */
   init?: InitName;
-  dtype?: DType;
-  rng?: RandomState;
 }
 
 /** The grouped Conv2D doing the work; private so interop code never mistakes it for an ordinary Conv2D. */

@@ -214,19 +214,7 @@ export class Model extends Sequential {
     const widths = [Math.max(29, ...rows.map((r) => r[0].length + 2)), Math.max(22, ...rows.map((r) => r[1].length + 2)), 12];
     const line = (cells: string[]) => " " + cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c)).join("").trimEnd();
     const total = widths.reduce((a, b) => a + b, 1) + Math.max(12, ...rows.map((r) => r[3].length));
-    const { trainable, nonTrainable } = this.countParams();
-    return [
-      `Model: "${this.name}"`,
-      "_".repeat(total),
-      line(["Layer (type)", "Output Shape", "Param #", "Connected to"]),
-      "=".repeat(total),
-      ...rows.map(line),
-      "=".repeat(total),
-      `Total params: ${fmt(trainable + nonTrainable)}`,
-      `Trainable params: ${fmt(trainable)}`,
-      `Non-trainable params: ${fmt(nonTrainable)}`,
-      "_".repeat(total),
-    ].join("\n");
+    return this.summaryFrame(line(["Layer (type)", "Output Shape", "Param #", "Connected to"]), rows.map(line), total);
   }
 
   override config(): ModelConfig {

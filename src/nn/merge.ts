@@ -76,22 +76,35 @@ function sameShapes(layer: Layer, shapes: readonly (readonly number[])[]): numbe
   return first.slice();
 }
 
-export class Add extends MergeLayer {
-  readonly type = "Add";
-
+/** Add and Multiply: inputs of one shape, combined element by element; no options. */
+abstract class ElementwiseMerge extends MergeLayer {
   protected mergedShape(shapes: readonly (readonly number[])[]): number[] {
     return sameShapes(this, shapes);
   }
 
-  forwardInputs(xs: readonly NDArray[]): NDArray {
+  /** Check the inputs, keep them for backward, and start y as a copy of the first. */
+  protected startFromFirst(xs: readonly NDArray[]): NDArray {
     this.checkInputs(xs);
     const y = (this.y = reuse(this.y, xs[0].shape, xs[0].dtype));
     y.data.set(xs[0].data);
+    this.xs = xs.slice(); // Multiply's backward needs every input
+    return y;
+  }
+
+  config(): LayerConfig {
+    return { type: this.type };
+  }
+}
+
+export class Add extends ElementwiseMerge {
+  readonly type = "Add";
+
+  forwardInputs(xs: readonly NDArray[]): NDArray {
+    const y = this.startFromFirst(xs);
     for (let k = 1; k < xs.length; k++) {
       const xd = xs[k].data;
       for (let i = 0; i < xd.length; i++) y.data[i] += xd[i];
     }
-    this.xs = xs.slice();
     return y;
   }
 
@@ -104,28 +117,17 @@ export class Add extends MergeLayer {
       return dx;
     });
   }
-
-  config(): LayerConfig {
-    return { type: this.type };
-  }
 }
 
-export class Multiply extends MergeLayer {
+export class Multiply extends ElementwiseMerge {
   readonly type = "Multiply";
 
-  protected mergedShape(shapes: readonly (readonly number[])[]): number[] {
-    return sameShapes(this, shapes);
-  }
-
   forwardInputs(xs: readonly NDArray[]): NDArray {
-    this.checkInputs(xs);
-    const y = (this.y = reuse(this.y, xs[0].shape, xs[0].dtype));
-    y.data.set(xs[0].data);
+    const y = this.startFromFirst(xs);
     for (let k = 1; k < xs.length; k++) {
       const xd = xs[k].data;
       for (let i = 0; i < xd.length; i++) y.data[i] *= xd[i];
     }
-    this.xs = xs.slice(); // backward needs every input
     return y;
   }
 
@@ -144,10 +146,6 @@ export class Multiply extends MergeLayer {
       }
       return dx;
     });
-  }
-
-  config(): LayerConfig {
-    return { type: this.type };
   }
 }
 

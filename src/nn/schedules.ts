@@ -23,6 +23,11 @@ function checkEpoch(where: string, epoch: number, baseLr: number): void {
   if (!Number.isFinite(baseLr) || baseLr < 0) throw new RangeError(`${where}: baseLr must be a finite number >= 0, got ${baseLr}`);
 }
 
+function positiveEpochs(where: string, field: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new RangeError(`${where}: ${field} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
 function decayFactor(where: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || v > 1) throw new RangeError(`${where}: gamma must be in (0, 1], got ${String(v)}`);
   return v;
@@ -41,9 +46,7 @@ export class StepLR implements LRSchedule {
   readonly gamma: number;
 
   constructor(opts: StepLROptions) {
-    const s = opts.stepSize;
-    if (typeof s !== "number" || !Number.isInteger(s) || s < 1) throw new RangeError(`StepLR: stepSize must be a positive integer, got ${String(s)}`);
-    this.stepSize = s;
+    this.stepSize = positiveEpochs("StepLR", "stepSize", opts.stepSize);
     this.gamma = decayFactor("StepLR", opts.gamma ?? 0.1);
   }
 
@@ -93,9 +96,7 @@ export class CosineLR implements LRSchedule {
   readonly minLr: number;
 
   constructor(opts: CosineLROptions) {
-    const t = opts.tMax;
-    if (typeof t !== "number" || !Number.isInteger(t) || t < 1) throw new RangeError(`CosineLR: tMax must be a positive integer, got ${String(t)}`);
-    this.tMax = t;
+    this.tMax = positiveEpochs("CosineLR", "tMax", opts.tMax);
     const m = opts.minLr ?? 0;
     if (typeof m !== "number" || !Number.isFinite(m) || m < 0) throw new RangeError(`CosineLR: minLr must be a finite number >= 0, got ${String(m)}`);
     this.minLr = m;

@@ -15,18 +15,15 @@ import type { Differentiable } from "./gradcheck.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
 import { BatchBuffer, TargetBuffer, checkOneDtype, checkTargets } from "./batches.ts";
-import type { L2Regularizer } from "./regularizers.ts";
 import { evaluateMetrics, type EvaluateMetricsOptions, type EvaluationMetrics } from "./metrics.ts";
 import {
   Trainer,
   trainStep,
   type AsyncRunOptions,
-  type BatchAugmenter,
   type BatchSource,
-  type Callbacks,
   type History,
-  type Schedule,
   type StepOptions,
+  type TrainerOptions,
 } from "./trainer.ts";
 
 export { TrainingError } from "./trainer.ts";
@@ -42,27 +39,11 @@ export interface SequentialOptions {
   name?: string;
 }
 
-export interface FitOptions {
+/** The Trainer's options (trainer.ts), plus how many epochs fit runs and where it starts. */
+export interface FitOptions extends TrainerOptions {
   epochs?: number;
-  batchSize?: number;
-  /** Shuffle the samples each epoch (default true), with RandomState(seed). */
-  shuffle?: boolean;
-  seed?: number;
-  validationData?: [NDArray, Target];
-  callbacks?: Callbacks | Callbacks[];
-  loss?: Loss;
-  optimizer?: Optimizer;
-  schedule?: Schedule;
   /** Start at this epoch (for resuming): the shuffles of the skipped epochs are drawn and discarded. */
   initialEpoch?: number;
-  /** Rescale gradients whose global L2 norm exceeds this (derivation.md §4.4). */
-  clipNorm?: number;
-  /** Clamp every gradient element to [−clipValue, clipValue] (§4.4). */
-  clipValue?: number;
-  /** Per-layer L2 penalty on the weights (§4.3). */
-  regularizer?: L2Regularizer;
-  /** Augment each training batch (src/data/augment.ts), with its own seeded generator. */
-  augment?: BatchAugmenter;
 }
 
 export type FitAsyncOptions = FitOptions & AsyncRunOptions;
@@ -207,19 +188,25 @@ export class Sequential extends Layer implements Differentiable {
     const widths = [Math.max(29, ...rows.map((r) => r[0].length + 2)), 26, 12];
     const line = (cells: string[]) => " " + cells.map((c, i) => c.padEnd(widths[i])).join("").trimEnd();
     const total = widths.reduce((a, b) => a + b, 1);
+    const body = rows.flatMap((r, i) => [line(r), i < rows.length - 1 ? "" : null].filter((s): s is string => s !== null));
+    return this.summaryFrame(line(["Layer (type)", "Output Shape", "Param #"]), body, total);
+  }
+
+  /** The Keras frame around a summary's rows (this one's and graph.ts's): title, header, totals. */
+  protected summaryFrame(header: string, body: readonly string[], width: number): string {
     const { trainable, nonTrainable } = this.countParams();
     const fmt = (n: number) => n.toLocaleString("en-US");
     return [
       `Model: "${this.name}"`,
-      "_".repeat(total),
-      line(["Layer (type)", "Output Shape", "Param #"]),
-      "=".repeat(total),
-      ...rows.flatMap((r, i) => [line(r), i < rows.length - 1 ? "" : null].filter((s): s is string => s !== null)),
-      "=".repeat(total),
+      "_".repeat(width),
+      header,
+      "=".repeat(width),
+      ...body,
+      "=".repeat(width),
       `Total params: ${fmt(trainable + nonTrainable)}`,
       `Trainable params: ${fmt(trainable)}`,
       `Non-trainable params: ${fmt(nonTrainable)}`,
-      "_".repeat(total),
+      "_".repeat(width),
     ].join("\n");
   }
 

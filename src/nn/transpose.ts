@@ -23,8 +23,9 @@ import { col2im, im2col, type ConvGeometry } from "../kernels/im2col.ts";
 import { compact } from "./conv.ts";
 import { checkInit, initialize, type InitName } from "./init.ts";
 import {
-  Layer, ShapeError, makeParam, nonNegativeInt, pair, positiveInt, reuse, type BackwardOptions, type LayerConfig, type Param,
+  ShapeError, makeParam, nonNegativeInt, pair, positiveInt, reuse, type BackwardOptions, type LayerConfig,
 } from "./layer.ts";
+import { WeightedLayer } from "./weighted.ts";
 
 export interface Conv2DTransposeOptions {
   /** Ci; optional: taken from the input shape when left out. */
@@ -44,7 +45,7 @@ export interface Conv2DTransposeOptions {
   rng?: RandomState;
 }
 
-export class Conv2DTranspose extends Layer {
+export class Conv2DTranspose extends WeightedLayer {
   readonly type = "Conv2DTranspose";
   readonly outChannels: number;
   readonly kernelSize: [number, number];
@@ -55,8 +56,7 @@ export class Conv2DTranspose extends Layer {
   readonly useBias: boolean;
   readonly init: InitName;
   private channelsIn: number | null;
-  private weightParam: Param | null = null;
-  private biasParam: Param | null = null;
+  protected readonly inputSizeOption = "inChannels";
   private dtype: DType;
   private readonly rng: RandomState;
   private geometry: ConvGeometry | null = null; // of the forward Conv2D: output (N, Co, OH, OW) ↔ input (N, Ci, H, W)
@@ -100,22 +100,6 @@ export class Conv2DTranspose extends Layer {
   get inChannels(): number {
     return this.channelsIn ?? this.unresolved("inChannels");
   }
-  /** The kernel, (inChannels, outChannels, kh, kw). */
-  get weight(): Param {
-    return this.weightParam ?? this.unresolved("weight");
-  }
-  get bias(): Param | null {
-    return this.useBias ? (this.biasParam ?? this.unresolved("bias")) : null;
-  }
-
-  override isBuilt(): boolean {
-    return this.weightParam !== null;
-  }
-
-  private unresolved(what: string): never {
-    throw new Error(`${this.describe()}: ${what} is not known yet: give inChannels, or build the model with an ` +
-        `inputShape (or run a forward pass) first`);
-  }
 
   private resolveChannels(C: number): void {
     if (this.weightParam !== null) {
@@ -136,11 +120,6 @@ export class Conv2DTranspose extends Layer {
     const [kh, kw] = this.kernelSize;
     initialize(this.weightParam.value, this.init, this.outChannels * kh * kw, this.inChannels * kh * kw, rng);
     this.biasParam?.value.data.fill(0);
-  }
-
-  override params(): Param[] {
-    if (this.weightParam === null) return [];
-    return this.biasParam ? [this.weightParam, this.biasParam] : [this.weightParam];
   }
 
   override setDtype(dtype: DType): void {

@@ -1,0 +1,37 @@
+// The weighted layers' shared plumbing (Conv2D, Conv2DTranspose, Dense): a weight and an optional bias
+// created once the input size is known, either given to the constructor or inferred from the first input
+// shape (Keras's build()). Until then the parameters are unresolved and asking for them says what to give.
+
+import { Layer, type Param } from "./layer.ts";
+
+export abstract class WeightedLayer extends Layer {
+  abstract readonly useBias: boolean;
+  /** The constructor option that fixes the input size ahead of time ("inChannels", "inFeatures"). */
+  protected abstract readonly inputSizeOption: string;
+  protected weightParam: Param | null = null;
+  protected biasParam: Param | null = null;
+
+  /** The layer's weight (its shape is in the layer's header comment). */
+  get weight(): Param {
+    return this.weightParam ?? this.unresolved("weight");
+  }
+
+  get bias(): Param | null {
+    return this.useBias ? (this.biasParam ?? this.unresolved("bias")) : null;
+  }
+
+  /** True once the input size is known and the parameters exist. */
+  override isBuilt(): boolean {
+    return this.weightParam !== null;
+  }
+
+  override params(): Param[] {
+    if (this.weightParam === null) return [];
+    return this.biasParam ? [this.weightParam, this.biasParam] : [this.weightParam];
+  }
+
+  protected unresolved(what: string): never {
+    throw new Error(`${this.describe()}: ${what} is not known yet: give ${this.inputSizeOption}, or build the model ` +
+        `with an inputShape (or run a forward pass) first`);
+  }
+}

@@ -9,9 +9,14 @@ export default tseslint.config(
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
-      "@typescript-eslint/no-floating-promises": ["error", {
-        allowForKnownSafeCalls: [{ from: "package", package: "node:test", name: ["test", "it", "describe", "suite"] }],
-      }],
+      "@typescript-eslint/no-floating-promises": [
+        "error",
+        {
+          allowForKnownSafeCalls: [
+            { from: "package", package: "node:test", name: ["test", "it", "describe", "suite"] },
+          ],
+        },
+      ],
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true, allowBoolean: true }],
       "@typescript-eslint/no-non-null-assertion": "off",
       "@typescript-eslint/prefer-for-of": "off",
@@ -26,10 +31,15 @@ export default tseslint.config(
     files: ["src/**/*.ts"],
     ignores: ["src/node/**", "src/cli/**"],
     rules: {
-      "no-restricted-imports": ["error", { patterns: [
-        { regex: "^node:", message: "Node built-ins belong in src/node/ (the handprop/node entry) or src/cli/." },
-        { regex: "^[^./]", message: "The library entry loads no third-party package." },
-      ] }],
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            { regex: "^node:", message: "Node built-ins belong in src/node/ (the handprop/node entry) or src/cli/." },
+            { regex: "^[^./]", message: "The library entry loads no third-party package." },
+          ],
+        },
+      ],
     },
   },
 );

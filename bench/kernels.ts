@@ -20,7 +20,16 @@ import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { gemm } from "../src/kernels/gemm.ts";
 import os from "node:os";
-import { getBackend, getThreads, setBackend, setThreads, threadsUnavailable, wasmAvailable, wasmUnavailable, type BackendName } from "../src/kernels/backend.ts";
+import {
+  getBackend,
+  getThreads,
+  setBackend,
+  setThreads,
+  threadsUnavailable,
+  wasmAvailable,
+  wasmUnavailable,
+  type BackendName,
+} from "../src/kernels/backend.ts";
 import { WasmConv2D, WasmReLU, wasmKernels, wasmMemory } from "../src/kernels/wasm.ts";
 import { convGeometry } from "../src/kernels/im2col.ts";
 import { Conv2D } from "../src/nn/conv.ts";
@@ -85,7 +94,14 @@ function rate(amount: number, t: { median: number; min: number }, scale: number,
 }
 
 /** Run fn once per backend and print one line with both figures and the wasm/js ratio of medians. */
-function compare(label: string, unit: string, amount: number, scale: number, digits: number, fn: () => () => void): void {
+function compare(
+  label: string,
+  unit: string,
+  amount: number,
+  scale: number,
+  digits: number,
+  fn: () => () => void,
+): void {
   const out: string[] = [];
   const medians: number[] = [];
   for (const b of backends) {
@@ -105,7 +121,14 @@ const rng = new RandomState(1);
  * above everything the scratch arena has used so far; a later arena call may overwrite them, which is
  * harmless since they are filled again here before each measurement.
  */
-function residentGemm(tA: boolean, tB: boolean, M: number, N: number, K: number, batch: number): { median: number; min: number } | null {
+function residentGemm(
+  tA: boolean,
+  tB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  batch: number,
+): { median: number; min: number } | null {
   const k = wasmKernels;
   const mem = wasmMemory;
   if (k === null || mem === null) return null;
@@ -113,7 +136,10 @@ function residentGemm(tA: boolean, tB: boolean, M: number, N: number, K: number,
   const base = mem.buffer.byteLength;
   const bytes = 4 * (M * K + K * N + M * N) + ws + 256;
   mem.grow(Math.ceil(bytes / 65536));
-  const a = base, b = a + 4 * M * K + 64, c = b + 4 * K * N + 64, w = c + 4 * M * N + 64;
+  const a = base,
+    b = a + 4 * M * K + 64,
+    c = b + 4 * K * N + 64,
+    w = c + 4 * M * N + 64;
   new Float32Array(mem.buffer, a, M * K + K * N + 32).set(randf(rng, M * K + K * N + 32));
   const lda = tA ? M : K;
   const ldb = tB ? K : N;
@@ -134,11 +160,16 @@ function benchGemm(label: string, tA: boolean, tB: boolean, M: number, N: number
     for (let b = 0; b < batch; b++) gemm(tA, tB, M, N, K, 1, A, 0, lda, B, 0, ldb, 0, C, 0, N);
   });
   const t = residentGemm(tA, tB, M, N, K, batch);
-  if (t !== null) console.log(`${"".padEnd(44)}          wasm, operands resident (no copies) ${rate(flops, t, 1e9, 2)}`);
+  if (t !== null)
+    console.log(`${"".padEnd(44)}          wasm, operands resident (no copies) ${rate(flops, t, 1e9, 2)}`);
 }
 
 function benchConv(): void {
-  const N = 32, C = 16, O = 32, H = 28, W = 28;
+  const N = 32,
+    C = 16,
+    O = 32,
+    H = 28,
+    W = 28;
   const conv = new Conv2D({ inChannels: C, outChannels: O, kernelSize: 3, padding: "same", rng: new RandomState(2) });
   const x = new NDArray(randf(rng, N * C * H * W), [N, C, H, W]);
   const dy = new NDArray(randf(rng, N * O * H * W), [N, O, H, W]);
@@ -222,7 +253,9 @@ function profileLenet(): void {
     }
     const ms = (v: number) => ((v / steps) * 1000).toFixed(3).padStart(7);
     const total = tf.reduce((a, v) => a + v, 0) + tb.reduce((a, v) => a + v, 0) + rest;
-    console.log(`LeNet-5 training step, batch 64, backend ${b}: ${ms(total)} ms per step (ms per layer: forward, backward)`);
+    console.log(
+      `LeNet-5 training step, batch 64, backend ${b}: ${ms(total)} ms per step (ms per layer: forward, backward)`,
+    );
     layers.forEach((l, i) => {
       console.log(`  ${String(i).padStart(2)} ${l.type.padEnd(10)} ${ms(tf[i])} ${ms(tb[i])}`);
     });
@@ -241,7 +274,9 @@ function benchElementwise(): void {
   setBackend("js");
   const tj = time(() => relu.forward(x));
   const tjb = time(() => relu.backward(out));
-  console.log(`ReLU layer (JS) on 64×6×28×28: forward ${(tj.median * 1000).toFixed(3)} ms, backward ${(tjb.median * 1000).toFixed(3)} ms`);
+  console.log(
+    `ReLU layer (JS) on 64×6×28×28: forward ${(tj.median * 1000).toFixed(3)} ms, backward ${(tjb.median * 1000).toFixed(3)} ms`,
+  );
   if (wasmAvailable()) {
     const k = new WasmReLU();
     const tw = time(() => {
@@ -250,7 +285,9 @@ function benchElementwise(): void {
     const twb = time(() => {
       k.backward(y, x.data, dx);
     });
-    console.log(`WasmReLU (kernels/wasm.ts), same size: forward ${(tw.median * 1000).toFixed(3)} ms, backward ${(twb.median * 1000).toFixed(3)} ms (copies included)`);
+    console.log(
+      `WasmReLU (kernels/wasm.ts), same size: forward ${(tw.median * 1000).toFixed(3)} ms, backward ${(twb.median * 1000).toFixed(3)} ms (copies included)`,
+    );
   }
 }
 
@@ -262,13 +299,22 @@ function benchCopies(): void {
   const k = wasmKernels;
   const mem = wasmMemory;
   if (k === null || mem === null) return;
-  const layers: [string, number, number, number, number, number][] = [["conv1 1→6 28×28 5×5 same", 1, 28, 6, 5, 2], ["conv2 6→16 14×14 5×5 valid", 6, 14, 16, 5, 0]];
+  const layers: [string, number, number, number, number, number][] = [
+    ["conv1 1→6 28×28 5×5 same", 1, 28, 6, 5, 2],
+    ["conv2 6→16 14×14 5×5 valid", 6, 14, 16, 5, 0],
+  ];
   for (const [label, C, H, O, kk, pad] of layers) {
     const N = 64;
     const g = convGeometry(N, C, H, H, [kk, kk], [1, 1], [pad, pad, pad, pad], [1, 1]);
     const P = g.OH * g.OW;
-    const x = randf(rng, N * C * H * H), w = randf(rng, O * C * kk * kk), b = randf(rng, O);
-    const y = new Float32Array(N * O * P), dy = randf(rng, N * O * P), dW = new Float32Array(w.length), db = new Float32Array(O), dx = new Float32Array(x.length);
+    const x = randf(rng, N * C * H * H),
+      w = randf(rng, O * C * kk * kk),
+      b = randf(rng, O);
+    const y = new Float32Array(N * O * P),
+      dy = randf(rng, N * O * P),
+      dW = new Float32Array(w.length),
+      db = new Float32Array(O),
+      dx = new Float32Array(x.length);
     const conv = new WasmConv2D();
     const withCopies = time(() => {
       conv.forward(g, O, x, w, b, y);
@@ -276,7 +322,9 @@ function benchCopies(): void {
     });
     // resident: the same calls on operands placed once above the arena
     const ws = k.convScratchBytes(C, O, kk, kk, g.OH, g.OW);
-    const sizes = [x.length, w.length, b.length, y.length, dy.length, dW.length, db.length, dx.length].map((n) => 4 * n + 64);
+    const sizes = [x.length, w.length, b.length, y.length, dy.length, dW.length, db.length, dx.length].map(
+      (n) => 4 * n + 64,
+    );
     const base = mem.buffer.byteLength;
     mem.grow(Math.ceil((sizes.reduce((a, v) => a + v, 0) + ws + 64) / 65536));
     const ptrs: number[] = [];
@@ -297,8 +345,10 @@ function benchCopies(): void {
       k.convBackward(N, c, h, ww, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, xp, wp, dyp, dWp, dbp, dxp, at);
     });
     const share = 1 - resident.median / withCopies.median;
-    console.log(`${label}, batch 64, forward + backward: ${(withCopies.median * 1000).toFixed(3)} ms with copies, ` +
-      `${(resident.median * 1000).toFixed(3)} ms resident: copies ≈ ${(100 * share).toFixed(1)}%`);
+    console.log(
+      `${label}, batch 64, forward + backward: ${(withCopies.median * 1000).toFixed(3)} ms with copies, ` +
+        `${(resident.median * 1000).toFixed(3)} ms resident: copies ≈ ${(100 * share).toFixed(1)}%`,
+    );
   }
 }
 
@@ -317,36 +367,86 @@ async function benchThreads(): Promise<void> {
   const rounds = 7;
   type Workload = { run: () => void; out: () => Float32Array };
   const workloads: [string, string, number, () => Workload][] = [
-    ["LeNet-5 training, batch 64", "img/s", 64, () => {
-      const { model, step } = lenetStep(64, new RandomState(6));
-      return { run: step, out: () => Float32Array.from(model.params().flatMap((p) => Array.from(p.value.data))) };
-    }],
-    ["LeNet-5 inference, batch 256", "img/s", 256, () => {
-      const model = lenet();
-      const xi = new NDArray(randf(new RandomState(7), 256 * 784), [256, 1, 28, 28]);
-      let y: NDArray | null = null;
-      return { run: () => { y = model.forward(xi, { training: false }); }, out: () => Float32Array.from(y!.data) };
-    }],
-    ["conv 3×3 N32 16→32 28×28 same, forward", "GFLOP/s", 2 * 32 * 32 * 16 * 9 * 28 * 28 / 1e9, () => {
-      const conv = new Conv2D({ inChannels: 16, outChannels: 32, kernelSize: 3, padding: "same", rng: new RandomState(2) });
-      const x = new NDArray(randf(new RandomState(8), 32 * 16 * 28 * 28), [32, 16, 28, 28]);
-      let y: NDArray | null = null;
-      return { run: () => { y = conv.forward(x); }, out: () => Float32Array.from(y!.data) };
-    }],
-    ["conv 3×3 N32 16→32 28×28 same, fwd+bwd", "GFLOP/s", 3 * 2 * 32 * 32 * 16 * 9 * 28 * 28 / 1e9, () => {
-      const conv = new Conv2D({ inChannels: 16, outChannels: 32, kernelSize: 3, padding: "same", rng: new RandomState(2) });
-      const r = new RandomState(8);
-      const x = new NDArray(randf(r, 32 * 16 * 28 * 28), [32, 16, 28, 28]);
-      const dy = new NDArray(randf(r, 32 * 32 * 28 * 28), [32, 32, 28, 28]);
-      let dx: NDArray | null = null;
-      return {
-        run: () => { conv.forward(x); dx = conv.backward(dy); },
-        out: () => Float32Array.from([...conv.params().flatMap((p) => Array.from(p.grad.data)), ...dx!.data]),
-      };
-    }],
+    [
+      "LeNet-5 training, batch 64",
+      "img/s",
+      64,
+      () => {
+        const { model, step } = lenetStep(64, new RandomState(6));
+        return { run: step, out: () => Float32Array.from(model.params().flatMap((p) => Array.from(p.value.data))) };
+      },
+    ],
+    [
+      "LeNet-5 inference, batch 256",
+      "img/s",
+      256,
+      () => {
+        const model = lenet();
+        const xi = new NDArray(randf(new RandomState(7), 256 * 784), [256, 1, 28, 28]);
+        let y: NDArray | null = null;
+        return {
+          run: () => {
+            y = model.forward(xi, { training: false });
+          },
+          out: () => Float32Array.from(y!.data),
+        };
+      },
+    ],
+    [
+      "conv 3×3 N32 16→32 28×28 same, forward",
+      "GFLOP/s",
+      (2 * 32 * 32 * 16 * 9 * 28 * 28) / 1e9,
+      () => {
+        const conv = new Conv2D({
+          inChannels: 16,
+          outChannels: 32,
+          kernelSize: 3,
+          padding: "same",
+          rng: new RandomState(2),
+        });
+        const x = new NDArray(randf(new RandomState(8), 32 * 16 * 28 * 28), [32, 16, 28, 28]);
+        let y: NDArray | null = null;
+        return {
+          run: () => {
+            y = conv.forward(x);
+          },
+          out: () => Float32Array.from(y!.data),
+        };
+      },
+    ],
+    [
+      "conv 3×3 N32 16→32 28×28 same, fwd+bwd",
+      "GFLOP/s",
+      (3 * 2 * 32 * 32 * 16 * 9 * 28 * 28) / 1e9,
+      () => {
+        const conv = new Conv2D({
+          inChannels: 16,
+          outChannels: 32,
+          kernelSize: 3,
+          padding: "same",
+          rng: new RandomState(2),
+        });
+        const r = new RandomState(8);
+        const x = new NDArray(randf(r, 32 * 16 * 28 * 28), [32, 16, 28, 28]);
+        const dy = new NDArray(randf(r, 32 * 32 * 28 * 28), [32, 32, 28, 28]);
+        let dx: NDArray | null = null;
+        return {
+          run: () => {
+            conv.forward(x);
+            dx = conv.backward(dy);
+          },
+          out: () => Float32Array.from([...conv.params().flatMap((p) => Array.from(p.grad.data)), ...dx!.data]),
+        };
+      },
+    ],
   ];
-  console.log(`threads: 1 vs ${n}, wall clock, median (best) of ${rounds} alternating rounds; ${os.cpus()[0]?.model ?? "?"}, ` +
-    `${os.availableParallelism()} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} at the start`);
+  console.log(
+    `threads: 1 vs ${n}, wall clock, median (best) of ${rounds} alternating rounds; ${os.cpus()[0]?.model ?? "?"}, ` +
+      `${os.availableParallelism()} cores, load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")} at the start`,
+  );
   const saved = now;
   now = wall;
   try {
@@ -372,14 +472,23 @@ async function benchThreads(): Promise<void> {
         return { median: ts[Math.floor(ts.length / 2)], min: ts[0] };
       });
       const same = outs[0].length === outs[1].length && outs[0].every((v, i) => Object.is(v, outs[1][i]));
-      const cells = counts.map((t, i) => `${t} thread${t > 1 ? "s" : ""} ${rate(amount, stats[i], 1, unit === "img/s" ? 0 : 2)}`);
-      console.log(`${label.padEnd(44)} ${unit}: ${cells.join("   ")}  ×${(stats[0].median / stats[1].median).toFixed(2)}` +
-        (same ? "  (outputs bit-identical)" : "  OUTPUTS DIFFER"));
+      const cells = counts.map(
+        (t, i) => `${t} thread${t > 1 ? "s" : ""} ${rate(amount, stats[i], 1, unit === "img/s" ? 0 : 2)}`,
+      );
+      console.log(
+        `${label.padEnd(44)} ${unit}: ${cells.join("   ")}  ×${(stats[0].median / stats[1].median).toFixed(2)}` +
+          (same ? "  (outputs bit-identical)" : "  OUTPUTS DIFFER"),
+      );
     }
   } finally {
     now = saved;
   }
-  console.log(`  (load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} at the end)`);
+  console.log(
+    `  (load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")} at the end)`,
+  );
   await setThreads(threadsArg);
 }
 
@@ -387,8 +496,11 @@ if (threadsArg > 1) {
   const started = await setThreads(threadsArg);
   if (started < threadsArg) console.log(`(threads: running on ${started}: ${threadsUnavailable() ?? "?"})`);
 }
-console.log(`handprop kernel benchmark — ${useWall ? "wall-clock" : "CPU-time"} rates, median (best) of 5; backends: ${backends.join(", ")}; ` +
-  `wasm threads: ${getThreads()}` + (wasmAvailable() ? "" : ` (wasm unavailable: ${wasmUnavailable() ?? "?"})`));
+console.log(
+  `handprop kernel benchmark — ${useWall ? "wall-clock" : "CPU-time"} rates, median (best) of 5; backends: ${backends.join(", ")}; ` +
+    `wasm threads: ${getThreads()}` +
+    (wasmAvailable() ? "" : ` (wasm unavailable: ${wasmUnavailable() ?? "?"})`),
+);
 const initial = getBackend();
 if (want("gemm")) {
   // LeNet-5's GEMM shapes at batch 64 (the conv ones per image, ×64) and a square one.

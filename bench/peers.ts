@@ -88,7 +88,14 @@ export async function tfjsLeNet(backend: "cpu" | "wasm"): Promise<LeNetRunner> {
 }
 
 /** conv 3×3 'same', NHWC input (N, H, W, C) and HWIO filter; backward = dx and dW via tf.grads. */
-export async function tfjsConv(backend: "cpu" | "wasm", N: number, C: number, O: number, H: number, W: number): Promise<ConvRunner> {
+export async function tfjsConv(
+  backend: "cpu" | "wasm",
+  N: number,
+  C: number,
+  O: number,
+  H: number,
+  W: number,
+): Promise<ConvRunner> {
   const { tf } = await loadTf(backend);
   type T4 = import("@tensorflow/tfjs-core").Tensor4D;
   type R4 = import("@tensorflow/tfjs-core").Rank.R4;
@@ -133,7 +140,13 @@ export function convnetjsLeNet(): LeNetRunner {
     { type: "fc", num_neurons: 84, activation: "relu" },
     { type: "softmax", num_classes: 10 },
   ]);
-  const trainer = new cnn.Trainer(net, { method: "sgd", learning_rate: 0.01, batch_size: 64, momentum: 0, l2_decay: 0 });
+  const trainer = new cnn.Trainer(net, {
+    method: "sgd",
+    learning_rate: 0.01,
+    batch_size: 64,
+    momentum: 0,
+    l2_decay: 0,
+  });
   const vols = new Map<number, { w: Float64Array }>();
   const vol = (x: Float32Array, i: number) => {
     let v = vols.get(i);

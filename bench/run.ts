@@ -306,7 +306,11 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       const gflop = (iterations * kernel.flopsPerIteration) / 1e9;
       // right after handprop's 1-thread turn, so each round's efficiency divides figures taken moments apart
       const at = w.contenders.findIndex((c) => c.role === "handprop" && c.threads === 1) + 1;
-      w.contenders.splice(at, 0, contender(ceilingName, "ceiling", 1, gflop, () => void kernel.run(iterations)));
+      w.contenders.splice(
+        at,
+        0,
+        contender(ceilingName, "ceiling", 1, gflop, () => void kernel.run(iterations)),
+      );
     };
     const torchBatch = (batch: number) => ({
       pixels: Buffer.from(pixels).toString("base64"),

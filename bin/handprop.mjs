@@ -21,8 +21,10 @@ if (process.env.HANDPROP_CLI !== "dist" && existsSync(sources)) {
 if (main === undefined) {
   const compiled = new URL("../dist/cli.js", import.meta.url);
   if (!existsSync(compiled)) {
-    process.stderr.write("handprop: dist/cli.js is missing: in a checkout run `npm install` (or `npm run build`); " +
-      "an installed copy without it was packed without its build: reinstall handprop\n");
+    process.stderr.write(
+      "handprop: dist/cli.js is missing: in a checkout run `npm install` (or `npm run build`); " +
+        "an installed copy without it was packed without its build: reinstall handprop\n",
+    );
     process.exit(1);
   }
   ({ main } = await import(compiled.href));

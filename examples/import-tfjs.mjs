@@ -28,7 +28,9 @@ if (process.argv[2] === undefined) {
   for (let i = 0; i < expected.outputs.length; i++) {
     maxDiff = Math.max(maxDiff, Math.abs(probabilities.data[i] - expected.outputs[i]));
   }
-  console.log(`classes: ${argmaxLast(probabilities).join(", ")}; ` +
-    `max |difference| from TF.js's probabilities: ${maxDiff.toExponential(1)}`);
+  console.log(
+    `classes: ${argmaxLast(probabilities).join(", ")}; ` +
+      `max |difference| from TF.js's probabilities: ${maxDiff.toExponential(1)}`,
+  );
   if (!(maxDiff < 1e-5)) process.exit(1);
 }

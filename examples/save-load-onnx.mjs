@@ -10,7 +10,17 @@ import { mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  Sequential, Conv2D, ReLU, MaxPool2D, Flatten, Dense, SoftmaxCrossEntropy, Adam, NDArray, RandomState, toOnnx,
+  Sequential,
+  Conv2D,
+  ReLU,
+  MaxPool2D,
+  Flatten,
+  Dense,
+  SoftmaxCrossEntropy,
+  Adam,
+  NDArray,
+  RandomState,
+  toOnnx,
 } from "handprop";
 import { saveModel, loadModel, saveOnnxModel } from "handprop/node";
 
@@ -36,13 +46,16 @@ function bars(n, seed) {
   return { images: new NDArray(pixels, [n, 1, SIZE, SIZE]), labels };
 }
 
-const model = new Sequential([
-  new Conv2D({ inChannels: 1, outChannels: 4, kernelSize: 3, padding: "same" }),
-  new ReLU(),
-  new MaxPool2D({ kernelSize: 2 }),
-  new Flatten(),
-  new Dense({ inFeatures: 4 * 6 * 6, outFeatures: CLASSES.length }),
-], { inputShape: [1, SIZE, SIZE], seed: 7, name: "bars" });
+const model = new Sequential(
+  [
+    new Conv2D({ inChannels: 1, outChannels: 4, kernelSize: 3, padding: "same" }),
+    new ReLU(),
+    new MaxPool2D({ kernelSize: 2 }),
+    new Flatten(),
+    new Dense({ inFeatures: 4 * 6 * 6, outFeatures: CLASSES.length }),
+  ],
+  { inputShape: [1, SIZE, SIZE], seed: 7, name: "bars" },
+);
 const optimizer = new Adam({ lr: 1e-2 });
 model.compile({ loss: new SoftmaxCrossEntropy(), optimizer });
 const train = bars(300, 1);
@@ -62,15 +75,19 @@ const loaded = loadModel(folder, { withOptimizer: true });
 const before = model.predict(test.images).data;
 const after = loaded.model.predict(test.images).data;
 const identical = before.length === after.length && before.every((v, i) => Object.is(v, after[i]));
-console.log(`loaded "${loaded.model.name}" (optimizer ${loaded.optimizer?.constructor.name ?? "none"}, ` +
-  `training ${JSON.stringify(loaded.training)}): predictions bit-identical: ${identical}`);
+console.log(
+  `loaded "${loaded.model.name}" (optimizer ${loaded.optimizer?.constructor.name ?? "none"}, ` +
+    `training ${JSON.stringify(loaded.training)}): predictions bit-identical: ${identical}`,
+);
 if (!identical) process.exit(1);
 
 // 3. ONNX (opset 13): one file, input "input" (N, 1, 12, 12) NCHW, output "output" (N, 3) logits.
 const onnxFile = join(outDir, "bars.onnx");
 saveOnnxModel(model, onnxFile);
-console.log(`exported ${onnxFile} (${statSync(onnxFile).size} bytes); in memory: toOnnx(model), ` +
-  `${toOnnx(model).length} bytes`);
+console.log(
+  `exported ${onnxFile} (${statSync(onnxFile).size} bytes); in memory: toOnnx(model), ` +
+    `${toOnnx(model).length} bytes`,
+);
 
 // 4. Optional: run the ONNX file in ONNX Runtime, if it is installed (npm install onnxruntime-node).
 let ort = null;

@@ -85,7 +85,10 @@ export function runArticleFast(opts: ArticleOptions = ARTICLE_DEFAULTS): Article
   }
   const after = evaluate();
   return {
-    w1: [[w1[0], w1[1]], [w1[2], w1[3]]],
+    w1: [
+      [w1[0], w1[1]],
+      [w1[2], w1[3]],
+    ],
     w2: Array.from(w2, (v) => [v]),
     costBefore: before.cost,
     costAfter: after.cost,

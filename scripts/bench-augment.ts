@@ -28,7 +28,7 @@ const threads = await setThreads(Number(values.threads));
 
 const rng = new RandomState(0);
 const background = (0 - 0.1307) / 0.3081;
-const pixels = Float32Array.from({ length: 64 * 784 }, () => (rng.random()) * 3 + background);
+const pixels = Float32Array.from({ length: 64 * 784 }, () => rng.random() * 3 + background);
 const x = new NDArray(pixels, [64, 1, 28, 28]);
 const y = Int32Array.from({ length: 64 }, (_, i) => i % 10);
 const model = buildModel("lenet5", { seed: 0 });

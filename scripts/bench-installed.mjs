@@ -38,19 +38,26 @@ let project = flag("--project", null);
 if (project === null) {
   const work = mkdtempSync(join(tmpdir(), "handprop-bench-installed-"));
   run("npm", ["pack", "--pack-destination", work, "--loglevel", "error"], root);
-  const tarball = join(work, readdirSync(work).find((f) => f.endsWith(".tgz")));
+  const tarball = join(
+    work,
+    readdirSync(work).find((f) => f.endsWith(".tgz")),
+  );
   project = join(work, "project");
   mkdirSync(project);
   writeFileSync(join(project, "package.json"), '{"name": "consumer", "private": true, "type": "module"}\n');
   run("npm", ["install", "--offline", "--no-audit", "--no-fund", "--loglevel", "error", tarball], project);
-  process.stderr.write(`installed in ${project} (pass --project ${project} to measure it again; delete ${work} when done)\n`);
+  process.stderr.write(
+    `installed in ${project} (pass --project ${project} to measure it again; delete ${work} when done)\n`,
+  );
 }
 project = resolve(project);
 const installedBin = join(project, "node_modules", ".bin", "handprop");
 
 // One training measurement per process: warm up, then time whole steps.
 const trainer = join(project, "bench-train.mjs");
-writeFileSync(trainer, `const h = await import(process.argv[2]);
+writeFileSync(
+  trainer,
+  `const h = await import(process.argv[2]);
 const batch = 64, warm = 5, steps = 40;
 const model = h.buildModel("lenet5", { seed: 0 });
 const rng = new h.RandomState(1);
@@ -62,7 +69,8 @@ const t0 = performance.now();
 for (let i = 0; i < steps; i++) model.trainBatch(x, y, loss, opt);
 const seconds = (performance.now() - t0) / 1000;
 console.log(JSON.stringify({ imagesPerSecond: (steps * batch) / seconds, backend: h.getBackend(), threads: h.getThreads() }));
-`);
+`,
+);
 
 const startup = {
   "installed: handprop --help": [installedBin, ["--help"], project],
@@ -105,7 +113,11 @@ const median = (xs) => {
 const range = (xs) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
 console.log(`${rounds} alternating rounds; Node ${process.version}`);
 console.log("start-up, wall ms: median (min–max)");
-for (const [name, xs] of Object.entries(times)) console.log(`  ${name.padEnd(42)} ${median(xs).toFixed(0).padStart(5)} (${range(xs)})`);
+for (const [name, xs] of Object.entries(times))
+  console.log(`  ${name.padEnd(42)} ${median(xs).toFixed(0).padStart(5)} (${range(xs)})`);
 console.log("LeNet-5 training, batch 64, 1 thread, images/s: median (min–max)");
-for (const [name, xs] of Object.entries(speed)) console.log(`  ${name.padEnd(10)} ${median(xs).toFixed(0).padStart(6)} (${range(xs)})`);
-console.log(`  installed/checkout, median of per-round ratios: ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})`);
+for (const [name, xs] of Object.entries(speed))
+  console.log(`  ${name.padEnd(10)} ${median(xs).toFixed(0).padStart(6)} (${range(xs)})`);
+console.log(
+  `  installed/checkout, median of per-round ratios: ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})`,
+);

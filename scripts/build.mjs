@@ -51,7 +51,8 @@ const computed = "import(__rewriteRelativeImportExtension(`./wasm/${name}.ts`))"
 const source = readFileSync(wasmJs, "utf8");
 if (source.split(computed).length !== 2) fail(`${wasmJs}: expected exactly one \`${computed}\` to make literal`);
 writeFileSync(wasmJs, source.replace(computed, 'import("./wasm/kernels.generated.js")'));
-if (!existsSync(join(dist, "kernels/wasm/kernels.generated.js"))) fail("dist/kernels/wasm/kernels.generated.js was not emitted");
+if (!existsSync(join(dist, "kernels/wasm/kernels.generated.js")))
+  fail("dist/kernels/wasm/kernels.generated.js was not emitted");
 
 // 3. The CLI, one file. The CLI's source imports the library by relative paths, so the library is
 // inside it too (the kernels included, through the same computed import, which esbuild expands to the
@@ -67,8 +68,11 @@ await build({
   format: "esm",
   target: "node20",
   external: ["vite", "../../bench/run.ts"],
-  banner: { js: 'import { createRequire as __handpropCreateRequire } from "node:module";\n' +
-    "const require = __handpropCreateRequire(import.meta.url);" },
+  banner: {
+    js:
+      'import { createRequire as __handpropCreateRequire } from "node:module";\n' +
+      "const require = __handpropCreateRequire(import.meta.url);",
+  },
   legalComments: "inline",
   logLevel: "warning",
 }).catch(() => fail("esbuild could not bundle src/cli/main.ts"));

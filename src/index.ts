@@ -21,12 +21,28 @@ export { Flatten } from "./nn/flatten.ts";
 export { MaxPool2D, AvgPool2D, GlobalAvgPool2D, type Pool2DOptions, type AvgPool2DOptions } from "./nn/pool.ts";
 export { Dropout, type DropoutOptions } from "./nn/dropout.ts";
 export { BatchNorm1D, BatchNorm2D, type BatchNormOptions } from "./nn/batchnorm.ts";
-export { ReLU, LeakyReLU, Tanh, Sigmoid, Softmax, sigmoid, type LeakyReLUOptions, type SoftmaxOptions } from "./nn/activations.ts";
+export {
+  ReLU,
+  LeakyReLU,
+  Tanh,
+  Sigmoid,
+  Softmax,
+  sigmoid,
+  type LeakyReLUOptions,
+  type SoftmaxOptions,
+} from "./nn/activations.ts";
 export * from "./nn/losses.ts";
 export * from "./nn/optim.ts";
 export * from "./nn/schedules.ts";
 export { initialize, type InitName } from "./nn/init.ts";
-export { Sequential, TrainingError, type FitOptions, type History, type Logs, type Callbacks } from "./nn/sequential.ts";
+export {
+  Sequential,
+  TrainingError,
+  type FitOptions,
+  type History,
+  type Logs,
+  type Callbacks,
+} from "./nn/sequential.ts";
 export { layerFromConfig, sequentialFromConfig, LAYER_TYPES } from "./nn/registry.ts";
 export {
   gradcheck,
@@ -75,16 +91,39 @@ export {
   type SerializedModel,
   type LoadedModel,
 } from "./io/model-format.ts";
-export { MNIST_FILES, MNIST_STANDARDIZE, type Mnist, type MnistOptions, type Normalization, type Split } from "./data/mnist.ts";
+export {
+  MNIST_FILES,
+  MNIST_STANDARDIZE,
+  type Mnist,
+  type MnistOptions,
+  type Normalization,
+  type Split,
+} from "./data/mnist.ts";
 export { buildModel, MODEL_NAMES, isModelName, DIGIT_INPUT_SHAPE, type ModelName } from "./nn/models.ts";
-export { setBackend, getBackend, wasmAvailable, wasmUnavailable, setThreads, getThreads, threadsUnavailable, type BackendName } from "./kernels/backend.ts";
+export {
+  setBackend,
+  getBackend,
+  wasmAvailable,
+  wasmUnavailable,
+  setThreads,
+  getThreads,
+  threadsUnavailable,
+  type BackendName,
+} from "./kernels/backend.ts";
 
 // Types that appear in the signatures above, exported so users (and the API reference) can name them.
 export type { SequentialOptions } from "./nn/sequential.ts";
 export type { Differentiable, TensorCheck } from "./nn/gradcheck.ts";
 export type { SuiteCheck, SuiteSummary, SuiteOptions } from "./nn/checks.ts";
 export type { Size, RandomStateInput, ShuffleTarget } from "./nd/random.ts";
-export type { Json, TensorEntry, SlotEntry, BinaryFileEntry, SerializedRandomState, FileNames } from "./io/model-format.ts";
+export type {
+  Json,
+  TensorEntry,
+  SlotEntry,
+  BinaryFileEntry,
+  SerializedRandomState,
+  FileNames,
+} from "./io/model-format.ts";
 export type { KerasModelTopology, KerasLayerJson, TfjsWeightsGroup } from "./io/tfjs.ts";
 export type { BackwardOptions } from "./nn/layer.ts";
 export { fdlibmExp, fdlibmTanh } from "./nd/fdlibm.ts";
@@ -174,16 +213,33 @@ export {
 } from "./io/browser.ts";
 // Layers of modern CNNs, composable models, the open layer registry (issue 13; derivation.md §5).
 export { SymbolicTensor, makeParam, reuse, type GraphNode } from "./nn/layer.ts";
-export { DepthwiseConv2D, SeparableConv2D, type DepthwiseConv2DOptions, type SeparableConv2DOptions } from "./nn/depthwise.ts";
+export {
+  DepthwiseConv2D,
+  SeparableConv2D,
+  type DepthwiseConv2DOptions,
+  type SeparableConv2DOptions,
+} from "./nn/depthwise.ts";
 export { Conv2DTranspose, type Conv2DTransposeOptions } from "./nn/transpose.ts";
-export { UpSampling2D, ZeroPadding2D, type UpSampling2DOptions, type ZeroPadding2DOptions, type Interpolation } from "./nn/upsample.ts";
+export {
+  UpSampling2D,
+  ZeroPadding2D,
+  type UpSampling2DOptions,
+  type ZeroPadding2DOptions,
+  type Interpolation,
+} from "./nn/upsample.ts";
 export { LayerNorm, GroupNorm, type LayerNormOptions, type GroupNormOptions } from "./nn/norm.ts";
 export { GELU, SiLU, ELU, erf, type GELUOptions, type GELUApproximation, type ELUOptions } from "./nn/activations.ts";
 export { Reshape, Permute, GlobalMaxPool2D, type ReshapeOptions, type PermuteOptions } from "./nn/reshape.ts";
 export { MergeLayer, Add, Multiply, Concatenate, type ConcatenateOptions } from "./nn/merge.ts";
 export { Input, Model, modelFromConfig, type ModelOptions, type ModelConfig } from "./nn/graph.ts";
 export { type SequentialConfig } from "./nn/sequential.ts";
-export { registerLayer, unregisterLayer, registeredLayerChecks, graphModelFromConfig, type LayerCheckFactory } from "./nn/registry.ts";
+export {
+  registerLayer,
+  unregisterLayer,
+  registeredLayerChecks,
+  graphModelFromConfig,
+  type LayerCheckFactory,
+} from "./nn/registry.ts";
 export { GRAPH_MODEL_FORMAT_VERSION } from "./io/model-format.ts";
 // Row-wise argmax and softmax, written once (src/nd/rows.ts; softmax is also exported above from digits.ts).
 export { argmax, argmaxRowsOf, softmaxRows } from "./nd/rows.ts";

@@ -17,14 +17,22 @@ function randn(rng: RandomState, shape: number[], scale = 1, gap = 0): NDArray {
   return x;
 }
 
-const SHAPES = [[3, 5], [2, 3, 4, 5], [4, 1], [1, 7]];
+const SHAPES = [
+  [3, 5],
+  [2, 3, 4, 5],
+  [4, 1],
+  [1, 7],
+];
 
 function checkAll(make: () => Layer, gap: number, scale = 2): void {
   const rng = new RandomState(7);
   for (const shape of SHAPES) {
     const layer = make();
     const r = gradcheck(layer, randn(rng, shape, scale, gap), { seed: shape.length });
-    assert.ok(r.ok, `${layer.type} on ${JSON.stringify(shape)}: max rel error ${r.maxRelError}, ${JSON.stringify(r.tensors)}`);
+    assert.ok(
+      r.ok,
+      `${layer.type} on ${JSON.stringify(shape)}: max rel error ${r.maxRelError}, ${JSON.stringify(r.tensors)}`,
+    );
     assert.ok(r.maxRelError <= 1e-6);
     assert.equal(r.tensors[0].skippedKinks, 0);
   }
@@ -59,7 +67,8 @@ test("forward values match the formulas", () => {
   assert.deepEqual(Array.from(new LeakyReLU({ alpha: 0.1 }).forward(x).data), [-2 * 0.1, -0.5 * 0.1, 0, 0.5, 3]);
   assert.deepEqual(Array.from(new Tanh().forward(x).data), Array.from(x.data, Math.tanh));
   const s = new Sigmoid().forward(x).data;
-  for (let i = 0; i < x.size; i++) assert.ok(Math.abs(s[i] - 1 / (1 + Math.exp(-x.data[i]))) < 2e-16, `σ(${x.data[i]})`);
+  for (let i = 0; i < x.size; i++)
+    assert.ok(Math.abs(s[i] - 1 / (1 + Math.exp(-x.data[i]))) < 2e-16, `σ(${x.data[i]})`);
   // Derivatives at the kink, as PyTorch: ReLU'(0) = 0, LeakyReLU'(0) = α.
   const relu = new ReLU();
   relu.forward(array([[0]]));
@@ -76,7 +85,10 @@ test("sigmoid is stable and symmetric for huge inputs", () => {
   for (const v of [0.1, 1, 5, 20, 40]) assert.ok(Math.abs(sigmoid(-v) - (1 - sigmoid(v))) < 2e-16, `σ(−${v})`);
   const sig = new Sigmoid();
   const y = sig.forward(array([[-1000, -745, -30, 30, 745, 1000]]));
-  assert.ok(y.data.every((v) => Number.isFinite(v) && v >= 0 && v <= 1), String(y));
+  assert.ok(
+    y.data.every((v) => Number.isFinite(v) && v >= 0 && v <= 1),
+    String(y),
+  );
   // Saturated: σ'(−30) = σ(−30)(1 − σ(−30)), tiny but exact to rounding; σ'(±1000) = 0, not NaN.
   const dx = sig.backward(array([[1, 1, 1, 1, 1, 1]]));
   assert.ok(Math.abs(dx.data[2] - Math.exp(-30)) < 1e-12 * Math.exp(-30) * 1e3);
@@ -85,7 +97,14 @@ test("sigmoid is stable and symmetric for huge inputs", () => {
 
 test("Softmax: rows sum to 1, stable for logits ±1000, and backward is y ⊙ (dy − Σ dy ⊙ y)", () => {
   const sm = new Softmax();
-  const y = sm.forward(array([[1000, -1000, 0], [1000, 1000, 1000], [-1000, -1000, -999], [1, 2, 3]]));
+  const y = sm.forward(
+    array([
+      [1000, -1000, 0],
+      [1000, 1000, 1000],
+      [-1000, -1000, -999],
+      [1, 2, 3],
+    ]),
+  );
   assert.ok(y.data.every(Number.isFinite));
   assert.deepEqual(Array.from(y.data.subarray(0, 3)), [1, 0, 0]);
   for (let n = 0; n < 4; n++) {
@@ -129,11 +148,17 @@ test("errors: backward before forward, dy of the wrong shape, bad options, softm
   assert.throws(() => new Tanh().backward(array([[1]])), /Tanh: backward called before forward/);
   const relu = new ReLU();
   relu.forward(array([[1, 2]]));
-  assert.throws(() => relu.backward(array([[1, 2, 3]])), (e: unknown) => e instanceof ShapeError && /\(1, 2\).*\(1, 3\)/.test(e.message));
+  assert.throws(
+    () => relu.backward(array([[1, 2, 3]])),
+    (e: unknown) => e instanceof ShapeError && /\(1, 2\).*\(1, 3\)/.test(e.message),
+  );
   assert.throws(() => new LeakyReLU({ alpha: NaN }), /LeakyReLU: alpha must be a finite number/);
   assert.throws(() => new Softmax({ axis: 0 }), /axis 0 is the batch axis/);
   assert.throws(() => new Softmax({ axis: 1.5 }), /axis must be an integer/);
-  assert.throws(() => new Softmax({ axis: 2 }).forward(array([[1, 2]])), (e: unknown) => e instanceof ShapeError && /axis 2 is out of range for input of shape \(1, 2\)/.test(e.message));
+  assert.throws(
+    () => new Softmax({ axis: 2 }).forward(array([[1, 2]])),
+    (e: unknown) => e instanceof ShapeError && /axis 2 is out of range for input of shape \(1, 2\)/.test(e.message),
+  );
   assert.throws(() => new Softmax({ axis: -2 }).forward(array([[1, 2]])), ShapeError);
   assert.throws(() => new Softmax({ axis: 3 }).outputShape([4, 5]), ShapeError);
   assert.deepEqual(new Softmax({ axis: 2 }).outputShape([4, 5]), [4, 5]);

@@ -55,16 +55,26 @@ test("the w1 gradient is rot180 of the convolution the page animates, and matche
   const loss = (a: NDArray, b: NDArray, i: number) => gradients(ARTICLE_X[i], ys[i], a, b).cost;
   for (let i = 0; i < 4; i++) {
     const t = gradients(ARTICLE_X[i], ys[i], w1, w2);
-    for (let p = 0; p < 2; p++) for (let q = 0; q < 2; q++) assert.equal(t.grad_1.get(p, q), t.grad_1_conv.get(1 - p, 1 - q));
+    for (let p = 0; p < 2; p++)
+      for (let q = 0; q < 2; q++) assert.equal(t.grad_1.get(p, q), t.grad_1_conv.get(1 - p, 1 - q));
     const h = 1e-5;
-    for (const [w, g] of [[w1, t.grad_1], [w2, t.grad_2]] as const) {
+    for (const [w, g] of [
+      [w1, t.grad_1],
+      [w2, t.grad_2],
+    ] as const) {
       for (let k = 0; k < w.size; k++) {
         const plus = w.copy();
         const minus = w.copy();
         plus.data[k] += h;
         minus.data[k] -= h;
-        const fd = w === w1 ? (loss(plus, w2, i) - loss(minus, w2, i)) / (2 * h) : (loss(w1, plus, i) - loss(w1, minus, i)) / (2 * h);
-        assert.ok(Math.abs(fd - g.data[k]) <= 1e-9 + 1e-6 * Math.abs(fd), `image ${i}, weight ${k}: ${g.data[k]} vs ${fd}`);
+        const fd =
+          w === w1
+            ? (loss(plus, w2, i) - loss(minus, w2, i)) / (2 * h)
+            : (loss(w1, plus, i) - loss(w1, minus, i)) / (2 * h);
+        assert.ok(
+          Math.abs(fd - g.data[k]) <= 1e-9 + 1e-6 * Math.abs(fd),
+          `image ${i}, weight ${k}: ${g.data[k]} vs ${fd}`,
+        );
       }
     }
   }
@@ -74,14 +84,37 @@ test("the portable exp/expm1/tanh equal Node's Math functions bit for bit", () =
   const rng = new RandomState(2024);
   const bits = new Float64Array(1);
   const words = new Uint32Array(bits.buffer);
-  const args: number[] = [0, -0, 1, -1, 2, 22, -22, 709.78, 709.79, -745.13, -745.14, 1e-300, 2 ** -28, 2 ** -54, 5e-324, Infinity, -Infinity, NaN];
+  const args: number[] = [
+    0,
+    -0,
+    1,
+    -1,
+    2,
+    22,
+    -22,
+    709.78,
+    709.79,
+    -745.13,
+    -745.14,
+    1e-300,
+    2 ** -28,
+    2 ** -54,
+    5e-324,
+    Infinity,
+    -Infinity,
+    NaN,
+  ];
   for (const scale of [1e-6, 1, 3, 60, 1500]) for (const u of rng.uniform(-scale, scale, 100000).data) args.push(u);
   for (let i = 0; i < 100000; i++) {
     words[0] = rng.randint(0, 2 ** 32);
     words[1] = rng.randint(0, 2 ** 32);
     args.push(bits[0]);
   }
-  for (const [name, mine, ref] of [["exp", fdlibmExp, Math.exp], ["expm1", fdlibmExpm1, Math.expm1], ["tanh", fdlibmTanh, Math.tanh]] as const) {
+  for (const [name, mine, ref] of [
+    ["exp", fdlibmExp, Math.exp],
+    ["expm1", fdlibmExpm1, Math.expm1],
+    ["tanh", fdlibmTanh, Math.tanh],
+  ] as const) {
     let diffs = 0;
     let first = "";
     for (const v of args) {

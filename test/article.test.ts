@@ -16,7 +16,14 @@ interface Case extends ArticleResult {
 const cases = loadFixture<Case[]>("article.json");
 
 function maxRel(a: ArticleResult, b: ArticleResult): number {
-  const flat = (r: ArticleResult) => [...r.w1.flat(), ...r.w2.flat(), r.costBefore, r.costAfter, ...r.startOut, ...r.finalOut];
+  const flat = (r: ArticleResult) => [
+    ...r.w1.flat(),
+    ...r.w2.flat(),
+    r.costBefore,
+    r.costAfter,
+    ...r.startOut,
+    ...r.finalOut,
+  ];
   const x = flat(a);
   const y = flat(b);
   assert.equal(x.length, y.length);

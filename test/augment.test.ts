@@ -26,7 +26,10 @@ function scripted(values: number[]): RandomState {
 }
 
 function ramp(N: number, C: number, H: number, W: number): NDArray {
-  return new NDArray(Float32Array.from({ length: N * C * H * W }, (_, i) => (i % 97) / 7), [N, C, H, W]);
+  return new NDArray(
+    Float32Array.from({ length: N * C * H * W }, (_, i) => (i % 97) / 7),
+    [N, C, H, W],
+  );
 }
 
 const at = (a: NDArray, n: number, c: number, y: number, x: number) => {
@@ -123,7 +126,10 @@ test("same seed, same output bit for bit (elastic too); the Augmenter's state re
 
 test("in the Trainer: augmentation is deterministic and an interrupted run resumes to the same weights", () => {
   const rng = new RandomState(3);
-  const x = new NDArray(Float32Array.from({ length: 40 * 64 }, () => rng.random()), [40, 1, 8, 8]);
+  const x = new NDArray(
+    Float32Array.from({ length: 40 * 64 }, () => rng.random()),
+    [40, 1, 8, 8],
+  );
   const y = Array.from({ length: 40 }, (_, i) => i % 3);
   const model = () => {
     const layers = [new Conv2D({ inChannels: 1, outChannels: 2, kernelSize: 3 }), new ReLU(), new Flatten()];
@@ -136,7 +142,10 @@ test("in the Trainer: augmentation is deterministic and an interrupted run resum
   new Trainer(whole, { x, y }, { ...opts(), optimizer: new Adam({ lr: 0.01 }) }).fit(2);
   const again = model();
   new Trainer(again, { x, y }, { ...opts(), optimizer: new Adam({ lr: 0.01 }) }).fit(2);
-  assert.deepEqual(again.params().map((p) => p.value.data), whole.params().map((p) => p.value.data));
+  assert.deepEqual(
+    again.params().map((p) => p.value.data),
+    whole.params().map((p) => p.value.data),
+  );
 
   const part = model();
   const opt = new Adam({ lr: 0.01 });
@@ -148,7 +157,10 @@ test("in the Trainer: augmentation is deterministic and an interrupted run resum
   const t2 = new Trainer(loaded.model, { x, y }, { ...opts(), optimizer: loaded.optimizer! });
   t2.restore(state);
   t2.fit(2);
-  assert.deepEqual(loaded.model.params().map((p) => p.value.data), whole.params().map((p) => p.value.data));
+  assert.deepEqual(
+    loaded.model.params().map((p) => p.value.data),
+    whole.params().map((p) => p.value.data),
+  );
 });
 
 test("bad input and options are named", () => {
@@ -170,7 +182,10 @@ test("with augmentation, training gives the same bytes on 1 and 2 kernel threads
   poolEveryCall(true);
   try {
     const rng = new RandomState(8);
-    const x = new NDArray(Float32Array.from({ length: 24 * 144 }, () => rng.random()), [24, 1, 12, 12]);
+    const x = new NDArray(
+      Float32Array.from({ length: 24 * 144 }, () => rng.random()),
+      [24, 1, 12, 12],
+    );
     const y = Array.from({ length: 24 }, (_, i) => i % 4);
     const run = () => {
       const conv = new Conv2D({ inChannels: 1, outChannels: 6, kernelSize: 5, padding: "same" });

@@ -23,7 +23,10 @@ function trained(): { model: Sequential; optimizer: Adam; x: NDArray } {
   const model = buildModel("cnn-small", { seed: 3 });
   const optimizer = new Adam({ lr: 1e-3 });
   const rng = new RandomState(1);
-  const x = new NDArray(Float32Array.from({ length: 4 * 784 }, () => rng.random()), [4, 1, 28, 28]);
+  const x = new NDArray(
+    Float32Array.from({ length: 4 * 784 }, () => rng.random()),
+    [4, 1, 28, 28],
+  );
   model.trainBatch(x, [1, 2, 3, 4], new SoftmaxCrossEntropy(), optimizer);
   return { model, optimizer, x };
 }

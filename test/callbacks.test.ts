@@ -84,7 +84,11 @@ test("ModelCheckpoint saves only the improving epochs (best-so-far), or every ep
   const ck = new ModelCheckpoint({ save: (m, info) => saves.push([info.epoch, info.value]) });
   ck.onTrainBegin(begin(model));
   script(ck, [1.0, 1.2, 0.8, 0.8, 0.3]);
-  assert.deepEqual(saves, [[0, 1.0], [2, 0.8], [4, 0.3]]);
+  assert.deepEqual(saves, [
+    [0, 1.0],
+    [2, 0.8],
+    [4, 0.3],
+  ]);
   assert.deepEqual(ck.saved, [0, 2, 4]);
   const every: number[] = [];
   const all = new ModelCheckpoint({ save: (_m, info) => every.push(info.epoch), saveBestOnly: false });
@@ -102,7 +106,11 @@ test("ReduceLROnPlateau: factor after patience epochs, cooldown, minLr (Keras' r
   // epoch 0 best 1.0 | 1 wait 1 | 2 wait 2 → lr 0.5, cooldown 2 | 3 cooling | 4 wait 1 | 5 wait 2 → 0.25
   // | 6 cooling | 7 improves | 8 wait 1 | 9 wait 2 → max(0.125, 0.2) = 0.2 | 10 | 11 wait 1 | 12 at minLr: unchanged
   script(r, [1, 1, 1, 1, 1, 1, 1, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6], () => lrs.push(opt.lr));
-  assert.deepEqual(r.reductions, [[2, 0.5], [5, 0.25], [9, 0.2]]);
+  assert.deepEqual(r.reductions, [
+    [2, 0.5],
+    [5, 0.25],
+    [9, 0.2],
+  ]);
   assert.equal(opt.lr, 0.2);
   assert.deepEqual(lrs.slice(0, 4), [1, 1, 1, 0.5]);
   assert.throws(() => new ReduceLROnPlateau({ factor: 1 }), /factor must be a number in \(0, 1\)/);
@@ -121,7 +129,10 @@ test("MetricsLogger: CSV with a header once, empty cells for missing fields; JSO
   const jl = new MetricsLogger({ write: (l) => json.push(l), format: "jsonl", every: "batch" });
   jl.onBatchEnd(3, { epoch: 0, batch: 3, loss: 0.5, lr: 0.1, seen: 64 });
   jl.onEpochEnd(0, logs(0, 1));
-  assert.deepEqual(json.map((l) => JSON.parse(l) as unknown), [{ epoch: 0, batch: 3, loss: 0.5, lr: 0.1, seen: 64 }]);
+  assert.deepEqual(
+    json.map((l) => JSON.parse(l) as unknown),
+    [{ epoch: 0, batch: 3, loss: 0.5, lr: 0.1, seen: 64 }],
+  );
   const columns = ["val_loss" as never];
   assert.throws(() => new MetricsLogger({ write: () => 0, columns }), /unknown column "val_loss"/);
 });
@@ -146,7 +157,10 @@ test("in fit: EarlyStopping stops the run, ReduceLROnPlateau lowers the lr, the 
   });
   assert.equal(h.epochs.length, 4); // best at epoch 0, then 3 epochs without improvement
   assert.equal(rows.length, 4);
-  assert.deepEqual(h.epochs.map((e) => e.lr), [0.1, 0.1, 0.05, 0.025]);
+  assert.deepEqual(
+    h.epochs.map((e) => e.lr),
+    [0.1, 0.1, 0.05, 0.025],
+  );
 });
 
 test("in fitAsync: ModelCheckpoint awaits an asynchronous save before training goes on", async () => {
@@ -182,7 +196,10 @@ test("ModelCheckpoint with saveModel (atomic, in Node): the folder holds the bes
     model.fit(x, y, { epochs: 6, batchSize: 4, validationData: [x, [1, 0, 1, 0]], callbacks: [ck] });
     assert.deepEqual(ck.saved, [0]); // valLoss rises after the first epoch: only that one is saved
     const loaded = loadModel(dir).model;
-    assert.deepEqual(loaded.params().flatMap((p) => Array.from(p.value.data)), bestWeights);
+    assert.deepEqual(
+      loaded.params().flatMap((p) => Array.from(p.value.data)),
+      bestWeights,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -33,12 +33,24 @@ test("defineCommand: each flag's value has the type its kind, choices and defaul
   );
   const { values, positionals } = parseFlags(cmd.spec, ["--count", "3", "--mode", "exact", "--verbose", "x"]);
   assert.equal(await cmd.run(values, positionals), 0);
-  assert.deepEqual(seen, { count: 3, mode: "exact", rate: 0.5, path: undefined, verbose: true, positionals: ["x"], narrower: "exact" });
+  assert.deepEqual(seen, {
+    count: 3,
+    mode: "exact",
+    rate: 0.5,
+    path: undefined,
+    verbose: true,
+    positionals: ["x"],
+    narrower: "exact",
+  });
   const cases: [string[], RegExp][] = [
     [["--count", "0"], /^handprop demo: --count must be at least 1, got 0$/],
     [["--rate", "0"], /^handprop demo: --rate must be > 0, got 0$/],
     [["--mode", "slow"], /^handprop demo: --mode expects one of fast, exact, got 'slow'$/],
     [["--path", " "], /^handprop demo: --path expects a path, got ' '$/],
   ];
-  for (const [argv, message] of cases) assert.throws(() => parseFlags(cmd.spec, argv), (e: unknown) => e instanceof UsageError && message.test(e.message));
+  for (const [argv, message] of cases)
+    assert.throws(
+      () => parseFlags(cmd.spec, argv),
+      (e: unknown) => e instanceof UsageError && message.test(e.message),
+    );
 });

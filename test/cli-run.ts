@@ -51,7 +51,9 @@ export async function runMany(argLists: string[][]): Promise<Run[]> {
       results.push({ code, out, err });
     }
     process.stdout.write(JSON.stringify(results));`;
-  const r = await collect(["--import", "tsx", "--input-type=module", "-e", script], { HANDPROP_TEST_ARGS: JSON.stringify(argLists) });
+  const r = await collect(["--import", "tsx", "--input-type=module", "-e", script], {
+    HANDPROP_TEST_ARGS: JSON.stringify(argLists),
+  });
   assert.equal(r.code, 0, r.err);
   return JSON.parse(r.out) as Run[];
 }

@@ -11,10 +11,19 @@ function run(...args: string[]) {
 }
 
 test("handprop seed --json prints the NumPy numbers for given parameters", () => {
-  const c = loadFixture<{ seed: number; epochs: number; lr: number; w1: number[][]; costAfter: number }[]>("article.json").find((k) => k.seed === 42)!;
+  const c = loadFixture<{ seed: number; epochs: number; lr: number; w1: number[][]; costAfter: number }[]>(
+    "article.json",
+  ).find((k) => k.seed === 42)!;
   const r = run("seed", "--seed", String(c.seed), "--epochs", String(c.epochs), "--lr", String(c.lr), "--json");
   assert.equal(r.code, 0, r.err);
-  const j = JSON.parse(r.out) as { w1: number[][]; w2: number[][]; costBefore: number; costAfter: number; startOut: number[]; finalOut: number[] };
+  const j = JSON.parse(r.out) as {
+    w1: number[][];
+    w2: number[][];
+    costBefore: number;
+    costAfter: number;
+    startOut: number[];
+    finalOut: number[];
+  };
   assert.deepEqual(Object.keys(j), ["w1", "w2", "costBefore", "costAfter", "startOut", "finalOut"]);
   assert.ok(Math.abs(j.costAfter - c.costAfter) <= 1e-9 * c.costAfter);
   assert.ok(Math.abs(j.w1[1][0] - c.w1[1][0]) <= 1e-9 * Math.abs(c.w1[1][0]));

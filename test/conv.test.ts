@@ -40,10 +40,18 @@ function tfSame(size: number, k: number, s: number, d = 1): { out: number; befor
 }
 
 interface Case {
-  N: number; C: number; O: number;
-  kh: number; kw: number; sh: number; sw: number; dh: number; dw: number;
+  N: number;
+  C: number;
+  O: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
   padding: Conv2DPadding;
-  extraH: number; extraW: number;
+  extraH: number;
+  extraW: number;
   bias: boolean;
   seed: number;
 }
@@ -78,7 +86,18 @@ function inputSize(k: number, d: number, pad: Conv2DPadding, axis: 0 | 1, extra:
 }
 
 function setup(c: Case): { layer: Conv2D; x: NDArray; dy: NDArray; pad: [number, number, number, number] } {
-  const layer = makeLayer({ inChannels: c.C, outChannels: c.O, kernelSize: [c.kh, c.kw], stride: [c.sh, c.sw], dilation: [c.dh, c.dw], padding: c.padding, bias: c.bias }, c.seed);
+  const layer = makeLayer(
+    {
+      inChannels: c.C,
+      outChannels: c.O,
+      kernelSize: [c.kh, c.kw],
+      stride: [c.sh, c.sw],
+      dilation: [c.dh, c.dw],
+      padding: c.padding,
+      bias: c.bias,
+    },
+    c.seed,
+  );
   const H = inputSize(c.kh, c.dh, c.padding, 0, c.extraH);
   const W = inputSize(c.kw, c.dw, c.padding, 1, c.extraW);
   const rng = new RandomState(c.seed + 1);
@@ -123,18 +142,33 @@ describe("Conv2D fast path vs seven-loop reference", () => {
     const y2 = layer.forward(x2);
     assert.deepEqual(y2.shape, [3, 3, 3, 5]);
     const pad = layer.paddingFor(5, 9);
-    assertClose(y2, conv2dForwardRef(x2, layer.weight.value, layer.bias!.value, { stride: [2, 2], padding: pad }), 1e-12, 1e-12, "y after re-plan");
+    assertClose(
+      y2,
+      conv2dForwardRef(x2, layer.weight.value, layer.bias!.value, { stride: [2, 2], padding: pad }),
+      1e-12,
+      1e-12,
+      "y after re-plan",
+    );
   });
 });
 
 describe("Conv2D vs scipy-compatible correlate2d", () => {
   test("single channel, stride 1, valid == correlate2d(x, w, 'valid')", () => {
     const rng = new RandomState(3);
-    for (const [H, W, kh, kw] of [[7, 9, 3, 3], [6, 5, 2, 4], [5, 5, 5, 5], [8, 3, 1, 2]]) {
+    for (const [H, W, kh, kw] of [
+      [7, 9, 3, 3],
+      [6, 5, 2, 4],
+      [5, 5, 5, 5],
+      [8, 3, 1, 2],
+    ]) {
       const layer = makeLayer({ inChannels: 1, outChannels: 1, kernelSize: [kh, kw], bias: false }, H * 100 + kw);
       const x = randn(rng, [1, 1, H, W]);
       const y = layer.forward(x);
-      const expected = correlate2d(new NDArray(x.data, [H, W]), new NDArray(layer.weight.value.data, [kh, kw]), "valid");
+      const expected = correlate2d(
+        new NDArray(x.data, [H, W]),
+        new NDArray(layer.weight.value.data, [kh, kw]),
+        "valid",
+      );
       assertClose(new NDArray(y.data, [y.shape[2], y.shape[3]]), expected, 1e-12, 1e-12, `valid ${kh}x${kw}`);
     }
   });
@@ -142,8 +176,16 @@ describe("Conv2D vs scipy-compatible correlate2d", () => {
   test("single channel, stride 1, 'same' == correlate2d(x, w, 'same') for odd and even kernels", () => {
     // TF puts the odd padding row at the bottom; SciPy's 'same' correlation shifts by ⌊(k−1)/2⌋: the same thing.
     const rng = new RandomState(4);
-    for (const [H, W, kh, kw] of [[7, 9, 3, 3], [6, 5, 2, 4], [5, 6, 4, 5], [4, 4, 1, 6]]) {
-      const layer = makeLayer({ inChannels: 1, outChannels: 1, kernelSize: [kh, kw], padding: "same", bias: false }, H * 100 + kw);
+    for (const [H, W, kh, kw] of [
+      [7, 9, 3, 3],
+      [6, 5, 2, 4],
+      [5, 6, 4, 5],
+      [4, 4, 1, 6],
+    ]) {
+      const layer = makeLayer(
+        { inChannels: 1, outChannels: 1, kernelSize: [kh, kw], padding: "same", bias: false },
+        H * 100 + kw,
+      );
       const x = randn(rng, [1, 1, H, W]);
       const y = layer.forward(x);
       const expected = correlate2d(new NDArray(x.data, [H, W]), new NDArray(layer.weight.value.data, [kh, kw]), "same");
@@ -160,17 +202,31 @@ describe("Conv2D gradcheck", () => {
     let worst = 0;
     for (let k = 0; k < 10; k++) {
       const c: Case = {
-        N: pick(1, 2), C: pick(1, 3), O: pick(1, 3),
-        kh: pick(1, 3), kw: pick(1, 3), sh: pick(1, 2), sw: pick(1, 2), dh: pick(1, 2), dw: pick(1, 2),
+        N: pick(1, 2),
+        C: pick(1, 3),
+        O: pick(1, 3),
+        kh: pick(1, 3),
+        kw: pick(1, 3),
+        sh: pick(1, 2),
+        sw: pick(1, 2),
+        dh: pick(1, 2),
+        dw: pick(1, 2),
         padding: paddings[k % paddings.length],
-        extraH: pick(0, 3), extraW: pick(0, 3), bias: k % 3 !== 2, seed: 100 + k,
+        extraH: pick(0, 3),
+        extraW: pick(0, 3),
+        bias: k % 3 !== 2,
+        seed: 100 + k,
       };
       const { layer, x } = setup(c);
       const r = gradcheck(layer, x, { seed: k, maxPerTensor: 60 });
       const desc = `N${c.N} C${c.C}→O${c.O} k${c.kh}×${c.kw} s${c.sh}×${c.sw} d${c.dh}×${c.dw} pad ${JSON.stringify(c.padding)} x ${x.shape.join("×")}`;
       t.diagnostic(`${desc}: max rel error ${r.maxRelError.toExponential(2)}`);
       assert.ok(r.ok && r.maxRelError <= 1e-6, `${desc}: ${JSON.stringify(r.tensors)}`);
-      for (const tc of r.tensors) assert.ok(tc.checked > 0 && tc.skippedKinks === 0, `${desc}: ${tc.tensor} checked ${tc.checked}, skipped ${tc.skippedKinks}`);
+      for (const tc of r.tensors)
+        assert.ok(
+          tc.checked > 0 && tc.skippedKinks === 0,
+          `${desc}: ${tc.tensor} checked ${tc.checked}, skipped ${tc.skippedKinks}`,
+        );
       worst = Math.max(worst, r.maxRelError);
     }
     t.diagnostic(`worst max rel error over 10 configs: ${worst.toExponential(2)}`);
@@ -178,7 +234,14 @@ describe("Conv2D gradcheck", () => {
 });
 
 describe("Conv2D layer contract", () => {
-  const opts: Conv2DOptions = { inChannels: 3, outChannels: 2, kernelSize: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2] };
+  const opts: Conv2DOptions = {
+    inChannels: 3,
+    outChannels: 2,
+    kernelSize: [3, 2],
+    stride: [2, 1],
+    padding: [1, 0],
+    dilation: [1, 2],
+  };
 
   test("backward leaves dy untouched", () => {
     const layer = makeLayer(opts, 6);
@@ -202,20 +265,53 @@ describe("Conv2D layer contract", () => {
     const db1 = layer.bias!.grad.data.slice();
     const dx2 = layer.backward(dy).data.slice();
     // (equal up to rounding: each call adds its per-image terms onto the running sum)
-    assertClose(layer.weight.grad, new NDArray(dW1.map((v) => 2 * v), layer.weight.grad.shape), 1e-14, 1e-14, "dW after two calls");
-    assertClose(layer.bias!.grad, new NDArray(db1.map((v) => 2 * v), [2]), 1e-14, 1e-14, "db after two calls");
+    assertClose(
+      layer.weight.grad,
+      new NDArray(
+        dW1.map((v) => 2 * v),
+        layer.weight.grad.shape,
+      ),
+      1e-14,
+      1e-14,
+      "dW after two calls",
+    );
+    assertClose(
+      layer.bias!.grad,
+      new NDArray(
+        db1.map((v) => 2 * v),
+        [2],
+      ),
+      1e-14,
+      1e-14,
+      "db after two calls",
+    );
     assert.deepEqual(dx2, dx1);
     // and across forward/backward pairs, as in gradient accumulation over micro-batches
     layer.forward(x);
     layer.backward(dy);
-    assertClose(layer.weight.grad, new NDArray(dW1.map((v) => 3 * v), layer.weight.grad.shape), 1e-14, 1e-14, "dW after three calls");
+    assertClose(
+      layer.weight.grad,
+      new NDArray(
+        dW1.map((v) => 3 * v),
+        layer.weight.grad.shape,
+      ),
+      1e-14,
+      1e-14,
+      "dW after three calls",
+    );
   });
 
   test("backward before forward, and dy of the wrong shape, throw", () => {
     const layer = makeLayer(opts, 10);
-    assert.throws(() => layer.backward(new NDArray(new Float64Array(4), [1, 2, 2, 1])), /Conv2D: backward called before forward/);
+    assert.throws(
+      () => layer.backward(new NDArray(new Float64Array(4), [1, 2, 2, 1])),
+      /Conv2D: backward called before forward/,
+    );
     layer.forward(new NDArray(new Float64Array(3 * 49), [1, 3, 7, 7]));
-    assert.throws(() => layer.backward(new NDArray(new Float64Array(4), [1, 2, 2, 1])), (e: unknown) => e instanceof ShapeError && /backward expected dy of shape \(1, 2, 4, 5\)/.test(e.message));
+    assert.throws(
+      () => layer.backward(new NDArray(new Float64Array(4), [1, 2, 2, 1])),
+      (e: unknown) => e instanceof ShapeError && /backward expected dy of shape \(1, 2, 4, 5\)/.test(e.message),
+    );
   });
 
   test("float32 forward agrees with float64 within 1e-5", () => {
@@ -229,14 +325,27 @@ describe("Conv2D layer contract", () => {
     const y64 = layer64.forward(x32.astype("float64"));
     assert.equal(y32.dtype, "float32");
     for (let i = 0; i < y64.size; i++) {
-      assert.ok(Math.abs(y32.data[i] - y64.data[i]) <= 1e-5 * Math.max(1, Math.abs(y64.data[i])), `element ${i}: ${y32.data[i]} vs ${y64.data[i]}`);
+      assert.ok(
+        Math.abs(y32.data[i] - y64.data[i]) <= 1e-5 * Math.max(1, Math.abs(y64.data[i])),
+        `element ${i}: ${y32.data[i]} vs ${y64.data[i]}`,
+      );
     }
     const dx32 = layer32.backward(randn(rng, y32.shape, "float32"));
     assert.equal(dx32.dtype, "float32");
   });
 
   test("config() rebuilds the same layer, padding as given", () => {
-    for (const o of [opts, { inChannels: 1, outChannels: 4, kernelSize: 5, padding: "same" as const, bias: false, init: "glorot_uniform" as const }]) {
+    for (const o of [
+      opts,
+      {
+        inChannels: 1,
+        outChannels: 4,
+        kernelSize: 5,
+        padding: "same" as const,
+        bias: false,
+        init: "glorot_uniform" as const,
+      },
+    ]) {
       const layer = new Conv2D(o);
       const cfg = layer.config();
       assert.equal(cfg.type, "Conv2D");
@@ -245,9 +354,20 @@ describe("Conv2D layer contract", () => {
       assert.deepEqual(again.config(), cfg);
       assert.deepEqual(again.weight.value.data, layer.weight.value.data, "same default rng → same weights");
     }
-    assert.equal(new Conv2D({ inChannels: 1, outChannels: 1, kernelSize: 3, padding: "same" }).config().padding, "same");
+    assert.equal(
+      new Conv2D({ inChannels: 1, outChannels: 1, kernelSize: 3, padding: "same" }).config().padding,
+      "same",
+    );
     assert.deepEqual(new Conv2D(opts).config(), {
-      type: "Conv2D", inChannels: 3, outChannels: 2, kernelSize: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], bias: true, init: "he_normal",
+      type: "Conv2D",
+      inChannels: 3,
+      outChannels: 2,
+      kernelSize: [3, 2],
+      stride: [2, 1],
+      padding: [1, 0],
+      dilation: [1, 2],
+      bias: true,
+      init: "he_normal",
     });
   });
 
@@ -271,7 +391,14 @@ describe("Conv2D 'same' padding matches TF/Keras", () => {
           for (const d of [1, 2]) {
             const tf = tfSame(H, k, s, d);
             assert.deepEqual(samePadding(H, k, s, d), [tf.before, tf.after], `H ${H} k ${k} s ${s} d ${d}`);
-            const layer = new Conv2D({ inChannels: 2, outChannels: 3, kernelSize: [k, 1], stride: [s, 1], dilation: [d, 1], padding: "same" });
+            const layer = new Conv2D({
+              inChannels: 2,
+              outChannels: 3,
+              kernelSize: [k, 1],
+              stride: [s, 1],
+              dilation: [d, 1],
+              padding: "same",
+            });
             assert.deepEqual(layer.outputShape([2, H, 5]), [3, tf.out, 5]);
             assert.deepEqual(layer.paddingFor(H, 5).slice(0, 2), [tf.before, tf.after]);
           }
@@ -288,14 +415,22 @@ describe("Conv2D 'same' padding matches TF/Keras", () => {
 
   test("asymmetric 'same' output equals the reference with explicit [top, bottom, left, right]", () => {
     const rng = new RandomState(13);
-    for (const [H, W, k, s] of [[6, 7, 4, 1], [6, 7, 3, 2], [8, 5, 2, 2], [5, 5, 5, 2]]) {
+    for (const [H, W, k, s] of [
+      [6, 7, 4, 1],
+      [6, 7, 3, 2],
+      [8, 5, 2, 2],
+      [5, 5, 5, 2],
+    ]) {
       const layer = makeLayer({ inChannels: 2, outChannels: 2, kernelSize: k, stride: s, padding: "same" }, k * 10 + s);
       const x = randn(rng, [1, 2, H, W]);
       const y = layer.forward(x);
       const tfH = tfSame(H, k, s);
       const tfW = tfSame(W, k, s);
       assert.deepEqual(y.shape, [1, 2, tfH.out, tfW.out]);
-      const ref = conv2dForwardRef(x, layer.weight.value, layer.bias!.value, { stride: [s, s], padding: [tfH.before, tfH.after, tfW.before, tfW.after] });
+      const ref = conv2dForwardRef(x, layer.weight.value, layer.bias!.value, {
+        stride: [s, s],
+        padding: [tfH.before, tfH.after, tfW.before, tfW.after],
+      });
       assertClose(y, ref, 1e-12, 1e-12, `same H${H} W${W} k${k} s${s}`);
     }
   });
@@ -316,36 +451,69 @@ describe("Conv2D errors", () => {
       [{ stride: 1.5 }, /^Conv2D: stride must be a positive integer, got 1.5$/],
       [{ padding: -1 }, /^Conv2D: padding must be a non-negative integer, got -1$/],
       [{ padding: [1, 0.5] }, /^Conv2D: padding\[1\] must be a non-negative integer, got 0.5$/],
-      [{ padding: "full" }, /^Conv2D: padding must be a non-negative integer, \[ph, pw\], "same" or "valid", got "full"$/],
+      [
+        { padding: "full" },
+        /^Conv2D: padding must be a non-negative integer, \[ph, pw\], "same" or "valid", got "full"$/,
+      ],
       [{ dilation: 0 }, /^Conv2D: dilation must be a positive integer, got 0$/],
       [{ bias: "yes" }, /^Conv2D: bias must be true or false, got "yes"$/],
       [{ init: "xavier" }, /^Conv2D: init must be one of .*, got "xavier"$/],
       [{ dtype: "int8" }, /^Conv2D: dtype must be "float32" or "float64", got "int8"$/],
     ];
     for (const [patch, re] of bad) {
-      assert.throws(() => new Conv2D({ ...base, ...patch }), (e: unknown) => e instanceof RangeError && re.test(e.message), JSON.stringify(patch));
+      assert.throws(
+        () => new Conv2D({ ...base, ...patch }),
+        (e: unknown) => e instanceof RangeError && re.test(e.message),
+        JSON.stringify(patch),
+      );
     }
   });
 
   test("outputShape rejects wrong channels and a kernel larger than the padded input", () => {
     const layer = new Conv2D({ inChannels: 3, outChannels: 4, kernelSize: 3 });
-    assert.throws(() => layer.outputShape([1, 8, 8]), (e: unknown) => e instanceof ShapeError && e.message === "Conv2D: expected input samples of shape (3, H, W), got (1, 8, 8)");
+    assert.throws(
+      () => layer.outputShape([1, 8, 8]),
+      (e: unknown) =>
+        e instanceof ShapeError && e.message === "Conv2D: expected input samples of shape (3, H, W), got (1, 8, 8)",
+    );
     assert.throws(() => layer.outputShape([3, 8]), ShapeError);
 
     const dilated = new Conv2D({ inChannels: 1, outChannels: 1, kernelSize: 5, dilation: 2, padding: 1 });
     dilated.index = 2;
-    assert.throws(() => dilated.outputShape([1, 2, 2]), (e: unknown) => e instanceof ShapeError && e.message === 'layer 2 (Conv2D): kernel 5×5 (dilated 9×9) is larger than the padded input 4×4 (input 2×2, padding 1)');
+    assert.throws(
+      () => dilated.outputShape([1, 2, 2]),
+      (e: unknown) =>
+        e instanceof ShapeError &&
+        e.message ===
+          "layer 2 (Conv2D): kernel 5×5 (dilated 9×9) is larger than the padded input 4×4 (input 2×2, padding 1)",
+    );
     assert.deepEqual(dilated.outputShape([1, 7, 9]), [1, 1, 3]);
     const valid = new Conv2D({ inChannels: 1, outChannels: 1, kernelSize: [2, 6] });
-    assert.throws(() => valid.outputShape([1, 5, 5]), /Conv2D: kernel 2×6 is larger than the padded input 5×5 \(input 5×5, padding "valid"\)/);
-    assert.deepEqual(new Conv2D({ inChannels: 1, outChannels: 1, kernelSize: 7, padding: "same", stride: 2 }).outputShape([1, 1, 3]), [1, 1, 2]);
+    assert.throws(
+      () => valid.outputShape([1, 5, 5]),
+      /Conv2D: kernel 2×6 is larger than the padded input 5×5 \(input 5×5, padding "valid"\)/,
+    );
+    assert.deepEqual(
+      new Conv2D({ inChannels: 1, outChannels: 1, kernelSize: 7, padding: "same", stride: 2 }).outputShape([1, 1, 3]),
+      [1, 1, 2],
+    );
   });
 
   test("forward checks rank, channels and size", () => {
     const layer = new Conv2D({ inChannels: 3, outChannels: 4, kernelSize: 3 });
-    assert.throws(() => layer.forward(new NDArray(new Float32Array(3 * 25), [3, 5, 5])), (e: unknown) => e instanceof ShapeError && /Conv2D: expected input of shape \(N, 3, H, W\), got \(3, 5, 5\)/.test(e.message));
-    assert.throws(() => layer.forward(new NDArray(new Float32Array(2 * 25), [1, 2, 5, 5])), /expected input of shape \(N, 3, H, W\), got \(1, 2, 5, 5\)/);
-    assert.throws(() => layer.forward(new NDArray(new Float32Array(3 * 4), [1, 3, 2, 2])), /kernel 3×3 is larger than the padded input 2×2/);
+    assert.throws(
+      () => layer.forward(new NDArray(new Float32Array(3 * 25), [3, 5, 5])),
+      (e: unknown) =>
+        e instanceof ShapeError && /Conv2D: expected input of shape \(N, 3, H, W\), got \(3, 5, 5\)/.test(e.message),
+    );
+    assert.throws(
+      () => layer.forward(new NDArray(new Float32Array(2 * 25), [1, 2, 5, 5])),
+      /expected input of shape \(N, 3, H, W\), got \(1, 2, 5, 5\)/,
+    );
+    assert.throws(
+      () => layer.forward(new NDArray(new Float32Array(3 * 4), [1, 3, 2, 2])),
+      /kernel 3×3 is larger than the padded input 2×2/,
+    );
   });
 });
 
@@ -368,6 +536,7 @@ describe("im2col / col2im kernels", () => {
     assert.ok(Math.abs(lhs - rhs) <= 1e-12 * Math.max(1, Math.abs(lhs)), `${lhs} vs ${rhs}`);
     const once = dx.slice();
     col2im(g, c.data, dx, 0);
-    for (let i = 0; i < dx.length; i++) assert.ok(Math.abs(dx[i] - 2 * once[i]) <= 1e-14 * Math.max(1, Math.abs(once[i])), `element ${i}`);
+    for (let i = 0; i < dx.length; i++)
+      assert.ok(Math.abs(dx[i] - 2 * once[i]) <= 1e-14 * Math.max(1, Math.abs(once[i])), `element ${i}`);
   });
 });

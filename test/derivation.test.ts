@@ -39,8 +39,16 @@ function maxRelError(analytic: NDArray, numeric: NDArray, floor = 1e-8): number 
 // ---------------------------------------------------------------------------------------------
 // Part 1: Y = convolve2d(X, K, 'valid') and Y = correlate2d(X, K, 'valid')
 
-const X_SHAPES: [number, number][] = [[3, 3], [5, 4], [6, 6]];
-const K_SHAPES: [number, number][] = [[2, 2], [3, 2], [3, 3]];
+const X_SHAPES: [number, number][] = [
+  [3, 3],
+  [5, 4],
+  [6, 6],
+];
+const K_SHAPES: [number, number][] = [
+  [2, 2],
+  [3, 2],
+  [3, 3],
+];
 const STEP = 1e-3; // exact for a function linear in the coordinate; see the header
 const BILINEAR_TOLERANCE = 1e-8;
 
@@ -91,11 +99,7 @@ function numericGrad(u: NDArray, G: NDArray, forward: () => NDArray): NDArray {
 }
 
 /** Check `formula` (the analytic gradient w.r.t. K or X) against finite differences on every case. */
-function checkAll(
-  forward: (X: NDArray, K: NDArray) => NDArray,
-  wrt: "K" | "X",
-  formula: (c: Case) => NDArray,
-): void {
+function checkAll(forward: (X: NDArray, K: NDArray) => NDArray, wrt: "K" | "X", formula: (c: Case) => NDArray): void {
   for (const c of cases(wrt === "K" ? 1 : 2)) {
     const numeric = numericGrad(c[wrt], c.G, () => forward(c.X, c.K));
     const e = maxRelError(formula(c), numeric);
@@ -150,10 +154,26 @@ describe("derivation.md §1, Y = correlate2d(X, K, 'valid') (Conv2D's cross-corr
 
 /** The article's four images and targets (test/fixtures/article_script.py). */
 const IMAGES: NDArray[] = [
-  array([[0, 0, 0], [0, 0, 0], [0, 0, 0]]),
-  array([[1, 1, 1], [0, 0, 0], [0, 0, 0]]),
-  array([[0, 0, 0], [1, 1, 1], [1, 1, 1]]),
-  array([[1, 1, 1], [1, 1, 1], [1, 1, 1]]),
+  array([
+    [0, 0, 0],
+    [0, 0, 0],
+    [0, 0, 0],
+  ]),
+  array([
+    [1, 1, 1],
+    [0, 0, 0],
+    [0, 0, 0],
+  ]),
+  array([
+    [0, 0, 0],
+    [1, 1, 1],
+    [1, 1, 1],
+  ]),
+  array([
+    [1, 1, 1],
+    [1, 1, 1],
+    [1, 1, 1],
+  ]),
 ];
 const TARGETS = [0.53, 0.77, 0.88, 1.1];
 
@@ -182,7 +202,10 @@ function articleGrads(x: NDArray, y: number, w1: NDArray, w2: NDArray, outerRot 
   const delta2 = array([[(o - y) * o * (1 - o)]]); //                    δ2 = (o − y)·σ'(z2), 1×1
   const grad_2 = dot(transpose(layer_1_act_vec), delta2); //             (5) vec(a1)ᵀ · δ2
   const dA1 = dot(delta2, transpose(w2)); //                             (6) δ2 · w2ᵀ, 1×4
-  const G = mul(reshape(dA1, [2, 2]), map(layer_1, (v) => 1 - Math.tanh(v) ** 2)); // (7) δ1
+  const G = mul(
+    reshape(dA1, [2, 2]),
+    map(layer_1, (v) => 1 - Math.tanh(v) ** 2),
+  ); // (7) δ1
   const inner = convolve2d(x, rot180(G), "valid");
   const grad_1 = outerRot ? rot180(inner) : inner; //                  (8)
   return { grad_1, grad_2 };
@@ -225,8 +248,22 @@ function articleWeights(): { w1: NDArray; w2: NDArray } {
   const w1 = mul(rng.randn(2, 2), 4);
   const w2 = mul(rng.randn(4, 1), 4);
   // NumPy's values, as it prints them (8 decimals), to be sure these are the weights we mean.
-  assert.ok(allclose(w1, array([[3.63182094, 2.26243332], [6.67289679, 4.48301623]]), 0, 1e-8), "w1 is not NumPy's");
-  assert.ok(allclose(w2, array([[-4.10103441], [-1.53480113], [-4.79469581], [3.28804975]]), 0, 1e-8), "w2 is not NumPy's");
+  assert.ok(
+    allclose(
+      w1,
+      array([
+        [3.63182094, 2.26243332],
+        [6.67289679, 4.48301623],
+      ]),
+      0,
+      1e-8,
+    ),
+    "w1 is not NumPy's",
+  );
+  assert.ok(
+    allclose(w2, array([[-4.10103441], [-1.53480113], [-4.79469581], [3.28804975]]), 0, 1e-8),
+    "w2 is not NumPy's",
+  );
   return { w1, w2 };
 }
 
@@ -245,7 +282,10 @@ const WEIGHT_SETS: { label: string; make: () => { w1: NDArray; w2: NDArray } }[]
 
 describe("derivation.md §1, the article's network: eqs. (5) and (8) against finite differences of the cost (4)", () => {
   for (const { label, make } of WEIGHT_SETS) {
-    for (const [which, eq] of [["grad_2", "eq. 5: ∂L/∂w2 = vec(a1)ᵀ·δ2"], ["grad_1", "eq. 8 (via 6, 7): ∂L/∂w1 = rot180(convolve2d(X, rot180(δ1)))"]] as const) {
+    for (const [which, eq] of [
+      ["grad_2", "eq. 5: ∂L/∂w2 = vec(a1)ᵀ·δ2"],
+      ["grad_1", "eq. 8 (via 6, 7): ∂L/∂w1 = rot180(convolve2d(X, rot180(δ1)))"],
+    ] as const) {
       test(`${eq} (${which}), each image, at ${label}`, () => {
         const { w1, w2 } = make();
         for (let k = 0; k < IMAGES.length; k++) {
@@ -255,7 +295,10 @@ describe("derivation.md §1, the article's network: eqs. (5) and (8) against fin
           const w = which === "grad_2" ? w2 : w1;
           const numeric = articleNumericGrad(w, () => articleCost(x, y, w1, w2));
           const e = maxRelError(analytic, numeric, FLOOR);
-          assert.ok(e <= ARTICLE_TOLERANCE, `image ${k + 1}: ${which} max relative error ${e.toExponential(2)} > ${ARTICLE_TOLERANCE}`);
+          assert.ok(
+            e <= ARTICLE_TOLERANCE,
+            `image ${k + 1}: ${which} max relative error ${e.toExponential(2)} > ${ARTICLE_TOLERANCE}`,
+          );
         }
       });
     }

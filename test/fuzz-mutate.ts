@@ -21,10 +21,23 @@ export type ByteEdit =
 
 export const byteEdit: fc.Arbitrary<ByteEdit> = fc.oneof(
   fc.record({ kind: fc.constant("flip" as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
-  fc.record({ kind: fc.constant("set" as const), at: fc.nat(), value: fc.constantFrom(0x00, 0xff, 0x7f, 0x80, 0x01, 0x22, 0x5b, 0x7b, 0x1b) }),
+  fc.record({
+    kind: fc.constant("set" as const),
+    at: fc.nat(),
+    value: fc.constantFrom(0x00, 0xff, 0x7f, 0x80, 0x01, 0x22, 0x5b, 0x7b, 0x1b),
+  }),
   fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
-  fc.record({ kind: fc.constant("insert" as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
-  fc.record({ kind: fc.constant("repeat" as const), at: fc.nat(), length: fc.integer({ min: 1, max: 64 }), times: fc.integer({ min: 1, max: 100 }) }),
+  fc.record({
+    kind: fc.constant("insert" as const),
+    at: fc.nat(),
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }),
+  }),
+  fc.record({
+    kind: fc.constant("repeat" as const),
+    at: fc.nat(),
+    length: fc.integer({ min: 1, max: 64 }),
+    times: fc.integer({ min: 1, max: 100 }),
+  }),
 );
 
 /** The bytes after a list of edits (positions are taken modulo the current length). */
@@ -63,7 +76,30 @@ type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]:
 
 /** Values a hostile or broken file might hold where a number, string or object is expected. */
 export const hostileValue: fc.Arbitrary<JsonValue> = fc.oneof(
-  fc.constantFrom<JsonValue>(-1, 0, 1, 0.5, 2 ** 31, 2 ** 32, 2 ** 53, -(2 ** 53), 1e308, -1e308, 300000, 99999, "", "x", "\u001b[2J\u0000", null, true, [], {}, [0], [-1, 2], { type: "Dense" }),
+  fc.constantFrom<JsonValue>(
+    -1,
+    0,
+    1,
+    0.5,
+    2 ** 31,
+    2 ** 32,
+    2 ** 53,
+    -(2 ** 53),
+    1e308,
+    -1e308,
+    300000,
+    99999,
+    "",
+    "x",
+    "\u001b[2J\u0000",
+    null,
+    true,
+    [],
+    {},
+    [0],
+    [-1, 2],
+    { type: "Dense" },
+  ),
   fc.integer(),
   fc.double(),
   fc.string({ maxLength: 8 }),
@@ -78,7 +114,11 @@ export interface JsonEdit {
   value: JsonValue;
 }
 
-export const jsonEdit: fc.Arbitrary<JsonEdit> = fc.record({ path: fc.nat(), op: fc.constantFrom("replace" as const, "replace" as const, "delete" as const, "wrap" as const), value: hostileValue });
+export const jsonEdit: fc.Arbitrary<JsonEdit> = fc.record({
+  path: fc.nat(),
+  op: fc.constantFrom("replace" as const, "replace" as const, "delete" as const, "wrap" as const),
+  value: hostileValue,
+});
 
 /** Every path in a JSON value (arrays longer than 8 contribute their first 8 and last element). */
 function paths(v: JsonValue, prefix: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
@@ -148,10 +188,20 @@ export function outcome<T>(parse: () => T): { ok: true; value: T } | { ok: false
 }
 
 /** Assert that an error is of the expected typed class, names the file, and carries no raw control characters. */
-export function assertTypedError(error: unknown, type: abstract new (...args: never[]) => Error, file: string | RegExp): void {
-  if (!(error instanceof type)) throw new assert.AssertionError({ message: `expected a ${type.name}, got ${String(error)}${error instanceof Error ? `\n${error.stack ?? ""}` : ""}` });
+export function assertTypedError(
+  error: unknown,
+  type: abstract new (...args: never[]) => Error,
+  file: string | RegExp,
+): void {
+  if (!(error instanceof type))
+    throw new assert.AssertionError({
+      message: `expected a ${type.name}, got ${String(error)}${error instanceof Error ? `\n${error.stack ?? ""}` : ""}`,
+    });
   const named = typeof file === "string" ? error.message.includes(file) : file.test(error.message);
   assert.ok(named, `the error does not name ${String(file)}: ${error.message}`);
-  // eslint-disable-next-line no-control-regex
-  assert.ok(!/[\u0000-\u0008\u000b-\u001f\u007f]/.test(error.message), `raw control characters in: ${JSON.stringify(error.message)}`);
+  assert.ok(
+    // eslint-disable-next-line no-control-regex
+    !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(error.message),
+    `raw control characters in: ${JSON.stringify(error.message)}`,
+  );
 }

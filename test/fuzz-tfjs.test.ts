@@ -12,12 +12,17 @@ const base = toTfjsArtifacts(buildModel("cnn-small", { seed: 1 }));
 const weights = new Uint8Array(base.weightData);
 
 test("fuzz: TF.js model.json and weights", async (t) => {
-  const runs = await fuzz(fc.tuple(fc.array(jsonEdit, { maxLength: 4 }), fc.array(byteEdit, { maxLength: 3 })), ([je, be]) => {
-    const edited = applyByteEdits(weights, be);
-    const r = outcome(() => fromTfjsArtifacts(applyJsonEdits(base.modelJson, je), edited.slice().buffer, { source: "fz/weights.bin" }));
-    if (r.ok) {
-      for (const p of r.value.params()) assert.ok(p.value.data.length > 0);
-    } else assertTypedError(r.error, TfjsFormatError, /model\.json|fz\/weights\.bin/);
-  });
+  const runs = await fuzz(
+    fc.tuple(fc.array(jsonEdit, { maxLength: 4 }), fc.array(byteEdit, { maxLength: 3 })),
+    ([je, be]) => {
+      const edited = applyByteEdits(weights, be);
+      const r = outcome(() =>
+        fromTfjsArtifacts(applyJsonEdits(base.modelJson, je), edited.slice().buffer, { source: "fz/weights.bin" }),
+      );
+      if (r.ok) {
+        for (const p of r.value.params()) assert.ok(p.value.data.length > 0);
+      } else assertTypedError(r.error, TfjsFormatError, /model\.json|fz\/weights\.bin/);
+    },
+  );
   t.diagnostic(`${runs} inputs`);
 });

@@ -21,7 +21,14 @@ const base: TrainState = {
   lr: 0.002,
   schedule: "cosine",
   seed: 0,
-  dataset: { name: "mnist", dataDir: null, limit: N, validation: 32, trainImages: N, normalization: { scale: 1 / 255, mean: 0.1307, std: 0.3081 } },
+  dataset: {
+    name: "mnist",
+    dataDir: null,
+    limit: N,
+    validation: 32,
+    trainImages: N,
+    normalization: { scale: 1 / 255, mean: 0.1307, std: 0.3081 },
+  },
   history: [{ epoch: 1, loss: 0.9, trainAccuracy: 0.7, valLoss: 0.8, valAccuracy: 0.75, seconds: 0.1 }],
   partialEpoch: { lossSum: 20, correct: 25, seen: 32, seconds: 0.05 },
   shuffleState: serializeRandomState(new RandomState(0).getState()),
@@ -32,7 +39,12 @@ const base: TrainState = {
 };
 
 test("the unedited training state is accepted", () => {
-  checkStateAgainstData(readTrainState(structuredClone(base) as unknown as { [key: string]: Json }, "fz/model.json"), N, "fz/model.json", "data");
+  checkStateAgainstData(
+    readTrainState(structuredClone(base) as unknown as { [key: string]: Json }, "fz/model.json"),
+    N,
+    "fz/model.json",
+    "data",
+  );
 });
 
 test("fuzz: training state edited field by field", async (t) => {

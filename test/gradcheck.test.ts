@@ -10,10 +10,32 @@ import { NDArray } from "../src/nd/ndarray.ts";
 test("every layer, loss and the small model pass the gradient check at ≤ 1e-6 (two seeds)", () => {
   for (const seed of [0, 1]) {
     const rows = summarize(runGradcheckSuite({ seed }));
-    for (const r of rows) assert.ok(r.ok, `seed ${seed}: ${r.name} max rel error ${r.maxRelError.toExponential(2)}, ${r.skippedKinks} kinks skipped`);
+    for (const r of rows)
+      assert.ok(
+        r.ok,
+        `seed ${seed}: ${r.name} max rel error ${r.maxRelError.toExponential(2)}, ${r.skippedKinks} kinks skipped`,
+      );
     const names = rows.map((r) => r.name);
-    for (const n of ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dense", "Dropout", "BatchNorm2D", "BatchNorm1D",
-      "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "MSE", "BinaryCrossEntropy", "Sequential"]) {
+    for (const n of [
+      "Conv2D",
+      "MaxPool2D",
+      "AvgPool2D",
+      "GlobalAvgPool2D",
+      "Flatten",
+      "Dense",
+      "Dropout",
+      "BatchNorm2D",
+      "BatchNorm1D",
+      "ReLU",
+      "LeakyReLU",
+      "Tanh",
+      "Sigmoid",
+      "Softmax",
+      "SoftmaxCrossEntropy",
+      "MSE",
+      "BinaryCrossEntropy",
+      "Sequential",
+    ]) {
       assert.ok(names.includes(n), `suite covers ${n}`);
     }
   }
@@ -45,8 +67,25 @@ test("handprop gradcheck --json prints {ok, checks: [{name, maxRelError, ok}]}",
 
 test("the suite covers the layers of derivation.md §4 and a residual graph (gradcheck --json names)", () => {
   const names = summarize(runGradcheckSuite({ seed: 2, configsPerLayer: 2 })).map((r) => r.name.toLowerCase());
-  for (const n of ["add", "concatenate", "multiply", "depthwiseconv2d", "separableconv2d", "conv2dtranspose", "upsampling2d", "zeropadding2d",
-    "layernorm", "groupnorm", "gelu", "silu", "elu", "reshape", "permute", "globalmaxpool2d", "residualgraph"]) {
+  for (const n of [
+    "add",
+    "concatenate",
+    "multiply",
+    "depthwiseconv2d",
+    "separableconv2d",
+    "conv2dtranspose",
+    "upsampling2d",
+    "zeropadding2d",
+    "layernorm",
+    "groupnorm",
+    "gelu",
+    "silu",
+    "elu",
+    "reshape",
+    "permute",
+    "globalmaxpool2d",
+    "residualgraph",
+  ]) {
     assert.ok(names.includes(n), `suite covers ${n}`);
   }
 });

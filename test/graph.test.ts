@@ -25,10 +25,22 @@ import { randomInput } from "./helpers.ts";
 /** x → conv → BN → ReLU → conv → BN, + x, → ReLU: a ResNet basic block, then a classifier. */
 function residualNet(seed = 0): Model {
   const x = Input([3, 6, 6], { name: "image" });
-  const h1 = new ReLU().apply(new BatchNorm2D({}).apply(new Conv2D({ outChannels: 3, kernelSize: 3, padding: "same", bias: false }).apply(x, "conv_a"), "bn_a"), "relu_a");
-  const h2 = new BatchNorm2D({}).apply(new Conv2D({ outChannels: 3, kernelSize: 3, padding: "same", bias: false }).apply(h1, "conv_b"), "bn_b");
+  const h1 = new ReLU().apply(
+    new BatchNorm2D({}).apply(
+      new Conv2D({ outChannels: 3, kernelSize: 3, padding: "same", bias: false }).apply(x, "conv_a"),
+      "bn_a",
+    ),
+    "relu_a",
+  );
+  const h2 = new BatchNorm2D({}).apply(
+    new Conv2D({ outChannels: 3, kernelSize: 3, padding: "same", bias: false }).apply(h1, "conv_b"),
+    "bn_b",
+  );
   const sum = new Add().apply([x, h2], "add");
-  const out = new Dense({ outFeatures: 4 }).apply(new Flatten().apply(new ReLU().apply(sum, "relu_out"), "flatten"), "logits");
+  const out = new Dense({ outFeatures: 4 }).apply(
+    new Flatten().apply(new ReLU().apply(sum, "relu_out"), "flatten"),
+    "logits",
+  );
   return new Model({ inputs: x, outputs: out, name: "resnet_block", seed });
 }
 
@@ -58,13 +70,20 @@ describe("graph Model", () => {
     const u = Input([3]);
     const triple = new Model({ inputs: u, outputs: new Add().apply([u, u, u]), dtype: "float64" });
     triple.forward(new NDArray(Float64Array.from([1, 2, 3]), [1, 3]));
-    assert.deepEqual(Array.from(triple.backward(new NDArray(Float64Array.from([1, -2, 0.5]), [1, 3])).data), [3, -6, 1.5]);
+    assert.deepEqual(
+      Array.from(triple.backward(new NDArray(Float64Array.from([1, -2, 0.5]), [1, 3])).data),
+      [3, -6, 1.5],
+    );
   });
 
   test("the ResNet block with BatchNorm checks in training and inference mode", () => {
     const model = residualNet(7);
     for (const training of [true, false]) {
-      const r = gradcheck(model, randomInput([3, 3, 6, 6], 8).astype("float64"), { seed: 9, training, maxPerTensor: 40 });
+      const r = gradcheck(model, randomInput([3, 3, 6, 6], 8).astype("float64"), {
+        seed: 9,
+        training,
+        maxPerTensor: 40,
+      });
       assert.ok(r.ok, `${training}: ${JSON.stringify(r.tensors)}`);
     }
   });
@@ -74,9 +93,15 @@ describe("graph Model", () => {
     const y = new Conv2D({ outChannels: 5, kernelSize: 3, padding: "same" }).apply(x, "conv");
     assert.throws(
       () => new Add().apply([x, y], "skip"),
-      (e) => e instanceof ShapeError && e.message.includes("node 'skip' (Add) applied to 'img' (3, 8, 8), 'conv' (5, 8, 8)") && e.message.includes("input 1 has shape (5, 8, 8) but input 0 has (3, 8, 8)"),
+      (e) =>
+        e instanceof ShapeError &&
+        e.message.includes("node 'skip' (Add) applied to 'img' (3, 8, 8), 'conv' (5, 8, 8)") &&
+        e.message.includes("input 1 has shape (5, 8, 8) but input 0 has (3, 8, 8)"),
     );
-    assert.throws(() => new Dense({ inFeatures: 7, outFeatures: 2 }).apply(new Flatten().apply(y, "flat"), "fc"), /node 'fc' \(Dense\) applied to 'flat' \(320,\)/);
+    assert.throws(
+      () => new Dense({ inFeatures: 7, outFeatures: 2 }).apply(new Flatten().apply(y, "flat"), "fc"),
+      /node 'fc' \(Dense\) applied to 'flat' \(320,\)/,
+    );
   });
 
   test("misuse is refused clearly: a layer applied twice, a second Input, a model of nothing", () => {
@@ -86,7 +111,10 @@ describe("graph Model", () => {
     assert.throws(() => relu.apply(x, "r2"), /node 'r2' \(ReLU\): this layer is already applied in node 'r1'/);
     const other = Input([4], { name: "other" });
     const s = new Add().apply([x, other]);
-    assert.throws(() => new Model({ inputs: x, outputs: s }), /depends on Input 'other' \(4,\), which is not the model's input 'input'/);
+    assert.throws(
+      () => new Model({ inputs: x, outputs: s }),
+      /depends on Input 'other' \(4,\), which is not the model's input 'input'/,
+    );
     assert.throws(() => new Model({ inputs: x, outputs: x }), /the output is the input itself/);
   });
 
@@ -154,7 +182,11 @@ describe("nesting", () => {
   test("a Model applied as a node of another graph: forward, float64 gradient check, save/load", () => {
     const inner = (() => {
       const u = Input([3]);
-      return new Model({ inputs: u, outputs: new Add().apply([u, new Tanh().apply(new Dense({ outFeatures: 3 }).apply(u))]), name: "inner" });
+      return new Model({
+        inputs: u,
+        outputs: new Add().apply([u, new Tanh().apply(new Dense({ outFeatures: 3 }).apply(u))]),
+        name: "inner",
+      });
     })();
     const x = Input([3]);
     const y = new Dense({ outFeatures: 2 }).apply(new Multiply().apply([x, inner.apply(x, "block")]));
@@ -176,16 +208,28 @@ describe("nesting", () => {
       return new Model({ inputs: x, outputs: new Add().apply([x, f]), name: "block" });
     };
     const model = new Sequential(
-      [new Sequential([new Conv2D({ outChannels: 2, kernelSize: 1 }), new Tanh()], { name: "stem" }), block(), new GlobalAvgPool2D(), new Dense({ outFeatures: 3 })],
+      [
+        new Sequential([new Conv2D({ outChannels: 2, kernelSize: 1 }), new Tanh()], { name: "stem" }),
+        block(),
+        new GlobalAvgPool2D(),
+        new Dense({ outFeatures: 3 }),
+      ],
       { inputShape: [1, 4, 4], seed: 4 },
     );
-    assert.deepEqual(model.params().map((p) => p.name), ["0.0.weight", "0.0.bias", "1.0.weight", "1.0.bias", "3.weight", "3.bias"]);
+    assert.deepEqual(
+      model.params().map((p) => p.name),
+      ["0.0.weight", "0.0.bias", "1.0.weight", "1.0.bias", "3.weight", "3.bias"],
+    );
     const r = gradcheck(model, randomInput([2, 1, 4, 4], 6).astype("float64"), { seed: 1 });
     assert.ok(r.ok, JSON.stringify(r.tensors));
     model.setDtype("float32");
     model.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 0.02 }) });
     const x = randomInput([12, 1, 4, 4], 7);
-    const h = model.fit(x, Int32Array.from({ length: 12 }, (_, i) => i % 3), { epochs: 5, batchSize: 4 });
+    const h = model.fit(
+      x,
+      Int32Array.from({ length: 12 }, (_, i) => i % 3),
+      { epochs: 5, batchSize: 4 },
+    );
     assert.ok(h.epochs[4].loss < h.epochs[0].loss);
     const saved = serializeModel(model);
     const back = deserializeModel(saved.json, saved.weights).model;

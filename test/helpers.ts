@@ -29,7 +29,13 @@ export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-export function assertClose(actual: NDArray, expected: FixtureArray | NDArray, rtol = 1e-12, atol = 1e-14, what = ""): void {
+export function assertClose(
+  actual: NDArray,
+  expected: FixtureArray | NDArray,
+  rtol = 1e-12,
+  atol = 1e-14,
+  what = "",
+): void {
   const eshape = expected.shape;
   const edata = expected instanceof NDArray ? expected.data : expected.data;
   assert.deepEqual(actual.shape, eshape, `${what} shape`);
@@ -58,5 +64,8 @@ export function randomizeParams(model: Sequential, seed: number): Sequential {
 export function randomInput(shape: number[], seed: number): NDArray {
   const rng = new RandomState(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return new NDArray(Float32Array.from({ length: n }, () => rng.standardNormal()), shape);
+  return new NDArray(
+    Float32Array.from({ length: n }, () => rng.standardNormal()),
+    shape,
+  );
 }

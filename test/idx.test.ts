@@ -106,7 +106,10 @@ test("crafted bad files: an error names the file, the expectation and the offset
   const header = new Uint8Array(1000);
   header.set([0, 0, 0x08, 3, 0, 0, 0xea, 0x60, 0, 0, 0, 28, 0, 0, 0, 28]); // 60000 = 0xea60
   let e = errorFor("train-images-idx3-ubyte", header);
-  assert.equal(e.message, "train-images-idx3-ubyte: truncated: header says 60000×28×28 ubyte = 47040000 data bytes from offset 16, file has 1000 bytes (47039016 short; it ends at offset 1000)");
+  assert.equal(
+    e.message,
+    "train-images-idx3-ubyte: truncated: header says 60000×28×28 ubyte = 47040000 data bytes from offset 16, file has 1000 bytes (47039016 short; it ends at offset 1000)",
+  );
   assert.equal(e.offset, 1000);
   assert.equal(e.file, "train-images-idx3-ubyte");
 
@@ -114,18 +117,27 @@ test("crafted bad files: an error names the file, the expectation and the offset
   assert.match(e.message, /^tiny: truncated header: the magic number needs 4 bytes from offset 0, file has 3 bytes$/);
 
   e = errorFor("short-dims", images.subarray(0, 10));
-  assert.match(e.message, /^short-dims: truncated header: rank 3 needs 16 header bytes \(3 big-endian uint32 dimensions from offset 4\), file has 10 bytes$/);
+  assert.match(
+    e.message,
+    /^short-dims: truncated header: rank 3 needs 16 header bytes \(3 big-endian uint32 dimensions from offset 4\), file has 10 bytes$/,
+  );
 
   const badMagic = images.slice();
   badMagic[0] = 0x42;
   e = errorFor("bad-magic", badMagic);
-  assert.match(e.message, /^bad-magic: not an IDX file: the magic number at offset 0 must start with 00 00, got 42 00 08 03$/);
+  assert.match(
+    e.message,
+    /^bad-magic: not an IDX file: the magic number at offset 0 must start with 00 00, got 42 00 08 03$/,
+  );
   assert.equal(e.offset, 0);
 
   const badType = images.slice();
   badType[2] = 0x07;
   e = errorFor("bad-type", badType);
-  assert.match(e.message, /^bad-type: unknown type code 0x07 at offset 2 \(expected one of 0x08 ubyte, 0x09 byte, 0x0b short, 0x0c int, 0x0d float, 0x0e double\)$/);
+  assert.match(
+    e.message,
+    /^bad-type: unknown type code 0x07 at offset 2 \(expected one of 0x08 ubyte, 0x09 byte, 0x0b short, 0x0c int, 0x0d float, 0x0e double\)$/,
+  );
   assert.equal(e.offset, 2);
 
   const rank0 = images.slice(0, 4);
@@ -135,18 +147,27 @@ test("crafted bad files: an error names the file, the expectation and the offset
   const trailing = new Uint8Array(images.length + 5);
   trailing.set(images);
   e = errorFor("trailing", trailing);
-  assert.match(e.message, /^trailing: 5 unexpected trailing bytes: header says 3×28×28 ubyte = 2352 data bytes from offset 16, but the file continues past offset 2368 to 2373$/);
+  assert.match(
+    e.message,
+    /^trailing: 5 unexpected trailing bytes: header says 3×28×28 ubyte = 2352 data bytes from offset 16, but the file continues past offset 2368 to 2373$/,
+  );
 
   // a short file of another type: sizes count bytes, not values
   const ints = encodeIdx([4], Int32Array.from([1, 2, 3, 4]));
-  assert.match(errorFor("ints", ints.subarray(0, 20)).message, /^ints: truncated: header says 4 int = 16 data bytes from offset 8, file has 20 bytes \(4 short; it ends at offset 20\)$/);
+  assert.match(
+    errorFor("ints", ints.subarray(0, 20)).message,
+    /^ints: truncated: header says 4 int = 16 data bytes from offset 8, file has 20 bytes \(4 short; it ends at offset 20\)$/,
+  );
 });
 
 test("gzip: a truncated file inside a valid stream, and a truncated stream", () => {
   const images = encodeIdx([3, 28, 28], new Uint8Array(3 * 784).fill(7));
   // gzip of a truncated IDX file: the offsets are those of the decompressed bytes
   let e = errorFor("t10k-images-idx3-ubyte.gz", gzipSync(images.subarray(0, 100)));
-  assert.match(e.message, /^t10k-images-idx3-ubyte\.gz \(after gunzip\): truncated: header says 3×28×28 ubyte = 2352 data bytes from offset 16, file has 100 bytes/);
+  assert.match(
+    e.message,
+    /^t10k-images-idx3-ubyte\.gz \(after gunzip\): truncated: header says 3×28×28 ubyte = 2352 data bytes from offset 16, file has 100 bytes/,
+  );
   // a gzip stream cut short
   const gz = gzipSync(images);
   e = errorFor("cut.gz", gz.subarray(0, gz.length - 10));
@@ -157,5 +178,8 @@ test("gzip: a truncated file inside a valid stream, and a truncated stream", () 
 });
 
 test("a missing file is named", () => {
-  assert.throws(() => readIdx(join(tmp, "nope-idx1-ubyte")), (e: unknown) => e instanceof IdxError && /^nope-idx1-ubyte: no such file/.test(e.message));
+  assert.throws(
+    () => readIdx(join(tmp, "nope-idx1-ubyte")),
+    (e: unknown) => e instanceof IdxError && /^nope-idx1-ubyte: no such file/.test(e.message),
+  );
 });

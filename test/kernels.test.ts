@@ -53,20 +53,44 @@ function randn(rng: RandomState, shape: readonly number[]): NDArray {
 }
 
 interface GemmCase {
-  tA: boolean; tB: boolean;
-  M: number; N: number; K: number;
-  alpha: number; beta: number;
-  aOff: number; bOff: number; cOff: number;
-  lda: number; ldb: number; ldc: number;
-  A: Float32Array; B: Float32Array; C: Float32Array;
+  tA: boolean;
+  tB: boolean;
+  M: number;
+  N: number;
+  K: number;
+  alpha: number;
+  beta: number;
+  aOff: number;
+  bOff: number;
+  cOff: number;
+  lda: number;
+  ldb: number;
+  ldc: number;
+  A: Float32Array;
+  B: Float32Array;
+  C: Float32Array;
 }
 
-function gemmCase(rng: RandomState, M: number, N: number, K: number, tA: boolean, tB: boolean, alpha: number, beta: number, pad: boolean): GemmCase {
+function gemmCase(
+  rng: RandomState,
+  M: number,
+  N: number,
+  K: number,
+  tA: boolean,
+  tB: boolean,
+  alpha: number,
+  beta: number,
+  pad: boolean,
+): GemmCase {
   const extra = () => (pad ? rng.randint(0, 4) : 0);
   const [aRows, aCols] = tA ? [K, M] : [M, K];
   const [bRows, bCols] = tB ? [N, K] : [K, N];
-  const lda = aCols + extra(), ldb = bCols + extra(), ldc = N + extra();
-  const aOff = extra(), bOff = extra(), cOff = extra();
+  const lda = aCols + extra(),
+    ldb = bCols + extra(),
+    ldc = N + extra();
+  const aOff = extra(),
+    bOff = extra(),
+    cOff = extra();
   const A = rand(rng, aOff + aRows * lda + extra());
   const B = rand(rng, bOff + bRows * ldb + extra());
   const C = rand(rng, cOff + M * ldc + extra());
@@ -123,8 +147,20 @@ describe("gemm", () => {
       const alphas = [1, -0.5, 2, 0];
       const betas = [0, 1, 0.25, -1];
       for (let t = 0; t < 120; t++) {
-        const M = rng.randint(1, 71), N = rng.randint(1, 71), K = rng.randint(1, 71);
-        const c = gemmCase(rng, M, N, K, t % 2 === 1, (t >> 1) % 2 === 1, alphas[(t >> 2) % 4], betas[(t >> 4) % 4], t % 3 !== 0);
+        const M = rng.randint(1, 71),
+          N = rng.randint(1, 71),
+          K = rng.randint(1, 71);
+        const c = gemmCase(
+          rng,
+          M,
+          N,
+          K,
+          t % 2 === 1,
+          (t >> 1) % 2 === 1,
+          alphas[(t >> 2) % 4],
+          betas[(t >> 4) % 4],
+          t % 3 !== 0,
+        );
         const C = c.C.slice();
         runGemm(c, C);
         checkGemm(c, C, `${backend} ${describeCase(c)}`);
@@ -134,8 +170,17 @@ describe("gemm", () => {
     test(`${backend}: sizes that cross the register tile and cache blocks (M > 120, K > 256, N mod 8 ≠ 0)`, () => {
       setBackend(backend);
       const rng = new RandomState(7);
-      for (const [M, N, K] of [[131, 29, 300], [7, 133, 513], [125, 9, 257]]) {
-        for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]]) {
+      for (const [M, N, K] of [
+        [131, 29, 300],
+        [7, 133, 513],
+        [125, 9, 257],
+      ]) {
+        for (const [tA, tB] of [
+          [false, false],
+          [true, false],
+          [false, true],
+          [true, true],
+        ]) {
           const c = gemmCase(rng, M, N, K, tA, tB, 1, 1, true);
           const C = c.C.slice();
           runGemm(c, C);
@@ -162,8 +207,10 @@ describe("gemm", () => {
   test("float64 operands always take the JS path", { skip: !hasWasm }, () => {
     setBackend("wasm");
     const rng = new RandomState(3);
-    const A = Float64Array.from(rand(rng, 12)), B = Float64Array.from(rand(rng, 12));
-    const C1 = new Float64Array(9), C2 = new Float64Array(9);
+    const A = Float64Array.from(rand(rng, 12)),
+      B = Float64Array.from(rand(rng, 12));
+    const C1 = new Float64Array(9),
+      C2 = new Float64Array(9);
     gemm(false, false, 3, 3, 4, 1, A, 0, 4, B, 0, 3, 0, C1, 0, 3);
     gemmJS(false, false, 3, 3, 4, 1, A, 0, 4, B, 0, 3, 0, C2, 0, 3);
     assert.deepEqual(C1, C2);
@@ -189,9 +236,20 @@ describe("wasm gemm: a fixed summation order", { skip: !hasWasm }, () => {
   test("NN and TN products equal the sequential float32 sum bit for bit, across tile, panel and block boundaries", () => {
     setBackend("wasm");
     const rng = new RandomState(11);
-    for (const [M, N, K] of [[1, 1, 1], [6, 784, 25], [16, 100, 150], [131, 29, 600], [37, 70, 257], [64, 10, 84]]) {
+    for (const [M, N, K] of [
+      [1, 1, 1],
+      [6, 784, 25],
+      [16, 100, 150],
+      [131, 29, 600],
+      [37, 70, 257],
+      [64, 10, 84],
+    ]) {
       for (const tA of [false, true]) {
-        for (const [alpha, beta] of [[1, 0], [1, 1], [0.75, -0.5]]) {
+        for (const [alpha, beta] of [
+          [1, 0],
+          [1, 1],
+          [0.75, -0.5],
+        ]) {
           const c = gemmCase(rng, M, N, K, tA, false, alpha, beta, true);
           const C = c.C.slice();
           runGemm(c, C);
@@ -204,13 +262,25 @@ describe("wasm gemm: a fixed summation order", { skip: !hasWasm }, () => {
   test("any row range computed alone gives the same bits as the whole product (all four forms)", () => {
     setBackend("wasm");
     const rng = new RandomState(12);
-    const M = 47, N = 53, K = 300;
-    for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]]) {
+    const M = 47,
+      N = 53,
+      K = 300;
+    for (const [tA, tB] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ]) {
       const c = gemmCase(rng, M, N, K, tA, tB, 1, 1, false);
       const whole = c.C.slice();
       runGemm(c, whole);
       const pieces = c.C.slice();
-      for (const [r0, r1] of [[0, 1], [1, 8], [8, 30], [30, 47]]) {
+      for (const [r0, r1] of [
+        [0, 1],
+        [1, 8],
+        [8, 30],
+        [30, 47],
+      ]) {
         const aOff = tA ? r0 : r0 * c.lda;
         gemm(tA, tB, r1 - r0, N, K, 1, c.A, aOff, c.lda, c.B, 0, c.ldb, 1, pieces, r0 * c.ldc, c.ldc);
       }
@@ -231,7 +301,18 @@ describe("wasm gemm: a fixed summation order", { skip: !hasWasm }, () => {
 });
 
 describe("Conv2D on the wasm backend", { skip: !hasWasm }, () => {
-  interface ConvCase { N: number; C: number; O: number; H: number; W: number; k: [number, number]; s: [number, number]; d: [number, number]; padding: Conv2DPadding; bias: boolean }
+  interface ConvCase {
+    N: number;
+    C: number;
+    O: number;
+    H: number;
+    W: number;
+    k: [number, number];
+    s: [number, number];
+    d: [number, number];
+    padding: Conv2DPadding;
+    bias: boolean;
+  }
   const cases: ConvCase[] = [
     { N: 3, C: 1, O: 6, H: 28, W: 28, k: [5, 5], s: [1, 1], d: [1, 1], padding: "same", bias: true }, // LeNet conv1
     { N: 2, C: 6, O: 16, H: 14, W: 14, k: [5, 5], s: [1, 1], d: [1, 1], padding: "valid", bias: true }, // LeNet conv2
@@ -254,7 +335,16 @@ describe("Conv2D on the wasm backend", { skip: !hasWasm }, () => {
     test(`matches conv2dForwardRef: N${c.N} C${c.C}→${c.O} ${c.H}×${c.W} k${c.k.join("×")} s${c.s.join("×")} d${c.d.join("×")} padding ${JSON.stringify(c.padding)}`, () => {
       setBackend("wasm");
       const rng = new RandomState(100 + idx);
-      const layer = new Conv2D({ inChannels: c.C, outChannels: c.O, kernelSize: c.k, stride: c.s, dilation: c.d, padding: c.padding, bias: c.bias, rng });
+      const layer = new Conv2D({
+        inChannels: c.C,
+        outChannels: c.O,
+        kernelSize: c.k,
+        stride: c.s,
+        dilation: c.d,
+        padding: c.padding,
+        bias: c.bias,
+        rng,
+      });
       if (layer.bias) for (let i = 0; i < c.O; i++) layer.bias.value.data[i] = rng.standardNormal();
       const x = randn(rng, [c.N, c.C, c.H, c.W]);
       const y = layer.forward(x);
@@ -273,8 +363,21 @@ describe("Conv2D on the wasm backend", { skip: !hasWasm }, () => {
       assert.deepEqual(dy.data, dyBefore, "backward must not write into dy");
       const ref = conv2dBackwardRef(x, layer.weight.value, dy, opts);
       const P = y.shape[2] * y.shape[3];
-      assertNear(layer.weight.grad.data, ref.dw.data.map((v) => v + 0.5), c.N * P, 10, "dW");
-      if (layer.bias) assertNear(layer.bias.grad.data, ref.db.data.map((v) => v - 0.25), c.N * P, 4, "db");
+      assertNear(
+        layer.weight.grad.data,
+        ref.dw.data.map((v) => v + 0.5),
+        c.N * P,
+        10,
+        "dW",
+      );
+      if (layer.bias)
+        assertNear(
+          layer.bias.grad.data,
+          ref.db.data.map((v) => v - 0.25),
+          c.N * P,
+          4,
+          "db",
+        );
       assertNear(dx.data, ref.dx.data, c.O * c.k[0] * c.k[1], 10, "dx");
     });
   }
@@ -286,7 +389,13 @@ describe("Conv2D on the wasm backend", { skip: !hasWasm }, () => {
     const out: Record<string, { y: Float32Array; dx: Float32Array; dW: Float32Array }> = {};
     for (const b of BACKENDS) {
       setBackend(b);
-      const layer = new Conv2D({ inChannels: 3, outChannels: 4, kernelSize: 3, padding: "same", rng: new RandomState(1) });
+      const layer = new Conv2D({
+        inChannels: 3,
+        outChannels: 4,
+        kernelSize: 3,
+        padding: "same",
+        rng: new RandomState(1),
+      });
       const y = layer.forward(x).data.slice() as Float32Array;
       setBackend(b === "js" ? "wasm" : "js"); // switching between forward and backward is harmless
       const dx = layer.backward(dy).data.slice() as Float32Array;
@@ -294,14 +403,20 @@ describe("Conv2D on the wasm backend", { skip: !hasWasm }, () => {
     }
     for (const key of ["y", "dx", "dW"] as const) {
       const [a, b] = [out.js[key], out.wasm[key]];
-      for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-4 * (1 + Math.abs(a[i])), `${key}[${i}]: js ${a[i]} vs wasm ${b[i]}`);
+      for (let i = 0; i < a.length; i++)
+        assert.ok(Math.abs(a[i] - b[i]) <= 1e-4 * (1 + Math.abs(a[i])), `${key}[${i}]: js ${a[i]} vs wasm ${b[i]}`);
     }
   });
 });
 
 describe("Dense, MaxPool2D and ReLU on the wasm backend", { skip: !hasWasm }, () => {
   test("Dense agrees with the JS path (forward, dW, db, dx), odd sizes included", () => {
-    for (const [N, F, O, bias] of [[64, 400, 120, true], [5, 7, 3, false], [1, 1, 1, true], [13, 84, 10, true]] as [number, number, number, boolean][]) {
+    for (const [N, F, O, bias] of [
+      [64, 400, 120, true],
+      [5, 7, 3, false],
+      [1, 1, 1, true],
+      [13, 84, 10, true],
+    ] as [number, number, number, boolean][]) {
       const rng = new RandomState(N + F + O);
       const x = randn(rng, [N, F]);
       const dy = randn(rng, [N, O]);
@@ -312,13 +427,22 @@ describe("Dense, MaxPool2D and ReLU on the wasm backend", { skip: !hasWasm }, ()
         layer.weight.grad.data.fill(1);
         const y = layer.forward(x).data.slice() as Float32Array;
         const dx = layer.backward(dy).data.slice() as Float32Array;
-        res.push([y, dx, layer.weight.grad.data.slice() as Float32Array, (layer.bias?.grad.data.slice() ?? new Float32Array(0)) as Float32Array]);
+        res.push([
+          y,
+          dx,
+          layer.weight.grad.data.slice() as Float32Array,
+          (layer.bias?.grad.data.slice() ?? new Float32Array(0)) as Float32Array,
+        ]);
       }
       const scale = [F, O, N, N];
       res[0].forEach((a, t) => {
         const b = res[1][t];
         const tol = 4 * (scale[t] + 2) * EPS32 * 10;
-        for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(a[i])), `Dense ${N}×${F}→${O} output ${t} [${i}]: ${a[i]} vs ${b[i]}`);
+        for (let i = 0; i < a.length; i++)
+          assert.ok(
+            Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(a[i])),
+            `Dense ${N}×${F}→${O} output ${t} [${i}]: ${a[i]} vs ${b[i]}`,
+          );
       });
     }
   });
@@ -330,7 +454,11 @@ describe("Dense, MaxPool2D and ReLU on the wasm backend", { skip: !hasWasm }, ()
       { kernelSize: [2, 3] as [number, number], stride: 1 },
     ];
     for (const [ci, opts] of configs.entries()) {
-      for (const [H, W] of [[28, 28], [9, 11], [5, 3]]) {
+      for (const [H, W] of [
+        [28, 28],
+        [9, 11],
+        [5, 3],
+      ]) {
         const rng = new RandomState(ci * 100 + H);
         const x = new NDArray(new Float32Array(3 * 2 * H * W), [3, 2, H, W]);
         for (let i = 0; i < x.size; i++) {
@@ -342,7 +470,10 @@ describe("Dense, MaxPool2D and ReLU on the wasm backend", { skip: !hasWasm }, ()
           setBackend(b);
           const pool = new MaxPool2D(opts);
           const y = pool.forward(x);
-          const dy = new NDArray(Float32Array.from({ length: y.size }, (_, i) => (i % 7) - 3), y.shape);
+          const dy = new NDArray(
+            Float32Array.from({ length: y.size }, (_, i) => (i % 7) - 3),
+            y.shape,
+          );
           res.push([y.data.slice() as Float32Array, pool.backward(dy).data.slice() as Float32Array]);
         }
         assert.deepEqual(res[1][0], res[0][0], `y ${JSON.stringify(opts)} ${H}×${W}`);
@@ -355,7 +486,10 @@ describe("Dense, MaxPool2D and ReLU on the wasm backend", { skip: !hasWasm }, ()
     setBackend("js");
     for (const n of [1, 3, 4, 5, 1001]) {
       const rng = new RandomState(n);
-      const x = new NDArray(Float32Array.from({ length: n }, (_, i) => (i % 5 === 0 ? NaN : i % 7 === 0 ? -0 : rng.standardNormal())), [n]);
+      const x = new NDArray(
+        Float32Array.from({ length: n }, (_, i) => (i % 5 === 0 ? NaN : i % 7 === 0 ? -0 : rng.standardNormal())),
+        [n],
+      );
       const dy = new NDArray(rand(rng, n), [n]);
       const layer = new ReLU();
       const y = layer.forward(x);
@@ -406,15 +540,18 @@ function tinyModel(seed: number): { model: Sequential; x: NDArray; y: Int32Array
   const rng = new RandomState(seed);
   const x = randn(rng, [48, 1, 10, 10]);
   const y = Int32Array.from({ length: 48 }, () => rng.randint(0, 3));
-  const model = new Sequential([
-    new Conv2D({ inChannels: 1, outChannels: 4, kernelSize: 3, padding: "same" }),
-    new ReLU(),
-    new MaxPool2D({ kernelSize: 2 }),
-    new Conv2D({ inChannels: 4, outChannels: 6, kernelSize: 3 }),
-    new ReLU(),
-    new Flatten(),
-    new Dense({ inFeatures: 6 * 3 * 3, outFeatures: 3 }),
-  ], { inputShape: [1, 10, 10], seed });
+  const model = new Sequential(
+    [
+      new Conv2D({ inChannels: 1, outChannels: 4, kernelSize: 3, padding: "same" }),
+      new ReLU(),
+      new MaxPool2D({ kernelSize: 2 }),
+      new Conv2D({ inChannels: 4, outChannels: 6, kernelSize: 3 }),
+      new ReLU(),
+      new Flatten(),
+      new Dense({ inFeatures: 6 * 3 * 3, outFeatures: 3 }),
+    ],
+    { inputShape: [1, 10, 10], seed },
+  );
   model.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new SGD({ lr: 0.05, momentum: 0.9 }) });
   return { model, x, y };
 }
@@ -426,7 +563,10 @@ describe("determinism", () => {
       const runs = [0, 1].map(() => {
         const { model, x, y } = tinyModel(4);
         const history = model.fit(x, y, { epochs: 3, batchSize: 16, seed: 9 });
-        return { losses: history.epochs.map((e) => e.loss), params: model.params().map((p) => Array.from(p.value.data)) };
+        return {
+          losses: history.epochs.map((e) => e.loss),
+          params: model.params().map((p) => Array.from(p.value.data)),
+        };
       });
       assert.deepEqual(runs[1], runs[0]);
       assert.ok(runs[0].losses[2] < runs[0].losses[0], `training reduces the loss: ${runs[0].losses.join(", ")}`);
@@ -436,7 +576,9 @@ describe("determinism", () => {
 
 describe("backend switch and fallbacks", () => {
   test("setBackend validates its argument", () => {
-    assert.throws(() => { setBackend("gpu" as BackendName); }, /^RangeError: setBackend: backend must be "js" or "wasm", got "gpu"$/);
+    assert.throws(() => {
+      setBackend("gpu" as BackendName);
+    }, /^RangeError: setBackend: backend must be "js" or "wasm", got "gpu"$/);
     setBackend("js");
     assert.equal(getBackend(), "js");
   });
@@ -446,11 +588,20 @@ describe("backend switch and fallbacks", () => {
       const r = await loadKernels(importer);
       return typeof r === "string" ? r : "loaded";
     };
-    assert.match(await reason(() => Promise.reject(new Error("Cannot find module"))), /kernels\.generated\.ts is missing: run `node scripts\/build-wasm\.mjs`/);
+    assert.match(
+      await reason(() => Promise.reject(new Error("Cannot find module"))),
+      /kernels\.generated\.ts is missing: run `node scripts\/build-wasm\.mjs`/,
+    );
     assert.match(await reason(() => Promise.resolve({})), /has no wasmBase64 string/);
-    assert.match(await reason(() => Promise.resolve({ wasmBase64: btoa("not wasm") })), /^the kernel module failed to load/);
+    assert.match(
+      await reason(() => Promise.resolve({ wasmBase64: btoa("not wasm") })),
+      /^the kernel module failed to load/,
+    );
     // a valid module that is not ours: (module) with no exports
-    assert.match(await reason(() => Promise.resolve({ wasmBase64: btoa(String.fromCharCode(0, 97, 115, 109, 1, 0, 0, 0)) })), /^the kernel module lacks gemm, gemmScratchBytes/);
+    assert.match(
+      await reason(() => Promise.resolve({ wasmBase64: btoa(String.fromCharCode(0, 97, 115, 109, 1, 0, 0, 0)) })),
+      /^the kernel module lacks gemm, gemmScratchBytes/,
+    );
   });
 
   test("the shared-memory variant (for workers) loads and computes the same bits", { skip: !hasWasm }, async () => {
@@ -462,7 +613,10 @@ describe("backend switch and fallbacks", () => {
     const [M, N, K] = [19, 23, 37];
     const results = [shared, plain].map(({ exports: k, memory }) => {
       const f = new Float32Array(memory.buffer);
-      const a = 1024, b = a + 4 * M * K, c = b + 4 * K * N, ws = c + 4 * M * N;
+      const a = 1024,
+        b = a + 4 * M * K,
+        c = b + 4 * K * N,
+        ws = c + 4 * M * N;
       const r = new RandomState(5);
       for (let i = 0; i < M * K + K * N; i++) f[a / 4 + i] = r.standardNormal();
       k.gemm(0, 0, M, N, K, 1, a, K, b, N, 0, c, N, ws);
@@ -474,10 +628,14 @@ describe("backend switch and fallbacks", () => {
 
   test("HANDPROP_BACKEND picks the initial backend; an unknown value is an error naming it", () => {
     const run = (value: string) =>
-      spawnSync(process.execPath, ["--import", "tsx", "-e", "import('./src/kernels/backend.ts').then((b) => console.log(b.getBackend()))"], {
-        env: { ...process.env, HANDPROP_BACKEND: value },
-        encoding: "utf8",
-      });
+      spawnSync(
+        process.execPath,
+        ["--import", "tsx", "-e", "import('./src/kernels/backend.ts').then((b) => console.log(b.getBackend()))"],
+        {
+          env: { ...process.env, HANDPROP_BACKEND: value },
+          encoding: "utf8",
+        },
+      );
     const js = run("js");
     assert.equal(js.stdout.trim(), "js", js.stderr);
     const bad = run("fast");
@@ -504,28 +662,46 @@ describe("the Kernels interface", () => {
       const run = (needDx: boolean) => {
         const ctx = k.conv2dForward(g, 1, x, w, b, null);
         const dy = randn(new RandomState(5), ctx.y.shape);
-        const dW = zeros(w.shape), db = zeros([4]);
+        const dW = zeros(w.shape),
+          db = zeros([4]);
         const dx = k.conv2dBackward(ctx, w, dy, dW, db, needDx);
         return { dW: dW.data.slice(), db: db.data.slice(), dx: dx.data.slice() };
       };
-      const full = run(true), skipped = run(false);
+      const full = run(true),
+        skipped = run(false);
       assert.deepEqual(skipped.dW, full.dW);
       assert.deepEqual(skipped.db, full.db);
-      assert.ok(full.dx.some((v) => v !== 0), "conv2d: dx when needed");
-      assert.ok(skipped.dx.every((v) => v === 0), "conv2d: no dx when not needed");
+      assert.ok(
+        full.dx.some((v) => v !== 0),
+        "conv2d: dx when needed",
+      );
+      assert.ok(
+        skipped.dx.every((v) => v === 0),
+        "conv2d: no dx when not needed",
+      );
 
-      const xd = randn(rng, [5, 7]), wd = randn(rng, [7, 3]), bd = randn(rng, [3]);
+      const xd = randn(rng, [5, 7]),
+        wd = randn(rng, [7, 3]),
+        bd = randn(rng, [3]);
       const dense = (needDx: boolean) => {
         const ctx = k.denseForward(xd, wd, bd, null);
-        const dW = zeros(wd.shape), db = zeros([3]);
+        const dW = zeros(wd.shape),
+          db = zeros([3]);
         const dx = k.denseBackward(ctx, wd, randn(new RandomState(6), ctx.y.shape), dW, db, needDx);
         return { dW: dW.data.slice(), db: db.data.slice(), dx: dx.data.slice() };
       };
-      const dFull = dense(true), dSkipped = dense(false);
+      const dFull = dense(true),
+        dSkipped = dense(false);
       assert.deepEqual(dSkipped.dW, dFull.dW);
       assert.deepEqual(dSkipped.db, dFull.db);
-      assert.ok(dFull.dx.some((v) => v !== 0), "dense: dx when needed");
-      assert.ok(dSkipped.dx.every((v) => v === 0), "dense: no dx when not needed");
+      assert.ok(
+        dFull.dx.some((v) => v !== 0),
+        "dense: dx when needed",
+      );
+      assert.ok(
+        dSkipped.dx.every((v) => v === 0),
+        "dense: no dx when not needed",
+      );
 
       const pg: PoolGeometry = { N: 2, C: 3, H: 5, W: 5, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1, OH: 3, OW: 3 };
       const xp = randn(rng, [2, 3, 5, 5]);
@@ -537,12 +713,24 @@ describe("the Kernels interface", () => {
         const ctx = forward();
         const backward = (needDx: boolean) =>
           name === "maxPool2d" ? k.maxPool2dBackward(ctx, dyp, needDx) : k.avgPool2dBackward(ctx, dyp, needDx);
-        assert.ok(backward(false).data.every((v) => v === 0), `${name}: no dx when not needed`);
-        assert.ok(backward(true).data.some((v) => v !== 0), `${name}: dx when needed`);
+        assert.ok(
+          backward(false).data.every((v) => v === 0),
+          `${name}: no dx when not needed`,
+        );
+        assert.ok(
+          backward(true).data.some((v) => v !== 0),
+          `${name}: dx when needed`,
+        );
       }
       const r = k.reluForward(xp, null);
-      assert.ok(k.reluBackward(r, xp, false).data.every((v) => v === 0), "relu: no dx when not needed");
-      assert.ok(k.reluBackward(r, xp, true).data.some((v) => v !== 0), "relu: dx when needed");
+      assert.ok(
+        k.reluBackward(r, xp, false).data.every((v) => v === 0),
+        "relu: no dx when not needed",
+      );
+      assert.ok(
+        k.reluBackward(r, xp, true).data.some((v) => v !== 0),
+        "relu: dx when needed",
+      );
     });
   }
 
@@ -552,42 +740,64 @@ describe("the Kernels interface", () => {
     const [N, C, ...rest] = a.shape;
     const plane = rest.reduce((p, d) => p * d, 1);
     const out = new Float64Array(N * (to - from) * plane);
-    for (let n = 0; n < N; n++) out.set(a.data.subarray((n * C + from) * plane, (n * C + to) * plane), n * (to - from) * plane);
+    for (let n = 0; n < N; n++)
+      out.set(a.data.subarray((n * C + from) * plane, (n * C + to) * plane), n * (to - from) * plane);
     return new NDArray(out, [N, to - from, ...rest]);
   };
   for (const k of backends) {
-    for (const [label, C, O, G] of [["grouped", 4, 6, 2], ["depthwise", 3, 6, 3]] as const) {
+    for (const [label, C, O, G] of [
+      ["grouped", 4, 6, 2],
+      ["depthwise", 3, 6, 3],
+    ] as const) {
       test(`${k.name}: ${label} conv2d (groups ${G}) = per-group reference convolutions; needDx honoured`, () => {
         const rng = new RandomState(21);
-        const stride = [2, 1] as const, padding = [1, 1, 0, 1] as const, dilation = [1, 2] as const;
+        const stride = [2, 1] as const,
+          padding = [1, 1, 0, 1] as const,
+          dilation = [1, 2] as const;
         const g = convGeometry(2, C, 7, 6, [3, 2], stride, padding, dilation);
-        const x = randn(rng, [2, C, 7, 6]), w = randn(rng, [O, C / G, 3, 2]), b = randn(rng, [O]);
+        const x = randn(rng, [2, C, 7, 6]),
+          w = randn(rng, [O, C / G, 3, 2]),
+          b = randn(rng, [O]);
         const ctx = k.conv2dForward(g, G, x, w, b, null);
-        if (k === wasmBackend) assert.equal(ctx.kernels, jsBackend, "the wasm backend delegates groups > 1 to the JS loops");
+        if (k === wasmBackend)
+          assert.equal(ctx.kernels, jsBackend, "the wasm backend delegates groups > 1 to the JS loops");
         const dy = randn(rng, ctx.y.shape);
         const run = (needDx: boolean) => {
-          const dW = zeros(w.shape), db = zeros([O]);
+          const dW = zeros(w.shape),
+            db = zeros([O]);
           const dx = ctx.kernels.conv2dBackward(ctx, w, dy, dW, db, needDx); // as the dispatcher does
           return { dW, db, dx: new NDArray(dx.data.slice(), dx.shape) };
         };
-        const skipped = run(false), full = run(true); // dx of a fresh context: still all zeros when skipped
+        const skipped = run(false),
+          full = run(true); // dx of a fresh context: still all zeros when skipped
         assert.deepEqual(skipped.dW.data, full.dW.data);
         assert.deepEqual(skipped.db.data, full.db.data);
-        assert.ok(skipped.dx.data.every((v) => v === 0), "no dx when not needed");
+        assert.ok(
+          skipped.dx.data.every((v) => v === 0),
+          "no dx when not needed",
+        );
         const close = (got: NDArray, want: NDArray, what: string) => {
           for (let i = 0; i < want.size; i++) {
-            assert.ok(Math.abs(got.data[i] - want.data[i]) <= 1e-4 * (1 + Math.abs(want.data[i])), `${what}[${i}]: ${got.data[i]} vs ${want.data[i]}`);
+            assert.ok(
+              Math.abs(got.data[i] - want.data[i]) <= 1e-4 * (1 + Math.abs(want.data[i])),
+              `${what}[${i}]: ${got.data[i]} vs ${want.data[i]}`,
+            );
           }
         };
-        const Cg = C / G, Og = O / G;
+        const Cg = C / G,
+          Og = O / G;
         for (let gi = 0; gi < G; gi++) {
           const opts = { stride, padding, dilation };
           const xg = slice(x, gi * Cg, (gi + 1) * Cg);
-          const wg = new NDArray(w.data.slice(gi * Og * w.size / O, (gi + 1) * Og * w.size / O), [Og, Cg, 3, 2]);
+          const wg = new NDArray(w.data.slice((gi * Og * w.size) / O, ((gi + 1) * Og * w.size) / O), [Og, Cg, 3, 2]);
           const bg = new NDArray(b.data.slice(gi * Og, (gi + 1) * Og), [Og]);
           close(slice(ctx.y, gi * Og, (gi + 1) * Og), conv2dForwardRef(xg, wg, bg, opts), `y group ${gi}`);
           const ref = conv2dBackwardRef(xg, wg, slice(dy, gi * Og, (gi + 1) * Og), opts);
-          close(new NDArray(full.dW.data.slice(gi * Og * w.size / O, (gi + 1) * Og * w.size / O), ref.dw.shape), ref.dw, `dW group ${gi}`);
+          close(
+            new NDArray(full.dW.data.slice((gi * Og * w.size) / O, ((gi + 1) * Og * w.size) / O), ref.dw.shape),
+            ref.dw,
+            `dW group ${gi}`,
+          );
           close(new NDArray(full.db.data.slice(gi * Og, (gi + 1) * Og), [Og]), ref.db, `db group ${gi}`);
           close(slice(full.dx, gi * Cg, (gi + 1) * Cg), ref.dx, `dx group ${gi}`);
         }
@@ -599,7 +809,8 @@ describe("the Kernels interface", () => {
   const reuseAndDispatch = "a forward reuses its previous context's buffers; a backward goes to its forward's backend";
   test(reuseAndDispatch, { skip: !hasWasm }, () => {
     const rng = new RandomState(2);
-    const x = randn(rng, [4, 6]), w = randn(rng, [6, 5]);
+    const x = randn(rng, [4, 6]),
+      w = randn(rng, [6, 5]);
     setBackend("wasm");
     const ctx = kernels.denseForward(x, w, null, null);
     assert.equal(ctx.kernels, wasmBackend);

@@ -49,17 +49,33 @@ test("without an inputShape, the sizes are taken at the first forward", () => {
   const dense = m.layers[5];
   assert.ok(dense instanceof Dense);
   assert.equal(dense.inFeatures, 64);
-  assert.throws(() => m.forward(randomInput([2, 3, 8, 8], 2)), /layer 0 \(Conv2D\): expected input of shape \(N, 2, H, W\), got \(2, 3, 8, 8\)/);
+  assert.throws(
+    () => m.forward(randomInput([2, 3, 8, 8], 2)),
+    /layer 0 \(Conv2D\): expected input of shape \(N, 2, H, W\), got \(2, 3, 8, 8\)/,
+  );
 });
 
 test("seed without inputShape is an error naming the layer that waits for its size", () => {
-  assert.throws(() => new Sequential(inferred(), { seed: 1 }), /layer 0 \(Conv2D\) takes its input size from the input shape, which is not given: pass inputShape/);
+  assert.throws(
+    () => new Sequential(inferred(), { seed: 1 }),
+    /layer 0 \(Conv2D\) takes its input size from the input shape, which is not given: pass inputShape/,
+  );
 });
 
 test("explicit sizes are still checked against the input shape, naming the layer", () => {
-  const layers = [new Conv2D({ outChannels: 4, kernelSize: 3 }), new Flatten(), new Dense({ inFeatures: 99, outFeatures: 2 })];
-  assert.throws(() => new Sequential(layers, { inputShape: [1, 6, 6] }), /layer 2 \(Dense\): expected input of shape \(N, 99\), got \(NaN, 64\)|layer 2 \(Dense\): expected input of shape \(N, 99\)/);
-  assert.throws(() => new Sequential([new BatchNorm2D({ numFeatures: 3 })], { inputShape: [2, 4, 4] }), /layer 0 \(BatchNorm2D\): expected input of shape \(N, 3, H, W\), got samples of shape \(2, 4, 4\)/);
+  const layers = [
+    new Conv2D({ outChannels: 4, kernelSize: 3 }),
+    new Flatten(),
+    new Dense({ inFeatures: 99, outFeatures: 2 }),
+  ];
+  assert.throws(
+    () => new Sequential(layers, { inputShape: [1, 6, 6] }),
+    /layer 2 \(Dense\): expected input of shape \(N, 99\), got \(NaN, 64\)|layer 2 \(Dense\): expected input of shape \(N, 99\)/,
+  );
+  assert.throws(
+    () => new Sequential([new BatchNorm2D({ numFeatures: 3 })], { inputShape: [2, 4, 4] }),
+    /layer 0 \(BatchNorm2D\): expected input of shape \(N, 3, H, W\), got samples of shape \(2, 4, 4\)/,
+  );
 });
 
 test("an inferred model saves its resolved sizes and loads back bit for bit", () => {

@@ -42,13 +42,27 @@ describe("UpSampling2D and ZeroPadding2D", () => {
   });
 
   test("ZeroPadding2D pads asymmetrically and crops in backward", () => {
-    const zp = new ZeroPadding2D({ padding: [[1, 0], [0, 2]] });
+    const zp = new ZeroPadding2D({
+      padding: [
+        [1, 0],
+        [0, 2],
+      ],
+    });
     const y = zp.forward(arr([1, 2, 3, 4], [1, 1, 2, 2]));
     assert.deepEqual(y.shape, [1, 1, 3, 4]);
     assert.deepEqual(Array.from(y.data), [0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0, 0]);
-    const dy = arr(Array.from({ length: 12 }, (_, i) => i), [1, 1, 3, 4]);
+    const dy = arr(
+      Array.from({ length: 12 }, (_, i) => i),
+      [1, 1, 3, 4],
+    );
     assert.deepEqual(Array.from(zp.backward(dy).data), [4, 5, 8, 9]);
-    assert.deepEqual(zp.config(), { type: "ZeroPadding2D", padding: [[1, 0], [0, 2]] });
+    assert.deepEqual(zp.config(), {
+      type: "ZeroPadding2D",
+      padding: [
+        [1, 0],
+        [0, 2],
+      ],
+    });
   });
 });
 
@@ -65,7 +79,10 @@ describe("LayerNorm and GroupNorm", () => {
       const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / 20;
       assert.ok(Math.abs(mean) < 1e-12 && Math.abs(variance - 1) < 1e-9, `${mean} ${variance}`);
     }
-    assert.throws(() => ln.forward(randn(rng, [3, 2, 4, 6])), /LayerNorm: expected samples ending in \(4, 5\) \(normalizedShape\), got samples of shape \(2, 4, 6\)/);
+    assert.throws(
+      () => ln.forward(randn(rng, [3, 2, 4, 6])),
+      /LayerNorm: expected samples ending in \(4, 5\) \(normalizedShape\), got samples of shape \(2, 4, 6\)/,
+    );
   });
 
   test("GroupNorm with G = 1 equals LayerNorm over (C, H, W) when γ, β are per channel and 1, 0", () => {
@@ -78,8 +95,14 @@ describe("LayerNorm and GroupNorm", () => {
   });
 
   test("GroupNorm errors name the layer: groups not dividing the channels, a channel count that changed", () => {
-    assert.throws(() => new GroupNorm({ groups: 3 }).outputShape([4, 2, 2]), /GroupNorm: the 4 channels cannot be split into 3 groups/);
-    assert.throws(() => new GroupNorm({ groups: 2, numChannels: 4 }).outputShape([6, 2, 2]), /GroupNorm: expected 4 channels \(numChannels\), got 6/);
+    assert.throws(
+      () => new GroupNorm({ groups: 3 }).outputShape([4, 2, 2]),
+      /GroupNorm: the 4 channels cannot be split into 3 groups/,
+    );
+    assert.throws(
+      () => new GroupNorm({ groups: 2, numChannels: 4 }).outputShape([6, 2, 2]),
+      /GroupNorm: expected 4 channels \(numChannels\), got 6/,
+    );
     assert.throws(() => new GroupNorm({ groups: 0 }), /GroupNorm: groups must be a positive integer/);
     assert.throws(() => new LayerNorm({ eps: -1 }), /LayerNorm: eps must be a positive number/);
   });
@@ -88,7 +111,15 @@ describe("LayerNorm and GroupNorm", () => {
 describe("GELU, SiLU, ELU", () => {
   test("erf agrees with known values to a few ulps", () => {
     // Python math.erf
-    const known: [number, number][] = [[0.1, 0.1124629160182849], [0.5, 0.5204998778130465], [1, 0.8427007929497149], [2, 0.9953222650189527], [3, 0.9999779095030014], [5, 0.9999999999984626], [-1.5, -0.9661051464753108]];
+    const known: [number, number][] = [
+      [0.1, 0.1124629160182849],
+      [0.5, 0.5204998778130465],
+      [1, 0.8427007929497149],
+      [2, 0.9953222650189527],
+      [3, 0.9999779095030014],
+      [5, 0.9999999999984626],
+      [-1.5, -0.9661051464753108],
+    ];
     for (const [x, e] of known) assert.ok(Math.abs(erf(x) - e) <= 4e-16, `erf(${x}) = ${erf(x)}, expected ${e}`);
   });
 
@@ -128,7 +159,10 @@ describe("Reshape, Permute, GlobalMaxPool2D", () => {
   test("Reshape infers −1 and names bad shapes", () => {
     const r = new Reshape({ targetShape: [-1, 4] });
     assert.deepEqual(r.outputShape([2, 3, 4]), [6, 4]);
-    assert.throws(() => r.outputShape([5]), /Reshape: cannot reshape samples of shape \(5,\) \(5 values\) to \(-1, 4\)/);
+    assert.throws(
+      () => r.outputShape([5]),
+      /Reshape: cannot reshape samples of shape \(5,\) \(5 values\) to \(-1, 4\)/,
+    );
     assert.throws(() => new Reshape({ targetShape: [-1, -1] }), /at most one -1/);
   });
 
@@ -158,13 +192,33 @@ describe("merge layers", () => {
     const c = cat.forwardInputs([a, arr([9, 10], [1, 2])]);
     assert.deepEqual(Array.from(c.data), [1, 2, 3, 4, 9, 10]);
     const [d1, d2] = cat.backwardInputs(arr([1, 2, 3, 4, 5, 6], [1, 6]));
-    assert.deepEqual([Array.from(d1.data), Array.from(d2.data)], [[1, 2, 3, 4], [5, 6]]);
+    assert.deepEqual(
+      [Array.from(d1.data), Array.from(d2.data)],
+      [
+        [1, 2, 3, 4],
+        [5, 6],
+      ],
+    );
     assert.deepEqual(Array.from(dy.data), [1, -1, 2, -2]);
   });
 
   test("shape errors name the layer and both shapes", () => {
-    assert.throws(() => new Add().inferShape([[3, 4, 4], [2, 4, 4]]), /Add: input 1 has shape \(2, 4, 4\) but input 0 has \(3, 4, 4\)/);
-    assert.throws(() => new Concatenate().inferShape([[3, 4, 4], [2, 5, 4]]), /Concatenate: input 1 has shape \(2, 5, 4\) but input 0 has \(3, 4, 4\); they may differ only along axis 1/);
+    assert.throws(
+      () =>
+        new Add().inferShape([
+          [3, 4, 4],
+          [2, 4, 4],
+        ]),
+      /Add: input 1 has shape \(2, 4, 4\) but input 0 has \(3, 4, 4\)/,
+    );
+    assert.throws(
+      () =>
+        new Concatenate().inferShape([
+          [3, 4, 4],
+          [2, 5, 4],
+        ]),
+      /Concatenate: input 1 has shape \(2, 5, 4\) but input 0 has \(3, 4, 4\); they may differ only along axis 1/,
+    );
     assert.throws(() => new Add().inferShape([[3]]), /Add: takes two or more inputs, got 1/);
     assert.throws(() => new Concatenate({ axis: 0 }), /Concatenate: axis 0 is the batch axis/);
   });
@@ -172,10 +226,19 @@ describe("merge layers", () => {
 
 test("every registered layer type rebuilds from its config()", () => {
   const samples: Layer[] = [
-    new UpSampling2D({ size: [2, 1], interpolation: "bilinear" }), new ZeroPadding2D({ padding: 2 }),
-    new LayerNorm({ axes: 2, eps: 1e-3, affine: false }), new GroupNorm({ groups: 2, numChannels: 4 }),
-    new GELU({ approximate: "tanh" }), new SiLU(), new ELU({ alpha: 0.2 }), new Reshape({ targetShape: [4, -1] }),
-    new Permute({ dims: [2, 1] }), new GlobalMaxPool2D(), new Add(), new Multiply(), new Concatenate({ axis: 2 }),
+    new UpSampling2D({ size: [2, 1], interpolation: "bilinear" }),
+    new ZeroPadding2D({ padding: 2 }),
+    new LayerNorm({ axes: 2, eps: 1e-3, affine: false }),
+    new GroupNorm({ groups: 2, numChannels: 4 }),
+    new GELU({ approximate: "tanh" }),
+    new SiLU(),
+    new ELU({ alpha: 0.2 }),
+    new Reshape({ targetShape: [4, -1] }),
+    new Permute({ dims: [2, 1] }),
+    new GlobalMaxPool2D(),
+    new Add(),
+    new Multiply(),
+    new Concatenate({ axis: 2 }),
   ];
   for (const l of samples) {
     assert.ok(LAYER_TYPES.includes(l.type), `${l.type} registered`);

@@ -21,7 +21,10 @@ class ScaleShift extends Layer {
   private x: NDArray | null = null;
   private y: NDArray | null = null;
   private dx: NDArray | null = null;
-  constructor(readonly features: number, readonly offset = 0) {
+  constructor(
+    readonly features: number,
+    readonly offset = 0,
+  ) {
     super();
     this.scale = makeParam("scale", [features]);
     this.scale.value.data.fill(1);
@@ -62,13 +65,19 @@ test("a registered layer saves, loads bit for bit and is gradient-checked by the
   const check = (rng: RandomState) => {
     const layer = new ScaleShift(3, 0.5);
     for (let i = 0; i < 3; i++) layer.scale.value.data[i] = rng.standardNormal();
-    const input = new NDArray(new Float64Array(6).map(() => rng.standardNormal()), [2, 3]);
+    const input = new NDArray(
+      new Float64Array(6).map(() => rng.standardNormal()),
+      [2, 3],
+    );
     return { layer, input, config: "F=3 N=2" };
   };
   registerLayer("ScaleShift", factory, { gradcheck: check });
   try {
     assert.ok(LAYER_TYPES.includes("ScaleShift"));
-    const model = new Sequential([new Flatten(), new ScaleShift(4, 0.25), new Dense({ outFeatures: 2 })], { inputShape: [2, 2], seed: 1 });
+    const model = new Sequential([new Flatten(), new ScaleShift(4, 0.25), new Dense({ outFeatures: 2 })], {
+      inputShape: [2, 2],
+      seed: 1,
+    });
     model.params()[0].value.data.set([1, 2, 3, 4]);
     const saved = serializeModel(model);
     const back = deserializeModel(saved.json, saved.weights).model;
@@ -84,12 +93,21 @@ test("a registered layer saves, loads bit for bit and is gradient-checked by the
 });
 
 test("registerLayer refuses built-in names, bad names and factories that build another type", () => {
-  assert.throws(() => { registerLayer("Conv2D", factory); }, /registerLayer: "Conv2D" is a built-in layer type/);
-  assert.throws(() => { registerLayer("my layer", factory); }, /registerLayer: the type must be a name/);
-  assert.throws(() => { registerLayer("X", 3 as never); }, /registerLayer\("X"\): factory must be a function/);
+  assert.throws(() => {
+    registerLayer("Conv2D", factory);
+  }, /registerLayer: "Conv2D" is a built-in layer type/);
+  assert.throws(() => {
+    registerLayer("my layer", factory);
+  }, /registerLayer: the type must be a name/);
+  assert.throws(() => {
+    registerLayer("X", 3 as never);
+  }, /registerLayer\("X"\): factory must be a function/);
   registerLayer("Mislabelled", factory);
   try {
-    assert.throws(() => layerFromConfig({ type: "Mislabelled", features: 2 }, "layer 4"), /layer 4: the factory for "Mislabelled" built a layer of type "ScaleShift"/);
+    assert.throws(
+      () => layerFromConfig({ type: "Mislabelled", features: 2 }, "layer 4"),
+      /layer 4: the factory for "Mislabelled" built a layer of type "ScaleShift"/,
+    );
   } finally {
     unregisterLayer("Mislabelled");
   }

@@ -5,7 +5,14 @@ import { array, square, sub, sumAll } from "../src/nd/ops.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { ShapeError } from "../src/nn/layer.ts";
 import {
-  BCE_EPS, BinaryCrossEntropy, MSE, SoftmaxCrossEntropy, accuracy, lossFromConfig, type Loss, type Target,
+  BCE_EPS,
+  BinaryCrossEntropy,
+  MSE,
+  SoftmaxCrossEntropy,
+  accuracy,
+  lossFromConfig,
+  type Loss,
+  type Target,
 } from "../src/nn/losses.ts";
 import { gradcheckLoss } from "../src/nn/gradcheck.ts";
 
@@ -37,9 +44,18 @@ function assertGrad(loss: Loss, pred: NDArray, target: Target, what: string): vo
 
 test("gradcheck: MSE with both reductions on random shapes", () => {
   const rng = new RandomState(11);
-  for (const shape of [[4, 1], [3, 5], [2, 3, 4, 4]]) {
+  for (const shape of [
+    [4, 1],
+    [3, 5],
+    [2, 3, 4, 4],
+  ]) {
     for (const reduction of ["mean", "half_sum"] as const) {
-      assertGrad(new MSE({ reduction }), randn(rng, shape), randn(rng, shape), `MSE ${reduction} ${JSON.stringify(shape)}`);
+      assertGrad(
+        new MSE({ reduction }),
+        randn(rng, shape),
+        randn(rng, shape),
+        `MSE ${reduction} ${JSON.stringify(shape)}`,
+      );
     }
   }
 });
@@ -48,7 +64,12 @@ test("gradcheck: SoftmaxCrossEntropy with every label form and with soft targets
   // Logits of moderate spread: a class with p ≈ 1e-6 has a gradient p/N too small to resolve against
   // the rounding of L ≈ log K in a finite difference of the scalar loss (see gradcheckLoss).
   const rng = new RandomState(12);
-  for (const [N, K, scale] of [[5, 3, 1.5], [8, 10, 1.5], [1, 2, 3], [32, 10, 1]]) {
+  for (const [N, K, scale] of [
+    [5, 3, 1.5],
+    [8, 10, 1.5],
+    [1, 2, 3],
+    [32, 10, 1],
+  ]) {
     const z = randn(rng, [N, K], scale);
     const labels = randint(rng, N, K);
     const ce = new SoftmaxCrossEntropy();
@@ -73,11 +94,26 @@ test("gradcheck: BinaryCrossEntropy on probabilities and on logits", () => {
   for (const shape of [[6, 1], [4, 3], [5]]) {
     const t = uniform(rng, shape, 0, 1);
     for (let i = 0; i < t.size; i += 2) t.data[i] = t.data[i] > 0.5 ? 1 : 0; // hard and soft targets
-    assertGrad(new BinaryCrossEntropy(), uniform(rng, shape, 0.02, 0.98), t, `BCE probabilities ${JSON.stringify(shape)}`);
-    assertGrad(new BinaryCrossEntropy({ fromLogits: true }), randn(rng, shape, 4), t, `BCE logits ${JSON.stringify(shape)}`);
+    assertGrad(
+      new BinaryCrossEntropy(),
+      uniform(rng, shape, 0.02, 0.98),
+      t,
+      `BCE probabilities ${JSON.stringify(shape)}`,
+    );
+    assertGrad(
+      new BinaryCrossEntropy({ fromLogits: true }),
+      randn(rng, shape, 4),
+      t,
+      `BCE logits ${JSON.stringify(shape)}`,
+    );
   }
   // Plain per-sample targets for (N, 1) predictions.
-  assertGrad(new BinaryCrossEntropy({ fromLogits: true }), randn(rng, [4, 1]), [0, 1, 1, 0], "BCE logits, number[] targets");
+  assertGrad(
+    new BinaryCrossEntropy({ fromLogits: true }),
+    randn(rng, [4, 1]),
+    [0, 1, 1, 0],
+    "BCE logits, number[] targets",
+  );
 });
 
 test("MSE values: half_sum is the article's ½Σ(o − y)² bit for bit, mean divides by every element", () => {
@@ -88,14 +124,21 @@ test("MSE values: half_sum is the article's ½Σ(o − y)² bit for bit, mean di
   assert.deepEqual(Array.from(half.backward().data), Array.from(sub(o, y).data));
   const mean = new MSE();
   assert.equal(mean.forward(o, y), sumAll(square(sub(o, y))) / 4);
-  assert.deepEqual(Array.from(mean.backward().data), Array.from(sub(o, y).data, (d) => (2 / 4) * d));
+  assert.deepEqual(
+    Array.from(mean.backward().data),
+    Array.from(sub(o, y).data, (d) => (2 / 4) * d),
+  );
   const g = mean.backward();
   assert.equal(mean.backward(), g, "backward reuses its buffer");
   assert.deepEqual(g.shape, [4, 1]);
 });
 
 test("SoftmaxCrossEntropy equals −log softmax[label] computed naively, and is stable for ±1000", () => {
-  const z = array([[0.2, -1.3, 2.1], [1.5, 0.3, -0.7], [0, 0, 0]]);
+  const z = array([
+    [0.2, -1.3, 2.1],
+    [1.5, 0.3, -0.7],
+    [0, 0, 0],
+  ]);
   const labels = [2, 1, 0];
   let naive = 0;
   for (let n = 0; n < 3; n++) {
@@ -111,21 +154,35 @@ test("SoftmaxCrossEntropy equals −log softmax[label] computed naively, and is 
   ce.forward(z, labels);
   const p = SoftmaxCrossEntropy.softmax(z);
   const g = ce.backward();
-  for (let n = 0; n < 3; n++) for (let k = 0; k < 3; k++) {
-    assert.ok(Math.abs(g.get(n, k) - (p.get(n, k) - (k === labels[n] ? 1 : 0)) / 3) < 1e-16);
-  }
+  for (let n = 0; n < 3; n++)
+    for (let k = 0; k < 3; k++) {
+      assert.ok(Math.abs(g.get(n, k) - (p.get(n, k) - (k === labels[n] ? 1 : 0)) / 3) < 1e-16);
+    }
   assert.deepEqual(ce.probabilities().shape, [3, 3]);
 
-  const big = array([[1000, -1000], [-1000, 1000], [1000, 1000]]);
+  const big = array([
+    [1000, -1000],
+    [-1000, 1000],
+    [1000, 1000],
+  ]);
   assert.ok(Math.abs(ce.forward(big, [0, 1, 0]) - Math.log(2) / 3) < 1e-12);
   assert.ok(Math.abs(ce.forward(big, [1, 1, 0]) - (2000 + Math.log(2)) / 3) < 1e-12);
   assert.ok(ce.backward().data.every(Number.isFinite));
 });
 
 test("BinaryCrossEntropy: logits and probabilities agree; the clamp keeps the loss finite with zero gradient", () => {
-  const z = array([[-3, -0.5], [0.1, 2.5]]);
-  const t = array([[0, 1], [1, 0.3]]);
-  const p = new NDArray(Float64Array.from(z.data, (v) => 1 / (1 + Math.exp(-v))), [2, 2]);
+  const z = array([
+    [-3, -0.5],
+    [0.1, 2.5],
+  ]);
+  const t = array([
+    [0, 1],
+    [1, 0.3],
+  ]);
+  const p = new NDArray(
+    Float64Array.from(z.data, (v) => 1 / (1 + Math.exp(-v))),
+    [2, 2],
+  );
   const fromLogits = new BinaryCrossEntropy({ fromLogits: true });
   const probs = new BinaryCrossEntropy();
   const a = fromLogits.forward(z, t);
@@ -149,7 +206,12 @@ test("BinaryCrossEntropy: logits and probabilities agree; the clamp keeps the lo
 });
 
 test("accuracy from labels and from one-hot rows", () => {
-  const z = array([[0.1, 0.9, 0.0], [2, 1, 0], [0, 0, 5], [1, 1, 0]]);
+  const z = array([
+    [0.1, 0.9, 0.0],
+    [2, 1, 0],
+    [0, 0, 5],
+    [1, 1, 0],
+  ]);
   assert.equal(accuracy(z, [1, 0, 2, 0]), 1);
   assert.equal(accuracy(z, Int32Array.from([1, 1, 2, 1])), 0.5);
   assert.equal(accuracy(z, oneHot([0, 0, 2, 0], 3)), 0.75);
@@ -167,31 +229,55 @@ test("float32 predictions give float32 gradients", () => {
 
 test("clear errors", () => {
   const ce = new SoftmaxCrossEntropy();
-  const z = array([[1, 2, 3], [4, 5, 6], [7, 8, 9]]);
+  const z = array([
+    [1, 2, 3],
+    [4, 5, 6],
+    [7, 8, 9],
+  ]);
   assert.throws(() => ce.forward(z, [0, 1, 3]), /label of sample 2 is 3, outside \[0, 3\)/);
   assert.throws(() => ce.forward(z, [0, -1, 2]), /label of sample 1 is -1/);
   assert.throws(() => ce.forward(z, [0, 1.5, 2]), /label of sample 1 is 1.5, not an integer/);
   assert.throws(() => ce.forward(z, new NDArray(Float64Array.from([0, 1, 0.25]), [3])), /sample 2 is 0.25/);
-  assert.throws(() => ce.forward(z, [0, 1]), (e: unknown) => e instanceof ShapeError && /batch size mismatch: logits \(3, 3\), targets \(2,\)/.test(e.message));
+  assert.throws(
+    () => ce.forward(z, [0, 1]),
+    (e: unknown) => e instanceof ShapeError && /batch size mismatch: logits \(3, 3\), targets \(2,\)/.test(e.message),
+  );
   assert.throws(() => ce.forward(z, oneHot([0, 1], 3)), /batch size mismatch: logits \(3, 3\), targets \(2, 3\)/);
-  assert.throws(() => ce.forward(z, oneHot([0, 1, 1], 2)), /one-hot\/probability targets must have shape \(3, 3\) like the logits, got \(3, 2\)/);
+  assert.throws(
+    () => ce.forward(z, oneHot([0, 1, 1], 2)),
+    /one-hot\/probability targets must have shape \(3, 3\) like the logits, got \(3, 2\)/,
+  );
   assert.throws(() => ce.forward(array([1, 2, 3]), [0]), /expected logits of shape \(N, K\), got \(3,\)/);
   assert.throws(() => new SoftmaxCrossEntropy().backward(), /backward called before forward/);
 
   const mse = new MSE();
-  assert.throws(() => mse.forward(array([[1], [2]]), array([1, 2])), /targets must have pred's shape: pred \(2, 1\), targets \(2,\)/);
+  assert.throws(
+    () => mse.forward(array([[1], [2]]), array([1, 2])),
+    /targets must have pred's shape: pred \(2, 1\), targets \(2,\)/,
+  );
   assert.throws(() => mse.forward(array([[1], [2]]), array([[1], [2], [3]])), /batch size mismatch/);
   assert.throws(() => mse.forward(array([[1], [2]]), [1, 2]), /must be an NDArray/);
   assert.throws(() => new MSE({ reduction: "sum" as "mean" }), /reduction must be "half_sum" or "mean"/);
 
   const bce = new BinaryCrossEntropy();
-  assert.throws(() => bce.forward(array([[0.5], [0.5]]), array([[0.5], [2]])), /targets must lie in \[0, 1\]; element 1 is 2/);
-  assert.throws(() => bce.forward(array([[0.5], [0.5]]), [1, 0, 1]), /batch size mismatch: pred \(2, 1\), targets \(3,\)/);
+  assert.throws(
+    () => bce.forward(array([[0.5], [0.5]]), array([[0.5], [2]])),
+    /targets must lie in \[0, 1\]; element 1 is 2/,
+  );
+  assert.throws(
+    () => bce.forward(array([[0.5], [0.5]]), [1, 0, 1]),
+    /batch size mismatch: pred \(2, 1\), targets \(3,\)/,
+  );
   assert.throws(() => bce.forward(array([[0.5, 0.5]]), [1, 0]), /one value per sample/);
 });
 
 test("config and lossFromConfig", () => {
-  for (const loss of [new MSE(), new MSE({ reduction: "half_sum" }), new SoftmaxCrossEntropy(), new BinaryCrossEntropy({ fromLogits: true })]) {
+  for (const loss of [
+    new MSE(),
+    new MSE({ reduction: "half_sum" }),
+    new SoftmaxCrossEntropy(),
+    new BinaryCrossEntropy({ fromLogits: true }),
+  ]) {
     const back = lossFromConfig(JSON.parse(JSON.stringify(loss)) as ReturnType<Loss["config"]>);
     assert.deepEqual(back.config(), loss.config());
     assert.equal(back.type, loss.type);

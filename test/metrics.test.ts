@@ -10,7 +10,9 @@ import { classificationReport, confusionMatrix, topKAccuracy } from "../src/nn/m
 
 const truth = [0, 0, 1, 1, 1, 2, 2, 2, 2, 0, 3];
 const predicted = [0, 1, 1, 1, 2, 2, 2, 0, 2, 0, 2];
-const close = (a: number, b: number) => { assert.ok(Math.abs(a - b) < 1e-12, `${a} ≠ ${b}`); };
+const close = (a: number, b: number) => {
+  assert.ok(Math.abs(a - b) < 1e-12, `${a} ≠ ${b}`);
+};
 
 test("confusion matrix: rows are the true class, columns the predicted one", () => {
   assert.deepEqual(confusionMatrix(truth, predicted, 4), [

@@ -15,7 +15,18 @@ after(() => {
 });
 
 /** A small MNIST-format folder: images whose pixel values encode (image index mod 256). */
-function craft(name: string, opts: { train?: number; test?: number; trainLabels?: number; gz?: boolean; skip?: string[]; badLabelAt?: number; dims?: [number, number] } = {}): string {
+function craft(
+  name: string,
+  opts: {
+    train?: number;
+    test?: number;
+    trainLabels?: number;
+    gz?: boolean;
+    skip?: string[];
+    badLabelAt?: number;
+    dims?: [number, number];
+  } = {},
+): string {
   const dir = join(tmp, name);
   mkdirSync(dir, { recursive: true });
   const train = opts.train ?? 50;
@@ -75,8 +86,14 @@ test("splits: the validation set is the last N training images; limit and valida
   const testOnly = loadMnist({ dataDir: dir, testOnly: true, testLimit: 5 });
   assert.equal(testOnly.train.images.shape[0], 0);
   assert.equal(testOnly.test.images.shape[0], 5);
-  assert.throws(() => loadMnist({ dataDir: dir, validation: 10, limit: 41 }), /limit 41 is more than the 40 training images left after a validation split of 10/);
-  assert.throws(() => loadMnist({ dataDir: dir, validation: 51 }), /a validation split of 51 is more than the 50 training images/);
+  assert.throws(
+    () => loadMnist({ dataDir: dir, validation: 10, limit: 41 }),
+    /limit 41 is more than the 40 training images left after a validation split of 10/,
+  );
+  assert.throws(
+    () => loadMnist({ dataDir: dir, validation: 51 }),
+    /a validation split of 51 is more than the 50 training images/,
+  );
   assert.throws(() => loadMnist({ dataDir: dir, limit: -1 }), /limit must be a non-negative integer/);
 });
 
@@ -89,15 +106,33 @@ test("a folder of .gz files loads the same as raw files", () => {
 
 test("missing files are all listed", () => {
   const dir = craft("missing", { skip: [MNIST_FILES.trainLabels, MNIST_FILES.testImages] });
-  assert.throws(() => loadMnist({ dataDir: dir }), (e: Error) => {
-    assert.match(e.message, /^MNIST: missing in .*missing: train-labels-idx1-ubyte\[\.gz\], t10k-images-idx3-ubyte\[\.gz\] \(expected the four files/);
-    return true;
-  });
-  assert.throws(() => loadMnist({ dataDir: join(tmp, "no-such-folder") }), /data folder .*no-such-folder does not exist/);
+  assert.throws(
+    () => loadMnist({ dataDir: dir }),
+    (e: Error) => {
+      assert.match(
+        e.message,
+        /^MNIST: missing in .*missing: train-labels-idx1-ubyte\[\.gz\], t10k-images-idx3-ubyte\[\.gz\] \(expected the four files/,
+      );
+      return true;
+    },
+  );
+  assert.throws(
+    () => loadMnist({ dataDir: join(tmp, "no-such-folder") }),
+    /data folder .*no-such-folder does not exist/,
+  );
 });
 
 test("label/image count mismatch, labels outside 0..9, wrong image size", () => {
-  assert.throws(() => loadMnist({ dataDir: craft("count", { train: 50, trainLabels: 49 }) }), /train-labels-idx1-ubyte: label count 49 does not match the image count 50 of .*train-images-idx3-ubyte/);
-  assert.throws(() => loadMnist({ dataDir: craft("label", { badLabelAt: 7 }) }), /t10k-labels-idx1-ubyte: label 7 \(byte offset 15\) is 12, expected a digit 0\.\.9/);
-  assert.throws(() => loadMnist({ dataDir: craft("dims", { dims: [32, 32] }) }), /t10k-images-idx3-ubyte: expected MNIST images \(N×28×28 ubyte\), got 20×32×32 ubyte/);
+  assert.throws(
+    () => loadMnist({ dataDir: craft("count", { train: 50, trainLabels: 49 }) }),
+    /train-labels-idx1-ubyte: label count 49 does not match the image count 50 of .*train-images-idx3-ubyte/,
+  );
+  assert.throws(
+    () => loadMnist({ dataDir: craft("label", { badLabelAt: 7 }) }),
+    /t10k-labels-idx1-ubyte: label 7 \(byte offset 15\) is 12, expected a digit 0\.\.9/,
+  );
+  assert.throws(
+    () => loadMnist({ dataDir: craft("dims", { dims: [32, 32] }) }),
+    /t10k-images-idx3-ubyte: expected MNIST images \(N×28×28 ubyte\), got 20×32×32 ubyte/,
+  );
 });

@@ -20,7 +20,16 @@ import { Flatten } from "../src/nn/flatten.ts";
 import { Dense } from "../src/nn/dense.ts";
 import { MODEL_NAMES, buildModel } from "../src/nn/models.ts";
 import { writeFilesAtomic } from "../src/node/atomic.ts";
-import { ModelFormatError, crc32, deserializeModel, loadModel, readableJson, saveModel, serializeModel, type ModelManifest } from "../src/node/model-io.ts";
+import {
+  ModelFormatError,
+  crc32,
+  deserializeModel,
+  loadModel,
+  readableJson,
+  saveModel,
+  serializeModel,
+  type ModelManifest,
+} from "../src/node/model-io.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "handprop-model-io-"));
 after(() => {
@@ -67,7 +76,12 @@ function trainSteps(model: Sequential, optimizer: Optimizer, steps: number, seed
 function sameBits(a: NDArray, b: NDArray, what: string): void {
   assert.deepEqual(a.shape, b.shape, what);
   assert.equal(a.dtype, b.dtype, what);
-  assert.ok(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength)), `${what}: not bit-identical`);
+  assert.ok(
+    Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(
+      Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength),
+    ),
+    `${what}: not bit-identical`,
+  );
 }
 
 test("save → load gives bit-identical predictions for every zoo model and a stateful model", () => {
@@ -77,7 +91,11 @@ test("save → load gives bit-identical predictions for every zoo model and a st
     trainSteps(model, new Adam({ lr: 0.01 }), 2, 2);
     const dir = freshDir();
     saveModel(model, dir);
-    assert.deepEqual(readdirSync(dir).sort(), ["model.json", "weights.bin"], "no temporary files left, no optimizer.bin without an optimizer");
+    assert.deepEqual(
+      readdirSync(dir).sort(),
+      ["model.json", "weights.bin"],
+      "no temporary files left, no optimizer.bin without an optimizer",
+    );
     const { model: loaded } = loadModel(dir);
     assert.equal(loaded.name, name);
     assert.deepEqual(loaded.inputShape, [1, 28, 28]);
@@ -90,7 +108,16 @@ test("save → load gives bit-identical predictions for every zoo model and a st
   const manifest = saveModel(model, dir);
   assert.deepEqual(
     manifest.weights.tensors.map((t) => [t.name, t.trainable]),
-    [["0.weight", true], ["0.bias", true], ["1.gamma", true], ["1.beta", true], ["1.runningMean", false], ["1.runningVar", false], ["6.weight", true], ["6.bias", true]],
+    [
+      ["0.weight", true],
+      ["0.bias", true],
+      ["1.gamma", true],
+      ["1.beta", true],
+      ["1.runningMean", false],
+      ["1.runningVar", false],
+      ["6.weight", true],
+      ["6.bias", true],
+    ],
   );
   const { model: loaded } = loadModel(dir);
   sameBits(loaded.predict(x), model.predict(x), "stateful");
@@ -110,17 +137,29 @@ test("weights.bin is every parameter, float32 little-endian, in order; model.jso
   const m = JSON.parse(readFileSync(join(dir, "model.json"), "utf8")) as ModelManifest;
   assert.equal(m.format, "handprop-model");
   assert.equal(m.version, 1);
-  assert.equal(m.handpropVersion, (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version);
+  assert.equal(
+    m.handpropVersion,
+    (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version,
+  );
   assert.equal(m.weights.byteLength, bytes.length);
   assert.deepEqual(m.training, { epochsDone: 3, note: "hello" });
   assert.deepEqual(m.model, model.config());
   assert.equal(m.weights.crc32, crc32(bytes).toString(16).padStart(8, "0"));
-  if ("crc32" in zlib) assert.equal(crc32(bytes), (zlib as unknown as { crc32(b: Uint8Array): number }).crc32(bytes), "same CRC-32 as zlib");
+  if ("crc32" in zlib)
+    assert.equal(
+      crc32(bytes),
+      (zlib as unknown as { crc32(b: Uint8Array): number }).crc32(bytes),
+      "same CRC-32 as zlib",
+    );
   assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926); // the standard check value
 });
 
 test("float64 models round-trip in float64", () => {
-  const model = new Sequential([new Flatten(), new Dense({ inFeatures: 784, outFeatures: 10 })], { inputShape: [1, 28, 28], seed: 2, dtype: "float64" });
+  const model = new Sequential([new Flatten(), new Dense({ inFeatures: 784, outFeatures: 10 })], {
+    inputShape: [1, 28, 28],
+    seed: 2,
+    dtype: "float64",
+  });
   const dir = freshDir();
   const manifest = saveModel(model, dir);
   assert.equal(manifest.weights.tensors[0].dtype, "float64");
@@ -173,7 +212,11 @@ test("in memory: serializeModel / deserializeModel, and model-format.ts imports 
   assert.deepEqual(back.training, { epoch: 1 });
   assert.deepEqual(back.optimizer?.stateDict(), opt.stateDict());
   // also from the bytes of model.json
-  sameBits(deserializeModel(new TextEncoder().encode(s.json), s.weights).model.predict(x), model.predict(x), "json bytes");
+  sameBits(
+    deserializeModel(new TextEncoder().encode(s.json), s.weights).model.predict(x),
+    model.predict(x),
+    "json bytes",
+  );
 
   // The web page loads models with these functions: walk model-format.ts's imports (transitively).
   const seen = new Set<string>();
@@ -183,7 +226,10 @@ test("in memory: serializeModel / deserializeModel, and model-format.ts imports 
     const src = readFileSync(file, "utf8");
     for (const m of src.matchAll(/^(?:import|export)\s[^;]*?from\s+"([^"]+)"/gm)) {
       const spec = m[1];
-      assert.ok(!spec.startsWith("node:") && !["fs", "path", "zlib", "crypto"].includes(spec), `${file} imports ${spec}`);
+      assert.ok(
+        !spec.startsWith("node:") && !["fs", "path", "zlib", "crypto"].includes(spec),
+        `${file} imports ${spec}`,
+      );
       if (spec.startsWith(".") && spec.endsWith(".ts")) visit(resolve(dirname(file), spec));
     }
   };
@@ -192,8 +238,18 @@ test("in memory: serializeModel / deserializeModel, and model-format.ts imports 
 });
 
 test("readableJson keeps short values and number arrays on one line", () => {
-  const text = readableJson({ a: [1, 2, 3], b: { type: "ReLU" }, long: Array.from({ length: 50 }, (_, i) => i), list: [{ x: "y".repeat(120) }] });
-  assert.deepEqual(JSON.parse(text), { a: [1, 2, 3], b: { type: "ReLU" }, long: Array.from({ length: 50 }, (_, i) => i), list: [{ x: "y".repeat(120) }] });
+  const text = readableJson({
+    a: [1, 2, 3],
+    b: { type: "ReLU" },
+    long: Array.from({ length: 50 }, (_, i) => i),
+    list: [{ x: "y".repeat(120) }],
+  });
+  assert.deepEqual(JSON.parse(text), {
+    a: [1, 2, 3],
+    b: { type: "ReLU" },
+    long: Array.from({ length: 50 }, (_, i) => i),
+    list: [{ x: "y".repeat(120) }],
+  });
   assert.match(text, /\n {2}"long": \[0,1,2,[\d,]*,49\],\n/);
 });
 
@@ -245,7 +301,10 @@ test("truncated, padded or corrupted weights.bin", () => {
     const w = readFileSync(join(d, "weights.bin"));
     writeFileSync(join(d, "weights.bin"), w.subarray(0, 1000));
   });
-  assert.match(loadError(dir), /weights\.bin: truncated: .*model\.json says 36392 bytes \(9098 float32 values in 6 arrays\), file has 1000$/);
+  assert.match(
+    loadError(dir),
+    /weights\.bin: truncated: .*model\.json says 36392 bytes \(9098 float32 values in 6 arrays\), file has 1000$/,
+  );
 
   dir = damaged((d) => {
     const w = readFileSync(join(d, "weights.bin"));
@@ -258,14 +317,20 @@ test("truncated, padded or corrupted weights.bin", () => {
     w[5000] ^= 0x10; // one flipped bit
     writeFileSync(join(d, "weights.bin"), w);
   });
-  assert.match(loadError(dir), /weights\.bin: checksum mismatch: CRC-32 is [0-9a-f]{8}, .*model\.json says [0-9a-f]{8} \(the file is corrupt, or belongs to another save\)/);
+  assert.match(
+    loadError(dir),
+    /weights\.bin: checksum mismatch: CRC-32 is [0-9a-f]{8}, .*model\.json says [0-9a-f]{8} \(the file is corrupt, or belongs to another save\)/,
+  );
 
   dir = damaged((d) => {
     const o = readFileSync(join(d, "optimizer.bin"));
     writeFileSync(join(d, "optimizer.bin"), o.subarray(0, 10));
   });
   assert.doesNotThrow(() => loadModel(dir), "optimizer.bin is only read for resuming");
-  assert.match(loadError(dir, { withOptimizer: true }), /optimizer\.bin: truncated: .*model\.json says 72784 bytes \(12 optimizer state arrays\), file has 10$/);
+  assert.match(
+    loadError(dir, { withOptimizer: true }),
+    /optimizer\.bin: truncated: .*model\.json says 72784 bytes \(12 optimizer state arrays\), file has 10$/,
+  );
 });
 
 test("missing files and malformed JSON", () => {
@@ -273,7 +338,10 @@ test("missing files and malformed JSON", () => {
     writeFileSync(join(d, "model.json"), '{"format": "handprop-model", "version": 1, ');
   });
   assert.match(loadError(dir), /model\.json: malformed JSON: /);
-  assert.match(loadError(join(tmp, "nowhere")), /nowhere\/model\.json: missing \(the model's manifest; is this a model folder\?\)/);
+  assert.match(
+    loadError(join(tmp, "nowhere")),
+    /nowhere\/model\.json: missing \(the model's manifest; is this a model folder\?\)/,
+  );
   const lonely = freshDir(); // a model.json whose weights.bin is not there
   mkdirSync(lonely);
   cpSync(join(savedDir(), "model.json"), join(lonely, "model.json"));
@@ -284,26 +352,90 @@ type Loose = Record<string, unknown>;
 
 // [what, edit to model.json, expected error]
 const manifestCases: [string, (m: Manifest) => void, RegExp][] = [
-  ["another format", (m) => { (m as Loose).format = "keras"; }, /model\.json: "format" is "keras", expected "handprop-model" \(not a handprop model file\?\)/],
-  ["a newer version", (m) => { m.version = 3; }, /model\.json: format version 3 is newer than this handprop \([\d.]+\) reads \(version 2\): upgrade handprop/],
-  ["a version that is not a number", (m) => { (m as Loose).version = "1"; }, /model\.json: "version" must be a positive integer, got "1"/],
-  ["a bad checksum field", (m) => { (m.weights as unknown as Loose).crc32 = 12; }, /model\.json: "weights\.crc32" must be 8 lowercase hex digits/],
-  ["a bad shape", (m) => { (m.weights.tensors[2] as unknown as Loose).shape = [16, "8"]; }, /model\.json: "weights\.tensors\[2\]\.shape" must be an array of non-negative integers, got \[16,"8"\]/],
-  ["a weights file outside the folder", (m) => { m.weights.file = "../../etc/passwd"; }, /"weights\.file" must be a file name in the model's folder/],
-  ["an unknown layer type", (m) => { m.model.layers[1] = { type: "Swish" }; }, /model\.json: "model": layer 1: unknown layer type "Swish" \(known: Conv2D, Dense/],
-  ["a bad layer option", (m) => { m.model.layers[0] = { ...m.model.layers[0], kernelSize: -3 }; }, /model\.json: "model": layer 0 \(Conv2D\): Conv2D: kernelSize must be a positive integer, got -3/],
+  [
+    "another format",
+    (m) => {
+      (m as Loose).format = "keras";
+    },
+    /model\.json: "format" is "keras", expected "handprop-model" \(not a handprop model file\?\)/,
+  ],
+  [
+    "a newer version",
+    (m) => {
+      m.version = 3;
+    },
+    /model\.json: format version 3 is newer than this handprop \([\d.]+\) reads \(version 2\): upgrade handprop/,
+  ],
+  [
+    "a version that is not a number",
+    (m) => {
+      (m as Loose).version = "1";
+    },
+    /model\.json: "version" must be a positive integer, got "1"/,
+  ],
+  [
+    "a bad checksum field",
+    (m) => {
+      (m.weights as unknown as Loose).crc32 = 12;
+    },
+    /model\.json: "weights\.crc32" must be 8 lowercase hex digits/,
+  ],
+  [
+    "a bad shape",
+    (m) => {
+      (m.weights.tensors[2] as unknown as Loose).shape = [16, "8"];
+    },
+    /model\.json: "weights\.tensors\[2\]\.shape" must be an array of non-negative integers, got \[16,"8"\]/,
+  ],
+  [
+    "a weights file outside the folder",
+    (m) => {
+      m.weights.file = "../../etc/passwd";
+    },
+    /"weights\.file" must be a file name in the model's folder/,
+  ],
+  [
+    "an unknown layer type",
+    (m) => {
+      m.model.layers[1] = { type: "Swish" };
+    },
+    /model\.json: "model": layer 1: unknown layer type "Swish" \(known: Conv2D, Dense/,
+  ],
+  [
+    "a bad layer option",
+    (m) => {
+      m.model.layers[0] = { ...m.model.layers[0], kernelSize: -3 };
+    },
+    /model\.json: "model": layer 0 \(Conv2D\): Conv2D: kernelSize must be a positive integer, got -3/,
+  ],
   [
     "a parameter missing from the table",
-    (m) => { m.weights.tensors.pop(); },
+    (m) => {
+      m.weights.tensors.pop();
+    },
     /model\.json: the arrays listed in "weights\.tensors" take 36352 bytes but "byteLength" says 36392/,
   ],
   [
     "an architecture changed under its weights (Dense 784→10 became 784→12)",
-    (m) => { m.model.layers[7] = { ...m.model.layers[7], outFeatures: 12 }; },
+    (m) => {
+      m.model.layers[7] = { ...m.model.layers[7], outFeatures: 12 };
+    },
     /model\.json: "weights\.tensors\[4\]" \(7\.weight\) has shape 784×10, but layer 7 \(Dense\) needs 784×12/,
   ],
-  ["an offset out of order", (m) => { m.weights.tensors[1].offset = 4; }, /"weights\.tensors\[1\]\.offset" is 4, expected 288 \(arrays are stored back to back, in order\)/],
-  ["a renamed parameter", (m) => { m.weights.tensors[1].name = "0.gamma"; }, /"weights\.tensors\[1\]\.name" is "0\.gamma", but parameter 1 of the architecture is "0\.bias" \(layer 0 \(Conv2D\)\)/],
+  [
+    "an offset out of order",
+    (m) => {
+      m.weights.tensors[1].offset = 4;
+    },
+    /"weights\.tensors\[1\]\.offset" is 4, expected 288 \(arrays are stored back to back, in order\)/,
+  ],
+  [
+    "a renamed parameter",
+    (m) => {
+      m.weights.tensors[1].name = "0.gamma";
+    },
+    /"weights\.tensors\[1\]\.name" is "0\.gamma", but parameter 1 of the architecture is "0\.bias" \(layer 0 \(Conv2D\)\)/,
+  ],
 ];
 
 test("damaged manifests: format, version, fields, unknown layers, parameter tables that do not fit", () => {
@@ -311,18 +443,22 @@ test("damaged manifests: format, version, fields, unknown layers, parameter tabl
   const optimizer = withManifest((m) => {
     (m.optimizer!.config as Loose).type = "Lion";
   });
-  assert.match(loadError(optimizer, { withOptimizer: true }), /model\.json: "optimizer\.config": unknown optimizer type "Lion"/);
+  assert.match(
+    loadError(optimizer, { withOptimizer: true }),
+    /model\.json: "optimizer\.config": unknown optimizer type "Lion"/,
+  );
 });
 
 test("atomic writes: an error before the renames leaves the old files untouched and no temporary files", () => {
   const dir = savedDir();
   const before = readFileSync(join(dir, "weights.bin"));
   writeFileSync(join(dir, "blocker"), "a file where a folder should be");
-  assert.throws(() => { writeFilesAtomic([
+  assert.throws(() => {
+    writeFilesAtomic([
       { path: join(dir, "weights.bin"), data: new Uint8Array(10) },
       { path: join(dir, "blocker", "model.json"), data: "{}" },
-    ]); },
-  );
+    ]);
+  });
   assert.ok(readFileSync(join(dir, "weights.bin")).equals(before));
   assert.deepEqual(readdirSync(dir).sort(), ["blocker", "model.json", "optimizer.bin", "weights.bin"]);
   // saving over an existing model replaces every file and leaves nothing else behind

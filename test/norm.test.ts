@@ -24,14 +24,20 @@ function randn(rng: RandomState, shape: number[], scale = 1, shift = 0): NDArray
 
 test("Flatten: (N, C, H, W) → (N, C·H·W) in channel-major (NCHW) order; backward reshapes dy back", () => {
   const f = new Flatten();
-  const x = nd(Array.from({ length: 24 }, (_, i) => i), [2, 3, 2, 2]);
+  const x = nd(
+    Array.from({ length: 24 }, (_, i) => i),
+    [2, 3, 2, 2],
+  );
   assert.deepEqual(f.outputShape([3, 2, 2]), [12]);
   const y = f.forward(x);
   assert.deepEqual(y.shape, [2, 12]);
   // feature c·H·W + h·W + w of sample n is x[n, c, h, w]
   assert.equal(y.get(1, 2 * 4 + 1 * 2 + 0), x.get(1, 2, 1, 0));
   assert.notEqual(y.data, x.data, "output must not alias the input");
-  const dy = nd(Array.from({ length: 24 }, (_, i) => -i), [2, 12]);
+  const dy = nd(
+    Array.from({ length: 24 }, (_, i) => -i),
+    [2, 12],
+  );
   const before = dy.data.slice();
   const dx = f.backward(dy);
   assert.deepEqual(dx.shape, [2, 3, 2, 2]);
@@ -85,14 +91,21 @@ test("Dropout: mask from nextDouble() ≥ rate, survivors scaled by 1/(1 − rat
   const dy = nd(new Array<number>(n).fill(1), [n, 1]);
   const dx = d.backward(dy);
   for (let i = 0; i < n; i++) assert.equal(dx.data[i], d.mask![i] === 1 ? 1 / (1 - rate) : 0);
-  assert.ok(dy.data.every((v) => v === 1), "dy never mutated");
+  assert.ok(
+    dy.data.every((v) => v === 1),
+    "dy never mutated",
+  );
 });
 
 test("Dropout: rate 0 and inference are the identity (forward and backward)", () => {
   const rng = new RandomState(2);
   const x = randn(rng, [3, 4, 2, 2]);
   const dy = randn(rng, [3, 4, 2, 2]);
-  for (const [d, opts] of [[new Dropout({ rate: 0 }), TRAIN], [new Dropout({ rate: 0.9 }), INFER], [new Dropout({ rate: 0.5 }), {}]] as const) {
+  for (const [d, opts] of [
+    [new Dropout({ rate: 0 }), TRAIN],
+    [new Dropout({ rate: 0.9 }), INFER],
+    [new Dropout({ rate: 0.5 }), {}],
+  ] as const) {
     const y = d.forward(x, opts);
     assert.deepEqual(Array.from(y.data), Array.from(x.data));
     assert.notEqual(y.data, x.data);
@@ -167,10 +180,12 @@ test("BatchNorm2D training forward: per-channel batch statistics, y = γ·x̂ + 
   for (let c = 0; c < 3; c++) {
     const xs: number[] = [];
     const ys: number[] = [];
-    for (let n = 0; n < 4; n++) for (let h = 0; h < 2; h++) for (let w = 0; w < 3; w++) {
-      xs.push(x.get(n, c, h, w));
-      ys.push(y.get(n, c, h, w));
-    }
+    for (let n = 0; n < 4; n++)
+      for (let h = 0; h < 2; h++)
+        for (let w = 0; w < 3; w++) {
+          xs.push(x.get(n, c, h, w));
+          ys.push(y.get(n, c, h, w));
+        }
     const m = xs.length;
     const mu = xs.reduce((a, b) => a + b, 0) / m;
     const v = xs.reduce((a, b) => a + (b - mu) ** 2, 0) / m;
@@ -217,11 +232,16 @@ test("BatchNorm gradchecks ≤ 1e-6 in training and inference, 1D and 2D, affine
     // dx is O(ε) and finite differences drown in rounding. A large ε keeps that case well conditioned.
     const m = shapeSize(shape) / C;
     const eps = m === 2 ? 0.5 : 1e-5;
-    const bn = twoD ? new BatchNorm2D({ numFeatures: C, affine, eps }) : new BatchNorm1D({ numFeatures: C, affine, eps });
+    const bn = twoD
+      ? new BatchNorm2D({ numFeatures: C, affine, eps })
+      : new BatchNorm1D({ numFeatures: C, affine, eps });
     randomizeBN(bn, rng);
     for (const training of [true, false]) {
       const r = gradcheck(bn, randn(rng, shape, 2, 1), { training, seed: trial });
-      assert.ok(r.ok, `${bn.type} affine=${affine} training=${training} shape=${shape.join("×")}: ${JSON.stringify(r)}`);
+      assert.ok(
+        r.ok,
+        `${bn.type} affine=${affine} training=${training} shape=${shape.join("×")}: ${JSON.stringify(r)}`,
+      );
       assert.equal(r.tensors.length, affine ? 3 : 1, "input, gamma, beta checked; running stats are not trainable");
       worst = Math.max(worst, r.maxRelError);
     }
@@ -244,8 +264,19 @@ test("BatchNorm with m = 2 values per channel: backward matches the closed form 
 test("BatchNorm backward: dy never mutated, grads accumulate, params and state exposed", () => {
   const rng = new RandomState(4);
   const bn = new BatchNorm2D({ numFeatures: 2 });
-  assert.deepEqual(bn.params().map((p) => [p.name, p.trainable]), [["gamma", true], ["beta", true], ["runningMean", false], ["runningVar", false]]);
-  assert.deepEqual(new BatchNorm1D({ numFeatures: 2, affine: false }).params().map((p) => p.name), ["runningMean", "runningVar"]);
+  assert.deepEqual(
+    bn.params().map((p) => [p.name, p.trainable]),
+    [
+      ["gamma", true],
+      ["beta", true],
+      ["runningMean", false],
+      ["runningVar", false],
+    ],
+  );
+  assert.deepEqual(
+    new BatchNorm1D({ numFeatures: 2, affine: false }).params().map((p) => p.name),
+    ["runningMean", "runningVar"],
+  );
   assert.deepEqual(Array.from(bn.runningVar.value.data), [1, 1]);
   const x = randn(rng, [3, 2, 2, 2]).astype("float32");
   const y = bn.forward(x, TRAIN);
@@ -263,17 +294,35 @@ test("BatchNorm backward: dy never mutated, grads accumulate, params and state e
 });
 
 test("BatchNorm validates options and shapes", () => {
-  assert.throws(() => new BatchNorm2D({ numFeatures: 0 }), /BatchNorm2D: numFeatures must be a positive integer, got 0/);
+  assert.throws(
+    () => new BatchNorm2D({ numFeatures: 0 }),
+    /BatchNorm2D: numFeatures must be a positive integer, got 0/,
+  );
   assert.throws(() => new BatchNorm1D({ numFeatures: 2, eps: 0 }), /BatchNorm1D: eps must be a positive number/);
   assert.throws(() => new BatchNorm1D({ numFeatures: 2, momentum: 1.5 }), /momentum must be a number in \[0, 1\]/);
   const bn = new BatchNorm2D({ numFeatures: 3 });
-  assert.throws(() => bn.forward(nd([1, 2, 3, 4], [1, 4, 1, 1]), TRAIN), /BatchNorm2D: expected input of shape \(N, 3, H, W\), got \(1, 4, 1, 1\)/);
+  assert.throws(
+    () => bn.forward(nd([1, 2, 3, 4], [1, 4, 1, 1]), TRAIN),
+    /BatchNorm2D: expected input of shape \(N, 3, H, W\), got \(1, 4, 1, 1\)/,
+  );
   assert.throws(() => bn.forward(nd([1, 2, 3], [1, 3, 1, 1]), TRAIN), /more than 1 value per channel/);
   bn.forward(nd([1, 2, 3], [1, 3, 1, 1]), INFER); // a single sample is fine in inference
-  assert.throws(() => bn.outputShape([3, 4]), (e: unknown) => e instanceof ShapeError && /\(N, 3, H, W\)/.test(e.message));
+  assert.throws(
+    () => bn.outputShape([3, 4]),
+    (e: unknown) => e instanceof ShapeError && /\(N, 3, H, W\)/.test(e.message),
+  );
   assert.deepEqual(bn.outputShape([3, 5, 6]), [3, 5, 6]);
   assert.deepEqual(new BatchNorm1D({ numFeatures: 4 }).outputShape([4]), [4]);
   assert.throws(() => new BatchNorm1D({ numFeatures: 4 }).outputShape([3]), /\(N, 4\)/);
-  assert.throws(() => new BatchNorm1D({ numFeatures: 4 }).forward(nd([1, 2, 3, 4], [1, 1, 2, 2])), /expected input of shape \(N, 4\)/);
-  assert.deepEqual(new BatchNorm1D({ numFeatures: 4, momentum: 0.01, affine: false }).config(), { type: "BatchNorm1D", numFeatures: 4, eps: 1e-5, momentum: 0.01, affine: false });
+  assert.throws(
+    () => new BatchNorm1D({ numFeatures: 4 }).forward(nd([1, 2, 3, 4], [1, 1, 2, 2])),
+    /expected input of shape \(N, 4\)/,
+  );
+  assert.deepEqual(new BatchNorm1D({ numFeatures: 4, momentum: 0.01, affine: false }).config(), {
+    type: "BatchNorm1D",
+    numFeatures: 4,
+    eps: 1e-5,
+    momentum: 0.01,
+    affine: false,
+  });
 });

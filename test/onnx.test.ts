@@ -37,7 +37,10 @@ process.on("exit", () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function ortPredict(session: ort.InferenceSession, x: NDArray): Promise<{ data: Float32Array; dims: readonly number[] }> {
+async function ortPredict(
+  session: ort.InferenceSession,
+  x: NDArray,
+): Promise<{ data: Float32Array; dims: readonly number[] }> {
   const out = await session.run({ input: new ort.Tensor("float32", Float32Array.from(x.data), x.shape) });
   return { data: out.output.data as Float32Array, dims: out.output.dims };
 }
@@ -87,7 +90,10 @@ test("LeNet-5 exported to ONNX runs in onnxruntime-node with the same prediction
   const session = await ort.InferenceSession.create(toOnnx(model));
   assert.deepEqual(session.inputNames, ["input"]);
   assert.deepEqual(session.outputNames, ["output"]);
-  for (const [n, seed] of [[5, 1], [1, 2]]) {
+  for (const [n, seed] of [
+    [5, 1],
+    [1, 2],
+  ]) {
     const x = randomInput([n, 1, 28, 28], seed);
     const got = await ortPredict(session, x);
     assert.deepEqual(got.dims, [n, 10]);
@@ -110,7 +116,16 @@ test("a variant with every exported op runs in onnxruntime-node with the same pr
   t.diagnostic(`max |onnxruntime − handprop| = ${d.toExponential(2)}`);
   assert.ok(d <= 1e-4, `max |onnxruntime − handprop| = ${d}`);
   // and an image-shaped output, NCHW in both
-  const convOnly = randomize(new Sequential([new Conv2D({ inChannels: 2, outChannels: 3, kernelSize: 3, stride: 2, padding: "same" }), new Softmax({ axis: 1 })], { inputShape: [2, 7, 6], seed: 5 }), 6);
+  const convOnly = randomize(
+    new Sequential(
+      [
+        new Conv2D({ inChannels: 2, outChannels: 3, kernelSize: 3, stride: 2, padding: "same" }),
+        new Softmax({ axis: 1 }),
+      ],
+      { inputShape: [2, 7, 6], seed: 5 },
+    ),
+    6,
+  );
   const s2 = await ort.InferenceSession.create(toOnnx(convOnly));
   const x2 = randomInput([2, 2, 7, 6], 8);
   const y = await ortPredict(s2, x2);
@@ -139,9 +154,24 @@ test("the ModelProto: IR 7, opset 13, producer, input/output with a symbolic bat
 
   const graph = sub(get(top, 7)[0]);
   const ops = get(graph, 1).map((n) => str(get(sub(n), 4)[0]));
-  assert.deepEqual(ops, ["Conv", "Relu", "MaxPool", "Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu", "Gemm", "Relu", "Gemm"]);
+  assert.deepEqual(ops, [
+    "Conv",
+    "Relu",
+    "MaxPool",
+    "Conv",
+    "Relu",
+    "MaxPool",
+    "Flatten",
+    "Gemm",
+    "Relu",
+    "Gemm",
+    "Relu",
+    "Gemm",
+  ]);
   const conv0 = sub(get(graph, 1)[0]);
-  const attrs = Object.fromEntries(get(conv0, 5).map((a) => [str(get(sub(a), 1)[0]), get(sub(a), 8).map((v) => Number(v.value))]));
+  const attrs = Object.fromEntries(
+    get(conv0, 5).map((a) => [str(get(sub(a), 1)[0]), get(sub(a), 8).map((v) => Number(v.value))]),
+  );
   assert.deepEqual(attrs, { kernel_shape: [5, 5], strides: [1, 1], pads: [2, 2, 2, 2], dilations: [1, 1] });
 
   const input = sub(get(graph, 11)[0]);
@@ -151,7 +181,10 @@ test("the ModelProto: IR 7, opset 13, producer, input/output with a symbolic bat
   const dims = get(sub(get(tensorType, 2)[0]), 1).map((d) => sub(d)[0]);
   assert.equal(dims[0].field, 2); // dim_param
   assert.equal(str(dims[0]), "N");
-  assert.deepEqual(dims.slice(1).map((d) => d.value), [1n, 28n, 28n]);
+  assert.deepEqual(
+    dims.slice(1).map((d) => d.value),
+    [1n, 28n, 28n],
+  );
   assert.equal(str(get(sub(get(graph, 12)[0]), 1)[0]), "output");
 
   let floats = 0;
@@ -187,7 +220,12 @@ test("protobuf encoder: varints, negative int64, floats, strings and nested mess
   assert.throws(() => readFields(Uint8Array.from([0x0a, 0x05, 0x01])), /runs past the end/);
 });
 
-async function expectSamePredictions(t: { diagnostic(m: string): void }, model: Sequential, xShape: number[], seed: number): Promise<void> {
+async function expectSamePredictions(
+  t: { diagnostic(m: string): void },
+  model: Sequential,
+  xShape: number[],
+  seed: number,
+): Promise<void> {
   const session = await ort.InferenceSession.create(toOnnx(model));
   try {
     const x = randomInput(xShape, seed);
@@ -213,7 +251,12 @@ test("the layers of issue 13 in a Sequential run in onnxruntime-node with the sa
         new SiLU(),
         new Conv2DTranspose({ outChannels: 4, kernelSize: 3, stride: 2, padding: 1, outputPadding: 1 }),
         new ELU({ alpha: 0.7 }),
-        new ZeroPadding2D({ padding: [[1, 0], [2, 1]] }),
+        new ZeroPadding2D({
+          padding: [
+            [1, 0],
+            [2, 1],
+          ],
+        }),
         new SeparableConv2D({ outChannels: 5, kernelSize: 3, dilation: [1, 2] }),
         new UpSampling2D({ size: [2, 3] }),
         new GELU({ approximate: "tanh" }),
@@ -234,13 +277,30 @@ test("the layers of issue 13 in a Sequential run in onnxruntime-node with the sa
 
 test("a graph Model (residual Add, Concatenate, Multiply, a nested Sequential) runs in onnxruntime-node", async (t) => {
   const x = Input([3, 8, 8]);
-  const a = new ReLU().apply(new BatchNorm2D({}).apply(new Conv2D({ outChannels: 3, kernelSize: 3, padding: "same" }).apply(x, "conv_a"), "bn_a"), "relu_a");
+  const a = new ReLU().apply(
+    new BatchNorm2D({}).apply(
+      new Conv2D({ outChannels: 3, kernelSize: 3, padding: "same" }).apply(x, "conv_a"),
+      "bn_a",
+    ),
+    "relu_a",
+  );
   const res = new Add().apply([x, a], "add");
-  const side = new Sequential([new Conv2D({ inChannels: 3, outChannels: 2, kernelSize: 1 }), new Sigmoid()], { name: "side" }).apply(res, "side");
-  const gate = new Multiply().apply([new Conv2D({ outChannels: 2, kernelSize: 3, padding: 1 }).apply(res, "conv_g"), side], "gate");
+  const side = new Sequential([new Conv2D({ inChannels: 3, outChannels: 2, kernelSize: 1 }), new Sigmoid()], {
+    name: "side",
+  }).apply(res, "side");
+  const gate = new Multiply().apply(
+    [new Conv2D({ outChannels: 2, kernelSize: 3, padding: 1 }).apply(res, "conv_g"), side],
+    "gate",
+  );
   const cat = new Concatenate({ axis: 1 }).apply([res, gate, x], "concat");
-  const out = new Dense({ outFeatures: 5 }).apply(new Flatten().apply(new GlobalAvgPool2D().apply(cat, "gap"), "flat"), "logits");
-  const model = randomize(new Model({ inputs: x, outputs: new Softmax().apply(out, "probs"), seed: 6, name: "graph" }), 7);
+  const out = new Dense({ outFeatures: 5 }).apply(
+    new Flatten().apply(new GlobalAvgPool2D().apply(cat, "gap"), "flat"),
+    "logits",
+  );
+  const model = randomize(
+    new Model({ inputs: x, outputs: new Softmax().apply(out, "probs"), seed: 6, name: "graph" }),
+    7,
+  );
   await expectSamePredictions(t, model, [3, 3, 8, 8], 8);
   // the ONNX graph keeps the branches: one node per layer here, merges included
   const graph = sub(get(readFields(toOnnx(model)), 7)[0]);
@@ -255,7 +315,10 @@ test("the zoo's resnet-mini (graph) and mobilenet-mini (depthwise-separable) run
 });
 
 test("toOnnx errors: unknown input shape, a layer without an ONNX equivalent", () => {
-  assert.throws(() => toOnnx(new Sequential([new ReLU()])), /input shape of sequential is unknown: pass \{inputShape\}/);
+  assert.throws(
+    () => toOnnx(new Sequential([new ReLU()])),
+    /input shape of sequential is unknown: pass \{inputShape\}/,
+  );
   class Custom extends Layer {
     readonly type = "Custom";
     forward(x: NDArray): NDArray {
@@ -271,13 +334,28 @@ test("toOnnx errors: unknown input shape, a layer without an ONNX equivalent", (
       return { type: this.type };
     }
   }
-  assert.throws(() => toOnnx(new Sequential([new ReLU(), new Custom()], { inputShape: [3] })), /toOnnx: layer 1 \(Custom\) has no ONNX equivalent/);
+  assert.throws(
+    () => toOnnx(new Sequential([new ReLU(), new Custom()], { inputShape: [3] })),
+    /toOnnx: layer 1 \(Custom\) has no ONNX equivalent/,
+  );
   const gx = Input([3]);
-  const graphModel = new Model({ inputs: gx, outputs: new Add().apply([gx, new Custom().apply(gx, "mystery")], "sum") });
-  assert.throws(() => toOnnx(graphModel), /toOnnx: node 'mystery' \(Custom\) has no ONNX equivalent here \(at ONNX node 'mystery'/);
-  assert.throws(() => toOnnx(new Sequential([new Dense({ inFeatures: 3, outFeatures: 2 })]), { inputShape: [4] }), /layer 0 \(Dense\)/);
+  const graphModel = new Model({
+    inputs: gx,
+    outputs: new Add().apply([gx, new Custom().apply(gx, "mystery")], "sum"),
+  });
+  assert.throws(
+    () => toOnnx(graphModel),
+    /toOnnx: node 'mystery' \(Custom\) has no ONNX equivalent here \(at ONNX node 'mystery'/,
+  );
+  assert.throws(
+    () => toOnnx(new Sequential([new Dense({ inFeatures: 3, outFeatures: 2 })]), { inputShape: [4] }),
+    /layer 0 \(Dense\)/,
+  );
   // ONNX names every output explicitly: also works for a 1-D model without a Flatten
-  const mlp = new Sequential([new Flatten(), new Dense({ inFeatures: 6, outFeatures: 2 })], { inputShape: [6], seed: 1 });
+  const mlp = new Sequential([new Flatten(), new Dense({ inFeatures: 6, outFeatures: 2 })], {
+    inputShape: [6],
+    seed: 1,
+  });
   assert.ok(toOnnx(mlp).length > 0);
 });
 
@@ -304,13 +382,19 @@ test("handprop export --format onnx: a saved model folder to a file onnxruntime 
   const file = join(tmp, "cli", "cnn.onnx");
   const r = await cli("export", "--format", "onnx", "--model", dir, "--out", file);
   assert.equal(r.code, 0, r.err);
-  assert.match(r.out, /exported cnn-small to .*cnn\.onnx \(\d+ bytes; ONNX opset 13.*inputs x = \(pixel · 0\.00392157 − 0\.1307\) \/ 0\.3081\)/);
+  assert.match(
+    r.out,
+    /exported cnn-small to .*cnn\.onnx \(\d+ bytes; ONNX opset 13.*inputs x = \(pixel · 0\.00392157 − 0\.1307\) \/ 0\.3081\)/,
+  );
   const session = await ort.InferenceSession.create(file);
   const x = randomInput([2, 1, 28, 28], 6);
   assert.ok(maxAbsDiff((await ortPredict(session, x)).data, model.predict(x).data) <= 1e-4);
   await session.release();
   const props = get(readFields(readFileSync(file)), 14).map((p) => sub(p));
-  assert.deepEqual(props.map((p) => [str(get(p, 1)[0]), JSON.parse(str(get(p, 2)[0])) as unknown]), [["handprop.normalization", normalization]]);
+  assert.deepEqual(
+    props.map((p) => [str(get(p, 1)[0]), JSON.parse(str(get(p, 2)[0])) as unknown]),
+    [["handprop.normalization", normalization]],
+  );
 
   const usage = await cli("export", "--format", "onnx", "--model", dir);
   assert.equal(usage.code, 2);

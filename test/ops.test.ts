@@ -3,7 +3,25 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { NDArray } from "../src/nd/ndarray.ts";
 import {
-  add, arange, array, div, dot, expandDims, flip, full, matmul, mean, mul, ones, pad, reshape, rot90, sub, sum, transpose, zeros,
+  add,
+  arange,
+  array,
+  div,
+  dot,
+  expandDims,
+  flip,
+  full,
+  matmul,
+  mean,
+  mul,
+  ones,
+  pad,
+  reshape,
+  rot90,
+  sub,
+  sum,
+  transpose,
+  zeros,
 } from "../src/nd/ops.ts";
 import { formatArray, pyRepr } from "../src/nd/format.ts";
 import { assertClose, fromFixture, loadFixture, type FixtureArray } from "./helpers.ts";
@@ -14,7 +32,14 @@ interface OpsFixture {
   flip: { a: FixtureArray; axis: Axis; out: FixtureArray }[];
   transpose: { a: FixtureArray; axes: number[] | null; out: FixtureArray }[];
   pad: { a: FixtureArray; padWidth: number | [number, number][]; value: number; out: FixtureArray }[];
-  binary: { a: FixtureArray; b: FixtureArray; add: FixtureArray; sub: FixtureArray; mul: FixtureArray; div: FixtureArray }[];
+  binary: {
+    a: FixtureArray;
+    b: FixtureArray;
+    add: FixtureArray;
+    sub: FixtureArray;
+    mul: FixtureArray;
+    div: FixtureArray;
+  }[];
   dot: { a: FixtureArray; b: FixtureArray; out: FixtureArray }[];
   matmul: { a: FixtureArray; b: FixtureArray; out: FixtureArray }[];
   reduce: { a: FixtureArray; axis: Axis; keepdims: boolean; sum: FixtureArray; mean: FixtureArray }[];
@@ -25,7 +50,8 @@ const fx = loadFixture<OpsFixture>("ops.json");
 const ax = (a: Axis) => (a === null ? undefined : a);
 
 test("rot90 matches NumPy for every k in -6..6 and several axes", () => {
-  for (const c of fx.rot90) assertClose(rot90(fromFixture(c.a), c.k, c.axes), c.out, 0, 0, `rot90 k=${c.k} axes=${c.axes.join(",")}`);
+  for (const c of fx.rot90)
+    assertClose(rot90(fromFixture(c.a), c.k, c.axes), c.out, 0, 0, `rot90 k=${c.k} axes=${c.axes.join(",")}`);
 });
 
 test("flip, transpose and pad match NumPy", () => {
@@ -65,7 +91,10 @@ test("formatArray prints as NumPy's str(ndarray); pyRepr as Python's repr(float)
 });
 
 test("creation helpers", () => {
-  assert.deepEqual(zeros([2, 2]).toArray(), [[0, 0], [0, 0]]);
+  assert.deepEqual(zeros([2, 2]).toArray(), [
+    [0, 0],
+    [0, 0],
+  ]);
   assert.deepEqual(ones(3).toArray(), [1, 1, 1]);
   assert.deepEqual(full([1, 2], 7, "float32").toArray(), [[7, 7]]);
   assert.equal(full([1, 2], 7, "float32").dtype, "float32");
@@ -73,7 +102,10 @@ test("creation helpers", () => {
   assert.deepEqual(arange(1, 2, 0.25).toArray(), [1, 1.25, 1.5, 1.75]);
   assert.deepEqual(expandDims(array([1, 2]), 0).shape, [1, 2]);
   assert.deepEqual(reshape(arange(6), [-1, 2]).shape, [3, 2]);
-  const a = array([[1, 2], [3, 4]]);
+  const a = array([
+    [1, 2],
+    [3, 4],
+  ]);
   assert.equal(a.get(1, 0), 3);
   assert.equal(a.get(-1, -1), 4);
 });
@@ -91,15 +123,21 @@ test("bad input names what was wrong", () => {
   assert.throws(() => sum(zeros([2]), { axis: 1 }), /axis 1 is out of bounds for array of dimension 1/);
 });
 
-const smallMatrix = fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 })).chain(([r, c]) =>
-  fc.array(fc.double({ min: -10, max: 10, noNaN: true }), { minLength: r * c, maxLength: r * c }).map((d) => new NDArray(Float64Array.from(d), [r, c])),
-);
+const smallMatrix = fc
+  .tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }))
+  .chain(([r, c]) =>
+    fc
+      .array(fc.double({ min: -10, max: 10, noNaN: true }), { minLength: r * c, maxLength: r * c })
+      .map((d) => new NDArray(Float64Array.from(d), [r, c])),
+  );
 
 test("rot90 identities: four quarter turns are the identity; rot90(a, k) = rot90(a, k + 4); rot90(a,-1) undoes rot90(a,1)", () => {
-  fc.assert(fc.property(smallMatrix, fc.integer({ min: -9, max: 9 }), (a, k) => {
-    assert.deepEqual(rot90(rot90(rot90(rot90(a)))).toArray(), a.toArray());
-    assert.deepEqual(rot90(a, k).toArray(), rot90(a, k + 4).toArray());
-    assert.deepEqual(rot90(rot90(a, 1), -1).toArray(), a.toArray());
-    assert.deepEqual(rot90(a, 2).toArray(), flip(a).toArray());
-  }));
+  fc.assert(
+    fc.property(smallMatrix, fc.integer({ min: -9, max: 9 }), (a, k) => {
+      assert.deepEqual(rot90(rot90(rot90(rot90(a)))).toArray(), a.toArray());
+      assert.deepEqual(rot90(a, k).toArray(), rot90(a, k + 4).toArray());
+      assert.deepEqual(rot90(rot90(a, 1), -1).toArray(), a.toArray());
+      assert.deepEqual(rot90(a, 2).toArray(), flip(a).toArray());
+    }),
+  );
 });

@@ -4,7 +4,15 @@ import { NDArray, type DType } from "../src/nd/ndarray.ts";
 import { mul, sub } from "../src/nd/ops.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { makeParam, type Param } from "../src/nn/layer.ts";
-import { Adam, AdamW, RMSProp, SGD, optimizerFromConfig, type Optimizer, type OptimizerState } from "../src/nn/optim.ts";
+import {
+  Adam,
+  AdamW,
+  RMSProp,
+  SGD,
+  optimizerFromConfig,
+  type Optimizer,
+  type OptimizerState,
+} from "../src/nn/optim.ts";
 import { CosineLR, ExponentialLR, StepLR, scheduleFromConfig } from "../src/nn/schedules.ts";
 
 // The test problem: L(w) = ½ Σ a_i w_i², so ∂L/∂w_i = a_i w_i.
@@ -28,7 +36,10 @@ function run(opt: Optimizer, p: Param, a: readonly number[], steps: number): num
 function close(actual: readonly number[], expected: readonly number[], tol: number, what: string): void {
   assert.equal(actual.length, expected.length);
   for (let i = 0; i < expected.length; i++) {
-    assert.ok(Math.abs(actual[i] - expected[i]) <= tol * Math.max(1, Math.abs(expected[i])), `${what}[${i}]: got ${actual[i]}, expected ${expected[i]}`);
+    assert.ok(
+      Math.abs(actual[i] - expected[i]) <= tol * Math.max(1, Math.abs(expected[i])),
+      `${what}[${i}]: got ${actual[i]}, expected ${expected[i]}`,
+    );
   }
 }
 
@@ -40,7 +51,10 @@ test("SGD without momentum is the article's w = w − grad·lr, bit for bit", ()
   const opt = new SGD({ lr });
   let g = p.grad;
   for (let s = 0; s < 50; s++) {
-    g = new NDArray(Float64Array.from({ length: 6 }, () => rng.standardNormal()), [6]);
+    g = new NDArray(
+      Float64Array.from({ length: 6 }, () => rng.standardNormal()),
+      [6],
+    );
     p.grad.data.set(g.data);
     opt.step([p]);
     w = sub(w, mul(g, lr)); // the article's update, with NumPy-like ops
@@ -58,17 +72,32 @@ test("SGD momentum, Nesterov, dampening and weight decay follow PyTorch's formul
   // Nesterov: u = g + μ·v
   //   g1 = 2     v1 = 2      u1 = 2 + 1.8 = 3.8          w1 = 1 − 0.38 = 0.62
   //   g2 = 1.24  v2 = 3.04   u2 = 1.24 + 2.736 = 3.976   w2 = 0.62 − 0.3976 = 0.2224
-  close(run(new SGD({ lr: 0.1, momentum: 0.9, nesterov: true }), quadratic([1]), [2], 2).flat(), [0.62, 0.2224], 1e-15, "nesterov");
+  close(
+    run(new SGD({ lr: 0.1, momentum: 0.9, nesterov: true }), quadratic([1]), [2], 2).flat(),
+    [0.62, 0.2224],
+    1e-15,
+    "nesterov",
+  );
   // Dampening 0.5 (first step still v = g), weight decay 0.1 (g = a·w + 0.1·w):
   //   g1 = 2.1·1 = 2.1        v1 = 2.1                       w1 = 1 − 0.21 = 0.79
   //   g2 = 2.1·0.79 = 1.659   v2 = 0.9·2.1 + 0.5·1.659 = 2.7195   w2 = 0.79 − 0.27195 = 0.51805
-  close(run(new SGD({ lr: 0.1, momentum: 0.9, dampening: 0.5, weightDecay: 0.1 }), quadratic([1]), [2], 2).flat(), [0.79, 0.51805], 1e-15, "dampening+wd");
+  close(
+    run(new SGD({ lr: 0.1, momentum: 0.9, dampening: 0.5, weightDecay: 0.1 }), quadratic([1]), [2], 2).flat(),
+    [0.79, 0.51805],
+    1e-15,
+    "dampening+wd",
+  );
   // Weight decay without momentum: w = w − (g + λw)·η.
   close(run(new SGD({ lr: 0.1, weightDecay: 0.5 }), quadratic([2]), [1], 1).flat(), [2 - (2 + 1) * 0.1], 0, "wd");
 });
 
 /** PyTorch's Adam/AdamW for one scalar weight, written out step by step. */
-function adamReference(w0: number, a: number, steps: number, o: { lr: number; b1: number; b2: number; eps: number; l2: number; decoupled: number }): number[] {
+function adamReference(
+  w0: number,
+  a: number,
+  steps: number,
+  o: { lr: number; b1: number; b2: number; eps: number; l2: number; decoupled: number },
+): number[] {
   let w = w0;
   let m = 0;
   let v = 0;
@@ -93,17 +122,34 @@ test("Adam: the first step is lr·g/(|g| + ε) ≈ lr·sign(g); later steps foll
   const opt = new Adam({ lr: 0.1 });
   run(opt, p, a, 1);
   // g = [2, −1, −1.5]
-  close(Array.from(p.value.data), [1 - (0.1 * 2) / (2 + 1e-8), -2 + (0.1 * 1) / (1 + 1e-8), 0.5 + (0.1 * 1.5) / (1.5 + 1e-8)], 1e-15, "Adam step 1");
+  close(
+    Array.from(p.value.data),
+    [1 - (0.1 * 2) / (2 + 1e-8), -2 + (0.1 * 1) / (1 + 1e-8), 0.5 + (0.1 * 1.5) / (1.5 + 1e-8)],
+    1e-15,
+    "Adam step 1",
+  );
   close(Array.from(p.value.data), [0.9, -1.9, 0.6], 1e-8, "≈ lr·sign(g)");
   run(opt, p, a, 4);
   for (let i = 0; i < 3; i++) {
-    const ref = adamReference([1, -2, 0.5][i], a[i], 5, { lr: 0.1, b1: 0.9, b2: 0.999, eps: 1e-8, l2: 0, decoupled: 0 });
+    const ref = adamReference([1, -2, 0.5][i], a[i], 5, {
+      lr: 0.1,
+      b1: 0.9,
+      b2: 0.999,
+      eps: 1e-8,
+      l2: 0,
+      decoupled: 0,
+    });
     close([p.value.data[i]], [ref[4]], 1e-14, `Adam step 5, w${i}`);
   }
   // L2 weight decay (coupled): the penalty enters the moments.
   const q = quadratic([1.5]);
   const l2 = run(new Adam({ lr: 0.05, beta1: 0.8, beta2: 0.99, weightDecay: 0.3 }), q, [1], 4).flat();
-  close(l2, adamReference(1.5, 1, 4, { lr: 0.05, b1: 0.8, b2: 0.99, eps: 1e-8, l2: 0.3, decoupled: 0 }), 1e-14, "Adam L2");
+  close(
+    l2,
+    adamReference(1.5, 1, 4, { lr: 0.05, b1: 0.8, b2: 0.99, eps: 1e-8, l2: 0.3, decoupled: 0 }),
+    1e-14,
+    "Adam L2",
+  );
 });
 
 test("AdamW decays the weight first (w·(1 − η·λ)), outside the moments", () => {
@@ -112,7 +158,12 @@ test("AdamW decays the weight first (w·(1 − η·λ)), outside the moments", (
   // w = 1·(1 − 0.02) = 0.98, then − 0.1·2/(2 + 1e-8)
   close(Array.from(p.value.data), [0.98 - (0.1 * 2) / (2 + 1e-8)], 1e-15, "AdamW step 1");
   const q = quadratic([-0.7]);
-  close(run(new AdamW({ lr: 0.01, weightDecay: 0.5 }), q, [3], 6).flat(), adamReference(-0.7, 3, 6, { lr: 0.01, b1: 0.9, b2: 0.999, eps: 1e-8, l2: 0, decoupled: 0.5 }), 1e-14, "AdamW");
+  close(
+    run(new AdamW({ lr: 0.01, weightDecay: 0.5 }), q, [3], 6).flat(),
+    adamReference(-0.7, 3, 6, { lr: 0.01, b1: 0.9, b2: 0.999, eps: 1e-8, l2: 0, decoupled: 0.5 }),
+    1e-14,
+    "AdamW",
+  );
   assert.equal(new AdamW().weightDecay, 0.01);
   assert.equal(new Adam().weightDecay, 0);
 });
@@ -121,7 +172,12 @@ test("RMSProp with and without momentum", () => {
   // First step: s = (1 − α)g², so w moves by η·g/(√(1 − α)·|g| + ε) ≈ η·sign(g)/√(1 − α) = 0.01·10.
   const p = quadratic([1, -1]);
   run(new RMSProp(), p, [2, 2], 1);
-  close(Array.from(p.value.data), [1 - (0.01 * 2) / (Math.sqrt(0.01 * 4) + 1e-8), -1 + (0.01 * 2) / (Math.sqrt(0.01 * 4) + 1e-8)], 1e-15, "RMSProp step 1");
+  close(
+    Array.from(p.value.data),
+    [1 - (0.01 * 2) / (Math.sqrt(0.01 * 4) + 1e-8), -1 + (0.01 * 2) / (Math.sqrt(0.01 * 4) + 1e-8)],
+    1e-15,
+    "RMSProp step 1",
+  );
   close(Array.from(p.value.data), [0.9, -0.9], 1e-8, "≈ 0.1·sign(g)");
 
   const ref = (momentum: number, wd: number): number[] => {
@@ -140,7 +196,12 @@ test("RMSProp with and without momentum", () => {
     return out;
   };
   close(run(new RMSProp({ lr: 0.05, alpha: 0.9 }), quadratic([1.2]), [1.5], 4).flat(), ref(0, 0), 1e-14, "RMSProp");
-  close(run(new RMSProp({ lr: 0.05, alpha: 0.9, momentum: 0.5, weightDecay: 0.1 }), quadratic([1.2]), [1.5], 4).flat(), ref(0.5, 0.1), 1e-14, "RMSProp momentum+wd");
+  close(
+    run(new RMSProp({ lr: 0.05, alpha: 0.9, momentum: 0.5, weightDecay: 0.1 }), quadratic([1.2]), [1.5], 4).flat(),
+    ref(0.5, 0.1),
+    1e-14,
+    "RMSProp momentum+wd",
+  );
 });
 
 test("step skips params with trainable=false and keeps slots per param index", () => {
@@ -158,7 +219,9 @@ test("step skips params with trainable=false and keeps slots per param index", (
   assert.deepEqual(state.slots.m[0], []);
   assert.equal(state.slots.m[1].length, 2);
   assert.equal(state.step, 3);
-  assert.throws(() => { opt.step([stats, quadratic([1, 2, 3])]); }, /state 'm' of param 1 has 2 values but param 1 \(w\) has 3/);
+  assert.throws(() => {
+    opt.step([stats, quadratic([1, 2, 3])]);
+  }, /state 'm' of param 1 has 2 values but param 1 \(w\) has 3/);
 });
 
 test("stateDict → JSON → loadStateDict continues bit-identically (float32 and float64)", () => {
@@ -207,13 +270,22 @@ test("option validation gives clear messages", () => {
   const opt = new Adam();
   assert.throws(() => (opt.lr = -1), /lr must be >= 0/);
   opt.lr = 0; // a cosine schedule may end at 0
-  assert.throws(() => { opt.loadStateDict({ type: "SGD", step: 0, lr: 0.1, slots: {} }); }, /Adam.loadStateDict: state was saved by SGD/);
-  assert.throws(() => { opt.loadStateDict({ type: "Adam", step: 0, lr: 0.1, slots: { momentum: [] } }); }, /unknown state slot 'momentum'/);
+  assert.throws(() => {
+    opt.loadStateDict({ type: "SGD", step: 0, lr: 0.1, slots: {} });
+  }, /Adam.loadStateDict: state was saved by SGD/);
+  assert.throws(() => {
+    opt.loadStateDict({ type: "Adam", step: 0, lr: 0.1, slots: { momentum: [] } });
+  }, /unknown state slot 'momentum'/);
   assert.throws(() => optimizerFromConfig({ type: "Adagrad" }), /unknown optimizer type "Adagrad"/);
 });
 
 test("config round-trips through optimizerFromConfig", () => {
-  for (const opt of [new SGD({ lr: 0.1, momentum: 0.5 }), new Adam({ lr: 0.002, beta1: 0.8 }), new AdamW({ weightDecay: 0.05 }), new RMSProp({ momentum: 0.1 })]) {
+  for (const opt of [
+    new SGD({ lr: 0.1, momentum: 0.5 }),
+    new Adam({ lr: 0.002, beta1: 0.8 }),
+    new AdamW({ weightDecay: 0.05 }),
+    new RMSProp({ momentum: 0.1 }),
+  ]) {
     const back = optimizerFromConfig(JSON.parse(JSON.stringify(opt)) as ReturnType<Optimizer["config"]>);
     assert.deepEqual(back.config(), opt.config());
     assert.equal(back.type, opt.type);
@@ -222,7 +294,10 @@ test("config round-trips through optimizerFromConfig", () => {
 
 test("schedules: values at chosen epochs", () => {
   const step = new StepLR({ stepSize: 3, gamma: 0.5 });
-  assert.deepEqual([0, 2, 3, 5, 6, 9].map((e) => step.lrAt(e, 0.1)), [0.1, 0.1, 0.05, 0.05, 0.025, 0.0125]);
+  assert.deepEqual(
+    [0, 2, 3, 5, 6, 9].map((e) => step.lrAt(e, 0.1)),
+    [0.1, 0.1, 0.05, 0.05, 0.025, 0.0125],
+  );
   assert.equal(new StepLR({ stepSize: 10 }).lrAt(25, 1), 0.1 ** 2);
 
   const exp = new ExponentialLR({ gamma: 0.9 });
@@ -237,7 +312,11 @@ test("schedules: values at chosen epochs", () => {
   assert.equal(cos.lrAt(15, 0.1), 0.01);
   assert.equal(new CosineLR({ tMax: 4 }).lrAt(4, 0.3), 0);
 
-  for (const s of [step, exp, cos]) assert.deepEqual(scheduleFromConfig(JSON.parse(JSON.stringify(s.config())) as ReturnType<typeof s.config>).config(), s.config());
+  for (const s of [step, exp, cos])
+    assert.deepEqual(
+      scheduleFromConfig(JSON.parse(JSON.stringify(s.config())) as ReturnType<typeof s.config>).config(),
+      s.config(),
+    );
   assert.throws(() => new StepLR({ stepSize: 0 }), /StepLR: stepSize must be a positive integer, got 0/);
   assert.throws(() => new ExponentialLR({ gamma: 1.5 }), /gamma must be in \(0, 1\]/);
   assert.throws(() => new CosineLR({ tMax: 5, minLr: -1 }), /minLr must be a finite number >= 0/);

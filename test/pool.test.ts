@@ -36,7 +36,10 @@ test("MaxPool2D 2×2/2 on a known 4×4 and its backward routing", () => {
 
 test("MaxPool2D with padding: padded cells never win, even over negative inputs", () => {
   // k=3, s=2, p=1 on 4×4 → 2×2; windows rows/cols {-1,0,1} and {1,2,3}
-  const neg = nd(Array.from(X44.data, (v) => -v - 1), [1, 1, 4, 4]);
+  const neg = nd(
+    Array.from(X44.data, (v) => -v - 1),
+    [1, 1, 4, 4],
+  );
   const pool = new MaxPool2D({ kernelSize: 3, stride: 2, padding: 1 });
   assert.deepEqual(pool.outputShape([1, 4, 4]), [1, 2, 2]);
   // −x−1: the max over a window is −(min x) − 1
@@ -74,10 +77,28 @@ test("AvgPool2D with and without countIncludePad (PyTorch's semantics)", () => {
   assertClose(excl.forward(X44), nd([13 / 4, 26 / 6, 14 / 6, 51 / 9], [1, 1, 2, 2]), 1e-15, 0, "exclude pad");
   // backward of the window (0,0) alone: its 4 real cells get dy/9 (incl) or dy/4 (excl)
   const dy = nd([9, 0, 0, 0], [1, 1, 2, 2]);
-  assertClose(incl.backward(dy), nd([1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 4, 4]), 1e-15, 0, "incl dx");
-  assertClose(excl.backward(dy), nd([2.25, 2.25, 0, 0, 2.25, 2.25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 4, 4]), 1e-15, 0, "excl dx");
+  assertClose(
+    incl.backward(dy),
+    nd([1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 4, 4]),
+    1e-15,
+    0,
+    "incl dx",
+  );
+  assertClose(
+    excl.backward(dy),
+    nd([2.25, 2.25, 0, 0, 2.25, 2.25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 4, 4]),
+    1e-15,
+    0,
+    "excl dx",
+  );
   // plain 2×2/2, no padding
-  assertClose(new AvgPool2D({ kernelSize: 2 }).forward(X44), nd([13 / 4, 17 / 4, 7 / 4, 24 / 4], [1, 1, 2, 2]), 1e-15, 0, "2x2 avg");
+  assertClose(
+    new AvgPool2D({ kernelSize: 2 }).forward(X44),
+    nd([13 / 4, 17 / 4, 7 / 4, 24 / 4], [1, 1, 2, 2]),
+    1e-15,
+    0,
+    "2x2 avg",
+  );
 });
 
 test("GlobalAvgPool2D: (N, C, H, W) → (N, C) means; backward spreads dy/(H·W)", () => {
@@ -85,7 +106,13 @@ test("GlobalAvgPool2D: (N, C, H, W) → (N, C) means; backward spreads dy/(H·W)
   const x = nd([1, 2, 3, 4, 10, 20, 30, 40, -1, -1, -1, -1, 0, 0, 0, 8], [2, 2, 2, 2]);
   assert.deepEqual(g.outputShape([2, 2, 2]), [2]);
   assertClose(g.forward(x), nd([2.5, 25, -1, 2], [2, 2]), 0, 0, "gap");
-  assertClose(g.backward(nd([4, 8, 12, 16], [2, 2])), nd([1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4], [2, 2, 2, 2]), 0, 0, "gap dx");
+  assertClose(
+    g.backward(nd([4, 8, 12, 16], [2, 2])),
+    nd([1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4], [2, 2, 2, 2]),
+    0,
+    0,
+    "gap dx",
+  );
 });
 
 test("pooling gradchecks ≤ 1e-6 over randomized kernel/stride/padding/batch/channel configs", () => {
@@ -119,7 +146,11 @@ test("pooling gradchecks ≤ 1e-6 over randomized kernel/stride/padding/batch/ch
 
 test("pool layers never mutate dy, reuse their buffers and keep the input dtype", () => {
   const rng = new RandomState(5);
-  for (const layer of [new MaxPool2D({ kernelSize: 3, stride: 1, padding: 1 }), new AvgPool2D({ kernelSize: 2, stride: 1 }), new GlobalAvgPool2D()]) {
+  for (const layer of [
+    new MaxPool2D({ kernelSize: 3, stride: 1, padding: 1 }),
+    new AvgPool2D({ kernelSize: 2, stride: 1 }),
+    new GlobalAvgPool2D(),
+  ]) {
     const x = randn(rng, [2, 3, 5, 5]).astype("float32");
     const y = layer.forward(x);
     assert.equal(y.dtype, "float32");
@@ -135,19 +166,34 @@ test("pool layers never mutate dy, reuse their buffers and keep the input dtype"
 });
 
 test("pool option validation and shape errors are clear", () => {
-  assert.throws(() => new MaxPool2D({ kernelSize: 2, stride: 0 }), /MaxPool2D: stride must be a positive integer, got 0/);
+  assert.throws(
+    () => new MaxPool2D({ kernelSize: 2, stride: 0 }),
+    /MaxPool2D: stride must be a positive integer, got 0/,
+  );
   assert.throws(() => new AvgPool2D({ kernelSize: [2, 0] }), /AvgPool2D: kernelSize\[1\] must be a positive integer/);
-  assert.throws(() => new MaxPool2D({ kernelSize: 3, padding: 2 }), /padding must be at most half the kernel size \(⌊3\/2⌋ = 1\) on the height axis, got padding 2/);
+  assert.throws(
+    () => new MaxPool2D({ kernelSize: 3, padding: 2 }),
+    /padding must be at most half the kernel size \(⌊3\/2⌋ = 1\) on the height axis, got padding 2/,
+  );
   assert.throws(() => new AvgPool2D({ kernelSize: [3, 2], padding: [1, 2] }), /width axis/);
   assert.throws(() => new MaxPool2D({ kernelSize: 2, padding: -1 }), /padding must be a non-negative integer/);
   assert.throws(() => new MaxPool2D({ kernelSize: 2.5 }), /kernelSize must be a positive integer/);
-  assert.throws(() => new AvgPool2D({ kernelSize: 2, countIncludePad: "yes" as unknown as boolean }), /countIncludePad must be a boolean/);
+  assert.throws(
+    () => new AvgPool2D({ kernelSize: 2, countIncludePad: "yes" as unknown as boolean }),
+    /countIncludePad must be a boolean/,
+  );
 
   const pool = new MaxPool2D({ kernelSize: 5, padding: 1 });
-  assert.throws(() => pool.outputShape([1, 2, 6]), (e: unknown) => e instanceof ShapeError && /kernel 5×5 is larger than the padded input 4×8/.test(e.message));
+  assert.throws(
+    () => pool.outputShape([1, 2, 6]),
+    (e: unknown) => e instanceof ShapeError && /kernel 5×5 is larger than the padded input 4×8/.test(e.message),
+  );
   assert.throws(() => pool.forward(nd([1, 2, 3, 4], [1, 1, 2, 2])), ShapeError);
   assert.throws(() => pool.outputShape([4, 4]), /expected input of shape \(N, C, H, W\)/);
-  assert.throws(() => pool.forward(nd([1, 2, 3, 4], [1, 4])), /MaxPool2D: expected input of shape \(N, C, H, W\), got \(1, 4\)/);
+  assert.throws(
+    () => pool.forward(nd([1, 2, 3, 4], [1, 4])),
+    /MaxPool2D: expected input of shape \(N, C, H, W\), got \(1, 4\)/,
+  );
   assert.throws(() => new GlobalAvgPool2D().outputShape([3]), ShapeError);
 
   const fresh = new AvgPool2D({ kernelSize: 2 });
@@ -163,7 +209,13 @@ test("pool configs rebuild identical layers", () => {
     new AvgPool2D({ kernelSize: 3, stride: 2, padding: 1 }),
   ];
   assert.deepEqual(layers[0].config(), { type: "MaxPool2D", kernelSize: [3, 2], stride: 1, padding: [1, 0] });
-  assert.deepEqual(layers[1].config(), { type: "AvgPool2D", kernelSize: 2, stride: 2, padding: 0, countIncludePad: false });
+  assert.deepEqual(layers[1].config(), {
+    type: "AvgPool2D",
+    kernelSize: 2,
+    stride: 2,
+    padding: 0,
+    countIncludePad: false,
+  });
   for (const l of layers) {
     const opts = JSON.parse(JSON.stringify(l.config())) as Record<string, unknown>;
     delete opts.type;

@@ -113,7 +113,9 @@ function values(r: number | number[] | NDArray): number[] {
 }
 
 function sha256(a: Float64Array): string {
-  return createHash("sha256").update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest("hex");
+  return createHash("sha256")
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest("hex");
 }
 
 function toState(s: LegacyState): RandomStateInput {
@@ -126,7 +128,10 @@ function assertState(rs: RandomState, expected: LegacyState, label: string): voi
   assertSame(st.key, expected[1], `${label}: key`);
   assert.equal(st.pos, expected[2], `${label}: pos`);
   assert.equal(st.hasGauss, expected[3] === 1, `${label}: hasGauss`);
-  assert.ok(Object.is(st.cachedGaussian, expected[4]), `${label}: cachedGaussian ${st.cachedGaussian} vs ${expected[4]}`);
+  assert.ok(
+    Object.is(st.cachedGaussian, expected[4]),
+    `${label}: cachedGaussian ${st.cachedGaussian} vs ${expected[4]}`,
+  );
 }
 
 const sizeOf = (a: Arg): Size | undefined => (a === null ? undefined : a);
@@ -160,7 +165,11 @@ describe("RandomState seeding", () => {
     assert.ok(list !== undefined);
     assertSame(new RandomState([seed]).rand(50).data, list.rand, "[5]");
     assert.notEqual(list.rand[0], rand[0]);
-    assertSame(new RandomState(Uint32Array.from([1, 2, 3])).rand(50).data, FX.array_seeds[2].rand, "Uint32Array [1,2,3]");
+    assertSame(
+      new RandomState(Uint32Array.from([1, 2, 3])).rand(50).data,
+      FX.array_seeds[2].rand,
+      "Uint32Array [1,2,3]",
+    );
   });
 
   test("seed() reseeds and drops the cached Gaussian", () => {
@@ -173,8 +182,14 @@ describe("RandomState seeding", () => {
   });
 
   test("seed errors follow NumPy", () => {
-    assert.throws(() => new RandomState(-1), { name: "RangeError", message: /Seed must be between 0 and 2\*\*32 - 1.*-1/ });
-    assert.throws(() => new RandomState(2 ** 32), { name: "RangeError", message: /Seed must be between 0 and 2\*\*32 - 1.*4294967296/ });
+    assert.throws(() => new RandomState(-1), {
+      name: "RangeError",
+      message: /Seed must be between 0 and 2\*\*32 - 1.*-1/,
+    });
+    assert.throws(() => new RandomState(2 ** 32), {
+      name: "RangeError",
+      message: /Seed must be between 0 and 2\*\*32 - 1.*4294967296/,
+    });
     assert.throws(() => new RandomState(1.5), { name: "TypeError", message: /1\.5/ });
     assert.throws(() => new RandomState(NaN), { name: "TypeError", message: /NaN/ });
     assert.throws(() => new RandomState(Infinity), { name: "TypeError", message: /Infinity/ });
@@ -209,7 +224,11 @@ describe("RandomState streams", () => {
       rs = new RandomState(s.seed);
       assertSame(rs.randn(401).data, s.randn, `seed ${s.seed} randn`);
       rs = new RandomState(s.seed);
-      assertSame(s.rand.map(() => rs.nextDouble()), s.rand, `seed ${s.seed} nextDouble`);
+      assertSame(
+        s.rand.map(() => rs.nextDouble()),
+        s.rand,
+        `seed ${s.seed} nextDouble`,
+      );
     }
   });
 
@@ -219,8 +238,16 @@ describe("RandomState streams", () => {
     const b = rs.randn(4, 1);
     assert.deepEqual(a.shape, [2, 2]);
     assert.deepEqual(b.shape, [4, 1]);
-    assertSame(Array.from(a.data, (v) => v * 4), FX.article.a, "randn(2,2)*4");
-    assertSame(Array.from(b.data, (v) => v * 4), FX.article.b, "randn(4,1)*4");
+    assertSame(
+      Array.from(a.data, (v) => v * 4),
+      FX.article.a,
+      "randn(2,2)*4",
+    );
+    assertSame(
+      Array.from(b.data, (v) => v * 4),
+      FX.article.b,
+      "randn(4,1)*4",
+    );
   });
 
   test("mixed call sequences (cached Gaussian across calls, interleaved uniforms) and final state", () => {
@@ -301,11 +328,11 @@ describe("RandomState streams", () => {
     // Same draws with and without a size.
     const a = new RandomState(8);
     const b = new RandomState(8);
-    assertSame([a.uniform(-2, 3), a.normal(1, 2), a.randint(-7, 1000)], [
-      b.uniform(-2, 3, 1).data[0],
-      b.normal(1, 2, [1]).data[0],
-      b.randint(-7, 1000, [1, 1]).data[0],
-    ], "scalar vs size 1");
+    assertSame(
+      [a.uniform(-2, 3), a.normal(1, 2), a.randint(-7, 1000)],
+      [b.uniform(-2, 3, 1).data[0], b.normal(1, 2, [1]).data[0], b.randint(-7, 1000, [1, 1]).data[0]],
+      "scalar vs size 1",
+    );
   });
 
   test("distribution argument errors", () => {
@@ -353,11 +380,16 @@ describe("RandomState integers", () => {
 
   test("randint values stay in range (property)", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: -(2 ** 40), max: 2 ** 40 }), fc.integer({ min: 1, max: 2 ** 45 }), (seed, low, span) => {
-        const rs = new RandomState(seed);
-        const v = rs.randint(low, low + span, 20).data;
-        return v.every((x) => Number.isInteger(x) && x >= low && x < low + span);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        fc.integer({ min: -(2 ** 40), max: 2 ** 40 }),
+        fc.integer({ min: 1, max: 2 ** 45 }),
+        (seed, low, span) => {
+          const rs = new RandomState(seed);
+          const v = rs.randint(low, low + span, 20).data;
+          return v.every((x) => Number.isInteger(x) && x >= low && x < low + span);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -396,14 +428,20 @@ describe("RandomState permutations", () => {
 
     const r = FX.shuffle_rows;
     rs = new RandomState(r.seed);
-    const arr = new NDArray(Float64Array.from({ length: 24 }, (_, i) => i), r.shape);
+    const arr = new NDArray(
+      Float64Array.from({ length: 24 }, (_, i) => i),
+      r.shape,
+    );
     rs.shuffle(arr);
     assertSame(arr.data, r.values, "shuffle(6x4 rows)");
     assert.equal(rs.rand(), r.after);
 
     const pr = FX.permutation_rows;
     rs = new RandomState(pr.seed);
-    const src = new NDArray(Float64Array.from({ length: 30 }, (_, i) => i), pr.shape);
+    const src = new NDArray(
+      Float64Array.from({ length: 30 }, (_, i) => i),
+      pr.shape,
+    );
     const out = rs.permutation(src);
     assert.deepEqual(out.shape, pr.shape);
     assertSame(out.data, pr.values, "permutation(5x3x2)");
@@ -418,7 +456,12 @@ describe("RandomState permutations", () => {
     rs = new RandomState(5);
     rs.shuffle(new NDArray(new Float64Array(0), [3, 0]));
     assert.equal(rs.rand(), new RandomState(5).rand());
-    assert.throws(() => { new RandomState(5).shuffle(new NDArray(Float64Array.of(1), [])); }, { name: "TypeError" });
+    assert.throws(
+      () => {
+        new RandomState(5).shuffle(new NDArray(Float64Array.of(1), []));
+      },
+      { name: "TypeError" },
+    );
   });
 });
 
@@ -491,14 +534,39 @@ describe("RandomState state", () => {
     const rs = new RandomState(0);
     const good = rs.getState();
     const before = rs.getState();
-    assert.throws(() => { rs.setState({ key: new Uint32Array(623), pos: 0 }); }, { name: "RangeError", message: /624/ });
-    assert.throws(() => { rs.setState({ key: good.key, pos: 625 }); }, { name: "RangeError", message: /pos/ });
-    assert.throws(() => { rs.setState({ key: good.key, pos: 1.5 }); }, { name: "RangeError", message: /pos/ });
-    assert.throws(() => { rs.setState({ key: Array.from(good.key, (v, i) => (i === 3 ? -1 : v)), pos: 0 }); }, {
-      name: "RangeError",
-      message: /key\[3\]/,
-    });
-    assert.throws(() => { rs.setState(["PCG64", good.key, 0]); }, { name: "RangeError", message: /MT19937/ });
+    assert.throws(
+      () => {
+        rs.setState({ key: new Uint32Array(623), pos: 0 });
+      },
+      { name: "RangeError", message: /624/ },
+    );
+    assert.throws(
+      () => {
+        rs.setState({ key: good.key, pos: 625 });
+      },
+      { name: "RangeError", message: /pos/ },
+    );
+    assert.throws(
+      () => {
+        rs.setState({ key: good.key, pos: 1.5 });
+      },
+      { name: "RangeError", message: /pos/ },
+    );
+    assert.throws(
+      () => {
+        rs.setState({ key: Array.from(good.key, (v, i) => (i === 3 ? -1 : v)), pos: 0 });
+      },
+      {
+        name: "RangeError",
+        message: /key\[3\]/,
+      },
+    );
+    assert.throws(
+      () => {
+        rs.setState(["PCG64", good.key, 0]);
+      },
+      { name: "RangeError", message: /MT19937/ },
+    );
     assert.deepEqual(rs.getState(), before, "failed setState changed nothing");
   });
 });
@@ -509,10 +577,16 @@ describe("logs", () => {
     assertSame(x.map(logGlibc), glibc, "logGlibc vs glibc log");
     assertSame(x.map(logCR), exact, "logCR vs exact");
     const sub = x.filter((_, i) => i % 7 === 0);
-    assertSame(sub.map(logExact), exact.filter((_, i) => i % 7 === 0), "logExact vs exact");
+    assertSame(
+      sub.map(logExact),
+      exact.filter((_, i) => i % 7 === 0),
+      "logExact vs exact",
+    );
     let mathLog = 0;
     for (let i = 0; i < x.length; i++) if (Math.log(x[i]) !== glibc[i]) mathLog++;
-    t.diagnostic(`${x.length} explicit inputs (all powers of two, subnormals, edges); Math.log differs from glibc on ${mathLog}`);
+    t.diagnostic(
+      `${x.length} explicit inputs (all powers of two, subnormals, edges); Math.log differs from glibc on ${mathLog}`,
+    );
   });
 
   test("log streams (600k inputs) by SHA-256, and where glibc misrounds", (t) => {
@@ -570,7 +644,10 @@ describe("logs", () => {
 
   test("logCR agrees with the BigInt reference (property)", () => {
     fc.assert(
-      fc.property(fc.double({ min: 5e-324, max: 1.7976931348623157e308, noNaN: true }), (x) => logCR(x) === logExact(x)),
+      fc.property(
+        fc.double({ min: 5e-324, max: 1.7976931348623157e308, noNaN: true }),
+        (x) => logCR(x) === logExact(x),
+      ),
       { numRuns: 2000 },
     );
   });

@@ -22,18 +22,31 @@ test("softmax: sums to 1, shift-invariant, no overflow, log-sum-exp per row", ()
   const p = softmax([1000, 1000, -Infinity]);
   assert.deepEqual(Array.from(p), [0.5, 0.5, 0]);
   fc.assert(
-    fc.property(fc.array(fc.double({ min: -50, max: 50, noNaN: true }), { minLength: 1, maxLength: 12 }), fc.double({ min: -100, max: 100, noNaN: true }), (z, c) => {
-      const a = softmax(z);
-      const b = softmax(z.map((v) => v + c));
-      assert.ok(Math.abs(a.reduce((s, v) => s + v, 0) - 1) < 1e-12);
-      a.forEach((v, k) => { assert.ok(Math.abs(v - b[k]) < 1e-9); });
-      const naive = z.map((v) => Math.exp(v) / z.reduce((s, w) => s + Math.exp(w), 0));
-      a.forEach((v, k) => { assert.ok(Math.abs(v - naive[k]) < 1e-12); });
-    }),
+    fc.property(
+      fc.array(fc.double({ min: -50, max: 50, noNaN: true }), { minLength: 1, maxLength: 12 }),
+      fc.double({ min: -100, max: 100, noNaN: true }),
+      (z, c) => {
+        const a = softmax(z);
+        const b = softmax(z.map((v) => v + c));
+        assert.ok(Math.abs(a.reduce((s, v) => s + v, 0) - 1) < 1e-12);
+        a.forEach((v, k) => {
+          assert.ok(Math.abs(v - b[k]) < 1e-9);
+        });
+        const naive = z.map((v) => Math.exp(v) / z.reduce((s, w) => s + Math.exp(w), 0));
+        a.forEach((v, k) => {
+          assert.ok(Math.abs(v - naive[k]) < 1e-12);
+        });
+      },
+    ),
   );
   const out = new Float32Array(4);
   const lse = new Float64Array(2);
   softmaxRows([0, 0, 1, 3], 2, 2, out, lse);
-  assert.deepEqual(Array.from(out), [0.5, 0.5, Math.fround(1 / (1 + Math.exp(2))), Math.fround(1 / (1 + Math.exp(-2)))]);
+  assert.deepEqual(Array.from(out), [
+    0.5,
+    0.5,
+    Math.fround(1 / (1 + Math.exp(2))),
+    Math.fround(1 / (1 + Math.exp(-2))),
+  ]);
   assert.ok(Math.abs(lse[0] - Math.log(2)) < 1e-15 && Math.abs(lse[1] - Math.log(Math.exp(1) + Math.exp(3))) < 1e-14);
 });

@@ -48,7 +48,12 @@ test("fits a toy dataset: a small CNN separates horizontal from vertical bars", 
   const testSet = bars(128, 2);
   const model = smallCnn().compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 0.01 }) });
   const before = model.evaluate(testSet.x, testSet.y);
-  const history = model.fit(train.x, train.y, { epochs: 4, batchSize: 16, seed: 3, validationData: [testSet.x, testSet.y] });
+  const history = model.fit(train.x, train.y, {
+    epochs: 4,
+    batchSize: 16,
+    seed: 3,
+    validationData: [testSet.x, testSet.y],
+  });
   const after = model.evaluate(testSet.x, testSet.y);
   assert.equal(history.epochs.length, 4);
   assert.ok(after.loss < before.loss / 2, `loss ${before.loss} → ${after.loss}`);
@@ -89,15 +94,24 @@ test("bad models are rejected at build time, naming the layer", () => {
 
 test("a shape mismatch at run time names the layer and both shapes", () => {
   const m = new Sequential([new Flatten(), new Dense({ inFeatures: 16, outFeatures: 2 })]);
-  assert.throws(() => m.forward(new NDArray(new Float32Array(2 * 9), [2, 1, 3, 3])), /layer 1 \(Dense\): expected input of shape \(N, 16\), got \(2, 9\)/);
+  assert.throws(
+    () => m.forward(new NDArray(new Float32Array(2 * 9), [2, 1, 3, 3])),
+    /layer 1 \(Dense\): expected input of shape \(N, 16\), got \(2, 9\)/,
+  );
 });
 
 test("a non-finite loss stops fit with the epoch and batch", () => {
   const x = new NDArray(new Float32Array(8 * 2).fill(1), [8, 2]);
   const y = new NDArray(new Float32Array(8).fill(1), [8, 1]);
   x.data[13] = NaN; // sample 6 → batch 4 with batchSize 2, no shuffle
-  const m = new Sequential([new Dense({ inFeatures: 2, outFeatures: 1 }), new Tanh()]).compile({ loss: new MSE(), optimizer: new SGD({ lr: 0.1 }) });
-  assert.throws(() => m.fit(x, y, { epochs: 1, batchSize: 2, shuffle: false }), (e: unknown) => e instanceof TrainingError && /epoch 1, batch 4/.test(e.message));
+  const m = new Sequential([new Dense({ inFeatures: 2, outFeatures: 1 }), new Tanh()]).compile({
+    loss: new MSE(),
+    optimizer: new SGD({ lr: 0.1 }),
+  });
+  assert.throws(
+    () => m.fit(x, y, { epochs: 1, batchSize: 2, shuffle: false }),
+    (e: unknown) => e instanceof TrainingError && /epoch 1, batch 4/.test(e.message),
+  );
 });
 
 test("config round-trips through sequentialFromConfig", () => {
@@ -114,8 +128,15 @@ test("memory does not grow from epoch to epoch (buffers are reused)", () => {
   const gc = (globalThis as { gc?: () => void }).gc;
   const heap: number[] = [];
   m.fit(x, y, {
-    epochs: 12, batchSize: 32, seed: 2,
-    callbacks: { onEpochEnd: () => { gc?.(); heap.push(process.memoryUsage().heapUsed); } },
+    epochs: 12,
+    batchSize: 32,
+    seed: 2,
+    callbacks: {
+      onEpochEnd: () => {
+        gc?.();
+        heap.push(process.memoryUsage().heapUsed);
+      },
+    },
   });
   // Without gc exposed the heap can float by what the collector has not yet reclaimed; it must not
   // trend upward: the last epochs use no more than the first ones plus slack.

@@ -211,25 +211,32 @@ test("at most maxOpenFiles files are open at once; waiting requests are served w
   }
 });
 
-test("a client that stops reading is disconnected after the idle timeout, freeing its file", { timeout: 20_000 }, async () => {
-  const { server, url } = await startStaticServer(dir, { maxOpenFiles: 1, idleTimeoutMs: 300 });
-  const u = new URL(url);
-  const stalled = request({ host: u.hostname, port: u.port, path: "/huge.bin", agent });
-  try {
-    stalled.on("error", () => undefined);
-    stalled.on("response", (res) => {
-      res.pause(); // never read
-    });
-    stalled.end();
-    assert.ok(await settle(() => openFilesUnder("self", dir) === 1, 3000), "the download started");
-    // Once the connection has been idle for 300 ms the server drops it and closes the file.
-    assert.ok(await settle(() => openFilesUnder("self", dir) === 0), `files still open: ${openFilesUnder("self", dir)}`);
-    assert.equal(await hit(u, "get"), 200); // the only slot is free again
-  } finally {
-    stalled.destroy();
-    await close(server);
-  }
-});
+test(
+  "a client that stops reading is disconnected after the idle timeout, freeing its file",
+  { timeout: 20_000 },
+  async () => {
+    const { server, url } = await startStaticServer(dir, { maxOpenFiles: 1, idleTimeoutMs: 300 });
+    const u = new URL(url);
+    const stalled = request({ host: u.hostname, port: u.port, path: "/huge.bin", agent });
+    try {
+      stalled.on("error", () => undefined);
+      stalled.on("response", (res) => {
+        res.pause(); // never read
+      });
+      stalled.end();
+      assert.ok(await settle(() => openFilesUnder("self", dir) === 1, 3000), "the download started");
+      // Once the connection has been idle for 300 ms the server drops it and closes the file.
+      assert.ok(
+        await settle(() => openFilesUnder("self", dir) === 0),
+        `files still open: ${openFilesUnder("self", dir)}`,
+      );
+      assert.equal(await hit(u, "get"), 200); // the only slot is free again
+    } finally {
+      stalled.destroy();
+      await close(server);
+    }
+  },
+);
 
 /** `handprop serve --dir` as a child process limited to `nofile` descriptors; resolves with its URL. */
 function serveLimited(nofile: number): Promise<{ child: ChildProcess; url: URL; err: () => string }> {

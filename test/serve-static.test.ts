@@ -64,7 +64,8 @@ test("GET and HEAD, folders, empty files, bad paths", { timeout: 15_000 }, async
     assert.equal((await get(url, "/%E0%A4%A")).status, 400);
     assert.equal((await get(url, "/..%2f..%2fetc%2fpasswd")).status, 403);
     // A FIFO is not a regular file: refused at once, without waiting for a writer.
-    if (spawnSync("mkfifo", [join(dir, "pipe.js")]).status === 0) assert.equal((await get(url, "/pipe.js")).status, 404);
+    if (spawnSync("mkfifo", [join(dir, "pipe.js")]).status === 0)
+      assert.equal((await get(url, "/pipe.js")).status, 404);
     const missing = await get(url, "/no%1b[31mpe");
     assert.equal(missing.status, 404);
     assert.ok(!missing.body.includes("\u001b"), missing.body); // the path is echoed with its escape character escaped

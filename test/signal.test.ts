@@ -240,8 +240,15 @@ describe("bad input", () => {
     test(`${fn}: non-2-D inputs name the argument and its shape`, () => {
       const v = new NDArray(new Float64Array(3), [3]);
       const t3 = new NDArray(new Float64Array(8), [2, 2, 2]);
-      assert.throws(() => f(v, ok), (e: unknown) => e instanceof RangeError && e.message === `${fn}: a must be a 2-D array, got shape (3,) (1-D)`);
-      assert.throws(() => f(ok, t3), (e: unknown) => e instanceof RangeError && e.message === `${fn}: b must be a 2-D array, got shape (2, 2, 2) (3-D)`);
+      assert.throws(
+        () => f(v, ok),
+        (e: unknown) => e instanceof RangeError && e.message === `${fn}: a must be a 2-D array, got shape (3,) (1-D)`,
+      );
+      assert.throws(
+        () => f(ok, t3),
+        (e: unknown) =>
+          e instanceof RangeError && e.message === `${fn}: b must be a 2-D array, got shape (2, 2, 2) (3-D)`,
+      );
       const s = new NDArray(new Float64Array(1), []);
       assert.throws(() => f(s, ok), /a must be a 2-D array, got shape \(\) \(0-D\)/);
     });
@@ -261,7 +268,8 @@ describe("bad input", () => {
               call,
               (e: unknown) =>
                 e instanceof RangeError &&
-                e.message === `${fn}: ${arg} is empty (shape ${formatShape(shape)}); inputs with a zero-length dimension are not supported`,
+                e.message ===
+                  `${fn}: ${arg} is empty (shape ${formatShape(shape)}); inputs with a zero-length dimension are not supported`,
             );
           }
         }
@@ -271,9 +279,13 @@ describe("bad input", () => {
       assert.throws(
         () => f(ok, ok, "circular" as ConvMode),
         (e: unknown) =>
-          e instanceof RangeError && e.message === `${fn}: invalid mode 'circular'; acceptable modes are 'full', 'same', 'valid'`,
+          e instanceof RangeError &&
+          e.message === `${fn}: invalid mode 'circular'; acceptable modes are 'full', 'same', 'valid'`,
       );
-      assert.throws(() => f(ok, ok, 2 as unknown as ConvMode), /invalid mode 2; acceptable modes are 'full', 'same', 'valid'/);
+      assert.throws(
+        () => f(ok, ok, 2 as unknown as ConvMode),
+        /invalid mode 2; acceptable modes are 'full', 'same', 'valid'/,
+      );
       assert.throws(() => f(ok, ok, "FULL" as ConvMode), /invalid mode 'FULL'/);
     });
     test(`${fn}: 'valid' with neither input containing the other names both shapes`, () => {
@@ -295,7 +307,10 @@ describe("bad input", () => {
     });
     test(`${fn}: non-NDArray arguments are a TypeError`, () => {
       const bad = [[1, 2]] as unknown as NDArray;
-      assert.throws(() => f(bad, ok), (e: unknown) => e instanceof TypeError && e.message.startsWith(`${fn}: a must be an NDArray, got`));
+      assert.throws(
+        () => f(bad, ok),
+        (e: unknown) => e instanceof TypeError && e.message.startsWith(`${fn}: a must be an NDArray, got`),
+      );
       assert.throws(() => f(ok, null as unknown as NDArray), /b must be an NDArray, got null/);
     });
   }
@@ -316,7 +331,10 @@ const anyIntMatrix = fc.tuple(dim, dim).chain(([r, c]) => intMatrix(r, c));
 
 function floatMatrix(rows: number, cols: number): fc.Arbitrary<NDArray> {
   return fc
-    .array(fc.double({ min: -100, max: 100, noNaN: true, noDefaultInfinity: true }), { minLength: rows * cols, maxLength: rows * cols })
+    .array(fc.double({ min: -100, max: 100, noNaN: true, noDefaultInfinity: true }), {
+      minLength: rows * cols,
+      maxLength: rows * cols,
+    })
     .map((v) => new NDArray(Float64Array.from(v), [rows, cols]));
 }
 const anyFloatMatrix = fc.tuple(dim, dim).chain(([r, c]) => floatMatrix(r, c));
@@ -331,7 +349,11 @@ function validOk(a: NDArray, b: NDArray): boolean {
 /** Equal shapes and values (−0 and +0 compare equal: the right-hand sides are built with mul/add). */
 function assertSame(got: NDArray, want: NDArray, msg: string): void {
   assert.deepEqual(got.shape, want.shape, `${msg}: shape`);
-  assert.deepEqual(Array.from(got.data, (v) => v + 0), Array.from(want.data, (v) => v + 0), msg);
+  assert.deepEqual(
+    Array.from(got.data, (v) => v + 0),
+    Array.from(want.data, (v) => v + 0),
+    msg,
+  );
 }
 
 function assertClose(got: NDArray, want: NDArray, scaleBound: number, msg: string): void {
@@ -396,7 +418,11 @@ describe("properties", () => {
           // 'valid': the positions of complete overlap, whichever input is larger.
           if (validOk(a, b)) {
             const v = f(a, b, "valid");
-            assertSame(v, slice2d(full, Math.min(M, P) - 1, Math.abs(M - P) + 1, Math.min(N, Q) - 1, Math.abs(N - Q) + 1), "valid");
+            assertSame(
+              v,
+              slice2d(full, Math.min(M, P) - 1, Math.abs(M - P) + 1, Math.min(N, Q) - 1, Math.abs(N - Q) + 1),
+              "valid",
+            );
           } else {
             assert.throws(() => f(a, b, "valid"), /For 'valid' mode/);
           }
@@ -465,32 +491,49 @@ describe("properties", () => {
     const pairOfSameShape = fc.tuple(dim, dim).chain(([r, c]) => fc.tuple(intMatrix(r, c), intMatrix(r, c)));
     const coef = fc.integer({ min: -5, max: 5 });
     fc.assert(
-      fc.property(pairOfSameShape, anyIntMatrix, coef, coef, modeArb, fc.boolean(), ([x, y], k, alpha, beta, mode, first) => {
-        const mix = add(mul(x, alpha), mul(y, beta));
-        for (const f of [convolve2d, correlate2d]) {
-          // first: f(αx+βy, k) = αf(x, k) + βf(y, k); else f(k, αx+βy) = αf(k, x) + βf(k, y).
-          const g = (z: NDArray): NDArray => (first ? f(z, k, mode) : f(k, z, mode));
-          if (mode === "valid" && !validOk(x, k)) {
-            assert.throws(() => g(mix), /For 'valid' mode/);
-            continue;
+      fc.property(
+        pairOfSameShape,
+        anyIntMatrix,
+        coef,
+        coef,
+        modeArb,
+        fc.boolean(),
+        ([x, y], k, alpha, beta, mode, first) => {
+          const mix = add(mul(x, alpha), mul(y, beta));
+          for (const f of [convolve2d, correlate2d]) {
+            // first: f(αx+βy, k) = αf(x, k) + βf(y, k); else f(k, αx+βy) = αf(k, x) + βf(k, y).
+            const g = (z: NDArray): NDArray => (first ? f(z, k, mode) : f(k, z, mode));
+            if (mode === "valid" && !validOk(x, k)) {
+              assert.throws(() => g(mix), /For 'valid' mode/);
+              continue;
+            }
+            assertSame(g(mix), add(mul(g(x), alpha), mul(g(y), beta)), `${f.name} ${mode}`);
           }
-          assertSame(g(mix), add(mul(g(x), alpha), mul(g(y), beta)), `${f.name} ${mode}`);
-        }
-      }),
+        },
+      ),
     );
   });
 
   test("float32 in, float32 out, equal to float32 of the float64 computation", () => {
     fc.assert(
-      fc.property(anyFloatMatrix, anyFloatMatrix, modeArb, fc.constantFrom(convolve2d, correlate2d), (a, b, mode, f) => {
-        fc.pre(mode !== "valid" || validOk(a, b));
-        const a32 = a.astype("float32");
-        const b32 = b.astype("float32");
-        const out = f(a32, b32, mode);
-        assert.equal(out.dtype, "float32");
-        const ref = f(a32.astype("float64"), b32.astype("float64"), mode);
-        assert.deepEqual(Array.from(out.data), Array.from(ref.data, (v) => Math.fround(v)));
-      }),
+      fc.property(
+        anyFloatMatrix,
+        anyFloatMatrix,
+        modeArb,
+        fc.constantFrom(convolve2d, correlate2d),
+        (a, b, mode, f) => {
+          fc.pre(mode !== "valid" || validOk(a, b));
+          const a32 = a.astype("float32");
+          const b32 = b.astype("float32");
+          const out = f(a32, b32, mode);
+          assert.equal(out.dtype, "float32");
+          const ref = f(a32.astype("float64"), b32.astype("float64"), mode);
+          assert.deepEqual(
+            Array.from(out.data),
+            Array.from(ref.data, (v) => Math.fround(v)),
+          );
+        },
+      ),
     );
   });
 });

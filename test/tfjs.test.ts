@@ -50,7 +50,9 @@ function toTfLayout(x: NDArray): tf.Tensor {
   const [N, C, H, W] = x.shape;
   const out = new Float32Array(x.size);
   for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) out[((n * H + h) * W + w) * C + c] = x.data[((n * C + c) * H + h) * W + w];
+    for (let c = 0; c < C; c++)
+      for (let h = 0; h < H; h++)
+        for (let w = 0; w < W; w++) out[((n * H + h) * W + w) * C + c] = x.data[((n * C + c) * H + h) * W + w];
   return tf.tensor4d(out, [N, H, W, C]);
 }
 
@@ -58,7 +60,9 @@ function toTfLayout(x: NDArray): tf.Tensor {
 async function tfLoad(modelJson: unknown, weightData: ArrayBuffer): Promise<tfl.LayersModel> {
   const handler: tf.io.IOHandler = {
     load: () =>
-      tf.io.getModelArtifactsForJSON(modelJson as tf.io.ModelJSON, (manifest) => Promise.resolve([manifest.flatMap((g) => g.weights), weightData])),
+      tf.io.getModelArtifactsForJSON(modelJson as tf.io.ModelJSON, (manifest) =>
+        Promise.resolve([manifest.flatMap((g) => g.weights), weightData]),
+      ),
   };
   return tfl.loadLayersModel(handler);
 }
@@ -122,7 +126,11 @@ test("LeNet-5 exported to files loads in TF.js and predicts the same (≤ 1e-5)"
   assert.deepEqual(first.config.kernel_size, [5, 5]);
   assert.equal(first.config.padding, "same");
   assert.deepEqual(json.weightsManifest[0].paths, ["weights.bin"]);
-  assert.deepEqual(json.weightsManifest[0].weights[0], { name: "conv2d_0/kernel", shape: [5, 5, 1, 6], dtype: "float32" });
+  assert.deepEqual(json.weightsManifest[0].weights[0], {
+    name: "conv2d_0/kernel",
+    shape: [5, 5, 1, 6],
+    dtype: "float32",
+  });
   const weights = readFileSync(join(dir, "weights.bin"));
   assert.equal(weights.length, 4 * 61706);
 
@@ -138,9 +146,17 @@ test("a variant with BatchNorm, Dropout, AvgPool, Tanh/Sigmoid/LeakyReLU/Softmax
   const model = variantModel(3);
   const { modelJson, weightData } = toTfjsArtifacts(model);
   const classes = modelJson.modelTopology.config.layers.map((l) => l.class_name);
-  assert.deepEqual(classes.slice(0, 5), ["ZeroPadding2D", "Conv2D", "BatchNormalization", "Activation", "ZeroPadding2D"]);
+  assert.deepEqual(classes.slice(0, 5), [
+    "ZeroPadding2D",
+    "Conv2D",
+    "BatchNormalization",
+    "Activation",
+    "ZeroPadding2D",
+  ]);
   assert.ok(classes.includes("LeakyReLU") && classes.includes("Dropout"));
-  const convs = modelJson.modelTopology.config.layers.filter((l) => l.class_name === "Conv2D").map((l) => l.config.padding);
+  const convs = modelJson.modelTopology.config.layers
+    .filter((l) => l.class_name === "Conv2D")
+    .map((l) => l.config.padding);
   assert.deepEqual(convs, ["valid", "same", "same", "same"]);
   const bn = modelJson.modelTopology.config.layers.find((l) => l.class_name === "BatchNormalization")!;
   assert.equal(bn.config.momentum, 0.95);
@@ -155,12 +171,19 @@ test("a variant with BatchNorm, Dropout, AvgPool, Tanh/Sigmoid/LeakyReLU/Softmax
 });
 
 test("handprop → TF.js → handprop gives identical predictions and the same layers", () => {
-  for (const model of [variantModel(11), randomize(buildModel("lenet5", { seed: 1 }), 2), randomize(buildModel("mlp", { seed: 1 }), 2)]) {
+  for (const model of [
+    variantModel(11),
+    randomize(buildModel("lenet5", { seed: 1 }), 2),
+    randomize(buildModel("mlp", { seed: 1 }), 2),
+  ]) {
     const dir = freshDir();
     saveTfjsModel(model, dir);
     const back = loadTfjsModel(dir);
     assert.deepEqual(back.inputShape, model.inputShape);
-    assert.deepEqual(back.layers.map((l) => l.type), model.layers.map((l) => l.type));
+    assert.deepEqual(
+      back.layers.map((l) => l.type),
+      model.layers.map((l) => l.type),
+    );
     const x = randomInput([3, ...model.inputShape!], 5);
     assert.deepEqual(back.predict(x).data, model.predict(x).data, `${model.name}: predictions differ`);
   }
@@ -183,8 +206,20 @@ test("DepthwiseConv2D exports as TF.js DepthwiseConv2D: same predictions in TF.j
   );
   const { modelJson, weightData } = toTfjsArtifacts(model);
   const classes = modelJson.modelTopology.config.layers.map((l) => l.class_name);
-  assert.deepEqual(classes, ["DepthwiseConv2D", "Activation", "DepthwiseConv2D", "ZeroPadding2D", "DepthwiseConv2D", "Flatten", "Dense"]);
-  assert.deepEqual(modelJson.weightsManifest[0].weights[0], { name: "depthwise_conv2d_0/depthwise_kernel", shape: [3, 3, 3, 2], dtype: "float32" });
+  assert.deepEqual(classes, [
+    "DepthwiseConv2D",
+    "Activation",
+    "DepthwiseConv2D",
+    "ZeroPadding2D",
+    "DepthwiseConv2D",
+    "Flatten",
+    "Dense",
+  ]);
+  assert.deepEqual(modelJson.weightsManifest[0].weights[0], {
+    name: "depthwise_conv2d_0/depthwise_kernel",
+    shape: [3, 3, 3, 2],
+    dtype: "float32",
+  });
   const tfModel = await tfLoad(modelJson, weightData);
   const x = randomInput([2, 3, 10, 9], 6);
   const d = maxAbsDiff(tfPredict(tfModel, x), model.predict(x).data);
@@ -192,10 +227,19 @@ test("DepthwiseConv2D exports as TF.js DepthwiseConv2D: same predictions in TF.j
   assert.ok(d <= 1e-5, `max |TF.js − handprop| = ${d}`);
   tfModel.dispose();
   // the importer reads the first two back (a ZeroPadding2D folds only into Conv2D and pooling)
-  const head = randomize(new Sequential(model.layers.slice(0, 3).map((l) => l), { inputShape: [3, 10, 9], name: "head" }), 7);
+  const head = randomize(
+    new Sequential(
+      model.layers.slice(0, 3).map((l) => l),
+      { inputShape: [3, 10, 9], name: "head" },
+    ),
+    7,
+  );
   const art = toTfjsArtifacts(head);
   const back = fromTfjsArtifacts(art.modelJson, art.weightData);
-  assert.deepEqual(back.layers.map((l) => l.type), ["DepthwiseConv2D", "ReLU", "DepthwiseConv2D"]);
+  assert.deepEqual(
+    back.layers.map((l) => l.type),
+    ["DepthwiseConv2D", "ReLU", "DepthwiseConv2D"],
+  );
   assert.deepEqual(back.predict(x).data, head.predict(x).data);
 });
 
@@ -205,7 +249,12 @@ test("SeparableConv2D, GELU, SiLU, ELU, ZeroPadding2D, nearest UpSampling2D and 
       [
         new Conv2D({ outChannels: 4, kernelSize: 3 }),
         new GELU(),
-        new ZeroPadding2D({ padding: [[1, 0], [2, 1]] }),
+        new ZeroPadding2D({
+          padding: [
+            [1, 0],
+            [2, 1],
+          ],
+        }),
         new UpSampling2D({ size: [2, 3] }),
         new Conv2D({ outChannels: 3, kernelSize: 3, stride: 2 }),
         new SeparableConv2D({ outChannels: 5, kernelSize: [3, 2], depthMultiplier: 2, padding: "same" }),
@@ -221,7 +270,19 @@ test("SeparableConv2D, GELU, SiLU, ELU, ZeroPadding2D, nearest UpSampling2D and 
   );
   const { modelJson, weightData } = toTfjsArtifacts(model);
   const classes = modelJson.modelTopology.config.layers.map((l) => l.class_name);
-  assert.deepEqual(classes, ["Conv2D", "Activation", "ZeroPadding2D", "UpSampling2D", "Conv2D", "SeparableConv2D", "SeparableConv2D", "Activation", "Activation", "GlobalMaxPooling2D", "Dense"]);
+  assert.deepEqual(classes, [
+    "Conv2D",
+    "Activation",
+    "ZeroPadding2D",
+    "UpSampling2D",
+    "Conv2D",
+    "SeparableConv2D",
+    "SeparableConv2D",
+    "Activation",
+    "Activation",
+    "GlobalMaxPooling2D",
+    "Dense",
+  ]);
   const tfModel = await tfLoad(modelJson, weightData);
   const x = randomInput([3, 2, 7, 6], 10);
   const d = maxAbsDiff(tfPredict(tfModel, x), model.predict(x).data);
@@ -229,19 +290,41 @@ test("SeparableConv2D, GELU, SiLU, ELU, ZeroPadding2D, nearest UpSampling2D and 
   assert.ok(d <= 1e-5, `max |TF.js − handprop| = ${d}`);
   tfModel.dispose();
   const bilinear = new Sequential([new UpSampling2D({ interpolation: "bilinear" })], { inputShape: [1, 3, 3] });
-  assert.throws(() => toTfjsArtifacts(bilinear), /layer 0 \(UpSampling2D\): bilinear upsampling: TF\.js Layers' UpSampling2D samples without half-pixel/);
-  assert.throws(() => toTfjsArtifacts(new Sequential([new ELU({ alpha: 0.6 })], { inputShape: [3] })), /layer 0 \(ELU\): alpha 0\.6: TF\.js Layers' ELU supports alpha 1 only/);
+  assert.throws(
+    () => toTfjsArtifacts(bilinear),
+    /layer 0 \(UpSampling2D\): bilinear upsampling: TF\.js Layers' UpSampling2D samples without half-pixel/,
+  );
+  assert.throws(
+    () => toTfjsArtifacts(new Sequential([new ELU({ alpha: 0.6 })], { inputShape: [3] })),
+    /layer 0 \(ELU\): alpha 0\.6: TF\.js Layers' ELU supports alpha 1 only/,
+  );
   const tanhGelu = new Sequential([new GELU({ approximate: "tanh" })], { inputShape: [3] });
-  assert.throws(() => toTfjsArtifacts(tanhGelu), /layer 0 \(GELU\): GELU's tanh form \("gelu_new"\) does not load in TF\.js Layers 4\.22/);
+  assert.throws(
+    () => toTfjsArtifacts(tanhGelu),
+    /layer 0 \(GELU\): GELU's tanh form \("gelu_new"\) does not load in TF\.js Layers 4\.22/,
+  );
 });
 
 test("a graph Model (residual Add, channel Concatenate, Multiply gate) exports as a functional TF.js model that predicts the same", async (t) => {
   const x = Input([3, 8, 8]);
-  const a = new ReLU().apply(new BatchNorm2D({}).apply(new Conv2D({ outChannels: 3, kernelSize: 3, padding: "same" }).apply(x, "conv_a"), "bn_a"), "relu_a");
+  const a = new ReLU().apply(
+    new BatchNorm2D({}).apply(
+      new Conv2D({ outChannels: 3, kernelSize: 3, padding: "same" }).apply(x, "conv_a"),
+      "bn_a",
+    ),
+    "relu_a",
+  );
   const res = new Add().apply([x, a], "add");
   const gate = new Sigmoid().apply(new Conv2D({ outChannels: 3, kernelSize: 1 }).apply(res, "conv_g"), "sig");
   const gated = new Multiply().apply([res, gate], "gated");
-  const cat = new Concatenate({ axis: 1 }).apply([res, gated, new Conv2D({ outChannels: 2, kernelSize: 3 }).apply(new ZeroPadding2D({ padding: 1 }).apply(x, "zp"), "conv_s")], "cat");
+  const cat = new Concatenate({ axis: 1 }).apply(
+    [
+      res,
+      gated,
+      new Conv2D({ outChannels: 2, kernelSize: 3 }).apply(new ZeroPadding2D({ padding: 1 }).apply(x, "zp"), "conv_s"),
+    ],
+    "cat",
+  );
   const flat = new Flatten().apply(new MaxPool2D({ kernelSize: 2 }).apply(cat, "pool"), "flat");
   const out = new Softmax().apply(new Dense({ outFeatures: 5 }).apply(flat, "logits"), "probs");
   const model = randomize(new Model({ inputs: x, outputs: out, seed: 3, name: "graph" }), 4);
@@ -249,7 +332,10 @@ test("a graph Model (residual Add, channel Concatenate, Multiply gate) exports a
   assert.equal(modelJson.modelTopology.class_name, "Model");
   const concat = modelJson.modelTopology.config.layers.find((l) => l.class_name === "Concatenate")!;
   const reads = (concat.inbound_nodes as [string, number, number, object][][])[0].map((n) => n[0]);
-  assert.deepEqual(reads.map((r) => r.replace(/_\d+$/, "")), ["add", "multiply", "conv2d"]);
+  assert.deepEqual(
+    reads.map((r) => r.replace(/_\d+$/, "")),
+    ["add", "multiply", "conv2d"],
+  );
   assert.equal(concat.config.axis, 3, "channels: NCHW axis 1 is NHWC axis 3");
   const tfModel = await tfLoad(modelJson, weightData);
   const input = randomInput([3, 3, 8, 8], 5);
@@ -308,7 +394,23 @@ test("a model built and saved by TF.js loads into handprop with the same predict
   assert.deepEqual(model.inputShape, [2, 10, 10]);
   assert.deepEqual(
     model.layers.map((l) => l.type),
-    ["Conv2D", "ReLU", "BatchNorm2D", "MaxPool2D", "Conv2D", "Tanh", "LeakyReLU", "AvgPool2D", "Flatten", "Dense", "Sigmoid", "Dropout", "BatchNorm1D", "Dense", "Softmax"],
+    [
+      "Conv2D",
+      "ReLU",
+      "BatchNorm2D",
+      "MaxPool2D",
+      "Conv2D",
+      "Tanh",
+      "LeakyReLU",
+      "AvgPool2D",
+      "Flatten",
+      "Dense",
+      "Sigmoid",
+      "Dropout",
+      "BatchNorm1D",
+      "Dense",
+      "Softmax",
+    ],
   );
   const folded = model.layers[4];
   assert.ok(folded instanceof Conv2D);
@@ -329,21 +431,49 @@ test("a model built and saved by TF.js loads into handprop with the same predict
 
 test("a functional model built by TF.js (residual add, concatenate, multiply) loads into handprop as a graph Model", async (t) => {
   const input = tfl.input({ shape: [8, 8, 3], name: "img" });
-  const conv = tfl.layers.conv2d({ filters: 3, kernelSize: 3, padding: "same", activation: "relu", name: "conv_a" }).apply(input) as tfl.SymbolicTensor;
+  const conv = tfl.layers
+    .conv2d({ filters: 3, kernelSize: 3, padding: "same", activation: "relu", name: "conv_a" })
+    .apply(input) as tfl.SymbolicTensor;
   const res = tfl.layers.add({ name: "res" }).apply([input, conv]) as tfl.SymbolicTensor;
-  const gate = tfl.layers.conv2d({ filters: 3, kernelSize: 1, activation: "sigmoid", name: "gate" }).apply(res) as tfl.SymbolicTensor;
+  const gate = tfl.layers
+    .conv2d({ filters: 3, kernelSize: 1, activation: "sigmoid", name: "gate" })
+    .apply(res) as tfl.SymbolicTensor;
   const gated = tfl.layers.multiply({ name: "gated" }).apply([res, gate]) as tfl.SymbolicTensor;
-  const side = tfl.layers.conv2d({ filters: 2, kernelSize: 3, name: "side" }).apply(tfl.layers.zeroPadding2d({ padding: 1, name: "zp" }).apply(input)) as tfl.SymbolicTensor;
+  const side = tfl.layers
+    .conv2d({ filters: 2, kernelSize: 3, name: "side" })
+    .apply(tfl.layers.zeroPadding2d({ padding: 1, name: "zp" }).apply(input)) as tfl.SymbolicTensor;
   const cat = tfl.layers.concatenate({ axis: -1, name: "cat" }).apply([gated, side, res]) as tfl.SymbolicTensor;
-  const pooled = tfl.layers.batchNormalization({ name: "bn" }).apply(tfl.layers.maxPooling2d({ poolSize: 2, name: "pool" }).apply(cat)) as tfl.SymbolicTensor;
-  const out = tfl.layers.dense({ units: 4, activation: "softmax", name: "probs" }).apply(tfl.layers.flatten({ name: "flat" }).apply(pooled)) as tfl.SymbolicTensor;
+  const pooled = tfl.layers
+    .batchNormalization({ name: "bn" })
+    .apply(tfl.layers.maxPooling2d({ poolSize: 2, name: "pool" }).apply(cat)) as tfl.SymbolicTensor;
+  const out = tfl.layers
+    .dense({ units: 4, activation: "softmax", name: "probs" })
+    .apply(tfl.layers.flatten({ name: "flat" }).apply(pooled)) as tfl.SymbolicTensor;
   const m = tfl.model({ inputs: input, outputs: out, name: "functional" });
   randomizeTf(m, 31);
   const artifacts = await tfSave(m);
   const model = fromTfjsArtifacts(artifacts, artifacts.weightData as ArrayBuffer);
   assert.ok(model instanceof Model);
   assert.deepEqual(model.inputShape, [3, 8, 8]);
-  assert.deepEqual(model.nodes.map((n) => n.name), ["conv_a_0", "conv_a", "res", "gate_0", "gate", "gated", "zp", "side", "cat", "pool", "bn", "flat", "probs_0", "probs"]);
+  assert.deepEqual(
+    model.nodes.map((n) => n.name),
+    [
+      "conv_a_0",
+      "conv_a",
+      "res",
+      "gate_0",
+      "gate",
+      "gated",
+      "zp",
+      "side",
+      "cat",
+      "pool",
+      "bn",
+      "flat",
+      "probs_0",
+      "probs",
+    ],
+  );
   const x = randomInput([3, 3, 8, 8], 9);
   const d = maxAbsDiff(model.predict(x).data, tfPredict(m, x));
   t.diagnostic(`max |handprop − TF.js| = ${d.toExponential(2)}`);
@@ -352,7 +482,11 @@ test("a functional model built by TF.js (residual add, concatenate, multiply) lo
   const again = toTfjsArtifacts(model);
   const tfAgain = await tfLoad(again.modelJson, again.weightData);
   assert.ok(maxAbsDiff(tfPredict(tfAgain, x), model.predict(x).data) <= 1e-5);
-  assert.deepEqual(fromTfjsArtifacts(again.modelJson, again.weightData).predict(x).data, model.predict(x).data, "handprop → TF.js → handprop");
+  assert.deepEqual(
+    fromTfjsArtifacts(again.modelJson, again.weightData).predict(x).data,
+    model.predict(x).data,
+    "handprop → TF.js → handprop",
+  );
   tfAgain.dispose();
   m.dispose();
 });
@@ -393,12 +527,24 @@ test("Conv2DTranspose (valid and same) and LayerNorm (over C·H·W, over W, over
   t.diagnostic(`max |TF.js − handprop| = ${d.toExponential(2)}`);
   assert.ok(d <= 1e-5, `max |TF.js − handprop| = ${d}`);
   tfModel.dispose();
-  const cropped = new Sequential([new Conv2DTranspose({ outChannels: 1, kernelSize: 3, stride: 2, outputPadding: 1 })], { inputShape: [1, 3, 3] });
-  assert.throws(() => toTfjsArtifacts(cropped), /layer 0 \(Conv2DTranspose\): TF\.js Layers' Conv2DTranspose has no dilation or output padding/);
+  const cropped = new Sequential(
+    [new Conv2DTranspose({ outChannels: 1, kernelSize: 3, stride: 2, outputPadding: 1 })],
+    { inputShape: [1, 3, 3] },
+  );
+  assert.throws(
+    () => toTfjsArtifacts(cropped),
+    /layer 0 \(Conv2DTranspose\): TF\.js Layers' Conv2DTranspose has no dilation or output padding/,
+  );
 });
 
 function saveArtifactsAsFiles(a: tf.io.ModelArtifacts, dir: string, weightsName = "group1-shard1of1.bin"): void {
-  const json = { modelTopology: a.modelTopology, format: a.format, generatedBy: a.generatedBy, convertedBy: a.convertedBy, weightsManifest: [{ paths: [weightsName], weights: a.weightSpecs }] };
+  const json = {
+    modelTopology: a.modelTopology,
+    format: a.format,
+    generatedBy: a.generatedBy,
+    convertedBy: a.convertedBy,
+    weightsManifest: [{ paths: [weightsName], weights: a.weightSpecs }],
+  };
   writeJsonAndWeights(dir, json, new Uint8Array(a.weightData as ArrayBuffer), weightsName);
 }
 
@@ -408,7 +554,7 @@ function writeJsonAndWeights(dir: string, json: unknown, weights: Uint8Array, we
   writeFileSync(join(dir, weightsName), weights);
 }
 
-test("TF.js \"same\" pooling imports as handprop padding when the windows are symmetric", async () => {
+test('TF.js "same" pooling imports as handprop padding when the windows are symmetric', async () => {
   const m = tfl.sequential();
   m.add(tfl.layers.maxPooling2d({ inputShape: [5, 5, 3], poolSize: 3, strides: 1, padding: "same" }));
   m.add(tfl.layers.averagePooling2d({ poolSize: 3, strides: 2, padding: "same" })); // 5 → 3, 1 cell each side
@@ -449,14 +595,22 @@ test("handprop export --format tfjs: a saved model folder to a TF.js folder that
   saveModel(model, dir);
   const out = freshDir();
   const bin = new URL("../bin/handprop.mjs", import.meta.url).pathname;
-  const r = spawnSync(process.execPath, [bin, "export", "--format", "tfjs", "--model", dir, "--out", out], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [bin, "export", "--format", "tfjs", "--model", dir, "--out", out], {
+    encoding: "utf8",
+  });
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /exported lenet5 to .*model\.json \+ weights\.bin \(246824 bytes; TF\.js Layers format, NHWC input\)/);
+  assert.match(
+    r.stdout,
+    /exported lenet5 to .*model\.json \+ weights\.bin \(246824 bytes; TF\.js Layers format, NHWC input\)/,
+  );
   const back = loadTfjsModel(out);
   const x = randomInput([2, 1, 28, 28], 14);
   assert.deepEqual(back.predict(x).data, model.predict(x).data);
   const weights = readFileSync(join(out, "weights.bin"));
-  const tfModel = await tfLoad(JSON.parse(readFileSync(join(out, "model.json"), "utf8")), weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.length));
+  const tfModel = await tfLoad(
+    JSON.parse(readFileSync(join(out, "model.json"), "utf8")),
+    weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.length),
+  );
   assert.ok(maxAbsDiff(tfPredict(tfModel, x), model.predict(x).data) <= 1e-5);
   tfModel.dispose();
 });
@@ -467,7 +621,12 @@ test("handprop export --format tfjs: a saved model folder to a TF.js folder that
 /** A small exported model to corrupt: Conv2D → ReLU → Flatten → Dense. */
 function smallArtifacts(): { json: TfjsModelJson; weights: Uint8Array } {
   const model = new Sequential(
-    [new Conv2D({ inChannels: 1, outChannels: 2, kernelSize: 3 }), new ReLU(), new Flatten(), new Dense({ inFeatures: 2 * 4 * 4, outFeatures: 3 })],
+    [
+      new Conv2D({ inChannels: 1, outChannels: 2, kernelSize: 3 }),
+      new ReLU(),
+      new Flatten(),
+      new Dense({ inFeatures: 2 * 4 * 4, outFeatures: 3 }),
+    ],
     { inputShape: [1, 6, 6], seed: 1 },
   );
   const { modelJson, weightData } = toTfjsArtifacts(model);
@@ -493,22 +652,67 @@ test("unsupported models, layers and options are named with the layer and the fi
   const layers = () => structuredClone(smallArtifacts().json);
   const { weights } = smallArtifacts();
   const cases: [(j: TfjsModelJson) => void, RegExp][] = [
-    [(j) => ((j.modelTopology as unknown as { class_name: string }).class_name = "Bogus"), /class_name is "Bogus"; only Sequential and functional/],
-    [(j) => ((j.modelTopology as unknown as { class_name: string }).class_name = "Functional"), /layer 0 "conv2d_0" \(Conv2D\): field "inbound_nodes" must be one call/],
-    [(j) => (j.modelTopology.config.layers[1].class_name = "LSTM"), /layer 1 "activation_1" \(LSTM\): layer class "LSTM" is not supported/],
-    [(j) => (j.modelTopology.config.layers[0].config.data_format = "channels_first"), /layer 0 "conv2d_0" \(Conv2D\): field "data_format" is "channels_first"/],
-    [(j) => (j.modelTopology.config.layers[1].config.activation = "elu"), /layer 1 "activation_1" \(Activation\): field "activation" is "elu"/],
-    [(j) => (j.modelTopology.config.layers[0].config.padding = "causal"), /layer 0 "conv2d_0" \(Conv2D\): field "padding" is "causal"/],
-    [(j) => (j.modelTopology.config.layers[0].config.strides = [0, 1]), /layer 0 "conv2d_0" \(Conv2D\): field "strides" must be a positive integer/],
-    [(j) => (j.modelTopology.config.layers[0].config.groups = 2), /layer 0 "conv2d_0" \(Conv2D\): field "groups" = 2 is not supported/],
-    [(j) => (j.modelTopology.config.layers[0].config.dtype = "float16"), /layer 0 "conv2d_0" \(Conv2D\): field "dtype" is "float16"/],
-    [(j) => delete j.modelTopology.config.layers[0].config.batch_input_shape, /layer 0 "conv2d_0" \(Conv2D\): field "batch_input_shape" is missing/],
+    [
+      (j) => ((j.modelTopology as unknown as { class_name: string }).class_name = "Bogus"),
+      /class_name is "Bogus"; only Sequential and functional/,
+    ],
+    [
+      (j) => ((j.modelTopology as unknown as { class_name: string }).class_name = "Functional"),
+      /layer 0 "conv2d_0" \(Conv2D\): field "inbound_nodes" must be one call/,
+    ],
+    [
+      (j) => (j.modelTopology.config.layers[1].class_name = "LSTM"),
+      /layer 1 "activation_1" \(LSTM\): layer class "LSTM" is not supported/,
+    ],
+    [
+      (j) => (j.modelTopology.config.layers[0].config.data_format = "channels_first"),
+      /layer 0 "conv2d_0" \(Conv2D\): field "data_format" is "channels_first"/,
+    ],
+    [
+      (j) => (j.modelTopology.config.layers[1].config.activation = "elu"),
+      /layer 1 "activation_1" \(Activation\): field "activation" is "elu"/,
+    ],
+    [
+      (j) => (j.modelTopology.config.layers[0].config.padding = "causal"),
+      /layer 0 "conv2d_0" \(Conv2D\): field "padding" is "causal"/,
+    ],
+    [
+      (j) => (j.modelTopology.config.layers[0].config.strides = [0, 1]),
+      /layer 0 "conv2d_0" \(Conv2D\): field "strides" must be a positive integer/,
+    ],
+    [
+      (j) => (j.modelTopology.config.layers[0].config.groups = 2),
+      /layer 0 "conv2d_0" \(Conv2D\): field "groups" = 2 is not supported/,
+    ],
+    [
+      (j) => (j.modelTopology.config.layers[0].config.dtype = "float16"),
+      /layer 0 "conv2d_0" \(Conv2D\): field "dtype" is "float16"/,
+    ],
+    [
+      (j) => delete j.modelTopology.config.layers[0].config.batch_input_shape,
+      /layer 0 "conv2d_0" \(Conv2D\): field "batch_input_shape" is missing/,
+    ],
     [(j) => (j.modelTopology.config.layers[3].config.use_bias = false), /weights? "dense_3\/bias" belongs to no layer/],
-    [(j) => (j.modelTopology.config.layers[3].config.units = 4), /layer 3 "dense_3" \(Dense\): weight "dense_3\/kernel" has shape \[32, 3\], expected \[32, 4\]/],
-    [(j) => (j.weightsManifest[0].weights[0].name = "conv2d_0/kernel_renamed"), /layer 0 "conv2d_0" \(Conv2D\): weight "conv2d_0\/kernel" is missing/],
-    [(j) => (j.weightsManifest[0].weights[2].dtype = "float13"), /weight "dense_3\/kernel" has unknown dtype "float13"/],
-    [(j) => (j.weightsManifest[0].weights[2].dtype = "int32"), /weight "dense_3\/kernel" has unsupported dtype "int32"/],
-    [(j) => (j.weightsManifest[0].paths = ["../weights.bin"]), /weights path "\.\.\/weights\.bin" must be a file name relative/],
+    [
+      (j) => (j.modelTopology.config.layers[3].config.units = 4),
+      /layer 3 "dense_3" \(Dense\): weight "dense_3\/kernel" has shape \[32, 3\], expected \[32, 4\]/,
+    ],
+    [
+      (j) => (j.weightsManifest[0].weights[0].name = "conv2d_0/kernel_renamed"),
+      /layer 0 "conv2d_0" \(Conv2D\): weight "conv2d_0\/kernel" is missing/,
+    ],
+    [
+      (j) => (j.weightsManifest[0].weights[2].dtype = "float13"),
+      /weight "dense_3\/kernel" has unknown dtype "float13"/,
+    ],
+    [
+      (j) => (j.weightsManifest[0].weights[2].dtype = "int32"),
+      /weight "dense_3\/kernel" has unsupported dtype "int32"/,
+    ],
+    [
+      (j) => (j.weightsManifest[0].paths = ["../weights.bin"]),
+      /weights path "\.\.\/weights\.bin" must be a file name relative/,
+    ],
   ];
   for (const [corrupt, pattern] of cases) {
     const j = layers();
@@ -519,7 +723,11 @@ test("unsupported models, layers and options are named with the layer and the fi
 
 test("a weights file of the wrong size names the file and both sizes", () => {
   const { json, weights } = smallArtifacts();
-  loadFails(json, weights.subarray(0, weights.length - 4), /weights\.bin: has 472 bytes, but the weights manifest's 4 float32 weights need 476 bytes/);
+  loadFails(
+    json,
+    weights.subarray(0, weights.length - 4),
+    /weights\.bin: has 472 bytes, but the weights manifest's 4 float32 weights need 476 bytes/,
+  );
   loadFails(json, new Uint8Array(weights.length + 1), /has 477 bytes.*need 476 bytes/);
   assert.throws(() => fromTfjsArtifacts(json, new ArrayBuffer(8)), /weight data: has 8 bytes/);
 });
@@ -527,20 +735,51 @@ test("a weights file of the wrong size names the file and both sizes", () => {
 test("unsupported ZeroPadding2D, pooling and BatchNormalization configurations are named", async () => {
   const cases: [() => tfl.Sequential, RegExp][] = [
     [
-      () => tfl.sequential({ layers: [tfl.layers.zeroPadding2d({ inputShape: [6, 6, 1], padding: [[1, 0], [1, 1]] }), tfl.layers.conv2d({ filters: 1, kernelSize: 3 })] }),
+      () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.zeroPadding2d({
+              inputShape: [6, 6, 1],
+              padding: [
+                [1, 0],
+                [1, 1],
+              ],
+            }),
+            tfl.layers.conv2d({ filters: 1, kernelSize: 3 }),
+          ],
+        }),
       /\(ZeroPadding2D\): field "padding" \[\[1,0\],\[1,1\]\] is asymmetric/,
     ],
     [
-      () => tfl.sequential({ layers: [tfl.layers.zeroPadding2d({ inputShape: [6, 6, 1], padding: 1 }), tfl.layers.maxPooling2d({ poolSize: 3 })] }),
+      () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.zeroPadding2d({ inputShape: [6, 6, 1], padding: 1 }),
+            tfl.layers.maxPooling2d({ poolSize: 3 }),
+          ],
+        }),
       /\(ZeroPadding2D\): a ZeroPadding2D must be followed by a "valid" Conv2D or AveragePooling2D.*MaxPooling2D/,
     ],
     [
-      () => tfl.sequential({ layers: [tfl.layers.maxPooling2d({ inputShape: [7, 7, 1], poolSize: 2, padding: "same" })] }),
+      () =>
+        tfl.sequential({ layers: [tfl.layers.maxPooling2d({ inputShape: [7, 7, 1], poolSize: 2, padding: "same" })] }),
       /\(MaxPooling2D\): field "padding" "same" on a 7×7 input pads asymmetrically/,
     ],
-    [() => tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4, 4, 1], units: 2 })] }), /\(Dense\): Dense on a tensor of shape \[1, 4, 4\] \(without a Flatten\)/],
-    [() => tfl.sequential({ layers: [tfl.layers.batchNormalization({ inputShape: [4, 4, 2], axis: 1 })] }), /\(BatchNormalization\): field "axis" is 1; only the channel \(last\) axis 3/],
-    [() => tfl.sequential({ layers: [tfl.layers.conv2d({ inputShape: [6, 6, 1], filters: 1, kernelSize: 3, activation: "elu" })] }), /\(Conv2D\): field "activation" is "elu"/],
+    [
+      () => tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4, 4, 1], units: 2 })] }),
+      /\(Dense\): Dense on a tensor of shape \[1, 4, 4\] \(without a Flatten\)/,
+    ],
+    [
+      () => tfl.sequential({ layers: [tfl.layers.batchNormalization({ inputShape: [4, 4, 2], axis: 1 })] }),
+      /\(BatchNormalization\): field "axis" is 1; only the channel \(last\) axis 3/,
+    ],
+    [
+      () =>
+        tfl.sequential({
+          layers: [tfl.layers.conv2d({ inputShape: [6, 6, 1], filters: 1, kernelSize: 3, activation: "elu" })],
+        }),
+      /\(Conv2D\): field "activation" is "elu"/,
+    ],
   ];
   for (const [build, pattern] of cases) {
     const m = build();
@@ -553,21 +792,53 @@ test("unsupported ZeroPadding2D, pooling and BatchNormalization configurations a
 test("export rejects what TF.js cannot express, naming the layer", () => {
   const shape = [1, 4, 4];
   const cases: [Sequential, RegExp][] = [
-    [new Sequential([new MaxPool2D({ kernelSize: 2, stride: 2, padding: 1 })], { inputShape: shape }), /layer 0 \(MaxPool2D\): padding 1×1 on a 4×4 input has no TF\.js equivalent/],
-    [new Sequential([new AvgPool2D({ kernelSize: 2, stride: 2, padding: 1, countIncludePad: false })], { inputShape: shape }), /layer 0 \(AvgPool2D\): padding 1×1 .*\(countIncludePad is false\)/],
-    [new Sequential([new Conv2D({ inChannels: 1, outChannels: 1, kernelSize: 2, stride: 2, dilation: 2, padding: 1 })], { inputShape: shape }), /layer 0 \(Conv2D\): TF\.js cannot combine strides 2×2 with dilation 2×2/],
-    [new Sequential([new Softmax({ axis: 2 })], { inputShape: shape }), /layer 0 \(Softmax\): softmax over axis 2 .* TF\.js only supports softmax over the last axis/],
-    [new Sequential([new Conv2D({ outChannels: 2, kernelSize: 1, groups: 2 })], { inputShape: [2, 4, 4] }), /layer 0 \(Conv2D\): groups 2: TF\.js Layers' Conv2D has no groups/],
-    [new Sequential([new DepthwiseConv2D({ kernelSize: 2, dilation: 2 })], { inputShape: [2, 4, 4] }), /layer 0 \(DepthwiseConv2D\): dilation 2×2: TF\.js Layers' DepthwiseConv2D ignores dilation_rate/],
+    [
+      new Sequential([new MaxPool2D({ kernelSize: 2, stride: 2, padding: 1 })], { inputShape: shape }),
+      /layer 0 \(MaxPool2D\): padding 1×1 on a 4×4 input has no TF\.js equivalent/,
+    ],
+    [
+      new Sequential([new AvgPool2D({ kernelSize: 2, stride: 2, padding: 1, countIncludePad: false })], {
+        inputShape: shape,
+      }),
+      /layer 0 \(AvgPool2D\): padding 1×1 .*\(countIncludePad is false\)/,
+    ],
+    [
+      new Sequential(
+        [new Conv2D({ inChannels: 1, outChannels: 1, kernelSize: 2, stride: 2, dilation: 2, padding: 1 })],
+        { inputShape: shape },
+      ),
+      /layer 0 \(Conv2D\): TF\.js cannot combine strides 2×2 with dilation 2×2/,
+    ],
+    [
+      new Sequential([new Softmax({ axis: 2 })], { inputShape: shape }),
+      /layer 0 \(Softmax\): softmax over axis 2 .* TF\.js only supports softmax over the last axis/,
+    ],
+    [
+      new Sequential([new Conv2D({ outChannels: 2, kernelSize: 1, groups: 2 })], { inputShape: [2, 4, 4] }),
+      /layer 0 \(Conv2D\): groups 2: TF\.js Layers' Conv2D has no groups/,
+    ],
+    [
+      new Sequential([new DepthwiseConv2D({ kernelSize: 2, dilation: 2 })], { inputShape: [2, 4, 4] }),
+      /layer 0 \(DepthwiseConv2D\): dilation 2×2: TF\.js Layers' DepthwiseConv2D ignores dilation_rate/,
+    ],
   ];
   for (const [model, pattern] of cases) assert.throws(() => toTfjsArtifacts(model), pattern);
-  assert.throws(() => toTfjsArtifacts(new Sequential([new ReLU()])), /input shape of sequential is unknown: pass \{inputShape\}/);
+  assert.throws(
+    () => toTfjsArtifacts(new Sequential([new ReLU()])),
+    /input shape of sequential is unknown: pass \{inputShape\}/,
+  );
   const gx = Input([2, 4, 4]);
   const flat = new Flatten().apply(gx, "flat");
   const cat = new Concatenate({ axis: -1 }).apply([flat, new Flatten().apply(gx, "flat2")], "cat");
   const graph = new Model({ inputs: gx, outputs: cat, name: "g" });
-  assert.throws(() => toTfjsArtifacts(graph), /node 'cat' \(Concatenate\): concatenating flattened images would interleave two NHWC orders/);
-  assert.throws(() => toTfjsArtifacts(new Sequential([new ReLU()]), { inputShape: [2, 3] }), /input samples of shape \(2, 3\) are not supported/);
+  assert.throws(
+    () => toTfjsArtifacts(graph),
+    /node 'cat' \(Concatenate\): concatenating flattened images would interleave two NHWC orders/,
+  );
+  assert.throws(
+    () => toTfjsArtifacts(new Sequential([new ReLU()]), { inputShape: [2, 3] }),
+    /input samples of shape \(2, 3\) are not supported/,
+  );
 });
 
 test("Keras variants: InputLayer, model_config wrapper, Keras 3 batch_shape and a Softmax layer over H", () => {
@@ -575,12 +846,25 @@ test("Keras variants: InputLayer, model_config wrapper, Keras 3 batch_shape and 
   const layers = structuredClone(json.modelTopology.config.layers);
   const bis = layers[0].config.batch_input_shape;
   delete layers[0].config.batch_input_shape;
-  layers.unshift({ class_name: "InputLayer", config: { name: "input_1", batch_shape: bis, dtype: { module: "keras", class_name: "DTypePolicy", config: { name: "float32" } } } });
+  layers.unshift({
+    class_name: "InputLayer",
+    config: {
+      name: "input_1",
+      batch_shape: bis,
+      dtype: { module: "keras", class_name: "DTypePolicy", config: { name: "float32" } },
+    },
+  });
   layers.splice(2, 0, { class_name: "Softmax", config: { name: "sm", axis: 1 } });
-  const wrapped = { ...json, modelTopology: { model_config: { class_name: "Sequential", config: { name: "wrapped", layers } } } };
+  const wrapped = {
+    ...json,
+    modelTopology: { model_config: { class_name: "Sequential", config: { name: "wrapped", layers } } },
+  };
   const model = fromTfjsArtifacts(wrapped, weights);
   assert.equal(model.name, "wrapped");
-  assert.deepEqual(model.layers.map((l) => l.type), ["Conv2D", "Softmax", "ReLU", "Flatten", "Dense"]);
+  assert.deepEqual(
+    model.layers.map((l) => l.type),
+    ["Conv2D", "Softmax", "ReLU", "Flatten", "Dense"],
+  );
   const softmax = model.layers[1];
   assert.ok(softmax instanceof Softmax);
   assert.equal(softmax.axis, 2); // NHWC axis 1 (H) is NCHW axis 2

@@ -15,7 +15,14 @@ import { spawnSync } from "node:child_process";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { gemm } from "../src/kernels/gemm.ts";
-import { getBackend, getThreads, setBackend, setThreads, threadsUnavailable, wasmAvailable } from "../src/kernels/backend.ts";
+import {
+  getBackend,
+  getThreads,
+  setBackend,
+  setThreads,
+  threadsUnavailable,
+  wasmAvailable,
+} from "../src/kernels/backend.ts";
 import { WasmConv2D, WasmDense, WasmMaxPool2D, WasmReLU, poolEveryCall, wasmWorkerParts } from "../src/kernels/wasm.ts";
 import { KernelPool, threadSupport } from "../src/kernels/threads.ts";
 import { convGeometry } from "../src/kernels/im2col.ts";
@@ -29,7 +36,9 @@ import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { SGD } from "../src/nn/optim.ts";
 
 const canThread = wasmAvailable() && threadSupport() === null;
-const skip = canThread ? false : `threads unavailable here: ${wasmAvailable() ? threadSupport() ?? "" : "no wasm kernels"}`;
+const skip = canThread
+  ? false
+  : `threads unavailable here: ${wasmAvailable() ? (threadSupport() ?? "") : "no wasm kernels"}`;
 const COUNTS = [1, 2, 3];
 const initialBackend = getBackend();
 
@@ -72,15 +81,36 @@ async function sameOnEveryCount(what: string, compute: () => Float32Array[]): Pr
 describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
   test("GEMM: odd shapes, transposes, α/β, offsets and leading dimensions", async () => {
     setBackend("wasm");
-    const shapes: [number, number, number][] = [[1, 1, 1], [7, 13, 5], [37, 29, 53], [5, 300, 17], [129, 7, 600], [64, 120, 400], [3, 64, 2]];
+    const shapes: [number, number, number][] = [
+      [1, 1, 1],
+      [7, 13, 5],
+      [37, 29, 53],
+      [5, 300, 17],
+      [129, 7, 600],
+      [64, 120, 400],
+      [3, 64, 2],
+    ];
     await sameOnEveryCount("gemm", () => {
       const rng = new RandomState(11);
       const out: Float32Array[] = [];
       for (const [M, N, K] of shapes) {
-        for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
-          for (const [alpha, beta] of [[1, 0], [-0.75, 1], [1.5, 0.5]]) {
-            const lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 1, ldc = N + 2;
-            const A = rand(rng, 2 + (tA ? K : M) * lda), B = rand(rng, 1 + (tB ? N : K) * ldb), C = rand(rng, 3 + M * ldc);
+        for (const [tA, tB] of [
+          [false, false],
+          [true, false],
+          [false, true],
+          [true, true],
+        ] as const) {
+          for (const [alpha, beta] of [
+            [1, 0],
+            [-0.75, 1],
+            [1.5, 0.5],
+          ]) {
+            const lda = (tA ? M : K) + 3,
+              ldb = (tB ? K : N) + 1,
+              ldc = N + 2;
+            const A = rand(rng, 2 + (tA ? K : M) * lda),
+              B = rand(rng, 1 + (tB ? N : K) * ldb),
+              C = rand(rng, 3 + M * ldc);
             gemm(tA, tB, M, N, K, alpha, A, 2, lda, B, 1, ldb, beta, C, 3, ldc);
             out.push(C);
           }
@@ -102,10 +132,23 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
       const rng = new RandomState(12);
       const out: Float32Array[] = [];
       for (const c of cases) {
-        const g = convGeometry(c.N, c.C, c.H, c.W, [c.k[0], c.k[1]], [c.s[0], c.s[1]], [c.p[0], c.p[1], c.p[2], c.p[3]], [c.d[0], c.d[1]]);
-        const x = rand(rng, c.N * c.C * c.H * c.W), w = rand(rng, c.O * c.C * c.k[0] * c.k[1]), b = c.bias ? rand(rng, c.O) : null;
+        const g = convGeometry(
+          c.N,
+          c.C,
+          c.H,
+          c.W,
+          [c.k[0], c.k[1]],
+          [c.s[0], c.s[1]],
+          [c.p[0], c.p[1], c.p[2], c.p[3]],
+          [c.d[0], c.d[1]],
+        );
+        const x = rand(rng, c.N * c.C * c.H * c.W),
+          w = rand(rng, c.O * c.C * c.k[0] * c.k[1]),
+          b = c.bias ? rand(rng, c.O) : null;
         const y = new Float32Array(c.N * c.O * g.OH * g.OW);
-        const dy = rand(rng, y.length), dW = rand(rng, w.length), db = c.bias ? rand(rng, c.O) : null;
+        const dy = rand(rng, y.length),
+          dW = rand(rng, w.length),
+          db = c.bias ? rand(rng, c.O) : null;
         const dx = c.dx ? new Float32Array(x.length) : null;
         const conv = new WasmConv2D();
         conv.forward(g, c.O, x, w, b, y);
@@ -120,9 +163,19 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
     await sameOnEveryCount("dense/pool/relu", () => {
       const rng = new RandomState(13);
       const out: Float32Array[] = [];
-      for (const [N, F, O] of [[7, 33, 5], [64, 400, 120], [1, 9, 17]]) {
-        const x = rand(rng, N * F), w = rand(rng, F * O), b = rand(rng, O), y = new Float32Array(N * O);
-        const dy = rand(rng, N * O), dW = rand(rng, F * O), db = rand(rng, O), dx = new Float32Array(N * F);
+      for (const [N, F, O] of [
+        [7, 33, 5],
+        [64, 400, 120],
+        [1, 9, 17],
+      ]) {
+        const x = rand(rng, N * F),
+          w = rand(rng, F * O),
+          b = rand(rng, O),
+          y = new Float32Array(N * O);
+        const dy = rand(rng, N * O),
+          dW = rand(rng, F * O),
+          db = rand(rng, O),
+          dx = new Float32Array(N * F);
         const dense = new WasmDense();
         dense.forward(N, F, O, x, w, b, y);
         dense.backward(N, F, O, x, w, dy, dW, db, dx);
@@ -131,16 +184,27 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
         dense.backward(N, F, O, x, w, dy, dWOnly, null, null);
         out.push(dWOnly);
       }
-      for (const [NC, H, W, k, s, p] of [[10, 9, 9, 3, 2, 1], [13, 8, 12, 2, 2, 0], [4, 7, 5, 3, 1, 0]]) {
-        const OH = Math.floor((H + 2 * p - k) / s) + 1, OW = Math.floor((W + 2 * p - k) / s) + 1;
-        const x = rand(rng, NC * H * W), y = new Float32Array(NC * OH * OW), arg = new Int32Array(y.length);
-        const dy = rand(rng, y.length), dx = new Float32Array(x.length);
+      for (const [NC, H, W, k, s, p] of [
+        [10, 9, 9, 3, 2, 1],
+        [13, 8, 12, 2, 2, 0],
+        [4, 7, 5, 3, 1, 0],
+      ]) {
+        const OH = Math.floor((H + 2 * p - k) / s) + 1,
+          OW = Math.floor((W + 2 * p - k) / s) + 1;
+        const x = rand(rng, NC * H * W),
+          y = new Float32Array(NC * OH * OW),
+          arg = new Int32Array(y.length);
+        const dy = rand(rng, y.length),
+          dx = new Float32Array(x.length);
         const pool = new WasmMaxPool2D();
         pool.forward(NC, H, W, k, k, s, s, p, p, OH, OW, x, y, arg);
         pool.backward(dy, arg, dx);
         out.push(y, new Float32Array(arg.buffer), dx);
       }
-      const x = rand(rng, 1001), y = new Float32Array(1001), dy = rand(rng, 1001), dx = new Float32Array(1001);
+      const x = rand(rng, 1001),
+        y = new Float32Array(1001),
+        dy = rand(rng, 1001),
+        dx = new Float32Array(1001);
       const relu = new WasmReLU();
       relu.forward(x, y);
       relu.backward(y, dy, dx);
@@ -155,20 +219,26 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
       const rng = new RandomState(14);
       const x = new NDArray(rand(rng, 40 * 144), [40, 1, 12, 12]);
       const y = Int32Array.from({ length: 40 }, () => rng.randint(0, 4));
-      const model = new Sequential([
-        new Conv2D({ inChannels: 1, outChannels: 6, kernelSize: 5, padding: "same" }),
-        new ReLU(),
-        new MaxPool2D({ kernelSize: 2 }),
-        new Conv2D({ inChannels: 6, outChannels: 8, kernelSize: 3 }),
-        new ReLU(),
-        new Flatten(),
-        new Dense({ inFeatures: 8 * 4 * 4, outFeatures: 16 }),
-        new ReLU(),
-        new Dense({ inFeatures: 16, outFeatures: 4 }),
-      ], { inputShape: [1, 12, 12], seed: 5 });
+      const model = new Sequential(
+        [
+          new Conv2D({ inChannels: 1, outChannels: 6, kernelSize: 5, padding: "same" }),
+          new ReLU(),
+          new MaxPool2D({ kernelSize: 2 }),
+          new Conv2D({ inChannels: 6, outChannels: 8, kernelSize: 3 }),
+          new ReLU(),
+          new Flatten(),
+          new Dense({ inFeatures: 8 * 4 * 4, outFeatures: 16 }),
+          new ReLU(),
+          new Dense({ inFeatures: 16, outFeatures: 4 }),
+        ],
+        { inputShape: [1, 12, 12], seed: 5 },
+      );
       model.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new SGD({ lr: 0.05, momentum: 0.9 }) });
       const history = model.fit(x, y, { epochs: 2, batchSize: 10, seed: 3 });
-      return [Float32Array.from(history.epochs.map((e) => e.loss)), ...model.params().map((p) => p.value.data as Float32Array)];
+      return [
+        Float32Array.from(history.epochs.map((e) => e.loss)),
+        ...model.params().map((p) => p.value.data as Float32Array),
+      ];
     });
   });
 
@@ -178,14 +248,19 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
     assert.equal(getThreads(), 3);
     assert.equal(threadsUnavailable(), null);
     const rng = new RandomState(15);
-    const A = rand(rng, 200 * 300), B = rand(rng, 300 * 100), C = new Float32Array(200 * 100);
-    for (let i = 0; i < 200 && wasmWorkerParts() === 0; i++) gemm(false, false, 200, 100, 300, 1, A, 0, 300, B, 0, 100, 0, C, 0, 100);
+    const A = rand(rng, 200 * 300),
+      B = rand(rng, 300 * 100),
+      C = new Float32Array(200 * 100);
+    for (let i = 0; i < 200 && wasmWorkerParts() === 0; i++)
+      gemm(false, false, 200, 100, 300, 1, A, 0, 300, B, 0, 100, 0, C, 0, 100);
     assert.ok(wasmWorkerParts() > 0, "no part ran on a worker");
   });
 
   test("a kernel that traps is reported as an error, and the pool keeps working", async () => {
     await setThreads(1);
-    const { wasmSharedBase64 } = (await import("../src/kernels/wasm/kernels.generated.ts")) as { wasmSharedBase64: string };
+    const { wasmSharedBase64 } = (await import("../src/kernels/wasm/kernels.generated.ts")) as {
+      wasmSharedBase64: string;
+    };
     const module = new WebAssembly.Module(Uint8Array.from(atob(wasmSharedBase64), (ch) => ch.charCodeAt(0)));
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, unknown>;
@@ -193,7 +268,9 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
     try {
       assert.equal(await pool.started, 2);
       pool.args.set([1 << 20, 0, 1 << 24]); // n, x, y: y is far outside the 64 KiB memory
-      assert.throws(() => { pool.run(0, 8, 0, 0); }, /out of bounds/);
+      assert.throws(() => {
+        pool.run(0, 8, 0, 0);
+      }, /out of bounds/);
       pool.args.set([64, 0, 1024]);
       pool.run(0, 8, 0, 0);
     } finally {
@@ -205,14 +282,20 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
 describe("setThreads", () => {
   test("rejects anything but an integer ≥ 1, naming the value", () => {
     for (const bad of [0, -1, 1.5, NaN, Infinity, "2", null]) {
-      assert.throws(() => setThreads(bad as number), /^RangeError: setThreads: the number of threads must be an integer ≥ 1, got /, String(bad));
+      assert.throws(
+        () => setThreads(bad as number),
+        /^RangeError: setThreads: the number of threads must be an integer ≥ 1, got /,
+        String(bad),
+      );
     }
     assert.throws(() => setThreads(0), /got 0$/);
     assert.throws(() => setThreads("2" as unknown as number), /got "2"$/);
   });
 
   test("is 1 until asked", () => {
-    const r = node(`import("./src/kernels/backend.ts").then((b) => console.log(b.getThreads(), b.threadsUnavailable()))`);
+    const r = node(
+      `import("./src/kernels/backend.ts").then((b) => console.log(b.getThreads(), b.threadsUnavailable()))`,
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), "1 null");
   });
@@ -220,7 +303,11 @@ describe("setThreads", () => {
 
 /** Run a snippet in a child Node process (with tsx), with a deadline: a hang is a failure, not a stuck suite. */
 function node(code: string, env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, ["--import", "tsx", "-e", code], { env: { ...process.env, ...env }, encoding: "utf8", timeout: 20000 });
+  return spawnSync(process.execPath, ["--import", "tsx", "-e", code], {
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+    timeout: 20000,
+  });
 }
 
 describe("workers and the process", { skip }, () => {
@@ -238,13 +325,18 @@ describe("workers and the process", { skip }, () => {
   });
 
   test("running workers do not keep Node alive", () => {
-    const r = node(`(async () => { const b = await import("./src/kernels/backend.ts"); await b.setThreads(2); ${work} console.log(b.getThreads()); })()`);
+    const r = node(
+      `(async () => { const b = await import("./src/kernels/backend.ts"); await b.setThreads(2); ${work} console.log(b.getThreads()); })()`,
+    );
     assert.equal(r.status, 0, `${r.error?.message ?? "exited"} ${r.stderr}`);
     assert.equal(r.stdout.trim(), "2");
   });
 
   test("HANDPROP_THREADS sets the initial count; a bad value is an error naming it", () => {
-    const ok = node(`(async () => { const b = await import("./src/kernels/backend.ts"); await new Promise((r) => setTimeout(r, 500)); ${work} console.log(b.getThreads()); })()`, { HANDPROP_THREADS: "2" });
+    const ok = node(
+      `(async () => { const b = await import("./src/kernels/backend.ts"); await new Promise((r) => setTimeout(r, 500)); ${work} console.log(b.getThreads()); })()`,
+      { HANDPROP_THREADS: "2" },
+    );
     assert.equal(ok.status, 0, ok.stderr);
     assert.equal(ok.stdout.trim(), "2");
     const bad = node(`import("./src/kernels/backend.ts")`, { HANDPROP_THREADS: "many" });
@@ -253,7 +345,8 @@ describe("workers and the process", { skip }, () => {
   });
 
   test("without SharedArrayBuffer, or where Atomics.wait may not block, one thread and the reason", () => {
-    const noSab = node(`delete globalThis.SharedArrayBuffer; (async () => { const b = await import("./src/kernels/backend.ts");
+    const noSab =
+      node(`delete globalThis.SharedArrayBuffer; (async () => { const b = await import("./src/kernels/backend.ts");
       console.log(await b.setThreads(4), b.getThreads()); console.log(b.threadsUnavailable()); })()`);
     assert.equal(noSab.status, 0, noSab.stderr);
     const [counts, reason] = noSab.stdout.trim().split("\n");
@@ -266,7 +359,10 @@ describe("workers and the process", { skip }, () => {
   });
 
   test("with HANDPROP_BACKEND=js, threads change nothing and still start and stop", () => {
-    const r = node(`(async () => { const b = await import("./src/kernels/backend.ts"); console.log(b.getBackend(), await b.setThreads(2), await b.setThreads(1)); })()`, { HANDPROP_BACKEND: "js" });
+    const r = node(
+      `(async () => { const b = await import("./src/kernels/backend.ts"); console.log(b.getBackend(), await b.setThreads(2), await b.setThreads(1)); })()`,
+      { HANDPROP_BACKEND: "js" },
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), "js 2 1");
   });

@@ -37,11 +37,29 @@ after(() => {
 
 const run = runCli;
 
-const manifest = (dir: string): ModelManifest => JSON.parse(readFileSync(join(dir, "model.json"), "utf8")) as ModelManifest;
+const manifest = (dir: string): ModelManifest =>
+  JSON.parse(readFileSync(join(dir, "model.json"), "utf8")) as ModelManifest;
 const bytes = (dir: string, file: string): Buffer => readFileSync(join(dir, file));
 
 // A small run: 320 images = 10 batches of 32 per epoch, a small validation and test set.
-const SMALL = ["train", "mnist", "--model", "cnn-small", "--limit", "320", "--val", "64", "--test-limit", "200", "--batch-size", "32", "--seed", "3", "--schedule", "none"];
+const SMALL = [
+  "train",
+  "mnist",
+  "--model",
+  "cnn-small",
+  "--limit",
+  "320",
+  "--val",
+  "64",
+  "--test-limit",
+  "200",
+  "--batch-size",
+  "32",
+  "--seed",
+  "3",
+  "--schedule",
+  "none",
+];
 
 test("usage errors: one line on stderr, exit code 2", async () => {
   const existing = join(tmp, "existing");
@@ -50,15 +68,30 @@ test("usage errors: one line on stderr, exit code 2", async () => {
   const cases: [string[], RegExp][] = [
     [["train"], /handprop train: name the data set: handprop train mnist \[options\]/],
     [["train", "cifar10"], /unknown data set 'cifar10' \(data sets: mnist\)/],
-    [["train", "mnist", "--model", "resnet"], /--model expects one of lenet5, cnn-small, mlp, resnet-mini, mobilenet-mini, got 'resnet'/],
+    [
+      ["train", "mnist", "--model", "resnet"],
+      /--model expects one of lenet5, cnn-small, mlp, resnet-mini, mobilenet-mini, got 'resnet'/,
+    ],
     [["train", "mnist", "--epochs", "-1"], /--epochs expects a non-negative integer, got '-1'/],
     [["train", "mnist", "--batch-size", "0"], /--batch-size must be at least 1/],
     [["train", "mnist", "--lr", "0"], /--lr must be > 0, got 0/],
     [["train", "mnist", "--optimizer", "rmsprop"], /--optimizer expects one of adam, sgd/],
-    [["train", "mnist", "--limit", "59000", "--out", join(tmp, "unused")], /limit 59000 is more than the 55000 training images left after a validation split of 5000/],
-    [["train", "mnist", "--out", existing], /already holds a model; continue it with --resume .*existing, overwrite it with --force/],
-    [["train", "mnist", "--resume", join(tmp, "nothing-here")], /--resume .*nothing-here: no model\.json there \(not a checkpoint folder\)/],
-    [["train", "mnist", "--resume", existing, "--batch-size", "64"], /--batch-size 64 differs from the checkpoint's \(32\); leave it out to resume/],
+    [
+      ["train", "mnist", "--limit", "59000", "--out", join(tmp, "unused")],
+      /limit 59000 is more than the 55000 training images left after a validation split of 5000/,
+    ],
+    [
+      ["train", "mnist", "--out", existing],
+      /already holds a model; continue it with --resume .*existing, overwrite it with --force/,
+    ],
+    [
+      ["train", "mnist", "--resume", join(tmp, "nothing-here")],
+      /--resume .*nothing-here: no model\.json there \(not a checkpoint folder\)/,
+    ],
+    [
+      ["train", "mnist", "--resume", existing, "--batch-size", "64"],
+      /--batch-size 64 differs from the checkpoint's \(32\); leave it out to resume/,
+    ],
     [["train", "mnist", "--resume", existing, "--epochs", "0", "--model", "cnn-small"], /^$/], // agreeing flags are fine (and nothing to do)
     [["eval"], /handprop eval: --model DIR is required/],
     [["predict", "--model", existing], /handprop predict: no image files given/],
@@ -83,21 +116,47 @@ test("usage errors: one line on stderr, exit code 2", async () => {
 test("--data DIR: a folder of .gz files trains; a folder missing files is an error listing them", async () => {
   const data = join(tmp, "data");
   mkdirSync(data);
-  for (const [file, n] of [[MNIST_FILES.trainImages, 300], [MNIST_FILES.trainLabels, 300], [MNIST_FILES.testImages, 100], [MNIST_FILES.testLabels, 100]] as const) {
+  for (const [file, n] of [
+    [MNIST_FILES.trainImages, 300],
+    [MNIST_FILES.trainLabels, 300],
+    [MNIST_FILES.testImages, 100],
+    [MNIST_FILES.testLabels, 100],
+  ] as const) {
     const a = readIdx(join(defaultMnistDir(), file));
     writeIdx(join(data, `${file}.gz`), [n, ...a.shape.slice(1)], a.data.slice(0, n * (a.data.length / a.shape[0])));
   }
   const empty = join(tmp, "empty-data");
   mkdirSync(empty);
   const [r, missing] = await runMany([
-    ["train", "mnist", "--data", data, "--model", "mlp", "--val", "50", "--epochs", "1", "--out", join(tmp, "from-gz"), "--json"],
+    [
+      "train",
+      "mnist",
+      "--data",
+      data,
+      "--model",
+      "mlp",
+      "--val",
+      "50",
+      "--epochs",
+      "1",
+      "--out",
+      join(tmp, "from-gz"),
+      "--json",
+    ],
     ["train", "mnist", "--data", empty, "--out", join(tmp, "never")],
   ]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.err, /training mlp .* 250 train \/ 50 validation \/ 100 test images/);
-  assert.equal((manifest(join(tmp, "from-gz")).training?.dataset as { dataDir: string }).dataDir, data, "the checkpoint remembers the folder");
+  assert.equal(
+    (manifest(join(tmp, "from-gz")).training?.dataset as { dataDir: string }).dataDir,
+    data,
+    "the checkpoint remembers the folder",
+  );
   assert.equal(missing.code, 1);
-  assert.match(missing.err, /^handprop train: MNIST: missing in .*empty-data: train-images-idx3-ubyte\[\.gz\], train-labels-idx1-ubyte\[\.gz\], t10k-images-idx3-ubyte\[\.gz\], t10k-labels-idx1-ubyte\[\.gz\]/);
+  assert.match(
+    missing.err,
+    /^handprop train: MNIST: missing in .*empty-data: train-images-idx3-ubyte\[\.gz\], train-labels-idx1-ubyte\[\.gz\], t10k-images-idx3-ubyte\[\.gz\], t10k-labels-idx1-ubyte\[\.gz\]/,
+  );
 });
 
 test("--json, checkpoints and resume: 2 epochs straight = 1 epoch + resume = interrupted mid-epoch + resume, byte for byte", async () => {
@@ -136,30 +195,51 @@ test("--json, checkpoints and resume: 2 epochs straight = 1 epoch + resume = int
   const b2 = await run(["train", "mnist", "--resume", split, "--epochs", "2", "--test-limit", "200", "--json"]);
   assert.equal(b2.code, 0, b2.err);
   assert.match(b2.err, /resuming cnn-small from .*split: 1 epoch\(s\) done, training to 2/);
-  assert.ok(bytes(split, "weights.bin").equals(bytes(straight, "weights.bin")), "1 + 1 epochs: weights.bin differs from 2 epochs straight");
+  assert.ok(
+    bytes(split, "weights.bin").equals(bytes(straight, "weights.bin")),
+    "1 + 1 epochs: weights.bin differs from 2 epochs straight",
+  );
   assert.ok(bytes(split, "optimizer.bin").equals(bytes(straight, "optimizer.bin")));
   const jb = JSON.parse(b2.out) as typeof j;
   assert.equal(jb.testAccuracy, j.testAccuracy);
-  assert.deepEqual(jb.epochs.map((e) => e.loss), j.epochs.map((e) => e.loss));
+  assert.deepEqual(
+    jb.epochs.map((e) => e.loss),
+    j.epochs.map((e) => e.loss),
+  );
 
   // Ctrl-C mid-epoch: exit 130 with a mid-epoch checkpoint, which resumes exactly
   assert.equal(c1.code, 130, c1.err);
   assert.match(c1.err, /interrupt: finishing the current batch, then saving a checkpoint/);
-  assert.match(c1.err, /checkpoint: .*interrupted \(epoch 2, after batch \d+\/10\); continue with: handprop train mnist --resume /);
+  assert.match(
+    c1.err,
+    /checkpoint: .*interrupted \(epoch 2, after batch \d+\/10\); continue with: handprop train mnist --resume /,
+  );
   const mc = manifest(interrupted);
   assert.equal(mc.training?.epochsDone, 1);
-  assert.ok((mc.training?.batchesDone as number) >= 3 && (mc.training?.batchesDone as number) < 10, `batchesDone ${JSON.stringify(mc.training?.batchesDone)}`);
+  assert.ok(
+    (mc.training?.batchesDone as number) >= 3 && (mc.training?.batchesDone as number) < 10,
+    `batchesDone ${JSON.stringify(mc.training?.batchesDone)}`,
+  );
   const c2 = await run(["train", "mnist", "--resume", interrupted, "--test-limit", "200", "--json"]);
   assert.equal(c2.code, 0, c2.err);
-  assert.ok(bytes(interrupted, "weights.bin").equals(bytes(straight, "weights.bin")), "interrupted + resumed: weights.bin differs from the uninterrupted run");
-  assert.deepEqual((JSON.parse(c2.out) as typeof j).epochs.map((e) => e.loss), j.epochs.map((e) => e.loss));
+  assert.ok(
+    bytes(interrupted, "weights.bin").equals(bytes(straight, "weights.bin")),
+    "interrupted + resumed: weights.bin differs from the uninterrupted run",
+  );
+  assert.deepEqual(
+    (JSON.parse(c2.out) as typeof j).epochs.map((e) => e.loss),
+    j.epochs.map((e) => e.loss),
+  );
 
   // the CLI's loop is Sequential.fit's: same seed, same data → the same weights
   const data = loadMnist({ limit: 320, validation: 64 });
   const model = buildModel("cnn-small", { seed: 3 });
   model.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: DEFAULT_LR.adam }) }); // SMALL: default lr, no schedule
   model.fit(data.train.images, data.train.labels, { epochs: 2, batchSize: 32, seed: 3 });
-  assert.ok(Buffer.from(serializeModel(model).weights).equals(bytes(straight, "weights.bin")), "handprop train differs from Sequential.fit");
+  assert.ok(
+    Buffer.from(serializeModel(model).weights).equals(bytes(straight, "weights.bin")),
+    "handprop train differs from Sequential.fit",
+  );
 });
 
 // The CI run trains once; eval and predict then use its model.
@@ -168,17 +248,46 @@ let ciAccuracy = NaN;
 
 test(`CI run: cnn-small, 1 epoch on ${CI_TRAIN_IMAGES} images, ≥ ${100 * CI_MIN_ACCURACY}% on the 10,000 test images`, async (t) => {
   const t0 = performance.now();
-  const r = await run(["train", "mnist", "--model", "cnn-small", "--limit", String(CI_TRAIN_IMAGES), "--val", "0", "--epochs", "1", "--batch-size", "16", "--lr", "0.003", "--seed", "0", "--out", ciModel, "--json"]);
+  const r = await run([
+    "train",
+    "mnist",
+    "--model",
+    "cnn-small",
+    "--limit",
+    String(CI_TRAIN_IMAGES),
+    "--val",
+    "0",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--lr",
+    "0.003",
+    "--seed",
+    "0",
+    "--out",
+    ciModel,
+    "--json",
+  ]);
   assert.equal(r.code, 0, r.err);
-  const j = JSON.parse(r.out) as { testAccuracy: number; imagesPerSecond: number; epochs: { valAccuracy: number | null }[] };
-  t.diagnostic(`test accuracy ${(100 * j.testAccuracy).toFixed(2)}%, ${j.imagesPerSecond.toFixed(0)} images/s, ${((performance.now() - t0) / 1000).toFixed(1)} s in all`);
+  const j = JSON.parse(r.out) as {
+    testAccuracy: number;
+    imagesPerSecond: number;
+    epochs: { valAccuracy: number | null }[];
+  };
+  t.diagnostic(
+    `test accuracy ${(100 * j.testAccuracy).toFixed(2)}%, ${j.imagesPerSecond.toFixed(0)} images/s, ${((performance.now() - t0) / 1000).toFixed(1)} s in all`,
+  );
   assert.equal(j.epochs[0].valAccuracy, null, "--val 0: no validation");
   assert.ok(j.testAccuracy >= CI_MIN_ACCURACY, `test accuracy ${j.testAccuracy}`);
   ciAccuracy = j.testAccuracy;
 });
 
 test("eval: top-1/top-3 accuracy, per-class precision/recall/F1 and a 10×10 confusion matrix", async () => {
-  const [j, text] = await Promise.all([run(["eval", "--model", ciModel, "--json"]), run(["eval", "--model", ciModel, "--limit", "1000"])]);
+  const [j, text] = await Promise.all([
+    run(["eval", "--model", ciModel, "--json"]),
+    run(["eval", "--model", ciModel, "--limit", "1000"]),
+  ]);
   assert.equal(j.code, 0, j.err);
   type Averages = { precision: number; recall: number; f1: number };
   const r = JSON.parse(j.out) as {
@@ -194,10 +303,19 @@ test("eval: top-1/top-3 accuracy, per-class precision/recall/F1 and a 10×10 con
   assert.equal(r.count, 10000);
   assert.equal(r.confusion.length, 10);
   assert.ok(r.confusion.every((row) => row.length === 10));
-  assert.equal(r.confusion.flat().reduce((a, b) => a + b, 0), 10000);
-  assert.equal(r.confusion.reduce((s, row, i) => s + row[i], 0), r.correct);
+  assert.equal(
+    r.confusion.flat().reduce((a, b) => a + b, 0),
+    10000,
+  );
+  assert.equal(
+    r.confusion.reduce((s, row, i) => s + row[i], 0),
+    r.correct,
+  );
   // rows are the true digits: their sums are the test set's label counts
-  assert.deepEqual(r.confusion.map((row) => row.reduce((a, b) => a + b, 0)), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
+  assert.deepEqual(
+    r.confusion.map((row) => row.reduce((a, b) => a + b, 0)),
+    [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
+  );
   assert.ok(Math.abs(r.testAccuracy - ciAccuracy) <= 1e-3, `eval ${r.testAccuracy} vs train ${ciAccuracy}`);
   assert.deepEqual(Object.keys(r.topK), ["1", "3"]);
   assert.equal(r.topK["1"], r.testAccuracy);
@@ -207,7 +325,10 @@ test("eval: top-1/top-3 accuracy, per-class precision/recall/F1 and a 10×10 con
   r.perClass.forEach((c, k) => {
     const column = r.confusion.reduce((s, row) => s + row[k], 0);
     const row = r.confusion[k].reduce((a, b) => a + b, 0);
-    assert.ok(Math.abs(c.precision - r.confusion[k][k] / column) < 1e-12 && Math.abs(c.recall - r.confusion[k][k] / row) < 1e-12);
+    assert.ok(
+      Math.abs(c.precision - r.confusion[k][k] / column) < 1e-12 &&
+        Math.abs(c.recall - r.confusion[k][k] / row) < 1e-12,
+    );
     assert.ok(Math.abs(c.f1 - (2 * c.precision * c.recall) / (c.precision + c.recall)) < 1e-12);
     assert.equal(c.support, row);
   });
@@ -216,9 +337,15 @@ test("eval: top-1/top-3 accuracy, per-class precision/recall/F1 and a 10×10 con
   assert.ok(Math.abs(r.weighted.recall - r.testAccuracy) < 1e-12, "support-weighted recall is the accuracy");
   assert.equal(text.code, 0, text.err);
   assert.match(text.out, /test accuracy \d+\.\d\d% \(\d+\/1000\), top-3 accuracy \d+\.\d\d%/);
-  assert.match(text.out, /confusion matrix \(rows: true digit, columns: predicted digit\)\ntrue\\pred +0 +1 +2 +3 +4 +5 +6 +7 +8 +9 +recall\n +0 /);
+  assert.match(
+    text.out,
+    /confusion matrix \(rows: true digit, columns: predicted digit\)\ntrue\\pred +0 +1 +2 +3 +4 +5 +6 +7 +8 +9 +recall\n +0 /,
+  );
   assert.match(text.out, /\n +digit +precision +recall +F1 +support\n +0 +\d+\.\d% +\d+\.\d% +\d+\.\d% +\d+\n/);
-  assert.match(text.out, /\n +macro +\d+\.\d% +\d+\.\d% +\d+\.\d% +1000\n +weighted +\d+\.\d% +\d+\.\d% +\d+\.\d% +1000\n$/);
+  assert.match(
+    text.out,
+    /\n +macro +\d+\.\d% +\d+\.\d% +\d+\.\d% +1000\n +weighted +\d+\.\d% +\d+\.\d% +\d+\.\d% +1000\n$/,
+  );
   assert.equal(text.out.trim().split("\n").length, 3 + 11 + 1 + 13);
 });
 
@@ -229,7 +356,12 @@ const testImages = readIdx(join(defaultMnistDir(), MNIST_FILES.testImages));
 const testLabels = readIdx(join(defaultMnistDir(), MNIST_FILES.testLabels));
 const mnistImage = (i: number): Uint8Array => testImages.data.subarray(i * 784, (i + 1) * 784) as Uint8Array;
 
-function writePng(path: string, gray: ArrayLike<number>, size: number, opts: { invert?: boolean; alpha?: boolean } = {}): void {
+function writePng(
+  path: string,
+  gray: ArrayLike<number>,
+  size: number,
+  opts: { invert?: boolean; alpha?: boolean } = {},
+): void {
   const png = new pngjs.PNG({ width: size, height: size });
   for (let i = 0; i < size * size; i++) {
     const v = opts.invert ? 255 - gray[i] : gray[i];
@@ -242,7 +374,10 @@ function writePng(path: string, gray: ArrayLike<number>, size: number, opts: { i
 /** Nearest-neighbour enlargement of a 28×28 image by an integer factor. */
 function enlarge(src: ArrayLike<number>, k: number): Uint8Array {
   const n = 28 * k;
-  return Uint8Array.from({ length: n * n }, (_, i) => src[Math.floor(Math.floor(i / n) / k) * 28 + Math.floor((i % n) / k)]);
+  return Uint8Array.from(
+    { length: n * n },
+    (_, i) => src[Math.floor(Math.floor(i / n) / k) * 28 + Math.floor((i % n) / k)],
+  );
 }
 
 test("predict: PNG and PGM files made from MNIST test images, any polarity and size", async () => {
@@ -254,45 +389,75 @@ test("predict: PNG and PGM files made from MNIST test images, any polarity and s
     writePng(`${base}.png`, img, 28);
     writePng(`${base}-inverted-56.png`, enlarge(img, 2), 56, { invert: true });
     writePng(`${base}-alpha.png`, img, 28, { alpha: true });
-    writeFileSync(`${base}.pgm`, Buffer.concat([Buffer.from("P5\n# an MNIST test image\n28 28\n255\n"), Buffer.from(img)]));
+    writeFileSync(
+      `${base}.pgm`,
+      Buffer.concat([Buffer.from("P5\n# an MNIST test image\n28 28\n255\n"), Buffer.from(img)]),
+    );
     writeFileSync(`${base}-p2-84.pgm`, `P2\n84 84\n255\n${Array.from(enlarge(img, 3), (v) => 255 - v).join(" ")}\n`);
-    for (const f of [`${base}.png`, `${base}-inverted-56.png`, `${base}-alpha.png`, `${base}.pgm`, `${base}-p2-84.pgm`]) files.push([f, label]);
+    for (const f of [`${base}.png`, `${base}-inverted-56.png`, `${base}-alpha.png`, `${base}.pgm`, `${base}-p2-84.pgm`])
+      files.push([f, label]);
   }
   const bad = join(tmp, "not-an-image.pgm");
   writeFileSync(bad, "P5\n28 28\n255\n" + "x".repeat(100));
 
-  const [json, text] = await Promise.all([run(["predict", "--model", ciModel, "--json", ...files.map(([f]) => f)]), run(["predict", "--model", ciModel, files[0][0], bad])]);
+  const [json, text] = await Promise.all([
+    run(["predict", "--model", ciModel, "--json", ...files.map(([f]) => f)]),
+    run(["predict", "--model", ciModel, files[0][0], bad]),
+  ]);
   assert.equal(json.code, 0, json.err);
-  const r = JSON.parse(json.out) as { predictions: { file: string; inverted: boolean; top: { digit: number; probability: number }[] }[] };
+  const r = JSON.parse(json.out) as {
+    predictions: { file: string; inverted: boolean; top: { digit: number; probability: number }[] }[];
+  };
   assert.equal(r.predictions.length, files.length);
   r.predictions.forEach((p, i) => {
     const [file, label] = files[i];
     assert.equal(p.file, file);
     assert.equal(p.top.length, 3);
     assert.equal(p.top[0].digit, label, `${file}: predicted ${p.top[0].digit}`);
-    assert.ok(p.top[0].probability > 0.5 && p.top[0].probability >= p.top[1].probability && p.top[1].probability >= p.top[2].probability);
+    assert.ok(
+      p.top[0].probability > 0.5 &&
+        p.top[0].probability >= p.top[1].probability &&
+        p.top[1].probability >= p.top[2].probability,
+    );
     assert.equal(p.inverted, /inverted|alpha|p2-84/.test(file), file); // black ink on transparency is composited over white
   });
 
   // text mode: the good file is classified, the bad one named on stderr, exit code 1
   assert.equal(text.code, 1);
-  assert.match(text.out, new RegExp(`^${files[0][0].replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: 7 \\(\\d+\\.\\d\\d%\\) +\\d \\(\\d+\\.\\d\\d%\\) +\\d \\(\\d+\\.\\d\\d%\\)\n$`));
-  assert.match(text.err, /handprop predict: .*not-an-image\.pgm: truncated: header says 28×28 pixels × 1 byte\(s\) = 784 bytes from offset 13, file has 100/);
+  assert.match(
+    text.out,
+    new RegExp(
+      `^${files[0][0].replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: 7 \\(\\d+\\.\\d\\d%\\) +\\d \\(\\d+\\.\\d\\d%\\) +\\d \\(\\d+\\.\\d\\d%\\)\n$`,
+    ),
+  );
+  assert.match(
+    text.err,
+    /handprop predict: .*not-an-image\.pgm: truncated: header says 28×28 pixels × 1 byte\(s\) = 784 bytes from offset 13, file has 100/,
+  );
 });
 
 test("image decoding and preprocessing", () => {
   // PGM: comments anywhere in the header, 16-bit P5, ASCII P2
   const p2 = decodePgm(new TextEncoder().encode("P2 # comment\n2 # width\n1\n# maxval next\n4\n0 4\n"), "a.pgm");
   assert.deepEqual(p2, { width: 2, height: 1, data: Float64Array.from([0, 255]) });
-  const p5 = decodePgm(Uint8Array.from([...new TextEncoder().encode("P5 2 1 1000\n"), 0x03, 0xe8, 0x01, 0xf4]), "b.pgm");
+  const p5 = decodePgm(
+    Uint8Array.from([...new TextEncoder().encode("P5 2 1 1000\n"), 0x03, 0xe8, 0x01, 0xf4]),
+    "b.pgm",
+  );
   assert.deepEqual(Array.from(p5.data), [255, 127.5]);
   const bad = (text: string) => () => decodePgm(new TextEncoder().encode(text), "c.pgm");
   assert.throws(bad("P6 2 2 255\n"), /c\.pgm: not a PGM file: expected "P2" or "P5" at offset 0/);
-  assert.throws(bad("P2 2 x 255\n"), /c\.pgm: bad PGM header: expected the height \(a decimal number\) at offset 5, got 'x'/);
+  assert.throws(
+    bad("P2 2 x 255\n"),
+    /c\.pgm: bad PGM header: expected the height \(a decimal number\) at offset 5, got 'x'/,
+  );
   assert.throws(bad("P2 2 2 255\n1 2 3\n"), /c\.pgm: truncated: header says 2×2 = 4 pixels, file ends after 3/);
   assert.throws(bad("P2 1 1 9\n10\n"), /c\.pgm: pixel 0 is 10, above maxval 9/);
   writeFileSync(join(tmp, "junk.png"), "GIF89a");
-  assert.throws(() => readImage(join(tmp, "junk.png")), /junk\.png: not a PNG or PGM \(P2\/P5\) image \(starts with 47 49 46 38\)/);
+  assert.throws(
+    () => readImage(join(tmp, "junk.png")),
+    /junk\.png: not a PNG or PGM \(P2\/P5\) image \(starts with 47 49 46 38\)/,
+  );
   const brokenPng = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
   writeFileSync(join(tmp, "broken.png"), brokenPng);
   assert.throws(() => readImage(join(tmp, "broken.png")), /broken\.png: not a readable PNG: /);
@@ -304,7 +469,11 @@ test("image decoding and preprocessing", () => {
   assert.deepEqual(Array.from(resizeSquare(big, 28).data), Array.from(img));
   const flat: GrayImage = { width: 10, height: 10, data: new Float64Array(100).fill(42) };
   assert.ok(resizeSquare(flat, 28).data.every((v) => Math.abs(v - 42) < 1e-12));
-  assert.ok(resizeSquare({ width: 50, height: 50, data: new Float64Array(2500).fill(42) }, 28).data.every((v) => Math.abs(v - 42) < 1e-9));
+  assert.ok(
+    resizeSquare({ width: 50, height: 50, data: new Float64Array(2500).fill(42) }, 28).data.every(
+      (v) => Math.abs(v - 42) < 1e-9,
+    ),
+  );
   // polarity: dark-on-light is inverted; a wide image is padded to a square with its background
   const wide: GrayImage = { width: 56, height: 28, data: new Float64Array(56 * 28).fill(255) };
   for (let y = 10; y < 18; y++) for (let x = 20; x < 36; x++) wide.data[y * 56 + x] = 0;

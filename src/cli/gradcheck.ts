@@ -26,15 +26,37 @@ export const gradcheckCommand = defineCommand(
     const rows = summarize(checks);
     const ok = rows.every((r) => r.ok);
     if (v.json) {
-      process.stdout.write(JSON.stringify({ ok, tolerance, checks: rows.map((r) => ({ name: r.name, maxRelError: r.maxRelError, ok: r.ok, configs: r.configs, skippedKinks: r.skippedKinks })) }) + "\n");
+      process.stdout.write(
+        JSON.stringify({
+          ok,
+          tolerance,
+          checks: rows.map((r) => ({
+            name: r.name,
+            maxRelError: r.maxRelError,
+            ok: r.ok,
+            configs: r.configs,
+            skippedKinks: r.skippedKinks,
+          })),
+        }) + "\n",
+      );
       return ok ? 0 : 1;
     }
     const w = Math.max(...rows.map((r) => r.name.length), 5);
     const lines = [`${"layer".padEnd(w)}  configs  max rel error  kinks skipped  result`];
     for (const r of rows) {
-      lines.push(`${r.name.padEnd(w)}  ${String(r.configs).padStart(7)}  ${r.maxRelError.toExponential(2).padStart(13)}  ${String(r.skippedKinks).padStart(13)}  ${r.ok ? "ok" : "FAIL"}`);
+      lines.push(
+        `${r.name.padEnd(w)}  ${String(r.configs).padStart(7)}  ${r.maxRelError.toExponential(2).padStart(13)}  ${String(r.skippedKinks).padStart(13)}  ${r.ok ? "ok" : "FAIL"}`,
+      );
     }
-    lines.push("", ok ? `all ${rows.length} checks pass (max relative error ≤ ${tolerance})` : `FAILED: ${rows.filter((r) => !r.ok).map((r) => r.name).join(", ")} exceed ${tolerance}`);
+    lines.push(
+      "",
+      ok
+        ? `all ${rows.length} checks pass (max relative error ≤ ${tolerance})`
+        : `FAILED: ${rows
+            .filter((r) => !r.ok)
+            .map((r) => r.name)
+            .join(", ")} exceed ${tolerance}`,
+    );
     process.stdout.write(lines.join("\n") + "\n");
     return ok ? 0 : 1;
   },

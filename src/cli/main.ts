@@ -13,7 +13,16 @@ import { exportCommand } from "./export.ts";
 
 export type { Command } from "./args.ts";
 
-export const commands: Command[] = [seedCommand, gradcheckCommand, benchCommand, serveCommand, trainCommand, evalCommand, predictCommand, exportCommand];
+export const commands: Command[] = [
+  seedCommand,
+  gradcheckCommand,
+  benchCommand,
+  serveCommand,
+  trainCommand,
+  evalCommand,
+  predictCommand,
+  exportCommand,
+];
 
 function globalHelp(): string {
   const lines = [
@@ -61,7 +70,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const cmd = commands.find((c) => c.spec.name === name);
   try {
-    if (!cmd) throw new UsageError(`handprop: unknown command '${name}' (commands: ${commands.map((c) => c.spec.name).join(", ")})`);
+    if (!cmd)
+      throw new UsageError(
+        `handprop: unknown command '${name}' (commands: ${commands.map((c) => c.spec.name).join(", ")})`,
+      );
     if (rest.includes("--help") || rest.includes("-h")) {
       process.stdout.write(commandHelp(cmd.spec) + "\n");
       return 0;

@@ -280,9 +280,16 @@ export function startStaticServer(
   server.setTimeout(opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS);
   return new Promise((resolvePromise, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) => {
-      if (e.code === "EADDRINUSE") reject(new Error(`port ${port} on ${host} is already in use: pass --port N for another port (or --port 0 for any free one)`));
-      else if (e.code === "EACCES") reject(new Error(`no permission to listen on ${host}:${port}: pick a port above 1023`));
-      else if (e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND") reject(new Error(`cannot listen on host '${printable(host)}': not an address of this machine`));
+      if (e.code === "EADDRINUSE")
+        reject(
+          new Error(
+            `port ${port} on ${host} is already in use: pass --port N for another port (or --port 0 for any free one)`,
+          ),
+        );
+      else if (e.code === "EACCES")
+        reject(new Error(`no permission to listen on ${host}:${port}: pick a port above 1023`));
+      else if (e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND")
+        reject(new Error(`cannot listen on host '${printable(host)}': not an address of this machine`));
       else reject(e);
     });
     server.listen(port, host, () => {
@@ -339,11 +346,17 @@ export const serveCommand = defineCommand(
     let root = WEB_DIST;
     if (typeof v.dir === "string") {
       root = resolve(v.dir);
-      if (!existsSync(join(root, "index.html"))) throw new UsageError(`handprop serve: --dir ${v.dir} has no index.html (build it with: npm run build:web)`);
+      if (!existsSync(join(root, "index.html")))
+        throw new UsageError(`handprop serve: --dir ${v.dir} has no index.html (build it with: npm run build:web)`);
     } else if (PAGES_PREBUILT) {
-      if (v.rebuild) throw new UsageError("handprop serve: --rebuild needs a checkout: the installed package ships its pages pre-built");
+      if (v.rebuild)
+        throw new UsageError(
+          "handprop serve: --rebuild needs a checkout: the installed package ships its pages pre-built",
+        );
       if (!existsSync(join(WEB_DIST, "index.html"))) {
-        throw new Error(`the pre-built pages are missing (${WEB_DIST}): this copy of handprop was packed without its build; reinstall handprop`);
+        throw new Error(
+          `the pre-built pages are missing (${WEB_DIST}): this copy of handprop was packed without its build; reinstall handprop`,
+        );
       }
     } else if (v.rebuild || webBuildIsStale()) {
       process.stderr.write("handprop serve: building the page (vite build web)…\n");
@@ -352,7 +365,9 @@ export const serveCommand = defineCommand(
     const warning = networkWarning(host, port);
     if (warning !== null) process.stderr.write(warning + "\n");
     const { server, url } = await startStaticServer(root, { host, port });
-    process.stdout.write(`handprop playground: ${url}\n  page 1, the article's network:  ${url}\n  page 2, MNIST in the browser:   ${url}mnist.html\nPress Ctrl+C to stop.\n`);
+    process.stdout.write(
+      `handprop playground: ${url}\n  page 1, the article's network:  ${url}\n  page 2, MNIST in the browser:   ${url}mnist.html\nPress Ctrl+C to stop.\n`,
+    );
     await new Promise<void>((done) => {
       const stop = () => {
         server.close(() => {

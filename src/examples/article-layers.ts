@@ -26,7 +26,10 @@ export function articleModel(w1: NDArray, w2: NDArray): Sequential {
   const dense = new Dense({ inFeatures: 4, outFeatures: 1, bias: false, dtype: "float64" });
   conv.params()[0].value.data.set(rot90(w1, 2).data);
   dense.params()[0].value.data.set(w2.data);
-  return new Sequential([conv, new Tanh(), new Flatten(), dense, new Sigmoid()], { inputShape: [1, 3, 3], name: "article" });
+  return new Sequential([conv, new Tanh(), new Flatten(), dense, new Sigmoid()], {
+    inputShape: [1, 3, 3],
+    name: "article",
+  });
 }
 
 /** The four images as a batch (4, 1, 3, 3) and the targets (4, 1). */

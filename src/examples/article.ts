@@ -35,10 +35,26 @@ export interface ArticleResult {
 
 /** The four 3×3 images and their targets, exactly as in the article. */
 export const X: NDArray[] = [
-  array([[0, 0, 0], [0, 0, 0], [0, 0, 0]]),
-  array([[1, 1, 1], [0, 0, 0], [0, 0, 0]]),
-  array([[0, 0, 0], [1, 1, 1], [1, 1, 1]]),
-  array([[1, 1, 1], [1, 1, 1], [1, 1, 1]]),
+  array([
+    [0, 0, 0],
+    [0, 0, 0],
+    [0, 0, 0],
+  ]),
+  array([
+    [1, 1, 1],
+    [0, 0, 0],
+    [0, 0, 0],
+  ]),
+  array([
+    [0, 0, 0],
+    [1, 1, 1],
+    [1, 1, 1],
+  ]),
+  array([
+    [1, 1, 1],
+    [1, 1, 1],
+    [1, 1, 1],
+  ]),
 ];
 export const Y: NDArray = array([[0.53], [0.77], [0.88], [1.1]]);
 
@@ -47,10 +63,12 @@ export const Y: NDArray = array([[0.53], [0.77], [0.88], [1.1]]);
 const tanh = (x: NDArray): NDArray => map(x, fdlibmTanh);
 const tanhPrime = (x: NDArray): NDArray => map(x, (v) => 1 - fdlibmTanh(v) ** 2); // d tanh(x)/dx = 1 − tanh²(x)
 const logistic = (x: NDArray): NDArray => map(x, (v) => 1 / (1 + exp(-1 * v))); // σ(x) = 1 / (1 + e^(−x))
-const logisticPrime = (x: NDArray): NDArray => map(x, (v) => { // dσ/dx = σ(x)(1 − σ(x))
-  const s = 1 / (1 + exp(-1 * v));
-  return s * (1 - s);
-});
+const logisticPrime = (x: NDArray): NDArray =>
+  map(x, (v) => {
+    // dσ/dx = σ(x)(1 − σ(x))
+    const s = 1 / (1 + exp(-1 * v));
+    return s * (1 - s);
+  });
 
 /** 0. Declare weights: np.random.seed(seed); w1 = randn(2,2)*4; w2 = randn(4,1)*4 (w1 drawn first). */
 export function articleInitialWeights(seed: number): { w1: NDArray; w2: NDArray } {
@@ -119,8 +137,18 @@ export function articleGradients(x: NDArray, y: number, w1: NDArray, w2: NDArray
   const grad_1 = rot90(grad_1_conv, 2);
 
   return {
-    ...f, grad_2_part_1, grad_2_part_2, grad_2_part_3, grad_2,
-    grad_1_part_1, grad_1_part_2, grad_1_part_3, grad_1_part_1_reshape, grad_1_temp_1, grad_1_conv, grad_1,
+    ...f,
+    grad_2_part_1,
+    grad_2_part_2,
+    grad_2_part_3,
+    grad_2,
+    grad_1_part_1,
+    grad_1_part_2,
+    grad_1_part_3,
+    grad_1_part_1_reshape,
+    grad_1_temp_1,
+    grad_1_conv,
+    grad_1,
   };
 }
 
@@ -129,7 +157,11 @@ export function articleGradients(x: NDArray, y: number, w1: NDArray, w2: NDArray
  * runArticle loops over this; the playground's page 1 calls it one sample at a time.
  */
 export function articleStep(
-  x: NDArray, y: number, w1: NDArray, w2: NDArray, lr: number,
+  x: NDArray,
+  y: number,
+  w1: NDArray,
+  w2: NDArray,
+  lr: number,
 ): { w1: NDArray; w2: NDArray; trace: StepTrace } {
   const trace = articleGradients(x, y, w1, w2);
   return { w1: sub(w1, mul(trace.grad_1, lr)), w2: sub(w2, mul(trace.grad_2, lr)), trace };
@@ -137,7 +169,10 @@ export function articleStep(
 
 /** Total cost Σᵢ ½(oᵢ − yᵢ)² and the outputs oᵢ, summed in the article's order. */
 export function articleEvaluate(
-  xs: readonly NDArray[], ys: readonly number[], w1: NDArray, w2: NDArray,
+  xs: readonly NDArray[],
+  ys: readonly number[],
+  w1: NDArray,
+  w2: NDArray,
 ): { cost: number; out: number[] } {
   let total = 0;
   const out: number[] = [];

@@ -172,7 +172,8 @@ function requestResult<T>(request: IDBRequest<T>, what: string): Promise<T> {
 }
 
 function openDatabase(opts: IndexedDBOptions, what: string): Promise<{ db: IDBDatabase; store: string }> {
-  const factory = (opts.indexedDB ?? (globalThis as { indexedDB?: IndexedDBFactory }).indexedDB) as IDBFactory | undefined;
+  const factory = (opts.indexedDB ?? (globalThis as { indexedDB?: IndexedDBFactory }).indexedDB) as
+    IDBFactory | undefined;
   if (!factory) throw new Error(`${what}: IndexedDB is not available here (pass {indexedDB} or use saveModel in Node)`);
   const store = opts.storeName ?? "models";
   const request = factory.open(opts.dbName ?? "handprop", 1);

@@ -13,7 +13,6 @@
 // header does not account for, is an error naming the file, what was expected and the byte offset,
 // never a silently partial dataset. Offsets in errors about a gzipped file count decompressed bytes.
 
-
 export type IdxType = "ubyte" | "byte" | "short" | "int" | "float" | "double";
 export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
 
@@ -68,21 +67,37 @@ export function isGzip(bytes: Uint8Array): boolean {
 export function decodeIdx(bytes: Uint8Array, name = "IDX data"): IdxArray {
   const fileSize = bytes.length;
   if (fileSize < 4) {
-    throw new IdxError(name, fileSize, `truncated header: the magic number needs 4 bytes from offset 0, file has ${plural(fileSize, "byte")}`);
+    throw new IdxError(
+      name,
+      fileSize,
+      `truncated header: the magic number needs 4 bytes from offset 0, file has ${plural(fileSize, "byte")}`,
+    );
   }
   if (bytes[0] !== 0 || bytes[1] !== 0) {
     const got = Array.from(bytes.subarray(0, 4), hex).join(" ");
-    throw new IdxError(name, 0, `not an IDX file: the magic number at offset 0 must start with 00 00, got ${got}${isGzip(bytes) ? " (gzip data)" : ""}`);
+    throw new IdxError(
+      name,
+      0,
+      `not an IDX file: the magic number at offset 0 must start with 00 00, got ${got}${isGzip(bytes) ? " (gzip data)" : ""}`,
+    );
   }
   const info = TYPES.find((t) => t.code === bytes[2]);
   if (!info) {
-    throw new IdxError(name, 2, `unknown type code 0x${hex(bytes[2])} at offset 2 (expected one of ${TYPES.map((t) => `0x${hex(t.code)} ${t.type}`).join(", ")})`);
+    throw new IdxError(
+      name,
+      2,
+      `unknown type code 0x${hex(bytes[2])} at offset 2 (expected one of ${TYPES.map((t) => `0x${hex(t.code)} ${t.type}`).join(", ")})`,
+    );
   }
   const rank = bytes[3];
   if (rank === 0) throw new IdxError(name, 3, "rank 0 at offset 3: an IDX file needs at least one dimension");
   const headerSize = 4 + 4 * rank;
   if (fileSize < headerSize) {
-    throw new IdxError(name, fileSize, `truncated header: rank ${rank} needs ${headerSize} header bytes (${rank} big-endian uint32 dimensions from offset 4), file has ${plural(fileSize, "byte")}`);
+    throw new IdxError(
+      name,
+      fileSize,
+      `truncated header: rank ${rank} needs ${headerSize} header bytes (${rank} big-endian uint32 dimensions from offset 4), file has ${plural(fileSize, "byte")}`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const shape: number[] = [];
@@ -97,10 +112,18 @@ export function decodeIdx(bytes: Uint8Array, name = "IDX data"): IdxArray {
   if (!Number.isSafeInteger(dataBytes)) throw new IdxError(name, 4, `${described}, which is not a plausible size`);
   const available = fileSize - headerSize;
   if (available < dataBytes) {
-    throw new IdxError(name, fileSize, `truncated: ${described}, file has ${plural(fileSize, "byte")} (${dataBytes - available} short; it ends at offset ${fileSize})`);
+    throw new IdxError(
+      name,
+      fileSize,
+      `truncated: ${described}, file has ${plural(fileSize, "byte")} (${dataBytes - available} short; it ends at offset ${fileSize})`,
+    );
   }
   if (available > dataBytes) {
-    throw new IdxError(name, headerSize + dataBytes, `${available - dataBytes} unexpected trailing bytes: ${described}, but the file continues past offset ${headerSize + dataBytes} to ${fileSize}`);
+    throw new IdxError(
+      name,
+      headerSize + dataBytes,
+      `${available - dataBytes} unexpected trailing bytes: ${described}, but the file continues past offset ${headerSize + dataBytes} to ${fileSize}`,
+    );
   }
   return { type: info.type, shape, data: readValues(view, headerSize, count, info) };
 }
@@ -138,24 +161,32 @@ function readValues(view: DataView, offset: number, count: number, info: TypeInf
 /** The IDX type a typed array is written as. */
 function typeOf(data: IdxData): TypeInfo {
   const type: IdxType =
-    data instanceof Uint8Array ? "ubyte"
-    : data instanceof Int8Array ? "byte"
-    : data instanceof Int16Array ? "short"
-    : data instanceof Int32Array ? "int"
-    : data instanceof Float32Array ? "float"
-    : "double";
+    data instanceof Uint8Array
+      ? "ubyte"
+      : data instanceof Int8Array
+        ? "byte"
+        : data instanceof Int16Array
+          ? "short"
+          : data instanceof Int32Array
+            ? "int"
+            : data instanceof Float32Array
+              ? "float"
+              : "double";
   return TYPES.find((t) => t.type === type)!;
 }
 
 /** Encode values as an IDX file (the type follows the typed array: Uint8Array → ubyte, …). */
 export function encodeIdx(shape: readonly number[], data: IdxData): Uint8Array {
-  if (shape.length < 1 || shape.length > 255) throw new RangeError(`encodeIdx: rank must be 1..255, got ${shape.length}`);
+  if (shape.length < 1 || shape.length > 255)
+    throw new RangeError(`encodeIdx: rank must be 1..255, got ${shape.length}`);
   let count = 1;
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0 || d > 0xffffffff) throw new RangeError(`encodeIdx: dimensions must be integers in [0, 2^32), got ${shape.join("×")}`);
+    if (!Number.isInteger(d) || d < 0 || d > 0xffffffff)
+      throw new RangeError(`encodeIdx: dimensions must be integers in [0, 2^32), got ${shape.join("×")}`);
     count *= d;
   }
-  if (count !== data.length) throw new RangeError(`encodeIdx: shape ${shape.join("×")} needs ${count} values, got ${data.length}`);
+  if (count !== data.length)
+    throw new RangeError(`encodeIdx: shape ${shape.join("×")} needs ${count} values, got ${data.length}`);
   const info = typeOf(data);
   const headerSize = 4 + 4 * shape.length;
   const out = new Uint8Array(headerSize + count * info.size);

@@ -140,7 +140,8 @@ export function jsonDepthExceeds(text: string, limit = MAX_JSON_DEPTH): boolean 
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // a backslash escapes the next character
+      if (c === 0x5c)
+        i++; // a backslash escapes the next character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x5b || c === 0x7b) {
@@ -230,10 +231,15 @@ export function serializeModel(model: Sequential, meta: SaveMeta = {}): Serializ
     if (!list.includes(layer)) list.push(layer);
     byDtype.set(param.value.dtype, list);
     const bad = param.value.data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) throw new ModelFormatError(`serializeModel: ${name} (${layer}) holds ${param.value.data[bad]} at index ${bad}: refusing to save non-finite weights`);
+    if (bad >= 0)
+      throw new ModelFormatError(
+        `serializeModel: ${name} (${layer}) holds ${param.value.data[bad]} at index ${bad}: refusing to save non-finite weights`,
+      );
   }
   if (byDtype.size > 1) {
-    throw new ModelFormatError(`serializeModel: the model mixes dtypes (${[...byDtype].map(([d, l]) => `${d}: ${l.join(", ")}`).join("; ")}); call model.setDtype() first`);
+    throw new ModelFormatError(
+      `serializeModel: the model mixes dtypes (${[...byDtype].map(([d, l]) => `${d}: ${l.join(", ")}`).join("; ")}); call model.setDtype() first`,
+    );
   }
   const packed = pack(params.map(({ param }) => ({ values: param.value.data, dtype: param.value.dtype })));
   const tensors: TensorEntry[] = params.map(({ name, param }, i) => ({
@@ -250,7 +256,13 @@ export function serializeModel(model: Sequential, meta: SaveMeta = {}): Serializ
     handpropVersion: HANDPROP_VERSION,
     savedAt: new Date().toISOString(),
     model: model.config(),
-    weights: { file: WEIGHTS_FILE, byteLength: packed.bytes.length, crc32: crcHex(packed.bytes), byteOrder: "little-endian", tensors },
+    weights: {
+      file: WEIGHTS_FILE,
+      byteLength: packed.bytes.length,
+      crc32: crcHex(packed.bytes),
+      byteOrder: "little-endian",
+      tensors,
+    },
   };
   const rng: Record<string, SerializedRandomState> = {};
   model.layers.forEach((l, i) => {
@@ -282,11 +294,21 @@ export function serializeModel(model: Sequential, meta: SaveMeta = {}): Serializ
       config: meta.optimizer.config(),
       step: state.step,
       lr: state.lr,
-      slots: slots.map((s, i) => ({ slot: s.slot, param: s.param, dtype: arrays[i].dtype, offset: opt.offsets[i], length: s.values.length })),
+      slots: slots.map((s, i) => ({
+        slot: s.slot,
+        param: s.param,
+        dtype: arrays[i].dtype,
+        offset: opt.offsets[i],
+        length: s.values.length,
+      })),
     };
   }
   if (meta.training) manifest.training = meta.training;
-  return { json: readableJson(manifest) + "\n", weights: packed.bytes, ...(optimizerBytes ? { optimizer: optimizerBytes } : {}) };
+  return {
+    json: readableJson(manifest) + "\n",
+    weights: packed.bytes,
+    ...(optimizerBytes ? { optimizer: optimizerBytes } : {}),
+  };
 }
 
 /**
@@ -366,7 +388,10 @@ export class Fields {
 /** Parse and check the manifest's own structure (not yet against the architecture or the bytes). */
 export function parseManifest(json: string | Uint8Array, file = MANIFEST_FILE): ModelManifest {
   const text = typeof json === "string" ? json : new TextDecoder().decode(json);
-  if (jsonDepthExceeds(text)) throw new ModelFormatError(`${file}: JSON nested more than ${MAX_JSON_DEPTH} levels deep (not a handprop model file)`);
+  if (jsonDepthExceeds(text))
+    throw new ModelFormatError(
+      `${file}: JSON nested more than ${MAX_JSON_DEPTH} levels deep (not a handprop model file)`,
+    );
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -376,10 +401,13 @@ export function parseManifest(json: string | Uint8Array, file = MANIFEST_FILE): 
   const f: Fields = new Fields(file); // annotated: calls to its never-returning fail() then narrow types
   if (!isObj(raw)) f.fail("(top level)", "an object", raw);
   if (raw.format !== MODEL_FORMAT) {
-    throw new ModelFormatError(`${file}: "format" is ${show(raw.format)}, expected "${MODEL_FORMAT}" (not a handprop model file?)`);
+    throw new ModelFormatError(
+      `${file}: "format" is ${show(raw.format)}, expected "${MODEL_FORMAT}" (not a handprop model file?)`,
+    );
   }
   const version = raw.version;
-  if (typeof version !== "number" || !Number.isInteger(version) || version < 1) f.fail("version", "a positive integer", version);
+  if (typeof version !== "number" || !Number.isInteger(version) || version < 1)
+    f.fail("version", "a positive integer", version);
   if (version !== MODEL_FORMAT_VERSION && version !== GRAPH_MODEL_FORMAT_VERSION) {
     throw new ModelFormatError(
       version > GRAPH_MODEL_FORMAT_VERSION
@@ -441,7 +469,8 @@ export function checkRandomState(f: Fields, s: unknown, path: string): void {
   const key = f.arr(s, "key", `${path}.key`);
   if (key.length !== 624) f.fail(`${path}.key`, "an array of 624 key words", `an array of ${key.length}`);
   key.forEach((w, i) => {
-    if (typeof w !== "number" || !Number.isInteger(w) || w < 0 || w > 0xffffffff) f.fail(`${path}.key[${i}]`, "an integer in [0, 2^32)", w);
+    if (typeof w !== "number" || !Number.isInteger(w) || w < 0 || w > 0xffffffff)
+      f.fail(`${path}.key[${i}]`, "an integer in [0, 2^32)", w);
   });
   const pos = f.nonNegInt(s, "pos", `${path}.pos`);
   if (pos > 624) f.fail(`${path}.pos`, "an integer in 0..624", pos);
@@ -450,12 +479,14 @@ export function checkRandomState(f: Fields, s: unknown, path: string): void {
 }
 
 function checkShape(f: Fields, v: unknown, path: string): void {
-  if (!Array.isArray(v) || !v.every((d) => typeof d === "number" && Number.isSafeInteger(d) && d >= 0)) f.fail(path, "an array of non-negative integers", v);
+  if (!Array.isArray(v) || !v.every((d) => typeof d === "number" && Number.isSafeInteger(d) && d >= 0))
+    f.fail(path, "an array of non-negative integers", v);
 }
 
 function checkBinaryEntry(f: Fields, o: Obj, path: string): void {
   const name = f.str(o, "file", `${path}.file`);
-  if (name === "" || /[/\\]/.test(name) || name === "." || name === "..") f.fail(`${path}.file`, "a file name in the model's folder", name);
+  if (name === "" || /[/\\]/.test(name) || name === "." || name === "..")
+    f.fail(`${path}.file`, "a file name in the model's folder", name);
   f.nonNegInt(o, "byteLength", `${path}.byteLength`);
   f.crc(o, "crc32", `${path}.crc32`);
 }
@@ -463,14 +494,20 @@ function checkBinaryEntry(f: Fields, o: Obj, path: string): void {
 /** Check a binary file's size and checksum against its manifest entry. */
 function checkBytes(bytes: Uint8Array, entry: BinaryFileEntry, file: string, manifestFile: string, what: string): void {
   if (bytes.length < entry.byteLength) {
-    throw new ModelFormatError(`${file}: truncated: ${manifestFile} says ${entry.byteLength} bytes (${what}), file has ${bytes.length}`);
+    throw new ModelFormatError(
+      `${file}: truncated: ${manifestFile} says ${entry.byteLength} bytes (${what}), file has ${bytes.length}`,
+    );
   }
   if (bytes.length > entry.byteLength) {
-    throw new ModelFormatError(`${file}: ${bytes.length - entry.byteLength} bytes too many: ${manifestFile} says ${entry.byteLength} bytes (${what}), file has ${bytes.length}`);
+    throw new ModelFormatError(
+      `${file}: ${bytes.length - entry.byteLength} bytes too many: ${manifestFile} says ${entry.byteLength} bytes (${what}), file has ${bytes.length}`,
+    );
   }
   const actual = crcHex(bytes);
   if (actual !== entry.crc32) {
-    throw new ModelFormatError(`${file}: checksum mismatch: CRC-32 is ${actual}, ${manifestFile} says ${entry.crc32} (the file is corrupt, or belongs to another save)`);
+    throw new ModelFormatError(
+      `${file}: checksum mismatch: CRC-32 is ${actual}, ${manifestFile} says ${entry.crc32} (the file is corrupt, or belongs to another save)`,
+    );
   }
 }
 
@@ -478,7 +515,9 @@ function checkBytes(bytes: Uint8Array, entry: BinaryFileEntry, file: string, man
 function checkSize(bytes: Uint8Array, entry: BinaryFileEntry, file: string, manifestFile: string, what: string): void {
   if (bytes.length !== entry.byteLength) {
     const diff = bytes.length < entry.byteLength ? "truncated" : `${bytes.length - entry.byteLength} bytes too many`;
-    throw new ModelFormatError(`${file}: ${diff}: ${manifestFile} says ${entry.byteLength} bytes (${what}), file has ${bytes.length}`);
+    throw new ModelFormatError(
+      `${file}: ${diff}: ${manifestFile} says ${entry.byteLength} bytes (${what}), file has ${bytes.length}`,
+    );
   }
 }
 
@@ -515,16 +554,25 @@ function checkDeclaredSize(layers: unknown[], tableValues: number, manifestFile:
 }
 
 /** Check that array entries tile a file exactly, in order, with lengths matching their dtypes. */
-function checkLayout(entries: { offset: number; length: number; dtype: DType }[], byteLength: number, file: string, path: string): void {
+function checkLayout(
+  entries: { offset: number; length: number; dtype: DType }[],
+  byteLength: number,
+  file: string,
+  path: string,
+): void {
   let expected = 0;
   entries.forEach((e, i) => {
     if (e.offset !== expected) {
-      throw new ModelFormatError(`${file}: "${path}[${i}].offset" is ${e.offset}, expected ${expected} (arrays are stored back to back, in order)`);
+      throw new ModelFormatError(
+        `${file}: "${path}[${i}].offset" is ${e.offset}, expected ${expected} (arrays are stored back to back, in order)`,
+      );
     }
     expected += e.length * bytesPer(e.dtype);
   });
   if (expected !== byteLength) {
-    throw new ModelFormatError(`${file}: the arrays listed in "${path}" take ${expected} bytes but "byteLength" says ${byteLength}`);
+    throw new ModelFormatError(
+      `${file}: the arrays listed in "${path}" take ${expected} bytes but "byteLength" says ${byteLength}`,
+    );
   }
 }
 
@@ -545,7 +593,12 @@ function unpack(bytes: Uint8Array, offset: number, length: number, dtype: DType)
  * optimizer back). Throws ModelFormatError, naming the file and the field or layer, on any mismatch;
  * nothing is returned half-loaded.
  */
-export function deserializeModel(json: string | Uint8Array, weights: Uint8Array, optimizerBytes?: Uint8Array, names: FileNames = {}): LoadedModel {
+export function deserializeModel(
+  json: string | Uint8Array,
+  weights: Uint8Array,
+  optimizerBytes?: Uint8Array,
+  names: FileNames = {},
+): LoadedModel {
   const manifestFile = names.manifest ?? MANIFEST_FILE;
   const manifest = parseManifest(json, manifestFile);
   const weightsFile = names.weights ?? manifest.weights.file;
@@ -558,7 +611,13 @@ export function deserializeModel(json: string | Uint8Array, weights: Uint8Array,
   checkSize(weights, manifest.weights, weightsFile, manifestFile, "weights");
   if (manifest.optimizer && optimizerBytes) {
     checkLayout(manifest.optimizer.slots, manifest.optimizer.byteLength, manifestFile, "optimizer.slots");
-    checkSize(optimizerBytes, manifest.optimizer, names.optimizer ?? manifest.optimizer.file, manifestFile, "optimizer state");
+    checkSize(
+      optimizerBytes,
+      manifest.optimizer,
+      names.optimizer ?? manifest.optimizer.file,
+      manifestFile,
+      "optimizer state",
+    );
   }
   const totalValues = tensors.reduce((s, t) => s + t.length, 0);
   checkDeclaredSize(manifest.model.layers, totalValues, manifestFile, weightsFile);
@@ -585,23 +644,46 @@ export function deserializeModel(json: string | Uint8Array, weights: Uint8Array,
   tensors.forEach((t, i) => {
     const p = params[i];
     const shape = p.param.value.shape;
-    if (t.name !== p.name) throw new ModelFormatError(`${manifestFile}: "weights.tensors[${i}].name" is "${t.name}", but parameter ${i} of the architecture is "${p.name}" (${describeLayer(p.name)})`);
+    if (t.name !== p.name)
+      throw new ModelFormatError(
+        `${manifestFile}: "weights.tensors[${i}].name" is "${t.name}", but parameter ${i} of the architecture is "${p.name}" (${describeLayer(p.name)})`,
+      );
     if (t.shape.length !== shape.length || t.shape.some((d, k) => d !== shape[k])) {
-      throw new ModelFormatError(`${manifestFile}: "weights.tensors[${i}]" (${t.name}) has shape ${shapeText(t.shape)}, but ${describeLayer(p.name)} needs ${shapeText(shape)}`);
+      throw new ModelFormatError(
+        `${manifestFile}: "weights.tensors[${i}]" (${t.name}) has shape ${shapeText(t.shape)}, but ${describeLayer(p.name)} needs ${shapeText(shape)}`,
+      );
     }
     const size = shape.reduce((a, b) => a * b, 1);
-    if (t.length !== size) throw new ModelFormatError(`${manifestFile}: "weights.tensors[${i}].length" is ${t.length}, but shape ${shapeText(t.shape)} holds ${size} values`);
-    if (t.trainable !== p.param.trainable) throw new ModelFormatError(`${manifestFile}: "weights.tensors[${i}].trainable" is ${t.trainable}, but ${p.name} of ${describeLayer(p.name)} is ${p.param.trainable ? "trainable" : "state"}`);
+    if (t.length !== size)
+      throw new ModelFormatError(
+        `${manifestFile}: "weights.tensors[${i}].length" is ${t.length}, but shape ${shapeText(t.shape)} holds ${size} values`,
+      );
+    if (t.trainable !== p.param.trainable)
+      throw new ModelFormatError(
+        `${manifestFile}: "weights.tensors[${i}].trainable" is ${t.trainable}, but ${p.name} of ${describeLayer(p.name)} is ${p.param.trainable ? "trainable" : "state"}`,
+      );
   });
   const dtypes = new Set(tensors.map((t) => t.dtype));
-  if (dtypes.size > 1) throw new ModelFormatError(`${manifestFile}: "weights.tensors" mixes dtypes (${[...dtypes].join(", ")}); a model has one dtype`);
-  checkBytes(weights, manifest.weights, weightsFile, manifestFile, `${totalValues} ${tensors[0]?.dtype ?? "float32"} values in ${tensors.length} arrays`);
+  if (dtypes.size > 1)
+    throw new ModelFormatError(
+      `${manifestFile}: "weights.tensors" mixes dtypes (${[...dtypes].join(", ")}); a model has one dtype`,
+    );
+  checkBytes(
+    weights,
+    manifest.weights,
+    weightsFile,
+    manifestFile,
+    `${totalValues} ${tensors[0]?.dtype ?? "float32"} values in ${tensors.length} arrays`,
+  );
 
   // Layer random generators.
   const rngStates: [Layer & RngLayer, SerializedRandomState][] = [];
   for (const [k, s] of Object.entries(manifest.rngStates ?? {})) {
     const layer = model.layers[Number(k)];
-    if (!layer || !hasRng(layer)) throw new ModelFormatError(`${manifestFile}: "rngStates.${k}": ${layer ? `${layer.describe()} has no random generator` : `there is no layer ${k}`}`);
+    if (!layer || !hasRng(layer))
+      throw new ModelFormatError(
+        `${manifestFile}: "rngStates.${k}": ${layer ? `${layer.describe()} has no random generator` : `there is no layer ${k}`}`,
+      );
     rngStates.push([layer, s]);
   }
 
@@ -618,16 +700,24 @@ export function deserializeModel(json: string | Uint8Array, weights: Uint8Array,
     }
     opt.slots.forEach((s, i) => {
       const p = params[s.param] as { name: string; param: Param } | undefined;
-      if (!p) throw new ModelFormatError(`${manifestFile}: "optimizer.slots[${i}].param" is ${s.param}, but the model has ${params.length} parameters`);
+      if (!p)
+        throw new ModelFormatError(
+          `${manifestFile}: "optimizer.slots[${i}].param" is ${s.param}, but the model has ${params.length} parameters`,
+        );
       if (s.length !== p.param.value.size) {
-        throw new ModelFormatError(`${manifestFile}: "optimizer.slots[${i}]" (${s.slot} of ${p.name}) has ${s.length} values, but ${p.name} has ${p.param.value.size}`);
+        throw new ModelFormatError(
+          `${manifestFile}: "optimizer.slots[${i}]" (${s.slot} of ${p.name}) has ${s.length} values, but ${p.name} has ${p.param.value.size}`,
+        );
       }
     });
     checkBytes(optimizerBytes, opt, optFile, manifestFile, `${opt.slots.length} optimizer state arrays`);
     slotValues = opt.slots.map((s, i) => {
       const values = unpack(optimizerBytes, s.offset, s.length, s.dtype);
       const bad = values.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new ModelFormatError(`${optFile}: "optimizer.slots[${i}]" (${s.slot} of ${params[s.param].name}) holds ${values[bad]} at index ${bad}: the optimizer state is not finite`);
+      if (bad >= 0)
+        throw new ModelFormatError(
+          `${optFile}: "optimizer.slots[${i}]" (${s.slot} of ${params[s.param].name}) holds ${values[bad]} at index ${bad}: the optimizer state is not finite`,
+        );
       return { slot: s.slot, param: s.param, values: Array.from(values) };
     });
   }
@@ -637,7 +727,9 @@ export function deserializeModel(json: string | Uint8Array, weights: Uint8Array,
     const values = unpack(weights, t.offset, t.length, t.dtype);
     const bad = values.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) {
-      throw new ModelFormatError(`${weightsFile}: tensor ${t.name} ("weights.tensors[${i}]" of ${manifestFile}, ${describeLayer(t.name)}) holds ${values[bad]} at index ${bad}: the weights are not finite (a diverged training run?)`);
+      throw new ModelFormatError(
+        `${weightsFile}: tensor ${t.name} ("weights.tensors[${i}]" of ${manifestFile}, ${describeLayer(t.name)}) holds ${values[bad]} at index ${bad}: the weights are not finite (a diverged training run?)`,
+      );
     }
     return values;
   });
@@ -659,5 +751,10 @@ export function deserializeModel(json: string | Uint8Array, weights: Uint8Array,
   } catch (e) {
     throw new ModelFormatError(`${manifestFile}: ${(e as Error).message}`, { cause: e });
   }
-  return { model, manifest, ...(optimizer ? { optimizer } : {}), ...(manifest.training ? { training: manifest.training } : {}) };
+  return {
+    model,
+    manifest,
+    ...(optimizer ? { optimizer } : {}),
+    ...(manifest.training ? { training: manifest.training } : {}),
+  };
 }

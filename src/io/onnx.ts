@@ -152,7 +152,8 @@ function tensorProto(t: Initializer): ProtoWriter {
 /** ValueInfoProto of a float tensor; a string dimension is symbolic (dim_param). */
 function valueInfo(name: string, dims: readonly (number | string)[]): ProtoWriter {
   const shape = new ProtoWriter();
-  for (const d of dims) shape.message(1, typeof d === "string" ? new ProtoWriter().string(2, d) : new ProtoWriter().int(1, d));
+  for (const d of dims)
+    shape.message(1, typeof d === "string" ? new ProtoWriter().string(2, d) : new ProtoWriter().int(1, d));
   const tensorType = new ProtoWriter().int(1, TENSOR_FLOAT).message(2, shape);
   return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, tensorType));
 }
@@ -202,7 +203,13 @@ class OnnxGraphBuilder {
       const inIds = n.inputs.map((t) => (t.node === null ? 0 : ids.get(t.node)!));
       const sub = `${tag === "" ? "" : `${tag}/`}${n.name}`;
       const out = model.output.node === n ? want : `${sub}_out`;
-      names[k + 1] = this.emit(n.layer, sub, inIds.map((id) => names[id]), inIds.map((id) => shapes[id]), out);
+      names[k + 1] = this.emit(
+        n.layer,
+        sub,
+        inIds.map((id) => names[id]),
+        inIds.map((id) => shapes[id]),
+        out,
+      );
     });
     return names[model.nodes.length];
   }
@@ -229,9 +236,23 @@ class OnnxGraphBuilder {
     };
     // (x − μ) / √(σ² + ε) over `axes` (LayerNorm, GroupNorm): derivation.md §5.4's forward
     const normalize = (v: string, axes: number[], eps: number): string => {
-      const mean = part("ReduceMean", [v], [{ name: "axes", ints: axes }, { name: "keepdims", i: 1 }]);
+      const mean = part(
+        "ReduceMean",
+        [v],
+        [
+          { name: "axes", ints: axes },
+          { name: "keepdims", i: 1 },
+        ],
+      );
       const d = part("Sub", [v, mean]);
-      const variance = part("ReduceMean", [part("Mul", [d, d])], [{ name: "axes", ints: axes }, { name: "keepdims", i: 1 }]);
+      const variance = part(
+        "ReduceMean",
+        [part("Mul", [d, d])],
+        [
+          { name: "axes", ints: axes },
+          { name: "keepdims", i: 1 },
+        ],
+      );
       return part("Div", [d, part("Sqrt", [part("Add", [variance, scalar("eps", eps)])])]);
     };
     const affine = (v: string, gamma: NDArray | null, beta: NDArray | null, dims: number[]): void => {
@@ -242,8 +263,15 @@ class OnnxGraphBuilder {
       const scaled = part("Mul", [v, init("gamma", { shape: dims, data: gamma.data })]);
       node("Add", [], [scaled, init("beta", { shape: dims, data: beta.data })]);
     };
-    const conv = (weight: NDArray, bias: NDArray | null, kernelSize: readonly number[], stride: readonly number[],
-      dilation: readonly number[], pads: readonly number[], groups: number): void => {
+    const conv = (
+      weight: NDArray,
+      bias: NDArray | null,
+      kernelSize: readonly number[],
+      stride: readonly number[],
+      dilation: readonly number[],
+      pads: readonly number[],
+      groups: number,
+    ): void => {
       const ins = [x, init("weight", weight)];
       if (bias) ins.push(init("bias", bias));
       const [top, bottom, left, right] = pads;
@@ -259,12 +287,28 @@ class OnnxGraphBuilder {
 
     if (layer instanceof Conv2D) {
       const pads = layer.paddingFor(inShape[1], inShape[2]);
-      conv(layer.weight.value, layer.bias?.value ?? null, layer.kernelSize, layer.stride, layer.dilation, pads, layer.groups);
+      conv(
+        layer.weight.value,
+        layer.bias?.value ?? null,
+        layer.kernelSize,
+        layer.stride,
+        layer.dilation,
+        pads,
+        layer.groups,
+      );
       return;
     }
     if (layer instanceof DepthwiseConv2D) {
       const pads = layer.paddingFor(inShape[1], inShape[2]);
-      conv(layer.weight.value, layer.bias?.value ?? null, layer.kernelSize, layer.stride, layer.dilation, pads, layer.inChannels);
+      conv(
+        layer.weight.value,
+        layer.bias?.value ?? null,
+        layer.kernelSize,
+        layer.stride,
+        layer.dilation,
+        pads,
+        layer.inChannels,
+      );
       return;
     }
     if (layer instanceof SeparableConv2D) {
@@ -276,13 +320,17 @@ class OnnxGraphBuilder {
       const ins = [x, init("weight", layer.weight.value)];
       if (layer.bias) ins.push(init("bias", layer.bias.value));
       const [ph, pw] = layer.padding;
-      node("ConvTranspose", [
-        { name: "kernel_shape", ints: layer.kernelSize },
-        { name: "strides", ints: layer.stride },
-        { name: "pads", ints: [ph, pw, ph, pw] },
-        { name: "output_padding", ints: layer.outputPadding },
-        { name: "dilations", ints: layer.dilation },
-      ], ins);
+      node(
+        "ConvTranspose",
+        [
+          { name: "kernel_shape", ints: layer.kernelSize },
+          { name: "strides", ints: layer.stride },
+          { name: "pads", ints: [ph, pw, ph, pw] },
+          { name: "output_padding", ints: layer.outputPadding },
+          { name: "dilations", ints: layer.dilation },
+        ],
+        ins,
+      );
       return;
     }
     if (layer instanceof MaxPool2D || layer instanceof AvgPool2D) {
@@ -306,9 +354,22 @@ class OnnxGraphBuilder {
       const C = layer.numFeatures;
       const gamma = layer.gamma ? layer.gamma.value : { shape: [C], data: new Float32Array(C).fill(1) };
       const beta = layer.beta ? layer.beta.value : { shape: [C], data: new Float32Array(C) };
-      const ins = [x, init("gamma", gamma), init("beta", beta), init("running_mean", layer.runningMean.value), init("running_var", layer.runningVar.value)];
+      const ins = [
+        x,
+        init("gamma", gamma),
+        init("beta", beta),
+        init("running_mean", layer.runningMean.value),
+        init("running_var", layer.runningVar.value),
+      ];
       // momentum is ONNX's weight of the OLD running value (1 − handprop's); inference ignores it anyway.
-      node("BatchNormalization", [{ name: "epsilon", f: layer.eps }, { name: "momentum", f: 1 - layer.momentum }], ins);
+      node(
+        "BatchNormalization",
+        [
+          { name: "epsilon", f: layer.eps },
+          { name: "momentum", f: 1 - layer.momentum },
+        ],
+        ins,
+      );
       return;
     }
     if (layer instanceof LayerNorm) {
@@ -342,9 +403,17 @@ class OnnxGraphBuilder {
     if (layer instanceof UpSampling2D) {
       const [sh, sw] = layer.size;
       const scales = init("scales", { shape: [4], data: [1, 1, sh, sw] });
-      const attrs: Attr[] = layer.interpolation === "nearest"
-        ? [{ name: "mode", s: "nearest" }, { name: "coordinate_transformation_mode", s: "asymmetric" }, { name: "nearest_mode", s: "floor" }]
-        : [{ name: "mode", s: "linear" }, { name: "coordinate_transformation_mode", s: "half_pixel" }];
+      const attrs: Attr[] =
+        layer.interpolation === "nearest"
+          ? [
+              { name: "mode", s: "nearest" },
+              { name: "coordinate_transformation_mode", s: "asymmetric" },
+              { name: "nearest_mode", s: "floor" },
+            ]
+          : [
+              { name: "mode", s: "linear" },
+              { name: "coordinate_transformation_mode", s: "half_pixel" },
+            ];
       node("Resize", attrs, [x, "", scales]);
       return;
     }
@@ -357,7 +426,16 @@ class OnnxGraphBuilder {
       const ins = [x, init("weight", layer.weight.value)];
       if (layer.bias) ins.push(init("bias", layer.bias.value));
       // Gemm: Y = A·B + C with A = x (N, in), B = W (in, out): handprop's layout, so transB = 0.
-      node("Gemm", [{ name: "alpha", f: 1 }, { name: "beta", f: 1 }, { name: "transA", i: 0 }, { name: "transB", i: 0 }], ins);
+      node(
+        "Gemm",
+        [
+          { name: "alpha", f: 1 },
+          { name: "beta", f: 1 },
+          { name: "transA", i: 0 },
+          { name: "transB", i: 0 },
+        ],
+        ins,
+      );
       return;
     }
     if (layer instanceof GELU) {
@@ -390,12 +468,15 @@ class OnnxGraphBuilder {
     else if (layer instanceof Add) node("Sum", [], inputs);
     else if (layer instanceof Multiply) {
       let acc = inputs[0];
-      for (let k = 1; k < inputs.length; k++) acc = k === inputs.length - 1 ? node("Mul", [], [acc, inputs[k]]) : part("Mul", [acc, inputs[k]]);
+      for (let k = 1; k < inputs.length; k++)
+        acc = k === inputs.length - 1 ? node("Mul", [], [acc, inputs[k]]) : part("Mul", [acc, inputs[k]]);
     } else if (layer instanceof Concatenate) {
       const rank = inShape.length + 1;
       node("Concat", [{ name: "axis", i: layer.axis < 0 ? layer.axis + rank : layer.axis }], inputs);
     } else {
-      throw new TypeError(`toOnnx: ${layer.describe()} has no ONNX equivalent here (at ONNX node '${tag}'; supported: ${SUPPORTED})`);
+      throw new TypeError(
+        `toOnnx: ${layer.describe()} has no ONNX equivalent here (at ONNX node '${tag}'; supported: ${SUPPORTED})`,
+      );
     }
   }
 }
@@ -403,7 +484,10 @@ class OnnxGraphBuilder {
 /** Serialise a model (Sequential or graph Model) as an ONNX ModelProto (opset 13, IR 7). The input shape must be known. */
 export function toOnnx(model: Sequential, opts: OnnxExportOptions = {}): Uint8Array {
   const inputShape = opts.inputShape ?? model.inputShape;
-  if (!inputShape) throw new Error(`toOnnx: the input shape of ${model.name} is unknown: pass {inputShape} (e.g. [1, 28, 28]) or construct the Sequential with inputShape`);
+  if (!inputShape)
+    throw new Error(
+      `toOnnx: the input shape of ${model.name} is unknown: pass {inputShape} (e.g. [1, 28, 28]) or construct the Sequential with inputShape`,
+    );
   const shapes = model.build(inputShape); // validates the model for this shape, naming any bad layer
   const builder = new OnnxGraphBuilder();
   const out = builder.emit(model, "", ["input"], [inputShape.slice()], "output");
@@ -424,6 +508,7 @@ export function toOnnx(model: Sequential, opts: OnnxExportOptions = {}): Uint8Ar
     .string(3, HANDPROP_VERSION)
     .message(7, graph)
     .message(8, new ProtoWriter().string(1, "").int(2, ONNX_OPSET));
-  for (const [key, value] of Object.entries(opts.metadata ?? {})) modelProto.message(14, new ProtoWriter().string(1, key).string(2, value));
+  for (const [key, value] of Object.entries(opts.metadata ?? {}))
+    modelProto.message(14, new ProtoWriter().string(1, key).string(2, value));
   return modelProto.finish();
 }

@@ -53,13 +53,15 @@ export class ProtoWriter {
   }
 
   private key(field: number, wire: number): void {
-    if (!Number.isInteger(field) || field < 1 || field >= 2 ** 29) throw new RangeError(`protobuf: bad field number ${field}`);
+    if (!Number.isInteger(field) || field < 1 || field >= 2 ** 29)
+      throw new RangeError(`protobuf: bad field number ${field}`);
     this.varint((field << 3) | wire);
   }
 
   /** int32/int64/enum field (wire type 0). */
   int(field: number, value: number | bigint): this {
-    if (typeof value === "number" && !Number.isSafeInteger(value)) throw new RangeError(`protobuf: field ${field}: ${value} is not a safe integer`);
+    if (typeof value === "number" && !Number.isSafeInteger(value))
+      throw new RangeError(`protobuf: field ${field}: ${value} is not a safe integer`);
     this.key(field, WIRE_VARINT);
     this.varint(value);
     return this;
@@ -129,7 +131,8 @@ export function readFields(buf: Uint8Array): ProtoField[] {
     }
   };
   const take = (n: number): Uint8Array => {
-    if (pos + n > buf.length) throw new RangeError(`protobuf: field runs past the end (byte ${pos} + ${n} > ${buf.length})`);
+    if (pos + n > buf.length)
+      throw new RangeError(`protobuf: field runs past the end (byte ${pos} + ${n} > ${buf.length})`);
     const v = buf.subarray(pos, pos + n);
     pos += n;
     return v;

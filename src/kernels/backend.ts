@@ -35,8 +35,10 @@ function env(name: string): string | undefined {
 }
 
 function checked(name: unknown, where: string): BackendName {
-  if (name !== "js" && name !== "wasm") throw new RangeError(`${where}: backend must be "js" or "wasm", got ${JSON.stringify(name)}`);
-  if (name === "wasm" && wasmKernels === null) throw new Error(`${where}: the "wasm" backend is unavailable: ${wasmUnavailableReason ?? "unknown reason"}`);
+  if (name !== "js" && name !== "wasm")
+    throw new RangeError(`${where}: backend must be "js" or "wasm", got ${JSON.stringify(name)}`);
+  if (name === "wasm" && wasmKernels === null)
+    throw new Error(`${where}: the "wasm" backend is unavailable: ${wasmUnavailableReason ?? "unknown reason"}`);
   return name;
 }
 
@@ -69,7 +71,9 @@ export function wasmUnavailable(): string | null {
 /** The backend that runs an op on these arrays: the current one, unless it is "wasm" and one is not float32. */
 function backendFor(a: TypedArray, b?: TypedArray, c?: TypedArray): Kernels {
   if (current !== "wasm" || !(a instanceof Float32Array)) return jsBackend;
-  return (b === undefined || b instanceof Float32Array) && (c === undefined || c instanceof Float32Array) ? wasmBackend : jsBackend;
+  return (b === undefined || b instanceof Float32Array) && (c === undefined || c instanceof Float32Array)
+    ? wasmBackend
+    : jsBackend;
 }
 
 /**
@@ -97,7 +101,9 @@ export const kernels: Kernels = {
 
 function checkedThreads(n: unknown, where: string): number {
   if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
-    throw new RangeError(`${where}: the number of threads must be an integer ≥ 1, got ${typeof n === "string" ? JSON.stringify(n) : String(n)}`);
+    throw new RangeError(
+      `${where}: the number of threads must be an integer ≥ 1, got ${typeof n === "string" ? JSON.stringify(n) : String(n)}`,
+    );
   }
   return n;
 }

@@ -13,13 +13,22 @@ import { kernels } from "./backend.ts";
 export { gemmJS } from "./js.ts";
 
 export function gemm(
-  transA: boolean, transB: boolean,
-  M: number, N: number, K: number,
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
   alpha: number,
-  A: TypedArray, aOff: number, lda: number,
-  B: TypedArray, bOff: number, ldb: number,
+  A: TypedArray,
+  aOff: number,
+  lda: number,
+  B: TypedArray,
+  bOff: number,
+  ldb: number,
   beta: number,
-  C: TypedArray, cOff: number, ldc: number,
+  C: TypedArray,
+  cOff: number,
+  ldc: number,
 ): void {
   kernels.gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
 }

@@ -55,13 +55,23 @@ export interface ConvGeometry extends WindowGeometry {
  * Output length along one axis: ⌊(size + padBefore + padAfter − d·(k − 1) − 1) / s⌋ + 1.
  * Returns a value < 1 when the dilated kernel, d·(k − 1) + 1, is longer than the padded input.
  */
-export function convOutputSize(size: number, k: number, s: number, padBefore: number, padAfter: number, d: number): number {
+export function convOutputSize(
+  size: number,
+  k: number,
+  s: number,
+  padBefore: number,
+  padAfter: number,
+  d: number,
+): number {
   return Math.floor((size + padBefore + padAfter - d * (k - 1) - 1) / s) + 1;
 }
 
 /** Geometry for input (N, C, H, W); padding is [top, bottom, left, right]. OH/OW may be < 1: callers check. */
 export function convGeometry(
-  N: number, C: number, H: number, W: number,
+  N: number,
+  C: number,
+  H: number,
+  W: number,
   kernel: readonly [number, number],
   stride: readonly [number, number],
   padding: readonly [number, number, number, number],
@@ -72,7 +82,20 @@ export function convGeometry(
   const [padTop, padBottom, padLeft, padRight] = padding;
   const [dh, dw] = dilation;
   return {
-    N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padBottom, padLeft, padRight,
+    N,
+    C,
+    H,
+    W,
+    kh,
+    kw,
+    sh,
+    sw,
+    dh,
+    dw,
+    padTop,
+    padBottom,
+    padLeft,
+    padRight,
     OH: convOutputSize(H, kh, sh, padTop, padBottom, dh),
     OW: convOutputSize(W, kw, sw, padLeft, padRight, dw),
   };

@@ -26,13 +26,22 @@ import type { Conv2DContext, DenseContext, Kernels, Pool2DContext, PoolGeometry,
  * accumulation order is fixed, so results are deterministic.
  */
 export function gemmJS(
-  transA: boolean, transB: boolean,
-  M: number, N: number, K: number,
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
   alpha: number,
-  A: TypedArray, aOff: number, lda: number,
-  B: TypedArray, bOff: number, ldb: number,
+  A: TypedArray,
+  aOff: number,
+  lda: number,
+  B: TypedArray,
+  bOff: number,
+  ldb: number,
   beta: number,
-  C: TypedArray, cOff: number, ldc: number,
+  C: TypedArray,
+  cOff: number,
+  ldc: number,
 ): void {
   // C ← beta·C
   if (beta !== 1) {
@@ -101,7 +110,13 @@ class JsConv2DContext implements Conv2DContext {
 
 function checkGroups(g: ConvGeometry, groups: number, w: NDArray): void {
   const O = w.shape[0];
-  if (!Number.isInteger(groups) || groups < 1 || g.C % groups !== 0 || O % groups !== 0 || w.shape[1] * groups !== g.C) {
+  if (
+    !Number.isInteger(groups) ||
+    groups < 1 ||
+    g.C % groups !== 0 ||
+    O % groups !== 0 ||
+    w.shape[1] * groups !== g.C
+  ) {
     throw new RangeError(
       `conv2d: groups ${groups} does not fit input channels ${g.C} and weights (${w.shape.join(", ")}): ` +
         "C and O must be multiples of groups and the weights (O, C/groups, kh, kw)",
@@ -110,7 +125,12 @@ function checkGroups(g: ConvGeometry, groups: number, w: NDArray): void {
 }
 
 function conv2dForward(
-  g: ConvGeometry, groups: number, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
+  g: ConvGeometry,
+  groups: number,
+  x: NDArray,
+  w: NDArray,
+  b: NDArray | null,
+  prev: Conv2DContext | null,
 ): Conv2DContext {
   checkGroups(g, groups, w);
   const { N, C, kh, kw, OH, OW } = g;
@@ -147,8 +167,22 @@ function conv2dForward(
   for (let n = 0; n < N; n++) {
     for (let gi = 0; gi < groups; gi++) {
       gemmJS(
-        false, false, Og, OHW, Kg, 1, w.data, gi * Og * Kg, Kg, col.data, gi * Kg * ldCol + n * OHW, ldCol,
-        beta, y.data, (n * O + gi * Og) * OHW, OHW,
+        false,
+        false,
+        Og,
+        OHW,
+        Kg,
+        1,
+        w.data,
+        gi * Og * Kg,
+        Kg,
+        col.data,
+        gi * Kg * ldCol + n * OHW,
+        ldCol,
+        beta,
+        y.data,
+        (n * O + gi * Og) * OHW,
+        OHW,
       );
     }
   }
@@ -166,7 +200,12 @@ function conv2dForward(
 // col's row block g; the blocks of the full (O, C, kh, kw) kernel outside the groups are structurally
 // zero and get no gradient.
 function conv2dBackward(
-  saved: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+  saved: Conv2DContext,
+  w: NDArray,
+  dy: NDArray,
+  dW: NDArray,
+  db: NDArray | null,
+  needDx: boolean,
 ): NDArray {
   const ctx = ownContext(saved, JsConv2DContext);
   const g = ctx.geometry;
@@ -188,8 +227,22 @@ function conv2dBackward(
   for (let n = 0; n < N; n++) {
     for (let gi = 0; gi < G; gi++) {
       gemmJS(
-        false, true, Og, Kg, OHW, 1, dy.data, (n * O + gi * Og) * OHW, OHW, col.data, gi * Kg * ldCol + n * OHW, ldCol,
-        1, dW.data, gi * Og * Kg, Kg,
+        false,
+        true,
+        Og,
+        Kg,
+        OHW,
+        1,
+        dy.data,
+        (n * O + gi * Og) * OHW,
+        OHW,
+        col.data,
+        gi * Kg * ldCol + n * OHW,
+        ldCol,
+        1,
+        dW.data,
+        gi * Og * Kg,
+        Kg,
       );
     }
   }
@@ -211,8 +264,22 @@ function conv2dBackward(
   for (let n = 0; n < N; n++) {
     for (let gi = 0; gi < G; gi++) {
       gemmJS(
-        true, false, Kg, OHW, Og, 1, w.data, gi * Og * Kg, Kg, dy.data, (n * O + gi * Og) * OHW, OHW,
-        0, dcol.data, gi * Kg * ldCol + n * OHW, ldCol,
+        true,
+        false,
+        Kg,
+        OHW,
+        Og,
+        1,
+        w.data,
+        gi * Og * Kg,
+        Kg,
+        dy.data,
+        (n * O + gi * Og) * OHW,
+        OHW,
+        0,
+        dcol.data,
+        gi * Kg * ldCol + n * OHW,
+        ldCol,
       );
     }
   }
@@ -255,7 +322,13 @@ function depthwiseForward(g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | 
 }
 
 function depthwiseBackward(
-  g: ConvGeometry, x: NDArray, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, dx: NDArray | null,
+  g: ConvGeometry,
+  x: NDArray,
+  w: NDArray,
+  dy: NDArray,
+  dW: NDArray,
+  db: NDArray | null,
+  dx: NDArray | null,
 ): void {
   const { N, C, H, W, OH, OW } = g;
   const O = w.shape[0];
@@ -317,9 +390,12 @@ function tapRanges(g: ConvGeometry): TapRange[] {
       const colOffset = q * g.dw - g.padLeft;
       const r: TapRange = {
         tap: p * g.kw + q,
-        iLo: lo(rowOffset, g.sh), iHi: hi(rowOffset, g.sh, g.H, g.OH),
-        jLo: lo(colOffset, g.sw), jHi: hi(colOffset, g.sw, g.W, g.OW),
-        rowOffset, colOffset,
+        iLo: lo(rowOffset, g.sh),
+        iHi: hi(rowOffset, g.sh, g.H, g.OH),
+        jLo: lo(colOffset, g.sw),
+        jHi: hi(colOffset, g.sw, g.W, g.OW),
+        rowOffset,
+        colOffset,
       };
       if (r.iLo < r.iHi && r.jLo < r.jHi) out.push(r);
     }
@@ -353,7 +429,12 @@ function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseCont
 //   ∂L/∂b = Σ_n dy[n, :]                        accumulated: db += Σ_n dy
 //   ∂L/∂x = dy · Wᵀ            (N×O · O×F)
 function denseBackward(
-  saved: DenseContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+  saved: DenseContext,
+  w: NDArray,
+  dy: NDArray,
+  dW: NDArray,
+  db: NDArray | null,
+  needDx: boolean,
 ): NDArray {
   const ctx = ownContext(saved, JsDenseContext);
   const x = ctx.x;
@@ -449,7 +530,10 @@ function maxPool2dBackward(saved: Pool2DContext, dy: NDArray, needDx: boolean): 
 
 /** Average pooling: y = (1/D) Σ_window x, D = kh·kw when countIncludePad, else the window's real cells. */
 function avgPool2dForward(
-  g: PoolGeometry, countIncludePad: boolean, x: NDArray, prev: Pool2DContext | null,
+  g: PoolGeometry,
+  countIncludePad: boolean,
+  x: NDArray,
+  prev: Pool2DContext | null,
 ): Pool2DContext {
   const ctx = poolContext(g, x, prev);
   ctx.countIncludePad = countIncludePad;
@@ -572,11 +656,21 @@ export interface ConvRefOptions {
 }
 
 interface Resolved {
-  N: number; C: number; H: number; W: number;
-  O: number; kh: number; kw: number;
-  sh: number; sw: number; dh: number; dw: number;
-  top: number; left: number;
-  OH: number; OW: number;
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  O: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
+  top: number;
+  left: number;
+  OH: number;
+  OW: number;
 }
 
 function resolve(x: NDArray, w: NDArray, opts: ConvRefOptions): Resolved {
@@ -624,7 +718,10 @@ export function conv2dForwardRef(x: NDArray, w: NDArray, b: NDArray | null, opts
 
 /** Gradients of L = Σ dy·y with respect to x, w and b, as fresh float64 arrays (db even without a bias). */
 export function conv2dBackwardRef(
-  x: NDArray, w: NDArray, dy: NDArray, opts: ConvRefOptions = {},
+  x: NDArray,
+  w: NDArray,
+  dy: NDArray,
+  opts: ConvRefOptions = {},
 ): { dx: NDArray; dw: NDArray; db: NDArray } {
   const { N, C, H, W, O, kh, kw, sh, sw, dh, dw, top, left, OH, OW } = resolve(x, w, opts);
   const dx = new NDArray(new Float64Array(x.size), x.shape);

@@ -68,9 +68,22 @@ export interface Kernels {
 
   /** C = α·op(A)·op(B) + β·C on row-major arrays with offsets and leading dimensions (gemm.ts). */
   gemm(
-    transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
-    A: TypedArray, aOff: number, lda: number, B: TypedArray, bOff: number, ldb: number,
-    beta: number, C: TypedArray, cOff: number, ldc: number,
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: TypedArray,
+    aOff: number,
+    lda: number,
+    B: TypedArray,
+    bOff: number,
+    ldb: number,
+    beta: number,
+    C: TypedArray,
+    cOff: number,
+    ldc: number,
   ): void;
 
   /**
@@ -79,11 +92,21 @@ export interface Kernels {
    * (derivation.md §5.1); C and O must be multiples of G.
    */
   conv2dForward(
-    geometry: ConvGeometry, groups: number, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
+    geometry: ConvGeometry,
+    groups: number,
+    x: NDArray,
+    w: NDArray,
+    b: NDArray | null,
+    prev: Conv2DContext | null,
   ): Conv2DContext;
   /** dW += ∂L/∂W, db += ∂L/∂b; returns dx = ∂L/∂x (x's dtype). derivation.md §2.2, §5.1 (groups). */
   conv2dBackward(
-    ctx: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+    ctx: Conv2DContext,
+    w: NDArray,
+    dy: NDArray,
+    dW: NDArray,
+    db: NDArray | null,
+    needDx: boolean,
   ): NDArray;
 
   /** y = x·W + b; x (N, F), W (F, O). */
@@ -98,7 +121,10 @@ export interface Kernels {
 
   /** y = mean over each window; the divisor counts padded cells when countIncludePad. */
   avgPool2dForward(
-    geometry: PoolGeometry, countIncludePad: boolean, x: NDArray, prev: Pool2DContext | null,
+    geometry: PoolGeometry,
+    countIncludePad: boolean,
+    x: NDArray,
+    prev: Pool2DContext | null,
   ): Pool2DContext;
   /** Each dy[o] spread evenly over its window. derivation.md §2.3. */
   avgPool2dBackward(ctx: Pool2DContext, dy: NDArray, needDx: boolean): NDArray;

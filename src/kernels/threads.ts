@@ -94,7 +94,8 @@ function nodeProcess(): NodeProcess | null {
 }
 
 function nodeWorkerClass(): NodeWorkerConstructor | null {
-  const mod = nodeProcess()?.getBuiltinModule?.("node:worker_threads") as { Worker?: NodeWorkerConstructor } | undefined;
+  const mod = nodeProcess()?.getBuiltinModule?.("node:worker_threads") as
+    { Worker?: NodeWorkerConstructor } | undefined;
   return mod?.Worker ?? null;
 }
 
@@ -105,10 +106,13 @@ function nodeWorkerClass(): NodeWorkerConstructor | null {
  */
 export function threadSupport(): string | null {
   if (typeof SharedArrayBuffer !== "function") {
-    return "SharedArrayBuffer is unavailable (a browser page needs cross-origin isolation: serve it with the headers " +
-      "Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)";
+    return (
+      "SharedArrayBuffer is unavailable (a browser page needs cross-origin isolation: serve it with the headers " +
+      "Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)"
+    );
   }
-  if (typeof Atomics !== "object" || typeof Atomics.wait !== "function") return "this JavaScript engine has no Atomics.wait";
+  if (typeof Atomics !== "object" || typeof Atomics.wait !== "function")
+    return "this JavaScript engine has no Atomics.wait";
   try {
     // returns "timed-out" where blocking is allowed, throws where it is not
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 0);
@@ -116,7 +120,8 @@ export function threadSupport(): string | null {
     return "this thread may not block in Atomics.wait (a browser's main thread): run handprop in a Web Worker to use threads";
   }
   if (nodeProcess() !== null) {
-    if (nodeWorkerClass() === null) return "this Node has no process.getBuiltinModule (Node ≥ 20.16 is needed for threads)";
+    if (nodeWorkerClass() === null)
+      return "this Node has no process.getBuiltinModule (Node ≥ 20.16 is needed for threads)";
   } else if (typeof Worker !== "function" || typeof Blob !== "function" || typeof URL.createObjectURL !== "function") {
     return "this environment cannot start Web Workers";
   }
@@ -185,7 +190,10 @@ export class KernelPool {
   private closed = false;
 
   /** Start threads − 1 workers (threads ≥ 2). Throws only if the workers cannot even be created. */
-  constructor(readonly kernels: PoolKernels, readonly threads: number) {
+  constructor(
+    readonly kernels: PoolKernels,
+    readonly threads: number,
+  ) {
     this.ctl = new Int32Array(new SharedArrayBuffer(4 * (MESSAGE + MESSAGE_CHARS)));
     this.ctl[NEXT] = MAX_PARTS; // closed: nothing to claim
     this.args = new Float64Array(new SharedArrayBuffer(8 * MAX_ARGS));
@@ -195,14 +203,22 @@ export class KernelPool {
       return f as PartFunction;
     });
     for (let w = 1; w < threads; w++) {
-      this.workers.push(spawn({
-        module: kernels.module, memory: kernels.memory, control: this.ctl.buffer, args: this.args.buffer,
-        index: w, names: kernels.names, spinMs: SPIN_MS,
-      }));
+      this.workers.push(
+        spawn({
+          module: kernels.module,
+          memory: kernels.memory,
+          control: this.ctl.buffer,
+          args: this.args.buffer,
+          index: w,
+          names: kernels.names,
+          spinMs: SPIN_MS,
+        }),
+      );
     }
     this.started = Promise.all(this.workers.map((w) => w.started)).then((ok) => {
       const failures = this.workers.map((w) => w.failure).filter((f) => f !== null);
-      if (failures.length > 0) this.failure = `${failures.length} of ${this.workers.length} kernel workers failed to start: ${failures[0]}`;
+      if (failures.length > 0)
+        this.failure = `${failures.length} of ${this.workers.length} kernel workers failed to start: ${failures[0]}`;
       return 1 + ok.filter(Boolean).length;
     });
   }
@@ -249,8 +265,35 @@ export class KernelPool {
         continue;
       }
       try {
-        f(v & MAX_PARTS, parts, wsBase, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13],
-          a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23]);
+        f(
+          v & MAX_PARTS,
+          parts,
+          wsBase,
+          a[0],
+          a[1],
+          a[2],
+          a[3],
+          a[4],
+          a[5],
+          a[6],
+          a[7],
+          a[8],
+          a[9],
+          a[10],
+          a[11],
+          a[12],
+          a[13],
+          a[14],
+          a[15],
+          a[16],
+          a[17],
+          a[18],
+          a[19],
+          a[20],
+          a[21],
+          a[22],
+          a[23],
+        );
       } catch (e) {
         error ??= e instanceof Error ? e : new Error(String(e)); // keep going: the workers are using the memory, and the call must finish
       }

@@ -24,7 +24,12 @@ class WasmConv2DContext implements Conv2DContext {
 }
 
 function conv2dForward(
-  g: ConvGeometry, groups: number, x: NDArray, w: NDArray, b: NDArray | null, prev: Conv2DContext | null,
+  g: ConvGeometry,
+  groups: number,
+  x: NDArray,
+  w: NDArray,
+  b: NDArray | null,
+  prev: Conv2DContext | null,
 ): Conv2DContext {
   // The kernel knows ungrouped convolutions only: grouped and depthwise ones run on the JS loops, whose
   // context then sends the backward there too (as for average pooling).
@@ -42,7 +47,12 @@ function conv2dForward(
 }
 
 function conv2dBackward(
-  saved: Conv2DContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+  saved: Conv2DContext,
+  w: NDArray,
+  dy: NDArray,
+  dW: NDArray,
+  db: NDArray | null,
+  needDx: boolean,
 ): NDArray {
   const ctx = ownContext(saved, WasmConv2DContext);
   const g = ctx.geometry;
@@ -70,7 +80,12 @@ function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseCont
 }
 
 function denseBackward(
-  saved: DenseContext, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean,
+  saved: DenseContext,
+  w: NDArray,
+  dy: NDArray,
+  dW: NDArray,
+  db: NDArray | null,
+  needDx: boolean,
 ): NDArray {
   const ctx = ownContext(saved, WasmDenseContext);
   const [N, F] = ctx.x.shape;

@@ -12,65 +12,288 @@
 
 /** The exports of the kernel module (see src/kernels/wasm/*.as for their contracts). Pointers are byte offsets. */
 export interface KernelExports {
-  gemm(transA: number, transB: number, M: number, N: number, K: number, alpha: number, a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number, ws: number): void;
+  gemm(
+    transA: number,
+    transB: number,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    a: number,
+    lda: number,
+    b: number,
+    ldb: number,
+    beta: number,
+    c: number,
+    ldc: number,
+    ws: number,
+  ): void;
   gemmScratchBytes(transA: number, transB: number, M: number, K: number): number;
   convForward(
-    N: number, C: number, H: number, W: number, O: number, kh: number, kw: number, sh: number, sw: number, dh: number, dw: number,
-    padTop: number, padLeft: number, OH: number, OW: number, x: number, w: number, bias: number, y: number, ws: number,
+    N: number,
+    C: number,
+    H: number,
+    W: number,
+    O: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    dw: number,
+    padTop: number,
+    padLeft: number,
+    OH: number,
+    OW: number,
+    x: number,
+    w: number,
+    bias: number,
+    y: number,
+    ws: number,
   ): void;
   convBackward(
-    N: number, C: number, H: number, W: number, O: number, kh: number, kw: number, sh: number, sw: number, dh: number, dw: number,
-    padTop: number, padLeft: number, OH: number, OW: number, x: number, w: number, dy: number, dW: number, db: number, dx: number, ws: number,
+    N: number,
+    C: number,
+    H: number,
+    W: number,
+    O: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    dw: number,
+    padTop: number,
+    padLeft: number,
+    OH: number,
+    OW: number,
+    x: number,
+    w: number,
+    dy: number,
+    dW: number,
+    db: number,
+    dx: number,
+    ws: number,
   ): void;
   convScratchBytes(C: number, O: number, kh: number, kw: number, OH: number, OW: number): number;
   denseForward(N: number, F: number, O: number, x: number, w: number, bias: number, y: number, ws: number): void;
-  denseBackward(N: number, F: number, O: number, x: number, w: number, dy: number, dW: number, db: number, dx: number, ws: number): void;
+  denseBackward(
+    N: number,
+    F: number,
+    O: number,
+    x: number,
+    w: number,
+    dy: number,
+    dW: number,
+    db: number,
+    dx: number,
+    ws: number,
+  ): void;
   denseScratchBytes(N: number, F: number): number;
-  maxPoolForward(NC: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, OH: number, OW: number, x: number, y: number, arg: number): void;
+  maxPoolForward(
+    NC: number,
+    H: number,
+    W: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    ph: number,
+    pw: number,
+    OH: number,
+    OW: number,
+    x: number,
+    y: number,
+    arg: number,
+  ): void;
   maxPoolBackward(n: number, dy: number, arg: number, dx: number, nx: number): void;
   reluForward(n: number, x: number, y: number): void;
   reluBackward(n: number, y: number, dy: number, dx: number): void;
   // Part t of T of a call, run with ws = the running thread's scratch (see wasm/parallel.as), and the scratch sizes.
   packA(transA: number, M: number, K: number, alpha: number, a: number, lda: number, apack: number): void;
-  gemmPart(t: number, T: number, ws: number, transA: number, transB: number, M: number, N: number, K: number, alpha: number, a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number): void;
+  gemmPart(
+    t: number,
+    T: number,
+    ws: number,
+    transA: number,
+    transB: number,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    a: number,
+    lda: number,
+    b: number,
+    ldb: number,
+    beta: number,
+    c: number,
+    ldc: number,
+  ): void;
   gemmPartScratchBytes(transA: number, transB: number, M: number, N: number, K: number, T: number): number;
   convForwardPart(
-    t: number, T: number, ws: number, N: number, C: number, H: number, W: number, O: number, kh: number, kw: number, sh: number, sw: number, dh: number, dw: number,
-    padTop: number, padLeft: number, OH: number, OW: number, x: number, apack: number, bias: number, y: number,
+    t: number,
+    T: number,
+    ws: number,
+    N: number,
+    C: number,
+    H: number,
+    W: number,
+    O: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    dw: number,
+    padTop: number,
+    padLeft: number,
+    OH: number,
+    OW: number,
+    x: number,
+    apack: number,
+    bias: number,
+    y: number,
   ): void;
   convBackwardPart(
-    t: number, T: number, ws: number, dWParts: number, N: number, C: number, H: number, W: number, O: number, kh: number, kw: number, sh: number, sw: number,
-    dh: number, dw: number, padTop: number, padLeft: number, OH: number, OW: number, x: number, wpackT: number, dy: number, dW: number, db: number, dx: number,
+    t: number,
+    T: number,
+    ws: number,
+    dWParts: number,
+    N: number,
+    C: number,
+    H: number,
+    W: number,
+    O: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    dw: number,
+    padTop: number,
+    padLeft: number,
+    OH: number,
+    OW: number,
+    x: number,
+    wpackT: number,
+    dy: number,
+    dW: number,
+    db: number,
+    dx: number,
   ): void;
   convPackedBytes(C: number, O: number, kh: number, kw: number): number;
   convThreadScratchBytes(C: number, O: number, kh: number, kw: number, OH: number, OW: number): number;
-  denseForwardPart(t: number, T: number, ws: number, N: number, F: number, O: number, x: number, w: number, bias: number, y: number): void;
-  denseBackwardPart(t: number, T: number, ws: number, N: number, F: number, O: number, x: number, w: number, dy: number, dW: number, db: number, dx: number): void;
+  denseForwardPart(
+    t: number,
+    T: number,
+    ws: number,
+    N: number,
+    F: number,
+    O: number,
+    x: number,
+    w: number,
+    bias: number,
+    y: number,
+  ): void;
+  denseBackwardPart(
+    t: number,
+    T: number,
+    ws: number,
+    N: number,
+    F: number,
+    O: number,
+    x: number,
+    w: number,
+    dy: number,
+    dW: number,
+    db: number,
+    dx: number,
+  ): void;
   denseThreadScratchBytes(N: number, F: number, T: number): number;
-  maxPoolForwardPart(t: number, T: number, ws: number, NC: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, OH: number, OW: number, x: number, y: number, arg: number): void;
-  maxPoolBackwardPart(t: number, T: number, ws: number, NC: number, inPlane: number, outPlane: number, dy: number, arg: number, dx: number): void;
+  maxPoolForwardPart(
+    t: number,
+    T: number,
+    ws: number,
+    NC: number,
+    H: number,
+    W: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    ph: number,
+    pw: number,
+    OH: number,
+    OW: number,
+    x: number,
+    y: number,
+    arg: number,
+  ): void;
+  maxPoolBackwardPart(
+    t: number,
+    T: number,
+    ws: number,
+    NC: number,
+    inPlane: number,
+    outPlane: number,
+    dy: number,
+    arg: number,
+    dx: number,
+  ): void;
   reluForwardPart(t: number, T: number, ws: number, n: number, x: number, y: number): void;
   reluBackwardPart(t: number, T: number, ws: number, n: number, y: number, dy: number, dx: number): void;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */
 export const PART_EXPORTS = [
-  "gemmPart", "convForwardPart", "convBackwardPart", "denseForwardPart", "denseBackwardPart",
-  "maxPoolForwardPart", "maxPoolBackwardPart", "reluForwardPart", "reluBackwardPart",
+  "gemmPart",
+  "convForwardPart",
+  "convBackwardPart",
+  "denseForwardPart",
+  "denseBackwardPart",
+  "maxPoolForwardPart",
+  "maxPoolBackwardPart",
+  "reluForwardPart",
+  "reluBackwardPart",
 ] as const satisfies readonly (keyof KernelExports)[];
-export const Part = { Gemm: 0, ConvForward: 1, ConvBackward: 2, DenseForward: 3, DenseBackward: 4, MaxPoolForward: 5, MaxPoolBackward: 6, ReluForward: 7, ReluBackward: 8 } as const;
+export const Part = {
+  Gemm: 0,
+  ConvForward: 1,
+  ConvBackward: 2,
+  DenseForward: 3,
+  DenseBackward: 4,
+  MaxPoolForward: 5,
+  MaxPoolBackward: 6,
+  ReluForward: 7,
+  ReluBackward: 8,
+} as const;
 export type PartIndex = (typeof Part)[keyof typeof Part];
 
 const REQUIRED_EXPORTS: readonly (keyof KernelExports)[] = [
-  "gemm", "gemmScratchBytes", "convForward", "convBackward", "convScratchBytes",
-  "denseForward", "denseBackward", "denseScratchBytes", "maxPoolForward", "maxPoolBackward", "reluForward", "reluBackward",
-  "packA", "gemmPartScratchBytes", "convPackedBytes", "convThreadScratchBytes", "denseThreadScratchBytes", ...PART_EXPORTS,
+  "gemm",
+  "gemmScratchBytes",
+  "convForward",
+  "convBackward",
+  "convScratchBytes",
+  "denseForward",
+  "denseBackward",
+  "denseScratchBytes",
+  "maxPoolForward",
+  "maxPoolBackward",
+  "reluForward",
+  "reluBackward",
+  "packA",
+  "gemmPartScratchBytes",
+  "convPackedBytes",
+  "convThreadScratchBytes",
+  "denseThreadScratchBytes",
+  ...PART_EXPORTS,
 ];
 
 // (module (func (result v128) (v128.const i32x4 0 0 0 0)))  — validates only where SIMD is supported
 const SIMD_PROBE = new Uint8Array([
-  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-  0, 0, 0, 0, 11,
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 11,
 ]);
 
 /** True if this engine runs WebAssembly with the fixed-width SIMD proposal. */
@@ -108,7 +331,9 @@ export const SHARED_MAX_PAGES = 32768;
  * it, so its absence means a copy packed without its prepack build.
  */
 const fromSources = typeof import.meta.url === "string" && import.meta.url.endsWith(".ts");
-const GENERATED = fromSources ? "src/kernels/wasm/kernels.generated.ts" : "handprop's dist/kernels/wasm/kernels.generated.js";
+const GENERATED = fromSources
+  ? "src/kernels/wasm/kernels.generated.ts"
+  : "handprop's dist/kernels/wasm/kernels.generated.js";
 const REBUILD = fromSources
   ? "rebuild it with node scripts/build-wasm.mjs"
   : "this copy of handprop was packed without its build: reinstall handprop from the npm registry, or pack it again " +
@@ -120,10 +345,15 @@ const REBUILD = fromSources
  * shared: instantiate the shared-memory variant over a new shared WebAssembly.Memory — the form that
  * workers can instantiate again over the same memory (this file's own instance is the non-shared one).
  */
-export async function loadKernels(importer: () => Promise<unknown> = importGenerated, opts: { shared?: boolean } = {}): Promise<LoadedKernels | string> {
+export async function loadKernels(
+  importer: () => Promise<unknown> = importGenerated,
+  opts: { shared?: boolean } = {},
+): Promise<LoadedKernels | string> {
   if (!simdSupported()) {
-    return "this JavaScript engine has no WebAssembly SIMD (Node ≥ 16.4, Chrome ≥ 91, Firefox ≥ 89 and Safari ≥ 16.4 have it): " +
-      "handprop runs on its TypeScript kernels, ~15× slower";
+    return (
+      "this JavaScript engine has no WebAssembly SIMD (Node ≥ 16.4, Chrome ≥ 91, Firefox ≥ 89 and Safari ≥ 16.4 have it): " +
+      "handprop runs on its TypeScript kernels, ~15× slower"
+    );
   }
   let mod: unknown;
   try {
@@ -136,15 +366,20 @@ export async function loadKernels(importer: () => Promise<unknown> = importGener
   if (typeof b64 !== "string") return `${GENERATED} has no ${key} string: ${REBUILD}`;
   try {
     const module = await WebAssembly.compile(decodeBase64(b64) as Uint8Array<ArrayBuffer>);
-    const memory = opts.shared === true ? new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial: 16 });
+    const memory =
+      opts.shared === true
+        ? new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true })
+        : new WebAssembly.Memory({ initial: 16 });
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
     const missing = REQUIRED_EXPORTS.filter((k) => typeof instance.exports[k] !== "function");
     if (missing.length > 0) return `the kernel module lacks ${missing.join(", ")}: ${REBUILD}`;
     return { exports: instance.exports as unknown as KernelExports, memory, module };
   } catch (e) {
     // In a browser the usual cause is a Content-Security-Policy without 'wasm-unsafe-eval'.
-    return `the kernel module failed to load: ${(e as Error).message} (a page's Content-Security-Policy must allow ` +
-      "'wasm-unsafe-eval' for WebAssembly); handprop runs on its TypeScript kernels";
+    return (
+      `the kernel module failed to load: ${(e as Error).message} (a page's Content-Security-Policy must allow ` +
+      "'wasm-unsafe-eval' for WebAssembly); handprop runs on its TypeScript kernels"
+    );
   }
 }
 
@@ -174,7 +409,10 @@ export function loadedSharedKernels(): LoadedKernels | null {
 /** Compile and instantiate the shared-memory build synchronously (allowed off a browser's main thread, where alone threads run). */
 export function loadShared(): LoadedKernels | string {
   if (sharedKernels !== null) return sharedKernels;
-  const b64 = typeof generated === "object" && generated !== null ? (generated as Record<string, unknown>).wasmSharedBase64 : undefined;
+  const b64 =
+    typeof generated === "object" && generated !== null
+      ? (generated as Record<string, unknown>).wasmSharedBase64
+      : undefined;
   if (typeof b64 !== "string") return `${GENERATED} has no wasmSharedBase64 string: ${REBUILD}`;
   try {
     const module = new WebAssembly.Module(decodeBase64(b64) as Uint8Array<ArrayBuffer>);

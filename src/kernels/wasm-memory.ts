@@ -16,7 +16,14 @@
 // (by identity) and recreates its views, so a growth during one call never invalidates the next. The
 // cached views (one cache per op's context, one slot per operand) also mean the steady state allocates nothing.
 
-import { PART_EXPORTS, loadedSharedKernels, ordinaryKernels, wasmUnavailableReason, type KernelExports, type LoadedKernels } from "./wasm-loader.ts";
+import {
+  PART_EXPORTS,
+  loadedSharedKernels,
+  ordinaryKernels,
+  wasmUnavailableReason,
+  type KernelExports,
+  type LoadedKernels,
+} from "./wasm-loader.ts";
 
 const PAGE = 65536;
 /** First byte the arena hands out: the module has no static data, and 0 must stay free as "no pointer". */
@@ -30,7 +37,11 @@ interface ActiveKernels {
 }
 
 function activate(k: LoadedKernels): ActiveKernels {
-  return { exports: k.exports, memory: k.memory, parts: PART_EXPORTS.map((n) => (k.exports as unknown as Record<string, PartFunction>)[n]) };
+  return {
+    exports: k.exports,
+    memory: k.memory,
+    parts: PART_EXPORTS.map((n) => (k.exports as unknown as Record<string, PartFunction>)[n]),
+  };
 }
 
 /**
@@ -82,8 +93,11 @@ export function alloc(bytes: number): number {
       try {
         mem.grow(Math.ceil((top - size) / PAGE));
       } catch (e) {
-        throw new RangeError(`handprop: the wasm kernels need ${Math.ceil(top / 2 ** 20)} MiB of WebAssembly memory for this call, more than ` +
-          `the engine allows (${(e as Error).message}): use smaller batches, or setBackend("js")`, { cause: e });
+        throw new RangeError(
+          `handprop: the wasm kernels need ${Math.ceil(top / 2 ** 20)} MiB of WebAssembly memory for this call, more than ` +
+            `the engine allows (${(e as Error).message}): use smaller batches, or setBackend("js")`,
+          { cause: e },
+        );
       }
     }
   }
@@ -124,14 +138,16 @@ export class ViewCache {
   float32(slot: number, ptr: number, n: number): Float32Array {
     const set = this.check();
     let v = set.f32[slot];
-    if (v === undefined || v.byteOffset !== ptr || v.length !== n) set.f32[slot] = v = new Float32Array(set.buffer!, ptr, n);
+    if (v === undefined || v.byteOffset !== ptr || v.length !== n)
+      set.f32[slot] = v = new Float32Array(set.buffer!, ptr, n);
     return v;
   }
 
   int32(slot: number, ptr: number, n: number): Int32Array {
     const set = this.check();
     let v = set.i32[slot];
-    if (v === undefined || v.byteOffset !== ptr || v.length !== n) set.i32[slot] = v = new Int32Array(set.buffer!, ptr, n);
+    if (v === undefined || v.byteOffset !== ptr || v.length !== n)
+      set.i32[slot] = v = new Int32Array(set.buffer!, ptr, n);
     return v;
   }
 }
@@ -139,7 +155,8 @@ export class ViewCache {
 /** Start a call on T threads: pick its instance (the shared one when T > 1) and reset the arena. */
 export function begin(T: number): KernelExports {
   cur = T > 1 && threaded !== null ? threaded : ordinary;
-  if (cur === null) throw new Error(`handprop: the WebAssembly kernels are unavailable: ${wasmUnavailableReason ?? "unknown reason"}`);
+  if (cur === null)
+    throw new Error(`handprop: the WebAssembly kernels are unavailable: ${wasmUnavailableReason ?? "unknown reason"}`);
   resetArena();
   return cur.exports;
 }

@@ -26,19 +26,30 @@ function putMatrix(slot: number, src: Float32Array, off: number, ld: number, row
  * into linear memory (compacted: a leading dimension larger than the row is dropped) and C back out.
  */
 export function gemmWasm(
-  transA: boolean, transB: boolean,
-  M: number, N: number, K: number,
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
   alpha: number,
-  A: Float32Array, aOff: number, lda: number,
-  B: Float32Array, bOff: number, ldb: number,
+  A: Float32Array,
+  aOff: number,
+  lda: number,
+  B: Float32Array,
+  bOff: number,
+  ldb: number,
   beta: number,
-  C: Float32Array, cOff: number, ldc: number,
+  C: Float32Array,
+  cOff: number,
+  ldc: number,
 ): void {
   if (M <= 0 || N <= 0) return;
   const T = threadsFor(M * N * K);
   const k = begin(T);
-  const aRows = transA ? K : M, aCols = transA ? M : K;
-  const bRows = transB ? N : K, bCols = transB ? K : N;
+  const aRows = transA ? K : M,
+    aCols = transA ? M : K;
+  const bRows = transB ? N : K,
+    bCols = transB ? K : N;
   const a = putMatrix(0, A, aOff, lda, aRows, aCols);
   const b = putMatrix(1, B, bOff, ldb, bRows, bCols);
   const c = beta === 0 ? alloc(M * N * 4) : putMatrix(2, C, cOff, ldc, M, N);
@@ -81,14 +92,45 @@ export class WasmConv2D {
     v.float32(1, wp, w.length).set(w);
     if (b !== null) v.float32(2, bp, b.length).set(b);
     k.packA(0, O, K, 1, wp, K, apack);
-    runParts(Part.ConvForward, T, parts, ws, stride, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, xp, apack, bp, yp);
+    runParts(
+      Part.ConvForward,
+      T,
+      parts,
+      ws,
+      stride,
+      N,
+      C,
+      H,
+      W,
+      O,
+      kh,
+      kw,
+      sh,
+      sw,
+      dh,
+      dw,
+      padTop,
+      padLeft,
+      OH,
+      OW,
+      xp,
+      apack,
+      bp,
+      yp,
+    );
     y.set(v.float32(3, yp, y.length));
   }
 
   /** dW += ∂L/∂W, db += ∂L/∂b (db null: no bias), dx = ∂L/∂x (dx null: not wanted); x is the forward's input. */
   backward(
-    g: ConvGeometry, O: number, x: TypedArray, w: TypedArray, dy: TypedArray,
-    dW: TypedArray, db: TypedArray | null, dx: TypedArray | null,
+    g: ConvGeometry,
+    O: number,
+    x: TypedArray,
+    w: TypedArray,
+    dy: TypedArray,
+    dW: TypedArray,
+    db: TypedArray | null,
+    dx: TypedArray | null,
   ): void {
     const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
     const K = C * kh * kw;
@@ -106,7 +148,35 @@ export class WasmConv2D {
     const ws = alloc(T * stride);
     copyGradOperandsIn(this.views, p, x, w, dy, dW, db);
     if (dx !== null) k.packA(1, K, O, 1, p.w, K, apack); // Wᵀ (K × O)
-    runParts(Part.ConvBackward, T, dWParts + dxParts, ws, stride, dWParts, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, p.x, apack, p.dy, p.dW, p.db, p.dx);
+    runParts(
+      Part.ConvBackward,
+      T,
+      dWParts + dxParts,
+      ws,
+      stride,
+      dWParts,
+      N,
+      C,
+      H,
+      W,
+      O,
+      kh,
+      kw,
+      sh,
+      sw,
+      dh,
+      dw,
+      padTop,
+      padLeft,
+      OH,
+      OW,
+      p.x,
+      apack,
+      p.dy,
+      p.dW,
+      p.db,
+      p.dx,
+    );
     copyGradsOut(this.views, p, dW, db, dx);
   }
 }
@@ -123,7 +193,12 @@ interface GradOperands {
 
 /** Allocate the backward operands in the call's arena, in this order (the conv and dense kernels alike). */
 function allocGradOperands(
-  x: TypedArray, w: TypedArray, dy: TypedArray, dW: TypedArray, db: TypedArray | null, dx: TypedArray | null,
+  x: TypedArray,
+  w: TypedArray,
+  dy: TypedArray,
+  dW: TypedArray,
+  db: TypedArray | null,
+  dx: TypedArray | null,
 ): GradOperands {
   const xp = alloc(x.length * 4);
   const wp = alloc(w.length * 4);
@@ -136,7 +211,13 @@ function allocGradOperands(
 
 /** Copy x, W, dy and the accumulators dW, db (the kernels add to them) into linear memory. */
 function copyGradOperandsIn(
-  v: ViewCache, p: GradOperands, x: TypedArray, w: TypedArray, dy: TypedArray, dW: TypedArray, db: TypedArray | null,
+  v: ViewCache,
+  p: GradOperands,
+  x: TypedArray,
+  w: TypedArray,
+  dy: TypedArray,
+  dW: TypedArray,
+  db: TypedArray | null,
 ): void {
   v.float32(0, p.x, x.length).set(x);
   v.float32(1, p.w, w.length).set(w);
@@ -146,7 +227,13 @@ function copyGradOperandsIn(
 }
 
 /** Copy the accumulated dW, db and the wanted dx back out. */
-function copyGradsOut(v: ViewCache, p: GradOperands, dW: TypedArray, db: TypedArray | null, dx: TypedArray | null): void {
+function copyGradsOut(
+  v: ViewCache,
+  p: GradOperands,
+  dW: TypedArray,
+  db: TypedArray | null,
+  dx: TypedArray | null,
+): void {
   dW.set(v.float32(3, p.dW, dW.length));
   if (db !== null) db.set(v.float32(4, p.db, db.length));
   if (dx !== null) dx.set(v.float32(5, p.dx, dx.length));
@@ -175,8 +262,15 @@ export class WasmDense {
   }
 
   backward(
-    N: number, F: number, O: number, x: TypedArray, w: TypedArray, dy: TypedArray,
-    dW: TypedArray, db: TypedArray | null, dx: TypedArray | null,
+    N: number,
+    F: number,
+    O: number,
+    x: TypedArray,
+    w: TypedArray,
+    dy: TypedArray,
+    dW: TypedArray,
+    db: TypedArray | null,
+    dx: TypedArray | null,
   ): void {
     const T = threadsFor(N * F * O * (dx === null ? 1 : 2));
     const k = begin(T);
@@ -199,8 +293,20 @@ export class WasmMaxPool2D {
   private outPlane = 0;
 
   forward(
-    NC: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, OH: number, OW: number,
-    x: TypedArray, y: TypedArray, arg: Int32Array,
+    NC: number,
+    H: number,
+    W: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    ph: number,
+    pw: number,
+    OH: number,
+    OW: number,
+    x: TypedArray,
+    y: TypedArray,
+    arg: Int32Array,
   ): void {
     const T = threadsForElements(x.length);
     begin(T);
@@ -230,7 +336,19 @@ export class WasmMaxPool2D {
     // by plane when these are the last forward's planes, else as one plane (one thread)
     const byPlane = this.planes * this.outPlane === dy.length && this.planes * this.inPlane === dx.length;
     const NC = byPlane ? this.planes : 1;
-    runParts(Part.MaxPoolBackward, T, evenParts(NC, T), 0, 0, NC, byPlane ? this.inPlane : dx.length, byPlane ? this.outPlane : dy.length, dyp, ap, dxp);
+    runParts(
+      Part.MaxPoolBackward,
+      T,
+      evenParts(NC, T),
+      0,
+      0,
+      NC,
+      byPlane ? this.inPlane : dx.length,
+      byPlane ? this.outPlane : dy.length,
+      dyp,
+      ap,
+      dxp,
+    );
     dx.set(v.float32(3, dxp, dx.length));
   }
 }

@@ -53,7 +53,10 @@ export function setWasmThreads(n: number): Promise<number> {
     threadsReason = null;
     return stopped.then(() => 1);
   }
-  threadsReason = wasmKernels === null ? `the WebAssembly kernels are unavailable: ${wasmUnavailableReason ?? "unknown reason"}` : threadSupport();
+  threadsReason =
+    wasmKernels === null
+      ? `the WebAssembly kernels are unavailable: ${wasmUnavailableReason ?? "unknown reason"}`
+      : threadSupport();
   const shared = threadsReason === null ? loadShared() : threadsReason;
   if (typeof shared === "string") {
     threadsReason = shared;
@@ -61,7 +64,15 @@ export function setWasmThreads(n: number): Promise<number> {
   }
   let p: KernelPool;
   try {
-    p = new KernelPool({ module: shared.module, memory: shared.memory, exports: shared.exports as unknown as Record<string, unknown>, names: PART_EXPORTS }, n);
+    p = new KernelPool(
+      {
+        module: shared.module,
+        memory: shared.memory,
+        exports: shared.exports as unknown as Record<string, unknown>,
+        names: PART_EXPORTS,
+      },
+      n,
+    );
   } catch (e) {
     threadsReason = `the kernel workers could not be started: ${(e as Error).message}`;
     return stopped.then(() => 1);
@@ -130,19 +141,95 @@ export function evenParts(units: number, T: number, perThread = PARTS_PER_THREAD
  * arity (the pool's MAX_ARGS), no rest array: nothing is allocated per call.
  */
 export function runParts(
-  fn: PartIndex, T: number, parts: number, wsBase: number, wsStride: number,
-  a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0, a9 = 0, a10 = 0, a11 = 0,
-  a12 = 0, a13 = 0, a14 = 0, a15 = 0, a16 = 0, a17 = 0, a18 = 0, a19 = 0, a20 = 0, a21 = 0, a22 = 0, a23 = 0,
+  fn: PartIndex,
+  T: number,
+  parts: number,
+  wsBase: number,
+  wsStride: number,
+  a0 = 0,
+  a1 = 0,
+  a2 = 0,
+  a3 = 0,
+  a4 = 0,
+  a5 = 0,
+  a6 = 0,
+  a7 = 0,
+  a8 = 0,
+  a9 = 0,
+  a10 = 0,
+  a11 = 0,
+  a12 = 0,
+  a13 = 0,
+  a14 = 0,
+  a15 = 0,
+  a16 = 0,
+  a17 = 0,
+  a18 = 0,
+  a19 = 0,
+  a20 = 0,
+  a21 = 0,
+  a22 = 0,
+  a23 = 0,
 ): void {
   if (T === 1 || pool === null) {
     const f = cur!.parts[fn];
     for (let t = 0; t < parts; t++) {
-      f(t, parts, wsBase, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23);
+      f(
+        t,
+        parts,
+        wsBase,
+        a0,
+        a1,
+        a2,
+        a3,
+        a4,
+        a5,
+        a6,
+        a7,
+        a8,
+        a9,
+        a10,
+        a11,
+        a12,
+        a13,
+        a14,
+        a15,
+        a16,
+        a17,
+        a18,
+        a19,
+        a20,
+        a21,
+        a22,
+        a23,
+      );
     }
     return;
   }
   const a = pool.args;
-  a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3; a[4] = a4; a[5] = a5; a[6] = a6; a[7] = a7; a[8] = a8; a[9] = a9; a[10] = a10; a[11] = a11;
-  a[12] = a12; a[13] = a13; a[14] = a14; a[15] = a15; a[16] = a16; a[17] = a17; a[18] = a18; a[19] = a19; a[20] = a20; a[21] = a21; a[22] = a22; a[23] = a23;
+  a[0] = a0;
+  a[1] = a1;
+  a[2] = a2;
+  a[3] = a3;
+  a[4] = a4;
+  a[5] = a5;
+  a[6] = a6;
+  a[7] = a7;
+  a[8] = a8;
+  a[9] = a9;
+  a[10] = a10;
+  a[11] = a11;
+  a[12] = a12;
+  a[13] = a13;
+  a[14] = a14;
+  a[15] = a15;
+  a[16] = a16;
+  a[17] = a17;
+  a[18] = a18;
+  a[19] = a19;
+  a[20] = a20;
+  a[21] = a21;
+  a[22] = a22;
+  a[23] = a23;
   pool.run(fn, parts, wsBase, wsStride);
 }

@@ -9,11 +9,22 @@
 // This file only re-exports them, for the benchmarks and tests that drive the kernels directly.
 
 export {
-  loadKernels, simdSupported, wasmKernels, wasmMemory, wasmModule, wasmUnavailableReason, SHARED_MAX_PAGES,
+  loadKernels,
+  simdSupported,
+  wasmKernels,
+  wasmMemory,
+  wasmModule,
+  wasmUnavailableReason,
+  SHARED_MAX_PAGES,
 } from "./wasm-loader.ts";
 export type { KernelExports, LoadedKernels } from "./wasm-loader.ts";
 export { ViewCache, wasmMemoryBytes } from "./wasm-memory.ts";
 export {
-  poolEveryCall, setWasmThreads, wasmThreads, wasmThreadsRequested, wasmThreadsUnavailable, wasmWorkerParts,
+  poolEveryCall,
+  setWasmThreads,
+  wasmThreads,
+  wasmThreadsRequested,
+  wasmThreadsUnavailable,
+  wasmWorkerParts,
 } from "./wasm-threads.ts";
 export { WasmConv2D, WasmDense, WasmMaxPool2D, WasmReLU, gemmWasm } from "./wasm-ops.ts";

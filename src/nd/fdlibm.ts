@@ -31,16 +31,16 @@ function fromWords(hi: number, lo: number): number {
 
 const halF = [0.5, -0.5];
 const o_threshold = 7.09782712893383973096e2; // 0x40862E42 FEFA39EF
-const u_threshold = -7.45133219101941108420e2; // 0xC0874910 D52D3051
-const ln2HI = [6.93147180369123816490e-1, -6.93147180369123816490e-1]; // 0x3FE62E42 FEE00000
+const u_threshold = -7.4513321910194110842e2; // 0xC0874910 D52D3051
+const ln2HI = [6.9314718036912381649e-1, -6.9314718036912381649e-1]; // 0x3FE62E42 FEE00000
 const ln2LO = [1.90821492927058770002e-10, -1.90821492927058770002e-10]; // 0x3DEA39EF 35793C76
-const invln2 = 1.44269504088896338700e0; // 0x3FF71547 652B82FE
+const invln2 = 1.442695040888963387; // 0x3FF71547 652B82FE
 const P1 = 1.66666666666666019037e-1; // 0x3FC55555 5555553E
 const P2 = -2.77777777770155933842e-3; // 0xBF66C16C 16BEBD93
 const P3 = 6.61375632143793436117e-5; // 0x3F11566A AF25DE2C
-const P4 = -1.65339022054652515390e-6; // 0xBEBBBD41 C5D26BF1
+const P4 = -1.6533902205465251539e-6; // 0xBEBBBD41 C5D26BF1
 const P5 = 4.13813679705723846039e-8; // 0x3E663769 72BEA4D0
-const twom1000 = 9.33263618503218878990e-302; // 2^-1000
+const twom1000 = 9.3326361850321887899e-302; // 2^-1000
 const two1023 = 8.988465674311579539e307; // 2^1023
 
 /**
@@ -53,7 +53,8 @@ export function fdlibmExp(x: number): number {
   hx &= 0x7fffffff; // high word of |x|
 
   // Non-finite and out-of-range arguments.
-  if (hx >= 0x40862e42) { // |x| ≥ 709.78…
+  if (hx >= 0x40862e42) {
+    // |x| ≥ 709.78…
     if (hx >= 0x7ff00000) {
       if (((hx & 0xfffff) | lowWord(x)) !== 0) return x + x; // NaN
       return xsb === 0 ? x : 0; // exp(+∞) = +∞, exp(−∞) = 0
@@ -66,8 +67,10 @@ export function fdlibmExp(x: number): number {
   let hi = 0;
   let lo = 0;
   let k: number;
-  if (hx > 0x3fd62e42) { // |x| > ln2/2
-    if (hx < 0x3ff0a2b2) { // and |x| < 1.5·ln2
+  if (hx > 0x3fd62e42) {
+    // |x| > ln2/2
+    if (hx < 0x3ff0a2b2) {
+      // and |x| < 1.5·ln2
       if (x === 1) return Math.E; // V8's special case: the formula below is one ulp off at exactly 1
       hi = x - ln2HI[xsb];
       lo = ln2LO[xsb];
@@ -79,7 +82,8 @@ export function fdlibmExp(x: number): number {
       lo = t * ln2LO[0];
     }
     x = hi - lo;
-  } else if (hx < 0x3e300000) { // |x| < 2^-28: exp(x) = 1 + x, rounded
+  } else if (hx < 0x3e300000) {
+    // |x| < 2^-28: exp(x) = 1 + x, rounded
     return 1 + x;
   } else k = 0;
 
@@ -88,7 +92,7 @@ export function fdlibmExp(x: number): number {
   const twopk = k >= -1021 ? fromWords(0x3ff00000 + (k << 20), 0) : fromWords(0x3ff00000 + ((k + 1000) << 20), 0);
   const c = x - t * (P1 + t * (P2 + t * (P3 + t * (P4 + t * P5))));
   if (k === 0) return 1 - ((x * c) / (c - 2.0) - x);
-  const y = 1 - ((lo - (x * c) / (2.0 - c)) - hi);
+  const y = 1 - (lo - (x * c) / (2.0 - c) - hi);
   if (k >= -1021) {
     if (k === 1024) return y * 2.0 * two1023;
     return y * twopk;
@@ -109,8 +113,10 @@ export function fdlibmExpm1(x: number): number {
   hx &= 0x7fffffff; // high word of |x|
 
   // Huge and non-finite arguments.
-  if (hx >= 0x4043687a) { // |x| ≥ 56·ln2
-    if (hx >= 0x40862e42) { // |x| ≥ 709.78…
+  if (hx >= 0x4043687a) {
+    // |x| ≥ 56·ln2
+    if (hx >= 0x40862e42) {
+      // |x| ≥ 709.78…
       if (hx >= 0x7ff00000) {
         if (((hx & 0xfffff) | lowWord(x)) !== 0) return x + x; // NaN
         return xsb === 0 ? x : -1.0; // expm1(+∞) = +∞, expm1(−∞) = −1
@@ -125,8 +131,10 @@ export function fdlibmExpm1(x: number): number {
   let hi: number;
   let lo: number;
   let c = 0;
-  if (hx > 0x3fd62e42) { // |x| > ln2/2
-    if (hx < 0x3ff0a2b2) { // and |x| < 1.5·ln2
+  if (hx > 0x3fd62e42) {
+    // |x| > ln2/2
+    if (hx < 0x3ff0a2b2) {
+      // and |x| < 1.5·ln2
       if (xsb === 0) {
         hi = x - ln2HI[0];
         lo = ln2LO[0];
@@ -144,7 +152,8 @@ export function fdlibmExpm1(x: number): number {
     }
     x = hi - lo;
     c = hi - x - lo;
-  } else if (hx < 0x3c900000) { // |x| < 2^-54: expm1(x) = x
+  } else if (hx < 0x3c900000) {
+    // |x| < 2^-54: expm1(x) = x
     return x;
   } else k = 0;
 
@@ -161,7 +170,8 @@ export function fdlibmExpm1(x: number): number {
   if (k === -1) return 0.5 * (x - e) - 0.5;
   if (k === 1) return x < -0.25 ? -2.0 * (e - (x + 0.5)) : 1 + 2.0 * (x - e);
   let y: number;
-  if (k <= -2 || k > 56) { // exp(x) − 1 ≈ exp(x) to working precision
+  if (k <= -2 || k > 56) {
+    // exp(x) − 1 ≈ exp(x) to working precision
     y = 1 - (e - x);
     y = k === 1024 ? y * 2.0 * two1023 : y * twopk;
     return y - 1;
@@ -185,9 +195,11 @@ export function fdlibmTanh(x: number): number {
   const ix = jx & 0x7fffffff;
   if (ix >= 0x7ff00000) return jx >= 0 ? 1 / x + 1 : 1 / x - 1; // tanh(±∞) = ±1, tanh(NaN) = NaN
   let z: number;
-  if (ix < 0x40360000) { // |x| < 22
+  if (ix < 0x40360000) {
+    // |x| < 22
     if (ix < 0x3e300000) return x; // |x| < 2^-28: tanh(x) = x
-    if (ix >= 0x3ff00000) { // |x| ≥ 1
+    if (ix >= 0x3ff00000) {
+      // |x| ≥ 1
       const t = fdlibmExpm1(2 * Math.abs(x));
       z = 1 - 2 / (t + 2);
     } else {

@@ -28,7 +28,8 @@ function positional(x: number): string {
   const exp = Number(e);
   const neg = mant.startsWith("-");
   const digits = mant.replace("-", "").replace(".", "");
-  const pointAt = (mant.replace("-", "").indexOf(".") === -1 ? digits.length : mant.replace("-", "").indexOf(".")) + exp;
+  const pointAt =
+    (mant.replace("-", "").indexOf(".") === -1 ? digits.length : mant.replace("-", "").indexOf(".")) + exp;
   let out: string;
   if (pointAt <= 0) out = `0.${"0".repeat(-pointAt)}${digits}`;
   else if (pointAt >= digits.length) out = digits + "0".repeat(pointAt - digits.length);

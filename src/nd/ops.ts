@@ -40,7 +40,9 @@ export function array(nested: Nested | TypedArray, dtype: DType = "float64"): ND
   const walk = (node: Nested, axis: number, path: number[]): void => {
     if (axis === shape.length) {
       if (typeof node !== "number") {
-        throw new TypeError(`array: ragged nested sequence: element at [${path.join(", ")}] is a sequence, expected a number`);
+        throw new TypeError(
+          `array: ragged nested sequence: element at [${path.join(", ")}] is a sequence, expected a number`,
+        );
       }
       data[k++] = node;
       return;
@@ -88,7 +90,8 @@ export function arange(start: number, stop?: number, step = 1, dtype: DType = "f
     stop = start;
     start = 0;
   }
-  if (step === 0 || !Number.isFinite(step)) throw new RangeError(`arange: step must be a finite non-zero number, got ${step}`);
+  if (step === 0 || !Number.isFinite(step))
+    throw new RangeError(`arange: step must be a finite non-zero number, got ${step}`);
   const n = Math.max(0, Math.ceil((stop - start) / step));
   const data = allocate(dtype, n);
   for (let i = 0; i < n; i++) data[i] = start + i * step;
@@ -113,7 +116,9 @@ export function reshape(a: NDArray, shape: number | readonly number[]): NDArray 
     if (s.indexOf(-1, unknown + 1) !== -1) throw new RangeError("reshape: can only specify one unknown dimension (-1)");
     const known = s.reduce((p, d, i) => (i === unknown ? p : p * d), 1);
     if (known === 0 || a.size % known !== 0) {
-      throw new RangeError(`reshape: cannot reshape array of size ${a.size} into shape ${formatShape(shape as number[])}`);
+      throw new RangeError(
+        `reshape: cannot reshape array of size ${a.size} into shape ${formatShape(shape as number[])}`,
+      );
     }
     s[unknown] = a.size / known;
   }
@@ -167,9 +172,16 @@ export function expandDims(a: NDArray, axis: number): NDArray {
 
 /** np.squeeze(a, axis?). */
 export function squeeze(a: NDArray, axis?: number): NDArray {
-  if (axis === undefined) return new NDArray(a.data.slice(), a.shape.filter((d) => d !== 1));
+  if (axis === undefined)
+    return new NDArray(
+      a.data.slice(),
+      a.shape.filter((d) => d !== 1),
+    );
   const ax = normAxis(axis, a.ndim, "squeeze");
-  if (a.shape[ax] !== 1) throw new RangeError(`squeeze: cannot select an axis to squeeze out which has size not equal to one (axis ${axis}, shape ${formatShape(a.shape)})`);
+  if (a.shape[ax] !== 1)
+    throw new RangeError(
+      `squeeze: cannot select an axis to squeeze out which has size not equal to one (axis ${axis}, shape ${formatShape(a.shape)})`,
+    );
   const shape = a.shape.slice();
   shape.splice(ax, 1);
   return new NDArray(a.data.slice(), shape);
@@ -178,7 +190,10 @@ export function squeeze(a: NDArray, axis?: number): NDArray {
 /** np.flip(a, axis): reverse the order of elements along the given axes (all axes if omitted). */
 export function flip(a: NDArray, axis?: number | readonly number[]): NDArray {
   const nd = a.ndim;
-  const axes = axis === undefined ? a.shape.map((_, i) => i) : (typeof axis === "number" ? [axis] : axis).map((x) => normAxis(x, nd, "flip"));
+  const axes =
+    axis === undefined
+      ? a.shape.map((_, i) => i)
+      : (typeof axis === "number" ? [axis] : axis).map((x) => normAxis(x, nd, "flip"));
   const flipped = new Array<boolean>(nd).fill(false);
   for (const ax of axes) flipped[ax] = true;
   const out = allocate(a.dtype, a.size);
@@ -228,7 +243,8 @@ export function pad(a: NDArray, padWidth: PadWidth, value = 0): NDArray {
     widths = a.shape.map(() => [pw[0], pw[1]]);
   } else {
     const pw = padWidth as readonly (readonly [number, number])[];
-    if (pw.length !== nd) throw new RangeError(`pad: padWidth has ${pw.length} entries for an array of dimension ${nd}`);
+    if (pw.length !== nd)
+      throw new RangeError(`pad: padWidth has ${pw.length} entries for an array of dimension ${nd}`);
     widths = pw.map((w) => [w[0], w[1]]);
   }
   for (const [b, e] of widths) {
@@ -258,7 +274,9 @@ export function broadcastShapes(a: readonly number[], b: readonly number[], wher
     const da = a[a.length - nd + i] ?? 1;
     const db = b[b.length - nd + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1) {
-      throw new RangeError(`${where}: operands could not be broadcast together with shapes ${formatShape(a)} ${formatShape(b)}`);
+      throw new RangeError(
+        `${where}: operands could not be broadcast together with shapes ${formatShape(a)} ${formatShape(b)}`,
+      );
     }
     out[i] = da === 1 ? db : da;
   }
@@ -323,8 +341,10 @@ export const add = (a: ArrayLike, b: ArrayLike): NDArray => binary(a, b, (p, q) 
 export const sub = (a: ArrayLike, b: ArrayLike): NDArray => binary(a, b, (p, q) => p - q, "sub");
 export const mul = (a: ArrayLike, b: ArrayLike): NDArray => binary(a, b, (p, q) => p * q, "mul");
 export const div = (a: ArrayLike, b: ArrayLike): NDArray => binary(a, b, (p, q) => p / q, "div");
-export const maximum = (a: ArrayLike, b: ArrayLike): NDArray => binary(a, b, (p, q) => (p > q || Number.isNaN(p) ? p : q), "maximum");
-export const minimum = (a: ArrayLike, b: ArrayLike): NDArray => binary(a, b, (p, q) => (p < q || Number.isNaN(p) ? p : q), "minimum");
+export const maximum = (a: ArrayLike, b: ArrayLike): NDArray =>
+  binary(a, b, (p, q) => (p > q || Number.isNaN(p) ? p : q), "maximum");
+export const minimum = (a: ArrayLike, b: ArrayLike): NDArray =>
+  binary(a, b, (p, q) => (p < q || Number.isNaN(p) ? p : q), "minimum");
 export const power = (a: ArrayLike, b: ArrayLike): NDArray => binary(a, b, (p, q) => p ** q, "power");
 
 /** Apply a unary function elementwise. */
@@ -351,7 +371,8 @@ export const square = (a: NDArray): NDArray => map(a, (v) => v * v);
  * afterwards), leading "batch" dimensions broadcast.
  */
 export function matmul(x: NDArray, y: NDArray): NDArray {
-  if (x.ndim === 0 || y.ndim === 0) throw new RangeError("matmul: input operand does not have enough dimensions (scalars are not allowed, use mul)");
+  if (x.ndim === 0 || y.ndim === 0)
+    throw new RangeError("matmul: input operand does not have enough dimensions (scalars are not allowed, use mul)");
   const a = x.ndim === 1 ? new NDArray(x.data, [1, x.shape[0]]) : x;
   const b = y.ndim === 1 ? new NDArray(y.data, [y.shape[0], 1]) : y;
   const n = a.shape[a.ndim - 2];
@@ -435,9 +456,18 @@ export interface ReduceOptions {
   keepdims?: boolean;
 }
 
-function reduce(a: NDArray, opts: ReduceOptions, init: number, step: (acc: number, v: number) => number, where: string): { out: NDArray; count: number } {
+function reduce(
+  a: NDArray,
+  opts: ReduceOptions,
+  init: number,
+  step: (acc: number, v: number) => number,
+  where: string,
+): { out: NDArray; count: number } {
   const nd = a.ndim;
-  const axes = opts.axis === undefined ? a.shape.map((_, i) => i) : (typeof opts.axis === "number" ? [opts.axis] : opts.axis).map((x) => normAxis(x, nd, where));
+  const axes =
+    opts.axis === undefined
+      ? a.shape.map((_, i) => i)
+      : (typeof opts.axis === "number" ? [opts.axis] : opts.axis).map((x) => normAxis(x, nd, where));
   if (new Set(axes).size !== axes.length) throw new RangeError(`${where}: duplicate value in 'axis'`);
   const reduced = new Array<boolean>(nd).fill(false);
   for (const ax of axes) reduced[ax] = true;

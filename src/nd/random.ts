@@ -399,7 +399,10 @@ export class RandomState {
       // NumPy returns an empty array before looking at the bounds.
       if (shapeCount(shape) === 0) return new NDArray(new Float64Array(0), shape);
     }
-    for (const [name, v] of [["low", lo], ["high", hi]] as const) {
+    for (const [name, v] of [
+      ["low", lo],
+      ["high", hi],
+    ] as const) {
       if (typeof v !== "number" || !Number.isInteger(v)) {
         throw new TypeError(`randint: ${name} must be an integer, got ${describe(v)}`);
       }
@@ -408,7 +411,8 @@ export class RandomState {
         throw new RangeError(`randint: ${name} = ${v} is outside the safe integer range ±(2^53 - 1)`);
       }
     }
-    if (lo >= hi) throw new RangeError(lo === 0 ? "randint: high <= 0" : `randint: low >= high (low ${lo}, high ${hi})`);
+    if (lo >= hi)
+      throw new RangeError(lo === 0 ? "randint: high <= 0" : `randint: low >= high (low ${lo}, high ${hi})`);
     if (BigInt(hi) - BigInt(lo) > BigInt(TWO53)) {
       throw new RangeError(`randint: range high - low = ${BigInt(hi) - BigInt(lo)} exceeds 2^53`);
     }
@@ -491,7 +495,8 @@ export class RandomState {
   permutation(x: number | readonly number[] | NDArray): number[] | NDArray;
   permutation(x: number | readonly number[] | NDArray): number[] | NDArray {
     if (typeof x === "number") {
-      if (!Number.isSafeInteger(x)) throw new TypeError(`permutation: x must be an integer or an array, got ${describe(x)}`);
+      if (!Number.isSafeInteger(x))
+        throw new TypeError(`permutation: x must be an integer or an array, got ${describe(x)}`);
       const arr: number[] = [];
       for (let i = 0; i < x; i++) arr.push(i);
       this.shuffle(arr);
@@ -517,16 +522,28 @@ export class RandomState {
    */
   choice(a: number | ArrayLike<number> | NDArray, size?: undefined, replace?: boolean, p?: ArrayLike<number>): number;
   choice(a: number | ArrayLike<number> | NDArray, size: Size, replace?: boolean, p?: ArrayLike<number>): NDArray;
-  choice(a: number | ArrayLike<number> | NDArray, size?: Size, replace?: boolean, p?: ArrayLike<number>): number | NDArray;
-  choice(a: number | ArrayLike<number> | NDArray, size?: Size, replace = true, p?: ArrayLike<number>): number | NDArray {
+  choice(
+    a: number | ArrayLike<number> | NDArray,
+    size?: Size,
+    replace?: boolean,
+    p?: ArrayLike<number>,
+  ): number | NDArray;
+  choice(
+    a: number | ArrayLike<number> | NDArray,
+    size?: Size,
+    replace = true,
+    p?: ArrayLike<number>,
+  ): number | NDArray {
     const shape = size === undefined ? [] : toShape(size, "choice");
     const count = shapeCount(shape);
     let pool: ArrayLike<number> | undefined;
     let popSize: number;
     if (typeof a === "number") {
-      if (!Number.isSafeInteger(a)) throw new TypeError(`choice: a must be 1-dimensional or an integer, got ${describe(a)}`);
+      if (!Number.isSafeInteger(a))
+        throw new TypeError(`choice: a must be 1-dimensional or an integer, got ${describe(a)}`);
       popSize = a;
-      if (popSize <= 0 && count !== 0) throw new RangeError("choice: a must be greater than 0 unless no samples are taken");
+      if (popSize <= 0 && count !== 0)
+        throw new RangeError("choice: a must be greater than 0 unless no samples are taken");
     } else {
       if (a instanceof NDArray) {
         if (a.shape.length !== 1) throw new RangeError("choice: a must be 1-dimensional");
@@ -566,7 +583,8 @@ export class RandomState {
         idx = this.randint(0, popSize, shape).data as Float64Array;
       }
     } else {
-      if (count > popSize) throw new RangeError("choice: Cannot take a larger sample than population when 'replace=False'");
+      if (count > popSize)
+        throw new RangeError("choice: Cannot take a larger sample than population when 'replace=False'");
       if (probs !== undefined) {
         let nonZero = 0;
         for (const v of probs) if (v > 0) nonZero++;
@@ -623,7 +641,9 @@ export class RandomState {
     if (Array.isArray(state)) {
       const t = state as readonly unknown[];
       if (t[0] !== "MT19937") {
-        throw new RangeError(`setState: set_state can only be used with legacy MT19937 state instances, got ${describe(t[0])}`);
+        throw new RangeError(
+          `setState: set_state can only be used with legacy MT19937 state instances, got ${describe(t[0])}`,
+        );
       }
       if (t.length !== 3 && t.length !== 5) {
         throw new RangeError(`setState: a legacy state tuple has 3 or 5 entries, got ${t.length}`);

@@ -138,8 +138,28 @@ function conv2d(fn: string, a: NDArray, b: NDArray, mode: ConvMode, flip: boolea
   // ind = r0 − j does, and (m', n') = (O0−1−m, O1−1−n): the result comes out reversed in both axes.
   const half0 = (P - 1) >> 1;
   const half1 = (Q - 1) >> 1;
-  const o0 = flip ? (mode === "full" ? 0 : mode === "same" ? half0 : P - 1) : mode === "full" ? 1 - P : mode === "same" ? -half0 : 0;
-  const o1 = flip ? (mode === "full" ? 0 : mode === "same" ? half1 : Q - 1) : mode === "full" ? 1 - Q : mode === "same" ? -half1 : 0;
+  const o0 = flip
+    ? mode === "full"
+      ? 0
+      : mode === "same"
+        ? half0
+        : P - 1
+    : mode === "full"
+      ? 1 - P
+      : mode === "same"
+        ? -half0
+        : 0;
+  const o1 = flip
+    ? mode === "full"
+      ? 0
+      : mode === "same"
+        ? half1
+        : Q - 1
+    : mode === "full"
+      ? 1 - Q
+      : mode === "same"
+        ? -half1
+        : 0;
   const H = O0 + P - 1; // rows of the window
   const W = O1 + Q - 1; // columns of the window
   // First image row/column of the window (correlate) or last (convolve, walked backwards).

@@ -72,7 +72,8 @@ export class LeakyReLU extends Activation {
   constructor(opts: LeakyReLUOptions = {}) {
     super();
     const alpha = opts.alpha ?? 0.01;
-    if (typeof alpha !== "number" || !Number.isFinite(alpha)) throw new RangeError(`LeakyReLU: alpha must be a finite number, got ${String(alpha)}`);
+    if (typeof alpha !== "number" || !Number.isFinite(alpha))
+      throw new RangeError(`LeakyReLU: alpha must be a finite number, got ${String(alpha)}`);
     this.alpha = alpha;
   }
 
@@ -168,8 +169,12 @@ export class Softmax extends Activation {
   constructor(opts: SoftmaxOptions = {}) {
     super();
     const axis = opts.axis ?? -1;
-    if (typeof axis !== "number" || !Number.isInteger(axis)) throw new RangeError(`Softmax: axis must be an integer, got ${String(axis)}`);
-    if (axis === 0) throw new RangeError("Softmax: axis 0 is the batch axis; normalising over it would mix samples (use -1 for the last axis)");
+    if (typeof axis !== "number" || !Number.isInteger(axis))
+      throw new RangeError(`Softmax: axis must be an integer, got ${String(axis)}`);
+    if (axis === 0)
+      throw new RangeError(
+        "Softmax: axis 0 is the batch axis; normalising over it would mix samples (use -1 for the last axis)",
+      );
     this.axis = axis;
   }
 
@@ -177,7 +182,9 @@ export class Softmax extends Activation {
   private resolveAxis(ndim: number, shape: readonly number[]): number {
     const ax = this.axis < 0 ? this.axis + ndim : this.axis;
     if (ax < 1 || ax >= ndim) {
-      throw new ShapeError(`${this.describe()}: axis ${this.axis} is out of range for input of shape ${formatShape(shape).replace("NaN", "N")} (the batch axis 0 is excluded)`);
+      throw new ShapeError(
+        `${this.describe()}: axis ${this.axis} is out of range for input of shape ${formatShape(shape).replace("NaN", "N")} (the batch axis 0 is excluded)`,
+      );
     }
     return ax;
   }
@@ -293,7 +300,8 @@ export class GELU extends Activation {
   constructor(opts: GELUOptions = {}) {
     super();
     const a = opts.approximate ?? "none";
-    if (a !== "none" && a !== "tanh") throw new RangeError(`GELU: approximate must be "none" or "tanh", got ${JSON.stringify(a)}`);
+    if (a !== "none" && a !== "tanh")
+      throw new RangeError(`GELU: approximate must be "none" or "tanh", got ${JSON.stringify(a)}`);
     this.approximate = a;
   }
 
@@ -382,7 +390,8 @@ export class ELU extends Activation {
   constructor(opts: ELUOptions = {}) {
     super();
     const alpha = opts.alpha ?? 1;
-    if (typeof alpha !== "number" || !Number.isFinite(alpha)) throw new RangeError(`ELU: alpha must be a finite number, got ${String(alpha)}`);
+    if (typeof alpha !== "number" || !Number.isFinite(alpha))
+      throw new RangeError(`ELU: alpha must be a finite number, got ${String(alpha)}`);
     this.alpha = alpha;
   }
 

@@ -21,7 +21,9 @@ export function checkTargets(x: NDArray, y: Target, where: string): void {
   if (x.ndim < 1) throw new ShapeError(`${where}: x must have a batch axis, got shape ${formatShape(x.shape)}`);
   if (x.shape[0] === 0) throw new RangeError(`${where}: no samples (x has shape ${formatShape(x.shape)})`);
   if (targetCount(y) !== x.shape[0]) {
-    throw new ShapeError(`${where}: x has ${x.shape[0]} samples but y has ${targetCount(y)} (x ${formatShape(x.shape)}, y ${y instanceof NDArray ? formatShape(y.shape) : `(${y.length},)`})`);
+    throw new ShapeError(
+      `${where}: x has ${x.shape[0]} samples but y has ${targetCount(y)} (x ${formatShape(x.shape)}, y ${y instanceof NDArray ? formatShape(y.shape) : `(${y.length},)`})`,
+    );
   }
 }
 

@@ -15,7 +15,16 @@
 // never touched by an optimiser. With affine = false there is no γ, β (γ ≡ 1, β ≡ 0).
 
 import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
-import { Layer, ShapeError, makeParam, positiveInt, reuse, type ForwardOptions, type LayerConfig, type Param } from "./layer.ts";
+import {
+  Layer,
+  ShapeError,
+  makeParam,
+  positiveInt,
+  reuse,
+  type ForwardOptions,
+  type LayerConfig,
+  type Param,
+} from "./layer.ts";
 
 export interface BatchNormOptions {
   /** C for BatchNorm2D (channels), F for BatchNorm1D (features); optional: taken from the input shape when left out. */
@@ -48,14 +57,18 @@ abstract class BatchNorm extends Layer {
 
   constructor(layer: string, opts: BatchNormOptions) {
     super();
-    if (typeof opts !== "object" || opts === null) throw new TypeError(`${layer}: expected an options object {numFeatures?, eps?, momentum?, affine?}`);
+    if (typeof opts !== "object" || opts === null)
+      throw new TypeError(`${layer}: expected an options object {numFeatures?, eps?, momentum?, affine?}`);
     this.features = opts.numFeatures === undefined ? null : positiveInt(layer, "numFeatures", opts.numFeatures);
     const eps = opts.eps ?? 1e-5;
-    if (typeof eps !== "number" || !(eps > 0) || !Number.isFinite(eps)) throw new RangeError(`${layer}: eps must be a positive number, got ${String(eps)}`);
+    if (typeof eps !== "number" || !(eps > 0) || !Number.isFinite(eps))
+      throw new RangeError(`${layer}: eps must be a positive number, got ${String(eps)}`);
     const momentum = opts.momentum ?? 0.1;
-    if (typeof momentum !== "number" || !(momentum >= 0 && momentum <= 1)) throw new RangeError(`${layer}: momentum must be a number in [0, 1], got ${String(momentum)}`);
+    if (typeof momentum !== "number" || !(momentum >= 0 && momentum <= 1))
+      throw new RangeError(`${layer}: momentum must be a number in [0, 1], got ${String(momentum)}`);
     const affine = opts.affine ?? true;
-    if (typeof affine !== "boolean") throw new TypeError(`${layer}: affine must be a boolean, got ${JSON.stringify(affine)}`);
+    if (typeof affine !== "boolean")
+      throw new TypeError(`${layer}: affine must be a boolean, got ${JSON.stringify(affine)}`);
     this.eps = eps;
     this.momentum = momentum;
     this.affine = affine;
@@ -85,7 +98,9 @@ abstract class BatchNorm extends Layer {
   }
 
   private unresolved(what: string): never {
-    throw new Error(`${this.describe()}: ${what} is not known yet: give numFeatures, or build the model with an inputShape (or run a forward pass) first`);
+    throw new Error(
+      `${this.describe()}: ${what} is not known yet: give numFeatures, or build the model with an inputShape (or run a forward pass) first`,
+    );
   }
 
   /** Fix C (given or inferred) and create γ, β and the running statistics; later inputs are checked by dims(). */
@@ -135,7 +150,9 @@ abstract class BatchNorm extends Layer {
   }
 
   protected sampleShapeError(expected: string, inputShape: readonly number[]): never {
-    throw new ShapeError(`${this.describe()}: expected input of shape ${expected}, got samples of shape ${formatShape(inputShape)}`);
+    throw new ShapeError(
+      `${this.describe()}: expected input of shape ${expected}, got samples of shape ${formatShape(inputShape)}`,
+    );
   }
 
   /** Check x and return (N, C, H·W). */
@@ -146,7 +163,9 @@ abstract class BatchNorm extends Layer {
     const training = opts.training ?? false;
     const m = N * HW;
     if (training && m < 2) {
-      throw new RangeError(`${this.describe()}: training needs more than 1 value per channel (got N·H·W = ${m}); use a larger batch or inference mode`);
+      throw new RangeError(
+        `${this.describe()}: training needs more than 1 value per channel (got N·H·W = ${m}); use a larger batch or inference mode`,
+      );
     }
     const y = (this.y = reuse(this.y, x.shape, this.dtype));
     const xhat = (this.xhat = reuse(this.xhat, x.shape, this.dtype));
@@ -236,7 +255,8 @@ abstract class BatchNorm extends Layer {
         const meanDy = sumDy / m;
         const meanDyXhat = sumDyXhat / m;
         for (let n = 0; n < N; n++) {
-          for (let k = n * plane + c * HW, e = k + HW; k < e; k++) dxd[k] = scale * (dyd[k] - meanDy - xh[k] * meanDyXhat);
+          for (let k = n * plane + c * HW, e = k + HW; k < e; k++)
+            dxd[k] = scale * (dyd[k] - meanDy - xh[k] * meanDyXhat);
         }
       } else {
         for (let n = 0; n < N; n++) for (let k = n * plane + c * HW, e = k + HW; k < e; k++) dxd[k] = scale * dyd[k];
@@ -246,7 +266,13 @@ abstract class BatchNorm extends Layer {
   }
 
   config(): LayerConfig {
-    return { type: this.type, ...(this.features !== null ? { numFeatures: this.features } : {}), eps: this.eps, momentum: this.momentum, affine: this.affine };
+    return {
+      type: this.type,
+      ...(this.features !== null ? { numFeatures: this.features } : {}),
+      eps: this.eps,
+      momentum: this.momentum,
+      affine: this.affine,
+    };
   }
 }
 
@@ -260,7 +286,8 @@ export class BatchNorm2D extends BatchNorm {
 
   outputShape(inputShape: readonly number[]): number[] {
     const C = this.knownFeatures;
-    if (inputShape.length !== 3 || (C !== null && inputShape[0] !== C)) this.sampleShapeError(`(N, ${C ?? "C"}, H, W)`, inputShape);
+    if (inputShape.length !== 3 || (C !== null && inputShape[0] !== C))
+      this.sampleShapeError(`(N, ${C ?? "C"}, H, W)`, inputShape);
     this.resolveFeatures(inputShape[0]);
     return inputShape.slice();
   }
@@ -282,7 +309,8 @@ export class BatchNorm1D extends BatchNorm {
 
   outputShape(inputShape: readonly number[]): number[] {
     const F = this.knownFeatures;
-    if (inputShape.length !== 1 || (F !== null && inputShape[0] !== F)) this.sampleShapeError(`(N, ${F ?? "F"})`, inputShape);
+    if (inputShape.length !== 1 || (F !== null && inputShape[0] !== F))
+      this.sampleShapeError(`(N, ${F ?? "F"})`, inputShape);
     this.resolveFeatures(inputShape[0]);
     return inputShape.slice();
   }

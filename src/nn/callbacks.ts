@@ -149,7 +149,9 @@ export class EarlyStopping implements Callbacks {
   onTrainEnd(_history: History): void {
     if (this.restoreBestWeights && this.bestWeights) {
       const params = this.model!.params();
-      params.forEach((p, i) => { p.value.data.set(this.bestWeights![i]); });
+      params.forEach((p, i) => {
+        p.value.data.set(this.bestWeights![i]);
+      });
     }
   }
 
@@ -336,7 +338,15 @@ export interface MetricsLoggerOptions {
 }
 
 const LOG_FIELDS: readonly LogField[] = [
-  "epoch", "batch", "seen", "loss", "accuracy", "valLoss", "valAccuracy", "lr", "seconds",
+  "epoch",
+  "batch",
+  "seen",
+  "loss",
+  "accuracy",
+  "valLoss",
+  "valAccuracy",
+  "lr",
+  "seconds",
 ];
 const EPOCH_COLUMNS: readonly LogField[] = ["epoch", "loss", "accuracy", "valLoss", "valAccuracy", "lr", "seconds"];
 const BATCH_COLUMNS: readonly LogField[] = ["epoch", "batch", "seen", "loss", "accuracy", "lr"];

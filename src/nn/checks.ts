@@ -105,8 +105,23 @@ export function runGradcheckSuite(opts: SuiteOptions = {}, onResult?: (c: SuiteC
     const H = dilation * (kh - 1) + 1 + int(rng, 0, 4);
     const W = dilation * (kw - 1) + 1 + int(rng, 0, 4);
     const bias = rng.nextDouble() < 0.7;
-    const layer = new Conv2D({ inChannels: C, outChannels: O, kernelSize: [kh, kw], stride, padding, dilation, bias, rng, dtype: "float64" });
-    layerCheck("Conv2D", `k=${kh}x${kw} s=${stride} p=${fmtPad(padding)} d=${dilation} N=${N} C=${C}→${O} ${H}x${W}${bias ? "" : " nobias"}`, layer, randn(rng, [N, C, H, W]));
+    const layer = new Conv2D({
+      inChannels: C,
+      outChannels: O,
+      kernelSize: [kh, kw],
+      stride,
+      padding,
+      dilation,
+      bias,
+      rng,
+      dtype: "float64",
+    });
+    layerCheck(
+      "Conv2D",
+      `k=${kh}x${kw} s=${stride} p=${fmtPad(padding)} d=${dilation} N=${N} C=${C}→${O} ${H}x${W}${bias ? "" : " nobias"}`,
+      layer,
+      randn(rng, [N, C, H, W]),
+    );
   }
   for (let i = 0; i < n; i++) {
     const k = int(rng, 1, 3);
@@ -133,7 +148,12 @@ export function runGradcheckSuite(opts: SuiteOptions = {}, onResult?: (c: SuiteC
     const F = int(rng, 1, 6);
     const O = int(rng, 1, 5);
     const bias = rng.nextDouble() < 0.7;
-    layerCheck("Dense", `N=${N} ${F}→${O}${bias ? "" : " nobias"}`, new Dense({ inFeatures: F, outFeatures: O, bias, rng, dtype: "float64" }), randn(rng, [N, F]));
+    layerCheck(
+      "Dense",
+      `N=${N} ${F}→${O}${bias ? "" : " nobias"}`,
+      new Dense({ inFeatures: F, outFeatures: O, bias, rng, dtype: "float64" }),
+      randn(rng, [N, F]),
+    );
   }
   for (let i = 0; i < Math.max(2, n / 2); i++) {
     const N = int(rng, 1, 3);
@@ -188,8 +208,16 @@ export function runGradcheckSuite(opts: SuiteOptions = {}, onResult?: (c: SuiteC
     const onehot = new NDArray(new Float64Array(N * K), [N, K]);
     labels.forEach((l, r) => (onehot.data[r * K + l] = 1));
     const cfg = `N=${N} K=${K}`;
-    record("SoftmaxCrossEntropy", `${cfg} labels`, gradcheckLoss(new SoftmaxCrossEntropy(), logits, labels, { tolerance }));
-    record("SoftmaxCrossEntropy", `${cfg} one-hot`, gradcheckLoss(new SoftmaxCrossEntropy(), logits, onehot, { tolerance }));
+    record(
+      "SoftmaxCrossEntropy",
+      `${cfg} labels`,
+      gradcheckLoss(new SoftmaxCrossEntropy(), logits, labels, { tolerance }),
+    );
+    record(
+      "SoftmaxCrossEntropy",
+      `${cfg} one-hot`,
+      gradcheckLoss(new SoftmaxCrossEntropy(), logits, onehot, { tolerance }),
+    );
     // Label smoothing and class weights (derivation.md §4.1–4.2); no draws, so the checks above keep their inputs.
     const weights = Array.from({ length: K }, (_, k) => 0.5 + k);
     const smoothed = () => new SoftmaxCrossEntropy({ labelSmoothing: 0.1, classWeights: weights });
@@ -199,10 +227,24 @@ export function runGradcheckSuite(opts: SuiteOptions = {}, onResult?: (c: SuiteC
     const target = randn(rng, [N, K]);
     record("MSE", `${cfg} half_sum`, gradcheckLoss(new MSE({ reduction: "half_sum" }), logits, target, { tolerance }));
     record("MSE", `${cfg} mean`, gradcheckLoss(new MSE({ reduction: "mean" }), logits, target, { tolerance }));
-    const probs = new NDArray(logits.data.map((v) => 1 / (1 + Math.exp(-v))), [N, K]);
-    const bits = new NDArray(logits.data.map(() => (rng.nextDouble() < 0.5 ? 0 : 1)), [N, K]);
-    record("BinaryCrossEntropy", `${cfg} probabilities`, gradcheckLoss(new BinaryCrossEntropy(), probs, bits, { tolerance }));
-    record("BinaryCrossEntropy", `${cfg} logits`, gradcheckLoss(new BinaryCrossEntropy({ fromLogits: true }), logits, bits, { tolerance }));
+    const probs = new NDArray(
+      logits.data.map((v) => 1 / (1 + Math.exp(-v))),
+      [N, K],
+    );
+    const bits = new NDArray(
+      logits.data.map(() => (rng.nextDouble() < 0.5 ? 0 : 1)),
+      [N, K],
+    );
+    record(
+      "BinaryCrossEntropy",
+      `${cfg} probabilities`,
+      gradcheckLoss(new BinaryCrossEntropy(), probs, bits, { tolerance }),
+    );
+    record(
+      "BinaryCrossEntropy",
+      `${cfg} logits`,
+      gradcheckLoss(new BinaryCrossEntropy({ fromLogits: true }), logits, bits, { tolerance }),
+    );
   }
 
   // A small full model, end to end through every kind of layer.
@@ -227,8 +269,11 @@ export function runGradcheckSuite(opts: SuiteOptions = {}, onResult?: (c: SuiteC
       { inputShape: [1, 6, 6], seed: int(rng, 0, 1e6), dtype: "float64" },
     );
     // h = 1e-3 (a smooth model): at 1e-4 the rounding of these all-to-all differences reached 1.6e-6 (seed 40)
-    record("Sequential", `conv-bn-tanh-avgpool-conv-sigmoid-dense-tanh-dense-softmax N=${N}`,
-      gradcheck(model, randn(rng, [N, 1, 6, 6]), { seed: i, tolerance, eps: 1e-3 }));
+    record(
+      "Sequential",
+      `conv-bn-tanh-avgpool-conv-sigmoid-dense-tanh-dense-softmax N=${N}`,
+      gradcheck(model, randn(rng, [N, 1, 6, 6]), { seed: i, tolerance, eps: 1e-3 }),
+    );
   }
   moreLayerChecks(rng, n, tolerance, layerCheck, record);
   // User-defined layers registered with a gradcheck factory (registerLayer), like the built-in ones.
@@ -336,9 +381,33 @@ function moreLayerChecks(
     const W = dilation * (k - 1) + 1 + int(rng, 0, 3);
     const cfg = `k=${k} s=${stride} p=${fmtPad(padding)} d=${dilation} N=${N} ${H}x${W}`;
     const x = randn(rng, [N, C, H, W]);
-    layerCheck("Conv2D", `groups=${G} C=${C}→${O} ${cfg}`, new Conv2D({ outChannels: O, groups: G, kernelSize: k, stride, padding, dilation, rng, dtype }), x);
-    layerCheck("DepthwiseConv2D", `C=${C} M=${M} ${cfg}`, new DepthwiseConv2D({ depthMultiplier: M, kernelSize: k, stride, padding, dilation, rng, dtype, bias: rng.nextDouble() < 0.5 }), x);
-    layerCheck("SeparableConv2D", `C=${C} M=${M}→${O} ${cfg}`, new SeparableConv2D({ outChannels: O, depthMultiplier: M, kernelSize: k, stride, padding, dilation, rng, dtype }), x);
+    layerCheck(
+      "Conv2D",
+      `groups=${G} C=${C}→${O} ${cfg}`,
+      new Conv2D({ outChannels: O, groups: G, kernelSize: k, stride, padding, dilation, rng, dtype }),
+      x,
+    );
+    layerCheck(
+      "DepthwiseConv2D",
+      `C=${C} M=${M} ${cfg}`,
+      new DepthwiseConv2D({
+        depthMultiplier: M,
+        kernelSize: k,
+        stride,
+        padding,
+        dilation,
+        rng,
+        dtype,
+        bias: rng.nextDouble() < 0.5,
+      }),
+      x,
+    );
+    layerCheck(
+      "SeparableConv2D",
+      `C=${C} M=${M}→${O} ${cfg}`,
+      new SeparableConv2D({ outChannels: O, depthMultiplier: M, kernelSize: k, stride, padding, dilation, rng, dtype }),
+      x,
+    );
   }
   for (let i = 0; i < n; i++) {
     const kh = int(rng, 1, 3);
@@ -353,17 +422,45 @@ function moreLayerChecks(
     // H ≥ 1 + 2p keeps the output, (H − 1)·s + d·(k − 1) + 1 + op − 2p, at least 1 row after cropping
     const H = int(rng, 1, 3) + 2 * padding;
     const W = int(rng, 1, 3) + 2 * padding;
-    const layer = new Conv2DTranspose({ outChannels: O, kernelSize: [kh, kw], stride, padding, outputPadding, dilation, rng, dtype, bias: rng.nextDouble() < 0.7 });
-    layerCheck("Conv2DTranspose", `k=${kh}x${kw} s=${stride} p=${padding} op=${outputPadding} d=${dilation} N=${N} C=${C}→${O} ${H}x${W}`, layer, randn(rng, [N, C, H, W]));
+    const layer = new Conv2DTranspose({
+      outChannels: O,
+      kernelSize: [kh, kw],
+      stride,
+      padding,
+      outputPadding,
+      dilation,
+      rng,
+      dtype,
+      bias: rng.nextDouble() < 0.7,
+    });
+    layerCheck(
+      "Conv2DTranspose",
+      `k=${kh}x${kw} s=${stride} p=${padding} op=${outputPadding} d=${dilation} N=${N} C=${C}→${O} ${H}x${W}`,
+      layer,
+      randn(rng, [N, C, H, W]),
+    );
   }
   for (let i = 0; i < Math.max(2, n / 2); i++) {
     const shape = [int(rng, 1, 2), int(rng, 1, 3), int(rng, 1, 4), int(rng, 1, 4)];
     const size: [number, number] = [int(rng, 1, 3), int(rng, 1, 3)];
     const cfg = `size=${size.join("x")} ${shape.join("x")}`;
     layerCheck("UpSampling2D", `nearest ${cfg}`, new UpSampling2D({ size }), randn(rng, shape));
-    layerCheck("UpSampling2D", `bilinear ${cfg}`, new UpSampling2D({ size, interpolation: "bilinear" }), randn(rng, shape));
-    const pads: [[number, number], [number, number]] = [[int(rng, 0, 2), int(rng, 0, 2)], [int(rng, 0, 2), int(rng, 0, 2)]];
-    layerCheck("ZeroPadding2D", `${JSON.stringify(pads)} ${shape.join("x")}`, new ZeroPadding2D({ padding: pads }), randn(rng, shape));
+    layerCheck(
+      "UpSampling2D",
+      `bilinear ${cfg}`,
+      new UpSampling2D({ size, interpolation: "bilinear" }),
+      randn(rng, shape),
+    );
+    const pads: [[number, number], [number, number]] = [
+      [int(rng, 0, 2), int(rng, 0, 2)],
+      [int(rng, 0, 2), int(rng, 0, 2)],
+    ];
+    layerCheck(
+      "ZeroPadding2D",
+      `${JSON.stringify(pads)} ${shape.join("x")}`,
+      new ZeroPadding2D({ padding: pads }),
+      randn(rng, shape),
+    );
     layerCheck("GlobalMaxPool2D", shape.join("x"), new GlobalMaxPool2D(), distinct(rng, shape));
   }
   for (let i = 0; i < Math.max(2, n / 2); i++) {
@@ -393,8 +490,19 @@ function moreLayerChecks(
     const img = [int(rng, 1, 2), int(rng, 1, 3), int(rng, 1, 3), int(rng, 1, 3)];
     const axis = pick(rng, [1, 2, 3, -1, -2]);
     layerCheck("Softmax", `axis=${axis} ${img.join("x")}`, new Softmax({ axis }), randn(rng, img));
-    layerCheck("Reshape", `${img.join("x")} → (-1, ${img[3]})`, new Reshape({ targetShape: [-1, img[3]] }), randn(rng, img));
-    const dims = pick(rng, [[1, 2, 3], [2, 3, 1], [3, 1, 2], [3, 2, 1], [1, 3, 2]]);
+    layerCheck(
+      "Reshape",
+      `${img.join("x")} → (-1, ${img[3]})`,
+      new Reshape({ targetShape: [-1, img[3]] }),
+      randn(rng, img),
+    );
+    const dims = pick(rng, [
+      [1, 2, 3],
+      [2, 3, 1],
+      [3, 1, 2],
+      [3, 2, 1],
+      [1, 3, 2],
+    ]);
     layerCheck("Permute", `dims=${dims.join(",")} ${img.join("x")}`, new Permute({ dims }), randn(rng, img));
   }
   for (let i = 0; i < Math.max(2, n / 2); i++) {
@@ -402,8 +510,19 @@ function moreLayerChecks(
     const sample = [int(rng, 1, 3), int(rng, 1, 3), int(rng, 1, 3)];
     const k = int(rng, 2, 3);
     const same = Array.from({ length: k }, () => [N, ...sample]);
-    record("Add", `${k} inputs ${same[0].join("x")}`, gradcheck(new MergeCheck(new Add(), same), MergeCheck.input(rng, same), { seed: int(rng, 0, 1e6), tolerance }));
-    record("Multiply", `${k} inputs ${same[0].join("x")}`, gradcheck(new MergeCheck(new Multiply(), same), MergeCheck.input(rng, same), { seed: int(rng, 0, 1e6), tolerance }));
+    record(
+      "Add",
+      `${k} inputs ${same[0].join("x")}`,
+      gradcheck(new MergeCheck(new Add(), same), MergeCheck.input(rng, same), { seed: int(rng, 0, 1e6), tolerance }),
+    );
+    record(
+      "Multiply",
+      `${k} inputs ${same[0].join("x")}`,
+      gradcheck(new MergeCheck(new Multiply(), same), MergeCheck.input(rng, same), {
+        seed: int(rng, 0, 1e6),
+        tolerance,
+      }),
+    );
     const axis = pick(rng, [1, 2, 3, -1]);
     const a = axis < 0 ? 3 : axis;
     const parts = Array.from({ length: k }, () => {
@@ -411,7 +530,14 @@ function moreLayerChecks(
       s[a] = int(rng, 1, 3);
       return s;
     });
-    record("Concatenate", `axis=${axis} ${parts.map((p) => p.join("x")).join(" + ")}`, gradcheck(new MergeCheck(new Concatenate({ axis }), parts), MergeCheck.input(rng, parts), { seed: int(rng, 0, 1e6), tolerance }));
+    record(
+      "Concatenate",
+      `axis=${axis} ${parts.map((p) => p.join("x")).join(" + ")}`,
+      gradcheck(new MergeCheck(new Concatenate({ axis }), parts), MergeCheck.input(rng, parts), {
+        seed: int(rng, 0, 1e6),
+        tolerance,
+      }),
+    );
   }
   // A residual graph: a ResNet basic block (conv-BN-act-conv-BN + identity, act) whose input also feeds a
   // concatenated side branch, so one tensor has three readers and gradients must be summed (§5.7).
@@ -425,12 +551,17 @@ function moreLayerChecks(
     const f = new BatchNorm2D({}).apply(conv(C).apply(new SiLU().apply(new BatchNorm2D({}).apply(conv(C).apply(x)))));
     const block = new SiLU().apply(new Add().apply([x, f]));
     const side = new GELU().apply(new DepthwiseConv2D({ kernelSize: 3, padding: 1, rng }).apply(x));
-    const out = new Dense({ outFeatures: 3, rng }).apply(new GlobalAvgPool2D().apply(new Concatenate().apply([block, side])));
+    const out = new Dense({ outFeatures: 3, rng }).apply(
+      new GlobalAvgPool2D().apply(new Concatenate().apply([block, side])),
+    );
     const model = new Model({ inputs: x, outputs: out, seed: int(rng, 0, 1e6), dtype: "float64" });
     const training = i === 0;
     // h = 1e-3: every input reaches every output through batch norm, so a difference sums many terms and
     // its rounding (~ε·|L|/h) would reach 1e-6 of the smaller gradients at h = 1e-4; O(h⁴) stays ~1e-12.
-    record("ResidualGraph", `conv-bn-silu-conv-bn + identity, silu ‖ depthwise-gelu, concat, globalavg, dense N=${N} C=${C} ${training ? "train" : "eval"}`,
-      gradcheck(model, randn(rng, [N, C, 5, 5]), { seed: i, tolerance, training, eps: 1e-3 }));
+    record(
+      "ResidualGraph",
+      `conv-bn-silu-conv-bn + identity, silu ‖ depthwise-gelu, concat, globalavg, dense N=${N} C=${C} ${training ? "train" : "eval"}`,
+      gradcheck(model, randn(rng, [N, C, 5, 5]), { seed: i, tolerance, training, eps: 1e-3 }),
+    );
   }
 }

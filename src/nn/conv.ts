@@ -18,7 +18,13 @@ import { convGeometry, type ConvGeometry } from "../kernels/im2col.ts";
 import type { Conv2DContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
 import {
-  ShapeError, makeParam, nonNegativeInt, pair, positiveInt, type BackwardOptions, type LayerConfig,
+  ShapeError,
+  makeParam,
+  nonNegativeInt,
+  pair,
+  positiveInt,
+  type BackwardOptions,
+  type LayerConfig,
 } from "./layer.ts";
 import { WeightedLayer } from "./weighted.ts";
 
@@ -75,7 +81,9 @@ function checkPadding(v: unknown, layer: string): Conv2DPadding {
     const [ph, pw] = pair(layer, "padding", v as [number, number], nonNegativeInt);
     return [ph, pw];
   }
-  throw new RangeError(`${layer}: padding must be a non-negative integer, [ph, pw], "same" or "valid", got ${JSON.stringify(v)}`);
+  throw new RangeError(
+    `${layer}: padding must be a non-negative integer, [ph, pw], "same" or "valid", got ${JSON.stringify(v)}`,
+  );
 }
 
 /** A pair written back compactly for config(): n when both halves agree. */
@@ -109,21 +117,26 @@ export class Conv2D extends WeightedLayer {
     super();
     if (typeof opts !== "object" || opts === null) throw new TypeError(`${layer}: expected an options object`);
     this.channelsIn = opts.inChannels === undefined ? null : positiveInt(layer, "inChannels", opts.inChannels);
-    this.channelsOut = opts.outChannels === undefined && layer !== "Conv2D" ? null : positiveInt(layer, "outChannels", opts.outChannels);
+    this.channelsOut =
+      opts.outChannels === undefined && layer !== "Conv2D" ? null : positiveInt(layer, "outChannels", opts.outChannels);
     this.groupCount = positiveInt(layer, "groups", opts.groups ?? 1);
     this.kernelSize = pair(layer, "kernelSize", opts.kernelSize, positiveInt);
     this.stride = pair(layer, "stride", opts.stride ?? 1, positiveInt);
     this.dilation = pair(layer, "dilation", opts.dilation ?? 1, positiveInt);
     this.padding = checkPadding(opts.padding ?? "valid", layer);
-    if (opts.bias !== undefined && typeof opts.bias !== "boolean") throw new RangeError(`${layer}: bias must be true or false, got ${JSON.stringify(opts.bias)}`);
+    if (opts.bias !== undefined && typeof opts.bias !== "boolean")
+      throw new RangeError(`${layer}: bias must be true or false, got ${JSON.stringify(opts.bias)}`);
     this.useBias = opts.bias ?? true;
     this.init = checkInit(layer, opts.init ?? "he_normal");
     const dtype = opts.dtype ?? "float32";
-    if (dtype !== "float32" && dtype !== "float64") throw new RangeError(`${layer}: dtype must be "float32" or "float64", got ${JSON.stringify(dtype)}`);
+    if (dtype !== "float32" && dtype !== "float64")
+      throw new RangeError(`${layer}: dtype must be "float32" or "float64", got ${JSON.stringify(dtype)}`);
     this.dtype = dtype;
     this.rng = opts.rng ?? new RandomState(0);
     if (this.channelsOut !== null && this.channelsOut % this.groupCount !== 0) {
-      throw new RangeError(`${layer}: outChannels (${this.channelsOut}) must be a multiple of groups (${this.groupCount})`);
+      throw new RangeError(
+        `${layer}: outChannels (${this.channelsOut}) must be a multiple of groups (${this.groupCount})`,
+      );
     }
 
     const [kh, kw] = this.kernelSize;
@@ -131,7 +144,8 @@ export class Conv2D extends WeightedLayer {
     const [dh, dw] = this.dilation;
     const p = this.padding;
     if (p === "valid") this.fixedPadding = [0, 0, 0, 0];
-    else if (p === "same") this.fixedPadding = sh === 1 && sw === 1 ? [...samePadding(1, kh, 1, dh), ...samePadding(1, kw, 1, dw)] : null;
+    else if (p === "same")
+      this.fixedPadding = sh === 1 && sw === 1 ? [...samePadding(1, kh, 1, dh), ...samePadding(1, kw, 1, dw)] : null;
     else if (typeof p === "number") this.fixedPadding = [p, p, p, p];
     else this.fixedPadding = [p[0], p[0], p[1], p[1]];
     // (DepthwiseConv2D, whose outChannels follow from the input's, resolves in its own constructor)
@@ -158,14 +172,17 @@ export class Conv2D extends WeightedLayer {
   protected resolveChannels(C: number): void {
     if (this.weightParam !== null) {
       if (C !== this.channelsIn) {
-        throw new ShapeError(`${this.describe()}: expected input of shape (N, ${this.channelsIn}, H, W), got (N, ${C}, H, W)`);
+        throw new ShapeError(
+          `${this.describe()}: expected input of shape (N, ${this.channelsIn}, H, W), got (N, ${C}, H, W)`,
+        );
       }
       return;
     }
     this.configureChannels(C);
     const O = this.outChannels;
     const G = this.groupCount;
-    if (C % G !== 0) throw new ShapeError(`${this.describe()}: input channels (${C}) must be a multiple of groups (${G})`);
+    if (C % G !== 0)
+      throw new ShapeError(`${this.describe()}: input channels (${C}) must be a multiple of groups (${G})`);
     if (O % G !== 0) throw new ShapeError(`${this.describe()}: outChannels (${O}) must be a multiple of groups (${G})`);
     this.channelsIn = C;
     const [kh, kw] = this.kernelSize;
@@ -204,8 +221,14 @@ export class Conv2D extends WeightedLayer {
   outputShape(inputShape: readonly number[]): number[] {
     const [C, H, W] = inputShape;
     const known = this.channelsIn;
-    if (inputShape.length !== 3 || (known !== null && C !== known) || !inputShape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new ShapeError(`${this.describe()}: expected input samples of shape (${known ?? "C"}, H, W), got ${formatShape(inputShape)}`);
+    if (
+      inputShape.length !== 3 ||
+      (known !== null && C !== known) ||
+      !inputShape.every((d) => Number.isInteger(d) && d >= 0)
+    ) {
+      throw new ShapeError(
+        `${this.describe()}: expected input samples of shape (${known ?? "C"}, H, W), got ${formatShape(inputShape)}`,
+      );
     }
     this.resolveChannels(C);
     const g = this.checkedGeometry(1, H, W);
@@ -234,7 +257,10 @@ export class Conv2D extends WeightedLayer {
     this.resolveChannels(x.shape[1]);
     const [N, , H, W] = x.shape;
     const prev = this.geometry;
-    const g = prev !== null && prev.N === N && prev.H === H && prev.W === W ? prev : (this.geometry = this.checkedGeometry(N, H, W));
+    const g =
+      prev !== null && prev.N === N && prev.H === H && prev.W === W
+        ? prev
+        : (this.geometry = this.checkedGeometry(N, H, W));
     this.saved = kernels.conv2dForward(g, this.groupCount, x, this.weight.value, this.bias?.value ?? null, this.saved);
     return this.saved.y;
   }

@@ -9,7 +9,12 @@ import { kernels } from "../kernels/backend.ts";
 import type { DenseContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
 import {
-  ShapeError, makeParam, positiveInt, type BackwardOptions, type ForwardOptions, type LayerConfig,
+  ShapeError,
+  makeParam,
+  positiveInt,
+  type BackwardOptions,
+  type ForwardOptions,
+  type LayerConfig,
 } from "./layer.ts";
 import { WeightedLayer } from "./weighted.ts";
 
@@ -39,7 +44,8 @@ export class Dense extends WeightedLayer {
 
   constructor(opts: DenseOptions) {
     super();
-    if (typeof opts !== "object" || opts === null) throw new TypeError("Dense: expected an options object {outFeatures, inFeatures?, ...}");
+    if (typeof opts !== "object" || opts === null)
+      throw new TypeError("Dense: expected an options object {outFeatures, inFeatures?, ...}");
     this.features = opts.inFeatures === undefined ? null : positiveInt("Dense", "inFeatures", opts.inFeatures);
     this.outFeatures = positiveInt("Dense", "outFeatures", opts.outFeatures);
     this.useBias = opts.bias ?? true;
@@ -78,7 +84,9 @@ export class Dense extends WeightedLayer {
     const F = this.features;
     if (inputShape.length !== 1 || (F !== null && inputShape[0] !== F) || !(inputShape[0] >= 1)) {
       // The batch size is unknown here: print it as N (a NaN placeholder would print as "(NaN, 2704)").
-      throw new ShapeError(`${this.describe()}: expected input of shape (N, ${F ?? "F"}), got (N, ${inputShape.join(", ")})`);
+      throw new ShapeError(
+        `${this.describe()}: expected input of shape (N, ${F ?? "F"}), got (N, ${inputShape.join(", ")})`,
+      );
     }
     this.resolveFeatures(inputShape[0]);
     return [this.outFeatures];
@@ -100,6 +108,12 @@ export class Dense extends WeightedLayer {
   }
 
   config(): LayerConfig {
-    return { type: this.type, ...(this.features !== null ? { inFeatures: this.features } : {}), outFeatures: this.outFeatures, bias: this.useBias, init: this.init };
+    return {
+      type: this.type,
+      ...(this.features !== null ? { inFeatures: this.features } : {}),
+      outFeatures: this.outFeatures,
+      bias: this.useBias,
+      init: this.init,
+    };
   }
 }

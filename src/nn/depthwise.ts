@@ -14,11 +14,20 @@ import type { DType, NDArray } from "../nd/ndarray.ts";
 import type { RandomState } from "../nd/random.ts";
 import { Conv2D, type Conv2DOptions, type Conv2DPadding } from "./conv.ts";
 import type { InitName } from "./init.ts";
-import { Layer, positiveInt, type BackwardOptions, type ForwardOptions, type LayerConfig, type Param } from "./layer.ts";
+import {
+  Layer,
+  positiveInt,
+  type BackwardOptions,
+  type ForwardOptions,
+  type LayerConfig,
+  type Param,
+} from "./layer.ts";
 
 /** Conv2D's geometry and initialisation options; the channels are C in, C·M out, one group per channel. */
-export interface DepthwiseConv2DOptions
-  extends Pick<Conv2DOptions, "inChannels" | "kernelSize" | "stride" | "padding" | "dilation" | "bias" | "dtype" | "rng"> {
+export interface DepthwiseConv2DOptions extends Pick<
+  Conv2DOptions,
+  "inChannels" | "kernelSize" | "stride" | "padding" | "dilation" | "bias" | "dtype" | "rng"
+> {
   /** M output channels per input channel (default 1). */
   depthMultiplier?: number;
   /** Default he_normal with fanIn = kh·kw (one input channel per kernel). */
@@ -33,7 +42,10 @@ class DepthwiseKernel extends Conv2D {
     private readonly multiplier: number,
   ) {
     const { inChannels, depthMultiplier: _m, ...rest } = opts;
-    super({ ...rest, ...(inChannels !== undefined ? { inChannels } : {}), outChannels: undefined as unknown as number }, "DepthwiseConv2D");
+    super(
+      { ...rest, ...(inChannels !== undefined ? { inChannels } : {}), outChannels: undefined as unknown as number },
+      "DepthwiseConv2D",
+    );
     if (inChannels !== undefined) this.resolveChannels(inChannels);
   }
 
@@ -50,11 +62,13 @@ export class DepthwiseConv2D extends Layer {
 
   constructor(opts: DepthwiseConv2DOptions) {
     super();
-    if (typeof opts !== "object" || opts === null) throw new TypeError("DepthwiseConv2D: expected an options object {kernelSize, depthMultiplier?, ...}");
+    if (typeof opts !== "object" || opts === null)
+      throw new TypeError("DepthwiseConv2D: expected an options object {kernelSize, depthMultiplier?, ...}");
     if ((opts as { outChannels?: unknown }).outChannels !== undefined) {
       throw new RangeError("DepthwiseConv2D: outChannels is inChannels·depthMultiplier; give depthMultiplier instead");
     }
-    if ((opts as { groups?: unknown }).groups !== undefined) throw new RangeError("DepthwiseConv2D: groups is always inChannels; remove the option");
+    if ((opts as { groups?: unknown }).groups !== undefined)
+      throw new RangeError("DepthwiseConv2D: groups is always inChannels; remove the option");
     this.depthMultiplier = positiveInt("DepthwiseConv2D", "depthMultiplier", opts.depthMultiplier ?? 1);
     this.conv = new DepthwiseKernel(opts, this.depthMultiplier);
   }
@@ -141,7 +155,8 @@ export class SeparableConv2D extends Layer {
 
   constructor(opts: SeparableConv2DOptions) {
     super();
-    if (typeof opts !== "object" || opts === null) throw new TypeError("SeparableConv2D: expected an options object {outChannels, kernelSize, ...}");
+    if (typeof opts !== "object" || opts === null)
+      throw new TypeError("SeparableConv2D: expected an options object {outChannels, kernelSize, ...}");
     const out = positiveInt("SeparableConv2D", "outChannels", opts.outChannels);
     const M = positiveInt("SeparableConv2D", "depthMultiplier", opts.depthMultiplier ?? 1);
     const { outChannels: _o, bias, ...dw } = opts;
@@ -215,4 +230,3 @@ export class SeparableConv2D extends Layer {
     return { type: this.type, ...rest, outChannels: this.outChannels, bias: this.pointwise.useBias, init: this.init };
   }
 }
-

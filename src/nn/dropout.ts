@@ -39,7 +39,8 @@ export class Dropout extends Layer {
 
   constructor(opts: DropoutOptions) {
     super();
-    if (typeof opts !== "object" || opts === null) throw new TypeError("Dropout: expected an options object {rate, seed?}");
+    if (typeof opts !== "object" || opts === null)
+      throw new TypeError("Dropout: expected an options object {rate, seed?}");
     const { rate } = opts;
     if (typeof rate !== "number" || !(rate >= 0 && rate < 1)) {
       throw new RangeError(`Dropout: rate must be a number in [0, 1), got ${String(rate)}`);

@@ -15,7 +15,10 @@ export class Flatten extends Layer {
   private dx: NDArray | null = null;
 
   outputShape(inputShape: readonly number[]): number[] {
-    if (inputShape.length < 1) throw new ShapeError(`${this.describe()}: expected input of shape (N, ...) with at least one axis after the batch, got samples of shape ${formatShape(inputShape)}`);
+    if (inputShape.length < 1)
+      throw new ShapeError(
+        `${this.describe()}: expected input of shape (N, ...) with at least one axis after the batch, got samples of shape ${formatShape(inputShape)}`,
+      );
     return [shapeSize(inputShape)];
   }
 

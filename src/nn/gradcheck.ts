@@ -71,7 +71,13 @@ export function relError(a: number, n: number): number {
  * kink when D(h) and D(h/2) disagree far beyond the O(h²) a smooth function allows, and return the
  * max relative error against the analytic gradient grad[i].
  */
-export function compareRichardson(tensor: string, idx: readonly number[], grad: ArrayLike<number>, central: (i: number, step: number) => number, h: number): TensorCheck {
+export function compareRichardson(
+  tensor: string,
+  idx: readonly number[],
+  grad: ArrayLike<number>,
+  central: (i: number, step: number) => number,
+  h: number,
+): TensorCheck {
   let maxRel = 0;
   let skipped = 0;
   for (const i of idx) {
@@ -153,7 +159,7 @@ export function gradcheck(target: Differentiable, input: NDArray, options: Gradc
   const tensors: TensorCheck[] = [checkTensor("input", x.data, dx)];
   params.forEach((p, k) => tensors.push(checkTensor(p.name, p.value.data, analytic[k])));
   const maxRelError = Math.max(...tensors.map((t) => t.maxRelError));
-  const name = options.name ?? ((target as { type?: string }).type ?? "model");
+  const name = options.name ?? (target as { type?: string }).type ?? "model";
   return { name, maxRelError, ok: maxRelError <= tolerance && !tooKinky(tensors), tensors };
 }
 
@@ -178,7 +184,12 @@ export interface GradcheckLossOptions {
  * so a component much smaller than 1e-16·|L|/h·1e6 — e.g. p/N for a class with softmax p ≈ 1e-6 —
  * cannot be resolved to 1e-6 relative. Check at inputs of moderate spread.
  */
-export function gradcheckLoss(loss: Loss, pred: NDArray, target: Target, options: GradcheckLossOptions = {}): GradcheckResult {
+export function gradcheckLoss(
+  loss: Loss,
+  pred: NDArray,
+  target: Target,
+  options: GradcheckLossOptions = {},
+): GradcheckResult {
   const h = options.eps ?? 1e-4;
   const tolerance = options.tolerance ?? 1e-6;
   const x = pred.astype("float64");
@@ -202,5 +213,10 @@ export function gradcheckLoss(loss: Loss, pred: NDArray, target: Target, options
     idx = Array.from({ length: options.maxPerTensor }, (_, j) => Math.floor(j * every));
   }
   const check = compareRichardson("pred", idx, analytic, central, h);
-  return { name: loss.type, maxRelError: check.maxRelError, ok: check.maxRelError <= tolerance && !tooKinky([check]), tensors: [check] };
+  return {
+    name: loss.type,
+    maxRelError: check.maxRelError,
+    ok: check.maxRelError <= tolerance && !tooKinky([check]),
+    tensors: [check],
+  };
 }

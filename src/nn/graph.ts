@@ -19,15 +19,24 @@
 import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
 import {
-  Layer, ShapeError, SymbolicTensor, reuse, type BackwardOptions, type ForwardOptions, type GraphNode, type LayerConfig,
+  Layer,
+  ShapeError,
+  SymbolicTensor,
+  reuse,
+  type BackwardOptions,
+  type ForwardOptions,
+  type GraphNode,
+  type LayerConfig,
 } from "./layer.ts";
 import { Sequential, type SequentialConfig } from "./sequential.ts";
 
 /** A model input: the shape of one sample (batch axis excluded), e.g. [1, 28, 28]. */
 export function Input(shape: readonly number[], opts: { name?: string } = {}): SymbolicTensor {
   if (!Array.isArray(shape) || shape.length === 0 || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
-    throw new RangeError(`Input: shape must be a non-empty array of positive integers (one sample, no batch axis), ` +
-        `got ${JSON.stringify(shape)}`);
+    throw new RangeError(
+      `Input: shape must be a non-empty array of positive integers (one sample, no batch axis), ` +
+        `got ${JSON.stringify(shape)}`,
+    );
   }
   const name = opts.name ?? "input";
   if (typeof name !== "string" || name === "") throw new TypeError("Input: name must be a non-empty string");
@@ -61,8 +70,11 @@ function executionOrder(input: SymbolicTensor, output: SymbolicTensor): GraphNod
   const order: GraphNode[] = [];
   const done = new Set<GraphNode>();
   const checkInput = (t: SymbolicTensor) => {
-    if (t !== input) throw new RangeError(`Model: the output depends on Input '${t.name}' ${formatShape(t.shape)}, ` +
-        `which is not the model's input '${input.name}' (models have one input)`);
+    if (t !== input)
+      throw new RangeError(
+        `Model: the output depends on Input '${t.name}' ${formatShape(t.shape)}, ` +
+          `which is not the model's input '${input.name}' (models have one input)`,
+      );
   };
   if (output.node === null) {
     checkInput(output);
@@ -103,11 +115,19 @@ export class Model extends Sequential {
   private sums: (NDArray | null)[] = []; // reused buffers for the gradients of tensors read more than once
 
   constructor(opts: ModelOptions) {
-    if (typeof opts !== "object" || opts === null || !(opts.inputs instanceof SymbolicTensor) || !(opts.outputs instanceof SymbolicTensor)) {
+    if (
+      typeof opts !== "object" ||
+      opts === null ||
+      !(opts.inputs instanceof SymbolicTensor) ||
+      !(opts.outputs instanceof SymbolicTensor)
+    ) {
       throw new TypeError("Model: expected {inputs, outputs}: an Input and the tensor a layer's apply() returned");
     }
     const nodes = executionOrder(opts.inputs, opts.outputs);
-    super(nodes.map((n) => n.layer), { name: opts.name ?? "model" });
+    super(
+      nodes.map((n) => n.layer),
+      { name: opts.name ?? "model" },
+    );
     this.nodes = nodes;
     this.input = opts.inputs;
     this.output = opts.outputs;
@@ -115,8 +135,11 @@ export class Model extends Sequential {
     const seen = new Map<string, string>([[this.input.name, "the input"]]);
     for (const n of nodes) {
       const other = seen.get(n.name);
-      if (other !== undefined) throw new RangeError(`Model: two tensors are named '${n.name}' (${other} and a ` +
-          `${n.layer.type} node): give the nodes distinct names`);
+      if (other !== undefined)
+        throw new RangeError(
+          `Model: two tensors are named '${n.name}' (${other} and a ` +
+            `${n.layer.type} node): give the nodes distinct names`,
+        );
       seen.set(n.name, `a ${n.layer.type} node`);
     }
     this.inputIds = nodes.map((n) => n.inputs.map((t) => (t.node === null ? 0 : ids.get(t.node)!)));
@@ -137,8 +160,9 @@ export class Model extends Sequential {
       } catch (e) {
         if (!(e instanceof RangeError || e instanceof TypeError)) throw e;
         const given = n.inputs.map((t, j) => `'${t.name}' ${formatShape(ins[j])}`).join(", ");
-        throw new ShapeError(`${this.name}: node '${n.name}' (${n.layer.type}) applied to ${given}: ` +
-            e.message, { cause: e });
+        throw new ShapeError(`${this.name}: node '${n.name}' (${n.layer.type}) applied to ${given}: ` + e.message, {
+          cause: e,
+        });
       }
     });
     this.inputShape = inputShape.slice();
@@ -154,7 +178,10 @@ export class Model extends Sequential {
     const v = this.values;
     v[0] = x;
     this.nodes.forEach((n, k) => {
-      v[k + 1] = n.layer.forwardInputs(this.inputIds[k].map((id) => v[id]), opts);
+      v[k + 1] = n.layer.forwardInputs(
+        this.inputIds[k].map((id) => v[id]),
+        opts,
+      );
     });
     return v[this.nodes.length];
   }
@@ -171,8 +198,7 @@ export class Model extends Sequential {
     for (let k = K - 1; k >= 0; k--) {
       const g = grads[k + 1];
       const { layer } = this.nodes[k];
-      if (g === null) throw new Error(`${this.name}: node '${this.nodes[k].name}' received no ` +
-          `gradient`); // unreachable: every node leads to the output
+      if (g === null) throw new Error(`${this.name}: node '${this.nodes[k].name}' received no ` + `gradient`); // unreachable: every node leads to the output
       const ids = this.inputIds[k];
       const readsOnlyInput = ids.every((id) => id === 0);
       const dxs = layer.backwardInputs(g, readsOnlyInput ? opts : undefined);
@@ -209,10 +235,24 @@ export class Model extends Sequential {
     const rows: string[][] = [[`${this.input.name} (Input)`, `(None, ${inputShape.join(", ")})`, "0", ""]];
     this.nodes.forEach((n, k) => {
       const count = n.layer.params().reduce((s, p) => s + p.value.size, 0);
-      rows.push([`${n.name} (${n.layer.type})`, `(None, ${shapes[k].join(", ")})`, fmt(count), n.inputs.map((t) => t.name).join(", ")]);
+      rows.push([
+        `${n.name} (${n.layer.type})`,
+        `(None, ${shapes[k].join(", ")})`,
+        fmt(count),
+        n.inputs.map((t) => t.name).join(", "),
+      ]);
     });
-    const widths = [Math.max(29, ...rows.map((r) => r[0].length + 2)), Math.max(22, ...rows.map((r) => r[1].length + 2)), 12];
-    const line = (cells: string[]) => " " + cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c)).join("").trimEnd();
+    const widths = [
+      Math.max(29, ...rows.map((r) => r[0].length + 2)),
+      Math.max(22, ...rows.map((r) => r[1].length + 2)),
+      12,
+    ];
+    const line = (cells: string[]) =>
+      " " +
+      cells
+        .map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c))
+        .join("")
+        .trimEnd();
     const total = widths.reduce((a, b) => a + b, 1) + Math.max(12, ...rows.map((r) => r[3].length));
     return this.summaryFrame(line(["Layer (type)", "Output Shape", "Param #", "Connected to"]), rows.map(line), total);
   }
@@ -243,8 +283,10 @@ export function modelFromConfig(config: unknown, makeLayer: (config: LayerConfig
   if (typeof c !== "object" || c === null) throw new TypeError("model config: expected an object");
   if (!Array.isArray(c.layers)) throw new TypeError('model config: "layers" must be an array');
   if (!Array.isArray(c.nodes) || c.nodes.length !== c.layers.length) {
-    throw new TypeError(`model config: "nodes" must be an array with one entry per layer (${c.layers.length}), got ` +
-        (JSON.stringify(c.nodes)?.slice(0, 80)));
+    throw new TypeError(
+      `model config: "nodes" must be an array with one entry per layer (${c.layers.length}), got ` +
+        JSON.stringify(c.nodes)?.slice(0, 80),
+    );
   }
   if (!Array.isArray(c.inputShape)) throw new TypeError('model config: a graph Model needs "inputShape"');
   if (typeof c.inputName !== "string") throw new TypeError('model config: "inputName" must be a string');
@@ -255,14 +297,18 @@ export function modelFromConfig(config: unknown, makeLayer: (config: LayerConfig
   c.nodes.forEach((n, i) => {
     const where = `model.nodes[${i}]`;
     if (typeof n !== "object" || typeof n.name !== "string" || !Array.isArray(n.inputs) || n.inputs.length === 0) {
-      throw new TypeError(`${where}: expected {"name": string, "inputs": [tensor names]}, got ` +
-          (JSON.stringify(n)?.slice(0, 80)));
+      throw new TypeError(
+        `${where}: expected {"name": string, "inputs": [tensor names]}, got ` + JSON.stringify(n)?.slice(0, 80),
+      );
     }
     if (tensors.has(n.name)) throw new TypeError(`${where}: the name '${n.name}' is used twice`);
     const inputs = n.inputs.map((name, j) => {
       const t = typeof name === "string" ? tensors.get(name) : undefined;
-      if (!t) throw new TypeError(`${where}.inputs[${j}]: unknown tensor ${JSON.stringify(name)} (a node may read ` +
-          `the input or earlier nodes only)`);
+      if (!t)
+        throw new TypeError(
+          `${where}.inputs[${j}]: unknown tensor ${JSON.stringify(name)} (a node may read ` +
+            `the input or earlier nodes only)`,
+        );
       return t;
     });
     tensors.set(n.name, makeLayer(layers[i], `node '${n.name}'`).apply(inputs, n.name));
@@ -272,8 +318,10 @@ export function modelFromConfig(config: unknown, makeLayer: (config: LayerConfig
   const model = new Model({ inputs: input, outputs: output, name: typeof c.name === "string" ? c.name : "model" });
   const order = model.nodes.map((n) => n.name);
   if (order.length !== c.nodes.length || order.some((name, i) => name !== c.nodes![i].name)) {
-    throw new TypeError(`model config: "nodes" must list every node in execution order (${order.join(", ")}), got ` +
-        c.nodes.map((n) => n.name).join(", "));
+    throw new TypeError(
+      `model config: "nodes" must list every node in execution order (${order.join(", ")}), got ` +
+        c.nodes.map((n) => n.name).join(", "),
+    );
   }
   return model;
 }

@@ -104,7 +104,8 @@ export abstract class Layer {
 
   /** Output sample shape for the input sample shapes: one input, except merge layers (Add, Concatenate…). */
   inferShape(inputShapes: readonly (readonly number[])[]): number[] {
-    if (inputShapes.length !== 1) throw new ShapeError(`${this.describe()}: takes one input, got ${inputShapes.length}`);
+    if (inputShapes.length !== 1)
+      throw new ShapeError(`${this.describe()}: takes one input, got ${inputShapes.length}`);
     return this.outputShape(inputShapes[0]);
   }
 
@@ -125,12 +126,17 @@ export abstract class Layer {
   apply(inputs: SymbolicTensor | readonly SymbolicTensor[], name?: string): SymbolicTensor {
     const list: readonly SymbolicTensor[] = inputs instanceof SymbolicTensor ? [inputs] : inputs;
     const nodeName = name ?? uniqueNodeName(this.type);
-    if (typeof nodeName !== "string" || nodeName === "") throw new TypeError(`${this.type}.apply: the node name must be a non-empty string`);
+    if (typeof nodeName !== "string" || nodeName === "")
+      throw new TypeError(`${this.type}.apply: the node name must be a non-empty string`);
     if (!Array.isArray(list) || list.length === 0 || !list.every((t) => t instanceof SymbolicTensor)) {
-      throw new TypeError(`node '${nodeName}' (${this.type}): apply() takes a symbolic tensor (from Input or another layer's apply) or a list of them`);
+      throw new TypeError(
+        `node '${nodeName}' (${this.type}): apply() takes a symbolic tensor (from Input or another layer's apply) or a list of them`,
+      );
     }
     if (this.node !== null) {
-      throw new Error(`node '${nodeName}' (${this.type}): this layer is already applied in node '${this.node.name}'; a layer object is used once per graph (weight sharing is not supported): create another layer`);
+      throw new Error(
+        `node '${nodeName}' (${this.type}): this layer is already applied in node '${this.node.name}'; a layer object is used once per graph (weight sharing is not supported): create another layer`,
+      );
     }
     let shape: number[];
     try {
@@ -195,7 +201,9 @@ export abstract class Layer {
   protected expectGrad(dy: NDArray, y: NDArray | null): void {
     if (y === null) throw new Error(`${this.describe()}: backward called before forward`);
     if (dy.shape.length !== y.shape.length || dy.shape.some((d, i) => d !== y.shape[i])) {
-      throw new ShapeError(`${this.describe()}: backward expected dy of shape ${formatShape(y.shape)} (the output's), got ${formatShape(dy.shape)}`);
+      throw new ShapeError(
+        `${this.describe()}: backward expected dy of shape ${formatShape(y.shape)} (the output's), got ${formatShape(dy.shape)}`,
+      );
     }
   }
 }
@@ -226,11 +234,17 @@ export function nonNegativeInt(layer: string, name: string, v: unknown): number 
 }
 
 /** A pair option given as n or [h, w]. */
-export function pair(layer: string, name: string, v: number | readonly [number, number], check: (l: string, n: string, x: unknown) => number): [number, number] {
+export function pair(
+  layer: string,
+  name: string,
+  v: number | readonly [number, number],
+  check: (l: string, n: string, x: unknown) => number,
+): [number, number] {
   if (typeof v === "number") {
     const x = check(layer, name, v);
     return [x, x];
   }
-  if (!Array.isArray(v) || v.length !== 2) throw new RangeError(`${layer}: ${name} must be a number or [h, w], got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v) || v.length !== 2)
+    throw new RangeError(`${layer}: ${name} must be a number or [h, w], got ${JSON.stringify(v)}`);
   return [check(layer, `${name}[0]`, v[0]), check(layer, `${name}[1]`, v[1])];
 }

@@ -71,17 +71,25 @@ function elementTargets(where: string, pred: NDArray, target: Target, plainOk: b
   if (target instanceof NDArray) {
     if (target.ndim === pred.ndim && target.shape.every((d, i) => d === pred.shape[i])) return target.data;
     const batch = target.shape[0] !== pred.shape[0] ? "batch size mismatch: " : "";
-    throw new ShapeError(`${where}: ${batch}targets must have pred's shape: pred ${formatShape(pred.shape)}, targets ${formatShape(target.shape)}`);
+    throw new ShapeError(
+      `${where}: ${batch}targets must have pred's shape: pred ${formatShape(pred.shape)}, targets ${formatShape(target.shape)}`,
+    );
   }
   const perSample = pred.ndim === 1 || (pred.ndim === 2 && pred.shape[1] === 1);
   if (!plainOk) {
-    throw new TypeError(`${where}: targets must be an NDArray of pred's shape ${formatShape(pred.shape)}, got a plain array of length ${target.length}`);
+    throw new TypeError(
+      `${where}: targets must be an NDArray of pred's shape ${formatShape(pred.shape)}, got a plain array of length ${target.length}`,
+    );
   }
   if (!perSample) {
-    throw new ShapeError(`${where}: a plain-array target needs one value per sample (pred (N,) or (N, 1)); pred is ${formatShape(pred.shape)}: pass an NDArray of that shape`);
+    throw new ShapeError(
+      `${where}: a plain-array target needs one value per sample (pred (N,) or (N, 1)); pred is ${formatShape(pred.shape)}: pass an NDArray of that shape`,
+    );
   }
   if (target.length !== pred.shape[0]) {
-    throw new ShapeError(`${where}: batch size mismatch: pred ${formatShape(pred.shape)}, targets ${targetShape(target)}`);
+    throw new ShapeError(
+      `${where}: batch size mismatch: pred ${formatShape(pred.shape)}, targets ${targetShape(target)}`,
+    );
   }
   return target;
 }
@@ -106,7 +114,8 @@ export class MSE extends Loss {
   constructor(opts: MSEOptions = {}) {
     super();
     const r = opts.reduction ?? "mean";
-    if (r !== "half_sum" && r !== "mean") throw new RangeError(`MSE: reduction must be "half_sum" or "mean", got ${JSON.stringify(r)}`);
+    if (r !== "half_sum" && r !== "mean")
+      throw new RangeError(`MSE: reduction must be "half_sum" or "mean", got ${JSON.stringify(r)}`);
     this.reduction = r;
   }
 
@@ -148,36 +157,54 @@ export class MSE extends Loss {
 // ---------------------------------------------------------------------------------------------
 // Softmax cross-entropy
 
-
 /** Validated integer labels (length N, each in [0, K)) or null for a one-hot/probability target. */
-function labelsOrNull(where: string, target: Target, N: number, K: number, logitsShape: readonly number[]): ArrayLike<number> | null {
+function labelsOrNull(
+  where: string,
+  target: Target,
+  N: number,
+  K: number,
+  logitsShape: readonly number[],
+): ArrayLike<number> | null {
   let labels: ArrayLike<number>;
   if (target instanceof NDArray) {
     if (target.ndim === 2) {
-      if (target.shape[0] !== N) throw new ShapeError(`${where}: batch size mismatch: logits ${formatShape(logitsShape)}, targets ${formatShape(target.shape)}`);
+      if (target.shape[0] !== N)
+        throw new ShapeError(
+          `${where}: batch size mismatch: logits ${formatShape(logitsShape)}, targets ${formatShape(target.shape)}`,
+        );
       if (target.shape[1] !== K) {
-        throw new ShapeError(`${where}: one-hot/probability targets must have shape (${N}, ${K}) like the logits, got ${formatShape(target.shape)}`);
+        throw new ShapeError(
+          `${where}: one-hot/probability targets must have shape (${N}, ${K}) like the logits, got ${formatShape(target.shape)}`,
+        );
       }
       return null;
     }
     if (target.ndim !== 1) {
-      throw new ShapeError(`${where}: targets must be integer labels (N,) or one-hot rows (N, K); logits ${formatShape(logitsShape)}, targets ${formatShape(target.shape)}`);
+      throw new ShapeError(
+        `${where}: targets must be integer labels (N,) or one-hot rows (N, K); logits ${formatShape(logitsShape)}, targets ${formatShape(target.shape)}`,
+      );
     }
     labels = target.data;
   } else {
     labels = target;
   }
-  if (labels.length !== N) throw new ShapeError(`${where}: batch size mismatch: logits ${formatShape(logitsShape)}, targets ${targetShape(target)}`);
+  if (labels.length !== N)
+    throw new ShapeError(
+      `${where}: batch size mismatch: logits ${formatShape(logitsShape)}, targets ${targetShape(target)}`,
+    );
   for (let n = 0; n < N; n++) {
     const c = labels[n];
-    if (!Number.isInteger(c)) throw new RangeError(`${where}: label of sample ${n} is ${c}, not an integer class index`);
-    if (c < 0 || c >= K) throw new RangeError(`${where}: label of sample ${n} is ${c}, outside [0, ${K}) for ${K} classes`);
+    if (!Number.isInteger(c))
+      throw new RangeError(`${where}: label of sample ${n} is ${c}, not an integer class index`);
+    if (c < 0 || c >= K)
+      throw new RangeError(`${where}: label of sample ${n} is ${c}, outside [0, ${K}) for ${K} classes`);
   }
   return labels;
 }
 
 function expectLogits(where: string, pred: NDArray): [number, number] {
-  if (pred.ndim !== 2 || pred.shape[1] < 1) throw new ShapeError(`${where}: expected logits of shape (N, K), got ${formatShape(pred.shape)}`);
+  if (pred.ndim !== 2 || pred.shape[1] < 1)
+    throw new ShapeError(`${where}: expected logits of shape (N, K), got ${formatShape(pred.shape)}`);
   return [pred.shape[0], pred.shape[1]];
 }
 
@@ -311,7 +338,9 @@ export class SoftmaxCrossEntropy extends Loss {
     const c = this.classWeights;
     if (c !== null && c.length !== K) {
       const logits = formatShape([N, K]);
-      throw new ShapeError(`${this.type}: classWeights has ${c.length} entries but the logits ${logits} have ${K} classes`);
+      throw new ShapeError(
+        `${this.type}: classWeights has ${c.length} entries but the logits ${logits} have ${K} classes`,
+      );
     }
     const eps = this.labelSmoothing;
     const lse = this.lse!;
@@ -441,12 +470,14 @@ export class BinaryCrossEntropy extends Loss {
   constructor(opts: BinaryCrossEntropyOptions = {}) {
     super();
     const f = opts.fromLogits ?? false;
-    if (typeof f !== "boolean") throw new TypeError(`BinaryCrossEntropy: fromLogits must be a boolean, got ${String(f)}`);
+    if (typeof f !== "boolean")
+      throw new TypeError(`BinaryCrossEntropy: fromLogits must be a boolean, got ${String(f)}`);
     this.fromLogits = f;
   }
 
   forward(pred: NDArray, target: Target): number {
-    if (pred.ndim < 1) throw new ShapeError(`${this.type}: pred needs a batch axis, got shape ${formatShape(pred.shape)}`);
+    if (pred.ndim < 1)
+      throw new ShapeError(`${this.type}: pred needs a batch axis, got shape ${formatShape(pred.shape)}`);
     const tgt = elementTargets(this.type, pred, target, true);
     const M = pred.size;
     const x = pred.data;
@@ -455,7 +486,8 @@ export class BinaryCrossEntropy extends Loss {
     let total = 0;
     for (let i = 0; i < M; i++) {
       const ti = tgt[i];
-      if (!(ti >= 0 && ti <= 1)) throw new RangeError(`${this.type}: targets must lie in [0, 1]; element ${i} is ${ti}`);
+      if (!(ti >= 0 && ti <= 1))
+        throw new RangeError(`${this.type}: targets must lie in [0, 1]; element ${i} is ${ti}`);
       t[i] = ti;
     }
     if (this.fromLogits) {
@@ -527,6 +559,8 @@ export function lossFromConfig(config: LossConfig): Loss {
     case "BinaryCrossEntropy":
       return new BinaryCrossEntropy({ fromLogits: config.fromLogits as boolean | undefined });
     default:
-      throw new RangeError(`unknown loss type ${JSON.stringify(config.type)} (expected MSE, SoftmaxCrossEntropy or BinaryCrossEntropy)`);
+      throw new RangeError(
+        `unknown loss type ${JSON.stringify(config.type)} (expected MSE, SoftmaxCrossEntropy or BinaryCrossEntropy)`,
+      );
   }
 }

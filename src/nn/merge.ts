@@ -24,14 +24,16 @@ export abstract class MergeLayer extends Layer {
   abstract override backwardInputs(dy: NDArray): NDArray[];
 
   override inferShape(inputShapes: readonly (readonly number[])[]): number[] {
-    if (inputShapes.length < 2) throw new ShapeError(`${this.describe()}: takes two or more inputs, got ` +
-        `${inputShapes.length}`);
+    if (inputShapes.length < 2)
+      throw new ShapeError(`${this.describe()}: takes two or more inputs, got ` + `${inputShapes.length}`);
     return this.mergedShape(inputShapes);
   }
 
   private oneInput(shape: readonly number[]): never {
-    throw new ShapeError(`${this.describe()}: takes two or more inputs; apply it to a list of tensors in a ` +
-        `functional Model (one input of shape ${formatShape(shape)} given)`);
+    throw new ShapeError(
+      `${this.describe()}: takes two or more inputs; apply it to a list of tensors in a ` +
+        `functional Model (one input of shape ${formatShape(shape)} given)`,
+    );
   }
 
   outputShape(inputShape: readonly number[]): number[] {
@@ -51,8 +53,11 @@ export abstract class MergeLayer extends Layer {
     if (xs.length < 2) throw new ShapeError(`${this.describe()}: takes two or more inputs, got ${xs.length}`);
     const N = xs[0].shape[0];
     xs.forEach((x, k) => {
-      if (x.ndim < 1 || x.shape[0] !== N) throw new ShapeError(`${this.describe()}: input ${k} has shape ` +
-          `${formatShape(x.shape)}, but input 0 has ${formatShape(xs[0].shape)} (batch sizes differ)`);
+      if (x.ndim < 1 || x.shape[0] !== N)
+        throw new ShapeError(
+          `${this.describe()}: input ${k} has shape ` +
+            `${formatShape(x.shape)}, but input 0 has ${formatShape(xs[0].shape)} (batch sizes differ)`,
+        );
     });
     this.mergedShape(xs.map((x) => x.shape.slice(1)));
   }
@@ -69,8 +74,10 @@ function sameShapes(layer: Layer, shapes: readonly (readonly number[])[]): numbe
   const first = shapes[0];
   shapes.forEach((s, k) => {
     if (s.length !== first.length || s.some((d, i) => d !== first[i])) {
-      throw new ShapeError(`${layer.describe()}: input ${k} has shape ${formatShape(s)} but input 0 has ` +
-          `${formatShape(first)}; ${layer.type} needs equal shapes`);
+      throw new ShapeError(
+        `${layer.describe()}: input ${k} has shape ${formatShape(s)} but input 0 has ` +
+          `${formatShape(first)}; ${layer.type} needs equal shapes`,
+      );
     }
   });
   return first.slice();
@@ -161,17 +168,20 @@ export class Concatenate extends MergeLayer {
   constructor(opts: ConcatenateOptions = {}) {
     super();
     const axis = opts.axis ?? 1;
-    if (typeof axis !== "number" || !Number.isInteger(axis)) throw new RangeError(`Concatenate: axis must be an ` +
-        `integer, got ${String(axis)}`);
-    if (axis === 0) throw new RangeError("Concatenate: axis 0 is the batch axis (use 1 for channels/features, -1 for the last axis)");
+    if (typeof axis !== "number" || !Number.isInteger(axis))
+      throw new RangeError(`Concatenate: axis must be an ` + `integer, got ${String(axis)}`);
+    if (axis === 0)
+      throw new RangeError("Concatenate: axis 0 is the batch axis (use 1 for channels/features, -1 for the last axis)");
     this.axis = axis;
   }
 
   /** The axis as an index into the sample shape (rank r). */
   private sampleAxis(rank: number, shape: readonly number[]): number {
     const a = this.axis < 0 ? this.axis + rank + 1 : this.axis;
-    if (a < 1 || a > rank) throw new ShapeError(`${this.describe()}: axis ${this.axis} is out of range for samples ` +
-        `of shape ${formatShape(shape)}`);
+    if (a < 1 || a > rank)
+      throw new ShapeError(
+        `${this.describe()}: axis ${this.axis} is out of range for samples ` + `of shape ${formatShape(shape)}`,
+      );
     return a - 1;
   }
 
@@ -181,8 +191,10 @@ export class Concatenate extends MergeLayer {
     let total = 0;
     shapes.forEach((s, k) => {
       if (s.length !== first.length || s.some((d, i) => i !== a && d !== first[i])) {
-        throw new ShapeError(`${this.describe()}: input ${k} has shape ${formatShape(s)} but input 0 has ` +
-            `${formatShape(first)}; they may differ only along axis ${this.axis}`);
+        throw new ShapeError(
+          `${this.describe()}: input ${k} has shape ${formatShape(s)} but input 0 has ` +
+            `${formatShape(first)}; they may differ only along axis ${this.axis}`,
+        );
       }
       total += s[a];
     });

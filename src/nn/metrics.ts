@@ -129,7 +129,11 @@ export function classificationReport(confusion: readonly (readonly number[])[]):
   }
   const average = (weight: (m: ClassMetrics) => number): AveragedMetrics => {
     const sum = perClass.reduce((s, m) => s + weight(m), 0);
-    const mean = (f: (m: ClassMetrics) => number) => ratio(perClass.reduce((s, m) => s + weight(m) * f(m), 0), sum);
+    const mean = (f: (m: ClassMetrics) => number) =>
+      ratio(
+        perClass.reduce((s, m) => s + weight(m) * f(m), 0),
+        sum,
+      );
     return { precision: mean((m) => m.precision), recall: mean((m) => m.recall), f1: mean((m) => m.f1) };
   };
   return {

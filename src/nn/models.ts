@@ -45,7 +45,9 @@ export const DIGIT_INPUT_SHAPE: readonly number[] = [1, 28, 28];
 
 /** conv (no bias: the batch norm after it subtracts any) → BN, optionally → ReLU. */
 function convBn(x: SymbolicTensor, out: number, kernelSize: number, stride: number, relu: boolean): SymbolicTensor {
-  const y = new BatchNorm2D({}).apply(new Conv2D({ outChannels: out, kernelSize, stride, padding: "same", bias: false }).apply(x));
+  const y = new BatchNorm2D({}).apply(
+    new Conv2D({ outChannels: out, kernelSize, stride, padding: "same", bias: false }).apply(x),
+  );
   return relu ? new ReLU().apply(y) : y;
 }
 
@@ -82,7 +84,7 @@ function separableBlock(out: number, stride: number): Layer[] {
 const graphBuilders: Partial<Record<ModelName, (seed: number) => Model>> = { "resnet-mini": resnetMini };
 
 const builders: Record<ModelName, () => Layer[]> = {
-  lenet5: () => [
+  "lenet5": () => [
     new Conv2D({ inChannels: 1, outChannels: 6, kernelSize: 5, padding: "same" }),
     new ReLU(),
     new MaxPool2D({ kernelSize: 2 }),
@@ -106,7 +108,7 @@ const builders: Record<ModelName, () => Layer[]> = {
     new Flatten(),
     new Dense({ inFeatures: 16 * 7 * 7, outFeatures: 10 }),
   ],
-  mlp: () => [
+  "mlp": () => [
     new Flatten(),
     new Dense({ inFeatures: 28 * 28, outFeatures: 128, init: "he_normal" }),
     new ReLU(),

@@ -24,14 +24,14 @@ interface NormOptions {
 }
 
 function checkEps(layer: string, eps: unknown): number {
-  if (typeof eps !== "number" || !(eps > 0) || !Number.isFinite(eps)) throw new RangeError(`${layer}: eps must be a ` +
-      `positive number, got ${String(eps)}`);
+  if (typeof eps !== "number" || !(eps > 0) || !Number.isFinite(eps))
+    throw new RangeError(`${layer}: eps must be a ` + `positive number, got ${String(eps)}`);
   return eps;
 }
 
 function checkAffine(layer: string, affine: unknown): boolean {
-  if (typeof affine !== "boolean") throw new TypeError(`${layer}: affine must be a boolean, got ` +
-      JSON.stringify(affine));
+  if (typeof affine !== "boolean")
+    throw new TypeError(`${layer}: affine must be a boolean, got ` + JSON.stringify(affine));
   return affine;
 }
 
@@ -178,15 +178,19 @@ export class LayerNorm extends RowNorm {
     super("LayerNorm", opts);
     if (opts.normalizedShape !== undefined) {
       if (!Array.isArray(opts.normalizedShape) || opts.normalizedShape.length === 0) {
-        throw new RangeError(`LayerNorm: normalizedShape must be a non-empty array of positive integers, got ` +
-            JSON.stringify(opts.normalizedShape));
+        throw new RangeError(
+          `LayerNorm: normalizedShape must be a non-empty array of positive integers, got ` +
+            JSON.stringify(opts.normalizedShape),
+        );
       }
       this.shape = opts.normalizedShape.map((d, i) => positiveInt("LayerNorm", `normalizedShape[${i}]`, d));
     } else this.shape = null;
     this.axes = positiveInt("LayerNorm", "axes", opts.axes ?? this.shape?.length ?? 1);
     if (this.shape && this.shape.length !== this.axes) {
-      throw new RangeError(`LayerNorm: normalizedShape ${formatShape(this.shape)} has ${this.shape.length} axes but ` +
-          `axes is ${this.axes}`);
+      throw new RangeError(
+        `LayerNorm: normalizedShape ${formatShape(this.shape)} has ${this.shape.length} axes but ` +
+          `axes is ${this.axes}`,
+      );
     }
     if (this.shape) this.makeAffine(this.shape);
   }
@@ -204,16 +208,20 @@ export class LayerNorm extends RowNorm {
 
   private resolve(sampleShape: readonly number[]): void {
     if (sampleShape.length < this.axes) {
-      throw new ShapeError(`${this.describe()}: normalises the last ${this.axes} axes, but the samples have shape ` +
-          formatShape(sampleShape));
+      throw new ShapeError(
+        `${this.describe()}: normalises the last ${this.axes} axes, but the samples have shape ` +
+          formatShape(sampleShape),
+      );
     }
     const tail = sampleShape.slice(sampleShape.length - this.axes);
     if (this.shape === null) {
       this.shape = tail;
       this.makeAffine(tail);
     } else if (tail.some((d, i) => d !== this.shape![i])) {
-      throw new ShapeError(`${this.describe()}: expected samples ending in ${formatShape(this.shape)} ` +
-          `(normalizedShape), got samples of shape ${formatShape(sampleShape)}`);
+      throw new ShapeError(
+        `${this.describe()}: expected samples ending in ${formatShape(this.shape)} ` +
+          `(normalizedShape), got samples of shape ${formatShape(sampleShape)}`,
+      );
     }
   }
 
@@ -230,7 +238,13 @@ export class LayerNorm extends RowNorm {
   }
 
   config(): LayerConfig {
-    return { type: this.type, axes: this.axes, ...(this.shape ? { normalizedShape: this.shape.slice() } : {}), eps: this.eps, affine: this.affine };
+    return {
+      type: this.type,
+      axes: this.axes,
+      ...(this.shape ? { normalizedShape: this.shape.slice() } : {}),
+      eps: this.eps,
+      affine: this.affine,
+    };
   }
 }
 
@@ -247,7 +261,8 @@ export class GroupNorm extends RowNorm {
   private channels: number | null;
 
   constructor(opts: GroupNormOptions) {
-    if (typeof opts !== "object" || opts === null) throw new TypeError("GroupNorm: expected an options object {groups, numChannels?, eps?, affine?}");
+    if (typeof opts !== "object" || opts === null)
+      throw new TypeError("GroupNorm: expected an options object {groups, numChannels?, eps?, affine?}");
     super("GroupNorm", opts);
     this.groups = positiveInt("GroupNorm", "groups", opts.groups);
     this.channels = opts.numChannels === undefined ? null : positiveInt("GroupNorm", "numChannels", opts.numChannels);
@@ -272,15 +287,20 @@ export class GroupNorm extends RowNorm {
     if (this.channels !== null && C !== this.channels) {
       throw new ShapeError(`${this.describe()}: expected ${this.channels} channels (numChannels), got ${C}`);
     }
-    if (C % this.groups !== 0) throw new ShapeError(`${this.describe()}: the ${C} channels cannot be split into ` +
-        `${this.groups} groups (groups must divide the channel count)`);
+    if (C % this.groups !== 0)
+      throw new ShapeError(
+        `${this.describe()}: the ${C} channels cannot be split into ` +
+          `${this.groups} groups (groups must divide the channel count)`,
+      );
     this.channels = C;
     this.makeAffine([C]);
   }
 
   outputShape(inputShape: readonly number[]): number[] {
-    if (inputShape.length < 1) throw new ShapeError(`${this.describe()}: expected input of shape (N, C, ...), got ` +
-        `samples of shape ${formatShape(inputShape)}`);
+    if (inputShape.length < 1)
+      throw new ShapeError(
+        `${this.describe()}: expected input of shape (N, C, ...), got ` + `samples of shape ${formatShape(inputShape)}`,
+      );
     this.resolve(inputShape[0]);
     return inputShape.slice();
   }
@@ -297,6 +317,12 @@ export class GroupNorm extends RowNorm {
   }
 
   config(): LayerConfig {
-    return { type: this.type, groups: this.groups, ...(this.channels !== null ? { numChannels: this.channels } : {}), eps: this.eps, affine: this.affine };
+    return {
+      type: this.type,
+      groups: this.groups,
+      ...(this.channels !== null ? { numChannels: this.channels } : {}),
+      eps: this.eps,
+      affine: this.affine,
+    };
   }
 }

@@ -26,7 +26,8 @@ export interface OptimizerState {
 // --- option validation (thrown at construction, naming the optimizer and the option) ---
 
 function finiteNumber(where: string, name: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new RangeError(`${where}: ${name} must be a finite number, got ${String(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v))
+    throw new RangeError(`${where}: ${name} must be a finite number, got ${String(v)}`);
   return v;
 }
 function positive(where: string, name: string, v: unknown): number {
@@ -77,7 +78,9 @@ export abstract class Optimizer {
       const p = params[i];
       if (!p.trainable) continue;
       if (p.grad.size !== p.value.size) {
-        throw new RangeError(`${this.type}: param ${i} (${p.name}) has ${p.value.size} values but ${p.grad.size} gradients`);
+        throw new RangeError(
+          `${this.type}: param ${i} (${p.name}) has ${p.value.size} values but ${p.grad.size} gradients`,
+        );
       }
       this.update(p.value.data, p.grad.data, i, p.name);
     }
@@ -92,7 +95,9 @@ export abstract class Optimizer {
     let s = list[index] ?? null;
     if (s === null) return null;
     if (s.length !== w.length) {
-      throw new RangeError(`${this.type}: state '${name}' of param ${index} has ${s.length} values but param ${index} (${paramName}) has ${w.length}: pass step() the same params, in the same order, as before`);
+      throw new RangeError(
+        `${this.type}: state '${name}' of param ${index} has ${s.length} values but param ${index} (${paramName}) has ${w.length}: pass step() the same params, in the same order, as before`,
+      );
     }
     if (dtypeOf(s) !== dtypeOf(w)) {
       s = convert(s, dtypeOf(w)); // after setDtype or loadStateDict: exact when values came from that dtype
@@ -125,15 +130,22 @@ export abstract class Optimizer {
   /** Restore a stateDict(). Slots come back as float64 and take the param's dtype at the next step. */
   loadStateDict(state: OptimizerState): void {
     if (state.type !== this.type) throw new TypeError(`${this.type}.loadStateDict: state was saved by ${state.type}`);
-    if (!Number.isInteger(state.step) || state.step < 0) throw new RangeError(`${this.type}.loadStateDict: step must be a non-negative integer, got ${state.step}`);
+    if (!Number.isInteger(state.step) || state.step < 0)
+      throw new RangeError(`${this.type}.loadStateDict: step must be a non-negative integer, got ${state.step}`);
     for (const name of Object.keys(state.slots)) {
-      if (!this.slotNames.includes(name)) throw new RangeError(`${this.type}.loadStateDict: unknown state slot '${name}' (expected ${this.slotNames.join(", ") || "none"})`);
+      if (!this.slotNames.includes(name))
+        throw new RangeError(
+          `${this.type}.loadStateDict: unknown state slot '${name}' (expected ${this.slotNames.join(", ") || "none"})`,
+        );
     }
     this.lr = state.lr;
     this.stepCount = state.step;
     for (const name of this.slotNames) {
       const saved = state.slots[name] ?? [];
-      this.slots.set(name, saved.map((a) => (a.length > 0 ? Float64Array.from(a) : null)));
+      this.slots.set(
+        name,
+        saved.map((a) => (a.length > 0 ? Float64Array.from(a) : null)),
+      );
     }
   }
 }
@@ -179,9 +191,12 @@ export class SGD extends Optimizer {
     this.nesterov = opts.nesterov ?? false;
     this.weightDecay = nonNegative("SGD", "weightDecay", opts.weightDecay ?? 0);
     this.dampening = finiteNumber("SGD", "dampening", opts.dampening ?? 0);
-    if (this.dampening < 0 || this.dampening > 1) throw new RangeError(`SGD: dampening must be in [0, 1], got ${this.dampening}`);
+    if (this.dampening < 0 || this.dampening > 1)
+      throw new RangeError(`SGD: dampening must be in [0, 1], got ${this.dampening}`);
     if (this.nesterov && (this.momentum === 0 || this.dampening !== 0)) {
-      throw new RangeError(`SGD: nesterov needs momentum > 0 and dampening = 0 (got momentum ${this.momentum}, dampening ${this.dampening})`);
+      throw new RangeError(
+        `SGD: nesterov needs momentum > 0 and dampening = 0 (got momentum ${this.momentum}, dampening ${this.dampening})`,
+      );
     }
   }
 
@@ -207,7 +222,14 @@ export class SGD extends Optimizer {
   }
 
   config(): OptimizerConfig {
-    return { type: this.type, lr: this.lr, momentum: this.momentum, nesterov: this.nesterov, weightDecay: this.weightDecay, dampening: this.dampening };
+    return {
+      type: this.type,
+      lr: this.lr,
+      momentum: this.momentum,
+      nesterov: this.nesterov,
+      weightDecay: this.weightDecay,
+      dampening: this.dampening,
+    };
   }
 }
 
@@ -268,7 +290,14 @@ export class Adam extends Optimizer {
   }
 
   config(): OptimizerConfig {
-    return { type: this.type, lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay };
+    return {
+      type: this.type,
+      lr: this.lr,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+    };
   }
 }
 
@@ -342,7 +371,14 @@ export class RMSProp extends Optimizer {
   }
 
   config(): OptimizerConfig {
-    return { type: this.type, lr: this.lr, alpha: this.alpha, eps: this.eps, momentum: this.momentum, weightDecay: this.weightDecay };
+    return {
+      type: this.type,
+      lr: this.lr,
+      alpha: this.alpha,
+      eps: this.eps,
+      momentum: this.momentum,
+      weightDecay: this.weightDecay,
+    };
   }
 }
 
@@ -354,14 +390,40 @@ export function optimizerFromConfig(config: OptimizerConfig): Optimizer {
   const num = (k: string): number | undefined => c[k] as number | undefined;
   switch (config.type) {
     case "SGD":
-      return new SGD({ lr: num("lr")!, momentum: num("momentum"), nesterov: c.nesterov as boolean | undefined, weightDecay: num("weightDecay"), dampening: num("dampening") });
+      return new SGD({
+        lr: num("lr")!,
+        momentum: num("momentum"),
+        nesterov: c.nesterov as boolean | undefined,
+        weightDecay: num("weightDecay"),
+        dampening: num("dampening"),
+      });
     case "Adam":
-      return new Adam({ lr: num("lr"), beta1: num("beta1"), beta2: num("beta2"), eps: num("eps"), weightDecay: num("weightDecay") });
+      return new Adam({
+        lr: num("lr"),
+        beta1: num("beta1"),
+        beta2: num("beta2"),
+        eps: num("eps"),
+        weightDecay: num("weightDecay"),
+      });
     case "AdamW":
-      return new AdamW({ lr: num("lr"), beta1: num("beta1"), beta2: num("beta2"), eps: num("eps"), weightDecay: num("weightDecay") });
+      return new AdamW({
+        lr: num("lr"),
+        beta1: num("beta1"),
+        beta2: num("beta2"),
+        eps: num("eps"),
+        weightDecay: num("weightDecay"),
+      });
     case "RMSProp":
-      return new RMSProp({ lr: num("lr"), alpha: num("alpha"), eps: num("eps"), momentum: num("momentum"), weightDecay: num("weightDecay") });
+      return new RMSProp({
+        lr: num("lr"),
+        alpha: num("alpha"),
+        eps: num("eps"),
+        momentum: num("momentum"),
+        weightDecay: num("weightDecay"),
+      });
     default:
-      throw new RangeError(`unknown optimizer type ${JSON.stringify(config.type)} (expected SGD, Adam, AdamW or RMSProp)`);
+      throw new RangeError(
+        `unknown optimizer type ${JSON.stringify(config.type)} (expected SGD, Adam, AdamW or RMSProp)`,
+      );
   }
 }

@@ -17,7 +17,14 @@ import { formatShape, type NDArray } from "../nd/ndarray.ts";
 import { kernels } from "../kernels/backend.ts";
 import type { Pool2DContext, PoolGeometry } from "../kernels/kernels.ts";
 import {
-  Layer, ShapeError, nonNegativeInt, pair, positiveInt, reuse, type BackwardOptions, type LayerConfig,
+  Layer,
+  ShapeError,
+  nonNegativeInt,
+  pair,
+  positiveInt,
+  reuse,
+  type BackwardOptions,
+  type LayerConfig,
 } from "./layer.ts";
 
 export interface Pool2DOptions {
@@ -48,15 +55,21 @@ abstract class Pool2D extends Layer {
 
   constructor(layer: string, opts: Pool2DOptions) {
     super();
-    if (typeof opts !== "object" || opts === null) throw new TypeError(`${layer}: expected an options object {kernelSize, stride?, padding?}`);
+    if (typeof opts !== "object" || opts === null)
+      throw new TypeError(`${layer}: expected an options object {kernelSize, stride?, padding?}`);
     this.kernelSize = pair(layer, "kernelSize", opts.kernelSize, positiveInt);
-    this.stride = opts.stride === undefined ? [this.kernelSize[0], this.kernelSize[1]] : pair(layer, "stride", opts.stride, positiveInt);
+    this.stride =
+      opts.stride === undefined
+        ? [this.kernelSize[0], this.kernelSize[1]]
+        : pair(layer, "stride", opts.stride, positiveInt);
     this.padding = pair(layer, "padding", opts.padding ?? 0, nonNegativeInt);
     for (let a = 0; a < 2; a++) {
       const k = this.kernelSize[a];
       const p = this.padding[a];
       if (p > Math.floor(k / 2)) {
-        throw new RangeError(`${layer}: padding must be at most half the kernel size (⌊${k}/2⌋ = ${Math.floor(k / 2)}) on the ${a === 0 ? "height" : "width"} axis, got padding ${p}`);
+        throw new RangeError(
+          `${layer}: padding must be at most half the kernel size (⌊${k}/2⌋ = ${Math.floor(k / 2)}) on the ${a === 0 ? "height" : "width"} axis, got padding ${p}`,
+        );
       }
     }
   }
@@ -64,7 +77,9 @@ abstract class Pool2D extends Layer {
   /** (C, H, W) → (C, H_out, W_out); ShapeError if the input is not an image or smaller than the kernel. */
   outputShape(inputShape: readonly number[]): number[] {
     if (inputShape.length !== 3) {
-      throw new ShapeError(`${this.describe()}: expected input of shape (N, C, H, W), got samples of shape ${formatShape(inputShape)}`);
+      throw new ShapeError(
+        `${this.describe()}: expected input of shape (N, C, H, W), got samples of shape ${formatShape(inputShape)}`,
+      );
     }
     const [C, H, W] = inputShape;
     const [kh, kw] = this.kernelSize;
@@ -88,7 +103,11 @@ abstract class Pool2D extends Layer {
     return { N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW };
   }
 
-  protected poolConfig(): { kernelSize: number | [number, number]; stride: number | [number, number]; padding: number | [number, number] } {
+  protected poolConfig(): {
+    kernelSize: number | [number, number];
+    stride: number | [number, number];
+    padding: number | [number, number];
+  } {
     return { kernelSize: compact(this.kernelSize), stride: compact(this.stride), padding: compact(this.padding) };
   }
 }
@@ -132,7 +151,8 @@ export class AvgPool2D extends Pool2D {
   constructor(opts: AvgPool2DOptions) {
     super("AvgPool2D", opts);
     const c = opts.countIncludePad ?? true;
-    if (typeof c !== "boolean") throw new TypeError(`AvgPool2D: countIncludePad must be a boolean, got ${JSON.stringify(c)}`);
+    if (typeof c !== "boolean")
+      throw new TypeError(`AvgPool2D: countIncludePad must be a boolean, got ${JSON.stringify(c)}`);
     this.countIncludePad = c;
   }
 
@@ -161,7 +181,9 @@ export class GlobalAvgPool2D extends Layer {
 
   outputShape(inputShape: readonly number[]): number[] {
     if (inputShape.length !== 3 || inputShape[1] < 1 || inputShape[2] < 1) {
-      throw new ShapeError(`${this.describe()}: expected input of shape (N, C, H, W) with H, W ≥ 1, got samples of shape ${formatShape(inputShape)}`);
+      throw new ShapeError(
+        `${this.describe()}: expected input of shape (N, C, H, W) with H, W ≥ 1, got samples of shape ${formatShape(inputShape)}`,
+      );
     }
     return [inputShape[0]];
   }

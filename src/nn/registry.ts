@@ -8,7 +8,12 @@ import { Dropout, type DropoutOptions } from "./dropout.ts";
 import { BatchNorm1D, BatchNorm2D, type BatchNormOptions } from "./batchnorm.ts";
 import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, type LeakyReLUOptions, type SoftmaxOptions } from "./activations.ts";
 import { ELU, GELU, SiLU, type ELUOptions, type GELUOptions } from "./activations.ts";
-import { DepthwiseConv2D, SeparableConv2D, type DepthwiseConv2DOptions, type SeparableConv2DOptions } from "./depthwise.ts";
+import {
+  DepthwiseConv2D,
+  SeparableConv2D,
+  type DepthwiseConv2DOptions,
+  type SeparableConv2DOptions,
+} from "./depthwise.ts";
 import { Conv2DTranspose, type Conv2DTransposeOptions } from "./transpose.ts";
 import { UpSampling2D, ZeroPadding2D, type UpSampling2DOptions, type ZeroPadding2DOptions } from "./upsample.ts";
 import { GroupNorm, LayerNorm, type GroupNormOptions, type LayerNormOptions } from "./norm.ts";
@@ -80,13 +85,22 @@ const customChecks = new Map<string, LayerCheckFactory>();
  * `handprop gradcheck` suite checks its backward like a built-in layer's. Registering a type again
  * replaces it; built-in types cannot be replaced.
  */
-export function registerLayer(type: string, factory: (config: LayerConfig) => Layer, opts: { gradcheck?: LayerCheckFactory } = {}): void {
+export function registerLayer(
+  type: string,
+  factory: (config: LayerConfig) => Layer,
+  opts: { gradcheck?: LayerCheckFactory } = {},
+): void {
   if (typeof type !== "string" || !/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(type)) {
-    throw new TypeError(`registerLayer: the type must be a name of letters, digits, "_", "." or "-" (starting with a letter or "_"), got ${JSON.stringify(type)}`);
+    throw new TypeError(
+      `registerLayer: the type must be a name of letters, digits, "_", "." or "-" (starting with a letter or "_"), got ${JSON.stringify(type)}`,
+    );
   }
-  if (builtIn.has(type)) throw new TypeError(`registerLayer: "${type}" is a built-in layer type; give your layer another type name`);
-  if (typeof factory !== "function") throw new TypeError(`registerLayer("${type}"): factory must be a function (config) => Layer`);
-  if (opts.gradcheck !== undefined && typeof opts.gradcheck !== "function") throw new TypeError(`registerLayer("${type}"): gradcheck must be a function (rng) => {layer, input}`);
+  if (builtIn.has(type))
+    throw new TypeError(`registerLayer: "${type}" is a built-in layer type; give your layer another type name`);
+  if (typeof factory !== "function")
+    throw new TypeError(`registerLayer("${type}"): factory must be a function (config) => Layer`);
+  if (opts.gradcheck !== undefined && typeof opts.gradcheck !== "function")
+    throw new TypeError(`registerLayer("${type}"): gradcheck must be a function (rng) => {layer, input}`);
   factories.set(type, factory);
   if (!layerTypes.includes(type)) layerTypes.push(type);
   if (opts.gradcheck) customChecks.set(type, opts.gradcheck);
@@ -109,7 +123,9 @@ export function registeredLayerChecks(): [string, LayerCheckFactory][] {
 /** Build a layer from its config ({type, ...options}); unknown types are named in the error. */
 export function layerFromConfig(config: LayerConfig, where = "layer"): Layer {
   if (typeof config !== "object" || typeof config.type !== "string") {
-    throw new TypeError(`${where}: a layer config must be an object with a string "type", got ${JSON.stringify(config)}`);
+    throw new TypeError(
+      `${where}: a layer config must be an object with a string "type", got ${JSON.stringify(config)}`,
+    );
   }
   const make = factories.get(config.type);
   if (!make) throw new TypeError(`${where}: unknown layer type "${config.type}" (known: ${LAYER_TYPES.join(", ")})`);
@@ -119,8 +135,12 @@ export function layerFromConfig(config: LayerConfig, where = "layer"): Layer {
   } catch (e) {
     throw new TypeError(`${where} (${config.type}): ${(e as Error).message}`, { cause: e });
   }
-  if (!(layer instanceof Layer)) throw new TypeError(`${where} (${config.type}): the registered factory did not return a Layer`);
-  if (layer.type !== config.type) throw new TypeError(`${where}: the factory for "${config.type}" built a layer of type "${layer.type}"; its config() would not load back`);
+  if (!(layer instanceof Layer))
+    throw new TypeError(`${where} (${config.type}): the registered factory did not return a Layer`);
+  if (layer.type !== config.type)
+    throw new TypeError(
+      `${where}: the factory for "${config.type}" built a layer of type "${layer.type}"; its config() would not load back`,
+    );
   return layer;
 }
 
@@ -128,9 +148,17 @@ export function layerFromConfig(config: LayerConfig, where = "layer"): Layer {
  * Rebuild a Sequential model (weights freshly initialised) from Sequential.config(), or a graph Model
  * from Model.config() (type "Model").
  */
-export function sequentialFromConfig(config: { type?: string; name?: string; inputShape?: number[] | null; layers: LayerConfig[] }): Sequential {
+export function sequentialFromConfig(config: {
+  type?: string;
+  name?: string;
+  inputShape?: number[] | null;
+  layers: LayerConfig[];
+}): Sequential {
   if (config.type === "Model") return modelFromConfig(config, layerFromConfig);
   if (!Array.isArray(config.layers)) throw new TypeError('model config: "layers" must be an array');
   const layers = config.layers.map((c, i) => layerFromConfig(c, `layer ${i}`));
-  return new Sequential(layers, { ...(config.name ? { name: config.name } : {}), ...(config.inputShape ? { inputShape: config.inputShape } : {}) });
+  return new Sequential(layers, {
+    ...(config.name ? { name: config.name } : {}),
+    ...(config.inputShape ? { inputShape: config.inputShape } : {}),
+  });
 }

@@ -24,9 +24,16 @@ export class Reshape extends Layer {
   constructor(opts: ReshapeOptions) {
     super();
     const t: unknown = (opts as Partial<ReshapeOptions> | null)?.targetShape;
-    if (!Array.isArray(t) || t.length === 0 || !t.every((d) => Number.isInteger(d) && (d >= 1 || d === -1)) || t.filter((d) => d === -1).length > 1) {
-      throw new RangeError(`Reshape: targetShape must be a non-empty array of positive integers with at most one ` +
-          `-1, got ${JSON.stringify(t)}`);
+    if (
+      !Array.isArray(t) ||
+      t.length === 0 ||
+      !t.every((d) => Number.isInteger(d) && (d >= 1 || d === -1)) ||
+      t.filter((d) => d === -1).length > 1
+    ) {
+      throw new RangeError(
+        `Reshape: targetShape must be a non-empty array of positive integers with at most one ` +
+          `-1, got ${JSON.stringify(t)}`,
+      );
     }
     this.targetShape = (t as number[]).slice();
   }
@@ -36,8 +43,10 @@ export class Reshape extends Layer {
     const known = this.targetShape.reduce((p, d) => (d === -1 ? p : p * d), 1);
     const out = this.targetShape.map((d) => (d === -1 ? size / known : d));
     if (!out.every((d) => Number.isInteger(d)) || shapeSize(out) !== size) {
-      throw new ShapeError(`${this.describe()}: cannot reshape samples of shape ${formatShape(inputShape)} (${size} ` +
-          `values) to ${formatShape(this.targetShape)}`);
+      throw new ShapeError(
+        `${this.describe()}: cannot reshape samples of shape ${formatShape(inputShape)} (${size} ` +
+          `values) to ${formatShape(this.targetShape)}`,
+      );
     }
     return out;
   }
@@ -80,23 +89,39 @@ export class Permute extends Layer {
     super();
     const d: unknown = (opts as Partial<PermuteOptions> | null)?.dims;
     const dims = Array.isArray(d) && d.every((v) => typeof v === "number") ? d : null;
-    if (dims === null || dims.length === 0 || !dims.slice().sort((a, b) => a - b).every((v, i) => v === i + 1)) {
-      throw new RangeError(`Permute: dims must be a permutation of 1…r (the sample axes, 1-based), got ` +
-          JSON.stringify(d));
+    if (
+      dims === null ||
+      dims.length === 0 ||
+      !dims
+        .slice()
+        .sort((a, b) => a - b)
+        .every((v, i) => v === i + 1)
+    ) {
+      throw new RangeError(
+        `Permute: dims must be a permutation of 1…r (the sample axes, 1-based), got ` + JSON.stringify(d),
+      );
     }
     this.dims = dims.slice();
   }
 
   outputShape(inputShape: readonly number[]): number[] {
     if (inputShape.length !== this.dims.length) {
-      throw new ShapeError(`${this.describe()}: dims ${JSON.stringify(this.dims)} permute ${this.dims.length} axes, ` +
-          `but the samples have shape ${formatShape(inputShape)}`);
+      throw new ShapeError(
+        `${this.describe()}: dims ${JSON.stringify(this.dims)} permute ${this.dims.length} axes, ` +
+          `but the samples have shape ${formatShape(inputShape)}`,
+      );
     }
     return this.dims.map((a) => inputShape[a - 1]);
   }
 
   /** dst[n, j…] = src[n, i…] for the axis permutation `perm` (0-based over sample axes): out axis k = in axis perm[k]. */
-  private static permute(src: NDArray, dst: NDArray, inShape: readonly number[], perm: readonly number[], toOutput: boolean): void {
+  private static permute(
+    src: NDArray,
+    dst: NDArray,
+    inShape: readonly number[],
+    perm: readonly number[],
+    toOutput: boolean,
+  ): void {
     const r = inShape.length;
     const N = src.shape[0];
     const size = shapeSize(inShape);
@@ -131,7 +156,13 @@ export class Permute extends Layer {
     const sample = x.shape.slice(1);
     const shape = this.outputShape(sample);
     const y = (this.y = reuse(this.y, [x.shape[0], ...shape], x.dtype));
-    Permute.permute(x, y, sample, this.dims.map((a) => a - 1), true);
+    Permute.permute(
+      x,
+      y,
+      sample,
+      this.dims.map((a) => a - 1),
+      true,
+    );
     this.x = x;
     return y;
   }
@@ -141,7 +172,13 @@ export class Permute extends Layer {
     this.expectGrad(dy, this.y);
     const x = this.x!;
     const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
-    Permute.permute(dy, dx, x.shape.slice(1), this.dims.map((a) => a - 1), false);
+    Permute.permute(
+      dy,
+      dx,
+      x.shape.slice(1),
+      this.dims.map((a) => a - 1),
+      false,
+    );
     return dx;
   }
 
@@ -159,8 +196,9 @@ export class GlobalMaxPool2D extends Layer {
 
   outputShape(inputShape: readonly number[]): number[] {
     if (inputShape.length !== 3 || inputShape[1] < 1 || inputShape[2] < 1) {
-      throw new ShapeError(`${this.describe()}: expected input of shape (N, C, H, W), got samples of shape ` +
-          formatShape(inputShape));
+      throw new ShapeError(
+        `${this.describe()}: expected input of shape (N, C, H, W), got samples of shape ` + formatShape(inputShape),
+      );
     }
     return [inputShape[0]];
   }
@@ -175,7 +213,8 @@ export class GlobalMaxPool2D extends Layer {
     for (let p = 0; p < N * C; p++) {
       let best = p * HW;
       // first maximum wins ties; a NaN wins (propagates), as in MaxPool2D
-      for (let k = best + 1; k < (p + 1) * HW; k++) if (x.data[k] > x.data[best] || (Number.isNaN(x.data[k]) && !Number.isNaN(x.data[best]))) best = k;
+      for (let k = best + 1; k < (p + 1) * HW; k++)
+        if (x.data[k] > x.data[best] || (Number.isNaN(x.data[k]) && !Number.isNaN(x.data[best]))) best = k;
       this.argmax[p] = best;
       y.data[p] = x.data[best];
     }

@@ -19,17 +19,21 @@ export interface LRSchedule {
 }
 
 function checkEpoch(where: string, epoch: number, baseLr: number): void {
-  if (!Number.isInteger(epoch) || epoch < 0) throw new RangeError(`${where}: epoch must be a non-negative integer, got ${epoch}`);
-  if (!Number.isFinite(baseLr) || baseLr < 0) throw new RangeError(`${where}: baseLr must be a finite number >= 0, got ${baseLr}`);
+  if (!Number.isInteger(epoch) || epoch < 0)
+    throw new RangeError(`${where}: epoch must be a non-negative integer, got ${epoch}`);
+  if (!Number.isFinite(baseLr) || baseLr < 0)
+    throw new RangeError(`${where}: baseLr must be a finite number >= 0, got ${baseLr}`);
 }
 
 function positiveEpochs(where: string, field: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new RangeError(`${where}: ${field} must be a positive integer, got ${String(v)}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1)
+    throw new RangeError(`${where}: ${field} must be a positive integer, got ${String(v)}`);
   return v;
 }
 
 function decayFactor(where: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || v > 1) throw new RangeError(`${where}: gamma must be in (0, 1], got ${String(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || v > 1)
+    throw new RangeError(`${where}: gamma must be in (0, 1], got ${String(v)}`);
   return v;
 }
 
@@ -98,7 +102,8 @@ export class CosineLR implements LRSchedule {
   constructor(opts: CosineLROptions) {
     this.tMax = positiveEpochs("CosineLR", "tMax", opts.tMax);
     const m = opts.minLr ?? 0;
-    if (typeof m !== "number" || !Number.isFinite(m) || m < 0) throw new RangeError(`CosineLR: minLr must be a finite number >= 0, got ${String(m)}`);
+    if (typeof m !== "number" || !Number.isFinite(m) || m < 0)
+      throw new RangeError(`CosineLR: minLr must be a finite number >= 0, got ${String(m)}`);
     this.minLr = m;
   }
 
@@ -123,6 +128,8 @@ export function scheduleFromConfig(config: ScheduleConfig): LRSchedule {
     case "CosineLR":
       return new CosineLR({ tMax: config.tMax as number, minLr: config.minLr as number | undefined });
     default:
-      throw new RangeError(`unknown schedule type ${JSON.stringify(config.type)} (expected StepLR, ExponentialLR or CosineLR)`);
+      throw new RangeError(
+        `unknown schedule type ${JSON.stringify(config.type)} (expected StepLR, ExponentialLR or CosineLR)`,
+      );
   }
 }

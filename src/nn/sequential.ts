@@ -79,7 +79,9 @@ export class Sequential extends Layer implements Differentiable {
     if (opts.seed !== undefined) {
       const pending = layers.find((l) => !l.isBuilt());
       if (pending) {
-        throw new Error(`${this.name}: ${pending.describe()} takes its input size from the input shape, which is not given: pass inputShape (or give the layer's inChannels/inFeatures) so that seed can draw its weights`);
+        throw new Error(
+          `${this.name}: ${pending.describe()} takes its input size from the input shape, which is not given: pass inputShape (or give the layer's inChannels/inFeatures) so that seed can draw its weights`,
+        );
       }
       this.initialize(new RandomState(opts.seed));
     }
@@ -118,8 +120,13 @@ export class Sequential extends Layer implements Differentiable {
   }
 
   override forward(x: NDArray, opts: ForwardOptions = {}): NDArray {
-    if (this.inputShape && (x.ndim !== this.inputShape.length + 1 || this.inputShape.some((d, i) => x.shape[i + 1] !== d))) {
-      throw new ShapeError(`${this.name}: expected input of shape (N, ${this.inputShape.join(", ")}), got ${formatShape(x.shape)}`);
+    if (
+      this.inputShape &&
+      (x.ndim !== this.inputShape.length + 1 || this.inputShape.some((d, i) => x.shape[i + 1] !== d))
+    ) {
+      throw new ShapeError(
+        `${this.name}: expected input of shape (N, ${this.inputShape.join(", ")}), got ${formatShape(x.shape)}`,
+      );
     }
     let h = x;
     for (const l of this.layers) h = l.forward(h, opts);
@@ -179,16 +186,30 @@ export class Sequential extends Layer implements Differentiable {
 
   /** A Keras-style table of layers, output shapes and parameter counts. */
   summary(inputShape: readonly number[] | null = this.inputShape): string {
-    if (!inputShape) throw new Error(`${this.name}.summary: the input shape is unknown: pass it, or give inputShape when constructing the model`);
+    if (!inputShape)
+      throw new Error(
+        `${this.name}.summary: the input shape is unknown: pass it, or give inputShape when constructing the model`,
+      );
     const shapes = this.build(inputShape);
     const rows = this.layers.map((l, i) => {
       const count = l.params().reduce((s, p) => s + p.value.size, 0);
-      return [`${l.type.toLowerCase()}_${i} (${l.type})`, `(None, ${shapes[i].join(", ")})`, count.toLocaleString("en-US")];
+      return [
+        `${l.type.toLowerCase()}_${i} (${l.type})`,
+        `(None, ${shapes[i].join(", ")})`,
+        count.toLocaleString("en-US"),
+      ];
     });
     const widths = [Math.max(29, ...rows.map((r) => r[0].length + 2)), 26, 12];
-    const line = (cells: string[]) => " " + cells.map((c, i) => c.padEnd(widths[i])).join("").trimEnd();
+    const line = (cells: string[]) =>
+      " " +
+      cells
+        .map((c, i) => c.padEnd(widths[i]))
+        .join("")
+        .trimEnd();
     const total = widths.reduce((a, b) => a + b, 1);
-    const body = rows.flatMap((r, i) => [line(r), i < rows.length - 1 ? "" : null].filter((s): s is string => s !== null));
+    const body = rows.flatMap((r, i) =>
+      [line(r), i < rows.length - 1 ? "" : null].filter((s): s is string => s !== null),
+    );
     return this.summaryFrame(line(["Layer (type)", "Output Shape", "Param #"]), body, total);
   }
 
@@ -214,12 +235,15 @@ export class Sequential extends Layer implements Differentiable {
   predict(x: NDArray, opts: { batchSize?: number } = {}): NDArray {
     const N = x.shape[0];
     const bs = opts.batchSize ?? 256;
-    if (!Number.isInteger(bs) || bs < 1) throw new RangeError(`${this.name}.predict: batchSize must be a positive integer, got ${String(bs)}`);
+    if (!Number.isInteger(bs) || bs < 1)
+      throw new RangeError(`${this.name}.predict: batchSize must be a positive integer, got ${String(bs)}`);
     if (N === 0) {
       // No sample to run: the output is (0, ...the per-sample output shape), derived from the layers.
       let s = x.shape.slice(1);
       if (this.inputShape && (s.length !== this.inputShape.length || this.inputShape.some((d, i) => s[i] !== d))) {
-        throw new ShapeError(`${this.name}: expected input of shape (N, ${this.inputShape.join(", ")}), got ${formatShape(x.shape)}`);
+        throw new ShapeError(
+          `${this.name}: expected input of shape (N, ${this.inputShape.join(", ")}), got ${formatShape(x.shape)}`,
+        );
       }
       for (const l of this.layers) s = l.outputShape(s);
       return new NDArray(allocate(this.dtype, 0), [0, ...s]);
@@ -305,9 +329,13 @@ export class Sequential extends Layer implements Differentiable {
     return trainer.fitAsync(epochs, opts);
   }
 
-  private trainerFor(data: { x: NDArray; y: Target } | BatchSource, opts: FitOptions): { trainer: Trainer; epochs: number } {
+  private trainerFor(
+    data: { x: NDArray; y: Target } | BatchSource,
+    opts: FitOptions,
+  ): { trainer: Trainer; epochs: number } {
     const epochs = opts.epochs ?? 1;
-    if (!Number.isInteger(epochs) || epochs < 0) throw new RangeError(`fit: epochs must be a non-negative integer, got ${epochs}`);
+    if (!Number.isInteger(epochs) || epochs < 0)
+      throw new RangeError(`fit: epochs must be a non-negative integer, got ${epochs}`);
     const trainer = new Trainer(this, data, opts);
     // Skipped epochs still draw their shuffles, so a resumed run sees the same batches.
     for (let e = 0; e < Math.min(opts.initialEpoch ?? 0, epochs); e++) trainer.skipEpoch();
@@ -315,7 +343,12 @@ export class Sequential extends Layer implements Differentiable {
   }
 
   config(): SequentialConfig {
-    return { type: "Sequential", name: this.name, inputShape: this.inputShape, layers: this.layers.map((l) => l.config()) };
+    return {
+      type: "Sequential",
+      name: this.name,
+      inputShape: this.inputShape,
+      layers: this.layers.map((l) => l.config()),
+    };
   }
 
   override toJSON(): SequentialConfig {

@@ -102,9 +102,7 @@ export interface Batch {
 
 /** Batches from elsewhere: an (async) iterable, or a function giving a fresh one for each epoch. */
 export type BatchSource =
-  | AsyncIterable<Batch>
-  | Iterable<Batch>
-  | ((epoch: number) => AsyncIterable<Batch> | Iterable<Batch>);
+  AsyncIterable<Batch> | Iterable<Batch> | ((epoch: number) => AsyncIterable<Batch> | Iterable<Batch>);
 
 export interface AsyncRunOptions {
   /** Stop after the batch in progress; the promise rejects with a DOMException named "AbortError". */

@@ -23,7 +23,14 @@ import { col2im, im2col, type ConvGeometry } from "../kernels/im2col.ts";
 import { compact } from "./conv.ts";
 import { checkInit, initialize, type InitName } from "./init.ts";
 import {
-  ShapeError, makeParam, nonNegativeInt, pair, positiveInt, reuse, type BackwardOptions, type LayerConfig,
+  ShapeError,
+  makeParam,
+  nonNegativeInt,
+  pair,
+  positiveInt,
+  reuse,
+  type BackwardOptions,
+  type LayerConfig,
 } from "./layer.ts";
 import { WeightedLayer } from "./weighted.ts";
 
@@ -69,8 +76,8 @@ export class Conv2DTranspose extends WeightedLayer {
   constructor(opts: Conv2DTransposeOptions) {
     super();
     const L = "Conv2DTranspose";
-    if (typeof opts !== "object" || opts === null) throw new TypeError(`${L}: expected an options object ` +
-        `{outChannels, kernelSize, ...}`);
+    if (typeof opts !== "object" || opts === null)
+      throw new TypeError(`${L}: expected an options object ` + `{outChannels, kernelSize, ...}`);
     this.channelsIn = opts.inChannels === undefined ? null : positiveInt(L, "inChannels", opts.inChannels);
     this.outChannels = positiveInt(L, "outChannels", opts.outChannels);
     this.kernelSize = pair(L, "kernelSize", opts.kernelSize, positiveInt);
@@ -81,17 +88,19 @@ export class Conv2DTranspose extends WeightedLayer {
     for (let a = 0; a < 2; a++) {
       const limit = Math.max(this.stride[a], this.dilation[a]);
       if (this.outputPadding[a] >= limit) {
-        throw new RangeError(`${L}: outputPadding[${a}] (${this.outputPadding[a]}) must be smaller than max(stride, ` +
-            `dilation) = ${limit} on the ${a === 0 ? "height" : "width"} axis`);
+        throw new RangeError(
+          `${L}: outputPadding[${a}] (${this.outputPadding[a]}) must be smaller than max(stride, ` +
+            `dilation) = ${limit} on the ${a === 0 ? "height" : "width"} axis`,
+        );
       }
     }
-    if (opts.bias !== undefined && typeof opts.bias !== "boolean") throw new RangeError(`${L}: bias must be true or ` +
-        `false, got ${JSON.stringify(opts.bias)}`);
+    if (opts.bias !== undefined && typeof opts.bias !== "boolean")
+      throw new RangeError(`${L}: bias must be true or ` + `false, got ${JSON.stringify(opts.bias)}`);
     this.useBias = opts.bias ?? true;
     this.init = checkInit(L, opts.init ?? "he_normal");
     const dtype = opts.dtype ?? "float32";
-    if (dtype !== "float32" && dtype !== "float64") throw new RangeError(`${L}: dtype must be "float32" or ` +
-        `"float64", got ${JSON.stringify(dtype)}`);
+    if (dtype !== "float32" && dtype !== "float64")
+      throw new RangeError(`${L}: dtype must be "float32" or ` + `"float64", got ${JSON.stringify(dtype)}`);
     this.dtype = dtype;
     this.rng = opts.rng ?? new RandomState(0);
     if (this.channelsIn !== null) this.resolveChannels(this.channelsIn);
@@ -104,7 +113,9 @@ export class Conv2DTranspose extends WeightedLayer {
   private resolveChannels(C: number): void {
     if (this.weightParam !== null) {
       if (C !== this.channelsIn) {
-        throw new ShapeError(`${this.describe()}: expected input of shape (N, ${this.channelsIn}, H, W), got (N, ${C}, H, W)`);
+        throw new ShapeError(
+          `${this.describe()}: expected input of shape (N, ${this.channelsIn}, H, W), got (N, ${C}, H, W)`,
+        );
       }
       return;
     }
@@ -130,22 +141,33 @@ export class Conv2DTranspose extends WeightedLayer {
   /** Output (OH, OW) for an H×W input (before checking it is positive). */
   private outputSize(H: number, W: number): [number, number] {
     const size = (n: number, a: number) =>
-      (n - 1) * this.stride[a] - 2 * this.padding[a] + this.dilation[a] * (this.kernelSize[a] - 1) + 1 + this.outputPadding[a];
+      (n - 1) * this.stride[a] -
+      2 * this.padding[a] +
+      this.dilation[a] * (this.kernelSize[a] - 1) +
+      1 +
+      this.outputPadding[a];
     return [size(H, 0), size(W, 1)];
   }
 
   outputShape(inputShape: readonly number[]): number[] {
     const known = this.channelsIn;
-    if (inputShape.length !== 3 || (known !== null && inputShape[0] !== known) || !inputShape.every((d) => Number.isInteger(d) && d >= 1)) {
-      throw new ShapeError(`${this.describe()}: expected input samples of shape (${known ?? "C"}, H, W), got ` +
-          formatShape(inputShape));
+    if (
+      inputShape.length !== 3 ||
+      (known !== null && inputShape[0] !== known) ||
+      !inputShape.every((d) => Number.isInteger(d) && d >= 1)
+    ) {
+      throw new ShapeError(
+        `${this.describe()}: expected input samples of shape (${known ?? "C"}, H, W), got ` + formatShape(inputShape),
+      );
     }
     this.resolveChannels(inputShape[0]);
     const [OH, OW] = this.outputSize(inputShape[1], inputShape[2]);
     if (OH < 1 || OW < 1) {
-      throw new ShapeError(`${this.describe()}: padding ${this.padding.join("×")} crops the whole ` +
+      throw new ShapeError(
+        `${this.describe()}: padding ${this.padding.join("×")} crops the whole ` +
           `${OH + 2 * this.padding[0]}×${OW + 2 * this.padding[1]} output of a ${inputShape[1]}×${inputShape[2]} ` +
-              `input`);
+          `input`,
+      );
     }
     return [this.outChannels, OH, OW];
   }
@@ -157,7 +179,24 @@ export class Conv2DTranspose extends WeightedLayer {
     const [dh, dw] = this.dilation;
     const [ph, pw] = this.padding;
     // The forward Conv2D's geometry: it reads (N, Co, OH, OW) and its output grid is the H×W input.
-    return { N, C: this.outChannels, H: OH, W: OW, kh, kw, sh, sw, dh, dw, padTop: ph, padBottom: ph, padLeft: pw, padRight: pw, OH: H, OW: W };
+    return {
+      N,
+      C: this.outChannels,
+      H: OH,
+      W: OW,
+      kh,
+      kw,
+      sh,
+      sw,
+      dh,
+      dw,
+      padTop: ph,
+      padBottom: ph,
+      padLeft: pw,
+      padRight: pw,
+      OH: H,
+      OW: W,
+    };
   }
 
   forward(x: NDArray): NDArray {
@@ -165,7 +204,10 @@ export class Conv2DTranspose extends WeightedLayer {
     this.resolveChannels(x.shape[1]);
     const [N, Ci, H, W] = x.shape;
     const prev = this.geometry;
-    const g = prev !== null && prev.N === N && prev.OH === H && prev.OW === W ? prev : (this.geometry = this.geometryFor(N, H, W));
+    const g =
+      prev !== null && prev.N === N && prev.OH === H && prev.OW === W
+        ? prev
+        : (this.geometry = this.geometryFor(N, H, W));
     const Co = this.outChannels;
     const K = Co * g.kh * g.kw;
     const HW = H * W;
@@ -173,7 +215,8 @@ export class Conv2DTranspose extends WeightedLayer {
     // dcol_n = Wᵀ · x_n, then scatter-add into the output: Conv2D's dx formula (§2.2) applied to x.
     const dcol = (this.dcol = reuse(this.dcol, [K, N * HW], dtype));
     const w = this.weight.value.data;
-    for (let n = 0; n < N; n++) gemm(true, false, K, HW, Ci, 1, w, 0, K, x.data, n * Ci * HW, HW, 0, dcol.data, n * HW, N * HW);
+    for (let n = 0; n < N; n++)
+      gemm(true, false, K, HW, Ci, 1, w, 0, K, x.data, n * Ci * HW, HW, 0, dcol.data, n * HW, N * HW);
     const y = (this.y = reuse(this.y, [N, Co, g.H, g.W], dtype));
     y.data.fill(0);
     col2im(g, dcol.data, y.data, 0);
@@ -202,7 +245,8 @@ export class Conv2DTranspose extends WeightedLayer {
     im2col(g, dy.data, 0, col.data);
     const w = this.weight.value.data;
     const dW = this.weight.grad.data;
-    for (let n = 0; n < N; n++) gemm(false, true, Ci, K, HW, 1, x.data, n * Ci * HW, HW, col.data, n * HW, N * HW, 1, dW, 0, K);
+    for (let n = 0; n < N; n++)
+      gemm(false, true, Ci, K, HW, 1, x.data, n * Ci * HW, HW, col.data, n * HW, N * HW, 1, dW, 0, K);
     if (this.bias) {
       const db = this.bias.grad.data;
       const plane = g.H * g.W;
@@ -216,7 +260,8 @@ export class Conv2DTranspose extends WeightedLayer {
     }
     const dx = (this.dx = reuse(this.dx, [N, Ci, H, W], x.dtype));
     if (opts.needDx === false) return dx;
-    for (let n = 0; n < N; n++) gemm(false, false, Ci, HW, K, 1, w, 0, K, col.data, n * HW, N * HW, 0, dx.data, n * Ci * HW, HW);
+    for (let n = 0; n < N; n++)
+      gemm(false, false, Ci, HW, K, 1, w, 0, K, col.data, n * HW, N * HW, 0, dx.data, n * Ci * HW, HW);
     return dx;
   }
 

@@ -49,8 +49,9 @@ function bilinearTaps(inSize: number, scale: number): Taps {
 
 function expectImage(layer: Layer, inputShape: readonly number[]): void {
   if (inputShape.length !== 3 || !inputShape.every((d) => Number.isInteger(d) && d >= 1)) {
-    throw new ShapeError(`${layer.describe()}: expected input of shape (N, C, H, W), got samples of shape ` +
-        formatShape(inputShape));
+    throw new ShapeError(
+      `${layer.describe()}: expected input of shape (N, C, H, W), got samples of shape ` + formatShape(inputShape),
+    );
   }
 }
 
@@ -65,12 +66,14 @@ export class UpSampling2D extends Layer {
 
   constructor(opts: UpSampling2DOptions = {}) {
     super();
-    if (typeof opts !== "object" || opts === null) throw new TypeError("UpSampling2D: expected an options object {size?, interpolation?}");
+    if (typeof opts !== "object" || opts === null)
+      throw new TypeError("UpSampling2D: expected an options object {size?, interpolation?}");
     this.size = pair("UpSampling2D", "size", opts.size ?? 2, positiveInt);
     const interpolation = opts.interpolation ?? "nearest";
     if (interpolation !== "nearest" && interpolation !== "bilinear") {
-      throw new RangeError(`UpSampling2D: interpolation must be "nearest" or "bilinear", got ` +
-          JSON.stringify(interpolation));
+      throw new RangeError(
+        `UpSampling2D: interpolation must be "nearest" or "bilinear", got ` + JSON.stringify(interpolation),
+      );
     }
     this.interpolation = interpolation;
   }
@@ -81,7 +84,8 @@ export class UpSampling2D extends Layer {
   }
 
   private bilinear(H: number, W: number): { rows: Taps; cols: Taps } {
-    if (this.taps?.H !== H || this.taps.W !== W) this.taps = { H, W, rows: bilinearTaps(H, this.size[0]), cols: bilinearTaps(W, this.size[1]) };
+    if (this.taps?.H !== H || this.taps.W !== W)
+      this.taps = { H, W, rows: bilinearTaps(H, this.size[0]), cols: bilinearTaps(W, this.size[1]) };
     return this.taps;
   }
 
@@ -192,7 +196,8 @@ export class ZeroPadding2D extends Layer {
 
   constructor(opts: ZeroPadding2DOptions = {}) {
     super();
-    if (typeof opts !== "object" || opts === null) throw new TypeError("ZeroPadding2D: expected an options object {padding?}");
+    if (typeof opts !== "object" || opts === null)
+      throw new TypeError("ZeroPadding2D: expected an options object {padding?}");
     const p = opts.padding ?? 1;
     const L = "ZeroPadding2D";
     if (Array.isArray(p) && p.length === 2 && Array.isArray(p[0]) && Array.isArray(p[1])) {
@@ -248,6 +253,15 @@ export class ZeroPadding2D extends Layer {
 
   config(): LayerConfig {
     const [t, b, l, r] = this.pads;
-    return { type: this.type, padding: t === b && l === r ? compact([t, l]) : [[t, b], [l, r]] };
+    return {
+      type: this.type,
+      padding:
+        t === b && l === r
+          ? compact([t, l])
+          : [
+              [t, b],
+              [l, r],
+            ],
+    };
   }
 }

@@ -31,7 +31,9 @@ export abstract class WeightedLayer extends Layer {
   }
 
   protected unresolved(what: string): never {
-    throw new Error(`${this.describe()}: ${what} is not known yet: give ${this.inputSizeOption}, or build the model ` +
-        `with an inputShape (or run a forward pass) first`);
+    throw new Error(
+      `${this.describe()}: ${what} is not known yet: give ${this.inputSizeOption}, or build the model ` +
+        `with an inputShape (or run a forward pass) first`,
+    );
   }
 }

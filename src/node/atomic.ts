@@ -4,7 +4,17 @@
 // fsynced after the rename so the new name itself survives a power loss (best effort: some file
 // systems do not allow opening a directory).
 
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { FileReadError, readRegularFile } from "./safe-read.ts";
@@ -109,7 +119,8 @@ export function setCommitHookForTests(hook: ((step: string) => void) | null): vo
   commitHook = hook;
 }
 
-const isPlainName = (s: unknown): s is string => typeof s === "string" && s !== "" && s !== "." && s !== ".." && !/[/\\\0]/.test(s);
+const isPlainName = (s: unknown): s is string =>
+  typeof s === "string" && s !== "" && s !== "." && s !== ".." && !/[/\\\0]/.test(s);
 const isTempOf = (temp: string, file: string): boolean =>
   temp.startsWith(`.${file}.tmp-`) && /^\d+-[0-9a-f]{8}$/.test(temp.slice(file.length + 6));
 
@@ -134,14 +145,23 @@ export function readCommitJournal(dir: string): JournalEntry[] | null {
     Array.isArray(files) &&
     files.every((f: unknown) => {
       const e = f as Partial<JournalEntry> | null;
-      return typeof e === "object" && e !== null && isPlainName(e.file) && isPlainName(e.temp) && isTempOf(e.temp, e.file);
+      return (
+        typeof e === "object" && e !== null && isPlainName(e.file) && isPlainName(e.temp) && isTempOf(e.temp, e.file)
+      );
     });
-  if (!ok) throw new FileReadError(`${path}: malformed commit journal (expected {"files": [{"temp", "file"}]} naming files in ${dir})`);
+  if (!ok)
+    throw new FileReadError(
+      `${path}: malformed commit journal (expected {"files": [{"temp", "file"}]} naming files in ${dir})`,
+    );
   return files as JournalEntry[];
 }
 
 /** Where the current content of dir/file is: its committed-but-not-yet-renamed temporary, or dir/file. */
-export function committedPath(dir: string, file: string, journal: JournalEntry[] | null = readCommitJournal(dir)): string {
+export function committedPath(
+  dir: string,
+  file: string,
+  journal: JournalEntry[] | null = readCommitJournal(dir),
+): string {
   const entry = journal?.find((e) => e.file === file);
   if (entry && existsSync(join(dir, entry.temp))) return join(dir, entry.temp);
   return join(dir, file);
@@ -168,9 +188,13 @@ export function finishPendingCommit(dir: string, names: readonly string[] = []):
  * save of the same names are completed or removed first. Files are {name, data}, names plain.
  */
 export function writeFilesCommitted(dir: string, files: readonly { name: string; data: Uint8Array | string }[]): void {
-  for (const f of files) if (!isPlainName(f.name)) throw new RangeError(`writeFilesCommitted: ${JSON.stringify(f.name)} is not a file name`);
+  for (const f of files)
+    if (!isPlainName(f.name)) throw new RangeError(`writeFilesCommitted: ${JSON.stringify(f.name)} is not a file name`);
   mkdirSync(dir, { recursive: true });
-  finishPendingCommit(dir, files.map((f) => f.name));
+  finishPendingCommit(
+    dir,
+    files.map((f) => f.name),
+  );
   const entries: JournalEntry[] = [];
   try {
     for (const f of files) {

@@ -39,13 +39,21 @@ export function gunzipIdx(gz: Uint8Array, name: string): Uint8Array {
   try {
     head = gunzipSync(gz.subarray(0, HEADER_PREFIX), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
   } catch (e) {
-    throw new IdxError(name, 0, `corrupt or truncated gzip data (${gz.length} compressed bytes): ${(e as Error).message}`);
+    throw new IdxError(
+      name,
+      0,
+      `corrupt or truncated gzip data (${gz.length} compressed bytes): ${(e as Error).message}`,
+    );
   }
   const declared = declaredSize(head);
   // Not an IDX header (or too short to say): inflate at most the prefix's worth; decodeIdx explains.
   const bound = declared ?? head.length;
   if (!Number.isSafeInteger(bound) || bound > MAX_IDX_BYTES) {
-    throw new IdxError(name, 4, `the header (after gunzip) declares ${bound} bytes, more than the ${MAX_IDX_BYTES} this reader accepts`);
+    throw new IdxError(
+      name,
+      4,
+      `the header (after gunzip) declares ${bound} bytes, more than the ${MAX_IDX_BYTES} this reader accepts`,
+    );
   }
   try {
     return gunzipSync(gz, { maxOutputLength: Math.max(bound, 1) });
@@ -81,7 +89,15 @@ export function readIdx(path: string, opts: { fullPath?: boolean } = {}): IdxArr
     bytes = readRegularFile(path, { maxBytes: MAX_IDX_BYTES });
   } catch (e) {
     if (!(e instanceof FileReadError)) throw e;
-    throw new IdxError(name, 0, e.code === "ENOENT" ? `no such file (${path})` : e.message.startsWith(path) ? e.message.slice(path.length + 2) : e.message);
+    throw new IdxError(
+      name,
+      0,
+      e.code === "ENOENT"
+        ? `no such file (${path})`
+        : e.message.startsWith(path)
+          ? e.message.slice(path.length + 2)
+          : e.message,
+    );
   }
   return decodeIdxFile(bytes, name, path.endsWith(".gz"));
 }

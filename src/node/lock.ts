@@ -13,7 +13,17 @@
 //     loss): reported on stderr and taken over.
 // The lock is removed when the run ends, by any path out of the process (normal end, error, exit).
 
-import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, rmdirSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmdirSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { tempPathFor } from "./atomic.ts";
@@ -52,8 +62,19 @@ function isRunning(pid: number): boolean {
 function readLock(path: string): LockInfo | null {
   try {
     const raw = JSON.parse(readRegularFile(path, { maxBytes: 4096 }).toString("utf8")) as Partial<LockInfo>;
-    if (typeof raw.pid === "number" && Number.isSafeInteger(raw.pid) && raw.pid > 0 && typeof raw.host === "string" && typeof raw.startedAt === "string") {
-      return { pid: raw.pid, host: raw.host, startedAt: raw.startedAt, command: typeof raw.command === "string" ? raw.command : "handprop" };
+    if (
+      typeof raw.pid === "number" &&
+      Number.isSafeInteger(raw.pid) &&
+      raw.pid > 0 &&
+      typeof raw.host === "string" &&
+      typeof raw.startedAt === "string"
+    ) {
+      return {
+        pid: raw.pid,
+        host: raw.host,
+        startedAt: raw.startedAt,
+        command: typeof raw.command === "string" ? raw.command : "handprop",
+      };
     }
     return null;
   } catch {
@@ -91,12 +112,16 @@ export function lockFolder(dir: string, command: string, note: (message: string)
   const info: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), command };
   for (let attempt = 0; !tryLink(path, info); attempt++) {
     const held = readLock(path);
-    const who = held ? `pid ${held.pid} on ${held.host}, ${held.command}, started ${held.startedAt}` : "an unreadable lock";
+    const who = held
+      ? `pid ${held.pid} on ${held.host}, ${held.command}, started ${held.startedAt}`
+      : "an unreadable lock";
     if (held && held.host !== info.host) {
       throw new LockError(`${dir} is locked by ${who}; if that run is over, remove ${path} and try again`);
     }
     if (held && isRunning(held.pid)) {
-      throw new LockError(`${dir} is in use by ${who}: wait for it to finish or choose another --out (if that process is not handprop, remove ${path})`);
+      throw new LockError(
+        `${dir} is in use by ${who}: wait for it to finish or choose another --out (if that process is not handprop, remove ${path})`,
+      );
     }
     if (attempt > 0) throw new LockError(`${dir}: could not take over the stale lock ${path}; remove it and try again`);
     note(`${path}: taking over a stale lock (${who}, no longer running)`);

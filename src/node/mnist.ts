@@ -51,7 +51,9 @@ export function locateMnistFiles(dir: string): Record<keyof typeof MNIST_FILES, 
     else missing.push(`${name}[.gz]`);
   }
   if (missing.length > 0) {
-    throw new Error(`MNIST: missing in ${dir}: ${missing.join(", ")} (expected the four files ${Object.values(MNIST_FILES).join(", ")}, raw or .gz)`);
+    throw new Error(
+      `MNIST: missing in ${dir}: ${missing.join(", ")} (expected the four files ${Object.values(MNIST_FILES).join(", ")}, raw or .gz)`,
+    );
   }
   return found as Record<keyof typeof MNIST_FILES, string>;
 }
@@ -67,27 +69,47 @@ export function loadMnist(opts: MnistOptions = {}): Mnist {
 
   const testImages = readIdx(files.testImages, { fullPath: true });
   const testCount = checkImages(testImages, files.testImages);
-  const testLabels = checkLabels(readIdx(files.testLabels, { fullPath: true }), files.testLabels, testCount, files.testImages);
+  const testLabels = checkLabels(
+    readIdx(files.testLabels, { fullPath: true }),
+    files.testLabels,
+    testCount,
+    files.testImages,
+  );
   const testLimit = nonNegativeInt("testLimit", opts.testLimit, testCount);
-  if (testLimit > testCount) throw new RangeError(`MNIST: testLimit ${testLimit} is more than the ${testCount} test images`);
-  const test: Split = { images: normalizeImages(testImages.data, 0, testLimit, normalization), labels: testLabels.slice(0, testLimit) };
+  if (testLimit > testCount)
+    throw new RangeError(`MNIST: testLimit ${testLimit} is more than the ${testCount} test images`);
+  const test: Split = {
+    images: normalizeImages(testImages.data, 0, testLimit, normalization),
+    labels: testLabels.slice(0, testLimit),
+  };
 
   const empty: Split = { images: new NDArray(new Float32Array(0), [0, 1, 28, 28]), labels: new Int32Array(0) };
   if (opts.testOnly) return { train: empty, validation: empty, test, normalization, dataDir };
 
   const trainImages = readIdx(files.trainImages, { fullPath: true });
   const trainCount = checkImages(trainImages, files.trainImages);
-  const trainLabels = checkLabels(readIdx(files.trainLabels, { fullPath: true }), files.trainLabels, trainCount, files.trainImages);
+  const trainLabels = checkLabels(
+    readIdx(files.trainLabels, { fullPath: true }),
+    files.trainLabels,
+    trainCount,
+    files.trainImages,
+  );
   const validation = nonNegativeInt("validation", opts.validation, Math.min(5000, trainCount));
-  if (validation > trainCount) throw new RangeError(`MNIST: a validation split of ${validation} is more than the ${trainCount} training images`);
+  if (validation > trainCount)
+    throw new RangeError(`MNIST: a validation split of ${validation} is more than the ${trainCount} training images`);
   const trainAvailable = trainCount - validation;
   const limit = nonNegativeInt("limit", opts.limit, trainAvailable);
   if (limit > trainAvailable) {
-    throw new RangeError(`MNIST: limit ${limit} is more than the ${trainAvailable} training images left after a validation split of ${validation}`);
+    throw new RangeError(
+      `MNIST: limit ${limit} is more than the ${trainAvailable} training images left after a validation split of ${validation}`,
+    );
   }
   return {
     train: { images: normalizeImages(trainImages.data, 0, limit, normalization), labels: trainLabels.slice(0, limit) },
-    validation: { images: normalizeImages(trainImages.data, trainAvailable, validation, normalization), labels: trainLabels.slice(trainAvailable) },
+    validation: {
+      images: normalizeImages(trainImages.data, trainAvailable, validation, normalization),
+      labels: trainLabels.slice(trainAvailable),
+    },
     test,
     normalization,
     dataDir,

@@ -52,7 +52,11 @@ export function cleanModelFolder(dir: string): void {
   finishPendingCommit(dir, [MANIFEST_FILE, WEIGHTS_FILE, OPTIMIZER_FILE]);
 }
 
-function readOrFail(path: string, what: string, limits: { maxBytes?: number; checkSize?: (size: number) => void }): Uint8Array {
+function readOrFail(
+  path: string,
+  what: string,
+  limits: { maxBytes?: number; checkSize?: (size: number) => void },
+): Uint8Array {
   try {
     return readRegularFile(path, { ...limits, what });
   } catch (e) {
@@ -64,8 +68,14 @@ function readOrFail(path: string, what: string, limits: { maxBytes?: number; che
 /** fstat's size against the manifest's byteLength, before the bytes are allocated or read. */
 function sizeChecker(file: string, byteLength: number, manifestFile: string, what: string): (size: number) => void {
   return (size) => {
-    if (size < byteLength) throw new ModelFormatError(`${file}: truncated: ${manifestFile} says ${byteLength} bytes (${what}), file has ${size}`);
-    if (size > byteLength) throw new ModelFormatError(`${file}: ${size - byteLength} bytes too many: ${manifestFile} says ${byteLength} bytes (${what}), file has ${size}`);
+    if (size < byteLength)
+      throw new ModelFormatError(
+        `${file}: truncated: ${manifestFile} says ${byteLength} bytes (${what}), file has ${size}`,
+      );
+    if (size > byteLength)
+      throw new ModelFormatError(
+        `${file}: ${size - byteLength} bytes too many: ${manifestFile} says ${byteLength} bytes (${what}), file has ${size}`,
+      );
   };
 }
 
@@ -78,7 +88,10 @@ export interface LoadOptions {
 export function readManifest(dir: string): ModelManifest {
   const path = join(dir, MANIFEST_FILE);
   const current = committedPath(dir, MANIFEST_FILE, journalOf(dir));
-  return parseManifest(readOrFail(current, "the model's manifest; is this a model folder?", { maxBytes: MAX_MANIFEST_BYTES }), path);
+  return parseManifest(
+    readOrFail(current, "the model's manifest; is this a model folder?", { maxBytes: MAX_MANIFEST_BYTES }),
+    path,
+  );
 }
 
 function journalOf(dir: string): ReturnType<typeof readCommitJournal> {
@@ -100,7 +113,12 @@ export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
     return loadOnce(dir, opts);
   } catch (e) {
     // A save that finished its renames between our reads moved a temporary away: read again.
-    if (e instanceof ModelFormatError && e.cause instanceof FileReadError && e.cause.code === "ENOENT" && journalOf(dir) === null) {
+    if (
+      e instanceof ModelFormatError &&
+      e.cause instanceof FileReadError &&
+      e.cause.code === "ENOENT" &&
+      journalOf(dir) === null
+    ) {
       return loadOnce(dir, opts);
     }
     throw e;
@@ -110,21 +128,36 @@ export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
 function loadOnce(dir: string, opts: LoadOptions): LoadedModel {
   const journal = journalOf(dir);
   const manifestPath = join(dir, MANIFEST_FILE);
-  const json = readOrFail(committedPath(dir, MANIFEST_FILE, journal), "the model's manifest; is this a model folder?", { maxBytes: MAX_MANIFEST_BYTES });
+  const json = readOrFail(committedPath(dir, MANIFEST_FILE, journal), "the model's manifest; is this a model folder?", {
+    maxBytes: MAX_MANIFEST_BYTES,
+  });
   const manifest = parseManifest(json, manifestPath);
   const weightsPath = join(dir, manifest.weights.file);
   const tensors = manifest.weights.tensors;
   const values = `${tensors.reduce((s, t) => s + t.length, 0)} ${tensors[0]?.dtype ?? "float32"} values in ${tensors.length} arrays`;
-  const weights = readOrFail(committedPath(dir, manifest.weights.file, journal), `the weights listed in ${manifestPath}`, {
-    checkSize: sizeChecker(weightsPath, manifest.weights.byteLength, manifestPath, values),
-  });
+  const weights = readOrFail(
+    committedPath(dir, manifest.weights.file, journal),
+    `the weights listed in ${manifestPath}`,
+    {
+      checkSize: sizeChecker(weightsPath, manifest.weights.byteLength, manifestPath, values),
+    },
+  );
   const optimizerPath = manifest.optimizer ? join(dir, manifest.optimizer.file) : undefined;
   const opt = manifest.optimizer;
   const optimizer =
     opts.withOptimizer && opt && optimizerPath
       ? readOrFail(committedPath(dir, opt.file, journal), `the optimizer state listed in ${manifestPath}`, {
-          checkSize: sizeChecker(optimizerPath, opt.byteLength, manifestPath, `${opt.slots.length} optimizer state arrays`),
+          checkSize: sizeChecker(
+            optimizerPath,
+            opt.byteLength,
+            manifestPath,
+            `${opt.slots.length} optimizer state arrays`,
+          ),
         })
       : undefined;
-  return deserializeModel(json, weights, optimizer, { manifest: manifestPath, weights: weightsPath, ...(optimizerPath ? { optimizer: optimizerPath } : {}) });
+  return deserializeModel(json, weights, optimizer, {
+    manifest: manifestPath,
+    weights: weightsPath,
+    ...(optimizerPath ? { optimizer: optimizerPath } : {}),
+  });
 }

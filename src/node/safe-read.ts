@@ -55,7 +55,8 @@ export function readRegularFile(path: string, limits: ReadLimits = {}): Buffer {
     fd = openSync(path, constants.O_RDONLY | NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const message = code === "ENOENT" ? `${path}: missing${what}` : `${path}: cannot open${what}: ${(e as Error).message}`;
+    const message =
+      code === "ENOENT" ? `${path}: missing${what}` : `${path}: cannot open${what}: ${(e as Error).message}`;
     throw new FileReadError(message, code);
   }
   try {
@@ -80,7 +81,8 @@ export function readRegularFile(path: string, limits: ReadLimits = {}): Buffer {
       if (n === 0) break;
       got += n;
     }
-    if (got < size) throw new FileReadError(`${path}: the file shrank while being read (${got} of ${size} bytes)${what}`);
+    if (got < size)
+      throw new FileReadError(`${path}: the file shrank while being read (${got} of ${size} bytes)${what}`);
     return out;
   } catch (e) {
     if (e instanceof FileReadError || limits.checkSize) throw e;
@@ -89,7 +91,6 @@ export function readRegularFile(path: string, limits: ReadLimits = {}): Buffer {
     closeSync(fd);
   }
 }
-
 
 /** The real path of p, symlinks resolved, also for a path that does not exist yet (through its existing ancestor). */
 export function realPathOf(p: string): string {

@@ -23,8 +23,16 @@ export function saveTfjsModel(model: Sequential, dir: string, opts: TfjsExportOp
 
 /** A weights path from the manifest, checked to stay inside the model's directory. */
 function weightsPath(dir: string, p: unknown, where: string): string {
-  if (typeof p !== "string" || p === "" || isAbsolute(p) || normalize(p).split(sep).includes("..") || p.includes("://")) {
-    throw new TfjsFormatError(`${where}: weights path ${JSON.stringify(p)} must be a file name relative to the model's directory`);
+  if (
+    typeof p !== "string" ||
+    p === "" ||
+    isAbsolute(p) ||
+    normalize(p).split(sep).includes("..") ||
+    p.includes("://")
+  ) {
+    throw new TfjsFormatError(
+      `${where}: weights path ${JSON.stringify(p)} must be a file name relative to the model's directory`,
+    );
   }
   return join(dir, p);
 }
@@ -37,7 +45,8 @@ function readOrFail(path: string, what: string, maxBytes: number): Buffer {
   try {
     return readRegularFile(path, { maxBytes, what });
   } catch (e) {
-    if (e instanceof FileReadError && e.code === "ENOENT") throw new TfjsFormatError(`cannot read ${path}: no such file (${what})`, { cause: e });
+    if (e instanceof FileReadError && e.code === "ENOENT")
+      throw new TfjsFormatError(`cannot read ${path}: no such file (${what})`, { cause: e });
     if (e instanceof FileReadError) throw new TfjsFormatError(e.message, { cause: e });
     throw e;
   }
@@ -51,17 +60,22 @@ export function loadTfjsModel(dirOrModelJson: string): Sequential {
   const jsonPath = dirOrModelJson.endsWith(".json") ? dirOrModelJson : join(dirOrModelJson, "model.json");
   const dir = dirOrModelJson.endsWith(".json") ? join(jsonPath, "..") : dirOrModelJson;
   const text = readOrFail(jsonPath, "a TF.js model.json", MAX_TFJS_JSON_BYTES).toString("utf8");
-  if (jsonDepthExceeds(text)) throw new TfjsFormatError(`${jsonPath}: JSON nested more than ${MAX_JSON_DEPTH} levels deep (not a TF.js model.json)`);
+  if (jsonDepthExceeds(text))
+    throw new TfjsFormatError(
+      `${jsonPath}: JSON nested more than ${MAX_JSON_DEPTH} levels deep (not a TF.js model.json)`,
+    );
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
     throw new TfjsFormatError(`${jsonPath} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
-  if (!isObject(json) || !Array.isArray(json.weightsManifest)) throw new TfjsFormatError(`${jsonPath}: no "weightsManifest" array`);
+  if (!isObject(json) || !Array.isArray(json.weightsManifest))
+    throw new TfjsFormatError(`${jsonPath}: no "weightsManifest" array`);
   const files: string[] = [];
   json.weightsManifest.forEach((g: unknown, gi) => {
-    if (!isObject(g) || !Array.isArray(g.paths)) throw new TfjsFormatError(`${jsonPath}: weightsManifest[${gi}] has no "paths" array`);
+    if (!isObject(g) || !Array.isArray(g.paths))
+      throw new TfjsFormatError(`${jsonPath}: weightsManifest[${gi}] has no "paths" array`);
     for (const p of g.paths as unknown[]) files.push(weightsPath(dir, p, jsonPath));
   });
   const buffers: ArrayBuffer[] = [];
@@ -70,10 +84,13 @@ export function loadTfjsModel(dirOrModelJson: string): Sequential {
     buffers.push(new Uint8Array(b).buffer); // a copy in its own ArrayBuffer
   }
   try {
-    return fromTfjsArtifacts(json, buffers, { source: files.length === 1 ? files[0] : `weights files ${files.join(", ")}` });
+    return fromTfjsArtifacts(json, buffers, {
+      source: files.length === 1 ? files[0] : `weights files ${files.join(", ")}`,
+    });
   } catch (e) {
     // The in-memory reader says "model.json: …"; name the file actually read.
-    if (e instanceof TfjsFormatError && e.message.startsWith("model.json")) throw new TfjsFormatError(jsonPath + e.message.slice("model.json".length), { cause: e });
+    if (e instanceof TfjsFormatError && e.message.startsWith("model.json"))
+      throw new TfjsFormatError(jsonPath + e.message.slice("model.json".length), { cause: e });
     throw e;
   }
 }

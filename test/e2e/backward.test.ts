@@ -12,13 +12,32 @@ import { readFileSync } from "node:fs";
 import type { Download, Page } from "playwright-core";
 import { openSite, SKIP_E2E, type Site } from "./harness.ts";
 import {
-  buildModel, deserializeModel, fromTfjsArtifacts, modelToFile, modelFromFile, MNIST_STANDARDIZE, NDArray,
-  ONNX_IR_VERSION, sequentialFromConfig, digitInput, layerFromConfig, Model, modelFromConfig, Add,
+  buildModel,
+  deserializeModel,
+  fromTfjsArtifacts,
+  modelToFile,
+  modelFromFile,
+  MNIST_STANDARDIZE,
+  NDArray,
+  ONNX_IR_VERSION,
+  sequentialFromConfig,
+  digitInput,
+  layerFromConfig,
+  Model,
+  modelFromConfig,
+  Add,
   type Sequential,
 } from "../../src/index.ts";
 import { readFields } from "../../src/io/protobuf.ts";
 import {
-  explain, finiteDifference, float64Copy, lossFrom, oneSided, trace, type Ref, type Trace,
+  explain,
+  finiteDifference,
+  float64Copy,
+  lossFrom,
+  oneSided,
+  trace,
+  type Ref,
+  type Trace,
 } from "../../web/src/backward/engine.ts";
 
 const MODEL_DIR = new URL("../../web/public/models/lenet5/", import.meta.url);
@@ -111,7 +130,15 @@ test("every rule's terms sum to the library's backward and match a finite differ
     else assert.notEqual(e.value, 0, `${what}: pick an element with a gradient`);
   }
   assert.deepEqual([...rules].sort(), [
-    "conv-bias", "conv-input", "conv-weight", "dense-bias", "dense-input", "dense-weight", "flatten", "maxpool", "relu",
+    "conv-bias",
+    "conv-input",
+    "conv-weight",
+    "dense-bias",
+    "dense-input",
+    "dense-weight",
+    "flatten",
+    "maxpool",
+    "relu",
     "softmax-ce",
   ]);
   // lossFrom(0) is the trace's loss: the finite differences perturb the same function
@@ -237,10 +264,11 @@ test("clicking a logit and a kernel weight explains them", { skip: SKIP_E2E }, a
 test("save to IndexedDB, reload, load: the same prediction", { skip: SKIP_E2E }, async () => {
   const probs = async (): Promise<number[]> =>
     JSON.parse((await page.getAttribute("#bw-summary", "data-probs")) ?? "[]") as number[];
-  const ok = (words: string): Promise<unknown> => page.waitForFunction((w) => {
-    const el = document.getElementById("bw-share-status")!;
-    return el.dataset.state === "ok" && (el.textContent ?? "").includes(w);
-  }, words);
+  const ok = (words: string): Promise<unknown> =>
+    page.waitForFunction((w) => {
+      const el = document.getElementById("bw-share-status")!;
+      return el.dataset.state === "ok" && (el.textContent ?? "").includes(w);
+    }, words);
   await page.fill("#bw-seed", "3");
   await page.click("#bw-fresh");
   const fresh = await probs();
@@ -260,7 +288,13 @@ test("the .handprop, ONNX and TF.js downloads are read back by handprop", { skip
   const input = JSON.parse((await page.getAttribute("#bw-summary", "data-input")) ?? "[]") as number[];
   const x = new NDArray(Float64Array.from(input), [1, 1, 28, 28]);
   const predict = (m: Sequential): number[] =>
-    Array.from(trace(float64Copy(m, (c) => sequentialFromConfig(c)), x, 0).probs);
+    Array.from(
+      trace(
+        float64Copy(m, (c) => sequentialFromConfig(c)),
+        x,
+        0,
+      ).probs,
+    );
   /** Click a button and collect the `count` downloads it starts, sorted by file name. */
   const downloads = async (button: string, count: number): Promise<Download[]> => {
     const got: Download[] = [];
@@ -291,7 +325,10 @@ test("the .handprop, ONNX and TF.js downloads are read back by handprop", { skip
   const fields = readFields(new Uint8Array(onnx));
   const ir = fields.find((f) => f.field === 1);
   assert.equal(ir?.value, BigInt(ONNX_IR_VERSION), "ModelProto.ir_version");
-  assert.ok(fields.some((f) => f.field === 7 && f.value instanceof Uint8Array), "ModelProto.graph present");
+  assert.ok(
+    fields.some((f) => f.field === 7 && f.value instanceof Uint8Array),
+    "ModelProto.graph present",
+  );
 
   const [modelJson, weights] = await downloads("#bw-tfjs", 2);
   assert.equal(modelJson.suggestedFilename(), "model.json");
@@ -340,12 +377,15 @@ test(WATCH, { skip: SKIP_E2E }, async () => {
   await page.fill("#bw-steps", "60");
   await page.click("#bw-train");
   await page.waitForFunction(() => Number(document.getElementById("bw-train-status")!.dataset.steps) >= 5);
-  const lag = await page.evaluate(() => new Promise<number>((resolve) => {
-    const t0 = performance.now();
-    setTimeout(() => {
-      resolve(performance.now() - t0);
-    }, 0);
-  }));
+  const lag = await page.evaluate(
+    () =>
+      new Promise<number>((resolve) => {
+        const t0 = performance.now();
+        setTimeout(() => {
+          resolve(performance.now() - t0);
+        }, 0);
+      }),
+  );
   assert.ok(lag < 500, `the page answered after ${lag.toFixed(0)} ms while training`);
   const done = (): boolean => document.getElementById("bw-train-status")!.dataset.state === "done";
   await page.waitForFunction(done, null, { timeout: 60000 });
@@ -357,8 +397,14 @@ test(WATCH, { skip: SKIP_E2E }, async () => {
   const norms = JSON.parse(d.gradNorms ?? "[]") as number[];
   const ratios = JSON.parse(d.updateRatios ?? "[]") as number[];
   assert.equal(norms.length, 5, "two Conv2D and three Dense layers");
-  assert.ok(norms.every((v) => Number.isFinite(v) && v > 0), `gradient norms ${norms.join(", ")}`);
-  assert.ok(ratios.every((v) => v > 0 && v < 1), `update ratios ${ratios.join(", ")}`);
+  assert.ok(
+    norms.every((v) => Number.isFinite(v) && v > 0),
+    `gradient norms ${norms.join(", ")}`,
+  );
+  assert.ok(
+    ratios.every((v) => v > 0 && v < 1),
+    `update ratios ${ratios.join(", ")}`,
+  );
   assert.ok(Number(d.lastLoss) < Number(d.firstLoss), `batch loss went from ${d.firstLoss} to ${d.lastLoss}`);
   assert.equal(await page.textContent("#bw-model-badge"), "trained here");
   assert.ok((await page.locator("#bw-chart-norms canvas").count()) > 0, "the gradient-norm chart is drawn");
@@ -387,8 +433,10 @@ test(RESIDUAL, { skip: SKIP_E2E }, async () => {
   const file = { name: "resnet.handprop", mimeType: octets, buffer: Buffer.from(modelToFile(resnet)) };
   await page.setInputFiles("#bw-file", file);
   await page.waitForFunction(
-    () => (document.getElementById("bw-share-status")!.textContent ?? "").includes("loaded resnet"), null,
-    { timeout: 30000 });
+    () => (document.getElementById("bw-share-status")!.textContent ?? "").includes("loaded resnet"),
+    null,
+    { timeout: 30000 },
+  );
   const tr = await nodeTrace(copy64(resnet));
   const wanted = residualElements(tr).filter((e) => e.what.startsWith("add") || e.what.startsWith("fan-out"));
   for (const { what, ref } of wanted) {
@@ -409,10 +457,11 @@ test(RESIDUAL, { skip: SKIP_E2E }, async () => {
   // the graph model survives IndexedDB → reload → load (model format version 2)
   const probs = async (): Promise<number[]> =>
     JSON.parse((await page.getAttribute("#bw-summary", "data-probs")) ?? "[]") as number[];
-  const ok = (words: string): Promise<unknown> => page.waitForFunction((w) => {
-    const el = document.getElementById("bw-share-status")!;
-    return el.dataset.state === "ok" && (el.textContent ?? "").includes(w);
-  }, words);
+  const ok = (words: string): Promise<unknown> =>
+    page.waitForFunction((w) => {
+      const el = document.getElementById("bw-share-status")!;
+      return el.dataset.state === "ok" && (el.textContent ?? "").includes(w);
+    }, words);
   const before = await probs();
   await page.click("#bw-save-idb");
   await ok("saved in this browser");

@@ -36,9 +36,12 @@ export const CHROMIUM_PROBLEM = process.env.HANDPROP_SKIP_E2E === "1" ? null : c
  * The `skip` option of every browser test: false (run), or the reason. Without a browser the tests
  * skip, except on CI, where openSite() then fails with the instruction.
  */
-export const SKIP_E2E: string | false = process.env.HANDPROP_SKIP_E2E === "1"
-  ? "HANDPROP_SKIP_E2E=1"
-  : CHROMIUM_PROBLEM !== null && !ON_CI ? "no Chromium (apt-get install chromium)" : false;
+export const SKIP_E2E: string | false =
+  process.env.HANDPROP_SKIP_E2E === "1"
+    ? "HANDPROP_SKIP_E2E=1"
+    : CHROMIUM_PROBLEM !== null && !ON_CI
+      ? "no Chromium (apt-get install chromium)"
+      : false;
 
 if (SKIP_E2E !== false && CHROMIUM_PROBLEM !== null) printSkipNoticeOnce(CHROMIUM_PROBLEM);
 
@@ -69,8 +72,14 @@ function printSkipNoticeOnce(problem: string): void {
 export const ARTIFACTS = join(REPO_ROOT, "test-artifacts");
 
 export const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
 ];
 
 export interface Site {
@@ -125,7 +134,8 @@ export async function openSite(): Promise<Site> {
       const origin = new URL(served(srv)).origin;
       page.on("request", (r) => {
         const u = r.url();
-        if (!u.startsWith("data:") && !u.startsWith("blob:") && new URL(u).origin !== origin) list.push(`request to another origin: ${u}`);
+        if (!u.startsWith("data:") && !u.startsWith("blob:") && new URL(u).origin !== origin)
+          list.push(`request to another origin: ${u}`);
       });
       await page.setViewportSize(viewport);
       await page.goto(new URL(path, served(srv)).href, { waitUntil: "load" });
@@ -143,9 +153,11 @@ export async function openSite(): Promise<Site> {
     },
     async close() {
       await ctx.close();
-      await new Promise<void>((done) => srv.close(() => {
-        done();
-      }));
+      await new Promise<void>((done) =>
+        srv.close(() => {
+          done();
+        }),
+      );
       rmSync(work, { recursive: true, force: true });
     },
   };

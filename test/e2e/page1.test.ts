@@ -19,8 +19,9 @@ let page: Page;
 
 /** `handprop seed … --json`, run as a separate process (started early: they run while the page builds). */
 const runCli = (args: string[]): Promise<ArticleResult> =>
-  promisify(execFile)(process.execPath, [join(REPO_ROOT, "bin", "handprop.mjs"), "seed", ...args, "--json"], { encoding: "utf8" })
-    .then(({ stdout }) => JSON.parse(stdout) as ArticleResult);
+  promisify(execFile)(process.execPath, [join(REPO_ROOT, "bin", "handprop.mjs"), "seed", ...args, "--json"], {
+    encoding: "utf8",
+  }).then(({ stdout }) => JSON.parse(stdout) as ArticleResult);
 let cliResults: Record<"article" | "other", Promise<ArticleResult>>;
 
 before(async () => {
@@ -45,7 +46,10 @@ const num = async (selector: string, attr = "data-value"): Promise<number> => {
 };
 
 async function readWeights(): Promise<{ w1: number[][]; w2: number[][] }> {
-  const w1 = [[await num("#w1-0-0"), await num("#w1-0-1")], [await num("#w1-1-0"), await num("#w1-1-1")]];
+  const w1 = [
+    [await num("#w1-0-0"), await num("#w1-0-1")],
+    [await num("#w1-1-0"), await num("#w1-1-1")],
+  ];
   const w2 = [[await num("#w2-0")], [await num("#w2-1")], [await num("#w2-2")], [await num("#w2-3")]];
   return { w1, w2 };
 }
@@ -57,10 +61,14 @@ async function trainTo(seed: number, lr: number, epochs: number): Promise<void> 
   await page.fill("#epochs", String(epochs));
   await page.click("#btn-reset");
   await page.click("#btn-finish");
-  await page.waitForFunction((n) => {
-    const s = document.getElementById("status")!.dataset;
-    return s.running === "false" && s.epoch === String(n);
-  }, epochs, { timeout: 20000 });
+  await page.waitForFunction(
+    (n) => {
+      const s = document.getElementById("status")!.dataset;
+      return s.running === "false" && s.epoch === String(n);
+    },
+    epochs,
+    { timeout: 20000 },
+  );
 }
 
 function assertNoErrors(p: Page): void {
@@ -73,7 +81,7 @@ test("page 1 loads offline with no console errors and shows the article's number
   const initial = runArticle({ seed: 598765, lr: 0.7, epochs: 0 }); // what the CLI calls (the N-epoch test runs the CLI itself)
   assert.equal(await num("#total-cost"), initial.costBefore);
   assert.deepEqual(await readWeights(), { w1: initial.w1, w2: initial.w2 });
-  assert.equal(await page.locator(".katex").count() > 0, true, "KaTeX rendered");
+  assert.equal((await page.locator(".katex").count()) > 0, true, "KaTeX rendered");
   // KaTeX's fonts are bundled and actually used: at least one KaTeX face has loaded.
   const katexFont = await page.evaluate(async () => {
     await document.fonts.ready;
@@ -106,10 +114,17 @@ test("stepping training lowers the displayed cost", { skip: SKIP_E2E }, async ()
 });
 
 test("the weights after N epochs equal `handprop seed --epochs N --json`", { skip: SKIP_E2E }, async () => {
-  for (const [seed, lr, epochs, run] of [[598765, 0.7, 1000, "article"], [7, 0.45, 60, "other"]] as const) {
+  for (const [seed, lr, epochs, run] of [
+    [598765, 0.7, 1000, "article"],
+    [7, 0.45, 60, "other"],
+  ] as const) {
     await trainTo(seed, lr, epochs);
     const expected = await cliResults[run];
-    assert.deepEqual(await readWeights(), { w1: expected.w1, w2: expected.w2 }, `seed ${seed}, lr ${lr}, ${epochs} epochs`);
+    assert.deepEqual(
+      await readWeights(),
+      { w1: expected.w1, w2: expected.w2 },
+      `seed ${seed}, lr ${lr}, ${epochs} epochs`,
+    );
     assert.equal(await num("#total-cost"), expected.costAfter);
     for (let i = 0; i < 4; i++) assert.equal(await num(`#out-${i}`), expected.finalOut[i]);
     assert.equal(await page.textContent("#cli-badge"), "✓ same as handprop seed");
@@ -121,12 +136,23 @@ test("each weight's derivation ends in its finite-difference gradient (to 1e-6)"
   await trainTo(598765, 0.7, 120); // mid-descent: gradients of every size
   const { w1, w2 } = await readWeights();
   const images = [
-    [[0, 0, 0], [1, 1, 1], [1, 1, 1]],
-    [[1, 1, 1], [0, 0, 0], [0, 0, 0]],
+    [
+      [0, 0, 0],
+      [1, 1, 1],
+      [1, 1, 1],
+    ],
+    [
+      [1, 1, 1],
+      [0, 0, 0],
+      [0, 0, 0],
+    ],
   ];
   const targets = [0.88, 0.77];
   const everyWeight = ["w1-0-0", "w1-0-1", "w1-1-0", "w1-1-1", "w2-0", "w2-1", "w2-2", "w2-3"];
-  for (const [img, tab, chips] of [[0, 2, everyWeight], [1, 1, everyWeight.slice(0, 4)]] as const) {
+  for (const [img, tab, chips] of [
+    [0, 2, everyWeight],
+    [1, 1, everyWeight.slice(0, 4)],
+  ] as const) {
     await page.click(`#tab-${tab}`);
     const x = array(images[img]);
     const loss = (a: number[][], b: number[][]) => forward(x, targets[img], array(a), array(b)).cost;
@@ -154,26 +180,32 @@ test("each weight's derivation ends in its finite-difference gradient (to 1e-6)"
   assertNoErrors(page);
 });
 
-test("editing a pixel, a target or a weight updates the numbers and leaves the CLI's path", { skip: SKIP_E2E }, async () => {
-  await page.click("#btn-reset");
-  const cost0 = await num("#total-cost");
-  await page.fill("#w2-1", "0.5");
-  assert.equal(await num("#w2-1"), 0.5);
-  assert.notEqual(await num("#total-cost"), cost0);
-  assert.equal(await page.textContent("#cli-badge"), "edited by hand");
-  await page.click("#image-0 .pix .p >> nth=4"); // the centre pixel of x1
-  assert.equal(await page.getAttribute("#image-0", "class"), "image-card selected");
-  await page.fill("#target-3", "0.95");
-  await page.click("#btn-step-epoch");
-  assert.equal(await page.getAttribute("#status", "data-epoch"), "1");
-  assertNoErrors(page);
-});
+test(
+  "editing a pixel, a target or a weight updates the numbers and leaves the CLI's path",
+  { skip: SKIP_E2E },
+  async () => {
+    await page.click("#btn-reset");
+    const cost0 = await num("#total-cost");
+    await page.fill("#w2-1", "0.5");
+    assert.equal(await num("#w2-1"), 0.5);
+    assert.notEqual(await num("#total-cost"), cost0);
+    assert.equal(await page.textContent("#cli-badge"), "edited by hand");
+    await page.click("#image-0 .pix .p >> nth=4"); // the centre pixel of x1
+    assert.equal(await page.getAttribute("#image-0", "class"), "image-card selected");
+    await page.fill("#target-3", "0.95");
+    await page.click("#btn-step-epoch");
+    assert.equal(await page.getAttribute("#status", "data-epoch"), "1");
+    assertNoErrors(page);
+  },
+);
 
 test("page 1 fits a 400 px wide screen", { skip: SKIP_E2E }, async () => {
   await page.setViewportSize({ width: 400, height: 800 });
   await page.waitForFunction(() => document.documentElement.clientWidth === 400);
   // Charts re-size from a ResizeObserver a frame or two after the viewport changes: let them settle.
-  await page.waitForFunction(() => document.documentElement.scrollWidth <= 400, null, { timeout: 3000 }).catch(() => undefined);
+  await page
+    .waitForFunction(() => document.documentElement.scrollWidth <= 400, null, { timeout: 3000 })
+    .catch(() => undefined);
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= 400, `page is ${width}px wide at a 400px viewport`);
   await site!.screenshot(page, "page1-narrow");

@@ -34,14 +34,24 @@ async function drawSeven(p: Page): Promise<void> {
   const at = (x: number, y: number) => [box.x + (x / 280) * box.width, box.y + (y / 280) * box.height] as const;
   await p.mouse.move(...at(70, 70));
   await p.mouse.down();
-  for (const [x, y] of [[140, 68], [210, 70], [180, 140], [150, 210], [130, 250]]) await p.mouse.move(...at(x, y), { steps: 6 });
+  for (const [x, y] of [
+    [140, 68],
+    [210, 70],
+    [180, 140],
+    [150, 210],
+    [130, 250],
+  ])
+    await p.mouse.move(...at(x, y), { steps: 6 });
   await p.mouse.up();
 }
 
 test("page 2 loads offline with no console errors", { skip: SKIP_E2E }, async () => {
   assert.equal(await page.title(), "handprop · MNIST in your browser");
   // The LeNet-5 trained by the README's default run ships in web/public/models/lenet5/ and is loaded at start.
-  if (PRETRAINED) await page.waitForFunction(() => document.getElementById("model-badge")!.textContent === "pretrained", null, { timeout: 20000 });
+  if (PRETRAINED)
+    await page.waitForFunction(() => document.getElementById("model-badge")!.textContent === "pretrained", null, {
+      timeout: 20000,
+    });
   else assert.equal(await page.textContent("#model-badge"), "untrained");
   assert.equal(await page.getAttribute("#prediction", "data-digit"), "");
   assertNoErrors(page);
@@ -79,23 +89,36 @@ test("training in the worker lowers the loss and the page stays responsive", { s
   await page.fill("#epochs", "1");
   await page.click("#btn-fresh"); // train from random weights, not from the pretrained model
   await page.click("#btn-train");
-  await page.waitForFunction(() => Number(document.getElementById("train-status")!.dataset.reports ?? 0) >= 8, null, { timeout: 30000 });
+  await page.waitForFunction(() => Number(document.getElementById("train-status")!.dataset.reports ?? 0) >= 8, null, {
+    timeout: 30000,
+  });
   // While the worker trains, the main thread answers within a frame or two.
-  const lag = await page.evaluate(() => new Promise<number>((resolve) => {
-    const t0 = performance.now();
-    setTimeout(() => {
-      resolve(performance.now() - t0);
-    }, 0);
-  }));
+  const lag = await page.evaluate(
+    () =>
+      new Promise<number>((resolve) => {
+        const t0 = performance.now();
+        setTimeout(() => {
+          resolve(performance.now() - t0);
+        }, 0);
+      }),
+  );
   assert.ok(lag < 250, `main thread answered after ${lag.toFixed(0)} ms while training`);
   assert.equal(await page.getAttribute("#train-status", "data-state"), "training");
   // Then let it run a little longer (or finish), stop it, and compare the loss reports.
-  await page.waitForFunction(() => {
-    const s = document.getElementById("train-status")!.dataset;
-    return s.state !== "training" || Number(s.reports) >= 30;
-  }, null, { timeout: 60000 });
+  await page.waitForFunction(
+    () => {
+      const s = document.getElementById("train-status")!.dataset;
+      return s.state !== "training" || Number(s.reports) >= 30;
+    },
+    null,
+    { timeout: 60000 },
+  );
   if ((await page.getAttribute("#train-status", "data-state")) === "training") await page.click("#btn-train");
-  await page.waitForFunction(() => ["stopped", "done"].includes(document.getElementById("train-status")!.dataset.state ?? ""), null, { timeout: 30000 });
+  await page.waitForFunction(
+    () => ["stopped", "done"].includes(document.getElementById("train-status")!.dataset.state ?? ""),
+    null,
+    { timeout: 30000 },
+  );
   const first = Number(await page.getAttribute("#train-status", "data-first-loss"));
   const last = Number(await page.getAttribute("#train-status", "data-last-loss"));
   assert.ok(last < first / 2, `loss went from ${first} to ${last}`);
@@ -110,7 +133,9 @@ test("page 2 fits a 400 px wide screen", { skip: SKIP_E2E }, async () => {
   await page.setViewportSize({ width: 400, height: 800 });
   await page.waitForFunction(() => document.documentElement.clientWidth === 400);
   // Charts re-size from a ResizeObserver a frame or two after the viewport changes: let them settle.
-  await page.waitForFunction(() => document.documentElement.scrollWidth <= 400, null, { timeout: 3000 }).catch(() => undefined);
+  await page
+    .waitForFunction(() => document.documentElement.scrollWidth <= 400, null, { timeout: 3000 })
+    .catch(() => undefined);
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= 400, `page is ${width}px wide at a 400px viewport`);
   await site!.screenshot(page, "page2-narrow");
@@ -126,14 +151,18 @@ test(GRAPH_MODEL, { skip: SKIP_E2E }, async () => {
   const octets = "application/octet-stream";
   const file = { name: "resnet.handprop", mimeType: octets, buffer: Buffer.from(modelToFile(resnet)) };
   await page.setInputFiles("#model-file", file);
-  await page.waitForFunction(() => document.getElementById("model-status")!.dataset.state === "loaded", null,
-    { timeout: 20000 });
+  await page.waitForFunction(() => document.getElementById("model-status")!.dataset.state === "loaded", null, {
+    timeout: 20000,
+  });
   const shapes = resnet.build([1, 28, 28]);
   const nodes = (resnet as unknown as { nodes: { name: string; layer: { type: string } }[] }).nodes;
   const expected = nodes.filter((_, k) => shapes[k].length === 3).map((n) => `${n.name} (${n.layer.type})`);
   const titles = await page.$$eval("#fmaps .fmap-title .mono", (els) => els.map((e) => e.textContent));
   assert.deepEqual(titles, expected);
-  assert.ok(expected.some((t) => t.includes("(Add)")), "the residual sums are shown");
+  assert.ok(
+    expected.some((t) => t.includes("(Add)")),
+    "the residual sums are shown",
+  );
   await drawSeven(page);
   await page.waitForFunction(() => document.getElementById("prediction")!.dataset.digit !== "");
   const probs = JSON.parse((await page.getAttribute("#prediction", "data-probs")) ?? "[]") as number[];

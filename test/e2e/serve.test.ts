@@ -39,7 +39,11 @@ function startServe(args: string[]): Promise<{ child: ChildProcess; url: string 
 }
 
 /** GET or HEAD with a raw path (no client-side normalisation of "..") */
-function get(url: string, path: string, method = "GET"): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function get(
+  url: string,
+  path: string,
+  method = "GET",
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const req = request({ host: u.hostname, port: u.port, path, method }, (res) => {
@@ -85,9 +89,15 @@ test("handprop serve says clearly when the port is taken", async () => {
   await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
   const port = (blocker.address() as { port: number }).port;
   try {
-    const r = spawnSync(process.execPath, [BIN, "serve", "--dir", dir, "--port", String(port)], { encoding: "utf8", timeout: 20000 });
+    const r = spawnSync(process.execPath, [BIN, "serve", "--dir", dir, "--port", String(port)], {
+      encoding: "utf8",
+      timeout: 20000,
+    });
     assert.equal(r.status, 1);
-    assert.equal(r.stderr.trim(), `handprop serve: port ${port} on 127.0.0.1 is already in use: pass --port N for another port (or --port 0 for any free one)`);
+    assert.equal(
+      r.stderr.trim(),
+      `handprop serve: port ${port} on 127.0.0.1 is already in use: pass --port N for another port (or --port 0 for any free one)`,
+    );
   } finally {
     blocker.close();
     rmSync(dir, { recursive: true, force: true });
@@ -95,7 +105,8 @@ test("handprop serve says clearly when the port is taken", async () => {
 });
 
 test("handprop serve rejects bad flags with a one-line usage error", () => {
-  const run = (...args: string[]) => spawnSync(process.execPath, [BIN, "serve", ...args], { encoding: "utf8", timeout: 20000 });
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, "serve", ...args], { encoding: "utf8", timeout: 20000 });
   const badPort = run("--port", "70000");
   assert.equal(badPort.status, 2);
   assert.equal(badPort.stderr.trim(), "handprop serve: --port must be between 0 and 65535, got 70000");

@@ -11,7 +11,10 @@ import { REPO_ROOT } from "../../src/cli/serve.ts";
 
 const [PAGE1, PAGE2] = ["page1.test.ts", "page2.test.ts"].map((f) => join(REPO_ROOT, "test", "e2e", f));
 /** How many top-level tests a page file declares: each one must be skipped (or fail) without a browser. */
-const testsIn = (file: string): number => readFileSync(file, "utf8").split("\n").filter((l) => l.startsWith("test(")).length;
+const testsIn = (file: string): number =>
+  readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.startsWith("test(")).length;
 
 /** `node --test files` with Chromium missing and this environment; the three runs below start at once. */
 function runPageTests(files: string[], env: Record<string, string>): Promise<{ status: number | null; out: string }> {
@@ -25,9 +28,11 @@ function runPageTests(files: string[], env: Record<string, string>): Promise<{ s
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve) => child.on("close", (status) => {
-    resolve({ status, out });
-  }));
+  return new Promise((resolve) =>
+    child.on("close", (status) => {
+      resolve({ status, out });
+    }),
+  );
 }
 
 const skipped = runPageTests([PAGE1, PAGE2], {});
@@ -39,7 +44,10 @@ test("without Chromium the browser tests skip, with one line for the whole run s
   assert.equal(status, 0, out);
   const notices = out.split("\n").filter((line) => line.includes("handprop: browser tests skipped"));
   assert.equal(notices.length, 1, `expected one notice for two test files:\n${notices.join("\n")}`);
-  assert.match(notices[0], /no Chromium at \S*no-such-chromium\. To run them: apt-get install -y --no-install-recommends chromium/);
+  assert.match(
+    notices[0],
+    /no Chromium at \S*no-such-chromium\. To run them: apt-get install -y --no-install-recommends chromium/,
+  );
   assert.match(out, new RegExp(`^# skipped ${testsIn(PAGE1) + testsIn(PAGE2)}$`, "m"));
   assert.match(out, /^# fail 0$/m);
 });

@@ -58,8 +58,12 @@ test("kernel threads run in a Vite-built Web Worker, bit-identical to one thread
     const { build } = await import("vite");
     const outDir = join(work, "dist");
     await build({
-      configFile: false, root: work, base: "./", logLevel: "error",
-      build: { outDir, emptyOutDir: true, target: "es2022" }, worker: { format: "es" },
+      configFile: false,
+      root: work,
+      base: "./",
+      logLevel: "error",
+      build: { outDir, emptyOutDir: true, target: "es2022" },
+      worker: { format: "es" },
     });
     const { server, url } = await startStaticServer(outDir, { host: "127.0.0.1", port: 0 });
     const args = ["--headless", "--no-sandbox", "--disable-gpu"];

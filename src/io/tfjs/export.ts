@@ -19,15 +19,27 @@ import { Dropout } from "../../nn/dropout.ts";
 import { ELU, GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Tanh } from "../../nn/activations.ts";
 import { float32LE } from "../onnx.ts";
 import { HANDPROP_VERSION } from "../model-format.ts";
-import { type NDArrayLike, type TfjsArtifacts, type TfjsExportOptions, type TfjsModelJson, type TfjsWeightSpec, type KerasLayerJson } from "./types.ts";
+import {
+  type NDArrayLike,
+  type TfjsArtifacts,
+  type TfjsExportOptions,
+  type TfjsModelJson,
+  type TfjsWeightSpec,
+  type KerasLayerJson,
+} from "./types.ts";
 import { convKernelToTf, nhwcIndex, permuteRows, NCHW_TO_NHWC_AXIS, matchesTfSame } from "./layout.ts";
 
 /** Convert a Sequential to a TF.js Layers model.json and its weight data. */
 export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {}): TfjsArtifacts {
   const inputShape = opts.inputShape ?? model.inputShape;
-  if (!inputShape) throw new Error(`toTfjsArtifacts: the input shape of ${model.name} is unknown: pass {inputShape} (e.g. [1, 28, 28]) or construct the Sequential with inputShape`);
+  if (!inputShape)
+    throw new Error(
+      `toTfjsArtifacts: the input shape of ${model.name} is unknown: pass {inputShape} (e.g. [1, 28, 28]) or construct the Sequential with inputShape`,
+    );
   if (inputShape.length !== 3 && inputShape.length !== 1) {
-    throw new Error(`toTfjsArtifacts: input samples of shape ${formatShape(inputShape)} are not supported: expected images (C, H, W) or feature vectors (F,)`);
+    throw new Error(
+      `toTfjsArtifacts: input samples of shape ${formatShape(inputShape)} are not supported: expected images (C, H, W) or feature vectors (F,)`,
+    );
   }
   // a graph Model becomes a functional TF.js model ("Model" topology: layers with inbound_nodes)
   const graph = model instanceof Model ? model : null;
@@ -64,7 +76,9 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       const depthwise = geom instanceof DepthwiseConv2D && !(layer instanceof SeparableConv2D);
       if (layer instanceof Conv2D && layer.groups !== 1) {
         // tfjs-layers' Conv2D has no "groups" (Keras 2.3+ has; TF.js 4.22 does not): refuse rather than mislead
-        throw new Error(`toTfjsArtifacts: ${layer.describe()}: groups ${layer.groups}: TF.js Layers' Conv2D has no groups (only groups 1, or a DepthwiseConv2D)`);
+        throw new Error(
+          `toTfjsArtifacts: ${layer.describe()}: groups ${layer.groups}: TF.js Layers' Conv2D has no groups (only groups 1, or a DepthwiseConv2D)`,
+        );
       }
       const [C, H, W] = inShape;
       const [kh, kw] = geom.kernelSize;
@@ -72,10 +86,14 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       const [dh, dw] = geom.dilation;
       if (depthwise && (dh > 1 || dw > 1)) {
         // tfjs-layers 4.22's DepthwiseConv2D.call passes no dilation to the op ("TODO: Add support for dilation")
-        throw new Error(`toTfjsArtifacts: ${layer.describe()}: dilation ${dh}×${dw}: TF.js Layers' DepthwiseConv2D ignores dilation_rate`);
+        throw new Error(
+          `toTfjsArtifacts: ${layer.describe()}: dilation ${dh}×${dw}: TF.js Layers' DepthwiseConv2D ignores dilation_rate`,
+        );
       }
       if ((sh > 1 || sw > 1) && (dh > 1 || dw > 1)) {
-        throw new Error(`toTfjsArtifacts: ${layer.describe()}: TF.js cannot combine strides ${sh}×${sw} with dilation ${dh}×${dw} (one of them must be 1)`);
+        throw new Error(
+          `toTfjsArtifacts: ${layer.describe()}: TF.js cannot combine strides ${sh}×${sw} with dilation ${dh}×${dw} (one of them must be 1)`,
+        );
       }
       const [top, bottom, left, right] = geom.paddingFor(H, W);
       let padding: "same" | "valid";
@@ -83,7 +101,13 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       else if (top + bottom + left + right === 0) padding = "valid";
       else if (matchesTfSame(H, kh, sh, dh, top, bottom) && matchesTfSame(W, kw, sw, dw, left, right)) padding = "same";
       else {
-        add("ZeroPadding2D", `zero_padding2d_${i}`, { padding: [[top, bottom], [left, right]], data_format: "channels_last" });
+        add("ZeroPadding2D", `zero_padding2d_${i}`, {
+          padding: [
+            [top, bottom],
+            [left, right],
+          ],
+          data_format: "channels_last",
+        });
         padding = "valid";
       }
       // The Keras config DepthwiseConv2D and SeparableConv2D share (in Keras's key order).
@@ -115,8 +139,18 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
         const O = layer.outChannels;
         const pointBias = layer.pointwise.bias;
         add("SeparableConv2D", name, { filters: O, ...depthwiseConfig(M, pointBias !== null) });
-        weight(name, "depthwise_kernel", [kh, kw, C, M], convKernelToTf(layer.depthwise.weight.value.data, C * M, 1, kh, kw));
-        weight(name, "pointwise_kernel", [1, 1, C * M, O], convKernelToTf(layer.pointwise.weight.value.data, O, C * M, 1, 1));
+        weight(
+          name,
+          "depthwise_kernel",
+          [kh, kw, C, M],
+          convKernelToTf(layer.depthwise.weight.value.data, C * M, 1, kh, kw),
+        );
+        weight(
+          name,
+          "pointwise_kernel",
+          [1, 1, C * M, O],
+          convKernelToTf(layer.pointwise.weight.value.data, O, C * M, 1, 1),
+        );
         if (pointBias) weight(name, "bias", [O], pointBias.value.data);
         return;
       }
@@ -131,7 +165,12 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
         activation: "linear",
         use_bias: layer.useBias,
       });
-      weight(name, "kernel", [kh, kw, C, layer.outChannels], convKernelToTf(layer.weight.value.data, layer.outChannels, C, kh, kw));
+      weight(
+        name,
+        "kernel",
+        [kh, kw, C, layer.outChannels],
+        convKernelToTf(layer.weight.value.data, layer.outChannels, C, kh, kw),
+      );
       if (layer.bias) weight(name, "bias", [layer.outChannels], layer.bias.value.data);
     } else if (layer instanceof MaxPool2D || layer instanceof AvgPool2D) {
       const [, H, W] = inShape;
@@ -144,15 +183,24 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       let padding: "same" | "valid";
       const countsPad = !isMax && layer.countIncludePad;
       if (ph === 0 && pw === 0) padding = "valid";
-      else if (!countsPad && matchesTfSame(H, kh, sh, 1, ph, ph) && matchesTfSame(W, kw, sw, 1, pw, pw)) padding = "same";
+      else if (!countsPad && matchesTfSame(H, kh, sh, 1, ph, ph) && matchesTfSame(W, kw, sw, 1, pw, pw))
+        padding = "same";
       else if (countsPad) {
-        add("ZeroPadding2D", `zero_padding2d_${i}`, { padding: [[ph, ph], [pw, pw]], data_format: "channels_last" });
+        add("ZeroPadding2D", `zero_padding2d_${i}`, {
+          padding: [
+            [ph, ph],
+            [pw, pw],
+          ],
+          data_format: "channels_last",
+        });
         padding = "valid";
       } else {
         throw new Error(
           `toTfjsArtifacts: ${layer.describe()}: padding ${ph}×${pw} on a ${H}×${W} input has no TF.js equivalent: ` +
             `TF pads poolings only as "same" (here ${samePadding(H, kh, sh, 1).join("+")} rows, ${samePadding(W, kw, sw, 1).join("+")} columns)` +
-            (isMax ? ", and zero padding would change the max of all-negative windows" : ", and zero padding would count padded cells (countIncludePad is false)"),
+            (isMax
+              ? ", and zero padding would change the max of all-negative windows"
+              : ", and zero padding would count padded cells (countIncludePad is false)"),
         );
       }
       add(className, name, { pool_size: [kh, kw], strides: [sh, sw], padding, data_format: "channels_last" });
@@ -164,11 +212,15 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       const [kh, kw] = layer.kernelSize;
       const [sh, sw] = layer.stride;
       const [ph, pw] = layer.padding;
-      const k = [kh, kw], st = [sh, sw], p = [ph, pw];
+      const k = [kh, kw],
+        st = [sh, sw],
+        p = [ph, pw];
       const valid = [0, 1].every((a) => p[a] === 0 && k[a] >= st[a]);
       const same = [0, 1].every((a) => 2 * p[a] === k[a] - st[a]);
       if (layer.dilation.some((d) => d !== 1) || layer.outputPadding.some((d) => d !== 0) || (!valid && !same)) {
-        throw new Error(`toTfjsArtifacts: ${layer.describe()}: TF.js Layers' Conv2DTranspose has no dilation or output padding and crops only as "valid" (padding 0, kernel ≥ stride) or "same" (2·padding = kernel − stride); got padding ${ph}×${pw}, output padding ${layer.outputPadding.join("×")}, dilation ${layer.dilation.join("×")}`);
+        throw new Error(
+          `toTfjsArtifacts: ${layer.describe()}: TF.js Layers' Conv2DTranspose has no dilation or output padding and crops only as "valid" (padding 0, kernel ≥ stride) or "same" (2·padding = kernel − stride); got padding ${ph}×${pw}, output padding ${layer.outputPadding.join("×")}, dilation ${layer.dilation.join("×")}`,
+        );
       }
       const Ci = layer.inChannels;
       const Co = layer.outChannels;
@@ -210,23 +262,40 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       add("GlobalMaxPooling2D", `global_max_pooling2d_${i}`, { data_format: "channels_last" });
     } else if (layer instanceof ZeroPadding2D) {
       const [top, bottom, left, right] = layer.pads;
-      add("ZeroPadding2D", `zero_padding2d_${i}`, { padding: [[top, bottom], [left, right]], data_format: "channels_last" });
+      add("ZeroPadding2D", `zero_padding2d_${i}`, {
+        padding: [
+          [top, bottom],
+          [left, right],
+        ],
+        data_format: "channels_last",
+      });
     } else if (layer instanceof UpSampling2D) {
       // tfjs-layers resizes without half-pixel centres: nearest (⌊i/s⌋) agrees with handprop, bilinear does not
       if (layer.interpolation !== "nearest") {
-        throw new Error(`toTfjsArtifacts: ${layer.describe()}: bilinear upsampling: TF.js Layers' UpSampling2D samples without half-pixel centres (handprop uses them, as PyTorch and TF 2's resize)`);
+        throw new Error(
+          `toTfjsArtifacts: ${layer.describe()}: bilinear upsampling: TF.js Layers' UpSampling2D samples without half-pixel centres (handprop uses them, as PyTorch and TF 2's resize)`,
+        );
       }
-      add("UpSampling2D", `up_sampling2d_${i}`, { size: layer.size.slice(), interpolation: "nearest", data_format: "channels_last" });
+      add("UpSampling2D", `up_sampling2d_${i}`, {
+        size: layer.size.slice(),
+        interpolation: "nearest",
+        data_format: "channels_last",
+      });
     } else if (layer instanceof GELU) {
       if (layer.approximate === "tanh") {
         // tfjs-layers 4.22 registers it as "gelu_new" but looks "gelu_new" up as "geluNew": it cannot load it
-        throw new Error(`toTfjsArtifacts: ${layer.describe()}: GELU's tanh form ("gelu_new") does not load in TF.js Layers 4.22; use the exact (erf) form`);
+        throw new Error(
+          `toTfjsArtifacts: ${layer.describe()}: GELU's tanh form ("gelu_new") does not load in TF.js Layers 4.22; use the exact (erf) form`,
+        );
       }
       add("Activation", `activation_${i}`, { activation: "gelu" });
     } else if (layer instanceof SiLU) {
       add("Activation", `activation_${i}`, { activation: "swish" });
     } else if (layer instanceof ELU) {
-      if (layer.alpha !== 1) throw new Error(`toTfjsArtifacts: ${layer.describe()}: alpha ${layer.alpha}: TF.js Layers' ELU supports alpha 1 only`);
+      if (layer.alpha !== 1)
+        throw new Error(
+          `toTfjsArtifacts: ${layer.describe()}: alpha ${layer.alpha}: TF.js Layers' ELU supports alpha 1 only`,
+        );
       add("Activation", `activation_${i}`, { activation: "elu" });
     } else if (layer instanceof Flatten) {
       if (inShape.length === 3) flattened = nhwcIndex(inShape); // flattening features again keeps their order
@@ -235,13 +304,25 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       const name = `dense_${i}`;
       add("Dense", name, { units: layer.outFeatures, activation: "linear", use_bias: layer.useBias });
       const w = layer.weight.value.data;
-      weight(name, "kernel", [layer.inFeatures, layer.outFeatures], flattened ? permuteRows(w, flattened, layer.outFeatures, true) : w);
+      weight(
+        name,
+        "kernel",
+        [layer.inFeatures, layer.outFeatures],
+        flattened ? permuteRows(w, flattened, layer.outFeatures, true) : w,
+      );
       if (layer.bias) weight(name, "bias", [layer.outFeatures], layer.bias.value.data);
       flattened = null;
     } else if (layer instanceof BatchNorm1D || layer instanceof BatchNorm2D) {
       const name = `batch_normalization_${i}`;
-      add("BatchNormalization", name, { axis: -1, momentum: 1 - layer.momentum, epsilon: layer.eps, center: layer.affine, scale: layer.affine });
-      const perFeature = (p: Param) => (layer instanceof BatchNorm1D && flattened ? permuteRows(p.value.data, flattened, 1, true) : p.value.data);
+      add("BatchNormalization", name, {
+        axis: -1,
+        momentum: 1 - layer.momentum,
+        epsilon: layer.eps,
+        center: layer.affine,
+        scale: layer.affine,
+      });
+      const perFeature = (p: Param) =>
+        layer instanceof BatchNorm1D && flattened ? permuteRows(p.value.data, flattened, 1, true) : p.value.data;
       const C = layer.numFeatures;
       if (layer.gamma) weight(name, "gamma", [C], perFeature(layer.gamma));
       if (layer.beta) weight(name, "beta", [C], perFeature(layer.beta));
@@ -259,14 +340,18 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       // TF.js's softmax runs only over the last axis ("Softmax along a non-last dimension is not yet
       // supported"): the features, or an image's channels (handprop's axis 1).
       if (tfAxis !== rank - 1) {
-        throw new Error(`toTfjsArtifacts: ${layer.describe()}: softmax over axis ${layer.axis} of an NCHW input is axis ${tfAxis} in NHWC, and TF.js only supports softmax over the last axis (handprop's axis 1, the channels)`);
+        throw new Error(
+          `toTfjsArtifacts: ${layer.describe()}: softmax over axis ${layer.axis} of an NCHW input is axis ${tfAxis} in NHWC, and TF.js only supports softmax over the last axis (handprop's axis 1, the channels)`,
+        );
       }
       add("Activation", `activation_${i}`, { activation: "softmax" });
     } else if (layer instanceof Add || layer instanceof Multiply) {
       add(layer.type, `${layer.type.toLowerCase()}_${i}`, {});
     } else if (layer instanceof Concatenate) {
       if (flattened !== null) {
-        throw new Error(`toTfjsArtifacts: ${layer.describe()}: concatenating flattened images would interleave two NHWC orders; concatenate before the Flatten`);
+        throw new Error(
+          `toTfjsArtifacts: ${layer.describe()}: concatenating flattened images would interleave two NHWC orders; concatenate before the Flatten`,
+        );
       }
       const axis = layer.axis < 0 ? layer.axis + rank : layer.axis;
       add("Concatenate", `concatenate_${i}`, { axis: rank === 4 ? NCHW_TO_NHWC_AXIS[axis] : axis });
@@ -300,9 +385,12 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       const inIds = n.inputs.map((t) => (t.node === null ? 0 : ids.get(t.node)!));
       flattened = flat[inIds[0]];
       const sameOrder = (o: Int32Array | null) =>
-        o === flattened || (o !== null && flattened !== null && o.length === flattened.length && o.every((v, j) => v === flattened![j]));
+        o === flattened ||
+        (o !== null && flattened !== null && o.length === flattened.length && o.every((v, j) => v === flattened![j]));
       if (!inIds.every((id) => sameOrder(flat[id]))) {
-        throw new Error(`toTfjsArtifacts: ${n.layer.describe()}: its inputs mix flattened images and other tensors; merge before the Flatten`);
+        throw new Error(
+          `toTfjsArtifacts: ${n.layer.describe()}: its inputs mix flattened images and other tensors; merge before the Flatten`,
+        );
       }
       inbound = inIds.map((id) => names[id]);
       exportLayer(n.layer, k + 1, allShapes[inIds[0]]);

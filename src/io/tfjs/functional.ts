@@ -25,7 +25,11 @@ export interface ImportState {
  * Add, Multiply and Concatenate (its NHWC axis mapped to NCHW) merge. One input and one output.
  */
 export function functionalModel(
-  config: Json, rawLayers: unknown[], readers: LayerReader[], name: string | null, processLayer: (r: LayerReader) => void,
+  config: Json,
+  rawLayers: unknown[],
+  readers: LayerReader[],
+  name: string | null,
+  processLayer: (r: LayerReader) => void,
   st: ImportState,
 ): Model {
   interface Tensor {
@@ -35,7 +39,12 @@ export function functionalModel(
   }
   const tensors = new Map<string, Tensor>();
   let input: SymbolicTensor | null = null;
-  const apply = (r: LayerReader, layer: Layer, xs: SymbolicTensor | SymbolicTensor[], nodeName: string): SymbolicTensor => {
+  const apply = (
+    r: LayerReader,
+    layer: Layer,
+    xs: SymbolicTensor | SymbolicTensor[],
+    nodeName: string,
+  ): SymbolicTensor => {
     try {
       return layer.apply(xs, nodeName);
     } catch (e) {
@@ -45,14 +54,24 @@ export function functionalModel(
   const inboundOf = (r: LayerReader, raw: Json): Tensor[] => {
     const nodes = raw.inbound_nodes;
     if (!Array.isArray(nodes) || nodes.length !== 1 || !Array.isArray(nodes[0]) || nodes[0].length === 0) {
-      r.fail("inbound_nodes", "must be one call [[[layer, 0, 0, {}], …]] (each layer applied once; Keras 3's form is not supported)");
+      r.fail(
+        "inbound_nodes",
+        "must be one call [[[layer, 0, 0, {}], …]] (each layer applied once; Keras 3's form is not supported)",
+      );
     }
     return (nodes[0] as unknown[]).map((t) => {
       if (!Array.isArray(t) || typeof t[0] !== "string" || t[1] !== 0 || t[2] !== 0) {
-        return r.fail("inbound_nodes", `has the entry ${JSON.stringify(t)?.slice(0, 80)}; expected [layer name, 0, 0, {}]`);
+        return r.fail(
+          "inbound_nodes",
+          `has the entry ${JSON.stringify(t)?.slice(0, 80)}; expected [layer name, 0, 0, {}]`,
+        );
       }
       const found = tensors.get(t[0]);
-      if (!found) return r.fail("inbound_nodes", `reads "${t[0]}", which no earlier layer produces (layers must be listed in execution order)`);
+      if (!found)
+        return r.fail(
+          "inbound_nodes",
+          `reads "${t[0]}", which no earlier layer produces (layers must be listed in execution order)`,
+        );
       return found;
     });
   };
@@ -62,7 +81,8 @@ export function functionalModel(
   readers.forEach((r, i) => {
     const raw = rawLayers[i] as Json;
     if (r.className === "InputLayer") {
-      if (input !== null) throw new TfjsFormatError(`${r.where}: a second input; only models with one input are supported`);
+      if (input !== null)
+        throw new TfjsFormatError(`${r.where}: a second input; only models with one input are supported`);
       const shape = inputShapeOf(r);
       input = Input(shape, { name: r.name });
       tensors.set(r.name, { sym: input, shape, flattened: null });
@@ -74,7 +94,9 @@ export function functionalModel(
       if (ins.length < 2) r.fail("inbound_nodes", `lists ${ins.length} input; a merge takes two or more`);
       const flat = ins[0].flattened;
       if (!ins.every((t) => sameOrder(t.flattened, flat)) || (r.className === "Concatenate" && flat !== null)) {
-        throw new TfjsFormatError(`${r.where}: merges flattened images (NHWC order) handprop would flatten differently; merge before the Flatten`);
+        throw new TfjsFormatError(
+          `${r.where}: merges flattened images (NHWC order) handprop would flatten differently; merge before the Flatten`,
+        );
       }
       let layer: Layer;
       if (r.className === "Add") layer = new Add();
@@ -88,11 +110,17 @@ export function functionalModel(
         const a = (axis as number) < 0 ? (axis as number) + rank : (axis as number);
         layer = new Concatenate({ axis: rank === 4 ? NHWC_TO_NCHW_AXIS[a] : a });
       }
-      const sym = apply(r, layer, ins.map((t) => t.sym), r.name);
+      const sym = apply(
+        r,
+        layer,
+        ins.map((t) => t.sym),
+        r.name,
+      );
       tensors.set(r.name, { sym, shape: sym.shape.slice(), flattened: flat });
       return;
     }
-    if (ins.length !== 1) r.fail("inbound_nodes", `lists ${ins.length} inputs; only Add, Multiply and Concatenate take several`);
+    if (ins.length !== 1)
+      r.fail("inbound_nodes", `lists ${ins.length} inputs; only Add, Multiply and Concatenate take several`);
     st.shape = ins[0].shape.slice();
     st.flattened = ins[0].flattened;
     st.pad = null;
@@ -118,14 +146,21 @@ export function functionalModel(
     const entry: unknown = Array.isArray(list) && list.length === 1 ? list[0] : null;
     const layerName: unknown = Array.isArray(entry) ? entry[0] : null;
     const t = typeof layerName === "string" ? tensors.get(layerName) : undefined;
-    if (!t) throw new TfjsFormatError(`model.json: "${field}" must name one layer of the model, got ${JSON.stringify(list)?.slice(0, 80)}`);
+    if (!t)
+      throw new TfjsFormatError(
+        `model.json: "${field}" must name one layer of the model, got ${JSON.stringify(list)?.slice(0, 80)}`,
+      );
     return t;
   };
   const inputT = single("input_layers");
   const outputT = single("output_layers");
   st.finish();
-  if (inputT.sym !== input || input === null) throw new TfjsFormatError('model.json: "input_layers" must name the InputLayer');
-  if (outputT.sym === input) throw new TfjsFormatError("model.json: the model has no layers handprop can run (only InputLayer/linear activations)");
+  if (inputT.sym !== input || input === null)
+    throw new TfjsFormatError('model.json: "input_layers" must name the InputLayer');
+  if (outputT.sym === input)
+    throw new TfjsFormatError(
+      "model.json: the model has no layers handprop can run (only InputLayer/linear activations)",
+    );
   try {
     return new Model({ inputs: input, outputs: outputT.sym, name: name ?? "model" });
   } catch (e) {

@@ -24,14 +24,20 @@ function setParam(p: Param | null, data: ArrayLike<number>): void {
 /** Every weight of the manifest must have been taken by some layer. */
 function checkAllWeightsUsed(weights: Map<string, LoadedWeight>): void {
   const unused = [...weights.values()].filter((w) => !w.used).map((w) => `"${w.spec.name}"`);
-  if (unused.length > 0) throw new TfjsFormatError(`model.json: "weightsManifest": weight${unused.length > 1 ? "s" : ""} ${unused.join(", ")} belong${unused.length > 1 ? "" : "s"} to no layer of the model`);
+  if (unused.length > 0)
+    throw new TfjsFormatError(
+      `model.json: "weightsManifest": weight${unused.length > 1 ? "s" : ""} ${unused.join(", ")} belong${unused.length > 1 ? "" : "s"} to no layer of the model`,
+    );
 }
 
 /** model.json's envelope: a JSON object, a "layers-model", a topology; returns its layer list. */
 function readTopology(modelJson: unknown): ReturnType<typeof sequentialLayers> & { json: Json } {
-  if (!isObject(modelJson)) throw new TfjsFormatError(`model.json: expected a JSON object, got ${JSON.stringify(modelJson)?.slice(0, 80)}`);
+  if (!isObject(modelJson))
+    throw new TfjsFormatError(`model.json: expected a JSON object, got ${JSON.stringify(modelJson)?.slice(0, 80)}`);
   if (modelJson.format !== undefined && modelJson.format !== "layers-model") {
-    throw new TfjsFormatError(`model.json: "format" is ${JSON.stringify(modelJson.format)}; only "layers-model" is supported (a graph model has no layers to rebuild)`);
+    throw new TfjsFormatError(
+      `model.json: "format" is ${JSON.stringify(modelJson.format)}; only "layers-model" is supported (a graph model has no layers to rebuild)`,
+    );
   }
   if (modelJson.modelTopology === undefined) throw new TfjsFormatError('model.json: no "modelTopology"');
   return { ...sequentialLayers(modelJson.modelTopology), json: modelJson };
@@ -41,7 +47,9 @@ function readTopology(modelJson: unknown): ReturnType<typeof sequentialLayers> &
 function layerReaders(rawLayers: unknown[]): LayerReader[] {
   return rawLayers.map((l, i) => {
     if (!isObject(l) || typeof l.class_name !== "string" || !isObject(l.config)) {
-      throw new TfjsFormatError(`model.json: layer ${i} must be {"class_name": string, "config": object}, got ${JSON.stringify(l)?.slice(0, 80)}`);
+      throw new TfjsFormatError(
+        `model.json: layer ${i} must be {"class_name": string, "config": object}, got ${JSON.stringify(l)?.slice(0, 80)}`,
+      );
     }
     const n = typeof l.config.name === "string" ? l.config.name : `layer_${i}`;
     return new LayerReader(i, l.class_name, n, l.config);
@@ -71,11 +79,16 @@ class LayerImporter implements ImportState {
   /** A weight of layer r by its Keras name, shape-checked, marked used. */
   private take(r: LayerReader, wname: string, expected: number[]): Float32Array {
     const exact = this.weights.get(`${r.name}/${wname}`);
-    const found = exact ?? [...this.weights.values()].find((w) => w.spec.name.startsWith(`${r.name}/`) && w.spec.name.endsWith(`/${wname}`));
-    if (!found) throw new TfjsFormatError(`${r.where}: weight "${r.name}/${wname}" is missing from the weights manifest`);
+    const found =
+      exact ??
+      [...this.weights.values()].find((w) => w.spec.name.startsWith(`${r.name}/`) && w.spec.name.endsWith(`/${wname}`));
+    if (!found)
+      throw new TfjsFormatError(`${r.where}: weight "${r.name}/${wname}" is missing from the weights manifest`);
     const s = found.spec.shape;
     if (s.length !== expected.length || s.some((d, i) => d !== expected[i])) {
-      throw new TfjsFormatError(`${r.where}: weight "${found.spec.name}" has shape [${s.join(", ")}], expected [${expected.join(", ")}]`);
+      throw new TfjsFormatError(
+        `${r.where}: weight "${found.spec.name}" has shape [${s.join(", ")}], expected [${expected.join(", ")}]`,
+      );
     }
     found.used = true;
     return found.data;
@@ -93,7 +106,10 @@ class LayerImporter implements ImportState {
 
   private needImage(r: LayerReader): [number, number, number] {
     const shape = this.shape;
-    if (shape.length !== 3) throw new TfjsFormatError(`${r.where}: expects an image input (H, W, C), but the tensor here has shape [${shape.join(", ")}]`);
+    if (shape.length !== 3)
+      throw new TfjsFormatError(
+        `${r.where}: expects an image input (H, W, C), but the tensor here has shape [${shape.join(", ")}]`,
+      );
     return [shape[0], shape[1], shape[2]];
   }
 
@@ -105,11 +121,14 @@ class LayerImporter implements ImportState {
     const r: LayerReader = reader; // annotated: lets r.fail(…) (→ never) narrow types
     r.float32();
     if (this.pad !== null && r.className !== "Conv2D" && r.className !== "AveragePooling2D") {
-      throw new TfjsFormatError(`${this.pad.r.where}: a ZeroPadding2D must be followed by a "valid" Conv2D or AveragePooling2D (handprop folds it into their padding), here by ${r.className} "${r.name}"`);
+      throw new TfjsFormatError(
+        `${this.pad.r.where}: a ZeroPadding2D must be followed by a "valid" Conv2D or AveragePooling2D (handprop folds it into their padding), here by ${r.className} "${r.name}"`,
+      );
     }
     switch (r.className) {
       case "InputLayer":
-        if (r.index !== 0 || this.functional !== null) throw new TfjsFormatError(`${r.where}: an InputLayer is only supported as the first layer`);
+        if (r.index !== 0 || this.functional !== null)
+          throw new TfjsFormatError(`${r.where}: an InputLayer is only supported as the first layer`);
         break;
       case "Conv2D":
         this.conv2d(r);
@@ -175,9 +194,15 @@ class LayerImporter implements ImportState {
     const dilation = r.pair("dilation_rate", [1, 1]);
     let padding: "same" | "valid" | [number, number] = r.padding();
     if (this.pad !== null) {
-      if (padding !== "valid") r.fail("padding", `is "same" after ZeroPadding2D "${this.pad.r.name}"; handprop can only fold zero padding into a "valid" convolution`);
+      if (padding !== "valid")
+        r.fail(
+          "padding",
+          `is "same" after ZeroPadding2D "${this.pad.r.name}"; handprop can only fold zero padding into a "valid" convolution`,
+        );
       if (this.pad.tb[0] !== this.pad.tb[1] || this.pad.lr[0] !== this.pad.lr[1]) {
-        throw new TfjsFormatError(`${this.pad.r.where}: field "padding" ${JSON.stringify([this.pad.tb, this.pad.lr])} is asymmetric; handprop's Conv2D pads top = bottom and left = right`);
+        throw new TfjsFormatError(
+          `${this.pad.r.where}: field "padding" ${JSON.stringify([this.pad.tb, this.pad.lr])} is asymmetric; handprop's Conv2D pads top = bottom and left = right`,
+        );
       }
       padding = [this.pad.tb[0], this.pad.lr[0]];
       this.pad = null;
@@ -186,7 +211,15 @@ class LayerImporter implements ImportState {
     // The kernel first: its shape is checked against weights that exist, before a layer of the
     // declared size is allocated (a hostile "filters": 300000 must not allocate gigabytes).
     const kernel = this.take(r, "kernel", [kh, kw, C, filters]);
-    const conv = new Conv2D({ inChannels: C, outChannels: filters, kernelSize: [kh, kw], stride, dilation, padding, bias: useBias });
+    const conv = new Conv2D({
+      inChannels: C,
+      outChannels: filters,
+      kernelSize: [kh, kw],
+      stride,
+      dilation,
+      padding,
+      bias: useBias,
+    });
     conv.weight.value.data.set(convKernelFromTf(kernel, filters, C, kh, kw));
     if (useBias) setParam(conv.bias, this.take(r, "bias", [filters]));
     this.push(r, conv);
@@ -207,7 +240,15 @@ class LayerImporter implements ImportState {
     const kernel = this.take(r, "depthwise_kernel", [kh, kw, C, M]); // checked before anything is allocated
     let conv: DepthwiseConv2D;
     try {
-      conv = new DepthwiseConv2D({ inChannels: C, depthMultiplier: M, kernelSize: [kh, kw], stride, dilation, padding, bias: useBias });
+      conv = new DepthwiseConv2D({
+        inChannels: C,
+        depthMultiplier: M,
+        kernelSize: [kh, kw],
+        stride,
+        dilation,
+        padding,
+        bias: useBias,
+      });
     } catch (e) {
       throw new TfjsFormatError(`${r.where}: ${(e as Error).message}`, { cause: e });
     }
@@ -230,9 +271,15 @@ class LayerImporter implements ImportState {
     let padding: [number, number] = [0, 0];
     let countIncludePad = true;
     if (this.pad !== null) {
-      if (mode !== "valid") r.fail("padding", `is "same" after ZeroPadding2D "${this.pad.r.name}"; handprop can only fold zero padding into a "valid" pooling`);
+      if (mode !== "valid")
+        r.fail(
+          "padding",
+          `is "same" after ZeroPadding2D "${this.pad.r.name}"; handprop can only fold zero padding into a "valid" pooling`,
+        );
       if (this.pad.tb[0] !== this.pad.tb[1] || this.pad.lr[0] !== this.pad.lr[1]) {
-        throw new TfjsFormatError(`${this.pad.r.where}: field "padding" ${JSON.stringify([this.pad.tb, this.pad.lr])} is asymmetric; handprop's AvgPool2D pads top = bottom and left = right`);
+        throw new TfjsFormatError(
+          `${this.pad.r.where}: field "padding" ${JSON.stringify([this.pad.tb, this.pad.lr])} is asymmetric; handprop's AvgPool2D pads top = bottom and left = right`,
+        );
       }
       padding = [this.pad.tb[0], this.pad.lr[0]]; // zeros that count in the divisor: countIncludePad
       this.pad = null;
@@ -242,7 +289,10 @@ class LayerImporter implements ImportState {
       const ph = samePadding(H, kh, sh, 1)[0];
       const pw = samePadding(W, kw, sw, 1)[0];
       if (!matchesTfSame(H, kh, sh, 1, ph, ph) || !matchesTfSame(W, kw, sw, 1, pw, pw)) {
-        r.fail("padding", `"same" on a ${H}×${W} input pads asymmetrically (rows ${samePadding(H, kh, sh, 1).join("+")}, columns ${samePadding(W, kw, sw, 1).join("+")}); handprop's pooling pads both sides equally`);
+        r.fail(
+          "padding",
+          `"same" on a ${H}×${W} input pads asymmetrically (rows ${samePadding(H, kh, sh, 1).join("+")}, columns ${samePadding(W, kw, sw, 1).join("+")}); handprop's pooling pads both sides equally`,
+        );
       }
       padding = [ph, pw];
       countIncludePad = false;
@@ -265,19 +315,31 @@ class LayerImporter implements ImportState {
     const ok = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x) && x >= 0;
     let tb: [number, number];
     let lr: [number, number];
-    if (ok(p)) [tb, lr] = [[p, p], [p, p]];
-    else if (Array.isArray(p) && p.length === 2 && ok(p[0]) && ok(p[1])) [tb, lr] = [[p[0], p[0]], [p[1], p[1]]];
+    if (ok(p))
+      [tb, lr] = [
+        [p, p],
+        [p, p],
+      ];
+    else if (Array.isArray(p) && p.length === 2 && ok(p[0]) && ok(p[1]))
+      [tb, lr] = [
+        [p[0], p[0]],
+        [p[1], p[1]],
+      ];
     else if (Array.isArray(p) && p.length === 2 && p.every((q) => Array.isArray(q) && q.length === 2 && q.every(ok))) {
       const q = p as [[number, number], [number, number]];
       [tb, lr] = [q[0], q[1]];
     } else r.fail("padding", `must be n, [h, w] or [[top, bottom], [left, right]], got ${JSON.stringify(p)}`);
     this.pad = { r, tb, lr };
-    if (r === this.readers[this.readers.length - 1] && this.functional === null) throw new TfjsFormatError(`${r.where}: a ZeroPadding2D must be followed by a "valid" Conv2D or AveragePooling2D`);
+    if (r === this.readers[this.readers.length - 1] && this.functional === null)
+      throw new TfjsFormatError(`${r.where}: a ZeroPadding2D must be followed by a "valid" Conv2D or AveragePooling2D`);
   }
 
   /** Keras Dense. */
   private dense(r: LayerReader): void {
-    if (this.shape.length !== 1) throw new TfjsFormatError(`${r.where}: Dense on a tensor of shape [${this.shape.join(", ")}] (without a Flatten) is not supported`);
+    if (this.shape.length !== 1)
+      throw new TfjsFormatError(
+        `${r.where}: Dense on a tensor of shape [${this.shape.join(", ")}] (without a Flatten) is not supported`,
+      );
     const F = this.shape[0];
     const units = r.positiveInt("units");
     const useBias = r.bool("use_bias", true);
@@ -304,7 +366,8 @@ class LayerImporter implements ImportState {
     const rank = this.shape.length + 1;
     const axes = r.config.axis ?? -1;
     const axis = Array.isArray(axes) && axes.length === 1 ? (axes[0] as unknown) : axes;
-    if (typeof axis !== "number" || (axis !== -1 && axis !== rank - 1)) r.fail("axis", `is ${JSON.stringify(axes)}; only the channel (last) axis ${rank - 1} or -1 is supported`);
+    if (typeof axis !== "number" || (axis !== -1 && axis !== rank - 1))
+      r.fail("axis", `is ${JSON.stringify(axes)}; only the channel (last) axis ${rank - 1} or -1 is supported`);
     for (const f of ["renorm", "virtual_batch_size", "adjustment"]) r.only(f, false, null);
     const momentum = r.number("momentum", 0.99);
     if (!(momentum >= 0 && momentum <= 1)) r.fail("momentum", `must be in [0, 1], got ${momentum}`);
@@ -313,11 +376,15 @@ class LayerImporter implements ImportState {
     const center = r.bool("center", true);
     const scale = r.bool("scale", true);
     const C = this.shape.length === 3 ? this.shape[0] : this.shape.length === 1 ? this.shape[0] : NaN;
-    if (Number.isNaN(C)) throw new TfjsFormatError(`${r.where}: BatchNormalization on a tensor of shape [${this.shape.join(", ")}] is not supported`);
+    if (Number.isNaN(C))
+      throw new TfjsFormatError(
+        `${r.where}: BatchNormalization on a tensor of shape [${this.shape.join(", ")}] is not supported`,
+      );
     // handprop's affine has γ and β together: a missing one keeps its identity value (γ = 1, β = 0).
     const opts = { numFeatures: C, eps, momentum: 1 - momentum, affine: center || scale };
     const bn = this.shape.length === 3 ? new BatchNorm2D(opts) : new BatchNorm1D(opts);
-    const feat = (d: Float32Array) => (this.shape.length === 1 && this.flattened ? permuteRows(d, nhwcIndex(this.flattened), 1, false) : d);
+    const feat = (d: Float32Array) =>
+      this.shape.length === 1 && this.flattened ? permuteRows(d, nhwcIndex(this.flattened), 1, false) : d;
     if (scale) setParam(bn.gamma, feat(this.take(r, "gamma", [C])));
     if (center) setParam(bn.beta, feat(this.take(r, "beta", [C])));
     setParam(bn.runningMean, feat(this.take(r, "moving_mean", [C])));
@@ -362,7 +429,11 @@ class LayerImporter implements ImportState {
  * another layer class, channels_first, an activation or padding handprop lacks — is a TfjsFormatError
  * naming the layer and the field.
  */
-export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | ArrayBufferView | readonly ArrayBuffer[], opts: { source?: string } = {}): Sequential {
+export function fromTfjsArtifacts(
+  modelJson: unknown,
+  weightData: ArrayBuffer | ArrayBufferView | readonly ArrayBuffer[],
+  opts: { source?: string } = {},
+): Sequential {
   const source = opts.source ?? "weight data";
   const { name, layers: rawLayers, functional, json } = readTopology(modelJson);
   const weights = splitWeights(weightSpecsOf(json, "model.json"), toBytes(weightData), source);
@@ -371,10 +442,22 @@ export function fromTfjsArtifacts(modelJson: unknown, weightData: ArrayBuffer | 
   const inputShape = inputShapeOf(readers[0]);
   const importer = new LayerImporter(weights, readers, functional, inputShape);
   if (functional !== null) {
-    return functionalModel(functional, rawLayers, readers, name, (r) => { importer.processLayer(r); }, importer);
+    return functionalModel(
+      functional,
+      rawLayers,
+      readers,
+      name,
+      (r) => {
+        importer.processLayer(r);
+      },
+      importer,
+    );
   }
   for (const reader of readers) importer.processLayer(reader);
   importer.finish();
-  if (importer.out.length === 0) throw new TfjsFormatError("model.json: the model has no layers handprop can run (only InputLayer/linear activations)");
+  if (importer.out.length === 0)
+    throw new TfjsFormatError(
+      "model.json: the model has no layers handprop can run (only InputLayer/linear activations)",
+    );
   return new Sequential(importer.out, { name: name ?? "sequential", inputShape });
 }

@@ -10,7 +10,8 @@ export function convKernelToTf(w: ArrayLike<number>, O: number, C: number, kh: n
   const out = new Float32Array(O * C * kh * kw);
   for (let o = 0; o < O; o++)
     for (let c = 0; c < C; c++)
-      for (let p = 0; p < kh; p++) for (let q = 0; q < kw; q++) out[((p * kw + q) * C + c) * O + o] = w[((o * C + c) * kh + p) * kw + q];
+      for (let p = 0; p < kh; p++)
+        for (let q = 0; q < kw; q++) out[((p * kw + q) * C + c) * O + o] = w[((o * C + c) * kh + p) * kw + q];
   return out;
 }
 
@@ -19,7 +20,8 @@ export function convKernelFromTf(t: ArrayLike<number>, O: number, C: number, kh:
   const out = new Float32Array(O * C * kh * kw);
   for (let o = 0; o < O; o++)
     for (let c = 0; c < C; c++)
-      for (let p = 0; p < kh; p++) for (let q = 0; q < kw; q++) out[((o * C + c) * kh + p) * kw + q] = t[((p * kw + q) * C + c) * O + o];
+      for (let p = 0; p < kh; p++)
+        for (let q = 0; q < kw; q++) out[((o * C + c) * kh + p) * kw + q] = t[((p * kw + q) * C + c) * O + o];
   return out;
 }
 
@@ -29,7 +31,8 @@ export function convKernelFromTf(t: ArrayLike<number>, O: number, C: number, kh:
  */
 export function nhwcIndex([C, H, W]: readonly number[]): Int32Array {
   const idx = new Int32Array(C * H * W);
-  for (let c = 0; c < C; c++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) idx[c * H * W + h * W + w] = h * W * C + w * C + c;
+  for (let c = 0; c < C; c++)
+    for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) idx[c * H * W + h * W + w] = h * W * C + w * C + c;
   return idx;
 }
 
@@ -47,7 +50,6 @@ export function permuteRows(x: ArrayLike<number>, idx: Int32Array, cols: number,
 export const NCHW_TO_NHWC_AXIS = [0, 3, 1, 2];
 export const NHWC_TO_NCHW_AXIS = [0, 2, 3, 1];
 
-
 /**
  * Does TF's "same" padding give the same windows as explicit padding (before, after) along one axis?
  * Both start the first window at −before; TF makes ⌈size/s⌉ windows, explicit padding
@@ -55,5 +57,8 @@ export const NHWC_TO_NCHW_AXIS = [0, 2, 3, 1];
  * window never reads a padded cell the other does not: both pad with zeros, or both ignore padding).
  */
 export function matchesTfSame(size: number, k: number, s: number, d: number, before: number, after: number): boolean {
-  return samePadding(size, k, s, d)[0] === before && Math.ceil(size / s) === Math.floor((size + before + after - d * (k - 1) - 1) / s) + 1;
+  return (
+    samePadding(size, k, s, d)[0] === before &&
+    Math.ceil(size / s) === Math.floor((size + before + after - d * (k - 1) - 1) / s) + 1
+  );
 }

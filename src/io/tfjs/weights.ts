@@ -3,7 +3,19 @@
 import { shapeSize } from "../../nd/ndarray.ts";
 import { TfjsFormatError, type TfjsWeightSpec } from "./types.ts";
 
-export const KNOWN_TF_DTYPES = ["float32", "int32", "bool", "complex64", "string", "float16", "uint8", "int8", "int16", "int64", "float64"];
+export const KNOWN_TF_DTYPES = [
+  "float32",
+  "int32",
+  "bool",
+  "complex64",
+  "string",
+  "float16",
+  "uint8",
+  "int8",
+  "int16",
+  "int64",
+  "float64",
+];
 
 export interface LoadedWeight {
   spec: TfjsWeightSpec;
@@ -44,21 +56,30 @@ export function weightSpecsOf(json: Json, where: string): TfjsWeightSpec[] {
   if (Array.isArray(json.weightsManifest)) {
     raw = [];
     json.weightsManifest.forEach((g: unknown, gi) => {
-      if (!isObject(g) || !Array.isArray(g.weights)) throw new TfjsFormatError(`${where}: weightsManifest[${gi}] must be an object with a "weights" array`);
+      if (!isObject(g) || !Array.isArray(g.weights))
+        throw new TfjsFormatError(`${where}: weightsManifest[${gi}] must be an object with a "weights" array`);
       raw.push(...(g.weights as unknown[]));
     });
   } else if (Array.isArray(json.weightSpecs)) raw = json.weightSpecs as unknown[];
   else throw new TfjsFormatError(`${where}: no "weightsManifest" array (nor TF.js "weightSpecs")`);
   return raw.map((s, i) => {
-    if (!isObject(s) || typeof s.name !== "string") throw new TfjsFormatError(`${where}: weight ${i} has no string "name"`);
-    if (!isShape(s.shape)) throw new TfjsFormatError(`${where}: weight "${s.name}": "shape" must be an array of non-negative integers, got ${JSON.stringify(s.shape)}`);
+    if (!isObject(s) || typeof s.name !== "string")
+      throw new TfjsFormatError(`${where}: weight ${i} has no string "name"`);
+    if (!isShape(s.shape))
+      throw new TfjsFormatError(
+        `${where}: weight "${s.name}": "shape" must be an array of non-negative integers, got ${JSON.stringify(s.shape)}`,
+      );
     if (s.quantization !== undefined && s.quantization !== null) {
-      throw new TfjsFormatError(`${where}: weight "${s.name}" is quantized ("quantization" field); only plain float32 weights are supported`);
+      throw new TfjsFormatError(
+        `${where}: weight "${s.name}" is quantized ("quantization" field); only plain float32 weights are supported`,
+      );
     }
     const dtype = s.dtype ?? "float32";
     if (dtype !== "float32") {
       const known = typeof dtype === "string" && KNOWN_TF_DTYPES.includes(dtype);
-      throw new TfjsFormatError(`${where}: weight "${s.name}" has ${known ? "unsupported" : "unknown"} dtype ${JSON.stringify(dtype)} (only "float32" is supported)`);
+      throw new TfjsFormatError(
+        `${where}: weight "${s.name}" has ${known ? "unsupported" : "unknown"} dtype ${JSON.stringify(dtype)} (only "float32" is supported)`,
+      );
     }
     return { name: s.name, shape: s.shape, dtype };
   });
@@ -68,7 +89,9 @@ export function weightSpecsOf(json: Json, where: string): TfjsWeightSpec[] {
 export function splitWeights(specs: TfjsWeightSpec[], bytes: Uint8Array, source: string): Map<string, LoadedWeight> {
   const needed = specs.reduce((s, w) => s + shapeSize(w.shape) * 4, 0);
   if (bytes.length !== needed) {
-    throw new TfjsFormatError(`${source}: has ${bytes.length} bytes, but the weights manifest's ${specs.length} float32 weights need ${needed} bytes`);
+    throw new TfjsFormatError(
+      `${source}: has ${bytes.length} bytes, but the weights manifest's ${specs.length} float32 weights need ${needed} bytes`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Map<string, LoadedWeight>();
@@ -78,7 +101,8 @@ export function splitWeights(specs: TfjsWeightSpec[], bytes: Uint8Array, source:
     const data = new Float32Array(n);
     for (let i = 0; i < n; i++) data[i] = view.getFloat32(off + i * 4, true);
     off += n * 4;
-    if (out.has(spec.name)) throw new TfjsFormatError(`model.json: "weightsManifest": weight "${spec.name}" appears twice`);
+    if (out.has(spec.name))
+      throw new TfjsFormatError(`model.json: "weightsManifest": weight "${spec.name}" appears twice`);
     out.set(spec.name, { spec, data, used: false });
   }
   return out;

@@ -54,7 +54,10 @@ export function derivationTex(t: StepTrace, x: NDArray, y: number, w2: NDArray, 
     const [i, j] = [Math.floor(k / 2), k % 2];
     const a = t.layer_1_act_vec.data[k];
     return aligned([
-      { tex: `\\frac{\\partial L}{\\partial w_2[${k}]} &= \\underbrace{\\frac{\\partial L}{\\partial o}}_{o-y}\\cdot\\underbrace{\\frac{\\partial o}{\\partial z_2}}_{\\sigma'(z_2)=o(1-o)}\\cdot\\underbrace{\\frac{\\partial z_2}{\\partial w_2[${k}]}}_{\\mathbf a_1[${k}]=a_1[${i},${j}]}`, gap: true },
+      {
+        tex: `\\frac{\\partial L}{\\partial w_2[${k}]} &= \\underbrace{\\frac{\\partial L}{\\partial o}}_{o-y}\\cdot\\underbrace{\\frac{\\partial o}{\\partial z_2}}_{\\sigma'(z_2)=o(1-o)}\\cdot\\underbrace{\\frac{\\partial z_2}{\\partial w_2[${k}]}}_{\\mathbf a_1[${k}]=a_1[${i},${j}]}`,
+        gap: true,
+      },
       { tex: `&= (${n(o, 6)} - ${n(y, 6)})\\cdot ${n(o, 6)}\\,(1 - ${n(o, 6)})\\cdot ${f(a, 6)}` },
       { tex: `&= ${f(dLdo, 6)}\\cdot ${f(dodz, 6)}\\cdot ${f(a, 6)}` },
       { tex: `&= \\boldsymbol{${n(t.grad_2.data[k], 8)}}` },
@@ -65,9 +68,17 @@ export function derivationTex(t: StepTrace, x: NDArray, y: number, w2: NDArray, 
   const xi = p === 1 ? "i" : "i+1";
   const xj = q === 1 ? "j" : "j+1";
   const rows: { tex: string; gap?: boolean }[] = [
-    { tex: `\\frac{\\partial L}{\\partial w_1[${p},${q}]} &= \\sum_{i,j}\\frac{\\partial L}{\\partial o}\\,\\frac{\\partial o}{\\partial z_2}\\,\\frac{\\partial z_2}{\\partial a_1[i,j]}\\,\\frac{\\partial a_1[i,j]}{\\partial z_1[i,j]}\\,\\frac{\\partial z_1[i,j]}{\\partial w_1[${p},${q}]}` },
-    { tex: `&= \\sum_{i,j}\\underbrace{(o-y)\\,\\sigma'(z_2)}_{\\delta_2}\\;w_2[2i+j]\\;\\underbrace{(1-a_1[i,j]^2)}_{\\tanh'(z_1[i,j])}\\;X[${xi},\\,${xj}] = \\sum_{i,j} G[i,j]\\,X[${xi},\\,${xj}]`, gap: true },
-    { tex: `\\delta_2 &= (${n(o, 6)} - ${n(y, 6)})\\cdot ${n(o, 6)}\\,(1 - ${n(o, 6)}) = ${f(dLdo, 6)}\\cdot ${f(dodz, 6)} = ${n(delta2, 6)}`, gap: true },
+    {
+      tex: `\\frac{\\partial L}{\\partial w_1[${p},${q}]} &= \\sum_{i,j}\\frac{\\partial L}{\\partial o}\\,\\frac{\\partial o}{\\partial z_2}\\,\\frac{\\partial z_2}{\\partial a_1[i,j]}\\,\\frac{\\partial a_1[i,j]}{\\partial z_1[i,j]}\\,\\frac{\\partial z_1[i,j]}{\\partial w_1[${p},${q}]}`,
+    },
+    {
+      tex: `&= \\sum_{i,j}\\underbrace{(o-y)\\,\\sigma'(z_2)}_{\\delta_2}\\;w_2[2i+j]\\;\\underbrace{(1-a_1[i,j]^2)}_{\\tanh'(z_1[i,j])}\\;X[${xi},\\,${xj}] = \\sum_{i,j} G[i,j]\\,X[${xi},\\,${xj}]`,
+      gap: true,
+    },
+    {
+      tex: `\\delta_2 &= (${n(o, 6)} - ${n(y, 6)})\\cdot ${n(o, 6)}\\,(1 - ${n(o, 6)}) = ${f(dLdo, 6)}\\cdot ${f(dodz, 6)} = ${n(delta2, 6)}`,
+      gap: true,
+    },
   ];
   for (let i = 0; i < 2; i++) {
     for (let j = 0; j < 2; j++) {

@@ -52,7 +52,12 @@ function block(content: HTMLElement, caption: string): HTMLElement {
 }
 
 function op(sym: string, label = "", arrow = false): HTMLElement {
-  return h("div", { class: "op" }, h("span", { class: arrow ? "arrow" : "sym" }, sym), label ? h("span", {}, label) : null);
+  return h(
+    "div",
+    { class: "op" },
+    h("span", { class: arrow ? "arrow" : "sym" }, sym),
+    label ? h("span", {}, label) : null,
+  );
 }
 
 /** A 3×3 pixel grid; clickable when onToggle is given. */
@@ -61,7 +66,7 @@ function pixels(size: number, onToggle?: (k: number) => void): { el: HTMLElement
   const px: HTMLElement[] = [];
   for (let k = 0; k < 9; k++) {
     const b = onToggle
-      ? h("button", { class: "p", type: "button", "aria-label": `pixel ${Math.floor(k / 3)},${k % 3}` })
+      ? h("button", { "class": "p", "type": "button", "aria-label": `pixel ${Math.floor(k / 3)},${k % 3}` })
       : h("div", { class: "p" });
     if (onToggle) {
       b.addEventListener("click", (e) => {
@@ -107,7 +112,15 @@ function setTags(px: HTMLElement[], tags: (string | null)[], cls: "win" | "win-b
 
 // ---------------------------------------------------------------- data: the four images
 
-interface ImageView { card: HTMLElement; px: HTMLElement[]; target: HTMLInputElement; out: HTMLElement; fill: HTMLElement; marker: HTMLElement; next: HTMLElement }
+interface ImageView {
+  card: HTMLElement;
+  px: HTMLElement[];
+  target: HTMLInputElement;
+  out: HTMLElement;
+  fill: HTMLElement;
+  marker: HTMLElement;
+  next: HTMLElement;
+}
 const imageViews: ImageView[] = [];
 
 function buildImages(): void {
@@ -118,7 +131,12 @@ function buildImages(): void {
       selectedImage = i;
       render();
     });
-    const target = h("input", { type: "number", step: "0.01", id: `target-${i}`, "aria-label": `target for x${i + 1}` });
+    const target = h("input", {
+      "type": "number",
+      "step": "0.01",
+      "id": `target-${i}`,
+      "aria-label": `target for x${i + 1}`,
+    });
     target.addEventListener("input", () => {
       const v = Number(target.value);
       const ok = target.value.trim() !== "" && Number.isFinite(v);
@@ -135,7 +153,15 @@ function buildImages(): void {
     const fill = h("div", { class: "fill" });
     const marker = h("div", { class: "target", title: "target" });
     const out = h("div", { class: "out-line", id: `out-${i}` });
-    const card = h("div", { class: "image-card", id: `image-${i}`, role: "button", tabindex: 0, "aria-label": `inspect image x${i + 1}` },
+    const card = h(
+      "div",
+      {
+        "class": "image-card",
+        "id": `image-${i}`,
+        "role": "button",
+        "tabindex": 0,
+        "aria-label": `inspect image x${i + 1}`,
+      },
       h("div", { class: "title" }, `x${i + 1}`, next),
       grid,
       h("label", {}, "target y", target),
@@ -159,7 +185,11 @@ function buildImages(): void {
 
 // ---------------------------------------------------------------- weights
 
-interface WeightView { ref: WeightRef; input: HTMLInputElement; grad: HTMLElement }
+interface WeightView {
+  ref: WeightRef;
+  input: HTMLInputElement;
+  grad: HTMLElement;
+}
 const weightViews: WeightView[] = [];
 
 function weightId(w: WeightRef): string {
@@ -169,7 +199,14 @@ function weightId(w: WeightRef): string {
 function buildWeights(): void {
   const root = byId("weights");
   const makeInput = (ref: WeightRef): HTMLElement => {
-    const input = h("input", { type: "text", inputmode: "decimal", id: weightId(ref), spellcheck: "false", autocomplete: "off", "aria-label": weightName(ref) });
+    const input = h("input", {
+      "type": "text",
+      "inputmode": "decimal",
+      "id": weightId(ref),
+      "spellcheck": "false",
+      "autocomplete": "off",
+      "aria-label": weightName(ref),
+    });
     const grad = h("span", { class: "g", title: "∂L/∂w for the inspected image" });
     input.addEventListener("focus", () => {
       selectedWeight = ref;
@@ -189,16 +226,19 @@ function buildWeights(): void {
       render();
     });
     weightViews.push({ ref, input, grad });
-    return h("div", { class: `w${ref.m === "w2" ? " inline" : ""}` }, h("span", { class: "wlabel" }, weightName(ref)), input, grad);
+    return h(
+      "div",
+      { class: `w${ref.m === "w2" ? " inline" : ""}` },
+      h("span", { class: "wlabel" }, weightName(ref)),
+      input,
+      grad,
+    );
   };
   const w1 = h("div", { class: "wgrid", style: "grid-template-columns: repeat(2, auto)" });
   for (let p = 0; p < 2; p++) for (let q = 0; q < 2; q++) w1.append(makeInput({ m: "w1", p, q }));
   const w2 = h("div", { class: "wgrid", style: "grid-template-columns: auto" });
   for (let k = 0; k < 4; k++) w2.append(makeInput({ m: "w2", k }));
-  root.append(
-    h("div", {}, h("h3", {}, "w1 · 2×2 kernel"), w1),
-    h("div", {}, h("h3", {}, "w2 · 4×1"), w2),
-  );
+  root.append(h("div", {}, h("h3", {}, "w1 · 2×2 kernel"), w1), h("div", {}, h("h3", {}, "w2 · 4×1"), w2));
 }
 
 // ---------------------------------------------------------------- training controls and charts
@@ -314,14 +354,22 @@ function buildControls(): void {
     xLabel: "epoch",
     series: [
       ...IMAGE_COLORS.map((color, i) => ({ label: `o${i + 1}`, color, format: (v: number) => v.toFixed(4) })),
-      ...IMAGE_COLORS.map((color, i) => ({ label: `y${i + 1}`, color, dash: [4, 4], width: 1, format: (v: number) => v.toFixed(2) })),
+      ...IMAGE_COLORS.map((color, i) => ({
+        label: `y${i + 1}`,
+        color,
+        dash: [4, 4],
+        width: 1,
+        format: (v: number) => v.toFixed(2),
+      })),
     ],
     scales: { y: { range: [0, 1.2] } },
     height: 230,
     legend: false,
   });
   byId("out-legend").append(
-    ...IMAGE_COLORS.map((color, i) => h("span", {}, h("span", { class: "swatch", style: `background: ${color}` }), `o${i + 1}`)),
+    ...IMAGE_COLORS.map((color, i) =>
+      h("span", {}, h("span", { class: "swatch", style: `background: ${color}` }), `o${i + 1}`),
+    ),
     h("span", { class: "faint" }, "dashed: targets y (1.1 is out of a sigmoid's reach)"),
   );
 }
@@ -414,8 +462,22 @@ function buildForward(): void {
   const flipped = matrix(2, 2);
   byId("fw-flipped").append(flipped.el);
   fv = {
-    tabs, xPx: x.px, xCap, w1: w1.cells, z1: z1.cells, a1: a1.cells, vec: vec.cells, w2: w2.cells, z2, o, y, cost,
-    winPx: win.px, flipped: flipped.cells, pos: byId("fw-pos"), eq: byId("fw-eq"),
+    tabs,
+    xPx: x.px,
+    xCap,
+    w1: w1.cells,
+    z1: z1.cells,
+    a1: a1.cells,
+    vec: vec.cells,
+    w2: w2.cells,
+    z2,
+    o,
+    y,
+    cost,
+    winPx: win.px,
+    flipped: flipped.cells,
+    pos: byId("fw-pos"),
+    eq: byId("fw-eq"),
   };
 }
 
@@ -481,7 +543,11 @@ let bwPinned = false;
 function buildBackward(): void {
   const chipsRoot = byId("weight-chips");
   const chips = ALL_WEIGHTS.map((ref) => {
-    const el = h("button", { class: "chip", type: "button", id: `chip-${weightId(ref)}`, "aria-pressed": "false" }, weightName(ref));
+    const el = h(
+      "button",
+      { "class": "chip", "type": "button", "id": `chip-${weightId(ref)}`, "aria-pressed": "false" },
+      weightName(ref),
+    );
     el.addEventListener("click", () => {
       selectedWeight = ref;
       render();
@@ -515,8 +581,19 @@ function buildBackward(): void {
     block(dw.el, '<span class="mono">∂L/∂w1</span>'),
   );
   bv = {
-    chips, context: byId("bw-context"), derivation: byId("bw-derivation"), value: byId("grad-value"), update: byId("grad-update"),
-    conv: byId("bw-conv"), winPx: win.px, g: g.cells, rg: rg.cells, c: c.cells, dw: dw.cells, pos: byId("bw-pos"), eq: byId("bw-eq"),
+    chips,
+    context: byId("bw-context"),
+    derivation: byId("bw-derivation"),
+    value: byId("grad-value"),
+    update: byId("grad-update"),
+    conv: byId("bw-conv"),
+    winPx: win.px,
+    g: g.cells,
+    rg: rg.cells,
+    c: c.cells,
+    dw: dw.cells,
+    pos: byId("bw-pos"),
+    eq: byId("bw-eq"),
   };
 }
 
@@ -529,8 +606,14 @@ function renderBackward(t: StepTrace): void {
   const x = session.xs()[i];
   const w = selectedWeight;
   for (const c of bv.chips) c.el.setAttribute("aria-pressed", String(sameWeight(c.ref, w)));
-  const when = session.sample === i ? `the next training step (x${i + 1}) subtracts lr × this gradient` : `the next training step uses x${session.sample + 1}`;
-  setText(bv.context, `Gradient of L = ½(o − y)² for image x${i + 1} at the current weights (epoch ${session.epoch}); ${when}.`);
+  const when =
+    session.sample === i
+      ? `the next training step (x${i + 1}) subtracts lr × this gradient`
+      : `the next training step uses x${session.sample + 1}`;
+  setText(
+    bv.context,
+    `Gradient of L = ½(o − y)² for image x${i + 1} at the current weights (epoch ${session.epoch}); ${when}.`,
+  );
   renderTex(bv.derivation, derivationTex(t, x, session.targets[i], session.w2, w));
   const g = gradOf(t, w);
   setText(bv.value, `∂L/∂${weightName(w)} = ${fmtSig(g, 10)}`);
@@ -538,7 +621,10 @@ function renderBackward(t: StepTrace): void {
   bv.value.dataset.weight = weightName(w);
   bv.value.dataset.image = String(i);
   const cur = session.getWeight(w);
-  setText(bv.update, `SGD: ${weightName(w)} ← ${fmtSig(cur, 6)} − ${fmtSig(session.lr, 4)} × ${fmtSig(g, 4)} = ${fmtSig(cur - session.lr * g, 6)}`);
+  setText(
+    bv.update,
+    `SGD: ${weightName(w)} ← ${fmtSig(cur, 6)} − ${fmtSig(session.lr, 4)} × ${fmtSig(g, 4)} = ${fmtSig(cur - session.lr * g, 6)}`,
+  );
 
   bv.conv.hidden = w.m !== "w1";
   if (w.m !== "w1") return;
@@ -589,7 +675,10 @@ function render(): void {
     setText(v.grad, `∂L/∂ = ${fmtSig(gradOf(t, v.ref), 4)}`);
   }
 
-  setText(byId("weights-note"), `Orange: ∂L/∂w for image x${selectedImage + 1} at these weights. The seed draws them as np.random.seed(s); w1 = randn(2,2)·4; w2 = randn(4,1)·4.`);
+  setText(
+    byId("weights-note"),
+    `Orange: ∂L/∂w for image x${selectedImage + 1} at these weights. The seed draws them as np.random.seed(s); w1 = randn(2,2)·4; w2 = randn(4,1)·4.`,
+  );
 
   const status = byId("status");
   status.dataset.epoch = String(session.epoch);
@@ -607,13 +696,16 @@ function render(): void {
   setText(badge, cli === null ? (session.edited ? "edited by hand" : "mid-epoch") : "✓ same as handprop seed");
   const equiv = byId("cli-equiv");
   if (cli === null) equiv.replaceChildren();
-  else if (equiv.dataset.cli !== cli) equiv.replaceChildren("These weights are exactly what ", h("code", {}, cli), " prints.");
+  else if (equiv.dataset.cli !== cli)
+    equiv.replaceChildren("These weights are exactly what ", h("code", {}, cli), " prints.");
   equiv.dataset.cli = cli ?? "";
 
   const atEnd = session.epoch >= epochTarget && session.sample === 0;
   setText(playBtn, running?.mode === "play" ? "❚❚ Pause" : "▶ Play");
   playBtn.disabled = atEnd && running === null;
-  playBtn.title = atEnd ? `Already at epoch ${epochTarget}: raise “epochs” or Reset` : "Animate training up to the epoch count";
+  playBtn.title = atEnd
+    ? `Already at epoch ${epochTarget}: raise “epochs” or Reset`
+    : "Animate training up to the epoch count";
   finishBtn.disabled = atEnd || running?.mode === "fast";
   setText(finishBtn, `Run to epoch ${epochTarget}`);
 

@@ -18,8 +18,14 @@ import {
 export type WeightRef = { m: "w1"; p: number; q: number } | { m: "w2"; k: number };
 
 export const ALL_WEIGHTS: WeightRef[] = [
-  { m: "w1", p: 0, q: 0 }, { m: "w1", p: 0, q: 1 }, { m: "w1", p: 1, q: 0 }, { m: "w1", p: 1, q: 1 },
-  { m: "w2", k: 0 }, { m: "w2", k: 1 }, { m: "w2", k: 2 }, { m: "w2", k: 3 },
+  { m: "w1", p: 0, q: 0 },
+  { m: "w1", p: 0, q: 1 },
+  { m: "w1", p: 1, q: 0 },
+  { m: "w1", p: 1, q: 1 },
+  { m: "w2", k: 0 },
+  { m: "w2", k: 1 },
+  { m: "w2", k: 2 },
+  { m: "w2", k: 3 },
 ];
 
 export function weightName(w: WeightRef): string {
@@ -77,7 +83,10 @@ export class ArticleSession {
 
   /** Whether the images or targets differ from the article's. */
   isDataEdited(): boolean {
-    return this.images.some((px, i) => px.some((v, k) => v !== ARTICLE_X[i].data[k])) || this.targets.some((t, i) => t !== ARTICLE_Y.data[i]);
+    return (
+      this.images.some((px, i) => px.some((v, k) => v !== ARTICLE_X[i].data[k])) ||
+      this.targets.some((t, i) => t !== ARTICLE_Y.data[i])
+    );
   }
 
   evaluate(): { cost: number; out: number[] } {

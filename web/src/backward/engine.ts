@@ -14,8 +14,20 @@
 // terms; plus BatchNorm2D in inference mode and GlobalAvgPool2D, which resnet-mini needs.
 
 import {
-  Add, BatchNorm2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, Model, NDArray, ReLU, samePadding,
-  SoftmaxCrossEntropy, type Layer, type Sequential,
+  Add,
+  BatchNorm2D,
+  Conv2D,
+  Dense,
+  Flatten,
+  GlobalAvgPool2D,
+  MaxPool2D,
+  Model,
+  NDArray,
+  ReLU,
+  samePadding,
+  SoftmaxCrossEntropy,
+  type Layer,
+  type Sequential,
 } from "handprop";
 
 /** One tensor of the chain: t = 0 is the input, t = l + 1 the output of layer l, the last one the logits. */
@@ -61,23 +73,28 @@ export function readersOf(tr: Trace, t: number): { node: number; slot: number }[
 
 /** Forward from the traced values with tensor `from` replaced by `x` (nodes before it are not re-run). */
 function forwardFrom(
-  model: Sequential, inputsOf: number[][], acts: readonly NDArray[], from: number, x: NDArray,
+  model: Sequential,
+  inputsOf: number[][],
+  acts: readonly NDArray[],
+  from: number,
+  x: NDArray,
 ): NDArray {
   const v = acts.slice();
   v[from] = x;
   for (let k = Math.max(0, from - 1); k < model.layers.length; k++) {
     if (k + 1 === from) continue;
     const ins = inputsOf[k].map((id) => v[id]);
-    v[k + 1] = ins.length === 1 && !(model.layers[k] instanceof Add) ? model.layers[k].forward(ins[0])
-      : model.layers[k].forwardInputs(ins);
+    v[k + 1] =
+      ins.length === 1 && !(model.layers[k] instanceof Add)
+        ? model.layers[k].forward(ins[0])
+        : model.layers[k].forwardInputs(ins);
   }
   return v[v.length - 1];
 }
 
 /** An element the user can pick: an activation of tensor t, or a parameter of layer `layer`. */
 export type Ref =
-  | { kind: "act"; t: number; index: number }
-  | { kind: "param"; layer: number; param: "weight" | "bias"; index: number };
+  { kind: "act"; t: number; index: number } | { kind: "param"; layer: number; param: "weight" | "bias"; index: number };
 
 export interface Term {
   /** TeX for the two factors, e.g. "W_{3,7}" and "\delta_{7}". */
@@ -252,7 +269,12 @@ export function explain(tr: Trace, ref: Ref): Explanation {
 
 /** One term factor·δ of a derivation. */
 function term(
-  factorTex: string, deltaTex: string, factor: number, delta: number, upstream?: Ref, source?: Term["source"],
+  factorTex: string,
+  deltaTex: string,
+  factor: number,
+  delta: number,
+  upstream?: Ref,
+  source?: Term["source"],
 ): Term {
   const t: Term = { factorTex, deltaTex, factor, delta, product: factor * delta };
   if (upstream) t.upstream = upstream;
@@ -261,7 +283,13 @@ function term(
 }
 
 function finish(
-  ref: Ref, value: number, rule: string, formula: string, why: string, terms: Term[], extra?: Explanation["extra"],
+  ref: Ref,
+  value: number,
+  rule: string,
+  formula: string,
+  why: string,
+  terms: Term[],
+  extra?: Explanation["extra"],
 ): Explanation {
   let sum = 0;
   for (const t of terms) sum += t.product;
@@ -279,10 +307,16 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
       { factorTex: `p_{${index}}`, deltaTex: "1", factor: tr.probs[index], delta: 1, product: tr.probs[index] },
       { factorTex: `-[${index} = y]`, deltaTex: "1", factor: -onehot, delta: 1, product: -onehot },
     ];
-    return finish(ref, value, "softmax-ce", "\\frac{\\partial L}{\\partial z_k} = p_k - [k = y]",
+    return finish(
+      ref,
+      value,
+      "softmax-ce",
+      "\\frac{\\partial L}{\\partial z_k} = p_k - [k = y]",
       "Softmax followed by cross-entropy: the gradient of the logits is the predicted probability minus the " +
         "one-hot target.",
-      terms, { probs: Array.from(tr.probs), label: tr.label });
+      terms,
+      { probs: Array.from(tr.probs), label: tr.label },
+    );
   }
   const readers = readersOf(tr, t);
   if (readers.length > 1) return explainFanOut(tr, ref, readers, value);
@@ -295,12 +329,17 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
   if (layer instanceof Add) {
     // derivation.md §5.7: y = x₁ + x₂ + …, ∂y/∂x_j = 1, so each input gets a copy of δ
     const others = tr.inputsOf[k].length - 1;
-    return finish(ref, value, "add",
+    return finish(
+      ref,
+      value,
+      "add",
       "y = \\sum_j x^{(j)} \\;\\Rightarrow\\; \\frac{\\partial L}{\\partial x^{(j)}} = \\delta",
       `Add (${tr.names[k]}) sums its inputs, so nudging this input moves the output one for one: the gradient is ` +
         `copied unchanged to this input and to the ${others === 1 ? "other one" : `other ${others}`} — ` +
         "a residual connection splits δ between its two paths.",
-      [term("1", `\\delta_{${index}}`, 1, dy.data[index], up(index))], { inputs: others + 1 });
+      [term("1", `\\delta_{${index}}`, 1, dy.data[index], up(index))],
+      { inputs: others + 1 },
+    );
   }
   if (layer instanceof BatchNorm2D) {
     const [C, H, W] = inShape;
@@ -309,24 +348,39 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
     const gamma = layer.gamma ? layer.gamma.value.data[c] : 1;
     const scale = gamma / Math.sqrt(variance + layer.eps);
     // derivation.md §2.4, inference mode: running μ, σ² are constants, so ∂L/∂x = γ/√(σ² + ε)·δ per channel
-    return finish(ref, value, "batchnorm-inference",
+    return finish(
+      ref,
+      value,
+      "batchnorm-inference",
       "\\frac{\\partial L}{\\partial x_{c,i,j}} = " +
         "\\frac{\\gamma_c}{\\sqrt{\\sigma_c^2 + \\varepsilon}}\\,\\delta_{c,i,j}",
       `BatchNorm in inference mode uses the running mean and variance of channel ${c}: it is an affine map ` +
         "per channel, so the gradient is δ scaled by γ/√(σ² + ε).",
-      [term(`\\gamma_{${c}}/\\sqrt{\\sigma_{${c}}^2+\\varepsilon}`, `\\delta_{${index}}`, scale, dy.data[index],
-        up(index))],
-      { gamma, variance, eps: layer.eps });
+      [
+        term(
+          `\\gamma_{${c}}/\\sqrt{\\sigma_{${c}}^2+\\varepsilon}`,
+          `\\delta_{${index}}`,
+          scale,
+          dy.data[index],
+          up(index),
+        ),
+      ],
+      { gamma, variance, eps: layer.eps },
+    );
   }
   if (layer instanceof GlobalAvgPool2D) {
     const [, H, W] = inShape;
     const c = Math.floor(index / (H * W));
     // derivation.md §2.3: y_c = (1/HW) Σ x_c  ⇒  ∂L/∂x_{c,i,j} = δ_c/(H·W)
-    return finish(ref, value, "global-avg-pool",
+    return finish(
+      ref,
+      value,
+      "global-avg-pool",
       "\\frac{\\partial L}{\\partial x_{c,i,j}} = \\frac{\\delta_c}{H\\cdot W}",
       `Global average pooling: output ${c} is the mean of the ${H}×${W} cells of channel ${c}, so every cell ` +
         `gets δ/${H * W}.`,
-      [term(`1/(${H}\\cdot ${W})`, `\\delta_{${c}}`, 1 / (H * W), dy.data[c], up(c))]);
+      [term(`1/(${H}\\cdot ${W})`, `\\delta_{${c}}`, 1 / (H * W), dy.data[c], up(c))],
+    );
   }
   if (layer instanceof Dense) {
     const W = layer.weight.value.data;
@@ -338,11 +392,15 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
       const d = dy.data[j];
       terms.push(term(`W_{${index},${j}}`, `\\delta_{${j}}`, w, d, up(j)));
     }
-    return finish(ref, value, "dense-input",
+    return finish(
+      ref,
+      value,
+      "dense-input",
       "\\frac{\\partial L}{\\partial x_i} = \\sum_j W_{ij}\\,\\delta_j = (W\\delta)_i",
       `Dense ${layer.inFeatures}→${F}: x_i feeds every output j with weight W_ij, so its gradient is row i of W ` +
         "times δ.",
-      terms);
+      terms,
+    );
   }
   if (layer instanceof ReLU) {
     const xi = x.data[index];
@@ -350,17 +408,29 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
     const d = dy.data[index];
     // derivation.md §2.5: ∂L/∂x = δ · [x > 0]
     const terms: Term[] = [term("[x > 0]", "\\delta", on ? 1 : 0, d, up(index))];
-    return finish(ref, value, "relu", "\\frac{\\partial L}{\\partial x} = \\delta\\cdot[x > 0]",
-      on ? "The unit is active (x > 0): ReLU is the identity here and passes the gradient through unchanged."
+    return finish(
+      ref,
+      value,
+      "relu",
+      "\\frac{\\partial L}{\\partial x} = \\delta\\cdot[x > 0]",
+      on
+        ? "The unit is active (x > 0): ReLU is the identity here and passes the gradient through unchanged."
         : "The unit is dead (x ≤ 0): ReLU outputs a constant 0 around it, so nudging x changes nothing and the " +
-          "gradient is 0.",
-      terms, { input: xi, active: on });
+            "gradient is 0.",
+      terms,
+      { input: xi, active: on },
+    );
   }
   if (layer instanceof Flatten) {
     const terms: Term[] = [term("1", `\\delta_{${index}}`, 1, dy.data[index], up(index))];
-    return finish(ref, value, "flatten",
+    return finish(
+      ref,
+      value,
+      "flatten",
       "\\frac{\\partial L}{\\partial x_{c,i,j}} = \\delta_{(c\\cdot H + i)\\cdot W + j}",
-      "Flatten only renames elements (row-major), so each gradient is copied back to its place.", terms);
+      "Flatten only renames elements (row-major), so each gradient is copied back to its place.",
+      terms,
+    );
   }
   if (layer instanceof MaxPool2D) {
     const [, H, W] = inShape;
@@ -408,14 +478,19 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
         terms.push(term(winner, `\\delta_{${idx(c, i, j)}}`, won, dy.data[o], up(o), { t, index: arg }));
       }
     }
-    return finish(ref, value, "maxpool",
+    return finish(
+      ref,
+      value,
+      "maxpool",
       "\\frac{\\partial L}{\\partial x_i} = \\sum_{o:\\ \\arg\\max(\\text{window } o) = i} \\delta_o",
       terms.some((q) => q.factor === 1)
         ? "This input is the maximum of its window: the pooled output is a copy of it, so it receives the " +
-          "window's whole gradient."
+            "window's whole gradient."
         : "This input lost its window to a larger neighbour: the pooled output does not depend on it, so its " +
-          "gradient is 0.",
-      terms, { winners: windows, tie });
+            "gradient is 0.",
+      terms,
+      { winners: windows, tie },
+    );
   }
   if (layer instanceof Conv2D) {
     const [C, H, W] = inShape;
@@ -445,12 +520,17 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
         }
       }
     }
-    return finish(ref, value, "conv-input",
+    return finish(
+      ref,
+      value,
+      "conv-input",
       "\\frac{\\partial L}{\\partial x_{c,a,b}} = \\sum_{o}\\sum_{u,v} W_{o,c,u,v}\\,\\delta_{o,\\,a+p-u,\\,b+p-v}" +
         " = \\Big(\\sum_o \\delta_o * W_{o,c}\\Big)_{a,b}",
       "Every output whose window covers this pixel sends back its δ times the weight that met the pixel: the full " +
         "convolution of δ with the kernel flipped.",
-      terms, { padding: [pt, pl] });
+      terms,
+      { padding: [pt, pl] },
+    );
   }
   throw new RangeError(`explainer: layer ${k} (${layer.type}) is not one the explainer knows`);
 }
@@ -461,22 +541,35 @@ function explainActivation(tr: Trace, ref: Extract<Ref, { kind: "act" }>): Expla
  * the reader is elementwise (Add, ReLU, BatchNorm: same index in its output).
  */
 function explainFanOut(
-  tr: Trace, ref: Extract<Ref, { kind: "act" }>, readers: { node: number; slot: number }[], value: number,
+  tr: Trace,
+  ref: Extract<Ref, { kind: "act" }>,
+  readers: { node: number; slot: number }[],
+  value: number,
 ): Explanation {
   const terms = readers.map(({ node, slot }) => {
     const layer = tr.model.layers[node];
     const elementwise = layer instanceof Add || layer instanceof ReLU || layer instanceof BatchNorm2D;
     const d = tr.contribs[node][slot].data[ref.index];
     const name = tr.names[node].replace(/_/g, "\\_");
-    return term("1", `\\delta^{(\\text{${name}})}`, 1, d,
-      elementwise ? { kind: "act", t: node + 1, index: ref.index } : undefined);
+    return term(
+      "1",
+      `\\delta^{(\\text{${name}})}`,
+      1,
+      d,
+      elementwise ? { kind: "act", t: node + 1, index: ref.index } : undefined,
+    );
   });
-  return finish(ref, value, "fan-out",
+  return finish(
+    ref,
+    value,
+    "fan-out",
     "\\frac{\\partial L}{\\partial u} = \\sum_{v \\text{ reads } u} \\frac{\\partial L}{\\partial u}\\Big|_{v}",
     `This tensor is read by ${readers.length} nodes (${readers.map((r) => tr.names[r.node]).join(", ")}): ` +
       "nudging it moves the loss along every path, so its gradient is the sum of the gradients the readers send " +
       "back — the two halves of a residual connection meeting again.",
-    terms, { readers: readers.length });
+    terms,
+    { readers: readers.length },
+  );
 }
 
 function explainParam(tr: Trace, ref: Extract<Ref, { kind: "param" }>): Explanation {
@@ -490,18 +583,27 @@ function explainParam(tr: Trace, ref: Extract<Ref, { kind: "param" }>): Explanat
     const F = layer.outFeatures;
     if (ref.param === "bias") {
       const j = ref.index;
-      return finish(ref, value, "dense-bias", "\\frac{\\partial L}{\\partial b_j} = \\delta_j",
+      return finish(
+        ref,
+        value,
+        "dense-bias",
+        "\\frac{\\partial L}{\\partial b_j} = \\delta_j",
         "The bias is added straight to output j, so it gets that output's gradient.",
-        [term("1", `\\delta_{${j}}`, 1, dy.data[j], up(j))]);
+        [term("1", `\\delta_{${j}}`, 1, dy.data[j], up(j))],
+      );
     }
     const i = Math.floor(ref.index / F);
     const j = ref.index % F;
     // derivation.md §2.1: dW = xᵀ·δ, one sample: ∂L/∂W_ij = x_i δ_j
-    return finish(ref, value, "dense-weight",
+    return finish(
+      ref,
+      value,
+      "dense-weight",
       "\\frac{\\partial L}{\\partial W_{ij}} = x_i\\,\\delta_j \\quad (\\partial L/\\partial W = x^{\\top}\\delta)",
       "W_ij multiplies input i into output j: its gradient is that input times that output's gradient (an outer " +
         "product over the batch).",
-      [term(`x_{${i}}`, `\\delta_{${j}}`, x.data[i], dy.data[j], up(j), { t: xt, index: i })]);
+      [term(`x_{${i}}`, `\\delta_{${j}}`, x.data[i], dy.data[j], up(j), { t: xt, index: i })],
+    );
   }
   if (layer instanceof Conv2D) {
     const [C, H, W] = x.shape.slice(1);
@@ -519,8 +621,14 @@ function explainParam(tr: Trace, ref: Extract<Ref, { kind: "param" }>): Explanat
           terms.push(term("1", `\\delta_{${idx(o, i, j)}}`, 1, dy.data[oi], up(oi)));
         }
       }
-      return finish(ref, value, "conv-bias", "\\frac{\\partial L}{\\partial b_o} = \\sum_{i,j}\\delta_{o,i,j}",
-        "The bias is added at every position of feature map o, so it collects the gradient of all of them.", terms);
+      return finish(
+        ref,
+        value,
+        "conv-bias",
+        "\\frac{\\partial L}{\\partial b_o} = \\sum_{i,j}\\delta_{o,i,j}",
+        "The bias is added at every position of feature map o, so it collects the gradient of all of them.",
+        terms,
+      );
     }
     const [o, c, u, v] = unravel(ref.index, [O, C, kh, kw]);
     // derivation.md §2.2: ∂L/∂W[o,c,u,v] = Σ_{i,j} δ[o,i,j] · x_pad[c, i·s + u·d, j·s + v·d]:
@@ -534,19 +642,28 @@ function explainParam(tr: Trace, ref: Extract<Ref, { kind: "param" }>): Explanat
         const oi = (o * Ho + i) * Wo + j;
         const d = dy.data[oi];
         terms.push({
-          factorTex: inside ? `x_{${idx(c, r, q)}}` : "0_{\\text{pad}}", deltaTex: `\\delta_{${idx(o, i, j)}}`,
-          factor: xv, delta: d, product: xv * d, upstream: up(oi),
+          factorTex: inside ? `x_{${idx(c, r, q)}}` : "0_{\\text{pad}}",
+          deltaTex: `\\delta_{${idx(o, i, j)}}`,
+          factor: xv,
+          delta: d,
+          product: xv * d,
+          upstream: up(oi),
           ...(inside ? { source: { t: xt, index: (c * H + r) * W + q } } : {}),
         });
       }
     }
-    return finish(ref, value, "conv-weight",
+    return finish(
+      ref,
+      value,
+      "conv-weight",
       "\\frac{\\partial L}{\\partial W_{o,c,u,v}} = \\sum_{i,j}\\delta_{o,i,j}\\;x_{c,\\,i+u-p,\\,j+v-p}" +
         " = (x_c \\star \\delta_o)_{u,v}",
       "The kernel weight (u, v) meets, at every output position (i, j), the input pixel shifted by (u, v): its " +
         "gradient is the correlation of the input with δ, read at (u, v). Positions that fall in the zero padding " +
         "contribute 0.",
-      terms, { padding: [pt, pl] });
+      terms,
+      { padding: [pt, pl] },
+    );
   }
   throw new RangeError(`explainer: layer ${ref.layer} (${layer.type}) has no parameters`);
 }

@@ -6,8 +6,20 @@
 import "../style.css";
 import "./backward.css";
 import {
-  Conv2D, Dense, downloadModel, layerFromConfig, loadModelFromIndexedDB, Model, modelFromConfig, modelFromFile,
-  normalizationFromTraining, saveModelToIndexedDB, sequentialFromConfig, toOnnx, toTfjsArtifacts, type SaveMeta,
+  Conv2D,
+  Dense,
+  downloadModel,
+  layerFromConfig,
+  loadModelFromIndexedDB,
+  Model,
+  modelFromConfig,
+  modelFromFile,
+  normalizationFromTraining,
+  saveModelToIndexedDB,
+  sequentialFromConfig,
+  toOnnx,
+  toTfjsArtifacts,
+  type SaveMeta,
   type Sequential,
 } from "handprop";
 import { byId, fmtSig, h, setText } from "../dom.ts";
@@ -19,8 +31,17 @@ import { paint, range } from "../mnist/viz.ts";
 import { LineChart } from "../chart.ts";
 import { watchTraining, weightedLayers, type StepRecord } from "./watch.ts";
 import {
-  explain, finiteDifference, oneSided, float64Copy, norm, topTerms, trace, unravel,
-  type Explanation, type Ref, type Trace,
+  explain,
+  finiteDifference,
+  oneSided,
+  float64Copy,
+  norm,
+  topTerms,
+  trace,
+  unravel,
+  type Explanation,
+  type Ref,
+  type Trace,
 } from "./engine.ts";
 
 const dataUrl = new URL("data/", document.baseURI).href;
@@ -126,9 +147,10 @@ function fillTensorSelect(): void {
 function refFromForm(): Ref {
   const [kind, a, b] = byId("bw-tensor", HTMLSelectElement).value.split(":");
   const index = Math.max(0, Math.floor(Number(byId("bw-index", HTMLInputElement).value) || 0));
-  const ref: Ref = kind === "a"
-    ? { kind: "act", t: Number(a), index }
-    : { kind: "param", layer: Number(a), param: b as "weight" | "bias", index };
+  const ref: Ref =
+    kind === "a"
+      ? { kind: "act", t: Number(a), index }
+      : { kind: "param", layer: Number(a), param: b as "weight" | "bias", index };
   const size = shapeOf(ref).reduce((p, q) => p * q, 1);
   ref.index = Math.min(index, size - 1);
   return ref;
@@ -166,16 +188,22 @@ function show(r: Ref): void {
   const numeric = h("div");
   renderTex(numeric, numericTex(e, name));
   const parts: Node[] = [
-    h("p", { class: "small muted" },
+    h(
+      "p",
+      { class: "small muted" },
       `${r.kind === "act" ? tensorLabel(r.t) : `${r.param} of ${layerName(r.layer)}`}, ` +
-      `element (${unravel(r.index, shape).join(", ")}) of (${shape.join("×")}) — rule: ${e.rule}`),
+        `element (${unravel(r.index, shape).join(", ")}) of (${shape.join("×")}) — rule: ${e.rule}`,
+    ),
     formula,
     h("p", { class: "small" }, e.why),
     numeric,
   ];
   if (e.rule === "softmax-ce") parts.push(softmaxTable());
-  const checks = h("div", { class: "bw-checks" },
-    h("span", {}, "library backward()"), h("span", { class: "mono", id: "bw-value" }, fmtSig(e.value, 12)),
+  const checks = h(
+    "div",
+    { class: "bw-checks" },
+    h("span", {}, "library backward()"),
+    h("span", { class: "mono", id: "bw-value" }, fmtSig(e.value, 12)),
     h("span", {}, `Σ of the ${e.terms.length} term${e.terms.length === 1 ? "" : "s"}`),
     h("span", { class: "mono", id: "bw-sum" }, fmtSig(e.sum, 12)),
     h("span", {}, "finite difference"),
@@ -185,17 +213,27 @@ function show(r: Ref): void {
   const sides = oneSided(tr, r);
   box.dataset.kink = String(sides.kink);
   if (sides.kink) {
-    parts.push(h("p", { class: "small", id: "bw-kink" },
-      "A kink: moving this element by ±10⁻⁶ changes the loss at different rates " +
-      `(left ${fmtSig(sides.left, 6)}, right ${fmtSig(sides.right, 6)}) — somewhere downstream a ReLU input ` +
-      "crosses 0 or a pooling window has tied maxima. Backward returns one of the one-sided derivatives (a " +
-      "subgradient); the central difference averages them."));
+    parts.push(
+      h(
+        "p",
+        { class: "small", id: "bw-kink" },
+        "A kink: moving this element by ±10⁻⁶ changes the loss at different rates " +
+          `(left ${fmtSig(sides.left, 6)}, right ${fmtSig(sides.right, 6)}) — somewhere downstream a ReLU input ` +
+          "crosses 0 or a pooling window has tied maxima. Backward returns one of the one-sided derivatives (a " +
+          "subgradient); the central difference averages them.",
+      ),
+    );
   }
   if (e.extra?.tie === true) {
-    parts.push(h("p", { class: "small muted" },
-      "The window's maximum is tied (e.g. equal values over a blank background): the loss has a kink here, the " +
-      "library routes the gradient to the first maximum, and the central finite difference sees the average of " +
-      "the two sides."));
+    parts.push(
+      h(
+        "p",
+        { class: "small muted" },
+        "The window's maximum is tied (e.g. equal values over a blank background): the loss has a kink here, the " +
+          "library routes the gradient to the first maximum, and the central finite difference sees the average of " +
+          "the two sides.",
+      ),
+    );
   }
   parts.push(termTable(e));
   box.replaceChildren(...parts);
@@ -211,8 +249,10 @@ const PER_LINE = 2;
 
 function numericTex(e: Explanation, name: string): string {
   const term = (t: Explanation["terms"][number]): string =>
-    t.factorTex === "1" ? texFactor(t.delta)
-      : t.deltaTex === "1" ? texFactor(t.factor)
+    t.factorTex === "1"
+      ? texFactor(t.delta)
+      : t.deltaTex === "1"
+        ? texFactor(t.factor)
         : `${texFactor(t.factor)}\\cdot${texFactor(t.delta)}`;
   let pieces: string[];
   if (e.terms.length <= FULL_TERMS) pieces = e.terms.map(term);
@@ -234,7 +274,9 @@ function softmaxTable(): HTMLElement {
   const g = t.grads[t.grads.length - 1].data;
   const row = (label: string, f: (k: number) => string): HTMLElement =>
     h("tr", {}, h("th", {}, label), ...Array.from({ length: 10 }, (_, k) => h("td", {}, f(k))));
-  return h("table", { class: "section-gap", "aria-label": "the ten probabilities" },
+  return h(
+    "table",
+    { "class": "section-gap", "aria-label": "the ten probabilities" },
     row("k", (k) => String(k)),
     row("z_k", (k) => fmtSig(z[k], 3)),
     row("p_k", (k) => fmtSig(t.probs[k], 3)),
@@ -248,16 +290,27 @@ function termTable(e: Explanation): HTMLElement {
   const head = h("tr", {}, ...["factor", "value", "upstream δ", "value", "product", ""].map((c) => h("th", {}, c)));
   const rows = shown.map((t) => {
     const up = t.upstream;
-    return h("tr", {},
-      h("td", {}, plain(t.factorTex)), h("td", {}, fmtSig(t.factor, 5)),
-      h("td", {}, plain(t.deltaTex)), h("td", {}, fmtSig(t.delta, 5)),
+    return h(
+      "tr",
+      {},
+      h("td", {}, plain(t.factorTex)),
+      h("td", {}, fmtSig(t.factor, 5)),
+      h("td", {}, plain(t.deltaTex)),
+      h("td", {}, fmtSig(t.delta, 5)),
       h("td", {}, fmtSig(t.product, 5)),
-      h("td", {}, up ? derivButton(up) : ""));
+      h("td", {}, up ? derivButton(up) : ""),
+    );
   });
-  return h("details", { class: "section-gap", open: true },
-    h("summary", { class: "small muted" },
-      e.terms.length <= FULL_TERMS ? "the terms" : `the ${TOP_TERMS} largest of ${e.terms.length} terms`),
-    h("table", {}, head, ...rows));
+  return h(
+    "details",
+    { class: "section-gap", open: true },
+    h(
+      "summary",
+      { class: "small muted" },
+      e.terms.length <= FULL_TERMS ? "the terms" : `the ${TOP_TERMS} largest of ${e.terms.length} terms`,
+    ),
+    h("table", {}, head, ...rows),
+  );
 }
 
 /** A term's TeX as plain text for the table: x_{0,3,4} → x[0,3,4], \\delta → δ. */
@@ -294,20 +347,21 @@ function drawLogits(): void {
   const z = t.acts[t.acts.length - 1].data;
   const g = t.grads[t.grads.length - 1].data;
   const box = byId("bw-logits");
-  box.replaceChildren(...Array.from({ length: 10 }, (_, k) => {
-    const attrs = {
-      "data-k": k,
-      class: k === t.label ? "target" : undefined,
-      "aria-pressed": "false",
-      title: `explain ∂L/∂z_${k}`,
-    };
-    const b = h("button", attrs,
-      `${k}: z ${fmtSig(z[k], 3)}`, h("br"), `∂ ${fmtSig(g[k], 3)}`);
-    b.addEventListener("click", () => {
-      select({ kind: "act", t: t.acts.length - 1, index: k });
-    });
-    return b;
-  }));
+  box.replaceChildren(
+    ...Array.from({ length: 10 }, (_, k) => {
+      const attrs = {
+        "data-k": k,
+        "class": k === t.label ? "target" : undefined,
+        "aria-pressed": "false",
+        "title": `explain ∂L/∂z_${k}`,
+      };
+      const b = h("button", attrs, `${k}: z ${fmtSig(z[k], 3)}`, h("br"), `∂ ${fmtSig(g[k], 3)}`);
+      b.addEventListener("click", () => {
+        select({ kind: "act", t: t.acts.length - 1, index: k });
+      });
+      return b;
+    }),
+  );
 }
 
 /** Map a click on a canvas showing an h×w grid to a cell. */
@@ -342,8 +396,8 @@ function drawMaps(): void {
       const pairs = h("div", { class: "bw-pairs" });
       const list: { act: HTMLCanvasElement; grad: HTMLCanvasElement }[] = [];
       for (let c = 0; c < C; c++) {
-        const ac = h("canvas", { class: "px", "aria-label": `${tensorLabel(k)} channel ${c}` });
-        const gc = h("canvas", { class: "px", "aria-label": `gradient of ${tensorLabel(k)} channel ${c}` });
+        const ac = h("canvas", { "class": "px", "aria-label": `${tensorLabel(k)} channel ${c}` });
+        const gc = h("canvas", { "class": "px", "aria-label": `gradient of ${tensorLabel(k)} channel ${c}` });
         paint(ac, a, c * H * W, H, W, alo, ahi, "viridis");
         paint(gc, g, c * H * W, H, W, 0, gmax, "diverging");
         for (const cv of [ac, gc]) {
@@ -354,7 +408,7 @@ function drawMaps(): void {
         }
         const wa = h("div", { class: "bw-cell" }, ac);
         const wg = h("div", { class: "bw-cell" }, gc);
-        pairs.append(h("div", { class: `bw-pair${H <= 10 ? " small" : ""}`, "data-t": k, "data-c": c }, wa, wg));
+        pairs.append(h("div", { "class": `bw-pair${H <= 10 ? " small" : ""}`, "data-t": k, "data-c": c }, wa, wg));
         list.push({ act: ac, grad: gc });
       }
       mapCanvases.set(k, list);
@@ -399,7 +453,7 @@ function kernels(l: number, layer: Conv2D): HTMLElement {
   const list: HTMLCanvasElement[] = [];
   for (let o = 0; o < O; o++) {
     for (let c = 0; c < C; c++) {
-      const cv = h("canvas", { class: "px", title: `∂L/∂W[${o},${c}]`, "data-o": o, "data-c": c });
+      const cv = h("canvas", { "class": "px", "title": `∂L/∂W[${o},${c}]`, "data-o": o, "data-c": c });
       paint(cv, g, (o * C + c) * kh * kw, kh, kw, 0, gmax, "diverging");
       cv.addEventListener("click", (ev) => {
         const [u, v] = cellAt(cv, ev, kh, kw);
@@ -416,8 +470,14 @@ function kernels(l: number, layer: Conv2D): HTMLElement {
 
 /** Outline rows r0..r1 × cols c0..c1 (inclusive, clipped) of a canvas's h×w grid. */
 function outline(
-  canvas: HTMLCanvasElement | undefined, rows: number, cols: number,
-  r0: number, c0: number, r1: number, c1: number, cls = "",
+  canvas: HTMLCanvasElement | undefined,
+  rows: number,
+  cols: number,
+  r0: number,
+  c0: number,
+  r1: number,
+  c1: number,
+  cls = "",
 ): void {
   if (!canvas?.parentElement) return;
   const [a, b] = [Math.max(0, r0), Math.max(0, c0)];
@@ -494,16 +554,18 @@ function drawNorms(): void {
   const hi = Math.log10(Math.max(...positive, 1e-12));
   const lo = Math.min(hi - 1, Math.log10(Math.min(...positive, 1)) - 0.5);
   const box = byId("bw-norms");
-  box.replaceChildren(...rows.flatMap((r) => {
-    const w = r.value > 0 ? ((Math.log10(r.value) - lo) / (hi - lo)) * 100 : 0;
-    const bar = h("div", { class: `bar${r.param ? " param" : ""}` });
-    bar.style.width = `${Math.max(0, Math.min(100, w)).toFixed(1)}%`;
-    return [
-      h("span", { class: "mono small" }, r.label),
-      h("div", { class: "track" }, bar),
-      h("span", { class: "num", "data-norm": r.value }, fmtSig(r.value, 3)),
-    ];
-  }));
+  box.replaceChildren(
+    ...rows.flatMap((r) => {
+      const w = r.value > 0 ? ((Math.log10(r.value) - lo) / (hi - lo)) * 100 : 0;
+      const bar = h("div", { class: `bar${r.param ? " param" : ""}` });
+      bar.style.width = `${Math.max(0, Math.min(100, w)).toFixed(1)}%`;
+      return [
+        h("span", { class: "mono small" }, r.label),
+        h("div", { class: "track" }, bar),
+        h("span", { "class": "num", "data-norm": r.value }, fmtSig(r.value, 3)),
+      ];
+    }),
+  );
 }
 
 // ---------------------------------------------------------------- keep and share
@@ -641,10 +703,16 @@ function makeCharts(): { norms: LineChart; ratios: LineChart } {
   const log = { y: { log: true } };
   return {
     norms: new LineChart(byId("bw-chart-norms"), {
-      title: "‖∂L/∂W‖ per layer", xLabel: "step", series, scales: log,
+      title: "‖∂L/∂W‖ per layer",
+      xLabel: "step",
+      series,
+      scales: log,
     }),
     ratios: new LineChart(byId("bw-chart-ratios"), {
-      title: "update/weight ‖ΔW‖/‖W‖", xLabel: "step", series, scales: log,
+      title: "update/weight ‖ΔW‖/‖W‖",
+      xLabel: "step",
+      series,
+      scales: log,
     }),
   };
 }

@@ -6,7 +6,15 @@
 // gradients are still in the parameters after the step, which is where the norms are read.
 
 import {
-  Adam, Conv2D, Dense, NDArray, SoftmaxCrossEntropy, Trainer, normalizePixels, type Normalization, type Sequential,
+  Adam,
+  Conv2D,
+  Dense,
+  NDArray,
+  SoftmaxCrossEntropy,
+  Trainer,
+  normalizePixels,
+  type Normalization,
+  type Sequential,
 } from "handprop";
 import type { DigitSet } from "../mnist/data.ts";
 import { norm } from "./engine.ts";
@@ -43,11 +51,21 @@ export async function watchTraining(model: Sequential, data: DigitSet, opts: Wat
   const watched = weightedLayers(model);
   const B = Math.max(1, Math.min(opts.batchSize, data.count));
   const x = new NDArray(normalizePixels(data.images, opts.normalization, new Float32Array(data.count * 784)), [
-    data.count, 1, 28, 28,
+    data.count,
+    1,
+    28,
+    28,
   ]);
-  const trainer = new Trainer(model, { x, y: Int32Array.from(data.labels) }, {
-    loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: opts.lr }), batchSize: B, seed: opts.seed,
-  });
+  const trainer = new Trainer(
+    model,
+    { x, y: Int32Array.from(data.labels) },
+    {
+      loss: new SoftmaxCrossEntropy(),
+      optimizer: new Adam({ lr: opts.lr }),
+      batchSize: B,
+      seed: opts.seed,
+    },
+  );
   const before = watched.map(({ layer }) => new Float32Array(layer.weight.value.size));
   let epochLossSum = 0; // the Trainer's logs are running means over the epoch: difference them per batch
   for (let step = 1; step <= opts.steps; step++) {

@@ -26,7 +26,8 @@ async function fetchBytes(url: URL, expected: number): Promise<Uint8Array> {
 export async function loadSplit(dataUrl: string, split: "train" | "test"): Promise<DigitSet> {
   const manifestUrl = new URL("mnist-subset.json", dataUrl);
   const res = await fetch(manifestUrl);
-  if (!res.ok) throw new Error(`${manifestUrl.href}: HTTP ${res.status} (the build writes it: web/scripts/make-subset.mjs)`);
+  if (!res.ok)
+    throw new Error(`${manifestUrl.href}: HTTP ${res.status} (the build writes it: web/scripts/make-subset.mjs)`);
   const manifest = (await res.json()) as { splits?: Record<string, SplitInfo | undefined> };
   const info = manifest.splits?.[split];
   if (!info) throw new Error(`${manifestUrl.href}: no "${split}" split`);

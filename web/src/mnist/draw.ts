@@ -13,7 +13,10 @@ export class DrawingPad {
   /** True when the pad holds ink. */
   inked = false;
 
-  constructor(readonly canvas: HTMLCanvasElement, private readonly onChange: (final: boolean) => void) {
+  constructor(
+    readonly canvas: HTMLCanvasElement,
+    private readonly onChange: (final: boolean) => void,
+  ) {
     canvas.width = PAD;
     canvas.height = PAD;
     const ctx = canvas.getContext("2d", { willReadFrequently: true });

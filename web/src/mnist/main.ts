@@ -9,7 +9,15 @@ import { LineChart } from "../chart.ts";
 import { loadSplit, type DigitSet } from "./data.ts";
 import { DrawingPad } from "./draw.ts";
 import {
-  forwardAll, freshModel, fromSnapshot, loadPretrained, MNIST_STANDARDIZE, setWeights, snapshot, softmax, toInput,
+  forwardAll,
+  freshModel,
+  fromSnapshot,
+  loadPretrained,
+  MNIST_STANDARDIZE,
+  setWeights,
+  snapshot,
+  softmax,
+  toInput,
   type Normalization,
 } from "./model.ts";
 import type { ModelSnapshot } from "./protocol.ts";
@@ -27,7 +35,12 @@ let worker: Worker | null = null;
 let workerReady: Promise<void> | null = null; // resolves when the worker says it is listening
 let training = false;
 let epochsDone = 0; // epochs completed across training runs since the last weight reset
-const history = { x: [] as number[], loss: [] as (number | null)[], acc: [] as (number | null)[], test: [] as (number | null)[] };
+const history = {
+  x: [] as number[],
+  loss: [] as (number | null)[],
+  acc: [] as (number | null)[],
+  test: [] as (number | null)[],
+};
 
 // ---------------------------------------------------------------- prediction and feature maps
 
@@ -42,7 +55,10 @@ function buildBars(): void {
   }
 }
 
-interface Stage { label: string; layer: number }
+interface Stage {
+  label: string;
+  layer: number;
+}
 
 /**
  * Which layer outputs to show: each conv (after its activation) and each pooling layer; for a graph
@@ -63,7 +79,10 @@ function stagesOf(m: Sequential): Stage[] {
     if (l.type === "Conv2D") {
       let end = i;
       const names = [`conv${++conv}`];
-      while (end + 1 < m.layers.length && ["ReLU", "LeakyReLU", "Tanh", "Sigmoid", "BatchNorm2D"].includes(m.layers[end + 1].type)) {
+      while (
+        end + 1 < m.layers.length &&
+        ["ReLU", "LeakyReLU", "Tanh", "Sigmoid", "BatchNorm2D"].includes(m.layers[end + 1].type)
+      ) {
         end++;
         names.push(m.layers[end].type.toLowerCase());
       }
@@ -111,7 +130,10 @@ function renderFilters(): void {
     const title = h("div", { class: "fmap-title" });
     title.innerHTML = `<span class="mono">conv${n}</span> · ${o} filters of ${c}×${kh}×${kw}${c > 1 ? " (rows: input channel, columns: filter)" : ""}`;
     const cols = c === 1 ? Math.min(o, 8) : o;
-    const grid = h("div", { class: "filters-grid", style: `grid-template-columns: repeat(${cols}, minmax(0, ${c === 1 ? "48px" : "1fr"}))` });
+    const grid = h("div", {
+      class: "filters-grid",
+      style: `grid-template-columns: repeat(${cols}, minmax(0, ${c === 1 ? "48px" : "1fr"}))`,
+    });
     const size = kh * kw;
     for (let ci = 0; ci < c; ci++) {
       for (let oi = 0; oi < o; oi++) {
@@ -137,7 +159,9 @@ function classify(): void {
       setText(b.pct, "");
     });
     paint(preview, new Uint8Array(784), 0, 28, 28, 0, 255, "gray");
-    for (const v of stageViews) for (const cv of v.canvases) paint(cv, new Float32Array(cv.width * cv.height), 0, cv.height, cv.width, 0, 1, "viridis");
+    for (const v of stageViews)
+      for (const cv of v.canvases)
+        paint(cv, new Float32Array(cv.width * cv.height), 0, cv.height, cv.width, 0, 1, "viridis");
     return;
   }
   paint(preview, input, 0, 28, 28, 0, 255, "gray");
@@ -225,10 +249,21 @@ const chart = new LineChart(byId("train-chart"), {
   series: [
     { label: "loss", color: "#4f46e5", spanGaps: true, format: (v) => v.toFixed(3) },
     { label: "train acc", color: "#0f9d58", scale: "acc", spanGaps: true, format: (v) => `${(v * 100).toFixed(1)}%` },
-    { label: "test acc", color: "#d9480f", scale: "acc", points: true, spanGaps: true, dash: [5, 4], format: (v) => `${(v * 100).toFixed(1)}%` },
+    {
+      label: "test acc",
+      color: "#d9480f",
+      scale: "acc",
+      points: true,
+      spanGaps: true,
+      dash: [5, 4],
+      format: (v) => `${(v * 100).toFixed(1)}%`,
+    },
   ],
   scales: { y: {}, acc: { range: [0, 1] } },
-  axes: [{ scale: "y", label: "loss" }, { scale: "acc", label: "accuracy", format: (v) => `${Math.round(v * 100)}%` }],
+  axes: [
+    { scale: "y", label: "loss" },
+    { scale: "acc", label: "accuracy", format: (v) => `${Math.round(v * 100)}%` },
+  ],
   height: 230,
 });
 
@@ -237,7 +272,12 @@ function setTraining(on: boolean): void {
   const btn = byId("btn-train", HTMLButtonElement);
   setText(btn, on ? "■ Stop" : "▶ Train");
   btn.disabled = false;
-  for (const el of [byId("btn-fresh", HTMLButtonElement), byId("btn-pretrained", HTMLButtonElement), byId("model-name", HTMLSelectElement)]) el.disabled = on;
+  for (const el of [
+    byId("btn-fresh", HTMLButtonElement),
+    byId("btn-pretrained", HTMLButtonElement),
+    byId("model-name", HTMLSelectElement),
+  ])
+    el.disabled = on;
   byId("train-status").dataset.state = on ? "training" : "idle";
 }
 
@@ -247,7 +287,10 @@ function onWorkerMessage(msg: FromWorker): void {
     case "ready":
       break;
     case "loaded":
-      setText(byId("model-status"), `Training on ${msg.train.toLocaleString("en-US")} images; testing on ${msg.test.toLocaleString("en-US")} after each epoch.`);
+      setText(
+        byId("model-status"),
+        `Training on ${msg.train.toLocaleString("en-US")} images; testing on ${msg.test.toLocaleString("en-US")} after each epoch.`,
+      );
       break;
     case "progress": {
       const x = epochsDone + msg.epoch + msg.batch / msg.batches;
@@ -262,7 +305,8 @@ function onWorkerMessage(msg: FromWorker): void {
       setText(byId("st-acc"), `${(msg.accuracy * 100).toFixed(1)}%`);
       setText(byId("st-speed"), `${Math.round(msg.imagesPerSecond)} img/s`);
       const total = Number(byId("epochs", HTMLInputElement).value) || 1;
-      byId("progress").style.width = `${Math.min(100, ((msg.epoch + msg.batch / msg.batches) / total) * 100).toFixed(1)}%`;
+      byId("progress").style.width =
+        `${Math.min(100, ((msg.epoch + msg.batch / msg.batches) / total) * 100).toFixed(1)}%`;
       st.dataset.firstLoss ??= String(msg.loss);
       st.dataset.lastLoss = String(msg.loss);
       st.dataset.reports = String(Number(st.dataset.reports ?? "0") + 1);
@@ -276,7 +320,8 @@ function onWorkerMessage(msg: FromWorker): void {
     case "epoch": {
       const x = epochsDone + msg.epoch + 1;
       const n = history.x.length;
-      if (n > 0 && history.x[n - 1] === x) history.test[n - 1] = msg.testAccuracy; // same x as the last progress report
+      if (n > 0 && history.x[n - 1] === x)
+        history.test[n - 1] = msg.testAccuracy; // same x as the last progress report
       else {
         history.x.push(x);
         history.loss.push(null);
@@ -287,14 +332,21 @@ function onWorkerMessage(msg: FromWorker): void {
       setText(byId("st-test"), `${(msg.testAccuracy * 100).toFixed(1)}%`);
       st.dataset.testAccuracy = String(msg.testAccuracy);
       if (msg.epoch < 0) break; // the evaluation before the first epoch
-      describeModel("trained", `: ${x} epoch${x === 1 ? "" : "s"}, ${(msg.testAccuracy * 100).toFixed(1)}% on the 1,000 test images (${msg.seconds.toFixed(1)} s for the last epoch)`);
+      describeModel(
+        "trained",
+        `: ${x} epoch${x === 1 ? "" : "s"}, ${(msg.testAccuracy * 100).toFixed(1)}% on the 1,000 test images (${msg.seconds.toFixed(1)} s for the last epoch)`,
+      );
       break;
     }
     case "done": {
       const last = history.x.length > 0 ? history.x[history.x.length - 1] : 0;
       epochsDone = Math.ceil(last - 1e-9);
       setTraining(false);
-      if (msg.stopped) describeModel("trained", `, stopped after ${last.toFixed(2)} epochs (the page keeps the weights it last received)`);
+      if (msg.stopped)
+        describeModel(
+          "trained",
+          `, stopped after ${last.toFixed(2)} epochs (the page keeps the weights it last received)`,
+        );
       st.dataset.state = msg.stopped ? "stopped" : "done";
       break;
     }
@@ -335,12 +387,21 @@ function startTraining(): void {
   }
   const snap = snapshot(model);
   const req: ToWorker = {
-    type: "train", model: snap, normalization, dataUrl,
-    epochs: Math.round(num("epochs", 1)), lr: num("lr", 0.002), batchSize: Math.round(num("batch", 32)), seed: Math.round(Number(byId("seed", HTMLInputElement).value) || 0),
+    type: "train",
+    model: snap,
+    normalization,
+    dataUrl,
+    epochs: Math.round(num("epochs", 1)),
+    lr: num("lr", 0.002),
+    batchSize: Math.round(num("batch", 32)),
+    seed: Math.round(Number(byId("seed", HTMLInputElement).value) || 0),
   };
   const target = worker;
   void workerReady?.then(() => {
-    target.postMessage(req, snap.weights.map((w) => w.buffer));
+    target.postMessage(
+      req,
+      snap.weights.map((w) => w.buffer),
+    );
   });
   setTraining(true);
   setText(byId("model-status"), "Loading the training images…");
@@ -428,5 +489,8 @@ loadPretrained(document.baseURI)
     byId("btn-pretrained").click();
   })
   .catch((e: unknown) => {
-    setText(byId("model-status"), `The pretrained model could not be loaded (${e instanceof Error ? e.message : String(e)}); train one here instead.`);
+    setText(
+      byId("model-status"),
+      `The pretrained model could not be loaded (${e instanceof Error ? e.message : String(e)}); train one here instead.`,
+    );
   });

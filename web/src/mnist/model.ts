@@ -37,9 +37,11 @@ export function snapshot(model: Sequential): ModelSnapshot {
 /** Copy weights (params() order) into a model, checking counts and sizes. */
 export function setWeights(model: Sequential, weights: readonly Float32Array[]): void {
   const params = model.params();
-  if (params.length !== weights.length) throw new RangeError(`setWeights: model has ${params.length} parameters, got ${weights.length} arrays`);
+  if (params.length !== weights.length)
+    throw new RangeError(`setWeights: model has ${params.length} parameters, got ${weights.length} arrays`);
   params.forEach((p, i) => {
-    if (p.value.size !== weights[i].length) throw new RangeError(`setWeights: parameter ${p.name} has ${p.value.size} values, got ${weights[i].length}`);
+    if (p.value.size !== weights[i].length)
+      throw new RangeError(`setWeights: parameter ${p.name} has ${p.value.size} values, got ${weights[i].length}`);
     p.value.data.set(weights[i]);
   });
 }
@@ -98,11 +100,15 @@ export async function loadPretrained(baseUrl: string): Promise<Pretrained | null
   if (!jsonRes.ok) throw new Error(`${jsonRes.url}: HTTP ${jsonRes.status}`);
   if (!binRes.ok) throw new Error(`${binRes.url}: HTTP ${binRes.status}`);
   const [json, bytes] = await Promise.all([jsonRes.text(), binRes.arrayBuffer()]);
-  const loaded = deserializeModel(json, new Uint8Array(bytes), undefined, { manifest: "models/lenet5/model.json", weights: "models/lenet5/weights.bin" });
+  const loaded = deserializeModel(json, new Uint8Array(bytes), undefined, {
+    manifest: "models/lenet5/model.json",
+    weights: "models/lenet5/weights.bin",
+  });
   const model = loaded.model;
   const shapes = model.build(DIGIT_INPUT_SHAPE);
   const last = shapes[shapes.length - 1];
-  if (last.length !== 1 || last[0] !== 10) throw new Error(`models/lenet5: expected 10 outputs for a 1×28×28 input, got (${last.join(", ")})`);
+  if (last.length !== 1 || last[0] !== 10)
+    throw new Error(`models/lenet5: expected 10 outputs for a 1×28×28 input, got (${last.join(", ")})`);
   const training = loaded.training as { testAccuracy?: unknown; testImages?: unknown } | undefined;
   const { normalization } = normalizationFromTraining(loaded.training, "models/lenet5/model.json");
   const acc = training?.testAccuracy;

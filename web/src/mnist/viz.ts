@@ -1,7 +1,13 @@
 // Heatmaps on small canvases: feature maps (sequential colours) and filters (diverging colours).
 
 /** Viridis, sampled at five stops: dark purple → blue → teal → green → yellow. */
-const VIRIDIS: [number, number, number][] = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+const VIRIDIS: [number, number, number][] = [
+  [68, 1, 84],
+  [59, 82, 139],
+  [33, 145, 140],
+  [94, 201, 98],
+  [253, 231, 37],
+];
 
 function ramp(stops: [number, number, number][], t: number): [number, number, number] {
   const u = Math.max(0, Math.min(1, t)) * (stops.length - 1);
@@ -15,7 +21,9 @@ function ramp(stops: [number, number, number][], t: number): [number, number, nu
 /** Blue (negative) → white (0) → red (positive). */
 function diverging(t: number): [number, number, number] {
   const u = Math.max(-1, Math.min(1, t));
-  return u < 0 ? [255 + (37 - 255) * -u, 255 + (99 - 255) * -u, 255 + (235 - 255) * -u] : [255 + (217 - 255) * u, 255 + (48 - 255) * u, 255 + (37 - 255) * u];
+  return u < 0
+    ? [255 + (37 - 255) * -u, 255 + (99 - 255) * -u, 255 + (235 - 255) * -u]
+    : [255 + (217 - 255) * u, 255 + (48 - 255) * u, 255 + (37 - 255) * u];
 }
 
 export type Palette = "viridis" | "diverging" | "gray";
@@ -24,7 +32,16 @@ export type Palette = "viridis" | "diverging" | "gray";
  * Paint h×w values (starting at `offset` in `data`) onto a canvas of that size. Sequential palettes map
  * [lo, hi] to the colour ramp; "diverging" maps [−hi, hi] with 0 as white.
  */
-export function paint(canvas: HTMLCanvasElement, data: ArrayLike<number>, offset: number, h: number, w: number, lo: number, hi: number, palette: Palette): void {
+export function paint(
+  canvas: HTMLCanvasElement,
+  data: ArrayLike<number>,
+  offset: number,
+  h: number,
+  w: number,
+  lo: number,
+  hi: number,
+  palette: Palette,
+): void {
   if (canvas.width !== w) canvas.width = w;
   if (canvas.height !== h) canvas.height = h;
   const ctx = canvas.getContext("2d")!;

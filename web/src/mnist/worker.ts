@@ -34,7 +34,10 @@ function post(m: FromWorker, transfer: Transferable[] = []): void {
 
 function postWeights(model: Sequential): void {
   const weights = model.params().map((p) => Float32Array.from(p.value.data));
-  post({ type: "weights", weights }, weights.map((w) => w.buffer));
+  post(
+    { type: "weights", weights },
+    weights.map((w) => w.buffer),
+  );
 }
 
 function split(dataUrl: string, name: "train" | "test"): Promise<DigitSet> {
@@ -81,8 +84,12 @@ async function train(req: TrainRequest, signal: AbortSignal): Promise<void> {
       const n = seen - reported.seen;
       const now = performance.now();
       post({
-        type: "progress", epoch: logs.epoch, batch: done, batches,
-        loss: (lossSum - reported.lossSum) / n, accuracy: (correct - reported.correct) / n,
+        type: "progress",
+        epoch: logs.epoch,
+        batch: done,
+        batches,
+        loss: (lossSum - reported.lossSum) / n,
+        accuracy: (correct - reported.correct) / n,
         imagesPerSecond: n / Math.max((now - reported.t) / 1000, 1e-6),
       });
       reported = { seen, lossSum, correct, t: now };
@@ -95,7 +102,10 @@ async function train(req: TrainRequest, signal: AbortSignal): Promise<void> {
       postWeights(model);
       lastWeights = performance.now();
       post({
-        type: "epoch", epoch, testLoss: logs.valLoss ?? NaN, testAccuracy: logs.valAccuracy ?? 0,
+        type: "epoch",
+        epoch,
+        testLoss: logs.valLoss ?? NaN,
+        testAccuracy: logs.valAccuracy ?? 0,
         seconds: logs.seconds ?? 0,
       });
     },
@@ -103,8 +113,14 @@ async function train(req: TrainRequest, signal: AbortSignal): Promise<void> {
   let stopped = false;
   try {
     await model.fitAsync(trainAll.x, trainAll.y, {
-      epochs: req.epochs, batchSize: req.batchSize, seed: req.seed, shuffle: true,
-      validationData: [testAll.x, testAll.y], callbacks, signal, yieldEveryMs: 30,
+      epochs: req.epochs,
+      batchSize: req.batchSize,
+      seed: req.seed,
+      shuffle: true,
+      validationData: [testAll.x, testAll.y],
+      callbacks,
+      signal,
+      yieldEveryMs: 30,
     });
   } catch (err) {
     if (!(err instanceof DOMException && err.name === "AbortError")) throw err;

@@ -112,35 +112,9 @@ export function kernelWorker(layout: ControlLayout, nodeRequire: ((id: string) =
           continue;
         }
         try {
-          fn(
-            v & MAX_PARTS,
-            parts,
-            ws,
-            a[0],
-            a[1],
-            a[2],
-            a[3],
-            a[4],
-            a[5],
-            a[6],
-            a[7],
-            a[8],
-            a[9],
-            a[10],
-            a[11],
-            a[12],
-            a[13],
-            a[14],
-            a[15],
-            a[16],
-            a[17],
-            a[18],
-            a[19],
-            a[20],
-            a[21],
-            a[22],
-            a[23],
-          );
+          // The 24 raw arguments of a kernel part, on one line.
+          // prettier-ignore
+          fn(v & MAX_PARTS, parts, ws, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23]);
         } catch (e) {
           const text = (e instanceof Error && e.stack !== undefined ? e.stack : String(e)).slice(0, MESSAGE_CHARS);
           for (let i = 0; i < MESSAGE_CHARS; i++) ctl[MESSAGE + i] = i < text.length ? text.charCodeAt(i) : 0;

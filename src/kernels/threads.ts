@@ -265,35 +265,9 @@ export class KernelPool {
         continue;
       }
       try {
-        f(
-          v & MAX_PARTS,
-          parts,
-          wsBase,
-          a[0],
-          a[1],
-          a[2],
-          a[3],
-          a[4],
-          a[5],
-          a[6],
-          a[7],
-          a[8],
-          a[9],
-          a[10],
-          a[11],
-          a[12],
-          a[13],
-          a[14],
-          a[15],
-          a[16],
-          a[17],
-          a[18],
-          a[19],
-          a[20],
-          a[21],
-          a[22],
-          a[23],
-        );
+        // The 24 raw arguments of a kernel part, on one line.
+        // prettier-ignore
+        f(v & MAX_PARTS, parts, wsBase, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23]);
       } catch (e) {
         error ??= e instanceof Error ? e : new Error(String(e)); // keep going: the workers are using the memory, and the call must finish
       }

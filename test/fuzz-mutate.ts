@@ -8,6 +8,10 @@ import fc from "fast-check";
 import assert from "node:assert/strict";
 
 export const FUZZ_MS = 1000 * Number(process.env.HANDPROP_FUZZ_SECONDS ?? 2);
+const seedFlag = process.env.HANDPROP_FUZZ_SEED;
+/** The fast-check seed: fixed in `npm test`, random when HANDPROP_FUZZ_SECONDS is set (npm run fuzz). */
+export const FUZZ_SEED =
+  seedFlag !== undefined ? Number(seedFlag) : process.env.HANDPROP_FUZZ_SECONDS ? Date.now() | 0 : 20261128;
 /** Any single input must be handled within this time. */
 export const CASE_MS = 2000;
 
@@ -139,13 +143,14 @@ export function applyJsonEdits<T>(doc: T, edits: readonly JsonEdit[]): T {
     const all = paths(root);
     const p = all[e.path % all.length];
     if (p.length === 0) {
-      root = e.op === "wrap" ? [root] : e.value;
+      root = e.op === "wrap" ? [root] : structuredClone(e.value);
       continue;
     }
     let parent = root as Record<string | number, JsonValue>;
     for (const k of p.slice(0, -1)) parent = parent[k] as Record<string | number, JsonValue>;
     const key = p[p.length - 1];
-    if (e.op === "replace") parent[key] = e.value;
+    // A copy: the same generated value inserted twice would make a cycle, which no JSON file can hold.
+    if (e.op === "replace") parent[key] = structuredClone(e.value);
     else if (e.op === "wrap") parent[key] = [parent[key]];
     else if (Array.isArray(parent)) parent.splice(key as number, 1);
     else Reflect.deleteProperty(parent, key);
@@ -170,7 +175,15 @@ export async function fuzz<T>(arb: fc.Arbitrary<T>, check: (input: T) => void, m
       const ms = performance.now() - t0;
       assert.ok(ms < CASE_MS, `took ${ms.toFixed(0)} ms (limit ${CASE_MS} ms)`);
     }),
-    { numRuns: 1_000_000, interruptAfterTimeLimit: FUZZ_MS, markInterruptAsFailure: false },
+    {
+      numRuns: 1_000_000,
+      interruptAfterTimeLimit: FUZZ_MS,
+      markInterruptAsFailure: false,
+      // `npm test` explores a fixed sequence (the same inputs on every run, as many as fit in the time);
+      // `npm run fuzz` draws a new seed each time. HANDPROP_FUZZ_SEED (and _PATH) replay a reported failure.
+      seed: FUZZ_SEED,
+      ...(process.env.HANDPROP_FUZZ_PATH ? { path: process.env.HANDPROP_FUZZ_PATH } : {}),
+    },
   );
   await new Promise((r) => setTimeout(r, 20));
   const growth = process.memoryUsage().rss - rss0;

@@ -244,3 +244,6 @@ export { GRAPH_MODEL_FORMAT_VERSION } from "./io/model-format.ts";
 // Row-wise argmax and softmax, written once (src/nd/rows.ts; softmax is also exported above from digits.ts).
 export { argmax, argmaxRowsOf, softmaxRows } from "./nd/rows.ts";
 export type { TypedConfig } from "./nn/config.ts";
+// Types that public signatures and fields reference (kept in the API reference).
+export type { AveragedMetrics } from "./nn/metrics.ts";
+export type { SerializedGenerator } from "./nn/trainer.ts";

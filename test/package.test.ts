@@ -32,9 +32,9 @@ import type { Server } from "node:http";
 import { PNG } from "pngjs";
 import { loadFixture } from "./helpers.ts";
 import { startStaticServer } from "../src/cli/serve.ts";
+import { CHROMIUM, CHROMIUM_PROBLEM } from "./e2e/harness.ts";
 
 const CHECKOUT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const CHROMIUM = process.env.HANDPROP_CHROMIUM ?? "/usr/bin/chromium";
 const NPM_ENV = {
   ...process.env,
   npm_config_audit: "false",
@@ -301,10 +301,11 @@ try { window.__result = trainSmallCnn(); } catch (e) { window.__result = { error
     t.skip("HANDPROP_SKIP_E2E=1: the bundle was checked, its run in a browser skips");
     return;
   }
-  if (!existsSync(CHROMIUM)) {
+  if (CHROMIUM_PROBLEM !== null) {
+    // The same probe as the page tests (Debian's /usr/bin/chromium is a script that can outlive the browser).
     const install = "apt-get install -y chromium, or set HANDPROP_CHROMIUM";
-    if (process.env.CI) assert.fail(`Chromium not found at ${CHROMIUM} and CI is set: ${install}`);
-    t.skip(`Chromium not found at ${CHROMIUM}: the bundle was checked, its run in a browser skips (${install})`);
+    if (process.env.CI) assert.fail(`${CHROMIUM_PROBLEM} and CI is set: ${install}`);
+    t.skip(`${CHROMIUM_PROBLEM}: the bundle was checked, its run in a browser skips (${install})`);
     return;
   }
   write(join(site, "index.html"), `<!doctype html><meta charset="utf-8"><script type="module" src="app.js"></script>`);

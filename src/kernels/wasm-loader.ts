@@ -11,100 +11,34 @@
 // first use, synchronously: threads run only off a browser's main thread, where that is allowed.
 
 /** The exports of the kernel module (see src/kernels/wasm/*.as for their contracts). Pointers are byte offsets. */
+// One entry per export, its raw arguments wrapped, so the ABI reads as a table.
+// prettier-ignore
 export interface KernelExports {
   gemm(
-    transA: number,
-    transB: number,
-    M: number,
-    N: number,
-    K: number,
-    alpha: number,
-    a: number,
-    lda: number,
-    b: number,
-    ldb: number,
-    beta: number,
-    c: number,
-    ldc: number,
-    ws: number,
+    transA: number, transB: number, M: number, N: number, K: number, alpha: number, a: number, lda: number,
+    b: number, ldb: number, beta: number, c: number, ldc: number, ws: number
   ): void;
   gemmScratchBytes(transA: number, transB: number, M: number, K: number): number;
   convForward(
-    N: number,
-    C: number,
-    H: number,
-    W: number,
-    O: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    dh: number,
-    dw: number,
-    padTop: number,
-    padLeft: number,
-    OH: number,
-    OW: number,
-    x: number,
-    w: number,
-    bias: number,
-    y: number,
-    ws: number,
+    N: number, C: number, H: number, W: number, O: number, kh: number, kw: number, sh: number, sw: number,
+    dh: number, dw: number, padTop: number, padLeft: number, OH: number, OW: number, x: number, w: number,
+    bias: number, y: number, ws: number
   ): void;
   convBackward(
-    N: number,
-    C: number,
-    H: number,
-    W: number,
-    O: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    dh: number,
-    dw: number,
-    padTop: number,
-    padLeft: number,
-    OH: number,
-    OW: number,
-    x: number,
-    w: number,
-    dy: number,
-    dW: number,
-    db: number,
-    dx: number,
-    ws: number,
+    N: number, C: number, H: number, W: number, O: number, kh: number, kw: number, sh: number, sw: number,
+    dh: number, dw: number, padTop: number, padLeft: number, OH: number, OW: number, x: number, w: number,
+    dy: number, dW: number, db: number, dx: number, ws: number
   ): void;
   convScratchBytes(C: number, O: number, kh: number, kw: number, OH: number, OW: number): number;
   denseForward(N: number, F: number, O: number, x: number, w: number, bias: number, y: number, ws: number): void;
   denseBackward(
-    N: number,
-    F: number,
-    O: number,
-    x: number,
-    w: number,
-    dy: number,
-    dW: number,
-    db: number,
-    dx: number,
-    ws: number,
+    N: number, F: number, O: number, x: number, w: number, dy: number, dW: number, db: number, dx: number,
+    ws: number
   ): void;
   denseScratchBytes(N: number, F: number): number;
   maxPoolForward(
-    NC: number,
-    H: number,
-    W: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    ph: number,
-    pw: number,
-    OH: number,
-    OW: number,
-    x: number,
-    y: number,
-    arg: number,
+    NC: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number,
+    OH: number, OW: number, x: number, y: number, arg: number
   ): void;
   maxPoolBackward(n: number, dy: number, arg: number, dx: number, nx: number): void;
   reluForward(n: number, x: number, y: number): void;
@@ -112,133 +46,37 @@ export interface KernelExports {
   // Part t of T of a call, run with ws = the running thread's scratch (see wasm/parallel.as), and the scratch sizes.
   packA(transA: number, M: number, K: number, alpha: number, a: number, lda: number, apack: number): void;
   gemmPart(
-    t: number,
-    T: number,
-    ws: number,
-    transA: number,
-    transB: number,
-    M: number,
-    N: number,
-    K: number,
-    alpha: number,
-    a: number,
-    lda: number,
-    b: number,
-    ldb: number,
-    beta: number,
-    c: number,
-    ldc: number,
+    t: number, T: number, ws: number, transA: number, transB: number, M: number, N: number, K: number,
+    alpha: number, a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number
   ): void;
   gemmPartScratchBytes(transA: number, transB: number, M: number, N: number, K: number, T: number): number;
   convForwardPart(
-    t: number,
-    T: number,
-    ws: number,
-    N: number,
-    C: number,
-    H: number,
-    W: number,
-    O: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    dh: number,
-    dw: number,
-    padTop: number,
-    padLeft: number,
-    OH: number,
-    OW: number,
-    x: number,
-    apack: number,
-    bias: number,
-    y: number,
+    t: number, T: number, ws: number, N: number, C: number, H: number, W: number, O: number, kh: number, kw: number,
+    sh: number, sw: number, dh: number, dw: number, padTop: number, padLeft: number, OH: number, OW: number,
+    x: number, apack: number, bias: number, y: number
   ): void;
   convBackwardPart(
-    t: number,
-    T: number,
-    ws: number,
-    dWParts: number,
-    N: number,
-    C: number,
-    H: number,
-    W: number,
-    O: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    dh: number,
-    dw: number,
-    padTop: number,
-    padLeft: number,
-    OH: number,
-    OW: number,
-    x: number,
-    wpackT: number,
-    dy: number,
-    dW: number,
-    db: number,
-    dx: number,
+    t: number, T: number, ws: number, dWParts: number, N: number, C: number, H: number, W: number, O: number,
+    kh: number, kw: number, sh: number, sw: number, dh: number, dw: number, padTop: number, padLeft: number,
+    OH: number, OW: number, x: number, wpackT: number, dy: number, dW: number, db: number, dx: number
   ): void;
   convPackedBytes(C: number, O: number, kh: number, kw: number): number;
   convThreadScratchBytes(C: number, O: number, kh: number, kw: number, OH: number, OW: number): number;
   denseForwardPart(
-    t: number,
-    T: number,
-    ws: number,
-    N: number,
-    F: number,
-    O: number,
-    x: number,
-    w: number,
-    bias: number,
-    y: number,
+    t: number, T: number, ws: number, N: number, F: number, O: number, x: number, w: number, bias: number, y: number
   ): void;
   denseBackwardPart(
-    t: number,
-    T: number,
-    ws: number,
-    N: number,
-    F: number,
-    O: number,
-    x: number,
-    w: number,
-    dy: number,
-    dW: number,
-    db: number,
-    dx: number,
+    t: number, T: number, ws: number, N: number, F: number, O: number, x: number, w: number, dy: number, dW: number,
+    db: number, dx: number
   ): void;
   denseThreadScratchBytes(N: number, F: number, T: number): number;
   maxPoolForwardPart(
-    t: number,
-    T: number,
-    ws: number,
-    NC: number,
-    H: number,
-    W: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    ph: number,
-    pw: number,
-    OH: number,
-    OW: number,
-    x: number,
-    y: number,
-    arg: number,
+    t: number, T: number, ws: number, NC: number, H: number, W: number, kh: number, kw: number, sh: number,
+    sw: number, ph: number, pw: number, OH: number, OW: number, x: number, y: number, arg: number
   ): void;
   maxPoolBackwardPart(
-    t: number,
-    T: number,
-    ws: number,
-    NC: number,
-    inPlane: number,
-    outPlane: number,
-    dy: number,
-    arg: number,
-    dx: number,
+    t: number, T: number, ws: number, NC: number, inPlane: number, outPlane: number, dy: number, arg: number,
+    dx: number
   ): void;
   reluForwardPart(t: number, T: number, ws: number, n: number, x: number, y: number): void;
   reluBackwardPart(t: number, T: number, ws: number, n: number, y: number, dy: number, dx: number): void;

@@ -8,7 +8,8 @@ Line protocol over stdin/stdout, one JSON object per line each way; every reques
                                                         `calls` timed ones on `threads` threads
   {"cmd": "quit"}                                    -> (exits)
 Any failure -> {"ok": false, "error": "..."}; the worker stays usable. Not a test; nothing here asserts a speed.
-Kinds: lenet5-train / lenet5-infer (pixels: base64 uint8 N*784, labels: base64 uint8 N, batch),
+Kinds: lenet5-train / lenet5-infer (pixels: base64 uint8 N*784, labels: base64 uint8 N, batch; "model":
+"resnet-mini" trains or runs that zoo model instead of LeNet-5),
 conv-fwd / conv-fwdbwd (N, C, O, H, W; 3x3 'same'), gemm (M, N, K), article (NumPy + SciPy).
 """
 import base64
@@ -53,6 +54,33 @@ def lenet5():
     )
 
 
+class BasicBlock(nn.Module if torch is not None else object):
+    """handprop's resnet-mini block: relu(conv-BN-ReLU-conv-BN(x) + shortcut(x)), shortcut conv 1x1-BN on a change."""
+
+    def __init__(self, c, o, stride):
+        super().__init__()
+        self.f = nn.Sequential(
+            nn.Conv2d(c, o, 3, stride, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(),
+            nn.Conv2d(o, o, 3, 1, padding=1, bias=False), nn.BatchNorm2d(o),
+        )
+        self.shortcut = (
+            nn.Identity() if stride == 1 and c == o
+            else nn.Sequential(nn.Conv2d(c, o, 1, stride, bias=False), nn.BatchNorm2d(o))
+        )
+
+    def forward(self, x):
+        return F.relu(self.f(x) + self.shortcut(x))
+
+
+def resnet_mini():
+    """resnet-mini as in handprop's zoo (src/nn/models.ts): 16, 32/s2, 64/s2, 64 channels, GAP, dense 10."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        BasicBlock(16, 16, 1), BasicBlock(16, 32, 2), BasicBlock(32, 64, 2), BasicBlock(64, 64, 1),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
+    )
+
+
 def mnist_batch(req):
     """The images bench/run.ts read with handprop's IDX reader, as float32 (N, 1, 28, 28) pixels / 255."""
     pixels = bytearray(base64.b64decode(req["pixels"]))
@@ -63,9 +91,12 @@ def mnist_batch(req):
     return x, y
 
 
+ZOO = {"lenet5": lenet5, "resnet-mini": resnet_mini}
+
+
 def setup_lenet_train(req):
     torch.manual_seed(1)
-    model = lenet5()
+    model = ZOO[req.get("model", "lenet5")]().train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = mnist_batch(req)
 
@@ -79,7 +110,7 @@ def setup_lenet_train(req):
 
 def setup_lenet_infer(req):
     torch.manual_seed(1)
-    model = lenet5().eval()
+    model = ZOO[req.get("model", "lenet5")]().eval()
     x, _ = mnist_batch(req)
 
     def infer():

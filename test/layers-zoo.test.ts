@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { buildModel, MODEL_NAMES } from "../src/nn/models.ts";
+import { buildModel, MODEL_NAMES, MODELS_WITH_BATCH_NORM } from "../src/nn/models.ts";
 import { Model } from "../src/nn/graph.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { Adam } from "../src/nn/optim.ts";
@@ -37,4 +37,17 @@ test("a training step of each changes the weights, and both save and load bit fo
     const back = deserializeModel(saved.json, saved.weights).model;
     assert.deepEqual(Array.from(back.predict(x).data), Array.from(m.predict(x).data), name);
   }
+});
+
+test("batchNorm: false builds the same network without BatchNorm, each convolution with a bias (the ablation)", () => {
+  const counts = (name: string, batchNorm: boolean) => buildModel(name, { batchNorm }).countParams();
+  // cnn-bn: conv 5×5×32 and 5×5×64 gain 32 + 64 biases and lose 2·(32 + 64) γ, β and as many running stats
+  assert.deepEqual(counts("cnn-bn", true), { trainable: 258_410, nonTrainable: 192 });
+  assert.deepEqual(counts("cnn-bn", false), { trainable: 258_410 - 96, nonTrainable: 0 });
+  for (const name of MODELS_WITH_BATCH_NORM) {
+    const plain = buildModel(name, { batchNorm: false });
+    assert.ok(!JSON.stringify(plain.config()).includes("BatchNorm"), name);
+    assert.deepEqual(plain.predict(randomInput([2, 1, 28, 28], 4)).shape, [2, 10]);
+  }
+  assert.throws(() => buildModel("lenet5", { batchNorm: false }), /'lenet5' has no batch normalization to leave out/);
 });

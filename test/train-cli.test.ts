@@ -70,7 +70,15 @@ test("usage errors: one line on stderr, exit code 2", async () => {
     [["train", "cifar10"], /unknown data set 'cifar10' \(data sets: mnist\)/],
     [
       ["train", "mnist", "--model", "resnet"],
-      /--model expects one of lenet5, cnn-small, mlp, resnet-mini, mobilenet-mini, got 'resnet'/,
+      /--model expects one of lenet5, cnn-small, mlp, resnet-mini, mobilenet-mini, cnn-bn, got 'resnet'/,
+    ],
+    [
+      ["train", "mnist", "--no-batch-norm", "--out", join(tmp, "unused")],
+      /--no-batch-norm: lenet5 has no batch normalization \(models with it: cnn-bn, resnet-mini, mobilenet-mini\)/,
+    ],
+    [
+      ["train", "mnist", "--resume", existing, "--no-batch-norm"],
+      /^$/, // the checkpoint's cnn-small has no BN either: the flag agrees
     ],
     [["train", "mnist", "--epochs", "-1"], /--epochs expects a non-negative integer, got '-1'/],
     [["train", "mnist", "--batch-size", "0"], /--batch-size must be at least 1/],

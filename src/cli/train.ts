@@ -27,10 +27,11 @@ import { Augmenter, augmentConfig, type AugmentConfig } from "../data/augment.ts
 import { SoftmaxCrossEntropy } from "../nn/losses.ts";
 import { Adam, SGD, type Optimizer } from "../nn/optim.ts";
 import { CosineLR } from "../nn/schedules.ts";
-import type { Sequential } from "../nn/sequential.ts";
+import { Sequential } from "../nn/sequential.ts";
+import { BatchNorm1D, BatchNorm2D } from "../nn/batchnorm.ts";
 import { Trainer, TrainingError, type Callbacks, type TrainerState } from "../nn/trainer.ts";
 import { EarlyStopping, MetricsLogger, ModelCheckpoint, ReduceLROnPlateau } from "../nn/callbacks.ts";
-import { MODEL_NAMES, buildModel, isModelName, type ModelName } from "../nn/models.ts";
+import { MODELS_WITH_BATCH_NORM, MODEL_NAMES, buildModel, isModelName, type ModelName } from "../nn/models.ts";
 import type { Mnist } from "../data/mnist.ts";
 import { validateNormalization, type Normalization } from "../data/normalization.ts";
 import { loadMnist } from "../node/mnist.ts";
@@ -810,6 +811,10 @@ function resumeRun(
       );
     }
   }
+  if (v["no-batch-norm"] === true && hasBatchNorm(loaded.model))
+    throw new UsageError(
+      `handprop train: --no-batch-norm differs from the checkpoint's model, which has batch normalization; leave it out to resume`,
+    );
   const epochs = v.epochs ?? state.epochs;
   const done = state.epochsDone + (state.batchesDone > 0 ? 1 : 0);
   if (epochs < done)
@@ -847,6 +852,13 @@ function resumeRun(
   };
 }
 
+/** Whether a model (or a model nested in it) holds a BatchNorm layer. */
+function hasBatchNorm(model: Sequential): boolean {
+  return model.layers.some(
+    (l) => l instanceof BatchNorm1D || l instanceof BatchNorm2D || (l instanceof Sequential && hasBatchNorm(l)),
+  );
+}
+
 /** A fresh run into out (which must not hold a model unless --force). */
 function newRun(
   v: TrainFlags,
@@ -880,7 +892,12 @@ function newRun(
     throw new UsageError(
       "handprop train: --reduce-lr-on-plateau sets the learning rate itself: leave out --schedule cosine",
     );
-  const model = buildModel(name, { seed: runSeed });
+  const batchNorm = v["no-batch-norm"] !== true;
+  if (!batchNorm && !MODELS_WITH_BATCH_NORM.includes(name))
+    throw new UsageError(
+      `handprop train: --no-batch-norm: ${name} has no batch normalization (models with it: ${MODELS_WITH_BATCH_NORM.join(", ")})`,
+    );
+  const model = buildModel(name, { seed: runSeed, batchNorm });
   const optimizer = makeOptimizer(optName, lr);
   const now = new Date().toISOString();
   const state: TrainState = {
@@ -1021,6 +1038,10 @@ const TRAIN_FLAGS = {
     max: 90,
     help: `--augment affine: largest shear angle in degrees (default: ${AUGMENT_DEFAULTS.shear})`,
     meta: "DEGREES",
+  },
+  "no-batch-norm": {
+    kind: "boolean",
+    help: `build the model without its BatchNorm layers, each convolution getting a bias instead (an ablation; ${MODELS_WITH_BATCH_NORM.join(", ")})`,
   },
   "elastic": {
     kind: "boolean",

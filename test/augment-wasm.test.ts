@@ -15,17 +15,10 @@ import { threadSupport } from "../src/kernels/threads.ts";
 const wasmSkip = wasmAvailable() ? false : "the WebAssembly kernels are unavailable";
 const threadsSkip = wasmAvailable() && threadSupport() === null ? false : "threads unavailable here";
 
-function images(
-  shape: number[],
-  seed: number,
-  Float: Float32ArrayConstructor | Float64ArrayConstructor = Float32Array,
-) {
+function images(shape: number[], seed: number, dtype: "float32" | "float64" = "float32"): NDArray {
   const rng = new RandomState(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return new NDArray(
-    Float.from({ length: n }, () => 3 * rng.random() - 0.5),
-    shape,
-  );
+  const values = Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => 3 * rng.random() - 0.5);
+  return new NDArray(dtype === "float32" ? Float32Array.from(values) : Float64Array.from(values), shape);
 }
 
 /** augmentBatch on the given backend, from a fresh generator: the output and the generator's next draw. */
@@ -112,7 +105,7 @@ test("property: wasm == reference for random options and shapes", { skip: wasmSk
 
 test("float64 batches run on the reference whatever the backend", { skip: wasmSkip }, () => {
   const options = { ...MNIST_LIKE, elastic: { alpha: 8, sigma: 2 } };
-  const x = images([3, 1, 10, 10], 2, Float64Array);
+  const x = images([3, 1, 10, 10], 2, "float64");
   const [js] = on("js", x, options);
   const [wasm] = on("wasm", x, options);
   assert.equal(wasm.dtype, "float64");

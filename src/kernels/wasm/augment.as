@@ -18,37 +18,93 @@ export function augmentScratchBytes(H: i32, W: i32, elastic: i32): i32 {
   return elastic != 0 ? align64(H * W * 16) : 0;
 }
 
+/** taps[r + k] in both lanes. */
+@inline function tap(taps: usize, r: i32, k: i32): v128 {
+  return f64x2.splat(load<f64>(taps + (<usize>(r + k) << 3)));
+}
+
 /**
- * One separable pass of smoothPair over an interleaved field pair (src → dst, H × W pixels of 16 bytes):
- * out[i] = taps[r]·f[i] + Σ_{k ≤ both} taps[r + k]·(f[i + k] + f[i − k]) + the one-sided tails, along x
- * (alongX) or y, zeros outside (SciPy's mode="constant"), the taps symmetric (2r + 1 of them).
+ * One pixel of a pass (i its address, off the step along the pass): taps[r]·f[i] + Σ_{k ≤ both}
+ * taps[r + k]·(f[i + k] + f[i − k]) + Σ_{both < k ≤ above} taps[r + k]·f[i + k] + Σ_{both < k ≤ below}
+ * taps[r − k]·f[i − k], accumulated in that order (smoothPair's).
+ */
+@inline function smoothPixel(i: usize, off: usize, taps: usize, r: i32, both: i32, above: i32, below: i32): v128 {
+  let s = f64x2.mul(tap(taps, r, 0), v128.load(i));
+  for (let k = 1; k <= both; k++) {
+    const o = <usize>k * off;
+    s = f64x2.add(s, f64x2.mul(tap(taps, r, k), f64x2.add(v128.load(i + o), v128.load(i - o))));
+  }
+  for (let k = both + 1; k <= above; k++) s = f64x2.add(s, f64x2.mul(tap(taps, r, k), v128.load(i + <usize>k * off)));
+  for (let k = both + 1; k <= below; k++) s = f64x2.add(s, f64x2.mul(tap(taps, r, -k), v128.load(i - <usize>k * off)));
+  return s;
+}
+
+/**
+ * Four pixels of a pass, `across` bytes apart, that share their bounds (a column of four rows along x, a
+ * row of four columns along y): smoothPixel for each, the four sums interleaved so that their chains of
+ * dependent additions overlap instead of each waiting for the last (the order within each is unchanged).
+ */
+@inline function smoothFour(
+  i: usize, across: usize, off: usize, taps: usize, r: i32, both: i32, above: i32, below: i32, dst: usize,
+): void {
+  const t0 = tap(taps, r, 0);
+  const i1 = i + across, i2 = i1 + across, i3 = i2 + across;
+  let s0 = f64x2.mul(t0, v128.load(i));
+  let s1 = f64x2.mul(t0, v128.load(i1));
+  let s2 = f64x2.mul(t0, v128.load(i2));
+  let s3 = f64x2.mul(t0, v128.load(i3));
+  for (let k = 1; k <= both; k++) {
+    const t = tap(taps, r, k);
+    const o = <usize>k * off;
+    s0 = f64x2.add(s0, f64x2.mul(t, f64x2.add(v128.load(i + o), v128.load(i - o))));
+    s1 = f64x2.add(s1, f64x2.mul(t, f64x2.add(v128.load(i1 + o), v128.load(i1 - o))));
+    s2 = f64x2.add(s2, f64x2.mul(t, f64x2.add(v128.load(i2 + o), v128.load(i2 - o))));
+    s3 = f64x2.add(s3, f64x2.mul(t, f64x2.add(v128.load(i3 + o), v128.load(i3 - o))));
+  }
+  for (let k = both + 1; k <= above; k++) {
+    const t = tap(taps, r, k);
+    const o = <usize>k * off;
+    s0 = f64x2.add(s0, f64x2.mul(t, v128.load(i + o)));
+    s1 = f64x2.add(s1, f64x2.mul(t, v128.load(i1 + o)));
+    s2 = f64x2.add(s2, f64x2.mul(t, v128.load(i2 + o)));
+    s3 = f64x2.add(s3, f64x2.mul(t, v128.load(i3 + o)));
+  }
+  for (let k = both + 1; k <= below; k++) {
+    const t = tap(taps, r, -k);
+    const o = <usize>k * off;
+    s0 = f64x2.add(s0, f64x2.mul(t, v128.load(i - o)));
+    s1 = f64x2.add(s1, f64x2.mul(t, v128.load(i1 - o)));
+    s2 = f64x2.add(s2, f64x2.mul(t, v128.load(i2 - o)));
+    s3 = f64x2.add(s3, f64x2.mul(t, v128.load(i3 - o)));
+  }
+  v128.store(dst, s0);
+  v128.store(dst + across, s1);
+  v128.store(dst + 2 * across, s2);
+  v128.store(dst + 3 * across, s3);
+}
+
+/**
+ * One separable pass of smoothPair over an interleaved field pair (src → dst, H × W pixels of 16 bytes),
+ * along x (alongX) or y, zeros outside (SciPy's mode="constant"), the taps symmetric (2r + 1 of them).
+ * A pixel's bounds depend only on its position p along the pass, so the pixels at p are done four at a time.
  */
 function smoothPass(src: usize, dst: usize, H: i32, W: i32, taps: usize, r: i32, alongX: bool): void {
-  const stride: usize = alongX ? 16 : <usize>W << 4;
+  const off: usize = alongX ? 16 : <usize>W << 4;
+  const across: usize = alongX ? <usize>W << 4 : 16;
   const n = alongX ? W : H;
-  const centre = f64x2.splat(load<f64>(taps + (<usize>r << 3)));
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      const i = src + (<usize>(y * W + x) << 4);
-      const p = alongX ? x : y;
-      const below = min(r, p);
-      const above = min(r, n - 1 - p);
-      const both = min(below, above);
-      let s = f64x2.mul(centre, v128.load(i));
-      for (let k = 1; k <= both; k++) {
-        const t = f64x2.splat(load<f64>(taps + (<usize>(r + k) << 3)));
-        const off = <usize>k * stride;
-        s = f64x2.add(s, f64x2.mul(t, f64x2.add(v128.load(i + off), v128.load(i - off))));
-      }
-      for (let k = both + 1; k <= above; k++) {
-        const t = f64x2.splat(load<f64>(taps + (<usize>(r + k) << 3)));
-        s = f64x2.add(s, f64x2.mul(t, v128.load(i + <usize>k * stride)));
-      }
-      for (let k = both + 1; k <= below; k++) {
-        const t = f64x2.splat(load<f64>(taps + (<usize>(r - k) << 3)));
-        s = f64x2.add(s, f64x2.mul(t, v128.load(i - <usize>k * stride)));
-      }
-      v128.store(dst + (i - src), s);
+  const m = alongX ? H : W;
+  for (let p = 0; p < n; p++) {
+    const below = min(r, p);
+    const above = min(r, n - 1 - p);
+    const both = min(below, above);
+    let q = 0;
+    for (; q + 4 <= m; q += 4) {
+      const at = <usize>p * off + <usize>q * across;
+      smoothFour(src + at, across, off, taps, r, both, above, below, dst + at);
+    }
+    for (; q < m; q++) {
+      const at = <usize>p * off + <usize>q * across;
+      v128.store(dst + at, smoothPixel(src + at, off, taps, r, both, above, below));
     }
   }
 }

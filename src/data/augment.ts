@@ -151,26 +151,34 @@ function smoothPair(pair: Float64Array, tmp: Float64Array, H: number, W: number,
 const PARAMS = 6;
 
 /**
- * Draw one image's transform from rng in the documented order: θ, s, φ, t_y, t_x into
- * params[at … at + 5] as (M⁻¹, t_x, t_y), then with `fields` its raw displacements 2u − 1, every Δx
- * then every Δy, stored interleaved from fields[fieldsAt] (Δx, Δy of pixel i at 2i, 2i + 1).
+ * Draw one image's uniforms from rng in the documented order: u_θ, u_s, u_φ, u_ty, u_tx into
+ * params[at … at + 4], then with `fields` its raw displacements 2u − 1, every Δx then every Δy, stored
+ * interleaved from fields[fieldsAt] (Δx, Δy of pixel i at 2i, 2i + 1). wasm/augment.as (augmentDraw)
+ * makes the same draws from the same generator state.
  */
-function drawTransform(
+function drawUniforms(
   rng: RandomState,
-  cfg: AugmentConfig,
   params: Float64Array,
   at: number,
   fields: Float64Array | null,
   fieldsAt: number,
   pixels: number,
 ): void {
+  for (let j = 0; j < 5; j++) params[at + j] = rng.nextDouble();
+  if (fields === null) return;
+  for (let i = 0; i < pixels; i++) fields[fieldsAt + 2 * i] = 2 * rng.nextDouble() - 1;
+  for (let i = 0; i < pixels; i++) fields[fieldsAt + 2 * i + 1] = 2 * rng.nextDouble() - 1;
+}
+
+/** Turn one image's five uniforms at params[at …] into its transform (M⁻¹ row by row, t_x, t_y), in place. */
+function toTransform(cfg: AugmentConfig, params: Float64Array, at: number): void {
   const deg = Math.PI / 180;
-  const uniform = (lo: number, hi: number) => lo + (hi - lo) * rng.nextDouble();
-  const theta = uniform(-cfg.rotation, cfg.rotation) * deg;
-  const s = uniform(cfg.scale[0], cfg.scale[1]);
-  const phi = uniform(-cfg.shear, cfg.shear) * deg;
-  const ty = uniform(-cfg.shift, cfg.shift);
-  const tx = uniform(-cfg.shift, cfg.shift);
+  const uniform = (lo: number, hi: number, u: number) => lo + (hi - lo) * u;
+  const theta = uniform(-cfg.rotation, cfg.rotation, params[at]) * deg;
+  const s = uniform(cfg.scale[0], cfg.scale[1], params[at + 1]);
+  const phi = uniform(-cfg.shear, cfg.shear, params[at + 2]) * deg;
+  const ty = uniform(-cfg.shift, cfg.shift, params[at + 3]);
+  const tx = uniform(-cfg.shift, cfg.shift, params[at + 4]);
   // M = R(θ)·Shear(φ)·Scale(s) = [a b; c d]; M⁻¹ = [d −b; −c a] / (ad − bc)
   const cos = Math.cos(theta);
   const sin = Math.sin(theta);
@@ -186,9 +194,6 @@ function drawTransform(
   params[at + 3] = a / det;
   params[at + 4] = tx;
   params[at + 5] = ty;
-  if (fields === null) return;
-  for (let i = 0; i < pixels; i++) fields[fieldsAt + 2 * i] = 2 * rng.nextDouble() - 1;
-  for (let i = 0; i < pixels; i++) fields[fieldsAt + 2 * i + 1] = 2 * rng.nextDouble() - 1;
 }
 
 /**
@@ -267,16 +272,24 @@ export function augmentBatch(
   const pixels = H * W;
   if (N === 0) return target;
   if (getBackend() === "wasm" && x.data instanceof Float32Array && target.data instanceof Float32Array) {
-    augmentWasm({ N, C, H, W }, x.data, target.data, taps, alpha, cfg.fill, (params, fields) => {
-      for (let n = 0; n < N; n++) drawTransform(rng, cfg, params, n * PARAMS, fields, n * 2 * pixels, pixels);
+    // a RandomState's draws are made in wasm from its own state (the same numbers), anything else's here
+    const state =
+      rng instanceof RandomState && rng.nextDouble === RandomState.prototype.nextDouble ? rng.getState() : null;
+    const draw = (params: Float64Array, fields: Float64Array | null) => {
+      for (let n = 0; n < N; n++) drawUniforms(rng, params, n * PARAMS, fields, n * 2 * pixels, pixels);
+    };
+    augmentWasm({ N, C, H, W }, x.data, target.data, taps, alpha, cfg.fill, state ?? draw, (params) => {
+      for (let n = 0; n < N; n++) toTransform(cfg, params, n * PARAMS);
     });
+    if (state !== null) rng.setState(state);
     return target;
   }
   const params = new Float64Array(PARAMS);
   const field = taps ? new Float64Array(2 * pixels) : null;
   const tmp = new Float64Array(taps ? 2 * pixels : 0);
   for (let n = 0; n < N; n++) {
-    drawTransform(rng, cfg, params, 0, field, 0, pixels);
+    drawUniforms(rng, params, 0, field, 0, pixels);
+    toTransform(cfg, params, 0);
     if (field !== null) smoothPair(field, tmp, H, W, taps!);
     resampleImage(x.data, target.data, [n, C, H, W], params, 0, field, alpha, cfg.fill);
   }

@@ -17,10 +17,16 @@ export interface AugmentGeometry {
 }
 
 /**
- * Fills, for every image n, params[6n … 6n + 5] with (ia, ib, ic, id, t_x, t_y) and, when fields is not
- * null, fields[2·H·W·n …] with its raw displacement draws, (Δx, Δy) interleaved pixel by pixel.
+ * Where a batch's uniform draws come from (augment.ts, drawUniforms): a generator's MT19937 state (a
+ * RandomState's getState(), advanced here past the draws: setState it back), or a function that fills,
+ * for every image n, params[6n … 6n + 4] with its five uniforms and, when fields is not null,
+ * fields[2·H·W·n …] with its displacement draws 2u − 1, (Δx, Δy) interleaved pixel by pixel.
  */
-export type DrawTransforms = (params: Float64Array, fields: Float64Array | null) => void;
+export type UniformDraws =
+  { key: Uint32Array; pos: number } | ((params: Float64Array, fields: Float64Array | null) => void);
+
+/** Words of MT19937's state. */
+const MT_WORDS = 624;
 
 const views = new ViewCache();
 
@@ -42,7 +48,8 @@ function float64(slot: number, ptr: number, n: number): Float64Array {
 /**
  * y ← x augmented image by image, as augment.ts's reference does it, bit for bit. taps: the normalised
  * Gaussian taps of the elastic smoothing (null: no elastic distortion), alpha its scale; fill is read
- * outside the image. draw is called once, on this thread, before any image is transformed.
+ * outside the image. On this thread, before any image is transformed: the uniforms are drawn, then
+ * toTransforms turns each image's five into its (ia, ib, ic, id, t_x, t_y), in place.
  */
 export function augmentWasm(
   g: AugmentGeometry,
@@ -51,7 +58,8 @@ export function augmentWasm(
   taps: Float64Array | null,
   alpha: number,
   fill: number,
-  draw: DrawTransforms,
+  uniforms: UniformDraws,
+  toTransforms: (params: Float64Array) => void,
 ): void {
   const { N, C, H, W } = g;
   const plane = H * W;
@@ -66,9 +74,20 @@ export function augmentWasm(
   const tapsPtr = taps === null ? 0 : alloc(taps.length * 8);
   const stride = k.augmentScratchBytes(H, W, taps === null ? 0 : 1);
   const ws = alloc(T * stride);
+  const statePtr = typeof uniforms === "function" ? 0 : alloc(MT_WORDS * 4 + 4);
   views.float32(0, xp, x.length).set(x);
   if (taps !== null) float64(2, tapsPtr, taps.length).set(taps);
-  draw(float64(0, paramsPtr, N * 6), taps === null ? null : float64(1, fieldsPtr, N * plane * 2));
+  const params = float64(0, paramsPtr, N * 6);
+  if (typeof uniforms === "function") uniforms(params, taps === null ? null : float64(1, fieldsPtr, N * plane * 2));
+  else {
+    const state = views.int32(2, statePtr, MT_WORDS + 1);
+    state.set(uniforms.key);
+    state[MT_WORDS] = uniforms.pos;
+    k.augmentDraw(statePtr, N, plane, paramsPtr, fieldsPtr);
+    uniforms.key.set(state.subarray(0, MT_WORDS)); // int32 → uint32: modulo 2³², the same bits
+    uniforms.pos = state[MT_WORDS];
+  }
+  toTransforms(params);
   runParts(
     Part.Augment,
     T,

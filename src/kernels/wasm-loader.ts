@@ -85,6 +85,7 @@ export interface KernelExports {
     params: number, fields: number, taps: number, r: number, alpha: number, fill: number
   ): void;
   augmentScratchBytes(H: number, W: number, elastic: number): number;
+  augmentDraw(state: number, N: number, pixels: number, params: number, fields: number): void;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */
@@ -133,6 +134,7 @@ const REQUIRED_EXPORTS: readonly (keyof KernelExports)[] = [
   "convThreadScratchBytes",
   "denseThreadScratchBytes",
   "augmentScratchBytes",
+  "augmentDraw",
   ...PART_EXPORTS,
 ];
 

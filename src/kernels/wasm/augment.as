@@ -1,6 +1,7 @@
 // Augmentation for WebAssembly (AssemblyScript): the per-image work of src/data/augment.ts's augmentBatch
 // on float32 images — Gaussian smoothing of the elastic displacement fields, then bilinear resampling.
-// Everything random is drawn by the calling thread (augment.ts, drawTransform) and arrives here as numbers:
+// Everything random is drawn on the calling thread, before the parts run (augment.ts, or augmentDraw below),
+// and arrives as numbers:
 //
 //   params[6n … 6n + 5]   image n's ia, ib, ic, id (M⁻¹ row by row) and t_x, t_y
 //   fields[2·H·W·n …]     image n's raw displacements 2u − 1, (Δx, Δy) interleaved pixel by pixel, row by
@@ -163,6 +164,66 @@ function resample(
       }
     }
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The batch's uniform draws, made on the calling thread from a RandomState's own MT19937 state (its words
+// at state, then pos at state + 2496; augment.ts copies getState() in and setState()s the result): the
+// same generator as src/nd/random.ts (NumPy's mt19937_gen, next32 and next_double), so the same numbers
+// in the same order as the reference's nextDouble calls, only without a JS call per number.
+
+const MT_N = 624;
+const MT_M = 397;
+let mtState: usize = 0;
+let mtPos: i32 = 0;
+
+/** Regenerate the 624 words (random.ts generate). */
+function mtGenerate(): void {
+  const mt = mtState;
+  for (let i = 0; i < MT_N; i++) {
+    const next = i + 1 < MT_N ? i + 1 : 0;
+    const y = (load<u32>(mt + (<usize>i << 2)) & 0x80000000) | (load<u32>(mt + (<usize>next << 2)) & 0x7fffffff);
+    const from = i + MT_M < MT_N ? i + MT_M : i + MT_M - MT_N;
+    store<u32>(mt + (<usize>i << 2), load<u32>(mt + (<usize>from << 2)) ^ (y >>> 1) ^ (-(y & 1) & 0x9908b0df));
+  }
+  mtPos = 0;
+}
+
+/** The next tempered word (random.ts nextUint32). */
+@inline function mtNext32(): u32 {
+  if (mtPos == MT_N) mtGenerate();
+  let y = load<u32>(mtState + (<usize>mtPos << 2));
+  mtPos++;
+  y ^= y >>> 11;
+  y ^= (y << 7) & 0x9d2c5680;
+  y ^= (y << 15) & 0xefc60000;
+  y ^= y >>> 18;
+  return y;
+}
+
+/** The next double in [0, 1) with 53 random bits (random.ts nextDouble). */
+@inline function mtNextDouble(): f64 {
+  const a = mtNext32() >>> 5;
+  const b = mtNext32() >>> 6;
+  return (<f64>a * 67108864 + <f64>b) / 9007199254740992;
+}
+
+/**
+ * The uniform draws of N images in augment.ts's order (drawUniforms): per image u_θ, u_s, u_φ, u_ty, u_tx
+ * into params[6n … 6n + 4], then (fields ≠ 0) 2u − 1 for every Δx, then every Δy, interleaved in fields.
+ */
+export function augmentDraw(state: usize, N: i32, pixels: i32, params: usize, fields: usize): void {
+  mtState = state;
+  mtPos = load<i32>(state, MT_N * 4);
+  for (let n = 0; n < N; n++) {
+    const p = params + <usize>n * 48;
+    for (let j = 0; j < 5; j++) store<f64>(p + (<usize>j << 3), mtNextDouble());
+    if (fields == 0) continue;
+    const f = fields + (<usize>(n * pixels) << 4);
+    for (let i = 0; i < pixels; i++) store<f64>(f + (<usize>i << 4), 2 * mtNextDouble() - 1);
+    for (let i = 0; i < pixels; i++) store<f64>(f + (<usize>i << 4), 2 * mtNextDouble() - 1, 8);
+  }
+  store<i32>(state, mtPos, MT_N * 4);
 }
 
 /**

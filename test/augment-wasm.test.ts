@@ -11,6 +11,7 @@ import { Augmenter, augmentBatch, type AugmentOptions } from "../src/data/augmen
 import { getBackend, setBackend, setThreads, wasmAvailable } from "../src/kernels/backend.ts";
 import { poolEveryCall, wasmWorkerParts } from "../src/kernels/wasm.ts";
 import { threadSupport } from "../src/kernels/threads.ts";
+import { augmentImagesPerCall, setAugmentArenaLimit } from "../src/kernels/wasm-augment.ts";
 
 const wasmSkip = wasmAvailable() ? false : "the WebAssembly kernels are unavailable";
 const threadsSkip = wasmAvailable() && threadSupport() === null ? false : "threads unavailable here";
@@ -101,6 +102,25 @@ test("property: wasm == reference for random options and shapes", { skip: wasmSk
     ),
     { numRuns: 60, seed: 14 },
   );
+});
+
+test("a batch too large for one call is augmented in several, with the same bits", { skip: wasmSkip }, () => {
+  const x = images([11, 2, 9, 7], 8);
+  const options = { ...MNIST_LIKE, elastic: { alpha: 5, sigma: 1.5 } };
+  const [js, jsNext] = on("js", x, options);
+  setAugmentArenaLimit(3 * (2 * 2 * 63 * 4 + 48 + 63 * 16)); // three images a call
+  try {
+    assert.equal(augmentImagesPerCall(2, 9, 7, true), 3);
+    const [wasm, wasmNext] = on("wasm", x, options);
+    assertSameBits(wasm, js, "in calls of three images");
+    assert.equal(wasmNext, jsNext);
+    setAugmentArenaLimit(1);
+    assert.equal(augmentImagesPerCall(2, 9, 7, true), 1, "at least one image a call");
+    assertSameBits(on("wasm", x, options)[0], js, "one image a call");
+  } finally {
+    setAugmentArenaLimit(null);
+  }
+  assert.equal(augmentImagesPerCall(1, 28, 28, true), Math.floor((32 << 20) / (2 * 784 * 4 + 48 + 784 * 16)));
 });
 
 test("float64 batches run on the reference whatever the backend", { skip: wasmSkip }, () => {

@@ -19,7 +19,7 @@
 import { NDArray, allocate, formatShape, type TypedArray } from "../nd/ndarray.ts";
 import { RandomState, type RandomStateInput, type RandomStateState } from "../nd/random.ts";
 import { getBackend } from "../kernels/backend.ts";
-import { augmentWasm } from "../kernels/wasm-augment.ts";
+import { augmentImagesPerCall, augmentWasm } from "../kernels/wasm-augment.ts";
 
 export interface ElasticOptions {
   /** Displacement scale α in pixels (Simard et al. use 34 for MNIST). */
@@ -272,16 +272,7 @@ export function augmentBatch(
   const pixels = H * W;
   if (N === 0) return target;
   if (getBackend() === "wasm" && x.data instanceof Float32Array && target.data instanceof Float32Array) {
-    // a RandomState's draws are made in wasm from its own state (the same numbers), anything else's here
-    const state =
-      rng instanceof RandomState && rng.nextDouble === RandomState.prototype.nextDouble ? rng.getState() : null;
-    const draw = (params: Float64Array, fields: Float64Array | null) => {
-      for (let n = 0; n < N; n++) drawUniforms(rng, params, n * PARAMS, fields, n * 2 * pixels, pixels);
-    };
-    augmentWasm({ N, C, H, W }, x.data, target.data, taps, alpha, cfg.fill, state ?? draw, (params) => {
-      for (let n = 0; n < N; n++) toTransform(cfg, params, n * PARAMS);
-    });
-    if (state !== null) rng.setState(state);
+    augmentOnWasm(x.data, target.data, [N, C, H, W], rng, cfg, taps);
     return target;
   }
   const params = new Float64Array(PARAMS);
@@ -294,6 +285,38 @@ export function augmentBatch(
     resampleImage(x.data, target.data, [n, C, H, W], params, 0, field, alpha, cfg.fill);
   }
   return target;
+}
+
+/**
+ * augmentBatch's float32 path on the WebAssembly kernels, in calls of at most augmentImagesPerCall images
+ * (so that linear memory stays bounded however large the batch). A RandomState's uniforms are drawn in
+ * wasm from its own state (the same numbers in the same order), any other generator's here.
+ */
+function augmentOnWasm(
+  x: Float32Array,
+  y: Float32Array,
+  [N, C, H, W]: [number, number, number, number],
+  rng: RandomState,
+  cfg: AugmentConfig,
+  taps: Float64Array | null,
+): void {
+  const state =
+    rng instanceof RandomState && rng.nextDouble === RandomState.prototype.nextDouble ? rng.getState() : null;
+  const pixels = H * W;
+  const chunk = augmentImagesPerCall(C, H, W, taps !== null);
+  for (let n0 = 0; n0 < N; n0 += chunk) {
+    const count = Math.min(chunk, N - n0);
+    const draw = (params: Float64Array, fields: Float64Array | null) => {
+      for (let n = 0; n < count; n++) drawUniforms(rng, params, n * PARAMS, fields, n * 2 * pixels, pixels);
+    };
+    const toTransforms = (params: Float64Array) => {
+      for (let n = 0; n < count; n++) toTransform(cfg, params, n * PARAMS);
+    };
+    const [from, to] = [n0 * C * pixels, (n0 + count) * C * pixels];
+    const [xs, ys] = [x.subarray(from, to), y.subarray(from, to)];
+    augmentWasm({ N: count, C, H, W }, xs, ys, taps, cfg.elastic?.alpha ?? 0, cfg.fill, state ?? draw, toTransforms);
+  }
+  if (state !== null) rng.setState(state);
 }
 
 /**

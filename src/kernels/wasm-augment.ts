@@ -25,6 +25,21 @@ export interface AugmentGeometry {
 export type UniformDraws =
   { key: Uint32Array; pos: number } | ((params: Float64Array, fields: Float64Array | null) => void);
 
+/** Most bytes of linear memory one call's operands take (the batch is then augmented in several calls). */
+const ARENA_LIMIT = 32 << 20;
+let arenaLimit = ARENA_LIMIT;
+
+/** Images per augmentWasm call that keep its arena within the limit (at least one, however large). */
+export function augmentImagesPerCall(C: number, H: number, W: number, elastic: boolean): number {
+  const bytesPerImage = 2 * C * H * W * 4 + 6 * 8 + (elastic ? H * W * 16 : 0); // x, y, params, fields
+  return Math.max(1, Math.floor(arenaLimit / bytesPerImage));
+}
+
+/** For tests: the arena limit in bytes (null: the default, 32 MiB). Results never depend on it. */
+export function setAugmentArenaLimit(bytes: number | null): void {
+  arenaLimit = bytes ?? ARENA_LIMIT;
+}
+
 /** Words of MT19937's state. */
 const MT_WORDS = 624;
 

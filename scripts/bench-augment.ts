@@ -7,7 +7,7 @@
 //
 //   node --import tsx scripts/bench-augment.ts [--rounds N] [--reps N] [--threads N]
 
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
@@ -79,3 +79,15 @@ systems.forEach(([name], i) => {
     `${name.padEnd(42)} median ${ms.padStart(6)} ms per 64-image batch   ratio to a train step ${median(ratios).toFixed(3)} (${spread})`,
   );
 });
+for (const [kernel, reference] of [
+  [1, 3],
+  [2, 4],
+]) {
+  const ratio = median(perRound[kernel].map((t, r) => t / perRound[reference][r]));
+  console.log(`${systems[kernel][0]} ÷ js reference, per round: median ${ratio.toFixed(3)}`);
+}
+console.log(
+  `load average: ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(", ")}`,
+);

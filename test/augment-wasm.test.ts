@@ -123,6 +123,31 @@ test("a batch too large for one call is augmented in several, with the same bits
   assert.equal(augmentImagesPerCall(1, 28, 28, true), Math.floor((32 << 20) / (2 * 784 * 4 + 48 + 784 * 16)));
 });
 
+test(
+  "a generator that draws its own way (a subclass, a stand-in) is drawn through its methods",
+  { skip: wasmSkip },
+  () => {
+    class Halved extends RandomState {
+      override nextDouble(): number {
+        return super.nextDouble() / 2;
+      }
+    }
+    const x = images([3, 1, 12, 12], 1);
+    const options = { ...MNIST_LIKE, elastic: { alpha: 6, sigma: 2 } };
+    const run = (backend: "js" | "wasm") => {
+      const before = getBackend();
+      setBackend(backend);
+      try {
+        return augmentBatch(x, new Halved(4), options);
+      } finally {
+        setBackend(before);
+      }
+    };
+    assertSameBits(run("wasm"), run("js"), "subclass");
+    assert.notDeepEqual(run("wasm").data, on("wasm", x, options, 4)[0].data, "its own nextDouble was used");
+  },
+);
+
 test("float64 batches run on the reference whatever the backend", { skip: wasmSkip }, () => {
   const options = { ...MNIST_LIKE, elastic: { alpha: 8, sigma: 2 } };
   const x = images([3, 1, 10, 10], 2, "float64");

@@ -15,6 +15,11 @@
 //   θ, s, φ, t_y, t_x (each a + (b − a)·u over its range; always drawn, even for a zero range), then,
 //   with elastic distortion, Δx for every pixel row by row, then Δy likewise (2u − 1 each).
 // Same seed, same batches ⇒ bit-identical output (float64 arithmetic, rounded once to the batch dtype).
+//
+// This file is the readable reference, and runs float64 batches and the "js" backend. float32 batches on
+// the "wasm" backend run on src/kernels/wasm/augment.as (through kernels/wasm-augment.ts), the images
+// spread over the kernel threads: the same draws on the calling thread (a RandomState's made in wasm
+// from its own state), the same float64 operations in the same order, so the same bits at any thread count.
 
 import { NDArray, allocate, formatShape, type TypedArray } from "../nd/ndarray.ts";
 import { RandomState, type RandomStateInput, type RandomStateState } from "../nd/random.ts";
@@ -301,7 +306,11 @@ function augmentOnWasm(
   taps: Float64Array | null,
 ): void {
   const state =
-    rng instanceof RandomState && rng.nextDouble === RandomState.prototype.nextDouble ? rng.getState() : null;
+    rng instanceof RandomState &&
+    rng.nextDouble === RandomState.prototype.nextDouble &&
+    rng.nextUint32 === RandomState.prototype.nextUint32
+      ? rng.getState()
+      : null;
   const pixels = H * W;
   const chunk = augmentImagesPerCall(C, H, W, taps !== null);
   for (let n0 = 0; n0 < N; n0 += chunk) {

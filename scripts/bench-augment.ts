@@ -75,9 +75,8 @@ systems.forEach(([name], i) => {
   const ratios = perRound[i].map((t, r) => t / step[r]).sort((p, q) => p - q);
   const ms = median(perRound[i]).toFixed(2);
   const spread = `${ratios[0].toFixed(3)}–${ratios[ratios.length - 1].toFixed(3)}`;
-  console.log(
-    `${name.padEnd(42)} median ${ms.padStart(6)} ms per 64-image batch   ratio to a train step ${median(ratios).toFixed(3)} (${spread})`,
-  );
+  const ratio = `ratio to a train step ${median(ratios).toFixed(3)} (${spread})`;
+  console.log(`${name.padEnd(42)} median ${ms.padStart(6)} ms per 64-image batch   ${ratio}`);
 });
 for (const [kernel, reference] of [
   [1, 3],

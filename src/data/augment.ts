@@ -202,9 +202,9 @@ function toTransform(cfg: AugmentConfig, params: Float64Array, at: number): void
 }
 
 /**
- * Image n of dst ← image n of src resampled bilinearly at M⁻¹·(x − c_x − t_x + α·Δx, y − c_y − t_y + α·Δy) + c
- * with params[at …] = (M⁻¹, t_x, t_y) and `field` the smoothed displacements (null: none), interleaved;
- * every channel alike. wasm/augment.as (resample) does the same operations in the same order.
+ * Image n of dst ← image n of src resampled bilinearly at M⁻¹·(x − c_x − t_x + α·Δx, y − c_y − t_y + α·Δy)
+ * + c with params[at …] = (M⁻¹, t_x, t_y) and `field` the smoothed displacements (null: none),
+ * interleaved; every channel alike. wasm/augment.as (resample) does the same operations in the same order.
  */
 function resampleImage(
   src: TypedArray,

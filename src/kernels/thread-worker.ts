@@ -194,8 +194,9 @@ export function claimParts(
 
 /** The text a worker is started from: kernelWorker, compiled as this file was, called with CONTROL and claimParts. */
 export function workerSource(): string {
+  const args = [JSON.stringify(CONTROL), claimParts.toString(), 'typeof require === "function" ? require : null'];
   return `"use strict";
 const __name = (fn) => fn;
-(${kernelWorker.toString()})(${JSON.stringify(CONTROL)}, ${claimParts.toString()}, typeof require === "function" ? require : null);
+(${kernelWorker.toString()})(${args.join(", ")});
 `;
 }

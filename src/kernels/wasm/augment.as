@@ -110,60 +110,86 @@ function smoothPass(src: usize, dst: usize, H: i32, W: i32, taps: usize, r: i32,
   }
 }
 
-/** A source pixel of one plane, or fill outside the image. */
+/** A source pixel of one plane, or fill outside the image (inside: the pixel is in the plane). */
 @inline function pixel(plane: usize, W: i32, row: i32, col: i32, inside: bool, fill: f64): f64 {
   return inside ? <f64>load<f32>(plane + (<usize>(row * W + col) << 2)) : fill;
 }
 
 /**
  * Image n of y ← image n of x resampled (resampleImage in augment.ts): the output pixel (x0, y0) reads x
- * bilinearly at M⁻¹·(x0 − c_x − t_x + α·Δx, y0 − c_y − t_y + α·Δy) + c, every channel alike.
+ * bilinearly at M⁻¹·(x0 − c_x − t_x + α·Δx, y0 − c_y − t_y + α·Δy) + c, every channel alike. Two pixels of a
+ * row at a time, one per f64x2 lane (each lane the reference's operations); the four neighbours are read
+ * lane by lane. At the end of an odd row the second lane is a spare: whatever it reads is inside linear
+ * memory (the arena's slack follows every buffer), and only the first lane is stored.
  */
 function resample(
   n: i32, C: i32, H: i32, W: i32, x: usize, y: usize, params: usize, field: usize, alpha: f64, fill: f64,
 ): void {
   const p = params + <usize>n * 48;
-  const ia = load<f64>(p), ib = load<f64>(p, 8), ic = load<f64>(p, 16), id = load<f64>(p, 24);
+  const ia = f64x2.splat(load<f64>(p)), ib = f64x2.splat(load<f64>(p, 8));
+  const ic = f64x2.splat(load<f64>(p, 16)), id = f64x2.splat(load<f64>(p, 24));
   const tx = load<f64>(p, 32), ty = load<f64>(p, 40);
   const cx = <f64>(W - 1) / 2;
   const cy = <f64>(H - 1) / 2;
-  const fW = <f64>W, fH = <f64>H;
+  const vcx = f64x2.splat(cx), vcy = f64x2.splat(cy), vtx = f64x2.splat(tx), va = f64x2.splat(alpha);
+  const one = f64x2.splat(1), lowest = f64x2.splat(-2), right = f64x2.splat(<f64>W), bottom = f64x2.splat(<f64>H);
   const planeBytes = <usize>(H * W) << 2;
+  const image = (<usize>n * <usize>C) * planeBytes;
   for (let y0 = 0; y0 < H; y0++) {
-    for (let x0 = 0; x0 < W; x0++) {
-      let u = <f64>x0 - cx - tx;
-      let v = <f64>y0 - cy - ty;
+    const v0 = f64x2.splat(<f64>y0 - cy - ty);
+    for (let x0 = 0; x0 < W; x0 += 2) {
+      let u = f64x2.sub(f64x2.sub(f64x2.replace_lane(f64x2.splat(<f64>x0), 1, <f64>(x0 + 1)), vcx), vtx);
+      let v = v0;
       if (field != 0) {
         const d = field + (<usize>(y0 * W + x0) << 4);
-        u += load<f64>(d) * alpha;
-        v += load<f64>(d, 8) * alpha;
+        const d0 = v128.load(d), d1 = v128.load(d, 16);
+        u = f64x2.add(u, f64x2.mul(v128.shuffle<f64>(d0, d1, 0, 2), va));
+        v = f64x2.add(v, f64x2.mul(v128.shuffle<f64>(d0, d1, 1, 3), va));
       }
-      const sx = ia * u + ib * v + cx;
-      const sy = ic * u + id * v + cy;
-      const fx0 = Math.floor(sx);
-      const fy0 = Math.floor(sy);
-      const fx = sx - fx0;
-      const fy = sy - fy0;
-      const inX0 = fx0 >= 0 && fx0 < fW;
-      const inX1 = fx0 + 1 >= 0 && fx0 + 1 < fW;
-      const inY0 = fy0 >= 0 && fy0 < fH;
-      const inY1 = fy0 + 1 >= 0 && fy0 + 1 < fH;
-      // clamped before the conversion, which would trap far outside i32; only read when inside anyway
-      const col = <i32>min(max(fx0, -1), fW);
-      const row = <i32>min(max(fy0, -1), fH);
-      let out = y + (<usize>n * <usize>C) * planeBytes + (<usize>(y0 * W + x0) << 2);
-      let plane = x + (<usize>n * <usize>C) * planeBytes;
+      const sx = f64x2.add(f64x2.add(f64x2.mul(ia, u), f64x2.mul(ib, v)), vcx);
+      const sy = f64x2.add(f64x2.add(f64x2.mul(ic, u), f64x2.mul(id, v)), vcy);
+      const fx0 = f64x2.floor(sx), fy0 = f64x2.floor(sy);
+      const fx = f64x2.sub(sx, fx0), fy = f64x2.sub(sy, fy0);
+      const gx = f64x2.sub(one, fx), gy = f64x2.sub(one, fy);
+      // clamped to [−2, W] before the conversion: an index outside [0, W) then still reads as outside
+      const cols = i32x4.trunc_sat_f64x2_s_zero(f64x2.min(f64x2.max(fx0, lowest), right));
+      const rows = i32x4.trunc_sat_f64x2_s_zero(f64x2.min(f64x2.max(fy0, lowest), bottom));
+      const c0 = i32x4.extract_lane(cols, 0), c1 = i32x4.extract_lane(cols, 1);
+      const r0 = i32x4.extract_lane(rows, 0), r1 = i32x4.extract_lane(rows, 1);
+      const in00 = inside(r0, H) && inside(c0, W), in01 = inside(r0, H) && inside(c0 + 1, W);
+      const in10 = inside(r0 + 1, H) && inside(c0, W), in11 = inside(r0 + 1, H) && inside(c0 + 1, W);
+      const jn00 = inside(r1, H) && inside(c1, W), jn01 = inside(r1, H) && inside(c1 + 1, W);
+      const jn10 = inside(r1 + 1, H) && inside(c1, W), jn11 = inside(r1 + 1, H) && inside(c1 + 1, W);
+      let plane = x + image;
+      let out = y + image + (<usize>(y0 * W + x0) << 2);
       for (let ch = 0; ch < C; ch++) {
-        const p00 = pixel(plane, W, row, col, inY0 && inX0, fill);
-        const p01 = pixel(plane, W, row, col + 1, inY0 && inX1, fill);
-        const p10 = pixel(plane, W, row + 1, col, inY1 && inX0, fill);
-        const p11 = pixel(plane, W, row + 1, col + 1, inY1 && inX1, fill);
-        store<f32>(out, <f32>((1 - fy) * ((1 - fx) * p00 + fx * p01) + fy * ((1 - fx) * p10 + fx * p11)));
+        const p00 = pixels(plane, W, r0, c0, in00, r1, c1, jn00, fill);
+        const p01 = pixels(plane, W, r0, c0 + 1, in01, r1, c1 + 1, jn01, fill);
+        const p10 = pixels(plane, W, r0 + 1, c0, in10, r1 + 1, c1, jn10, fill);
+        const p11 = pixels(plane, W, r0 + 1, c0 + 1, in11, r1 + 1, c1 + 1, jn11, fill);
+        const top = f64x2.add(f64x2.mul(gx, p00), f64x2.mul(fx, p01));
+        const low = f64x2.add(f64x2.mul(gx, p10), f64x2.mul(fx, p11));
+        const o = f32x4.demote_f64x2_zero(f64x2.add(f64x2.mul(gy, top), f64x2.mul(fy, low)));
+        if (x0 + 1 < W) v128.store64_lane(out, o, 0);
+        else v128.store32_lane(out, o, 0);
         out += planeBytes;
         plane += planeBytes;
       }
     }
   }
+}
+
+/** Two source pixels of one plane, one per lane (pixel). */
+@inline function pixels(
+  plane: usize, W: i32, row0: i32, col0: i32, inside0: bool, row1: i32, col1: i32, inside1: bool, fill: f64,
+): v128 {
+  const first = f64x2.splat(pixel(plane, W, row0, col0, inside0, fill));
+  return f64x2.replace_lane(first, 1, pixel(plane, W, row1, col1, inside1, fill));
+}
+
+/** 0 ≤ i < n. */
+@inline function inside(i: i32, n: i32): bool {
+  return <u32>i < <u32>n;
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -203,15 +203,19 @@ const MT_M = 397;
 let mtState: usize = 0;
 let mtPos: i32 = 0;
 
+/** mt[i] ← mt[from] ^ twist(mt[i], mt[next]) (random.ts generate's step). */
+@inline function mtTwist(mt: usize, i: i32, next: i32, from: i32): void {
+  const y = (load<u32>(mt + (<usize>i << 2)) & 0x80000000) | (load<u32>(mt + (<usize>next << 2)) & 0x7fffffff);
+  store<u32>(mt + (<usize>i << 2), load<u32>(mt + (<usize>from << 2)) ^ (y >>> 1) ^ (-(y & 1) & 0x9908b0df));
+}
+
 /** Regenerate the 624 words (random.ts generate). */
 function mtGenerate(): void {
   const mt = mtState;
-  for (let i = 0; i < MT_N; i++) {
-    const next = i + 1 < MT_N ? i + 1 : 0;
-    const y = (load<u32>(mt + (<usize>i << 2)) & 0x80000000) | (load<u32>(mt + (<usize>next << 2)) & 0x7fffffff);
-    const from = i + MT_M < MT_N ? i + MT_M : i + MT_M - MT_N;
-    store<u32>(mt + (<usize>i << 2), load<u32>(mt + (<usize>from << 2)) ^ (y >>> 1) ^ (-(y & 1) & 0x9908b0df));
-  }
+  let i = 0;
+  for (; i < MT_N - MT_M; i++) mtTwist(mt, i, i + 1, i + MT_M);
+  for (; i < MT_N - 1; i++) mtTwist(mt, i, i + 1, i + MT_M - MT_N);
+  mtTwist(mt, MT_N - 1, 0, MT_M - 1);
   mtPos = 0;
 }
 

@@ -123,6 +123,23 @@ test("a batch too large for one call is augmented in several, with the same bits
   assert.equal(augmentImagesPerCall(1, 28, 28, true), Math.floor((32 << 20) / (2 * 784 * 4 + 48 + 784 * 16)));
 });
 
+test("the generator's cached normal survives the draws made in wasm", { skip: wasmSkip }, () => {
+  const x = images([2, 1, 8, 8], 3);
+  const next = (backend: "js" | "wasm") => {
+    const before = getBackend();
+    setBackend(backend);
+    try {
+      const rng = new RandomState(7);
+      rng.standardNormal(); // caches the second deviate of the pair
+      augmentBatch(x, rng, { rotation: 20, elastic: { alpha: 2, sigma: 1 } });
+      return [rng.standardNormal(), rng.standardNormal()];
+    } finally {
+      setBackend(before);
+    }
+  };
+  assert.deepEqual(next("wasm"), next("js"));
+});
+
 test(
   "a generator that draws its own way (a subclass, a stand-in) is drawn through its methods",
   { skip: wasmSkip },

@@ -15,9 +15,16 @@
 //   θ, s, φ, t_y, t_x (each a + (b − a)·u over its range; always drawn, even for a zero range), then,
 //   with elastic distortion, Δx for every pixel row by row, then Δy likewise (2u − 1 each).
 // Same seed, same batches ⇒ bit-identical output (float64 arithmetic, rounded once to the batch dtype).
+//
+// This file is the readable reference, and runs float64 batches and the "js" backend. float32 batches on
+// the "wasm" backend run on src/kernels/wasm/augment.as (through kernels/wasm-augment.ts), the images
+// spread over the kernel threads: the same draws on the calling thread (a RandomState's made in wasm
+// from its own state), the same float64 operations in the same order, so the same bits at any thread count.
 
-import { NDArray, allocate, formatShape } from "../nd/ndarray.ts";
+import { NDArray, allocate, formatShape, type TypedArray } from "../nd/ndarray.ts";
 import { RandomState, type RandomStateInput, type RandomStateState } from "../nd/random.ts";
+import { getBackend } from "../kernels/backend.ts";
+import { augmentImagesPerCall, augmentWasm } from "../kernels/wasm-augment.ts";
 
 export interface ElasticOptions {
   /** Displacement scale α in pixels (Simard et al. use 34 for MNIST). */
@@ -103,56 +110,153 @@ function gaussianTaps(sigma: number): Float64Array {
 }
 
 /**
- * Separable Gaussian smoothing of the two H × W displacement fields a and b in place (zeros outside,
- * SciPy's mode="constant"), both in one sweep: out[i] = Σ_k taps[r + k]·f[i + k·stride] over the k in
- * [−r, r] that stay inside the axis; the taps are symmetric, so pairs within range share a multiplication.
+ * Separable Gaussian smoothing, in place, of two H × W displacement fields stored interleaved in `pair`
+ * (Δx, Δy of pixel i at 2i, 2i + 1), zeros outside (SciPy's mode="constant"), both in one sweep:
+ * out[i] = Σ_k taps[r + k]·f[i + k·stride] over the k in [−r, r] that stay inside the axis; the taps are
+ * symmetric, so pairs within range share a multiplication. wasm/augment.as (smoothPass) does the same
+ * operations in the same order, the two fields as the two lanes of a vector.
  */
-function smoothPair(
-  [a, b]: [Float64Array, Float64Array],
-  [tmpA, tmpB]: [Float64Array, Float64Array],
-  H: number,
-  W: number,
-  taps: Float64Array,
-): void {
+function smoothPair(pair: Float64Array, tmp: Float64Array, H: number, W: number, taps: Float64Array): void {
   const r = (taps.length - 1) >> 1;
-  type Fields = [Float64Array, Float64Array];
-  const pass = ([srcA, srcB]: Fields, [dstA, dstB]: Fields, along: "x" | "y") => {
-    const stride = along === "x" ? 1 : W;
+  const pass = (src: Float64Array, dst: Float64Array, along: "x" | "y") => {
+    const stride = along === "x" ? 2 : 2 * W;
     const n = along === "x" ? W : H;
     for (let y = 0; y < H; y++) {
       for (let x = 0; x < W; x++) {
-        const i = y * W + x;
+        const i = 2 * (y * W + x);
         const p = along === "x" ? x : y;
         const below = Math.min(r, p);
         const above = Math.min(r, n - 1 - p);
         const both = Math.min(below, above);
-        let sa = taps[r] * srcA[i];
-        let sb = taps[r] * srcB[i];
+        let sa = taps[r] * src[i];
+        let sb = taps[r] * src[i + 1];
         for (let k = 1; k <= both; k++) {
           const t = taps[r + k];
-          sa += t * (srcA[i + k * stride] + srcA[i - k * stride]);
-          sb += t * (srcB[i + k * stride] + srcB[i - k * stride]);
+          sa += t * (src[i + k * stride] + src[i - k * stride]);
+          sb += t * (src[i + 1 + k * stride] + src[i + 1 - k * stride]);
         }
         for (let k = both + 1; k <= above; k++) {
-          sa += taps[r + k] * srcA[i + k * stride];
-          sb += taps[r + k] * srcB[i + k * stride];
+          sa += taps[r + k] * src[i + k * stride];
+          sb += taps[r + k] * src[i + 1 + k * stride];
         }
         for (let k = both + 1; k <= below; k++) {
-          sa += taps[r - k] * srcA[i - k * stride];
-          sb += taps[r - k] * srcB[i - k * stride];
+          sa += taps[r - k] * src[i - k * stride];
+          sb += taps[r - k] * src[i + 1 - k * stride];
         }
-        dstA[i] = sa;
-        dstB[i] = sb;
+        dst[i] = sa;
+        dst[i + 1] = sb;
       }
     }
   };
-  pass([a, b], [tmpA, tmpB], "x");
-  pass([tmpA, tmpB], [a, b], "y");
+  pass(pair, tmp, "x");
+  pass(tmp, pair, "y");
+}
+
+/** Numbers per image in a batch's transform parameters: ia, ib, ic, id (M⁻¹ row by row), t_x, t_y. */
+const PARAMS = 6;
+
+/**
+ * Draw one image's uniforms from rng in the documented order: u_θ, u_s, u_φ, u_ty, u_tx into
+ * params[at … at + 4], then with `fields` its raw displacements 2u − 1, every Δx then every Δy, stored
+ * interleaved from fields[fieldsAt] (Δx, Δy of pixel i at 2i, 2i + 1). wasm/augment.as (augmentDraw)
+ * makes the same draws from the same generator state.
+ */
+function drawUniforms(
+  rng: RandomState,
+  params: Float64Array,
+  at: number,
+  fields: Float64Array | null,
+  fieldsAt: number,
+  pixels: number,
+): void {
+  for (let j = 0; j < 5; j++) params[at + j] = rng.nextDouble();
+  if (fields === null) return;
+  for (let i = 0; i < pixels; i++) fields[fieldsAt + 2 * i] = 2 * rng.nextDouble() - 1;
+  for (let i = 0; i < pixels; i++) fields[fieldsAt + 2 * i + 1] = 2 * rng.nextDouble() - 1;
+}
+
+/** Turn one image's five uniforms at params[at …] into its transform (M⁻¹ row by row, t_x, t_y), in place. */
+function toTransform(cfg: AugmentConfig, params: Float64Array, at: number): void {
+  const deg = Math.PI / 180;
+  const uniform = (lo: number, hi: number, u: number) => lo + (hi - lo) * u;
+  const theta = uniform(-cfg.rotation, cfg.rotation, params[at]) * deg;
+  const s = uniform(cfg.scale[0], cfg.scale[1], params[at + 1]);
+  const phi = uniform(-cfg.shear, cfg.shear, params[at + 2]) * deg;
+  const ty = uniform(-cfg.shift, cfg.shift, params[at + 3]);
+  const tx = uniform(-cfg.shift, cfg.shift, params[at + 4]);
+  // M = R(θ)·Shear(φ)·Scale(s) = [a b; c d]; M⁻¹ = [d −b; −c a] / (ad − bc)
+  const cos = Math.cos(theta);
+  const sin = Math.sin(theta);
+  const tan = Math.tan(phi);
+  const a = s * cos;
+  const b = s * (cos * tan - sin);
+  const c = s * sin;
+  const d = s * (sin * tan + cos);
+  const det = a * d - b * c;
+  params[at] = d / det;
+  params[at + 1] = -b / det;
+  params[at + 2] = -c / det;
+  params[at + 3] = a / det;
+  params[at + 4] = tx;
+  params[at + 5] = ty;
+}
+
+/**
+ * Image n of dst ← image n of src resampled bilinearly at M⁻¹·(x − c_x − t_x + α·Δx, y − c_y − t_y + α·Δy)
+ * + c with params[at …] = (M⁻¹, t_x, t_y) and `field` the smoothed displacements (null: none),
+ * interleaved; every channel alike. wasm/augment.as (resample) does the same operations in the same order.
+ */
+function resampleImage(
+  src: TypedArray,
+  dst: TypedArray,
+  [n, C, H, W]: [number, number, number, number],
+  params: Float64Array,
+  at: number,
+  field: Float64Array | null,
+  alpha: number,
+  fill: number,
+): void {
+  const [ia, ib, ic, id, tx, ty] = params.subarray(at, at + PARAMS);
+  const cx = (W - 1) / 2;
+  const cy = (H - 1) / 2;
+  for (let y = 0; y < H; y++) {
+    for (let x0 = 0; x0 < W; x0++) {
+      let u = x0 - cx - tx;
+      let v = y - cy - ty;
+      if (field !== null) {
+        u += field[2 * (y * W + x0)] * alpha;
+        v += field[2 * (y * W + x0) + 1] * alpha;
+      }
+      const sx = ia * u + ib * v + cx;
+      const sy = ic * u + id * v + cy;
+      const fx0 = Math.floor(sx);
+      const fy0 = Math.floor(sy);
+      const fx = sx - fx0;
+      const fy = sy - fy0;
+      const inX0 = fx0 >= 0 && fx0 < W;
+      const inX1 = fx0 + 1 >= 0 && fx0 + 1 < W;
+      const inY0 = fy0 >= 0 && fy0 < H;
+      const inY1 = fy0 + 1 >= 0 && fy0 + 1 < H;
+      for (let ch = 0; ch < C; ch++) {
+        const base = (n * C + ch) * H * W;
+        const p00 = inY0 && inX0 ? src[base + fy0 * W + fx0] : fill;
+        const p01 = inY0 && inX1 ? src[base + fy0 * W + fx0 + 1] : fill;
+        const p10 = inY1 && inX0 ? src[base + (fy0 + 1) * W + fx0] : fill;
+        const p11 = inY1 && inX1 ? src[base + (fy0 + 1) * W + fx0 + 1] : fill;
+        dst[base + y * W + x0] = (1 - fy) * ((1 - fx) * p00 + fx * p01) + fy * ((1 - fx) * p10 + fx * p11);
+      }
+    }
+  }
 }
 
 /**
  * Augment a batch (N, C, H, W) into `out` (a new array of x's shape and dtype when not given): one
  * random transform per image, drawn from rng as documented above. x is not modified.
+ *
+ * float32 batches run on the WebAssembly kernels when the backend is "wasm" (getBackend), the images
+ * spread over the kernel threads (setThreads); every draw still happens here, on the calling thread, in
+ * the documented order, and the kernels repeat the float64 arithmetic below operation for operation, so
+ * the output is bit-identical to this reference for any backend and thread count (test/augment-wasm.test.ts).
  */
 export function augmentBatch(
   x: NDArray,
@@ -168,74 +272,60 @@ export function augmentBatch(
     throw new RangeError(`augment: out must be a separate array of x's shape ${shape} and dtype ${x.dtype}`);
   }
   const cfg = augmentConfig(options);
-  const src = x.data;
-  const dst = target.data;
-  const cx = (W - 1) / 2;
-  const cy = (H - 1) / 2;
-  const deg = Math.PI / 180;
-  const uniform = (lo: number, hi: number) => lo + (hi - lo) * rng.nextDouble();
   const taps = cfg.elastic ? gaussianTaps(cfg.elastic.sigma) : null;
-  const dx = new Float64Array(taps ? H * W : 0);
-  const dy = new Float64Array(taps ? H * W : 0);
-  const tmp = new Float64Array(taps ? H * W : 0);
-  const tmp2 = new Float64Array(taps ? H * W : 0);
-  const fill = cfg.fill;
+  const alpha = cfg.elastic?.alpha ?? 0;
+  const pixels = H * W;
+  if (N === 0) return target;
+  if (getBackend() === "wasm" && x.data instanceof Float32Array && target.data instanceof Float32Array) {
+    augmentOnWasm(x.data, target.data, [N, C, H, W], rng, cfg, taps);
+    return target;
+  }
+  const params = new Float64Array(PARAMS);
+  const field = taps ? new Float64Array(2 * pixels) : null;
+  const tmp = new Float64Array(taps ? 2 * pixels : 0);
   for (let n = 0; n < N; n++) {
-    const theta = uniform(-cfg.rotation, cfg.rotation) * deg;
-    const s = uniform(cfg.scale[0], cfg.scale[1]);
-    const phi = uniform(-cfg.shear, cfg.shear) * deg;
-    const ty = uniform(-cfg.shift, cfg.shift);
-    const tx = uniform(-cfg.shift, cfg.shift);
-    // M = R(θ)·Shear(φ)·Scale(s) = [a b; c d]; M⁻¹ = [d −b; −c a] / (ad − bc)
-    const cos = Math.cos(theta);
-    const sin = Math.sin(theta);
-    const tan = Math.tan(phi);
-    const a = s * cos;
-    const b = s * (cos * tan - sin);
-    const c = s * sin;
-    const d = s * (sin * tan + cos);
-    const det = a * d - b * c;
-    const [ia, ib, ic, id] = [d / det, -b / det, -c / det, a / det];
-    if (taps) {
-      const alpha = cfg.elastic!.alpha;
-      for (let i = 0; i < H * W; i++) dx[i] = 2 * rng.nextDouble() - 1;
-      for (let i = 0; i < H * W; i++) dy[i] = 2 * rng.nextDouble() - 1;
-      smoothPair([dx, dy], [tmp, tmp2], H, W, taps);
-      for (let i = 0; i < H * W; i++) {
-        dx[i] *= alpha;
-        dy[i] *= alpha;
-      }
-    }
-    for (let y = 0; y < H; y++) {
-      for (let x0 = 0; x0 < W; x0++) {
-        let u = x0 - cx - tx;
-        let v = y - cy - ty;
-        if (taps) {
-          u += dx[y * W + x0];
-          v += dy[y * W + x0];
-        }
-        const sx = ia * u + ib * v + cx;
-        const sy = ic * u + id * v + cy;
-        const fx0 = Math.floor(sx);
-        const fy0 = Math.floor(sy);
-        const fx = sx - fx0;
-        const fy = sy - fy0;
-        const inX0 = fx0 >= 0 && fx0 < W;
-        const inX1 = fx0 + 1 >= 0 && fx0 + 1 < W;
-        const inY0 = fy0 >= 0 && fy0 < H;
-        const inY1 = fy0 + 1 >= 0 && fy0 + 1 < H;
-        for (let ch = 0; ch < C; ch++) {
-          const base = (n * C + ch) * H * W;
-          const p00 = inY0 && inX0 ? src[base + fy0 * W + fx0] : fill;
-          const p01 = inY0 && inX1 ? src[base + fy0 * W + fx0 + 1] : fill;
-          const p10 = inY1 && inX0 ? src[base + (fy0 + 1) * W + fx0] : fill;
-          const p11 = inY1 && inX1 ? src[base + (fy0 + 1) * W + fx0 + 1] : fill;
-          dst[base + y * W + x0] = (1 - fy) * ((1 - fx) * p00 + fx * p01) + fy * ((1 - fx) * p10 + fx * p11);
-        }
-      }
-    }
+    drawUniforms(rng, params, 0, field, 0, pixels);
+    toTransform(cfg, params, 0);
+    if (field !== null) smoothPair(field, tmp, H, W, taps!);
+    resampleImage(x.data, target.data, [n, C, H, W], params, 0, field, alpha, cfg.fill);
   }
   return target;
+}
+
+/**
+ * augmentBatch's float32 path on the WebAssembly kernels, in calls of at most augmentImagesPerCall images
+ * (so that linear memory stays bounded however large the batch). A RandomState's uniforms are drawn in
+ * wasm from its own state (the same numbers in the same order), any other generator's here.
+ */
+function augmentOnWasm(
+  x: Float32Array,
+  y: Float32Array,
+  [N, C, H, W]: [number, number, number, number],
+  rng: RandomState,
+  cfg: AugmentConfig,
+  taps: Float64Array | null,
+): void {
+  const state =
+    rng instanceof RandomState &&
+    rng.nextDouble === RandomState.prototype.nextDouble &&
+    rng.nextUint32 === RandomState.prototype.nextUint32
+      ? rng.getState()
+      : null;
+  const pixels = H * W;
+  const chunk = augmentImagesPerCall(C, H, W, taps !== null);
+  for (let n0 = 0; n0 < N; n0 += chunk) {
+    const count = Math.min(chunk, N - n0);
+    const draw = (params: Float64Array, fields: Float64Array | null) => {
+      for (let n = 0; n < count; n++) drawUniforms(rng, params, n * PARAMS, fields, n * 2 * pixels, pixels);
+    };
+    const toTransforms = (params: Float64Array) => {
+      for (let n = 0; n < count; n++) toTransform(cfg, params, n * PARAMS);
+    };
+    const [from, to] = [n0 * C * pixels, (n0 + count) * C * pixels];
+    const [xs, ys] = [x.subarray(from, to), y.subarray(from, to)];
+    augmentWasm({ N: count, C, H, W }, xs, ys, taps, cfg.elastic?.alpha ?? 0, cfg.fill, state ?? draw, toTransforms);
+  }
+  if (state !== null) rng.setState(state);
 }
 
 /**

@@ -7,7 +7,8 @@
 // Worker, and plain Node all start the same text). That text is `kernelWorker.toString()` (workerSource
 // below): by the time it runs, this file has been compiled to JavaScript by whatever loaded it. Hence
 // two rules for the function:
-//   - it is self-contained: it reads nothing from this module (every constant arrives in `layout`);
+//   - it is self-contained: it reads nothing from this module (every constant arrives in `layout`, and
+//     the one helper it shares with the calling thread, claimParts, as an argument, from its own text);
 //   - compilers may wrap its inner functions in a `__name(fn, "name")` helper (esbuild's keepNames, as
 //     tsx runs it), which workerSource defines as the identity.
 
@@ -75,9 +76,13 @@ interface BrowserWorkerScope {
  * The worker's whole program. `nodeRequire` is Node's require in a worker_thread started from text, null
  * in a Web Worker.
  */
-export function kernelWorker(layout: ControlLayout, nodeRequire: ((id: string) => unknown) | null): void {
-  const { GEN, CMD, FN, PARTS, WS_BASE, WS_STRIDE, FAILED, WORKER_PARTS, NEXT, FINISHED, READY, MESSAGE } = layout;
-  const { EXIT, MESSAGE_CHARS, PART_BITS, TAG_MASK, MAX_PARTS } = layout;
+export function kernelWorker(
+  layout: ControlLayout,
+  claim: typeof claimParts,
+  nodeRequire: ((id: string) => unknown) | null,
+): void {
+  const { GEN, CMD, FN, PARTS, WS_BASE, WS_STRIDE, FAILED, READY, MESSAGE } = layout;
+  const { EXIT, MESSAGE_CHARS, TAG_MASK } = layout;
 
   const run = (init: WorkerInit, post: (m: WorkerReply) => void): void => {
     const ctl = new Int32Array(init.control);
@@ -93,6 +98,12 @@ export function kernelWorker(layout: ControlLayout, nodeRequire: ((id: string) =
       post({ ready: false, error: e instanceof Error ? e.message : String(e) });
       return;
     }
+    // a part that throws (a trap: a bug) leaves its message for the calling thread, before it counts as finished
+    const report = (e: unknown): void => {
+      const text = (e instanceof Error && e.stack !== undefined ? e.stack : String(e)).slice(0, MESSAGE_CHARS);
+      for (let i = 0; i < MESSAGE_CHARS; i++) ctl[MESSAGE + i] = i < text.length ? text.charCodeAt(i) : 0;
+      Atomics.store(ctl, FAILED, 1);
+    };
     let seen = Atomics.load(ctl, GEN);
     Atomics.add(ctl, READY, 1);
     post({ ready: true });
@@ -103,27 +114,7 @@ export function kernelWorker(layout: ControlLayout, nodeRequire: ((id: string) =
       const parts = ctl[PARTS];
       const fn = fns[ctl[FN]];
       const ws = ctl[WS_BASE] + index * ctl[WS_STRIDE];
-      let v = Atomics.load(ctl, NEXT);
-      for (;;) {
-        if (v >>> PART_BITS !== tag || (v & MAX_PARTS) >= parts) break;
-        const w = Atomics.compareExchange(ctl, NEXT, v, v + 1);
-        if (w !== v) {
-          v = w;
-          continue;
-        }
-        try {
-          // The 24 raw arguments of a kernel part, on one line.
-          // prettier-ignore
-          fn(v & MAX_PARTS, parts, ws, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23]);
-        } catch (e) {
-          const text = (e instanceof Error && e.stack !== undefined ? e.stack : String(e)).slice(0, MESSAGE_CHARS);
-          for (let i = 0; i < MESSAGE_CHARS; i++) ctl[MESSAGE + i] = i < text.length ? text.charCodeAt(i) : 0;
-          Atomics.store(ctl, FAILED, 1);
-        }
-        Atomics.add(ctl, WORKER_PARTS, 1);
-        if (Atomics.add(ctl, FINISHED, 1) + 1 === parts) Atomics.notify(ctl, FINISHED);
-        v = Atomics.load(ctl, NEXT);
-      }
+      claim(ctl, layout, tag, parts, fn, ws, a, true, report);
       // wait for the next call: spin for spinMs, then sleep
       let g = Atomics.load(ctl, GEN);
       for (const until = performance.now() + init.spinMs; g === seen;) {
@@ -158,10 +149,54 @@ export function kernelWorker(layout: ControlLayout, nodeRequire: ((id: string) =
   }
 }
 
-/** The text a worker is started from: kernelWorker, compiled as this file was, called with CONTROL. */
+/**
+ * Claim parts of the call tagged `tag` (its generation & TAG_MASK) from NEXT and run them until none is
+ * left: the loop of every worker and of the calling thread (threads.ts). A part that throws is handed to
+ * onError before it counts as finished, and the loop goes on (the call must finish: other threads are
+ * using the memory). A worker (`worker`) also counts its parts in WORKER_PARTS and wakes the calling
+ * thread after the call's last part. Returns FINISHED after this thread's last part (0: it ran none).
+ * Self-contained like kernelWorker, which receives it in its source text.
+ */
+export function claimParts(
+  ctl: Int32Array,
+  layout: ControlLayout,
+  tag: number,
+  parts: number,
+  fn: PartFunction,
+  ws: number,
+  a: Float64Array,
+  worker: boolean,
+  onError: (e: unknown) => void,
+): number {
+  const { NEXT, FINISHED, WORKER_PARTS, PART_BITS, MAX_PARTS } = layout;
+  let done = 0;
+  let v = Atomics.load(ctl, NEXT);
+  while (v >>> PART_BITS === tag && (v & MAX_PARTS) < parts) {
+    const w = Atomics.compareExchange(ctl, NEXT, v, v + 1);
+    if (w !== v) {
+      v = w;
+      continue;
+    }
+    try {
+      // The 24 raw arguments of a kernel part, on one line.
+      // prettier-ignore
+      fn(v & MAX_PARTS, parts, ws, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23]);
+    } catch (e) {
+      onError(e);
+    }
+    if (worker) Atomics.add(ctl, WORKER_PARTS, 1);
+    done = Atomics.add(ctl, FINISHED, 1) + 1;
+    if (worker && done === parts) Atomics.notify(ctl, FINISHED);
+    v = Atomics.load(ctl, NEXT);
+  }
+  return done;
+}
+
+/** The text a worker is started from: kernelWorker, compiled as this file was, called with CONTROL and claimParts. */
 export function workerSource(): string {
+  const args = [JSON.stringify(CONTROL), claimParts.toString(), 'typeof require === "function" ? require : null'];
   return `"use strict";
 const __name = (fn) => fn;
-(${kernelWorker.toString()})(${JSON.stringify(CONTROL)}, typeof require === "function" ? require : null);
+(${kernelWorker.toString()})(${args.join(", ")});
 `;
 }

@@ -28,7 +28,7 @@
 // threadSupport() says why: no SharedArrayBuffer (a browser page that is not cross-origin isolated), a
 // thread that may not block in Atomics.wait (a browser's main thread), no worker API.
 
-import { CONTROL, workerSource, type WorkerReply } from "./thread-worker.ts";
+import { CONTROL, claimParts, workerSource, type WorkerReply } from "./thread-worker.ts";
 
 const { GEN, CMD, FN, PARTS, WS_BASE, WS_STRIDE, FAILED, WORKER_PARTS, NEXT, FINISHED, READY, MESSAGE } = CONTROL;
 const { EXIT, MESSAGE_CHARS, PART_BITS, TAG_MASK } = CONTROL;
@@ -188,6 +188,11 @@ export class KernelPool {
   private readonly workers: WorkerHandle[] = [];
   private gen = 0;
   private closed = false;
+  /** The first error a part threw on this thread during the current call. */
+  private error: Error | null = null;
+  private readonly keepError = (e: unknown): void => {
+    this.error ??= e instanceof Error ? e : new Error(String(e));
+  };
 
   /** Start threads − 1 workers (threads ≥ 2). Throws only if the workers cannot even be created. */
   constructor(
@@ -251,29 +256,10 @@ export class KernelPool {
     Atomics.store(ctl, GEN, g);
     Atomics.notify(ctl, GEN);
 
-    // this thread claims parts like any worker
-    const f = this.fns[fn];
-    const a = this.args;
-    const tag = g & TAG_MASK;
-    let error: Error | null = null;
-    let done = 0;
-    let v = Atomics.load(ctl, NEXT);
-    while (v >>> PART_BITS === tag && (v & MAX_PARTS) < parts) {
-      const w = Atomics.compareExchange(ctl, NEXT, v, v + 1);
-      if (w !== v) {
-        v = w;
-        continue;
-      }
-      try {
-        // The 24 raw arguments of a kernel part, on one line.
-        // prettier-ignore
-        f(v & MAX_PARTS, parts, wsBase, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23]);
-      } catch (e) {
-        error ??= e instanceof Error ? e : new Error(String(e)); // keep going: the workers are using the memory, and the call must finish
-      }
-      done = Atomics.add(ctl, FINISHED, 1) + 1;
-      v = Atomics.load(ctl, NEXT);
-    }
+    // this thread claims parts like any worker, keeping the first error to throw once the call is done
+    this.error = null;
+    const done = claimParts(ctl, CONTROL, g & TAG_MASK, parts, this.fns[fn], wsBase, this.args, false, this.keepError);
+    let error = this.error as Error | null;
     // wait for the parts still running on workers
     if (done !== parts) {
       let d = Atomics.load(ctl, FINISHED);

@@ -80,6 +80,12 @@ export interface KernelExports {
   ): void;
   reluForwardPart(t: number, T: number, ws: number, n: number, x: number, y: number): void;
   reluBackwardPart(t: number, T: number, ws: number, n: number, y: number, dy: number, dx: number): void;
+  augmentPart(
+    t: number, T: number, ws: number, N: number, C: number, H: number, W: number, x: number, y: number,
+    params: number, fields: number, taps: number, r: number, alpha: number, fill: number
+  ): void;
+  augmentScratchBytes(H: number, W: number, elastic: number): number;
+  augmentDraw(state: number, N: number, pixels: number, params: number, fields: number): void;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */
@@ -93,6 +99,7 @@ export const PART_EXPORTS = [
   "maxPoolBackwardPart",
   "reluForwardPart",
   "reluBackwardPart",
+  "augmentPart",
 ] as const satisfies readonly (keyof KernelExports)[];
 export const Part = {
   Gemm: 0,
@@ -104,6 +111,7 @@ export const Part = {
   MaxPoolBackward: 6,
   ReluForward: 7,
   ReluBackward: 8,
+  Augment: 9,
 } as const;
 export type PartIndex = (typeof Part)[keyof typeof Part];
 
@@ -125,6 +133,8 @@ const REQUIRED_EXPORTS: readonly (keyof KernelExports)[] = [
   "convPackedBytes",
   "convThreadScratchBytes",
   "denseThreadScratchBytes",
+  "augmentScratchBytes",
+  "augmentDraw",
   ...PART_EXPORTS,
 ];
 

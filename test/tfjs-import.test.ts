@@ -15,7 +15,11 @@ import { Permute, Reshape } from "../src/nn/reshape.ts";
 import { Flatten } from "../src/nn/flatten.ts";
 import { Dense } from "../src/nn/dense.ts";
 import { Conv2D } from "../src/nn/conv.ts";
-import { fromTfjsArtifacts, toTfjsArtifacts, type TfjsModelJson } from "../src/io/tfjs.ts";
+import { TfjsFormatError, fromTfjsArtifacts, toTfjsArtifacts, type TfjsModelJson } from "../src/io/tfjs.ts";
+import { SeparableConv2D } from "../src/nn/depthwise.ts";
+import { GELU } from "../src/nn/activations.ts";
+import fc from "fast-check";
+import { applyJsonEdits, assertTypedError, fuzz, jsonEdit, outcome } from "./fuzz-mutate.ts";
 import { permuteFromTf, permuteToTf, transposeAxisFromTf } from "../src/io/tfjs/layout.ts";
 import { randomInput, randomizeParams } from "./helpers.ts";
 import { expectSameInTf, maxAbsDiff, randomizeTf, tfOrder, tfPredict, tfSave } from "./tfjs-helpers.ts";
@@ -350,4 +354,28 @@ test("handprop Reshape and Permute export to TF.js (Keras's layout) and predict 
   const x = randomInput([2, 2, 5, 6], 11);
   await expectSameInTf(t, { modelJson, weightData }, model, x);
   assert.deepEqual(fromTfjsArtifacts(modelJson, weightData).predict(x).data, model.predict(x).data);
+});
+
+test("fuzz: model.json of the new layers, edited field by field, imports or fails with a TfjsFormatError", async (t) => {
+  const model = new Sequential(
+    [
+      new SeparableConv2D({ outChannels: 3, kernelSize: 3, depthMultiplier: 2, padding: "same" }),
+      new Conv2DTranspose({ outChannels: 2, kernelSize: 4, stride: 2, padding: 1 }),
+      new UpSampling2D({ size: [1, 2] }),
+      new LayerNorm({ axes: 2 }),
+      new GELU(),
+      new Permute({ dims: [1, 3, 2] }),
+      new Reshape({ targetShape: [4, -1] }),
+      new Flatten(),
+      new Dense({ outFeatures: 2 }),
+    ],
+    { inputShape: [2, 2, 2], seed: 3 },
+  );
+  const { modelJson, weightData } = toTfjsArtifacts(model);
+  const runs = await fuzz(fc.array(jsonEdit, { minLength: 1, maxLength: 3 }), (edits) => {
+    const r = outcome(() => fromTfjsArtifacts(applyJsonEdits(modelJson, edits), weightData));
+    if (r.ok) assert.ok(r.value.params().every((p) => p.value.data.every(Number.isFinite)));
+    else assertTypedError(r.error, TfjsFormatError, /model\.json|weight data/);
+  });
+  t.diagnostic(`${runs} inputs`);
 });

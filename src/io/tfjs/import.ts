@@ -77,6 +77,8 @@ function layerReaders(rawLayers: unknown[]): LayerReader[] {
   });
 }
 
+/** The most values one sample's tensor may have anywhere in an imported model (2²⁸: 1 GiB of float32). */
+const MAX_SAMPLE_VALUES = 2 ** 28;
 const isInt = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x);
 const product = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const isIdentity = (dims: readonly number[]) => dims.every((a, i) => a === i + 1);
@@ -152,9 +154,15 @@ class LayerImporter implements ImportState {
     }
   }
 
-  /** Append a handprop layer, computing its output shape. */
+  /** Append a handprop layer, computing its output shape (bounded: a file cannot ask for a giant tensor). */
   private push(r: LayerReader, layer: Layer): void {
-    this.shape = this.build(r, () => layer.outputShape(this.shape));
+    const shape = this.build(r, () => layer.outputShape(this.shape));
+    if (!(product(shape) <= MAX_SAMPLE_VALUES)) {
+      throw new TfjsFormatError(
+        `${r.where}: its output [${kerasShapeOf(shape).join(", ")}] per sample is over ${MAX_SAMPLE_VALUES} values`,
+      );
+    }
+    this.shape = shape;
     this.out.push(layer);
   }
 

@@ -5,24 +5,29 @@ import { samePadding } from "../../nn/conv.ts";
 // ---------------------------------------------------------------------------------------------------
 // Permutations between handprop's and TF's layouts.
 
-/** handprop conv kernel (O, C, kh, kw) → TF [kh, kw, C, O]. */
-export function convKernelToTf(w: ArrayLike<number>, O: number, C: number, kh: number, kw: number): Float32Array {
+/** Between handprop's conv kernel (O, C, kh, kw) and TF's [kh, kw, C, O], either way. */
+function moveConvKernel(src: ArrayLike<number>, O: number, C: number, kh: number, kw: number, toTf: boolean) {
   const out = new Float32Array(O * C * kh * kw);
   for (let o = 0; o < O; o++)
     for (let c = 0; c < C; c++)
       for (let p = 0; p < kh; p++)
-        for (let q = 0; q < kw; q++) out[((p * kw + q) * C + c) * O + o] = w[((o * C + c) * kh + p) * kw + q];
+        for (let q = 0; q < kw; q++) {
+          const ours = ((o * C + c) * kh + p) * kw + q;
+          const tf = ((p * kw + q) * C + c) * O + o;
+          if (toTf) out[tf] = src[ours];
+          else out[ours] = src[tf];
+        }
   return out;
+}
+
+/** handprop conv kernel (O, C, kh, kw) → TF [kh, kw, C, O]. */
+export function convKernelToTf(w: ArrayLike<number>, O: number, C: number, kh: number, kw: number): Float32Array {
+  return moveConvKernel(w, O, C, kh, kw, true);
 }
 
 /** TF conv kernel [kh, kw, C, O] → handprop (O, C, kh, kw). */
 export function convKernelFromTf(t: ArrayLike<number>, O: number, C: number, kh: number, kw: number): Float32Array {
-  const out = new Float32Array(O * C * kh * kw);
-  for (let o = 0; o < O; o++)
-    for (let c = 0; c < C; c++)
-      for (let p = 0; p < kh; p++)
-        for (let q = 0; q < kw; q++) out[((o * C + c) * kh + p) * kw + q] = t[((p * kw + q) * C + c) * O + o];
-  return out;
+  return moveConvKernel(t, O, C, kh, kw, false);
 }
 
 /**

@@ -8,7 +8,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { Model } from "../src/nn/graph.ts";
 import { Sequential } from "../src/nn/sequential.ts";
-import { LayerNorm } from "../src/nn/norm.ts";
+import { GroupNorm, LayerNorm } from "../src/nn/norm.ts";
+import { RandomState } from "../src/nd/random.ts";
 import { Conv2DTranspose } from "../src/nn/transpose.ts";
 import { UpSampling2D, ZeroPadding2D } from "../src/nn/upsample.ts";
 import { Permute, Reshape } from "../src/nn/reshape.ts";
@@ -312,8 +313,8 @@ test("what handprop would compute differently from TF.js is refused, naming the 
   );
   await refused(
     one(tfl.layers.globalMaxPooling2d({ inputShape: [3, 3, 2], name: "g" })),
-    /layer 0 "g" \(GlobalMaxPooling2D\): field "keepdims" = true is not supported/,
-    (j) => (layers(j)[0].config.keepdims = true),
+    /layer 0 "g" \(GlobalMaxPooling2D\): field "keepdims" must be true or false, got "yes"/,
+    (j) => (layers(j)[0].config.keepdims = "yes"),
   );
 });
 
@@ -378,4 +379,66 @@ test("fuzz: model.json of the new layers, edited field by field, imports or fail
     else assertTypedError(r.error, TfjsFormatError, /model\.json|weight data/);
   });
   t.diagnostic(`${runs} inputs`);
+});
+
+test("Keras 3 GroupNormalization (tfjs-layers has none) imports as GroupNorm, checked against its formula", () => {
+  const [H, W, C, G, eps] = [3, 4, 6, 3, 1e-3];
+  const rng = new RandomState(5);
+  const gamma = Float32Array.from({ length: C }, () => rng.uniform(0.5, 1.5));
+  const beta = Float32Array.from({ length: C }, () => rng.uniform(-0.5, 0.5));
+  const layer = { class_name: "GroupNormalization", config: { name: "gn", groups: G, axis: -1, epsilon: eps } };
+  const json = {
+    format: "layers-model",
+    modelTopology: {
+      class_name: "Sequential",
+      config: {
+        name: "keras3",
+        layers: [{ class_name: "InputLayer", config: { name: "in", batch_shape: [null, H, W, C] } }, layer],
+      },
+    },
+    weightsManifest: [
+      {
+        paths: ["w.bin"],
+        weights: ["gamma", "beta"].map((w) => ({ name: `gn/${w}`, shape: [C], dtype: "float32" })),
+      },
+    ],
+  };
+  const weights = new Float32Array([...gamma, ...beta]);
+  const model = fromTfjsArtifacts(json, weights);
+  assert.ok(model.layers[0] instanceof GroupNorm);
+  const x = randomInput([2, C, H, W], 6);
+  const ours = tfOrder(model.predict(x));
+  const xs = tfOrder(x); // NHWC: group g holds channels g·C/G … (g + 1)·C/G − 1 at every position
+  const Cg = C / G;
+  let worst = 0;
+  for (let n = 0; n < 2; n++)
+    for (let g = 0; g < G; g++) {
+      const at: number[] = [];
+      for (let p = 0; p < H * W; p++) for (let c = g * Cg; c < (g + 1) * Cg; c++) at.push((n * H * W + p) * C + c);
+      const mean = at.reduce((s, i) => s + xs[i], 0) / at.length;
+      const variance = at.reduce((s, i) => s + (xs[i] - mean) ** 2, 0) / at.length;
+      for (const i of at) {
+        const expected = ((xs[i] - mean) / Math.sqrt(variance + eps)) * gamma[i % C] + beta[i % C];
+        worst = Math.max(worst, Math.abs(ours[i] - expected));
+      }
+    }
+  assert.ok(worst <= 1e-5, `max |handprop − formula| = ${worst}`);
+  layer.config.axis = 1;
+  assert.throws(
+    () => fromTfjsArtifacts(json, weights),
+    /layer 1 "gn" \(GroupNormalization\): field "axis" is 1; only the channel \(last\) axis 3/,
+  );
+});
+
+test("GlobalAveragePooling2D with keepdims (Keras; tfjs-layers has no option) is the pooling then (C, 1, 1)", async () => {
+  const m = tfl.sequential({ layers: [tfl.layers.globalAveragePooling2d({ inputShape: [3, 4, 5] })] });
+  const a = await tfSave(m);
+  const json = structuredClone(a) as unknown as TfjsModelJson;
+  json.modelTopology.config.layers[0].config.keepdims = true;
+  const model = fromTfjsArtifacts(json, a.weightData as ArrayBuffer);
+  const x = randomInput([2, 5, 3, 4], 7);
+  const y = model.predict(x);
+  assert.deepEqual(y.shape, [2, 5, 1, 1]);
+  assert.ok(maxAbsDiff(tfOrder(y), tfPredict(m, x)) <= 1e-6);
+  m.dispose();
 });

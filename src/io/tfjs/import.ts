@@ -12,7 +12,7 @@ import { Conv2D, samePadding } from "../../nn/conv.ts";
 import { DepthwiseConv2D, SeparableConv2D } from "../../nn/depthwise.ts";
 import { Conv2DTranspose } from "../../nn/transpose.ts";
 import { UpSampling2D, ZeroPadding2D } from "../../nn/upsample.ts";
-import { LayerNorm } from "../../nn/norm.ts";
+import { GroupNorm, LayerNorm } from "../../nn/norm.ts";
 import { GlobalMaxPool2D, Permute, Reshape } from "../../nn/reshape.ts";
 import { Dense } from "../../nn/dense.ts";
 import { Flatten } from "../../nn/flatten.ts";
@@ -394,12 +394,13 @@ class LayerImporter implements ImportState {
     );
   }
 
-  /** Keras GlobalAveragePooling2D / GlobalMaxPooling2D. */
+  /** Keras GlobalAveragePooling2D / GlobalMaxPooling2D; keepdims: Keras's [1, 1, C] is handprop's (C, 1, 1). */
   globalPooling2d(r: LayerReader): void {
     r.channelsLast();
-    r.only("keepdims", false);
-    this.needImage(r);
+    const keepdims = r.bool("keepdims", false);
+    const [C] = this.needImage(r);
     this.push(r, r.className === "GlobalMaxPooling2D" ? new GlobalMaxPool2D() : new GlobalAvgPool2D());
+    if (keepdims) this.push(r, new Reshape({ targetShape: [C, 1, 1] }));
   }
 
   /** Keras ZeroPadding2D: held until the next layer (a "valid" Conv2D or AveragePooling2D may fold it). */
@@ -628,6 +629,36 @@ class LayerImporter implements ImportState {
     if (dims) this.push(r, new Permute({ dims: inversePermutation(dims) }));
   }
 
+  /**
+   * Keras 3 GroupNormalization (tfjs-layers has none): G contiguous groups of the channels (Keras reshapes
+   * [..., C] to [..., G, C/G]), statistics over each group and all positions, γ, β per channel [C] — handprop's
+   * GroupNorm, whose channels are axis 1 of an image (C, H, W) or of features (F,).
+   */
+  groupNormalization(r: LayerReader): void {
+    const rank = this.shape.length + 1;
+    const axis = r.config.axis ?? -1;
+    if (axis !== -1 && axis !== rank - 1)
+      r.fail("axis", `is ${JSON.stringify(axis)}; only the channel (last) axis ${rank - 1} or -1 is supported`);
+    if (rank !== 4 && rank !== 2)
+      r.fail(
+        "axis",
+        `on a tensor of shape [${kerasShapeOf(this.shape).join(", ")}]: handprop's channels are not its last axis`,
+      );
+    if (this.flattened)
+      r.fail("axis", "over flattened image features: their groups are not contiguous in handprop's (C, H, W) order");
+    const groups = r.positiveInt("groups", 32);
+    const eps = r.number("epsilon", 1e-3);
+    const center = r.bool("center", true);
+    const scale = r.bool("scale", true);
+    const C = this.shape[0];
+    const gamma = scale ? this.take(r, "gamma", [C]) : null;
+    const beta = center ? this.take(r, "beta", [C]) : null;
+    const norm = this.build(r, () => new GroupNorm({ groups, numChannels: C, eps, affine: center || scale }));
+    if (gamma) setParam(norm.gamma, gamma);
+    if (beta) setParam(norm.beta, beta);
+    this.push(r, norm);
+  }
+
   /** Keras LeakyReLU: TF.js/Keras 2 call the slope alpha, Keras 3 negative_slope; Keras's default is 0.3. */
   leakyRelu(r: LayerReader): void {
     this.push(r, new LeakyReLU({ alpha: r.number(r.has("alpha") ? "alpha" : "negative_slope", 0.3) }));
@@ -682,6 +713,7 @@ const READERS = {
   Dropout: "dropout",
   BatchNormalization: "batchNormalization",
   LayerNormalization: "layerNormalization",
+  GroupNormalization: "groupNormalization",
   Activation: "pushActivation",
   ReLU: "relu",
   LeakyReLU: "leakyRelu",

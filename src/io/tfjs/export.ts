@@ -261,7 +261,11 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       const mode = matches("valid") ? "valid" : matches("same") ? "same" : null;
       if (layer.dilation.some((d) => d !== 1) || mode === null) {
         throw new Error(
-          `toTfjsArtifacts: ${layer.describe()}: TF.js Layers' Conv2DTranspose has no dilation or output padding and crops only as "valid" (padding 0; output padding stride − kernel when the kernel is smaller) or "same" (2·padding = kernel − stride, or padding 0 and output padding stride − kernel); got padding ${ph}×${pw}, output padding ${layer.outputPadding.join("×")}, dilation ${layer.dilation.join("×")}`,
+          `toTfjsArtifacts: ${layer.describe()}: TF.js Layers' Conv2DTranspose has no dilation or output ` +
+            'padding and crops only as "valid" (padding 0; output padding stride − kernel when the kernel is ' +
+            'smaller) or "same" (2·padding = kernel − stride, or padding 0 and output padding stride − kernel); ' +
+            `got padding ${ph}×${pw}, output padding ${layer.outputPadding.join("×")}, ` +
+            `dilation ${layer.dilation.join("×")}`,
         );
       }
       const Ci = layer.inChannels;

@@ -20,8 +20,9 @@ export interface ImportState {
 /**
  * A functional TF.js/Keras 2 model ("Model"/"Functional": layers listed in order, each with
  * inbound_nodes [[[layer, 0, 0, {}], …]]) as a handprop graph Model: each Keras layer becomes the handprop
- * layers processLayer makes for it (a ZeroPadding2D stays a layer here: nothing to fold it into), applied to the tensors it reads;
- * Add, Multiply and Concatenate (its NHWC axis mapped to NCHW) merge. One input and one output.
+ * layers processLayer makes for it (a ZeroPadding2D stays a layer: nothing to fold it into), applied to
+ * the tensors it reads; Add, Multiply and Concatenate (its NHWC axis mapped to NCHW) merge. One input and
+ * one output.
  */
 export function functionalModel(
   config: Json,

@@ -181,7 +181,8 @@ class LayerImporter implements ImportState {
     const shape = this.shape;
     if (shape.length !== 3)
       throw new TfjsFormatError(
-        `${r.where}: expects an image input (H, W, C), but the tensor here has shape [${kerasShapeOf(shape).join(", ")}]`,
+        `${r.where}: expects an image input (H, W, C), ` +
+          `but the tensor here has shape [${kerasShapeOf(shape).join(", ")}]`,
       );
     return [shape[0], shape[1], shape[2]];
   }
@@ -219,7 +220,8 @@ class LayerImporter implements ImportState {
     r.float32();
     if (!Object.hasOwn(READERS, r.className)) {
       throw new TfjsFormatError(
-        `${r.where}: layer class "${r.className}" is not supported (supported: ${Object.keys(READERS).join(", ")}; in functional models also Add, Multiply, Concatenate)`,
+        `${r.where}: layer class "${r.className}" is not supported (supported: ${Object.keys(READERS).join(", ")}; ` +
+          "in functional models also Add, Multiply, Concatenate)",
       );
     }
     if (r.className !== "Conv2D" && r.className !== "AveragePooling2D") this.flushPad();
@@ -293,7 +295,7 @@ class LayerImporter implements ImportState {
     this.pushWithActivation(r, conv);
   }
 
-  /** Keras SeparableConv2D: depthwise (depth_multiplier) then a 1×1 pointwise [1, 1, C·M, filters]; one bias, the pointwise one. */
+  /** Keras SeparableConv2D: depthwise (depth_multiplier), then a 1×1 pointwise [1, 1, C·M, filters] with the bias. */
   separableConv2d(r: LayerReader): void {
     const filters = r.positiveInt("filters");
     const { C, M, options, kernel } = this.depthwiseParts(r);
@@ -332,7 +334,10 @@ class LayerImporter implements ImportState {
       if (!g.ok) {
         r.fail(
           op === null ? "padding" : "output_padding",
-          `("${mode}"${op === null ? "" : `, output_padding ${JSON.stringify(op)}`}) with kernel ${kernelSize[a]} and stride ${stride[a]} keeps ${g.out} ${a === 0 ? "rows" : "columns"} cropping ${g.padding} before and ${g.bottom} after; handprop's Conv2DTranspose crops both sides equally and then adds at most stride − 1 (kernel − stride must be even for "same")`,
+          `("${mode}"${op === null ? "" : `, output_padding ${JSON.stringify(op)}`}) with kernel ` +
+            `${kernelSize[a]} and stride ${stride[a]} keeps ${g.out} ${a === 0 ? "rows" : "columns"} cropping ` +
+            `${g.padding} before and ${g.bottom} after; handprop's Conv2DTranspose crops both sides equally and ` +
+            'then adds at most stride − 1 (kernel − stride must be even for "same")',
         );
       }
     });
@@ -436,7 +441,8 @@ class LayerImporter implements ImportState {
       // in Python (tf.image.resize), samples at (i + ½)/s − ½: the file means two different models.
       r.fail(
         "interpolation",
-        `is "bilinear": tfjs-layers samples source row i/s (no half-pixel centres) where handprop and Keras sample (i + ½)/s − ½; refused rather than computing other numbers`,
+        'is "bilinear": tfjs-layers samples source row i/s (no half-pixel centres) where handprop and Keras ' +
+          "sample (i + ½)/s − ½; refused rather than computing other numbers",
       );
     }
     if (interpolation !== "nearest")
@@ -522,7 +528,8 @@ class LayerImporter implements ImportState {
   dense(r: LayerReader): void {
     if (this.shape.length !== 1)
       throw new TfjsFormatError(
-        `${r.where}: Dense on a tensor of shape [${kerasShapeOf(this.shape).join(", ")}] (without a Flatten) is not supported`,
+        `${r.where}: Dense on a tensor of shape [${kerasShapeOf(this.shape).join(", ")}] ` +
+          "(without a Flatten) is not supported",
       );
     const F = this.shape[0];
     const units = r.positiveInt("units");
@@ -693,7 +700,7 @@ class LayerImporter implements ImportState {
   }
 }
 
-/** Keras layer class → the LayerImporter method reading it; the merges (Add, Multiply, Concatenate) are functionalModel's. */
+/** Keras layer class → the LayerImporter method reading it (the merges Add, Multiply, Concatenate: functionalModel). */
 const READERS = {
   InputLayer: "inputLayer",
   Conv2D: "conv2d",
@@ -728,7 +735,8 @@ const READERS = {
  * InputLayer, Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose, MaxPooling2D, AveragePooling2D,
  * GlobalAveragePooling2D, GlobalMaxPooling2D, ZeroPadding2D (folded into the next "valid" Conv2D or
  * AveragePooling2D when symmetric, else a ZeroPadding2D layer), UpSampling2D (nearest), Flatten, Reshape,
- * Permute, Dense, Dropout, BatchNormalization, LayerNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax;
+ * Permute, Dense, Dropout, BatchNormalization, LayerNormalization, GroupNormalization (Keras 3), Activation,
+ * ReLU, LeakyReLU, ELU, Softmax;
  * a fused activation becomes its own layer. Anything else — another layer class, channels_first, an
  * activation, padding or interpolation handprop lacks or computes differently — is a TfjsFormatError naming
  * the layer and the field.

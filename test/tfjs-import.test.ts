@@ -23,7 +23,7 @@ import fc from "fast-check";
 import { applyJsonEdits, assertTypedError, fuzz, jsonEdit, outcome } from "./fuzz-mutate.ts";
 import { permuteFromTf, permuteToTf, transposeAxisFromTf } from "../src/io/tfjs/layout.ts";
 import { randomInput, randomizeParams } from "./helpers.ts";
-import { expectSameInTf, maxAbsDiff, randomizeTf, tfOrder, tfPredict, tfSave } from "./tfjs-helpers.ts";
+import { expectSameInTf, maxAbsDiff, randomizeTf, tfOrder, tfPredict, tfSave, toTfLayout } from "./tfjs-helpers.ts";
 
 type Sym = tfl.SymbolicTensor;
 
@@ -440,5 +440,39 @@ test("GlobalAveragePooling2D with keepdims (Keras; not in tfjs-layers) is the po
   const y = model.predict(x);
   assert.deepEqual(y.shape, [2, 5, 1, 1]);
   assert.ok(maxAbsDiff(tfOrder(y), tfPredict(m, x)) <= 1e-6);
+  m.dispose();
+});
+
+test("Keras's Conv2D groups (not in tfjs-layers) imports as a grouped Conv2D, as TF's conv2d per group", async (t) => {
+  const [C, O, G, kh, kw] = [4, 6, 2, 3, 2];
+  const m = tfl.sequential({
+    layers: [tfl.layers.conv2d({ inputShape: [5, 6, C / G], filters: O, kernelSize: [kh, kw], name: "gc" })],
+  });
+  randomizeTf(m, 8);
+  const a = await tfSave(m); // its kernel [kh, kw, C/G, O] is a grouped kernel once the input has C channels
+  const json = structuredClone(a) as unknown as TfjsModelJson;
+  const config = json.modelTopology.config.layers[0].config;
+  config.groups = G;
+  config.batch_input_shape = [null, 5, 6, C];
+  const model = fromTfjsArtifacts(json, a.weightData as ArrayBuffer);
+  const conv = model.layers[0];
+  assert.ok(conv instanceof Conv2D && conv.groups === G);
+  const x = randomInput([2, C, 5, 6], 9);
+  const [kernel, bias] = m.getWeights();
+  const expected = tf.tidy(() => {
+    const xs = toTfLayout(x) as tf.Tensor4D;
+    const parts = Array.from({ length: G }, (_, g) =>
+      tf.conv2d(
+        tf.slice(xs, [0, 0, 0, (g * C) / G], [-1, -1, -1, C / G]),
+        tf.slice(kernel, [0, 0, 0, (g * O) / G], [-1, -1, -1, O / G]) as tf.Tensor4D,
+        1,
+        "valid",
+      ),
+    );
+    return tf.add(tf.concat(parts, 3), bias).dataSync() as Float32Array;
+  });
+  const d = maxAbsDiff(tfOrder(model.predict(x)), expected);
+  t.diagnostic(`max |handprop − TF conv2d per group| = ${d.toExponential(2)}`);
+  assert.ok(d <= 1e-5, `max |handprop − TF| = ${d}`);
   m.dispose();
 });

@@ -601,7 +601,7 @@ test("unsupported models, layers and options are named with the layer and the fi
     ],
     [
       (j) => (j.modelTopology.config.layers[0].config.groups = 2),
-      /layer 0 "conv2d_0" \(Conv2D\): field "groups" = 2 is not supported/,
+      /layer 0 "conv2d_0" \(Conv2D\): field "groups" = 2 does not divide both the 1 input channels and the 2 filters/,
     ],
     [
       (j) => (j.modelTopology.config.layers[0].config.dtype = "float16"),

@@ -245,22 +245,26 @@ class LayerImporter implements ImportState {
   /** Keras Conv2D. */
   conv2d(r: LayerReader): void {
     r.channelsLast();
-    r.only("groups", 1);
     const filters = r.positiveInt("filters");
     const geometry = this.convGeometry(r);
     const mode = r.padding();
     const padding = this.foldPad(mode) ?? mode;
     const [C] = this.needImage(r);
+    // Keras 2.3+'s groups (not in tfjs-layers): contiguous input and output channel groups, kernel
+    // [kh, kw, C/G, filters] — PyTorch's and handprop's grouping, weight (filters, C/G, kh, kw)
+    const groups = r.positiveInt("groups", 1);
+    if (C % groups !== 0 || filters % groups !== 0)
+      r.fail("groups", `= ${groups} does not divide both the ${C} input channels and the ${filters} filters`);
     const [kh, kw] = geometry.kernelSize;
     const useBias = r.bool("use_bias", true);
     // The kernel first: its shape is checked against weights that exist, before a layer of the
     // declared size is allocated (a hostile "filters": 300000 must not allocate gigabytes).
-    const kernel = this.take(r, "kernel", [kh, kw, C, filters]);
+    const kernel = this.take(r, "kernel", [kh, kw, C / groups, filters]);
     const conv = this.build(
       r,
-      () => new Conv2D({ inChannels: C, outChannels: filters, ...geometry, padding, bias: useBias }),
+      () => new Conv2D({ inChannels: C, outChannels: filters, groups, ...geometry, padding, bias: useBias }),
     );
-    conv.weight.value.data.set(convKernelFromTf(kernel, filters, C, kh, kw));
+    conv.weight.value.data.set(convKernelFromTf(kernel, filters, C / groups, kh, kw));
     if (useBias) setParam(conv.bias, this.take(r, "bias", [filters]));
     this.pushWithActivation(r, conv);
   }

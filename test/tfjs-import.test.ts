@@ -195,6 +195,24 @@ test("Reshape, Permute, standalone ZeroPadding2D, ELU and Softmax import (layout
   assert.ok(model.layers.some((l) => l instanceof Permute) && model.layers.some((l) => l instanceof Reshape));
 });
 
+test("a ConvNeXt-style block: Dense on an image is a 1×1 Conv2D, LayerNormalization over the channels", async (t) => {
+  const m = tfl.sequential({
+    layers: [
+      tfl.layers.depthwiseConv2d({ inputShape: [5, 4, 3], kernelSize: 3, padding: "same" }),
+      tfl.layers.layerNormalization({ epsilon: 1e-6 }),
+      tfl.layers.dense({ units: 6, activation: "gelu" }),
+      tfl.layers.dense({ units: 3 }),
+      tfl.layers.flatten(),
+      tfl.layers.dense({ units: 2, activation: "softmax" }),
+    ],
+  });
+  const model = await checkBothWays(t, m, 91, "ConvNeXt-style block");
+  assert.deepEqual(
+    model.layers.map((l) => l.type),
+    ["DepthwiseConv2D", "Permute", "LayerNorm", "Permute", "Conv2D", "GELU", "Conv2D", "Flatten", "Dense", "Softmax"],
+  );
+});
+
 test("a symmetric ZeroPadding2D still folds into a valid Conv2D; elsewhere it is a layer", async (t) => {
   const m = tfl.sequential({
     layers: [

@@ -659,8 +659,11 @@ test("unsupported pooling, Dense, BatchNormalization and activation configuratio
       /\(MaxPooling2D\): field "padding" "same" on a 7×7 input pads asymmetrically/,
     ],
     [
-      () => tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4, 4, 1], units: 2 })] }),
-      /\(Dense\): Dense on a tensor of shape \[4, 4, 1\] \(without a Flatten\)/,
+      () =>
+        tfl.sequential({
+          layers: [tfl.layers.reshape({ inputShape: [4, 4, 1], targetShape: [4, 4] }), tfl.layers.dense({ units: 2 })],
+        }),
+      /\(Dense\): Dense on a tensor of shape \[4, 4\] \(without a Flatten\)/,
     ],
     [
       () => tfl.sequential({ layers: [tfl.layers.batchNormalization({ inputShape: [4, 4, 2], axis: 1 })] }),

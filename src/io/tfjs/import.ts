@@ -530,15 +530,24 @@ class LayerImporter implements ImportState {
 
   /** Keras Dense. */
   dense(r: LayerReader): void {
-    if (this.shape.length !== 1)
+    if (this.shape.length !== 1 && this.shape.length !== 3)
       throw new TfjsFormatError(
         `${r.where}: Dense on a tensor of shape [${kerasShapeOf(this.shape).join(", ")}] ` +
           "(without a Flatten) is not supported",
       );
-    const F = this.shape[0];
+    const F = this.shape[0]; // the features, or an image's channels
     const units = r.positiveInt("units");
     const useBias = r.bool("use_bias", true);
     const k = this.take(r, "kernel", [F, units]); // before allocating: checked against weights that exist
+    if (this.shape.length === 3) {
+      // on an image Keras's Dense maps the channels at every position (ConvNeXt's pointwise layers): a 1×1
+      // Conv2D, whose TF kernel [1, 1, C, units] is this [C, units]
+      const conv = new Conv2D({ inChannels: F, outChannels: units, kernelSize: 1, bias: useBias });
+      conv.weight.value.data.set(convKernelFromTf(k, units, F, 1, 1));
+      if (useBias) setParam(conv.bias, this.take(r, "bias", [units]));
+      this.pushWithActivation(r, conv);
+      return;
+    }
     const dense = new Dense({ inFeatures: F, outFeatures: units, bias: useBias });
     dense.weight.value.data.set(this.flattened ? permuteRows(k, nhwcIndex(this.flattened), units, false) : k);
     if (useBias) setParam(dense.bias, this.take(r, "bias", [units]));

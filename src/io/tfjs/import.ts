@@ -748,9 +748,9 @@ const READERS = {
  * InputLayer, Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose, MaxPooling2D, AveragePooling2D,
  * GlobalAveragePooling2D, GlobalMaxPooling2D, ZeroPadding2D (folded into the next "valid" Conv2D or
  * AveragePooling2D when symmetric, else a ZeroPadding2D layer), UpSampling2D (nearest), Flatten, Reshape,
- * Permute, Dense, Dropout, BatchNormalization, LayerNormalization, GroupNormalization (Keras 3), Activation,
- * ReLU, LeakyReLU, ELU, Softmax;
- * a fused activation becomes its own layer. Anything else — another layer class, channels_first, an
+ * Permute, Dense (on an image: a 1×1 Conv2D), Dropout, BatchNormalization, LayerNormalization,
+ * GroupNormalization (Keras 3), Activation, ReLU, LeakyReLU, ELU, Softmax; a fused activation becomes its
+ * own layer. Anything else — another layer class, channels_first, an
  * activation, padding or interpolation handprop lacks or computes differently — is a TfjsFormatError naming
  * the layer and the field.
  */

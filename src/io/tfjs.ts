@@ -25,6 +25,8 @@
 //   ReLU/Tanh/Sigmoid/Softmax   Activation (Softmax only over TF's last axis: features or channels)
 //   LeakyReLU        LeakyReLU (alpha)
 // Activations stay separate layers, so handprop → TF.js → handprop rebuilds the same layer list.
+// The newer layers (depthwise/separable/transposed convolutions, upsampling, LayerNorm, Reshape, Permute, …)
+// map both ways too: tfjs/export.ts and tfjs/import.ts say how, tfjs/layout.ts holds the axis bookkeeping.
 // Weights are written as float32 (a float64 model is rounded); the round trip of a float32 model is exact.
 //
 // The code, by responsibility: tfjs/types.ts (the JSON shapes, TfjsFormatError), tfjs/layout.ts (the

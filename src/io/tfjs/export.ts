@@ -8,7 +8,7 @@ import { DepthwiseConv2D, SeparableConv2D } from "../../nn/depthwise.ts";
 import { Model } from "../../nn/graph.ts";
 import { Add, Concatenate, Multiply } from "../../nn/merge.ts";
 import { UpSampling2D, ZeroPadding2D } from "../../nn/upsample.ts";
-import { GlobalMaxPool2D } from "../../nn/reshape.ts";
+import { GlobalMaxPool2D, Permute, Reshape } from "../../nn/reshape.ts";
 import { Conv2DTranspose } from "../../nn/transpose.ts";
 import { LayerNorm } from "../../nn/norm.ts";
 import { Dense } from "../../nn/dense.ts";
@@ -27,7 +27,16 @@ import {
   type TfjsWeightSpec,
   type KerasLayerJson,
 } from "./types.ts";
-import { convKernelToTf, nhwcIndex, permuteRows, NCHW_TO_NHWC_AXIS, matchesTfSame } from "./layout.ts";
+import {
+  convKernelToTf,
+  nhwcIndex,
+  permuteRows,
+  NCHW_TO_NHWC_AXIS,
+  matchesTfSame,
+  kerasShapeOf,
+  permuteToTf,
+  transposeAxisFromTf,
+} from "./layout.ts";
 
 /** Convert a Sequential to a TF.js Layers model.json and its weight data. */
 export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {}): TfjsArtifacts {
@@ -47,7 +56,7 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
   const layers: KerasLayerJson[] = [];
   const specs: TfjsWeightSpec[] = [];
   const values: Float32Array[] = [];
-  let flattened: Int32Array | null = null; // set between a Flatten of an image and the next Dense
+  let flattened: readonly number[] | null = null; // the (C, H, W) of a flattened image, until the next Dense
 
   let inbound: string[] = []; // functional: what the next Keras layer reads
   const add = (className: string, name: string, config: Record<string, unknown>): void => {
@@ -63,9 +72,52 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
     }
     layers.push({ class_name: className, config: full });
   };
+  const addZeroPadding = (i: number, top: number, bottom: number, left: number, right: number): void => {
+    const padding = [
+      [top, bottom],
+      [left, right],
+    ];
+    add("ZeroPadding2D", `zero_padding2d_${i}`, { padding, data_format: "channels_last" });
+  };
   const weight = (layerName: string, name: string, shape: number[], data: ArrayLike<number>): void => {
     specs.push({ name: `${layerName}/${name}`, shape, dtype: "float32" });
     values.push(Float32Array.from(data));
+  };
+
+  /**
+   * A Reshape keeps handprop's row-major order, which Keras sees only after its own layout is undone: Keras
+   * moves to handprop's order (an image's channels first; flattened features back to the image, channels
+   * first), reshapes, and moves a rank-3 result to its image view (C, H, W) → (H, W, C). An image reshaped to
+   * features is a flattening (later weights permuted, as after a Flatten); features reshaped back to the image
+   * they came from, a Reshape to it.
+   */
+  const exportReshape = (target: number[], i: number, inShape: readonly number[]): void => {
+    const name = `reshape_${i}`;
+    const reshape = (to: readonly number[], suffix = "") => {
+      add("Reshape", name + suffix, { target_shape: to.slice() });
+    };
+    const toChw = () => {
+      add("Permute", `${name}_chw`, { dims: [3, 1, 2] });
+    };
+    if (target.length === inShape.length && target.every((d, a) => d === inShape[a])) {
+      reshape(kerasShapeOf(target));
+      return;
+    }
+    if (inShape.length === 3 && target.length === 1) {
+      reshape(target);
+      flattened = inShape;
+      return;
+    }
+    const image = inShape.length === 1 ? flattened : null;
+    flattened = null;
+    if (image && target.length === 3 && target.every((d, a) => d === image[a])) {
+      reshape(kerasShapeOf(image));
+      return;
+    }
+    if (image) reshape(kerasShapeOf(image), "_image");
+    if (image || inShape.length === 3) toChw();
+    reshape(target);
+    if (target.length === 3) add("Permute", `${name}_hwc`, { dims: [2, 3, 1] });
   };
 
   const exportLayer = (layer: Layer, i: number, inShape: readonly number[]): void => {
@@ -101,13 +153,7 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       else if (top + bottom + left + right === 0) padding = "valid";
       else if (matchesTfSame(H, kh, sh, dh, top, bottom) && matchesTfSame(W, kw, sw, dw, left, right)) padding = "same";
       else {
-        add("ZeroPadding2D", `zero_padding2d_${i}`, {
-          padding: [
-            [top, bottom],
-            [left, right],
-          ],
-          data_format: "channels_last",
-        });
+        addZeroPadding(i, top, bottom, left, right);
         padding = "valid";
       }
       // The Keras config DepthwiseConv2D and SeparableConv2D share (in Keras's key order).
@@ -186,13 +232,7 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       else if (!countsPad && matchesTfSame(H, kh, sh, 1, ph, ph) && matchesTfSame(W, kw, sw, 1, pw, pw))
         padding = "same";
       else if (countsPad) {
-        add("ZeroPadding2D", `zero_padding2d_${i}`, {
-          padding: [
-            [ph, ph],
-            [pw, pw],
-          ],
-          data_format: "channels_last",
-        });
+        addZeroPadding(i, ph, ph, pw, pw);
         padding = "valid";
       } else {
         throw new Error(
@@ -207,19 +247,25 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
     } else if (layer instanceof GlobalAvgPool2D) {
       add("GlobalAveragePooling2D", `global_average_pooling2d_${i}`, { data_format: "channels_last" });
     } else if (layer instanceof Conv2DTranspose) {
-      // TF.js's Conv2DTranspose has no dilation and no output padding: "valid" is handprop's padding 0
-      // (output (H − 1)·s + k, for k ≥ s); "same" (output H·s) is a symmetric crop 2p = k − s.
+      // TF.js's Conv2DTranspose has no dilation and no output padding: a mode whose cropping
+      // (transposeAxisFromTf) is handprop's padding and output padding on both axes, else refused.
       const [kh, kw] = layer.kernelSize;
       const [sh, sw] = layer.stride;
       const [ph, pw] = layer.padding;
-      const k = [kh, kw],
-        st = [sh, sw],
-        p = [ph, pw];
-      const valid = [0, 1].every((a) => p[a] === 0 && k[a] >= st[a]);
-      const same = [0, 1].every((a) => 2 * p[a] === k[a] - st[a]);
-      if (layer.dilation.some((d) => d !== 1) || layer.outputPadding.some((d) => d !== 0) || (!valid && !same)) {
+      const [, H, W] = inShape;
+      const matches = (mode: "same" | "valid") =>
+        [0, 1].every((a) => {
+          const g = transposeAxisFromTf([H, W][a], layer.kernelSize[a], layer.stride[a], mode, null);
+          return g.ok && g.padding === layer.padding[a] && g.outputPadding === layer.outputPadding[a];
+        });
+      const mode = matches("valid") ? "valid" : matches("same") ? "same" : null;
+      if (layer.dilation.some((d) => d !== 1) || mode === null) {
         throw new Error(
-          `toTfjsArtifacts: ${layer.describe()}: TF.js Layers' Conv2DTranspose has no dilation or output padding and crops only as "valid" (padding 0, kernel ≥ stride) or "same" (2·padding = kernel − stride); got padding ${ph}×${pw}, output padding ${layer.outputPadding.join("×")}, dilation ${layer.dilation.join("×")}`,
+          `toTfjsArtifacts: ${layer.describe()}: TF.js Layers' Conv2DTranspose has no dilation or output ` +
+            'padding and crops only as "valid" (padding 0; output padding stride − kernel when the kernel is ' +
+            'smaller) or "same" (2·padding = kernel − stride, or padding 0 and output padding stride − kernel); ' +
+            `got padding ${ph}×${pw}, output padding ${layer.outputPadding.join("×")}, ` +
+            `dilation ${layer.dilation.join("×")}`,
         );
       }
       const Ci = layer.inChannels;
@@ -229,7 +275,7 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
         filters: Co,
         kernel_size: [kh, kw],
         strides: [sh, sw],
-        padding: valid ? "valid" : "same",
+        padding: mode,
         data_format: "channels_last",
         dilation_rate: [1, 1],
         activation: "linear",
@@ -239,36 +285,24 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       weight(name, "kernel", [kh, kw, Co, Ci], convKernelToTf(layer.weight.value.data, Ci, Co, kh, kw));
       if (layer.bias) weight(name, "bias", [Co], layer.bias.value.data);
     } else if (layer instanceof LayerNorm) {
-      // the trailing `axes` sample axes; on an image those are NHWC axes too, in another order when C is among them
+      // the trailing `axes` sample axes; on an image those are NHWC axes too, in another order when C is among
+      // them (γ, β permuted to (H, W, C)), as are a flattened image's features
       const r = inShape.length;
-      let axis: number[];
-      let perm: ((d: ArrayLike<number>) => ArrayLike<number>) | null = null;
-      if (r === 1) {
-        axis = [1];
-        const f = flattened;
-        if (f) perm = (d) => permuteRows(d, f, 1, true);
-      } else if (layer.axes === 3) {
-        axis = [1, 2, 3];
-        const idx = nhwcIndex(inShape);
-        perm = (d) => permuteRows(d, idx, 1, true);
-      } else axis = layer.axes === 2 ? [1, 2] : [2];
+      let axis = Array.from({ length: layer.axes }, (_, a) => r - layer.axes + 1 + a);
+      let order: Int32Array | null = r === 1 && flattened ? nhwcIndex(flattened) : null;
+      if (r === 3 && layer.axes === 3) order = nhwcIndex(inShape);
+      else if (r === 3) axis = layer.axes === 2 ? [1, 2] : [2];
+      const perm = order === null ? null : (d: ArrayLike<number>) => permuteRows(d, order, 1, true);
       const name = `layer_normalization_${i}`;
       add("LayerNormalization", name, { axis, epsilon: layer.eps, center: layer.affine, scale: layer.affine });
-      const dims = axis.map((a) => (r === 1 ? inShape[0] : [0, inShape[1], inShape[2], inShape[0]][a]));
+      const dims = axis.map((a) => kerasShapeOf(inShape)[a - 1]);
       const data = (v: NDArrayLike) => (perm ? perm(v.data) : v.data);
       if (layer.gamma) weight(name, "gamma", dims, data(layer.gamma.value));
       if (layer.beta) weight(name, "beta", dims, data(layer.beta.value));
     } else if (layer instanceof GlobalMaxPool2D) {
       add("GlobalMaxPooling2D", `global_max_pooling2d_${i}`, { data_format: "channels_last" });
     } else if (layer instanceof ZeroPadding2D) {
-      const [top, bottom, left, right] = layer.pads;
-      add("ZeroPadding2D", `zero_padding2d_${i}`, {
-        padding: [
-          [top, bottom],
-          [left, right],
-        ],
-        data_format: "channels_last",
-      });
+      addZeroPadding(i, ...layer.pads);
     } else if (layer instanceof UpSampling2D) {
       // tfjs-layers resizes without half-pixel centres: nearest (⌊i/s⌋) agrees with handprop, bilinear does not
       if (layer.interpolation !== "nearest") {
@@ -298,7 +332,7 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
         );
       add("Activation", `activation_${i}`, { activation: "elu" });
     } else if (layer instanceof Flatten) {
-      if (inShape.length === 3) flattened = nhwcIndex(inShape); // flattening features again keeps their order
+      if (inShape.length === 3) flattened = inShape; // flattening features again keeps their order
       add("Flatten", `flatten_${i}`, { data_format: "channels_last" });
     } else if (layer instanceof Dense) {
       const name = `dense_${i}`;
@@ -308,7 +342,7 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
         name,
         "kernel",
         [layer.inFeatures, layer.outFeatures],
-        flattened ? permuteRows(w, flattened, layer.outFeatures, true) : w,
+        flattened ? permuteRows(w, nhwcIndex(flattened), layer.outFeatures, true) : w,
       );
       if (layer.bias) weight(name, "bias", [layer.outFeatures], layer.bias.value.data);
       flattened = null;
@@ -322,7 +356,9 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
         scale: layer.affine,
       });
       const perFeature = (p: Param) =>
-        layer instanceof BatchNorm1D && flattened ? permuteRows(p.value.data, flattened, 1, true) : p.value.data;
+        layer instanceof BatchNorm1D && flattened
+          ? permuteRows(p.value.data, nhwcIndex(flattened), 1, true)
+          : p.value.data;
       const C = layer.numFeatures;
       if (layer.gamma) weight(name, "gamma", [C], perFeature(layer.gamma));
       if (layer.beta) weight(name, "beta", [C], perFeature(layer.beta));
@@ -355,6 +391,10 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       }
       const axis = layer.axis < 0 ? layer.axis + rank : layer.axis;
       add("Concatenate", `concatenate_${i}`, { axis: rank === 4 ? NCHW_TO_NHWC_AXIS[axis] : axis });
+    } else if (layer instanceof Permute) {
+      add("Permute", `permute_${i}`, { dims: permuteToTf(layer.dims) }); // the same move on Keras's view
+    } else if (layer instanceof Reshape) {
+      exportReshape(layer.outputShape(inShape), i, inShape);
     } else {
       throw new Error(`toTfjsArtifacts: ${layer.describe()} has no TF.js Layers equivalent here`);
     }
@@ -380,11 +420,11 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
     const allShapes = [inputShape.slice(), ...shapes];
     const ids = new Map(graph.nodes.map((n, k) => [n, k + 1]));
     const names = [inputName];
-    const flat: (Int32Array | null)[] = [null];
+    const flat: (readonly number[] | null)[] = [null];
     graph.nodes.forEach((n, k) => {
       const inIds = n.inputs.map((t) => (t.node === null ? 0 : ids.get(t.node)!));
       flattened = flat[inIds[0]];
-      const sameOrder = (o: Int32Array | null) =>
+      const sameOrder = (o: readonly number[] | null) =>
         o === flattened ||
         (o !== null && flattened !== null && o.length === flattened.length && o.every((v, j) => v === flattened![j]));
       if (!inIds.every((id) => sameOrder(flat[id]))) {

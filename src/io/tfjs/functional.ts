@@ -3,7 +3,6 @@
 import type { Layer, SymbolicTensor } from "../../nn/layer.ts";
 import { Input, Model } from "../../nn/graph.ts";
 import { Add, Concatenate, Multiply } from "../../nn/merge.ts";
-import { ZeroPadding2D } from "../../nn/upsample.ts";
 import { TfjsFormatError } from "./types.ts";
 import { NHWC_TO_NCHW_AXIS } from "./layout.ts";
 import { type Json } from "./weights.ts";
@@ -21,8 +20,9 @@ export interface ImportState {
 /**
  * A functional TF.js/Keras 2 model ("Model"/"Functional": layers listed in order, each with
  * inbound_nodes [[[layer, 0, 0, {}], …]]) as a handprop graph Model: each Keras layer becomes the handprop
- * layers processLayer makes for it (a ZeroPadding2D stays a layer here), applied to the tensors it reads;
- * Add, Multiply and Concatenate (its NHWC axis mapped to NCHW) merge. One input and one output.
+ * layers processLayer makes for it (a ZeroPadding2D stays a layer: nothing to fold it into), applied to
+ * the tensors it reads; Add, Multiply and Concatenate (its NHWC axis mapped to NCHW) merge. One input and
+ * one output.
  */
 export function functionalModel(
   config: Json,
@@ -126,14 +126,6 @@ export function functionalModel(
     st.pad = null;
     st.out.length = 0;
     processLayer(r);
-    const pad = st.pad as ImportState["pad"];
-    if (pad !== null) {
-      // nothing to fold it into in a graph: a ZeroPadding2D layer of its own
-      const zp = new ZeroPadding2D({ padding: [pad.tb, pad.lr] });
-      st.shape = zp.outputShape(st.shape);
-      st.out.push(zp);
-      st.pad = null;
-    }
     let sym = ins[0].sym;
     st.out.forEach((l, j) => {
       sym = apply(r, l, sym, j === st.out.length - 1 ? r.name : `${r.name}_${j}`);

@@ -1,7 +1,7 @@
 // Reading one Keras layer's config (errors name the layer and the field), its fused activation, the layer list.
 
 import type { Layer } from "../../nn/layer.ts";
-import { ReLU, Sigmoid, Softmax, Tanh } from "../../nn/activations.ts";
+import { ELU, GELU, ReLU, SiLU, Sigmoid, Softmax, Tanh } from "../../nn/activations.ts";
 import { TfjsFormatError } from "./types.ts";
 import { isObject, type Json } from "./weights.ts";
 
@@ -109,8 +109,20 @@ export function activationLayer(r: LayerReader, sampleRank: number): Layer | nul
       return new Sigmoid();
     case "softmax": // over TF's last axis: the channels of an image, i.e. handprop's axis 1
       return new Softmax({ axis: sampleRank === 3 ? 1 : -1 });
+    case "gelu": // x·Φ(x) with erf, as tfjs-layers' and Keras's default
+      return new GELU();
+    case "gelu_new": // tfjs-layers' name for the tanh approximation
+      return new GELU({ approximate: "tanh" });
+    case "swish": // x·sigmoid(x): TF.js's name, Keras 3's "silu"
+    case "silu":
+      return new SiLU();
+    case "elu": // the activation function has alpha 1 (an ELU layer can have another)
+      return new ELU();
     default:
-      return r.fail("activation", `is ${JSON.stringify(a)}; supported: linear, relu, tanh, sigmoid, softmax`);
+      return r.fail(
+        "activation",
+        `is ${JSON.stringify(a)}; supported: linear, relu, tanh, sigmoid, softmax, gelu, gelu_new, swish, silu, elu`,
+      );
   }
 }
 

@@ -159,7 +159,7 @@ export function packA(transA: bool, M: i32, K: i32, alpha: f32, a: usize, lda: i
 }
 
 /** Row panels from which gemmPacked copies B's strips into a contiguous block (see there). */
-const PACK_B_PANELS: i32 = 8;
+const PACK_B_PANELS: i32 = 6;
 
 /** Scratch bytes gemmPacked needs: a KC×8 packed strip of B (zero-padded at the edge), a 5×8 C edge tile. */
 export const PACKED_WS_BYTES: i32 = (KC * NR + MR * NR) * 4;
@@ -193,8 +193,9 @@ export function gemmPacked(M: i32, N: i32, K: i32, apack: usize, b: usize, ldb: 
       // With many row panels, pack each kc × 8 strip of B contiguously first: read in place its rows are
       // ldb apart, and with a power-of-two ldb (N = 256: 1 KiB) they map to a few L1 sets and evict each
       // other (GEMM 256³: +12% measured with bench/ab.ts). With few panels the copy costs more than it
-      // saves (LeNet's convolutions: 2–4% slower), so B is read in place there. A copy changes no value:
-      // the sums, and their bits, are the same either way.
+      // saves (LeNet's convolutions, 2 and 4 panels: 2–4% slower), so B is read in place there; from 6 on
+      // it pays (the 3×3 conv 16→32, 7 panels over a 784-float ldb: forward +5%, threshold 8 → 6). A
+      // copy changes no value: the sums, and their bits, are the same either way.
       const packB = np >= PACK_B_PANELS;
       for (let jc = 0; jc < nFull; jc += NR) {
         let bStrip = bBlock + (<usize>jc << 2);

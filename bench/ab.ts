@@ -20,14 +20,8 @@ import { pathToFileURL } from "node:url";
 import { loadKernels, type LoadedKernels } from "../src/kernels/wasm.ts";
 import { convGeometry } from "../src/kernels/im2col.ts";
 import { RandomState } from "../src/nd/random.ts";
-import { spread, roundRatios } from "./schedule.ts";
+import { cpuSeconds, spread, roundRatios } from "./schedule.ts";
 import { ceilingKernels, type CeilingKernel } from "./ceiling.ts";
-
-/** Seconds of CPU time this process has used. */
-function cpuSeconds(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-}
 
 interface Case {
   name: string;

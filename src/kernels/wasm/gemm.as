@@ -31,8 +31,10 @@
 
 import { align64, partStart } from "./parallel";
 
-export const KC: i32 = 256; // K block: a 5×256 A panel (5 KB) + a 256×8 B micro-panel (8 KB) sit in L1
-export const MC: i32 = 120; // M block: 120×256 packed A (120 KB) stays in L2 while a K block of B streams by
+// K block: a 5×256 A panel (20 KB, pre-broadcast) + a 256×8 B micro-panel (8 KB) sit in L1 (KC = 128 measured
+// 1–2% slower on the conv and dense shapes of bench/ab.ts)
+export const KC: i32 = 256;
+export const MC: i32 = 120; // M block: 120×256 packed A (480 KB, pre-broadcast) stays in L2 while a K block of B streams by
 export const MR: i32 = 5; // at most 5 rows × 2 vectors = 10 accumulators: x64 V8 has 16 xmm registers
 export const NR: i32 = 8;
 // Measured with bench/ab.ts (interleaved, CPU time; AMD EPYC, Node 20.20): MR = 4 was 4–13% slower than 5

@@ -11,20 +11,18 @@
 //   node --import tsx bench/ab.ts /tmp/old.generated.ts [--rounds 15]
 //
 // Workloads: GEMM 256³ (NN), the 3×3 conv N32 16→32 28×28 forward and backward, LeNet-5's conv1 and conv2
-// at batch 64 forward + backward, and the dense layers' products. Timings are not tests.
+// at batch 64 forward + backward, two of resnet-mini's convolutions forward + backward, and the dense
+// layers' products. Each round also times the WebAssembly
+// SIMD ceiling (bench/ceiling.ts, the best kernel picked once) in CPU time, so each build's efficiency
+// (GFLOP/s ÷ ceiling, per round, median) is printed beside the ratio. Timings are not tests.
 
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadKernels, type LoadedKernels } from "../src/kernels/wasm.ts";
 import { convGeometry } from "../src/kernels/im2col.ts";
 import { RandomState } from "../src/nd/random.ts";
-import { spread, roundRatios } from "./schedule.ts";
-
-/** Seconds of CPU time this process has used. */
-function cpuSeconds(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-}
+import { cpuSeconds, spread, roundRatios } from "./schedule.ts";
+import { ceilingKernels, type CeilingKernel } from "./ceiling.ts";
 
 interface Case {
   name: string;
@@ -122,6 +120,26 @@ const convCase = (
   };
 };
 
+/** The ceiling kernel with the best median CPU-time GFLOP/s over a few alternating runs, or null without SIMD. */
+function pickCeiling(): { kernel: CeilingKernel; iterations: number } | null {
+  const kernels = ceilingKernels();
+  if (kernels === null) return null;
+  const iters = (k: CeilingKernel) => Math.round(2e7 / k.flopsPerIteration); // 0.02 GFLOP a call
+  const rates = kernels.map((): number[] => []);
+  for (let r = 0; r < 5; r++) {
+    kernels.forEach((k, i) => {
+      const t = cpuSeconds();
+      for (let j = 0; j < 5; j++) k.run(iters(k));
+      rates[i].push(0.1 / Math.max(cpuSeconds() - t, 1e-6));
+    });
+  }
+  let best = 0;
+  kernels.forEach((_, i) => {
+    if (spread(rates[i]).median > spread(rates[best]).median) best = i;
+  });
+  return { kernel: kernels[best], iterations: iters(kernels[best]) };
+}
+
 const CASES: Case[] = [
   gemmCase(256, 256, 256, false, false, "square"),
   gemmCase(64, 120, 400, false, false, "dense1 fwd"),
@@ -130,6 +148,8 @@ const CASES: Case[] = [
   convCase(32, 16, 32, 28, 3, 1, "3×3 N32 16→32 28×28", true),
   convCase(64, 1, 6, 28, 5, 2, "LeNet conv1 N64 1→6 28×28 5×5", true),
   convCase(64, 6, 16, 14, 5, 0, "LeNet conv2 N64 6→16 14×14 5×5", true),
+  convCase(32, 16, 16, 28, 3, 1, "resnet-mini 3×3 N32 16→16 28×28", true),
+  convCase(32, 32, 64, 14, 5, 2, "resnet-mini 5×5 N32 32→64 14×14", true),
 ];
 
 async function main(argv: string[]): Promise<number> {
@@ -149,9 +169,19 @@ async function main(argv: string[]): Promise<number> {
     );
     return 1;
   }
+  const ceiling = pickCeiling();
+  let ceilingRate = 0;
+  if (ceiling) {
+    const t = cpuSeconds();
+    for (let i = 0; i < 10; i++) ceiling.kernel.run(ceiling.iterations);
+    ceilingRate = 0.2 / Math.max(cpuSeconds() - t, 1e-6);
+  }
   console.log(
     `A/B of kernel builds, ${String(rounds)} interleaved rounds of ≈ 0.1 s CPU time per build; ` +
-      "ratio = new ÷ old (GFLOP/s of CPU time)",
+      "ratio = new ÷ old (GFLOP/s of CPU time)" +
+      (ceiling
+        ? `; % = efficiency, GFLOP/s ÷ the ${ceiling.kernel.name} ceiling timed in the same round`
+        : "; no ceiling: this engine has no WebAssembly SIMD"),
   );
   for (const c of CASES) {
     const o = c.setup(oldK);
@@ -165,7 +195,8 @@ async function main(argv: string[]): Promise<number> {
     const t0 = cpuSeconds();
     o.run();
     const calls = Math.max(1, Math.round(0.1 / Math.max(cpuSeconds() - t0, 1e-5)));
-    const rates = { old: [] as number[], new: [] as number[] };
+    const rates = { old: [] as number[], new: [] as number[], ceiling: [] as number[] };
+    const ceilingCalls = ceiling ? Math.max(1, Math.round((0.1 * ceilingRate) / 0.02)) : 0;
     for (let r = 0; r < rounds; r++) {
       for (const [which, x] of [
         ["old", o],
@@ -176,11 +207,18 @@ async function main(argv: string[]): Promise<number> {
         for (let i = 0; i < calls; i++) x.run();
         rates[which].push((calls * c.gflop) / Math.max(cpuSeconds() - t, 1e-6));
       }
+      if (ceiling) {
+        const t = cpuSeconds();
+        for (let i = 0; i < ceilingCalls; i++) ceiling.kernel.run(ceiling.iterations);
+        rates.ceiling.push((ceilingCalls * 0.02) / Math.max(cpuSeconds() - t, 1e-6));
+      }
     }
     const q = spread(roundRatios(rates.new, rates.old));
+    const efficiency = (which: "old" | "new") =>
+      ceiling ? ` ${(100 * spread(roundRatios(rates[which], rates.ceiling)).median).toFixed(0)}%` : "";
     console.log(
-      `${c.name.padEnd(46)} old ${spread(rates.old).median.toFixed(1).padStart(5)}  ` +
-        `new ${spread(rates.new).median.toFixed(1).padStart(5)}  new÷old ${q.median.toFixed(2)}× ` +
+      `${c.name.padEnd(46)} old ${spread(rates.old).median.toFixed(1).padStart(5)}${efficiency("old")}  ` +
+        `new ${spread(rates.new).median.toFixed(1).padStart(5)}${efficiency("new")}  new÷old ${q.median.toFixed(2)}× ` +
         `(IQR ${q.q1.toFixed(2)}–${q.q3.toFixed(2)}, min–max ${q.min.toFixed(2)}–${q.max.toFixed(2)})` +
         (same ? "  outputs bit-identical" : "  OUTPUTS DIFFER"),
     );

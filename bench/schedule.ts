@@ -67,6 +67,15 @@ export function roundRatios(a: readonly number[], b: readonly number[]): number[
   return out;
 }
 
+/**
+ * Seconds of CPU time this process has used (user + system): for one-thread kernel A/Bs on an
+ * oversubscribed machine, where wall-clock turns vary by 2× and CPU time far less (bench/ab.ts).
+ */
+export function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
 export interface ScheduleOptions {
   rounds: number;
   /** Target length of a turn's timed calls, seconds. */

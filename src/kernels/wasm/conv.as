@@ -54,7 +54,21 @@ import { align64, partStart } from "./parallel";
  * overwritten by the next write; the scratch layout leaves 64 bytes of slack after each buffer.
  */
 @inline function copyOver(dst: usize, src: usize, n: i32): void {
-  for (let j = 0; j < n; j += 4) v128.store(dst + (<usize>j << 2), v128.load(src + (<usize>j << 2)));
+  // Up to 8 vectors (an output row of ≤ 32 floats: every image of MNIST's size) as straight-line code
+  // entered by one br_table, no loop: V8's loop spent 7 instructions per vector (im2col: 9% of a
+  // 3×3 conv's forward); beyond that, the loop.
+  switch ((n + 3) >> 2) {
+    case 8: v128.store(dst, v128.load(src, 112), 112);
+    case 7: v128.store(dst, v128.load(src, 96), 96);
+    case 6: v128.store(dst, v128.load(src, 80), 80);
+    case 5: v128.store(dst, v128.load(src, 64), 64);
+    case 4: v128.store(dst, v128.load(src, 48), 48);
+    case 3: v128.store(dst, v128.load(src, 32), 32);
+    case 2: v128.store(dst, v128.load(src, 16), 16);
+    case 1: v128.store(dst, v128.load(src));
+    case 0: break;
+    default: for (let j = 0; j < n; j += 4) v128.store(dst + (<usize>j << 2), v128.load(src + (<usize>j << 2)));
+  }
 }
 
 /** n floats at dst ← 0 in whole vectors, spilling forward like copyOver. */
@@ -203,9 +217,12 @@ export function convPackedBytes(C: i32, O: i32, kh: i32, kw: i32): i32 {
   return align64(packedSize(O, C * kh * kw) << 2) + 64;
 }
 
-/** Scratch bytes each thread of convForwardPart/convBackwardPart needs: one col_n (or dcol_n) and gemmPacked's edge buffers. */
+/**
+ * Scratch bytes each thread of convForwardPart/convBackwardPart needs: one col_n (or dcol_n), gemmPacked's
+ * edge buffers, and db's lane sums (a v128 per output channel).
+ */
 export function convThreadScratchBytes(C: i32, O: i32, kh: i32, kw: i32, OH: i32, OW: i32): i32 {
-  return align64((C * kh * kw * OH * OW) << 2) + 64 + align64(PACKED_WS_BYTES) + 64;
+  return align64((C * kh * kw * OH * OW) << 2) + 64 + align64(PACKED_WS_BYTES) + 64 + align64(O << 4) + 64;
 }
 
 /**
@@ -304,20 +321,27 @@ export function convBackwardPart(
 
   const k0 = partStart(K, t, dWParts, 4);
   const k1 = partStart(K, t + 1, dWParts, 4);
-  if (k0 < k1) {
-    for (let n = 0; n < N; n++) {
-      const xn = x + (<usize>(n * C * H * W) << 2);
-      const dyn = dy + (<usize>(n * O * P) << 2);
-      // rows k0…k1 of col_n: of the image itself when it is its own col (1×1 kernel, K = C)
-      let b = xn + (<usize>(k0 * P) << 2);
-      if (!direct) {
-        im2colRows(xn, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, k0, k1, col);
-        b = col;
-      }
-      gemmNT(O, k1 - k0, P, 1, dyn, P, b, P, 1, dW + (<usize>k0 << 2), K); // dW[:, k0:k1] += dy_n · col_n[k0:k1]ᵀ
-    }
+  const o0 = partStart(O, t, dWParts, 1);
+  const o1 = partStart(O, t + 1, dWParts, 1);
+  if (k0 >= k1) {
+    if (db != 0) channelSums(N, O, P, dy, db, o0, o1);
+    return;
   }
-  if (db != 0) channelSums(N, O, P, dy, db, partStart(O, t, dWParts, 1), partStart(O, t + 1, dWParts, 1));
+  const lanes = edge + <usize>align64(PACKED_WS_BYTES) + 64; // db's lane sums, channels o0…o1
+  if (db != 0) zero(lanes + (<usize>o0 << 4), (o1 - o0) << 2);
+  for (let n = 0; n < N; n++) {
+    const xn = x + (<usize>(n * C * H * W) << 2);
+    const dyn = dy + (<usize>(n * O * P) << 2);
+    if (db != 0) addChannelLanes(n, O, P, dy, lanes, o0, o1);
+    // rows k0…k1 of col_n: of the image itself when it is its own col (1×1 kernel, K = C)
+    let b = xn + (<usize>(k0 * P) << 2);
+    if (!direct) {
+      im2colRows(xn, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, k0, k1, col);
+      b = col;
+    }
+    gemmNT(O, k1 - k0, P, 1, dyn, P, b, P, 1, dW + (<usize>k0 << 2), K); // dW[:, k0:k1] += dy_n · col_n[k0:k1]ᵀ
+  }
+  if (db != 0) for (let o = o0; o < o1; o++) finishChannelSum(v128.load(lanes + (<usize>o << 4)), N, O, P, dy, db, o);
 }
 /**
  * db[o] += Σ_n Σ_p dy[n, o, p] for o in [o0, o1): per o, f32x4 lanes over p (lane l takes p ≡ l mod 4)
@@ -331,14 +355,37 @@ export function channelSums(N: i32, O: i32, P: i32, dy: usize, db: usize, o0: i3
       const row = dy + (<usize>((n * O + o) * P) << 2);
       for (let p = 0; p < P4; p += 4) acc = f32x4.add(acc, v128.load(row + (<usize>p << 2)));
     }
-    const h = f32x4.add(acc, v128.shuffle<f32>(acc, acc, 2, 3, 0, 1));
-    let s: f32 = f32x4.extract_lane(h, 0) + f32x4.extract_lane(h, 1);
-    for (let n = 0; n < N; n++) {
-      const row = dy + (<usize>((n * O + o) * P) << 2);
-      for (let p = P4; p < P; p++) s += load<f32>(row + (<usize>p << 2));
-    }
-    const d = db + (<usize>o << 2);
-    store<f32>(d, load<f32>(d) + s);
+    finishChannelSum(acc, N, O, P, dy, db, o);
+  }
+}
+
+/** channelSums' end for channel o: the lanes reduced as (l0 + l2) + (l1 + l3), then every image's tail in order. */
+@inline function finishChannelSum(acc: v128, N: i32, O: i32, P: i32, dy: usize, db: usize, o: i32): void {
+  const h = f32x4.add(acc, v128.shuffle<f32>(acc, acc, 2, 3, 0, 1));
+  let s: f32 = f32x4.extract_lane(h, 0) + f32x4.extract_lane(h, 1);
+  for (let n = 0; n < N; n++) {
+    const row = dy + (<usize>((n * O + o) * P) << 2);
+    for (let p = P & ~3; p < P; p++) s += load<f32>(row + (<usize>p << 2));
+  }
+  const d = db + (<usize>o << 2);
+  store<f32>(d, load<f32>(d) + s);
+}
+
+/**
+ * channelSums's lanes for one image: lanes[o] += dy[n, o, p…p+3] for p = 0, 4, … (the P mod 4 tail is left
+ * to finishChannelSum). Image by image with the lanes kept in memory, the additions are channelSums' own,
+ * in its order; convBackwardPart runs it just before dy_n's dot products, whose operand it brings into
+ * the cache with independent sequential loads (dy_n streamed from memory by the dot products alone cost
+ * them 8 points of efficiency: bench/conv-profile.ts).
+ */
+@inline function addChannelLanes(n: i32, O: i32, P: i32, dy: usize, lanes: usize, o0: i32, o1: i32): void {
+  const P4 = P & ~3;
+  for (let o = o0; o < o1; o++) {
+    const row = dy + (<usize>((n * O + o) * P) << 2);
+    const l = lanes + (<usize>o << 4);
+    let acc = v128.load(l);
+    for (let p = 0; p < P4; p += 4) acc = f32x4.add(acc, v128.load(row + (<usize>p << 2)));
+    v128.store(l, acc);
   }
 }
 

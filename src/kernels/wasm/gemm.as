@@ -6,8 +6,9 @@
 // copies them in). Two inner engines, chosen by the form of op(B):
 //
 // 1. op(B) = B (the NN and TN products: conv forward W·col, conv dcol = Wᵀ·dy, dense x·W and xᵀ·dy).
-//    BLIS-style: op(A) is packed once into row panels of MR ≤ 5 rows, k-major (packA), then a register
-//    tile of MR×8 outputs (10 f32x4 accumulators) sweeps k, reading B's rows in place (ldb apart):
+//    BLIS-style: op(A) is packed once into row panels of MR ≤ 5 rows, k-major, each value stored already
+//    broadcast to the 4 lanes of a v128 (packA), then a register tile of MR×8 outputs (10 f32x4
+//    accumulators) sweeps k, reading B's rows in place (ldb apart):
 //        acc[r][0..7] += a[r,k] · B[k, j..j+7]           for k = 0 … kc−1
 //    Blocking: K in blocks of KC (the A panel and B micro-panel of one block stay in L1/L2), M in
 //    blocks of MC rows split evenly into ⌈mc/5⌉ panels (so M = 6 runs as 3+3, not 5+1).
@@ -30,13 +31,17 @@
 
 import { align64, partStart } from "./parallel";
 
-export const KC: i32 = 256; // K block: a 5×256 A panel (5 KB) + a 256×8 B micro-panel (8 KB) sit in L1
-export const MC: i32 = 120; // M block: 120×256 packed A (120 KB) stays in L2 while a K block of B streams by
+// K block: a 5×256 A panel (20 KB, pre-broadcast) + a 256×8 B micro-panel (8 KB) sit in L1 (KC = 128 measured
+// 1–2% slower on the conv and dense shapes of bench/ab.ts)
+export const KC: i32 = 256;
+export const MC: i32 = 120; // M block: 120×256 packed A (480 KB, pre-broadcast) stays in L2 while a K block of B streams by
 export const MR: i32 = 5; // at most 5 rows × 2 vectors = 10 accumulators: x64 V8 has 16 xmm registers
 export const NR: i32 = 8;
 // Measured with bench/ab.ts (interleaved, CPU time; AMD EPYC, Node 20.20): MR = 4 was 4–13% slower than 5
-// on every GEMM and conv shape, and tile8 with two k steps per loop iteration 13–28% slower (V8's
-// code for that one was not inspected; spilled accumulators are the likely cause).
+// on every GEMM and conv shape, and tile8 with two k steps per loop iteration 13–28% slower: V8 11.3
+// (node --print-wasm-code) hoists the second step's loads above the first step's arithmetic and spills
+// accumulators. For the same reason the k loop is a `while` on the A pointer: as a do-while V8 hoisted
+// all of a step's loads and spilled three accumulators (GEMM 256³ at 0.53×).
 
 /** Number of row panels an mc-row block is split into: ⌈mc / MR⌉ of nearly equal height. */
 @inline export function panelCount(mc: i32): i32 {
@@ -52,7 +57,9 @@ export const NR: i32 = 8;
 // Engine 1: packed A × B in place.
 
 /**
- * Register tile: C[mr×8] (+)= Apanel · B over kc steps. a: packed panel (kc × mr, k-major); b: B[k0, j0]
+ * Register tile: C[mr×8] (+)= Apanel · B over kc ≥ 1 steps. a: packed panel (kc × mr v128s, k-major,
+ * each value in all 4 lanes: one v128.load with a constant offset per row, where v128.load32_splat(a, 4·r)
+ * made V8 11.3 emit an extra lea per row: 40 instructions per 10 multiply-adds, now 35); b: B[k0, j0]
  * with rows ldb bytes apart; c: C[i0, j0] with rows ldc bytes apart. accumulate = false starts from zero
  * (β = 0, first K block) instead of reading C. mr is a compile-time constant at every call site, so the
  * unused accumulators and branches fold away.
@@ -67,28 +74,29 @@ export const NR: i32 = 8;
     if (mr > 3) { c30 = v128.load(c + 3 * ldc); c31 = v128.load(c + 3 * ldc, 16); }
     if (mr > 4) { c40 = v128.load(c + 4 * ldc); c41 = v128.load(c + 4 * ldc, 16); }
   }
-  for (let k = 0; k < kc; k++) {
+  const aEnd = a + (<usize>(kc * mr) << 4);
+  while (a < aEnd) {
     const b0 = v128.load(b);
     const b1 = v128.load(b, 16);
-    let av = v128.load32_splat(a);
+    let av = v128.load(a);
     c00 = f32x4.add(c00, f32x4.mul(av, b0)); c01 = f32x4.add(c01, f32x4.mul(av, b1));
     if (mr > 1) {
-      av = v128.load32_splat(a, 4);
+      av = v128.load(a, 16);
       c10 = f32x4.add(c10, f32x4.mul(av, b0)); c11 = f32x4.add(c11, f32x4.mul(av, b1));
     }
     if (mr > 2) {
-      av = v128.load32_splat(a, 8);
+      av = v128.load(a, 32);
       c20 = f32x4.add(c20, f32x4.mul(av, b0)); c21 = f32x4.add(c21, f32x4.mul(av, b1));
     }
     if (mr > 3) {
-      av = v128.load32_splat(a, 12);
+      av = v128.load(a, 48);
       c30 = f32x4.add(c30, f32x4.mul(av, b0)); c31 = f32x4.add(c31, f32x4.mul(av, b1));
     }
     if (mr > 4) {
-      av = v128.load32_splat(a, 16);
+      av = v128.load(a, 64);
       c40 = f32x4.add(c40, f32x4.mul(av, b0)); c41 = f32x4.add(c41, f32x4.mul(av, b1));
     }
-    a += <usize>(mr << 2);
+    a += <usize>(mr << 4);
     b += ldb;
   }
   v128.store(c, c00); v128.store(c, c01, 16);
@@ -108,16 +116,16 @@ function tile(mr: i32, kc: i32, a: usize, b: usize, ldb: usize, c: usize, ldc: u
   }
 }
 
-/** Floats of packed A for an M×K op(A): every element once (panels are not padded). */
+/** Floats of packed A for an M×K op(A): every element once, broadcast to 4 lanes (panels are not padded). */
 @inline export function packedSize(M: i32, K: i32): i32 {
-  return M * K;
+  return M * K * 4;
 }
 
 /**
  * Pack α·op(A) (M×K; op(A) = A, or Aᵀ when transA, A stored with leading dimension lda) into the layout
- * tile8 reads: K blocks of KC in order, each holding M×kc floats: M blocks of MC rows, each split into
- * panels (panelRows), each panel kc × mr, k-major. Panel (rows r0…, K block pc) starts at
- * apack + (pc·M + r0·kc)·4.
+ * tile8 reads: K blocks of KC in order, each holding M×kc v128s: M blocks of MC rows, each split into
+ * panels (panelRows), each panel kc × mr, k-major, every value splatted to 4 lanes. Panel (rows r0…,
+ * K block pc) starts at apack + (pc·M + r0·kc)·16.
  */
 export function packA(transA: bool, M: i32, K: i32, alpha: f32, a: usize, lda: i32, apack: usize): void {
   for (let pc = 0; pc < K; pc += KC) {
@@ -128,21 +136,21 @@ export function packA(transA: bool, M: i32, K: i32, alpha: f32, a: usize, lda: i
       let r0 = ic;
       for (let p = 0; p < np; p++) {
         const mr = panelRows(mc, np, p);
-        let dst = apack + (<usize>(pc * M + r0 * kc) << 2);
+        let dst = apack + (<usize>(pc * M + r0 * kc) << 4);
         if (transA) {
           // op(A)[r, k] = A[k, r]: each k reads mr consecutive floats
           for (let k = 0; k < kc; k++) {
             const src = a + (<usize>((pc + k) * lda + r0) << 2);
-            for (let i = 0; i < mr; i++) store<f32>(dst + (<usize>i << 2), load<f32>(src + (<usize>i << 2)) * alpha);
-            dst += <usize>(mr << 2);
+            for (let i = 0; i < mr; i++) v128.store(dst + (<usize>i << 4), f32x4.splat(load<f32>(src + (<usize>i << 2)) * alpha));
+            dst += <usize>(mr << 4);
           }
         } else {
           for (let i = 0; i < mr; i++) {
             const src = a + (<usize>((r0 + i) * lda + pc) << 2);
-            let d = dst + (<usize>i << 2);
+            let d = dst + (<usize>i << 4);
             for (let k = 0; k < kc; k++) {
-              store<f32>(d, load<f32>(src + (<usize>k << 2)) * alpha);
-              d += <usize>(mr << 2);
+              v128.store(d, f32x4.splat(load<f32>(src + (<usize>k << 2)) * alpha));
+              d += <usize>(mr << 4);
             }
           }
         }
@@ -153,7 +161,7 @@ export function packA(transA: bool, M: i32, K: i32, alpha: f32, a: usize, lda: i
 }
 
 /** Row panels from which gemmPacked copies B's strips into a contiguous block (see there). */
-const PACK_B_PANELS: i32 = 8;
+const PACK_B_PANELS: i32 = 6;
 
 /** Scratch bytes gemmPacked needs: a KC×8 packed strip of B (zero-padded at the edge), a 5×8 C edge tile. */
 export const PACKED_WS_BYTES: i32 = (KC * NR + MR * NR) * 4;
@@ -180,15 +188,16 @@ export function gemmPacked(M: i32, N: i32, K: i32, apack: usize, b: usize, ldb: 
     const kc = min(KC, K - pc);
     const ld = accumulate || pc > 0;
     const bBlock = b + <usize>pc * ldbB;
-    const aBlock = apack + (<usize>(pc * M) << 2);
+    const aBlock = apack + (<usize>(pc * M) << 4);
     for (let ic = 0; ic < M; ic += MC) {
       const mc = min(MC, M - ic);
       const np = panelCount(mc);
       // With many row panels, pack each kc × 8 strip of B contiguously first: read in place its rows are
       // ldb apart, and with a power-of-two ldb (N = 256: 1 KiB) they map to a few L1 sets and evict each
       // other (GEMM 256³: +12% measured with bench/ab.ts). With few panels the copy costs more than it
-      // saves (LeNet's convolutions: 2–4% slower), so B is read in place there. A copy changes no value:
-      // the sums, and their bits, are the same either way.
+      // saves (LeNet's convolutions, 2 and 4 panels: 2–4% slower), so B is read in place there; from 6 on
+      // it pays (the 3×3 conv 16→32, 7 panels over a 784-float ldb: forward +5%, threshold 8 → 6). A
+      // copy changes no value: the sums, and their bits, are the same either way.
       const packB = np >= PACK_B_PANELS;
       for (let jc = 0; jc < nFull; jc += NR) {
         let bStrip = bBlock + (<usize>jc << 2);
@@ -207,7 +216,7 @@ export function gemmPacked(M: i32, N: i32, K: i32, apack: usize, b: usize, ldb: 
         for (let p = 0; p < np; p++) {
           const mr = panelRows(mc, np, p);
           const cTile = c + <usize>r0 * ldcB + (<usize>jc << 2);
-          tile(mr, kc, aBlock + (<usize>(r0 * kc) << 2), bStrip, ldStrip, cTile, ldcB, ld);
+          tile(mr, kc, aBlock + (<usize>(r0 * kc) << 4), bStrip, ldStrip, cTile, ldcB, ld);
           r0 += mr;
         }
       }
@@ -228,7 +237,7 @@ export function gemmPacked(M: i32, N: i32, K: i32, apack: usize, b: usize, ldb: 
               for (let j = 0; j < rem; j++) store<f32>(cEdge + (<usize>(i * NR + j) << 2), load<f32>(cTile + <usize>i * ldcB + (<usize>j << 2)));
             }
           }
-          tile(mr, kc, aBlock + (<usize>(r0 * kc) << 2), bEdge, NR << 2, cEdge, NR << 2, ld);
+          tile(mr, kc, aBlock + (<usize>(r0 * kc) << 4), bEdge, NR << 2, cEdge, NR << 2, ld);
           for (let i = 0; i < mr; i++) {
             for (let j = 0; j < rem; j++) store<f32>(cTile + <usize>i * ldcB + (<usize>j << 2), load<f32>(cEdge + (<usize>(i * NR + j) << 2)));
           }

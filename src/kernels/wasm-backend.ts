@@ -4,12 +4,12 @@
 // what the backward needs, kept in JS arrays: nothing lives in linear memory between calls. The formulas
 // are the JS backend's (js.ts, docs/derivation.md §2); the kernels sum in a different, also fixed, order.
 
-import type { DType, NDArray } from "../nd/ndarray.ts";
+import type { DType, NDArray, TypedArray } from "../nd/ndarray.ts";
 import { ownContext, reuse, reuseContext, reuseDims } from "./buffers.ts";
 import type { ConvGeometry } from "./im2col.ts";
 import { jsBackend, reluBackwardLoop } from "./js.ts";
 import type { Conv2DContext, DenseContext, Kernels, Pool2DContext, PoolGeometry, ReLUContext } from "./kernels.ts";
-import { WasmConv2D, WasmDense, WasmMaxPool2D, WasmReLU, gemmWasm } from "./wasm-ops.ts";
+import { WasmConv2D, WasmDense, WasmMaxPool2D, WasmOptimizer, WasmReLU, gemmWasm } from "./wasm-ops.ts";
 
 class WasmConv2DContext implements Conv2DContext {
   readonly kernels = wasmBackend;
@@ -166,4 +166,19 @@ export const wasmBackend: Kernels = {
   avgPool2dBackward: (ctx, dy, needDx) => jsBackend.avgPool2dBackward(ctx, dy, needDx),
   reluForward,
   reluBackward,
+  adamUpdate(w, grad, m, v, beta1, beta2, stepSize, sqrtBc2, eps, l2) {
+    optimizerOp(w).adam(w, grad, m, v, beta1, beta2, stepSize, sqrtBc2, eps, l2);
+  },
+  sgdUpdate(w, grad, buf, lr, weightDecay, momentum, keep, nesterov, first) {
+    optimizerOp(w).sgd(w, grad, buf, lr, weightDecay, momentum, keep, nesterov, first);
+  },
 };
+
+/** One optimizer adapter (and so one set of cached views) per parameter array: a step allocates nothing. */
+const optimizerOps = new WeakMap<TypedArray, WasmOptimizer>();
+
+function optimizerOp(w: TypedArray): WasmOptimizer {
+  let op = optimizerOps.get(w);
+  if (op === undefined) optimizerOps.set(w, (op = new WasmOptimizer()));
+  return op;
+}

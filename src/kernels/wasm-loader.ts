@@ -80,6 +80,14 @@ export interface KernelExports {
   ): void;
   reluForwardPart(t: number, T: number, ws: number, n: number, x: number, y: number): void;
   reluBackwardPart(t: number, T: number, ws: number, n: number, y: number, dy: number, dx: number): void;
+  adamUpdatePart(
+    t: number, T: number, ws: number, n: number, w: number, grad: number, m: number, v: number, b1: number,
+    b2: number, stepSize: number, sqrtBc2: number, eps: number, l2: number
+  ): void;
+  sgdUpdatePart(
+    t: number, T: number, ws: number, n: number, w: number, grad: number, buf: number, lr: number, wd: number,
+    mu: number, keep: number, nesterov: number, first: number
+  ): void;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */
@@ -93,6 +101,8 @@ export const PART_EXPORTS = [
   "maxPoolBackwardPart",
   "reluForwardPart",
   "reluBackwardPart",
+  "adamUpdatePart",
+  "sgdUpdatePart",
 ] as const satisfies readonly (keyof KernelExports)[];
 export const Part = {
   Gemm: 0,
@@ -104,6 +114,8 @@ export const Part = {
   MaxPoolBackward: 6,
   ReluForward: 7,
   ReluBackward: 8,
+  AdamUpdate: 9,
+  SgdUpdate: 10,
 } as const;
 export type PartIndex = (typeof Part)[keyof typeof Part];
 

@@ -397,3 +397,89 @@ export class WasmReLU {
     dx.set(v.float32(3, dyp, n));
   }
 }
+
+/**
+ * Work units per element of an optimizer update, for threadsFor: Adam's float64 divides and square root
+ * cost about as much per element as 16 multiply-adds of a GEMM.
+ */
+const OPTIMIZER_WORK = 16;
+
+/**
+ * Optimizer updates for one parameter (wasm/optim.as), bit for bit the JS reference (js.ts adamUpdate,
+ * sgdUpdate): the parameter, its gradient and slots are copied in, updated in place on as many threads as
+ * the size is worth (contiguous ranges of elements), and the parameter and slots copied back.
+ */
+export class WasmOptimizer {
+  private readonly views = new ViewCache();
+
+  adam(
+    w: TypedArray,
+    grad: TypedArray,
+    m: TypedArray,
+    v: TypedArray,
+    b1: number,
+    b2: number,
+    stepSize: number,
+    sqrtBc2: number,
+    eps: number,
+    l2: number,
+  ): void {
+    const n = w.length;
+    const T = threadsFor(n * OPTIMIZER_WORK);
+    begin(T);
+    const wp = this.put(0, w);
+    const gp = this.put(1, grad);
+    const mp = this.put(2, m);
+    const vp = this.put(3, v);
+    runParts(Part.AdamUpdate, T, evenParts(n >> 4, T), 0, 0, n, wp, gp, mp, vp, b1, b2, stepSize, sqrtBc2, eps, l2);
+    const views = this.views;
+    w.set(views.float32(0, wp, n));
+    m.set(views.float32(2, mp, n));
+    v.set(views.float32(3, vp, n));
+  }
+
+  sgd(
+    w: TypedArray,
+    grad: TypedArray,
+    buf: TypedArray | null,
+    lr: number,
+    wd: number,
+    mu: number,
+    keep: number,
+    nesterov: boolean,
+    first: boolean,
+  ): void {
+    const n = w.length;
+    const T = threadsFor(n * (mu === 0 ? 2 : 4));
+    begin(T);
+    const wp = this.put(0, w);
+    const gp = this.put(1, grad);
+    const bp = mu === 0 || buf === null ? 0 : first ? alloc(n * 4) : this.put(2, buf);
+    runParts(
+      Part.SgdUpdate,
+      T,
+      evenParts(n >> 4, T),
+      0,
+      0,
+      n,
+      wp,
+      gp,
+      bp,
+      lr,
+      wd,
+      bp === 0 ? 0 : mu,
+      keep,
+      +nesterov,
+      +first,
+    );
+    w.set(this.views.float32(0, wp, n));
+    if (bp !== 0) buf!.set(this.views.float32(2, bp, n));
+  }
+
+  /** Allocate a's length in the arena and copy a there (view slot `slot`). */
+  private put(slot: number, a: TypedArray): number {
+    const ptr = alloc(a.length * 4);
+    this.views.float32(slot, ptr, a.length).set(a);
+    return ptr;
+  }
+}

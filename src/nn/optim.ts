@@ -12,6 +12,7 @@
 import type { TypedConfig } from "./config.ts";
 import { allocate, dtypeOf, type DType, type TypedArray } from "../nd/ndarray.ts";
 import type { Param } from "./layer.ts";
+import { kernels } from "../kernels/backend.ts";
 
 export type OptimizerConfig = TypedConfig;
 
@@ -200,25 +201,13 @@ export class SGD extends Optimizer {
     }
   }
 
+  // The element loop is the kernels' sgdUpdate (reference: src/kernels/js.ts; float32 on the wasm threads).
   protected update(w: TypedArray, grad: TypedArray, index: number, name: string): void {
-    const lr = this.lr;
-    const wd = this.weightDecay;
     const mu = this.momentum;
-    if (mu === 0) {
-      if (wd === 0) for (let i = 0; i < w.length; i++) w[i] = w[i] - grad[i] * lr;
-      else for (let i = 0; i < w.length; i++) w[i] = w[i] - (grad[i] + wd * w[i]) * lr;
-      return;
-    }
-    let v = this.slot("momentum", index, w, name);
+    let v = mu === 0 ? null : this.slot("momentum", index, w, name);
     const first = v === null;
-    v ??= this.newSlot("momentum", index, w);
-    const keep = 1 - this.dampening;
-    for (let i = 0; i < w.length; i++) {
-      const g = wd === 0 ? grad[i] : grad[i] + wd * w[i];
-      v[i] = first ? g : mu * v[i] + keep * g;
-      const u = this.nesterov ? g + mu * v[i] : v[i];
-      w[i] = w[i] - u * lr;
-    }
+    if (mu !== 0) v ??= this.newSlot("momentum", index, w);
+    kernels.sgdUpdate(w, grad, v, this.lr, this.weightDecay, mu, 1 - this.dampening, this.nesterov, first);
   }
 
   config(): OptimizerConfig {
@@ -276,13 +265,8 @@ export class Adam extends Optimizer {
     const t = this.stepCount;
     const stepSize = this.lr / (1 - b1 ** t);
     const sqrtBc2 = Math.sqrt(1 - b2 ** t);
-    const eps = this.eps;
-    for (let i = 0; i < w.length; i++) {
-      const g = l2 === 0 ? grad[i] : grad[i] + l2 * w[i];
-      m[i] = b1 * m[i] + (1 - b1) * g;
-      v[i] = b2 * v[i] + (1 - b2) * g * g;
-      w[i] = w[i] - stepSize * (m[i] / (Math.sqrt(v[i]) / sqrtBc2 + eps));
-    }
+    // the element loop: the kernels' adamUpdate (reference: src/kernels/js.ts; float32 on the wasm threads)
+    kernels.adamUpdate(w, grad, m, v, b1, b2, stepSize, sqrtBc2, this.eps, l2);
   }
 
   protected update(w: TypedArray, grad: TypedArray, index: number, name: string): void {

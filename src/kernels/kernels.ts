@@ -15,7 +15,9 @@
 //   - backward(ctx, …, dy, …, needDx) accumulates parameter gradients (dW += …, db += …) and returns dx,
 //     ∂L/∂x, in a buffer of the context; needDx = false skips computing dx (nobody reads a first
 //     layer's) and the returned buffer's contents are then unspecified. Backward never writes into dy;
-//   - parameters (w, b) and their gradients are the layer's NDArrays, passed to every call, never saved.
+//   - parameters (w, b) and their gradients are the layer's NDArrays, passed to every call, never saved;
+//   - the optimizer updates (adamUpdate, sgdUpdate) work in place on one parameter, its gradient and its
+//     slots, and every backend gives the same bits (they evaluate the JS reference's float64 expressions).
 //
 // A device backend (WebGPU, buffers on the GPU, asynchronous read-back) fits the same shape: its
 // contexts own device buffers (the saved activations never leave the device), `y` and the returned dx

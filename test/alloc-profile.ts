@@ -3,7 +3,8 @@
 // every allocation made during the window counts, not only those still alive at the end. Used by
 // test/alloc.test.ts (a budget) and runnable on its own for a per-call-site report:
 //
-//   node --import tsx test/alloc-profile.ts [--threads 1|2] [--steps 200] [--interval 64]
+//   node --import tsx test/alloc-profile.ts [--threads 1|2] [--optimizer adam|sgd] [--batch 64] [--warmup 300]
+//                                           [--steps 200] [--windows 1] [--interval 64] [--json]
 
 import { Session } from "node:inspector/promises";
 import { fileURLToPath } from "node:url";
@@ -169,15 +170,28 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? process.argv[i + 1] : dflt;
   };
-  const threads = Number(arg("threads", "1"));
+  const num = (name: string, dflt: number): number => Number(arg(name, String(dflt)));
+  const threads = num("threads", 1);
   const optimizer = arg("optimizer", "adam") as "adam" | "sgd";
-  const steps = Number(arg("steps", "200"));
-  const r = await profileTraining({ threads, steps, interval: Number(arg("interval", "64")), optimizer });
-  console.log(
-    `LeNet-5, batch 64, wasm, ${threads} thread(s), ${optimizer}: ${r.totalBytesPerStep.toFixed(0)} B/step sampled in all, ` +
-      `${r.oursBytesPerStep.toFixed(0)} B/step under handprop frames, of which ${r.engineBytesPerStep.toFixed(0)} in the ` +
-      "frames calling wasm (V8's own, see AllocationSite.engine)",
-  );
-  for (const s of r.sites.slice(0, 40))
-    console.log(`${s.bytesPerStep.toFixed(1).padStart(10)} B/step  ${s.engine ? "e" : s.ours ? "*" : " "} ${s.site}`);
+  const r = await profileTraining({
+    threads,
+    optimizer,
+    batch: num("batch", 64),
+    warmup: num("warmup", 300),
+    steps: num("steps", 200),
+    windows: num("windows", 1),
+    interval: num("interval", 64),
+  });
+  if (process.argv.includes("--json")) {
+    console.log(JSON.stringify(r));
+  } else {
+    console.log(
+      `LeNet-5, wasm, ${threads} thread(s), ${optimizer}: ${r.totalBytesPerStep.toFixed(0)} B/step sampled in all, ` +
+        `${r.oursBytesPerStep.toFixed(0)} B/step under handprop frames, of which ${r.engineBytesPerStep.toFixed(0)} in ` +
+        "the frames calling wasm (V8's own, see AllocationSite.engine)",
+    );
+    for (const s of r.sites.slice(0, 40)) {
+      console.log(`${s.bytesPerStep.toFixed(1).padStart(10)} B/step  ${s.engine ? "e" : s.ours ? "*" : " "} ${s.site}`);
+    }
+  }
 }

@@ -53,43 +53,55 @@ const cases: [string, Run][] = [
   [
     "Adam",
     (k, s, g, t) => {
-      k.adamUpdate(s.w, g, s.m, s.v, 0.9, 0.999, 2e-3 / (1 - 0.9 ** t), Math.sqrt(1 - 0.999 ** t), 1e-8, 0);
+      k.adamUpdate(
+        s.w,
+        g,
+        s.m,
+        s.v,
+        Float64Array.of(0.9, 0.999, 2e-3 / (1 - 0.9 ** t), Math.sqrt(1 - 0.999 ** t), 1e-8, 0),
+      );
     },
   ],
   [
     "Adam l2",
     (k, s, g, t) => {
-      k.adamUpdate(s.w, g, s.m, s.v, 0.8, 0.99, 0.01 / (1 - 0.8 ** t), Math.sqrt(1 - 0.99 ** t), 1e-6, 1e-2);
+      k.adamUpdate(
+        s.w,
+        g,
+        s.m,
+        s.v,
+        Float64Array.of(0.8, 0.99, 0.01 / (1 - 0.8 ** t), Math.sqrt(1 - 0.99 ** t), 1e-6, 1e-2),
+      );
     },
   ],
   [
     "SGD",
     (k, s, g) => {
-      k.sgdUpdate(s.w, g, null, 0.01, 0, 0, 1, false, true);
+      k.sgdUpdate(s.w, g, null, Float64Array.of(0.01, 0, 0, 1, 0, 1));
     },
   ],
   [
     "SGD wd",
     (k, s, g) => {
-      k.sgdUpdate(s.w, g, null, 0.01, 1e-3, 0, 1, false, true);
+      k.sgdUpdate(s.w, g, null, Float64Array.of(0.01, 1e-3, 0, 1, 0, 1));
     },
   ],
   [
     "SGD momentum",
     (k, s, g, t) => {
-      k.sgdUpdate(s.w, g, s.m, 0.01, 0, 0.9, 1, false, t === 1);
+      k.sgdUpdate(s.w, g, s.m, Float64Array.of(0.01, 0, 0.9, 1, 0, +(t === 1)));
     },
   ],
   [
     "SGD momentum wd dampening",
     (k, s, g, t) => {
-      k.sgdUpdate(s.w, g, s.m, 0.05, 1e-4, 0.9, 0.7, false, t === 1);
+      k.sgdUpdate(s.w, g, s.m, Float64Array.of(0.05, 1e-4, 0.9, 0.7, 0, +(t === 1)));
     },
   ],
   [
     "SGD nesterov wd",
     (k, s, g, t) => {
-      k.sgdUpdate(s.w, g, s.m, 0.01, 5e-4, 0.95, 1, true, t === 1);
+      k.sgdUpdate(s.w, g, s.m, Float64Array.of(0.01, 5e-4, 0.95, 1, 1, +(t === 1)));
     },
   ],
 ];

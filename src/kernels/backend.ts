@@ -97,13 +97,11 @@ export const kernels: Kernels = {
   avgPool2dBackward: (ctx, dy, needDx) => ctx.kernels.avgPool2dBackward(ctx, dy, needDx),
   reluForward: (x, prev) => backendFor(x.data).reluForward(x, prev),
   reluBackward: (ctx, dy, needDx) => ctx.kernels.reluBackward(ctx, dy, needDx),
-  adamUpdate(w, grad, m, v, beta1, beta2, stepSize, sqrtBc2, eps, l2) {
-    const k = v instanceof Float32Array ? backendFor(w, grad, m) : jsBackend;
-    k.adamUpdate(w, grad, m, v, beta1, beta2, stepSize, sqrtBc2, eps, l2);
+  adamUpdate(w, grad, m, v, h) {
+    (v instanceof Float32Array ? backendFor(w, grad, m) : jsBackend).adamUpdate(w, grad, m, v, h);
   },
-  sgdUpdate(w, grad, buf, lr, weightDecay, momentum, keep, nesterov, first) {
-    const k = buf === null ? backendFor(w, grad) : backendFor(w, grad, buf);
-    k.sgdUpdate(w, grad, buf, lr, weightDecay, momentum, keep, nesterov, first);
+  sgdUpdate(w, grad, buf, h) {
+    (buf === null ? backendFor(w, grad) : backendFor(w, grad, buf)).sgdUpdate(w, grad, buf, h);
   },
 };
 

@@ -137,37 +137,18 @@ export interface Kernels {
   reluBackward(ctx: ReLUContext, dy: NDArray, needDx: boolean): NDArray;
 
   /**
-   * One Adam step on one parameter, in place (the rule and its symbols: src/nn/optim.ts's Adam):
+   * One Adam step on one parameter, in place (the rule and its symbols: src/nn/optim.ts's Adam), with
+   * h = [β₁, β₂, stepSize, sqrtBc2, ε, l2] (a Float64Array: no scalar is boxed on its way to the kernel):
    *   g = grad + l2·w;  m = β₁m + (1 − β₁)g;  v = β₂v + (1 − β₂)·g·g;  w = w − stepSize·(m / (√v / sqrtBc2 + ε)).
    * w, grad, m, v have one length and dtype; every backend evaluates each element in float64 in this order,
    * rounding to the dtype where it stores, so all give the same bits.
    */
-  adamUpdate(
-    w: TypedArray,
-    grad: TypedArray,
-    m: TypedArray,
-    v: TypedArray,
-    beta1: number,
-    beta2: number,
-    stepSize: number,
-    sqrtBc2: number,
-    eps: number,
-    l2: number,
-  ): void;
+  adamUpdate(w: TypedArray, grad: TypedArray, m: TypedArray, v: TypedArray, h: Float64Array): void;
   /**
-   * One SGD step on one parameter, in place (src/nn/optim.ts's SGD): momentum μ = 0 (buf null):
-   * w = w − (grad + wd·w)·lr; otherwise g = grad + wd·w, buf = first ? g : μ·buf + keep·g,
-   * u = nesterov ? g + μ·buf : buf, w = w − u·lr. Same bits on every backend (see adamUpdate).
+   * One SGD step on one parameter, in place (src/nn/optim.ts's SGD), with h = [lr, wd, μ, keep, nesterov,
+   * first] (the last two 0 or 1): μ = 0 or buf null: w = w − (grad + wd·w)·lr; otherwise g = grad + wd·w,
+   * buf = first ? g : μ·buf + keep·g, u = nesterov ? g + μ·buf : buf, w = w − u·lr. Same bits on every
+   * backend (see adamUpdate).
    */
-  sgdUpdate(
-    w: TypedArray,
-    grad: TypedArray,
-    buf: TypedArray | null,
-    lr: number,
-    weightDecay: number,
-    momentum: number,
-    keep: number,
-    nesterov: boolean,
-    first: boolean,
-  ): void;
+  sgdUpdate(w: TypedArray, grad: TypedArray, buf: TypedArray | null, h: Float64Array): void;
 }

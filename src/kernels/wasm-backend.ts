@@ -166,11 +166,11 @@ export const wasmBackend: Kernels = {
   avgPool2dBackward: (ctx, dy, needDx) => jsBackend.avgPool2dBackward(ctx, dy, needDx),
   reluForward,
   reluBackward,
-  adamUpdate(w, grad, m, v, beta1, beta2, stepSize, sqrtBc2, eps, l2) {
-    optimizerOp(w).adam(w, grad, m, v, beta1, beta2, stepSize, sqrtBc2, eps, l2);
+  adamUpdate(w, grad, m, v, h) {
+    optimizerOp(w).adam(w, grad, m, v, h);
   },
-  sgdUpdate(w, grad, buf, lr, weightDecay, momentum, keep, nesterov, first) {
-    optimizerOp(w).sgd(w, grad, buf, lr, weightDecay, momentum, keep, nesterov, first);
+  sgdUpdate(w, grad, buf, h) {
+    optimizerOp(w).sgd(w, grad, buf, h);
   },
 };
 

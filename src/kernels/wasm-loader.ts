@@ -80,14 +80,8 @@ export interface KernelExports {
   ): void;
   reluForwardPart(t: number, T: number, ws: number, n: number, x: number, y: number): void;
   reluBackwardPart(t: number, T: number, ws: number, n: number, y: number, dy: number, dx: number): void;
-  adamUpdatePart(
-    t: number, T: number, ws: number, n: number, w: number, grad: number, m: number, v: number, b1: number,
-    b2: number, stepSize: number, sqrtBc2: number, eps: number, l2: number
-  ): void;
-  sgdUpdatePart(
-    t: number, T: number, ws: number, n: number, w: number, grad: number, buf: number, lr: number, wd: number,
-    mu: number, keep: number, nesterov: number, first: number
-  ): void;
+  adamUpdatePart(t: number, T: number, ws: number, n: number, w: number, grad: number, m: number, v: number, h: number): void;
+  sgdUpdatePart(t: number, T: number, ws: number, n: number, w: number, grad: number, buf: number, h: number): void;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */

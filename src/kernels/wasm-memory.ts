@@ -114,6 +114,7 @@ class ViewSet {
   buffer: ArrayBufferLike | null = null;
   readonly f32: (Float32Array | undefined)[] = [];
   readonly i32: (Int32Array | undefined)[] = [];
+  readonly f64: (Float64Array | undefined)[] = [];
 }
 
 /**
@@ -131,6 +132,7 @@ export class ViewCache {
       set.buffer = buf;
       set.f32.fill(undefined);
       set.i32.fill(undefined);
+      set.f64.fill(undefined);
     }
     return set;
   }
@@ -140,6 +142,15 @@ export class ViewCache {
     let v = set.f32[slot];
     if (v === undefined || v.byteOffset !== ptr || v.length !== n)
       set.f32[slot] = v = new Float32Array(set.buffer!, ptr, n);
+    return v;
+  }
+
+  /** ptr must be 8-byte aligned (alloc's blocks are 64-byte aligned). */
+  float64(slot: number, ptr: number, n: number): Float64Array {
+    const set = this.check();
+    let v = set.f64[slot];
+    if (v === undefined || v.byteOffset !== ptr || v.length !== n)
+      set.f64[slot] = v = new Float64Array(set.buffer!, ptr, n);
     return v;
   }
 

@@ -412,66 +412,32 @@ const OPTIMIZER_WORK = 16;
 export class WasmOptimizer {
   private readonly views = new ViewCache();
 
-  adam(
-    w: TypedArray,
-    grad: TypedArray,
-    m: TypedArray,
-    v: TypedArray,
-    b1: number,
-    b2: number,
-    stepSize: number,
-    sqrtBc2: number,
-    eps: number,
-    l2: number,
-  ): void {
+  adam(w: TypedArray, grad: TypedArray, m: TypedArray, v: TypedArray, h: Float64Array): void {
     const n = w.length;
     const T = threadsFor(n * OPTIMIZER_WORK);
     begin(T);
+    const hp = this.putScalars(h);
     const wp = this.put(0, w);
     const gp = this.put(1, grad);
     const mp = this.put(2, m);
     const vp = this.put(3, v);
-    runParts(Part.AdamUpdate, T, evenParts(n >> 4, T), 0, 0, n, wp, gp, mp, vp, b1, b2, stepSize, sqrtBc2, eps, l2);
+    runParts(Part.AdamUpdate, T, evenParts(n >> 4, T), 0, 0, n, wp, gp, mp, vp, hp);
     const views = this.views;
     w.set(views.float32(0, wp, n));
     m.set(views.float32(2, mp, n));
     v.set(views.float32(3, vp, n));
   }
 
-  sgd(
-    w: TypedArray,
-    grad: TypedArray,
-    buf: TypedArray | null,
-    lr: number,
-    wd: number,
-    mu: number,
-    keep: number,
-    nesterov: boolean,
-    first: boolean,
-  ): void {
+  sgd(w: TypedArray, grad: TypedArray, buf: TypedArray | null, h: Float64Array): void {
     const n = w.length;
-    const T = threadsFor(n * (mu === 0 ? 2 : 4));
+    const momentum = h[2] !== 0 && buf !== null;
+    const T = threadsFor(n * (momentum ? 4 : 2));
     begin(T);
+    const hp = this.putScalars(h);
     const wp = this.put(0, w);
     const gp = this.put(1, grad);
-    const bp = mu === 0 || buf === null ? 0 : first ? alloc(n * 4) : this.put(2, buf);
-    runParts(
-      Part.SgdUpdate,
-      T,
-      evenParts(n >> 4, T),
-      0,
-      0,
-      n,
-      wp,
-      gp,
-      bp,
-      lr,
-      wd,
-      bp === 0 ? 0 : mu,
-      keep,
-      +nesterov,
-      +first,
-    );
+    const bp = !momentum ? 0 : h[5] !== 0 ? alloc(n * 4) : this.put(2, buf); // first step: buf is written, not read
+    runParts(Part.SgdUpdate, T, evenParts(n >> 4, T), 0, 0, n, wp, gp, bp, hp);
     w.set(this.views.float32(0, wp, n));
     if (bp !== 0) buf!.set(this.views.float32(2, bp, n));
   }
@@ -480,6 +446,13 @@ export class WasmOptimizer {
   private put(slot: number, a: TypedArray): number {
     const ptr = alloc(a.length * 4);
     this.views.float32(slot, ptr, a.length).set(a);
+    return ptr;
+  }
+
+  /** Copy the update's float64 scalars into the arena. */
+  private putScalars(h: Float64Array): number {
+    const ptr = alloc(h.length * 8);
+    this.views.float64(0, ptr, h.length).set(h);
     return ptr;
   }
 }

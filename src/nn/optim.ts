@@ -53,6 +53,8 @@ export abstract class Optimizer {
   /** Number of step() calls so far (Adam's bias correction uses it). */
   stepCount = 0;
   private lrValue = 0;
+  /** The update's scalars for the kernels (Kernels.adamUpdate / sgdUpdate): a Float64Array boxes none. */
+  protected readonly scalars = new Float64Array(6);
   /** slots.get(name)[paramIndex]: per-parameter state, created on the param's first update. */
   private readonly slots = new Map<string, (TypedArray | null)[]>();
 
@@ -207,7 +209,14 @@ export class SGD extends Optimizer {
     let v = mu === 0 ? null : this.slot("momentum", index, w, name);
     const first = v === null;
     if (mu !== 0) v ??= this.newSlot("momentum", index, w);
-    kernels.sgdUpdate(w, grad, v, this.lr, this.weightDecay, mu, 1 - this.dampening, this.nesterov, first);
+    const h = this.scalars;
+    h[0] = this.lr;
+    h[1] = this.weightDecay;
+    h[2] = mu;
+    h[3] = 1 - this.dampening;
+    h[4] = this.nesterov ? 1 : 0;
+    h[5] = first ? 1 : 0;
+    kernels.sgdUpdate(w, grad, v, h);
   }
 
   config(): OptimizerConfig {
@@ -266,7 +275,14 @@ export class Adam extends Optimizer {
     const stepSize = this.lr / (1 - b1 ** t);
     const sqrtBc2 = Math.sqrt(1 - b2 ** t);
     // the element loop: the kernels' adamUpdate (reference: src/kernels/js.ts; float32 on the wasm threads)
-    kernels.adamUpdate(w, grad, m, v, b1, b2, stepSize, sqrtBc2, this.eps, l2);
+    const h = this.scalars;
+    h[0] = b1;
+    h[1] = b2;
+    h[2] = stepSize;
+    h[3] = sqrtBc2;
+    h[4] = this.eps;
+    h[5] = l2;
+    kernels.adamUpdate(w, grad, m, v, h);
   }
 
   protected update(w: TypedArray, grad: TypedArray, index: number, name: string): void {

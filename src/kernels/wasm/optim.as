@@ -4,7 +4,8 @@
 // reference's order (JS numbers are float64) and rounded to float32 exactly where the reference stores into
 // a Float32Array — and where it reads a stored slot back, the rounded value is used. Two elements per f64x2
 // vector: lane arithmetic is IEEE binary64 with round-to-nearest (sqrt included) and nothing is fused, so
-// each lane equals the scalar JS expression. Parallel parts are contiguous element ranges.
+// each lane equals the scalar JS expression. Parallel parts are contiguous element ranges. The scalars come
+// as a pointer h to float64s in memory, in the order of Kernels.adamUpdate / sgdUpdate (src/kernels/kernels.ts).
 
 import { partStart } from "./parallel";
 
@@ -56,14 +57,14 @@ export function adamUpdate(
   }
 }
 
-/** Part t of T of adamUpdate: elements [i0, i1). No scratch (_ws). */
-export function adamUpdatePart(
-  t: i32, T: i32, _ws: usize, n: i32, w: usize, grad: usize, m: usize, v: usize, b1: f64, b2: f64,
-  stepSize: f64, sqrtBc2: f64, eps: f64, l2: f64,
-): void {
+/** Part t of T of adamUpdate, h → [β₁, β₂, stepSize, sqrtBc2, ε, l2]: elements [i0, i1). No scratch (_ws). */
+export function adamUpdatePart(t: i32, T: i32, _ws: usize, n: i32, w: usize, grad: usize, m: usize, v: usize, h: usize): void {
   const i0 = partStart(n, t, T, 16);
   const o = <usize>i0 << 2;
-  adamUpdate(partStart(n, t + 1, T, 16) - i0, w + o, grad + o, m + o, v + o, b1, b2, stepSize, sqrtBc2, eps, l2);
+  adamUpdate(
+    partStart(n, t + 1, T, 16) - i0, w + o, grad + o, m + o, v + o, load<f64>(h), load<f64>(h, 8), load<f64>(h, 16),
+    load<f64>(h, 24), load<f64>(h, 32), load<f64>(h, 40),
+  );
 }
 
 /**
@@ -101,12 +102,16 @@ export function sgdUpdate(
   }
 }
 
-/** Part t of T of sgdUpdate: elements [i0, i1). No scratch (_ws). */
-export function sgdUpdatePart(
-  t: i32, T: i32, _ws: usize, n: i32, w: usize, grad: usize, buf: usize, lr: f64, wd: f64, mu: f64, keep: f64,
-  nesterov: i32, first: i32,
-): void {
+/**
+ * Part t of T of sgdUpdate, h → [lr, wd, μ, keep, nesterov, first] (buf = 0: no momentum, μ taken as 0):
+ * elements [i0, i1). No scratch (_ws).
+ */
+export function sgdUpdatePart(t: i32, T: i32, _ws: usize, n: i32, w: usize, grad: usize, buf: usize, h: usize): void {
   const i0 = partStart(n, t, T, 16);
   const o = <usize>i0 << 2;
-  sgdUpdate(partStart(n, t + 1, T, 16) - i0, w + o, grad + o, buf + o, lr, wd, mu, keep, nesterov, first);
+  const mu = buf == 0 ? 0 : load<f64>(h, 16);
+  sgdUpdate(
+    partStart(n, t + 1, T, 16) - i0, w + o, grad + o, buf + o, load<f64>(h), load<f64>(h, 8), mu, load<f64>(h, 24),
+    <i32>(load<f64>(h, 32) != 0), <i32>(load<f64>(h, 40) != 0),
+  );
 }

@@ -138,27 +138,29 @@ export class ViewCache {
   }
 
   float32(slot: number, ptr: number, n: number): Float32Array {
-    const set = this.check();
-    let v = set.f32[slot];
-    if (v === undefined || v.byteOffset !== ptr || v.length !== n)
-      set.f32[slot] = v = new Float32Array(set.buffer!, ptr, n);
-    return v;
+    return this.view(this.check().f32, Float32Array, slot, ptr, n);
   }
 
   /** ptr must be 8-byte aligned (alloc's blocks are 64-byte aligned). */
   float64(slot: number, ptr: number, n: number): Float64Array {
-    const set = this.check();
-    let v = set.f64[slot];
-    if (v === undefined || v.byteOffset !== ptr || v.length !== n)
-      set.f64[slot] = v = new Float64Array(set.buffer!, ptr, n);
-    return v;
+    return this.view(this.check().f64, Float64Array, slot, ptr, n);
   }
 
   int32(slot: number, ptr: number, n: number): Int32Array {
-    const set = this.check();
-    let v = set.i32[slot];
+    return this.view(this.check().i32, Int32Array, slot, ptr, n);
+  }
+
+  /** The cached view in list[slot] if it still covers (ptr, n) of the current buffer, else a new one there. */
+  private view<T extends Float32Array | Float64Array | Int32Array>(
+    list: (T | undefined)[],
+    make: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => T,
+    slot: number,
+    ptr: number,
+    n: number,
+  ): T {
+    let v = list[slot];
     if (v === undefined || v.byteOffset !== ptr || v.length !== n)
-      set.i32[slot] = v = new Int32Array(set.buffer!, ptr, n);
+      list[slot] = v = new make(cur!.memory.buffer, ptr, n);
     return v;
   }
 }

@@ -234,6 +234,10 @@ function ownerOf(model: Sequential, p: Param): string {
   return model.layers.find((layer) => layer.params().includes(p))?.describe() ?? "a layer";
 }
 
+function place(where: string | (() => string)): string {
+  return typeof where === "string" ? where : where();
+}
+
 /** Index of the first element of a that is NaN or ±Inf, or −1 (a plain loop: findIndex boxes every element). */
 function firstNonFinite(a: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
@@ -275,7 +279,8 @@ export function clipGradientsByNorm(params: readonly Param[], c: number): number
 /**
  * One optimisation step on one batch (see the file header). Returns the batch's mean loss (plus the L2
  * penalty when there is one) and, for classification losses, the number of correct predictions.
- * `where` ("epoch 3, batch 17") goes into the error if a loss or gradient is not finite.
+ * `where` ("epoch 3, batch 17", or a function giving it, called only then) goes into the error if a loss or
+ * gradient is not finite.
  */
 export function trainStep(
   model: Sequential,
@@ -283,7 +288,7 @@ export function trainStep(
   y: Target,
   loss: Loss,
   optimizer: Optimizer,
-  where = "a batch",
+  where: string | (() => string) = "a batch",
   opts: StepOptions = NO_STEP_OPTIONS,
 ): { loss: number; correct: number | null } {
   model.zeroGrad();
@@ -291,7 +296,7 @@ export function trainStep(
   let value = loss.forward(pred, y);
   if (!Number.isFinite(value)) {
     throw new TrainingError(
-      `${model.name}: loss is ${value} at ${where}: lower the learning rate or check the data for NaN/Inf`,
+      `${model.name}: loss is ${value} at ${place(where)}: lower the learning rate or check the data for NaN/Inf`,
     );
   }
   model.backward(loss.backward(), NO_DX); // nobody reads the first layer's dx here
@@ -303,7 +308,7 @@ export function trainStep(
     const bad = firstNonFinite(p.grad.data);
     if (bad >= 0) {
       throw new TrainingError(
-        `${model.name}: gradient of ${ownerOf(model, p)} ${p.name} is ${p.grad.data[bad]} at ${where}`,
+        `${model.name}: gradient of ${ownerOf(model, p)} ${p.name} is ${p.grad.data[bad]} at ${place(where)}`,
       );
     }
   }
@@ -317,7 +322,7 @@ export function trainStep(
     if (bad >= 0) {
       throw new TrainingError(
         `${model.name}: ${ownerOf(model, p)} ${p.name}[${bad}] became ${p.value.data[bad]} ` +
-          `after the optimizer step at ${where}: lower the learning rate`,
+          `after the optimizer step at ${place(where)}: lower the learning rate`,
       );
     }
   }
@@ -356,6 +361,8 @@ export class Trainer {
   private sums = { loss: 0, correct: 0, counted: 0, seen: 0 };
   private epochT0 = 0;
   private stopRequested = false;
+  /** The batch in progress, for trainStep's errors: formatted only when one is thrown. */
+  private readonly where = (): string => `epoch ${this.epoch + 1}, batch ${this.batch + 1}`;
 
   constructor(model: Sequential, data: Batch | BatchSource, opts: TrainerOptions = {}) {
     const loss = opts.loss ?? model.loss;
@@ -509,8 +516,7 @@ export class Trainer {
   private *batchLoop(x: NDArray, y: Target): Loop<Logs> {
     const n = x.shape[0];
     const xs = this.opts.augment ? this.opts.augment.apply(x) : x;
-    const where = `epoch ${this.epoch + 1}, batch ${this.batch + 1}`;
-    const r = trainStep(this.model, xs, y, this.loss, this.optimizer, where, this.opts);
+    const r = trainStep(this.model, xs, y, this.loss, this.optimizer, this.where, this.opts);
     const s = this.sums;
     s.loss += r.loss * n;
     if (r.correct !== null) {

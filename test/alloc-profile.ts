@@ -4,7 +4,7 @@
 // test/alloc.test.ts (a budget) and runnable on its own for a per-call-site report:
 //
 //   node --import tsx test/alloc-profile.ts [--threads 1|2] [--optimizer adam|sgd] [--batch 64] [--warmup 300]
-//                                           [--steps 200] [--windows 1] [--interval 64] [--json]
+//                                           [--steps 200] [--windows 1] [--interval 64] [--trainer] [--json]
 
 import { Session } from "node:inspector/promises";
 import { fileURLToPath } from "node:url";
@@ -13,7 +13,7 @@ import { RandomState } from "../src/nd/random.ts";
 import { buildModel, type ModelName } from "../src/nn/models.ts";
 import { Adam, SGD, type Optimizer } from "../src/nn/optim.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
-import { trainStep } from "../src/nn/trainer.ts";
+import { Trainer, trainStep } from "../src/nn/trainer.ts";
 import { setBackend, setThreads } from "../src/kernels/backend.ts";
 
 interface ProfileNode {
@@ -88,6 +88,8 @@ export interface ProfileOptions {
   interval?: number;
   model?: ModelName;
   optimizer?: "adam" | "sgd";
+  /** Drive the steps through Trainer.step() (what fit and the CLI run) instead of trainStep. */
+  trainer?: boolean;
 }
 
 /** Run `step` `steps` times under the sampling heap profiler and sum what it sampled per site. */
@@ -141,14 +143,20 @@ export async function profileTraining(opts: ProfileOptions = {}): Promise<Alloca
     const loss = new SoftmaxCrossEntropy();
     const optimizer: Optimizer =
       opts.optimizer === "sgd" ? new SGD({ lr: 0.01, momentum: 0.9, weightDecay: 1e-4 }) : new Adam({ lr: 1e-3 });
-    for (let i = 0; i < warmup; i++) trainStep(model, x, y, loss, optimizer);
+    // Trainer.step over 50 batches of data (an epoch's start and end are then 1/50 of each step's share)
+    const xs = new NDArray(new Float32Array(50 * x.size), [50 * batch, 1, 28, 28]);
+    for (let i = 0; i < 50; i++) xs.data.set(x.data, i * x.size);
+    const ys = Int32Array.from({ length: 50 * batch }, (_, i) => y[i % batch]);
+    const trainer = new Trainer(model, { x: xs, y: ys }, { loss, optimizer, batchSize: batch });
+    const step = opts.trainer === true ? () => void trainer.step() : () => void trainStep(model, x, y, loss, optimizer);
+    for (let i = 0; i < warmup; i++) step();
     const session = new Session();
     session.connect();
     try {
       await session.post("HeapProfiler.enable");
       let best: AllocationReport | null = null;
       for (let w = 0; w < windows; w++) {
-        const r = await sampleSteps(session, steps, interval, () => trainStep(model, x, y, loss, optimizer));
+        const r = await sampleSteps(session, steps, interval, step);
         if (
           best === null ||
           r.oursBytesPerStep - r.engineBytesPerStep < best.oursBytesPerStep - best.engineBytesPerStep
@@ -181,6 +189,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     steps: num("steps", 200),
     windows: num("windows", 1),
     interval: num("interval", 64),
+    trainer: process.argv.includes("--trainer"),
   });
   if (process.argv.includes("--json")) {
     console.log(JSON.stringify(r));

@@ -97,6 +97,12 @@ export const kernels: Kernels = {
   avgPool2dBackward: (ctx, dy, needDx) => ctx.kernels.avgPool2dBackward(ctx, dy, needDx),
   reluForward: (x, prev) => backendFor(x.data).reluForward(x, prev),
   reluBackward: (ctx, dy, needDx) => ctx.kernels.reluBackward(ctx, dy, needDx),
+  adamUpdate(w, grad, m, v, h) {
+    (v instanceof Float32Array ? backendFor(w, grad, m) : jsBackend).adamUpdate(w, grad, m, v, h);
+  },
+  sgdUpdate(w, grad, buf, h) {
+    (buf === null ? backendFor(w, grad) : backendFor(w, grad, buf)).sgdUpdate(w, grad, buf, h);
+  },
 };
 
 function checkedThreads(n: unknown, where: string): number {

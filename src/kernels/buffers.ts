@@ -4,9 +4,22 @@ import { NDArray, allocate, shapeSize, type DType } from "../nd/ndarray.ts";
 
 /** Return `buf` if it already has this shape and dtype, else a fresh zeroed array. */
 export function reuse(buf: NDArray | null, shape: readonly number[], dtype: DType): NDArray {
-  const fits = buf !== null && buf.dtype === dtype && buf.shape.length === shape.length;
-  if (fits && buf.shape.every((d, i) => d === shape[i])) return buf;
+  let fits = buf !== null && buf.dtype === dtype && buf.shape.length === shape.length;
+  for (let i = 0; fits && i < shape.length; i++) fits = buf!.shape[i] === shape[i]; // a loop: no closure per call
+  if (fits) return buf!;
   return new NDArray(allocate(dtype, shapeSize(shape)), shape);
+}
+
+/**
+ * reuse for a shape given as 2 or 4 dimensions (d2, d3 < 0: absent): the shape array is built only when
+ * a new buffer is, so a steady-state call allocates nothing.
+ */
+export function reuseDims(buf: NDArray | null, dtype: DType, d0: number, d1: number, d2 = -1, d3 = -1): NDArray {
+  const rank = d2 < 0 ? 2 : 4;
+  if (buf !== null && buf.dtype === dtype && buf.shape.length === rank && buf.shape[0] === d0 && buf.shape[1] === d1) {
+    if (rank === 2 || (buf.shape[2] === d2 && buf.shape[3] === d3)) return buf;
+  }
+  return reuse(null, rank === 2 ? [d0, d1] : [d0, d1, d2, d3], dtype);
 }
 
 /** The previous forward's context when this backend made it (its buffers are reused), else a fresh one. */

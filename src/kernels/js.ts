@@ -621,6 +621,47 @@ function reluBackward(saved: ReLUContext, dy: NDArray, needDx: boolean): NDArray
 }
 
 /** The JavaScript backend. */
+// ------------------------------------------------------------------------------------------------
+// Optimizer updates: the readable reference of the rules in src/nn/optim.ts, and the arithmetic every
+// backend must reproduce bit for bit (JS numbers are float64; a store into a float32 slot rounds).
+
+/** Adam on one parameter (Kernels.adamUpdate; src/nn/optim.ts's Adam). */
+export function adamUpdate(w: TypedArray, grad: TypedArray, m: TypedArray, v: TypedArray, h: Float64Array): void {
+  const b1 = h[0];
+  const b2 = h[1];
+  const stepSize = h[2];
+  const sqrtBc2 = h[3];
+  const eps = h[4];
+  const l2 = h[5];
+  for (let i = 0; i < w.length; i++) {
+    const g = l2 === 0 ? grad[i] : grad[i] + l2 * w[i];
+    m[i] = b1 * m[i] + (1 - b1) * g;
+    v[i] = b2 * v[i] + (1 - b2) * g * g;
+    w[i] = w[i] - stepSize * (m[i] / (Math.sqrt(v[i]) / sqrtBc2 + eps));
+  }
+}
+
+/** SGD on one parameter (Kernels.sgdUpdate; src/nn/optim.ts's SGD). */
+export function sgdUpdate(w: TypedArray, grad: TypedArray, v: TypedArray | null, h: Float64Array): void {
+  const lr = h[0];
+  const wd = h[1];
+  const mu = h[2];
+  const keep = h[3];
+  const nesterov = h[4] !== 0;
+  const first = h[5] !== 0;
+  if (mu === 0 || v === null) {
+    if (wd === 0) for (let i = 0; i < w.length; i++) w[i] = w[i] - grad[i] * lr;
+    else for (let i = 0; i < w.length; i++) w[i] = w[i] - (grad[i] + wd * w[i]) * lr;
+    return;
+  }
+  for (let i = 0; i < w.length; i++) {
+    const g = wd === 0 ? grad[i] : grad[i] + wd * w[i];
+    v[i] = first ? g : mu * v[i] + keep * g;
+    const u = nesterov ? g + mu * v[i] : v[i];
+    w[i] = w[i] - u * lr;
+  }
+}
+
 export const jsBackend: Kernels = {
   name: "js",
   gemm: gemmJS,
@@ -634,6 +675,8 @@ export const jsBackend: Kernels = {
   avgPool2dBackward,
   reluForward,
   reluBackward,
+  adamUpdate,
+  sgdUpdate,
 };
 
 // ------------------------------------------------------------------------------------------------

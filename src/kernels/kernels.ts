@@ -15,7 +15,9 @@
 //   - backward(ctx, …, dy, …, needDx) accumulates parameter gradients (dW += …, db += …) and returns dx,
 //     ∂L/∂x, in a buffer of the context; needDx = false skips computing dx (nobody reads a first
 //     layer's) and the returned buffer's contents are then unspecified. Backward never writes into dy;
-//   - parameters (w, b) and their gradients are the layer's NDArrays, passed to every call, never saved.
+//   - parameters (w, b) and their gradients are the layer's NDArrays, passed to every call, never saved;
+//   - the optimizer updates (adamUpdate, sgdUpdate) work in place on one parameter, its gradient and its
+//     slots, and every backend gives the same bits (they evaluate the JS reference's float64 expressions).
 //
 // A device backend (WebGPU, buffers on the GPU, asynchronous read-back) fits the same shape: its
 // contexts own device buffers (the saved activations never leave the device), `y` and the returned dx
@@ -133,4 +135,20 @@ export interface Kernels {
   reluForward(x: NDArray, prev: ReLUContext | null): ReLUContext;
   /** dx = dy ⊙ [y > 0]. derivation.md §2.5. */
   reluBackward(ctx: ReLUContext, dy: NDArray, needDx: boolean): NDArray;
+
+  /**
+   * One Adam step on one parameter, in place (the rule and its symbols: src/nn/optim.ts's Adam), with
+   * h = [β₁, β₂, stepSize, sqrtBc2, ε, l2] (a Float64Array: no scalar is boxed on its way to the kernel):
+   *   g = grad + l2·w;  m = β₁m + (1 − β₁)g;  v = β₂v + (1 − β₂)·g·g;  w = w − stepSize·(m / (√v / sqrtBc2 + ε)).
+   * w, grad, m, v have one length and dtype; every backend evaluates each element in float64 in this order,
+   * rounding to the dtype where it stores, so all give the same bits.
+   */
+  adamUpdate(w: TypedArray, grad: TypedArray, m: TypedArray, v: TypedArray, h: Float64Array): void;
+  /**
+   * One SGD step on one parameter, in place (src/nn/optim.ts's SGD), with h = [lr, wd, μ, keep, nesterov,
+   * first] (the last two 0 or 1): μ = 0 or buf null: w = w − (grad + wd·w)·lr; otherwise g = grad + wd·w,
+   * buf = first ? g : μ·buf + keep·g, u = nesterov ? g + μ·buf : buf, w = w − u·lr. Same bits on every
+   * backend (see adamUpdate).
+   */
+  sgdUpdate(w: TypedArray, grad: TypedArray, buf: TypedArray | null, h: Float64Array): void;
 }

@@ -4,12 +4,12 @@
 // what the backward needs, kept in JS arrays: nothing lives in linear memory between calls. The formulas
 // are the JS backend's (js.ts, docs/derivation.md §2); the kernels sum in a different, also fixed, order.
 
-import type { DType, NDArray } from "../nd/ndarray.ts";
-import { ownContext, reuse, reuseContext } from "./buffers.ts";
+import type { DType, NDArray, TypedArray } from "../nd/ndarray.ts";
+import { ownContext, reuse, reuseContext, reuseDims } from "./buffers.ts";
 import type { ConvGeometry } from "./im2col.ts";
 import { jsBackend, reluBackwardLoop } from "./js.ts";
 import type { Conv2DContext, DenseContext, Kernels, Pool2DContext, PoolGeometry, ReLUContext } from "./kernels.ts";
-import { WasmConv2D, WasmDense, WasmMaxPool2D, WasmReLU, gemmWasm } from "./wasm-ops.ts";
+import { WasmConv2D, WasmDense, WasmMaxPool2D, WasmOptimizer, WasmReLU, gemmWasm } from "./wasm-ops.ts";
 
 class WasmConv2DContext implements Conv2DContext {
   readonly kernels = wasmBackend;
@@ -39,7 +39,7 @@ function conv2dForward(
   ctx.geometry = g;
   ctx.outChannels = O;
   ctx.xDtype = x.dtype;
-  const y = (ctx.y = reuse(ctx.y ?? null, [g.N, O, g.OH, g.OW], w.dtype));
+  const y = (ctx.y = reuseDims(ctx.y ?? null, w.dtype, g.N, O, g.OH, g.OW));
   if (ctx.x.length !== x.size) ctx.x = new Float32Array(x.size);
   ctx.x.set(x.data);
   ctx.op.forward(g, O, x.data, w.data, b?.data ?? null, y.data);
@@ -56,7 +56,7 @@ function conv2dBackward(
 ): NDArray {
   const ctx = ownContext(saved, WasmConv2DContext);
   const g = ctx.geometry;
-  const dx = (ctx.dx = reuse(ctx.dx, [g.N, g.C, g.H, g.W], ctx.xDtype));
+  const dx = (ctx.dx = reuseDims(ctx.dx, ctx.xDtype, g.N, g.C, g.H, g.W));
   ctx.op.backward(g, ctx.outChannels, ctx.x, w.data, dy.data, dW.data, db?.data ?? null, needDx ? dx.data : null);
   return dx;
 }
@@ -70,11 +70,12 @@ class WasmDenseContext implements DenseContext {
 }
 
 function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseContext | null): DenseContext {
-  const [N, F] = x.shape;
+  const N = x.shape[0];
+  const F = x.shape[1];
   const O = w.shape[1];
   const ctx = reuseContext(prev, WasmDenseContext);
   ctx.x = x;
-  const y = (ctx.y = reuse(ctx.y ?? null, [N, O], w.dtype));
+  const y = (ctx.y = reuseDims(ctx.y ?? null, w.dtype, N, O));
   ctx.op.forward(N, F, O, x.data, w.data, b?.data ?? null, y.data);
   return ctx;
 }
@@ -88,9 +89,10 @@ function denseBackward(
   needDx: boolean,
 ): NDArray {
   const ctx = ownContext(saved, WasmDenseContext);
-  const [N, F] = ctx.x.shape;
+  const N = ctx.x.shape[0];
+  const F = ctx.x.shape[1];
   const O = w.shape[1];
-  const dx = (ctx.dx = reuse(ctx.dx, [N, F], ctx.x.dtype));
+  const dx = (ctx.dx = reuseDims(ctx.dx, ctx.x.dtype, N, F));
   ctx.op.backward(N, F, O, ctx.x.data, w.data, dy.data, dW.data, db?.data ?? null, needDx ? dx.data : null);
   return dx;
 }
@@ -109,7 +111,7 @@ function maxPool2dForward(g: PoolGeometry, x: NDArray, prev: Pool2DContext | nul
   const ctx = reuseContext(prev, WasmMaxPool2DContext);
   ctx.geometry = g;
   ctx.xShape = x.shape;
-  const y = (ctx.y = reuse(ctx.y ?? null, [g.N, g.C, g.OH, g.OW], x.dtype));
+  const y = (ctx.y = reuseDims(ctx.y ?? null, x.dtype, g.N, g.C, g.OH, g.OW));
   if (ctx.argmax.length !== y.size) ctx.argmax = new Int32Array(y.size);
   ctx.op.forward(g.N * g.C, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.OH, g.OW, x.data, y.data, ctx.argmax);
   return ctx;
@@ -164,4 +166,19 @@ export const wasmBackend: Kernels = {
   avgPool2dBackward: (ctx, dy, needDx) => jsBackend.avgPool2dBackward(ctx, dy, needDx),
   reluForward,
   reluBackward,
+  adamUpdate(w, grad, m, v, h) {
+    optimizerOp(w).adam(w, grad, m, v, h);
+  },
+  sgdUpdate(w, grad, buf, h) {
+    optimizerOp(w).sgd(w, grad, buf, h);
+  },
 };
+
+/** One optimizer adapter (and so one set of cached views) per parameter array: a step allocates nothing. */
+const optimizerOps = new WeakMap<TypedArray, WasmOptimizer>();
+
+function optimizerOp(w: TypedArray): WasmOptimizer {
+  let op = optimizerOps.get(w);
+  if (op === undefined) optimizerOps.set(w, (op = new WasmOptimizer()));
+  return op;
+}

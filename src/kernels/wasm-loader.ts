@@ -86,6 +86,8 @@ export interface KernelExports {
   ): void;
   augmentScratchBytes(H: number, W: number, elastic: number): number;
   augmentDraw(state: number, N: number, pixels: number, params: number, fields: number): void;
+  adamUpdatePart(t: number, T: number, ws: number, n: number, w: number, grad: number, m: number, v: number, h: number): void;
+  sgdUpdatePart(t: number, T: number, ws: number, n: number, w: number, grad: number, buf: number, h: number): void;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */
@@ -100,6 +102,8 @@ export const PART_EXPORTS = [
   "reluForwardPart",
   "reluBackwardPart",
   "augmentPart",
+  "adamUpdatePart",
+  "sgdUpdatePart",
 ] as const satisfies readonly (keyof KernelExports)[];
 export const Part = {
   Gemm: 0,
@@ -112,6 +116,8 @@ export const Part = {
   ReluForward: 7,
   ReluBackward: 8,
   Augment: 9,
+  AdamUpdate: 10,
+  SgdUpdate: 11,
 } as const;
 export type PartIndex = (typeof Part)[keyof typeof Part];
 

@@ -114,6 +114,7 @@ class ViewSet {
   buffer: ArrayBufferLike | null = null;
   readonly f32: (Float32Array | undefined)[] = [];
   readonly i32: (Int32Array | undefined)[] = [];
+  readonly f64: (Float64Array | undefined)[] = [];
 }
 
 /**
@@ -131,23 +132,35 @@ export class ViewCache {
       set.buffer = buf;
       set.f32.fill(undefined);
       set.i32.fill(undefined);
+      set.f64.fill(undefined);
     }
     return set;
   }
 
   float32(slot: number, ptr: number, n: number): Float32Array {
-    const set = this.check();
-    let v = set.f32[slot];
-    if (v === undefined || v.byteOffset !== ptr || v.length !== n)
-      set.f32[slot] = v = new Float32Array(set.buffer!, ptr, n);
-    return v;
+    return this.view(this.check().f32, Float32Array, slot, ptr, n);
+  }
+
+  /** ptr must be 8-byte aligned (alloc's blocks are 64-byte aligned). */
+  float64(slot: number, ptr: number, n: number): Float64Array {
+    return this.view(this.check().f64, Float64Array, slot, ptr, n);
   }
 
   int32(slot: number, ptr: number, n: number): Int32Array {
-    const set = this.check();
-    let v = set.i32[slot];
+    return this.view(this.check().i32, Int32Array, slot, ptr, n);
+  }
+
+  /** The cached view in list[slot] if it still covers (ptr, n) of the current buffer, else a new one there. */
+  private view<T extends Float32Array | Float64Array | Int32Array>(
+    list: (T | undefined)[],
+    make: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => T,
+    slot: number,
+    ptr: number,
+    n: number,
+  ): T {
+    let v = list[slot];
     if (v === undefined || v.byteOffset !== ptr || v.length !== n)
-      set.i32[slot] = v = new Int32Array(set.buffer!, ptr, n);
+      list[slot] = v = new make(cur!.memory.buffer, ptr, n);
     return v;
   }
 }

@@ -72,6 +72,7 @@ export function gemmWasm(
 /** Conv2D forward/backward for one layer (float32, NCHW, weights (O, C, kh, kw)). */
 export class WasmConv2D {
   private readonly views = new ViewCache();
+  private readonly operands = gradOperands();
 
   /** y = conv(x, w) + b (b null: no bias). x (N, C, H, W) and y (N, O, OH, OW) as in g. */
   forward(g: ConvGeometry, O: number, x: TypedArray, w: TypedArray, b: TypedArray | null, y: TypedArray): void {
@@ -136,7 +137,7 @@ export class WasmConv2D {
     const K = C * kh * kw;
     const T = threadsFor(N * O * K * OH * OW * (dx === null ? 1 : 2));
     const k = begin(T);
-    const p = allocGradOperands(x, w, dy, dW, db, dx);
+    const p = allocGradOperands(this.operands, x, w, dy, dW, db, dx);
     const apack = dx === null ? 0 : alloc(k.convPackedBytes(C, O, kh, kw));
     // parts: blocks of dW's columns (each over every image), then an image of dx per part (see
     // convBackwardPart). With dx, one dW block per thread: the many dx parts even out the load. Without
@@ -183,16 +184,24 @@ export class WasmConv2D {
 
 /** Linear-memory addresses of a weighted layer's backward operands (0 where db or dx is absent). */
 interface GradOperands {
-  readonly x: number;
-  readonly w: number;
-  readonly dy: number;
-  readonly dW: number;
-  readonly db: number;
-  readonly dx: number;
+  x: number;
+  w: number;
+  dy: number;
+  dW: number;
+  db: number;
+  dx: number;
 }
 
-/** Allocate the backward operands in the call's arena, in this order (the conv and dense kernels alike). */
+function gradOperands(): GradOperands {
+  return { x: 0, w: 0, dy: 0, dW: 0, db: 0, dx: 0 };
+}
+
+/**
+ * Allocate the backward operands in the call's arena, in this order (the conv and dense kernels alike),
+ * into the op's own GradOperands (a step allocates nothing).
+ */
 function allocGradOperands(
+  p: GradOperands,
   x: TypedArray,
   w: TypedArray,
   dy: TypedArray,
@@ -200,16 +209,17 @@ function allocGradOperands(
   db: TypedArray | null,
   dx: TypedArray | null,
 ): GradOperands {
-  const xp = alloc(x.length * 4);
-  const wp = alloc(w.length * 4);
-  const dyp = alloc(dy.length * 4);
-  const dWp = alloc(dW.length * 4);
-  const dbp = db === null ? 0 : alloc(db.length * 4);
-  const dxp = dx === null ? 0 : alloc(dx.length * 4);
-  return { x: xp, w: wp, dy: dyp, dW: dWp, db: dbp, dx: dxp };
+  p.x = alloc(x.length * 4);
+  p.w = alloc(w.length * 4);
+  p.dy = alloc(dy.length * 4);
+  p.dW = alloc(dW.length * 4);
+  p.db = db === null ? 0 : alloc(db.length * 4);
+  p.dx = dx === null ? 0 : alloc(dx.length * 4);
+  return p;
 }
 
-/** Copy x, W, dy and the accumulators dW, db (the kernels add to them) into linear memory. */
+/** Copy x, W, dy and the accumulators dW, db (the kernels add to them) into linear memory (view slots 10–15:
+ * the forward's own slots keep their views). */
 function copyGradOperandsIn(
   v: ViewCache,
   p: GradOperands,
@@ -219,11 +229,11 @@ function copyGradOperandsIn(
   dW: TypedArray,
   db: TypedArray | null,
 ): void {
-  v.float32(0, p.x, x.length).set(x);
-  v.float32(1, p.w, w.length).set(w);
-  v.float32(2, p.dy, dy.length).set(dy);
-  v.float32(3, p.dW, dW.length).set(dW);
-  if (db !== null) v.float32(4, p.db, db.length).set(db);
+  v.float32(10, p.x, x.length).set(x);
+  v.float32(11, p.w, w.length).set(w);
+  v.float32(12, p.dy, dy.length).set(dy);
+  v.float32(13, p.dW, dW.length).set(dW);
+  if (db !== null) v.float32(14, p.db, db.length).set(db);
 }
 
 /** Copy the accumulated dW, db and the wanted dx back out. */
@@ -234,14 +244,15 @@ function copyGradsOut(
   db: TypedArray | null,
   dx: TypedArray | null,
 ): void {
-  dW.set(v.float32(3, p.dW, dW.length));
-  if (db !== null) db.set(v.float32(4, p.db, db.length));
-  if (dx !== null) dx.set(v.float32(5, p.dx, dx.length));
+  dW.set(v.float32(13, p.dW, dW.length));
+  if (db !== null) db.set(v.float32(14, p.db, db.length));
+  if (dx !== null) dx.set(v.float32(15, p.dx, dx.length));
 }
 
 /** Dense forward/backward for one layer (float32; x (N, F), W (F, O), y (N, O)). */
 export class WasmDense {
   private readonly views = new ViewCache();
+  private readonly operands = gradOperands();
 
   forward(N: number, F: number, O: number, x: TypedArray, w: TypedArray, b: TypedArray | null, y: TypedArray): void {
     const T = threadsFor(N * F * O);
@@ -274,7 +285,7 @@ export class WasmDense {
   ): void {
     const T = threadsFor(N * F * O * (dx === null ? 1 : 2));
     const k = begin(T);
-    const p = allocGradOperands(x, w, dy, dW, db, dx);
+    const p = allocGradOperands(this.operands, x, w, dy, dW, db, dx);
     const parts = evenParts(Math.max(F, N), T); // rows of dW, and of dx
     const stride = k.denseThreadScratchBytes(N, F, parts);
     const ws = alloc(T * stride);
@@ -380,9 +391,68 @@ export class WasmReLU {
     const yp = alloc(n * 4);
     const dyp = alloc(n * 4);
     const v = this.views;
-    v.float32(0, yp, n).set(y);
-    v.float32(1, dyp, n).set(dy);
+    v.float32(2, yp, n).set(y);
+    v.float32(3, dyp, n).set(dy);
     runParts(Part.ReluBackward, T, evenParts(n >> 2, T), 0, 0, n, yp, dyp, dyp);
-    dx.set(v.float32(1, dyp, n));
+    dx.set(v.float32(3, dyp, n));
+  }
+}
+
+/**
+ * Work units per element of an optimizer update, for threadsFor: Adam's float64 divides and square root
+ * cost about as much per element as 16 multiply-adds of a GEMM.
+ */
+const OPTIMIZER_WORK = 16;
+
+/**
+ * Optimizer updates for one parameter (wasm/optim.as), bit for bit the JS reference (js.ts adamUpdate,
+ * sgdUpdate): the parameter, its gradient and slots are copied in, updated in place on as many threads as
+ * the size is worth (contiguous ranges of elements), and the parameter and slots copied back.
+ */
+export class WasmOptimizer {
+  private readonly views = new ViewCache();
+
+  adam(w: TypedArray, grad: TypedArray, m: TypedArray, v: TypedArray, h: Float64Array): void {
+    const n = w.length;
+    const T = threadsFor(n * OPTIMIZER_WORK);
+    begin(T);
+    const hp = this.putScalars(h);
+    const wp = this.put(0, w);
+    const gp = this.put(1, grad);
+    const mp = this.put(2, m);
+    const vp = this.put(3, v);
+    runParts(Part.AdamUpdate, T, evenParts(n >> 4, T), 0, 0, n, wp, gp, mp, vp, hp);
+    const views = this.views;
+    w.set(views.float32(0, wp, n));
+    m.set(views.float32(2, mp, n));
+    v.set(views.float32(3, vp, n));
+  }
+
+  sgd(w: TypedArray, grad: TypedArray, buf: TypedArray | null, h: Float64Array): void {
+    const n = w.length;
+    const momentum = h[2] !== 0 && buf !== null;
+    const T = threadsFor(n * (momentum ? 4 : 2));
+    begin(T);
+    const hp = this.putScalars(h);
+    const wp = this.put(0, w);
+    const gp = this.put(1, grad);
+    const bp = !momentum ? 0 : h[5] !== 0 ? alloc(n * 4) : this.put(2, buf); // first step: buf is written, not read
+    runParts(Part.SgdUpdate, T, evenParts(n >> 4, T), 0, 0, n, wp, gp, bp, hp);
+    w.set(this.views.float32(0, wp, n));
+    if (bp !== 0) buf!.set(this.views.float32(2, bp, n));
+  }
+
+  /** Allocate a's length in the arena and copy a there (view slot `slot`). */
+  private put(slot: number, a: TypedArray): number {
+    const ptr = alloc(a.length * 4);
+    this.views.float32(slot, ptr, a.length).set(a);
+    return ptr;
+  }
+
+  /** Copy the update's float64 scalars into the arena. */
+  private putScalars(h: Float64Array): number {
+    const ptr = alloc(h.length * 8);
+    this.views.float64(0, ptr, h.length).set(h);
+    return ptr;
   }
 }

@@ -27,4 +27,4 @@ export {
   wasmThreadsUnavailable,
   wasmWorkerParts,
 } from "./wasm-threads.ts";
-export { WasmConv2D, WasmDense, WasmMaxPool2D, WasmReLU, gemmWasm } from "./wasm-ops.ts";
+export { WasmConv2D, WasmDense, WasmMaxPool2D, WasmOptimizer, WasmReLU, gemmWasm } from "./wasm-ops.ts";

@@ -60,9 +60,13 @@ export class BatchBuffer {
   gather(order: ArrayLike<number>, start: number, n: number): NDArray {
     const b = this.buf(n);
     const s = this.sample;
+    const src = this.src.data;
+    const dst = b.data;
+    // element by element: a subarray per sample would allocate a view per sample and batch
     for (let i = 0; i < n; i++) {
-      const k = order[start + i];
-      b.data.set(this.src.data.subarray(k * s, k * s + s), i * s);
+      const from = order[start + i] * s;
+      const to = i * s;
+      for (let j = 0; j < s; j++) dst[to + j] = src[from + j];
     }
     return b;
   }

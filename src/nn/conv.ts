@@ -28,6 +28,8 @@ import {
 } from "./layer.ts";
 import { WeightedLayer } from "./weighted.ts";
 
+const NCHW_NAMES: readonly string[] = ["N", "C", "H", "W"];
+
 /**
  * Zero padding: n (all sides), [ph, pw] (ph rows top and bottom, pw columns left and right),
  * "valid" (none) or "same" (output size ⌈size / stride⌉, TF/Keras rules, see {@link samePadding}).
@@ -111,6 +113,7 @@ export class Conv2D extends WeightedLayer {
   // does not depend on the input size); null when "same" must be resolved per input shape.
   private readonly fixedPadding: [number, number, number, number] | null;
   private geometry: ConvGeometry | null = null; // of the last forward's batch shape
+  private inputDims: (number | null)[] | null = null; // expectInput's (N, C, H, W), kept: a step allocates none
   private saved: Conv2DContext | null = null; // what the last forward saved for backward
 
   constructor(opts: Conv2DOptions, layer = "Conv2D") {
@@ -253,9 +256,13 @@ export class Conv2D extends WeightedLayer {
   }
 
   forward(x: NDArray): NDArray {
-    this.expectInput(x, [null, this.channelsIn, null, null], ["N", "C", "H", "W"]);
+    const dims = (this.inputDims ??= [null, this.channelsIn, null, null]);
+    dims[1] = this.channelsIn;
+    this.expectInput(x, dims, NCHW_NAMES);
     this.resolveChannels(x.shape[1]);
-    const [N, , H, W] = x.shape;
+    const N = x.shape[0];
+    const H = x.shape[2];
+    const W = x.shape[3];
     const prev = this.geometry;
     const g =
       prev !== null && prev.N === N && prev.H === H && prev.W === W

@@ -18,6 +18,8 @@ import {
 } from "./layer.ts";
 import { WeightedLayer } from "./weighted.ts";
 
+const NF_NAMES: readonly string[] = ["N", "F"];
+
 export interface DenseOptions {
   /** F; optional: when left out it is taken from the first input shape seen (Keras-style). */
   inFeatures?: number;
@@ -41,6 +43,7 @@ export class Dense extends WeightedLayer {
   private dtype: DType;
   private readonly rng: RandomState;
   private saved: DenseContext | null = null; // what the last forward saved for backward (its input)
+  private inputDims: (number | null)[] | null = null; // expectInput's (N, F), kept: a step allocates none
 
   constructor(opts: DenseOptions) {
     super();
@@ -93,7 +96,9 @@ export class Dense extends WeightedLayer {
   }
 
   forward(x: NDArray, _opts: ForwardOptions = {}): NDArray {
-    this.expectInput(x, [null, this.features], ["N", "F"]);
+    const dims = (this.inputDims ??= [null, this.features]);
+    dims[1] = this.features;
+    this.expectInput(x, dims, NF_NAMES);
     this.resolveFeatures(x.shape[1]);
     this.saved = kernels.denseForward(x, this.weight.value, this.bias?.value ?? null, this.saved);
     return this.saved.y;

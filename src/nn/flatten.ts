@@ -26,7 +26,10 @@ export class Flatten extends Layer {
   forward(x: NDArray): NDArray {
     if (x.ndim < 2) this.shapeError("(N, ...) with at least 2 axes", x.shape);
     const N = x.shape[0];
-    const y = (this.y = reuse(this.y, [N, shapeSize(x.shape.slice(1))], x.dtype));
+    const F = N === 0 ? shapeSize(x.shape.slice(1)) : x.size / N;
+    const kept = this.y;
+    const fits = kept !== null && kept.dtype === x.dtype && kept.shape[0] === N && kept.shape[1] === F;
+    const y = (this.y = fits ? kept : reuse(null, [N, F], x.dtype)); // checked first: a step allocates none
     y.data.set(x.data);
     this.x = x;
     return y;

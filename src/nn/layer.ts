@@ -91,7 +91,7 @@ export abstract class Layer {
   abstract config(): LayerConfig;
 
   params(): Param[] {
-    return [];
+    return NO_PARAMS;
   }
 
   /**
@@ -173,7 +173,8 @@ export abstract class Layer {
   }
 
   zeroGrad(): void {
-    for (const p of this.params()) p.grad.data.fill(0);
+    const ps = this.params();
+    for (let i = 0; i < ps.length; i++) ps[i].grad.data.fill(0);
   }
 
   toJSON(): LayerConfig {
@@ -193,20 +194,26 @@ export abstract class Layer {
 
   /** Check a forward input's rank (and optionally trailing dims; null = any). */
   protected expectInput(x: NDArray, dims: readonly (number | null)[], names: readonly string[]): void {
-    const ok = x.ndim === dims.length && dims.every((d, i) => d === null || x.shape[i] === d);
+    let ok = x.ndim === dims.length;
+    for (let i = 0; ok && i < dims.length; i++) ok = dims[i] === null || x.shape[i] === dims[i];
     if (!ok) this.shapeError(`(${names.map((n, i) => (dims[i] === null ? n : String(dims[i]))).join(", ")})`, x.shape);
   }
 
   /** Check that dy has the shape of the last forward output. */
   protected expectGrad(dy: NDArray, y: NDArray | null): void {
     if (y === null) throw new Error(`${this.describe()}: backward called before forward`);
-    if (dy.shape.length !== y.shape.length || dy.shape.some((d, i) => d !== y.shape[i])) {
+    let same = dy.shape.length === y.shape.length;
+    for (let i = 0; same && i < dy.shape.length; i++) same = dy.shape[i] === y.shape[i];
+    if (!same) {
       throw new ShapeError(
         `${this.describe()}: backward expected dy of shape ${formatShape(y.shape)} (the output's), got ${formatShape(dy.shape)}`,
       );
     }
   }
 }
+
+/** What a layer without parameters returns from params(): one frozen empty list, not a new one per call. */
+const NO_PARAMS: Param[] = Object.freeze([]) as unknown as Param[];
 
 /** A zeroed parameter with a gradient of the same shape. */
 export function makeParam(name: string, shape: readonly number[], dtype: DType = "float32", trainable = true): Param {

@@ -22,6 +22,7 @@ import type { TypedConfig } from "./config.ts";
 import { argmax, argmaxRowsOf, softmaxRows } from "../nd/rows.ts";
 import { NDArray, allocate, formatShape } from "../nd/ndarray.ts";
 import { ShapeError, reuse } from "./layer.ts";
+import { reuseDims } from "../kernels/buffers.ts";
 import { sigmoid } from "./activations.ts";
 
 /** Targets: an NDArray (values or one-hot/probability rows) or integer class labels. */
@@ -202,9 +203,13 @@ function labelsOrNull(
   return labels;
 }
 
-function expectLogits(where: string, pred: NDArray): [number, number] {
+function checkLogits(where: string, pred: NDArray): void {
   if (pred.ndim !== 2 || pred.shape[1] < 1)
     throw new ShapeError(`${where}: expected logits of shape (N, K), got ${formatShape(pred.shape)}`);
+}
+
+function expectLogits(where: string, pred: NDArray): [number, number] {
+  checkLogits(where, pred);
   return [pred.shape[0], pred.shape[1]];
 }
 
@@ -268,9 +273,11 @@ export class SoftmaxCrossEntropy extends Loss {
   }
 
   forward(pred: NDArray, target: Target): number {
-    const [N, K] = expectLogits(this.type, pred);
+    checkLogits(this.type, pred);
+    const N = pred.shape[0]; // indexed, not destructured: a step allocates nothing
+    const K = pred.shape[1];
     const labels = labelsOrNull(this.type, target, N, K, pred.shape);
-    const p = (this.probs = reuse(this.probs, [N, K], pred.dtype));
+    const p = (this.probs = reuseDims(this.probs, pred.dtype, N, K));
     const lse = (this.lse = scratch(this.lse, N));
     const z = pred.data;
     softmaxRows(z, N, K, p.data, lse);
@@ -304,8 +311,9 @@ export class SoftmaxCrossEntropy extends Loss {
   //           ∂L/∂z_nk = (p_nk · Σ_j t_nj − t_nk) / N for rows t (= (p − t)/N when rows sum to 1).
   backward(): NDArray {
     if (this.probs === null) this.notYet();
-    const [N, K] = this.probs.shape;
-    const dz = (this.grad = reuse(this.grad, [N, K], this.probs.dtype));
+    const N = this.probs.shape[0];
+    const K = this.probs.shape[1];
+    const dz = (this.grad = reuseDims(this.grad, this.probs.dtype, N, K));
     const p = this.probs.data;
     const g = dz.data;
     if (this.general) {
@@ -416,7 +424,8 @@ export class SoftmaxCrossEntropy extends Loss {
 
   /** Rows whose largest logit is the target class (one-hot or probability targets: their argmax). */
   override countCorrect(pred: NDArray, target: Target): number {
-    const [N, K] = pred.shape;
+    const N = pred.shape[0];
+    const K = pred.shape[1];
     const labels = labelsOf(target, N, K);
     let c = 0;
     for (let n = 0; n < N; n++) if (argmax(pred.data, n * K, K) === labels[n]) c++;

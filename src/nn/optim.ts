@@ -12,6 +12,7 @@
 import type { TypedConfig } from "./config.ts";
 import { allocate, dtypeOf, type DType, type TypedArray } from "../nd/ndarray.ts";
 import type { Param } from "./layer.ts";
+import { kernels } from "../kernels/backend.ts";
 
 export type OptimizerConfig = TypedConfig;
 
@@ -52,6 +53,8 @@ export abstract class Optimizer {
   /** Number of step() calls so far (Adam's bias correction uses it). */
   stepCount = 0;
   private lrValue = 0;
+  /** The update's scalars for the kernels (Kernels.adamUpdate / sgdUpdate): a Float64Array boxes none. */
+  protected readonly scalars = new Float64Array(6);
   /** slots.get(name)[paramIndex]: per-parameter state, created on the param's first update. */
   private readonly slots = new Map<string, (TypedArray | null)[]>();
 
@@ -200,25 +203,20 @@ export class SGD extends Optimizer {
     }
   }
 
+  // The element loop is the kernels' sgdUpdate (reference: src/kernels/js.ts; float32 on the wasm threads).
   protected update(w: TypedArray, grad: TypedArray, index: number, name: string): void {
-    const lr = this.lr;
-    const wd = this.weightDecay;
     const mu = this.momentum;
-    if (mu === 0) {
-      if (wd === 0) for (let i = 0; i < w.length; i++) w[i] = w[i] - grad[i] * lr;
-      else for (let i = 0; i < w.length; i++) w[i] = w[i] - (grad[i] + wd * w[i]) * lr;
-      return;
-    }
-    let v = this.slot("momentum", index, w, name);
+    let v = mu === 0 ? null : this.slot("momentum", index, w, name);
     const first = v === null;
-    v ??= this.newSlot("momentum", index, w);
-    const keep = 1 - this.dampening;
-    for (let i = 0; i < w.length; i++) {
-      const g = wd === 0 ? grad[i] : grad[i] + wd * w[i];
-      v[i] = first ? g : mu * v[i] + keep * g;
-      const u = this.nesterov ? g + mu * v[i] : v[i];
-      w[i] = w[i] - u * lr;
-    }
+    if (mu !== 0) v ??= this.newSlot("momentum", index, w);
+    const h = this.scalars;
+    h[0] = this.lr;
+    h[1] = this.weightDecay;
+    h[2] = mu;
+    h[3] = 1 - this.dampening;
+    h[4] = this.nesterov ? 1 : 0;
+    h[5] = first ? 1 : 0;
+    kernels.sgdUpdate(w, grad, v, h);
   }
 
   config(): OptimizerConfig {
@@ -276,13 +274,15 @@ export class Adam extends Optimizer {
     const t = this.stepCount;
     const stepSize = this.lr / (1 - b1 ** t);
     const sqrtBc2 = Math.sqrt(1 - b2 ** t);
-    const eps = this.eps;
-    for (let i = 0; i < w.length; i++) {
-      const g = l2 === 0 ? grad[i] : grad[i] + l2 * w[i];
-      m[i] = b1 * m[i] + (1 - b1) * g;
-      v[i] = b2 * v[i] + (1 - b2) * g * g;
-      w[i] = w[i] - stepSize * (m[i] / (Math.sqrt(v[i]) / sqrtBc2 + eps));
-    }
+    // the element loop: the kernels' adamUpdate (reference: src/kernels/js.ts; float32 on the wasm threads)
+    const h = this.scalars;
+    h[0] = b1;
+    h[1] = b2;
+    h[2] = stepSize;
+    h[3] = sqrtBc2;
+    h[4] = this.eps;
+    h[5] = l2;
+    kernels.adamUpdate(w, grad, m, v, h);
   }
 
   protected update(w: TypedArray, grad: TypedArray, index: number, name: string): void {

@@ -46,6 +46,9 @@ function compact(p: readonly [number, number]): number | [number, number] {
   return p[0] === p[1] ? p[0] : [p[0], p[1]];
 }
 
+const ANY_NCHW: readonly null[] = [null, null, null, null];
+const NCHW_NAMES: readonly string[] = ["N", "C", "H", "W"];
+
 /** Shared option handling and window geometry of the two windowed poolings. */
 abstract class Pool2D extends Layer {
   readonly kernelSize: [number, number];
@@ -93,8 +96,18 @@ abstract class Pool2D extends Layer {
     return [C, Math.floor((H + 2 * ph - kh) / sh) + 1, Math.floor((W + 2 * pw - kw) / sw) + 1];
   }
 
+  private lastGeometry: PoolGeometry | null = null;
+
+  /** The window geometry for x's shape (the last one again while the shape stays: a step allocates none). */
   protected geometry(x: NDArray): PoolGeometry {
-    this.expectInput(x, [null, null, null, null], ["N", "C", "H", "W"]);
+    this.expectInput(x, ANY_NCHW, NCHW_NAMES);
+    const s = x.shape;
+    const last = this.lastGeometry;
+    if (last !== null && last.N === s[0] && last.C === s[1] && last.H === s[2] && last.W === s[3]) return last;
+    return (this.lastGeometry = this.newGeometry(x));
+  }
+
+  private newGeometry(x: NDArray): PoolGeometry {
     const [N, C, H, W] = x.shape;
     const [, OH, OW] = this.outputShape([C, H, W]);
     const [kh, kw] = this.kernelSize;

@@ -120,16 +120,14 @@ export class Sequential extends Layer implements Differentiable {
   }
 
   override forward(x: NDArray, opts: ForwardOptions = {}): NDArray {
-    if (
-      this.inputShape &&
-      (x.ndim !== this.inputShape.length + 1 || this.inputShape.some((d, i) => x.shape[i + 1] !== d))
-    ) {
+    if (this.inputShape && !sampleShapeIs(x, this.inputShape)) {
       throw new ShapeError(
         `${this.name}: expected input of shape (N, ${this.inputShape.join(", ")}), got ${formatShape(x.shape)}`,
       );
     }
     let h = x;
-    for (const l of this.layers) h = l.forward(h, opts);
+    const layers = this.layers;
+    for (let i = 0; i < layers.length; i++) h = layers[i].forward(h, opts); // indexed: no iterator per step
     return h;
   }
 
@@ -138,7 +136,7 @@ export class Sequential extends Layer implements Differentiable {
   // nested in a model that does not read this model's dx, neither does anyone read its first layer's).
   override backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
     let d = dy;
-    for (let i = this.layers.length - 1; i >= 0; i--) d = this.layers[i].backward(d, i === 0 ? opts : undefined);
+    for (let i = this.layers.length - 1; i >= 0; i--) d = this.layers[i].backward(d, i === 0 ? opts : NEED_DX);
     return d;
   }
 
@@ -157,7 +155,8 @@ export class Sequential extends Layer implements Differentiable {
   }
 
   override zeroGrad(): void {
-    for (const l of this.layers) l.zeroGrad();
+    const layers = this.layers;
+    for (let i = 0; i < layers.length; i++) layers[i].zeroGrad();
   }
 
   override setDtype(dtype: DType): void {
@@ -354,4 +353,14 @@ export class Sequential extends Layer implements Differentiable {
   override toJSON(): SequentialConfig {
     return this.config();
   }
+}
+
+/** The options every layer but the first gets in backward: one frozen object, not a fresh {} per call. */
+const NEED_DX: BackwardOptions = Object.freeze({ needDx: true });
+
+/** True when x is a batch of samples of this shape (a loop: steady-state training allocates nothing). */
+function sampleShapeIs(x: NDArray, sample: readonly number[]): boolean {
+  if (x.ndim !== sample.length + 1) return false;
+  for (let i = 0; i < sample.length; i++) if (x.shape[i + 1] !== sample[i]) return false;
+  return true;
 }

@@ -12,7 +12,7 @@
 
 import type { NDArray } from "../nd/ndarray.ts";
 import { RandomState, type RandomStateInput, type RandomStateState } from "../nd/random.ts";
-import type { Param } from "./layer.ts";
+import type { BackwardOptions, ForwardOptions, Param } from "./layer.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
 import type { Sequential } from "./sequential.ts";
@@ -202,9 +202,46 @@ function positiveFinite(where: string, name: string, v: number | undefined): voi
   }
 }
 
-/** The model's own Param objects (stable identities, for optimizers). */
+// trainStep's option objects, made once: a step allocates nothing of its own but the {loss, correct} it returns.
+const NO_STEP_OPTIONS: StepOptions = Object.freeze({});
+const TRAINING: ForwardOptions = Object.freeze({ training: true });
+const NO_DX: BackwardOptions = Object.freeze({ needDx: false });
+
+/** Each model's flat parameter list, kept between steps so that a step allocates none. */
+const paramLists = new WeakMap<Sequential, Param[]>();
+
+/** The model's own Param objects (stable identities, for optimizers): the kept list while it still matches. */
 function ownParams(model: Sequential): Param[] {
-  return model.layers.flatMap((l) => l.params());
+  const kept = paramLists.get(model);
+  if (kept !== undefined && sameParams(model, kept)) return kept;
+  const fresh = model.layers.flatMap((l) => l.params());
+  paramLists.set(model, fresh);
+  return fresh;
+}
+
+function sameParams(model: Sequential, kept: readonly Param[]): boolean {
+  let k = 0;
+  const layers = model.layers;
+  for (let i = 0; i < layers.length; i++) {
+    const ps = layers[i].params();
+    for (let j = 0; j < ps.length; j++) if (kept[k++] !== ps[j]) return false;
+  }
+  return k === kept.length;
+}
+
+/** The layer of `model` that owns p, described ("layer 3 (Dense)"), for error messages. */
+function ownerOf(model: Sequential, p: Param): string {
+  return model.layers.find((layer) => layer.params().includes(p))?.describe() ?? "a layer";
+}
+
+function place(where: string | (() => string)): string {
+  return typeof where === "string" ? where : where();
+}
+
+/** Index of the first element of a that is NaN or ±Inf, or −1 (a plain loop: findIndex boxes every element). */
+function firstNonFinite(a: ArrayLike<number>): number {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
+  return -1;
 }
 
 /** Clamp each trainable gradient element to [−c, c] (§4.4). */
@@ -242,7 +279,8 @@ export function clipGradientsByNorm(params: readonly Param[], c: number): number
 /**
  * One optimisation step on one batch (see the file header). Returns the batch's mean loss (plus the L2
  * penalty when there is one) and, for classification losses, the number of correct predictions.
- * `where` ("epoch 3, batch 17") goes into the error if a loss or gradient is not finite.
+ * `where` ("epoch 3, batch 17", or a function giving it, called only then) goes into the error if a loss or
+ * gradient is not finite.
  */
 export function trainStep(
   model: Sequential,
@@ -250,42 +288,41 @@ export function trainStep(
   y: Target,
   loss: Loss,
   optimizer: Optimizer,
-  where = "a batch",
-  opts: StepOptions = {},
+  where: string | (() => string) = "a batch",
+  opts: StepOptions = NO_STEP_OPTIONS,
 ): { loss: number; correct: number | null } {
   model.zeroGrad();
-  const pred = model.forward(x, { training: true });
+  const pred = model.forward(x, TRAINING);
   let value = loss.forward(pred, y);
   if (!Number.isFinite(value)) {
     throw new TrainingError(
-      `${model.name}: loss is ${value} at ${where}: lower the learning rate or check the data for NaN/Inf`,
+      `${model.name}: loss is ${value} at ${place(where)}: lower the learning rate or check the data for NaN/Inf`,
     );
   }
-  model.backward(loss.backward(), { needDx: false }); // nobody reads the first layer's dx here
+  model.backward(loss.backward(), NO_DX); // nobody reads the first layer's dx here
   if (opts.regularizer) value += opts.regularizer.addTo(model);
   const params = ownParams(model);
-  for (const p of params) {
+  for (let k = 0; k < params.length; k++) {
+    const p = params[k];
     if (!p.trainable) continue;
-    const g = p.grad.data;
-    for (let i = 0; i < g.length; i++) {
-      if (!Number.isFinite(g[i])) {
-        const owner = model.layers.find((layer) => layer.params().includes(p));
-        const layer = owner?.describe() ?? "a layer";
-        throw new TrainingError(`${model.name}: gradient of ${layer} ${p.name} is ${g[i]} at ${where}`);
-      }
+    const bad = firstNonFinite(p.grad.data);
+    if (bad >= 0) {
+      throw new TrainingError(
+        `${model.name}: gradient of ${ownerOf(model, p)} ${p.name} is ${p.grad.data[bad]} at ${place(where)}`,
+      );
     }
   }
   if (opts.clipValue !== undefined) clipGradientsByValue(params, opts.clipValue);
   if (opts.clipNorm !== undefined) clipGradientsByNorm(params, opts.clipNorm);
   optimizer.step(params);
   // A finite gradient times a huge learning rate can still overflow: stop before Inf is trained on or saved.
-  for (const p of params) {
-    const bad = p.value.data.findIndex((v) => !Number.isFinite(v));
+  for (let k = 0; k < params.length; k++) {
+    const p = params[k];
+    const bad = firstNonFinite(p.value.data);
     if (bad >= 0) {
-      const owner = model.layers.find((layer) => layer.params().includes(p));
       throw new TrainingError(
-        `${model.name}: ${owner?.describe() ?? "a layer"} ${p.name}[${bad}] became ${p.value.data[bad]} ` +
-          `after the optimizer step at ${where}: lower the learning rate`,
+        `${model.name}: ${ownerOf(model, p)} ${p.name}[${bad}] became ${p.value.data[bad]} ` +
+          `after the optimizer step at ${place(where)}: lower the learning rate`,
       );
     }
   }
@@ -324,6 +361,8 @@ export class Trainer {
   private sums = { loss: 0, correct: 0, counted: 0, seen: 0 };
   private epochT0 = 0;
   private stopRequested = false;
+  /** The batch in progress, for trainStep's errors: formatted only when one is thrown. */
+  private readonly where = (): string => `epoch ${this.epoch + 1}, batch ${this.batch + 1}`;
 
   constructor(model: Sequential, data: Batch | BatchSource, opts: TrainerOptions = {}) {
     const loss = opts.loss ?? model.loss;
@@ -477,8 +516,7 @@ export class Trainer {
   private *batchLoop(x: NDArray, y: Target): Loop<Logs> {
     const n = x.shape[0];
     const xs = this.opts.augment ? this.opts.augment.apply(x) : x;
-    const where = `epoch ${this.epoch + 1}, batch ${this.batch + 1}`;
-    const r = trainStep(this.model, xs, y, this.loss, this.optimizer, where, this.opts);
+    const r = trainStep(this.model, xs, y, this.loss, this.optimizer, this.where, this.opts);
     const s = this.sums;
     s.loss += r.loss * n;
     if (r.correct !== null) {

@@ -25,9 +25,17 @@ export abstract class WeightedLayer extends Layer {
     return this.weightParam !== null;
   }
 
+  private paramList: readonly Param[] = Object.freeze([]);
+
+  /** [weight, bias?]: one frozen list, rebuilt only when the parameters are (a step allocates none). */
   override params(): Param[] {
-    if (this.weightParam === null) return [];
-    return this.biasParam ? [this.weightParam, this.biasParam] : [this.weightParam];
+    const w = this.weightParam;
+    const b = this.biasParam;
+    const list = this.paramList;
+    if (w === null) return [];
+    if (list[0] !== w || list.length !== (b ? 2 : 1) || (b !== null && list[1] !== b))
+      this.paramList = Object.freeze(b ? [w, b] : [w]);
+    return this.paramList as Param[];
   }
 
   protected unresolved(what: string): never {

@@ -15,7 +15,15 @@
 import { NDArray, type DType, type TypedArray } from "../nd/ndarray.ts";
 import { ownContext, reuse, reuseContext } from "./buffers.ts";
 import { col2im, im2col, type ConvGeometry } from "./im2col.ts";
-import type { Conv2DContext, DenseContext, Kernels, Pool2DContext, PoolGeometry, ReLUContext } from "./kernels.ts";
+import type {
+  Conv2DContext,
+  DenseContext,
+  Gemm,
+  Kernels,
+  Pool2DContext,
+  PoolGeometry,
+  ReLUContext,
+} from "./kernels.ts";
 
 // ------------------------------------------------------------------------------------------------
 // GEMM
@@ -25,24 +33,7 @@ import type { Conv2DContext, DenseContext, Kernels, Pool2DContext, PoolGeometry,
  * dtype. The loops are ordered so the innermost one walks contiguous memory (i-k-j for A·B); the
  * accumulation order is fixed, so results are deterministic.
  */
-export function gemmJS(
-  transA: boolean,
-  transB: boolean,
-  M: number,
-  N: number,
-  K: number,
-  alpha: number,
-  A: TypedArray,
-  aOff: number,
-  lda: number,
-  B: TypedArray,
-  bOff: number,
-  ldb: number,
-  beta: number,
-  C: TypedArray,
-  cOff: number,
-  ldc: number,
-): void {
+export const gemmJS: Gemm = (transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) => {
   // C ← beta·C
   if (beta !== 1) {
     for (let i = 0; i < M; i++) {
@@ -79,7 +70,7 @@ export function gemmJS(
       }
     }
   }
-}
+};
 
 // ------------------------------------------------------------------------------------------------
 // Conv2D (derivation.md §2.2): a cross-correlation over NCHW images, W stored (O, C/G, kh, kw),

@@ -465,14 +465,15 @@ function poolContext(g: PoolGeometry, x: NDArray, prev: Pool2DContext | null): J
   return ctx;
 }
 
-/** Max pooling: y = the window's maximum; ties go to the first in row-major order, a NaN wins and stays. */
-function maxPool2dForward(g: PoolGeometry, x: NDArray, prev: Pool2DContext | null): Pool2DContext {
-  const ctx = poolContext(g, x, prev);
+/**
+ * Visit each output o (flat NCHW index, in order) with its window clipped to x: rows h0…h1−1 and columns
+ * w0…w1−1 of the plane that starts at xOff. Padding cells are never visited.
+ */
+function forEachPoolWindow(
+  g: PoolGeometry,
+  visit: (o: number, xOff: number, h0: number, h1: number, w0: number, w1: number) => void,
+): void {
   const { N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW } = g;
-  if (ctx.argmax.length !== ctx.y.size) ctx.argmax = new Int32Array(ctx.y.size);
-  const xd = x.data;
-  const yd = ctx.y.data;
-  const arg = ctx.argmax;
   for (let nc = 0; nc < N * C; nc++) {
     const xOff = nc * H * W;
     let o = nc * OH * OW;
@@ -484,24 +485,42 @@ function maxPool2dForward(g: PoolGeometry, x: NDArray, prev: Pool2DContext | nul
         const wStart = j * sw - pw;
         const w0 = Math.max(wStart, 0);
         const w1 = Math.min(wStart + kw, W);
-        let bestIdx = xOff + h0 * W + w0;
-        let best = xd[bestIdx];
-        for (let h = h0; h < h1; h++) {
-          for (let w = w0; w < w1; w++) {
-            const idx = xOff + h * W + w;
-            const v = xd[idx];
-            // strict ">" keeps the first maximum; the second clause lets the first NaN win and stay
-            if (v > best || (v !== v && best === best)) {
-              best = v;
-              bestIdx = idx;
-            }
-          }
-        }
-        yd[o] = best;
-        arg[o] = bestIdx;
+        visit(o, xOff, h0, h1, w0, w1);
       }
     }
   }
+}
+
+/** Average pooling's D: kh·kw when countIncludePad, else the clipped window's real cells. */
+function poolDivisor(g: PoolGeometry, countIncludePad: boolean, rows: number, cols: number): number {
+  return countIncludePad ? g.kh * g.kw : rows * cols;
+}
+
+/** Max pooling: y = the window's maximum; ties go to the first in row-major order, a NaN wins and stays. */
+function maxPool2dForward(g: PoolGeometry, x: NDArray, prev: Pool2DContext | null): Pool2DContext {
+  const ctx = poolContext(g, x, prev);
+  if (ctx.argmax.length !== ctx.y.size) ctx.argmax = new Int32Array(ctx.y.size);
+  const W = g.W;
+  const xd = x.data;
+  const yd = ctx.y.data;
+  const arg = ctx.argmax;
+  forEachPoolWindow(g, (o, xOff, h0, h1, w0, w1) => {
+    let bestIdx = xOff + h0 * W + w0;
+    let best = xd[bestIdx];
+    for (let h = h0; h < h1; h++) {
+      for (let w = w0; w < w1; w++) {
+        const idx = xOff + h * W + w;
+        const v = xd[idx];
+        // strict ">" keeps the first maximum; the second clause lets the first NaN win and stay
+        if (v > best || (v !== v && best === best)) {
+          best = v;
+          bestIdx = idx;
+        }
+      }
+    }
+    yd[o] = best;
+    arg[o] = bestIdx;
+  });
   return ctx;
 }
 
@@ -528,26 +547,14 @@ function avgPool2dForward(
 ): Pool2DContext {
   const ctx = poolContext(g, x, prev);
   ctx.countIncludePad = countIncludePad;
-  const { N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW } = g;
+  const W = g.W;
   const xd = x.data;
   const yd = ctx.y.data;
-  for (let nc = 0; nc < N * C; nc++) {
-    const xOff = nc * H * W;
-    let o = nc * OH * OW;
-    for (let i = 0; i < OH; i++) {
-      const hStart = i * sh - ph;
-      const h0 = Math.max(hStart, 0);
-      const h1 = Math.min(hStart + kh, H);
-      for (let j = 0; j < OW; j++, o++) {
-        const wStart = j * sw - pw;
-        const w0 = Math.max(wStart, 0);
-        const w1 = Math.min(wStart + kw, W);
-        let s = 0;
-        for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) s += xd[xOff + h * W + w];
-        yd[o] = s / (countIncludePad ? kh * kw : (h1 - h0) * (w1 - w0));
-      }
-    }
-  }
+  forEachPoolWindow(g, (o, xOff, h0, h1, w0, w1) => {
+    let s = 0;
+    for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) s += xd[xOff + h * W + w];
+    yd[o] = s / poolDivisor(g, countIncludePad, h1 - h0, w1 - w0);
+  });
   return ctx;
 }
 
@@ -557,27 +564,16 @@ function avgPool2dBackward(saved: Pool2DContext, dy: NDArray, needDx: boolean): 
   const ctx = ownContext(saved, JsPool2DContext);
   const dx = (ctx.dx = reuse(ctx.dx, ctx.xShape, ctx.y.dtype));
   if (!needDx) return dx;
-  const { N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW } = ctx.geometry;
+  const g = ctx.geometry;
+  const W = g.W;
   const countIncludePad = ctx.countIncludePad;
   const dxd = dx.data;
   dxd.fill(0);
   const dyd = dy.data;
-  for (let nc = 0; nc < N * C; nc++) {
-    const xOff = nc * H * W;
-    let o = nc * OH * OW;
-    for (let i = 0; i < OH; i++) {
-      const hStart = i * sh - ph;
-      const h0 = Math.max(hStart, 0);
-      const h1 = Math.min(hStart + kh, H);
-      for (let j = 0; j < OW; j++, o++) {
-        const wStart = j * sw - pw;
-        const w0 = Math.max(wStart, 0);
-        const w1 = Math.min(wStart + kw, W);
-        const g = dyd[o] / (countIncludePad ? kh * kw : (h1 - h0) * (w1 - w0));
-        for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) dxd[xOff + h * W + w] += g;
-      }
-    }
-  }
+  forEachPoolWindow(g, (o, xOff, h0, h1, w0, w1) => {
+    const share = dyd[o] / poolDivisor(g, countIncludePad, h1 - h0, w1 - w0);
+    for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) dxd[xOff + h * W + w] += share;
+  });
   return dx;
 }
 

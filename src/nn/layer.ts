@@ -233,6 +233,27 @@ export function nonNegativeInt(layer: string, name: string, v: unknown): number 
   return v;
 }
 
+/** Validate an option: a finite number. */
+export function finiteNumber(layer: string, name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isFinite(v))
+    throw new RangeError(`${layer}: ${name} must be a finite number, got ${String(v)}`);
+  return v;
+}
+
+/** Validate an option: one of a few strings (the error lists them). */
+export function oneOf<Choice extends string>(
+  layer: string,
+  name: string,
+  v: unknown,
+  choices: readonly Choice[],
+): Choice {
+  if (!choices.includes(v as Choice)) {
+    const listed = choices.map((c) => JSON.stringify(c)).join(" or ");
+    throw new RangeError(`${layer}: ${name} must be ${listed}, got ${JSON.stringify(v)}`);
+  }
+  return v as Choice;
+}
+
 /** A pair option given as n or [h, w]. */
 export function pair(
   layer: string,

@@ -15,7 +15,7 @@
 
 import { NDArray, type DType, type TypedArray } from "../nd/ndarray.ts";
 import { ownContext, reuse, reuseContext } from "./buffers.ts";
-import { col2im, im2col, type ConvGeometry } from "./im2col.ts";
+import { col2im, im2col, tapsInside, type ConvGeometry } from "./im2col.ts";
 import type {
   Conv2DContext,
   DenseContext,
@@ -239,7 +239,7 @@ function depthwiseForward(g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | 
   const xd = x.data;
   const yd = y.data;
   const wd = w.data;
-  const taps = tapRanges(g);
+  const taps = tapsInside(g);
   forEachDepthwisePlane(g, w.shape[0], (o, xBase, yBase) => {
     yd.fill(b !== null ? b.data[o] : 0, yBase, yBase + OH * OW);
     for (const t of taps) {
@@ -268,7 +268,7 @@ function depthwiseBackward(
   const dyd = dy.data;
   const wd = w.data;
   const dWd = dW.data;
-  const taps = tapRanges(g);
+  const taps = tapsInside(g);
   forEachDepthwisePlane(g, w.shape[0], (o, xBase, yBase) => {
     if (db !== null) {
       let s = 0;
@@ -309,42 +309,6 @@ function forEachDepthwisePlane(
       visit(o, (n * C + c) * H * W, (n * O + o) * OH * OW);
     }
   }
-}
-
-/** Per kernel tap (p, q): the output rows/columns [iLo, iHi) × [jLo, jHi) whose input lies inside x. */
-interface TapRange {
-  tap: number; // p·kw + q
-  iLo: number;
-  iHi: number;
-  jLo: number;
-  jHi: number;
-  rowOffset: number; // p·dh − padTop
-  colOffset: number; // q·dw − padLeft
-}
-
-function tapRanges(g: ConvGeometry): TapRange[] {
-  const out: TapRange[] = [];
-  // first output index whose input index o·s + off ≥ 0, and the end of those with o·s + off < size
-  const lo = (off: number, s: number) => Math.max(0, Math.ceil(-off / s));
-  const hi = (off: number, s: number, size: number, outSize: number) =>
-    Math.min(outSize, Math.max(0, Math.ceil((size - off) / s)));
-  for (let p = 0; p < g.kh; p++) {
-    const rowOffset = p * g.dh - g.padTop;
-    for (let q = 0; q < g.kw; q++) {
-      const colOffset = q * g.dw - g.padLeft;
-      const r: TapRange = {
-        tap: p * g.kw + q,
-        iLo: lo(rowOffset, g.sh),
-        iHi: hi(rowOffset, g.sh, g.H, g.OH),
-        jLo: lo(colOffset, g.sw),
-        jHi: hi(colOffset, g.sw, g.W, g.OW),
-        rowOffset,
-        colOffset,
-      };
-      if (r.iLo < r.iHi && r.jLo < r.jHi) out.push(r);
-    }
-  }
-  return out;
 }
 
 // ------------------------------------------------------------------------------------------------

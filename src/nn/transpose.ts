@@ -19,7 +19,7 @@
 import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
 import { gemm } from "../kernels/gemm.ts";
-import { col2im, im2col, type ConvGeometry } from "../kernels/im2col.ts";
+import { col2im, convGeometry, im2col, type ConvGeometry } from "../kernels/im2col.ts";
 import { compact } from "./conv.ts";
 import { checkInit, initialize, type InitName } from "./init.ts";
 import {
@@ -174,26 +174,11 @@ export class Conv2DTranspose extends WeightedLayer {
 
   private geometryFor(N: number, H: number, W: number): ConvGeometry {
     const [OH, OW] = this.outputShape([this.inChannels, H, W]).slice(1);
-    const [kh, kw] = this.kernelSize;
-    const [sh, sw] = this.stride;
-    const [dh, dw] = this.dilation;
     const [ph, pw] = this.padding;
     // The forward Conv2D's geometry: it reads (N, Co, OH, OW) and its output grid is the H×W input.
+    const padding = [ph, ph, pw, pw] as const;
     return {
-      N,
-      C: this.outChannels,
-      H: OH,
-      W: OW,
-      kh,
-      kw,
-      sh,
-      sw,
-      dh,
-      dw,
-      padTop: ph,
-      padBottom: ph,
-      padLeft: pw,
-      padRight: pw,
+      ...convGeometry(N, this.outChannels, OH, OW, this.kernelSize, this.stride, padding, this.dilation),
       OH: H,
       OW: W,
     };

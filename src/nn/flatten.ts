@@ -6,13 +6,10 @@
 // channels-last framework.
 
 import { formatShape, shapeSize, type NDArray } from "../nd/ndarray.ts";
-import { Layer, ShapeError, reuse, type LayerConfig } from "./layer.ts";
+import { InputShapedLayer, ShapeError, reuse, type LayerConfig } from "./layer.ts";
 
-export class Flatten extends Layer {
+export class Flatten extends InputShapedLayer {
   readonly type = "Flatten";
-  private x: NDArray | null = null; // cached for its shape
-  private y: NDArray | null = null;
-  private dx: NDArray | null = null;
 
   outputShape(inputShape: readonly number[]): number[] {
     if (inputShape.length < 1)
@@ -36,9 +33,7 @@ export class Flatten extends Layer {
   //   ∂L/∂x = reshape(dy, x.shape)
   // copied into dx so neither aliases the other.
   backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
-    const x = this.x!;
-    const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
+    const dx = this.inputGrad(dy);
     dx.data.set(dy.data);
     return dx;
   }

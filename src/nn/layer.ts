@@ -16,7 +16,8 @@ import type { TypedConfig } from "./config.ts";
 import { NDArray, allocate, formatShape, shapeSize, type DType } from "../nd/ndarray.ts";
 import type { RandomState } from "../nd/random.ts";
 
-export { reuse } from "../kernels/buffers.ts";
+import { reuse } from "../kernels/buffers.ts";
+export { reuse };
 
 export interface ForwardOptions {
   /** Training mode: dropout drops, batch norm uses batch statistics and updates running ones. */
@@ -216,6 +217,23 @@ export function makeParam(name: string, shape: readonly number[], dtype: DType =
     grad: new NDArray(allocate(dtype, shapeSize(shape)), shape),
     trainable,
   };
+}
+
+/**
+ * A layer without parameters whose dx has its input's shape: it keeps its last input (for that shape)
+ * and reuses its output and dx buffers from batch to batch.
+ */
+export abstract class InputShapedLayer extends Layer {
+  protected x: NDArray | null = null;
+  protected y: NDArray | null = null;
+  protected dx: NDArray | null = null;
+
+  /** Backward's dx buffer (the last input's shape and dtype), after checking dy against the last output. */
+  protected inputGrad(dy: NDArray): NDArray {
+    this.expectGrad(dy, this.y);
+    const x = this.x!;
+    return (this.dx = reuse(this.dx, x.shape, x.dtype));
+  }
 }
 
 /** Validate an option: a positive integer. Errors are thrown when the layer is constructed. */

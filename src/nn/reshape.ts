@@ -7,19 +7,16 @@
 // GlobalMaxPool2D: y[n, c] = max_{h,w} x[n, c, h, w], dx = dy at the (first) argmax, 0 elsewhere.
 
 import { formatShape, shapeSize, type NDArray } from "../nd/ndarray.ts";
-import { Layer, ShapeError, reuse, type LayerConfig } from "./layer.ts";
+import { InputShapedLayer, ShapeError, reuse, type LayerConfig } from "./layer.ts";
 
 export interface ReshapeOptions {
   /** The new sample shape (batch axis excluded); one entry may be −1 (inferred). */
   targetShape: readonly number[];
 }
 
-export class Reshape extends Layer {
+export class Reshape extends InputShapedLayer {
   readonly type = "Reshape";
   readonly targetShape: number[];
-  private x: NDArray | null = null; // for its shape
-  private y: NDArray | null = null;
-  private dx: NDArray | null = null;
 
   constructor(opts: ReshapeOptions) {
     super();
@@ -62,8 +59,7 @@ export class Reshape extends Layer {
 
   // Backward: dx = reshape(dy, x.shape) (copied: neither aliases the other).
   backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
-    const dx = (this.dx = reuse(this.dx, this.x!.shape, this.x!.dtype));
+    const dx = this.inputGrad(dy);
     dx.data.set(dy.data);
     return dx;
   }
@@ -78,12 +74,9 @@ export interface PermuteOptions {
   dims: readonly number[];
 }
 
-export class Permute extends Layer {
+export class Permute extends InputShapedLayer {
   readonly type = "Permute";
   readonly dims: number[];
-  private x: NDArray | null = null;
-  private y: NDArray | null = null;
-  private dx: NDArray | null = null;
 
   constructor(opts: PermuteOptions) {
     super();
@@ -169,9 +162,8 @@ export class Permute extends Layer {
 
   // Backward: the inverse permutation, written as the same walk with source and destination swapped.
   backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
+    const dx = this.inputGrad(dy);
     const x = this.x!;
-    const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
     Permute.permute(
       dy,
       dx,
@@ -187,11 +179,8 @@ export class Permute extends Layer {
   }
 }
 
-export class GlobalMaxPool2D extends Layer {
+export class GlobalMaxPool2D extends InputShapedLayer {
   readonly type = "GlobalMaxPool2D";
-  private x: NDArray | null = null; // for its shape
-  private y: NDArray | null = null;
-  private dx: NDArray | null = null;
   private argmax = new Int32Array(0); // flat index into x of each (n, c)'s maximum
 
   outputShape(inputShape: readonly number[]): number[] {
@@ -224,9 +213,7 @@ export class GlobalMaxPool2D extends Layer {
 
   // Backward: dx[argmax(n, c)] = dy[n, c], zero elsewhere.
   backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
-    const x = this.x!;
-    const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
+    const dx = this.inputGrad(dy);
     dx.data.fill(0);
     for (let p = 0; p < this.argmax.length; p++) dx.data[this.argmax[p]] += dy.data[p];
     return dx;

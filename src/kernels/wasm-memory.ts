@@ -116,6 +116,20 @@ class ViewSet {
   readonly i32: (Int32Array | undefined)[] = [];
 }
 
+/** views[slot] if it still covers n elements at ptr, else a new view of buffer put there. */
+function reusedView<View extends Float32Array | Int32Array>(
+  views: (View | undefined)[],
+  slot: number,
+  buffer: ArrayBufferLike,
+  ptr: number,
+  n: number,
+  ViewType: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => View,
+): View {
+  let v = views[slot];
+  if (v === undefined || v.byteOffset !== ptr || v.length !== n) views[slot] = v = new ViewType(buffer, ptr, n);
+  return v;
+}
+
 /**
  * Typed-array views of linear memory for one call site, one per slot (and per instance), reused while
  * their offset, length and the memory's buffer stay the same: after memory.grow, `memory.buffer` is a
@@ -137,18 +151,12 @@ export class ViewCache {
 
   float32(slot: number, ptr: number, n: number): Float32Array {
     const set = this.check();
-    let v = set.f32[slot];
-    if (v === undefined || v.byteOffset !== ptr || v.length !== n)
-      set.f32[slot] = v = new Float32Array(set.buffer!, ptr, n);
-    return v;
+    return reusedView(set.f32, slot, set.buffer!, ptr, n, Float32Array);
   }
 
   int32(slot: number, ptr: number, n: number): Int32Array {
     const set = this.check();
-    let v = set.i32[slot];
-    if (v === undefined || v.byteOffset !== ptr || v.length !== n)
-      set.i32[slot] = v = new Int32Array(set.buffer!, ptr, n);
-    return v;
+    return reusedView(set.i32, slot, set.buffer!, ptr, n, Int32Array);
   }
 }
 

@@ -170,14 +170,7 @@ export class Conv2D extends WeightedLayer {
    * weights from the layer's generator. Later inputs must have the same channel count.
    */
   protected resolveChannels(C: number): void {
-    if (this.weightParam !== null) {
-      if (C !== this.channelsIn) {
-        throw new ShapeError(
-          `${this.describe()}: expected input of shape (N, ${this.channelsIn}, H, W), got (N, ${C}, H, W)`,
-        );
-      }
-      return;
-    }
+    if (this.builtForChannels(C, this.channelsIn)) return;
     this.configureChannels(C);
     const O = this.outChannels;
     const G = this.groupCount;
@@ -268,10 +261,7 @@ export class Conv2D extends WeightedLayer {
   // Backward (derivation.md §2.2; groups §5.1): dW += Σ_n dy_n · col_nᵀ, db += Σ dy, dx = col2im(Wᵀ · dy_n),
   // per group on W_g, dy's channel block g and col's row block g.
   backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
-    this.expectGrad(dy, this.saved?.y ?? null);
-    const ctx = this.saved!;
-    const needDx = opts.needDx ?? true;
-    return kernels.conv2dBackward(ctx, this.weight.value, dy, this.weight.grad, this.bias?.grad ?? null, needDx);
+    return this.kernelBackward(this.saved, dy, opts, (...args) => kernels.conv2dBackward(...args));
   }
 
   config(): LayerConfig {

@@ -101,10 +101,7 @@ export class Dense extends WeightedLayer {
 
   // Backward (derivation.md §2.1): dW += xᵀ·dy, db += Σ_n dy, dx = dy·Wᵀ.
   backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
-    this.expectGrad(dy, this.saved?.y ?? null);
-    const ctx = this.saved!;
-    const needDx = opts.needDx ?? true;
-    return kernels.denseBackward(ctx, this.weight.value, dy, this.weight.grad, this.bias?.grad ?? null, needDx);
+    return this.kernelBackward(this.saved, dy, opts, (...args) => kernels.denseBackward(...args));
   }
 
   config(): LayerConfig {

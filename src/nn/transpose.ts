@@ -111,14 +111,7 @@ export class Conv2DTranspose extends WeightedLayer {
   }
 
   private resolveChannels(C: number): void {
-    if (this.weightParam !== null) {
-      if (C !== this.channelsIn) {
-        throw new ShapeError(
-          `${this.describe()}: expected input of shape (N, ${this.channelsIn}, H, W), got (N, ${C}, H, W)`,
-        );
-      }
-      return;
-    }
+    if (this.builtForChannels(C, this.channelsIn)) return;
     this.channelsIn = C;
     const [kh, kw] = this.kernelSize;
     this.weightParam = makeParam("weight", [C, this.outChannels, kh, kw], this.dtype);

@@ -2,7 +2,8 @@
 // created once the input size is known, either given to the constructor or inferred from the first input
 // shape (Keras's build()). Until then the parameters are unresolved and asking for them says what to give.
 
-import { Layer, type Param } from "./layer.ts";
+import type { NDArray } from "../nd/ndarray.ts";
+import { Layer, ShapeError, type BackwardOptions, type Param } from "./layer.ts";
 
 export abstract class WeightedLayer extends Layer {
   abstract readonly useBias: boolean;
@@ -28,6 +29,32 @@ export abstract class WeightedLayer extends Layer {
   override params(): Param[] {
     if (this.weightParam === null) return [];
     return this.biasParam ? [this.weightParam, this.biasParam] : [this.weightParam];
+  }
+
+  /**
+   * Whether an image layer's parameters exist yet; once they do, every input must have the channel
+   * count C they were made for.
+   */
+  protected builtForChannels(C: number, channelsIn: number | null): boolean {
+    if (this.weightParam === null) return false;
+    if (C !== channelsIn) {
+      throw new ShapeError(`${this.describe()}: expected input of shape (N, ${channelsIn}, H, W), got (N, ${C}, H, W)`);
+    }
+    return true;
+  }
+
+  /**
+   * Backward through a kernels op (conv2dBackward, denseBackward, kernels.ts) on the context the last
+   * forward saved: dy checked against its output; dW, db accumulated; dx returned (unless !needDx).
+   */
+  protected kernelBackward<Saved extends { readonly y: NDArray }>(
+    saved: Saved | null,
+    dy: NDArray,
+    opts: BackwardOptions,
+    op: (ctx: Saved, w: NDArray, dy: NDArray, dW: NDArray, db: NDArray | null, needDx: boolean) => NDArray,
+  ): NDArray {
+    this.expectGrad(dy, saved?.y ?? null);
+    return op(saved!, this.weight.value, dy, this.weight.grad, this.bias?.grad ?? null, opts.needDx ?? true);
   }
 
   protected unresolved(what: string): never {

@@ -14,9 +14,38 @@ export interface ReshapeOptions {
   targetShape: readonly number[];
 }
 
-export class Reshape extends InputShapedLayer {
+/**
+ * A layer whose output holds its input's elements in the same row-major order under another sample
+ * shape (Reshape, Flatten). Each element keeps its flat position, so the Jacobian is the identity:
+ * y = reshape(x) and ∂L/∂x = reshape(dy, x.shape), both copies into the layer's buffers so that no
+ * array aliases another.
+ */
+export abstract class RowMajorReshape extends InputShapedLayer {
+  /** The fewest axes (batch included) an input must have, and how forward's error states the shape. */
+  protected abstract readonly minRank: number;
+  protected abstract readonly expectedShape: string;
+
+  forward(x: NDArray): NDArray {
+    if (x.ndim < this.minRank) this.shapeError(this.expectedShape, x.shape);
+    const shape = this.outputShape(x.shape.slice(1));
+    const y = (this.y = reuse(this.y, [x.shape[0], ...shape], x.dtype));
+    y.data.set(x.data);
+    this.x = x;
+    return y;
+  }
+
+  backward(dy: NDArray): NDArray {
+    const dx = this.inputGrad(dy);
+    dx.data.set(dy.data);
+    return dx;
+  }
+}
+
+export class Reshape extends RowMajorReshape {
   readonly type = "Reshape";
   readonly targetShape: number[];
+  protected readonly minRank = 1;
+  protected readonly expectedShape = "(N, ...)";
 
   constructor(opts: ReshapeOptions) {
     super();
@@ -46,22 +75,6 @@ export class Reshape extends InputShapedLayer {
       );
     }
     return out;
-  }
-
-  forward(x: NDArray): NDArray {
-    if (x.ndim < 1) this.shapeError("(N, ...)", x.shape);
-    const shape = this.outputShape(x.shape.slice(1));
-    const y = (this.y = reuse(this.y, [x.shape[0], ...shape], x.dtype));
-    y.data.set(x.data);
-    this.x = x;
-    return y;
-  }
-
-  // Backward: dx = reshape(dy, x.shape) (copied: neither aliases the other).
-  backward(dy: NDArray): NDArray {
-    const dx = this.inputGrad(dy);
-    dx.data.set(dy.data);
-    return dx;
   }
 
   config(): LayerConfig {

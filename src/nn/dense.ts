@@ -9,6 +9,7 @@ import { kernels } from "../kernels/backend.ts";
 import type { DenseContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
 import {
+  expectOptions,
   ShapeError,
   makeParam,
   positiveInt,
@@ -44,8 +45,7 @@ export class Dense extends WeightedLayer {
 
   constructor(opts: DenseOptions) {
     super();
-    if (typeof opts !== "object" || opts === null)
-      throw new TypeError("Dense: expected an options object {outFeatures, inFeatures?, ...}");
+    expectOptions("Dense", opts, "{outFeatures, inFeatures?, ...}");
     this.features = opts.inFeatures === undefined ? null : positiveInt("Dense", "inFeatures", opts.inFeatures);
     this.outFeatures = positiveInt("Dense", "outFeatures", opts.outFeatures);
     this.useBias = opts.bias ?? true;

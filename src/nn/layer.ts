@@ -236,6 +236,11 @@ export abstract class InputShapedLayer extends Layer {
   }
 }
 
+/** Check that a constructor was given an options object; `fields` shows its main ones ("{rate, seed?}"). */
+export function expectOptions(layer: string, opts: unknown, fields: string): void {
+  if (typeof opts !== "object" || opts === null) throw new TypeError(`${layer}: expected an options object ${fields}`);
+}
+
 /** Validate an option: a positive integer. Errors are thrown when the layer is constructed. */
 export function positiveInt(layer: string, name: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {

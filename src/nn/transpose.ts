@@ -23,6 +23,7 @@ import { col2im, convGeometry, im2col, type ConvGeometry } from "../kernels/im2c
 import { compact } from "./conv.ts";
 import { checkInit, initialize, type InitName } from "./init.ts";
 import {
+  expectOptions,
   ShapeError,
   makeParam,
   nonNegativeInt,
@@ -76,8 +77,7 @@ export class Conv2DTranspose extends WeightedLayer {
   constructor(opts: Conv2DTransposeOptions) {
     super();
     const L = "Conv2DTranspose";
-    if (typeof opts !== "object" || opts === null)
-      throw new TypeError(`${L}: expected an options object ` + `{outChannels, kernelSize, ...}`);
+    expectOptions(L, opts, "{outChannels, kernelSize, ...}");
     this.channelsIn = opts.inChannels === undefined ? null : positiveInt(L, "inChannels", opts.inChannels);
     this.outChannels = positiveInt(L, "outChannels", opts.outChannels);
     this.kernelSize = pair(L, "kernelSize", opts.kernelSize, positiveInt);

@@ -62,7 +62,15 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       full.batch_input_shape = inputShape.length === 3 ? [null, H, W, C] : [null, inputShape[0]];
     }
     layers.push({ class_name: className, config: full });
+  }; // TF pads only as "same": other paddings become a ZeroPadding2D layer before a "valid" one.
+  const addZeroPadding = (i: number, top: number, bottom: number, left: number, right: number): void => {
+    const padding = [
+      [top, bottom],
+      [left, right],
+    ];
+    add("ZeroPadding2D", `zero_padding2d_${i}`, { padding, data_format: "channels_last" });
   };
+
   const weight = (layerName: string, name: string, shape: number[], data: ArrayLike<number>): void => {
     specs.push({ name: `${layerName}/${name}`, shape, dtype: "float32" });
     values.push(Float32Array.from(data));
@@ -101,13 +109,7 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       else if (top + bottom + left + right === 0) padding = "valid";
       else if (matchesTfSame(H, kh, sh, dh, top, bottom) && matchesTfSame(W, kw, sw, dw, left, right)) padding = "same";
       else {
-        add("ZeroPadding2D", `zero_padding2d_${i}`, {
-          padding: [
-            [top, bottom],
-            [left, right],
-          ],
-          data_format: "channels_last",
-        });
+        addZeroPadding(i, top, bottom, left, right);
         padding = "valid";
       }
       // The Keras config DepthwiseConv2D and SeparableConv2D share (in Keras's key order).
@@ -186,13 +188,7 @@ export function toTfjsArtifacts(model: Sequential, opts: TfjsExportOptions = {})
       else if (!countsPad && matchesTfSame(H, kh, sh, 1, ph, ph) && matchesTfSame(W, kw, sw, 1, pw, pw))
         padding = "same";
       else if (countsPad) {
-        add("ZeroPadding2D", `zero_padding2d_${i}`, {
-          padding: [
-            [ph, ph],
-            [pw, pw],
-          ],
-          data_format: "channels_last",
-        });
+        addZeroPadding(i, ph, ph, pw, pw);
         padding = "valid";
       } else {
         throw new Error(

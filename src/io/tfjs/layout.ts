@@ -5,23 +5,31 @@ import { samePadding } from "../../nn/conv.ts";
 // ---------------------------------------------------------------------------------------------------
 // Permutations between handprop's and TF's layouts.
 
-/** handprop conv kernel (O, C, kh, kw) → TF [kh, kw, C, O]. */
-export function convKernelToTf(w: ArrayLike<number>, O: number, C: number, kh: number, kw: number): Float32Array {
-  const out = new Float32Array(O * C * kh * kw);
+/** Visit every conv kernel entry with its index in handprop's (O, C, kh, kw) and in TF's [kh, kw, C, O]. */
+function forEachKernelEntry(
+  O: number,
+  C: number,
+  kh: number,
+  kw: number,
+  visit: (ochw: number, hwco: number) => void,
+): void {
   for (let o = 0; o < O; o++)
     for (let c = 0; c < C; c++)
       for (let p = 0; p < kh; p++)
-        for (let q = 0; q < kw; q++) out[((p * kw + q) * C + c) * O + o] = w[((o * C + c) * kh + p) * kw + q];
+        for (let q = 0; q < kw; q++) visit(((o * C + c) * kh + p) * kw + q, ((p * kw + q) * C + c) * O + o);
+}
+
+/** handprop conv kernel (O, C, kh, kw) → TF [kh, kw, C, O]. */
+export function convKernelToTf(w: ArrayLike<number>, O: number, C: number, kh: number, kw: number): Float32Array {
+  const out = new Float32Array(O * C * kh * kw);
+  forEachKernelEntry(O, C, kh, kw, (ochw, hwco) => (out[hwco] = w[ochw]));
   return out;
 }
 
 /** TF conv kernel [kh, kw, C, O] → handprop (O, C, kh, kw). */
 export function convKernelFromTf(t: ArrayLike<number>, O: number, C: number, kh: number, kw: number): Float32Array {
   const out = new Float32Array(O * C * kh * kw);
-  for (let o = 0; o < O; o++)
-    for (let c = 0; c < C; c++)
-      for (let p = 0; p < kh; p++)
-        for (let q = 0; q < kw; q++) out[((o * C + c) * kh + p) * kw + q] = t[((p * kw + q) * C + c) * O + o];
+  forEachKernelEntry(O, C, kh, kw, (ochw, hwco) => (out[ochw] = t[hwco]));
   return out;
 }
 

@@ -155,6 +155,7 @@ export {
   type TrainerOptions,
   type TrainerState,
   type StepOptions,
+  type StepArgs,
   type Batch,
   type BatchSource,
   type BatchAugmenter,

@@ -22,7 +22,7 @@ import {
   type AsyncRunOptions,
   type BatchSource,
   type History,
-  type StepOptions,
+  type StepArgs,
   type TrainerOptions,
 } from "./trainer.ts";
 
@@ -296,15 +296,8 @@ export class Sequential extends Layer implements Differentiable {
    * losses, the number of correct predictions. `where` ("epoch 3, batch 17") goes into the error if a
    * loss or gradient is not finite.
    */
-  trainBatch(
-    x: NDArray,
-    y: Target,
-    loss: Loss,
-    optimizer: Optimizer,
-    where = "a batch",
-    opts: StepOptions = {},
-  ): { loss: number; correct: number | null } {
-    return trainStep(this, x, y, loss, optimizer, where, opts);
+  trainBatch(...args: StepArgs): { loss: number; correct: number | null } {
+    return trainStep(this, ...args);
   }
 
   /** Train with mini-batch gradient descent (a Trainer run). Throws TrainingError on a non-finite loss or gradient. */

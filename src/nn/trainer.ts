@@ -82,6 +82,17 @@ export interface StepOptions {
   regularizer?: L2Regularizer;
 }
 
+/** One step's arguments after the model (trainStep, Sequential.trainBatch). */
+export type StepArgs = [
+  x: NDArray,
+  y: Target,
+  loss: Loss,
+  optimizer: Optimizer,
+  /** Where the batch stands ("epoch 3, batch 17"), for the error on a non-finite loss or gradient. */
+  where?: string,
+  opts?: StepOptions,
+];
+
 export interface TrainerOptions extends StepOptions {
   loss?: Loss;
   optimizer?: Optimizer;
@@ -246,12 +257,7 @@ export function clipGradientsByNorm(params: readonly Param[], c: number): number
  */
 export function trainStep(
   model: Sequential,
-  x: NDArray,
-  y: Target,
-  loss: Loss,
-  optimizer: Optimizer,
-  where = "a batch",
-  opts: StepOptions = {},
+  ...[x, y, loss, optimizer, where = "a batch", opts = {}]: StepArgs
 ): { loss: number; correct: number | null } {
   model.zeroGrad();
   const pred = model.forward(x, { training: true });

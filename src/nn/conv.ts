@@ -267,7 +267,7 @@ export class Conv2D extends WeightedLayer {
   config(): LayerConfig {
     return {
       type: this.type,
-      ...(this.channelsIn !== null ? { inChannels: this.channelsIn } : {}),
+      ...this.inputSizeConfig(this.channelsIn),
       outChannels: this.outChannels,
       ...(this.groupCount !== 1 ? { groups: this.groupCount } : {}),
       kernelSize: compact(this.kernelSize),

@@ -107,7 +107,7 @@ export class Dense extends WeightedLayer {
   config(): LayerConfig {
     return {
       type: this.type,
-      ...(this.features !== null ? { inFeatures: this.features } : {}),
+      ...this.inputSizeConfig(this.features),
       outFeatures: this.outFeatures,
       bias: this.useBias,
       init: this.init,

@@ -246,7 +246,7 @@ export class Conv2DTranspose extends WeightedLayer {
   config(): LayerConfig {
     return {
       type: this.type,
-      ...(this.channelsIn !== null ? { inChannels: this.channelsIn } : {}),
+      ...this.inputSizeConfig(this.channelsIn),
       outChannels: this.outChannels,
       kernelSize: compact(this.kernelSize),
       stride: compact(this.stride),

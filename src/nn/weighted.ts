@@ -57,6 +57,11 @@ export abstract class WeightedLayer extends Layer {
     return op(saved!, this.weight.value, dy, this.weight.grad, this.bias?.grad ?? null, opts.needDx ?? true);
   }
 
+  /** config()'s entry for the input size, under its constructor option, once it is known. */
+  protected inputSizeConfig(size: number | null): Record<string, number> {
+    return size !== null ? { [this.inputSizeOption]: size } : {};
+  }
+
   protected unresolved(what: string): never {
     throw new Error(
       `${this.describe()}: ${what} is not known yet: give ${this.inputSizeOption}, or build the model ` +

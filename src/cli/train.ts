@@ -543,6 +543,14 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
 /** JSON has no ±Infinity: a monitor's "no best yet" is null in the checkpoint. */
 const bestToJson = (v: number): number | null => (Number.isFinite(v) ? v : null);
 
+/** A callback's counters as the checkpoint stores them: its patience first, an infinite best as null. */
+function countersToJson<Counters extends { best: number }>(
+  patience: number,
+  counters: Counters,
+): Omit<Counters, "best"> & { patience: number; best: number | null } {
+  return { patience, ...counters, best: bestToJson(counters.best) };
+}
+
 /**
  * The library callbacks a run's settings ask for (--early-stopping, --save-best, --reduce-lr-on-plateau,
  * --log), restored from the checkpoint's counters; `counters()` writes their counters back into `state`.
@@ -596,25 +604,11 @@ function libraryCallbacks(
     );
   }
   const counters = (): void => {
-    if (earlyStopping && state.earlyStopping) {
-      const c = earlyStopping.state();
-      state.earlyStopping = {
-        patience: state.earlyStopping.patience,
-        best: bestToJson(c.best),
-        bestEpoch: c.bestEpoch,
-        wait: c.wait,
-      };
-    }
+    if (earlyStopping && state.earlyStopping)
+      state.earlyStopping = countersToJson(state.earlyStopping.patience, earlyStopping.state());
     if (saveBest) state.saveBest = { best: bestToJson(saveBest.best) };
-    if (reduceLr && state.reduceLrOnPlateau) {
-      const c = reduceLr.state();
-      state.reduceLrOnPlateau = {
-        patience: state.reduceLrOnPlateau.patience,
-        best: bestToJson(c.best),
-        wait: c.wait,
-        cooldownLeft: c.cooldownLeft,
-      };
-    }
+    if (reduceLr && state.reduceLrOnPlateau)
+      state.reduceLrOnPlateau = countersToJson(state.reduceLrOnPlateau.patience, reduceLr.state());
   };
   return { callbacks, earlyStopping, counters };
 }
@@ -673,32 +667,20 @@ function describeAugment(a: AugmentConfig | null | undefined): string {
 /** The augmenter's generator is RandomState(seed + AUGMENT_SEED_OFFSET): a stream of its own, not the shuffle's. */
 const AUGMENT_SEED_OFFSET = 0x9e3779b9;
 
-function checkpointValue(state: TrainState, flag: (typeof RUN_FLAGS)[number]): string | number | null {
-  switch (flag) {
-    case "model":
-      return state.modelName;
-    case "batch-size":
-      return state.batchSize;
-    case "optimizer":
-      return state.optimizer;
-    case "lr":
-      return state.lr;
-    case "schedule":
-      return state.schedule;
-    case "seed":
-      return state.seed;
-    case "limit":
-      return state.dataset.limit;
-    case "val":
-      return state.dataset.validation;
-    case "early-stopping":
-      return state.earlyStopping?.patience ?? null;
-    case "save-best":
-      return state.saveBest ? "true" : null;
-    case "reduce-lr-on-plateau":
-      return state.reduceLrOnPlateau?.patience ?? null;
-  }
-}
+/** What the checkpoint says each run-fixing flag was. */
+const CHECKPOINT_VALUE: Record<(typeof RUN_FLAGS)[number], (state: TrainState) => string | number | null> = {
+  "model": (state) => state.modelName,
+  "batch-size": (state) => state.batchSize,
+  "optimizer": (state) => state.optimizer,
+  "lr": (state) => state.lr,
+  "schedule": (state) => state.schedule,
+  "seed": (state) => state.seed,
+  "limit": (state) => state.dataset.limit,
+  "val": (state) => state.dataset.validation,
+  "early-stopping": (state) => state.earlyStopping?.patience ?? null,
+  "save-best": (state) => (state.saveBest ? "true" : null),
+  "reduce-lr-on-plateau": (state) => state.reduceLrOnPlateau?.patience ?? null,
+};
 
 function loadData(
   dataDir: string | null,
@@ -805,9 +787,9 @@ function resumeRun(
     throw new ModelFormatError(`${file}: the checkpoint has no optimizer state, so it cannot be resumed exactly`);
   for (const flag of RUN_FLAGS) {
     const given = typeof v[flag] === "boolean" ? String(v[flag]) : v[flag];
-    if (given !== undefined && given !== checkpointValue(state, flag)) {
+    if (given !== undefined && given !== CHECKPOINT_VALUE[flag](state)) {
       throw new UsageError(
-        `handprop train: --${flag} ${String(given)} differs from the checkpoint's (${String(checkpointValue(state, flag))}); leave it out to resume, or start a new run with another --out`,
+        `handprop train: --${flag} ${String(given)} differs from the checkpoint's (${String(CHECKPOINT_VALUE[flag](state))}); leave it out to resume, or start a new run with another --out`,
       );
     }
   }

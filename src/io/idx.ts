@@ -135,27 +135,25 @@ function readValues(view: DataView, offset: number, count: number, info: TypeInf
       return src.slice();
     case "byte":
       return new Int8Array(src.slice().buffer);
-    case "short": {
-      const out = new Int16Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getInt16(offset + 2 * i, false);
-      return out;
-    }
-    case "int": {
-      const out = new Int32Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getInt32(offset + 4 * i, false);
-      return out;
-    }
-    case "float": {
-      const out = new Float32Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getFloat32(offset + 4 * i, false);
-      return out;
-    }
-    case "double": {
-      const out = new Float64Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getFloat64(offset + 8 * i, false);
-      return out;
-    }
+    case "short":
+      return readBigEndian(new Int16Array(count), offset, (at) => view.getInt16(at, false));
+    case "int":
+      return readBigEndian(new Int32Array(count), offset, (at) => view.getInt32(at, false));
+    case "float":
+      return readBigEndian(new Float32Array(count), offset, (at) => view.getFloat32(at, false));
+    case "double":
+      return readBigEndian(new Float64Array(count), offset, (at) => view.getFloat64(at, false));
   }
+}
+
+/** Fill `out` with the big-endian values stored one after another from byte `offset`, each read by `get`. */
+function readBigEndian<Values extends Int16Array | Int32Array | Float32Array | Float64Array>(
+  out: Values,
+  offset: number,
+  get: (byteOffset: number) => number,
+): Values {
+  for (let i = 0; i < out.length; i++) out[i] = get(offset + out.BYTES_PER_ELEMENT * i);
+  return out;
 }
 
 /** The IDX type a typed array is written as. */

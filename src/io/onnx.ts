@@ -263,52 +263,27 @@ class OnnxGraphBuilder {
       const scaled = part("Mul", [v, init("gamma", { shape: dims, data: gamma.data })]);
       node("Add", [], [scaled, init("beta", { shape: dims, data: beta.data })]);
     };
-    const conv = (
-      weight: NDArray,
-      bias: NDArray | null,
-      kernelSize: readonly number[],
-      stride: readonly number[],
-      dilation: readonly number[],
-      pads: readonly number[],
-      groups: number,
-    ): void => {
-      const ins = [x, init("weight", weight)];
-      if (bias) ins.push(init("bias", bias));
-      const [top, bottom, left, right] = pads;
+    // Conv2D and DepthwiseConv2D (groups = C) export as one Conv node.
+    const conv = (layer: Conv2D | DepthwiseConv2D, groups: number): void => {
+      const ins = [x, init("weight", layer.weight.value)];
+      if (layer.bias) ins.push(init("bias", layer.bias.value));
+      const [top, bottom, left, right] = layer.paddingFor(inShape[1], inShape[2]);
       const attrs: Attr[] = [
-        { name: "kernel_shape", ints: kernelSize },
-        { name: "strides", ints: stride },
+        { name: "kernel_shape", ints: layer.kernelSize },
+        { name: "strides", ints: layer.stride },
         { name: "pads", ints: [top, left, bottom, right] },
-        { name: "dilations", ints: dilation },
+        { name: "dilations", ints: layer.dilation },
       ];
       if (groups !== 1) attrs.push({ name: "group", i: groups });
       node("Conv", attrs, ins);
     };
 
     if (layer instanceof Conv2D) {
-      const pads = layer.paddingFor(inShape[1], inShape[2]);
-      conv(
-        layer.weight.value,
-        layer.bias?.value ?? null,
-        layer.kernelSize,
-        layer.stride,
-        layer.dilation,
-        pads,
-        layer.groups,
-      );
+      conv(layer, layer.groups);
       return;
     }
     if (layer instanceof DepthwiseConv2D) {
-      const pads = layer.paddingFor(inShape[1], inShape[2]);
-      conv(
-        layer.weight.value,
-        layer.bias?.value ?? null,
-        layer.kernelSize,
-        layer.stride,
-        layer.dilation,
-        pads,
-        layer.inChannels,
-      );
+      conv(layer, layer.inChannels);
       return;
     }
     if (layer instanceof SeparableConv2D) {

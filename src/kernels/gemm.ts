@@ -7,28 +7,13 @@
 // on "wasm" (wasm-ops.ts, wasm/gemm.as), else the reference loops, gemmJS (js.ts). Each sums in its own
 // fixed order, so results are deterministic.
 
-import type { TypedArray } from "../nd/ndarray.ts";
 import { kernels } from "./backend.ts";
+import type { Gemm } from "./kernels.ts";
 
 export { gemmJS } from "./js.ts";
+export type { Gemm } from "./kernels.ts";
 
-export function gemm(
-  transA: boolean,
-  transB: boolean,
-  M: number,
-  N: number,
-  K: number,
-  alpha: number,
-  A: TypedArray,
-  aOff: number,
-  lda: number,
-  B: TypedArray,
-  bOff: number,
-  ldb: number,
-  beta: number,
-  C: TypedArray,
-  cOff: number,
-  ldc: number,
-): void {
+/** C = α·op(A)·op(B) + β·C on the current backend (Gemm, kernels.ts). */
+export const gemm: Gemm = (transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) => {
   kernels.gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc);
-}
+};

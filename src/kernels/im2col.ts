@@ -81,24 +81,9 @@ export function convGeometry(
   const [sh, sw] = stride;
   const [padTop, padBottom, padLeft, padRight] = padding;
   const [dh, dw] = dilation;
-  return {
-    N,
-    C,
-    H,
-    W,
-    kh,
-    kw,
-    sh,
-    sw,
-    dh,
-    dw,
-    padTop,
-    padBottom,
-    padLeft,
-    padRight,
-    OH: convOutputSize(H, kh, sh, padTop, padBottom, dh),
-    OW: convOutputSize(W, kw, sw, padLeft, padRight, dw),
-  };
+  const OH = convOutputSize(H, kh, sh, padTop, padBottom, dh);
+  const OW = convOutputSize(W, kw, sw, padLeft, padRight, dw);
+  return { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padBottom, padLeft, padRight, OH, OW };
 }
 
 /** Number of elements of the col matrix: C·kh·kw · N·OH·OW. */
@@ -106,14 +91,68 @@ export function colSize(g: ConvGeometry): number {
   return g.C * g.kh * g.kw * g.N * g.OH * g.OW;
 }
 
+/** Per kernel tap (p, q): the output rows [iLo, iHi) and columns [jLo, jHi) whose input lies inside x. */
+export interface TapRange {
+  readonly tap: number; // p·kw + q
+  readonly iLo: number;
+  readonly iHi: number;
+  readonly jLo: number;
+  readonly jHi: number;
+  readonly rowOffset: number; // p·dh − padTop: output row i reads input row i·sh + rowOffset
+  readonly colOffset: number; // q·dw − padLeft
+}
+
 // The output columns j whose input column j·sw + q·dw − padLeft lies inside [0, W):
 //   j ≥ (padLeft − q·dw) / sw   and   j < (W + padLeft − q·dw) / sw,   clamped to [0, OW).
 // Outside [jLo, jHi) the tap reads padding. Same for rows.
-function firstInside(pad: number, offset: number, s: number): number {
-  return Math.max(0, Math.ceil((pad - offset) / s));
+function firstInside(offset: number, s: number): number {
+  return Math.max(0, Math.ceil(-offset / s));
 }
-function endInside(size: number, pad: number, offset: number, s: number, outSize: number): number {
-  return Math.min(outSize, Math.max(0, Math.ceil((size + pad - offset) / s)));
+function endInside(offset: number, s: number, size: number, outSize: number): number {
+  return Math.min(outSize, Math.max(0, Math.ceil((size - offset) / s)));
+}
+
+/** Every kernel tap in row-major order (p, then q), with its ranges; a range may be empty (all padding). */
+export function tapRanges(g: ConvGeometry): TapRange[] {
+  const out: TapRange[] = [];
+  for (let p = 0; p < g.kh; p++) {
+    const rowOffset = p * g.dh - g.padTop;
+    for (let q = 0; q < g.kw; q++) {
+      const colOffset = q * g.dw - g.padLeft;
+      out.push({
+        tap: p * g.kw + q,
+        iLo: firstInside(rowOffset, g.sh),
+        iHi: endInside(rowOffset, g.sh, g.H, g.OH),
+        jLo: firstInside(colOffset, g.sw),
+        jHi: endInside(colOffset, g.sw, g.W, g.OW),
+        rowOffset,
+        colOffset,
+      });
+    }
+  }
+  return out;
+}
+
+/** The taps that read x at least once (the others read only padding). */
+export function tapsInside(g: ConvGeometry): TapRange[] {
+  return tapRanges(g).filter((t) => t.iLo < t.iHi && t.jLo < t.jHi);
+}
+
+/**
+ * Visit col's blocks in order: for input channel c, kernel tap t and image n, the start of the block
+ * (row (c, p, q) of col, image n's OH·OW columns) and the offset of x's plane (n, c) in a batch.
+ */
+function forEachColBlock(g: ConvGeometry, visit: (t: TapRange, colBlock: number, xPlane: number) => void): void {
+  const { N, C, H, W, kh, kw, OH, OW } = g;
+  const OHW = OH * OW;
+  const ldCol = N * OHW;
+  const taps = tapRanges(g);
+  for (let c = 0; c < C; c++) {
+    for (const t of taps) {
+      const rowStart = (c * kh * kw + t.tap) * ldCol;
+      for (let n = 0; n < N; n++) visit(t, rowStart + n * OHW, (n * C + c) * H * W);
+    }
+  }
 }
 
 /**
@@ -121,37 +160,21 @@ function endInside(size: number, pad: number, offset: number, s: number, outSize
  * starting at x[xOff]; col must hold colSize(g) elements and is entirely overwritten.
  */
 export function im2col(g: ConvGeometry, x: TypedArray, xOff: number, col: TypedArray): void {
-  const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
-  const HW = H * W;
-  const OHW = OH * OW;
-  const ldCol = N * OHW;
-  for (let c = 0; c < C; c++) {
-    for (let p = 0; p < kh; p++) {
-      const iLo = firstInside(padTop, p * dh, sh);
-      const iHi = endInside(H, padTop, p * dh, sh, OH);
-      for (let q = 0; q < kw; q++) {
-        const jLo = firstInside(padLeft, q * dw, sw);
-        const jHi = endInside(W, padLeft, q * dw, sw, OW);
-        const rowStart = ((c * kh + p) * kw + q) * ldCol;
-        for (let n = 0; n < N; n++) {
-          const xPlane = xOff + (n * C + c) * HW;
-          const colImage = rowStart + n * OHW;
-          for (let i = 0; i < OH; i++) {
-            const dst = colImage + i * OW;
-            if (i < iLo || i >= iHi || jLo >= jHi) {
-              col.fill(0, dst, dst + OW);
-              continue;
-            }
-            const xRow = xPlane + (i * sh + p * dh - padTop) * W;
-            for (let j = 0; j < jLo; j++) col[dst + j] = 0;
-            let xi = xRow + jLo * sw + q * dw - padLeft;
-            for (let j = jLo; j < jHi; j++, xi += sw) col[dst + j] = x[xi];
-            for (let j = jHi; j < OW; j++) col[dst + j] = 0;
-          }
-        }
+  const { W, sw, OH, OW } = g;
+  forEachColBlock(g, (t, colBlock, xPlane) => {
+    for (let i = 0; i < OH; i++) {
+      const dst = colBlock + i * OW;
+      if (i < t.iLo || i >= t.iHi || t.jLo >= t.jHi) {
+        col.fill(0, dst, dst + OW);
+        continue;
       }
+      const xRow = xOff + xPlane + (i * g.sh + t.rowOffset) * W;
+      for (let j = 0; j < t.jLo; j++) col[dst + j] = 0;
+      let xi = xRow + t.jLo * sw + t.colOffset;
+      for (let j = t.jLo; j < t.jHi; j++, xi += sw) col[dst + j] = x[xi];
+      for (let j = t.jHi; j < OW; j++) col[dst + j] = 0;
     }
-  }
+  });
 }
 
 /**
@@ -161,29 +184,13 @@ export function im2col(g: ConvGeometry, x: TypedArray, xOff: number, col: TypedA
  * whatever dx already held is kept — zero dx first for a plain gradient. dx is (N, C, H, W) at dx[dxOff].
  */
 export function col2im(g: ConvGeometry, col: TypedArray, dx: TypedArray, dxOff: number): void {
-  const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
-  const HW = H * W;
-  const OHW = OH * OW;
-  const ldCol = N * OHW;
-  for (let c = 0; c < C; c++) {
-    for (let p = 0; p < kh; p++) {
-      const iLo = firstInside(padTop, p * dh, sh);
-      const iHi = endInside(H, padTop, p * dh, sh, OH);
-      for (let q = 0; q < kw; q++) {
-        const jLo = firstInside(padLeft, q * dw, sw);
-        const jHi = endInside(W, padLeft, q * dw, sw, OW);
-        if (jLo >= jHi) continue;
-        const rowStart = ((c * kh + p) * kw + q) * ldCol;
-        for (let n = 0; n < N; n++) {
-          const xPlane = dxOff + (n * C + c) * HW;
-          const colImage = rowStart + n * OHW;
-          for (let i = iLo; i < iHi; i++) {
-            const src = colImage + i * OW;
-            let xi = xPlane + (i * sh + p * dh - padTop) * W + jLo * sw + q * dw - padLeft;
-            for (let j = jLo; j < jHi; j++, xi += sw) dx[xi] += col[src + j];
-          }
-        }
-      }
+  const { W, sw, OW } = g;
+  forEachColBlock(g, (t, colBlock, xPlane) => {
+    if (t.jLo >= t.jHi) return;
+    for (let i = t.iLo; i < t.iHi; i++) {
+      const src = colBlock + i * OW;
+      let xi = dxOff + xPlane + (i * g.sh + t.rowOffset) * W + t.jLo * sw + t.colOffset;
+      for (let j = t.jLo; j < t.jHi; j++, xi += sw) dx[xi] += col[src + j];
     }
-  }
+  });
 }

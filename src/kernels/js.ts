@@ -1,8 +1,9 @@
 // The JavaScript backend: every op of the Kernels interface (kernels.ts) as plain loops over typed
 // arrays, for any dtype (float64 for gradient checks). This is the readable reference: each op is a
 // forward/backward pair, written from the formula docs/derivation.md numbers, and the other backends
-// are tested against it. It is also what runs wherever the WebAssembly kernels cannot (float64, no SIMD,
-// HANDPROP_BACKEND=js).
+// are tested against it. Each op takes its signature from the Kernels interface (Kernels["op"]), where
+// its parameters are documented once. It is also what runs wherever the WebAssembly kernels cannot
+// (float64, no SIMD, HANDPROP_BACKEND=js).
 //
 //   gemmJS                               C = α·op(A)·op(B) + β·C              (the hot loop under both below)
 //   conv2dForward / conv2dBackward       im2col + GEMM, grouped; depthwise: direct loops  derivation.md §2.2, §5.1
@@ -14,8 +15,16 @@
 
 import { NDArray, type DType, type TypedArray } from "../nd/ndarray.ts";
 import { ownContext, reuse, reuseContext } from "./buffers.ts";
-import { col2im, im2col, type ConvGeometry } from "./im2col.ts";
-import type { Conv2DContext, DenseContext, Kernels, Pool2DContext, PoolGeometry, ReLUContext } from "./kernels.ts";
+import { col2im, im2col, tapsInside, type ConvGeometry } from "./im2col.ts";
+import type {
+  Conv2DContext,
+  DenseContext,
+  Gemm,
+  Kernels,
+  Pool2DContext,
+  PoolGeometry,
+  ReLUContext,
+} from "./kernels.ts";
 
 // ------------------------------------------------------------------------------------------------
 // GEMM
@@ -25,24 +34,7 @@ import type { Conv2DContext, DenseContext, Kernels, Pool2DContext, PoolGeometry,
  * dtype. The loops are ordered so the innermost one walks contiguous memory (i-k-j for A·B); the
  * accumulation order is fixed, so results are deterministic.
  */
-export function gemmJS(
-  transA: boolean,
-  transB: boolean,
-  M: number,
-  N: number,
-  K: number,
-  alpha: number,
-  A: TypedArray,
-  aOff: number,
-  lda: number,
-  B: TypedArray,
-  bOff: number,
-  ldb: number,
-  beta: number,
-  C: TypedArray,
-  cOff: number,
-  ldc: number,
-): void {
+export const gemmJS: Gemm = (transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) => {
   // C ← beta·C
   if (beta !== 1) {
     for (let i = 0; i < M; i++) {
@@ -79,7 +71,7 @@ export function gemmJS(
       }
     }
   }
-}
+};
 
 // ------------------------------------------------------------------------------------------------
 // Conv2D (derivation.md §2.2): a cross-correlation over NCHW images, W stored (O, C/G, kh, kw),
@@ -124,14 +116,7 @@ function checkGroups(g: ConvGeometry, groups: number, w: NDArray): void {
   }
 }
 
-function conv2dForward(
-  g: ConvGeometry,
-  groups: number,
-  x: NDArray,
-  w: NDArray,
-  b: NDArray | null,
-  prev: Conv2DContext | null,
-): Conv2DContext {
+const conv2dForward: Kernels["conv2dForward"] = (g, groups, x, w, b, prev) => {
   checkGroups(g, groups, w);
   const { N, C, kh, kw, OH, OW } = g;
   const O = w.shape[0];
@@ -164,29 +149,28 @@ function conv2dForward(
   const Og = O / groups;
   const Kg = K / groups;
   const ldCol = N * OHW;
-  for (let n = 0; n < N; n++) {
-    for (let gi = 0; gi < groups; gi++) {
-      gemmJS(
-        false,
-        false,
-        Og,
-        OHW,
-        Kg,
-        1,
-        w.data,
-        gi * Og * Kg,
-        Kg,
-        col.data,
-        gi * Kg * ldCol + n * OHW,
-        ldCol,
-        beta,
-        y.data,
-        (n * O + gi * Og) * OHW,
-        OHW,
-      );
-    }
-  }
+  forEachGroupBlock(N, groups, Og, Kg, OHW, (wBlock, colBlock, yBlock) => {
+    gemmJS(false, false, Og, OHW, Kg, 1, w.data, wBlock, Kg, col.data, colBlock, ldCol, beta, y.data, yBlock, OHW);
+  });
   return ctx;
+};
+
+/**
+ * Visit the GEMM blocks of image n and group g (g inner), as offsets: W_g (Og × Kg) in W, col_n's row
+ * block g in col (leading dimension N·OH·OW), and y_n's channel block g in y (dy_n's in dy).
+ */
+function forEachGroupBlock(
+  N: number,
+  G: number,
+  Og: number,
+  Kg: number,
+  OHW: number,
+  visit: (wBlock: number, colBlock: number, yBlock: number) => void,
+): void {
+  const ldCol = N * OHW;
+  for (let n = 0; n < N; n++) {
+    for (let gi = 0; gi < G; gi++) visit(gi * Og * Kg, gi * Kg * ldCol + n * OHW, (n * G + gi) * Og * OHW);
+  }
 }
 
 // With col[(c,p,q), (n,i,j)] = x_pad[n,c,i·sh+p·dh, j·sw+q·dw], i.e. y_n = W·col_n + b:
@@ -199,14 +183,7 @@ function conv2dForward(
 // Grouped (derivation.md §5.1): the same three products per group g, on W_g, dy's channel block g and
 // col's row block g; the blocks of the full (O, C, kh, kw) kernel outside the groups are structurally
 // zero and get no gradient.
-function conv2dBackward(
-  saved: Conv2DContext,
-  w: NDArray,
-  dy: NDArray,
-  dW: NDArray,
-  db: NDArray | null,
-  needDx: boolean,
-): NDArray {
+const conv2dBackward: Kernels["conv2dBackward"] = (saved, w, dy, dW, db, needDx) => {
   const ctx = ownContext(saved, JsConv2DContext);
   const g = ctx.geometry;
   const { N, C, H, W, kh, kw, OH, OW } = g;
@@ -224,28 +201,9 @@ function conv2dBackward(
   const Og = O / G;
   const Kg = K / G;
 
-  for (let n = 0; n < N; n++) {
-    for (let gi = 0; gi < G; gi++) {
-      gemmJS(
-        false,
-        true,
-        Og,
-        Kg,
-        OHW,
-        1,
-        dy.data,
-        (n * O + gi * Og) * OHW,
-        OHW,
-        col.data,
-        gi * Kg * ldCol + n * OHW,
-        ldCol,
-        1,
-        dW.data,
-        gi * Og * Kg,
-        Kg,
-      );
-    }
-  }
+  forEachGroupBlock(N, G, Og, Kg, OHW, (wBlock, colBlock, yBlock) => {
+    gemmJS(false, true, Og, Kg, OHW, 1, dy.data, yBlock, OHW, col.data, colBlock, ldCol, 1, dW.data, wBlock, Kg);
+  });
   if (db !== null) {
     const dbd = db.data;
     for (let n = 0; n < N; n++) {
@@ -261,32 +219,13 @@ function conv2dBackward(
   if (!needDx) return dx;
   // dcol_n = Wᵀ · dy_n (per group: W_gᵀ · dy_n's block g), then scatter-add back to pixel positions.
   const dcol = (ctx.dcol = reuse(ctx.dcol, [K, ldCol], w.dtype));
-  for (let n = 0; n < N; n++) {
-    for (let gi = 0; gi < G; gi++) {
-      gemmJS(
-        true,
-        false,
-        Kg,
-        OHW,
-        Og,
-        1,
-        w.data,
-        gi * Og * Kg,
-        Kg,
-        dy.data,
-        (n * O + gi * Og) * OHW,
-        OHW,
-        0,
-        dcol.data,
-        gi * Kg * ldCol + n * OHW,
-        ldCol,
-      );
-    }
-  }
+  forEachGroupBlock(N, G, Og, Kg, OHW, (wBlock, colBlock, yBlock) => {
+    gemmJS(true, false, Kg, OHW, Og, 1, w.data, wBlock, Kg, dy.data, yBlock, OHW, 0, dcol.data, colBlock, ldCol);
+  });
   dx.data.fill(0);
   col2im(g, dcol.data, dx.data, 0);
   return dx;
-}
+};
 
 // Depthwise (G = C, one input channel per group, derivation.md §5.1) as direct loops: im2col + GEMM
 // would copy every input kh·kw times for (M × kh·kw)·(kh·kw × OH·OW) products too small to pay for it.
@@ -296,29 +235,22 @@ function conv2dBackward(
 //   dW[o,0,p,q] += Σ_{n,i,j} dy[n,o,i,j] · x[n, c, …]
 //   dx[n, c, …] += Σ_{m,p,q} W[o,0,p,q] · dy[n,o,i,j]
 function depthwiseForward(g: ConvGeometry, x: NDArray, w: NDArray, b: NDArray | null, y: NDArray): void {
-  const { N, C, H, W, OH, OW } = g;
-  const O = w.shape[0];
-  const M = O / C;
+  const { OH, OW } = g;
   const xd = x.data;
   const yd = y.data;
   const wd = w.data;
-  const taps = tapRanges(g);
-  for (let n = 0; n < N; n++) {
-    for (let o = 0; o < O; o++) {
-      const c = Math.floor(o / M);
-      const xBase = (n * C + c) * H * W;
-      const yBase = (n * O + o) * OH * OW;
-      yd.fill(b !== null ? b.data[o] : 0, yBase, yBase + OH * OW);
-      for (const t of taps) {
-        const wv = wd[o * g.kh * g.kw + t.tap];
-        for (let i = t.iLo; i < t.iHi; i++) {
-          const yRow = yBase + i * OW;
-          let xi = xBase + (i * g.sh + t.rowOffset) * W + t.jLo * g.sw + t.colOffset;
-          for (let j = t.jLo; j < t.jHi; j++, xi += g.sw) yd[yRow + j] += wv * xd[xi];
-        }
+  const taps = tapsInside(g);
+  forEachDepthwisePlane(g, w.shape[0], (o, xBase, yBase) => {
+    yd.fill(b !== null ? b.data[o] : 0, yBase, yBase + OH * OW);
+    for (const t of taps) {
+      const wv = wd[o * g.kh * g.kw + t.tap];
+      for (let i = t.iLo; i < t.iHi; i++) {
+        const yRow = yBase + i * OW;
+        let xi = xBase + (i * g.sh + t.rowOffset) * g.W + t.jLo * g.sw + t.colOffset;
+        for (let j = t.jLo; j < t.jHi; j++, xi += g.sw) yd[yRow + j] += wv * xd[xi];
       }
     }
-  }
+  });
 }
 
 function depthwiseBackward(
@@ -330,77 +262,53 @@ function depthwiseBackward(
   db: NDArray | null,
   dx: NDArray | null,
 ): void {
-  const { N, C, H, W, OH, OW } = g;
-  const O = w.shape[0];
-  const M = O / C;
+  const { OH, OW } = g;
   dx?.data.fill(0);
   const xd = x.data;
   const dyd = dy.data;
   const wd = w.data;
   const dWd = dW.data;
-  const taps = tapRanges(g);
+  const taps = tapsInside(g);
+  forEachDepthwisePlane(g, w.shape[0], (o, xBase, yBase) => {
+    if (db !== null) {
+      let s = 0;
+      for (let k = yBase; k < yBase + OH * OW; k++) s += dyd[k];
+      db.data[o] += s;
+    }
+    for (const t of taps) {
+      const wIndex = o * g.kh * g.kw + t.tap;
+      const wv = wd[wIndex];
+      let dw = 0;
+      for (let i = t.iLo; i < t.iHi; i++) {
+        const yRow = yBase + i * OW;
+        let xi = xBase + (i * g.sh + t.rowOffset) * g.W + t.jLo * g.sw + t.colOffset;
+        for (let j = t.jLo; j < t.jHi; j++, xi += g.sw) {
+          dw += dyd[yRow + j] * xd[xi];
+          if (dx !== null) dx.data[xi] += wv * dyd[yRow + j];
+        }
+      }
+      dWd[wIndex] += dw;
+    }
+  });
+}
+
+/**
+ * Visit each output plane (n, o) of a depthwise convolution with O output channels, in order: o, the
+ * offset of its input plane (n, c = ⌊o/M⌋, M = O/C) in x and of its own plane in y.
+ */
+function forEachDepthwisePlane(
+  g: ConvGeometry,
+  O: number,
+  visit: (o: number, xBase: number, yBase: number) => void,
+): void {
+  const { N, C, H, W, OH, OW } = g;
+  const M = O / C;
   for (let n = 0; n < N; n++) {
     for (let o = 0; o < O; o++) {
       const c = Math.floor(o / M);
-      const xBase = (n * C + c) * H * W;
-      const yBase = (n * O + o) * OH * OW;
-      if (db !== null) {
-        let s = 0;
-        for (let k = yBase; k < yBase + OH * OW; k++) s += dyd[k];
-        db.data[o] += s;
-      }
-      for (const t of taps) {
-        const wIndex = o * g.kh * g.kw + t.tap;
-        const wv = wd[wIndex];
-        let dw = 0;
-        for (let i = t.iLo; i < t.iHi; i++) {
-          const yRow = yBase + i * OW;
-          let xi = xBase + (i * g.sh + t.rowOffset) * W + t.jLo * g.sw + t.colOffset;
-          for (let j = t.jLo; j < t.jHi; j++, xi += g.sw) {
-            dw += dyd[yRow + j] * xd[xi];
-            if (dx !== null) dx.data[xi] += wv * dyd[yRow + j];
-          }
-        }
-        dWd[wIndex] += dw;
-      }
+      visit(o, (n * C + c) * H * W, (n * O + o) * OH * OW);
     }
   }
-}
-
-/** Per kernel tap (p, q): the output rows/columns [iLo, iHi) × [jLo, jHi) whose input lies inside x. */
-interface TapRange {
-  tap: number; // p·kw + q
-  iLo: number;
-  iHi: number;
-  jLo: number;
-  jHi: number;
-  rowOffset: number; // p·dh − padTop
-  colOffset: number; // q·dw − padLeft
-}
-
-function tapRanges(g: ConvGeometry): TapRange[] {
-  const out: TapRange[] = [];
-  // first output index whose input index o·s + off ≥ 0, and the end of those with o·s + off < size
-  const lo = (off: number, s: number) => Math.max(0, Math.ceil(-off / s));
-  const hi = (off: number, s: number, size: number, outSize: number) =>
-    Math.min(outSize, Math.max(0, Math.ceil((size - off) / s)));
-  for (let p = 0; p < g.kh; p++) {
-    const rowOffset = p * g.dh - g.padTop;
-    for (let q = 0; q < g.kw; q++) {
-      const colOffset = q * g.dw - g.padLeft;
-      const r: TapRange = {
-        tap: p * g.kw + q,
-        iLo: lo(rowOffset, g.sh),
-        iHi: hi(rowOffset, g.sh, g.H, g.OH),
-        jLo: lo(colOffset, g.sw),
-        jHi: hi(colOffset, g.sw, g.W, g.OW),
-        rowOffset,
-        colOffset,
-      };
-      if (r.iLo < r.iHi && r.jLo < r.jHi) out.push(r);
-    }
-  }
-  return out;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -413,7 +321,7 @@ class JsDenseContext implements DenseContext {
   dx: NDArray | null = null;
 }
 
-function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseContext | null): DenseContext {
+const denseForward: Kernels["denseForward"] = (x, w, b, prev) => {
   const [N, F] = x.shape;
   const O = w.shape[1];
   const ctx = reuseContext(prev, JsDenseContext);
@@ -423,19 +331,12 @@ function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseCont
   if (b !== null) for (let n = 0; n < N; n++) y.data.set(b.data, n * O);
   gemmJS(false, false, N, O, F, 1, x.data, 0, F, w.data, 0, O, b !== null ? 1 : 0, y.data, 0, O);
   return ctx;
-}
+};
 
 //   ∂L/∂W = xᵀ · dy            (F×N · N×O)      accumulated: dW += xᵀ·dy
 //   ∂L/∂b = Σ_n dy[n, :]                        accumulated: db += Σ_n dy
 //   ∂L/∂x = dy · Wᵀ            (N×O · O×F)
-function denseBackward(
-  saved: DenseContext,
-  w: NDArray,
-  dy: NDArray,
-  dW: NDArray,
-  db: NDArray | null,
-  needDx: boolean,
-): NDArray {
+const denseBackward: Kernels["denseBackward"] = (saved, w, dy, dW, db, needDx) => {
   const ctx = ownContext(saved, JsDenseContext);
   const x = ctx.x;
   const [N, F] = x.shape;
@@ -448,7 +349,7 @@ function denseBackward(
   const dx = (ctx.dx = reuse(ctx.dx, [N, F], x.dtype));
   if (needDx) gemmJS(false, true, N, F, O, 1, dy.data, 0, O, w.data, 0, O, 0, dx.data, 0, F);
   return dx;
-}
+};
 
 // ------------------------------------------------------------------------------------------------
 // Pooling (derivation.md §2.3). Window o covers input rows o·s − p … o·s − p + k − 1, clipped to the real
@@ -474,14 +375,15 @@ function poolContext(g: PoolGeometry, x: NDArray, prev: Pool2DContext | null): J
   return ctx;
 }
 
-/** Max pooling: y = the window's maximum; ties go to the first in row-major order, a NaN wins and stays. */
-function maxPool2dForward(g: PoolGeometry, x: NDArray, prev: Pool2DContext | null): Pool2DContext {
-  const ctx = poolContext(g, x, prev);
+/**
+ * Visit each output o (flat NCHW index, in order) with its window clipped to x: rows h0…h1−1 and columns
+ * w0…w1−1 of the plane that starts at xOff. Padding cells are never visited.
+ */
+function forEachPoolWindow(
+  g: PoolGeometry,
+  visit: (o: number, xOff: number, h0: number, h1: number, w0: number, w1: number) => void,
+): void {
   const { N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW } = g;
-  if (ctx.argmax.length !== ctx.y.size) ctx.argmax = new Int32Array(ctx.y.size);
-  const xd = x.data;
-  const yd = ctx.y.data;
-  const arg = ctx.argmax;
   for (let nc = 0; nc < N * C; nc++) {
     const xOff = nc * H * W;
     let o = nc * OH * OW;
@@ -493,102 +395,99 @@ function maxPool2dForward(g: PoolGeometry, x: NDArray, prev: Pool2DContext | nul
         const wStart = j * sw - pw;
         const w0 = Math.max(wStart, 0);
         const w1 = Math.min(wStart + kw, W);
-        let bestIdx = xOff + h0 * W + w0;
-        let best = xd[bestIdx];
-        for (let h = h0; h < h1; h++) {
-          for (let w = w0; w < w1; w++) {
-            const idx = xOff + h * W + w;
-            const v = xd[idx];
-            // strict ">" keeps the first maximum; the second clause lets the first NaN win and stay
-            if (v > best || (v !== v && best === best)) {
-              best = v;
-              bestIdx = idx;
-            }
-          }
-        }
-        yd[o] = best;
-        arg[o] = bestIdx;
+        visit(o, xOff, h0, h1, w0, w1);
       }
     }
   }
-  return ctx;
 }
+
+/**
+ * A pooling backward: dx (x's shape) zeroed, then `scatter` adds each dy_o into the cells its window read
+ * ("+=": windows overlap when stride < kernel). Nothing is computed when !needDx.
+ */
+function poolBackward(
+  saved: Pool2DContext,
+  needDx: boolean,
+  scatter: (ctx: JsPool2DContext, dxd: TypedArray) => void,
+): NDArray {
+  const ctx = ownContext(saved, JsPool2DContext);
+  const dx = (ctx.dx = reuse(ctx.dx, ctx.xShape, ctx.y.dtype));
+  if (!needDx) return dx;
+  dx.data.fill(0);
+  scatter(ctx, dx.data);
+  return dx;
+}
+
+/** Average pooling's D: kh·kw when countIncludePad, else the clipped window's real cells. */
+function poolDivisor(g: PoolGeometry, countIncludePad: boolean, rows: number, cols: number): number {
+  return countIncludePad ? g.kh * g.kw : rows * cols;
+}
+
+/** Max pooling: y = the window's maximum; ties go to the first in row-major order, a NaN wins and stays. */
+const maxPool2dForward: Kernels["maxPool2dForward"] = (g, x, prev) => {
+  const ctx = poolContext(g, x, prev);
+  if (ctx.argmax.length !== ctx.y.size) ctx.argmax = new Int32Array(ctx.y.size);
+  const W = g.W;
+  const xd = x.data;
+  const yd = ctx.y.data;
+  const arg = ctx.argmax;
+  forEachPoolWindow(g, (o, xOff, h0, h1, w0, w1) => {
+    let bestIdx = xOff + h0 * W + w0;
+    let best = xd[bestIdx];
+    for (let h = h0; h < h1; h++) {
+      for (let w = w0; w < w1; w++) {
+        const idx = xOff + h * W + w;
+        const v = xd[idx];
+        // strict ">" keeps the first maximum; the second clause lets the first NaN win and stay
+        if (v > best || (v !== v && best === best)) {
+          best = v;
+          bestIdx = idx;
+        }
+      }
+    }
+    yd[o] = best;
+    arg[o] = bestIdx;
+  });
+  return ctx;
+};
 
 // y_o = x_{a(o)} with a(o) the saved argmax, so ∂y_o/∂x_i = [i = a(o)] ⇒ ∂L/∂x_i = Σ_{o : a(o) = i} dy_o.
 // The sum is over every window that x_i won: windows overlap when stride < kernel, hence "+=".
-function maxPool2dBackward(saved: Pool2DContext, dy: NDArray, needDx: boolean): NDArray {
-  const ctx = ownContext(saved, JsPool2DContext);
-  const dx = (ctx.dx = reuse(ctx.dx, ctx.xShape, ctx.y.dtype));
-  if (!needDx) return dx;
-  const dxd = dx.data;
-  dxd.fill(0);
-  const dyd = dy.data;
-  const arg = ctx.argmax;
-  for (let o = 0; o < dyd.length; o++) dxd[arg[o]] += dyd[o];
-  return dx;
-}
+const maxPool2dBackward: Kernels["maxPool2dBackward"] = (saved, dy, needDx) =>
+  poolBackward(saved, needDx, (ctx, dxd) => {
+    const dyd = dy.data;
+    const arg = ctx.argmax;
+    for (let o = 0; o < dyd.length; o++) dxd[arg[o]] += dyd[o];
+  });
 
 /** Average pooling: y = (1/D) Σ_window x, D = kh·kw when countIncludePad, else the window's real cells. */
-function avgPool2dForward(
-  g: PoolGeometry,
-  countIncludePad: boolean,
-  x: NDArray,
-  prev: Pool2DContext | null,
-): Pool2DContext {
+const avgPool2dForward: Kernels["avgPool2dForward"] = (g, countIncludePad, x, prev) => {
   const ctx = poolContext(g, x, prev);
   ctx.countIncludePad = countIncludePad;
-  const { N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW } = g;
+  const W = g.W;
   const xd = x.data;
   const yd = ctx.y.data;
-  for (let nc = 0; nc < N * C; nc++) {
-    const xOff = nc * H * W;
-    let o = nc * OH * OW;
-    for (let i = 0; i < OH; i++) {
-      const hStart = i * sh - ph;
-      const h0 = Math.max(hStart, 0);
-      const h1 = Math.min(hStart + kh, H);
-      for (let j = 0; j < OW; j++, o++) {
-        const wStart = j * sw - pw;
-        const w0 = Math.max(wStart, 0);
-        const w1 = Math.min(wStart + kw, W);
-        let s = 0;
-        for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) s += xd[xOff + h * W + w];
-        yd[o] = s / (countIncludePad ? kh * kw : (h1 - h0) * (w1 - w0));
-      }
-    }
-  }
+  forEachPoolWindow(g, (o, xOff, h0, h1, w0, w1) => {
+    let s = 0;
+    for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) s += xd[xOff + h * W + w];
+    yd[o] = s / poolDivisor(g, countIncludePad, h1 - h0, w1 - w0);
+  });
   return ctx;
-}
+};
 
 // y_o = (1/D_o) Σ_{i ∈ window(o)} x_i  ⇒  ∂L/∂x_i = Σ_{o : i ∈ window(o)} dy_o / D_o
 // i.e. each dy_o is spread evenly over its window's real cells ("+=": windows may overlap).
-function avgPool2dBackward(saved: Pool2DContext, dy: NDArray, needDx: boolean): NDArray {
-  const ctx = ownContext(saved, JsPool2DContext);
-  const dx = (ctx.dx = reuse(ctx.dx, ctx.xShape, ctx.y.dtype));
-  if (!needDx) return dx;
-  const { N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW } = ctx.geometry;
-  const countIncludePad = ctx.countIncludePad;
-  const dxd = dx.data;
-  dxd.fill(0);
-  const dyd = dy.data;
-  for (let nc = 0; nc < N * C; nc++) {
-    const xOff = nc * H * W;
-    let o = nc * OH * OW;
-    for (let i = 0; i < OH; i++) {
-      const hStart = i * sh - ph;
-      const h0 = Math.max(hStart, 0);
-      const h1 = Math.min(hStart + kh, H);
-      for (let j = 0; j < OW; j++, o++) {
-        const wStart = j * sw - pw;
-        const w0 = Math.max(wStart, 0);
-        const w1 = Math.min(wStart + kw, W);
-        const g = dyd[o] / (countIncludePad ? kh * kw : (h1 - h0) * (w1 - w0));
-        for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) dxd[xOff + h * W + w] += g;
-      }
-    }
-  }
-  return dx;
-}
+const avgPool2dBackward: Kernels["avgPool2dBackward"] = (saved, dy, needDx) =>
+  poolBackward(saved, needDx, (ctx, dxd) => {
+    const g = ctx.geometry;
+    const W = g.W;
+    const countIncludePad = ctx.countIncludePad;
+    const dyd = dy.data;
+    forEachPoolWindow(g, (o, xOff, h0, h1, w0, w1) => {
+      const share = dyd[o] / poolDivisor(g, countIncludePad, h1 - h0, w1 - w0);
+      for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) dxd[xOff + h * W + w] += share;
+    });
+  });
 
 // ------------------------------------------------------------------------------------------------
 // ReLU (derivation.md §2.5): y = max(0, x), f'(x) = [x > 0], read from the output (y > 0 ⇔ x > 0).
@@ -599,26 +498,26 @@ class JsReLUContext implements ReLUContext {
   dx: NDArray | null = null;
 }
 
-function reluForward(x: NDArray, prev: ReLUContext | null): ReLUContext {
+const reluForward: Kernels["reluForward"] = (x, prev) => {
   const ctx = reuseContext(prev, JsReLUContext);
   const y = (ctx.y = reuse(ctx.y ?? null, x.shape, x.dtype));
   const xd = x.data;
   const yd = y.data;
   for (let i = 0; i < xd.length; i++) yd[i] = xd[i] > 0 ? xd[i] : 0; // y = max(0, x)
   return ctx;
-}
+};
 
 /** dx = dy ⊙ [y > 0], elementwise over arrays of one length. */
 export function reluBackwardLoop(y: TypedArray, dy: TypedArray, dx: TypedArray): void {
   for (let i = 0; i < dx.length; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
 }
 
-function reluBackward(saved: ReLUContext, dy: NDArray, needDx: boolean): NDArray {
+const reluBackward: Kernels["reluBackward"] = (saved, dy, needDx) => {
   const ctx = ownContext(saved, JsReLUContext);
   const dx = (ctx.dx = reuse(ctx.dx, dy.shape, ctx.y.dtype));
   if (needDx) reluBackwardLoop(ctx.y.data, dy.data, dx.data);
   return dx;
-}
+};
 
 /** The JavaScript backend. */
 // ------------------------------------------------------------------------------------------------

@@ -65,28 +65,35 @@ export interface ReLUContext extends SavedContext {
   readonly y: NDArray;
 }
 
+/**
+ * C[M×N] = α·op(A)[M×K]·op(B)[K×N] + β·C, op(X) = X or Xᵀ, on row-major arrays read from aOff/bOff/cOff
+ * with leading dimensions lda/ldb/ldc (CBLAS with CblasRowMajor). One signature for every GEMM: the
+ * dispatching gemm (gemm.ts), the reference loops (gemmJS) and the WebAssembly adapter (Gemm<Float32Array>).
+ */
+export type Gemm<Matrix extends TypedArray = TypedArray> = (
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  alpha: number,
+  A: Matrix,
+  aOff: number,
+  lda: number,
+  B: Matrix,
+  bOff: number,
+  ldb: number,
+  beta: number,
+  C: Matrix,
+  cOff: number,
+  ldc: number,
+) => void;
+
 export interface Kernels {
   readonly name: BackendName;
 
   /** C = α·op(A)·op(B) + β·C on row-major arrays with offsets and leading dimensions (gemm.ts). */
-  gemm(
-    transA: boolean,
-    transB: boolean,
-    M: number,
-    N: number,
-    K: number,
-    alpha: number,
-    A: TypedArray,
-    aOff: number,
-    lda: number,
-    B: TypedArray,
-    bOff: number,
-    ldb: number,
-    beta: number,
-    C: TypedArray,
-    cOff: number,
-    ldc: number,
-  ): void;
+  gemm: Gemm;
 
   /**
    * y = conv(x, w) + b (b null: none); x (N, C, H, W), w (O, C/groups, kh, kw), the geometry of x's shape.

@@ -4,6 +4,7 @@
 
 import type { TypedArray } from "../nd/ndarray.ts";
 import type { ConvGeometry } from "./im2col.ts";
+import type { Gemm } from "./kernels.ts";
 import { Part } from "./wasm-loader.ts";
 import { ViewCache, alloc, begin } from "./wasm-memory.ts";
 import { MAX_PARTS, evenParts, runParts, threadsFor, threadsForElements, threadsForStreaming } from "./wasm-threads.ts";
@@ -25,24 +26,24 @@ function putMatrix(slot: number, src: Float32Array, off: number, ld: number, row
  * gemm.ts's C = α·op(A)·op(B) + β·C on float32 arrays, run by the wasm kernels. The operands are copied
  * into linear memory (compacted: a leading dimension larger than the row is dropped) and C back out.
  */
-export function gemmWasm(
-  transA: boolean,
-  transB: boolean,
-  M: number,
-  N: number,
-  K: number,
-  alpha: number,
-  A: Float32Array,
-  aOff: number,
-  lda: number,
-  B: Float32Array,
-  bOff: number,
-  ldb: number,
-  beta: number,
-  C: Float32Array,
-  cOff: number,
-  ldc: number,
-): void {
+export const gemmWasm: Gemm<Float32Array> = (
+  transA,
+  transB,
+  M,
+  N,
+  K,
+  alpha,
+  A,
+  aOff,
+  lda,
+  B,
+  bOff,
+  ldb,
+  beta,
+  C,
+  cOff,
+  ldc,
+) => {
   if (M <= 0 || N <= 0) return;
   const T = threadsFor(M * N * K);
   const k = begin(T);
@@ -62,7 +63,7 @@ export function gemmWasm(
   const out = gemmViews.float32(2, c, M * N);
   if (ldc === N) C.set(out, cOff);
   else for (let r = 0; r < M; r++) C.set(out.subarray(r * N, (r + 1) * N), cOff + r * ldc);
-}
+};
 
 // ------------------------------------------------------------------------------------------------
 // Layer-level operations. Each instance belongs to one saved context (wasm-backend.ts: one per layer)

@@ -18,7 +18,7 @@ export function dtypeOf(data: TypedArray): DType {
 
 export function shapeSize(shape: readonly number[]): number {
   let n = 1;
-  for (const d of shape) n *= d;
+  for (let i = 0; i < shape.length; i++) n *= shape[i]; // indexed: an iterator would allocate per call
   return n;
 }
 

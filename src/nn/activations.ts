@@ -10,7 +10,7 @@
 
 import type { NDArray } from "../nd/ndarray.ts";
 import { formatShape } from "../nd/ndarray.ts";
-import { Layer, ShapeError, reuse, type BackwardOptions, type LayerConfig } from "./layer.ts";
+import { Layer, ShapeError, finiteNumber, oneOf, reuse, type BackwardOptions, type LayerConfig } from "./layer.ts";
 import { kernels } from "../kernels/backend.ts";
 import type { ReLUContext } from "../kernels/kernels.ts";
 
@@ -40,6 +40,39 @@ abstract class Activation extends Layer {
   }
 }
 
+/**
+ * An activation applied element by element, y_i = f(x_i), whose backward reads f' from one cached array,
+ * the input or the output (derivation.md §2.5). Each subclass writes f and ∂L/∂x_i side by side.
+ */
+abstract class ElementwiseActivation extends Activation {
+  /** The array f' is cheapest to write in: x (then kept by forward) or y. */
+  protected abstract readonly derivativeFrom: "x" | "y";
+  private x: NDArray | null = null;
+
+  /** y_i = f(x_i). */
+  protected abstract forwardOne(x: number): number;
+  /** ∂L/∂x_i = dy_i · f'(x_i), with f' written in `saved`, the cached x_i or y_i. */
+  protected abstract backwardOne(saved: number, dy: number): number;
+
+  forward(x: NDArray): NDArray {
+    const y = this.output(x);
+    const xd = x.data;
+    const yd = y.data;
+    for (let i = 0; i < xd.length; i++) yd[i] = this.forwardOne(xd[i]);
+    this.x = this.derivativeFrom === "x" ? x : null;
+    return y;
+  }
+
+  backward(dy: NDArray): NDArray {
+    const dx = this.gradInput(dy);
+    const saved = (this.derivativeFrom === "x" ? this.x : this.y)!.data;
+    const g = dy.data;
+    const d = dx.data;
+    for (let i = 0; i < d.length; i++) d[i] = this.backwardOne(saved[i], g[i]);
+    return dx;
+  }
+}
+
 export class ReLU extends Activation {
   readonly type = "ReLU";
   // The kernels' reluForward / reluBackward (src/kernels/js.ts; float32: a branch-free SIMD max, since
@@ -64,38 +97,23 @@ export interface LeakyReLUOptions {
   alpha?: number;
 }
 
-export class LeakyReLU extends Activation {
+export class LeakyReLU extends ElementwiseActivation {
   readonly type = "LeakyReLU";
   readonly alpha: number;
-  private x: NDArray | null = null; // cached input: with α < 0 the output's sign no longer tells x's
+  protected readonly derivativeFrom = "x"; // with α < 0 the output's sign no longer tells x's
 
   constructor(opts: LeakyReLUOptions = {}) {
     super();
-    const alpha = opts.alpha ?? 0.01;
-    if (typeof alpha !== "number" || !Number.isFinite(alpha))
-      throw new RangeError(`LeakyReLU: alpha must be a finite number, got ${String(alpha)}`);
-    this.alpha = alpha;
+    this.alpha = finiteNumber("LeakyReLU", "alpha", opts.alpha ?? 0.01);
   }
 
-  forward(x: NDArray): NDArray {
-    const y = this.output(x);
-    const a = this.alpha;
-    const xd = x.data;
-    const yd = y.data;
-    for (let i = 0; i < xd.length; i++) yd[i] = xd[i] > 0 ? xd[i] : a * xd[i]; // y = x > 0 ? x : α·x
-    this.x = x;
-    return y;
+  protected forwardOne(x: number): number {
+    return x > 0 ? x : this.alpha * x;
   }
 
   // Backward: ∂L/∂x = dy ⊙ (x > 0 ? 1 : α)
-  backward(dy: NDArray): NDArray {
-    const dx = this.gradInput(dy);
-    const a = this.alpha;
-    const xd = this.x!.data;
-    const g = dy.data;
-    const d = dx.data;
-    for (let i = 0; i < d.length; i++) d[i] = xd[i] > 0 ? g[i] : a * g[i];
-    return dx;
+  protected backwardOne(x: number, dy: number): number {
+    return x > 0 ? dy : this.alpha * dy;
   }
 
   override config(): LayerConfig {
@@ -103,25 +121,17 @@ export class LeakyReLU extends Activation {
   }
 }
 
-export class Tanh extends Activation {
+export class Tanh extends ElementwiseActivation {
   readonly type = "Tanh";
+  protected readonly derivativeFrom = "y";
 
-  forward(x: NDArray): NDArray {
-    const y = this.output(x);
-    const xd = x.data;
-    const yd = y.data;
-    for (let i = 0; i < xd.length; i++) yd[i] = Math.tanh(xd[i]);
-    return y;
+  protected forwardOne(x: number): number {
+    return Math.tanh(x);
   }
 
   // Backward: ∂L/∂x = dy ⊙ (1 − y²)      (tanh'(x) = 1 − tanh²(x), the article's tanh_deriv)
-  backward(dy: NDArray): NDArray {
-    const dx = this.gradInput(dy);
-    const yd = this.y!.data;
-    const g = dy.data;
-    const d = dx.data;
-    for (let i = 0; i < d.length; i++) d[i] = g[i] * (1 - yd[i] * yd[i]);
-    return dx;
+  protected backwardOne(y: number, dy: number): number {
+    return dy * (1 - y * y);
   }
 }
 
@@ -135,25 +145,17 @@ export function sigmoid(x: number): number {
   return e / (1 + e);
 }
 
-export class Sigmoid extends Activation {
+export class Sigmoid extends ElementwiseActivation {
   readonly type = "Sigmoid";
+  protected readonly derivativeFrom = "y";
 
-  forward(x: NDArray): NDArray {
-    const y = this.output(x);
-    const xd = x.data;
-    const yd = y.data;
-    for (let i = 0; i < xd.length; i++) yd[i] = sigmoid(xd[i]);
-    return y;
+  protected forwardOne(x: number): number {
+    return sigmoid(x);
   }
 
   // Backward: ∂L/∂x = dy ⊙ y(1 − y)      (σ'(x) = σ(x)(1 − σ(x)), the article's log_deriv)
-  backward(dy: NDArray): NDArray {
-    const dx = this.gradInput(dy);
-    const yd = this.y!.data;
-    const g = dy.data;
-    const d = dx.data;
-    for (let i = 0; i < d.length; i++) d[i] = g[i] * (yd[i] * (1 - yd[i]));
-    return dx;
+  protected backwardOne(y: number, dy: number): number {
+    return dy * (y * (1 - y));
   }
 }
 
@@ -286,61 +288,35 @@ export interface GELUOptions {
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_CUBIC = 0.044715;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 /**
  * GELU (Hendrycks & Gimpel 2016). Exact: y = x·Φ(x), Φ(x) = ½(1 + erf(x/√2)), f'(x) = Φ(x) + x·φ(x),
  * φ(x) = e^(−x²/2)/√(2π). Tanh form: u = √(2/π)(x + 0.044715x³), y = ½x(1 + tanh u),
  * f'(x) = ½(1 + tanh u) + ½x(1 − tanh² u)·√(2/π)(1 + 3·0.044715x²). Cached: x.
  */
-export class GELU extends Activation {
+export class GELU extends ElementwiseActivation {
   readonly type = "GELU";
   readonly approximate: GELUApproximation;
-  private x: NDArray | null = null;
+  protected readonly derivativeFrom = "x";
 
   constructor(opts: GELUOptions = {}) {
     super();
-    const a = opts.approximate ?? "none";
-    if (a !== "none" && a !== "tanh")
-      throw new RangeError(`GELU: approximate must be "none" or "tanh", got ${JSON.stringify(a)}`);
-    this.approximate = a;
+    this.approximate = oneOf("GELU", "approximate", opts.approximate ?? "none", ["none", "tanh"]);
   }
 
-  forward(x: NDArray): NDArray {
-    const y = this.output(x);
-    const xd = x.data;
-    const yd = y.data;
-    if (this.approximate === "tanh") {
-      for (let i = 0; i < xd.length; i++) {
-        const v = xd[i];
-        yd[i] = 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v)));
-      }
-    } else {
-      for (let i = 0; i < xd.length; i++) yd[i] = 0.5 * xd[i] * (1 + erf(xd[i] / Math.SQRT2));
-    }
-    this.x = x;
-    return y;
+  protected forwardOne(x: number): number {
+    if (this.approximate === "tanh") return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)));
+    return 0.5 * x * (1 + erf(x / Math.SQRT2));
   }
 
   // Backward: ∂L/∂x = dy ⊙ f'(x), f' as above.
-  backward(dy: NDArray): NDArray {
-    const dx = this.gradInput(dy);
-    const xd = this.x!.data;
-    const g = dy.data;
-    const d = dx.data;
+  protected backwardOne(x: number, dy: number): number {
     if (this.approximate === "tanh") {
-      for (let i = 0; i < d.length; i++) {
-        const v = xd[i];
-        const t = Math.tanh(SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v));
-        d[i] = g[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * GELU_CUBIC * v * v));
-      }
-    } else {
-      const invSqrt2Pi = 1 / Math.sqrt(2 * Math.PI);
-      for (let i = 0; i < d.length; i++) {
-        const v = xd[i];
-        d[i] = g[i] * (0.5 * (1 + erf(v / Math.SQRT2)) + v * Math.exp(-0.5 * v * v) * invSqrt2Pi);
-      }
+      const t = Math.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x));
+      return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * GELU_CUBIC * x * x));
     }
-    return dx;
+    return dy * (0.5 * (1 + erf(x / Math.SQRT2)) + x * Math.exp(-0.5 * x * x) * INV_SQRT_2PI);
   }
 
   override config(): LayerConfig {
@@ -349,30 +325,18 @@ export class GELU extends Activation {
 }
 
 /** SiLU / Swish: y = x·σ(x), f'(x) = σ(x)·(1 + x·(1 − σ(x))). Cached: x. */
-export class SiLU extends Activation {
+export class SiLU extends ElementwiseActivation {
   readonly type = "SiLU";
-  private x: NDArray | null = null;
+  protected readonly derivativeFrom = "x";
 
-  forward(x: NDArray): NDArray {
-    const y = this.output(x);
-    const xd = x.data;
-    const yd = y.data;
-    for (let i = 0; i < xd.length; i++) yd[i] = xd[i] * sigmoid(xd[i]);
-    this.x = x;
-    return y;
+  protected forwardOne(x: number): number {
+    return x * sigmoid(x);
   }
 
   // Backward: ∂L/∂x = dy ⊙ σ(x)(1 + x(1 − σ(x)))
-  backward(dy: NDArray): NDArray {
-    const dx = this.gradInput(dy);
-    const xd = this.x!.data;
-    const g = dy.data;
-    const d = dx.data;
-    for (let i = 0; i < d.length; i++) {
-      const s = sigmoid(xd[i]);
-      d[i] = g[i] * s * (1 + xd[i] * (1 - s));
-    }
-    return dx;
+  protected backwardOne(x: number, dy: number): number {
+    const s = sigmoid(x);
+    return dy * s * (1 + x * (1 - s));
   }
 }
 
@@ -382,38 +346,23 @@ export interface ELUOptions {
 }
 
 /** ELU (Clevert et al. 2015): y = x > 0 ? x : α(eˣ − 1), f'(x) = x > 0 ? 1 : α·eˣ = y + α. Cached: x. */
-export class ELU extends Activation {
+export class ELU extends ElementwiseActivation {
   readonly type = "ELU";
   readonly alpha: number;
-  private x: NDArray | null = null;
+  protected readonly derivativeFrom = "x";
 
   constructor(opts: ELUOptions = {}) {
     super();
-    const alpha = opts.alpha ?? 1;
-    if (typeof alpha !== "number" || !Number.isFinite(alpha))
-      throw new RangeError(`ELU: alpha must be a finite number, got ${String(alpha)}`);
-    this.alpha = alpha;
+    this.alpha = finiteNumber("ELU", "alpha", opts.alpha ?? 1);
   }
 
-  forward(x: NDArray): NDArray {
-    const y = this.output(x);
-    const a = this.alpha;
-    const xd = x.data;
-    const yd = y.data;
-    for (let i = 0; i < xd.length; i++) yd[i] = xd[i] > 0 ? xd[i] : a * Math.expm1(xd[i]);
-    this.x = x;
-    return y;
+  protected forwardOne(x: number): number {
+    return x > 0 ? x : this.alpha * Math.expm1(x);
   }
 
   // Backward: ∂L/∂x = dy ⊙ (x > 0 ? 1 : α·eˣ)
-  backward(dy: NDArray): NDArray {
-    const dx = this.gradInput(dy);
-    const a = this.alpha;
-    const xd = this.x!.data;
-    const g = dy.data;
-    const d = dx.data;
-    for (let i = 0; i < d.length; i++) d[i] = xd[i] > 0 ? g[i] : g[i] * a * Math.exp(xd[i]);
-    return dx;
+  protected backwardOne(x: number, dy: number): number {
+    return x > 0 ? dy : dy * this.alpha * Math.exp(x);
   }
 
   override config(): LayerConfig {

@@ -11,7 +11,7 @@ import { AvgPool2D, GlobalAvgPool2D, MaxPool2D } from "./pool.ts";
 import { Dropout } from "./dropout.ts";
 import { BatchNorm1D, BatchNorm2D } from "./batchnorm.ts";
 import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "./activations.ts";
-import { BinaryCrossEntropy, MSE, SoftmaxCrossEntropy } from "./losses.ts";
+import { BinaryCrossEntropy, MSE, SoftmaxCrossEntropy, type Loss, type Target } from "./losses.ts";
 import { gradcheckLoss } from "./gradcheck.ts";
 import { Sequential } from "./sequential.ts";
 import { gradcheck, type GradcheckResult } from "./gradcheck.ts";
@@ -208,25 +208,19 @@ export function runGradcheckSuite(opts: SuiteOptions = {}, onResult?: (c: SuiteC
     const onehot = new NDArray(new Float64Array(N * K), [N, K]);
     labels.forEach((l, r) => (onehot.data[r * K + l] = 1));
     const cfg = `N=${N} K=${K}`;
-    record(
-      "SoftmaxCrossEntropy",
-      `${cfg} labels`,
-      gradcheckLoss(new SoftmaxCrossEntropy(), logits, labels, { tolerance }),
-    );
-    record(
-      "SoftmaxCrossEntropy",
-      `${cfg} one-hot`,
-      gradcheckLoss(new SoftmaxCrossEntropy(), logits, onehot, { tolerance }),
-    );
+    const checkLoss = (name: string, what: string, loss: Loss, pred: NDArray, target: Target): void => {
+      record(name, `${cfg} ${what}`, gradcheckLoss(loss, pred, target, { tolerance }));
+    };
+    checkLoss("SoftmaxCrossEntropy", "labels", new SoftmaxCrossEntropy(), logits, labels);
+    checkLoss("SoftmaxCrossEntropy", "one-hot", new SoftmaxCrossEntropy(), logits, onehot);
     // Label smoothing and class weights (derivation.md §4.1–4.2); no draws, so the checks above keep their inputs.
     const weights = Array.from({ length: K }, (_, k) => 0.5 + k);
     const smoothed = () => new SoftmaxCrossEntropy({ labelSmoothing: 0.1, classWeights: weights });
-    const smoothedCheck = (t: typeof labels | NDArray) => gradcheckLoss(smoothed(), logits, t, { tolerance });
-    record("SoftmaxCrossEntropy", `${cfg} labels ε=0.1 weighted`, smoothedCheck(labels));
-    record("SoftmaxCrossEntropy", `${cfg} one-hot ε=0.1 weighted`, smoothedCheck(onehot));
+    checkLoss("SoftmaxCrossEntropy", "labels ε=0.1 weighted", smoothed(), logits, labels);
+    checkLoss("SoftmaxCrossEntropy", "one-hot ε=0.1 weighted", smoothed(), logits, onehot);
     const target = randn(rng, [N, K]);
-    record("MSE", `${cfg} half_sum`, gradcheckLoss(new MSE({ reduction: "half_sum" }), logits, target, { tolerance }));
-    record("MSE", `${cfg} mean`, gradcheckLoss(new MSE({ reduction: "mean" }), logits, target, { tolerance }));
+    checkLoss("MSE", "half_sum", new MSE({ reduction: "half_sum" }), logits, target);
+    checkLoss("MSE", "mean", new MSE({ reduction: "mean" }), logits, target);
     const probs = new NDArray(
       logits.data.map((v) => 1 / (1 + Math.exp(-v))),
       [N, K],
@@ -235,16 +229,8 @@ export function runGradcheckSuite(opts: SuiteOptions = {}, onResult?: (c: SuiteC
       logits.data.map(() => (rng.nextDouble() < 0.5 ? 0 : 1)),
       [N, K],
     );
-    record(
-      "BinaryCrossEntropy",
-      `${cfg} probabilities`,
-      gradcheckLoss(new BinaryCrossEntropy(), probs, bits, { tolerance }),
-    );
-    record(
-      "BinaryCrossEntropy",
-      `${cfg} logits`,
-      gradcheckLoss(new BinaryCrossEntropy({ fromLogits: true }), logits, bits, { tolerance }),
-    );
+    checkLoss("BinaryCrossEntropy", "probabilities", new BinaryCrossEntropy(), probs, bits);
+    checkLoss("BinaryCrossEntropy", "logits", new BinaryCrossEntropy({ fromLogits: true }), logits, bits);
   }
 
   // A small full model, end to end through every kind of layer.

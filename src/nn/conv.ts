@@ -173,14 +173,7 @@ export class Conv2D extends WeightedLayer {
    * weights from the layer's generator. Later inputs must have the same channel count.
    */
   protected resolveChannels(C: number): void {
-    if (this.weightParam !== null) {
-      if (C !== this.channelsIn) {
-        throw new ShapeError(
-          `${this.describe()}: expected input of shape (N, ${this.channelsIn}, H, W), got (N, ${C}, H, W)`,
-        );
-      }
-      return;
-    }
+    if (this.builtForChannels(C, this.channelsIn)) return;
     this.configureChannels(C);
     const O = this.outChannels;
     const G = this.groupCount;
@@ -276,15 +269,14 @@ export class Conv2D extends WeightedLayer {
   // per group on W_g, dy's channel block g and col's row block g.
   backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
     this.expectGrad(dy, this.saved?.y ?? null);
-    const ctx = this.saved!;
-    const needDx = opts.needDx ?? true;
-    return kernels.conv2dBackward(ctx, this.weight.value, dy, this.weight.grad, this.bias?.grad ?? null, needDx);
+    const { weight, bias } = this;
+    return kernels.conv2dBackward(this.saved!, weight.value, dy, weight.grad, bias?.grad ?? null, opts.needDx ?? true);
   }
 
   config(): LayerConfig {
     return {
       type: this.type,
-      ...(this.channelsIn !== null ? { inChannels: this.channelsIn } : {}),
+      ...this.inputSizeConfig(this.channelsIn),
       outChannels: this.outChannels,
       ...(this.groupCount !== 1 ? { groups: this.groupCount } : {}),
       kernelSize: compact(this.kernelSize),

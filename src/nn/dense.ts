@@ -9,6 +9,7 @@ import { kernels } from "../kernels/backend.ts";
 import type { DenseContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
 import {
+  expectOptions,
   ShapeError,
   makeParam,
   positiveInt,
@@ -47,8 +48,7 @@ export class Dense extends WeightedLayer {
 
   constructor(opts: DenseOptions) {
     super();
-    if (typeof opts !== "object" || opts === null)
-      throw new TypeError("Dense: expected an options object {outFeatures, inFeatures?, ...}");
+    expectOptions("Dense", opts, "{outFeatures, inFeatures?, ...}");
     this.features = opts.inFeatures === undefined ? null : positiveInt("Dense", "inFeatures", opts.inFeatures);
     this.outFeatures = positiveInt("Dense", "outFeatures", opts.outFeatures);
     this.useBias = opts.bias ?? true;
@@ -107,15 +107,14 @@ export class Dense extends WeightedLayer {
   // Backward (derivation.md §2.1): dW += xᵀ·dy, db += Σ_n dy, dx = dy·Wᵀ.
   backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
     this.expectGrad(dy, this.saved?.y ?? null);
-    const ctx = this.saved!;
-    const needDx = opts.needDx ?? true;
-    return kernels.denseBackward(ctx, this.weight.value, dy, this.weight.grad, this.bias?.grad ?? null, needDx);
+    const { weight, bias } = this;
+    return kernels.denseBackward(this.saved!, weight.value, dy, weight.grad, bias?.grad ?? null, opts.needDx ?? true);
   }
 
   config(): LayerConfig {
     return {
       type: this.type,
-      ...(this.features !== null ? { inFeatures: this.features } : {}),
+      ...this.inputSizeConfig(this.features),
       outFeatures: this.outFeatures,
       bias: this.useBias,
       init: this.init,

@@ -15,6 +15,7 @@ import type { RandomState } from "../nd/random.ts";
 import { Conv2D, type Conv2DOptions, type Conv2DPadding } from "./conv.ts";
 import type { InitName } from "./init.ts";
 import {
+  expectOptions,
   Layer,
   positiveInt,
   type BackwardOptions,
@@ -62,8 +63,7 @@ export class DepthwiseConv2D extends Layer {
 
   constructor(opts: DepthwiseConv2DOptions) {
     super();
-    if (typeof opts !== "object" || opts === null)
-      throw new TypeError("DepthwiseConv2D: expected an options object {kernelSize, depthMultiplier?, ...}");
+    expectOptions("DepthwiseConv2D", opts, "{kernelSize, depthMultiplier?, ...}");
     if ((opts as { outChannels?: unknown }).outChannels !== undefined) {
       throw new RangeError("DepthwiseConv2D: outChannels is inChannels·depthMultiplier; give depthMultiplier instead");
     }
@@ -155,8 +155,7 @@ export class SeparableConv2D extends Layer {
 
   constructor(opts: SeparableConv2DOptions) {
     super();
-    if (typeof opts !== "object" || opts === null)
-      throw new TypeError("SeparableConv2D: expected an options object {outChannels, kernelSize, ...}");
+    expectOptions("SeparableConv2D", opts, "{outChannels, kernelSize, ...}");
     const out = positiveInt("SeparableConv2D", "outChannels", opts.outChannels);
     const M = positiveInt("SeparableConv2D", "depthMultiplier", opts.depthMultiplier ?? 1);
     const { outChannels: _o, bias, ...dw } = opts;

@@ -14,7 +14,7 @@
 
 import type { NDArray } from "../nd/ndarray.ts";
 import { RandomState, type RandomStateInput, type RandomStateState } from "../nd/random.ts";
-import { Layer, reuse, type ForwardOptions, type LayerConfig } from "./layer.ts";
+import { expectOptions, Layer, reuse, type ForwardOptions, type LayerConfig } from "./layer.ts";
 
 export interface DropoutOptions {
   /** Probability of dropping an element, in [0, 1). */
@@ -39,8 +39,7 @@ export class Dropout extends Layer {
 
   constructor(opts: DropoutOptions) {
     super();
-    if (typeof opts !== "object" || opts === null)
-      throw new TypeError("Dropout: expected an options object {rate, seed?}");
+    expectOptions("Dropout", opts, "{rate, seed?}");
     const { rate } = opts;
     if (typeof rate !== "number" || !(rate >= 0 && rate < 1)) {
       throw new RangeError(`Dropout: rate must be a number in [0, 1), got ${String(rate)}`);

@@ -5,14 +5,15 @@
 // layer after Flatten must have its weight rows permuted when a model is exported to or imported from a
 // channels-last framework.
 
-import { formatShape, shapeSize, type NDArray } from "../nd/ndarray.ts";
-import { Layer, ShapeError, reuse, type LayerConfig } from "./layer.ts";
+import { formatShape, shapeSize } from "../nd/ndarray.ts";
+import { ShapeError, type LayerConfig } from "./layer.ts";
+import { RowMajorReshape } from "./reshape.ts";
 
-export class Flatten extends Layer {
+/** y = reshape(x, (N, prod)), a copy (RowMajorReshape). */
+export class Flatten extends RowMajorReshape {
   readonly type = "Flatten";
-  private x: NDArray | null = null; // cached for its shape
-  private y: NDArray | null = null;
-  private dx: NDArray | null = null;
+  protected readonly minRank = 2;
+  protected readonly expectedShape = "(N, ...) with at least 2 axes";
 
   outputShape(inputShape: readonly number[]): number[] {
     if (inputShape.length < 1)
@@ -20,30 +21,6 @@ export class Flatten extends Layer {
         `${this.describe()}: expected input of shape (N, ...) with at least one axis after the batch, got samples of shape ${formatShape(inputShape)}`,
       );
     return [shapeSize(inputShape)];
-  }
-
-  // y = reshape(x, (N, prod)): a copy into the layer's own buffer, so the output never aliases the input.
-  forward(x: NDArray): NDArray {
-    if (x.ndim < 2) this.shapeError("(N, ...) with at least 2 axes", x.shape);
-    const N = x.shape[0];
-    const F = N === 0 ? shapeSize(x.shape.slice(1)) : x.size / N;
-    const kept = this.y;
-    const fits = kept !== null && kept.dtype === x.dtype && kept.shape[0] === N && kept.shape[1] === F;
-    const y = (this.y = fits ? kept : reuse(null, [N, F], x.dtype)); // checked first: a step allocates none
-    y.data.set(x.data);
-    this.x = x;
-    return y;
-  }
-
-  // Backward: a row-major reshape keeps every element's flat position (its Jacobian is the identity), so
-  //   ∂L/∂x = reshape(dy, x.shape)
-  // copied into dx so neither aliases the other.
-  backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
-    const x = this.x!;
-    const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
-    dx.data.set(dy.data);
-    return dx;
   }
 
   config(): LayerConfig {

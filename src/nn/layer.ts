@@ -16,7 +16,8 @@ import type { TypedConfig } from "./config.ts";
 import { NDArray, allocate, formatShape, shapeSize, type DType } from "../nd/ndarray.ts";
 import type { RandomState } from "../nd/random.ts";
 
-export { reuse } from "../kernels/buffers.ts";
+import { reuse } from "../kernels/buffers.ts";
+export { reuse };
 
 export interface ForwardOptions {
   /** Training mode: dropout drops, batch norm uses batch statistics and updates running ones. */
@@ -225,6 +226,28 @@ export function makeParam(name: string, shape: readonly number[], dtype: DType =
   };
 }
 
+/**
+ * A layer without parameters whose dx has its input's shape: it keeps its last input (for that shape)
+ * and reuses its output and dx buffers from batch to batch.
+ */
+export abstract class InputShapedLayer extends Layer {
+  protected x: NDArray | null = null;
+  protected y: NDArray | null = null;
+  protected dx: NDArray | null = null;
+
+  /** Backward's dx buffer (the last input's shape and dtype), after checking dy against the last output. */
+  protected inputGrad(dy: NDArray): NDArray {
+    this.expectGrad(dy, this.y);
+    const x = this.x!;
+    return (this.dx = reuse(this.dx, x.shape, x.dtype));
+  }
+}
+
+/** Check that a constructor was given an options object; `fields` shows its main ones ("{rate, seed?}"). */
+export function expectOptions(layer: string, opts: unknown, fields: string): void {
+  if (typeof opts !== "object" || opts === null) throw new TypeError(`${layer}: expected an options object ${fields}`);
+}
+
 /** Validate an option: a positive integer. Errors are thrown when the layer is constructed. */
 export function positiveInt(layer: string, name: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
@@ -238,6 +261,27 @@ export function nonNegativeInt(layer: string, name: string, v: unknown): number 
     throw new RangeError(`${layer}: ${name} must be a non-negative integer, got ${String(v)}`);
   }
   return v;
+}
+
+/** Validate an option: a finite number. */
+export function finiteNumber(layer: string, name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isFinite(v))
+    throw new RangeError(`${layer}: ${name} must be a finite number, got ${String(v)}`);
+  return v;
+}
+
+/** Validate an option: one of a few strings (the error lists them). */
+export function oneOf<Choice extends string>(
+  layer: string,
+  name: string,
+  v: unknown,
+  choices: readonly Choice[],
+): Choice {
+  if (!choices.includes(v as Choice)) {
+    const listed = choices.map((c) => JSON.stringify(c)).join(" or ");
+    throw new RangeError(`${layer}: ${name} must be ${listed}, got ${JSON.stringify(v)}`);
+  }
+  return v as Choice;
 }
 
 /** A pair option given as n or [h, w]. */

@@ -21,7 +21,7 @@ import { labelsOf } from "./batches.ts";
 import type { TypedConfig } from "./config.ts";
 import { argmax, argmaxRowsOf, softmaxRows } from "../nd/rows.ts";
 import { NDArray, allocate, formatShape } from "../nd/ndarray.ts";
-import { ShapeError, reuse } from "./layer.ts";
+import { ShapeError, oneOf, reuse } from "./layer.ts";
 import { reuseDims } from "../kernels/buffers.ts";
 import { sigmoid } from "./activations.ts";
 
@@ -114,10 +114,7 @@ export class MSE extends Loss {
 
   constructor(opts: MSEOptions = {}) {
     super();
-    const r = opts.reduction ?? "mean";
-    if (r !== "half_sum" && r !== "mean")
-      throw new RangeError(`MSE: reduction must be "half_sum" or "mean", got ${JSON.stringify(r)}`);
-    this.reduction = r;
+    this.reduction = oneOf("MSE", "reduction", opts.reduction ?? "mean", ["half_sum", "mean"]);
   }
 
   forward(pred: NDArray, target: Target): number {

@@ -9,7 +9,7 @@
 // Each returns its input gradients in its own buffers; a tensor feeding several layers has the
 // gradients summed by the graph (§0's fan-out rule).
 
-import { formatShape, type NDArray } from "../nd/ndarray.ts";
+import { formatShape, type NDArray, type TypedArray } from "../nd/ndarray.ts";
 import { Layer, ShapeError, reuse, type ForwardOptions, type LayerConfig } from "./layer.ts";
 
 /** Base of the layers that take two or more inputs: forward/backward on one input are errors. */
@@ -97,6 +97,15 @@ abstract class ElementwiseMerge extends MergeLayer {
     this.xs = xs.slice(); // Multiply's backward needs every input
     return y;
   }
+  /** y = x_0 ∘ x_1 ∘ … with ∘ this layer's operation, folded in order into y's buffer. */
+  forwardInputs(xs: readonly NDArray[]): NDArray {
+    const y = this.startFromFirst(xs);
+    for (let k = 1; k < xs.length; k++) this.combineInto(y.data, xs[k].data);
+    return y;
+  }
+
+  /** y ← y ∘ x, element by element. */
+  protected abstract combineInto(y: TypedArray, x: TypedArray): void;
 
   config(): LayerConfig {
     return { type: this.type };
@@ -106,13 +115,8 @@ abstract class ElementwiseMerge extends MergeLayer {
 export class Add extends ElementwiseMerge {
   readonly type = "Add";
 
-  forwardInputs(xs: readonly NDArray[]): NDArray {
-    const y = this.startFromFirst(xs);
-    for (let k = 1; k < xs.length; k++) {
-      const xd = xs[k].data;
-      for (let i = 0; i < xd.length; i++) y.data[i] += xd[i];
-    }
-    return y;
+  protected combineInto(y: TypedArray, x: TypedArray): void {
+    for (let i = 0; i < x.length; i++) y[i] += x[i];
   }
 
   // Backward: ∂L/∂x_k = dy for every k (copied into each input's buffer: nothing aliases dy).
@@ -129,13 +133,8 @@ export class Add extends ElementwiseMerge {
 export class Multiply extends ElementwiseMerge {
   readonly type = "Multiply";
 
-  forwardInputs(xs: readonly NDArray[]): NDArray {
-    const y = this.startFromFirst(xs);
-    for (let k = 1; k < xs.length; k++) {
-      const xd = xs[k].data;
-      for (let i = 0; i < xd.length; i++) y.data[i] *= xd[i];
-    }
-    return y;
+  protected combineInto(y: TypedArray, x: TypedArray): void {
+    for (let i = 0; i < x.length; i++) y[i] *= x[i];
   }
 
   // Backward: ∂L/∂x_k = dy ⊙ Π_{j≠k} x_j

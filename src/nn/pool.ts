@@ -17,6 +17,7 @@ import { formatShape, type NDArray } from "../nd/ndarray.ts";
 import { kernels } from "../kernels/backend.ts";
 import type { Pool2DContext, PoolGeometry } from "../kernels/kernels.ts";
 import {
+  expectOptions,
   Layer,
   ShapeError,
   nonNegativeInt,
@@ -58,8 +59,7 @@ abstract class Pool2D extends Layer {
 
   constructor(layer: string, opts: Pool2DOptions) {
     super();
-    if (typeof opts !== "object" || opts === null)
-      throw new TypeError(`${layer}: expected an options object {kernelSize, stride?, padding?}`);
+    expectOptions(layer, opts, "{kernelSize, stride?, padding?}");
     this.kernelSize = pair(layer, "kernelSize", opts.kernelSize, positiveInt);
     this.stride =
       opts.stride === undefined

@@ -1,24 +1,19 @@
 // Layer configs back to layers: the inverse of Layer.config(), used to rebuild saved models.
 
-import { Conv2D, type Conv2DOptions } from "./conv.ts";
-import { Dense, type DenseOptions } from "./dense.ts";
+import { Conv2D } from "./conv.ts";
+import { Dense } from "./dense.ts";
 import { Flatten } from "./flatten.ts";
-import { AvgPool2D, GlobalAvgPool2D, MaxPool2D, type AvgPool2DOptions, type Pool2DOptions } from "./pool.ts";
-import { Dropout, type DropoutOptions } from "./dropout.ts";
-import { BatchNorm1D, BatchNorm2D, type BatchNormOptions } from "./batchnorm.ts";
-import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, type LeakyReLUOptions, type SoftmaxOptions } from "./activations.ts";
-import { ELU, GELU, SiLU, type ELUOptions, type GELUOptions } from "./activations.ts";
-import {
-  DepthwiseConv2D,
-  SeparableConv2D,
-  type DepthwiseConv2DOptions,
-  type SeparableConv2DOptions,
-} from "./depthwise.ts";
-import { Conv2DTranspose, type Conv2DTransposeOptions } from "./transpose.ts";
-import { UpSampling2D, ZeroPadding2D, type UpSampling2DOptions, type ZeroPadding2DOptions } from "./upsample.ts";
-import { GroupNorm, LayerNorm, type GroupNormOptions, type LayerNormOptions } from "./norm.ts";
-import { GlobalMaxPool2D, Permute, Reshape, type PermuteOptions, type ReshapeOptions } from "./reshape.ts";
-import { Add, Concatenate, Multiply, type ConcatenateOptions } from "./merge.ts";
+import { AvgPool2D, GlobalAvgPool2D, MaxPool2D } from "./pool.ts";
+import { Dropout } from "./dropout.ts";
+import { BatchNorm1D, BatchNorm2D } from "./batchnorm.ts";
+import { LeakyReLU, ReLU, Sigmoid, Softmax, Tanh } from "./activations.ts";
+import { ELU, GELU, SiLU } from "./activations.ts";
+import { DepthwiseConv2D, SeparableConv2D } from "./depthwise.ts";
+import { Conv2DTranspose } from "./transpose.ts";
+import { UpSampling2D, ZeroPadding2D } from "./upsample.ts";
+import { GroupNorm, LayerNorm } from "./norm.ts";
+import { GlobalMaxPool2D, Permute, Reshape } from "./reshape.ts";
+import { Add, Concatenate, Multiply } from "./merge.ts";
 import { Layer, type LayerConfig } from "./layer.ts";
 import type { NDArray } from "../nd/ndarray.ts";
 import type { RandomState } from "../nd/random.ts";
@@ -27,37 +22,45 @@ import { Model, modelFromConfig } from "./graph.ts";
 
 type Factory = (config: LayerConfig) => Layer;
 
+/**
+ * The factory of a layer built from its options: its config is those options (Layer.config()), which
+ * the constructor validates. (`never`: a constructor taking any options type fits.)
+ */
+function withOptions(LayerClass: new (opts: never) => Layer): Factory {
+  return (config) => new LayerClass(config as never);
+}
+
 const builtInFactories: Record<string, Factory> = {
-  Conv2D: (c) => new Conv2D(c as unknown as Conv2DOptions),
-  Dense: (c) => new Dense(c as unknown as DenseOptions),
+  Conv2D: withOptions(Conv2D),
+  Dense: withOptions(Dense),
   Flatten: () => new Flatten(),
-  MaxPool2D: (c) => new MaxPool2D(c as unknown as Pool2DOptions),
-  AvgPool2D: (c) => new AvgPool2D(c as unknown as AvgPool2DOptions),
+  MaxPool2D: withOptions(MaxPool2D),
+  AvgPool2D: withOptions(AvgPool2D),
   GlobalAvgPool2D: () => new GlobalAvgPool2D(),
-  Dropout: (c) => new Dropout(c as unknown as DropoutOptions),
-  BatchNorm2D: (c) => new BatchNorm2D(c as unknown as BatchNormOptions),
-  BatchNorm1D: (c) => new BatchNorm1D(c as unknown as BatchNormOptions),
+  Dropout: withOptions(Dropout),
+  BatchNorm2D: withOptions(BatchNorm2D),
+  BatchNorm1D: withOptions(BatchNorm1D),
   ReLU: () => new ReLU(),
-  LeakyReLU: (c) => new LeakyReLU(c as unknown as LeakyReLUOptions),
+  LeakyReLU: withOptions(LeakyReLU),
   Tanh: () => new Tanh(),
   Sigmoid: () => new Sigmoid(),
-  Softmax: (c) => new Softmax(c as unknown as SoftmaxOptions),
-  DepthwiseConv2D: (c) => new DepthwiseConv2D(c as unknown as DepthwiseConv2DOptions),
-  SeparableConv2D: (c) => new SeparableConv2D(c as unknown as SeparableConv2DOptions),
-  Conv2DTranspose: (c) => new Conv2DTranspose(c as unknown as Conv2DTransposeOptions),
-  UpSampling2D: (c) => new UpSampling2D(c as unknown as UpSampling2DOptions),
-  ZeroPadding2D: (c) => new ZeroPadding2D(c as unknown as ZeroPadding2DOptions),
-  LayerNorm: (c) => new LayerNorm(c as unknown as LayerNormOptions),
-  GroupNorm: (c) => new GroupNorm(c as unknown as GroupNormOptions),
-  GELU: (c) => new GELU(c as unknown as GELUOptions),
+  Softmax: withOptions(Softmax),
+  DepthwiseConv2D: withOptions(DepthwiseConv2D),
+  SeparableConv2D: withOptions(SeparableConv2D),
+  Conv2DTranspose: withOptions(Conv2DTranspose),
+  UpSampling2D: withOptions(UpSampling2D),
+  ZeroPadding2D: withOptions(ZeroPadding2D),
+  LayerNorm: withOptions(LayerNorm),
+  GroupNorm: withOptions(GroupNorm),
+  GELU: withOptions(GELU),
   SiLU: () => new SiLU(),
-  ELU: (c) => new ELU(c as unknown as ELUOptions),
-  Reshape: (c) => new Reshape(c as unknown as ReshapeOptions),
-  Permute: (c) => new Permute(c as unknown as PermuteOptions),
+  ELU: withOptions(ELU),
+  Reshape: withOptions(Reshape),
+  Permute: withOptions(Permute),
   GlobalMaxPool2D: () => new GlobalMaxPool2D(),
   Add: () => new Add(),
   Multiply: () => new Multiply(),
-  Concatenate: (c) => new Concatenate(c as unknown as ConcatenateOptions),
+  Concatenate: withOptions(Concatenate),
   // models are layers too: nested Sequentials and graph Models
   Sequential: (c) => sequentialFromConfig(c as unknown as SequentialConfig),
   Model: (c) => modelFromConfig(c, layerFromConfig),

@@ -7,19 +7,53 @@
 // GlobalMaxPool2D: y[n, c] = max_{h,w} x[n, c, h, w], dx = dy at the (first) argmax, 0 elsewhere.
 
 import { formatShape, shapeSize, type NDArray } from "../nd/ndarray.ts";
-import { Layer, ShapeError, reuse, type LayerConfig } from "./layer.ts";
+import { InputShapedLayer, ShapeError, reuse, type LayerConfig } from "./layer.ts";
 
 export interface ReshapeOptions {
   /** The new sample shape (batch axis excluded); one entry may be −1 (inferred). */
   targetShape: readonly number[];
 }
 
-export class Reshape extends Layer {
+/**
+ * A layer whose output holds its input's elements in the same row-major order under another sample
+ * shape (Reshape, Flatten). Each element keeps its flat position, so the Jacobian is the identity:
+ * y = reshape(x) and ∂L/∂x = reshape(dy, x.shape), both copies into the layer's buffers so that no
+ * array aliases another.
+ */
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export abstract class RowMajorReshape extends InputShapedLayer {
+  /** The fewest axes (batch included) an input must have, and how forward's error states the shape. */
+  protected abstract readonly minRank: number;
+  protected abstract readonly expectedShape: string;
+
+  forward(x: NDArray): NDArray {
+    if (x.ndim < this.minRank) this.shapeError(this.expectedShape, x.shape);
+    // the output shape is worked out only when the input's changes, so a steady-state step allocates nothing
+    let y = this.y;
+    if (y === null || y.dtype !== x.dtype || this.x === null || !sameShape(this.x.shape, x.shape))
+      y = this.y = reuse(y, [x.shape[0], ...this.outputShape(x.shape.slice(1))], x.dtype);
+    y.data.set(x.data);
+    this.x = x;
+    return y;
+  }
+
+  backward(dy: NDArray): NDArray {
+    const dx = this.inputGrad(dy);
+    dx.data.set(dy.data);
+    return dx;
+  }
+}
+
+export class Reshape extends RowMajorReshape {
   readonly type = "Reshape";
   readonly targetShape: number[];
-  private x: NDArray | null = null; // for its shape
-  private y: NDArray | null = null;
-  private dx: NDArray | null = null;
+  protected readonly minRank = 1;
+  protected readonly expectedShape = "(N, ...)";
 
   constructor(opts: ReshapeOptions) {
     super();
@@ -51,23 +85,6 @@ export class Reshape extends Layer {
     return out;
   }
 
-  forward(x: NDArray): NDArray {
-    if (x.ndim < 1) this.shapeError("(N, ...)", x.shape);
-    const shape = this.outputShape(x.shape.slice(1));
-    const y = (this.y = reuse(this.y, [x.shape[0], ...shape], x.dtype));
-    y.data.set(x.data);
-    this.x = x;
-    return y;
-  }
-
-  // Backward: dx = reshape(dy, x.shape) (copied: neither aliases the other).
-  backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
-    const dx = (this.dx = reuse(this.dx, this.x!.shape, this.x!.dtype));
-    dx.data.set(dy.data);
-    return dx;
-  }
-
   config(): LayerConfig {
     return { type: this.type, targetShape: this.targetShape.slice() };
   }
@@ -78,12 +95,9 @@ export interface PermuteOptions {
   dims: readonly number[];
 }
 
-export class Permute extends Layer {
+export class Permute extends InputShapedLayer {
   readonly type = "Permute";
   readonly dims: number[];
-  private x: NDArray | null = null;
-  private y: NDArray | null = null;
-  private dx: NDArray | null = null;
 
   constructor(opts: PermuteOptions) {
     super();
@@ -169,9 +183,8 @@ export class Permute extends Layer {
 
   // Backward: the inverse permutation, written as the same walk with source and destination swapped.
   backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
+    const dx = this.inputGrad(dy);
     const x = this.x!;
-    const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
     Permute.permute(
       dy,
       dx,
@@ -187,11 +200,8 @@ export class Permute extends Layer {
   }
 }
 
-export class GlobalMaxPool2D extends Layer {
+export class GlobalMaxPool2D extends InputShapedLayer {
   readonly type = "GlobalMaxPool2D";
-  private x: NDArray | null = null; // for its shape
-  private y: NDArray | null = null;
-  private dx: NDArray | null = null;
   private argmax = new Int32Array(0); // flat index into x of each (n, c)'s maximum
 
   outputShape(inputShape: readonly number[]): number[] {
@@ -224,9 +234,7 @@ export class GlobalMaxPool2D extends Layer {
 
   // Backward: dx[argmax(n, c)] = dy[n, c], zero elsewhere.
   backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
-    const x = this.x!;
-    const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
+    const dx = this.inputGrad(dy);
     dx.data.fill(0);
     for (let p = 0; p < this.argmax.length; p++) dx.data[this.argmax[p]] += dy.data[p];
     return dx;

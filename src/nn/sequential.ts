@@ -300,10 +300,10 @@ export class Sequential extends Layer implements Differentiable {
     y: Target,
     loss: Loss,
     optimizer: Optimizer,
-    where = "a batch",
-    opts: StepOptions = {},
+    where: string | (() => string) = "a batch",
+    opts?: StepOptions,
   ): { loss: number; correct: number | null } {
-    return trainStep(this, x, y, loss, optimizer, where, opts);
+    return trainStep(this, x, y, loss, optimizer, where, opts); // explicit parameters: no array per step
   }
 
   /** Train with mini-batch gradient descent (a Trainer run). Throws TrainingError on a non-finite loss or gradient. */

@@ -19,10 +19,11 @@
 import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
 import { gemm } from "../kernels/gemm.ts";
-import { col2im, im2col, type ConvGeometry } from "../kernels/im2col.ts";
+import { col2im, convGeometry, im2col, type ConvGeometry } from "../kernels/im2col.ts";
 import { compact } from "./conv.ts";
 import { checkInit, initialize, type InitName } from "./init.ts";
 import {
+  expectOptions,
   ShapeError,
   makeParam,
   nonNegativeInt,
@@ -76,8 +77,7 @@ export class Conv2DTranspose extends WeightedLayer {
   constructor(opts: Conv2DTransposeOptions) {
     super();
     const L = "Conv2DTranspose";
-    if (typeof opts !== "object" || opts === null)
-      throw new TypeError(`${L}: expected an options object ` + `{outChannels, kernelSize, ...}`);
+    expectOptions(L, opts, "{outChannels, kernelSize, ...}");
     this.channelsIn = opts.inChannels === undefined ? null : positiveInt(L, "inChannels", opts.inChannels);
     this.outChannels = positiveInt(L, "outChannels", opts.outChannels);
     this.kernelSize = pair(L, "kernelSize", opts.kernelSize, positiveInt);
@@ -111,14 +111,7 @@ export class Conv2DTranspose extends WeightedLayer {
   }
 
   private resolveChannels(C: number): void {
-    if (this.weightParam !== null) {
-      if (C !== this.channelsIn) {
-        throw new ShapeError(
-          `${this.describe()}: expected input of shape (N, ${this.channelsIn}, H, W), got (N, ${C}, H, W)`,
-        );
-      }
-      return;
-    }
+    if (this.builtForChannels(C, this.channelsIn)) return;
     this.channelsIn = C;
     const [kh, kw] = this.kernelSize;
     this.weightParam = makeParam("weight", [C, this.outChannels, kh, kw], this.dtype);
@@ -174,26 +167,11 @@ export class Conv2DTranspose extends WeightedLayer {
 
   private geometryFor(N: number, H: number, W: number): ConvGeometry {
     const [OH, OW] = this.outputShape([this.inChannels, H, W]).slice(1);
-    const [kh, kw] = this.kernelSize;
-    const [sh, sw] = this.stride;
-    const [dh, dw] = this.dilation;
     const [ph, pw] = this.padding;
     // The forward Conv2D's geometry: it reads (N, Co, OH, OW) and its output grid is the H×W input.
+    const padding = [ph, ph, pw, pw] as const;
     return {
-      N,
-      C: this.outChannels,
-      H: OH,
-      W: OW,
-      kh,
-      kw,
-      sh,
-      sw,
-      dh,
-      dw,
-      padTop: ph,
-      padBottom: ph,
-      padLeft: pw,
-      padRight: pw,
+      ...convGeometry(N, this.outChannels, OH, OW, this.kernelSize, this.stride, padding, this.dilation),
       OH: H,
       OW: W,
     };
@@ -268,7 +246,7 @@ export class Conv2DTranspose extends WeightedLayer {
   config(): LayerConfig {
     return {
       type: this.type,
-      ...(this.channelsIn !== null ? { inChannels: this.channelsIn } : {}),
+      ...this.inputSizeConfig(this.channelsIn),
       outChannels: this.outChannels,
       kernelSize: compact(this.kernelSize),
       stride: compact(this.stride),

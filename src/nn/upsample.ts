@@ -89,6 +89,31 @@ export class UpSampling2D extends Layer {
     return this.taps;
   }
 
+  /**
+   * Visit each output of a bilinear upsampling of `planes` H×W planes, in order (flat index o), with the
+   * four inputs it reads — rows r0, r1 (plane offset included) by columns c0, c1 — and its weights fr
+   * (toward r1) and fc (toward c1).
+   */
+  private forEachBilinearOutput(
+    planes: number,
+    H: number,
+    W: number,
+    visit: (o: number, r0: number, r1: number, fr: number, c0: number, c1: number, fc: number) => void,
+  ): void {
+    const { rows, cols } = this.bilinear(H, W);
+    const OH = H * this.size[0];
+    const OW = W * this.size[1];
+    for (let plane = 0; plane < planes; plane++) {
+      const base = plane * H * W;
+      for (let i = 0; i < OH; i++) {
+        const r0 = base + rows.lo[i] * W;
+        const r1 = base + rows.hi[i] * W;
+        const rowStart = (plane * OH + i) * OW;
+        for (let j = 0; j < OW; j++) visit(rowStart + j, r0, r1, rows.frac[i], cols.lo[j], cols.hi[j], cols.frac[j]);
+      }
+    }
+  }
+
   forward(x: NDArray): NDArray {
     this.expectInput(x, [null, null, null, null], ["N", "C", "H", "W"]);
     const [N, C, H, W] = x.shape;
@@ -107,24 +132,11 @@ export class UpSampling2D extends Layer {
         }
       }
     } else {
-      const { rows, cols } = this.bilinear(H, W);
-      for (let plane = 0; plane < N * C; plane++) {
-        const base = plane * H * W;
-        for (let i = 0; i < OH; i++) {
-          const r0 = base + rows.lo[i] * W;
-          const r1 = base + rows.hi[i] * W;
-          const fr = rows.frac[i];
-          const dst = (plane * OH + i) * OW;
-          for (let j = 0; j < OW; j++) {
-            const c0 = cols.lo[j];
-            const c1 = cols.hi[j];
-            const fc = cols.frac[j];
-            const top = (1 - fc) * xd[r0 + c0] + fc * xd[r0 + c1];
-            const bottom = (1 - fc) * xd[r1 + c0] + fc * xd[r1 + c1];
-            yd[dst + j] = (1 - fr) * top + fr * bottom;
-          }
-        }
-      }
+      this.forEachBilinearOutput(N * C, H, W, (o, r0, r1, fr, c0, c1, fc) => {
+        const top = (1 - fc) * xd[r0 + c0] + fc * xd[r0 + c1];
+        const bottom = (1 - fc) * xd[r1 + c0] + fc * xd[r1 + c1];
+        yd[o] = (1 - fr) * top + fr * bottom;
+      });
     }
     this.x = x;
     return y;
@@ -152,27 +164,14 @@ export class UpSampling2D extends Layer {
       }
       return dx;
     }
-    const { rows, cols } = this.bilinear(H, W);
-    for (let plane = 0; plane < N * C; plane++) {
-      const base = plane * H * W;
-      for (let i = 0; i < OH; i++) {
-        const r0 = base + rows.lo[i] * W;
-        const r1 = base + rows.hi[i] * W;
-        const fr = rows.frac[i];
-        const src = (plane * OH + i) * OW;
-        for (let j = 0; j < OW; j++) {
-          const c0 = cols.lo[j];
-          const c1 = cols.hi[j];
-          const fc = cols.frac[j];
-          const gt = (1 - fr) * g[src + j]; // ∂L/∂top
-          const gb = fr * g[src + j]; // ∂L/∂bottom
-          d[r0 + c0] += (1 - fc) * gt;
-          d[r0 + c1] += fc * gt;
-          d[r1 + c0] += (1 - fc) * gb;
-          d[r1 + c1] += fc * gb;
-        }
-      }
-    }
+    this.forEachBilinearOutput(N * C, H, W, (o, r0, r1, fr, c0, c1, fc) => {
+      const gt = (1 - fr) * g[o]; // ∂L/∂top
+      const gb = fr * g[o]; // ∂L/∂bottom
+      d[r0 + c0] += (1 - fc) * gt;
+      d[r0 + c1] += fc * gt;
+      d[r1 + c0] += (1 - fc) * gb;
+      d[r1 + c1] += fc * gb;
+    });
     return dx;
   }
 

@@ -2,7 +2,7 @@
 // created once the input size is known, either given to the constructor or inferred from the first input
 // shape (Keras's build()). Until then the parameters are unresolved and asking for them says what to give.
 
-import { Layer, type Param } from "./layer.ts";
+import { Layer, ShapeError, type Param } from "./layer.ts";
 
 export abstract class WeightedLayer extends Layer {
   abstract readonly useBias: boolean;
@@ -36,6 +36,23 @@ export abstract class WeightedLayer extends Layer {
     if (list[0] !== w || list.length !== (b ? 2 : 1) || (b !== null && list[1] !== b))
       this.paramList = Object.freeze(b ? [w, b] : [w]);
     return this.paramList as Param[];
+  }
+
+  /**
+   * Whether an image layer's parameters exist yet; once they do, every input must have the channel
+   * count C they were made for.
+   */
+  protected builtForChannels(C: number, channelsIn: number | null): boolean {
+    if (this.weightParam === null) return false;
+    if (C !== channelsIn) {
+      throw new ShapeError(`${this.describe()}: expected input of shape (N, ${channelsIn}, H, W), got (N, ${C}, H, W)`);
+    }
+    return true;
+  }
+
+  /** config()'s entry for the input size, under its constructor option, once it is known. */
+  protected inputSizeConfig(size: number | null): Record<string, number> {
+    return size !== null ? { [this.inputSizeOption]: size } : {};
   }
 
   protected unresolved(what: string): never {

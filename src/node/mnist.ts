@@ -6,6 +6,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { NDArray } from "../nd/ndarray.ts";
 import { readIdx } from "./idx.ts";
+import type { IdxArray } from "../io/idx.ts";
 import {
   MNIST_FILES,
   checkImages,
@@ -58,6 +59,14 @@ export function locateMnistFiles(dir: string): Record<keyof typeof MNIST_FILES, 
   return found as Record<keyof typeof MNIST_FILES, string>;
 }
 
+/** One split's image and label files, read and checked against each other. */
+function readSplit(imagesFile: string, labelsFile: string): { images: IdxArray; labels: Int32Array; count: number } {
+  const images = readIdx(imagesFile, { fullPath: true });
+  const count = checkImages(images, imagesFile);
+  const labels = checkLabels(readIdx(labelsFile, { fullPath: true }), labelsFile, count, imagesFile);
+  return { images, labels, count };
+}
+
 /**
  * Read and split MNIST (see the file comment). Any MNIST-format folder works: the split sizes are
  * taken from the files (60,000 and 10,000 for the real data set), and every label is checked.
@@ -67,14 +76,7 @@ export function loadMnist(opts: MnistOptions = {}): Mnist {
   const normalization = resolveNormalization(opts.normalization);
   const files = locateMnistFiles(dataDir);
 
-  const testImages = readIdx(files.testImages, { fullPath: true });
-  const testCount = checkImages(testImages, files.testImages);
-  const testLabels = checkLabels(
-    readIdx(files.testLabels, { fullPath: true }),
-    files.testLabels,
-    testCount,
-    files.testImages,
-  );
+  const { images: testImages, labels: testLabels, count: testCount } = readSplit(files.testImages, files.testLabels);
   const testLimit = nonNegativeInt("testLimit", opts.testLimit, testCount);
   if (testLimit > testCount)
     throw new RangeError(`MNIST: testLimit ${testLimit} is more than the ${testCount} test images`);
@@ -86,14 +88,11 @@ export function loadMnist(opts: MnistOptions = {}): Mnist {
   const empty: Split = { images: new NDArray(new Float32Array(0), [0, 1, 28, 28]), labels: new Int32Array(0) };
   if (opts.testOnly) return { train: empty, validation: empty, test, normalization, dataDir };
 
-  const trainImages = readIdx(files.trainImages, { fullPath: true });
-  const trainCount = checkImages(trainImages, files.trainImages);
-  const trainLabels = checkLabels(
-    readIdx(files.trainLabels, { fullPath: true }),
-    files.trainLabels,
-    trainCount,
-    files.trainImages,
-  );
+  const {
+    images: trainImages,
+    labels: trainLabels,
+    count: trainCount,
+  } = readSplit(files.trainImages, files.trainLabels);
   const validation = nonNegativeInt("validation", opts.validation, Math.min(5000, trainCount));
   if (validation > trainCount)
     throw new RangeError(`MNIST: a validation split of ${validation} is more than the ${trainCount} training images`);

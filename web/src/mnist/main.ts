@@ -2,7 +2,7 @@
 // Web Worker (worker.ts) and watch the page's copy of the weights improve as snapshots arrive.
 
 import "../style.css";
-import { Conv2D, Model, argmax, buildModel, modelFromFile, normalizationFromTraining } from "handprop";
+import { Model, argmax, buildModel, modelFromFile, normalizationFromTraining } from "handprop";
 import type { NDArray, Sequential } from "handprop";
 import { byId, h, setText } from "../dom.ts";
 import { LineChart } from "../chart.ts";
@@ -55,6 +55,12 @@ function buildBars(): void {
   }
 }
 
+/** Layers whose kernels and outputs the page shows: a convolution and what follows it (activation, BN). */
+const CONVOLUTIONS = new Set(["Conv2D", "DepthwiseConv2D"]);
+/** The most filters per layer the page draws: a deep layer's 64 × 64 kernels would be 4,096 canvases. */
+const MAX_FILTERS = 16;
+const MAX_FILTER_CHANNELS = 8;
+
 interface Stage {
   label: string;
   layer: number;
@@ -76,9 +82,9 @@ function stagesOf(m: Sequential): Stage[] {
   let conv = 0;
   let pool = 0;
   m.layers.forEach((l, i) => {
-    if (l.type === "Conv2D") {
+    if (CONVOLUTIONS.has(l.type)) {
       let end = i;
-      const names = [`conv${++conv}`];
+      const names = [`${l.type === "Conv2D" ? "conv" : "dwconv"}${++conv}`];
       while (
         end + 1 < m.layers.length &&
         ["ReLU", "LeakyReLU", "Tanh", "Sigmoid", "BatchNorm2D"].includes(m.layers[end + 1].type)
@@ -120,30 +126,36 @@ function renderFilters(): void {
   const root = byId("filters");
   root.replaceChildren();
   let n = 0;
-  for (const l of model.layers) {
-    if (!(l instanceof Conv2D)) continue;
-    n++;
-    const w = l.params()[0].value; // (out, in, kh, kw)
+  model.layers.forEach((l, i) => {
+    if (!CONVOLUTIONS.has(l.type)) return;
+    n++; // numbered as in the feature maps' titles, 1×1 convolutions included
+    const w = l.params()[0].value; // (out, in / groups, kh, kw): a depthwise kernel has one input channel
     const [o, c, kh, kw] = w.shape;
+    if (kh * kw === 1) return; // a 1×1 kernel is one number per channel pair: nothing to look at
+    const name = model instanceof Model ? model.nodes[i].name : `${l.type === "Conv2D" ? "conv" : "dwconv"}${n}`;
+    const shownO = Math.min(o, MAX_FILTERS);
+    const shownC = Math.min(c, MAX_FILTER_CHANNELS);
     const [lo, hi] = range(w.data);
     const m = Math.max(Math.abs(lo), Math.abs(hi));
     const title = h("div", { class: "fmap-title" });
-    title.innerHTML = `<span class="mono">conv${n}</span> · ${o} filters of ${c}×${kh}×${kw}${c > 1 ? " (rows: input channel, columns: filter)" : ""}`;
-    const cols = c === 1 ? Math.min(o, 8) : o;
+    const layout = c > 1 ? " (rows: input channel, columns: filter)" : "";
+    const subset = shownO < o || shownC < c ? `; the first ${shownO} filters × ${shownC} channels shown` : "";
+    title.innerHTML = `<span class="mono">${name}</span> · ${o} filters of ${c}×${kh}×${kw}${layout}${subset}`;
+    const cols = c === 1 ? Math.min(shownO, 8) : shownO;
     const grid = h("div", {
       class: "filters-grid",
       style: `grid-template-columns: repeat(${cols}, minmax(0, ${c === 1 ? "48px" : "1fr"}))`,
     });
     const size = kh * kw;
-    for (let ci = 0; ci < c; ci++) {
-      for (let oi = 0; oi < o; oi++) {
-        const cv = h("canvas", { class: "px", title: `conv${n} filter ${oi}, input channel ${ci}` });
+    for (let ci = 0; ci < shownC; ci++) {
+      for (let oi = 0; oi < shownO; oi++) {
+        const cv = h("canvas", { class: "px", title: `${name} filter ${oi}, input channel ${ci}` });
         paint(cv, w.data, (oi * c + ci) * size, kh, kw, -m, m, "diverging");
         grid.append(cv);
       }
     }
     root.append(h("div", { class: "fmap-row" }, title, grid));
-  }
+  });
 }
 
 function classify(): void {
@@ -230,6 +242,7 @@ function resetHistory(): void {
   delete st.dataset.firstLoss;
   delete st.dataset.lastLoss;
   st.dataset.reports = "0";
+  st.dataset.speeds = "";
 }
 
 function freshWeights(): void {
@@ -242,6 +255,34 @@ function freshWeights(): void {
 }
 
 // ---------------------------------------------------------------- training in the worker
+
+const CORES = Math.max(1, Math.floor(navigator.hardwareConcurrency || 1));
+
+/** What the page says about the threads: how many, and that they change no result (or why only one). */
+function describeThreads(threads: number, reason: string | null): void {
+  const same = "the trained weights are bit-identical for every thread count";
+  setText(
+    byId("thread-note"),
+    reason === null
+      ? `Training runs the WebAssembly kernels on ${threads} thread${threads === 1 ? "" : "s"} inside the worker ` +
+          `(${CORES} core${CORES === 1 ? "" : "s"} here); ${same}.`
+      : `Training runs on ${threads} thread${threads === 1 ? "" : "s"}: ${reason}. Threads would change no ` +
+          `result: ${same}.`,
+  );
+}
+
+{
+  const el = byId("threads", HTMLInputElement);
+  el.max = String(CORES);
+  el.value = String(crossOriginIsolated ? CORES : 1);
+  el.disabled = !crossOriginIsolated;
+  describeThreads(
+    Number(el.value),
+    crossOriginIsolated || CORES === 1
+      ? null
+      : "the page is not cross-origin isolated (served without COOP/COEP headers), so SharedArrayBuffer is unavailable",
+  );
+}
 
 const chart = new LineChart(byId("train-chart"), {
   title: "Training",
@@ -278,6 +319,7 @@ function setTraining(on: boolean): void {
     byId("model-name", HTMLSelectElement),
   ])
     el.disabled = on;
+  byId("threads", HTMLInputElement).disabled = on || !crossOriginIsolated;
   byId("train-status").dataset.state = on ? "training" : "idle";
 }
 
@@ -285,6 +327,11 @@ function onWorkerMessage(msg: FromWorker): void {
   const st = byId("train-status");
   switch (msg.type) {
     case "ready":
+      break;
+    case "threads":
+      setText(byId("st-threads"), msg.threads === msg.cores ? String(msg.threads) : `${msg.threads} of ${msg.cores}`);
+      st.dataset.threads = String(msg.threads);
+      describeThreads(msg.threads, msg.reason);
       break;
     case "loaded":
       setText(
@@ -310,6 +357,8 @@ function onWorkerMessage(msg: FromWorker): void {
       st.dataset.firstLoss ??= String(msg.loss);
       st.dataset.lastLoss = String(msg.loss);
       st.dataset.reports = String(Number(st.dataset.reports ?? "0") + 1);
+      // every report's images/s, for whoever wants more than the latest (the speed test reads them)
+      st.dataset.speeds = `${st.dataset.speeds ?? ""}${st.dataset.speeds ? "," : ""}${msg.imagesPerSecond.toFixed(1)}`;
       break;
     }
     case "weights":
@@ -395,6 +444,7 @@ function startTraining(): void {
     lr: num("lr", 0.002),
     batchSize: Math.round(num("batch", 32)),
     seed: Math.round(Number(byId("seed", HTMLInputElement).value) || 0),
+    threads: Math.round(num("threads", CORES)),
   };
   const target = worker;
   void workerReady?.then(() => {

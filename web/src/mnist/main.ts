@@ -243,6 +243,7 @@ function resetHistory(): void {
   delete st.dataset.lastLoss;
   st.dataset.reports = "0";
   st.dataset.speeds = "";
+  pendingProgress.length = 0;
 }
 
 function freshWeights(): void {
@@ -308,6 +309,51 @@ const chart = new LineChart(byId("train-chart"), {
   height: 230,
 });
 
+/**
+ * Redraw the chart and the progress numbers at most every CHART_EVERY_MS: progress arrives every few
+ * tens of milliseconds at full speed, and a redraw per report (style, layout and paint of the page) made
+ * the page's main thread use about as much CPU as the training worker itself, CPU the worker's kernel
+ * threads need (measured per thread in /proc during the speed test's rounds).
+ */
+const CHART_EVERY_MS = 250;
+let chartTimer: ReturnType<typeof setTimeout> | null = null;
+let chartDrawn = 0;
+/** Progress reports not yet shown. */
+const pendingProgress: Extract<FromWorker, { type: "progress" }>[] = [];
+function drawChart(): void {
+  chartTimer = null;
+  chartDrawn = performance.now();
+  chart.setData(history.x, [history.loss, history.acc, history.test]);
+  if (pendingProgress.length === 0) return;
+  const msg = pendingProgress[pendingProgress.length - 1];
+  // The run's numbers as data attributes (the tests read them): first and last loss, the reports, and
+  // every report's images/s, for whoever wants more than the latest.
+  const st = byId("train-status");
+  st.dataset.firstLoss ??= String(pendingProgress[0].loss);
+  st.dataset.lastLoss = String(msg.loss);
+  st.dataset.reports = String(Number(st.dataset.reports ?? "0") + pendingProgress.length);
+  const speeds = pendingProgress.map((p) => p.imagesPerSecond.toFixed(1)).join(",");
+  st.dataset.speeds = st.dataset.speeds ? `${st.dataset.speeds},${speeds}` : speeds;
+  pendingProgress.length = 0;
+  setText(byId("st-epoch"), String(epochsDone + msg.epoch + 1));
+  setText(byId("st-batch"), `${msg.batch}/${msg.batches}`);
+  setText(byId("st-loss"), msg.loss.toFixed(3));
+  setText(byId("st-acc"), `${(msg.accuracy * 100).toFixed(1)}%`);
+  setText(byId("st-speed"), `${Math.round(msg.imagesPerSecond)} img/s`);
+  const total = Number(byId("epochs", HTMLInputElement).value) || 1;
+  byId("progress").style.width = `${Math.min(100, ((msg.epoch + msg.batch / msg.batches) / total) * 100).toFixed(1)}%`;
+}
+/** Draw what is queued now (before state that the drawing reads, such as epochsDone, changes). */
+function flushChart(): void {
+  if (chartTimer === null) return;
+  clearTimeout(chartTimer);
+  drawChart();
+}
+function queueChart(): void {
+  if (chartTimer !== null) return;
+  chartTimer = setTimeout(drawChart, Math.max(0, chartDrawn + CHART_EVERY_MS - performance.now()));
+}
+
 function setTraining(on: boolean): void {
   training = on;
   const btn = byId("btn-train", HTMLButtonElement);
@@ -345,20 +391,8 @@ function onWorkerMessage(msg: FromWorker): void {
       history.loss.push(msg.loss);
       history.acc.push(msg.accuracy);
       history.test.push(null);
-      chart.setData(history.x, [history.loss, history.acc, history.test]);
-      setText(byId("st-epoch"), String(epochsDone + msg.epoch + 1));
-      setText(byId("st-batch"), `${msg.batch}/${msg.batches}`);
-      setText(byId("st-loss"), msg.loss.toFixed(3));
-      setText(byId("st-acc"), `${(msg.accuracy * 100).toFixed(1)}%`);
-      setText(byId("st-speed"), `${Math.round(msg.imagesPerSecond)} img/s`);
-      const total = Number(byId("epochs", HTMLInputElement).value) || 1;
-      byId("progress").style.width =
-        `${Math.min(100, ((msg.epoch + msg.batch / msg.batches) / total) * 100).toFixed(1)}%`;
-      st.dataset.firstLoss ??= String(msg.loss);
-      st.dataset.lastLoss = String(msg.loss);
-      st.dataset.reports = String(Number(st.dataset.reports ?? "0") + 1);
-      // every report's images/s, for whoever wants more than the latest (the speed test reads them)
-      st.dataset.speeds = `${st.dataset.speeds ?? ""}${st.dataset.speeds ? "," : ""}${msg.imagesPerSecond.toFixed(1)}`;
+      pendingProgress.push(msg);
+      queueChart();
       break;
     }
     case "weights":
@@ -377,7 +411,7 @@ function onWorkerMessage(msg: FromWorker): void {
         history.acc.push(null);
         history.test.push(msg.testAccuracy);
       }
-      chart.setData(history.x, [history.loss, history.acc, history.test]);
+      queueChart();
       setText(byId("st-test"), `${(msg.testAccuracy * 100).toFixed(1)}%`);
       st.dataset.testAccuracy = String(msg.testAccuracy);
       if (msg.epoch < 0) break; // the evaluation before the first epoch
@@ -388,6 +422,7 @@ function onWorkerMessage(msg: FromWorker): void {
       break;
     }
     case "done": {
+      flushChart();
       const last = history.x.length > 0 ? history.x[history.x.length - 1] : 0;
       epochsDone = Math.ceil(last - 1e-9);
       setTraining(false);

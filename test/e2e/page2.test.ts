@@ -7,7 +7,12 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { openSite, SKIP_E2E, type Site } from "./harness.ts";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { REPO_ROOT } from "../../src/cli/serve.ts";
+import { saveModel } from "../../src/node/model-io.ts";
 import {
   buildModel,
   digitInput,
@@ -200,6 +205,71 @@ test(GRAPH_MODEL, { skip: SKIP_E2E }, async () => {
   );
   assertNoErrors(page);
 });
+
+/** `handprop predict --json --top 10` on one file: the ten probabilities, by digit. */
+function predictCli(model: string, image: string): number[] {
+  const bin = join(REPO_ROOT, "bin", "handprop.mjs");
+  const r = spawnSync(process.execPath, [bin, "predict", "--model", model, "--json", "--top", "10", image], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const { predictions } = JSON.parse(r.stdout) as { predictions: { top: { digit: number; probability: number }[] }[] };
+  const probs = new Array<number>(10).fill(NaN);
+  for (const t of predictions[0].top) probs[t.digit] = t.probability;
+  return probs;
+}
+
+test(
+  "a graph model given by URL (mnist.html?model=…) predicts what handprop predict does with its file and folder",
+  {
+    skip: SKIP_E2E,
+  },
+  async () => {
+    const resnet = buildModel("resnet-mini", { seed: 5 });
+    const bytes = Buffer.from(modelToFile(resnet));
+    // the file is served at the page's origin, as a deployment would put it next to the page
+    await site!.context.route("**/models/resnet-url.handprop", (route) =>
+      route.fulfill({ status: 200, contentType: "application/octet-stream", body: bytes }),
+    );
+    const p = await site!.newPage("mnist.html?model=models/resnet-url.handprop");
+    await p.waitForFunction(() => document.getElementById("model-status")!.dataset.state === "loaded", null, {
+      timeout: 20000,
+    });
+    assert.match(
+      (await p.textContent("#model-status")) ?? "",
+      /resnet-mini, 151,738 parameters, loaded from .*resnet-url/,
+    );
+    await p.click("#btn-sample");
+    await p.waitForFunction(() => /^test image #\d+/.test(document.getElementById("sample-label")!.textContent));
+    await p.waitForFunction(() => document.getElementById("prediction")!.dataset.digit !== "");
+    const k = Number(/#(\d+)/.exec((await p.textContent("#sample-label")) ?? "")![1]);
+    const inPage = JSON.parse((await p.getAttribute("#prediction", "data-probs")) ?? "[]") as number[];
+    // The same image as a PGM file, and the model saved both ways handprop predict reads.
+    const tmp = mkdtempSync(join(tmpdir(), "handprop-page2-"));
+    try {
+      const test = await loadSplit(new URL("data/", site!.url).href, "test");
+      const image = join(tmp, `test-${k}.pgm`);
+      writeFileSync(
+        image,
+        Buffer.concat([Buffer.from("P5\n28 28\n255\n"), test.images.subarray(k * 784, (k + 1) * 784)]),
+      );
+      const file = join(tmp, "resnet.handprop");
+      writeFileSync(file, bytes);
+      const folder = join(tmp, "resnet");
+      saveModel(resnet, folder);
+      for (const model of [file, folder]) {
+        const inCli = predictCli(model, image);
+        const worst = Math.max(...inCli.map((q, d) => Math.abs(q - inPage[d])));
+        assert.ok(worst <= 1e-6, `test image #${k}, ${model}: page and handprop predict differ by ${worst}`);
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    assert.deepEqual(site!.errors.get(p), [], "console errors, page errors or off-origin requests");
+    await p.close();
+  },
+);
 
 /** Stop the worker's run if it is still going and wait until the page says it ended. */
 async function stopTraining(p: Page): Promise<void> {

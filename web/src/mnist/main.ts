@@ -2,8 +2,8 @@
 // Web Worker (worker.ts) and watch the page's copy of the weights improve as snapshots arrive.
 
 import "../style.css";
-import { Model, argmax, buildModel, modelFromFile, normalizationFromTraining } from "handprop";
-import type { NDArray, Sequential } from "handprop";
+import { Model, argmax, buildModel, loadModelFromUrl, modelFromFile, normalizationFromTraining } from "handprop";
+import type { LoadedModel, NDArray, Sequential } from "handprop";
 import { byId, h, setText } from "../dom.ts";
 import { LineChart } from "../chart.ts";
 import { loadSplit, type DigitSet } from "./data.ts";
@@ -531,32 +531,51 @@ byId("btn-fresh").addEventListener("click", freshWeights);
 byId("model-name").addEventListener("change", freshWeights);
 /** The largest model file the page reads. */
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
-byId("model-file", HTMLInputElement).addEventListener("change", (ev) => {
-  const el = ev.target as HTMLInputElement;
-  const file = el.files?.[0];
-  if (!file) return;
+
+/** Show a model read from a `.handprop` file or URL (`name` goes into messages); errors are shown on the page. */
+async function showModelFile(name: string, read: () => Promise<LoadedModel>): Promise<void> {
   const status = byId("model-status");
-  void (async () => {
-    if (file.size > MAX_FILE_BYTES) throw new Error(`${file.size} bytes, more than the 64 MiB this page accepts`);
-    const loaded = modelFromFile(new Uint8Array(await file.arrayBuffer()), file.name);
+  try {
+    const loaded = await read();
     const shapes = loaded.model.build([1, 28, 28]);
     const out = shapes[shapes.length - 1];
     if (out.length !== 1 || out[0] !== 10) {
       throw new Error(`expected 10 outputs for a 1×28×28 input, got (${out.join(", ")})`);
     }
-    const scaling = normalizationFromTraining(loaded.training, file.name).normalization;
+    const scaling = normalizationFromTraining(loaded.training, name).normalization;
     loaded.model.setDtype("float32");
     normalization = scaling;
     setModel(loaded.model);
     resetHistory();
-    describeModel("pretrained", `loaded from ${file.name}`);
+    describeModel("pretrained", `loaded from ${name}`);
     status.dataset.state = "loaded";
-    el.value = "";
-  })().catch((e: unknown) => {
+  } catch (e) {
     status.dataset.state = "error";
-    setText(status, `${file.name}: ${e instanceof Error ? e.message : String(e)}`);
+    setText(status, `${name}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+byId("model-file", HTMLInputElement).addEventListener("change", (ev) => {
+  const el = ev.target as HTMLInputElement;
+  const file = el.files?.[0];
+  if (!file) return;
+  void showModelFile(file.name, async () => {
+    if (file.size > MAX_FILE_BYTES) throw new Error(`${file.size} bytes, more than the 64 MiB this page accepts`);
+    return modelFromFile(new Uint8Array(await file.arrayBuffer()), file.name);
+  }).finally(() => {
+    el.value = "";
   });
 });
+/**
+ * mnist.html?model=URL loads that `.handprop` file or model folder's model.json (relative to the page;
+ * the library's loadModelFromUrl, bounded) instead of the pretrained model.
+ */
+const modelUrl = new URLSearchParams(location.search).get("model");
+if (modelUrl !== null) {
+  const url = new URL(modelUrl, document.baseURI);
+  setText(byId("model-status"), `Loading ${url.href}…`);
+  void showModelFile(url.href, () => loadModelFromUrl(url.href, { maxBytes: MAX_FILE_BYTES }));
+}
 byId("btn-pretrained").addEventListener("click", () => {
   if (!pretrained) return;
   byId("model-name", HTMLSelectElement).value = "lenet5";
@@ -571,9 +590,10 @@ loadPretrained(document.baseURI)
     if (!p) return;
     pretrained = { snap: snapshot(p.model), normalization: p.normalization, label: p.label };
     byId("btn-pretrained").hidden = false;
-    byId("btn-pretrained").click();
+    if (modelUrl === null) byId("btn-pretrained").click(); // ?model=URL asked for another model
   })
   .catch((e: unknown) => {
+    if (modelUrl !== null) return; // the status line is the asked-for model's
     setText(
       byId("model-status"),
       `The pretrained model could not be loaded (${e instanceof Error ? e.message : String(e)}); train one here instead.`,

@@ -354,35 +354,44 @@ function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** utime + stime of a /proc stat line, in ms (clock ticks of 10 ms). */
+/** utime + stime of a /proc stat line, in ms: /proc counts clock ticks of 10 ms (USER_HZ, `getconf CLK_TCK` = 100). */
 function statCpuMs(stat: string): number {
   const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /**
- * CPU time (ms) used so far by Chromium's renderer processes: all their threads (the page's main thread
- * and compositor too), and the Web Worker threads alone (the training worker and its kernel workers,
- * named DedicatedWorker); null where there is no /proc. On a shared machine wall-clock speed depends on
- * what else runs, CPU time for the same work much less: the test prints both.
+ * CPU time (ms) used so far by each of Chromium's renderer processes ("p:pid": all its threads, the page's
+ * main thread and compositor too) and by each of their Web Worker threads ("w:pid/tid", named
+ * DedicatedWorker: the training worker and its kernel workers); null where there is no /proc. On a
+ * shared machine wall-clock speed depends on what else runs, CPU time for the same work much less.
  */
-function rendererCpuMs(): { all: number; workers: number } | null {
+function rendererCpuMs(): Map<string, number> | null {
   if (!existsSync("/proc/self/stat")) return null;
-  let all = 0;
-  let workers = 0;
+  const cpu = new Map<string, number>();
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     try {
       if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("--type=renderer")) continue;
-      all += statCpuMs(readFileSync(`/proc/${pid}/stat`, "utf8"));
+      cpu.set(`p:${pid}`, statCpuMs(readFileSync(`/proc/${pid}/stat`, "utf8")));
       for (const tid of readdirSync(`/proc/${pid}/task`)) {
         const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-        if (stat.includes("(DedicatedWorker")) workers += statCpuMs(stat);
+        if (stat.includes("(DedicatedWorker")) cpu.set(`w:${pid}/${tid}`, statCpuMs(stat));
       }
     } catch {
       // the process or thread exited meanwhile
     }
   }
-  return { all, workers };
+  return cpu;
+}
+
+/**
+ * CPU time between two rendererCpuMs() samples, of the processes ("p:") or worker threads ("w:"): what
+ * started meanwhile counts from 0; what ended meanwhile is not seen (never subtracted).
+ */
+function cpuBetween(before: Map<string, number>, after: Map<string, number>, kind: "p:" | "w:"): number {
+  let ms = 0;
+  for (const [key, v] of after) if (key.startsWith(kind)) ms += v - (before.get(key) ?? 0);
+  return ms;
 }
 
 function nodeCpuMs(): number {
@@ -421,8 +430,8 @@ async function pageRound(): Promise<Round & { threads: number }> {
   const speeds = (data.speeds ?? "").split(",").map(Number);
   const speedsKept = speeds.slice(WARMUP_REPORTS, REPORTS);
   if (cpu0 === null || cpu1 === null) return { speeds: speedsKept, threads: Number(data.threads), cpuMs: null };
-  const workerCpuMs = cpu1.workers - cpu0.workers;
-  return { speeds: speedsKept, threads: Number(data.threads), cpuMs: cpu1.all - cpu0.all, workerCpuMs };
+  const [cpuMs, workerCpuMs] = [cpuBetween(cpu0, cpu1, "p:"), cpuBetween(cpu0, cpu1, "w:")];
+  return { speeds: speedsKept, threads: Number(data.threads), cpuMs, workerCpuMs };
 }
 
 /** One Node round: the page's training function on the same data and settings, stopped after REPORTS. */
@@ -470,15 +479,17 @@ test(
       rows.push({ page: pageSpeed, node: nodeSpeed, ratio: pageSpeed / nodeSpeed, cpuRatio, workerCpuRatio });
       t.diagnostic(
         `round ${r + 1}: page ${pageSpeed.toFixed(0)} img/s, Node ${nodeSpeed.toFixed(0)} img/s, ratio ` +
-          `${(pageSpeed / nodeSpeed).toFixed(3)}; CPU time page ${p.cpuMs ?? "?"} ms (workers ${p.workerCpuMs ?? "?"} ms), ` +
+          `${(pageSpeed / nodeSpeed).toFixed(3)}; CPU time page ${p.cpuMs ?? "?"} ms ` +
+          `(workers ${p.workerCpuMs ?? "?"} ms), ` +
           `Node ${n.cpuMs?.toFixed(0) ?? "?"} ms`,
       );
     }
     const cores = await page.evaluate(() => navigator.hardwareConcurrency);
     assert.equal(threads, SPEED_THREADS > 0 ? Math.min(SPEED_THREADS, cores) : cores, "the page's thread count");
     assert.match((await page.textContent("#st-threads")) ?? "", new RegExp(`^${threads}( of ${cores})?$`));
-    const ratio = median(rows.map((r) => r.ratio));
-    const spread = `${Math.min(...rows.map((r) => r.ratio)).toFixed(2)}–${Math.max(...rows.map((r) => r.ratio)).toFixed(2)}`;
+    const ratios = rows.map((r) => r.ratio);
+    const ratio = median(ratios);
+    const spread = `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
     const summary =
       `page 2 LeNet-5 training, ${threads} thread(s): page ${median(rows.map((r) => r.page)).toFixed(0)} img/s, ` +
       `Node ${median(rows.map((r) => r.node)).toFixed(0)} img/s, median ratio page/Node ${ratio.toFixed(3)} ` +

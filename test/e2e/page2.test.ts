@@ -502,3 +502,43 @@ test(
     assert.deepEqual(site!.errors.get(page), [], "console errors, page errors or off-origin requests");
   },
 );
+
+test(
+  "one epoch on 1 thread and on one thread per core ends in the same model (same predictions, bit for bit)",
+  {
+    skip: SKIP_E2E,
+  },
+  async () => {
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    assert.match((await page.textContent("#thread-note")) ?? "", /bit-identical for every thread count/);
+    await page.selectOption("#model-name", "lenet5");
+    await page.fill("#batch", "64");
+    /** A whole epoch from fresh weights on `threads` threads; then the page's probabilities for its current input. */
+    const nextFrames = () =>
+      page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+    const trainEpoch = async (threads: number) => {
+      await page.fill("#threads", String(threads));
+      await page.click("#btn-fresh");
+      await nextFrames();
+      const untrained = await page.getAttribute("#prediction", "data-probs");
+      await page.click("#btn-train");
+      await page.waitForFunction(() => document.getElementById("train-status")!.dataset.state === "done", null, {
+        timeout: 180_000,
+        polling: 200,
+      });
+      // the last weights arrive before "done"; the classification they queue runs on the next frame
+      await nextFrames();
+      const st = await page.$eval("#train-status", (el) => (el as HTMLElement).dataset.threads);
+      return { threads: Number(st), untrained, probs: await page.getAttribute("#prediction", "data-probs") };
+    };
+    const one = await trainEpoch(1);
+    const all = await trainEpoch(cores);
+    await page.fill("#batch", "32");
+    assert.equal(one.threads, 1);
+    assert.equal(all.threads, cores);
+    assert.ok(one.probs !== null && one.probs.length > 0, "a digit is classified");
+    assert.notEqual(one.probs, one.untrained, "the trained weights reached the page");
+    assert.equal(all.probs, one.probs, `${cores} threads' model predicts exactly what 1 thread's does`);
+    assertNoErrors(page);
+  },
+);

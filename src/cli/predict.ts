@@ -1,5 +1,6 @@
 // `handprop predict --model DIR FILE...`: classify digit images (PNG, or PGM P2/P5) with a saved model
-// and print the top-3 classes with their probabilities.
+// and print the top-3 classes with their probabilities. The model is a folder saved by `handprop train`
+// or a `.handprop` file (the pages' download, src/io/browser.ts), Sequential or graph Model alike.
 //
 // Each file is read and decoded with bounds (./images.ts: a regular file of at most 256 MiB, at most
 // 16 megapixels, checked in the header before decoding), turned into MNIST's 28×28 white-on-black
@@ -9,8 +10,11 @@
 // A file that cannot be classified is one line on stderr naming it and why; the others are still
 // classified, and the exit code is 1 if any failed.
 
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { loadModel } from "../node/model-io.ts";
+import { readRegularFile } from "../node/safe-read.ts";
+import { DEFAULT_MAX_BYTES, modelFromFile } from "../io/browser.ts";
 import { MNIST_STANDARDIZE, normalizationFromTraining, type Normalization } from "../data/normalization.ts";
 import type { Sequential } from "../nn/sequential.ts";
 import {
@@ -71,14 +75,40 @@ export function classifyPicture(
   return { file, inverted, top: topK(probabilities, k) };
 }
 
+/**
+ * The model at `path`: a model folder (model.json + weights.bin), or a `.handprop` file read with a
+ * bound (at most DEFAULT_MAX_BYTES, a regular file only). `manifest` names where the training record
+ * came from, for errors about it.
+ */
+export function loadModelForPredict(path: string): { model: Sequential; training: unknown; manifest: string } {
+  let folder = true; // a missing path goes to loadModel, whose error names the folder and model.json
+  try {
+    folder = statSync(path).isDirectory();
+  } catch {
+    // keep folder = true
+  }
+  if (folder) {
+    const { model, training } = loadModel(path);
+    return { model, training, manifest: join(path, "model.json") };
+  }
+  const name = printable(path);
+  const bytes = readRegularFile(path, { maxBytes: DEFAULT_MAX_BYTES, what: "a .handprop model file" });
+  const { model, training } = modelFromFile(bytes, name);
+  return { model, training, manifest: `${path} (model.json)` };
+}
+
 export const predictCommand = defineCommand(
   {
     name: "predict",
     summary: "Classify digit images (PNG, PGM P2/P5) with a saved model: top-3 classes with probabilities",
-    usage: "handprop predict --model DIR [--json] FILE...",
+    usage: "handprop predict --model DIR|FILE.handprop [--json] FILE...",
     positionals: true,
     flags: {
-      model: { kind: "string", help: "model folder (model.json + weights.bin), e.g. runs/mnist-lenet5", meta: "DIR" },
+      model: {
+        kind: "string",
+        help: "model folder (model.json + weights.bin), e.g. runs/mnist-lenet5, or a .handprop file",
+        meta: "DIR",
+      },
       top: { kind: "uint", help: "classes to show per image", default: 3, meta: "K" },
       json: {
         kind: "boolean",
@@ -91,13 +121,15 @@ export const predictCommand = defineCommand(
   (v, files) => {
     const dir = v.model;
     if (dir === undefined)
-      throw new UsageError("handprop predict: --model DIR is required (a folder saved by handprop train)");
+      throw new UsageError(
+        "handprop predict: --model DIR is required (a folder saved by handprop train, or a .handprop file)",
+      );
     if (files.length === 0)
       throw new UsageError("handprop predict: no image files given (handprop predict --model DIR FILE...)");
     const k = v.top;
     if (k < 1) throw new UsageError("handprop predict: --top must be at least 1");
-    const { model, training } = loadModel(dir);
-    const { normalization, stored } = normalizationFromTraining(training, printable(join(dir, "model.json")));
+    const { model, training, manifest } = loadModelForPredict(dir);
+    const { normalization, stored } = normalizationFromTraining(training, printable(manifest));
     if (!stored) {
       process.stderr.write(
         `note: ${printable(dir)} does not record its input normalization; using MNIST's ` +

@@ -2,8 +2,8 @@
 // Web Worker (worker.ts) and watch the page's copy of the weights improve as snapshots arrive.
 
 import "../style.css";
-import { Conv2D, Model, argmax, buildModel, modelFromFile, normalizationFromTraining } from "handprop";
-import type { NDArray, Sequential } from "handprop";
+import { Model, argmax, buildModel, loadModelFromUrl, modelFromFile, normalizationFromTraining } from "handprop";
+import type { LoadedModel, NDArray, Sequential } from "handprop";
 import { byId, h, setText } from "../dom.ts";
 import { LineChart } from "../chart.ts";
 import { loadSplit, type DigitSet } from "./data.ts";
@@ -55,6 +55,12 @@ function buildBars(): void {
   }
 }
 
+/** Layers whose kernels and outputs the page shows: a convolution and what follows it (activation, BN). */
+const CONVOLUTIONS = new Set(["Conv2D", "DepthwiseConv2D"]);
+/** The most filters per layer the page draws: a deep layer's 64 × 64 kernels would be 4,096 canvases. */
+const MAX_FILTERS = 16;
+const MAX_FILTER_CHANNELS = 8;
+
 interface Stage {
   label: string;
   layer: number;
@@ -76,9 +82,9 @@ function stagesOf(m: Sequential): Stage[] {
   let conv = 0;
   let pool = 0;
   m.layers.forEach((l, i) => {
-    if (l.type === "Conv2D") {
+    if (CONVOLUTIONS.has(l.type)) {
       let end = i;
-      const names = [`conv${++conv}`];
+      const names = [`${l.type === "Conv2D" ? "conv" : "dwconv"}${++conv}`];
       while (
         end + 1 < m.layers.length &&
         ["ReLU", "LeakyReLU", "Tanh", "Sigmoid", "BatchNorm2D"].includes(m.layers[end + 1].type)
@@ -120,30 +126,36 @@ function renderFilters(): void {
   const root = byId("filters");
   root.replaceChildren();
   let n = 0;
-  for (const l of model.layers) {
-    if (!(l instanceof Conv2D)) continue;
-    n++;
-    const w = l.params()[0].value; // (out, in, kh, kw)
+  model.layers.forEach((l, i) => {
+    if (!CONVOLUTIONS.has(l.type)) return;
+    n++; // numbered as in the feature maps' titles, 1×1 convolutions included
+    const w = l.params()[0].value; // (out, in / groups, kh, kw): a depthwise kernel has one input channel
     const [o, c, kh, kw] = w.shape;
+    if (kh * kw === 1) return; // a 1×1 kernel is one number per channel pair: nothing to look at
+    const name = model instanceof Model ? model.nodes[i].name : `${l.type === "Conv2D" ? "conv" : "dwconv"}${n}`;
+    const shownO = Math.min(o, MAX_FILTERS);
+    const shownC = Math.min(c, MAX_FILTER_CHANNELS);
     const [lo, hi] = range(w.data);
     const m = Math.max(Math.abs(lo), Math.abs(hi));
     const title = h("div", { class: "fmap-title" });
-    title.innerHTML = `<span class="mono">conv${n}</span> · ${o} filters of ${c}×${kh}×${kw}${c > 1 ? " (rows: input channel, columns: filter)" : ""}`;
-    const cols = c === 1 ? Math.min(o, 8) : o;
+    const layout = c > 1 ? " (rows: input channel, columns: filter)" : "";
+    const subset = shownO < o || shownC < c ? `; the first ${shownO} filters × ${shownC} channels shown` : "";
+    title.innerHTML = `<span class="mono">${name}</span> · ${o} filters of ${c}×${kh}×${kw}${layout}${subset}`;
+    const cols = c === 1 ? Math.min(shownO, 8) : shownO;
     const grid = h("div", {
       class: "filters-grid",
       style: `grid-template-columns: repeat(${cols}, minmax(0, ${c === 1 ? "48px" : "1fr"}))`,
     });
     const size = kh * kw;
-    for (let ci = 0; ci < c; ci++) {
-      for (let oi = 0; oi < o; oi++) {
-        const cv = h("canvas", { class: "px", title: `conv${n} filter ${oi}, input channel ${ci}` });
+    for (let ci = 0; ci < shownC; ci++) {
+      for (let oi = 0; oi < shownO; oi++) {
+        const cv = h("canvas", { class: "px", title: `${name} filter ${oi}, input channel ${ci}` });
         paint(cv, w.data, (oi * c + ci) * size, kh, kw, -m, m, "diverging");
         grid.append(cv);
       }
     }
     root.append(h("div", { class: "fmap-row" }, title, grid));
-  }
+  });
 }
 
 function classify(): void {
@@ -230,6 +242,8 @@ function resetHistory(): void {
   delete st.dataset.firstLoss;
   delete st.dataset.lastLoss;
   st.dataset.reports = "0";
+  st.dataset.speeds = "";
+  pendingProgress.length = 0;
 }
 
 function freshWeights(): void {
@@ -242,6 +256,34 @@ function freshWeights(): void {
 }
 
 // ---------------------------------------------------------------- training in the worker
+
+const CORES = Math.max(1, Math.floor(navigator.hardwareConcurrency || 1));
+
+/** What the page says about the threads: how many, and that they change no result (or why only one). */
+function describeThreads(threads: number, reason: string | null): void {
+  const same = "the trained weights are bit-identical for every thread count";
+  setText(
+    byId("thread-note"),
+    reason === null
+      ? `Training runs the WebAssembly kernels on ${threads} thread${threads === 1 ? "" : "s"} inside the worker ` +
+          `(${CORES} core${CORES === 1 ? "" : "s"} here); ${same}.`
+      : `Training runs on ${threads} thread${threads === 1 ? "" : "s"}: ${reason}. Threads would change no ` +
+          `result: ${same}.`,
+  );
+}
+
+{
+  const el = byId("threads", HTMLInputElement);
+  el.max = String(CORES);
+  el.value = String(crossOriginIsolated ? CORES : 1);
+  el.disabled = !crossOriginIsolated;
+  describeThreads(
+    Number(el.value),
+    crossOriginIsolated || CORES === 1
+      ? null
+      : "the page is not cross-origin isolated (served without COOP/COEP headers), so SharedArrayBuffer is unavailable",
+  );
+}
 
 const chart = new LineChart(byId("train-chart"), {
   title: "Training",
@@ -267,6 +309,51 @@ const chart = new LineChart(byId("train-chart"), {
   height: 230,
 });
 
+/**
+ * Redraw the chart and the progress numbers at most every CHART_EVERY_MS: progress arrives every few
+ * tens of milliseconds at full speed, and a redraw per report (style, layout and paint of the page) made
+ * the page's main thread use about as much CPU as the training worker itself, CPU the worker's kernel
+ * threads need (measured per thread in /proc during the speed test's rounds).
+ */
+const CHART_EVERY_MS = 250;
+let chartTimer: ReturnType<typeof setTimeout> | null = null;
+let chartDrawn = 0;
+/** Progress reports not yet shown. */
+const pendingProgress: Extract<FromWorker, { type: "progress" }>[] = [];
+function drawChart(): void {
+  chartTimer = null;
+  chartDrawn = performance.now();
+  chart.setData(history.x, [history.loss, history.acc, history.test]);
+  if (pendingProgress.length === 0) return;
+  const msg = pendingProgress[pendingProgress.length - 1];
+  // The run's numbers as data attributes (the tests read them): first and last loss, the reports, and
+  // every report's images/s, for whoever wants more than the latest.
+  const st = byId("train-status");
+  st.dataset.firstLoss ??= String(pendingProgress[0].loss);
+  st.dataset.lastLoss = String(msg.loss);
+  st.dataset.reports = String(Number(st.dataset.reports ?? "0") + pendingProgress.length);
+  const speeds = pendingProgress.map((p) => p.imagesPerSecond.toFixed(1)).join(",");
+  st.dataset.speeds = st.dataset.speeds ? `${st.dataset.speeds},${speeds}` : speeds;
+  pendingProgress.length = 0;
+  setText(byId("st-epoch"), String(epochsDone + msg.epoch + 1));
+  setText(byId("st-batch"), `${msg.batch}/${msg.batches}`);
+  setText(byId("st-loss"), msg.loss.toFixed(3));
+  setText(byId("st-acc"), `${(msg.accuracy * 100).toFixed(1)}%`);
+  setText(byId("st-speed"), `${Math.round(msg.imagesPerSecond)} img/s`);
+  const total = Number(byId("epochs", HTMLInputElement).value) || 1;
+  byId("progress").style.width = `${Math.min(100, ((msg.epoch + msg.batch / msg.batches) / total) * 100).toFixed(1)}%`;
+}
+/** Draw what is queued now (before state that the drawing reads, such as epochsDone, changes). */
+function flushChart(): void {
+  if (chartTimer === null) return;
+  clearTimeout(chartTimer);
+  drawChart();
+}
+function queueChart(): void {
+  if (chartTimer !== null) return;
+  chartTimer = setTimeout(drawChart, Math.max(0, chartDrawn + CHART_EVERY_MS - performance.now()));
+}
+
 function setTraining(on: boolean): void {
   training = on;
   const btn = byId("btn-train", HTMLButtonElement);
@@ -278,6 +365,7 @@ function setTraining(on: boolean): void {
     byId("model-name", HTMLSelectElement),
   ])
     el.disabled = on;
+  byId("threads", HTMLInputElement).disabled = on || !crossOriginIsolated;
   byId("train-status").dataset.state = on ? "training" : "idle";
 }
 
@@ -285,6 +373,11 @@ function onWorkerMessage(msg: FromWorker): void {
   const st = byId("train-status");
   switch (msg.type) {
     case "ready":
+      break;
+    case "threads":
+      setText(byId("st-threads"), msg.threads === msg.cores ? String(msg.threads) : `${msg.threads} of ${msg.cores}`);
+      st.dataset.threads = String(msg.threads);
+      describeThreads(msg.threads, msg.reason);
       break;
     case "loaded":
       setText(
@@ -298,18 +391,8 @@ function onWorkerMessage(msg: FromWorker): void {
       history.loss.push(msg.loss);
       history.acc.push(msg.accuracy);
       history.test.push(null);
-      chart.setData(history.x, [history.loss, history.acc, history.test]);
-      setText(byId("st-epoch"), String(epochsDone + msg.epoch + 1));
-      setText(byId("st-batch"), `${msg.batch}/${msg.batches}`);
-      setText(byId("st-loss"), msg.loss.toFixed(3));
-      setText(byId("st-acc"), `${(msg.accuracy * 100).toFixed(1)}%`);
-      setText(byId("st-speed"), `${Math.round(msg.imagesPerSecond)} img/s`);
-      const total = Number(byId("epochs", HTMLInputElement).value) || 1;
-      byId("progress").style.width =
-        `${Math.min(100, ((msg.epoch + msg.batch / msg.batches) / total) * 100).toFixed(1)}%`;
-      st.dataset.firstLoss ??= String(msg.loss);
-      st.dataset.lastLoss = String(msg.loss);
-      st.dataset.reports = String(Number(st.dataset.reports ?? "0") + 1);
+      pendingProgress.push(msg);
+      queueChart();
       break;
     }
     case "weights":
@@ -328,7 +411,7 @@ function onWorkerMessage(msg: FromWorker): void {
         history.acc.push(null);
         history.test.push(msg.testAccuracy);
       }
-      chart.setData(history.x, [history.loss, history.acc, history.test]);
+      queueChart();
       setText(byId("st-test"), `${(msg.testAccuracy * 100).toFixed(1)}%`);
       st.dataset.testAccuracy = String(msg.testAccuracy);
       if (msg.epoch < 0) break; // the evaluation before the first epoch
@@ -339,6 +422,7 @@ function onWorkerMessage(msg: FromWorker): void {
       break;
     }
     case "done": {
+      flushChart();
       const last = history.x.length > 0 ? history.x[history.x.length - 1] : 0;
       epochsDone = Math.ceil(last - 1e-9);
       setTraining(false);
@@ -395,6 +479,7 @@ function startTraining(): void {
     lr: num("lr", 0.002),
     batchSize: Math.round(num("batch", 32)),
     seed: Math.round(Number(byId("seed", HTMLInputElement).value) || 0),
+    threads: Math.round(num("threads", CORES)),
   };
   const target = worker;
   void workerReady?.then(() => {
@@ -446,32 +531,51 @@ byId("btn-fresh").addEventListener("click", freshWeights);
 byId("model-name").addEventListener("change", freshWeights);
 /** The largest model file the page reads. */
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
-byId("model-file", HTMLInputElement).addEventListener("change", (ev) => {
-  const el = ev.target as HTMLInputElement;
-  const file = el.files?.[0];
-  if (!file) return;
+
+/** Show a model read from a `.handprop` file or URL (`name` goes into messages); errors are shown on the page. */
+async function showModelFile(name: string, read: () => Promise<LoadedModel>): Promise<void> {
   const status = byId("model-status");
-  void (async () => {
-    if (file.size > MAX_FILE_BYTES) throw new Error(`${file.size} bytes, more than the 64 MiB this page accepts`);
-    const loaded = modelFromFile(new Uint8Array(await file.arrayBuffer()), file.name);
+  try {
+    const loaded = await read();
     const shapes = loaded.model.build([1, 28, 28]);
     const out = shapes[shapes.length - 1];
     if (out.length !== 1 || out[0] !== 10) {
       throw new Error(`expected 10 outputs for a 1×28×28 input, got (${out.join(", ")})`);
     }
-    const scaling = normalizationFromTraining(loaded.training, file.name).normalization;
+    const scaling = normalizationFromTraining(loaded.training, name).normalization;
     loaded.model.setDtype("float32");
     normalization = scaling;
     setModel(loaded.model);
     resetHistory();
-    describeModel("pretrained", `loaded from ${file.name}`);
+    describeModel("pretrained", `loaded from ${name}`);
     status.dataset.state = "loaded";
-    el.value = "";
-  })().catch((e: unknown) => {
+  } catch (e) {
     status.dataset.state = "error";
-    setText(status, `${file.name}: ${e instanceof Error ? e.message : String(e)}`);
+    setText(status, `${name}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+byId("model-file", HTMLInputElement).addEventListener("change", (ev) => {
+  const el = ev.target as HTMLInputElement;
+  const file = el.files?.[0];
+  if (!file) return;
+  void showModelFile(file.name, async () => {
+    if (file.size > MAX_FILE_BYTES) throw new Error(`${file.size} bytes, more than the 64 MiB this page accepts`);
+    return modelFromFile(new Uint8Array(await file.arrayBuffer()), file.name);
+  }).finally(() => {
+    el.value = "";
   });
 });
+/**
+ * mnist.html?model=URL loads that `.handprop` file or model folder's model.json (relative to the page;
+ * the library's loadModelFromUrl, bounded) instead of the pretrained model.
+ */
+const modelUrl = new URLSearchParams(location.search).get("model");
+if (modelUrl !== null) {
+  const url = new URL(modelUrl, document.baseURI);
+  setText(byId("model-status"), `Loading ${url.href}…`);
+  void showModelFile(url.href, () => loadModelFromUrl(url.href, { maxBytes: MAX_FILE_BYTES }));
+}
 byId("btn-pretrained").addEventListener("click", () => {
   if (!pretrained) return;
   byId("model-name", HTMLSelectElement).value = "lenet5";
@@ -486,9 +590,10 @@ loadPretrained(document.baseURI)
     if (!p) return;
     pretrained = { snap: snapshot(p.model), normalization: p.normalization, label: p.label };
     byId("btn-pretrained").hidden = false;
-    byId("btn-pretrained").click();
+    if (modelUrl === null) byId("btn-pretrained").click(); // ?model=URL asked for another model
   })
   .catch((e: unknown) => {
+    if (modelUrl !== null) return; // the status line is the asked-for model's
     setText(
       byId("model-status"),
       `The pretrained model could not be loaded (${e instanceof Error ? e.message : String(e)}); train one here instead.`,

@@ -1,13 +1,9 @@
 // Page 2's model: the zoo's LeNet-5 (src/nn/models.ts), moved between the page and the worker as
-// config + weights, plus the hook that loads a pretrained model shipped with the page.
+// config + weights (snapshot.ts), plus the hook that loads a pretrained model shipped with the page.
 
 import {
-  buildModel,
   DIGIT_INPUT_SHAPE,
-  layerFromConfig,
   Model,
-  modelFromConfig,
-  sequentialFromConfig,
   deserializeModel,
   MNIST_STANDARDIZE,
   normalizationFromTraining,
@@ -15,43 +11,13 @@ import {
   type Normalization,
   type Sequential,
 } from "handprop";
-import type { ModelSnapshot } from "./protocol.ts";
 
 // Normalization, preprocessing and softmax are the library's (src/data/normalization.ts and
 // src/data/digits.ts), the same code `handprop predict` runs.
 export { MNIST_STANDARDIZE, type Normalization };
 export { digitInput as toInput, softmax } from "handprop";
 
-export const MODEL_NAME = "lenet5";
-
-/** A freshly initialised LeNet-5, weights drawn from RandomState(seed). */
-export function freshModel(seed: number): Sequential {
-  return buildModel(MODEL_NAME, { seed });
-}
-
-/** Config plus copies of every parameter (trainable or not), in params() order. */
-export function snapshot(model: Sequential): ModelSnapshot {
-  return { config: model.config(), weights: model.params().map((p) => Float32Array.from(p.value.data)) };
-}
-
-/** Copy weights (params() order) into a model, checking counts and sizes. */
-export function setWeights(model: Sequential, weights: readonly Float32Array[]): void {
-  const params = model.params();
-  if (params.length !== weights.length)
-    throw new RangeError(`setWeights: model has ${params.length} parameters, got ${weights.length} arrays`);
-  params.forEach((p, i) => {
-    if (p.value.size !== weights[i].length)
-      throw new RangeError(`setWeights: parameter ${p.name} has ${p.value.size} values, got ${weights[i].length}`);
-    p.value.data.set(weights[i]);
-  });
-}
-
-export function fromSnapshot(s: ModelSnapshot): Sequential {
-  // a graph model's config carries its wiring (type "Model", nodes): rebuild it as a graph
-  const model = s.config.type === "Model" ? modelFromConfig(s.config, layerFromConfig) : sequentialFromConfig(s.config);
-  setWeights(model, s.weights);
-  return model;
-}
+export { MODEL_NAME, freshModel, snapshot, setWeights, fromSnapshot } from "./snapshot.ts";
 
 /**
  * Every layer's output for one input, in execution order (outs[k]: the output of model.layers[k]); a

@@ -1,7 +1,6 @@
 // Messages between page 2 (main.ts) and its training worker (worker.ts).
 
-import type { LayerConfig } from "handprop";
-import type { Normalization } from "./model.ts";
+import type { LayerConfig, Normalization } from "handprop";
 
 /** The model as it crosses the thread boundary: its config and its parameters, in params() order. */
 export interface ModelSnapshot {
@@ -20,12 +19,17 @@ export interface TrainRequest {
   lr: number;
   batchSize: number;
   seed: number;
+  /** Kernel threads to train on (the worker uses at most one per core; 1 where the page is not isolated). */
+  threads: number;
 }
 
 export type ToWorker = TrainRequest | { type: "stop" };
 
 export type FromWorker =
-  | { type: "ready" }
+  /** The worker is listening; `cores` is its navigator.hardwareConcurrency, `isolated` its crossOriginIsolated. */
+  | { type: "ready"; cores: number; isolated: boolean }
+  /** The kernel threads this run trains on, and why fewer than requested (null: all of them). */
+  | { type: "threads"; threads: number; requested: number; cores: number; isolated: boolean; reason: string | null }
   | { type: "loaded"; train: number; test: number }
   | {
       type: "progress";

@@ -97,6 +97,10 @@ export const kernels: Kernels = {
   avgPool2dBackward: (ctx, dy, needDx) => ctx.kernels.avgPool2dBackward(ctx, dy, needDx),
   reluForward: (x, prev) => backendFor(x.data).reluForward(x, prev),
   reluBackward: (ctx, dy, needDx) => ctx.kernels.reluBackward(ctx, dy, needDx),
+  batchNormForward: (x, p, training, prev) =>
+    backendFor(x.data, p.runningMean.data, p.gamma?.data).batchNormForward(x, p, training, prev),
+  batchNormBackward: (ctx, gamma, dy, dGamma, dBeta, needDx) =>
+    ctx.kernels.batchNormBackward(ctx, gamma, dy, dGamma, dBeta, needDx),
 };
 
 function checkedThreads(n: unknown, where: string): number {

@@ -80,6 +80,14 @@ export interface KernelExports {
   ): void;
   reluForwardPart(t: number, T: number, ws: number, n: number, x: number, y: number): void;
   reluBackwardPart(t: number, T: number, ws: number, n: number, y: number, dy: number, dx: number): void;
+  batchNormForwardPart(
+    t: number, T: number, ws: number, N: number, C: number, S: number, training: number, eps: number, x: number,
+    gamma: number, beta: number, mean: number, variance: number, invStd: number, y: number
+  ): void;
+  batchNormBackwardPart(
+    t: number, T: number, ws: number, N: number, C: number, S: number, training: number, x: number,
+    gamma: number, mean: number, invStd: number, dy: number, sumDy: number, sumDyXhat: number, dx: number
+  ): void;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */
@@ -93,6 +101,8 @@ export const PART_EXPORTS = [
   "maxPoolBackwardPart",
   "reluForwardPart",
   "reluBackwardPart",
+  "batchNormForwardPart",
+  "batchNormBackwardPart",
 ] as const satisfies readonly (keyof KernelExports)[];
 export const Part = {
   Gemm: 0,
@@ -104,6 +114,8 @@ export const Part = {
   MaxPoolBackward: 6,
   ReluForward: 7,
   ReluBackward: 8,
+  BatchNormForward: 9,
+  BatchNormBackward: 10,
 } as const;
 export type PartIndex = (typeof Part)[keyof typeof Part];
 

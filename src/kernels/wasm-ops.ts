@@ -386,3 +386,108 @@ export class WasmReLU {
     dx.set(v.float32(1, dyp, n));
   }
 }
+
+/**
+ * BatchNorm forward/backward for one layer (float32 x (N, C, S), float64 per-channel statistics; see
+ * wasm/norm.as), parallel over channels. Backward recomputes x̂ from x and the forward's μ, invStd.
+ */
+export class WasmBatchNorm {
+  private readonly views = new ViewCache();
+
+  /** Copy float32 operands (null: absent, address 0) or float64 statistics into the arena (view `slot`). */
+  private put(slot: number, a: TypedArray | null): number {
+    if (a === null) return 0;
+    const p = alloc(a.length * 4);
+    this.views.float32(slot, p, a.length).set(a);
+    return p;
+  }
+  private putStats(slot: number, stats: Float64Array): number {
+    const p = alloc(stats.length * 8);
+    this.views.float64(slot, p, stats.length).set(stats);
+    return p;
+  }
+
+  /**
+   * y = γ·x̂ + β (gamma, beta null: none). training: writes mean, variance, invStd from the batch; else
+   * normalises with mean and invStd as given.
+   */
+  forward(
+    N: number,
+    C: number,
+    S: number,
+    training: boolean,
+    eps: number,
+    x: TypedArray,
+    gamma: TypedArray | null,
+    beta: TypedArray | null,
+    mean: Float64Array,
+    variance: Float64Array,
+    invStd: Float64Array,
+    y: TypedArray,
+  ): void {
+    const T = threadsForElements(x.length);
+    begin(T);
+    const v = this.views;
+    const xp = this.put(0, x);
+    const gp = this.put(2, gamma);
+    const bp = this.put(3, beta);
+    const yp = alloc(y.length * 4);
+    // in training the kernel writes the statistics: only their space is needed
+    const mp = training ? alloc(C * 8) : this.putStats(0, mean);
+    const vp = alloc(C * 8);
+    const ip = training ? alloc(C * 8) : this.putStats(2, invStd);
+    runParts(Part.BatchNormForward, T, evenParts(C, T), 0, 0, N, C, S, +training, eps, xp, gp, bp, mp, vp, ip, yp);
+    y.set(v.float32(1, yp, y.length));
+    if (!training) return;
+    mean.set(v.float64(0, mp, C));
+    variance.set(v.float64(1, vp, C));
+    invStd.set(v.float64(2, ip, C));
+  }
+
+  /** Writes Σdy and Σ dy·x̂ per channel into sums (2·C: Σdy, then Σ dy·x̂) and dx unless it is null. */
+  backward(
+    N: number,
+    C: number,
+    S: number,
+    training: boolean,
+    x: TypedArray,
+    gamma: TypedArray | null,
+    mean: Float64Array,
+    invStd: Float64Array,
+    dy: TypedArray,
+    sums: Float64Array,
+    dx: TypedArray | null,
+  ): void {
+    const T = threadsForElements(x.length);
+    begin(T);
+    const v = this.views;
+    const xp = this.put(4, x);
+    const dyp = this.put(5, dy);
+    const gp = this.put(2, gamma);
+    const dxp = dx === null ? 0 : alloc(dx.length * 4);
+    const mp = this.putStats(3, mean);
+    const ip = this.putStats(4, invStd);
+    const sp = alloc(2 * C * 8);
+    runParts(
+      Part.BatchNormBackward,
+      T,
+      evenParts(C, T),
+      0,
+      0,
+      N,
+      C,
+      S,
+      +training,
+      xp,
+      gp,
+      mp,
+      ip,
+      dyp,
+      sp,
+      sp + 8 * C,
+      dxp,
+    );
+    sums.set(v.float64(5, sp, 2 * C));
+    if (dx !== null) dx.set(v.float32(6, dxp, dx.length));
+  }
+}

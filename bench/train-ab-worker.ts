@@ -43,7 +43,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   const [name, threads, steps] = line.trim().split(/\s+/);
   let entry = models.get(name);
   if (entry === undefined) {
-    const model = name === "bn-cnn" ? bnCnn() : (hp.buildModel(name, { seed: 0 }));
+    const model = name === "bn-cnn" ? bnCnn() : hp.buildModel(name, { seed: 0 });
     entry = { model, optimizer: new hp.Adam({ lr: 1e-3 }) };
     models.set(name, entry);
   }

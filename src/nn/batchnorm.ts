@@ -21,16 +21,8 @@
 import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
 import { kernels } from "../kernels/backend.ts";
 import type { BatchNormContext } from "../kernels/kernels.ts";
-import {
-  Layer,
-  ShapeError,
-  makeParam,
-  positiveInt,
-  type BackwardOptions,
-  type ForwardOptions,
-  type LayerConfig,
-  type Param,
-} from "./layer.ts";
+import { Layer, ShapeError, makeParam, positiveInt } from "./layer.ts";
+import type { BackwardOptions, ForwardOptions, LayerConfig, Param } from "./layer.ts";
 
 export interface BatchNormOptions {
   /** C for BatchNorm2D (channels), F for BatchNorm1D (features); optional: taken from the input shape when left out. */

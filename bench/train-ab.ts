@@ -5,7 +5,8 @@
 //
 //   git archive <old commit> | tar -x -C /tmp/old && ln -s "$PWD/node_modules" /tmp/old/node_modules
 //   (cd /tmp/old && node scripts/build-wasm.mjs)
-//   node --import tsx bench/train-ab.ts /tmp/old . [--rounds 9] [--steps 6] [--models resnet-mini,bn-cnn] [--threads 1,2]
+//   node --import tsx bench/train-ab.ts /tmp/old . [--rounds 9] [--steps 6] [--models resnet-mini,bn-cnn]
+//                                                [--threads 1,2]
 //
 // Timings are not tests.
 

@@ -114,7 +114,6 @@ class ViewSet {
   buffer: ArrayBufferLike | null = null;
   readonly f32: (Float32Array | undefined)[] = [];
   readonly i32: (Int32Array | undefined)[] = [];
-  readonly f64: (Float64Array | undefined)[] = [];
 }
 
 /**
@@ -132,36 +131,25 @@ export class ViewCache {
       set.buffer = buf;
       set.f32.fill(undefined);
       set.i32.fill(undefined);
-      set.f64.fill(undefined);
     }
     return set;
   }
 
   float32(slot: number, ptr: number, n: number): Float32Array {
     const set = this.check();
-    return (set.f32[slot] = fresh(set.f32[slot], Float32Array, set.buffer!, ptr, n));
+    let v = set.f32[slot];
+    if (v === undefined || v.byteOffset !== ptr || v.length !== n)
+      set.f32[slot] = v = new Float32Array(set.buffer!, ptr, n);
+    return v;
   }
 
   int32(slot: number, ptr: number, n: number): Int32Array {
     const set = this.check();
-    return (set.i32[slot] = fresh(set.i32[slot], Int32Array, set.buffer!, ptr, n));
+    let v = set.i32[slot];
+    if (v === undefined || v.byteOffset !== ptr || v.length !== n)
+      set.i32[slot] = v = new Int32Array(set.buffer!, ptr, n);
+    return v;
   }
-
-  float64(slot: number, ptr: number, n: number): Float64Array {
-    const set = this.check();
-    return (set.f64[slot] = fresh(set.f64[slot], Float64Array, set.buffer!, ptr, n));
-  }
-}
-
-/** The cached view when it still covers n elements from ptr (of the current buffer: see check), else a new one. */
-function fresh<V extends Float32Array | Int32Array | Float64Array>(
-  view: V | undefined,
-  make: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => V,
-  buffer: ArrayBufferLike,
-  ptr: number,
-  n: number,
-): V {
-  return view !== undefined && view.byteOffset === ptr && view.length === n ? view : new make(buffer, ptr, n);
 }
 
 /** Start a call on T threads: pick its instance (the shared one when T > 1) and reset the arena. */

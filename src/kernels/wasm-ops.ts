@@ -393,6 +393,19 @@ export class WasmReLU {
  */
 export class WasmBatchNorm {
   private readonly views = new ViewCache();
+  private readonly f64: (Float64Array | undefined)[] = [];
+
+  /**
+   * A float64 view of n doubles at ptr, on the buffer of a float32 view of the same bytes: ViewCache keeps that
+   * one current across memory growth and instances, and a new buffer means a new view here.
+   */
+  private float64(slot: number, ptr: number, n: number): Float64Array {
+    const bytes = this.views.float32(8 + slot, ptr, 2 * n);
+    let v = this.f64[slot];
+    if (v === undefined || v.buffer !== bytes.buffer || v.byteOffset !== ptr || v.length !== n)
+      this.f64[slot] = v = new Float64Array(bytes.buffer, ptr, n);
+    return v;
+  }
 
   /** Copy float32 operands (null: absent, address 0) or float64 statistics into the arena (view `slot`). */
   private put(slot: number, a: TypedArray | null): number {
@@ -403,7 +416,7 @@ export class WasmBatchNorm {
   }
   private putStats(slot: number, stats: Float64Array): number {
     const p = alloc(stats.length * 8);
-    this.views.float64(slot, p, stats.length).set(stats);
+    this.float64(slot, p, stats.length).set(stats);
     return p;
   }
 
@@ -439,9 +452,9 @@ export class WasmBatchNorm {
     runParts(Part.BatchNormForward, T, evenParts(C, T), 0, 0, N, C, S, +training, eps, xp, gp, bp, mp, vp, ip, yp);
     y.set(v.float32(1, yp, y.length));
     if (!training) return;
-    mean.set(v.float64(0, mp, C));
-    variance.set(v.float64(1, vp, C));
-    invStd.set(v.float64(2, ip, C));
+    mean.set(this.float64(0, mp, C));
+    variance.set(this.float64(1, vp, C));
+    invStd.set(this.float64(2, ip, C));
   }
 
   /** Writes Σdy and Σ dy·x̂ per channel into sums (2·C: Σdy, then Σ dy·x̂) and dx unless it is null. */
@@ -487,7 +500,7 @@ export class WasmBatchNorm {
       sp + 8 * C,
       dxp,
     );
-    sums.set(v.float64(5, sp, 2 * C));
+    sums.set(this.float64(5, sp, 2 * C));
     if (dx !== null) dx.set(v.float32(6, dxp, dx.length));
   }
 }

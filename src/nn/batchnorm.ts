@@ -144,9 +144,8 @@ abstract class BatchNorm extends Layer {
     const C = this.features;
     if (inputShape.length !== this.sampleAxes.length || (C !== null && inputShape[0] !== C)) {
       const axes = [C ?? this.sampleAxes[0], ...this.sampleAxes.slice(1)];
-      throw new ShapeError(
-        `${this.describe()}: expected input of shape (N, ${axes.join(", ")}), got samples of shape ${formatShape(inputShape)}`,
-      );
+      const got = `got samples of shape ${formatShape(inputShape)}`;
+      throw new ShapeError(`${this.describe()}: expected input of shape (N, ${axes.join(", ")}), ${got}`);
     }
     this.resolveFeatures(inputShape[0]);
     return inputShape.slice();

@@ -1,6 +1,8 @@
 // The worker of bench/train-ab.ts: loads handprop from the checkout given as argv[2], then answers lines
-// "<model> <threads> <steps>" on stdin with one line "<images/s>" — training steps (batch 64, Adam, random
-// digits) timed by the wall clock after one untimed step. Models: the zoo's names, and "bn-cnn".
+// "<model> <threads> <steps>" on stdin with one line "<images/s> <images/CPU-s>" — training steps (batch 64,
+// Adam, random digits) after one untimed step, by the wall clock and by the process's CPU time (every
+// thread's: on a machine shared with other processes, CPU time leaves out the time they held the cores).
+// Models: the zoo's names, and "bn-cnn".
 
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
@@ -51,7 +53,10 @@ for await (const line of createInterface({ input: process.stdin })) {
   await hp.setThreads(Number(threads));
   model.trainBatch(x, labels, loss, optimizer);
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   for (let s = 0; s < Number(steps); s++) model.trainBatch(x, labels, loss, optimizer);
-  const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(`${(BATCH * Number(steps)) / seconds}\n`);
+  const wall = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  const images = BATCH * Number(steps);
+  process.stdout.write(`${images / wall} ${images / ((c.user + c.system) / 1e6)}\n`);
 }

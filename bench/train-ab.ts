@@ -1,7 +1,9 @@
 // A/B of two checkouts on whole training steps, interleaved: one persistent worker process per checkout
 // (bench/train-ab-worker.ts), and in each round every (model, threads) workload runs once on A, then
 // once on B, so drift on a shared machine cancels in the per-round ratio B ÷ A. Prints the median ratio
-// of images/s with its quartiles, and each side's median images/s, with the CPU model.
+// of images/s with its quartiles, and each side's median images/s, with the CPU model — by the wall clock
+// and per CPU-second of the worker process (all its threads; on one thread the steadier measure on a
+// machine shared with other processes, on several it also counts time spent waiting for parts).
 //
 //   git archive <old commit> | tar -x -C /tmp/old && ln -s "$PWD/node_modules" /tmp/old/node_modules
 //   (cd /tmp/old && node scripts/build-wasm.mjs)
@@ -41,10 +43,11 @@ class Worker {
     this.lines.on("line", (l) => this.pending.shift()?.(l));
   }
 
-  run(model: string, n: string): Promise<number> {
+  /** [images/s, images per CPU-second] */
+  run(model: string, n: string): Promise<number[]> {
     return new Promise((done) => {
       this.pending.push((l) => {
-        done(Number(l));
+        done(l.split(" ").map(Number));
       });
       this.child.stdin.write(`${model} ${n} ${steps}\n`);
     });
@@ -57,17 +60,25 @@ class Worker {
 
 const a = new Worker(rootA);
 const b = new Worker(rootB);
-const results = new Map<string, { a: number[]; b: number[]; ratio: number[] }>();
+interface Series {
+  a: number[];
+  b: number[];
+  ratio: number[];
+}
+const results = new Map<string, { wall: Series; cpu: Series }>();
+const series = (): Series => ({ a: [], b: [], ratio: [] });
 for (let r = 0; r < rounds; r++) {
   for (const model of models) {
     for (const n of threads) {
       const key = `${model} ${n} thread${n === "1" ? "" : "s"}`;
       const ia = await a.run(model, n);
       const ib = await b.run(model, n);
-      const e = results.get(key) ?? { a: [], b: [], ratio: [] };
-      e.a.push(ia);
-      e.b.push(ib);
-      e.ratio.push(ib / ia);
+      const e = results.get(key) ?? { wall: series(), cpu: series() };
+      [e.wall, e.cpu].forEach((s, i) => {
+        s.a.push(ia[i]);
+        s.b.push(ib[i]);
+        s.ratio.push(ib[i] / ia[i]);
+      });
       results.set(key, e);
     }
   }
@@ -76,12 +87,17 @@ for (let r = 0; r < rounds; r++) {
 a.close();
 b.close();
 console.log(`CPU: ${cpus()[0]?.model ?? "unknown"} × ${cpus().length}; Node ${process.version}; ${rounds} rounds`);
-console.log("workload                     A img/s   B img/s   B÷A median (q1–q3, min–max)");
+console.log("workload                   clock   A img/s   B img/s   B÷A median (q1–q3, min–max)");
 for (const [key, e] of results) {
-  const s = spread(e.ratio);
-  const f = (v: number) => v.toFixed(3);
-  console.log(
-    `${key.padEnd(26)} ${spread(e.a).median.toFixed(0).padStart(8)}  ${spread(e.b).median.toFixed(0).padStart(8)}   ` +
-      `${f(s.median)} (${f(s.q1)}–${f(s.q3)}, ${f(s.min)}–${f(s.max)})`,
-  );
+  for (const [clock, s] of [
+    ["wall", e.wall],
+    ["cpu", e.cpu],
+  ] as const) {
+    const r = spread(s.ratio);
+    const f = (v: number) => v.toFixed(3);
+    console.log(
+      `${key.padEnd(26)} ${clock.padEnd(5)} ${spread(s.a).median.toFixed(0).padStart(8)}  ` +
+        `${spread(s.b).median.toFixed(0).padStart(8)}   ${f(r.median)} (${f(r.q1)}–${f(r.q3)}, ${f(r.min)}–${f(r.max)})`,
+    );
+  }
 }

@@ -3,7 +3,7 @@
 //
 //   forward   training:  μ = (1/m) Σ x,  σ² = (1/m) Σ (x − μ)²,  invStd = 1/√(σ² + ε)      (m = N·S)
 //             always:    x̂ = (x − μ)·invStd,  y = γ·x̂ + β
-//   backward  Σdy, Σ dy·x̂ per channel (the layer adds them to dβ, dγ);
+//   backward  Σdy, Σ dy·x̂ per channel (wasm-backend.ts adds them to dβ, dγ);
 //             dx = (γ·invStd)·(dy − Σdy/m − x̂·(Σ dy·x̂)/m)  in training,  (γ·invStd)·dy  in inference
 //
 // Precision: the sums run in float64 (f64x2 lanes, each f32 promoted; dy·x̂ multiplied in float64, exact),
@@ -35,46 +35,57 @@ import { partStart } from "./parallel";
   return f64x2.extract_lane(v, 0) + f64x2.extract_lane(v, 1);
 }
 
+// The float64 sums keep four f64x2 accumulators (8 floats a step): one add per accumulator a step, so the
+// adds' latency overlaps instead of serialising; they are combined in one fixed order at the end.
+
 /** Σ x over channel c, in float64. */
 function channelSum(N: i32, C: i32, c: i32, S: i32, x: usize): f64 {
-  let a0 = f64x2.splat(0);
-  let a1 = f64x2.splat(0);
+  let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
   let tail: f64 = 0;
-  const S4 = S & ~3;
+  const S8 = S & ~7;
   for (let n = 0; n < N; n++) {
     const p = row(x, n, C, c, S);
-    for (let i = 0; i < S4; i += 4) {
+    for (let i = 0; i < S8; i += 8) {
       const v = v128.load(p + (<usize>i << 2));
+      const w = v128.load(p + (<usize>i << 2), 16);
       a0 = f64x2.add(a0, low(v));
       a1 = f64x2.add(a1, high(v));
+      a2 = f64x2.add(a2, low(w));
+      a3 = f64x2.add(a3, high(w));
     }
-    for (let i = S4; i < S; i++) tail += <f64>load<f32>(p + (<usize>i << 2));
+    for (let i = S8; i < S; i++) tail += <f64>load<f32>(p + (<usize>i << 2));
   }
-  return lanes(a0) + lanes(a1) + tail;
+  return lanes(f64x2.add(a0, a2)) + lanes(f64x2.add(a1, a3)) + tail;
+}
+
+/** (x − μ)², in float64, of the two floats in one f64x2 half. */
+@inline function square(h: v128, m: v128): v128 {
+  const d = f64x2.sub(h, m);
+  return f64x2.mul(d, d);
 }
 
 /** Σ (x − μ)² over channel c, in float64. */
 function channelSquares(N: i32, C: i32, c: i32, S: i32, x: usize, mu: f64): f64 {
   const m = f64x2.splat(mu);
-  let a0 = f64x2.splat(0);
-  let a1 = f64x2.splat(0);
+  let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
   let tail: f64 = 0;
-  const S4 = S & ~3;
+  const S8 = S & ~7;
   for (let n = 0; n < N; n++) {
     const p = row(x, n, C, c, S);
-    for (let i = 0; i < S4; i += 4) {
+    for (let i = 0; i < S8; i += 8) {
       const v = v128.load(p + (<usize>i << 2));
-      const d0 = f64x2.sub(low(v), m);
-      const d1 = f64x2.sub(high(v), m);
-      a0 = f64x2.add(a0, f64x2.mul(d0, d0));
-      a1 = f64x2.add(a1, f64x2.mul(d1, d1));
+      const w = v128.load(p + (<usize>i << 2), 16);
+      a0 = f64x2.add(a0, square(low(v), m));
+      a1 = f64x2.add(a1, square(high(v), m));
+      a2 = f64x2.add(a2, square(low(w), m));
+      a3 = f64x2.add(a3, square(high(w), m));
     }
-    for (let i = S4; i < S; i++) {
+    for (let i = S8; i < S; i++) {
       const d = <f64>load<f32>(p + (<usize>i << 2)) - mu;
       tail += d * d;
     }
   }
-  return lanes(a0) + lanes(a1) + tail;
+  return lanes(f64x2.add(a0, a2)) + lanes(f64x2.add(a1, a3)) + tail;
 }
 
 /**
@@ -141,35 +152,43 @@ export function batchNormBackwardPart(
   const c1 = partStart(C, t + 1, T, 1);
   const m = <f64>N * <f64>S;
   const S4 = S & ~3;
+  const S8 = S & ~7;
   for (let c = c0; c < c1; c++) {
     const at = <usize>c << 3;
     const mu = <f32>load<f64>(mean + at);
     const inv = <f32>load<f64>(invStd + at);
     const muV = f32x4.splat(mu), invV = f32x4.splat(inv);
-    let s0 = f64x2.splat(0), s1 = f64x2.splat(0), p0 = f64x2.splat(0), p1 = f64x2.splat(0);
+    // Σdy in s0…s3, Σ dy·x̂ in p0…p3 (dy·x̂ of two floats multiplied in float64: exact)
+    let s0 = f64x2.splat(0), s1 = f64x2.splat(0), s2 = f64x2.splat(0), s3 = f64x2.splat(0);
+    let p0 = f64x2.splat(0), p1 = f64x2.splat(0), p2 = f64x2.splat(0), p3 = f64x2.splat(0);
     let sTail: f64 = 0, pTail: f64 = 0;
     for (let n = 0; n < N; n++) {
       const px = row(x, n, C, c, S);
       const pd = row(dy, n, C, c, S);
-      for (let i = 0; i < S4; i += 4) {
+      for (let i = 0; i < S8; i += 8) {
         const o = <usize>i << 2;
-        const d = v128.load(pd + o);
+        const d = v128.load(pd + o), e = v128.load(pd + o, 16);
         const xh = f32x4.mul(f32x4.sub(v128.load(px + o), muV), invV);
-        const d0 = low(d), d1 = high(d);
+        const xi = f32x4.mul(f32x4.sub(v128.load(px + o, 16), muV), invV);
+        const d0 = low(d), d1 = high(d), e0 = low(e), e1 = high(e);
         s0 = f64x2.add(s0, d0);
         s1 = f64x2.add(s1, d1);
+        s2 = f64x2.add(s2, e0);
+        s3 = f64x2.add(s3, e1);
         p0 = f64x2.add(p0, f64x2.mul(d0, low(xh)));
         p1 = f64x2.add(p1, f64x2.mul(d1, high(xh)));
+        p2 = f64x2.add(p2, f64x2.mul(e0, low(xi)));
+        p3 = f64x2.add(p3, f64x2.mul(e1, high(xi)));
       }
-      for (let i = S4; i < S; i++) {
+      for (let i = S8; i < S; i++) {
         const o = <usize>i << 2;
         const d = <f64>load<f32>(pd + o);
         sTail += d;
         pTail += d * <f64>((load<f32>(px + o) - mu) * inv);
       }
     }
-    const sDy = lanes(s0) + lanes(s1) + sTail;
-    const sDyXhat = lanes(p0) + lanes(p1) + pTail;
+    const sDy = lanes(f64x2.add(s0, s2)) + lanes(f64x2.add(s1, s3)) + sTail;
+    const sDyXhat = lanes(f64x2.add(p0, p2)) + lanes(f64x2.add(p1, p3)) + pTail;
     store<f64>(sumDy + at, sDy);
     store<f64>(sumDyXhat + at, sDyXhat);
     if (!dx) continue;

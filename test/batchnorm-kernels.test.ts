@@ -3,6 +3,7 @@
 // (N, C, H, W) with positions that are and are not a multiple of 4, (N, F) vectors, needDx false — and
 // bit-identical results on 1, 2 and 3 threads, for the kernel and for a few training steps of a BN CNN.
 // The float64 gradient checks of the layer are in norm.test.ts (float64 always runs on the JS backend).
+// Also the elementwise add kernel (Add's forward, a graph's fan-out sum): wasm bit-identical to JS.
 
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -127,6 +128,27 @@ describe("batch-norm kernels", { skip: noWasm }, () => {
   });
 });
 
+/** a + b on `k` into a fresh array, and in place into a copy of a, for sizes around the vector width. */
+function runAdd(k: Kernels, seed: number): Float32Array[] {
+  const rng = new RandomState(seed);
+  return [1, 3, 4, 7, 64, 1001].flatMap((n) => {
+    const a = rand(rng, [n]).data as Float32Array;
+    const b = rand(rng, [n], 1e-3).data as Float32Array;
+    const out = new Float32Array(n);
+    k.add(a, b, out);
+    const inPlace = a.slice();
+    k.add(inPlace, b, inPlace);
+    return [out, inPlace];
+  });
+}
+
+test("the add kernel: wasm gives the JS loop's bits (out fresh or in place)", { skip: noWasm }, () => {
+  const js = runAdd(jsBackend, 5);
+  runAdd(wasmBackend, 5).forEach((w, i) => {
+    assert.deepEqual(new Uint32Array(w.buffer), new Uint32Array(js[i].buffer), `array ${i}`);
+  });
+});
+
 const noThreads = noWasm || (threadSupport() === null ? false : `threads unavailable: ${threadSupport() ?? ""}`);
 
 /** compute() on 1, 2 and 3 threads (every call through the pool): each result bit-identical to 1 thread's. */
@@ -148,6 +170,10 @@ async function sameBitsOnEveryCount(what: string, compute: () => Float32Array[])
 describe("batch norm on threads", { skip: noThreads }, () => {
   test("the kernel is bit-identical on 1, 2 and 3 threads", async () => {
     await sameBitsOnEveryCount("batch-norm kernel", () => CASES.flatMap((c, i) => runCase(wasmBackend, c, 200 + i)));
+  });
+
+  test("the add kernel is bit-identical on 1, 2 and 3 threads", async () => {
+    await sameBitsOnEveryCount("add kernel", () => runAdd(wasmBackend, 6));
   });
 
   test("training a BN CNN for a few steps gives bit-identical weights on 1, 2 and 3 threads", async () => {

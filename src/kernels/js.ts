@@ -11,6 +11,7 @@
 //   avgPool2dForward / avgPool2dBackward mean per window                      derivation.md §2.3
 //   reluForward / reluBackward           max(0, x)                            derivation.md §2.5
 //   batchNormForward / batchNormBackward per-channel normalisation            derivation.md §2.4
+//   add                                  a + b elementwise                    derivation.md §5.7
 //   conv2dForwardRef / conv2dBackwardRef the direct seven-loop convolution: the tests' oracle for both backends
 
 import { NDArray, type DType, type TypedArray } from "../nd/ndarray.ts";
@@ -631,6 +632,13 @@ function reluBackward(saved: ReLUContext, dy: NDArray, needDx: boolean): NDArray
 }
 
 // ------------------------------------------------------------------------------------------------
+// Elementwise sum: y = a + b, whose gradient reaches both operands unchanged (derivation.md §0, §5.7).
+
+function add(a: TypedArray, b: TypedArray, out: TypedArray): void {
+  for (let i = 0; i < out.length; i++) out[i] = a[i] + b[i];
+}
+
+// ------------------------------------------------------------------------------------------------
 // Batch normalisation (derivation.md §2.4), per channel c of x (N, C, S), S = positions per channel:
 //   training:   μ = (1/m) Σ x_i,   σ² = (1/m) Σ (x_i − μ)²  (biased, m = N·S),   x̂_i = (x_i − μ) / √(σ² + ε)
 //   inference:  x̂_i = (x_i − running_mean) / √(running_var + ε);     always y_i = γ·x̂_i + β
@@ -797,6 +805,7 @@ export const jsBackend: Kernels = {
   reluBackward,
   batchNormForward,
   batchNormBackward,
+  add,
 };
 
 // ------------------------------------------------------------------------------------------------

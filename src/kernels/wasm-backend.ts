@@ -18,7 +18,7 @@ import type {
   PoolGeometry,
   ReLUContext,
 } from "./kernels.ts";
-import { WasmBatchNorm, WasmConv2D, WasmDense, WasmMaxPool2D, WasmReLU, gemmWasm } from "./wasm-ops.ts";
+import { WasmBatchNorm, WasmConv2D, WasmDense, WasmMaxPool2D, WasmReLU, addWasm, gemmWasm } from "./wasm-ops.ts";
 
 class WasmConv2DContext implements Conv2DContext {
   readonly kernels = wasmBackend;
@@ -226,4 +226,7 @@ export const wasmBackend: Kernels = {
   reluBackward,
   batchNormForward,
   batchNormBackward,
+  add: (a, b, out) => {
+    addWasm(a as Float32Array, b as Float32Array, out as Float32Array);
+  },
 };

@@ -88,6 +88,7 @@ export interface KernelExports {
     t: number, T: number, ws: number, N: number, C: number, S: number, training: number, x: number,
     gamma: number, mean: number, invStd: number, dy: number, sumDy: number, sumDyXhat: number, dx: number
   ): void;
+  addPart(t: number, T: number, ws: number, n: number, a: number, b: number, out: number): void;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */
@@ -103,6 +104,7 @@ export const PART_EXPORTS = [
   "reluBackwardPart",
   "batchNormForwardPart",
   "batchNormBackwardPart",
+  "addPart",
 ] as const satisfies readonly (keyof KernelExports)[];
 export const Part = {
   Gemm: 0,
@@ -116,6 +118,7 @@ export const Part = {
   ReluBackward: 8,
   BatchNormForward: 9,
   BatchNormBackward: 10,
+  Add: 11,
 } as const;
 export type PartIndex = (typeof Part)[keyof typeof Part];
 

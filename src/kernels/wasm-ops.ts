@@ -504,3 +504,21 @@ export class WasmBatchNorm {
     if (dx !== null) dx.set(v.float32(6, dxp, dx.length));
   }
 }
+
+const addViews = new ViewCache();
+
+/**
+ * out = a + b (float32, out may be a), copied in and out on the calling thread: a streaming op, split
+ * across threads only under poolEveryCall (see threadsForStreaming).
+ */
+export function addWasm(a: Float32Array, b: Float32Array, out: Float32Array): void {
+  const n = out.length;
+  const T = threadsForStreaming(n);
+  begin(T);
+  const ap = alloc(n * 4);
+  const bp = alloc(n * 4);
+  addViews.float32(0, ap, n).set(a.length === n ? a : a.subarray(0, n));
+  addViews.float32(1, bp, n).set(b.length === n ? b : b.subarray(0, n));
+  runParts(Part.Add, T, evenParts(n >> 2, T), 0, 0, n, ap, bp, ap);
+  out.set(addViews.float32(0, ap, n));
+}

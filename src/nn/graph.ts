@@ -18,6 +18,7 @@
 
 import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
+import { kernels } from "../kernels/backend.ts";
 import {
   Layer,
   ShapeError,
@@ -219,17 +220,11 @@ export class Model extends Sequential {
       return;
     }
     const own = this.sums[id] ?? null;
-    const d = dx.data;
     if (first !== own) {
       const sum = (this.sums[id] = reuse(own, first.shape, first.dtype));
-      const s = sum.data;
-      const a = first.data;
-      for (let i = 0; i < s.length; i++) s[i] = a[i] + d[i];
+      kernels.add(first.data, dx.data, sum.data);
       this.grads[id] = sum;
-      return;
-    }
-    const s = own.data;
-    for (let i = 0; i < s.length; i++) s[i] += d[i];
+    } else kernels.add(own.data, dx.data, own.data);
   }
 
   /** A Keras-style table with a "Connected to" column: where the graph branches and merges. */

@@ -10,6 +10,7 @@
 // gradients summed by the graph (§0's fan-out rule).
 
 import { formatShape, type NDArray, type TypedArray } from "../nd/ndarray.ts";
+import { kernels } from "../kernels/backend.ts";
 import { Layer, ShapeError, reuse, type ForwardOptions, type LayerConfig } from "./layer.ts";
 
 /** Base of the layers that take two or more inputs: forward/backward on one input are errors. */
@@ -125,7 +126,7 @@ export class Add extends ElementwiseMerge {
   private readonly dxsOut: NDArray[] = [];
 
   protected combine(a: TypedArray, b: TypedArray, out: TypedArray): void {
-    for (let i = 0; i < out.length; i++) out[i] = a[i] + b[i];
+    kernels.add(a, b, out);
   }
 
   // Backward: ∂L/∂x_k = dy for every k (copied into each input's buffer: nothing aliases dy). The returned

@@ -5,3 +5,4 @@ export * from "./conv";
 export * from "./pool";
 export * from "./elementwise";
 export * from "./norm";
+export * from "./add";

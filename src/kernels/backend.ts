@@ -99,11 +99,11 @@ export const kernels: Kernels = {
   reluBackward: (ctx, dy, needDx) => ctx.kernels.reluBackward(ctx, dy, needDx),
   batchNormForward: (x, p, training, prev) =>
     backendFor(x.data, p.runningMean.data, p.gamma?.data).batchNormForward(x, p, training, prev),
+  batchNormBackward: (ctx, gamma, dy, dGamma, dBeta, needDx) =>
+    ctx.kernels.batchNormBackward(ctx, gamma, dy, dGamma, dBeta, needDx),
   add: (a, b, out) => {
     backendFor(a, b, out).add(a, b, out);
   },
-  batchNormBackward: (ctx, gamma, dy, dGamma, dBeta, needDx) =>
-    ctx.kernels.batchNormBackward(ctx, gamma, dy, dGamma, dBeta, needDx),
 };
 
 function checkedThreads(n: unknown, where: string): number {

@@ -103,6 +103,13 @@ export const kernels: Kernels = {
   sgdUpdate(w, grad, buf, h) {
     (buf === null ? backendFor(w, grad) : backendFor(w, grad, buf)).sgdUpdate(w, grad, buf, h);
   },
+  batchNormForward: (x, p, training, prev) =>
+    backendFor(x.data, p.runningMean.data, p.gamma?.data).batchNormForward(x, p, training, prev),
+  batchNormBackward: (ctx, gamma, dy, dGamma, dBeta, needDx) =>
+    ctx.kernels.batchNormBackward(ctx, gamma, dy, dGamma, dBeta, needDx),
+  add: (a, b, out) => {
+    backendFor(a, b, out).add(a, b, out);
+  },
 };
 
 function checkedThreads(n: unknown, where: string): number {

@@ -11,12 +11,16 @@
 //   maxPool2dForward / maxPool2dBackward argmax per window                    derivation.md §2.3
 //   avgPool2dForward / avgPool2dBackward mean per window                      derivation.md §2.3
 //   reluForward / reluBackward           max(0, x)                            derivation.md §2.5
+//   batchNormForward / batchNormBackward per-channel normalisation            derivation.md §2.4
+//   add                                  a + b elementwise                    derivation.md §5.7
 //   conv2dForwardRef / conv2dBackwardRef the direct seven-loop convolution: the tests' oracle for both backends
 
 import { NDArray, type DType, type TypedArray } from "../nd/ndarray.ts";
 import { ownContext, reuse, reuseContext } from "./buffers.ts";
 import { col2im, im2col, tapsInside, type ConvGeometry } from "./im2col.ts";
 import type {
+  BatchNormContext,
+  BatchNormParams,
   Conv2DContext,
   DenseContext,
   Gemm,
@@ -519,7 +523,164 @@ const reluBackward: Kernels["reluBackward"] = (saved, dy, needDx) => {
   return dx;
 };
 
-/** The JavaScript backend. */
+// ------------------------------------------------------------------------------------------------
+// Elementwise sum: y = a + b, whose gradient reaches both operands unchanged (derivation.md §0, §5.7).
+
+function add(a: TypedArray, b: TypedArray, out: TypedArray): void {
+  for (let i = 0; i < out.length; i++) out[i] = a[i] + b[i];
+}
+
+// ------------------------------------------------------------------------------------------------
+// Batch normalisation (derivation.md §2.4), per channel c of x (N, C, S), S = positions per channel:
+//   training:   μ = (1/m) Σ x_i,   σ² = (1/m) Σ (x_i − μ)²  (biased, m = N·S),   x̂_i = (x_i − μ) / √(σ² + ε)
+//   inference:  x̂_i = (x_i − running_mean) / √(running_var + ε);     always y_i = γ·x̂_i + β
+// Sums run in float64 (JS numbers) whatever the dtype; x̂ is kept in the layer's dtype for backward.
+
+/** (N, C, S) of a batch-norm input (N, C, …): S = the positions per channel (1 for (N, F) vectors). */
+export function batchNormDims(x: NDArray): [number, number, number] {
+  const [N, C] = x.shape;
+  return [N, C, N * C === 0 ? 0 : x.size / (N * C)];
+}
+
+/** What both backends' batch-norm contexts keep per channel: μ, σ² and 1/√(σ² + ε) of the last forward. */
+export class BatchNormStats {
+  mean = new Float64Array(0);
+  variance = new Float64Array(0);
+  invStd = new Float64Array(0);
+  training = false;
+
+  /** Size the arrays for C channels; in inference, fill μ and invStd from the running statistics. */
+  prepare(C: number, training: boolean, p: BatchNormParams): void {
+    if (this.mean.length !== C) {
+      this.mean = new Float64Array(C);
+      this.variance = new Float64Array(C);
+      this.invStd = new Float64Array(C);
+    }
+    this.training = training;
+    if (training) return;
+    const rm = p.runningMean.data;
+    const rv = p.runningVar.data;
+    for (let c = 0; c < C; c++) {
+      this.mean[c] = rm[c];
+      this.variance[c] = rv[c];
+      this.invStd[c] = 1 / Math.sqrt(rv[c] + p.eps);
+    }
+  }
+}
+
+class JsBatchNormContext extends BatchNormStats implements BatchNormContext {
+  readonly kernels = jsBackend;
+  y!: NDArray;
+  xhat: NDArray | null = null; // x̂ of the forward, in the layer's dtype: backward needs it
+  xDtype: DType = "float32";
+  dx: NDArray | null = null;
+}
+
+function batchNormForward(
+  x: NDArray,
+  p: BatchNormParams,
+  training: boolean,
+  prev: BatchNormContext | null,
+): BatchNormContext {
+  const ctx = reuseContext(prev, JsBatchNormContext);
+  const [N, C, S] = batchNormDims(x);
+  const m = N * S;
+  ctx.prepare(C, training, p);
+  ctx.xDtype = x.dtype;
+  const y = (ctx.y = reuse(ctx.y ?? null, x.shape, p.runningMean.dtype));
+  const xhat = (ctx.xhat = reuse(ctx.xhat, x.shape, p.runningMean.dtype));
+  const xd = x.data;
+  const yd = y.data;
+  const xh = xhat.data;
+  const g = p.gamma?.data;
+  const b = p.beta?.data;
+  const plane = C * S;
+  for (let c = 0; c < C; c++) {
+    if (training) {
+      // two passes: μ, then σ² = (1/m) Σ (x − μ)² (no cancellation, unlike E[x²] − μ²)
+      let s = 0;
+      for (let n = 0; n < N; n++) for (let k = n * plane + c * S, e = k + S; k < e; k++) s += xd[k];
+      const mu = s / m;
+      let ss = 0;
+      for (let n = 0; n < N; n++) {
+        for (let k = n * plane + c * S, e = k + S; k < e; k++) {
+          const d = xd[k] - mu;
+          ss += d * d;
+        }
+      }
+      ctx.mean[c] = mu;
+      ctx.variance[c] = ss / m;
+      ctx.invStd[c] = 1 / Math.sqrt(ctx.variance[c] + p.eps);
+    }
+    const mu = ctx.mean[c];
+    const inv = ctx.invStd[c];
+    const gc = g ? g[c] : 1;
+    const bc = b ? b[c] : 0;
+    for (let n = 0; n < N; n++) {
+      for (let k = n * plane + c * S, e = k + S; k < e; k++) {
+        const v = (xd[k] - mu) * inv; // x̂
+        xh[k] = v;
+        yd[k] = gc * v + bc; // y = γ·x̂ + β
+      }
+    }
+  }
+  return ctx;
+}
+
+// Backward (derivation.md §2.4), per channel, with σ = √(σ_B² + ε) (σ_B² the batch variance)
+// and g_i = γ·dy_i = ∂L/∂x̂_i:
+//   ∂L/∂γ = Σ_i dy_i · x̂_i        ∂L/∂β = Σ_i dy_i        (accumulated with +=)
+// Training — μ and σ depend on every x_j of the channel:
+//   ∂μ/∂x_j = 1/m,   ∂σ/∂x_j = x̂_j / m   (from σ² = (1/m) Σ (x_i − μ)² + ε and Σ (x_i − μ) = 0)
+//   ∂x̂_i/∂x_j = (δ_ij − 1/m)/σ − (x_i − μ)·x̂_j/(m·σ²) = (1/σ)·(δ_ij − 1/m − x̂_i·x̂_j/m)
+//   ∂L/∂x_j = Σ_i g_i ∂x̂_i/∂x_j = (γ/σ)·(1/m)·(m·dy_j − Σ_i dy_i − x̂_j·Σ_i dy_i·x̂_i)
+// Inference — running statistics are constants:
+//   ∂L/∂x_j = (γ/σ_running)·dy_j
+function batchNormBackward(
+  saved: BatchNormContext,
+  gamma: NDArray | null,
+  dy: NDArray,
+  dGamma: NDArray | null,
+  dBeta: NDArray | null,
+  needDx: boolean,
+): NDArray {
+  const ctx = ownContext(saved, JsBatchNormContext);
+  const [N, C, S] = batchNormDims(dy);
+  const m = N * S;
+  const plane = C * S;
+  const dx = (ctx.dx = reuse(ctx.dx, dy.shape, ctx.xDtype));
+  const dxd = dx.data;
+  const dyd = dy.data;
+  const xh = ctx.xhat!.data;
+  const g = gamma?.data;
+  const dg = dGamma?.data;
+  const db = dBeta?.data;
+  for (let c = 0; c < C; c++) {
+    let sumDy = 0;
+    let sumDyXhat = 0;
+    for (let n = 0; n < N; n++) {
+      for (let k = n * plane + c * S, e = k + S; k < e; k++) {
+        sumDy += dyd[k];
+        sumDyXhat += dyd[k] * xh[k];
+      }
+    }
+    if (dg) dg[c] += sumDyXhat;
+    if (db) db[c] += sumDy;
+    if (!needDx) continue;
+    const scale = (g ? g[c] : 1) * ctx.invStd[c]; // γ/σ
+    if (ctx.training) {
+      const meanDy = sumDy / m;
+      const meanDyXhat = sumDyXhat / m;
+      for (let n = 0; n < N; n++) {
+        for (let k = n * plane + c * S, e = k + S; k < e; k++) dxd[k] = scale * (dyd[k] - meanDy - xh[k] * meanDyXhat);
+      }
+    } else {
+      for (let n = 0; n < N; n++) for (let k = n * plane + c * S, e = k + S; k < e; k++) dxd[k] = scale * dyd[k];
+    }
+  }
+  return dx;
+}
+
 // ------------------------------------------------------------------------------------------------
 // Optimizer updates: the readable reference of the rules in src/nn/optim.ts, and the arithmetic every
 // backend must reproduce bit for bit (JS numbers are float64; a store into a float32 slot rounds).
@@ -561,6 +722,7 @@ export function sgdUpdate(w: TypedArray, grad: TypedArray, v: TypedArray | null,
   }
 }
 
+/** The JavaScript backend. */
 export const jsBackend: Kernels = {
   name: "js",
   gemm: gemmJS,
@@ -576,6 +738,9 @@ export const jsBackend: Kernels = {
   reluBackward,
   adamUpdate,
   sgdUpdate,
+  batchNormForward,
+  batchNormBackward,
+  add,
 };
 
 // ------------------------------------------------------------------------------------------------

@@ -89,6 +89,28 @@ export type Gemm<Matrix extends TypedArray = TypedArray> = (
   ldc: number,
 ) => void;
 
+/** A batch-norm layer's parameters and options, as its forward reads them (γ, β null: no affine map). */
+export interface BatchNormParams {
+  readonly gamma: NDArray | null;
+  readonly beta: NDArray | null;
+  readonly runningMean: NDArray;
+  readonly runningVar: NDArray;
+  readonly eps: number;
+}
+
+export interface BatchNormContext extends SavedContext {
+  /** x's shape, the running statistics' dtype. */
+  readonly y: NDArray;
+  /**
+   * The per-channel μ and 1/√(σ² + ε) this forward normalised with (the batch's in training, the running
+   * statistics' in inference), float64; in training also the biased batch variance σ², which the layer
+   * folds into its running variance. Valid until the context's next forward.
+   */
+  readonly mean: Float64Array;
+  readonly invStd: Float64Array;
+  readonly variance: Float64Array;
+}
+
 export interface Kernels {
   readonly name: BackendName;
 
@@ -158,4 +180,28 @@ export interface Kernels {
    * backend (see adamUpdate).
    */
   sgdUpdate(w: TypedArray, grad: TypedArray, buf: TypedArray | null, h: Float64Array): void;
+
+  /** out[i] = a[i] + b[i] over out.length elements (out may be a): Add's forward, a graph's fan-out sum. */
+  add(a: TypedArray, b: TypedArray, out: TypedArray): void;
+
+  /**
+   * Batch normalisation of x (N, C, …) per channel C = x.shape[1] over the N·(positions) values of each
+   * (derivation.md §2.4): y = γ·x̂ + β, x̂ = (x − μ)·invStd; γ, β null: 1 and 0. training: μ and the biased
+   * variance σ² from the batch (two passes, summed in float64), invStd = 1/√(σ² + ε); otherwise μ =
+   * runningMean, invStd = 1/√(runningVar + ε). The running statistics are read, never written: the
+   * layer updates them from ctx.mean and ctx.variance. y has the running statistics' dtype (the layer's).
+   */
+  batchNormForward(x: NDArray, p: BatchNormParams, training: boolean, prev: BatchNormContext | null): BatchNormContext;
+  /**
+   * dγ += Σ dy·x̂, dβ += Σ dy per channel (dGamma, dBeta null: no affine parameters); returns dx (x's
+   * dtype): training (γ/σ)·(1/m)·(m·dy − Σdy − x̂·Σ dy·x̂), inference (γ/σ)·dy. derivation.md §2.4.
+   */
+  batchNormBackward(
+    ctx: BatchNormContext,
+    gamma: NDArray | null,
+    dy: NDArray,
+    dGamma: NDArray | null,
+    dBeta: NDArray | null,
+    needDx: boolean,
+  ): NDArray;
 }

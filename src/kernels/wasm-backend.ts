@@ -7,9 +7,27 @@
 import type { DType, NDArray, TypedArray } from "../nd/ndarray.ts";
 import { ownContext, reuse, reuseContext, reuseDims } from "./buffers.ts";
 import type { ConvGeometry } from "./im2col.ts";
-import { jsBackend, reluBackwardLoop } from "./js.ts";
-import type { Conv2DContext, DenseContext, Kernels, Pool2DContext, PoolGeometry, ReLUContext } from "./kernels.ts";
-import { WasmConv2D, WasmDense, WasmMaxPool2D, WasmOptimizer, WasmReLU, gemmWasm } from "./wasm-ops.ts";
+import { BatchNormStats, batchNormDims, jsBackend, reluBackwardLoop } from "./js.ts";
+import type {
+  BatchNormContext,
+  BatchNormParams,
+  Conv2DContext,
+  DenseContext,
+  Kernels,
+  Pool2DContext,
+  PoolGeometry,
+  ReLUContext,
+} from "./kernels.ts";
+import {
+  WasmBatchNorm,
+  WasmConv2D,
+  WasmDense,
+  WasmMaxPool2D,
+  WasmOptimizer,
+  WasmReLU,
+  addWasm,
+  gemmWasm,
+} from "./wasm-ops.ts";
 
 class WasmConv2DContext implements Conv2DContext {
   readonly kernels = wasmBackend;
@@ -148,6 +166,57 @@ function reluBackward(saved: ReLUContext, dy: NDArray, needDx: boolean): NDArray
   return dx;
 }
 
+class WasmBatchNormContext extends BatchNormStats implements BatchNormContext {
+  readonly kernels = wasmBackend;
+  readonly op = new WasmBatchNorm();
+  y!: NDArray;
+  x!: NDArray; // the forward's input, by reference as for Dense: backward recomputes x̂ from it
+  dx: NDArray | null = null;
+  sums = new Float64Array(0); // backward's Σdy, then Σ dy·x̂, per channel
+}
+
+function batchNormForward(
+  x: NDArray,
+  p: BatchNormParams,
+  training: boolean,
+  prev: BatchNormContext | null,
+): BatchNormContext {
+  const ctx = reuseContext(prev, WasmBatchNormContext);
+  const [N, C, S] = batchNormDims(x);
+  ctx.prepare(C, training, p);
+  ctx.x = x;
+  const y = (ctx.y = reuse(ctx.y ?? null, x.shape, p.runningMean.dtype));
+  const g = p.gamma?.data ?? null;
+  const b = p.beta?.data ?? null;
+  ctx.op.forward(N, C, S, training, p.eps, x.data, g, b, ctx.mean, ctx.variance, ctx.invStd, y.data);
+  return ctx;
+}
+
+function batchNormBackward(
+  saved: BatchNormContext,
+  gamma: NDArray | null,
+  dy: NDArray,
+  dGamma: NDArray | null,
+  dBeta: NDArray | null,
+  needDx: boolean,
+): NDArray {
+  const ctx = ownContext(saved, WasmBatchNormContext);
+  const [N, C, S] = batchNormDims(ctx.x);
+  const dx = (ctx.dx = reuse(ctx.dx, ctx.x.shape, ctx.x.dtype));
+  if (ctx.sums.length !== 2 * C) ctx.sums = new Float64Array(2 * C);
+  const sums = ctx.sums;
+  const g = gamma?.data ?? null;
+  ctx.op.backward(N, C, S, ctx.training, ctx.x.data, g, ctx.mean, ctx.invStd, dy.data, sums, needDx ? dx.data : null);
+  // dγ += Σ dy·x̂, dβ += Σ dy: the float64 sums rounded once, as the JS backend adds them
+  const dg = dGamma?.data;
+  const db = dBeta?.data;
+  for (let c = 0; c < C; c++) {
+    if (dg) dg[c] += sums[C + c];
+    if (db) db[c] += sums[c];
+  }
+  return dx;
+}
+
 /** The WebAssembly backend (float32 arrays only; usable when wasmAvailable()). */
 export const wasmBackend: Kernels = {
   name: "wasm",
@@ -171,6 +240,11 @@ export const wasmBackend: Kernels = {
   },
   sgdUpdate(w, grad, buf, h) {
     optimizerOp(w).sgd(w, grad, buf, h);
+  },
+  batchNormForward,
+  batchNormBackward,
+  add: (a, b, out) => {
+    addWasm(a as Float32Array, b as Float32Array, out as Float32Array);
   },
 };
 

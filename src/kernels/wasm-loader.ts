@@ -88,6 +88,15 @@ export interface KernelExports {
   augmentDraw(state: number, N: number, pixels: number, params: number, fields: number): void;
   adamUpdatePart(t: number, T: number, ws: number, n: number, w: number, grad: number, m: number, v: number, h: number): void;
   sgdUpdatePart(t: number, T: number, ws: number, n: number, w: number, grad: number, buf: number, h: number): void;
+  batchNormForwardPart(
+    t: number, T: number, ws: number, N: number, C: number, S: number, training: number, eps: number, x: number,
+    gamma: number, beta: number, mean: number, variance: number, invStd: number, y: number
+  ): void;
+  batchNormBackwardPart(
+    t: number, T: number, ws: number, N: number, C: number, S: number, training: number, x: number,
+    gamma: number, mean: number, invStd: number, dy: number, sumDy: number, sumDyXhat: number, dx: number
+  ): void;
+  addPart(t: number, T: number, ws: number, n: number, a: number, b: number, out: number): void;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */
@@ -104,6 +113,9 @@ export const PART_EXPORTS = [
   "augmentPart",
   "adamUpdatePart",
   "sgdUpdatePart",
+  "batchNormForwardPart",
+  "batchNormBackwardPart",
+  "addPart",
 ] as const satisfies readonly (keyof KernelExports)[];
 export const Part = {
   Gemm: 0,
@@ -118,6 +130,9 @@ export const Part = {
   Augment: 9,
   AdamUpdate: 10,
   SgdUpdate: 11,
+  BatchNormForward: 12,
+  BatchNormBackward: 13,
+  Add: 14,
 } as const;
 export type PartIndex = (typeof Part)[keyof typeof Part];
 

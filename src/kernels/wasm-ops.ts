@@ -457,3 +457,139 @@ export class WasmOptimizer {
     return ptr;
   }
 }
+
+/**
+ * BatchNorm forward/backward for one layer (float32 x (N, C, S), float64 per-channel statistics; see
+ * wasm/norm.as), parallel over channels. Backward recomputes x̂ from x and the forward's μ, invStd.
+ */
+export class WasmBatchNorm {
+  private readonly views = new ViewCache();
+  private readonly f64: (Float64Array | undefined)[] = [];
+
+  /**
+   * A float64 view of n doubles at ptr, on the buffer of a float32 view of the same bytes: ViewCache keeps that
+   * one current across memory growth and instances, and a new buffer means a new view here.
+   */
+  private float64(slot: number, ptr: number, n: number): Float64Array {
+    const bytes = this.views.float32(8 + slot, ptr, 2 * n);
+    let v = this.f64[slot];
+    if (v === undefined || v.buffer !== bytes.buffer || v.byteOffset !== ptr || v.length !== n)
+      this.f64[slot] = v = new Float64Array(bytes.buffer, ptr, n);
+    return v;
+  }
+
+  /** Copy float32 operands (null: absent, address 0) or float64 statistics into the arena (view `slot`). */
+  private put(slot: number, a: TypedArray | null): number {
+    if (a === null) return 0;
+    const p = alloc(a.length * 4);
+    this.views.float32(slot, p, a.length).set(a);
+    return p;
+  }
+  private putStats(slot: number, stats: Float64Array): number {
+    const p = alloc(stats.length * 8);
+    this.float64(slot, p, stats.length).set(stats);
+    return p;
+  }
+
+  /**
+   * y = γ·x̂ + β (gamma, beta null: none). training: writes mean, variance, invStd from the batch; else
+   * normalises with mean and invStd as given.
+   */
+  forward(
+    N: number,
+    C: number,
+    S: number,
+    training: boolean,
+    eps: number,
+    x: TypedArray,
+    gamma: TypedArray | null,
+    beta: TypedArray | null,
+    mean: Float64Array,
+    variance: Float64Array,
+    invStd: Float64Array,
+    y: TypedArray,
+  ): void {
+    const T = threadsForElements(x.length);
+    begin(T);
+    const v = this.views;
+    const xp = this.put(0, x);
+    const gp = this.put(2, gamma);
+    const bp = this.put(3, beta);
+    const yp = alloc(y.length * 4);
+    // in training the kernel writes the statistics: only their space is needed
+    const mp = training ? alloc(C * 8) : this.putStats(0, mean);
+    const vp = alloc(C * 8);
+    const ip = training ? alloc(C * 8) : this.putStats(2, invStd);
+    runParts(Part.BatchNormForward, T, evenParts(C, T), 0, 0, N, C, S, +training, eps, xp, gp, bp, mp, vp, ip, yp);
+    y.set(v.float32(1, yp, y.length));
+    if (!training) return;
+    mean.set(this.float64(0, mp, C));
+    variance.set(this.float64(1, vp, C));
+    invStd.set(this.float64(2, ip, C));
+  }
+
+  /** Writes Σdy and Σ dy·x̂ per channel into sums (2·C: Σdy, then Σ dy·x̂) and dx unless it is null. */
+  backward(
+    N: number,
+    C: number,
+    S: number,
+    training: boolean,
+    x: TypedArray,
+    gamma: TypedArray | null,
+    mean: Float64Array,
+    invStd: Float64Array,
+    dy: TypedArray,
+    sums: Float64Array,
+    dx: TypedArray | null,
+  ): void {
+    const T = threadsForElements(x.length);
+    begin(T);
+    const v = this.views;
+    const xp = this.put(4, x);
+    const dyp = this.put(5, dy);
+    const gp = this.put(2, gamma);
+    const dxp = dx === null ? 0 : alloc(dx.length * 4);
+    const mp = this.putStats(3, mean);
+    const ip = this.putStats(4, invStd);
+    const sp = alloc(2 * C * 8);
+    runParts(
+      Part.BatchNormBackward,
+      T,
+      evenParts(C, T),
+      0,
+      0,
+      N,
+      C,
+      S,
+      +training,
+      xp,
+      gp,
+      mp,
+      ip,
+      dyp,
+      sp,
+      sp + 8 * C,
+      dxp,
+    );
+    sums.set(this.float64(5, sp, 2 * C));
+    if (dx !== null) dx.set(v.float32(6, dxp, dx.length));
+  }
+}
+
+const addViews = new ViewCache();
+
+/**
+ * out = a + b (float32, out may be a), copied in and out on the calling thread: a streaming op, split
+ * across threads only under poolEveryCall (see threadsForStreaming).
+ */
+export function addWasm(a: Float32Array, b: Float32Array, out: Float32Array): void {
+  const n = out.length;
+  const T = threadsForStreaming(n);
+  begin(T);
+  const ap = alloc(n * 4);
+  const bp = alloc(n * 4);
+  addViews.float32(0, ap, n).set(a.length === n ? a : a.subarray(0, n));
+  addViews.float32(1, bp, n).set(b.length === n ? b : b.subarray(0, n));
+  runParts(Part.Add, T, evenParts(n >> 2, T), 0, 0, n, ap, bp, ap);
+  out.set(addViews.float32(0, ap, n));
+}

@@ -13,18 +13,16 @@
 // the NEW statistic, default 0.1; Keras's momentum is 1 minus it). Training therefore needs m > 1.
 // runningMean and runningVar are Params with trainable = false so they are saved with the model but
 // never touched by an optimiser. With affine = false there is no γ, β (γ ≡ 1, β ≡ 0).
+//
+// The per-channel arithmetic is the kernels' batchNormForward/batchNormBackward (derivation.md §2.4): the
+// reference in src/kernels/js.ts (float64 and any dtype), float32 also in src/kernels/wasm/norm.as on the
+// kernel threads. This layer owns the options, the parameters and the running-statistics update.
 
 import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
-import {
-  Layer,
-  ShapeError,
-  makeParam,
-  positiveInt,
-  reuse,
-  type ForwardOptions,
-  type LayerConfig,
-  type Param,
-} from "./layer.ts";
+import { kernels } from "../kernels/backend.ts";
+import type { BatchNormContext } from "../kernels/kernels.ts";
+import { Layer, ShapeError, makeParam, positiveInt } from "./layer.ts";
+import type { BackwardOptions, ForwardOptions, LayerConfig, Param } from "./layer.ts";
 
 export interface BatchNormOptions {
   /** C for BatchNorm2D (channels), F for BatchNorm1D (features); optional: taken from the input shape when left out. */
@@ -48,14 +46,17 @@ abstract class BatchNorm extends Layer {
   private meanParam: Param | null = null;
   private varParam: Param | null = null;
   private paramDtype: DType;
-  private x: NDArray | null = null;
-  private y: NDArray | null = null;
-  private dx: NDArray | null = null;
-  private xhat: NDArray | null = null; // x̂ of the last forward: backward needs it
-  private invStd = new Float64Array(0); // 1/√(σ² + ε) per channel, batch or running (see trainingPass)
-  private trainingPass = false;
+  private saved: BatchNormContext | null = null; // the last forward's: y, μ, invStd and what backward needs
 
-  constructor(layer: string, opts: BatchNormOptions) {
+  /**
+   * sampleAxes: the input's axis names after N, the first being the normalised one ("C" or "F"); each
+   * sample has that many axes.
+   */
+  constructor(
+    layer: string,
+    private readonly sampleAxes: readonly string[],
+    opts: BatchNormOptions,
+  ) {
     super();
     if (typeof opts !== "object" || opts === null)
       throw new TypeError(`${layer}: expected an options object {numFeatures?, eps?, momentum?, affine?}`);
@@ -104,7 +105,7 @@ abstract class BatchNorm extends Layer {
   }
 
   /** Fix C (given or inferred) and create γ, β and the running statistics; later inputs are checked by dims(). */
-  protected resolveFeatures(C: number): void {
+  private resolveFeatures(C: number): void {
     if (this.meanParam !== null) return;
     this.features = C;
     const dtype = this.paramDtype;
@@ -113,11 +114,6 @@ abstract class BatchNorm extends Layer {
     this.meanParam = makeParam("runningMean", [C], dtype, false);
     this.varParam = makeParam("runningVar", [C], dtype, false);
     this.reset();
-  }
-
-  /** The option as given or inferred (null: not yet known). */
-  protected get knownFeatures(): number | null {
-    return this.features;
   }
 
   override setDtype(dtype: DType): void {
@@ -144,135 +140,75 @@ abstract class BatchNorm extends Layer {
     return this.gammaParam && this.betaParam ? [this.gammaParam, this.betaParam, ...state] : state;
   }
 
-  /** The layer's dtype: that of its parameters (outputs are produced in it). */
-  private get dtype(): DType {
-    return this.paramDtype;
+  outputShape(inputShape: readonly number[]): number[] {
+    const C = this.features;
+    if (inputShape.length !== this.sampleAxes.length || (C !== null && inputShape[0] !== C)) {
+      const axes = [C ?? this.sampleAxes[0], ...this.sampleAxes.slice(1)];
+      const got = `got samples of shape ${formatShape(inputShape)}`;
+      throw new ShapeError(`${this.describe()}: expected input of shape (N, ${axes.join(", ")}), ${got}`);
+    }
+    this.resolveFeatures(inputShape[0]);
+    return inputShape.slice();
   }
 
-  protected sampleShapeError(expected: string, inputShape: readonly number[]): never {
-    throw new ShapeError(
-      `${this.describe()}: expected input of shape ${expected}, got samples of shape ${formatShape(inputShape)}`,
-    );
+  /** Check x (N, C, …) and return m = N·(positions per channel), the values each statistic is over. */
+  private valuesPerChannel(x: NDArray): number {
+    const dims = [null, this.features, ...this.sampleAxes.slice(1).map(() => null)];
+    this.expectInput(x, dims, ["N", ...this.sampleAxes]);
+    this.resolveFeatures(x.shape[1]);
+    return x.size / x.shape[1];
   }
-
-  /** Check x and return (N, C, H·W). */
-  protected abstract dims(x: NDArray): [number, number, number];
 
   forward(x: NDArray, opts: ForwardOptions = {}): NDArray {
-    const [N, C, HW] = this.dims(x);
+    const m = this.valuesPerChannel(x);
     const training = opts.training ?? false;
-    const m = N * HW;
     if (training && m < 2) {
       throw new RangeError(
         `${this.describe()}: training needs more than 1 value per channel (got N·H·W = ${m}); use a larger batch or inference mode`,
       );
     }
-    const y = (this.y = reuse(this.y, x.shape, this.dtype));
-    const xhat = (this.xhat = reuse(this.xhat, x.shape, this.dtype));
-    if (this.invStd.length !== C) this.invStd = new Float64Array(C);
-    const xd = x.data;
-    const yd = y.data;
-    const xh = xhat.data;
-    const rm = this.runningMean.value.data;
-    const rv = this.runningVar.value.data;
-    const g = this.gamma?.value.data;
-    const b = this.beta?.value.data;
-    const plane = C * HW;
-    for (let c = 0; c < C; c++) {
-      let mu: number;
-      let inv: number;
-      if (training) {
-        // two passes: μ, then σ² = (1/m) Σ (x − μ)² (no cancellation, unlike E[x²] − μ²)
-        let s = 0;
-        for (let n = 0; n < N; n++) for (let k = n * plane + c * HW, e = k + HW; k < e; k++) s += xd[k];
-        mu = s / m;
-        let ss = 0;
-        for (let n = 0; n < N; n++) {
-          for (let k = n * plane + c * HW, e = k + HW; k < e; k++) {
-            const d = xd[k] - mu;
-            ss += d * d;
-          }
-        }
-        const variance = ss / m;
-        inv = 1 / Math.sqrt(variance + this.eps);
-        rm[c] = (1 - this.momentum) * rm[c] + this.momentum * mu;
-        rv[c] = (1 - this.momentum) * rv[c] + this.momentum * variance * (m / (m - 1));
-      } else {
-        mu = rm[c];
-        inv = 1 / Math.sqrt(rv[c] + this.eps);
-      }
-      this.invStd[c] = inv;
-      const gc = g ? g[c] : 1;
-      const bc = b ? b[c] : 0;
-      for (let n = 0; n < N; n++) {
-        for (let k = n * plane + c * HW, e = k + HW; k < e; k++) {
-          const v = (xd[k] - mu) * inv; // x̂
-          xh[k] = v;
-          yd[k] = gc * v + bc; // y = γ·x̂ + β
-        }
+    const rm = this.runningMean.value;
+    const rv = this.runningVar.value;
+    const gamma = this.gamma?.value ?? null;
+    const beta = this.beta?.value ?? null;
+    const ctx = kernels.batchNormForward(
+      x,
+      { gamma, beta, runningMean: rm, runningVar: rv, eps: this.eps },
+      training,
+      this.saved,
+    );
+    this.saved = ctx;
+    if (training) {
+      // running_mean ← (1 − momentum)·running_mean + momentum·μ, running_var likewise with σ²·m/(m − 1)
+      const rmd = rm.data;
+      const rvd = rv.data;
+      for (let c = 0; c < rmd.length; c++) {
+        rmd[c] = (1 - this.momentum) * rmd[c] + this.momentum * ctx.mean[c];
+        rvd[c] = (1 - this.momentum) * rvd[c] + this.momentum * ctx.variance[c] * (m / (m - 1));
       }
     }
-    this.x = x;
-    this.trainingPass = training;
-    return y;
+    return ctx.y;
   }
 
-  // Backward (derivation.md §2.4), per channel, with σ = √(σ_B² + ε) (σ_B² the batch variance)
-  // and g_i = γ·dy_i = ∂L/∂x̂_i:
-  //   ∂L/∂γ = Σ_i dy_i · x̂_i        ∂L/∂β = Σ_i dy_i        (accumulated with +=)
-  // Training — μ and σ depend on every x_j of the channel:
-  //   ∂μ/∂x_j = 1/m,   ∂σ/∂x_j = x̂_j / m   (from σ² = (1/m) Σ (x_i − μ)² + ε and Σ (x_i − μ) = 0)
-  //   ∂x̂_i/∂x_j = (δ_ij − 1/m)/σ − (x_i − μ)·x̂_j/(m·σ²) = (1/σ)·(δ_ij − 1/m − x̂_i·x̂_j/m)
-  //   ∂L/∂x_j = Σ_i g_i ∂x̂_i/∂x_j = (γ/σ)·(1/m)·(m·dy_j − Σ_i dy_i − x̂_j·Σ_i dy_i·x̂_i)
-  // Inference — running statistics are constants:
-  //   ∂L/∂x_j = (γ/σ_running)·dy_j
-  backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
-    const x = this.x!;
-    const [N, C, HW] = this.dims(x);
-    const m = N * HW;
-    const plane = C * HW;
-    const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
-    const dxd = dx.data;
-    const dyd = dy.data;
-    const xh = this.xhat!.data;
-    const g = this.gamma?.value.data;
-    const dg = this.gamma?.grad.data;
-    const db = this.beta?.grad.data;
-    for (let c = 0; c < C; c++) {
-      let sumDy = 0;
-      let sumDyXhat = 0;
-      for (let n = 0; n < N; n++) {
-        for (let k = n * plane + c * HW, e = k + HW; k < e; k++) {
-          sumDy += dyd[k];
-          sumDyXhat += dyd[k] * xh[k];
-        }
-      }
-      if (dg) dg[c] += sumDyXhat;
-      if (db) db[c] += sumDy;
-      const scale = (g ? g[c] : 1) * this.invStd[c]; // γ/σ
-      if (this.trainingPass) {
-        const meanDy = sumDy / m;
-        const meanDyXhat = sumDyXhat / m;
-        for (let n = 0; n < N; n++) {
-          for (let k = n * plane + c * HW, e = k + HW; k < e; k++)
-            dxd[k] = scale * (dyd[k] - meanDy - xh[k] * meanDyXhat);
-        }
-      } else {
-        for (let n = 0; n < N; n++) for (let k = n * plane + c * HW, e = k + HW; k < e; k++) dxd[k] = scale * dyd[k];
-      }
-    }
-    return dx;
+  // Backward (derivation.md §2.4, written out beside the loops in src/kernels/js.ts):
+  //   dγ += Σ dy·x̂,  dβ += Σ dy,  dx = (γ/σ)·(1/m)·(m·dy − Σdy − x̂·Σ dy·x̂) (training), (γ/σ)·dy (inference)
+  backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
+    this.expectGrad(dy, this.saved?.y ?? null);
+    const gamma = this.gamma;
+    const dBeta = this.beta?.grad ?? null;
+    return kernels.batchNormBackward(
+      this.saved!,
+      gamma?.value ?? null,
+      dy,
+      gamma?.grad ?? null,
+      dBeta,
+      opts.needDx ?? true,
+    );
   }
 
   config(): LayerConfig {
-    return {
-      type: this.type,
-      ...(this.features !== null ? { numFeatures: this.features } : {}),
-      eps: this.eps,
-      momentum: this.momentum,
-      affine: this.affine,
-    };
+    const known = this.features === null ? {} : { numFeatures: this.features };
+    return { type: this.type, ...known, eps: this.eps, momentum: this.momentum, affine: this.affine };
   }
 }
 
@@ -281,21 +217,7 @@ export class BatchNorm2D extends BatchNorm {
   readonly type = "BatchNorm2D";
 
   constructor(opts: BatchNormOptions) {
-    super("BatchNorm2D", opts);
-  }
-
-  outputShape(inputShape: readonly number[]): number[] {
-    const C = this.knownFeatures;
-    if (inputShape.length !== 3 || (C !== null && inputShape[0] !== C))
-      this.sampleShapeError(`(N, ${C ?? "C"}, H, W)`, inputShape);
-    this.resolveFeatures(inputShape[0]);
-    return inputShape.slice();
-  }
-
-  protected dims(x: NDArray): [number, number, number] {
-    this.expectInput(x, [null, this.knownFeatures, null, null], ["N", "C", "H", "W"]);
-    this.resolveFeatures(x.shape[1]);
-    return [x.shape[0], x.shape[1], x.shape[2] * x.shape[3]];
+    super("BatchNorm2D", ["C", "H", "W"], opts);
   }
 }
 
@@ -304,20 +226,6 @@ export class BatchNorm1D extends BatchNorm {
   readonly type = "BatchNorm1D";
 
   constructor(opts: BatchNormOptions) {
-    super("BatchNorm1D", opts);
-  }
-
-  outputShape(inputShape: readonly number[]): number[] {
-    const F = this.knownFeatures;
-    if (inputShape.length !== 1 || (F !== null && inputShape[0] !== F))
-      this.sampleShapeError(`(N, ${F ?? "F"})`, inputShape);
-    this.resolveFeatures(inputShape[0]);
-    return inputShape.slice();
-  }
-
-  protected dims(x: NDArray): [number, number, number] {
-    this.expectInput(x, [null, this.knownFeatures], ["N", "F"]);
-    this.resolveFeatures(x.shape[1]);
-    return [x.shape[0], x.shape[1], 1];
+    super("BatchNorm1D", ["F"], opts);
   }
 }

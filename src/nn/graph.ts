@@ -18,6 +18,7 @@
 
 import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
+import { kernels } from "../kernels/backend.ts";
 import {
   Layer,
   ShapeError,
@@ -109,7 +110,6 @@ export class Model extends Sequential {
   readonly output: SymbolicTensor;
   // Tensors are numbered: 0 the model input, k + 1 the output of nodes[k].
   private readonly inputIds: number[][];
-  private readonly readers: number[]; // per tensor: how many node inputs read it
   private values: NDArray[] = [];
   private grads: (NDArray | null)[] = [];
   private sums: (NDArray | null)[] = []; // reused buffers for the gradients of tensors read more than once
@@ -143,8 +143,6 @@ export class Model extends Sequential {
       seen.set(n.name, `a ${n.layer.type} node`);
     }
     this.inputIds = nodes.map((n) => n.inputs.map((t) => (t.node === null ? 0 : ids.get(t.node)!)));
-    this.readers = new Array<number>(nodes.length + 1).fill(0);
-    for (const list of this.inputIds) for (const id of list) this.readers[id]++;
     this.build(this.input.shape);
     if (opts.seed !== undefined) this.initialize(new RandomState(opts.seed));
     if (opts.dtype) this.setDtype(opts.dtype);
@@ -209,22 +207,24 @@ export class Model extends Sequential {
     return grads[0]!;
   }
 
-  /** du += dx for tensor `id`: borrowed as is when it has one reader, summed into a reused buffer otherwise. */
+  /**
+   * du += dx for tensor `id` (§0 fan-out). The first gradient to arrive is borrowed as is (backward never
+   * writes into the arrays it is given or returns, and each layer runs once, so it stays valid); with
+   * several readers the second is summed with it in one pass into a buffer reused from step to step, and
+   * any later one is added there — the same sums, in the same order, as copying the first and adding.
+   */
   private accumulate(id: number, dx: NDArray): void {
-    if (this.readers[id] === 1) {
+    const first = this.grads[id];
+    if (first === null) {
       this.grads[id] = dx;
       return;
     }
-    const sum = this.grads[id];
-    if (sum === null) {
-      const buf = (this.sums[id] = reuse(this.sums[id] ?? null, dx.shape, dx.dtype));
-      buf.data.set(dx.data);
-      this.grads[id] = buf;
-      return;
-    }
-    const s = sum.data;
-    const d = dx.data;
-    for (let i = 0; i < s.length; i++) s[i] += d[i];
+    const own = this.sums[id] ?? null;
+    if (first !== own) {
+      const sum = (this.sums[id] = reuse(own, first.shape, first.dtype));
+      kernels.add(first.data, dx.data, sum.data);
+      this.grads[id] = sum;
+    } else kernels.add(own.data, dx.data, own.data);
   }
 
   /** A Keras-style table with a "Connected to" column: where the graph branches and merges. */

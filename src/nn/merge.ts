@@ -10,6 +10,7 @@
 // gradients summed by the graph (§0's fan-out rule).
 
 import { formatShape, type NDArray, type TypedArray } from "../nd/ndarray.ts";
+import { kernels } from "../kernels/backend.ts";
 import { Layer, ShapeError, reuse, type ForwardOptions, type LayerConfig } from "./layer.ts";
 
 /** Base of the layers that take two or more inputs: forward/backward on one input are errors. */
@@ -83,29 +84,37 @@ function sameShapes(layer: Layer, shapes: readonly (readonly number[])[]): numbe
   return first.slice();
 }
 
+/** True when every input has exactly the first one's shape, batch included (checked without allocating). */
+function allSameShape(xs: readonly NDArray[]): boolean {
+  const first = xs[0].shape;
+  for (let k = 1; k < xs.length; k++) {
+    const s = xs[k].shape;
+    if (s.length !== first.length) return false;
+    for (let i = 0; i < s.length; i++) if (s[i] !== first[i]) return false;
+  }
+  return xs.length >= 2;
+}
+
 /** Add and Multiply: inputs of one shape, combined element by element; no options. */
 abstract class ElementwiseMerge extends MergeLayer {
   protected mergedShape(shapes: readonly (readonly number[])[]): number[] {
     return sameShapes(this, shapes);
   }
 
-  /** Check the inputs, keep them for backward, and start y as a copy of the first. */
-  protected startFromFirst(xs: readonly NDArray[]): NDArray {
-    this.checkInputs(xs);
-    const y = (this.y = reuse(this.y, xs[0].shape, xs[0].dtype));
-    y.data.set(xs[0].data);
-    this.xs = xs.slice(); // Multiply's backward needs every input
-    return y;
-  }
-  /** y = x_0 ∘ x_1 ∘ … with ∘ this layer's operation, folded in order into y's buffer. */
-  forwardInputs(xs: readonly NDArray[]): NDArray {
-    const y = this.startFromFirst(xs);
-    for (let k = 1; k < xs.length; k++) this.combineInto(y.data, xs[k].data);
-    return y;
-  }
+  /** out[i] = a[i] ∘ b[i], the merge's operation (out may be a). */
+  protected abstract combine(a: TypedArray, b: TypedArray, out: TypedArray): void;
 
-  /** y ← y ∘ x, element by element. */
-  protected abstract combineInto(y: TypedArray, x: TypedArray): void;
+  // y = ((x_1 ∘ x_2) ∘ x_3) ∘ …: the first two in one pass, then in place. The inputs are kept (Multiply's
+  // backward reads them, Add's their shapes) in a reused array: steady-state training allocates nothing.
+  forwardInputs(xs: readonly NDArray[]): NDArray {
+    if (!allSameShape(xs)) this.checkInputs(xs); // throws, naming the input that differs
+    const y = (this.y = reuse(this.y, xs[0].shape, xs[0].dtype));
+    this.combine(xs[0].data, xs[1].data, y.data);
+    for (let k = 2; k < xs.length; k++) this.combine(y.data, xs[k].data, y.data);
+    this.xs.length = xs.length;
+    for (let k = 0; k < xs.length; k++) this.xs[k] = xs[k];
+    return y;
+  }
 
   config(): LayerConfig {
     return { type: this.type };
@@ -114,27 +123,31 @@ abstract class ElementwiseMerge extends MergeLayer {
 
 export class Add extends ElementwiseMerge {
   readonly type = "Add";
+  private readonly dxsOut: NDArray[] = [];
 
-  protected combineInto(y: TypedArray, x: TypedArray): void {
-    for (let i = 0; i < x.length; i++) y[i] += x[i];
+  protected combine(a: TypedArray, b: TypedArray, out: TypedArray): void {
+    kernels.add(a, b, out);
   }
 
-  // Backward: ∂L/∂x_k = dy for every k (copied into each input's buffer: nothing aliases dy).
+  // Backward: ∂L/∂x_k = dy for every k (copied into each input's buffer: nothing aliases dy). The returned
+  // array is reused by the next backward.
   backwardInputs(dy: NDArray): NDArray[] {
     this.expectGrad(dy, this.y);
-    return this.xs.map((x, k) => {
-      const dx = this.gradBuffer(k, x);
-      dx.data.set(dy.data);
-      return dx;
-    });
+    const dxs = this.dxsOut;
+    dxs.length = this.xs.length;
+    for (let k = 0; k < dxs.length; k++) {
+      dxs[k] = this.gradBuffer(k, this.xs[k]);
+      dxs[k].data.set(dy.data);
+    }
+    return dxs;
   }
 }
 
 export class Multiply extends ElementwiseMerge {
   readonly type = "Multiply";
 
-  protected combineInto(y: TypedArray, x: TypedArray): void {
-    for (let i = 0; i < x.length; i++) y[i] *= x[i];
+  protected combine(a: TypedArray, b: TypedArray, out: TypedArray): void {
+    for (let i = 0; i < out.length; i++) out[i] = a[i] * b[i];
   }
 
   // Backward: ∂L/∂x_k = dy ⊙ Π_{j≠k} x_j

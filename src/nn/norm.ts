@@ -65,6 +65,14 @@ abstract class RowNorm extends Layer {
     this.gammaParam.value.data.fill(1);
   }
 
+  /** The scale γ and shift β (null without affine, or while their shape is still to be inferred). */
+  get gamma(): Param | null {
+    return this.gammaParam;
+  }
+  get beta(): Param | null {
+    return this.betaParam;
+  }
+
   /** γ = 1, β = 0: nothing is drawn at random. */
   override initialize(): void {
     this.gammaParam?.value.data.fill(1);
@@ -195,13 +203,6 @@ export class LayerNorm extends RowNorm {
     if (this.shape) this.makeAffine(this.shape);
   }
 
-  get gamma(): Param | null {
-    return this.gammaParam;
-  }
-  get beta(): Param | null {
-    return this.betaParam;
-  }
-
   override isBuilt(): boolean {
     return this.shape !== null;
   }
@@ -272,13 +273,6 @@ export class GroupNorm extends RowNorm {
   get numChannels(): number | null {
     return this.channels;
   }
-  get gamma(): Param | null {
-    return this.gammaParam;
-  }
-  get beta(): Param | null {
-    return this.betaParam;
-  }
-
   override isBuilt(): boolean {
     return this.channels !== null;
   }

@@ -6,3 +6,5 @@ export * from "./pool";
 export * from "./elementwise";
 export * from "./augment";
 export * from "./optim";
+export * from "./norm";
+export * from "./add";

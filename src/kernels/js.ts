@@ -576,12 +576,7 @@ class JsBatchNormContext extends BatchNormStats implements BatchNormContext {
   dx: NDArray | null = null;
 }
 
-function batchNormForward(
-  x: NDArray,
-  p: BatchNormParams,
-  training: boolean,
-  prev: BatchNormContext | null,
-): BatchNormContext {
+const batchNormForward: Kernels["batchNormForward"] = (x, p, training, prev) => {
   const ctx = reuseContext(prev, JsBatchNormContext);
   const [N, C, S] = batchNormDims(x);
   const m = N * S;
@@ -625,7 +620,7 @@ function batchNormForward(
     }
   }
   return ctx;
-}
+};
 
 // Backward (derivation.md §2.4), per channel, with σ = √(σ_B² + ε) (σ_B² the batch variance)
 // and g_i = γ·dy_i = ∂L/∂x̂_i:
@@ -636,14 +631,7 @@ function batchNormForward(
 //   ∂L/∂x_j = Σ_i g_i ∂x̂_i/∂x_j = (γ/σ)·(1/m)·(m·dy_j − Σ_i dy_i − x̂_j·Σ_i dy_i·x̂_i)
 // Inference — running statistics are constants:
 //   ∂L/∂x_j = (γ/σ_running)·dy_j
-function batchNormBackward(
-  saved: BatchNormContext,
-  gamma: NDArray | null,
-  dy: NDArray,
-  dGamma: NDArray | null,
-  dBeta: NDArray | null,
-  needDx: boolean,
-): NDArray {
+const batchNormBackward: Kernels["batchNormBackward"] = (saved, gamma, dy, dGamma, dBeta, needDx) => {
   const ctx = ownContext(saved, JsBatchNormContext);
   const [N, C, S] = batchNormDims(dy);
   const m = N * S;
@@ -679,7 +667,7 @@ function batchNormBackward(
     }
   }
   return dx;
-}
+};
 
 // ------------------------------------------------------------------------------------------------
 // Optimizer updates: the readable reference of the rules in src/nn/optim.ts, and the arithmetic every

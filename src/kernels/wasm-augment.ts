@@ -103,24 +103,8 @@ export function augmentWasm(
     uniforms.pos = state[MT_WORDS];
   }
   toTransforms(params);
-  runParts(
-    Part.Augment,
-    T,
-    evenParts(N, T),
-    ws,
-    stride,
-    N,
-    C,
-    H,
-    W,
-    xp,
-    yp,
-    paramsPtr,
-    fieldsPtr,
-    tapsPtr,
-    r,
-    alpha,
-    fill,
-  );
+  // prettier-ignore
+  runParts(Part.Augment, T, evenParts(N, T), ws, stride,
+    N, C, H, W, xp, yp, paramsPtr, fieldsPtr, tapsPtr, r, alpha, fill);
   y.set(views.float32(1, yp, y.length));
 }

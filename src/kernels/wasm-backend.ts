@@ -10,7 +10,6 @@ import type { ConvGeometry } from "./im2col.ts";
 import { BatchNormStats, batchNormDims, jsBackend, reluBackwardLoop } from "./js.ts";
 import type {
   BatchNormContext,
-  BatchNormParams,
   Conv2DContext,
   DenseContext,
   Kernels,
@@ -64,20 +63,13 @@ function conv2dForward(
   return ctx;
 }
 
-function conv2dBackward(
-  saved: Conv2DContext,
-  w: NDArray,
-  dy: NDArray,
-  dW: NDArray,
-  db: NDArray | null,
-  needDx: boolean,
-): NDArray {
+const conv2dBackward: Kernels["conv2dBackward"] = (saved, w, dy, dW, db, needDx) => {
   const ctx = ownContext(saved, WasmConv2DContext);
   const g = ctx.geometry;
   const dx = (ctx.dx = reuseDims(ctx.dx, ctx.xDtype, g.N, g.C, g.H, g.W));
   ctx.op.backward(g, ctx.outChannels, ctx.x, w.data, dy.data, dW.data, db?.data ?? null, needDx ? dx.data : null);
   return dx;
-}
+};
 
 class WasmDenseContext implements DenseContext {
   readonly kernels = wasmBackend;
@@ -98,14 +90,7 @@ function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseCont
   return ctx;
 }
 
-function denseBackward(
-  saved: DenseContext,
-  w: NDArray,
-  dy: NDArray,
-  dW: NDArray,
-  db: NDArray | null,
-  needDx: boolean,
-): NDArray {
+const denseBackward: Kernels["denseBackward"] = (saved, w, dy, dW, db, needDx) => {
   const ctx = ownContext(saved, WasmDenseContext);
   const N = ctx.x.shape[0];
   const F = ctx.x.shape[1];
@@ -113,7 +98,7 @@ function denseBackward(
   const dx = (ctx.dx = reuseDims(ctx.dx, ctx.x.dtype, N, F));
   ctx.op.backward(N, F, O, ctx.x.data, w.data, dy.data, dW.data, db?.data ?? null, needDx ? dx.data : null);
   return dx;
-}
+};
 
 class WasmMaxPool2DContext implements Pool2DContext {
   readonly kernels = wasmBackend;
@@ -175,12 +160,7 @@ class WasmBatchNormContext extends BatchNormStats implements BatchNormContext {
   sums = new Float64Array(0); // backward's Σdy, then Σ dy·x̂, per channel
 }
 
-function batchNormForward(
-  x: NDArray,
-  p: BatchNormParams,
-  training: boolean,
-  prev: BatchNormContext | null,
-): BatchNormContext {
+const batchNormForward: Kernels["batchNormForward"] = (x, p, training, prev) => {
   const ctx = reuseContext(prev, WasmBatchNormContext);
   const [N, C, S] = batchNormDims(x);
   ctx.prepare(C, training, p);
@@ -190,16 +170,9 @@ function batchNormForward(
   const b = p.beta?.data ?? null;
   ctx.op.forward(N, C, S, training, p.eps, x.data, g, b, ctx.mean, ctx.variance, ctx.invStd, y.data);
   return ctx;
-}
+};
 
-function batchNormBackward(
-  saved: BatchNormContext,
-  gamma: NDArray | null,
-  dy: NDArray,
-  dGamma: NDArray | null,
-  dBeta: NDArray | null,
-  needDx: boolean,
-): NDArray {
+const batchNormBackward: Kernels["batchNormBackward"] = (saved, gamma, dy, dGamma, dBeta, needDx) => {
   const ctx = ownContext(saved, WasmBatchNormContext);
   const [N, C, S] = batchNormDims(ctx.x);
   const dx = (ctx.dx = reuse(ctx.dx, ctx.x.shape, ctx.x.dtype));
@@ -215,7 +188,7 @@ function batchNormBackward(
     if (db) db[c] += sums[c];
   }
   return dx;
-}
+};
 
 /** The WebAssembly backend (float32 arrays only; usable when wasmAvailable()). */
 export const wasmBackend: Kernels = {

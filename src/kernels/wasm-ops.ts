@@ -94,32 +94,9 @@ export class WasmConv2D {
     v.float32(1, wp, w.length).set(w);
     if (b !== null) v.float32(2, bp, b.length).set(b);
     k.packA(0, O, K, 1, wp, K, apack);
-    runParts(
-      Part.ConvForward,
-      T,
-      parts,
-      ws,
-      stride,
-      N,
-      C,
-      H,
-      W,
-      O,
-      kh,
-      kw,
-      sh,
-      sw,
-      dh,
-      dw,
-      padTop,
-      padLeft,
-      OH,
-      OW,
-      xp,
-      apack,
-      bp,
-      yp,
-    );
+    // prettier-ignore
+    runParts(Part.ConvForward, T, parts, ws, stride,
+      N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, xp, apack, bp, yp);
     y.set(v.float32(3, yp, y.length));
   }
 
@@ -150,35 +127,9 @@ export class WasmConv2D {
     const ws = alloc(T * stride);
     copyGradOperandsIn(this.views, p, x, w, dy, dW, db);
     if (dx !== null) k.packA(1, K, O, 1, p.w, K, apack); // Wᵀ (K × O)
-    runParts(
-      Part.ConvBackward,
-      T,
-      dWParts + dxParts,
-      ws,
-      stride,
-      dWParts,
-      N,
-      C,
-      H,
-      W,
-      O,
-      kh,
-      kw,
-      sh,
-      sw,
-      dh,
-      dw,
-      padTop,
-      padLeft,
-      OH,
-      OW,
-      p.x,
-      apack,
-      p.dy,
-      p.dW,
-      p.db,
-      p.dx,
-    );
+    // prettier-ignore
+    runParts(Part.ConvBackward, T, dWParts + dxParts, ws, stride,
+      dWParts, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, p.x, apack, p.dy, p.dW, p.db, p.dx);
     copyGradsOut(this.views, p, dW, db, dx);
   }
 }
@@ -348,19 +299,9 @@ export class WasmMaxPool2D {
     // by plane when these are the last forward's planes, else as one plane (one thread)
     const byPlane = this.planes * this.outPlane === dy.length && this.planes * this.inPlane === dx.length;
     const NC = byPlane ? this.planes : 1;
-    runParts(
-      Part.MaxPoolBackward,
-      T,
-      evenParts(NC, T),
-      0,
-      0,
-      NC,
-      byPlane ? this.inPlane : dx.length,
-      byPlane ? this.outPlane : dy.length,
-      dyp,
-      ap,
-      dxp,
-    );
+    // prettier-ignore
+    runParts(Part.MaxPoolBackward, T, evenParts(NC, T), 0, 0,
+      NC, byPlane ? this.inPlane : dx.length, byPlane ? this.outPlane : dy.length, dyp, ap, dxp);
     dx.set(v.float32(3, dxp, dx.length));
   }
 }
@@ -552,25 +493,9 @@ export class WasmBatchNorm {
     const mp = this.putStats(3, mean);
     const ip = this.putStats(4, invStd);
     const sp = alloc(2 * C * 8);
-    runParts(
-      Part.BatchNormBackward,
-      T,
-      evenParts(C, T),
-      0,
-      0,
-      N,
-      C,
-      S,
-      +training,
-      xp,
-      gp,
-      mp,
-      ip,
-      dyp,
-      sp,
-      sp + 8 * C,
-      dxp,
-    );
+    // prettier-ignore
+    runParts(Part.BatchNormBackward, T, evenParts(C, T), 0, 0,
+      N, C, S, +training, xp, gp, mp, ip, dyp, sp, sp + 8 * C, dxp);
     sums.set(this.float64(5, sp, 2 * C));
     if (dx !== null) dx.set(v.float32(6, dxp, dx.length));
   }

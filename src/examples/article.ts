@@ -33,29 +33,13 @@ export interface ArticleResult {
   finalOut: number[];
 }
 
-/** The four 3×3 images and their targets, exactly as in the article. */
-export const X: NDArray[] = [
-  array([
-    [0, 0, 0],
-    [0, 0, 0],
-    [0, 0, 0],
-  ]),
-  array([
-    [1, 1, 1],
-    [0, 0, 0],
-    [0, 0, 0],
-  ]),
-  array([
-    [0, 0, 0],
-    [1, 1, 1],
-    [1, 1, 1],
-  ]),
-  array([
-    [1, 1, 1],
-    [1, 1, 1],
-    [1, 1, 1],
-  ]),
-];
+/** A 3×3 image of 0/1 rows, top to bottom: each row of the article's images is all 0 or all 1. */
+function imageOfRows(top: number, middle: number, bottom: number): NDArray {
+  return array([top, middle, bottom].map((v) => [v, v, v]));
+}
+
+/** The four 3×3 images and their targets, exactly as in the article: dark, top row lit, lower two rows lit, all lit. */
+export const X: NDArray[] = [imageOfRows(0, 0, 0), imageOfRows(1, 0, 0), imageOfRows(0, 1, 1), imageOfRows(1, 1, 1)];
 export const Y: NDArray = array([[0.53], [0.77], [0.88], [1.1]]);
 
 // exp and tanh are the fdlibm algorithms in plain arithmetic (src/nd/fdlibm.ts), so the experiment

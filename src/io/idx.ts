@@ -28,15 +28,17 @@ interface TypeInfo {
   code: number;
   type: IdxType;
   size: number;
+  /** The DataView method that writes one value (big-endian: its third argument false). */
+  setter: "setUint8" | "setInt8" | "setInt16" | "setInt32" | "setFloat32" | "setFloat64";
 }
 
 const TYPES: readonly TypeInfo[] = [
-  { code: 0x08, type: "ubyte", size: 1 },
-  { code: 0x09, type: "byte", size: 1 },
-  { code: 0x0b, type: "short", size: 2 },
-  { code: 0x0c, type: "int", size: 4 },
-  { code: 0x0d, type: "float", size: 4 },
-  { code: 0x0e, type: "double", size: 8 },
+  { code: 0x08, type: "ubyte", size: 1, setter: "setUint8" },
+  { code: 0x09, type: "byte", size: 1, setter: "setInt8" },
+  { code: 0x0b, type: "short", size: 2, setter: "setInt16" },
+  { code: 0x0c, type: "int", size: 4, setter: "setInt32" },
+  { code: 0x0d, type: "float", size: 4, setter: "setFloat32" },
+  { code: 0x0e, type: "double", size: 8, setter: "setFloat64" },
 ];
 
 /** A malformed IDX file: names the file and the byte offset where it went wrong. */
@@ -196,29 +198,7 @@ export function encodeIdx(shape: readonly number[], data: IdxData): Uint8Array {
     out.set(new Uint8Array(data.buffer, data.byteOffset, data.length), headerSize); // one byte each: no byte order
     return out;
   }
-  for (let i = 0; i < count; i++) {
-    const o = headerSize + i * info.size;
-    const v = data[i];
-    switch (info.type) {
-      case "ubyte":
-        view.setUint8(o, v);
-        break;
-      case "byte":
-        view.setInt8(o, v);
-        break;
-      case "short":
-        view.setInt16(o, v, false);
-        break;
-      case "int":
-        view.setInt32(o, v, false);
-        break;
-      case "float":
-        view.setFloat32(o, v, false);
-        break;
-      case "double":
-        view.setFloat64(o, v, false);
-        break;
-    }
-  }
+  const setBigEndian = info.setter;
+  for (let i = 0; i < count; i++) view[setBigEndian](headerSize + i * info.size, data[i], false);
   return out;
 }

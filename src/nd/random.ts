@@ -299,6 +299,16 @@ export class RandomState {
     return new NDArray(data, shape);
   }
 
+  /** The two deviates the generator draws, as functions of it (made once: a scalar draw allocates nothing). */
+  private static readonly uniformDeviate = (rng: RandomState): number => rng.nextDouble();
+  private static readonly gaussianDeviate = (rng: RandomState): number => rng.nextGauss();
+
+  /** One draw of `deviate` without size, else an array of `size` draws. */
+  private drawOrFill(size: Size | undefined, where: string, deviate: (rng: RandomState) => number): number | NDArray {
+    if (size === undefined) return deviate(this);
+    return this.fill(size, where, () => deviate(this));
+  }
+
   // -------------------------------------------------------------------------------------
   // Uniform floats.
 
@@ -307,8 +317,7 @@ export class RandomState {
   randomSample(size: Size): NDArray;
   randomSample(size?: Size): number | NDArray;
   randomSample(size?: Size): number | NDArray {
-    if (size === undefined) return this.nextDouble();
-    return this.fill(size, "randomSample", () => this.nextDouble());
+    return this.drawOrFill(size, "randomSample", RandomState.uniformDeviate);
   }
 
   /** Alias of `randomSample`, as NumPy's `random(size)`. */
@@ -357,8 +366,7 @@ export class RandomState {
   standardNormal(size: Size): NDArray;
   standardNormal(size?: Size): number | NDArray;
   standardNormal(size?: Size): number | NDArray {
-    if (size === undefined) return this.nextGauss();
-    return this.fill(size, "standardNormal", () => this.nextGauss());
+    return this.drawOrFill(size, "standardNormal", RandomState.gaussianDeviate);
   }
 
   /** loc + scale·N(0, 1), as `normal(loc, scale, size)`. scale must be >= 0 (and, as in

@@ -10,7 +10,16 @@
 
 import type { NDArray } from "../nd/ndarray.ts";
 import { formatShape } from "../nd/ndarray.ts";
-import { Layer, ShapeError, finiteNumber, oneOf, reuse, type BackwardOptions, type LayerConfig } from "./layer.ts";
+import {
+  Layer,
+  ShapeError,
+  finiteNumber,
+  nonBatchAxis,
+  oneOf,
+  reuse,
+  type BackwardOptions,
+  type LayerConfig,
+} from "./layer.ts";
 import { kernels } from "../kernels/backend.ts";
 import type { ReLUContext } from "../kernels/kernels.ts";
 
@@ -97,14 +106,26 @@ export interface LeakyReLUOptions {
   alpha?: number;
 }
 
-export class LeakyReLU extends ElementwiseActivation {
-  readonly type = "LeakyReLU";
+/** An elementwise activation whose one option is a finite α (LeakyReLU's slope, ELU's saturation), kept in config. */
+abstract class AlphaActivation extends ElementwiseActivation {
   readonly alpha: number;
+
+  constructor(layer: string, alpha: unknown) {
+    super();
+    this.alpha = finiteNumber(layer, "alpha", alpha);
+  }
+
+  override config(): LayerConfig {
+    return { type: this.type, alpha: this.alpha };
+  }
+}
+
+export class LeakyReLU extends AlphaActivation {
+  readonly type = "LeakyReLU";
   protected readonly derivativeFrom = "x"; // with α < 0 the output's sign no longer tells x's
 
   constructor(opts: LeakyReLUOptions = {}) {
-    super();
-    this.alpha = finiteNumber("LeakyReLU", "alpha", opts.alpha ?? 0.01);
+    super("LeakyReLU", opts.alpha ?? 0.01);
   }
 
   protected forwardOne(x: number): number {
@@ -114,10 +135,6 @@ export class LeakyReLU extends ElementwiseActivation {
   // Backward: ∂L/∂x = dy ⊙ (x > 0 ? 1 : α)
   protected backwardOne(x: number, dy: number): number {
     return x > 0 ? dy : this.alpha * dy;
-  }
-
-  override config(): LayerConfig {
-    return { type: this.type, alpha: this.alpha };
   }
 }
 
@@ -170,14 +187,11 @@ export class Softmax extends Activation {
 
   constructor(opts: SoftmaxOptions = {}) {
     super();
-    const axis = opts.axis ?? -1;
-    if (typeof axis !== "number" || !Number.isInteger(axis))
-      throw new RangeError(`Softmax: axis must be an integer, got ${String(axis)}`);
-    if (axis === 0)
-      throw new RangeError(
-        "Softmax: axis 0 is the batch axis; normalising over it would mix samples (use -1 for the last axis)",
-      );
-    this.axis = axis;
+    this.axis = nonBatchAxis(
+      "Softmax",
+      opts.axis ?? -1,
+      "; normalising over it would mix samples (use -1 for the last axis)",
+    );
   }
 
   /** The axis resolved against an input of `ndim` dimensions (batch included). */
@@ -346,14 +360,12 @@ export interface ELUOptions {
 }
 
 /** ELU (Clevert et al. 2015): y = x > 0 ? x : α(eˣ − 1), f'(x) = x > 0 ? 1 : α·eˣ = y + α. Cached: x. */
-export class ELU extends ElementwiseActivation {
+export class ELU extends AlphaActivation {
   readonly type = "ELU";
-  readonly alpha: number;
   protected readonly derivativeFrom = "x";
 
   constructor(opts: ELUOptions = {}) {
-    super();
-    this.alpha = finiteNumber("ELU", "alpha", opts.alpha ?? 1);
+    super("ELU", opts.alpha ?? 1);
   }
 
   protected forwardOne(x: number): number {
@@ -363,9 +375,5 @@ export class ELU extends ElementwiseActivation {
   // Backward: ∂L/∂x = dy ⊙ (x > 0 ? 1 : α·eˣ)
   protected backwardOne(x: number, dy: number): number {
     return x > 0 ? dy : dy * this.alpha * Math.exp(x);
-  }
-
-  override config(): LayerConfig {
-    return { type: this.type, alpha: this.alpha };
   }
 }

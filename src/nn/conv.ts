@@ -274,17 +274,13 @@ export class Conv2D extends WeightedLayer {
   }
 
   config(): LayerConfig {
-    return {
-      type: this.type,
-      ...this.inputSizeConfig(this.channelsIn),
+    return this.weightedConfig(this.channelsIn, {
       outChannels: this.outChannels,
       ...(this.groupCount !== 1 ? { groups: this.groupCount } : {}),
       kernelSize: compact(this.kernelSize),
       stride: compact(this.stride),
       padding: typeof this.padding === "object" ? [this.padding[0], this.padding[1]] : this.padding,
       dilation: compact(this.dilation),
-      bias: this.useBias,
-      init: this.init,
-    };
+    });
   }
 }

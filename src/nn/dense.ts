@@ -112,12 +112,6 @@ export class Dense extends WeightedLayer {
   }
 
   config(): LayerConfig {
-    return {
-      type: this.type,
-      ...this.inputSizeConfig(this.features),
-      outFeatures: this.outFeatures,
-      bias: this.useBias,
-      init: this.init,
-    };
+    return this.weightedConfig(this.features, { outFeatures: this.outFeatures });
   }
 }

@@ -284,6 +284,17 @@ export function oneOf<Choice extends string>(
   return v as Choice;
 }
 
+/**
+ * Validate an axis option: an integer axis of the full input (negative counts from the end) other than the
+ * batch axis 0, which would mix samples; `batchAxisAdvice` follows "axis 0 is the batch axis" in the error.
+ */
+export function nonBatchAxis(layer: string, v: unknown, batchAxisAdvice: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v))
+    throw new RangeError(`${layer}: axis must be an integer, got ${String(v)}`);
+  if (v === 0) throw new RangeError(`${layer}: axis 0 is the batch axis${batchAxisAdvice}`);
+  return v;
+}
+
 /** A pair option given as n or [h, w]. */
 export function pair(
   layer: string,

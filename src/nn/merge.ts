@@ -11,7 +11,7 @@
 
 import { formatShape, type NDArray, type TypedArray } from "../nd/ndarray.ts";
 import { kernels } from "../kernels/backend.ts";
-import { Layer, ShapeError, reuse, type ForwardOptions, type LayerConfig } from "./layer.ts";
+import { Layer, ShapeError, nonBatchAxis, reuse, type ForwardOptions, type LayerConfig } from "./layer.ts";
 
 /** Base of the layers that take two or more inputs: forward/backward on one input are errors. */
 export abstract class MergeLayer extends Layer {
@@ -179,12 +179,7 @@ export class Concatenate extends MergeLayer {
 
   constructor(opts: ConcatenateOptions = {}) {
     super();
-    const axis = opts.axis ?? 1;
-    if (typeof axis !== "number" || !Number.isInteger(axis))
-      throw new RangeError(`Concatenate: axis must be an ` + `integer, got ${String(axis)}`);
-    if (axis === 0)
-      throw new RangeError("Concatenate: axis 0 is the batch axis (use 1 for channels/features, -1 for the last axis)");
-    this.axis = axis;
+    this.axis = nonBatchAxis("Concatenate", opts.axis ?? 1, " (use 1 for channels/features, -1 for the last axis)");
   }
 
   /** The axis as an index into the sample shape (rank r). */

@@ -23,44 +23,51 @@ import { Model, modelFromConfig } from "./graph.ts";
 type Factory = (config: LayerConfig) => Layer;
 
 /**
- * The factory of a layer built from its options: its config is those options (Layer.config()), which
- * the constructor validates. (`never`: a constructor taking any options type fits.)
+ * The factory of a layer built from its config: its options (Layer.config()), which the constructor validates;
+ * a layer without options ignores it. (`never`: a constructor taking any options type fits.)
  */
 function withOptions(LayerClass: new (opts: never) => Layer): Factory {
   return (config) => new LayerClass(config as never);
 }
 
+/** The built-in layer classes, under their types (LAYER_TYPES lists them in this order). */
+const builtInLayerClasses: Record<string, new (opts: never) => Layer> = {
+  Conv2D,
+  Dense,
+  Flatten,
+  MaxPool2D,
+  AvgPool2D,
+  GlobalAvgPool2D,
+  Dropout,
+  BatchNorm2D,
+  BatchNorm1D,
+  ReLU,
+  LeakyReLU,
+  Tanh,
+  Sigmoid,
+  Softmax,
+  DepthwiseConv2D,
+  SeparableConv2D,
+  Conv2DTranspose,
+  UpSampling2D,
+  ZeroPadding2D,
+  LayerNorm,
+  GroupNorm,
+  GELU,
+  SiLU,
+  ELU,
+  Reshape,
+  Permute,
+  GlobalMaxPool2D,
+  Add,
+  Multiply,
+  Concatenate,
+};
+
 const builtInFactories: Record<string, Factory> = {
-  Conv2D: withOptions(Conv2D),
-  Dense: withOptions(Dense),
-  Flatten: () => new Flatten(),
-  MaxPool2D: withOptions(MaxPool2D),
-  AvgPool2D: withOptions(AvgPool2D),
-  GlobalAvgPool2D: () => new GlobalAvgPool2D(),
-  Dropout: withOptions(Dropout),
-  BatchNorm2D: withOptions(BatchNorm2D),
-  BatchNorm1D: withOptions(BatchNorm1D),
-  ReLU: () => new ReLU(),
-  LeakyReLU: withOptions(LeakyReLU),
-  Tanh: () => new Tanh(),
-  Sigmoid: () => new Sigmoid(),
-  Softmax: withOptions(Softmax),
-  DepthwiseConv2D: withOptions(DepthwiseConv2D),
-  SeparableConv2D: withOptions(SeparableConv2D),
-  Conv2DTranspose: withOptions(Conv2DTranspose),
-  UpSampling2D: withOptions(UpSampling2D),
-  ZeroPadding2D: withOptions(ZeroPadding2D),
-  LayerNorm: withOptions(LayerNorm),
-  GroupNorm: withOptions(GroupNorm),
-  GELU: withOptions(GELU),
-  SiLU: () => new SiLU(),
-  ELU: withOptions(ELU),
-  Reshape: withOptions(Reshape),
-  Permute: withOptions(Permute),
-  GlobalMaxPool2D: () => new GlobalMaxPool2D(),
-  Add: () => new Add(),
-  Multiply: () => new Multiply(),
-  Concatenate: withOptions(Concatenate),
+  ...Object.fromEntries(
+    Object.entries(builtInLayerClasses).map(([type, LayerClass]) => [type, withOptions(LayerClass)]),
+  ),
   // models are layers too: nested Sequentials and graph Models
   Sequential: (c) => sequentialFromConfig(c as unknown as SequentialConfig),
   Model: (c) => modelFromConfig(c, layerFromConfig),

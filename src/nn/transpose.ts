@@ -244,17 +244,13 @@ export class Conv2DTranspose extends WeightedLayer {
   }
 
   config(): LayerConfig {
-    return {
-      type: this.type,
-      ...this.inputSizeConfig(this.channelsIn),
+    return this.weightedConfig(this.channelsIn, {
       outChannels: this.outChannels,
       kernelSize: compact(this.kernelSize),
       stride: compact(this.stride),
       padding: compact(this.padding),
       outputPadding: compact(this.outputPadding),
       dilation: compact(this.dilation),
-      bias: this.useBias,
-      init: this.init,
-    };
+    });
   }
 }

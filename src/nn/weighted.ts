@@ -2,10 +2,12 @@
 // created once the input size is known, either given to the constructor or inferred from the first input
 // shape (Keras's build()). Until then the parameters are unresolved and asking for them says what to give.
 
-import { Layer, ShapeError, type Param } from "./layer.ts";
+import { Layer, ShapeError, type LayerConfig, type Param } from "./layer.ts";
+import type { InitName } from "./init.ts";
 
 export abstract class WeightedLayer extends Layer {
   abstract readonly useBias: boolean;
+  abstract readonly init: InitName;
   /** The constructor option that fixes the input size ahead of time ("inChannels", "inFeatures"). */
   protected abstract readonly inputSizeOption: string;
   protected weightParam: Param | null = null;
@@ -50,9 +52,18 @@ export abstract class WeightedLayer extends Layer {
     return true;
   }
 
-  /** config()'s entry for the input size, under its constructor option, once it is known. */
-  protected inputSizeConfig(size: number | null): Record<string, number> {
-    return size !== null ? { [this.inputSizeOption]: size } : {};
+  /**
+   * config() of a weighted layer, its constructor's options in the order saved models list them: the type, the
+   * input size under its option once known, the layer's own options, then bias and init.
+   */
+  protected weightedConfig(inputSize: number | null, layerOptions: Record<string, unknown>): LayerConfig {
+    return {
+      type: this.type,
+      ...(inputSize !== null ? { [this.inputSizeOption]: inputSize } : {}),
+      ...layerOptions,
+      bias: this.useBias,
+      init: this.init,
+    };
   }
 
   protected unresolved(what: string): never {

@@ -194,8 +194,24 @@ const batchNormBackward: Kernels["batchNormBackward"] = (saved, gamma, dy, dGamm
 export const wasmBackend: Kernels = {
   name: "wasm",
   gemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc) {
-    const [a, b, c] = [A, B, C] as Float32Array[];
-    gemmWasm(transA, transB, M, N, K, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+    gemmWasm(
+      transA,
+      transB,
+      M,
+      N,
+      K,
+      alpha,
+      A as Float32Array,
+      aOff,
+      lda,
+      B as Float32Array,
+      bOff,
+      ldb,
+      beta,
+      C as Float32Array,
+      cOff,
+      ldc,
+    );
   },
   conv2dForward,
   conv2dBackward,

@@ -18,7 +18,7 @@
 //              conv 5×5×64 valid → BN → ReLU → maxpool 2    (64×10×10 → 64×5×5)
 //              flatten 1600 → dense 128 → ReLU → dense 10     258,602 params (192: BN running statistics)
 //              ≈ 6.0 M multiply-adds per image forward (LeNet-5: 0.42 M); with --augment affine it is
-//              the model of the README's ≥ 99.6% run (its command, time and ablation: README "MNIST")
+//              the model of the README's most accurate run (command, time, ablation: README "MNIST")
 //   resnet-mini  a small ResNet (He et al. 2016), a graph Model: conv 3×3×16 → BN → ReLU, then basic
 //              blocks [conv 3×3 → BN → ReLU → conv 3×3 → BN] + shortcut → ReLU:
 //              16 (28×28) → 32, stride 2 (14×14) → 64, stride 2 (7×7) → 64; a strided block's shortcut

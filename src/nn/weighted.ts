@@ -29,7 +29,7 @@ export abstract class WeightedLayer extends Layer {
 
   private paramList: readonly Param[] = Object.freeze([]);
 
-  /** [weight, bias?]: one frozen list, rebuilt only when the parameters are (a step allocates none). */
+  /** `[weight, bias?]`: one frozen list, rebuilt only when the parameters are (a step allocates none). */
   override params(): Param[] {
     const w = this.weightParam;
     const b = this.biasParam;

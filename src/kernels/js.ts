@@ -536,10 +536,11 @@ function add(a: TypedArray, b: TypedArray, out: TypedArray): void {
 //   inference:  x̂_i = (x_i − running_mean) / √(running_var + ε);     always y_i = γ·x̂_i + β
 // Sums run in float64 (JS numbers) whatever the dtype; x̂ is kept in the layer's dtype for backward.
 
-/** (N, C, S) of a batch-norm input (N, C, …): S = the positions per channel (1 for (N, F) vectors). */
-export function batchNormDims(x: NDArray): [number, number, number] {
-  const [N, C] = x.shape;
-  return [N, C, N * C === 0 ? 0 : x.size / (N * C)];
+/** S, the positions per channel of a batch-norm input (N, C, …) (1 for (N, F) vectors); a number, not a
+ * tuple, so that a training step allocates nothing. */
+export function batchNormPositions(x: NDArray): number {
+  const NC = x.shape[0] * x.shape[1];
+  return NC === 0 ? 0 : x.size / NC;
 }
 
 /** What both backends' batch-norm contexts keep per channel: μ, σ² and 1/√(σ² + ε) of the last forward. */
@@ -578,7 +579,9 @@ class JsBatchNormContext extends BatchNormStats implements BatchNormContext {
 
 const batchNormForward: Kernels["batchNormForward"] = (x, p, training, prev) => {
   const ctx = reuseContext(prev, JsBatchNormContext);
-  const [N, C, S] = batchNormDims(x);
+  const N = x.shape[0];
+  const C = x.shape[1];
+  const S = batchNormPositions(x);
   const m = N * S;
   ctx.prepare(C, training, p);
   ctx.xDtype = x.dtype;
@@ -633,7 +636,9 @@ const batchNormForward: Kernels["batchNormForward"] = (x, p, training, prev) => 
 //   ∂L/∂x_j = (γ/σ_running)·dy_j
 const batchNormBackward: Kernels["batchNormBackward"] = (saved, gamma, dy, dGamma, dBeta, needDx) => {
   const ctx = ownContext(saved, JsBatchNormContext);
-  const [N, C, S] = batchNormDims(dy);
+  const N = dy.shape[0];
+  const C = dy.shape[1];
+  const S = batchNormPositions(dy);
   const m = N * S;
   const plane = C * S;
   const dx = (ctx.dx = reuse(ctx.dx, dy.shape, ctx.xDtype));

@@ -7,7 +7,7 @@
 import type { DType, NDArray, TypedArray } from "../nd/ndarray.ts";
 import { ownContext, reuse, reuseContext, reuseDims } from "./buffers.ts";
 import type { ConvGeometry } from "./im2col.ts";
-import { BatchNormStats, batchNormDims, jsBackend, reluBackwardLoop } from "./js.ts";
+import { BatchNormStats, batchNormPositions, jsBackend, reluBackwardLoop } from "./js.ts";
 import type {
   BatchNormContext,
   Conv2DContext,
@@ -162,7 +162,9 @@ class WasmBatchNormContext extends BatchNormStats implements BatchNormContext {
 
 const batchNormForward: Kernels["batchNormForward"] = (x, p, training, prev) => {
   const ctx = reuseContext(prev, WasmBatchNormContext);
-  const [N, C, S] = batchNormDims(x);
+  const N = x.shape[0];
+  const C = x.shape[1];
+  const S = batchNormPositions(x);
   ctx.prepare(C, training, p);
   ctx.x = x;
   const y = (ctx.y = reuse(ctx.y ?? null, x.shape, p.runningMean.dtype));
@@ -174,7 +176,9 @@ const batchNormForward: Kernels["batchNormForward"] = (x, p, training, prev) => 
 
 const batchNormBackward: Kernels["batchNormBackward"] = (saved, gamma, dy, dGamma, dBeta, needDx) => {
   const ctx = ownContext(saved, WasmBatchNormContext);
-  const [N, C, S] = batchNormDims(ctx.x);
+  const N = ctx.x.shape[0];
+  const C = ctx.x.shape[1];
+  const S = batchNormPositions(ctx.x);
   const dx = (ctx.dx = reuse(ctx.dx, ctx.x.shape, ctx.x.dtype));
   if (ctx.sums.length !== 2 * C) ctx.sums = new Float64Array(2 * C);
   const sums = ctx.sums;

@@ -318,7 +318,7 @@ function benchCopies(): void {
     const conv = new WasmConv2D();
     const withCopies = time(() => {
       conv.forward(g, O, x, w, b, y);
-      conv.backward(g, O, x, w, dy, dW, db, dx);
+      conv.backward(g, O, conv.grads.of(x, w, dy, dW, db, dx));
     });
     // resident: the same calls on operands placed once above the arena
     const ws = k.convScratchBytes(C, O, kk, kk, g.OH, g.OW);

@@ -152,7 +152,7 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
         const dx = c.dx ? new Float32Array(x.length) : null;
         const conv = new WasmConv2D();
         conv.forward(g, c.O, x, w, b, y);
-        conv.backward(g, c.O, x, w, dy, dW, db, dx);
+        conv.backward(g, c.O, conv.grads.of(x, w, dy, dW, db, dx));
         out.push(y, dW, ...(db ? [db] : []), ...(dx ? [dx] : []));
       }
       return out;
@@ -178,10 +178,10 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
           dx = new Float32Array(N * F);
         const dense = new WasmDense();
         dense.forward(N, F, O, x, w, b, y);
-        dense.backward(N, F, O, x, w, dy, dW, db, dx);
+        dense.backward(N, F, O, dense.grads.of(x, w, dy, dW, db, dx));
         out.push(y, dW, db, dx);
         const dWOnly = rand(rng, F * O); // a first layer's backward: needDx = false, no dx
-        dense.backward(N, F, O, x, w, dy, dWOnly, null, null);
+        dense.backward(N, F, O, dense.grads.of(x, w, dy, dWOnly, null, null));
         out.push(dWOnly);
       }
       for (const [NC, H, W, k, s, p] of [

@@ -80,12 +80,18 @@ class BarProgress implements Progress {
   }
 }
 
+/** The epoch a PlainProgress reports: what startEpoch was given, and when. */
+interface EpochRun {
+  epoch: number;
+  epochs: number;
+  total: number;
+  /** Images already seen when the epoch (re)started: the rate counts from here. */
+  startDone: number;
+  t0: number;
+}
+
 class PlainProgress implements Progress {
-  private epoch = 0;
-  private epochs = 0;
-  private total = 0;
-  private startDone = 0;
-  private t0 = 0;
+  private run: EpochRun = { epoch: 0, epochs: 0, total: 0, startDone: 0, t0: 0 };
   private lastPrint = 0;
   private last: { done: number; stats: ProgressStats } | null = null;
   private printedLast = true;
@@ -96,22 +102,20 @@ class PlainProgress implements Progress {
   ) {}
 
   startEpoch(epoch: number, epochs: number, total: number, done = 0): void {
-    this.epoch = epoch;
-    this.epochs = epochs;
-    this.total = total;
-    this.startDone = done;
-    this.t0 = this.lastPrint = performance.now();
+    this.run = { epoch, epochs, total, startDone: done, t0: performance.now() };
+    this.lastPrint = this.run.t0;
     this.last = null;
     this.printedLast = true;
     this.stream.write(`epoch ${epoch}/${epochs}: ${total} images${done > 0 ? `, resuming after ${done}` : ""}\n`);
   }
 
   private line(done: number, s: ProgressStats): string {
-    const elapsed = (performance.now() - this.t0) / 1000;
-    const rate = (done - this.startDone) / Math.max(elapsed, 1e-9);
-    const eta = formatDuration((this.total - done) / rate);
-    const width = String(this.total).length;
-    return `epoch ${this.epoch}/${this.epochs}  ${String(done).padStart(width)}/${this.total} (${pct(done / this.total).padStart(6)})  loss ${s.loss.toFixed(4)}  acc ${pct(s.accuracy)}  ${s.imagesPerSecond.toFixed(0)} img/s  ETA ${eta}`;
+    const { epoch, epochs, total, startDone, t0 } = this.run;
+    const elapsed = (performance.now() - t0) / 1000;
+    const rate = (done - startDone) / Math.max(elapsed, 1e-9);
+    const eta = formatDuration((total - done) / rate);
+    const width = String(total).length;
+    return `epoch ${epoch}/${epochs}  ${String(done).padStart(width)}/${total} (${pct(done / total).padStart(6)})  loss ${s.loss.toFixed(4)}  acc ${pct(s.accuracy)}  ${s.imagesPerSecond.toFixed(0)} img/s  ETA ${eta}`;
   }
 
   update(done: number, s: ProgressStats): void {

@@ -20,6 +20,7 @@ import type {
 import {
   WasmBatchNorm,
   WasmConv2D,
+  type GradCall,
   WasmDense,
   WasmMaxPool2D,
   WasmOptimizer,
@@ -28,8 +29,12 @@ import {
   gemmWasm,
 } from "./wasm-ops.ts";
 
-class WasmConv2DContext implements Conv2DContext {
-  readonly kernels = wasmBackend;
+/** What every context of this backend says: which backend made it (the backward goes there too). */
+abstract class WasmContext {
+  readonly kernels: Kernels = wasmBackend;
+}
+
+class WasmConv2DContext extends WasmContext implements Conv2DContext {
   readonly op = new WasmConv2D();
   geometry!: ConvGeometry;
   outChannels = 0;
@@ -63,16 +68,28 @@ function conv2dForward(
   return ctx;
 }
 
+/** A weighted op's backward operands (GradCall) from the layer's arrays: x, W, dy, dW, db, the wanted dx. */
+function gradsOf(
+  op: WasmConv2D | WasmDense,
+  x: TypedArray,
+  w: NDArray,
+  dy: NDArray,
+  dW: NDArray,
+  db: NDArray | null,
+  dx: NDArray | null,
+): GradCall {
+  return op.grads.of(x, w.data, dy.data, dW.data, db === null ? null : db.data, dx === null ? null : dx.data);
+}
+
 const conv2dBackward: Kernels["conv2dBackward"] = (saved, w, dy, dW, db, needDx) => {
   const ctx = ownContext(saved, WasmConv2DContext);
   const g = ctx.geometry;
   const dx = (ctx.dx = reuseDims(ctx.dx, ctx.xDtype, g.N, g.C, g.H, g.W));
-  ctx.op.backward(g, ctx.outChannels, ctx.x, w.data, dy.data, dW.data, db?.data ?? null, needDx ? dx.data : null);
+  ctx.op.backward(g, ctx.outChannels, gradsOf(ctx.op, ctx.x, w, dy, dW, db, needDx ? dx : null));
   return dx;
 };
 
-class WasmDenseContext implements DenseContext {
-  readonly kernels = wasmBackend;
+class WasmDenseContext extends WasmContext implements DenseContext {
   readonly op = new WasmDense();
   x!: NDArray;
   y!: NDArray;
@@ -96,12 +113,11 @@ const denseBackward: Kernels["denseBackward"] = (saved, w, dy, dW, db, needDx) =
   const F = ctx.x.shape[1];
   const O = w.shape[1];
   const dx = (ctx.dx = reuseDims(ctx.dx, ctx.x.dtype, N, F));
-  ctx.op.backward(N, F, O, ctx.x.data, w.data, dy.data, dW.data, db?.data ?? null, needDx ? dx.data : null);
+  ctx.op.backward(N, F, O, gradsOf(ctx.op, ctx.x.data, w, dy, dW, db, needDx ? dx : null));
   return dx;
 };
 
-class WasmMaxPool2DContext implements Pool2DContext {
-  readonly kernels = wasmBackend;
+class WasmMaxPool2DContext extends WasmContext implements Pool2DContext {
   readonly op = new WasmMaxPool2D();
   geometry!: PoolGeometry;
   y!: NDArray;
@@ -127,8 +143,7 @@ function maxPool2dBackward(saved: Pool2DContext, dy: NDArray, needDx: boolean): 
   return dx;
 }
 
-class WasmReLUContext implements ReLUContext {
-  readonly kernels = wasmBackend;
+class WasmReLUContext extends WasmContext implements ReLUContext {
   readonly op = new WasmReLU();
   y!: NDArray;
   dx: NDArray | null = null;

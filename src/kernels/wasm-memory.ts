@@ -150,6 +150,31 @@ export class ViewCache {
     return this.view(this.check().i32, Int32Array, slot, ptr, n);
   }
 
+  /**
+   * Allocate src's length of float32s in the call's arena and copy src there through view `slot`
+   * (TypedArray.set converts float64 operands): its address. A null src is absent: address 0.
+   */
+  put(slot: number, src: ArrayLike<number> | null): number {
+    if (src === null) return 0;
+    const p = alloc(src.length * 4);
+    this.float32(slot, p, src.length).set(src);
+    return p;
+  }
+
+  /** put for float64 data, kept float64 (view slot `slot` of the float64 views). */
+  putFloat64(slot: number, src: Float64Array): number {
+    const p = alloc(src.length * 8);
+    this.float64(slot, p, src.length).set(src);
+    return p;
+  }
+
+  /** put for int32 data (view slot `slot` of the int32 views). */
+  putInt32(slot: number, src: Int32Array): number {
+    const p = alloc(src.length * 4);
+    this.int32(slot, p, src.length).set(src);
+    return p;
+  }
+
   /** The cached view in list[slot] if it still covers (ptr, n) of the current buffer, else a new one there. */
   private view<T extends Float32Array | Float64Array | Int32Array>(
     list: (T | undefined)[],

@@ -73,7 +73,6 @@ export const gemmWasm: Gemm<Float32Array> = (
 /** Conv2D forward/backward for one layer (float32, NCHW, weights (O, C, kh, kw)). */
 export class WasmConv2D {
   private readonly views = new ViewCache();
-  private readonly operands = gradOperands();
 
   /** y = conv(x, w) + b (b null: no bias). x (N, C, H, W) and y (N, O, OH, OW) as in g. */
   forward(g: ConvGeometry, O: number, x: TypedArray, w: TypedArray, b: TypedArray | null, y: TypedArray): void {
@@ -81,18 +80,15 @@ export class WasmConv2D {
     const K = C * kh * kw;
     const T = threadsFor(N * O * K * OH * OW);
     const k = begin(T);
-    const xp = alloc(x.length * 4);
-    const wp = alloc(w.length * 4);
-    const bp = b === null ? 0 : alloc(b.length * 4);
+    const v = this.views;
+    const xp = v.put(0, x);
+    const wp = v.put(1, w);
+    const bp = v.put(2, b);
     const yp = alloc(y.length * 4);
     const apack = alloc(k.convPackedBytes(C, O, kh, kw));
     const parts = T === 1 ? 1 : Math.min(N, MAX_PARTS); // an image per part
     const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
     const ws = alloc(T * stride);
-    const v = this.views;
-    v.float32(0, xp, x.length).set(x);
-    v.float32(1, wp, w.length).set(w);
-    if (b !== null) v.float32(2, bp, b.length).set(b);
     k.packA(0, O, K, 1, wp, K, apack);
     // prettier-ignore
     runParts(Part.ConvForward, T, parts, ws, stride,
@@ -100,150 +96,122 @@ export class WasmConv2D {
     y.set(v.float32(3, yp, y.length));
   }
 
-  /** dW += ∂L/∂W, db += ∂L/∂b (db null: no bias), dx = ∂L/∂x (dx null: not wanted); x is the forward's input. */
-  backward(
-    g: ConvGeometry,
-    O: number,
-    x: TypedArray,
-    w: TypedArray,
-    dy: TypedArray,
-    dW: TypedArray,
-    db: TypedArray | null,
-    dx: TypedArray | null,
-  ): void {
+  /** The backward's operands: fill with grads.of(…) and pass to backward. */
+  readonly grads = new GradCall();
+
+  /** dW += ∂L/∂W, db += ∂L/∂b, dx = ∂L/∂x as in c (GradCall), x (c.x) being the forward's input. */
+  backward(g: ConvGeometry, O: number, c: GradCall): void {
     const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
     const K = C * kh * kw;
-    const T = threadsFor(N * O * K * OH * OW * (dx === null ? 1 : 2));
+    const T = threadsFor(N * O * K * OH * OW * (c.dx === null ? 1 : 2));
     const k = begin(T);
-    const p = allocGradOperands(this.operands, x, w, dy, dW, db, dx);
-    const apack = dx === null ? 0 : alloc(k.convPackedBytes(C, O, kh, kw));
+    c.placeIn();
+    const apack = c.dx === null ? 0 : alloc(k.convPackedBytes(C, O, kh, kw));
     // parts: blocks of dW's columns (each over every image), then an image of dx per part (see
     // convBackwardPart). With dx, one dW block per thread: the many dx parts even out the load. Without
     // (a first layer), the dW blocks alone must: up to 4 per thread, of 4 columns each where K allows
     // (LeNet's first layer, K = 25: 6 blocks of 4 and one of 1).
-    const dWParts = T === 1 ? 1 : Math.min(Math.ceil(K / 4), dx === null ? 4 * T : T, MAX_PARTS - 1);
-    const dxParts = dx === null ? 0 : T === 1 ? 1 : Math.min(N, MAX_PARTS - dWParts);
+    const dWParts = T === 1 ? 1 : Math.min(Math.ceil(K / 4), c.dx === null ? 4 * T : T, MAX_PARTS - 1);
+    const dxParts = c.dx === null ? 0 : T === 1 ? 1 : Math.min(N, MAX_PARTS - dWParts);
     const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
     const ws = alloc(T * stride);
-    copyGradOperandsIn(this.views, p, x, w, dy, dW, db);
-    if (dx !== null) k.packA(1, K, O, 1, p.w, K, apack); // Wᵀ (K × O)
+    if (c.dx !== null) k.packA(1, K, O, 1, c.wp, K, apack); // Wᵀ (K × O)
     // prettier-ignore
     runParts(Part.ConvBackward, T, dWParts + dxParts, ws, stride,
-      dWParts, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, p.x, apack, p.dy, p.dW, p.db, p.dx);
-    copyGradsOut(this.views, p, dW, db, dx);
+      dWParts, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, c.xp, apack, c.dyp, c.dWp, c.dbp, c.dxp);
+    c.copyOut();
   }
 }
 
-/** Linear-memory addresses of a weighted layer's backward operands (0 where db or dx is absent). */
-interface GradOperands {
-  x: number;
-  w: number;
-  dy: number;
-  dW: number;
-  db: number;
-  dx: number;
-}
-
-function gradOperands(): GradOperands {
-  return { x: 0, w: 0, dy: 0, dW: 0, db: 0, dx: 0 };
-}
+const NO_ARRAY = new Float32Array(0);
 
 /**
- * Allocate the backward operands in the call's arena, in this order (the conv and dense kernels alike),
- * into the op's own GradOperands (a step allocates nothing).
+ * A weighted layer's backward call (conv and dense alike): its JS arrays — the forward's input x, W, dy,
+ * the accumulators dW and db (null: no bias), dx (null: not wanted) — and, once placed, their addresses
+ * in the call's arena (0 where absent). Each op owns one and refills it on every call: a step allocates
+ * nothing.
  */
-function allocGradOperands(
-  p: GradOperands,
-  x: TypedArray,
-  w: TypedArray,
-  dy: TypedArray,
-  dW: TypedArray,
-  db: TypedArray | null,
-  dx: TypedArray | null,
-): GradOperands {
-  p.x = alloc(x.length * 4);
-  p.w = alloc(w.length * 4);
-  p.dy = alloc(dy.length * 4);
-  p.dW = alloc(dW.length * 4);
-  p.db = db === null ? 0 : alloc(db.length * 4);
-  p.dx = dx === null ? 0 : alloc(dx.length * 4);
-  return p;
-}
+export class GradCall {
+  private readonly views = new ViewCache();
+  x: TypedArray = NO_ARRAY;
+  w: TypedArray = NO_ARRAY;
+  dy: TypedArray = NO_ARRAY;
+  dW: TypedArray = NO_ARRAY;
+  db: TypedArray | null = null;
+  dx: TypedArray | null = null;
+  xp = 0;
+  wp = 0;
+  dyp = 0;
+  dWp = 0;
+  dbp = 0;
+  dxp = 0;
 
-/** Copy x, W, dy and the accumulators dW, db (the kernels add to them) into linear memory (view slots 10–15:
- * the forward's own slots keep their views). */
-function copyGradOperandsIn(
-  v: ViewCache,
-  p: GradOperands,
-  x: TypedArray,
-  w: TypedArray,
-  dy: TypedArray,
-  dW: TypedArray,
-  db: TypedArray | null,
-): void {
-  v.float32(10, p.x, x.length).set(x);
-  v.float32(11, p.w, w.length).set(w);
-  v.float32(12, p.dy, dy.length).set(dy);
-  v.float32(13, p.dW, dW.length).set(dW);
-  if (db !== null) v.float32(14, p.db, db.length).set(db);
-}
+  /** Set the operands from the layer's arrays (the only parameter list of a weighted backward call). */
+  of(x: TypedArray, w: TypedArray, dy: TypedArray, dW: TypedArray, db: TypedArray | null, dx: TypedArray | null): this {
+    this.x = x;
+    this.w = w;
+    this.dy = dy;
+    this.dW = dW;
+    this.db = db;
+    this.dx = dx;
+    return this;
+  }
 
-/** Copy the accumulated dW, db and the wanted dx back out. */
-function copyGradsOut(
-  v: ViewCache,
-  p: GradOperands,
-  dW: TypedArray,
-  db: TypedArray | null,
-  dx: TypedArray | null,
-): void {
-  dW.set(v.float32(13, p.dW, dW.length));
-  if (db !== null) db.set(v.float32(14, p.db, db.length));
-  if (dx !== null) dx.set(v.float32(15, p.dx, dx.length));
+  /**
+   * Place the operands in the call's arena: copy in x, W, dy and the accumulators dW, db (the kernels add to
+   * them); dx only gets its space.
+   */
+  placeIn(): void {
+    const v = this.views;
+    this.xp = v.put(0, this.x);
+    this.wp = v.put(1, this.w);
+    this.dyp = v.put(2, this.dy);
+    this.dWp = v.put(3, this.dW);
+    this.dbp = v.put(4, this.db);
+    this.dxp = this.dx === null ? 0 : alloc(this.dx.length * 4);
+  }
+
+  /** Copy the accumulated dW, db and the wanted dx back out. */
+  copyOut(): void {
+    const v = this.views;
+    this.dW.set(v.float32(3, this.dWp, this.dW.length));
+    if (this.db !== null) this.db.set(v.float32(4, this.dbp, this.db.length));
+    if (this.dx !== null) this.dx.set(v.float32(5, this.dxp, this.dx.length));
+  }
 }
 
 /** Dense forward/backward for one layer (float32; x (N, F), W (F, O), y (N, O)). */
 export class WasmDense {
   private readonly views = new ViewCache();
-  private readonly operands = gradOperands();
 
   forward(N: number, F: number, O: number, x: TypedArray, w: TypedArray, b: TypedArray | null, y: TypedArray): void {
     const T = threadsFor(N * F * O);
     const k = begin(T);
-    const xp = alloc(x.length * 4);
-    const wp = alloc(w.length * 4);
-    const bp = b === null ? 0 : alloc(b.length * 4);
+    const v = this.views;
+    const xp = v.put(0, x);
+    const wp = v.put(1, w);
+    const bp = v.put(2, b);
     const yp = alloc(y.length * 4);
     const parts = evenParts(N, T); // rows of y
     const stride = k.denseThreadScratchBytes(N, F, parts);
     const ws = alloc(T * stride);
-    const v = this.views;
-    v.float32(0, xp, x.length).set(x);
-    v.float32(1, wp, w.length).set(w);
-    if (b !== null) v.float32(2, bp, b.length).set(b);
     runParts(Part.DenseForward, T, parts, ws, stride, N, F, O, xp, wp, bp, yp);
     y.set(v.float32(3, yp, y.length));
   }
 
-  backward(
-    N: number,
-    F: number,
-    O: number,
-    x: TypedArray,
-    w: TypedArray,
-    dy: TypedArray,
-    dW: TypedArray,
-    db: TypedArray | null,
-    dx: TypedArray | null,
-  ): void {
-    const T = threadsFor(N * F * O * (dx === null ? 1 : 2));
+  /** The backward's operands: fill with grads.of(…) and pass to backward. */
+  readonly grads = new GradCall();
+
+  /** dW += xᵀ·dy, db += Σ dy, dx = dy·Wᵀ as in c (GradCall). */
+  backward(N: number, F: number, O: number, c: GradCall): void {
+    const T = threadsFor(N * F * O * (c.dx === null ? 1 : 2));
     const k = begin(T);
-    const p = allocGradOperands(this.operands, x, w, dy, dW, db, dx);
+    c.placeIn();
     const parts = evenParts(Math.max(F, N), T); // rows of dW, and of dx
     const stride = k.denseThreadScratchBytes(N, F, parts);
     const ws = alloc(T * stride);
-    copyGradOperandsIn(this.views, p, x, w, dy, dW, db);
-    runParts(Part.DenseBackward, T, parts, ws, stride, N, F, O, p.x, p.w, p.dy, p.dW, p.db, p.dx);
-    copyGradsOut(this.views, p, dW, db, dx);
+    runParts(Part.DenseBackward, T, parts, ws, stride, N, F, O, c.xp, c.wp, c.dyp, c.dWp, c.dbp, c.dxp);
+    c.copyOut();
   }
 }
 
@@ -273,11 +241,10 @@ export class WasmMaxPool2D {
   ): void {
     const T = threadsForElements(x.length);
     begin(T);
-    const xp = alloc(x.length * 4);
+    const v = this.views;
+    const xp = v.put(0, x);
     const yp = alloc(y.length * 4);
     const ap = alloc(arg.length * 4);
-    const v = this.views;
-    v.float32(0, xp, x.length).set(x);
     runParts(Part.MaxPoolForward, T, evenParts(NC, T), 0, 0, NC, H, W, kh, kw, sh, sw, ph, pw, OH, OW, xp, yp, ap);
     this.planes = NC;
     this.inPlane = H * W;
@@ -290,12 +257,10 @@ export class WasmMaxPool2D {
   backward(dy: TypedArray, arg: Int32Array, dx: TypedArray): void {
     const T = threadsForStreaming(dx.length);
     begin(T);
-    const dyp = alloc(dy.length * 4);
-    const ap = alloc(arg.length * 4);
-    const dxp = alloc(dx.length * 4);
     const v = this.views;
-    v.float32(2, dyp, dy.length).set(dy);
-    v.int32(1, ap, arg.length).set(arg);
+    const dyp = v.put(2, dy);
+    const ap = v.putInt32(1, arg);
+    const dxp = alloc(dx.length * 4);
     // by plane when these are the last forward's planes, else as one plane (one thread)
     const byPlane = this.planes * this.outPlane === dy.length && this.planes * this.inPlane === dx.length;
     const NC = byPlane ? this.planes : 1;
@@ -318,9 +283,8 @@ export class WasmReLU {
     const n = x.length;
     const T = threadsForStreaming(n);
     begin(T);
-    const xp = alloc(n * 4);
+    const xp = this.views.put(0, x);
     const yp = alloc(n * 4);
-    this.views.float32(0, xp, n).set(x);
     runParts(Part.ReluForward, T, evenParts(n >> 2, T), 0, 0, n, xp, yp);
     y.set(this.views.float32(1, yp, n));
   }
@@ -330,11 +294,9 @@ export class WasmReLU {
     const n = y.length;
     const T = threadsForStreaming(n);
     begin(T);
-    const yp = alloc(n * 4);
-    const dyp = alloc(n * 4);
     const v = this.views;
-    v.float32(2, yp, n).set(y);
-    v.float32(3, dyp, n).set(dy);
+    const yp = v.put(2, y);
+    const dyp = v.put(3, dy);
     runParts(Part.ReluBackward, T, evenParts(n >> 2, T), 0, 0, n, yp, dyp, dyp);
     dx.set(v.float32(3, dyp, n));
   }
@@ -359,10 +321,10 @@ export class WasmOptimizer {
     const T = threadsFor(n * OPTIMIZER_WORK);
     begin(T);
     const hp = this.putScalars(h);
-    const wp = this.put(0, w);
-    const gp = this.put(1, grad);
-    const mp = this.put(2, m);
-    const vp = this.put(3, v);
+    const wp = this.views.put(0, w);
+    const gp = this.views.put(1, grad);
+    const mp = this.views.put(2, m);
+    const vp = this.views.put(3, v);
     runParts(Part.AdamUpdate, T, evenParts(n >> 4, T), 0, 0, n, wp, gp, mp, vp, hp);
     const views = this.views;
     w.set(views.float32(0, wp, n));
@@ -376,26 +338,17 @@ export class WasmOptimizer {
     const T = threadsFor(n * (momentum ? 4 : 2));
     begin(T);
     const hp = this.putScalars(h);
-    const wp = this.put(0, w);
-    const gp = this.put(1, grad);
-    const bp = !momentum ? 0 : h[5] !== 0 ? alloc(n * 4) : this.put(2, buf); // first step: buf is written, not read
+    const wp = this.views.put(0, w);
+    const gp = this.views.put(1, grad);
+    const bp = !momentum ? 0 : h[5] !== 0 ? alloc(n * 4) : this.views.put(2, buf); // first step: buf is written, not read
     runParts(Part.SgdUpdate, T, evenParts(n >> 4, T), 0, 0, n, wp, gp, bp, hp);
     w.set(this.views.float32(0, wp, n));
     if (bp !== 0) buf!.set(this.views.float32(2, bp, n));
   }
 
-  /** Allocate a's length in the arena and copy a there (view slot `slot`). */
-  private put(slot: number, a: TypedArray): number {
-    const ptr = alloc(a.length * 4);
-    this.views.float32(slot, ptr, a.length).set(a);
-    return ptr;
-  }
-
   /** Copy the update's float64 scalars into the arena. */
   private putScalars(h: Float64Array): number {
-    const ptr = alloc(h.length * 8);
-    this.views.float64(0, ptr, h.length).set(h);
-    return ptr;
+    return this.views.putFloat64(0, h);
   }
 }
 
@@ -419,13 +372,7 @@ export class WasmBatchNorm {
     return v;
   }
 
-  /** Copy float32 operands (null: absent, address 0) or float64 statistics into the arena (view `slot`). */
-  private put(slot: number, a: TypedArray | null): number {
-    if (a === null) return 0;
-    const p = alloc(a.length * 4);
-    this.views.float32(slot, p, a.length).set(a);
-    return p;
-  }
+  /** Copy float64 statistics into the arena (view `slot`). */
   private putStats(slot: number, stats: Float64Array): number {
     const p = alloc(stats.length * 8);
     this.float64(slot, p, stats.length).set(stats);
@@ -453,9 +400,9 @@ export class WasmBatchNorm {
     const T = threadsForElements(x.length);
     begin(T);
     const v = this.views;
-    const xp = this.put(0, x);
-    const gp = this.put(2, gamma);
-    const bp = this.put(3, beta);
+    const xp = v.put(0, x);
+    const gp = v.put(2, gamma);
+    const bp = v.put(3, beta);
     const yp = alloc(y.length * 4);
     // in training the kernel writes the statistics: only their space is needed
     const mp = training ? alloc(C * 8) : this.putStats(0, mean);
@@ -486,9 +433,9 @@ export class WasmBatchNorm {
     const T = threadsForElements(x.length);
     begin(T);
     const v = this.views;
-    const xp = this.put(4, x);
-    const dyp = this.put(5, dy);
-    const gp = this.put(2, gamma);
+    const xp = v.put(4, x);
+    const dyp = v.put(5, dy);
+    const gp = v.put(2, gamma);
     const dxp = dx === null ? 0 : alloc(dx.length * 4);
     const mp = this.putStats(3, mean);
     const ip = this.putStats(4, invStd);

@@ -1,5 +1,5 @@
 // `handprop train mnist` with --augment/--elastic, --early-stopping, --save-best, --reduce-lr-on-plateau
-// and --log: interrupted mid-epoch and resumed = uninterrupted, byte for byte (weights, optimizer, the
+// --label-smoothing and --log: interrupted mid-epoch and resumed = uninterrupted, byte for byte (weights, optimizer, the
 // best model, the log), the callbacks' effects, and the usage errors of the new flags.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
@@ -61,6 +61,8 @@ const CALLBACKS = [
   "--early-stopping",
   "2",
   "--save-best",
+  "--label-smoothing",
+  "0.1",
 ];
 
 test("augmentation and callbacks: interrupted mid-epoch + resumed = uninterrupted, byte for byte", async () => {
@@ -91,6 +93,7 @@ test("augmentation and callbacks: interrupted mid-epoch + resumed = uninterrupte
     a.err,
     /augmentation affine \(shift ±2 px, rotation ±12°, scale 0\.9–1\.1, shear ±8°\) \+ elastic \(α 34, σ 4\)/,
   );
+  assert.match(a.err, /label smoothing 0\.1, /);
   assert.equal(c1.code, 130, c1.err);
   const mc = manifest(interrupted).training as {
     epochsDone: number;
@@ -203,6 +206,11 @@ test("the new flags' usage errors", async () => {
     [["train", "mnist", "--augment", "affine", "--rotate", "200"], /--rotate must be ≤ 180, got 200/],
     [["train", "mnist", "--augment", "affine", "--scale", "-0.1"], /--scale must be ≥ 0, got -0\.1/],
     [["train", "mnist", "--early-stopping", "0"], /--early-stopping must be at least 1/],
+    [["train", "mnist", "--label-smoothing", "0.7"], /--label-smoothing must be ≤ 0\.5, got 0\.7/],
+    [
+      ["train", "mnist", "--resume", existing, "--label-smoothing", "0.1"],
+      /--label-smoothing 0\.1 differs from the checkpoint's \(0\)/,
+    ],
     [
       ["train", "mnist", "--limit", "100", "--val", "0", "--save-best", "--out", join(tmp, "unused")],
       /--save-best watches the validation set: give --val N > 0/,

@@ -105,6 +105,8 @@ export type TrainState = {
   /** Base learning rate; with the cosine schedule, epoch e runs at lrAt(e) of CosineLR({tMax: epochs}). */
   lr: number;
   schedule: ScheduleName;
+  /** --label-smoothing: ε of the softmax cross-entropy (absent in older checkpoints: 0). */
+  labelSmoothing?: number;
   seed: number;
   dataset: {
     name: "mnist";
@@ -195,6 +197,11 @@ export function readTrainState(raw: { [key: string]: Json } | undefined, file: s
   num(t.lr, "lr");
   if (!(t.lr > 0)) fail("lr", "> 0", t.lr);
   if (t.schedule !== "cosine" && t.schedule !== "none") fail("schedule", '"cosine" or "none"', t.schedule);
+  if (
+    t.labelSmoothing !== undefined &&
+    !(typeof t.labelSmoothing === "number" && t.labelSmoothing >= 0 && t.labelSmoothing < 1)
+  )
+    fail("labelSmoothing", "a number in [0, 1)", t.labelSmoothing);
   int(t.seed, "seed");
   if (t.seed > 0xffffffff) fail("seed", "at most 2**32 - 1", t.seed);
   const d = t.dataset as Partial<TrainState["dataset"]> | undefined;
@@ -372,7 +379,7 @@ const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r)
  */
 async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Promise<TrainResult | null> {
   const { model, optimizer, state, data, out, resumed } = setup;
-  const loss = new SoftmaxCrossEntropy();
+  const loss = new SoftmaxCrossEntropy({ labelSmoothing: state.labelSmoothing ?? 0 });
   const N = data.train.images.shape[0];
   const hasValidation = data.validation.images.shape[0] > 0;
   const augmenter = state.augment ? new Augmenter(state.augment) : undefined; // its generator: trainer.restore
@@ -623,6 +630,7 @@ const RUN_FLAGS = [
   "optimizer",
   "lr",
   "schedule",
+  "label-smoothing",
   "seed",
   "limit",
   "val",
@@ -674,6 +682,7 @@ const CHECKPOINT_VALUE: Record<(typeof RUN_FLAGS)[number], (state: TrainState) =
   "optimizer": (state) => state.optimizer,
   "lr": (state) => state.lr,
   "schedule": (state) => state.schedule,
+  "label-smoothing": (state) => state.labelSmoothing ?? 0,
   "seed": (state) => state.seed,
   "limit": (state) => state.dataset.limit,
   "val": (state) => state.dataset.validation,
@@ -892,6 +901,7 @@ function newRun(
     optimizer: optName,
     lr,
     schedule: v.schedule ?? (plateau !== undefined ? "none" : TRAIN_DEFAULTS.schedule),
+    labelSmoothing: v["label-smoothing"] ?? 0,
     seed: runSeed,
     dataset: {
       name: "mnist",
@@ -923,6 +933,7 @@ function newRun(
   say(
     `training ${name} (${trainable.toLocaleString("en-US")} params) on MNIST: ${data.train.images.shape[0]} train / ${data.validation.images.shape[0]} validation / ${data.test.images.shape[0]} test images, ` +
       `batch ${state.batchSize}, ${optName} lr ${lr}${optName === "sgd" ? ` momentum ${SGD_MOMENTUM}` : ""}${state.schedule === "cosine" ? " (cosine decay)" : ""}, ` +
+      (state.labelSmoothing ? `label smoothing ${state.labelSmoothing}, ` : "") +
       `${augment ? `augmentation ${describeAugment(augment)}, ` : ""}seed ${runSeed}, ${state.epochs} epoch(s) → ${out}`,
   );
   return { model, optimizer, state, data, out, resumed: false };
@@ -951,6 +962,13 @@ const TRAIN_FLAGS = {
     kind: "string",
     choices: ["cosine", "none"],
     help: `learning-rate schedule: cosine decays lr to 0 over --epochs (default: ${TRAIN_DEFAULTS.schedule})`,
+  },
+  "label-smoothing": {
+    kind: "number",
+    min: 0,
+    max: 0.5,
+    help: "ε of the softmax cross-entropy's label smoothing: targets 1 − ε + ε/10 and ε/10 (default: 0)",
+    meta: "EPS",
   },
   "seed": {
     kind: "uint",

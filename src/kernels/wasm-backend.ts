@@ -239,6 +239,10 @@ export const wasmBackend: Kernels = {
   add: (a, b, out) => {
     addWasm(a as Float32Array, b as Float32Array, out as Float32Array);
   },
+  groupNormForward: (x, N, groups, C, gamma, beta, eps, prev) =>
+    jsBackend.groupNormForward(x, N, groups, C, gamma, beta, eps, prev),
+  groupNormBackward: (ctx, gamma, dy, dGamma, dBeta, needDx) =>
+    jsBackend.groupNormBackward(ctx, gamma, dy, dGamma, dBeta, needDx),
 };
 
 /** One optimizer adapter (and so one set of cached views) per parameter array: a step allocates nothing. */

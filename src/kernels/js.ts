@@ -683,36 +683,45 @@ const batchNormBackward: Kernels["batchNormBackward"] = (saved, gamma, dy, dGamm
 // Sums run in float64 (JS numbers) whatever the dtype; x̂ is kept in y's dtype for backward.
 
 /** S, the positions per channel of x viewed as (N, C, S): a number, so that a training step allocates nothing. */
-function positionsPerChannel(x: NDArray, N: number, C: number): number {
+export function groupNormPositions(x: NDArray, N: number, C: number): number {
   return N * C === 0 ? 0 : x.size / (N * C);
 }
 
-class JsGroupNormContext implements GroupNormContext {
-  readonly kernels = jsBackend;
-  y!: NDArray;
-  xhat: NDArray | null = null; // x̂ of the forward, in y's dtype: backward needs it
-  invStd = new Float64Array(0);
+/** What both backends' group-norm contexts keep: the forward's layout, dtype of x, 1/σ per segment, and dx. */
+export class GroupNormState {
   N = 0;
   groups = 1;
   C = 0;
   xDtype: DType = "float32";
+  invStd = new Float64Array(0);
   dx: NDArray | null = null;
+
+  /** Record the layout and x's dtype; size invStd for the N·G segments. */
+  prepare(x: NDArray, N: number, groups: number, C: number): void {
+    this.N = N;
+    this.groups = groups;
+    this.C = C;
+    this.xDtype = x.dtype;
+    if (this.invStd.length !== N * groups) this.invStd = new Float64Array(N * groups);
+  }
+}
+
+class JsGroupNormContext extends GroupNormState implements GroupNormContext {
+  readonly kernels = jsBackend;
+  y!: NDArray;
+  xhat: NDArray | null = null; // x̂ of the forward, in y's dtype: backward needs it
 }
 
 const groupNormForward: Kernels["groupNormForward"] = (x, N, groups, C, gamma, beta, eps, prev) => {
   const ctx = reuseContext(prev, JsGroupNormContext);
-  const S = positionsPerChannel(x, N, C);
+  const S = groupNormPositions(x, N, C);
   const Cg = C / groups;
   const m = Cg * S;
   const segments = N * groups;
-  ctx.N = N;
-  ctx.groups = groups;
-  ctx.C = C;
-  ctx.xDtype = x.dtype;
+  ctx.prepare(x, N, groups, C);
   const dtype = gamma?.dtype ?? x.dtype;
   const y = (ctx.y = reuse(ctx.y ?? null, x.shape, dtype));
   const xhat = (ctx.xhat = reuse(ctx.xhat, x.shape, dtype));
-  if (ctx.invStd.length !== segments) ctx.invStd = new Float64Array(segments);
   const xd = x.data;
   const yd = y.data;
   const xh = xhat.data;
@@ -751,7 +760,7 @@ const groupNormForward: Kernels["groupNormForward"] = (x, N, groups, C, gamma, b
 const groupNormBackward: Kernels["groupNormBackward"] = (saved, gamma, dy, dGamma, dBeta, needDx) => {
   const ctx = ownContext(saved, JsGroupNormContext);
   const { N, groups, C } = ctx;
-  const S = positionsPerChannel(dy, N, C);
+  const S = groupNormPositions(dy, N, C);
   const Cg = C / groups;
   const m = Cg * S;
   const dx = (ctx.dx = reuse(ctx.dx, dy.shape, ctx.xDtype));

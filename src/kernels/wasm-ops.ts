@@ -580,7 +580,7 @@ export class WasmGroupNorm {
       sums.set(this.views.float64(1, sp, 2 * C));
     }
     if (dx === null) return;
-    const gp = this.put(1, this.scale(gamma, C));
+    const gp = this.put(8, this.scale(gamma, C)); // not forward's slot: each slot's view then stays put
     const ip = alloc(N * G * 8);
     this.views.float64(2, ip, N * G).set(invStd);
     const dxp = alloc(dy.length * 4);

@@ -56,6 +56,7 @@ abstract class SegmentNorm extends Layer {
   readonly affine: boolean;
   protected gammaParam: Param | null = null;
   protected betaParam: Param | null = null;
+  private paramList: Param[] = [];
   protected dtype: DType;
   private saved: GroupNormContext | null = null; // the last forward's: y, x̂, 1/σ per segment
   // x as (N, G, C, …), set by layout(): numbers, not a tuple, so that a training step allocates nothing
@@ -75,6 +76,7 @@ abstract class SegmentNorm extends Layer {
     this.gammaParam = makeParam("gamma", shape, this.dtype);
     this.betaParam = makeParam("beta", shape, this.dtype);
     this.gammaParam.value.data.fill(1);
+    this.paramList = [this.gammaParam, this.betaParam];
   }
 
   /** The scale γ and shift β (null without affine, or while their shape is still to be inferred). */
@@ -91,8 +93,9 @@ abstract class SegmentNorm extends Layer {
     this.betaParam?.value.data.fill(0);
   }
 
+  // one list, kept: the trainer asks for it every step
   override params(): Param[] {
-    return this.gammaParam && this.betaParam ? [this.gammaParam, this.betaParam] : [];
+    return this.paramList;
   }
 
   override setDtype(dtype: DType): void {

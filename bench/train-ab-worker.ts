@@ -2,7 +2,7 @@
 // "<model> <threads> <steps>" on stdin with one line "<images/s> <images/CPU-s>" — training steps (batch 64,
 // Adam, random digits) after one untimed step, by the wall clock and by the process's CPU time (every
 // thread's: on a machine shared with other processes, CPU time leaves out the time they held the cores).
-// Models: the zoo's names, and "bn-cnn".
+// Models: the zoo's names, "bn-cnn" and "norm-cnn".
 
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
@@ -33,6 +33,31 @@ function bnCnn(): InstanceType<Handprop["Sequential"]> {
   );
 }
 
+/** conv3×3 1→16 same → GroupNorm(4) → ReLU → maxpool → conv3×3 16→32 same → GroupNorm(8) → ReLU → maxpool →
+ * dense 64 → LayerNorm → ReLU → dense 10. */
+function normCnn(): InstanceType<Handprop["Sequential"]> {
+  return new hp.Sequential(
+    [
+      new hp.Conv2D({ outChannels: 16, kernelSize: 3, padding: "same" }),
+      new hp.GroupNorm({ groups: 4 }),
+      new hp.ReLU(),
+      new hp.MaxPool2D({ kernelSize: 2 }),
+      new hp.Conv2D({ outChannels: 32, kernelSize: 3, padding: "same" }),
+      new hp.GroupNorm({ groups: 8 }),
+      new hp.ReLU(),
+      new hp.MaxPool2D({ kernelSize: 2 }),
+      new hp.Flatten(),
+      new hp.Dense({ outFeatures: 64 }),
+      new hp.LayerNorm({}),
+      new hp.ReLU(),
+      new hp.Dense({ outFeatures: 10 }),
+    ],
+    { inputShape: [1, 28, 28], seed: 0 },
+  );
+}
+
+const BUILT: Record<string, () => Model> = { "bn-cnn": bnCnn, "norm-cnn": normCnn };
+
 type Model = ReturnType<typeof bnCnn>;
 const models = new Map<string, { model: Model; optimizer: InstanceType<Handprop["Adam"]> }>();
 const rng = new hp.RandomState(0);
@@ -45,7 +70,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   const [name, threads, steps] = line.trim().split(/\s+/);
   let entry = models.get(name);
   if (entry === undefined) {
-    const model = name === "bn-cnn" ? bnCnn() : hp.buildModel(name, { seed: 0 });
+    const model = BUILT[name]?.() ?? hp.buildModel(name, { seed: 0 });
     entry = { model, optimizer: new hp.Adam({ lr: 1e-3 }) };
     models.set(name, entry);
   }

@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { buildModel, type ModelName } from "../src/nn/models.ts";
+import type { Sequential } from "../src/nn/sequential.ts";
 import { Adam, SGD, type Optimizer } from "../src/nn/optim.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { Trainer, trainStep } from "../src/nn/trainer.ts";
@@ -87,6 +88,8 @@ export interface ProfileOptions {
   /** Mean bytes between samples (smaller: finer, slower). */
   interval?: number;
   model?: ModelName;
+  /** A model to profile instead of a zoo one (1×28×28 inputs, 10 classes). */
+  build?: () => Sequential;
   optimizer?: "adam" | "sgd";
   /** Drive the steps through Trainer.step() (what fit and the CLI run) instead of trainStep. */
   trainer?: boolean;
@@ -133,7 +136,7 @@ export async function profileTraining(opts: ProfileOptions = {}): Promise<Alloca
   setBackend("wasm");
   await setThreads(threads);
   try {
-    const model = buildModel(name, { seed: 0 });
+    const model = opts.build?.() ?? buildModel(name, { seed: 0 });
     const rng = new RandomState(1);
     const x = new NDArray(
       Float32Array.from({ length: batch * 784 }, () => rng.standardNormal()),

@@ -4,9 +4,7 @@
 // and ≈ 20 kB of small arrays, iterators and option objects.
 
 import { test } from "node:test";
-import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import type { AllocationReport } from "./alloc-profile.ts";
+import { assertAllocationBudget } from "./kernel-helpers.ts";
 
 // What remains: trainStep's returned {loss, correct}, float64 arguments boxed at calls the JIT does not
 // inline (the optimizers' step sizes, ≈ 20 per step), and sampling noise. The frames that call into wasm
@@ -22,27 +20,7 @@ for (const [threads, optimizer] of [
 ] as const) {
   test(`LeNet-5 training (wasm, ${threads} thread(s), ${optimizer}) allocates ≤ ${BUDGET} B per step in handprop`, () => {
     const args = ["--threads", String(threads), "--optimizer", optimizer, "--batch", "16", "--warmup", "300"];
-    const out = execFileSync(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "test/alloc-profile.ts",
-        ...args,
-        "--steps",
-        "40",
-        "--windows",
-        "3",
-        "--interval",
-        "128",
-        "--json",
-      ],
-      { encoding: "utf8", timeout: 120_000 },
-    );
-    const r = JSON.parse(out) as AllocationReport;
-    const ours = r.oursBytesPerStep - r.engineBytesPerStep;
-    const top = r.sites.filter((s) => s.ours && !s.engine).slice(0, 8);
-    const list = top.map((s) => `${s.bytesPerStep.toFixed(0)} B/step ${s.site}`).join("\n  ");
-    assert.ok(ours <= BUDGET, `${ours.toFixed(0)} B/step allocated in handprop code:\n  ${list}`);
+    const profile = ["--steps", "40", "--windows", "3", "--interval", "128", "--json"];
+    assertAllocationBudget("test/alloc-profile.ts", [...args, ...profile], BUDGET);
   });
 }

@@ -8,11 +8,10 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { jsBackend } from "../src/kernels/js.ts";
 import { wasmBackend } from "../src/kernels/wasm-backend.ts";
-import { getBackend, setBackend, setThreads, threadsUnavailable, wasmAvailable } from "../src/kernels/backend.ts";
+import { getBackend, setBackend, setThreads, wasmAvailable } from "../src/kernels/backend.ts";
 import { poolEveryCall } from "../src/kernels/wasm.ts";
 import { threadSupport } from "../src/kernels/threads.ts";
 import type { Kernels } from "../src/kernels/kernels.ts";
@@ -26,6 +25,7 @@ import { Sequential } from "../src/nn/sequential.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { Adam } from "../src/nn/optim.ts";
 import { maxRelDiff } from "./helpers.ts";
+import { rand, sameBitsOnEveryCount } from "./kernel-helpers.ts";
 
 const noWasm = wasmAvailable() ? false : "the WebAssembly kernels are unavailable";
 const initialBackend = getBackend();
@@ -34,12 +34,6 @@ after(async () => {
   setBackend(initialBackend);
   await setThreads(1);
 });
-
-function rand(rng: RandomState, shape: number[], scale = 1, shift = 0): NDArray {
-  const a = new NDArray(new Float32Array(shape.reduce((p, d) => p * d, 1)), shape);
-  for (let i = 0; i < a.size; i++) a.data[i] = shift + scale * rng.standardNormal();
-  return a;
-}
 
 interface Case {
   shape: number[];
@@ -150,22 +144,6 @@ test("the add kernel: wasm gives the JS loop's bits (out fresh or in place)", { 
 });
 
 const noThreads = noWasm || (threadSupport() === null ? false : `threads unavailable: ${threadSupport() ?? ""}`);
-
-/** compute() on 1, 2 and 3 threads (every call through the pool): each result bit-identical to 1 thread's. */
-async function sameBitsOnEveryCount(what: string, compute: () => Float32Array[]): Promise<void> {
-  poolEveryCall(true);
-  let reference: Uint32Array[] = [];
-  for (const n of [1, 2, 3]) {
-    assert.equal(await setThreads(n), n, `${n} threads started (${threadsUnavailable() ?? ""})`);
-    const got = compute().map((a) => new Uint32Array(a.slice().buffer));
-    if (n === 1) reference = got;
-    got.forEach((g, i) => {
-      const at = g.findIndex((v, t) => v !== reference[i][t]);
-      assert.equal(at, -1, `${what}: output ${i} on ${n} threads differs from 1 thread's at element ${at}`);
-    });
-  }
-  poolEveryCall(false);
-}
 
 describe("batch norm on threads", { skip: noThreads }, () => {
   test("the kernel is bit-identical on 1, 2 and 3 threads", async () => {

@@ -110,6 +110,10 @@ export const kernels: Kernels = {
   add: (a, b, out) => {
     backendFor(a, b, out).add(a, b, out);
   },
+  groupNormForward: (x, N, groups, C, gamma, beta, eps, prev) =>
+    backendFor(x.data, gamma?.data, beta?.data).groupNormForward(x, N, groups, C, gamma, beta, eps, prev),
+  groupNormBackward: (ctx, gamma, dy, dGamma, dBeta, needDx) =>
+    ctx.kernels.groupNormBackward(ctx, gamma, dy, dGamma, dBeta, needDx),
 };
 
 function checkedThreads(n: unknown, where: string): number {

@@ -12,6 +12,7 @@
 //   avgPool2dForward / avgPool2dBackward mean per window                      derivation.md §2.3
 //   reluForward / reluBackward           max(0, x)                            derivation.md §2.5
 //   batchNormForward / batchNormBackward per-channel normalisation            derivation.md §2.4
+//   groupNormForward / groupNormBackward per-segment normalisation (LayerNorm, GroupNorm) derivation.md §5.4
 //   add                                  a + b elementwise                    derivation.md §5.7
 //   conv2dForwardRef / conv2dBackwardRef the direct seven-loop convolution: the tests' oracle for both backends
 
@@ -24,6 +25,7 @@ import type {
   Conv2DContext,
   DenseContext,
   Gemm,
+  GroupNormContext,
   Kernels,
   Pool2DContext,
   PoolGeometry,
@@ -675,6 +677,133 @@ const batchNormBackward: Kernels["batchNormBackward"] = (saved, gamma, dy, dGamm
 };
 
 // ------------------------------------------------------------------------------------------------
+// LayerNorm and GroupNorm (derivation.md §5.4): §2.4's normalisation per segment (n, g) of x viewed as
+// (N, G, C/G, S), m = (C/G)·S contiguous values, with a per-channel affine map (LayerNorm: G = 1, C = m):
+//   μ = (1/m) Σ x_i,   σ² = (1/m) Σ (x_i − μ)²,   x̂_i = (x_i − μ) / √(σ² + ε),   y_i = γ_c·x̂_i + β_c
+// Sums run in float64 (JS numbers) whatever the dtype; x̂ is kept in y's dtype for backward.
+
+/** S, the positions per channel of x viewed as (N, C, S): a number, so that a training step allocates nothing. */
+export function groupNormPositions(x: NDArray, N: number, C: number): number {
+  return N * C === 0 ? 0 : x.size / (N * C);
+}
+
+/** What both backends' group-norm contexts keep: the forward's layout, dtype of x, 1/σ per segment, and dx. */
+export class GroupNormState {
+  N = 0;
+  groups = 1;
+  C = 0;
+  xDtype: DType = "float32";
+  invStd = new Float64Array(0);
+  dx: NDArray | null = null;
+
+  /** Record the layout and x's dtype; size invStd for the N·G segments. */
+  prepare(x: NDArray, N: number, groups: number, C: number): void {
+    this.N = N;
+    this.groups = groups;
+    this.C = C;
+    this.xDtype = x.dtype;
+    if (this.invStd.length !== N * groups) this.invStd = new Float64Array(N * groups);
+  }
+}
+
+class JsGroupNormContext extends GroupNormState implements GroupNormContext {
+  readonly kernels = jsBackend;
+  y!: NDArray;
+  xhat: NDArray | null = null; // x̂ of the forward, in y's dtype: backward needs it
+}
+
+const groupNormForward: Kernels["groupNormForward"] = (x, N, groups, C, gamma, beta, eps, prev) => {
+  const ctx = reuseContext(prev, JsGroupNormContext);
+  const S = groupNormPositions(x, N, C);
+  const Cg = C / groups;
+  const m = Cg * S;
+  const segments = N * groups;
+  ctx.prepare(x, N, groups, C);
+  const dtype = gamma?.dtype ?? x.dtype;
+  const y = (ctx.y = reuse(ctx.y ?? null, x.shape, dtype));
+  const xhat = (ctx.xhat = reuse(ctx.xhat, x.shape, dtype));
+  const xd = x.data;
+  const yd = y.data;
+  const xh = xhat.data;
+  const g = gamma?.data;
+  const b = beta?.data;
+  for (let r = 0; r < segments; r++) {
+    const start = r * m;
+    let s = 0;
+    for (let i = start; i < start + m; i++) s += xd[i];
+    const mu = s / m;
+    // σ² = (1/m) Σ (x − μ)²: a second pass, no cancellation (unlike E[x²] − μ²)
+    let ss = 0;
+    for (let i = start; i < start + m; i++) {
+      const d = xd[i] - mu;
+      ss += d * d;
+    }
+    const inv = 1 / Math.sqrt(ss / m + eps);
+    ctx.invStd[r] = inv;
+    const channel0 = (r % groups) * Cg;
+    for (let c = 0; c < Cg; c++) {
+      const k = channel0 + c;
+      for (let i = start + c * S, e = i + S; i < e; i++) {
+        const v = (xd[i] - mu) * inv; // x̂
+        xh[i] = v;
+        yd[i] = g && b ? g[k] * v + b[k] : v; // y = γ·x̂ + β
+      }
+    }
+  }
+  return ctx;
+};
+
+// Backward (derivation.md §5.4), per segment, with g_i = γ_c·dy_i = ∂L/∂x̂_i (γ inside the sums: it varies
+// along the segment) and ∂x̂_i/∂x_j = (1/σ)(δ_ij − 1/m − x̂_i·x̂_j/m) from §2.4:
+//   ∂L/∂x_j = (1/σ)·(g_j − mean_i(g_i) − x̂_j·mean_i(g_i·x̂_i))
+//   ∂L/∂γ_c += Σ dy_i·x̂_i,   ∂L/∂β_c += Σ dy_i      (over every element of channel c, all samples)
+const groupNormBackward: Kernels["groupNormBackward"] = (saved, gamma, dy, dGamma, dBeta, needDx) => {
+  const ctx = ownContext(saved, JsGroupNormContext);
+  const { N, groups, C } = ctx;
+  const S = groupNormPositions(dy, N, C);
+  const Cg = C / groups;
+  const m = Cg * S;
+  const dx = (ctx.dx = reuse(ctx.dx, dy.shape, ctx.xDtype));
+  const dxd = dx.data;
+  const dyd = dy.data;
+  const xh = ctx.xhat!.data;
+  const gm = gamma?.data;
+  const dg = dGamma?.data;
+  const db = dBeta?.data;
+  for (let r = 0; r < N * groups; r++) {
+    const start = r * m;
+    const channel0 = (r % groups) * Cg;
+    let sumG = 0;
+    let sumGXhat = 0;
+    for (let c = 0; c < Cg; c++) {
+      const k = channel0 + c;
+      for (let i = start + c * S, e = i + S; i < e; i++) {
+        let gi = dyd[i];
+        if (gm && dg && db) {
+          dg[k] += dyd[i] * xh[i];
+          db[k] += dyd[i];
+          gi *= gm[k];
+        }
+        sumG += gi;
+        sumGXhat += gi * xh[i];
+      }
+    }
+    if (!needDx) continue;
+    const meanG = sumG / m;
+    const meanGXhat = sumGXhat / m;
+    const inv = ctx.invStd[r];
+    for (let c = 0; c < Cg; c++) {
+      const k = channel0 + c;
+      for (let i = start + c * S, e = i + S; i < e; i++) {
+        const gi = gm ? gm[k] * dyd[i] : dyd[i];
+        dxd[i] = inv * (gi - meanG - xh[i] * meanGXhat);
+      }
+    }
+  }
+  return dx;
+};
+
+// ------------------------------------------------------------------------------------------------
 // Optimizer updates: the readable reference of the rules in src/nn/optim.ts, and the arithmetic every
 // backend must reproduce bit for bit (JS numbers are float64; a store into a float32 slot rounds).
 
@@ -734,6 +863,8 @@ export const jsBackend: Kernels = {
   batchNormForward,
   batchNormBackward,
   add,
+  groupNormForward,
+  groupNormBackward,
 };
 
 // ------------------------------------------------------------------------------------------------

@@ -111,6 +111,17 @@ export interface BatchNormContext extends SavedContext {
   readonly variance: Float64Array;
 }
 
+/**
+ * What a group-norm forward saves (LayerNorm and GroupNorm, derivation.md §5.4): x̂ (kept by the backend)
+ * and 1/σ per segment.
+ */
+export interface GroupNormContext extends SavedContext {
+  /** x's shape; γ's dtype (x's without affine parameters). */
+  readonly y: NDArray;
+  /** 1/√(σ² + ε) of each of the N·G segments, float64. Valid until the context's next forward. */
+  readonly invStd: Float64Array;
+}
+
 export interface Kernels {
   readonly name: BackendName;
 
@@ -198,6 +209,36 @@ export interface Kernels {
    */
   batchNormBackward(
     ctx: BatchNormContext,
+    gamma: NDArray | null,
+    dy: NDArray,
+    dGamma: NDArray | null,
+    dBeta: NDArray | null,
+    needDx: boolean,
+  ): NDArray;
+
+  /**
+   * Normalisation of contiguous segments (derivation.md §5.4): x viewed as (N, G, C/G, S), S = x.size/(N·C),
+   * is normalised per segment (n, g) of m = (C/G)·S values with that segment's μ and biased σ² (summed in
+   * float64), then y = γ_c·x̂ + β_c per channel c (γ, β of length C; null: 1 and 0). GroupNorm is (N, G, C)
+   * as they are; LayerNorm over the last axes of m values is N = x.size/m, G = 1, C = m (so S = 1 and γ, β
+   * are per normalised element). The same in training and inference.
+   */
+  groupNormForward(
+    x: NDArray,
+    N: number,
+    groups: number,
+    C: number,
+    gamma: NDArray | null,
+    beta: NDArray | null,
+    eps: number,
+    prev: GroupNormContext | null,
+  ): GroupNormContext;
+  /**
+   * dγ_c += Σ dy·x̂, dβ_c += Σ dy over every element of channel c (dGamma, dBeta null: no affine parameters);
+   * returns dx (x's dtype) = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)) per segment, g = γ·dy. derivation.md §5.4.
+   */
+  groupNormBackward(
+    ctx: GroupNormContext,
     gamma: NDArray | null,
     dy: NDArray,
     dGamma: NDArray | null,

@@ -7,11 +7,19 @@
 import type { DType, NDArray, TypedArray } from "../nd/ndarray.ts";
 import { ownContext, reuse, reuseContext, reuseDims } from "./buffers.ts";
 import type { ConvGeometry } from "./im2col.ts";
-import { BatchNormStats, batchNormPositions, jsBackend, reluBackwardLoop } from "./js.ts";
+import {
+  BatchNormStats,
+  GroupNormState,
+  batchNormPositions,
+  groupNormPositions,
+  jsBackend,
+  reluBackwardLoop,
+} from "./js.ts";
 import type {
   BatchNormContext,
   Conv2DContext,
   DenseContext,
+  GroupNormContext,
   Kernels,
   Pool2DContext,
   PoolGeometry,
@@ -22,6 +30,7 @@ import {
   WasmConv2D,
   type GradCall,
   WasmDense,
+  WasmGroupNorm,
   WasmMaxPool2D,
   WasmOptimizer,
   WasmReLU,
@@ -209,6 +218,56 @@ const batchNormBackward: Kernels["batchNormBackward"] = (saved, gamma, dy, dGamm
   return dx;
 };
 
+class WasmGroupNormContext extends GroupNormState implements GroupNormContext {
+  readonly kernels = wasmBackend;
+  readonly op = new WasmGroupNorm();
+  y!: NDArray;
+  xhat = new Float32Array(0); // x̂ of the forward: backward reads it
+  sums = new Float64Array(0); // backward's Σdy, then Σ dy·x̂, per channel
+}
+
+const groupNormForward: Kernels["groupNormForward"] = (x, N, groups, C, gamma, beta, eps, prev) => {
+  const ctx = reuseContext(prev, WasmGroupNormContext);
+  const S = groupNormPositions(x, N, C);
+  ctx.prepare(x, N, groups, C);
+  const y = (ctx.y = reuse(ctx.y ?? null, x.shape, gamma?.dtype ?? x.dtype));
+  if (ctx.xhat.length !== x.size) ctx.xhat = new Float32Array(x.size);
+  const g = gamma?.data ?? null;
+  const b = beta?.data ?? null;
+  ctx.op.forward(N, groups, C / groups, S, eps, x.data, g, b, ctx.xhat, y.data, ctx.invStd);
+  return ctx;
+};
+
+const groupNormBackward: Kernels["groupNormBackward"] = (saved, gamma, dy, dGamma, dBeta, needDx) => {
+  const ctx = ownContext(saved, WasmGroupNormContext);
+  const { N, groups, C } = ctx;
+  const S = groupNormPositions(dy, N, C);
+  const dx = (ctx.dx = reuse(ctx.dx, dy.shape, ctx.xDtype));
+  const affine = dGamma !== null || dBeta !== null;
+  if (affine && ctx.sums.length !== 2 * C) ctx.sums = new Float64Array(2 * C);
+  const sums = affine ? ctx.sums : null;
+  ctx.op.backward(
+    N,
+    groups,
+    C / groups,
+    S,
+    dy.data,
+    ctx.xhat,
+    gamma?.data ?? null,
+    ctx.invStd,
+    sums,
+    needDx ? dx.data : null,
+  );
+  // dγ += Σ dy·x̂, dβ += Σ dy: the float64 sums over every sample rounded once
+  const dg = dGamma?.data;
+  const db = dBeta?.data;
+  for (let c = 0; affine && c < C; c++) {
+    if (dg) dg[c] += ctx.sums[C + c];
+    if (db) db[c] += ctx.sums[c];
+  }
+  return dx;
+};
+
 /** The WebAssembly backend (float32 arrays only; usable when wasmAvailable()). */
 export const wasmBackend: Kernels = {
   name: "wasm",
@@ -254,6 +313,8 @@ export const wasmBackend: Kernels = {
   add: (a, b, out) => {
     addWasm(a as Float32Array, b as Float32Array, out as Float32Array);
   },
+  groupNormForward,
+  groupNormBackward,
 };
 
 /** One optimizer adapter (and so one set of cached views) per parameter array: a step allocates nothing. */

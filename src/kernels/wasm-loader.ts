@@ -97,6 +97,18 @@ export interface KernelExports {
     gamma: number, mean: number, invStd: number, dy: number, sumDy: number, sumDyXhat: number, dx: number
   ): void;
   addPart(t: number, T: number, ws: number, n: number, a: number, b: number, out: number): void;
+  groupNormForwardPart(
+    t: number, T: number, ws: number, N: number, G: number, Cg: number, S: number, eps: number, x: number,
+    gamma: number, beta: number, xhat: number, y: number, invStd: number
+  ): void;
+  groupNormBackwardPart(
+    t: number, T: number, ws: number, N: number, G: number, Cg: number, S: number, dy: number, xhat: number,
+    gamma: number, invStd: number, dx: number
+  ): void;
+  groupNormAffinePart(
+    t: number, T: number, ws: number, N: number, C: number, S: number, dy: number, xhat: number, sumDy: number,
+    sumDyXhat: number
+  ): void;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */
@@ -116,6 +128,13 @@ export const PART_EXPORTS = [
   "batchNormForwardPart",
   "batchNormBackwardPart",
   "addPart",
+  // 15, 16: reserved for the depthwise-convolution parts (another branch); the array is indexed by Part, so
+  // the slots must exist: they repeat addPart and no Part names them
+  "addPart",
+  "addPart",
+  "groupNormForwardPart",
+  "groupNormBackwardPart",
+  "groupNormAffinePart",
 ] as const satisfies readonly (keyof KernelExports)[];
 export const Part = {
   Gemm: 0,
@@ -133,6 +152,9 @@ export const Part = {
   BatchNormForward: 12,
   BatchNormBackward: 13,
   Add: 14,
+  GroupNormForward: 17,
+  GroupNormBackward: 18,
+  GroupNormAffine: 19,
 } as const;
 export type PartIndex = (typeof Part)[keyof typeof Part];
 

@@ -448,6 +448,95 @@ export class WasmBatchNorm {
   }
 }
 
+/**
+ * LayerNorm/GroupNorm forward/backward for one layer (float32 x (N, G, Cg, S), float64 1/σ per segment; see
+ * wasm/norm.as): forward and dx parallel over segments, the dγ/dβ sums over channels. Backward reads the
+ * forward's x̂. A layer without affine parameters runs with γ = 1, β = 0 (one array of each, kept).
+ */
+export class WasmGroupNorm {
+  private readonly views = new ViewCache();
+  private ones = new Float32Array(0);
+  private zeros = new Float32Array(0);
+
+  /** Copy a float32 operand into the arena (view slot `slot`). */
+  private put(slot: number, a: TypedArray): number {
+    const p = alloc(a.length * 4);
+    this.views.float32(slot, p, a.length).set(a);
+    return p;
+  }
+
+  /** γ, or ones when there is none. */
+  private scale(gamma: TypedArray | null, C: number): TypedArray {
+    if (gamma !== null) return gamma;
+    if (this.ones.length !== C) this.ones = new Float32Array(C).fill(1);
+    return this.ones;
+  }
+
+  /** Writes x̂, y and invStd (one per segment, N·G). */
+  forward(
+    N: number,
+    G: number,
+    Cg: number,
+    S: number,
+    eps: number,
+    x: TypedArray,
+    gamma: TypedArray | null,
+    beta: TypedArray | null,
+    xhat: TypedArray,
+    y: TypedArray,
+    invStd: Float64Array,
+  ): void {
+    const C = G * Cg;
+    const T = threadsForElements(x.length);
+    begin(T);
+    if (beta === null && this.zeros.length !== C) this.zeros = new Float32Array(C);
+    const xp = this.put(0, x);
+    const gp = this.put(1, this.scale(gamma, C));
+    const bp = this.put(2, beta ?? this.zeros);
+    const xhp = alloc(x.length * 4);
+    const yp = alloc(x.length * 4);
+    const ip = alloc(N * G * 8);
+    runParts(Part.GroupNormForward, T, evenParts(N * G, T), 0, 0, N, G, Cg, S, eps, xp, gp, bp, xhp, yp, ip);
+    xhat.set(this.views.float32(3, xhp, x.length));
+    y.set(this.views.float32(4, yp, x.length));
+    invStd.set(this.views.float64(0, ip, N * G));
+  }
+
+  /** Writes Σdy and Σ dy·x̂ per channel into sums (2·C: Σdy, then Σ dy·x̂) unless it is null, and dx unless it is null. */
+  backward(
+    N: number,
+    G: number,
+    Cg: number,
+    S: number,
+    dy: TypedArray,
+    xhat: TypedArray,
+    gamma: TypedArray | null,
+    invStd: Float64Array,
+    sums: Float64Array | null,
+    dx: TypedArray | null,
+  ): void {
+    if (sums === null && dx === null) return; // no affine parameters, and nobody reads dx
+    const C = G * Cg;
+    const T = threadsForElements(dy.length);
+    begin(T);
+    const dyp = this.put(5, dy);
+    const xhp = this.put(6, xhat);
+    if (sums !== null) {
+      const sp = alloc(2 * C * 8);
+      const parts = evenParts(S === 1 ? Math.ceil(C / 4) : C, T); // S = 1: four channels (lanes) at a time
+      runParts(Part.GroupNormAffine, T, parts, 0, 0, N, C, S, dyp, xhp, sp, sp + 8 * C);
+      sums.set(this.views.float64(1, sp, 2 * C));
+    }
+    if (dx === null) return;
+    const gp = this.put(8, this.scale(gamma, C)); // not forward's slot: each slot's view then stays put
+    const ip = alloc(N * G * 8);
+    this.views.float64(2, ip, N * G).set(invStd);
+    const dxp = alloc(dy.length * 4);
+    runParts(Part.GroupNormBackward, T, evenParts(N * G, T), 0, 0, N, G, Cg, S, dyp, xhp, gp, ip, dxp);
+    dx.set(this.views.float32(7, dxp, dy.length));
+  }
+}
+
 const addViews = new ViewCache();
 
 /**

@@ -13,7 +13,17 @@
 // Forward saves x̂ and 1/σ per group: exactly what backward needs.
 
 import { formatShape, shapeSize, type DType, type NDArray } from "../nd/ndarray.ts";
-import { Layer, ShapeError, makeParam, positiveInt, reuse, type LayerConfig, type Param } from "./layer.ts";
+import { kernels } from "../kernels/backend.ts";
+import type { GroupNormContext } from "../kernels/kernels.ts";
+import {
+  Layer,
+  ShapeError,
+  makeParam,
+  positiveInt,
+  type BackwardOptions,
+  type LayerConfig,
+  type Param,
+} from "./layer.ts";
 
 interface NormOptions {
   /** Added to the variance (default 1e-5). */
@@ -36,20 +46,23 @@ function checkAffine(layer: string, affine: unknown): boolean {
 }
 
 /**
- * Shared forward/backward over rows of m contiguous values, one row per normalisation group: LayerNorm's
- * normalised axes are trailing, and a GroupNorm group of channels is contiguous in NCHW.
+ * Shared forward/backward: x viewed as (N, G, C/G, S) is normalised per segment (n, g) of contiguous values
+ * with a per-channel affine map — a GroupNorm group of channels is contiguous in NCHW, and LayerNorm's
+ * normalised axes are trailing (G = 1, C = their size, S = 1). The arithmetic is the kernels'
+ * groupNormForward/groupNormBackward (derivation.md §5.4, written out in src/kernels/js.ts).
  */
-abstract class RowNorm extends Layer {
+abstract class SegmentNorm extends Layer {
   readonly eps: number;
   readonly affine: boolean;
   protected gammaParam: Param | null = null;
   protected betaParam: Param | null = null;
+  private paramList: Param[] = [];
   protected dtype: DType;
-  private x: NDArray | null = null;
-  private y: NDArray | null = null;
-  private dx: NDArray | null = null;
-  private xhat: NDArray | null = null;
-  private invStd = new Float64Array(0);
+  private saved: GroupNormContext | null = null; // the last forward's: y, x̂, 1/σ per segment
+  // x as (N, G, C, …), set by layout(): numbers, not a tuple, so that a training step allocates nothing
+  protected segN = 0;
+  protected segGroups = 1;
+  protected segChannels = 0;
 
   constructor(layer: string, opts: NormOptions) {
     super();
@@ -63,6 +76,7 @@ abstract class RowNorm extends Layer {
     this.gammaParam = makeParam("gamma", shape, this.dtype);
     this.betaParam = makeParam("beta", shape, this.dtype);
     this.gammaParam.value.data.fill(1);
+    this.paramList = [this.gammaParam, this.betaParam];
   }
 
   /** The scale γ and shift β (null without affine, or while their shape is still to be inferred). */
@@ -79,8 +93,9 @@ abstract class RowNorm extends Layer {
     this.betaParam?.value.data.fill(0);
   }
 
+  // one list, kept: the trainer asks for it every step
   override params(): Param[] {
-    return this.gammaParam && this.betaParam ? [this.gammaParam, this.betaParam] : [];
+    return this.paramList;
   }
 
   override setDtype(dtype: DType): void {
@@ -89,84 +104,43 @@ abstract class RowNorm extends Layer {
   }
 
   /**
-   * Check x (creating the affine parameters if they wait for the shape) and describe it as `rows`
-   * contiguous rows of m values; element t of row r uses γ[affineIndex(r, t)], β[affineIndex(r, t)].
+   * Check x (creating the affine parameters if they wait for the shape) and set segN, segGroups and
+   * segChannels: x is (segN, segGroups, segChannels/segGroups, S) with γ, β per channel.
    */
-  protected abstract layout(x: NDArray): { rows: number; m: number; affineIndex: (row: number, t: number) => number };
+  protected abstract layout(x: NDArray): void;
 
   forward(x: NDArray): NDArray {
-    const { rows, m, affineIndex } = this.layout(x);
-    const y = (this.y = reuse(this.y, x.shape, this.dtype));
-    const xhat = (this.xhat = reuse(this.xhat, x.shape, this.dtype));
-    if (this.invStd.length !== rows) this.invStd = new Float64Array(rows);
-    const xd = x.data;
-    const yd = y.data;
-    const xh = xhat.data;
-    const g = this.gammaParam?.value.data;
-    const b = this.betaParam?.value.data;
-    for (let r = 0; r < rows; r++) {
-      const start = r * m;
-      let s = 0;
-      for (let t = 0; t < m; t++) s += xd[start + t];
-      const mu = s / m;
-      let ss = 0;
-      for (let t = 0; t < m; t++) {
-        const d = xd[start + t] - mu;
-        ss += d * d;
-      }
-      const inv = 1 / Math.sqrt(ss / m + this.eps);
-      this.invStd[r] = inv;
-      for (let t = 0; t < m; t++) {
-        const v = (xd[start + t] - mu) * inv; // x̂
-        xh[start + t] = v;
-        if (g && b) {
-          const k = affineIndex(r, t);
-          yd[start + t] = g[k] * v + b[k]; // y = γ·x̂ + β
-        } else yd[start + t] = v;
-      }
-    }
-    this.x = x;
-    return y;
+    this.layout(x);
+    const gamma = this.gammaParam?.value ?? null;
+    const beta = this.betaParam?.value ?? null;
+    const ctx = kernels.groupNormForward(
+      x,
+      this.segN,
+      this.segGroups,
+      this.segChannels,
+      gamma,
+      beta,
+      this.eps,
+      this.saved,
+    );
+    this.saved = ctx;
+    return ctx.y;
   }
 
-  // Backward (derivation.md §5.4): dx = (1/σ)(g − mean(g) − x̂·mean(g·x̂)) per row, g = γ·dy.
-  backward(dy: NDArray): NDArray {
-    this.expectGrad(dy, this.y);
-    const x = this.x!;
-    const { rows, m, affineIndex } = this.layout(x);
-    const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
-    const dxd = dx.data;
-    const dyd = dy.data;
-    const xh = this.xhat!.data;
-    const gamma = this.gammaParam?.value.data;
-    const dg = this.gammaParam?.grad.data;
-    const db = this.betaParam?.grad.data;
-    for (let r = 0; r < rows; r++) {
-      const start = r * m;
-      let sumG = 0;
-      let sumGXhat = 0;
-      for (let t = 0; t < m; t++) {
-        const i = start + t;
-        let gi = dyd[i];
-        if (gamma && dg && db) {
-          const k = affineIndex(r, t);
-          dg[k] += dyd[i] * xh[i];
-          db[k] += dyd[i];
-          gi *= gamma[k];
-        }
-        sumG += gi;
-        sumGXhat += gi * xh[i];
-      }
-      const meanG = sumG / m;
-      const meanGXhat = sumGXhat / m;
-      const inv = this.invStd[r];
-      for (let t = 0; t < m; t++) {
-        const i = start + t;
-        const gi = gamma ? gamma[affineIndex(r, t)] * dyd[i] : dyd[i];
-        dxd[i] = inv * (gi - meanG - xh[i] * meanGXhat);
-      }
-    }
-    return dx;
+  // Backward (derivation.md §5.4): dx = (1/σ)(g − mean(g) − x̂·mean(g·x̂)) per segment, g = γ·dy;
+  // dγ += Σ dy·x̂, dβ += Σ dy per channel.
+  backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
+    this.expectGrad(dy, this.saved?.y ?? null);
+    const gamma = this.gammaParam;
+    const dBeta = this.betaParam?.grad ?? null;
+    return kernels.groupNormBackward(
+      this.saved!,
+      gamma?.value ?? null,
+      dy,
+      gamma?.grad ?? null,
+      dBeta,
+      opts.needDx ?? true,
+    );
   }
 }
 
@@ -177,7 +151,7 @@ export interface LayerNormOptions extends NormOptions {
   normalizedShape?: readonly number[];
 }
 
-export class LayerNorm extends RowNorm {
+export class LayerNorm extends SegmentNorm {
   readonly type = "LayerNorm";
   readonly axes: number;
   private shape: number[] | null;
@@ -207,35 +181,44 @@ export class LayerNorm extends RowNorm {
     return this.shape !== null;
   }
 
-  private resolve(sampleShape: readonly number[]): void {
-    if (sampleShape.length < this.axes) {
+  /** Check the sample axes of a shape (from `first` on: 1 for a batch, 0 for a sample shape) against normalizedShape. */
+  private resolve(shape: readonly number[], first: number): void {
+    const rank = shape.length - first;
+    if (rank < this.axes) {
       throw new ShapeError(
         `${this.describe()}: normalises the last ${this.axes} axes, but the samples have shape ` +
-          formatShape(sampleShape),
+          formatShape(shape.slice(first)),
       );
     }
-    const tail = sampleShape.slice(sampleShape.length - this.axes);
+    const tailStart = shape.length - this.axes;
     if (this.shape === null) {
-      this.shape = tail;
-      this.makeAffine(tail);
-    } else if (tail.some((d, i) => d !== this.shape![i])) {
+      this.shape = shape.slice(tailStart);
+      this.makeAffine(this.shape);
+      return;
+    }
+    // a loop, not slice + some: a steady-state forward allocates nothing
+    for (let i = 0; i < this.axes; i++) {
+      if (shape[tailStart + i] === this.shape[i]) continue;
       throw new ShapeError(
         `${this.describe()}: expected samples ending in ${formatShape(this.shape)} ` +
-          `(normalizedShape), got samples of shape ${formatShape(sampleShape)}`,
+          `(normalizedShape), got samples of shape ${formatShape(shape.slice(first))}`,
       );
     }
   }
 
   outputShape(inputShape: readonly number[]): number[] {
-    this.resolve(inputShape);
+    this.resolve(inputShape, 0);
     return inputShape.slice();
   }
 
-  protected layout(x: NDArray): { rows: number; m: number; affineIndex: (row: number, t: number) => number } {
+  // each run of m = |normalizedShape| values is a segment whose m elements are the channels: (x.size/m, 1, m, 1)
+  protected layout(x: NDArray): void {
     if (x.ndim < 2) this.shapeError("(N, ...)", x.shape);
-    this.resolve(x.shape.slice(1));
+    this.resolve(x.shape, 1);
     const m = shapeSize(this.shape!);
-    return { rows: x.size / m, m, affineIndex: (_r, t) => t };
+    this.segN = x.size / m;
+    this.segGroups = 1;
+    this.segChannels = m;
   }
 
   config(): LayerConfig {
@@ -256,7 +239,7 @@ export interface GroupNormOptions extends NormOptions {
   numChannels?: number;
 }
 
-export class GroupNorm extends RowNorm {
+export class GroupNorm extends SegmentNorm {
   readonly type = "GroupNorm";
   readonly groups: number;
   private channels: number | null;
@@ -287,7 +270,7 @@ export class GroupNorm extends RowNorm {
           `${this.groups} groups (groups must divide the channel count)`,
       );
     this.channels = C;
-    this.makeAffine([C]);
+    if (this.gammaParam === null) this.makeAffine([C]);
   }
 
   outputShape(inputShape: readonly number[]): number[] {
@@ -299,15 +282,13 @@ export class GroupNorm extends RowNorm {
     return inputShape.slice();
   }
 
-  protected layout(x: NDArray): { rows: number; m: number; affineIndex: (row: number, t: number) => number } {
+  // (N, G, C/G, H·W…) as it is: segment (n, g) is group g's channels of sample n
+  protected layout(x: NDArray): void {
     if (x.ndim < 2) this.shapeError("(N, C, ...)", x.shape);
     this.resolve(x.shape[1]);
-    const C = x.shape[1];
-    const G = this.groups;
-    const S = shapeSize(x.shape.slice(2)); // positions per channel
-    const Cg = C / G;
-    // row = n·G + group; element t of the row is channel group·Cg + ⌊t/S⌋
-    return { rows: x.shape[0] * G, m: Cg * S, affineIndex: (r, t) => (r % G) * Cg + Math.floor(t / S) };
+    this.segN = x.shape[0];
+    this.segGroups = this.groups;
+    this.segChannels = x.shape[1];
   }
 
   config(): LayerConfig {

@@ -1,0 +1,51 @@
+// Helpers shared by the kernel tests: random float32 arrays, the thread-count bit-identity check, and the
+// per-step allocation budget measured in a fresh process.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+
+import { NDArray } from "../src/nd/ndarray.ts";
+import type { RandomState } from "../src/nd/random.ts";
+import { setThreads, threadsUnavailable } from "../src/kernels/backend.ts";
+import { poolEveryCall } from "../src/kernels/wasm.ts";
+import type { AllocationReport } from "./alloc-profile.ts";
+
+/** A float32 array of this shape, shift + scale·N(0, 1) per element. */
+export function rand(rng: RandomState, shape: number[], scale = 1, shift = 0): NDArray {
+  const a = new NDArray(new Float32Array(shape.reduce((p, d) => p * d, 1)), shape);
+  for (let i = 0; i < a.size; i++) a.data[i] = shift + scale * rng.standardNormal();
+  return a;
+}
+
+/** compute() on 1, 2 and 3 threads (every call through the pool): each result bit-identical to 1 thread's. */
+export async function sameBitsOnEveryCount(what: string, compute: () => Float32Array[]): Promise<void> {
+  poolEveryCall(true);
+  let reference: Uint32Array[] = [];
+  for (const n of [1, 2, 3]) {
+    assert.equal(await setThreads(n), n, `${n} threads started (${threadsUnavailable() ?? ""})`);
+    const got = compute().map((a) => new Uint32Array(a.slice().buffer));
+    if (n === 1) reference = got;
+    got.forEach((g, i) => {
+      const at = g.findIndex((v, t) => v !== reference[i][t]);
+      assert.equal(at, -1, `${what}: output ${i} on ${n} threads differs from 1 thread's at element ${at}`);
+    });
+  }
+  poolEveryCall(false);
+}
+
+/**
+ * Run an allocation-profile script (printing an AllocationReport as JSON) in a fresh process, so that
+ * another test's JIT state cannot leak in, and assert that handprop's own frames allocate ≤ budget bytes
+ * per step (the frames calling into wasm are left out: see AllocationSite.engine).
+ */
+export function assertAllocationBudget(script: string, args: string[], budget: number): void {
+  const out = execFileSync(process.execPath, ["--import", "tsx", script, ...args], {
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  const r = JSON.parse(out) as AllocationReport;
+  const ours = r.oursBytesPerStep - r.engineBytesPerStep;
+  const top = r.sites.filter((s) => s.ours && !s.engine).slice(0, 8);
+  const list = top.map((s) => `${s.bytesPerStep.toFixed(0)} B/step ${s.site}`).join("\n  ");
+  assert.ok(ours <= budget, `${ours.toFixed(0)} B/step allocated in handprop code:\n  ${list}`);
+}

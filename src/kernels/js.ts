@@ -764,12 +764,12 @@ const groupNormBackward: Kernels["groupNormBackward"] = (saved, gamma, dy, dGamm
   const Cg = C / groups;
   const m = Cg * S;
   const dx = (ctx.dx = reuse(ctx.dx, dy.shape, ctx.xDtype));
-  const dxd = dx.data;
   const dyd = dy.data;
   const xh = ctx.xhat!.data;
   const gm = gamma?.data;
-  const dg = dGamma?.data;
-  const db = dBeta?.data;
+  if (gm && dGamma && dBeta) groupNormAffineGrads(dGamma.data, dBeta.data, dyd, xh, N * groups, groups, Cg, S);
+  if (!needDx) return dx;
+  const dxd = dx.data;
   for (let r = 0; r < N * groups; r++) {
     const start = r * m;
     const channel0 = (r % groups) * Cg;
@@ -778,17 +778,11 @@ const groupNormBackward: Kernels["groupNormBackward"] = (saved, gamma, dy, dGamm
     for (let c = 0; c < Cg; c++) {
       const k = channel0 + c;
       for (let i = start + c * S, e = i + S; i < e; i++) {
-        let gi = dyd[i];
-        if (gm && dg && db) {
-          dg[k] += dyd[i] * xh[i];
-          db[k] += dyd[i];
-          gi *= gm[k];
-        }
+        const gi = gm ? dyd[i] * gm[k] : dyd[i];
         sumG += gi;
         sumGXhat += gi * xh[i];
       }
     }
-    if (!needDx) continue;
     const meanG = sumG / m;
     const meanGXhat = sumGXhat / m;
     const inv = ctx.invStd[r];
@@ -802,6 +796,30 @@ const groupNormBackward: Kernels["groupNormBackward"] = (saved, gamma, dy, dGamm
   }
   return dx;
 };
+
+/** dγ_c += Σ dy·x̂, dβ_c += Σ dy over the R = N·G segments of Cg channels × S positions, in segment order. */
+function groupNormAffineGrads(
+  dg: TypedArray,
+  db: TypedArray,
+  dyd: TypedArray,
+  xh: TypedArray,
+  R: number,
+  groups: number,
+  Cg: number,
+  S: number,
+): void {
+  for (let r = 0; r < R; r++) {
+    const start = r * Cg * S;
+    const channel0 = (r % groups) * Cg;
+    for (let c = 0; c < Cg; c++) {
+      const k = channel0 + c;
+      for (let i = start + c * S, e = i + S; i < e; i++) {
+        dg[k] += dyd[i] * xh[i];
+        db[k] += dyd[i];
+      }
+    }
+  }
+}
 
 // ------------------------------------------------------------------------------------------------
 // Optimizer updates: the readable reference of the rules in src/nn/optim.ts, and the arithmetic every

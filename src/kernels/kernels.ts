@@ -122,6 +122,19 @@ export interface GroupNormContext extends SavedContext {
   readonly invStd: Float64Array;
 }
 
+/**
+ * A normalisation's backward (batch norm, group norm): dγ += Σ dy·x̂ and dβ += Σ dy per channel (dGamma,
+ * dBeta null: no affine parameters), and dx (x's dtype; its values only when needDx) returned.
+ */
+export type NormBackward<C> = (
+  ctx: C,
+  gamma: NDArray | null,
+  dy: NDArray,
+  dGamma: NDArray | null,
+  dBeta: NDArray | null,
+  needDx: boolean,
+) => NDArray;
+
 export interface Kernels {
   readonly name: BackendName;
 
@@ -207,14 +220,7 @@ export interface Kernels {
    * dγ += Σ dy·x̂, dβ += Σ dy per channel (dGamma, dBeta null: no affine parameters); returns dx (x's
    * dtype): training (γ/σ)·(1/m)·(m·dy − Σdy − x̂·Σ dy·x̂), inference (γ/σ)·dy. derivation.md §2.4.
    */
-  batchNormBackward(
-    ctx: BatchNormContext,
-    gamma: NDArray | null,
-    dy: NDArray,
-    dGamma: NDArray | null,
-    dBeta: NDArray | null,
-    needDx: boolean,
-  ): NDArray;
+  batchNormBackward: NormBackward<BatchNormContext>;
 
   /**
    * Normalisation of contiguous segments (derivation.md §5.4): x viewed as (N, G, C/G, S), S = x.size/(N·C),
@@ -237,12 +243,5 @@ export interface Kernels {
    * dγ_c += Σ dy·x̂, dβ_c += Σ dy over every element of channel c (dGamma, dBeta null: no affine parameters);
    * returns dx (x's dtype) = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)) per segment, g = γ·dy. derivation.md §5.4.
    */
-  groupNormBackward(
-    ctx: GroupNormContext,
-    gamma: NDArray | null,
-    dy: NDArray,
-    dGamma: NDArray | null,
-    dBeta: NDArray | null,
-    needDx: boolean,
-  ): NDArray;
+  groupNormBackward: NormBackward<GroupNormContext>;
 }

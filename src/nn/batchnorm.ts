@@ -20,7 +20,7 @@
 
 import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
 import { kernels } from "../kernels/backend.ts";
-import type { BatchNormContext } from "../kernels/kernels.ts";
+import type { BatchNormContext, NormBackward } from "../kernels/kernels.ts";
 import { Layer, ShapeError, makeParam, positiveInt } from "./layer.ts";
 import type { BackwardOptions, ForwardOptions, LayerConfig, Param } from "./layer.ts";
 
@@ -194,16 +194,7 @@ abstract class BatchNorm extends Layer {
   //   dγ += Σ dy·x̂,  dβ += Σ dy,  dx = (γ/σ)·(1/m)·(m·dy − Σdy − x̂·Σ dy·x̂) (training), (γ/σ)·dy (inference)
   backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
     this.expectGrad(dy, this.saved?.y ?? null);
-    const gamma = this.gamma;
-    const dBeta = this.beta?.grad ?? null;
-    return kernels.batchNormBackward(
-      this.saved!,
-      gamma?.value ?? null,
-      dy,
-      gamma?.grad ?? null,
-      dBeta,
-      opts.needDx ?? true,
-    );
+    return normBackward(kernels.batchNormBackward, this.saved!, this.gamma, this.beta, dy, opts);
   }
 
   config(): LayerConfig {
@@ -228,4 +219,16 @@ export class BatchNorm1D extends BatchNorm {
   constructor(opts: BatchNormOptions) {
     super("BatchNorm1D", ["F"], opts);
   }
+}
+
+/** A normalisation layer's backward through its kernel, with the layer's γ and β (null: not affine). */
+export function normBackward<C>(
+  op: NormBackward<C>,
+  ctx: C,
+  gamma: Param | null,
+  beta: Param | null,
+  dy: NDArray,
+  opts: BackwardOptions,
+): NDArray {
+  return op(ctx, gamma?.value ?? null, dy, gamma?.grad ?? null, beta?.grad ?? null, opts.needDx ?? true);
 }

@@ -15,6 +15,7 @@
 import { formatShape, shapeSize, type DType, type NDArray } from "../nd/ndarray.ts";
 import { kernels } from "../kernels/backend.ts";
 import type { GroupNormContext } from "../kernels/kernels.ts";
+import { normBackward } from "./batchnorm.ts";
 import {
   Layer,
   ShapeError,
@@ -131,16 +132,7 @@ abstract class SegmentNorm extends Layer {
   // dγ += Σ dy·x̂, dβ += Σ dy per channel.
   backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
     this.expectGrad(dy, this.saved?.y ?? null);
-    const gamma = this.gammaParam;
-    const dBeta = this.betaParam?.grad ?? null;
-    return kernels.groupNormBackward(
-      this.saved!,
-      gamma?.value ?? null,
-      dy,
-      gamma?.grad ?? null,
-      dBeta,
-      opts.needDx ?? true,
-    );
+    return normBackward(kernels.groupNormBackward, this.saved!, this.gammaParam, this.betaParam, dy, opts);
   }
 }
 

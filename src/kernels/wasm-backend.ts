@@ -7,7 +7,7 @@
 import type { DType, NDArray, TypedArray } from "../nd/ndarray.ts";
 import { ownContext, reuse, reuseContext, reuseDims } from "./buffers.ts";
 import type { ConvGeometry } from "./im2col.ts";
-import { BatchNormStats, batchNormPositions, jsBackend, reluBackwardLoop } from "./js.ts";
+import { BatchNormStats, batchNormPositions, checkGroups, jsBackend, reluBackwardLoop } from "./js.ts";
 import type {
   BatchNormContext,
   Conv2DContext,
@@ -21,6 +21,7 @@ import {
   WasmBatchNorm,
   WasmConv2D,
   WasmDense,
+  WasmDepthwiseConv2D,
   WasmMaxPool2D,
   WasmOptimizer,
   WasmReLU,
@@ -33,7 +34,8 @@ class WasmConv2DContext implements Conv2DContext {
   readonly op = new WasmConv2D();
   geometry!: ConvGeometry;
   outChannels = 0;
-  readonly groups = 1; // grouped convolutions run on the JS backend (see conv2dForward)
+  groups = 1; // 1, or C: depthwise (other grouped convolutions run on the JS backend, see conv2dForward)
+  depthwise: WasmDepthwiseConv2D | null = null; // the depthwise kernels' adapter, made on first use
   y!: NDArray;
   x = new Float32Array(0); // a copy of the input: the kernels recompute each image's col from it in backward
   xDtype: DType = "float32";
@@ -48,18 +50,23 @@ function conv2dForward(
   b: NDArray | null,
   prev: Conv2DContext | null,
 ): Conv2DContext {
-  // The kernel knows ungrouped convolutions only: grouped and depthwise ones run on the JS loops, whose
-  // context then sends the backward there too (as for average pooling).
-  if (groups !== 1) return jsBackend.conv2dForward(g, groups, x, w, b, prev);
+  // Ungrouped and depthwise (groups = C, derivation.md §5.1) convolutions have kernels; other grouped ones
+  // run on the JS loops, whose context then sends the backward there too (as for average pooling).
+  const depthwise = groups === g.C && groups > 1;
+  if (groups !== 1 && !depthwise) return jsBackend.conv2dForward(g, groups, x, w, b, prev);
+  if (depthwise) checkGroups(g, groups, w);
   const O = w.shape[0];
   const ctx = reuseContext(prev, WasmConv2DContext);
   ctx.geometry = g;
   ctx.outChannels = O;
+  ctx.groups = groups;
   ctx.xDtype = x.dtype;
   const y = (ctx.y = reuseDims(ctx.y ?? null, w.dtype, g.N, O, g.OH, g.OW));
   if (ctx.x.length !== x.size) ctx.x = new Float32Array(x.size);
   ctx.x.set(x.data);
-  ctx.op.forward(g, O, x.data, w.data, b?.data ?? null, y.data);
+  if (depthwise)
+    (ctx.depthwise ??= new WasmDepthwiseConv2D()).forward(g, O / g.C, x.data, w.data, b?.data ?? null, y.data);
+  else ctx.op.forward(g, O, x.data, w.data, b?.data ?? null, y.data);
   return ctx;
 }
 
@@ -67,7 +74,10 @@ const conv2dBackward: Kernels["conv2dBackward"] = (saved, w, dy, dW, db, needDx)
   const ctx = ownContext(saved, WasmConv2DContext);
   const g = ctx.geometry;
   const dx = (ctx.dx = reuseDims(ctx.dx, ctx.xDtype, g.N, g.C, g.H, g.W));
-  ctx.op.backward(g, ctx.outChannels, ctx.x, w.data, dy.data, dW.data, db?.data ?? null, needDx ? dx.data : null);
+  const dbData = db?.data ?? null;
+  const dxData = needDx ? dx.data : null;
+  if (ctx.groups === 1) ctx.op.backward(g, ctx.outChannels, ctx.x, w.data, dy.data, dW.data, dbData, dxData);
+  else ctx.depthwise!.backward(g, ctx.outChannels / g.C, ctx.x, w.data, dy.data, dW.data, dbData, dxData);
   return dx;
 };
 

@@ -97,6 +97,20 @@ export interface KernelExports {
     gamma: number, mean: number, invStd: number, dy: number, sumDy: number, sumDyXhat: number, dx: number
   ): void;
   addPart(t: number, T: number, ws: number, n: number, a: number, b: number, out: number): void;
+  depthwiseForwardPart(
+    t: number, T: number, ws: number, N: number, C: number, H: number, W: number, M: number, kh: number,
+    kw: number, sh: number, sw: number, dh: number, dw: number, padTop: number, padLeft: number, OH: number,
+    OW: number, x: number, w: number, bias: number, y: number
+  ): void;
+  depthwiseBackwardPart(
+    t: number, T: number, ws: number, N: number, C: number, H: number, W: number, M: number, kh: number,
+    kw: number, sh: number, sw: number, dh: number, dw: number, padTop: number, padLeft: number, OH: number,
+    OW: number, x: number, w: number, dy: number, dW: number, db: number, dx: number
+  ): void;
+  depthwiseThreadScratchBytes(
+    M: number, W: number, kh: number, kw: number, sh: number, sw: number, dh: number, dw: number,
+    padLeft: number, OH: number, OW: number
+  ): number;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */
@@ -116,6 +130,8 @@ export const PART_EXPORTS = [
   "batchNormForwardPart",
   "batchNormBackwardPart",
   "addPart",
+  "depthwiseForwardPart",
+  "depthwiseBackwardPart",
 ] as const satisfies readonly (keyof KernelExports)[];
 export const Part = {
   Gemm: 0,
@@ -133,6 +149,8 @@ export const Part = {
   BatchNormForward: 12,
   BatchNormBackward: 13,
   Add: 14,
+  DepthwiseForward: 15,
+  DepthwiseBackward: 16,
 } as const;
 export type PartIndex = (typeof Part)[keyof typeof Part];
 
@@ -157,6 +175,7 @@ const REQUIRED_EXPORTS: readonly (keyof KernelExports)[] = [
   "augmentScratchBytes",
   "augmentDraw",
   ...PART_EXPORTS,
+  "depthwiseThreadScratchBytes",
 ];
 
 // (module (func (result v128) (v128.const i32x4 0 0 0 0)))  — validates only where SIMD is supported

@@ -518,3 +518,58 @@ export function addWasm(a: Float32Array, b: Float32Array, out: Float32Array): vo
   runParts(Part.Add, T, evenParts(n >> 2, T), 0, 0, n, ap, bp, ap);
   out.set(addViews.float32(0, ap, n));
 }
+
+/**
+ * Depthwise Conv2D (groups = C, O = C·M) for one layer (float32; x (N, C, H, W), w (C·M, 1, kh, kw); see
+ * wasm/depthwise.as): forward over input planes (n, c), backward over channels, each summing the images
+ * in order, so every thread count gives the same bits.
+ */
+export class WasmDepthwiseConv2D {
+  private readonly views = new ViewCache();
+  private readonly operands = gradOperands();
+
+  /** y = depthwise(x, w) + b (b null: no bias), y (N, C·M, OH, OW). */
+  forward(g: ConvGeometry, M: number, x: TypedArray, w: TypedArray, b: TypedArray | null, y: TypedArray): void {
+    const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
+    const T = threadsFor(y.length * kh * kw);
+    const k = begin(T);
+    const xp = alloc(x.length * 4);
+    const wp = alloc(w.length * 4);
+    const bp = b === null ? 0 : alloc(b.length * 4);
+    const yp = alloc(y.length * 4);
+    const stride = k.depthwiseThreadScratchBytes(M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+    const ws = alloc(T * stride);
+    const v = this.views;
+    v.float32(0, xp, x.length).set(x);
+    v.float32(1, wp, w.length).set(w);
+    if (b !== null) v.float32(2, bp, b.length).set(b);
+    // prettier-ignore
+    runParts(Part.DepthwiseForward, T, evenParts(N * C, T), ws, stride,
+      N, C, H, W, M, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, xp, wp, bp, yp);
+    y.set(v.float32(3, yp, y.length));
+  }
+
+  /** dW += ∂L/∂W, db += ∂L/∂b (db null: no bias), dx = ∂L/∂x (dx null: not wanted); x is the forward's input. */
+  backward(
+    g: ConvGeometry,
+    M: number,
+    x: TypedArray,
+    w: TypedArray,
+    dy: TypedArray,
+    dW: TypedArray,
+    db: TypedArray | null,
+    dx: TypedArray | null,
+  ): void {
+    const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
+    const T = threadsFor(dy.length * kh * kw * (dx === null ? 1 : 2));
+    const k = begin(T);
+    const p = allocGradOperands(this.operands, x, w, dy, dW, db, dx);
+    const stride = k.depthwiseThreadScratchBytes(M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+    const ws = alloc(T * stride);
+    copyGradOperandsIn(this.views, p, x, w, dy, dW, db);
+    // prettier-ignore
+    runParts(Part.DepthwiseBackward, T, evenParts(C, T), ws, stride,
+      N, C, H, W, M, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, p.x, p.w, p.dy, p.dW, p.db, p.dx);
+    copyGradsOut(this.views, p, dW, db, dx);
+  }
+}

@@ -1,0 +1,397 @@
+// Depthwise convolution for WebAssembly SIMD (AssemblyScript): Conv2D with groups = C and O = C·M (M the
+// depth multiplier), derivation.md §5.1. Output channel o = c·M + m reads input channel c only:
+//
+//   forward   y[n,o,i,j]   = b[o] + Σ_{p,q} W[o,0,p,q] · x_pad[n, c, i·sh + p·dh, j·sw + q·dw]
+//   backward  dW[o,0,p,q] += Σ_{n,i,j} dy[n,o,i,j] · x_pad[n, c, i·sh + p·dh, j·sw + q·dw]
+//             db[o]       += Σ_{n,i,j} dy[n,o,i,j]
+//             dx_pad[n,c,u,v] = Σ_{m,p,q} Σ_{i·sh + p·dh = u, j·sw + q·dw = v} W[o,0,p,q] · dy[n,o,i,j]
+//
+// (§2.2's formulas with one input channel per group; the JS reference is depthwiseForward/Backward in
+// src/kernels/js.ts.) im2col + GEMM would copy every input kh·kw times for products of kh·kw rows, so
+// these are direct loops, vectorised along the output row (4 outputs per f32x4) for every stride:
+//
+// The input plane is copied once into a zero-padded scratch, its columns dealt into sw phases:
+//   xs[r][φ][k] = x_pad[r, k·sw + φ]        r < (OH − 1)·sh + (kh − 1)·dh + 1 (the rows any window reads)
+// so the taps of output columns j … j+3 are 4 consecutive floats, xs[i·sh + p·dh][φ_q][j + κ_q] with
+// φ_q = (q·dw) mod sw and κ_q = ⌊q·dw / sw⌋, whatever the stride, dilation or padding (asymmetric "same"
+// included: only the top/left amounts matter, the rest are the zeros). Padding taps multiply a zero, so
+// every row runs the same loop; the output columns past OW (up to a multiple of 4) are computed from
+// zeros and not stored.
+//
+// dx is gathered rather than scattered: with dy's rows copied into a scratch with κ_max zeros on the left
+// and zeros past OW, dx_pad[u][v] for v = k·sw + φ is Σ over the taps of phase φ (and the p whose row
+// (u − p·dh)/sh is a whole output row) of W[o,p,q] · dy[i][k − κ_q]: again 4 consecutive floats per tap.
+//
+// Threads (wasm/parallel.as): forward parts own whole input planes (n, c), so the M output planes read
+// from them; backward parts own whole channels c: dW[c·M … c·M+M−1], db of the same and every image's dx
+// plane (n, c), each dW/db sum running over n = 0 … N−1 in order. No sum is split, so every thread count
+// gives the same bits. Summation order: forward bias, then the taps in (p, q) order as js.ts; dW and db in
+// f32x4 lanes (two accumulators per tap: even and odd output rows), reduced in a fixed order at the end;
+// dx over (m, p, q). The products are rounded to float32 (js.ts multiplies in float64), so the results
+// agree with the reference to float32 rounding, not bit for bit.
+
+import { align64, partStart } from "./parallel";
+
+/** κ_max: the largest column offset ⌊q·dw / sw⌋ of a tap, in phase elements. */
+@inline function maxShift(kw: i32, sw: i32, dw: i32): i32 {
+  return ((kw - 1) * dw) / sw;
+}
+
+/** Output columns rounded up to whole vectors. */
+@inline function round4(n: i32): i32 {
+  return (n + 3) & ~3;
+}
+
+/** Floats per phase row of xs: the columns the vectors of OW rounded up to 4 read. */
+@inline function phaseLength(OW: i32, kw: i32, sw: i32, dw: i32): i32 {
+  return round4(OW) + maxShift(kw, sw, dw);
+}
+
+/** Phase elements per row of dx_pad that reach x: ⌈(padLeft + W) / sw⌉, rounded up to whole vectors. */
+@inline function dxPhaseLength(W: i32, sw: i32, padLeft: i32): i32 {
+  return round4((padLeft + W + sw - 1) / sw);
+}
+
+/** Rows of xs: those the windows read, and 3·sh more for the forward's 4-row blocks (read, never used). */
+@inline function xsRows(OH: i32, kh: i32, sh: i32, dh: i32): i32 {
+  return (OH - 1) * sh + (kh - 1) * dh + 1 + 3 * sh;
+}
+
+/** Floats per row of the dy scratch: κ_max zeros, then the columns the dW and dx vectors read. */
+@inline function dyRowLength(W: i32, OW: i32, kw: i32, sw: i32, dw: i32, padLeft: i32): i32 {
+  return maxShift(kw, sw, dw) + max(round4(OW), dxPhaseLength(W, sw, padLeft));
+}
+
+/**
+ * Byte offset in a thread's scratch of piece `which`, and with which = 6 the scratch's size:
+ *   0 tap table: per tap, its byte offset in xs, its phase φ_q and shift κ_q (3·kh·kw i32)
+ *   1 the M·kh·kw weights, each splatted to a vector     2 dW's (2 per tap) and db's vector accumulators
+ *   3 xs        4 the dy scratch (M planes of OH rows)      5 one row of dx_pad, phase by phase
+ */
+function piece(
+  which: i32, M: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, padLeft: i32, OH: i32, OW: i32,
+): usize {
+  const taps = kh * kw;
+  let at = 0;
+  if (which == 0) return at;
+  at += align64(3 * taps * 4);
+  if (which == 1) return at;
+  at += align64(M * taps * 16);
+  if (which == 2) return at;
+  at += align64((2 * M * taps + M) * 16);
+  if (which == 3) return at;
+  at += align64(xsRows(OH, kh, sh, dh) * sw * phaseLength(OW, kw, sw, dw) * 4 + 64);
+  if (which == 4) return at;
+  at += align64(M * OH * dyRowLength(W, OW, kw, sw, dw, padLeft) * 4 + 64);
+  if (which == 5) return at;
+  at += align64(sw * dxPhaseLength(W, sw, padLeft) * 4 + 64);
+  return at;
+}
+
+/** Scratch bytes one thread needs for depthwiseForwardPart and depthwiseBackwardPart. */
+export function depthwiseThreadScratchBytes(
+  M: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, padLeft: i32, OH: i32, OW: i32,
+): i32 {
+  return <i32>piece(6, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+}
+
+/** n floats at dst ← 0. */
+@inline function zeroFloats(dst: usize, n: i32): void {
+  let j = 0;
+  for (; j + 4 <= n; j += 4) v128.store(dst + (<usize>j << 2), f32x4.splat(0));
+  for (; j < n; j++) store<f32>(dst + (<usize>j << 2), 0);
+}
+
+/** n floats: dst ← src (non-overlapping). */
+@inline function copyFloats(dst: usize, src: usize, n: i32): void {
+  let j = 0;
+  for (; j + 4 <= n; j += 4) v128.store(dst + (<usize>j << 2), v128.load(src + (<usize>j << 2)));
+  for (; j < n; j++) store<f32>(dst + (<usize>j << 2), load<f32>(src + (<usize>j << 2)));
+}
+
+/** The first n (1 … 4) lanes of v at dst. */
+@inline function storeLanes(dst: usize, v: v128, n: i32): void {
+  if (n >= 4) {
+    v128.store(dst, v);
+    return;
+  }
+  store<f32>(dst, f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(dst, f32x4.extract_lane(v, 1), 4);
+  if (n > 2) store<f32>(dst, f32x4.extract_lane(v, 2), 8);
+}
+
+/** The four lanes of v summed as (l0 + l2) + (l1 + l3). */
+@inline function laneSum(v: v128): f32 {
+  const h = f32x4.add(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(h, 0) + f32x4.extract_lane(h, 1);
+}
+
+/** ⌈a / s⌉ for s > 0 and any sign of a. */
+@inline function ceilDiv(a: i32, s: i32): i32 {
+  return a >= 0 ? (a + s - 1) / s : -(-a / s);
+}
+
+/** The tap table (piece 0): per tap (p, q), its byte offset in xs from an output row's start, φ_q and κ_q. */
+function tapTable(kh: i32, kw: i32, sw: i32, dh: i32, dw: i32, rowPitch: i32, L: i32, table: usize): void {
+  const taps = kh * kw;
+  for (let p = 0; p < kh; p++) {
+    for (let q = 0; q < kw; q++) {
+      const tap = p * kw + q;
+      const phase = (q * dw) % sw;
+      const shift = (q * dw) / sw;
+      store<i32>(table + (<usize>tap << 2), (p * dh * rowPitch + phase * L + shift) << 2);
+      store<i32>(table + (<usize>(taps + tap) << 2), phase);
+      store<i32>(table + (<usize>(2 * taps + tap) << 2), shift);
+    }
+  }
+}
+
+/** The taps·count weights from w, each splatted to a vector at dst. */
+function splatWeights(w: usize, count: i32, dst: usize): void {
+  for (let k = 0; k < count; k++) v128.store(dst + (<usize>k << 4), v128.load32_splat(w + (<usize>k << 2)));
+}
+
+/**
+ * xs (see the top of the file) of the input plane x (H × W): rows × sw phases of L floats,
+ * xs[r][φ][k] = x[r − padTop][k·sw + φ − padLeft], 0 outside x.
+ */
+function padPlane(
+  x: usize, H: i32, W: i32, sw: i32, padTop: i32, padLeft: i32, rows: i32, L: i32, xs: usize,
+): void {
+  const rowPitch = sw * L;
+  for (let r = 0; r < rows; r++) {
+    const dst = xs + (<usize>(r * rowPitch) << 2);
+    const h = r - padTop;
+    if (h < 0 || h >= H) {
+      zeroFloats(dst, rowPitch);
+      continue;
+    }
+    const src = x + (<usize>(h * W) << 2);
+    for (let phase = 0; phase < sw; phase++) {
+      const d = dst + (<usize>(phase * L) << 2);
+      const first = phase - padLeft; // x's column at k = 0
+      const kLo = min(L, max(0, ceilDiv(-first, sw)));
+      const kHi = max(kLo, min(L, ceilDiv(W - first, sw)));
+      zeroFloats(d, kLo);
+      const s = src + (<usize>(kLo * sw + first) << 2);
+      let k = kLo;
+      if (sw == 1) {
+        copyFloats(d + (<usize>k << 2), s, kHi - kLo);
+        k = kHi;
+      } else if (sw == 2) {
+        // even lanes of two vectors (reads up to one float past the last used: within x or the arena's slack)
+        for (; k + 4 <= kHi; k += 4) {
+          const a = s + (<usize>((k - kLo) * 2) << 2);
+          v128.store(d + (<usize>k << 2), v128.shuffle<f32>(v128.load(a), v128.load(a, 16), 0, 2, 4, 6));
+        }
+      }
+      for (; k < kHi; k++) store<f32>(d + (<usize>k << 2), load<f32>(s + (<usize>((k - kLo) * sw) << 2)));
+      zeroFloats(d + (<usize>kHi << 2), L - kHi);
+    }
+  }
+}
+
+/**
+ * Part t of T of the forward: input planes (n, c) [P0, P1) of the N·C, each giving output planes
+ * (n, c·M + m) for m < M. x (N, C, H, W), w (C·M, 1, kh, kw), bias (C·M) or 0, y (N, C·M, OH, OW).
+ * ws: depthwiseThreadScratchBytes bytes.
+ */
+export function depthwiseForwardPart(
+  t: i32, T: i32, ws: usize, N: i32, C: i32, H: i32, W: i32, M: i32, kh: i32, kw: i32, sh: i32, sw: i32,
+  dh: i32, dw: i32, padTop: i32, padLeft: i32, OH: i32, OW: i32, x: usize, w: usize, bias: usize, y: usize,
+): void {
+  const P0 = partStart(N * C, t, T, 1);
+  const P1 = partStart(N * C, t + 1, T, 1);
+  const taps = kh * kw;
+  const L = phaseLength(OW, kw, sw, dw);
+  const rowPitch = sw * L;
+  const table = ws + piece(0, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const wv = ws + piece(1, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const xs = ws + piece(3, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  tapTable(kh, kw, sw, dh, dw, rowPitch, L, table);
+  const rows = xsRows(OH, kh, sh, dh);
+  const rowStep = <usize>(sh * rowPitch) << 2; // xs bytes from one output row's taps to the next's
+  const O = C * M;
+  for (let plane = P0; plane < P1; plane++) {
+    const n = plane / C;
+    const c = plane % C;
+    padPlane(x + (<usize>(plane * H * W) << 2), H, W, sw, padTop, padLeft, rows, L, xs);
+    for (let m = 0; m < M; m++) {
+      const o = c * M + m;
+      splatWeights(w + (<usize>(o * taps) << 2), taps, wv);
+      const b = f32x4.splat(bias != 0 ? load<f32>(bias + (<usize>o << 2)) : 0);
+      const yPlane = y + (<usize>((n * O + o) * OH * OW) << 2);
+      // 4 output rows × 4 columns a block: four independent sums over the taps (the last rows' blocks
+      // compute rows past OH from xs's spare rows and do not store them)
+      for (let i = 0; i < OH; i += 4) {
+        const stored = min(4, OH - i);
+        const xRow = xs + <usize>i * rowStep;
+        const yRow = yPlane + (<usize>(i * OW) << 2);
+        for (let j = 0; j < OW; j += 4) {
+          let a0 = b, a1 = b, a2 = b, a3 = b;
+          const xj = xRow + (<usize>j << 2);
+          for (let tap = 0; tap < taps; tap++) {
+            const wt = v128.load(wv + (<usize>tap << 4));
+            const at = xj + <usize>load<i32>(table + (<usize>tap << 2));
+            a0 = f32x4.add(a0, f32x4.mul(wt, v128.load(at)));
+            a1 = f32x4.add(a1, f32x4.mul(wt, v128.load(at + rowStep)));
+            a2 = f32x4.add(a2, f32x4.mul(wt, v128.load(at + 2 * rowStep)));
+            a3 = f32x4.add(a3, f32x4.mul(wt, v128.load(at + 3 * rowStep)));
+          }
+          const lanes = min(4, OW - j);
+          const out = yRow + (<usize>j << 2);
+          storeLanes(out, a0, lanes);
+          if (stored > 1) storeLanes(out + (<usize>OW << 2), a1, lanes);
+          if (stored > 2) storeLanes(out + (<usize>(2 * OW) << 2), a2, lanes);
+          if (stored > 3) storeLanes(out + (<usize>(3 * OW) << 2), a3, lanes);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The dy scratch of image n and channel c: for m < M, dy's plane (n, c·M + m) as OH rows of Ld floats,
+ * each κ_max zeros, the OW values, then zeros.
+ */
+function padGradients(dyPlanes: usize, M: i32, OH: i32, OW: i32, shift: i32, Ld: i32, dys: usize): void {
+  for (let r = 0; r < M * OH; r++) {
+    const d = dys + (<usize>(r * Ld) << 2);
+    zeroFloats(d, shift);
+    copyFloats(d + (<usize>shift << 2), dyPlanes + (<usize>(r * OW) << 2), OW);
+    zeroFloats(d + (<usize>(shift + OW) << 2), Ld - shift - OW);
+  }
+}
+
+/**
+ * dx's plane (n, c) (H × W) from the dy scratch: row by row, dx_pad's row u = h + padTop gathered phase by
+ * phase into `row` (sw × Lx floats), then its columns padLeft … padLeft + W − 1 copied out.
+ */
+function gatherDx(
+  H: i32, W: i32, M: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, padTop: i32, padLeft: i32, OH: i32,
+  Ld: i32, shift: i32, table: usize, wv: usize, dys: usize, row: usize, dx: usize,
+): void {
+  const taps = kh * kw;
+  const Lx = dxPhaseLength(W, sw, padLeft);
+  for (let h = 0; h < H; h++) {
+    const u = h + padTop;
+    for (let phase = 0; phase < sw; phase++) {
+      for (let k = 0; k < Lx; k += 4) {
+        let acc = f32x4.splat(0);
+        for (let m = 0; m < M; m++) {
+          for (let p = 0; p < kh; p++) {
+            const d = u - p * dh;
+            if (d < 0) break;
+            const i = d / sh;
+            if (i * sh != d || i >= OH) continue;
+            const dyAt = dys + (<usize>((m * OH + i) * Ld + shift + k) << 2);
+            for (let q = 0; q < kw; q++) {
+              const tap = p * kw + q;
+              if (load<i32>(table + (<usize>(taps + tap) << 2)) != phase) continue;
+              const s = load<i32>(table + (<usize>(2 * taps + tap) << 2));
+              const wt = v128.load(wv + (<usize>(m * taps + tap) << 4));
+              acc = f32x4.add(acc, f32x4.mul(wt, v128.load(dyAt - (<usize>s << 2))));
+            }
+          }
+        }
+        v128.store(row + (<usize>(phase * Lx + k) << 2), acc);
+      }
+    }
+    const out = dx + (<usize>(h * W) << 2);
+    if (sw == 1) copyFloats(out, row + (<usize>padLeft << 2), W);
+    else {
+      for (let col = 0; col < W; col++) {
+        const v = col + padLeft;
+        store<f32>(out + (<usize>col << 2), load<f32>(row + (<usize>((v % sw) * Lx + v / sw) << 2)));
+      }
+    }
+  }
+}
+
+/**
+ * Part t of T of the backward: channels [c0, c1) of C, each with its M outputs: dW[o] += ∂L/∂W[o],
+ * db[o] += ∂L/∂b[o] (db = 0: no bias) and, when dx ≠ 0, dx's planes (n, c) for every n (overwritten).
+ * x is the forward's input, w (C·M, 1, kh, kw), dy (N, C·M, OH, OW). ws: depthwiseThreadScratchBytes.
+ */
+export function depthwiseBackwardPart(
+  t: i32, T: i32, ws: usize, N: i32, C: i32, H: i32, W: i32, M: i32, kh: i32, kw: i32, sh: i32, sw: i32,
+  dh: i32, dw: i32, padTop: i32, padLeft: i32, OH: i32, OW: i32, x: usize, w: usize, dy: usize,
+  dW: usize, db: usize, dx: usize,
+): void {
+  const c0 = partStart(C, t, T, 1);
+  const c1 = partStart(C, t + 1, T, 1);
+  const taps = kh * kw;
+  const L = phaseLength(OW, kw, sw, dw);
+  const rowPitch = sw * L;
+  const shift = maxShift(kw, sw, dw);
+  const Ld = dyRowLength(W, OW, kw, sw, dw, padLeft);
+  const table = ws + piece(0, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const wv = ws + piece(1, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const acc = ws + piece(2, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const xs = ws + piece(3, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const dys = ws + piece(4, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const row = ws + piece(5, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  tapTable(kh, kw, sw, dh, dw, rowPitch, L, table);
+  const rows = xsRows(OH, kh, sh, dh);
+  const rowStep = <usize>(sh * rowPitch) << 2;
+  const OW4 = round4(OW);
+  const dbAcc = acc + (<usize>(2 * M * taps) << 4);
+  const O = C * M;
+  for (let c = c0; c < c1; c++) {
+    zeroFloats(acc, (2 * M * taps + M) * 4);
+    if (dx != 0) splatWeights(w + (<usize>(c * M * taps) << 2), M * taps, wv);
+    for (let n = 0; n < N; n++) {
+      padPlane(x + (<usize>((n * C + c) * H * W) << 2), H, W, sw, padTop, padLeft, rows, L, xs);
+      padGradients(dy + (<usize>((n * O + c * M) * OH * OW) << 2), M, OH, OW, shift, Ld, dys);
+      for (let m = 0; m < M; m++) {
+        const dyPlane = dys + (<usize>(m * OH * Ld + shift) << 2);
+        for (let tap = 0; tap < taps; tap++) {
+          // dW[o, tap]: even output rows into a0, odd into a1
+          const slot = acc + (<usize>((m * taps + tap) * 2) << 4);
+          let a0 = v128.load(slot), a1 = v128.load(slot, 16);
+          const xTap = xs + <usize>load<i32>(table + (<usize>tap << 2));
+          for (let i = 0; i < OH; i += 2) {
+            const dyRow = dyPlane + (<usize>(i * Ld) << 2);
+            const xRow = xTap + <usize>i * rowStep;
+            const odd = i + 1 < OH;
+            for (let j = 0; j < OW4; j += 4) {
+              const o = <usize>j << 2;
+              a0 = f32x4.add(a0, f32x4.mul(v128.load(dyRow + o), v128.load(xRow + o)));
+              if (odd) {
+                const o1 = o + (<usize>Ld << 2);
+                a1 = f32x4.add(a1, f32x4.mul(v128.load(dyRow + o1), v128.load(xRow + rowStep + o)));
+              }
+            }
+          }
+          v128.store(slot, a0);
+          v128.store(slot, a1, 16);
+        }
+        if (db != 0) {
+          const slot = dbAcc + (<usize>m << 4);
+          let s = v128.load(slot);
+          for (let i = 0; i < OH; i++) {
+            const dyRow = dyPlane + (<usize>(i * Ld) << 2);
+            for (let j = 0; j < OW4; j += 4) s = f32x4.add(s, v128.load(dyRow + (<usize>j << 2)));
+          }
+          v128.store(slot, s);
+        }
+      }
+      if (dx != 0) {
+        const dxPlane = dx + (<usize>((n * C + c) * H * W) << 2);
+        gatherDx(H, W, M, kh, kw, sh, sw, dh, padTop, padLeft, OH, Ld, shift, table, wv, dys, row, dxPlane);
+      }
+    }
+    for (let m = 0; m < M; m++) {
+      const o = c * M + m;
+      for (let tap = 0; tap < taps; tap++) {
+        const slot = acc + (<usize>((m * taps + tap) * 2) << 4);
+        const d = dW + (<usize>(o * taps + tap) << 2);
+        store<f32>(d, load<f32>(d) + laneSum(f32x4.add(v128.load(slot), v128.load(slot, 16))));
+      }
+      if (db != 0) {
+        const d = db + (<usize>o << 2);
+        store<f32>(d, load<f32>(d) + laneSum(v128.load(dbAcc + (<usize>m << 4))));
+      }
+    }
+  }
+}

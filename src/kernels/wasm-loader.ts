@@ -108,7 +108,7 @@ export interface KernelExports {
     OW: number, x: number, w: number, dy: number, dW: number, db: number, dx: number
   ): void;
   depthwiseThreadScratchBytes(
-    M: number, W: number, kh: number, kw: number, sh: number, sw: number, dh: number, dw: number,
+    M: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, dh: number, dw: number,
     padLeft: number, OH: number, OW: number
   ): number;
 }

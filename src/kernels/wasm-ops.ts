@@ -537,7 +537,7 @@ export class WasmDepthwiseConv2D {
     const wp = alloc(w.length * 4);
     const bp = b === null ? 0 : alloc(b.length * 4);
     const yp = alloc(y.length * 4);
-    const stride = k.depthwiseThreadScratchBytes(M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+    const stride = k.depthwiseThreadScratchBytes(M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
     const ws = alloc(T * stride);
     const v = this.views;
     v.float32(0, xp, x.length).set(x);
@@ -564,7 +564,7 @@ export class WasmDepthwiseConv2D {
     const T = threadsFor(dy.length * kh * kw * (dx === null ? 1 : 2));
     const k = begin(T);
     const p = allocGradOperands(this.operands, x, w, dy, dW, db, dx);
-    const stride = k.depthwiseThreadScratchBytes(M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+    const stride = k.depthwiseThreadScratchBytes(M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
     const ws = alloc(T * stride);
     copyGradOperandsIn(this.views, p, x, w, dy, dW, db);
     // prettier-ignore

@@ -52,9 +52,9 @@ import { align64, partStart } from "./parallel";
   return round4((padLeft + W + sw - 1) / sw);
 }
 
-/** Rows of xs: those the windows read, and 3·sh more for the forward's 4-row blocks (read, never used). */
+/** Rows of xs that the windows read. The scratch has 3·sh more for the forward's 4-row blocks (read, never used). */
 @inline function xsRows(OH: i32, kh: i32, sh: i32, dh: i32): i32 {
-  return (OH - 1) * sh + (kh - 1) * dh + 1 + 3 * sh;
+  return (OH - 1) * sh + (kh - 1) * dh + 1;
 }
 
 /** Floats per row of the dy scratch: κ_max zeros, then the columns the dW and dx vectors read. */
@@ -63,36 +63,40 @@ import { align64, partStart } from "./parallel";
 }
 
 /**
- * Byte offset in a thread's scratch of piece `which`, and with which = 6 the scratch's size:
- *   0 tap table: per tap, its byte offset in xs, its phase φ_q and shift κ_q (3·kh·kw i32)
+ * Byte offset in a thread's scratch of piece `which`, and with which = 7 the scratch's size:
+ *   0 tap table: per tap, its byte offset in xs, its phase φ_q and shift κ_q (3·kh·kw i32); then per
+ *     phase, the k range that reads x and x's column at k = 0 (3·sw i32, see padPlane)
  *   1 the M·kh·kw weights, each splatted to a vector     2 dW's (2 per tap) and db's vector accumulators
- *   3 xs        4 the dy scratch (M planes of OH rows)      5 one row of dx_pad, phase by phase
+ *   3 xs        4 the dy scratch (M planes of OH rows)      5 one row of dx_pad, phase by phase, then interleaved
+ *   6 gatherDx's terms: per row of dx and phase, their count, then (H·sw lists of M·kh·kw) 2 u32 each
  */
 function piece(
-  which: i32, M: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, padLeft: i32, OH: i32, OW: i32,
+  which: i32, M: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, padLeft: i32, OH: i32, OW: i32,
 ): usize {
   const taps = kh * kw;
   let at = 0;
   if (which == 0) return at;
-  at += align64(3 * taps * 4);
+  at += align64((3 * taps + 3 * sw) * 4);
   if (which == 1) return at;
   at += align64(M * taps * 16);
   if (which == 2) return at;
   at += align64((2 * M * taps + M) * 16);
   if (which == 3) return at;
-  at += align64(xsRows(OH, kh, sh, dh) * sw * phaseLength(OW, kw, sw, dw) * 4 + 64);
+  at += align64((xsRows(OH, kh, sh, dh) + 3 * sh) * sw * phaseLength(OW, kw, sw, dw) * 4 + 64);
   if (which == 4) return at;
   at += align64(M * OH * dyRowLength(W, OW, kw, sw, dw, padLeft) * 4 + 64);
   if (which == 5) return at;
-  at += align64(sw * dxPhaseLength(W, sw, padLeft) * 4 + 64);
+  at += align64(2 * sw * dxPhaseLength(W, sw, padLeft) * 4 + 64);
+  if (which == 6) return at;
+  at += align64(H * sw * (4 + M * taps * 8));
   return at;
 }
 
 /** Scratch bytes one thread needs for depthwiseForwardPart and depthwiseBackwardPart. */
 export function depthwiseThreadScratchBytes(
-  M: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, padLeft: i32, OH: i32, OW: i32,
+  M: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, padLeft: i32, OH: i32, OW: i32,
 ): i32 {
-  return <i32>piece(6, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  return <i32>piece(7, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
 }
 
 /** n floats at dst ← 0. */
@@ -131,8 +135,14 @@ export function depthwiseThreadScratchBytes(
   return a >= 0 ? (a + s - 1) / s : -(-a / s);
 }
 
-/** The tap table (piece 0): per tap (p, q), its byte offset in xs from an output row's start, φ_q and κ_q. */
-function tapTable(kh: i32, kw: i32, sw: i32, dh: i32, dw: i32, rowPitch: i32, L: i32, table: usize): void {
+/**
+ * The tap table (piece 0): per tap (p, q), its byte offset in xs from an output row's start, φ_q and κ_q;
+ * then per phase φ of xs's rows, the range [kLo, kHi) of k whose column k·sw + φ − padLeft lies in x, and
+ * that column at k = 0.
+ */
+function tapTable(
+  kh: i32, kw: i32, W: i32, sw: i32, dh: i32, dw: i32, padLeft: i32, rowPitch: i32, L: i32, table: usize,
+): void {
   const taps = kh * kw;
   for (let p = 0; p < kh; p++) {
     for (let q = 0; q < kw; q++) {
@@ -144,6 +154,15 @@ function tapTable(kh: i32, kw: i32, sw: i32, dh: i32, dw: i32, rowPitch: i32, L:
       store<i32>(table + (<usize>(2 * taps + tap) << 2), shift);
     }
   }
+  const ranges = table + (<usize>(3 * taps) << 2);
+  for (let phase = 0; phase < sw; phase++) {
+    const first = phase - padLeft;
+    const kLo = min(L, max(0, ceilDiv(-first, sw)));
+    const at = ranges + (<usize>(3 * phase) << 2);
+    store<i32>(at, kLo);
+    store<i32>(at, max(kLo, min(L, ceilDiv(W - first, sw))), 4);
+    store<i32>(at, first, 8);
+  }
 }
 
 /** The taps·count weights from w, each splatted to a vector at dst. */
@@ -151,42 +170,49 @@ function splatWeights(w: usize, count: i32, dst: usize): void {
   for (let k = 0; k < count; k++) v128.store(dst + (<usize>k << 4), v128.load32_splat(w + (<usize>k << 2)));
 }
 
+/** n floats: dst ← 0 in whole vectors, up to 3 floats past the end too. */
+@inline function zeroOver(dst: usize, n: i32): void {
+  for (let j = 0; j < n; j += 4) v128.store(dst + (<usize>j << 2), f32x4.splat(0));
+}
+
 /**
  * xs (see the top of the file) of the input plane x (H × W): rows × sw phases of L floats,
- * xs[r][φ][k] = x[r − padTop][k·sw + φ − padLeft], 0 outside x.
+ * xs[r][φ][k] = x[r − padTop][k·sw + φ − padLeft], 0 outside x. Written in increasing address order in
+ * whole vectors: each write's up to 3 floats past its end are overwritten by the next (the last row's go
+ * to the spare rows), and reads may run up to 7 floats past x's row (within x, or the arena's slack).
  */
-function padPlane(
-  x: usize, H: i32, W: i32, sw: i32, padTop: i32, padLeft: i32, rows: i32, L: i32, xs: usize,
-): void {
+function padPlane(x: usize, H: i32, W: i32, sw: i32, padTop: i32, rows: i32, L: i32, ranges: usize, xs: usize): void {
   const rowPitch = sw * L;
   for (let r = 0; r < rows; r++) {
     const dst = xs + (<usize>(r * rowPitch) << 2);
     const h = r - padTop;
     if (h < 0 || h >= H) {
-      zeroFloats(dst, rowPitch);
+      zeroOver(dst, rowPitch);
       continue;
     }
     const src = x + (<usize>(h * W) << 2);
     for (let phase = 0; phase < sw; phase++) {
       const d = dst + (<usize>(phase * L) << 2);
-      const first = phase - padLeft; // x's column at k = 0
-      const kLo = min(L, max(0, ceilDiv(-first, sw)));
-      const kHi = max(kLo, min(L, ceilDiv(W - first, sw)));
-      zeroFloats(d, kLo);
+      const range = ranges + (<usize>(3 * phase) << 2);
+      const kLo = load<i32>(range);
+      const kHi = load<i32>(range, 4);
+      const first = load<i32>(range, 8); // x's column at k = 0
+      zeroOver(d, kLo);
       const s = src + (<usize>(kLo * sw + first) << 2);
-      let k = kLo;
+      const to = d + (<usize>kLo << 2);
+      const n = kHi - kLo;
       if (sw == 1) {
-        copyFloats(d + (<usize>k << 2), s, kHi - kLo);
-        k = kHi;
+        for (let k = 0; k < n; k += 4) v128.store(to + (<usize>k << 2), v128.load(s + (<usize>k << 2)));
       } else if (sw == 2) {
-        // even lanes of two vectors (reads up to one float past the last used: within x or the arena's slack)
-        for (; k + 4 <= kHi; k += 4) {
-          const a = s + (<usize>((k - kLo) * 2) << 2);
-          v128.store(d + (<usize>k << 2), v128.shuffle<f32>(v128.load(a), v128.load(a, 16), 0, 2, 4, 6));
+        // the even lanes of two vectors
+        for (let k = 0; k < n; k += 4) {
+          const a = s + (<usize>k << 3);
+          v128.store(to + (<usize>k << 2), v128.shuffle<f32>(v128.load(a), v128.load(a, 16), 0, 2, 4, 6));
         }
+      } else {
+        for (let k = 0; k < n; k++) store<f32>(to + (<usize>k << 2), load<f32>(s + (<usize>(k * sw) << 2)));
       }
-      for (; k < kHi; k++) store<f32>(d + (<usize>k << 2), load<f32>(s + (<usize>((k - kLo) * sw) << 2)));
-      zeroFloats(d + (<usize>kHi << 2), L - kHi);
+      zeroOver(d + (<usize>kHi << 2), L - kHi);
     }
   }
 }
@@ -205,17 +231,18 @@ export function depthwiseForwardPart(
   const taps = kh * kw;
   const L = phaseLength(OW, kw, sw, dw);
   const rowPitch = sw * L;
-  const table = ws + piece(0, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const wv = ws + piece(1, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const xs = ws + piece(3, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  tapTable(kh, kw, sw, dh, dw, rowPitch, L, table);
+  const table = ws + piece(0, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const wv = ws + piece(1, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const xs = ws + piece(3, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  tapTable(kh, kw, W, sw, dh, dw, padLeft, rowPitch, L, table);
+  const ranges = table + (<usize>(3 * taps) << 2);
   const rows = xsRows(OH, kh, sh, dh);
   const rowStep = <usize>(sh * rowPitch) << 2; // xs bytes from one output row's taps to the next's
   const O = C * M;
   for (let plane = P0; plane < P1; plane++) {
     const n = plane / C;
     const c = plane % C;
-    padPlane(x + (<usize>(plane * H * W) << 2), H, W, sw, padTop, padLeft, rows, L, xs);
+    padPlane(x + (<usize>(plane * H * W) << 2), H, W, sw, padTop, rows, L, ranges, xs);
     for (let m = 0; m < M; m++) {
       const o = c * M + m;
       splatWeights(w + (<usize>(o * taps) << 2), taps, wv);
@@ -252,59 +279,116 @@ export function depthwiseForwardPart(
 
 /**
  * The dy scratch of image n and channel c: for m < M, dy's plane (n, c·M + m) as OH rows of Ld floats,
- * each κ_max zeros, the OW values, then zeros.
+ * each κ_max zeros, the OW values, then zeros; in whole vectors, as padPlane.
  */
 function padGradients(dyPlanes: usize, M: i32, OH: i32, OW: i32, shift: i32, Ld: i32, dys: usize): void {
   for (let r = 0; r < M * OH; r++) {
     const d = dys + (<usize>(r * Ld) << 2);
-    zeroFloats(d, shift);
-    copyFloats(d + (<usize>shift << 2), dyPlanes + (<usize>(r * OW) << 2), OW);
-    zeroFloats(d + (<usize>(shift + OW) << 2), Ld - shift - OW);
+    zeroOver(d, shift);
+    const to = d + (<usize>shift << 2);
+    const from = dyPlanes + (<usize>(r * OW) << 2);
+    for (let j = 0; j < OW; j += 4) v128.store(to + (<usize>j << 2), v128.load(from + (<usize>j << 2)));
+    zeroOver(d + (<usize>(shift + OW) << 2), Ld - shift - OW);
   }
 }
 
 /**
- * dx's plane (n, c) (H × W) from the dy scratch: row by row, dx_pad's row u = h + padTop gathered phase by
- * phase into `row` (sw × Lx floats), then its columns padLeft … padLeft + W − 1 copied out.
+ * The terms of dx_pad's rows u = h + padTop, phase by phase: the (m, p, q) that reach the row, in that
+ * order (the sum's), as the address of the splatted weight and of the dy row at k = 0 — the same for every
+ * image and channel, since each reuses the weight and dy scratches. At `terms`: H·sw counts, then H·sw
+ * lists of M·kh·kw entries.
  */
-function gatherDx(
-  H: i32, W: i32, M: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, padTop: i32, padLeft: i32, OH: i32,
-  Ld: i32, shift: i32, table: usize, wv: usize, dys: usize, row: usize, dx: usize,
+function listTerms(
+  H: i32, M: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, padTop: i32, OH: i32, Ld: i32, shift: i32,
+  table: usize, wv: usize, dys: usize, terms: usize,
 ): void {
   const taps = kh * kw;
-  const Lx = dxPhaseLength(W, sw, padLeft);
+  const lists = terms + (<usize>(H * sw) << 2);
   for (let h = 0; h < H; h++) {
     const u = h + padTop;
     for (let phase = 0; phase < sw; phase++) {
-      for (let k = 0; k < Lx; k += 4) {
-        let acc = f32x4.splat(0);
-        for (let m = 0; m < M; m++) {
-          for (let p = 0; p < kh; p++) {
-            const d = u - p * dh;
-            if (d < 0) break;
-            const i = d / sh;
-            if (i * sh != d || i >= OH) continue;
-            const dyAt = dys + (<usize>((m * OH + i) * Ld + shift + k) << 2);
-            for (let q = 0; q < kw; q++) {
-              const tap = p * kw + q;
-              if (load<i32>(table + (<usize>(taps + tap) << 2)) != phase) continue;
-              const s = load<i32>(table + (<usize>(2 * taps + tap) << 2));
-              const wt = v128.load(wv + (<usize>(m * taps + tap) << 4));
-              acc = f32x4.add(acc, f32x4.mul(wt, v128.load(dyAt - (<usize>s << 2))));
-            }
+      const list = h * sw + phase;
+      const at = lists + (<usize>(list * M * taps) << 3);
+      let E = 0;
+      for (let m = 0; m < M; m++) {
+        for (let p = 0; p < kh; p++) {
+          const d = u - p * dh;
+          if (d < 0) break;
+          const i = d / sh;
+          if (i * sh != d || i >= OH) continue;
+          const dyRow = dys + (<usize>((m * OH + i) * Ld + shift) << 2);
+          for (let q = 0; q < kw; q++) {
+            const tap = p * kw + q;
+            if (load<i32>(table + (<usize>(taps + tap) << 2)) != phase) continue;
+            const term = at + (<usize>E << 3);
+            store<u32>(term, wv + (<usize>(m * taps + tap) << 4));
+            store<u32>(term, dyRow - (<usize>load<i32>(table + (<usize>(2 * taps + tap) << 2)) << 2), 4);
+            E++;
           }
         }
-        v128.store(row + (<usize>(phase * Lx + k) << 2), acc);
+      }
+      store<i32>(terms + (<usize>list << 2), E);
+    }
+  }
+}
+
+/**
+ * dx's plane (n, c) (H × W) from the dy scratch: row by row, dx_pad's row u = h + padTop summed phase by
+ * phase from its terms (listTerms) into `row` (sw × Lx floats), 4 columns a vector, two vectors at a time;
+ * then its columns padLeft … padLeft + W − 1 copied out.
+ */
+function gatherDx(H: i32, W: i32, M: i32, taps: i32, sw: i32, padLeft: i32, terms: usize, row: usize, dx: usize): void {
+  const Lx = dxPhaseLength(W, sw, padLeft);
+  const lists = terms + (<usize>(H * sw) << 2);
+  for (let h = 0; h < H; h++) {
+    for (let phase = 0; phase < sw; phase++) {
+      const list = h * sw + phase;
+      const E = load<i32>(terms + (<usize>list << 2));
+      const first = lists + (<usize>(list * M * taps) << 3);
+      const out = row + (<usize>(phase * Lx) << 2);
+      let k = 0;
+      for (; k + 8 <= Lx; k += 8) {
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+        const o = <usize>k << 2;
+        for (let e = 0; e < E; e++) {
+          const term = first + (<usize>e << 3);
+          const wt = v128.load(load<u32>(term));
+          const at = <usize>load<u32>(term, 4) + o;
+          a0 = f32x4.add(a0, f32x4.mul(wt, v128.load(at)));
+          a1 = f32x4.add(a1, f32x4.mul(wt, v128.load(at, 16)));
+        }
+        v128.store(out + o, a0);
+        v128.store(out + o, a1, 16);
+      }
+      if (k < Lx) {
+        let a0 = f32x4.splat(0);
+        const o = <usize>k << 2;
+        for (let e = 0; e < E; e++) {
+          const term = first + (<usize>e << 3);
+          a0 = f32x4.add(a0, f32x4.mul(v128.load(load<u32>(term)), v128.load(<usize>load<u32>(term, 4) + o)));
+        }
+        v128.store(out + o, a0);
       }
     }
-    const out = dx + (<usize>(h * W) << 2);
-    if (sw == 1) copyFloats(out, row + (<usize>padLeft << 2), W);
-    else {
-      for (let col = 0; col < W; col++) {
-        const v = col + padLeft;
-        store<f32>(out + (<usize>col << 2), load<f32>(row + (<usize>((v % sw) * Lx + v / sw) << 2)));
+    // dx_pad's row in column order (phases interleaved), then its columns padLeft … padLeft + W − 1
+    let line = row;
+    if (sw == 2) {
+      line = row + (<usize>(2 * Lx) << 2);
+      for (let k = 0; k < Lx; k += 4) {
+        const a = v128.load(row + (<usize>k << 2));
+        const b = v128.load(row + (<usize>(Lx + k) << 2));
+        v128.store(line + (<usize>k << 3), v128.shuffle<f32>(a, b, 0, 4, 1, 5));
+        v128.store(line + (<usize>k << 3), v128.shuffle<f32>(a, b, 2, 6, 3, 7), 16);
+      }
+    } else if (sw > 2) {
+      line = row + (<usize>(sw * Lx) << 2);
+      for (let phase = 0; phase < sw; phase++) {
+        for (let k = 0; k < Lx; k++) {
+          store<f32>(line + (<usize>(k * sw + phase) << 2), load<f32>(row + (<usize>(phase * Lx + k) << 2)));
+        }
       }
     }
+    copyFloats(dx + (<usize>(h * W) << 2), line + (<usize>padLeft << 2), W);
   }
 }
 
@@ -325,13 +409,16 @@ export function depthwiseBackwardPart(
   const rowPitch = sw * L;
   const shift = maxShift(kw, sw, dw);
   const Ld = dyRowLength(W, OW, kw, sw, dw, padLeft);
-  const table = ws + piece(0, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const wv = ws + piece(1, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const acc = ws + piece(2, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const xs = ws + piece(3, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const dys = ws + piece(4, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const row = ws + piece(5, M, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  tapTable(kh, kw, sw, dh, dw, rowPitch, L, table);
+  const table = ws + piece(0, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const wv = ws + piece(1, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const acc = ws + piece(2, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const xs = ws + piece(3, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const dys = ws + piece(4, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const row = ws + piece(5, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const terms = ws + piece(6, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  tapTable(kh, kw, W, sw, dh, dw, padLeft, rowPitch, L, table);
+  const ranges = table + (<usize>(3 * taps) << 2);
+  if (dx != 0) listTerms(H, M, kh, kw, sh, sw, dh, padTop, OH, Ld, shift, table, wv, dys, terms);
   const rows = xsRows(OH, kh, sh, dh);
   const rowStep = <usize>(sh * rowPitch) << 2;
   const OW4 = round4(OW);
@@ -341,7 +428,7 @@ export function depthwiseBackwardPart(
     zeroFloats(acc, (2 * M * taps + M) * 4);
     if (dx != 0) splatWeights(w + (<usize>(c * M * taps) << 2), M * taps, wv);
     for (let n = 0; n < N; n++) {
-      padPlane(x + (<usize>((n * C + c) * H * W) << 2), H, W, sw, padTop, padLeft, rows, L, xs);
+      padPlane(x + (<usize>((n * C + c) * H * W) << 2), H, W, sw, padTop, rows, L, ranges, xs);
       padGradients(dy + (<usize>((n * O + c * M) * OH * OW) << 2), M, OH, OW, shift, Ld, dys);
       for (let m = 0; m < M; m++) {
         const dyPlane = dys + (<usize>(m * OH * Ld + shift) << 2);
@@ -378,7 +465,7 @@ export function depthwiseBackwardPart(
       }
       if (dx != 0) {
         const dxPlane = dx + (<usize>((n * C + c) * H * W) << 2);
-        gatherDx(H, W, M, kh, kw, sh, sw, dh, padTop, padLeft, OH, Ld, shift, table, wv, dys, row, dxPlane);
+        gatherDx(H, W, M, taps, sw, padLeft, terms, row, dxPlane);
       }
     }
     for (let m = 0; m < M; m++) {

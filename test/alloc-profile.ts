@@ -5,6 +5,7 @@
 //
 //   node --import tsx test/alloc-profile.ts [--threads 1|2] [--optimizer adam|sgd] [--batch 64] [--warmup 300]
 //                                           [--steps 200] [--windows 1] [--interval 64] [--trainer] [--json]
+//                                           [--model lenet5|mobilenet-mini|…]
 
 import { Session } from "node:inspector/promises";
 import { fileURLToPath } from "node:url";
@@ -190,12 +191,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     windows: num("windows", 1),
     interval: num("interval", 64),
     trainer: process.argv.includes("--trainer"),
+    model: arg("model", "lenet5") as ModelName,
   });
   if (process.argv.includes("--json")) {
     console.log(JSON.stringify(r));
   } else {
     console.log(
-      `LeNet-5, wasm, ${threads} thread(s), ${optimizer}: ${r.totalBytesPerStep.toFixed(0)} B/step sampled in all, ` +
+      `${arg("model", "lenet5")}, wasm, ${threads} thread(s), ${optimizer}: ${r.totalBytesPerStep.toFixed(0)} B/step sampled in all, ` +
         `${r.oursBytesPerStep.toFixed(0)} B/step under handprop frames, of which ${r.engineBytesPerStep.toFixed(0)} in ` +
         "the frames calling wasm (V8's own, see AllocationSite.engine)",
     );

@@ -1,8 +1,9 @@
 // The depthwise convolution kernels (groups = C, derivation.md §5.1): the WebAssembly one
 // (wasm/depthwise.as) against the JS reference loops (js.ts) in float32 over randomized geometries —
 // depth multiplier, stride, asymmetric padding, dilation, with and without bias — forward, dW and db
-// accumulated onto what was there, dx; needDx = false leaves dW and db as they are with dx; bit-identical
-// results on 1, 2 and 3 threads, for the kernel and for a few training steps of mobilenet-mini.
+// accumulated onto what was there, dx; needDx = false adds the same dW and db as with dx; bit-identical
+// results on 1, 2 and 3 threads, for the kernel and for a few training steps of mobilenet-mini. Also
+// grouped convolutions (1 < G < C: one ungrouped wasm convolution per group) against the JS ones.
 
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -30,9 +31,10 @@ after(async () => {
   await setThreads(1);
 });
 
-/** One depthwise convolution: geometry, depth multiplier, bias or not, and the seed of its arrays. */
+/** One grouped convolution: geometry, groups G (C: depthwise), outputs per group, bias or not, the seed of its arrays. */
 interface Case {
   g: ConvGeometry;
+  G: number;
   M: number;
   bias: boolean;
   seed: number;
@@ -49,17 +51,17 @@ function rand(rng: RandomState, shape: readonly number[]): NDArray {
  * random): y, dW and db after the first backward, then dx, dW and db after the second.
  */
 function runCase(k: Kernels, c: Case): Float32Array[] {
-  const { g, M } = c;
-  const O = g.C * M;
+  const { g, G, M } = c;
+  const O = G * M;
   const rng = new RandomState(c.seed);
   const x = rand(rng, [g.N, g.C, g.H, g.W]);
-  const w = rand(rng, [O, 1, g.kh, g.kw]);
+  const w = rand(rng, [O, g.C / G, g.kh, g.kw]);
   const b = c.bias ? rand(rng, [O]) : null;
   const dy = rand(rng, [g.N, O, g.OH, g.OW]);
   const dW = rand(rng, w.shape);
   const db = c.bias ? rand(rng, [O]) : null;
-  const ctx = k.conv2dForward(g, g.C, x, w, b, null);
-  assert.equal(ctx.kernels, k, "the depthwise convolution runs on the backend asked");
+  const ctx = k.conv2dForward(g, G, x, w, b, null);
+  assert.equal(ctx.kernels, k, "the convolution runs on the backend asked");
   const copy = (a: NDArray | null): Float32Array[] => (a === null ? [] : [(a.data as Float32Array).slice()]);
   const out = [...copy(ctx.y)];
   k.conv2dBackward(ctx, w, dy, dW, db, false);
@@ -94,19 +96,38 @@ const caseArbitrary: fc.Arbitrary<Case> = fc
   })
   .map((r) => ({
     g: convGeometry(r.N, r.C, r.H, r.W, [r.kh, r.kw], [r.sh, r.sw], r.pad, [r.dh, r.dw]),
+    G: r.C,
     M: r.M,
     bias: r.bias,
     seed: r.seed,
   }))
   .filter((c) => c.g.OH >= 1 && c.g.OW >= 1);
 
+/** A random grouped geometry: G groups of 2 or 3 input channels each (C = G·Cg), M outputs per group. */
+const groupedArbitrary: fc.Arbitrary<Case> = fc
+  .tuple(caseArbitrary, fc.integer({ min: 2, max: 3 }), fc.integer({ min: 2, max: 3 }))
+  .map(([c, G, Cg]) => {
+    const g = c.g;
+    const geometry = convGeometry(
+      g.N,
+      G * Cg,
+      g.H,
+      g.W,
+      [g.kh, g.kw],
+      [g.sh, g.sw],
+      [g.padTop, g.padBottom, g.padLeft, g.padRight],
+      [g.dh, g.dw],
+    );
+    return { ...c, g: geometry, G };
+  });
+
 /** Geometries of mobilenet-mini's depthwise layers (3×3, "same", strides 2, 2, 1, 2) and a few others. */
 const FIXED: Case[] = [
-  { g: convGeometry(4, 16, 28, 28, [3, 3], [2, 2], [0, 1, 0, 1], [1, 1]), M: 1, bias: false, seed: 1 },
-  { g: convGeometry(3, 32, 14, 14, [3, 3], [2, 2], [0, 1, 0, 1], [1, 1]), M: 1, bias: false, seed: 2 },
-  { g: convGeometry(3, 64, 7, 7, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]), M: 1, bias: true, seed: 3 },
-  { g: convGeometry(2, 6, 9, 11, [5, 3], [1, 3], [2, 1, 0, 2], [2, 1]), M: 2, bias: true, seed: 4 },
-  { g: convGeometry(2, 3, 17, 19, [3, 3], [1, 1], [0, 0, 0, 0], [1, 1]), M: 3, bias: true, seed: 5 },
+  { g: convGeometry(4, 16, 28, 28, [3, 3], [2, 2], [0, 1, 0, 1], [1, 1]), G: 16, M: 1, bias: false, seed: 1 },
+  { g: convGeometry(3, 32, 14, 14, [3, 3], [2, 2], [0, 1, 0, 1], [1, 1]), G: 32, M: 1, bias: false, seed: 2 },
+  { g: convGeometry(3, 64, 7, 7, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]), G: 64, M: 1, bias: true, seed: 3 },
+  { g: convGeometry(2, 6, 9, 11, [5, 3], [1, 3], [2, 1, 0, 2], [2, 1]), G: 6, M: 2, bias: true, seed: 4 },
+  { g: convGeometry(2, 3, 17, 19, [3, 3], [1, 1], [0, 0, 0, 0], [1, 1]), G: 3, M: 3, bias: true, seed: 5 },
 ];
 
 /** Each array of `got` within 1e-5 of `want`'s, relative to the largest magnitude in that array of `want`. */
@@ -123,7 +144,7 @@ function assertNear(got: Float32Array[], want: Float32Array[], what: string): vo
 const describeCase = (c: Case): string => {
   const g = c.g;
   return (
-    `N${g.N} C${g.C} M${c.M} ${g.H}×${g.W} k${g.kh}×${g.kw} s${g.sh},${g.sw} d${g.dh},${g.dw} ` +
+    `N${g.N} C${g.C} G${c.G} M${c.M} ${g.H}×${g.W} k${g.kh}×${g.kw} s${g.sh},${g.sw} d${g.dh},${g.dw} ` +
     `pad ${g.padTop},${g.padBottom},${g.padLeft},${g.padRight} bias ${c.bias}`
   );
 };
@@ -136,6 +157,15 @@ describe("depthwise convolution kernels", { skip: noWasm }, () => {
         assertNear(runCase(wasmBackend, c), runCase(jsBackend, c), describeCase(c));
       }),
       { numRuns: 150, seed: 13 },
+    );
+  });
+
+  test("grouped convolutions (1 < G < C) on wasm agree with the JS ones", () => {
+    fc.assert(
+      fc.property(groupedArbitrary, (c) => {
+        assertNear(runCase(wasmBackend, c), runCase(jsBackend, c), describeCase(c));
+      }),
+      { numRuns: 40, seed: 17 },
     );
   });
 
@@ -184,7 +214,10 @@ async function sameBitsOnEveryCount(what: string, compute: () => Float32Array[])
 
 describe("depthwise convolution on threads", { skip: noThreads }, () => {
   test("the kernels are bit-identical on 1, 2 and 3 threads", async () => {
-    const cases = fc.sample(caseArbitrary, { numRuns: 30, seed: 7 });
+    const cases = [
+      ...fc.sample(caseArbitrary, { numRuns: 30, seed: 7 }),
+      ...fc.sample(groupedArbitrary, { numRuns: 6, seed: 8 }),
+    ];
     await sameBitsOnEveryCount("depthwise kernels", () => [...FIXED, ...cases].flatMap((c) => runCase(wasmBackend, c)));
   });
 

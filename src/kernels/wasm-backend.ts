@@ -22,6 +22,7 @@ import {
   WasmConv2D,
   WasmDense,
   WasmDepthwiseConv2D,
+  WasmGroupedConv2D,
   WasmMaxPool2D,
   WasmOptimizer,
   WasmReLU,
@@ -34,8 +35,9 @@ class WasmConv2DContext implements Conv2DContext {
   readonly op = new WasmConv2D();
   geometry!: ConvGeometry;
   outChannels = 0;
-  groups = 1; // 1, or C: depthwise (other grouped convolutions run on the JS backend, see conv2dForward)
+  groups = 1; // derivation.md §5.1: 1, C (depthwise) or another divisor of C (grouped)
   depthwise: WasmDepthwiseConv2D | null = null; // the depthwise kernels' adapter, made on first use
+  grouped: WasmGroupedConv2D | null = null; // G ungrouped convolutions, made on first use
   y!: NDArray;
   x = new Float32Array(0); // a copy of the input: the kernels recompute each image's col from it in backward
   xDtype: DType = "float32";
@@ -50,11 +52,9 @@ function conv2dForward(
   b: NDArray | null,
   prev: Conv2DContext | null,
 ): Conv2DContext {
-  // Ungrouped and depthwise (groups = C, derivation.md §5.1) convolutions have kernels; other grouped ones
-  // run on the JS loops, whose context then sends the backward there too (as for average pooling).
-  const depthwise = groups === g.C && groups > 1;
-  if (groups !== 1 && !depthwise) return jsBackend.conv2dForward(g, groups, x, w, b, prev);
-  if (depthwise) checkGroups(g, groups, w);
+  // Depthwise convolutions (groups = C, derivation.md §5.1) have their own kernels; other grouped ones run
+  // as one ungrouped convolution per group.
+  if (groups !== 1) checkGroups(g, groups, w);
   const O = w.shape[0];
   const ctx = reuseContext(prev, WasmConv2DContext);
   ctx.geometry = g;
@@ -64,9 +64,11 @@ function conv2dForward(
   const y = (ctx.y = reuseDims(ctx.y ?? null, w.dtype, g.N, O, g.OH, g.OW));
   if (ctx.x.length !== x.size) ctx.x = new Float32Array(x.size);
   ctx.x.set(x.data);
-  if (depthwise)
-    (ctx.depthwise ??= new WasmDepthwiseConv2D()).forward(g, O / g.C, x.data, w.data, b?.data ?? null, y.data);
-  else ctx.op.forward(g, O, x.data, w.data, b?.data ?? null, y.data);
+  const bData = b?.data ?? null;
+  if (groups === 1) ctx.op.forward(g, O, x.data, w.data, bData, y.data);
+  else if (groups === g.C)
+    (ctx.depthwise ??= new WasmDepthwiseConv2D()).forward(g, O / g.C, x.data, w.data, bData, y.data);
+  else (ctx.grouped ??= new WasmGroupedConv2D()).forward(g, groups, O, x.data, w.data, bData, y.data);
   return ctx;
 }
 
@@ -76,8 +78,11 @@ const conv2dBackward: Kernels["conv2dBackward"] = (saved, w, dy, dW, db, needDx)
   const dx = (ctx.dx = reuseDims(ctx.dx, ctx.xDtype, g.N, g.C, g.H, g.W));
   const dbData = db?.data ?? null;
   const dxData = needDx ? dx.data : null;
-  if (ctx.groups === 1) ctx.op.backward(g, ctx.outChannels, ctx.x, w.data, dy.data, dW.data, dbData, dxData);
-  else ctx.depthwise!.backward(g, ctx.outChannels / g.C, ctx.x, w.data, dy.data, dW.data, dbData, dxData);
+  const O = ctx.outChannels;
+  const G = ctx.groups;
+  if (G === 1) ctx.op.backward(g, O, ctx.x, w.data, dy.data, dW.data, dbData, dxData);
+  else if (G === g.C) ctx.depthwise!.backward(g, O / g.C, ctx.x, w.data, dy.data, dW.data, dbData, dxData);
+  else ctx.grouped!.backward(g, G, O, ctx.x, w.data, dy.data, dW.data, dbData, dxData);
   return dx;
 };
 

@@ -573,3 +573,126 @@ export class WasmDepthwiseConv2D {
     copyGradsOut(this.views, p, dW, db, dx);
   }
 }
+
+/**
+ * A grouped Conv2D (1 < G < C, derivation.md §5.1) for one layer as G ungrouped ones on the GEMM kernels
+ * (WasmConv2D): group g's input channels, weights (a contiguous block of w), bias and dy are gathered
+ * into compact arrays, its y and dx scattered back. Same bits at every thread count, as WasmConv2D.
+ */
+export class WasmGroupedConv2D {
+  private readonly op = new WasmConv2D();
+  private source: ConvGeometry | null = null;
+  private group!: ConvGeometry; // the source geometry with C/G input channels
+  private x: Float32Array = new Float32Array(0);
+  private y: Float32Array = new Float32Array(0);
+  private blocks: (readonly TypedArray[])[] = []; // per array (w, b, dW, db): its G group blocks
+  private blockSources: (TypedArray | null)[] = [];
+
+  forward(
+    g: ConvGeometry,
+    G: number,
+    O: number,
+    x: TypedArray,
+    w: TypedArray,
+    b: TypedArray | null,
+    y: TypedArray,
+  ): void {
+    const gg = this.geometryOf(g, G);
+    const inPlane = g.H * g.W;
+    const outPlane = g.OH * g.OW;
+    const xg = (this.x = sized(this.x, g.N * gg.C * inPlane));
+    const yg = (this.y = sized(this.y, g.N * (O / G) * outPlane));
+    for (let gi = 0; gi < G; gi++) {
+      gatherChannels(x, g.N, g.C, gg.C, gi * gg.C, inPlane, xg);
+      this.op.forward(gg, O / G, xg, this.block(0, w, G, gi), b === null ? null : this.block(1, b, G, gi), yg);
+      scatterChannels(yg, g.N, O, O / G, (gi * O) / G, outPlane, y);
+    }
+  }
+
+  /** dW += ∂L/∂W, db += ∂L/∂b (db null: none), dx = ∂L/∂x (dx null: not wanted); x is the forward's input. */
+  backward(
+    g: ConvGeometry,
+    G: number,
+    O: number,
+    x: TypedArray,
+    w: TypedArray,
+    dy: TypedArray,
+    dW: TypedArray,
+    db: TypedArray | null,
+    dx: TypedArray | null,
+  ): void {
+    const gg = this.geometryOf(g, G);
+    const Og = O / G;
+    const inPlane = g.H * g.W;
+    const outPlane = g.OH * g.OW;
+    const xg = (this.x = sized(this.x, g.N * gg.C * inPlane));
+    const dyg = (this.y = sized(this.y, g.N * Og * outPlane));
+    for (let gi = 0; gi < G; gi++) {
+      gatherChannels(x, g.N, g.C, gg.C, gi * gg.C, inPlane, xg);
+      gatherChannels(dy, g.N, O, Og, gi * Og, outPlane, dyg);
+      const dWg = this.block(2, dW, G, gi);
+      const dbg = db === null ? null : this.block(3, db, G, gi);
+      // dx_g overwrites x_g's copy, which the kernel has read into linear memory by then
+      this.op.backward(gg, Og, xg, this.block(0, w, G, gi), dyg, dWg, dbg, dx === null ? null : xg);
+      if (dx !== null) scatterChannels(xg, g.N, g.C, gg.C, gi * gg.C, inPlane, dx);
+    }
+  }
+
+  /** g with C/G input channels, made once per source geometry. */
+  private geometryOf(g: ConvGeometry, G: number): ConvGeometry {
+    if (this.source !== g || this.group.C * G !== g.C) {
+      this.source = g;
+      this.group = { ...g, C: g.C / G };
+    }
+    return this.group;
+  }
+
+  /** Group gi's block of a (w, b, dW or db: G equal contiguous blocks) as a view, made once per array. */
+  private block(slot: number, a: TypedArray, G: number, gi: number): TypedArray {
+    if (this.blockSources[slot] !== a || this.blocks[slot].length !== G) {
+      const n = a.length / G;
+      this.blockSources[slot] = a;
+      this.blocks[slot] = Array.from({ length: G }, (_, i) => a.subarray(i * n, (i + 1) * n));
+    }
+    return this.blocks[slot][gi];
+  }
+}
+
+/** buf if it has n elements, else a new Float32Array(n). */
+function sized(buf: Float32Array, n: number): Float32Array {
+  return buf.length === n ? buf : new Float32Array(n);
+}
+
+/** out (N, k, plane) ← channels from … from + k − 1 of a (N, C, plane). */
+function gatherChannels(
+  a: TypedArray,
+  N: number,
+  C: number,
+  k: number,
+  from: number,
+  plane: number,
+  out: Float32Array,
+) {
+  const run = k * plane;
+  for (let n = 0; n < N; n++) {
+    const src = (n * C + from) * plane;
+    for (let i = 0; i < run; i++) out[n * run + i] = a[src + i];
+  }
+}
+
+/** Channels from … from + k − 1 of out (N, C, plane) ← a (N, k, plane). */
+function scatterChannels(
+  a: Float32Array,
+  N: number,
+  C: number,
+  k: number,
+  from: number,
+  plane: number,
+  out: TypedArray,
+) {
+  const run = k * plane;
+  for (let n = 0; n < N; n++) {
+    const dst = (n * C + from) * plane;
+    for (let i = 0; i < run; i++) out[dst + i] = a[n * run + i];
+  }
+}

@@ -10,7 +10,8 @@
 // src/kernels/js.ts.) im2col + GEMM would copy every input kh·kw times for products of kh·kw rows, so
 // these are direct loops, vectorised along the output row (4 outputs per f32x4) for every stride:
 //
-// The input plane is copied once into a zero-padded scratch, its columns dealt into sw phases:
+// The input plane is copied into a zero-padded scratch (zeroed once per call: each plane writes only its
+// values, where the next plane's overwrite them), its columns dealt into sw phases:
 //   xs[r][φ][k] = x_pad[r, k·sw + φ]        r < (OH − 1)·sh + (kh − 1)·dh + 1 (the rows any window reads)
 // so the taps of output columns j … j+3 are 4 consecutive floats, xs[i·sh + p·dh][φ_q][j + κ_q] with
 // φ_q = (q·dw) mod sw and κ_q = ⌊q·dw / sw⌋, whatever the stride, dilation or padding (asymmetric "same"
@@ -65,7 +66,7 @@ import { align64, partStart } from "./parallel";
 /**
  * Byte offset in a thread's scratch of piece `which`, and with which = 7 the scratch's size:
  *   0 tap table: per tap, its byte offset in xs, its phase φ_q and shift κ_q (3·kh·kw i32); then per
- *     phase, the k range that reads x and x's column at k = 0 (3·sw i32, see padPlane)
+ *     phase, the k range that reads x and x's column at k = 0 (3·sw i32, see copyPlane)
  *   1 the M·kh·kw weights, each splatted to a vector     2 dW's (2 per tap) and db's vector accumulators
  *   3 xs        4 the dy scratch (M planes of OH rows)      5 one row of dx_pad, phase by phase, then interleaved
  *   6 gatherDx's terms: per row of dx and phase, their count, then (H·sw lists of M·kh·kw) 2 u32 each
@@ -170,49 +171,33 @@ function splatWeights(w: usize, count: i32, dst: usize): void {
   for (let k = 0; k < count; k++) v128.store(dst + (<usize>k << 4), v128.load32_splat(w + (<usize>k << 2)));
 }
 
-/** n floats: dst ← 0 in whole vectors, up to 3 floats past the end too. */
-@inline function zeroOver(dst: usize, n: i32): void {
-  for (let j = 0; j < n; j += 4) v128.store(dst + (<usize>j << 2), f32x4.splat(0));
-}
-
 /**
- * xs (see the top of the file) of the input plane x (H × W): rows × sw phases of L floats,
- * xs[r][φ][k] = x[r − padTop][k·sw + φ − padLeft], 0 outside x. Written in increasing address order in
- * whole vectors: each write's up to 3 floats past its end are overwritten by the next (the last row's go
- * to the spare rows), and reads may run up to 7 floats past x's row (within x, or the arena's slack).
+ * The input plane x (H × W) into xs (see the top of the file): xs[r][φ][k] = x[r − padTop][k·sw + φ − padLeft]
+ * for the k of phase φ that lie in x (`ranges`, see tapTable) and the rows r < rows. Everything else in xs
+ * is padding: the part zeroes xs once, and no plane writes there.
  */
-function padPlane(x: usize, H: i32, W: i32, sw: i32, padTop: i32, rows: i32, L: i32, ranges: usize, xs: usize): void {
+function copyPlane(x: usize, H: i32, W: i32, sw: i32, padTop: i32, rows: i32, L: i32, ranges: usize, xs: usize): void {
   const rowPitch = sw * L;
-  for (let r = 0; r < rows; r++) {
-    const dst = xs + (<usize>(r * rowPitch) << 2);
-    const h = r - padTop;
-    if (h < 0 || h >= H) {
-      zeroOver(dst, rowPitch);
-      continue;
-    }
-    const src = x + (<usize>(h * W) << 2);
-    for (let phase = 0; phase < sw; phase++) {
-      const d = dst + (<usize>(phase * L) << 2);
-      const range = ranges + (<usize>(3 * phase) << 2);
-      const kLo = load<i32>(range);
-      const kHi = load<i32>(range, 4);
-      const first = load<i32>(range, 8); // x's column at k = 0
-      zeroOver(d, kLo);
-      const s = src + (<usize>(kLo * sw + first) << 2);
-      const to = d + (<usize>kLo << 2);
-      const n = kHi - kLo;
+  const hEnd = min(H, rows - padTop);
+  for (let phase = 0; phase < sw; phase++) {
+    const range = ranges + (<usize>(3 * phase) << 2);
+    const kLo = load<i32>(range);
+    const n = load<i32>(range, 4) - kLo;
+    const first = load<i32>(range, 8); // x's column at k = 0
+    for (let h = 0; h < hEnd; h++) {
+      const to = xs + (<usize>((h + padTop) * rowPitch + phase * L + kLo) << 2);
+      const from = x + (<usize>(h * W + kLo * sw + first) << 2);
+      let k = 0;
       if (sw == 1) {
-        for (let k = 0; k < n; k += 4) v128.store(to + (<usize>k << 2), v128.load(s + (<usize>k << 2)));
+        for (; k + 4 <= n; k += 4) v128.store(to + (<usize>k << 2), v128.load(from + (<usize>k << 2)));
       } else if (sw == 2) {
-        // the even lanes of two vectors
-        for (let k = 0; k < n; k += 4) {
-          const a = s + (<usize>k << 3);
+        // the even lanes of two vectors (reading up to 1 float past the last used: within x or the arena's slack)
+        for (; k + 4 <= n; k += 4) {
+          const a = from + (<usize>k << 3);
           v128.store(to + (<usize>k << 2), v128.shuffle<f32>(v128.load(a), v128.load(a, 16), 0, 2, 4, 6));
         }
-      } else {
-        for (let k = 0; k < n; k++) store<f32>(to + (<usize>k << 2), load<f32>(s + (<usize>(k * sw) << 2)));
       }
-      zeroOver(d + (<usize>kHi << 2), L - kHi);
+      for (; k < n; k++) store<f32>(to + (<usize>k << 2), load<f32>(from + (<usize>(k * sw) << 2)));
     }
   }
 }
@@ -239,10 +224,11 @@ export function depthwiseForwardPart(
   const rows = xsRows(OH, kh, sh, dh);
   const rowStep = <usize>(sh * rowPitch) << 2; // xs bytes from one output row's taps to the next's
   const O = C * M;
+  zeroFloats(xs, rows * rowPitch);
   for (let plane = P0; plane < P1; plane++) {
     const n = plane / C;
     const c = plane % C;
-    padPlane(x + (<usize>(plane * H * W) << 2), H, W, sw, padTop, rows, L, ranges, xs);
+    copyPlane(x + (<usize>(plane * H * W) << 2), H, W, sw, padTop, rows, L, ranges, xs);
     for (let m = 0; m < M; m++) {
       const o = c * M + m;
       splatWeights(w + (<usize>(o * taps) << 2), taps, wv);
@@ -279,16 +265,16 @@ export function depthwiseForwardPart(
 
 /**
  * The dy scratch of image n and channel c: for m < M, dy's plane (n, c·M + m) as OH rows of Ld floats,
- * each κ_max zeros, the OW values, then zeros; in whole vectors, as padPlane.
+ * each κ_max zeros, the OW values, then zeros. The zeros are the part's (it zeroes the scratch once): only
+ * the values are copied.
  */
-function padGradients(dyPlanes: usize, M: i32, OH: i32, OW: i32, shift: i32, Ld: i32, dys: usize): void {
+function copyGradients(dyPlanes: usize, M: i32, OH: i32, OW: i32, shift: i32, Ld: i32, dys: usize): void {
   for (let r = 0; r < M * OH; r++) {
-    const d = dys + (<usize>(r * Ld) << 2);
-    zeroOver(d, shift);
-    const to = d + (<usize>shift << 2);
+    const to = dys + (<usize>(r * Ld + shift) << 2);
     const from = dyPlanes + (<usize>(r * OW) << 2);
-    for (let j = 0; j < OW; j += 4) v128.store(to + (<usize>j << 2), v128.load(from + (<usize>j << 2)));
-    zeroOver(d + (<usize>(shift + OW) << 2), Ld - shift - OW);
+    let j = 0;
+    for (; j + 4 <= OW; j += 4) v128.store(to + (<usize>j << 2), v128.load(from + (<usize>j << 2)));
+    for (; j < OW; j++) store<f32>(to + (<usize>j << 2), load<f32>(from + (<usize>j << 2)));
   }
 }
 
@@ -424,12 +410,14 @@ export function depthwiseBackwardPart(
   const OW4 = round4(OW);
   const dbAcc = acc + (<usize>(2 * M * taps) << 4);
   const O = C * M;
+  zeroFloats(xs, rows * rowPitch);
+  zeroFloats(dys, M * OH * Ld);
   for (let c = c0; c < c1; c++) {
     zeroFloats(acc, (2 * M * taps + M) * 4);
     if (dx != 0) splatWeights(w + (<usize>(c * M * taps) << 2), M * taps, wv);
     for (let n = 0; n < N; n++) {
-      padPlane(x + (<usize>((n * C + c) * H * W) << 2), H, W, sw, padTop, rows, L, ranges, xs);
-      padGradients(dy + (<usize>((n * O + c * M) * OH * OW) << 2), M, OH, OW, shift, Ld, dys);
+      copyPlane(x + (<usize>((n * C + c) * H * W) << 2), H, W, sw, padTop, rows, L, ranges, xs);
+      copyGradients(dy + (<usize>((n * O + c * M) * OH * OW) << 2), M, OH, OW, shift, Ld, dys);
       for (let m = 0; m < M; m++) {
         const dyPlane = dys + (<usize>(m * OH * Ld + shift) << 2);
         for (let tap = 0; tap < taps; tap++) {

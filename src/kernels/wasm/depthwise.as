@@ -27,7 +27,7 @@
 // from them; backward parts own whole channels c: dW[c·M … c·M+M−1], db of the same and every image's dx
 // plane (n, c), each dW/db sum running over n = 0 … N−1 in order. No sum is split, so every thread count
 // gives the same bits. Summation order: forward bias, then the taps in (p, q) order as js.ts; dW and db in
-// f32x4 lanes (two accumulators per tap: even and odd output rows), reduced in a fixed order at the end;
+// f32x4 lanes (per tap and image, even and odd output rows apart, then added), reduced in a fixed order;
 // dx over (m, p, q). The products are rounded to float32 (js.ts multiplies in float64), so the results
 // agree with the reference to float32 rounding, not bit for bit.
 
@@ -67,7 +67,7 @@ import { align64, partStart } from "./parallel";
  * Byte offset in a thread's scratch of piece `which`, and with which = 7 the scratch's size:
  *   0 tap table: per tap, its byte offset in xs, its phase φ_q and shift κ_q (3·kh·kw i32); then per
  *     phase, the k range that reads x and x's column at k = 0 (3·sw i32, see copyPlane)
- *   1 the M·kh·kw weights, each splatted to a vector     2 dW's (2 per tap) and db's vector accumulators
+ *   1 the M·kh·kw weights, each splatted to a vector     2 dW's (1 per tap) and db's vector accumulators
  *   3 xs        4 the dy scratch (M planes of OH rows)      5 one row of dx_pad, phase by phase, then interleaved
  *   6 gatherDx's terms: per row of dx and phase, their count, then (H·sw lists of M·kh·kw) 2 u32 each
  */
@@ -81,7 +81,7 @@ function piece(
   if (which == 1) return at;
   at += align64(M * taps * 16);
   if (which == 2) return at;
-  at += align64((2 * M * taps + M) * 16);
+  at += align64((M * taps + M) * 16);
   if (which == 3) return at;
   at += align64((xsRows(OH, kh, sh, dh) + 3 * sh) * sw * phaseLength(OW, kw, sw, dw) * 4 + 64);
   if (which == 4) return at;
@@ -408,38 +408,74 @@ export function depthwiseBackwardPart(
   const rows = xsRows(OH, kh, sh, dh);
   const rowStep = <usize>(sh * rowPitch) << 2;
   const OW4 = round4(OW);
-  const dbAcc = acc + (<usize>(2 * M * taps) << 4);
+  const dbAcc = acc + (<usize>(M * taps) << 4);
   const O = C * M;
   zeroFloats(xs, rows * rowPitch);
   zeroFloats(dys, M * OH * Ld);
   for (let c = c0; c < c1; c++) {
-    zeroFloats(acc, (2 * M * taps + M) * 4);
+    zeroFloats(acc, (M * taps + M) * 4);
     if (dx != 0) splatWeights(w + (<usize>(c * M * taps) << 2), M * taps, wv);
     for (let n = 0; n < N; n++) {
       copyPlane(x + (<usize>((n * C + c) * H * W) << 2), H, W, sw, padTop, rows, L, ranges, xs);
       copyGradients(dy + (<usize>((n * O + c * M) * OH * OW) << 2), M, OH, OW, shift, Ld, dys);
       for (let m = 0; m < M; m++) {
         const dyPlane = dys + (<usize>(m * OH * Ld + shift) << 2);
-        for (let tap = 0; tap < taps; tap++) {
-          // dW[o, tap]: even output rows into a0, odd into a1
-          const slot = acc + (<usize>((m * taps + tap) * 2) << 4);
-          let a0 = v128.load(slot), a1 = v128.load(slot, 16);
-          const xTap = xs + <usize>load<i32>(table + (<usize>tap << 2));
-          for (let i = 0; i < OH; i += 2) {
+        // dW[o, tap] in one vector accumulator per tap, three taps a pass (dy's vector loaded once for them)
+        let tap = 0;
+        for (; tap + 3 <= taps; tap += 3) {
+          const slot = acc + (<usize>(m * taps + tap) << 4);
+          // rows in pairs: even rows into a0…a2, odd rows into b0…b2 (six independent sums), added at the end
+          let a0 = v128.load(slot), a1 = v128.load(slot, 16), a2 = v128.load(slot, 32);
+          let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0);
+          const x0 = xs + <usize>load<i32>(table + (<usize>tap << 2));
+          const x1 = xs + <usize>load<i32>(table + (<usize>tap << 2), 4);
+          const x2 = xs + <usize>load<i32>(table + (<usize>tap << 2), 8);
+          const dyStep = <usize>Ld << 2;
+          let i = 0;
+          for (; i + 2 <= OH; i += 2) {
             const dyRow = dyPlane + (<usize>(i * Ld) << 2);
-            const xRow = xTap + <usize>i * rowStep;
-            const odd = i + 1 < OH;
+            const row = <usize>i * rowStep;
             for (let j = 0; j < OW4; j += 4) {
               const o = <usize>j << 2;
-              a0 = f32x4.add(a0, f32x4.mul(v128.load(dyRow + o), v128.load(xRow + o)));
-              if (odd) {
-                const o1 = o + (<usize>Ld << 2);
-                a1 = f32x4.add(a1, f32x4.mul(v128.load(dyRow + o1), v128.load(xRow + rowStep + o)));
-              }
+              const d = v128.load(dyRow + o);
+              const e = v128.load(dyRow + dyStep + o);
+              const r = row + o;
+              a0 = f32x4.add(a0, f32x4.mul(d, v128.load(x0 + r)));
+              a1 = f32x4.add(a1, f32x4.mul(d, v128.load(x1 + r)));
+              a2 = f32x4.add(a2, f32x4.mul(d, v128.load(x2 + r)));
+              b0 = f32x4.add(b0, f32x4.mul(e, v128.load(x0 + r + rowStep)));
+              b1 = f32x4.add(b1, f32x4.mul(e, v128.load(x1 + r + rowStep)));
+              b2 = f32x4.add(b2, f32x4.mul(e, v128.load(x2 + r + rowStep)));
+            }
+          }
+          if (i < OH) {
+            const dyRow = dyPlane + (<usize>(i * Ld) << 2);
+            const row = <usize>i * rowStep;
+            for (let j = 0; j < OW4; j += 4) {
+              const o = <usize>j << 2;
+              const d = v128.load(dyRow + o);
+              a0 = f32x4.add(a0, f32x4.mul(d, v128.load(x0 + row + o)));
+              a1 = f32x4.add(a1, f32x4.mul(d, v128.load(x1 + row + o)));
+              a2 = f32x4.add(a2, f32x4.mul(d, v128.load(x2 + row + o)));
+            }
+          }
+          v128.store(slot, f32x4.add(a0, b0));
+          v128.store(slot, f32x4.add(a1, b1), 16);
+          v128.store(slot, f32x4.add(a2, b2), 32);
+        }
+        for (; tap < taps; tap++) {
+          const slot = acc + (<usize>(m * taps + tap) << 4);
+          let a0 = v128.load(slot);
+          const x0 = xs + <usize>load<i32>(table + (<usize>tap << 2));
+          for (let i = 0; i < OH; i++) {
+            const dyRow = dyPlane + (<usize>(i * Ld) << 2);
+            const row = <usize>i * rowStep;
+            for (let j = 0; j < OW4; j += 4) {
+              const o = <usize>j << 2;
+              a0 = f32x4.add(a0, f32x4.mul(v128.load(dyRow + o), v128.load(x0 + row + o)));
             }
           }
           v128.store(slot, a0);
-          v128.store(slot, a1, 16);
         }
         if (db != 0) {
           const slot = dbAcc + (<usize>m << 4);
@@ -459,9 +495,8 @@ export function depthwiseBackwardPart(
     for (let m = 0; m < M; m++) {
       const o = c * M + m;
       for (let tap = 0; tap < taps; tap++) {
-        const slot = acc + (<usize>((m * taps + tap) * 2) << 4);
         const d = dW + (<usize>(o * taps + tap) << 2);
-        store<f32>(d, load<f32>(d) + laneSum(f32x4.add(v128.load(slot), v128.load(slot, 16))));
+        store<f32>(d, load<f32>(d) + laneSum(v128.load(acc + (<usize>(m * taps + tap) << 4))));
       }
       if (db != 0) {
         const d = db + (<usize>o << 2);

@@ -31,7 +31,7 @@ after(async () => {
   await setThreads(1);
 });
 
-/** One grouped convolution: geometry, groups G (C: depthwise), outputs per group, bias or not, the seed of its arrays. */
+/** One grouped convolution: geometry, groups G (C: depthwise), outputs per group, bias or not, its arrays' seed. */
 interface Case {
   g: ConvGeometry;
   G: number;

@@ -549,7 +549,10 @@ export class WasmDepthwiseConv2D {
     y.set(v.float32(3, yp, y.length));
   }
 
-  /** dW += ∂L/∂W, db += ∂L/∂b (db null: no bias), dx = ∂L/∂x (dx null: not wanted); x is the forward's input. */
+  /**
+   * dW += ∂L/∂W, db += ∂L/∂b (db null: no bias), dx = ∂L/∂x (dx null: not wanted);
+   * x is the forward's input.
+   */
   backward(
     g: ConvGeometry,
     M: number,
@@ -609,7 +612,10 @@ export class WasmGroupedConv2D {
     }
   }
 
-  /** dW += ∂L/∂W, db += ∂L/∂b (db null: none), dx = ∂L/∂x (dx null: not wanted); x is the forward's input. */
+  /**
+   * dW += ∂L/∂W, db += ∂L/∂b (db null: none), dx = ∂L/∂x (dx null: not wanted);
+   * x is the forward's input.
+   */
   backward(
     g: ConvGeometry,
     G: number,

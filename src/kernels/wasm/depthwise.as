@@ -72,7 +72,8 @@ import { align64, partStart } from "./parallel";
  *   6 gatherDx's terms: per row of dx and phase, their count, then (H·sw lists of M·kh·kw) 2 u32 each
  */
 function piece(
-  which: i32, M: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, padLeft: i32, OH: i32, OW: i32,
+  which: i32, M: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, padLeft: i32,
+  OH: i32, OW: i32,
 ): usize {
   const taps = kh * kw;
   let at = 0;

@@ -5,13 +5,19 @@
 //
 //   node --import tsx test/alloc-profile.ts [--threads 1|2] [--optimizer adam|sgd] [--batch 64] [--warmup 300]
 //                                           [--steps 200] [--windows 1] [--interval 64] [--trainer] [--json]
-//                                           [--model lenet5|mobilenet-mini|…]
+//                                           [--model lenet5|mobilenet-mini|…|grouped-convs]
 
 import { Session } from "node:inspector/promises";
 import { fileURLToPath } from "node:url";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { buildModel, type ModelName } from "../src/nn/models.ts";
+import { Sequential } from "../src/nn/sequential.ts";
+import { Conv2D } from "../src/nn/conv.ts";
+import { DepthwiseConv2D } from "../src/nn/depthwise.ts";
+import { ReLU } from "../src/nn/activations.ts";
+import { Flatten } from "../src/nn/flatten.ts";
+import { Dense } from "../src/nn/dense.ts";
 import { Adam, SGD, type Optimizer } from "../src/nn/optim.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { Trainer, trainStep } from "../src/nn/trainer.ts";
@@ -87,10 +93,29 @@ export interface ProfileOptions {
   windows?: number;
   /** Mean bytes between samples (smaller: finer, slower). */
   interval?: number;
-  model?: ModelName;
+  model?: ModelName | typeof GROUPED_CONVS;
   optimizer?: "adam" | "sgd";
   /** Drive the steps through Trainer.step() (what fit and the CLI run) instead of trainStep. */
   trainer?: boolean;
+}
+
+/** A model of nothing but Conv2D, depthwise (multiplier 2, stride 2) and grouped (G = 4) convolutions, ReLU and Dense. */
+export const GROUPED_CONVS = "grouped-convs";
+
+function groupedConvs(): Sequential {
+  return new Sequential(
+    [
+      new Conv2D({ outChannels: 8, kernelSize: 3, padding: "same" }),
+      new ReLU(),
+      new DepthwiseConv2D({ kernelSize: 3, stride: 2, padding: "same", depthMultiplier: 2 }),
+      new ReLU(),
+      new Conv2D({ outChannels: 16, kernelSize: 3, groups: 4 }),
+      new ReLU(),
+      new Flatten(),
+      new Dense({ outFeatures: 10 }),
+    ],
+    { inputShape: [1, 28, 28], seed: 0 },
+  );
 }
 
 /** Run `step` `steps` times under the sampling heap profiler and sum what it sampled per site. */
@@ -134,7 +159,7 @@ export async function profileTraining(opts: ProfileOptions = {}): Promise<Alloca
   setBackend("wasm");
   await setThreads(threads);
   try {
-    const model = buildModel(name, { seed: 0 });
+    const model = name === GROUPED_CONVS ? groupedConvs() : buildModel(name, { seed: 0 });
     const rng = new RandomState(1);
     const x = new NDArray(
       Float32Array.from({ length: batch * 784 }, () => rng.standardNormal()),
@@ -191,7 +216,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     windows: num("windows", 1),
     interval: num("interval", 64),
     trainer: process.argv.includes("--trainer"),
-    model: arg("model", "lenet5") as ModelName,
+    model: arg("model", "lenet5") as ModelName | typeof GROUPED_CONVS,
   });
   if (process.argv.includes("--json")) {
     console.log(JSON.stringify(r));

@@ -16,33 +16,42 @@ import type { AllocationReport } from "./alloc-profile.ts";
 // kB and fails it, while the sampled remainder measured 400–1,040 B on a loaded 2-core machine.
 const BUDGET = 2048;
 
+/** Profile training steps in a fresh process (test/alloc-profile.ts with these arguments) and check the budget. */
+function assertWithinBudget(args: readonly string[]): void {
+  const out = execFileSync(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "test/alloc-profile.ts",
+      ...args,
+      "--steps",
+      "40",
+      "--windows",
+      "3",
+      "--interval",
+      "128",
+      "--json",
+    ],
+    { encoding: "utf8", timeout: 120_000 },
+  );
+  const r = JSON.parse(out) as AllocationReport;
+  const ours = r.oursBytesPerStep - r.engineBytesPerStep;
+  const top = r.sites.filter((s) => s.ours && !s.engine).slice(0, 8);
+  const list = top.map((s) => `${s.bytesPerStep.toFixed(0)} B/step ${s.site}`).join("\n  ");
+  assert.ok(ours <= BUDGET, `${ours.toFixed(0)} B/step allocated in handprop code:\n  ${list}`);
+}
+
 for (const [threads, optimizer] of [
   [1, "adam"],
   [2, "sgd"],
 ] as const) {
   test(`LeNet-5 training (wasm, ${threads} thread(s), ${optimizer}) allocates ≤ ${BUDGET} B per step in handprop`, () => {
-    const args = ["--threads", String(threads), "--optimizer", optimizer, "--batch", "16", "--warmup", "300"];
-    const out = execFileSync(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "test/alloc-profile.ts",
-        ...args,
-        "--steps",
-        "40",
-        "--windows",
-        "3",
-        "--interval",
-        "128",
-        "--json",
-      ],
-      { encoding: "utf8", timeout: 120_000 },
-    );
-    const r = JSON.parse(out) as AllocationReport;
-    const ours = r.oursBytesPerStep - r.engineBytesPerStep;
-    const top = r.sites.filter((s) => s.ours && !s.engine).slice(0, 8);
-    const list = top.map((s) => `${s.bytesPerStep.toFixed(0)} B/step ${s.site}`).join("\n  ");
-    assert.ok(ours <= BUDGET, `${ours.toFixed(0)} B/step allocated in handprop code:\n  ${list}`);
+    assertWithinBudget(["--threads", String(threads), "--optimizer", optimizer, "--batch", "16", "--warmup", "300"]);
   });
 }
+
+// test/alloc-profile.ts's "grouped-convs": Conv2D, DepthwiseConv2D (multiplier 2, stride 2), Conv2D with groups 4
+test(`depthwise and grouped convolutions (wasm, 2 threads) allocate ≤ ${BUDGET} B per step in handprop`, () => {
+  assertWithinBudget(["--model", "grouped-convs", "--threads", "2", "--batch", "16", "--warmup", "300"]);
+});

@@ -321,7 +321,7 @@ function listTerms(
 
 /**
  * dx's plane (n, c) (H × W) from the dy scratch: row by row, dx_pad's row u = h + padTop summed phase by
- * phase from its terms (listTerms) into `row` (sw × Lx floats), 4 columns a vector, two vectors at a time;
+ * phase from its terms (listTerms) into `row` (sw × Lx floats), 4 columns a vector, up to four vectors a pass;
  * then its columns padLeft … padLeft + W − 1 copied out.
  */
 function gatherDx(H: i32, W: i32, M: i32, taps: i32, sw: i32, padLeft: i32, terms: usize, row: usize, dx: usize): void {
@@ -334,6 +334,23 @@ function gatherDx(H: i32, W: i32, M: i32, taps: i32, sw: i32, padLeft: i32, term
       const first = lists + (<usize>(list * M * taps) << 3);
       const out = row + (<usize>(phase * Lx) << 2);
       let k = 0;
+      for (; k + 16 <= Lx; k += 16) {
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+        const o = <usize>k << 2;
+        for (let e = 0; e < E; e++) {
+          const term = first + (<usize>e << 3);
+          const wt = v128.load(load<u32>(term));
+          const at = <usize>load<u32>(term, 4) + o;
+          a0 = f32x4.add(a0, f32x4.mul(wt, v128.load(at)));
+          a1 = f32x4.add(a1, f32x4.mul(wt, v128.load(at, 16)));
+          a2 = f32x4.add(a2, f32x4.mul(wt, v128.load(at, 32)));
+          a3 = f32x4.add(a3, f32x4.mul(wt, v128.load(at, 48)));
+        }
+        v128.store(out + o, a0);
+        v128.store(out + o, a1, 16);
+        v128.store(out + o, a2, 32);
+        v128.store(out + o, a3, 48);
+      }
       for (; k + 8 <= Lx; k += 8) {
         let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
         const o = <usize>k << 2;

@@ -5,13 +5,19 @@
 //
 //   node --import tsx test/alloc-profile.ts [--threads 1|2] [--optimizer adam|sgd] [--batch 64] [--warmup 300]
 //                                           [--steps 200] [--windows 1] [--interval 64] [--trainer] [--json]
+//                                           [--model lenet5|mobilenet-mini|…|grouped-convs]
 
 import { Session } from "node:inspector/promises";
 import { fileURLToPath } from "node:url";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { buildModel, type ModelName } from "../src/nn/models.ts";
-import type { Sequential } from "../src/nn/sequential.ts";
+import { Sequential } from "../src/nn/sequential.ts";
+import { Conv2D } from "../src/nn/conv.ts";
+import { DepthwiseConv2D } from "../src/nn/depthwise.ts";
+import { ReLU } from "../src/nn/activations.ts";
+import { Flatten } from "../src/nn/flatten.ts";
+import { Dense } from "../src/nn/dense.ts";
 import { Adam, SGD, type Optimizer } from "../src/nn/optim.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { Trainer, trainStep } from "../src/nn/trainer.ts";
@@ -87,12 +93,31 @@ export interface ProfileOptions {
   windows?: number;
   /** Mean bytes between samples (smaller: finer, slower). */
   interval?: number;
-  model?: ModelName;
+  model?: ModelName | typeof GROUPED_CONVS;
   /** A model to profile instead of a zoo one (1×28×28 inputs, 10 classes). */
   build?: () => Sequential;
   optimizer?: "adam" | "sgd";
   /** Drive the steps through Trainer.step() (what fit and the CLI run) instead of trainStep. */
   trainer?: boolean;
+}
+
+/** A model of nothing but Conv2D, depthwise (multiplier 2, stride 2) and grouped (G = 4) convolutions, ReLU and Dense. */
+export const GROUPED_CONVS = "grouped-convs";
+
+function groupedConvs(): Sequential {
+  return new Sequential(
+    [
+      new Conv2D({ outChannels: 8, kernelSize: 3, padding: "same" }),
+      new ReLU(),
+      new DepthwiseConv2D({ kernelSize: 3, stride: 2, padding: "same", depthMultiplier: 2 }),
+      new ReLU(),
+      new Conv2D({ outChannels: 16, kernelSize: 3, groups: 4 }),
+      new ReLU(),
+      new Flatten(),
+      new Dense({ outFeatures: 10 }),
+    ],
+    { inputShape: [1, 28, 28], seed: 0 },
+  );
 }
 
 /** Run `step` `steps` times under the sampling heap profiler and sum what it sampled per site. */
@@ -136,7 +161,7 @@ export async function profileTraining(opts: ProfileOptions = {}): Promise<Alloca
   setBackend("wasm");
   await setThreads(threads);
   try {
-    const model = opts.build?.() ?? buildModel(name, { seed: 0 });
+    const model = opts.build?.() ?? (name === GROUPED_CONVS ? groupedConvs() : buildModel(name, { seed: 0 }));
     const rng = new RandomState(1);
     const x = new NDArray(
       Float32Array.from({ length: batch * 784 }, () => rng.standardNormal()),
@@ -193,12 +218,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     windows: num("windows", 1),
     interval: num("interval", 64),
     trainer: process.argv.includes("--trainer"),
+    model: arg("model", "lenet5") as ModelName | typeof GROUPED_CONVS,
   });
   if (process.argv.includes("--json")) {
     console.log(JSON.stringify(r));
   } else {
     console.log(
-      `LeNet-5, wasm, ${threads} thread(s), ${optimizer}: ${r.totalBytesPerStep.toFixed(0)} B/step sampled in all, ` +
+      `${arg("model", "lenet5")}, wasm, ${threads} thread(s), ${optimizer}: ${r.totalBytesPerStep.toFixed(0)} B/step sampled in all, ` +
         `${r.oursBytesPerStep.toFixed(0)} B/step under handprop frames, of which ${r.engineBytesPerStep.toFixed(0)} in ` +
         "the frames calling wasm (V8's own, see AllocationSite.engine)",
     );

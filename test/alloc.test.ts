@@ -1,5 +1,6 @@
 // Steady-state training allocates nothing per step: V8's sampling heap profiler over LeNet-5 training
-// steps (test/alloc-profile.ts) attributes at most a small budget per step to handprop's source files.
+// steps (test/alloc-profile.ts) attributes at most a small budget per step to handprop's source files;
+// likewise for a model of depthwise and grouped convolutions.
 // Before this was measured, a step allocated ≈ 1 MB (a findIndex over every weight boxed each float)
 // and ≈ 20 kB of small arrays, iterators and option objects.
 
@@ -14,13 +15,22 @@ import { assertAllocationBudget } from "./kernel-helpers.ts";
 // kB and fails it, while the sampled remainder measured 400–1,040 B on a loaded 2-core machine.
 const BUDGET = 2048;
 
+/** Profile training steps in a fresh process (test/alloc-profile.ts with these arguments) and check the budget. */
+function assertWithinBudget(args: readonly string[]): void {
+  const profile = ["--steps", "40", "--windows", "3", "--interval", "128", "--json"];
+  assertAllocationBudget("test/alloc-profile.ts", [...args, ...profile], BUDGET);
+}
+
 for (const [threads, optimizer] of [
   [1, "adam"],
   [2, "sgd"],
 ] as const) {
   test(`LeNet-5 training (wasm, ${threads} thread(s), ${optimizer}) allocates ≤ ${BUDGET} B per step in handprop`, () => {
-    const args = ["--threads", String(threads), "--optimizer", optimizer, "--batch", "16", "--warmup", "300"];
-    const profile = ["--steps", "40", "--windows", "3", "--interval", "128", "--json"];
-    assertAllocationBudget("test/alloc-profile.ts", [...args, ...profile], BUDGET);
+    assertWithinBudget(["--threads", String(threads), "--optimizer", optimizer, "--batch", "16", "--warmup", "300"]);
   });
 }
+
+// test/alloc-profile.ts's "grouped-convs": Conv2D, DepthwiseConv2D (multiplier 2, stride 2), Conv2D with groups 4
+test(`depthwise and grouped convolutions (wasm, 2 threads) allocate ≤ ${BUDGET} B per step in handprop`, () => {
+  assertWithinBudget(["--model", "grouped-convs", "--threads", "2", "--batch", "16", "--warmup", "300"]);
+});

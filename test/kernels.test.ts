@@ -760,7 +760,7 @@ describe("the Kernels interface", () => {
           b = randn(rng, [O]);
         const ctx = k.conv2dForward(g, G, x, w, b, null);
         if (k === wasmBackend)
-          assert.equal(ctx.kernels, jsBackend, "the wasm backend delegates groups > 1 to the JS loops");
+          assert.equal(ctx.kernels, wasmBackend, "the wasm backend runs grouped and depthwise convolutions");
         const dy = randn(rng, ctx.y.shape);
         const run = (needDx: boolean) => {
           const dW = zeros(w.shape),

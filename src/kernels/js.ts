@@ -106,7 +106,8 @@ class JsConv2DContext implements Conv2DContext {
   xDtype: DType = "float32";
 }
 
-function checkGroups(g: ConvGeometry, groups: number, w: NDArray): void {
+/** Throws unless `groups` divides C and O and matches the weights' (O, C/groups, kh, kw). */
+export function checkGroups(g: ConvGeometry, groups: number, w: NDArray): void {
   const O = w.shape[0];
   if (
     !Number.isInteger(groups) ||

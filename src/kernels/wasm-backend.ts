@@ -11,6 +11,7 @@ import {
   BatchNormStats,
   GroupNormState,
   batchNormPositions,
+  checkGroups,
   groupNormPositions,
   jsBackend,
   reluBackwardLoop,
@@ -31,6 +32,8 @@ import {
   type GradCall,
   WasmDense,
   WasmGroupNorm,
+  WasmDepthwiseConv2D,
+  WasmGroupedConv2D,
   WasmMaxPool2D,
   WasmOptimizer,
   WasmReLU,
@@ -47,7 +50,9 @@ class WasmConv2DContext extends WasmContext implements Conv2DContext {
   readonly op = new WasmConv2D();
   geometry!: ConvGeometry;
   outChannels = 0;
-  readonly groups = 1; // grouped convolutions run on the JS backend (see conv2dForward)
+  groups = 1; // derivation.md §5.1: 1, C (depthwise) or another divisor of C (grouped)
+  depthwise: WasmDepthwiseConv2D | null = null; // the depthwise kernels' adapter, made on first use
+  grouped: WasmGroupedConv2D | null = null; // G ungrouped convolutions, made on first use
   y!: NDArray;
   x = new Float32Array(0); // a copy of the input: the kernels recompute each image's col from it in backward
   xDtype: DType = "float32";
@@ -62,24 +67,29 @@ function conv2dForward(
   b: NDArray | null,
   prev: Conv2DContext | null,
 ): Conv2DContext {
-  // The kernel knows ungrouped convolutions only: grouped and depthwise ones run on the JS loops, whose
-  // context then sends the backward there too (as for average pooling).
-  if (groups !== 1) return jsBackend.conv2dForward(g, groups, x, w, b, prev);
+  // Depthwise convolutions (groups = C, derivation.md §5.1) have their own kernels; other grouped ones run
+  // as one ungrouped convolution per group.
+  if (groups !== 1) checkGroups(g, groups, w);
   const O = w.shape[0];
   const ctx = reuseContext(prev, WasmConv2DContext);
   ctx.geometry = g;
   ctx.outChannels = O;
+  ctx.groups = groups;
   ctx.xDtype = x.dtype;
   const y = (ctx.y = reuseDims(ctx.y ?? null, w.dtype, g.N, O, g.OH, g.OW));
   if (ctx.x.length !== x.size) ctx.x = new Float32Array(x.size);
   ctx.x.set(x.data);
-  ctx.op.forward(g, O, x.data, w.data, b?.data ?? null, y.data);
+  const bData = b?.data ?? null;
+  if (groups === 1) ctx.op.forward(g, O, x.data, w.data, bData, y.data);
+  else if (groups === g.C)
+    (ctx.depthwise ??= new WasmDepthwiseConv2D()).forward(g, O / g.C, x.data, w.data, bData, y.data);
+  else (ctx.grouped ??= new WasmGroupedConv2D()).forward(g, groups, O, x.data, w.data, bData, y.data);
   return ctx;
 }
 
 /** A weighted op's backward operands (GradCall) from the layer's arrays: x, W, dy, dW, db, the wanted dx. */
 function gradsOf(
-  op: WasmConv2D | WasmDense,
+  op: { readonly grads: GradCall },
   x: TypedArray,
   w: NDArray,
   dy: NDArray,
@@ -94,7 +104,12 @@ const conv2dBackward: Kernels["conv2dBackward"] = (saved, w, dy, dW, db, needDx)
   const ctx = ownContext(saved, WasmConv2DContext);
   const g = ctx.geometry;
   const dx = (ctx.dx = reuseDims(ctx.dx, ctx.xDtype, g.N, g.C, g.H, g.W));
-  ctx.op.backward(g, ctx.outChannels, gradsOf(ctx.op, ctx.x, w, dy, dW, db, needDx ? dx : null));
+  const O = ctx.outChannels;
+  const G = ctx.groups;
+  const dxOut = needDx ? dx : null;
+  if (G === 1) ctx.op.backward(g, O, gradsOf(ctx.op, ctx.x, w, dy, dW, db, dxOut));
+  else if (G === g.C) ctx.depthwise!.backward(g, O / g.C, gradsOf(ctx.depthwise!, ctx.x, w, dy, dW, db, dxOut));
+  else ctx.grouped!.backward(g, G, O, gradsOf(ctx.grouped!, ctx.x, w, dy, dW, db, dxOut));
   return dx;
 };
 

@@ -97,6 +97,20 @@ export interface KernelExports {
     gamma: number, mean: number, invStd: number, dy: number, sumDy: number, sumDyXhat: number, dx: number
   ): void;
   addPart(t: number, T: number, ws: number, n: number, a: number, b: number, out: number): void;
+  depthwiseForwardPart(
+    t: number, T: number, ws: number, N: number, C: number, H: number, W: number, M: number, kh: number,
+    kw: number, sh: number, sw: number, dh: number, dw: number, padTop: number, padLeft: number, OH: number,
+    OW: number, x: number, w: number, bias: number, y: number
+  ): void;
+  depthwiseBackwardPart(
+    t: number, T: number, ws: number, N: number, C: number, H: number, W: number, M: number, kh: number,
+    kw: number, sh: number, sw: number, dh: number, dw: number, padTop: number, padLeft: number, OH: number,
+    OW: number, x: number, w: number, dy: number, dW: number, db: number, dx: number
+  ): void;
+  depthwiseThreadScratchBytes(
+    M: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, dh: number, dw: number,
+    padLeft: number, OH: number, OW: number
+  ): number;
   groupNormForwardPart(
     t: number, T: number, ws: number, N: number, G: number, Cg: number, S: number, eps: number, x: number,
     gamma: number, beta: number, xhat: number, y: number, invStd: number
@@ -128,10 +142,8 @@ export const PART_EXPORTS = [
   "batchNormForwardPart",
   "batchNormBackwardPart",
   "addPart",
-  // 15, 16: reserved for the depthwise-convolution parts (another branch); the array is indexed by Part, so
-  // the slots must exist: they repeat addPart and no Part names them
-  "addPart",
-  "addPart",
+  "depthwiseForwardPart",
+  "depthwiseBackwardPart",
   "groupNormForwardPart",
   "groupNormBackwardPart",
   "groupNormAffinePart",
@@ -152,6 +164,8 @@ export const Part = {
   BatchNormForward: 12,
   BatchNormBackward: 13,
   Add: 14,
+  DepthwiseForward: 15,
+  DepthwiseBackward: 16,
   GroupNormForward: 17,
   GroupNormBackward: 18,
   GroupNormAffine: 19,
@@ -179,6 +193,7 @@ const REQUIRED_EXPORTS: readonly (keyof KernelExports)[] = [
   "augmentScratchBytes",
   "augmentDraw",
   ...PART_EXPORTS,
+  "depthwiseThreadScratchBytes",
 ];
 
 // (module (func (result v128) (v128.const i32x4 0 0 0 0)))  — validates only where SIMD is supported

@@ -554,3 +554,164 @@ export function addWasm(a: Float32Array, b: Float32Array, out: Float32Array): vo
   runParts(Part.Add, T, evenParts(n >> 2, T), 0, 0, n, ap, bp, ap);
   out.set(addViews.float32(0, ap, n));
 }
+
+/**
+ * Depthwise Conv2D (groups = C, O = C·M) for one layer (float32; x (N, C, H, W), w (C·M, 1, kh, kw); see
+ * wasm/depthwise.as): forward over input planes (n, c), backward over channels, each summing the images
+ * in order, so every thread count gives the same bits.
+ */
+export class WasmDepthwiseConv2D {
+  private readonly views = new ViewCache();
+
+  /** y = depthwise(x, w) + b (b null: no bias), y (N, C·M, OH, OW). */
+  forward(g: ConvGeometry, M: number, x: TypedArray, w: TypedArray, b: TypedArray | null, y: TypedArray): void {
+    const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
+    const T = threadsFor(y.length * kh * kw);
+    const k = begin(T);
+    const v = this.views;
+    const xp = v.put(0, x);
+    const wp = v.put(1, w);
+    const bp = v.put(2, b);
+    const yp = alloc(y.length * 4);
+    const stride = k.depthwiseThreadScratchBytes(M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+    const ws = alloc(T * stride);
+    // prettier-ignore
+    runParts(Part.DepthwiseForward, T, evenParts(N * C, T), ws, stride,
+      N, C, H, W, M, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, xp, wp, bp, yp);
+    y.set(v.float32(3, yp, y.length));
+  }
+
+  /** The backward's operands: fill with grads.of(…) and pass to backward. */
+  readonly grads = new GradCall();
+
+  /** dW += ∂L/∂W, db += ∂L/∂b, dx = ∂L/∂x as in c (GradCall), x (c.x) being the forward's input. */
+  backward(g: ConvGeometry, M: number, c: GradCall): void {
+    const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
+    const T = threadsFor(c.dy.length * kh * kw * (c.dx === null ? 1 : 2));
+    const k = begin(T);
+    c.placeIn();
+    const stride = k.depthwiseThreadScratchBytes(M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+    const ws = alloc(T * stride);
+    // prettier-ignore
+    runParts(Part.DepthwiseBackward, T, evenParts(C, T), ws, stride,
+      N, C, H, W, M, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, c.xp, c.wp, c.dyp, c.dWp, c.dbp, c.dxp);
+    c.copyOut();
+  }
+}
+
+/**
+ * A grouped Conv2D (1 < G < C, derivation.md §5.1) for one layer as G ungrouped ones on the GEMM kernels
+ * (WasmConv2D): group g's input channels, weights (a contiguous block of w), bias and dy are gathered
+ * into compact arrays, its y and dx scattered back. Same bits at every thread count, as WasmConv2D.
+ */
+export class WasmGroupedConv2D {
+  private readonly op = new WasmConv2D();
+  private source: ConvGeometry | null = null;
+  private group!: ConvGeometry; // the source geometry with C/G input channels
+  private x: Float32Array = new Float32Array(0);
+  private y: Float32Array = new Float32Array(0);
+  private blocks: (readonly TypedArray[])[] = []; // per array (w, b, dW, db): its G group blocks
+  private blockSources: (TypedArray | null)[] = [];
+
+  forward(
+    g: ConvGeometry,
+    G: number,
+    O: number,
+    x: TypedArray,
+    w: TypedArray,
+    b: TypedArray | null,
+    y: TypedArray,
+  ): void {
+    const gg = this.geometryOf(g, G);
+    const inPlane = g.H * g.W;
+    const outPlane = g.OH * g.OW;
+    const xg = (this.x = sized(this.x, g.N * gg.C * inPlane));
+    const yg = (this.y = sized(this.y, g.N * (O / G) * outPlane));
+    for (let gi = 0; gi < G; gi++) {
+      gatherChannels(x, g.N, g.C, gg.C, gi * gg.C, inPlane, xg);
+      this.op.forward(gg, O / G, xg, this.block(0, w, G, gi), b === null ? null : this.block(1, b, G, gi), yg);
+      scatterChannels(yg, g.N, O, O / G, (gi * O) / G, outPlane, y);
+    }
+  }
+
+  /** The backward's operands: fill with grads.of(…) and pass to backward. */
+  readonly grads = new GradCall();
+
+  /** dW += ∂L/∂W, db += ∂L/∂b, dx = ∂L/∂x as in c (GradCall), x (c.x) being the forward's input. */
+  backward(g: ConvGeometry, G: number, O: number, c: GradCall): void {
+    const { x, w, dy, dW, db, dx } = c;
+    const gg = this.geometryOf(g, G);
+    const Og = O / G;
+    const inPlane = g.H * g.W;
+    const outPlane = g.OH * g.OW;
+    const xg = (this.x = sized(this.x, g.N * gg.C * inPlane));
+    const dyg = (this.y = sized(this.y, g.N * Og * outPlane));
+    for (let gi = 0; gi < G; gi++) {
+      gatherChannels(x, g.N, g.C, gg.C, gi * gg.C, inPlane, xg);
+      gatherChannels(dy, g.N, O, Og, gi * Og, outPlane, dyg);
+      const dWg = this.block(2, dW, G, gi);
+      const dbg = db === null ? null : this.block(3, db, G, gi);
+      // dx_g overwrites x_g's copy, which the kernel has read into linear memory by then
+      this.op.backward(gg, Og, this.op.grads.of(xg, this.block(0, w, G, gi), dyg, dWg, dbg, dx === null ? null : xg));
+      if (dx !== null) scatterChannels(xg, g.N, g.C, gg.C, gi * gg.C, inPlane, dx);
+    }
+  }
+
+  /** g with C/G input channels, made once per source geometry. */
+  private geometryOf(g: ConvGeometry, G: number): ConvGeometry {
+    if (this.source !== g || this.group.C * G !== g.C) {
+      this.source = g;
+      this.group = { ...g, C: g.C / G };
+    }
+    return this.group;
+  }
+
+  /** Group gi's block of a (w, b, dW or db: G equal contiguous blocks) as a view, made once per array. */
+  private block(slot: number, a: TypedArray, G: number, gi: number): TypedArray {
+    if (this.blockSources[slot] !== a || this.blocks[slot].length !== G) {
+      const n = a.length / G;
+      this.blockSources[slot] = a;
+      this.blocks[slot] = Array.from({ length: G }, (_, i) => a.subarray(i * n, (i + 1) * n));
+    }
+    return this.blocks[slot][gi];
+  }
+}
+
+/** buf if it has n elements, else a new Float32Array(n). */
+function sized(buf: Float32Array, n: number): Float32Array {
+  return buf.length === n ? buf : new Float32Array(n);
+}
+
+/** out (N, k, plane) ← channels from … from + k − 1 of a (N, C, plane). */
+function gatherChannels(
+  a: TypedArray,
+  N: number,
+  C: number,
+  k: number,
+  from: number,
+  plane: number,
+  out: Float32Array,
+) {
+  const run = k * plane;
+  for (let n = 0; n < N; n++) {
+    const src = (n * C + from) * plane;
+    for (let i = 0; i < run; i++) out[n * run + i] = a[src + i];
+  }
+}
+
+/** Channels from … from + k − 1 of out (N, C, plane) ← a (N, k, plane). */
+function scatterChannels(
+  a: Float32Array,
+  N: number,
+  C: number,
+  k: number,
+  from: number,
+  plane: number,
+  out: TypedArray,
+) {
+  const run = k * plane;
+  for (let n = 0; n < N; n++) {
+    const dst = (n * C + from) * plane;
+    for (let i = 0; i < run; i++) out[dst + i] = a[n * run + i];
+  }
+}

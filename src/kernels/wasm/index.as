@@ -8,3 +8,4 @@ export * from "./augment";
 export * from "./optim";
 export * from "./norm";
 export * from "./add";
+export * from "./depthwise";

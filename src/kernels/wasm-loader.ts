@@ -10,6 +10,12 @@
 // The shared-memory build (for threads, see wasm-threads.ts) is compiled from the same generated file on
 // first use, synchronously: threads run only off a browser's main thread, where that is allowed.
 
+/**
+ * Part t of T of a kernel call (wasm/parallel.as): ws is the running thread's scratch, then the call's own
+ * operands — sizes and linear-memory addresses, all numbers, in the order its .as file declares.
+ */
+export type PartFn = (t: number, T: number, ws: number, ...operands: number[]) => void;
+
 /** The exports of the kernel module (see src/kernels/wasm/*.as for their contracts). Pointers are byte offsets. */
 // One entry per export, its raw arguments wrapped, so the ABI reads as a table.
 // prettier-ignore
@@ -43,86 +49,38 @@ export interface KernelExports {
   maxPoolBackward(n: number, dy: number, arg: number, dx: number, nx: number): void;
   reluForward(n: number, x: number, y: number): void;
   reluBackward(n: number, y: number, dy: number, dx: number): void;
-  // Part t of T of a call, run with ws = the running thread's scratch (see wasm/parallel.as), and the scratch sizes.
+  // The parallel entry points (*Part: PartFn, one part of a call on one thread) and their scratch sizes.
   packA(transA: number, M: number, K: number, alpha: number, a: number, lda: number, apack: number): void;
-  gemmPart(
-    t: number, T: number, ws: number, transA: number, transB: number, M: number, N: number, K: number,
-    alpha: number, a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number
-  ): void;
+  gemmPart: PartFn;
   gemmPartScratchBytes(transA: number, transB: number, M: number, N: number, K: number, T: number): number;
-  convForwardPart(
-    t: number, T: number, ws: number, N: number, C: number, H: number, W: number, O: number, kh: number, kw: number,
-    sh: number, sw: number, dh: number, dw: number, padTop: number, padLeft: number, OH: number, OW: number,
-    x: number, apack: number, bias: number, y: number
-  ): void;
-  convBackwardPart(
-    t: number, T: number, ws: number, dWParts: number, N: number, C: number, H: number, W: number, O: number,
-    kh: number, kw: number, sh: number, sw: number, dh: number, dw: number, padTop: number, padLeft: number,
-    OH: number, OW: number, x: number, wpackT: number, dy: number, dW: number, db: number, dx: number
-  ): void;
+  convForwardPart: PartFn;
+  convBackwardPart: PartFn;
   convPackedBytes(C: number, O: number, kh: number, kw: number): number;
   convThreadScratchBytes(C: number, O: number, kh: number, kw: number, OH: number, OW: number): number;
-  denseForwardPart(
-    t: number, T: number, ws: number, N: number, F: number, O: number, x: number, w: number, bias: number, y: number
-  ): void;
-  denseBackwardPart(
-    t: number, T: number, ws: number, N: number, F: number, O: number, x: number, w: number, dy: number, dW: number,
-    db: number, dx: number
-  ): void;
+  denseForwardPart: PartFn;
+  denseBackwardPart: PartFn;
   denseThreadScratchBytes(N: number, F: number, T: number): number;
-  maxPoolForwardPart(
-    t: number, T: number, ws: number, NC: number, H: number, W: number, kh: number, kw: number, sh: number,
-    sw: number, ph: number, pw: number, OH: number, OW: number, x: number, y: number, arg: number
-  ): void;
-  maxPoolBackwardPart(
-    t: number, T: number, ws: number, NC: number, inPlane: number, outPlane: number, dy: number, arg: number,
-    dx: number
-  ): void;
-  reluForwardPart(t: number, T: number, ws: number, n: number, x: number, y: number): void;
-  reluBackwardPart(t: number, T: number, ws: number, n: number, y: number, dy: number, dx: number): void;
-  augmentPart(
-    t: number, T: number, ws: number, N: number, C: number, H: number, W: number, x: number, y: number,
-    params: number, fields: number, taps: number, r: number, alpha: number, fill: number
-  ): void;
+  maxPoolForwardPart: PartFn;
+  maxPoolBackwardPart: PartFn;
+  reluForwardPart: PartFn;
+  reluBackwardPart: PartFn;
+  augmentPart: PartFn;
   augmentScratchBytes(H: number, W: number, elastic: number): number;
   augmentDraw(state: number, N: number, pixels: number, params: number, fields: number): void;
-  adamUpdatePart(t: number, T: number, ws: number, n: number, w: number, grad: number, m: number, v: number, h: number): void;
-  sgdUpdatePart(t: number, T: number, ws: number, n: number, w: number, grad: number, buf: number, h: number): void;
-  batchNormForwardPart(
-    t: number, T: number, ws: number, N: number, C: number, S: number, training: number, eps: number, x: number,
-    gamma: number, beta: number, mean: number, variance: number, invStd: number, y: number
-  ): void;
-  batchNormBackwardPart(
-    t: number, T: number, ws: number, N: number, C: number, S: number, training: number, x: number,
-    gamma: number, mean: number, invStd: number, dy: number, sumDy: number, sumDyXhat: number, dx: number
-  ): void;
-  addPart(t: number, T: number, ws: number, n: number, a: number, b: number, out: number): void;
-  depthwiseForwardPart(
-    t: number, T: number, ws: number, N: number, C: number, H: number, W: number, M: number, kh: number,
-    kw: number, sh: number, sw: number, dh: number, dw: number, padTop: number, padLeft: number, OH: number,
-    OW: number, x: number, w: number, bias: number, y: number
-  ): void;
-  depthwiseBackwardPart(
-    t: number, T: number, ws: number, N: number, C: number, H: number, W: number, M: number, kh: number,
-    kw: number, sh: number, sw: number, dh: number, dw: number, padTop: number, padLeft: number, OH: number,
-    OW: number, x: number, w: number, dy: number, dW: number, db: number, dx: number
-  ): void;
+  adamUpdatePart: PartFn;
+  sgdUpdatePart: PartFn;
+  batchNormForwardPart: PartFn;
+  batchNormBackwardPart: PartFn;
+  addPart: PartFn;
+  depthwiseForwardPart: PartFn;
+  depthwiseBackwardPart: PartFn;
   depthwiseThreadScratchBytes(
     M: number, H: number, W: number, kh: number, kw: number, sh: number, sw: number, dh: number, dw: number,
     padLeft: number, OH: number, OW: number
   ): number;
-  groupNormForwardPart(
-    t: number, T: number, ws: number, N: number, G: number, Cg: number, S: number, eps: number, x: number,
-    gamma: number, beta: number, xhat: number, y: number, invStd: number
-  ): void;
-  groupNormBackwardPart(
-    t: number, T: number, ws: number, N: number, G: number, Cg: number, S: number, dy: number, xhat: number,
-    gamma: number, invStd: number, dx: number
-  ): void;
-  groupNormAffinePart(
-    t: number, T: number, ws: number, N: number, C: number, S: number, dy: number, xhat: number, sumDy: number,
-    sumDyXhat: number
-  ): void;
+  groupNormForwardPart: PartFn;
+  groupNormBackwardPart: PartFn;
+  groupNormAffinePart: PartFn;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */

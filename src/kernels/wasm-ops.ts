@@ -435,7 +435,7 @@ export class WasmBatchNorm {
     const v = this.views;
     const xp = v.put(4, x);
     const dyp = v.put(5, dy);
-    const gp = v.put(2, gamma);
+    const gp = v.put(7, gamma); // not forward's slot 2: γ sits at another address here, and each slot's view then stays put
     const dxp = dx === null ? 0 : alloc(dx.length * 4);
     const mp = this.putStats(3, mean);
     const ip = this.putStats(4, invStd);

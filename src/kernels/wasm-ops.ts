@@ -435,7 +435,7 @@ export class WasmBatchNorm {
     const v = this.views;
     const xp = v.put(4, x);
     const dyp = v.put(5, dy);
-    const gp = v.put(7, gamma); // not forward's slot 2: γ sits at another address here, and each slot's view then stays put
+    const gp = v.put(7, gamma); // not forward's slot 2: γ's address differs here, and a slot's view should stay put
     const dxp = dx === null ? 0 : alloc(dx.length * 4);
     const mp = this.putStats(3, mean);
     const ip = this.putStats(4, invStd);
@@ -457,13 +457,6 @@ export class WasmGroupNorm {
   private readonly views = new ViewCache();
   private ones = new Float32Array(0);
   private zeros = new Float32Array(0);
-
-  /** Copy a float32 operand into the arena (view slot `slot`). */
-  private put(slot: number, a: TypedArray): number {
-    const p = alloc(a.length * 4);
-    this.views.float32(slot, p, a.length).set(a);
-    return p;
-  }
 
   /** γ, or ones when there is none. */
   private scale(gamma: TypedArray | null, C: number): TypedArray {
@@ -490,9 +483,9 @@ export class WasmGroupNorm {
     const T = threadsForElements(x.length);
     begin(T);
     if (beta === null && this.zeros.length !== C) this.zeros = new Float32Array(C);
-    const xp = this.put(0, x);
-    const gp = this.put(1, this.scale(gamma, C));
-    const bp = this.put(2, beta ?? this.zeros);
+    const xp = this.views.put(0, x);
+    const gp = this.views.put(1, this.scale(gamma, C));
+    const bp = this.views.put(2, beta ?? this.zeros);
     const xhp = alloc(x.length * 4);
     const yp = alloc(x.length * 4);
     const ip = alloc(N * G * 8);
@@ -519,8 +512,8 @@ export class WasmGroupNorm {
     const C = G * Cg;
     const T = threadsForElements(dy.length);
     begin(T);
-    const dyp = this.put(5, dy);
-    const xhp = this.put(6, xhat);
+    const dyp = this.views.put(5, dy);
+    const xhp = this.views.put(6, xhat);
     if (sums !== null) {
       const sp = alloc(2 * C * 8);
       const parts = evenParts(S === 1 ? Math.ceil(C / 4) : C, T); // S = 1: four channels (lanes) at a time
@@ -528,7 +521,7 @@ export class WasmGroupNorm {
       sums.set(this.views.float64(1, sp, 2 * C));
     }
     if (dx === null) return;
-    const gp = this.put(8, this.scale(gamma, C)); // not forward's slot: each slot's view then stays put
+    const gp = this.views.put(8, this.scale(gamma, C)); // not forward's slot: each slot's view then stays put
     const ip = alloc(N * G * 8);
     this.views.float64(2, ip, N * G).set(invStd);
     const dxp = alloc(dy.length * 4);
@@ -537,7 +530,20 @@ export class WasmGroupNorm {
   }
 }
 
-const addViews = new ViewCache();
+/**
+ * addWasm's views, one cache per length: a residual network adds tensors of a few sizes in turn, and
+ * views shared between them would be made anew on every call. Bounded: past 16 lengths it starts over.
+ */
+const addViewsByLength = new Map<number, ViewCache>();
+
+function addViewsFor(n: number): ViewCache {
+  let views = addViewsByLength.get(n);
+  if (views === undefined) {
+    if (addViewsByLength.size >= 16) addViewsByLength.clear();
+    addViewsByLength.set(n, (views = new ViewCache()));
+  }
+  return views;
+}
 
 /**
  * out = a + b (float32, out may be a), copied in and out on the calling thread: a streaming op, split
@@ -547,6 +553,7 @@ export function addWasm(a: Float32Array, b: Float32Array, out: Float32Array): vo
   const n = out.length;
   const T = threadsForStreaming(n);
   begin(T);
+  const addViews = addViewsFor(n);
   const ap = alloc(n * 4);
   const bp = alloc(n * 4);
   addViews.float32(0, ap, n).set(a.length === n ? a : a.subarray(0, n));

@@ -14,13 +14,14 @@ import { RandomState } from "../src/nd/random.ts";
 import { convGeometry, type ConvGeometry } from "../src/kernels/im2col.ts";
 import { jsBackend } from "../src/kernels/js.ts";
 import { wasmBackend } from "../src/kernels/wasm-backend.ts";
-import { getBackend, setBackend, setThreads, threadsUnavailable, wasmAvailable } from "../src/kernels/backend.ts";
+import { getBackend, setBackend, setThreads, wasmAvailable } from "../src/kernels/backend.ts";
 import { poolEveryCall } from "../src/kernels/wasm.ts";
 import { threadSupport } from "../src/kernels/threads.ts";
 import type { Kernels } from "../src/kernels/kernels.ts";
 import { buildModel } from "../src/nn/models.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { Adam } from "../src/nn/optim.ts";
+import { rand, sameBitsOnEveryCount } from "./kernel-helpers.ts";
 
 const noWasm = wasmAvailable() ? false : "the WebAssembly kernels are unavailable";
 const noThreads = noWasm || (threadSupport() === null ? false : `threads unavailable: ${threadSupport() ?? ""}`);
@@ -38,12 +39,6 @@ interface Case {
   M: number;
   bias: boolean;
   seed: number;
-}
-
-function rand(rng: RandomState, shape: readonly number[]): NDArray {
-  const a = new NDArray(new Float32Array(shape.reduce((p, d) => p * d, 1)), [...shape]);
-  for (let i = 0; i < a.size; i++) a.data[i] = rng.standardNormal();
-  return a;
 }
 
 /**
@@ -194,23 +189,6 @@ describe("depthwise convolution kernels", { skip: noWasm }, () => {
     assert.throws(() => wasmBackend.conv2dForward(g, 4, x, w, null, null), /groups 4 does not fit input channels 4/);
   });
 });
-
-/** compute() on 1, 2 and 3 threads (every call through the pool): each result bit-identical to 1 thread's. */
-async function sameBitsOnEveryCount(what: string, compute: () => Float32Array[]): Promise<void> {
-  poolEveryCall(true);
-  let reference: Uint32Array[] = [];
-  for (const n of [1, 2, 3]) {
-    assert.equal(await setThreads(n), n, `${n} threads started (${threadsUnavailable() ?? ""})`);
-    const got = compute().map((a) => new Uint32Array(a.slice().buffer));
-    if (n === 1) reference = got;
-    got.forEach((g, i) => {
-      const at = g.findIndex((v, t) => v !== reference[i][t]);
-      assert.equal(at, -1, `${what}: output ${i} on ${n} threads differs from 1 thread's at element ${at}`);
-    });
-  }
-  poolEveryCall(false);
-  await setThreads(1);
-}
 
 describe("depthwise convolution on threads", { skip: noThreads }, () => {
   test("the kernels are bit-identical on 1, 2 and 3 threads", async () => {

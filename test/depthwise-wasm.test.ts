@@ -2,8 +2,9 @@
 // (wasm/depthwise.as) against the JS reference loops (js.ts) in float32 over randomized geometries —
 // depth multiplier, stride, asymmetric padding, dilation, with and without bias — forward, dW and db
 // accumulated onto what was there, dx; needDx = false adds the same dW and db as with dx; bit-identical
-// results on 1, 2 and 3 threads, for the kernel and for a few training steps of mobilenet-mini. Also
-// grouped convolutions (1 < G < C: one ungrouped wasm convolution per group) against the JS ones.
+// results on 1, 2 and 3 threads, for the kernel and for a few training steps of mobilenet-mini; the same
+// bits when the WebAssembly memory grows between forward and backward. Also grouped convolutions
+// (1 < G < C: one ungrouped wasm convolution per group) against the JS ones.
 
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,7 +16,7 @@ import { convGeometry, type ConvGeometry } from "../src/kernels/im2col.ts";
 import { jsBackend } from "../src/kernels/js.ts";
 import { wasmBackend } from "../src/kernels/wasm-backend.ts";
 import { getBackend, setBackend, setThreads, wasmAvailable } from "../src/kernels/backend.ts";
-import { poolEveryCall } from "../src/kernels/wasm.ts";
+import { poolEveryCall, wasmMemoryBytes } from "../src/kernels/wasm.ts";
 import { threadSupport } from "../src/kernels/threads.ts";
 import type { Kernels } from "../src/kernels/kernels.ts";
 import { buildModel } from "../src/nn/models.ts";
@@ -45,7 +46,7 @@ interface Case {
  * Forward, then backward with needDx = false and then true onto the same accumulators (dW and db start
  * random): y, dW and db after the first backward, then dx, dW and db after the second.
  */
-function runCase(k: Kernels, c: Case): Float32Array[] {
+function runCase(k: Kernels, c: Case, afterForward?: () => void): Float32Array[] {
   const { g, G, M } = c;
   const O = G * M;
   const rng = new RandomState(c.seed);
@@ -57,6 +58,7 @@ function runCase(k: Kernels, c: Case): Float32Array[] {
   const db = c.bias ? rand(rng, [O]) : null;
   const ctx = k.conv2dForward(g, G, x, w, b, null);
   assert.equal(ctx.kernels, k, "the convolution runs on the backend asked");
+  afterForward?.();
   const copy = (a: NDArray | null): Float32Array[] => (a === null ? [] : [(a.data as Float32Array).slice()]);
   const out = [...copy(ctx.y)];
   k.conv2dBackward(ctx, w, dy, dW, db, false);
@@ -180,6 +182,21 @@ describe("depthwise convolution kernels", { skip: noWasm }, () => {
         return [dW, db].map((a) => new Uint32Array(a.data.buffer));
       };
       assert.deepEqual(grads(false), grads(true), describeCase(c));
+    }
+  });
+
+  test("a WebAssembly memory growth between forward and backward changes no bit", () => {
+    // an add over more floats than the memory holds grows it: every cached view of the old buffer is stale
+    const grow = (): void => {
+      const big = new Float32Array(Math.ceil(wasmMemoryBytes() / 4));
+      wasmBackend.add(big, big, big);
+    };
+    for (const c of [FIXED[3], ...fc.sample(groupedArbitrary, { numRuns: 1, seed: 5 })]) {
+      const bits = (a: Float32Array[]): Uint32Array[] => a.map((t) => new Uint32Array(t.buffer));
+      const before = wasmMemoryBytes();
+      const grown = bits(runCase(wasmBackend, c, grow));
+      assert.ok(wasmMemoryBytes() > before, "the memory grew");
+      assert.deepEqual(grown, bits(runCase(wasmBackend, c)), describeCase(c));
     }
   });
 

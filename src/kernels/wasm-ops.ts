@@ -635,9 +635,9 @@ export class WasmGroupedConv2D {
     const xg = (this.x = sized(this.x, g.N * gg.C * inPlane));
     const yg = (this.y = sized(this.y, g.N * (O / G) * outPlane));
     for (let gi = 0; gi < G; gi++) {
-      gatherChannels(x, g.N, g.C, gg.C, gi * gg.C, inPlane, xg);
+      copyChannels(x, g.C, gi * gg.C, xg, gg.C, 0, g.N, gg.C, inPlane);
       this.op.forward(gg, O / G, xg, this.block(0, w, G, gi), b === null ? null : this.block(1, b, G, gi), yg);
-      scatterChannels(yg, g.N, O, O / G, (gi * O) / G, outPlane, y);
+      copyChannels(yg, O / G, 0, y, O, (gi * O) / G, g.N, O / G, outPlane);
     }
   }
 
@@ -654,13 +654,13 @@ export class WasmGroupedConv2D {
     const xg = (this.x = sized(this.x, g.N * gg.C * inPlane));
     const dyg = (this.y = sized(this.y, g.N * Og * outPlane));
     for (let gi = 0; gi < G; gi++) {
-      gatherChannels(x, g.N, g.C, gg.C, gi * gg.C, inPlane, xg);
-      gatherChannels(dy, g.N, O, Og, gi * Og, outPlane, dyg);
+      copyChannels(x, g.C, gi * gg.C, xg, gg.C, 0, g.N, gg.C, inPlane);
+      copyChannels(dy, O, gi * Og, dyg, Og, 0, g.N, Og, outPlane);
       const dWg = this.block(2, dW, G, gi);
       const dbg = db === null ? null : this.block(3, db, G, gi);
       // dx_g overwrites x_g's copy, which the kernel has read into linear memory by then
       this.op.backward(gg, Og, this.op.grads.of(xg, this.block(0, w, G, gi), dyg, dWg, dbg, dx === null ? null : xg));
-      if (dx !== null) scatterChannels(xg, g.N, g.C, gg.C, gi * gg.C, inPlane, dx);
+      if (dx !== null) copyChannels(xg, gg.C, 0, dx, g.C, gi * gg.C, g.N, gg.C, inPlane);
     }
   }
 
@@ -689,36 +689,25 @@ function sized(buf: Float32Array, n: number): Float32Array {
   return buf.length === n ? buf : new Float32Array(n);
 }
 
-/** out (N, k, plane) ← channels from … from + k − 1 of a (N, C, plane). */
-function gatherChannels(
-  a: TypedArray,
+/**
+ * For each image n of N: channels srcFrom … srcFrom + k − 1 of src (N, srcC, plane) → channels dstFrom … of
+ * dst (N, dstC, plane). Gathers a group's channels into a compact (N, k, plane) array, or scatters them back.
+ */
+function copyChannels(
+  src: TypedArray,
+  srcC: number,
+  srcFrom: number,
+  dst: TypedArray,
+  dstC: number,
+  dstFrom: number,
   N: number,
-  C: number,
   k: number,
-  from: number,
   plane: number,
-  out: Float32Array,
-) {
+): void {
   const run = k * plane;
   for (let n = 0; n < N; n++) {
-    const src = (n * C + from) * plane;
-    for (let i = 0; i < run; i++) out[n * run + i] = a[src + i];
-  }
-}
-
-/** Channels from … from + k − 1 of out (N, C, plane) ← a (N, k, plane). */
-function scatterChannels(
-  a: Float32Array,
-  N: number,
-  C: number,
-  k: number,
-  from: number,
-  plane: number,
-  out: TypedArray,
-) {
-  const run = k * plane;
-  for (let n = 0; n < N; n++) {
-    const dst = (n * C + from) * plane;
-    for (let i = 0; i < run; i++) out[dst + i] = a[n * run + i];
+    const from = (n * srcC + srcFrom) * plane;
+    const to = (n * dstC + dstFrom) * plane;
+    for (let i = 0; i < run; i++) dst[to + i] = src[from + i];
   }
 }

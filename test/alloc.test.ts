@@ -1,6 +1,6 @@
 // Steady-state training allocates nothing per step: V8's sampling heap profiler over LeNet-5 training
 // steps (test/alloc-profile.ts) attributes at most a small budget per step to handprop's source files;
-// likewise for a model of depthwise and grouped convolutions.
+// likewise for a model of depthwise and grouped convolutions, and for mobilenet-mini and resnet-mini.
 // Before this was measured, a step allocated ≈ 1 MB (a findIndex over every weight boxed each float)
 // and ≈ 20 kB of small arrays, iterators and option objects.
 
@@ -33,4 +33,14 @@ for (const [threads, optimizer] of [
 // test/alloc-profile.ts's "grouped-convs": Conv2D, DepthwiseConv2D (multiplier 2, stride 2), Conv2D with groups 4
 test(`depthwise and grouped convolutions (wasm, 2 threads) allocate ≤ ${BUDGET} B per step in handprop`, () => {
   assertWithinBudget(["--model", "grouped-convs", "--threads", "2", "--batch", "16", "--warmup", "300"]);
+});
+
+// the zoo's BatchNorm models: mobilenet-mini (depthwise convolutions, GlobalAvgPool2D) and resnet-mini (a graph
+// Model: fan-out gradients summed, Add merges); before these were measured they allocated ≈ 31 and 38 kB per step
+test(`mobilenet-mini training (wasm, 2 threads) allocates ≤ ${BUDGET} B per step in handprop`, () => {
+  assertWithinBudget(["--model", "mobilenet-mini", "--threads", "2", "--batch", "8", "--warmup", "300"]);
+});
+
+test(`resnet-mini training (wasm, 1 thread) allocates ≤ ${BUDGET} B per step in handprop`, () => {
+  assertWithinBudget(["--model", "resnet-mini", "--threads", "1", "--batch", "2", "--warmup", "300"]);
 });

@@ -11,8 +11,8 @@ import { poolEveryCall } from "../src/kernels/wasm.ts";
 import type { AllocationReport } from "./alloc-profile.ts";
 
 /** A float32 array of this shape, shift + scale·N(0, 1) per element. */
-export function rand(rng: RandomState, shape: number[], scale = 1, shift = 0): NDArray {
-  const a = new NDArray(new Float32Array(shape.reduce((p, d) => p * d, 1)), shape);
+export function rand(rng: RandomState, shape: readonly number[], scale = 1, shift = 0): NDArray {
+  const a = new NDArray(new Float32Array(shape.reduce((p, d) => p * d, 1)), [...shape]);
   for (let i = 0; i < a.size; i++) a.data[i] = shift + scale * rng.standardNormal();
   return a;
 }

@@ -23,24 +23,24 @@ import {
   wasmUnavailableReason,
   type KernelExports,
   type LoadedKernels,
+  type PartFn,
 } from "./wasm-loader.ts";
 
 const PAGE = 65536;
 /** First byte the arena hands out: the module has no static data, and 0 must stay free as "no pointer". */
 const ARENA_BASE = 1024;
 
-export type PartFunction = (t: number, T: number, ...args: number[]) => void;
 interface ActiveKernels {
   exports: KernelExports;
   memory: WebAssembly.Memory;
-  parts: PartFunction[]; // PART_EXPORTS, looked up once
+  parts: PartFn[]; // PART_EXPORTS, looked up once
 }
 
 function activate(k: LoadedKernels): ActiveKernels {
   return {
     exports: k.exports,
     memory: k.memory,
-    parts: PART_EXPORTS.map((n) => (k.exports as unknown as Record<string, PartFunction>)[n]),
+    parts: PART_EXPORTS.map((n) => k.exports[n]),
   };
 }
 

@@ -435,7 +435,7 @@ export class WasmBatchNorm {
     const v = this.views;
     const xp = v.put(4, x);
     const dyp = v.put(5, dy);
-    const gp = v.put(2, gamma);
+    const gp = v.put(7, gamma); // not forward's slot 2: γ's address differs here, and a slot's view should stay put
     const dxp = dx === null ? 0 : alloc(dx.length * 4);
     const mp = this.putStats(3, mean);
     const ip = this.putStats(4, invStd);
@@ -457,13 +457,6 @@ export class WasmGroupNorm {
   private readonly views = new ViewCache();
   private ones = new Float32Array(0);
   private zeros = new Float32Array(0);
-
-  /** Copy a float32 operand into the arena (view slot `slot`). */
-  private put(slot: number, a: TypedArray): number {
-    const p = alloc(a.length * 4);
-    this.views.float32(slot, p, a.length).set(a);
-    return p;
-  }
 
   /** γ, or ones when there is none. */
   private scale(gamma: TypedArray | null, C: number): TypedArray {
@@ -490,9 +483,9 @@ export class WasmGroupNorm {
     const T = threadsForElements(x.length);
     begin(T);
     if (beta === null && this.zeros.length !== C) this.zeros = new Float32Array(C);
-    const xp = this.put(0, x);
-    const gp = this.put(1, this.scale(gamma, C));
-    const bp = this.put(2, beta ?? this.zeros);
+    const xp = this.views.put(0, x);
+    const gp = this.views.put(1, this.scale(gamma, C));
+    const bp = this.views.put(2, beta ?? this.zeros);
     const xhp = alloc(x.length * 4);
     const yp = alloc(x.length * 4);
     const ip = alloc(N * G * 8);
@@ -519,8 +512,8 @@ export class WasmGroupNorm {
     const C = G * Cg;
     const T = threadsForElements(dy.length);
     begin(T);
-    const dyp = this.put(5, dy);
-    const xhp = this.put(6, xhat);
+    const dyp = this.views.put(5, dy);
+    const xhp = this.views.put(6, xhat);
     if (sums !== null) {
       const sp = alloc(2 * C * 8);
       const parts = evenParts(S === 1 ? Math.ceil(C / 4) : C, T); // S = 1: four channels (lanes) at a time
@@ -528,7 +521,7 @@ export class WasmGroupNorm {
       sums.set(this.views.float64(1, sp, 2 * C));
     }
     if (dx === null) return;
-    const gp = this.put(8, this.scale(gamma, C)); // not forward's slot: each slot's view then stays put
+    const gp = this.views.put(8, this.scale(gamma, C)); // not forward's slot: each slot's view then stays put
     const ip = alloc(N * G * 8);
     this.views.float64(2, ip, N * G).set(invStd);
     const dxp = alloc(dy.length * 4);
@@ -537,7 +530,20 @@ export class WasmGroupNorm {
   }
 }
 
-const addViews = new ViewCache();
+/**
+ * addWasm's views, one cache per length: a residual network adds tensors of a few sizes in turn, and
+ * views shared between them would be made anew on every call. Bounded: past 16 lengths it starts over.
+ */
+const addViewsByLength = new Map<number, ViewCache>();
+
+function addViewsFor(n: number): ViewCache {
+  let views = addViewsByLength.get(n);
+  if (views === undefined) {
+    if (addViewsByLength.size >= 16) addViewsByLength.clear();
+    addViewsByLength.set(n, (views = new ViewCache()));
+  }
+  return views;
+}
 
 /**
  * out = a + b (float32, out may be a), copied in and out on the calling thread: a streaming op, split
@@ -547,6 +553,7 @@ export function addWasm(a: Float32Array, b: Float32Array, out: Float32Array): vo
   const n = out.length;
   const T = threadsForStreaming(n);
   begin(T);
+  const addViews = addViewsFor(n);
   const ap = alloc(n * 4);
   const bp = alloc(n * 4);
   addViews.float32(0, ap, n).set(a.length === n ? a : a.subarray(0, n));
@@ -628,9 +635,9 @@ export class WasmGroupedConv2D {
     const xg = (this.x = sized(this.x, g.N * gg.C * inPlane));
     const yg = (this.y = sized(this.y, g.N * (O / G) * outPlane));
     for (let gi = 0; gi < G; gi++) {
-      gatherChannels(x, g.N, g.C, gg.C, gi * gg.C, inPlane, xg);
+      copyChannels(x, g.C, gi * gg.C, xg, gg.C, 0, g.N, gg.C, inPlane);
       this.op.forward(gg, O / G, xg, this.block(0, w, G, gi), b === null ? null : this.block(1, b, G, gi), yg);
-      scatterChannels(yg, g.N, O, O / G, (gi * O) / G, outPlane, y);
+      copyChannels(yg, O / G, 0, y, O, (gi * O) / G, g.N, O / G, outPlane);
     }
   }
 
@@ -647,13 +654,13 @@ export class WasmGroupedConv2D {
     const xg = (this.x = sized(this.x, g.N * gg.C * inPlane));
     const dyg = (this.y = sized(this.y, g.N * Og * outPlane));
     for (let gi = 0; gi < G; gi++) {
-      gatherChannels(x, g.N, g.C, gg.C, gi * gg.C, inPlane, xg);
-      gatherChannels(dy, g.N, O, Og, gi * Og, outPlane, dyg);
+      copyChannels(x, g.C, gi * gg.C, xg, gg.C, 0, g.N, gg.C, inPlane);
+      copyChannels(dy, O, gi * Og, dyg, Og, 0, g.N, Og, outPlane);
       const dWg = this.block(2, dW, G, gi);
       const dbg = db === null ? null : this.block(3, db, G, gi);
       // dx_g overwrites x_g's copy, which the kernel has read into linear memory by then
       this.op.backward(gg, Og, this.op.grads.of(xg, this.block(0, w, G, gi), dyg, dWg, dbg, dx === null ? null : xg));
-      if (dx !== null) scatterChannels(xg, g.N, g.C, gg.C, gi * gg.C, inPlane, dx);
+      if (dx !== null) copyChannels(xg, gg.C, 0, dx, g.C, gi * gg.C, g.N, gg.C, inPlane);
     }
   }
 
@@ -682,36 +689,25 @@ function sized(buf: Float32Array, n: number): Float32Array {
   return buf.length === n ? buf : new Float32Array(n);
 }
 
-/** out (N, k, plane) ← channels from … from + k − 1 of a (N, C, plane). */
-function gatherChannels(
-  a: TypedArray,
+/**
+ * For each image n of N: channels srcFrom … srcFrom + k − 1 of src (N, srcC, plane) → channels dstFrom … of
+ * dst (N, dstC, plane). Gathers a group's channels into a compact (N, k, plane) array, or scatters them back.
+ */
+function copyChannels(
+  src: TypedArray,
+  srcC: number,
+  srcFrom: number,
+  dst: TypedArray,
+  dstC: number,
+  dstFrom: number,
   N: number,
-  C: number,
   k: number,
-  from: number,
   plane: number,
-  out: Float32Array,
-) {
+): void {
   const run = k * plane;
   for (let n = 0; n < N; n++) {
-    const src = (n * C + from) * plane;
-    for (let i = 0; i < run; i++) out[n * run + i] = a[src + i];
-  }
-}
-
-/** Channels from … from + k − 1 of out (N, C, plane) ← a (N, k, plane). */
-function scatterChannels(
-  a: Float32Array,
-  N: number,
-  C: number,
-  k: number,
-  from: number,
-  plane: number,
-  out: TypedArray,
-) {
-  const run = k * plane;
-  for (let n = 0; n < N; n++) {
-    const dst = (n * C + from) * plane;
-    for (let i = 0; i < run; i++) out[dst + i] = a[n * run + i];
+    const from = (n * srcC + srcFrom) * plane;
+    const to = (n * dstC + dstFrom) * plane;
+    for (let i = 0; i < run; i++) dst[to + i] = src[from + i];
   }
 }

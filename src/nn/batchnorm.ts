@@ -20,7 +20,7 @@
 
 import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
 import { kernels } from "../kernels/backend.ts";
-import type { BatchNormContext, NormBackward } from "../kernels/kernels.ts";
+import type { BatchNormContext, BatchNormParams, NormBackward } from "../kernels/kernels.ts";
 import { Layer, ShapeError, makeParam, positiveInt } from "./layer.ts";
 import type { BackwardOptions, ForwardOptions, LayerConfig, Param } from "./layer.ts";
 
@@ -47,6 +47,12 @@ abstract class BatchNorm extends Layer {
   private varParam: Param | null = null;
   private paramDtype: DType;
   private saved: BatchNormContext | null = null; // the last forward's: y, μ, invStd and what backward needs
+  // kept from call to call, so that a training step allocates nothing: params() is asked for every step,
+  // and the kernel's arguments and the input check's dims are refilled in place
+  private paramList: Param[] = [];
+  private readonly kernelParams: { -readonly [K in keyof BatchNormParams]: BatchNormParams[K] };
+  private readonly inputDims: (number | null)[];
+  private readonly inputNames: readonly string[];
 
   /**
    * sampleAxes: the input's axis names after N, the first being the normalised one ("C" or "F"); each
@@ -74,6 +80,9 @@ abstract class BatchNorm extends Layer {
     this.momentum = momentum;
     this.affine = affine;
     this.paramDtype = opts.dtype ?? "float32";
+    this.kernelParams = { gamma: null, beta: null, runningMean: null!, runningVar: null!, eps };
+    this.inputDims = [null, null, ...sampleAxes.slice(1).map(() => null)];
+    this.inputNames = ["N", ...sampleAxes];
     if (this.features !== null) this.resolveFeatures(this.features);
   }
 
@@ -113,6 +122,9 @@ abstract class BatchNorm extends Layer {
     this.betaParam = this.affine ? makeParam("beta", [C], dtype) : null;
     this.meanParam = makeParam("runningMean", [C], dtype, false);
     this.varParam = makeParam("runningVar", [C], dtype, false);
+    const state = [this.meanParam, this.varParam];
+    this.paramList = this.gammaParam && this.betaParam ? [this.gammaParam, this.betaParam, ...state] : state;
+    this.inputDims[1] = C;
     this.reset();
   }
 
@@ -135,9 +147,7 @@ abstract class BatchNorm extends Layer {
   }
 
   override params(): Param[] {
-    if (this.meanParam === null || this.varParam === null) return [];
-    const state = [this.meanParam, this.varParam];
-    return this.gammaParam && this.betaParam ? [this.gammaParam, this.betaParam, ...state] : state;
+    return this.paramList;
   }
 
   outputShape(inputShape: readonly number[]): number[] {
@@ -153,8 +163,7 @@ abstract class BatchNorm extends Layer {
 
   /** Check x (N, C, …) and return m = N·(positions per channel), the values each statistic is over. */
   private valuesPerChannel(x: NDArray): number {
-    const dims = [null, this.features, ...this.sampleAxes.slice(1).map(() => null)];
-    this.expectInput(x, dims, ["N", ...this.sampleAxes]);
+    this.expectInput(x, this.inputDims, this.inputNames);
     this.resolveFeatures(x.shape[1]);
     return x.size / x.shape[1];
   }
@@ -169,14 +178,13 @@ abstract class BatchNorm extends Layer {
     }
     const rm = this.runningMean.value;
     const rv = this.runningVar.value;
-    const gamma = this.gamma?.value ?? null;
-    const beta = this.beta?.value ?? null;
-    const ctx = kernels.batchNormForward(
-      x,
-      { gamma, beta, runningMean: rm, runningVar: rv, eps: this.eps },
-      training,
-      this.saved,
-    );
+    // the Params' arrays as they are now (setDtype and loading replace them)
+    const p = this.kernelParams;
+    p.gamma = this.gamma?.value ?? null;
+    p.beta = this.beta?.value ?? null;
+    p.runningMean = rm;
+    p.runningVar = rv;
+    const ctx = kernels.batchNormForward(x, p, training, this.saved);
     this.saved = ctx;
     if (training) {
       // running_mean ← (1 − momentum)·running_mean + momentum·μ, running_var likewise with σ²·m/(m − 1)

@@ -102,6 +102,9 @@ function executionOrder(input: SymbolicTensor, output: SymbolicTensor): GraphNod
   return order;
 }
 
+/** The backward options of a node whose dx another node reads: one object, not a default `{}` per call. */
+const WANT_DX: BackwardOptions = Object.freeze({});
+
 export class Model extends Sequential {
   override readonly type: string = "Model";
   /** The graph's nodes in execution order; nodes[k].layer === layers[k]. */
@@ -110,6 +113,10 @@ export class Model extends Sequential {
   readonly output: SymbolicTensor;
   // Tensors are numbered: 0 the model input, k + 1 the output of nodes[k].
   private readonly inputIds: number[][];
+  // per node, kept so that a training step allocates nothing: its input list (refilled by each forward),
+  // and whether it reads only the model's input (backward then passes needDx on)
+  private readonly nodeInputs: NDArray[][];
+  private readonly readsOnlyInput: boolean[];
   private values: NDArray[] = [];
   private grads: (NDArray | null)[] = [];
   private sums: (NDArray | null)[] = []; // reused buffers for the gradients of tensors read more than once
@@ -143,6 +150,8 @@ export class Model extends Sequential {
       seen.set(n.name, `a ${n.layer.type} node`);
     }
     this.inputIds = nodes.map((n) => n.inputs.map((t) => (t.node === null ? 0 : ids.get(t.node)!)));
+    this.nodeInputs = this.inputIds.map(() => []);
+    this.readsOnlyInput = this.inputIds.map((list) => list.every((id) => id === 0));
     this.build(this.input.shape);
     if (opts.seed !== undefined) this.initialize(new RandomState(opts.seed));
     if (opts.dtype) this.setDtype(opts.dtype);
@@ -170,18 +179,21 @@ export class Model extends Sequential {
   // Forward: every node in execution order, each reading the tensors it was applied to.
   override forward(x: NDArray, opts: ForwardOptions = {}): NDArray {
     const s = this.inputShape!;
-    if (x.ndim !== s.length + 1 || s.some((d, i) => x.shape[i + 1] !== d)) {
+    let fits = x.ndim === s.length + 1;
+    for (let i = 0; fits && i < s.length; i++) fits = x.shape[i + 1] === s[i];
+    if (!fits) {
       throw new ShapeError(`${this.name}: expected input of shape (N, ${s.join(", ")}), got ${formatShape(x.shape)}`);
     }
     const v = this.values;
     v[0] = x;
-    this.nodes.forEach((n, k) => {
-      v[k + 1] = n.layer.forwardInputs(
-        this.inputIds[k].map((id) => v[id]),
-        opts,
-      );
-    });
-    return v[this.nodes.length];
+    const K = this.nodes.length;
+    for (let k = 0; k < K; k++) {
+      const ids = this.inputIds[k];
+      const xs = this.nodeInputs[k];
+      for (let j = 0; j < ids.length; j++) xs[j] = v[ids[j]];
+      v[k + 1] = this.nodes[k].layer.forwardInputs(xs, opts);
+    }
+    return v[K];
   }
 
   // Backward (derivation.md §5.7): nodes in reverse execution order, so each runs after every reader of
@@ -198,11 +210,8 @@ export class Model extends Sequential {
       const { layer } = this.nodes[k];
       if (g === null) throw new Error(`${this.name}: node '${this.nodes[k].name}' received no ` + `gradient`); // unreachable: every node leads to the output
       const ids = this.inputIds[k];
-      const readsOnlyInput = ids.every((id) => id === 0);
-      const dxs = layer.backwardInputs(g, readsOnlyInput ? opts : undefined);
-      ids.forEach((id, j) => {
-        this.accumulate(id, dxs[j]);
-      });
+      const dxs = layer.backwardInputs(g, this.readsOnlyInput[k] ? opts : WANT_DX);
+      for (let j = 0; j < ids.length; j++) this.accumulate(ids[j], dxs[j]);
     }
     return grads[0]!;
   }

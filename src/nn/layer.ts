@@ -115,10 +115,13 @@ export abstract class Layer {
     return this.forward(xs[0], opts);
   }
 
-  /** backward for a graph node: the gradient of each input, in order. */
+  /** backward for a graph node: the gradient of each input, in order (a list the next call refills). */
   backwardInputs(dy: NDArray, opts?: BackwardOptions): NDArray[] {
-    return [this.backward(dy, opts)];
+    const dxs = (this.inputGrads ??= []);
+    dxs[0] = this.backward(dy, opts);
+    return dxs;
   }
+  private inputGrads: NDArray[] | null = null; // backwardInputs' list: a training step allocates nothing
 
   /**
    * Apply the layer to symbolic tensors (the functional API, see graph.ts): checks the shapes now and

@@ -15,6 +15,7 @@
 
 import { formatShape, type NDArray } from "../nd/ndarray.ts";
 import { kernels } from "../kernels/backend.ts";
+import { reuseDims } from "../kernels/buffers.ts";
 import type { Pool2DContext, PoolGeometry } from "../kernels/kernels.ts";
 import {
   expectOptions,
@@ -202,11 +203,11 @@ export class GlobalAvgPool2D extends Layer {
   }
 
   forward(x: NDArray): NDArray {
-    this.expectInput(x, [null, null, null, null], ["N", "C", "H", "W"]);
+    this.expectInput(x, ANY_NCHW, NCHW_NAMES);
     const [N, C, H, W] = x.shape;
-    this.outputShape([C, H, W]);
+    if (H < 1 || W < 1) this.outputShape([C, H, W]); // throws, naming the shape
     const HW = H * W;
-    const y = (this.y = reuse(this.y, [N, C], x.dtype));
+    const y = (this.y = reuseDims(this.y, x.dtype, N, C));
     const xd = x.data;
     const yd = y.data;
     for (let nc = 0; nc < N * C; nc++) {
@@ -228,7 +229,11 @@ export class GlobalAvgPool2D extends Layer {
     const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
     const dxd = dx.data;
     const dyd = dy.data;
-    for (let nc = 0; nc < N * C; nc++) dxd.fill(dyd[nc] / HW, nc * HW, (nc + 1) * HW);
+    // a loop, not fill(): a float argument to a builtin is boxed, one heap number per plane per step
+    for (let nc = 0; nc < N * C; nc++) {
+      const v = dyd[nc] / HW;
+      for (let i = nc * HW, e = i + HW; i < e; i++) dxd[i] = v;
+    }
     return dx;
   }
 

@@ -5,15 +5,12 @@
 // The float64 gradient checks of the layer are in norm.test.ts (float64 always runs on the JS backend).
 // Also the elementwise add kernel (Add's forward, a graph's fan-out sum): wasm bit-identical to JS.
 
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-
 import { RandomState } from "../src/nd/random.ts";
 import { jsBackend } from "../src/kernels/js.ts";
 import { wasmBackend } from "../src/kernels/wasm-backend.ts";
-import { getBackend, setBackend, setThreads, wasmAvailable } from "../src/kernels/backend.ts";
-import { poolEveryCall } from "../src/kernels/wasm.ts";
-import { threadSupport } from "../src/kernels/threads.ts";
+import { setBackend } from "../src/kernels/backend.ts";
 import type { Kernels } from "../src/kernels/kernels.ts";
 import { BatchNorm2D } from "../src/nn/batchnorm.ts";
 import { Conv2D } from "../src/nn/conv.ts";
@@ -25,15 +22,9 @@ import { Sequential } from "../src/nn/sequential.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { Adam } from "../src/nn/optim.ts";
 import { maxRelDiff } from "./helpers.ts";
-import { rand, sameBitsOnEveryCount } from "./kernel-helpers.ts";
+import { noThreads, noWasm, rand, restoreKernelsAfter, sameBitsOnEveryCount } from "./kernel-helpers.ts";
 
-const noWasm = wasmAvailable() ? false : "the WebAssembly kernels are unavailable";
-const initialBackend = getBackend();
-after(async () => {
-  poolEveryCall(false);
-  setBackend(initialBackend);
-  await setThreads(1);
-});
+const initialBackend = restoreKernelsAfter();
 
 interface Case {
   shape: number[];
@@ -142,8 +133,6 @@ test("the add kernel: wasm gives the JS loop's bits (out fresh or in place)", { 
     assert.deepEqual(new Uint32Array(w.buffer), new Uint32Array(js[i].buffer), `array ${i}`);
   });
 });
-
-const noThreads = noWasm || (threadSupport() === null ? false : `threads unavailable: ${threadSupport() ?? ""}`);
 
 describe("batch norm on threads", { skip: noThreads }, () => {
   test("the kernel is bit-identical on 1, 2 and 3 threads", async () => {

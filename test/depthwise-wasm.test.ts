@@ -6,32 +6,23 @@
 // bits when the WebAssembly memory grows between forward and backward. Also grouped convolutions
 // (1 < G < C: one ungrouped wasm convolution per group) against the JS ones.
 
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-
 import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { convGeometry, type ConvGeometry } from "../src/kernels/im2col.ts";
 import { jsBackend } from "../src/kernels/js.ts";
 import { wasmBackend } from "../src/kernels/wasm-backend.ts";
-import { getBackend, setBackend, setThreads, wasmAvailable } from "../src/kernels/backend.ts";
-import { poolEveryCall, wasmMemoryBytes } from "../src/kernels/wasm.ts";
-import { threadSupport } from "../src/kernels/threads.ts";
+import { setBackend } from "../src/kernels/backend.ts";
+import { wasmMemoryBytes } from "../src/kernels/wasm.ts";
 import type { Kernels } from "../src/kernels/kernels.ts";
 import { buildModel } from "../src/nn/models.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { Adam } from "../src/nn/optim.ts";
-import { rand, sameBitsOnEveryCount } from "./kernel-helpers.ts";
+import { noThreads, noWasm, rand, restoreKernelsAfter, sameBitsOnEveryCount } from "./kernel-helpers.ts";
 
-const noWasm = wasmAvailable() ? false : "the WebAssembly kernels are unavailable";
-const noThreads = noWasm || (threadSupport() === null ? false : `threads unavailable: ${threadSupport() ?? ""}`);
-const initialBackend = getBackend();
-after(async () => {
-  poolEveryCall(false);
-  setBackend(initialBackend);
-  await setThreads(1);
-});
+const initialBackend = restoreKernelsAfter();
 
 /** One grouped convolution: geometry, groups G (C: depthwise), outputs per group, bias or not, its arrays' seed. */
 interface Case {

@@ -6,32 +6,29 @@
 // steady-state training without allocation. The float64 gradient checks of the layers are gradcheck's
 // (float64 always runs on the JS backend).
 
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-
 import { RandomState } from "../src/nd/random.ts";
 import { jsBackend } from "../src/kernels/js.ts";
 import { wasmBackend } from "../src/kernels/wasm-backend.ts";
-import { getBackend, setBackend, setThreads, wasmAvailable } from "../src/kernels/backend.ts";
-import { poolEveryCall } from "../src/kernels/wasm.ts";
-import { threadSupport } from "../src/kernels/threads.ts";
+import { setBackend } from "../src/kernels/backend.ts";
 import type { Kernels } from "../src/kernels/kernels.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { GroupNorm, LayerNorm } from "../src/nn/norm.ts";
 import { Adam } from "../src/nn/optim.ts";
 import { maxRelDiff } from "./helpers.ts";
-import { assertAllocationBudget, rand, sameBitsOnEveryCount } from "./kernel-helpers.ts";
+import {
+  assertAllocationBudget,
+  noThreads,
+  noWasm,
+  rand,
+  restoreKernelsAfter,
+  sameBitsOnEveryCount,
+} from "./kernel-helpers.ts";
 import { normModel } from "./norm-model.ts";
 
-const noWasm = wasmAvailable() ? false : "the WebAssembly kernels are unavailable";
-const noThreads = noWasm || (threadSupport() === null ? false : `threads unavailable: ${threadSupport() ?? ""}`);
-const initialBackend = getBackend();
-after(async () => {
-  poolEveryCall(false);
-  setBackend(initialBackend);
-  await setThreads(1);
-});
+const initialBackend = restoreKernelsAfter();
 
 /** x's shape and its view (N, G, C) for the kernels; S = x.size / (N·C). */
 interface Case {

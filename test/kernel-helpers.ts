@@ -6,9 +6,37 @@ import { execFileSync } from "node:child_process";
 
 import { NDArray } from "../src/nd/ndarray.ts";
 import type { RandomState } from "../src/nd/random.ts";
-import { setThreads, threadsUnavailable } from "../src/kernels/backend.ts";
+import { after } from "node:test";
+import {
+  getBackend,
+  setBackend,
+  setThreads,
+  threadsUnavailable,
+  wasmAvailable,
+  type BackendName,
+} from "../src/kernels/backend.ts";
+import { threadSupport } from "../src/kernels/threads.ts";
 import { poolEveryCall } from "../src/kernels/wasm.ts";
 import type { AllocationReport } from "./alloc-profile.ts";
+
+/** Skip reasons for the wasm kernel tests (false: run): the kernels, and threads on top of them. */
+export const noWasm: string | false = wasmAvailable() ? false : "the WebAssembly kernels are unavailable";
+export const noThreads: string | false =
+  noWasm || (threadSupport() === null ? false : `threads unavailable: ${threadSupport() ?? ""}`);
+
+/**
+ * After the file's tests: the backend and thread count as they were, calls no longer forced through the pool.
+ * Returns the backend the file started with.
+ */
+export function restoreKernelsAfter(): BackendName {
+  const initialBackend = getBackend();
+  after(async () => {
+    poolEveryCall(false);
+    setBackend(initialBackend);
+    await setThreads(1);
+  });
+  return initialBackend;
+}
 
 /** A float32 array of this shape, shift + scale·N(0, 1) per element. */
 export function rand(rng: RandomState, shape: readonly number[], scale = 1, shift = 0): NDArray {

@@ -358,27 +358,6 @@ export class WasmOptimizer {
  */
 export class WasmBatchNorm {
   private readonly views = new ViewCache();
-  private readonly f64: (Float64Array | undefined)[] = [];
-
-  /**
-   * A float64 view of n doubles at ptr, on the buffer of a float32 view of the same bytes: ViewCache keeps that
-   * one current across memory growth and instances, and a new buffer means a new view here.
-   */
-  private float64(slot: number, ptr: number, n: number): Float64Array {
-    const bytes = this.views.float32(8 + slot, ptr, 2 * n);
-    let v = this.f64[slot];
-    if (v === undefined || v.buffer !== bytes.buffer || v.byteOffset !== ptr || v.length !== n)
-      this.f64[slot] = v = new Float64Array(bytes.buffer, ptr, n);
-    return v;
-  }
-
-  /** Copy float64 statistics into the arena (view `slot`). */
-  private putStats(slot: number, stats: Float64Array): number {
-    const p = alloc(stats.length * 8);
-    this.float64(slot, p, stats.length).set(stats);
-    return p;
-  }
-
   /**
    * y = γ·x̂ + β (gamma, beta null: none). training: writes mean, variance, invStd from the batch; else
    * normalises with mean and invStd as given.
@@ -405,15 +384,15 @@ export class WasmBatchNorm {
     const bp = v.put(3, beta);
     const yp = alloc(y.length * 4);
     // in training the kernel writes the statistics: only their space is needed
-    const mp = training ? alloc(C * 8) : this.putStats(0, mean);
+    const mp = training ? alloc(C * 8) : this.views.putFloat64(0, mean);
     const vp = alloc(C * 8);
-    const ip = training ? alloc(C * 8) : this.putStats(2, invStd);
+    const ip = training ? alloc(C * 8) : this.views.putFloat64(2, invStd);
     runParts(Part.BatchNormForward, T, evenParts(C, T), 0, 0, N, C, S, +training, eps, xp, gp, bp, mp, vp, ip, yp);
     y.set(v.float32(1, yp, y.length));
     if (!training) return;
-    mean.set(this.float64(0, mp, C));
-    variance.set(this.float64(1, vp, C));
-    invStd.set(this.float64(2, ip, C));
+    mean.set(this.views.float64(0, mp, C));
+    variance.set(this.views.float64(1, vp, C));
+    invStd.set(this.views.float64(2, ip, C));
   }
 
   /** Writes Σdy and Σ dy·x̂ per channel into sums (2·C: Σdy, then Σ dy·x̂) and dx unless it is null. */
@@ -437,13 +416,13 @@ export class WasmBatchNorm {
     const dyp = v.put(5, dy);
     const gp = v.put(7, gamma); // not forward's slot 2: γ's address differs here, and a slot's view should stay put
     const dxp = dx === null ? 0 : alloc(dx.length * 4);
-    const mp = this.putStats(3, mean);
-    const ip = this.putStats(4, invStd);
+    const mp = this.views.putFloat64(3, mean);
+    const ip = this.views.putFloat64(4, invStd);
     const sp = alloc(2 * C * 8);
     // prettier-ignore
     runParts(Part.BatchNormBackward, T, evenParts(C, T), 0, 0,
       N, C, S, +training, xp, gp, mp, ip, dyp, sp, sp + 8 * C, dxp);
-    sums.set(this.float64(5, sp, 2 * C));
+    sums.set(this.views.float64(5, sp, 2 * C));
     if (dx !== null) dx.set(v.float32(6, dxp, dx.length));
   }
 }
@@ -522,8 +501,7 @@ export class WasmGroupNorm {
     }
     if (dx === null) return;
     const gp = this.views.put(8, this.scale(gamma, C)); // not forward's slot: each slot's view then stays put
-    const ip = alloc(N * G * 8);
-    this.views.float64(2, ip, N * G).set(invStd);
+    const ip = this.views.putFloat64(2, invStd);
     const dxp = alloc(dy.length * 4);
     runParts(Part.GroupNormBackward, T, evenParts(N * G, T), 0, 0, N, G, Cg, S, dyp, xhp, gp, ip, dxp);
     dx.set(this.views.float32(7, dxp, dy.length));

@@ -14,9 +14,7 @@ import { jsBackend } from "../src/kernels/js.ts";
 import { wasmBackend } from "../src/kernels/wasm-backend.ts";
 import { setBackend } from "../src/kernels/backend.ts";
 import type { Kernels } from "../src/kernels/kernels.ts";
-import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { GroupNorm, LayerNorm } from "../src/nn/norm.ts";
-import { Adam } from "../src/nn/optim.ts";
 import { maxRelDiff } from "./helpers.ts";
 import {
   assertAllocationBudget,
@@ -25,6 +23,7 @@ import {
   rand,
   restoreKernelsAfter,
   sameBitsOnEveryCount,
+  trainsToSameBitsOnEveryCount,
 } from "./kernel-helpers.ts";
 import { normModel } from "./norm-model.ts";
 
@@ -153,19 +152,8 @@ describe("group norm on threads", { skip: noThreads }, () => {
     await sameBitsOnEveryCount("group-norm kernels", () => CASES.flatMap((c, i) => runCase(wasmBackend, c, 200 + i)));
   });
 
-  test("training a CNN with GroupNorm and LayerNorm gives bit-identical weights on 1, 2 and 3 threads", async () => {
-    setBackend("wasm");
-    await sameBitsOnEveryCount("GroupNorm/LayerNorm CNN", () => {
-      const rng = new RandomState(3);
-      const x = rand(rng, [24, 1, 12, 12]);
-      const labels = Int32Array.from({ length: 24 }, () => rng.randint(0, 4));
-      const model = normModel([1, 12, 12], 4, 2);
-      model.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 0.01 }) });
-      model.fit(x, labels, { epochs: 2, batchSize: 8, seed: 1 });
-      return model.params().map((p) => p.value.data as Float32Array);
-    });
-    setBackend(initialBackend);
-  });
+  test("training a CNN with GroupNorm and LayerNorm gives bit-identical weights on 1, 2 and 3 threads", () =>
+    trainsToSameBitsOnEveryCount("GroupNorm/LayerNorm CNN", () => normModel([1, 12, 12], 4, 2)));
 });
 
 // The budget and the method of test/alloc.test.ts, on test/norm-model.ts's CNN (GroupNorm and LayerNorm on

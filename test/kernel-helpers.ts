@@ -5,7 +5,10 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 
 import { NDArray } from "../src/nd/ndarray.ts";
-import type { RandomState } from "../src/nd/random.ts";
+import { RandomState } from "../src/nd/random.ts";
+import type { Sequential } from "../src/nn/sequential.ts";
+import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
+import { Adam } from "../src/nn/optim.ts";
 import { after } from "node:test";
 import {
   getBackend,
@@ -59,6 +62,23 @@ export async function sameBitsOnEveryCount(what: string, compute: () => Float32A
     });
   }
   poolEveryCall(false);
+}
+
+/**
+ * Two epochs of a small model (input 1×12×12, 4 classes, 24 random images, batch 8, Adam 0.01) on the wasm
+ * backend: its weights bit-identical on 1, 2 and 3 threads.
+ */
+export async function trainsToSameBitsOnEveryCount(what: string, build: () => Sequential): Promise<void> {
+  setBackend("wasm");
+  await sameBitsOnEveryCount(what, () => {
+    const rng = new RandomState(3);
+    const x = rand(rng, [24, 1, 12, 12]);
+    const labels = Int32Array.from({ length: 24 }, () => rng.randint(0, 4));
+    const model = build();
+    model.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 0.01 }) });
+    model.fit(x, labels, { epochs: 2, batchSize: 8, seed: 1 });
+    return model.params().map((p) => p.value.data as Float32Array);
+  });
 }
 
 /**

@@ -21,11 +21,13 @@
 // count. Where threads cannot run (no SharedArrayBuffer, a browser's main thread, no wasm kernels) the
 // kernels stay on one thread and threadsUnavailable() says why. The "js" backend is single-threaded.
 
-import type { TypedArray } from "../nd/ndarray.ts";
+import type { NDArray, TypedArray } from "../nd/ndarray.ts";
+import { reuse } from "./buffers.ts";
 import { jsBackend } from "./js.ts";
 import type { BackendName, Kernels } from "./kernels.ts";
 import { wasmBackend } from "./wasm-backend.ts";
 import { wasmKernels, wasmUnavailableReason } from "./wasm-loader.ts";
+import { isResident, setInternalOutputs as setWasmInternalOutputs } from "./wasm-memory.ts";
 import { setWasmThreads, wasmThreads, wasmThreadsRequested, wasmThreadsUnavailable } from "./wasm-threads.ts";
 
 export type { BackendName };
@@ -115,6 +117,27 @@ export const kernels: Kernels = {
   groupNormBackward: (ctx, gamma, dy, dGamma, dBeta, needDx) =>
     ctx.kernels.groupNormBackward(ctx, gamma, dy, dGamma, dBeta, needDx),
 };
+
+/**
+ * Say whether the arrays the kernels return from now on are internal to a model's pass: read only by the
+ * model's next layers, and not after the producing layer's next forward or backward. Sequential and Model
+ * turn it on for their passes, so the wasm backend keeps those arrays resident in its linear memory (its
+ * kernels read and write them there, with no copies; wasm-memory.ts). Returns the previous setting.
+ */
+export function setInternalOutputs(on: boolean): boolean {
+  return setWasmInternalOutputs(on);
+}
+
+/**
+ * a, as an array its caller may keep: a itself, or, when a is internal to a pass (resident in a backend's
+ * memory), a copy in `buffer` (reused when it has a's shape, else a new array).
+ */
+export function ownedArray(a: NDArray, buffer: NDArray | null): NDArray {
+  if (!isResident(a.data)) return a;
+  const copy = reuse(buffer, a.shape, a.dtype);
+  copy.data.set(a.data);
+  return copy;
+}
 
 function checkedThreads(n: unknown, where: string): number {
   if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {

@@ -15,11 +15,20 @@ export function reuse(buf: NDArray | null, shape: readonly number[], dtype: DTyp
  * a new buffer is, so a steady-state call allocates nothing.
  */
 export function reuseDims(buf: NDArray | null, dtype: DType, d0: number, d1: number, d2 = -1, d3 = -1): NDArray {
+  if (buf !== null && hasDims(buf, dtype, d0, d1, d2, d3)) return buf;
+  return reuse(null, dimsShape(d0, d1, d2, d3), dtype);
+}
+
+/** True if buf has this dtype and shape (d0, d1) or (d0, d1, d2, d3) (d2 < 0: rank 2). */
+export function hasDims(buf: NDArray, dtype: DType, d0: number, d1: number, d2 = -1, d3 = -1): boolean {
   const rank = d2 < 0 ? 2 : 4;
-  if (buf !== null && buf.dtype === dtype && buf.shape.length === rank && buf.shape[0] === d0 && buf.shape[1] === d1) {
-    if (rank === 2 || (buf.shape[2] === d2 && buf.shape[3] === d3)) return buf;
-  }
-  return reuse(null, rank === 2 ? [d0, d1] : [d0, d1, d2, d3], dtype);
+  if (buf.dtype !== dtype || buf.shape.length !== rank || buf.shape[0] !== d0 || buf.shape[1] !== d1) return false;
+  return rank === 2 || (buf.shape[2] === d2 && buf.shape[3] === d3);
+}
+
+/** The shape (d0, d1) or (d0, d1, d2, d3) (d2 < 0: rank 2). */
+export function dimsShape(d0: number, d1: number, d2 = -1, d3 = -1): number[] {
+  return d2 < 0 ? [d0, d1] : [d0, d1, d2, d3];
 }
 
 /** The previous forward's context when this backend made it (its buffers are reused), else a fresh one. */

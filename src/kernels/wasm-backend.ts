@@ -1,11 +1,12 @@
 // The WebAssembly backend: the Kernels interface (kernels.ts) over the per-op adapters of wasm-ops.ts,
 // float32 only (the dispatcher in backend.ts sends everything else to the JS backend). Each context
 // holds its op's adapter (whose cached views of linear memory make the steady state allocation-free) and
-// what the backward needs, kept in JS arrays: nothing lives in linear memory between calls. The formulas
+// what the backward needs. Its outputs are ordinary arrays, or, inside a model's pass, resident arrays in
+// linear memory (output() below; wasm-memory.ts). The formulas
 // are the JS backend's (js.ts, docs/derivation.md §2); the kernels sum in a different, also fixed, order.
 
-import type { DType, NDArray, TypedArray } from "../nd/ndarray.ts";
-import { ownContext, reuse, reuseContext, reuseDims } from "./buffers.ts";
+import { NDArray, shapeSize, type DType, type TypedArray } from "../nd/ndarray.ts";
+import { dimsShape, hasDims, ownContext, reuse, reuseContext } from "./buffers.ts";
 import type { ConvGeometry } from "./im2col.ts";
 import {
   BatchNormStats,
@@ -40,6 +41,32 @@ import {
   addWasm,
   gemmWasm,
 } from "./wasm-ops.ts";
+import { isResident, releaseResident, residentArray, residentOutputs } from "./wasm-memory.ts";
+
+/**
+ * An op's output buffer: buf when it still fits, else a new one. While outputs are internal to a model's
+ * pass (setInternalOutputs) float32 outputs are resident in linear memory (wasm-memory.ts: the kernels
+ * write and read them where they lie), otherwise ordinary arrays; a resident buffer that is replaced
+ * gives its block back.
+ */
+function output(buf: NDArray | null, dtype: DType, d0: number, d1: number, d2 = -1, d3 = -1): NDArray {
+  const resident = dtype === "float32" && residentOutputs();
+  if (buf !== null && isResident(buf.data) === resident && hasDims(buf, dtype, d0, d1, d2, d3)) return buf;
+  if (buf !== null) releaseResident(buf.data);
+  const shape = dimsShape(d0, d1, d2, d3);
+  return resident ? new NDArray(residentArray(Float32Array, shapeSize(shape)), shape) : reuse(null, shape, dtype);
+}
+
+/** output for a buffer shaped like `like` (rank 2 or 4, else an ordinary array as reuse gives). */
+function outputLike(buf: NDArray | null, like: readonly number[], dtype: DType): NDArray {
+  if (like.length === 4) return output(buf, dtype, like[0], like[1], like[2], like[3]);
+  if (like.length === 2) return output(buf, dtype, like[0], like[1]);
+  if (buf !== null && isResident(buf.data)) {
+    releaseResident(buf.data);
+    buf = null;
+  }
+  return reuse(buf, like, dtype);
+}
 
 /** What every context of this backend says: which backend made it (the backward goes there too). */
 abstract class WasmContext {
@@ -54,7 +81,9 @@ class WasmConv2DContext extends WasmContext implements Conv2DContext {
   depthwise: WasmDepthwiseConv2D | null = null; // the depthwise kernels' adapter, made on first use
   grouped: WasmGroupedConv2D | null = null; // G ungrouped convolutions, made on first use
   y!: NDArray;
-  x = new Float32Array(0); // a copy of the input: the kernels recompute each image's col from it in backward
+  // the forward's input, by reference as for Dense (and the JS backend's depthwise): the kernels
+  // recompute each image's col from it in backward
+  x: TypedArray = new Float32Array(0);
   xDtype: DType = "float32";
   dx: NDArray | null = null;
 }
@@ -76,9 +105,8 @@ function conv2dForward(
   ctx.outChannels = O;
   ctx.groups = groups;
   ctx.xDtype = x.dtype;
-  const y = (ctx.y = reuseDims(ctx.y ?? null, w.dtype, g.N, O, g.OH, g.OW));
-  if (ctx.x.length !== x.size) ctx.x = new Float32Array(x.size);
-  ctx.x.set(x.data);
+  const y = (ctx.y = output(ctx.y ?? null, w.dtype, g.N, O, g.OH, g.OW));
+  ctx.x = x.data;
   const bData = b?.data ?? null;
   if (groups === 1) ctx.op.forward(g, O, x.data, w.data, bData, y.data);
   else if (groups === g.C)
@@ -103,7 +131,7 @@ function gradsOf(
 const conv2dBackward: Kernels["conv2dBackward"] = (saved, w, dy, dW, db, needDx) => {
   const ctx = ownContext(saved, WasmConv2DContext);
   const g = ctx.geometry;
-  const dx = (ctx.dx = reuseDims(ctx.dx, ctx.xDtype, g.N, g.C, g.H, g.W));
+  const dx = (ctx.dx = output(ctx.dx, ctx.xDtype, g.N, g.C, g.H, g.W));
   const O = ctx.outChannels;
   const G = ctx.groups;
   const dxOut = needDx ? dx : null;
@@ -126,7 +154,7 @@ function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseCont
   const O = w.shape[1];
   const ctx = reuseContext(prev, WasmDenseContext);
   ctx.x = x;
-  const y = (ctx.y = reuseDims(ctx.y ?? null, w.dtype, N, O));
+  const y = (ctx.y = output(ctx.y ?? null, w.dtype, N, O));
   ctx.op.forward(N, F, O, x.data, w.data, b?.data ?? null, y.data);
   return ctx;
 }
@@ -136,7 +164,7 @@ const denseBackward: Kernels["denseBackward"] = (saved, w, dy, dW, db, needDx) =
   const N = ctx.x.shape[0];
   const F = ctx.x.shape[1];
   const O = w.shape[1];
-  const dx = (ctx.dx = reuseDims(ctx.dx, ctx.x.dtype, N, F));
+  const dx = (ctx.dx = output(ctx.dx, ctx.x.dtype, N, F));
   ctx.op.backward(N, F, O, gradsOf(ctx.op, ctx.x.data, w, dy, dW, db, needDx ? dx : null));
   return dx;
 };
@@ -154,15 +182,19 @@ function maxPool2dForward(g: PoolGeometry, x: NDArray, prev: Pool2DContext | nul
   const ctx = reuseContext(prev, WasmMaxPool2DContext);
   ctx.geometry = g;
   ctx.xShape = x.shape;
-  const y = (ctx.y = reuseDims(ctx.y ?? null, x.dtype, g.N, g.C, g.OH, g.OW));
-  if (ctx.argmax.length !== y.size) ctx.argmax = new Int32Array(y.size);
+  const y = (ctx.y = output(ctx.y ?? null, x.dtype, g.N, g.C, g.OH, g.OW));
+  // the winners live where y does: resident beside a resident y, the backward then reads them in place
+  if (ctx.argmax.length !== y.size || isResident(ctx.argmax) !== isResident(y.data)) {
+    releaseResident(ctx.argmax);
+    ctx.argmax = isResident(y.data) ? residentArray(Int32Array, y.size) : new Int32Array(y.size);
+  }
   ctx.op.forward(g.N * g.C, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.OH, g.OW, x.data, y.data, ctx.argmax);
   return ctx;
 }
 
 function maxPool2dBackward(saved: Pool2DContext, dy: NDArray, needDx: boolean): NDArray {
   const ctx = ownContext(saved, WasmMaxPool2DContext);
-  const dx = (ctx.dx = reuse(ctx.dx, ctx.xShape, ctx.y.dtype));
+  const dx = (ctx.dx = outputLike(ctx.dx, ctx.xShape, ctx.y.dtype));
   if (needDx) ctx.op.backward(dy.data, ctx.argmax, dx.data);
   return dx;
 }
@@ -175,14 +207,14 @@ class WasmReLUContext extends WasmContext implements ReLUContext {
 
 function reluForward(x: NDArray, prev: ReLUContext | null): ReLUContext {
   const ctx = reuseContext(prev, WasmReLUContext);
-  const y = (ctx.y = reuse(ctx.y ?? null, x.shape, x.dtype));
+  const y = (ctx.y = outputLike(ctx.y ?? null, x.shape, x.dtype));
   ctx.op.forward(x.data, y.data);
   return ctx;
 }
 
 function reluBackward(saved: ReLUContext, dy: NDArray, needDx: boolean): NDArray {
   const ctx = ownContext(saved, WasmReLUContext);
-  const dx = (ctx.dx = reuse(ctx.dx, dy.shape, ctx.y.dtype));
+  const dx = (ctx.dx = outputLike(ctx.dx, dy.shape, ctx.y.dtype));
   if (!needDx) return dx;
   // a float64 dy would lose bits on its way into the float32 kernel: the JS loop takes it as it is
   if (dy.data instanceof Float32Array) ctx.op.backward(ctx.y.data, dy.data, dx.data);
@@ -206,7 +238,7 @@ const batchNormForward: Kernels["batchNormForward"] = (x, p, training, prev) => 
   const S = batchNormPositions(x);
   ctx.prepare(C, training, p);
   ctx.x = x;
-  const y = (ctx.y = reuse(ctx.y ?? null, x.shape, p.runningMean.dtype));
+  const y = (ctx.y = outputLike(ctx.y ?? null, x.shape, p.runningMean.dtype));
   const g = p.gamma?.data ?? null;
   const b = p.beta?.data ?? null;
   ctx.op.forward(N, C, S, training, p.eps, x.data, g, b, ctx.mean, ctx.variance, ctx.invStd, y.data);
@@ -218,7 +250,7 @@ const batchNormBackward: Kernels["batchNormBackward"] = (saved, gamma, dy, dGamm
   const N = ctx.x.shape[0];
   const C = ctx.x.shape[1];
   const S = batchNormPositions(ctx.x);
-  const dx = (ctx.dx = reuse(ctx.dx, ctx.x.shape, ctx.x.dtype));
+  const dx = (ctx.dx = outputLike(ctx.dx, ctx.x.shape, ctx.x.dtype));
   if (ctx.sums.length !== 2 * C) ctx.sums = new Float64Array(2 * C);
   const sums = ctx.sums;
   const g = gamma?.data ?? null;

@@ -1,12 +1,13 @@
 // The WebAssembly kernels' per-op adapters: each copies its operands from JS arrays into the arena
 // (wasm-memory.ts), runs one kernel call on as many threads as it is worth (wasm-threads.ts), and copies
-// the results out. The Kernels interface over them is wasm-backend.ts.
+// the results out; operands and outputs that are resident arrays are read and written where they lie
+// (ViewCache.input, output, take). The Kernels interface over them is wasm-backend.ts.
 
 import type { TypedArray } from "../nd/ndarray.ts";
 import type { ConvGeometry } from "./im2col.ts";
 import type { Gemm } from "./kernels.ts";
 import { Part } from "./wasm-loader.ts";
-import { ViewCache, alloc, begin } from "./wasm-memory.ts";
+import { ViewCache, alloc, begin, residentAddress } from "./wasm-memory.ts";
 import { MAX_PARTS, evenParts, runParts, threadsFor, threadsForElements, threadsForStreaming } from "./wasm-threads.ts";
 
 // GEMM with the gemm.ts signature (offsets and leading dimensions into JS arrays).
@@ -81,10 +82,10 @@ export class WasmConv2D {
     const T = threadsFor(N * O * K * OH * OW);
     const k = begin(T);
     const v = this.views;
-    const xp = v.put(0, x);
+    const xp = v.input(0, x);
     const wp = v.put(1, w);
     const bp = v.put(2, b);
-    const yp = alloc(y.length * 4);
+    const yp = v.output(y);
     const apack = alloc(k.convPackedBytes(C, O, kh, kw));
     const parts = T === 1 ? 1 : Math.min(N, MAX_PARTS); // an image per part
     const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
@@ -93,7 +94,7 @@ export class WasmConv2D {
     // prettier-ignore
     runParts(Part.ConvForward, T, parts, ws, stride,
       N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, xp, apack, bp, yp);
-    y.set(v.float32(3, yp, y.length));
+    v.take(3, yp, y);
   }
 
   /** The backward's operands: fill with grads.of(…) and pass to backward. */
@@ -163,12 +164,12 @@ export class GradCall {
    */
   placeIn(): void {
     const v = this.views;
-    this.xp = v.put(0, this.x);
+    this.xp = v.input(0, this.x);
     this.wp = v.put(1, this.w);
-    this.dyp = v.put(2, this.dy);
+    this.dyp = v.input(2, this.dy);
     this.dWp = v.put(3, this.dW);
     this.dbp = v.put(4, this.db);
-    this.dxp = this.dx === null ? 0 : alloc(this.dx.length * 4);
+    this.dxp = this.dx === null ? 0 : v.output(this.dx);
   }
 
   /** Copy the accumulated dW, db and the wanted dx back out. */
@@ -176,7 +177,7 @@ export class GradCall {
     const v = this.views;
     this.dW.set(v.float32(3, this.dWp, this.dW.length));
     if (this.db !== null) this.db.set(v.float32(4, this.dbp, this.db.length));
-    if (this.dx !== null) this.dx.set(v.float32(5, this.dxp, this.dx.length));
+    if (this.dx !== null) v.take(5, this.dxp, this.dx);
   }
 }
 
@@ -188,15 +189,15 @@ export class WasmDense {
     const T = threadsFor(N * F * O);
     const k = begin(T);
     const v = this.views;
-    const xp = v.put(0, x);
+    const xp = v.input(0, x);
     const wp = v.put(1, w);
     const bp = v.put(2, b);
-    const yp = alloc(y.length * 4);
+    const yp = v.output(y);
     const parts = evenParts(N, T); // rows of y
     const stride = k.denseThreadScratchBytes(N, F, parts);
     const ws = alloc(T * stride);
     runParts(Part.DenseForward, T, parts, ws, stride, N, F, O, xp, wp, bp, yp);
-    y.set(v.float32(3, yp, y.length));
+    v.take(3, yp, y);
   }
 
   /** The backward's operands: fill with grads.of(…) and pass to backward. */
@@ -242,15 +243,15 @@ export class WasmMaxPool2D {
     const T = threadsForElements(x.length);
     begin(T);
     const v = this.views;
-    const xp = v.put(0, x);
-    const yp = alloc(y.length * 4);
-    const ap = alloc(arg.length * 4);
+    const xp = v.input(0, x);
+    const yp = v.output(y);
+    const ap = v.output(arg);
     runParts(Part.MaxPoolForward, T, evenParts(NC, T), 0, 0, NC, H, W, kh, kw, sh, sw, ph, pw, OH, OW, xp, yp, ap);
     this.planes = NC;
     this.inPlane = H * W;
     this.outPlane = OH * OW;
-    y.set(v.float32(1, yp, y.length));
-    arg.set(v.int32(0, ap, arg.length));
+    v.take(1, yp, y);
+    v.takeInt32(0, ap, arg);
   }
 
   /** dx = 0, then dx[arg[o]] += dy[o] in order of o. */
@@ -258,16 +259,16 @@ export class WasmMaxPool2D {
     const T = threadsForStreaming(dx.length);
     begin(T);
     const v = this.views;
-    const dyp = v.put(2, dy);
-    const ap = v.putInt32(1, arg);
-    const dxp = alloc(dx.length * 4);
+    const dyp = v.input(2, dy);
+    const ap = residentAddress(arg) >= 0 ? residentAddress(arg) : v.putInt32(1, arg);
+    const dxp = v.output(dx);
     // by plane when these are the last forward's planes, else as one plane (one thread)
     const byPlane = this.planes * this.outPlane === dy.length && this.planes * this.inPlane === dx.length;
     const NC = byPlane ? this.planes : 1;
     // prettier-ignore
     runParts(Part.MaxPoolBackward, T, evenParts(NC, T), 0, 0,
       NC, byPlane ? this.inPlane : dx.length, byPlane ? this.outPlane : dy.length, dyp, ap, dxp);
-    dx.set(v.float32(3, dxp, dx.length));
+    v.take(3, dxp, dx);
   }
 }
 
@@ -283,10 +284,10 @@ export class WasmReLU {
     const n = x.length;
     const T = threadsForStreaming(n);
     begin(T);
-    const xp = this.views.put(0, x);
-    const yp = alloc(n * 4);
+    const xp = this.views.input(0, x);
+    const yp = this.views.output(y);
     runParts(Part.ReluForward, T, evenParts(n >> 2, T), 0, 0, n, xp, yp);
-    y.set(this.views.float32(1, yp, n));
+    this.views.take(1, yp, y);
   }
 
   /** dx = y > 0 ? dy : 0 */
@@ -295,10 +296,11 @@ export class WasmReLU {
     const T = threadsForStreaming(n);
     begin(T);
     const v = this.views;
-    const yp = v.put(2, y);
-    const dyp = v.put(3, dy);
-    runParts(Part.ReluBackward, T, evenParts(n >> 2, T), 0, 0, n, yp, dyp, dyp);
-    dx.set(v.float32(3, dyp, n));
+    const yp = v.input(2, y);
+    const dyp = v.input(3, dy);
+    const dxp = v.output(dx);
+    runParts(Part.ReluBackward, T, evenParts(n >> 2, T), 0, 0, n, yp, dyp, dxp);
+    v.take(4, dxp, dx);
   }
 }
 
@@ -379,16 +381,16 @@ export class WasmBatchNorm {
     const T = threadsForElements(x.length);
     begin(T);
     const v = this.views;
-    const xp = v.put(0, x);
+    const xp = v.input(0, x);
     const gp = v.put(2, gamma);
     const bp = v.put(3, beta);
-    const yp = alloc(y.length * 4);
+    const yp = v.output(y);
     // in training the kernel writes the statistics: only their space is needed
     const mp = training ? alloc(C * 8) : this.views.putFloat64(0, mean);
     const vp = alloc(C * 8);
     const ip = training ? alloc(C * 8) : this.views.putFloat64(2, invStd);
     runParts(Part.BatchNormForward, T, evenParts(C, T), 0, 0, N, C, S, +training, eps, xp, gp, bp, mp, vp, ip, yp);
-    y.set(v.float32(1, yp, y.length));
+    v.take(1, yp, y);
     if (!training) return;
     mean.set(this.views.float64(0, mp, C));
     variance.set(this.views.float64(1, vp, C));
@@ -412,10 +414,10 @@ export class WasmBatchNorm {
     const T = threadsForElements(x.length);
     begin(T);
     const v = this.views;
-    const xp = v.put(4, x);
-    const dyp = v.put(5, dy);
+    const xp = v.input(4, x);
+    const dyp = v.input(5, dy);
     const gp = v.put(7, gamma); // not forward's slot 2: γ's address differs here, and a slot's view should stay put
-    const dxp = dx === null ? 0 : alloc(dx.length * 4);
+    const dxp = dx === null ? 0 : v.output(dx);
     const mp = this.views.putFloat64(3, mean);
     const ip = this.views.putFloat64(4, invStd);
     const sp = alloc(2 * C * 8);
@@ -423,7 +425,7 @@ export class WasmBatchNorm {
     runParts(Part.BatchNormBackward, T, evenParts(C, T), 0, 0,
       N, C, S, +training, xp, gp, mp, ip, dyp, sp, sp + 8 * C, dxp);
     sums.set(this.views.float64(5, sp, 2 * C));
-    if (dx !== null) dx.set(v.float32(6, dxp, dx.length));
+    if (dx !== null) v.take(6, dxp, dx);
   }
 }
 
@@ -532,12 +534,11 @@ export function addWasm(a: Float32Array, b: Float32Array, out: Float32Array): vo
   const T = threadsForStreaming(n);
   begin(T);
   const addViews = addViewsFor(n);
-  const ap = alloc(n * 4);
-  const bp = alloc(n * 4);
-  addViews.float32(0, ap, n).set(a.length === n ? a : a.subarray(0, n));
-  addViews.float32(1, bp, n).set(b.length === n ? b : b.subarray(0, n));
-  runParts(Part.Add, T, evenParts(n >> 2, T), 0, 0, n, ap, bp, ap);
-  out.set(addViews.float32(0, ap, n));
+  const ap = a.length === n ? addViews.input(0, a) : addViews.put(0, a.subarray(0, n));
+  const bp = b.length === n ? addViews.input(1, b) : addViews.put(1, b.subarray(0, n));
+  const outp = addViews.output(out);
+  runParts(Part.Add, T, evenParts(n >> 2, T), 0, 0, n, ap, bp, outp);
+  addViews.take(2, outp, out);
 }
 
 /**
@@ -554,16 +555,16 @@ export class WasmDepthwiseConv2D {
     const T = threadsFor(y.length * kh * kw);
     const k = begin(T);
     const v = this.views;
-    const xp = v.put(0, x);
+    const xp = v.input(0, x);
     const wp = v.put(1, w);
     const bp = v.put(2, b);
-    const yp = alloc(y.length * 4);
+    const yp = v.output(y);
     const stride = k.depthwiseThreadScratchBytes(M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
     const ws = alloc(T * stride);
     // prettier-ignore
     runParts(Part.DepthwiseForward, T, evenParts(N * C, T), ws, stride,
       N, C, H, W, M, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, xp, wp, bp, yp);
-    y.set(v.float32(3, yp, y.length));
+    v.take(3, yp, y);
   }
 
   /** The backward's operands: fill with grads.of(…) and pass to backward. */

@@ -18,7 +18,7 @@
 
 import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
-import { kernels } from "../kernels/backend.ts";
+import { kernels, setInternalOutputs } from "../kernels/backend.ts";
 import {
   Layer,
   ShapeError,
@@ -187,13 +187,18 @@ export class Model extends Sequential {
     const v = this.values;
     v[0] = x;
     const K = this.nodes.length;
-    for (let k = 0; k < K; k++) {
-      const ids = this.inputIds[k];
-      const xs = this.nodeInputs[k];
-      for (let j = 0; j < ids.length; j++) xs[j] = v[ids[j]];
-      v[k + 1] = this.nodes[k].layer.forwardInputs(xs, opts);
+    const outer = setInternalOutputs(true); // see Sequential.owned
+    try {
+      for (let k = 0; k < K; k++) {
+        const ids = this.inputIds[k];
+        const xs = this.nodeInputs[k];
+        for (let j = 0; j < ids.length; j++) xs[j] = v[ids[j]];
+        v[k + 1] = this.nodes[k].layer.forwardInputs(xs, opts);
+      }
+    } finally {
+      setInternalOutputs(outer);
     }
-    return v[K];
+    return outer ? v[K] : this.owned(0, v[K]);
   }
 
   // Backward (derivation.md §5.7): nodes in reverse execution order, so each runs after every reader of
@@ -205,15 +210,20 @@ export class Model extends Sequential {
     grads.length = K + 1;
     grads.fill(null);
     grads[K] = dy;
-    for (let k = K - 1; k >= 0; k--) {
-      const g = grads[k + 1];
-      const { layer } = this.nodes[k];
-      if (g === null) throw new Error(`${this.name}: node '${this.nodes[k].name}' received no ` + `gradient`); // unreachable: every node leads to the output
-      const ids = this.inputIds[k];
-      const dxs = layer.backwardInputs(g, this.readsOnlyInput[k] ? opts : WANT_DX);
-      for (let j = 0; j < ids.length; j++) this.accumulate(ids[j], dxs[j]);
+    const outer = setInternalOutputs(true); // see Sequential.owned
+    try {
+      for (let k = K - 1; k >= 0; k--) {
+        const g = grads[k + 1];
+        const { layer } = this.nodes[k];
+        if (g === null) throw new Error(`${this.name}: node '${this.nodes[k].name}' received no ` + `gradient`); // unreachable: every node leads to the output
+        const ids = this.inputIds[k];
+        const dxs = layer.backwardInputs(g, this.readsOnlyInput[k] ? opts : WANT_DX);
+        for (let j = 0; j < ids.length; j++) this.accumulate(ids[j], dxs[j]);
+      }
+    } finally {
+      setInternalOutputs(outer);
     }
-    return grads[0]!;
+    return outer || opts.needDx === false ? grads[0]! : this.owned(1, grads[0]!); // needDx false: nobody reads it
   }
 
   /**

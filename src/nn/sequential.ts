@@ -10,6 +10,7 @@
 
 import { NDArray, allocate, formatShape, type DType } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
+import { ownedArray, setInternalOutputs } from "../kernels/backend.ts";
 import { Layer, ShapeError, type BackwardOptions, type ForwardOptions, type LayerConfig, type Param } from "./layer.ts";
 import type { Differentiable } from "./gradcheck.ts";
 import type { Loss, Target } from "./losses.ts";
@@ -127,8 +128,26 @@ export class Sequential extends Layer implements Differentiable {
     }
     let h = x;
     const layers = this.layers;
-    for (let i = 0; i < layers.length; i++) h = layers[i].forward(h, opts); // indexed: no iterator per step
-    return h;
+    const outer = setInternalOutputs(true);
+    try {
+      for (let i = 0; i < layers.length; i++) h = layers[i].forward(h, opts); // indexed: no iterator per step
+    } finally {
+      setInternalOutputs(outer);
+    }
+    return outer ? h : this.owned(0, h);
+  }
+
+  // Inside a pass every layer's output is read only by the next layers of this model, and not after that
+  // layer's next pass: the kernels may keep it in their own memory (setInternalOutputs). What a model
+  // returns to its caller is the caller's to keep: an internal array is copied out, into a buffer per
+  // direction reused from call to call (ownedArray; nested models pass theirs on as they are).
+  private ownedBuffers: (NDArray | null)[] = [null, null];
+
+  /** a as the caller may keep it (slot 0: forward's output, 1: backward's dx). */
+  protected owned(slot: number, a: NDArray): NDArray {
+    const copy = ownedArray(a, this.ownedBuffers[slot]);
+    if (copy !== a) this.ownedBuffers[slot] = copy;
+    return copy;
   }
 
   // Chain rule through the stack: each layer turns ∂L/∂(its output) into ∂L/∂(its input).
@@ -136,8 +155,13 @@ export class Sequential extends Layer implements Differentiable {
   // nested in a model that does not read this model's dx, neither does anyone read its first layer's).
   override backward(dy: NDArray, opts: BackwardOptions = {}): NDArray {
     let d = dy;
-    for (let i = this.layers.length - 1; i >= 0; i--) d = this.layers[i].backward(d, i === 0 ? opts : NEED_DX);
-    return d;
+    const outer = setInternalOutputs(true);
+    try {
+      for (let i = this.layers.length - 1; i >= 0; i--) d = this.layers[i].backward(d, i === 0 ? opts : NEED_DX);
+    } finally {
+      setInternalOutputs(outer);
+    }
+    return outer || opts.needDx === false ? d : this.owned(1, d); // needDx false: nobody reads d
   }
 
   /** All parameters, named "<layer index>.<name>" (the arrays are the layers' own). */

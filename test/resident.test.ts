@@ -1,0 +1,148 @@
+// Resident activations (src/kernels/wasm-memory.ts): inside a model's pass the wasm backend keeps each
+// layer's output in linear memory, where the next kernel reads it without a copy. What has to hold: the
+// arrays a model or a layer returns to its caller are ordinary and stay the caller's; training gives the
+// same bits with or without residency, also when the memory grows mid-run and batch sizes vary; freed
+// blocks are reused, so the blocks stay bounded; and a dropped model's blocks come back after GC.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
+import { setBackend } from "../src/kernels/backend.ts";
+import { allowResidentArrays, isResident, residentBytes } from "../src/kernels/wasm-memory.ts";
+import { NDArray } from "../src/nd/ndarray.ts";
+import { RandomState } from "../src/nd/random.ts";
+import { Flatten } from "../src/nn/flatten.ts";
+import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
+import { buildModel } from "../src/nn/models.ts";
+import { SGD } from "../src/nn/optim.ts";
+import { Sequential } from "../src/nn/sequential.ts";
+import { Conv2D } from "../src/nn/conv.ts";
+import { ReLU } from "../src/nn/activations.ts";
+import { noWasm, rand, restoreKernelsAfter } from "./kernel-helpers.ts";
+
+const noShared = noWasm || (typeof SharedArrayBuffer === "function" ? false : "no SharedArrayBuffer");
+
+function digits(rng: RandomState, n: number): { x: NDArray; y: Int32Array } {
+  return { x: rand(rng, [n, 1, 28, 28]), y: Int32Array.from({ length: n }, (_, i) => (i * 3) % 10) };
+}
+
+/** Weights after training `name` on batches of these sizes, with (true) or without resident activations. */
+function trainedWeights(name: "lenet5" | "resnet-mini", sizes: number[], between?: () => void): Float32Array[] {
+  const model = buildModel(name, { seed: 4 });
+  const rng = new RandomState(9);
+  const loss = new SoftmaxCrossEntropy();
+  const opt = new SGD({ lr: 0.05, momentum: 0.9 });
+  for (const n of sizes) {
+    const { x, y } = digits(rng, n);
+    model.trainBatch(x, y, loss, opt);
+    between?.();
+  }
+  return model.params().map((p) => p.value.data.slice() as Float32Array);
+}
+
+describe("resident activations", { skip: noShared }, () => {
+  restoreKernelsAfter();
+
+  test("a model's output and input gradient are ordinary arrays; its layers' outputs inside the pass are not", () => {
+    setBackend("wasm");
+    const model = buildModel("lenet5", { seed: 1 });
+    const { x } = digits(new RandomState(1), 8);
+    const first = model.layers[0];
+    const forward = first.forward.bind(first);
+    const inner: NDArray[] = [];
+    first.forward = (a, o) => {
+      const out = forward(a, o);
+      inner.push(out);
+      return out;
+    };
+    const y = model.forward(x, { training: true });
+    assert.equal(isResident(y.data), false, "the model's output is the caller's");
+    assert.ok(inner.length > 0 && inner.every((a) => isResident(a.data)), "the first layer's outputs are resident");
+    const dx = model.backward(new NDArray(new Float32Array(y.size).fill(0.1), y.shape));
+    assert.equal(isResident(dx.data), false, "dx is the caller's");
+    // a layer called on its own is not inside a model's pass
+    const conv = new Conv2D({ inChannels: 1, outChannels: 2, kernelSize: 3 });
+    assert.equal(isResident(conv.forward(x).data), false);
+  });
+
+  test("an output the caller keeps is not overwritten by later passes of other batch sizes", () => {
+    setBackend("wasm");
+    const model = buildModel("lenet5", { seed: 2 });
+    const rng = new RandomState(2);
+    const a = digits(rng, 5).x;
+    const kept = model.forward(a, { training: false });
+    const copy = kept.data.slice();
+    for (const n of [3, 17, 5, 64]) model.forward(digits(rng, n).x, { training: false });
+    assert.deepEqual(kept.data, copy);
+  });
+
+  test("a model ending in a layer that passes its input on still returns an ordinary array", () => {
+    setBackend("wasm");
+    const model = new Sequential([
+      new Conv2D({ inChannels: 1, outChannels: 2, kernelSize: 3 }),
+      new ReLU(),
+      new Flatten(),
+    ]);
+    const x = rand(new RandomState(3), [2, 1, 6, 6]);
+    const y = model.forward(x);
+    assert.equal(isResident(y.data), false);
+    const again = model.forward(x).data.slice();
+    assert.deepEqual(y.data, again);
+  });
+
+  for (const name of ["lenet5", "resnet-mini"] as const) {
+    test(`${name}: the same bits with and without residency, over varying batch sizes and memory growth`, () => {
+      setBackend("wasm");
+      const sizes = [8, 8, 3, 8, 1, 8];
+      const plain = withoutResidency(() => trainedWeights(name, sizes));
+      const resident = trainedWeights(name, sizes);
+      // between steps, another model's large forward grows the shared memory (views of it stay valid)
+      const big = buildModel("lenet5", { seed: 5 });
+      const grown = trainedWeights(name, sizes, () => big.forward(digits(new RandomState(1), 512).x));
+      plain.forEach((w, i) => {
+        assert.deepEqual(resident[i], w, `parameter ${i}`);
+        assert.deepEqual(grown[i], w, `parameter ${i} (memory grown)`);
+      });
+    });
+  }
+
+  test("freed blocks are reused: varying batch sizes do not grow the resident blocks without bound", () => {
+    setBackend("wasm");
+    const model = buildModel("lenet5", { seed: 3 });
+    const rng = new RandomState(4);
+    model.forward(digits(rng, 40).x, { training: false });
+    const largest = residentBytes();
+    for (let n = 1; n <= 40; n++) model.forward(digits(rng, n).x, { training: false });
+    for (let n = 40; n >= 1; n -= 3) model.forward(digits(rng, n).x, { training: false });
+    assert.ok(residentBytes() <= 2 * largest, `${residentBytes()} bytes after, ${largest} for the largest batch`);
+  });
+
+  test("a dropped model's blocks come back after garbage collection", async () => {
+    setBackend("wasm");
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const start = residentBytes();
+    (() => {
+      const model = buildModel("lenet5", { seed: 6 });
+      model.forward(digits(new RandomState(5), 300).x, { training: false });
+    })();
+    assert.ok(residentBytes() > start);
+    for (let i = 0; i < 20 && residentBytes() > start; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(residentBytes() <= start, `${residentBytes()} bytes still held, ${start} before`);
+  });
+});
+
+/** f() with resident arrays turned off (every kernel call copies its operands, as before residency). */
+function withoutResidency<T>(f: () => T): T {
+  allowResidentArrays(false);
+  try {
+    return f();
+  } finally {
+    allowResidentArrays(true);
+  }
+}

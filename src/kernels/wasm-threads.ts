@@ -25,9 +25,9 @@ let threadsReason: string | null = null;
 /**
  * The smallest call, in multiply-adds (or input elements for max pooling), worth a second thread: below
  * it, handing out parts costs more than it saves. ReLU and max pooling's backward are never split
- * (minPooledStreaming): they stream a few bytes per flop and their copies in and out of linear memory
- * (on the calling thread) dominate; split, they only add cross-core cache traffic and measured slower
- * (bench/kernels.ts threads, LeNet-5 on 2 cores).
+ * (minPooledStreaming) when their operands are copied: they stream a few bytes per flop and their copies in
+ * and out of linear memory (on the calling thread) dominate; split, they only add cross-core cache traffic
+ * and measured slower (bench/kernels.ts threads, LeNet-5 on 2 cores). On resident operands they are split.
  */
 const MIN_POOLED_WORK = 1 << 18;
 const MIN_POOLED_ELEMENTS = 1 << 17;
@@ -125,9 +125,13 @@ export function threadsForElements(n: number): number {
   return threadsFor(n, minPooledElements);
 }
 
-/** threadsFor a streaming call over `n` elements (ReLU, max pooling's backward): one thread unless poolEveryCall. */
-export function threadsForStreaming(n: number): number {
-  return threadsFor(n, minPooledStreaming);
+/**
+ * threadsFor a streaming call over `n` elements (ReLU, max pooling's backward, add): one thread unless
+ * poolEveryCall — or, when its operands are resident (`resident`: no copies on the calling thread, see
+ * wasm-memory.ts), as many as max pooling's forward gets.
+ */
+export function threadsForStreaming(n: number, resident = false): number {
+  return threadsFor(n, resident ? minPooledElements : minPooledStreaming);
 }
 
 /** Parts for a call over `units` independent blocks on T threads: 1 on one thread, else `perThread` per thread. */

@@ -277,7 +277,7 @@ const groupNormForward: Kernels["groupNormForward"] = (x, N, groups, C, gamma, b
   const ctx = reuseContext(prev, WasmGroupNormContext);
   const S = groupNormPositions(x, N, C);
   ctx.prepare(x, N, groups, C);
-  const y = (ctx.y = reuse(ctx.y ?? null, x.shape, gamma?.dtype ?? x.dtype));
+  const y = (ctx.y = outputLike(ctx.y ?? null, x.shape, gamma?.dtype ?? x.dtype));
   if (ctx.xhat.length !== x.size) ctx.xhat = new Float32Array(x.size);
   const g = gamma?.data ?? null;
   const b = beta?.data ?? null;
@@ -289,7 +289,7 @@ const groupNormBackward: Kernels["groupNormBackward"] = (saved, gamma, dy, dGamm
   const ctx = ownContext(saved, WasmGroupNormContext);
   const { N, groups, C } = ctx;
   const S = groupNormPositions(dy, N, C);
-  const dx = (ctx.dx = reuse(ctx.dx, dy.shape, ctx.xDtype));
+  const dx = (ctx.dx = outputLike(ctx.dx, dy.shape, ctx.xDtype));
   const affine = dGamma !== null || dBeta !== null;
   if (affine && ctx.sums.length !== 2 * C) ctx.sums = new Float64Array(2 * C);
   const sums = affine ? ctx.sums : null;

@@ -464,15 +464,15 @@ export class WasmGroupNorm {
     const T = threadsForElements(x.length);
     begin(T);
     if (beta === null && this.zeros.length !== C) this.zeros = new Float32Array(C);
-    const xp = this.views.put(0, x);
+    const xp = this.views.input(0, x);
     const gp = this.views.put(1, this.scale(gamma, C));
     const bp = this.views.put(2, beta ?? this.zeros);
     const xhp = alloc(x.length * 4);
-    const yp = alloc(x.length * 4);
+    const yp = this.views.output(y);
     const ip = alloc(N * G * 8);
     runParts(Part.GroupNormForward, T, evenParts(N * G, T), 0, 0, N, G, Cg, S, eps, xp, gp, bp, xhp, yp, ip);
     xhat.set(this.views.float32(3, xhp, x.length));
-    y.set(this.views.float32(4, yp, x.length));
+    this.views.take(4, yp, y);
     invStd.set(this.views.float64(0, ip, N * G));
   }
 
@@ -493,7 +493,7 @@ export class WasmGroupNorm {
     const C = G * Cg;
     const T = threadsForElements(dy.length);
     begin(T);
-    const dyp = this.views.put(5, dy);
+    const dyp = this.views.input(5, dy);
     const xhp = this.views.put(6, xhat);
     if (sums !== null) {
       const sp = alloc(2 * C * 8);
@@ -504,9 +504,9 @@ export class WasmGroupNorm {
     if (dx === null) return;
     const gp = this.views.put(8, this.scale(gamma, C)); // not forward's slot: each slot's view then stays put
     const ip = this.views.putFloat64(2, invStd);
-    const dxp = alloc(dy.length * 4);
+    const dxp = this.views.output(dx);
     runParts(Part.GroupNormBackward, T, evenParts(N * G, T), 0, 0, N, G, Cg, S, dyp, xhp, gp, ip, dxp);
-    dx.set(this.views.float32(7, dxp, dy.length));
+    this.views.take(7, dxp, dx);
   }
 }
 

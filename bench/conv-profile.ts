@@ -3,7 +3,9 @@
 // rounds with the SIMD ceiling (bench/ceiling.ts), each as GFLOP/s, efficiency and share of its pass.
 // The profile behind the efficiency figures of `npm run bench` and bench/ab.ts, for a machine without
 // hardware counters (a VM): the phases are the kernels' exported building blocks run on the same
-// operands as convForward/convBackward, so their times add up to the whole call's.
+// operands as convForward/convBackward, so their times add up to the whole call's — except the forward's
+// two, the explicit im2col + GEMM, which the forward replaces by the implicit GEMM (conv.as gemmImplicit)
+// where the output columns step by one input column (here: always): they show what that saves.
 //
 //   node --import tsx bench/conv-profile.ts [N C O H K] [--rounds 9]     (default: 32 16 32 28 3, 'same')
 //
@@ -90,9 +92,9 @@ async function main(argv: string[]): Promise<number> {
       gflop: g,
       run: () => void ex.convForward(N, ...geometry.slice(0, 3), O, ...geometry.slice(3), p.x, p.w, 0, p.y, ws),
     },
-    { name: "  im2col", gflop: 0, run: eachImage((n) => ex.im2colImage(xn(n), ...geometry, p.col)) },
+    { name: "  explicit: im2col", gflop: 0, run: eachImage((n) => ex.im2colImage(xn(n), ...geometry, p.col)) },
     {
-      name: "  GEMM W·col",
+      name: "  explicit: GEMM W·col",
       gflop: g,
       run: eachImage((n) => ex.gemmPacked(O, P, K, packed, p.col, P, p.y + 4 * n * O * P, P, 0, edge)),
     },

@@ -6,7 +6,10 @@
 // keeping the whole batch's col between forward and backward: rewriting 78 KB from a cached image
 // costs less than streaming a 5 MB col out to memory and back, and the layer keeps no state in wasm.
 //
-//   forward   y_n  = W · col_n (+ b)                      gemmPacked, W packed once per call
+//   forward   y_n  = W · col_n (+ b)                      gemmPacked, W packed once per call; where the
+//                                                         output columns step by one input column, the
+//                                                         implicit form gemmImplicit: col_n's strips are
+//                                                         gathered from the zero-padded image, no col_n
 //   backward  dW  += dy_n · col_nᵀ          (n = 0 … N−1)  gemmNT (dot products along OH·OW)
 //             dcol = Wᵀ · dy_n, dx_n = col2im(dcol)        gemmPacked, Wᵀ packed once per call
 //             db  += Σ_{n,p} dy[n, o, p]
@@ -20,7 +23,7 @@
 // only — never partial sums added afterwards), db's channels, dx's images. Dense: the rows of y, of dW
 // and of dx. So any number of parts, on any threads, gives the same bits.
 
-import { PACKED_WS_BYTES, gemmNT, gemmPacked, packA, packedSize } from "./gemm";
+import { KC, MC, NR, PACKED_WS_BYTES, gemmNT, gemmPacked, packA, packedSize, panelCount, panelRows, tile } from "./gemm";
 import { align64, partStart } from "./parallel";
 
 // ------------------------------------------------------------------------------------------------
@@ -254,13 +257,149 @@ export function convForwardPart(
   const col = ws;
   const edge = col + <usize>align64((K * P) << 2) + 64;
   const direct = isPointwise(H, W, kh, kw, sh, sw, OH, OW);
+  // the implicit GEMM (gemmImplicit) reads the zero-padded image in place of col: the padded image (or x
+  // itself when no tap reads padding) and the taps' offsets take the col buffer's place in the scratch
+  const Hp = max(H + padTop, (OH - 1) * sh + (kh - 1) * dh + 1);
+  const Wp = max(W + padLeft, OW + (kw - 1) * dw);
+  const padded = padTop > 0 || padLeft > 0 || Hp > H || Wp > W;
+  const implicit = !direct && sw == 1 && implicitFits(C, K, P, padded ? Hp * Wp : 0);
+  const taps = ws + <usize>(padded ? align64((C * Hp * Wp) << 2) + 64 : 0);
+  if (implicit) {
+    for (let c = 0; c < C; c++) {
+      for (let p = 0; p < kh; p++) {
+        for (let q = 0; q < kw; q++) {
+          store<i32>(taps + (<usize>((c * kh + p) * kw + q) << 2), (c * Hp + p * dh) * Wp + q * dw);
+        }
+      }
+    }
+  }
   const n1 = partStart(N, t + 1, T, 1);
   for (let n = partStart(N, t, T, 1); n < n1; n++) {
     const xn = x + (<usize>(n * C * H * W) << 2);
     const yn = y + (<usize>(n * O * P) << 2);
-    if (!direct) im2colImage(xn, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, col);
     if (bias != 0) for (let o = 0; o < O; o++) fill(yn + (<usize>(o * P) << 2), P, load<f32>(bias + (<usize>o << 2)));
+    if (implicit) {
+      const xp = padded ? padImage(xn, C, H, W, padTop, padLeft, Hp, Wp, ws) : xn;
+      gemmImplicit(O, P, K, apack, xp, taps, OW, sh * Wp, yn, P, bias != 0, edge);
+      continue;
+    }
+    if (!direct) im2colImage(xn, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, col);
     gemmPacked(O, P, K, apack, direct ? xn : col, P, yn, P, bias != 0, edge);
+  }
+}
+
+/**
+ * True when the implicit GEMM's scratch — the padded image (plane = Hp·Wp floats per channel; 0: x is read
+ * in place) and K tap offsets — fits in the col buffer it replaces (K·P floats).
+ */
+@inline function implicitFits(C: i32, K: i32, P: i32, plane: i32): bool {
+  const need = (plane > 0 ? align64((C * plane) << 2) + 64 : 0) + align64(K << 2) + 64;
+  return need <= align64((K * P) << 2) + 64;
+}
+
+/** x_n (C × H × W) zero-padded into xp (C × Hp × Wp) at (padTop, padLeft): returns xp. */
+function padImage(x: usize, C: i32, H: i32, W: i32, padTop: i32, padLeft: i32, Hp: i32, Wp: i32, xp: usize): usize {
+  zero(xp, C * Hp * Wp);
+  for (let c = 0; c < C; c++) {
+    for (let i = 0; i < H; i++) {
+      copy(xp + (<usize>((c * Hp + padTop + i) * Wp + padLeft) << 2), x + (<usize>((c * H + i) * W) << 2), W);
+    }
+  }
+  return xp;
+}
+
+/**
+ * C[M×N] (+)= packedA · col without col: the implicit form of gemmPacked for a convolution whose output
+ * columns step by one input column (sw = dw = 1). col[k, p] for output position p = i·OW + j is
+ * xp[taps[k] + i·rowStep + j] (taps[k]: the offset of row k's tap (c, p′, q′) in the padded image xp;
+ * rowStep = sh·Wp), so each 8-column strip of col is gathered straight from xp into the strip buffer —
+ * two vector loads per k where the 8 positions lie in one output row, four where they span two — and
+ * multiplied by tile as gemmPacked multiplies its packed strips. Same blocks, same k order: the same bits
+ * as im2colImage + gemmPacked. Reads up to 8 floats past a row's end (into the next row or the buffer's
+ * slack); ws as gemmPacked's.
+ */
+function gemmImplicit(
+  M: i32, N: i32, K: i32, apack: usize, xp: usize, taps: usize, OW: i32, rowStep: i32, c: usize, ldc: i32,
+  accumulate: bool, ws: usize,
+): void {
+  const ldcB = <usize>ldc << 2;
+  const strip = ws;
+  const cEdge = ws + <usize>((KC * NR) << 2);
+  for (let pc = 0; pc < K; pc += KC) {
+    const kc = min(KC, K - pc);
+    const ld = accumulate || pc > 0;
+    const aBlock = apack + (<usize>(pc * M) << 4);
+    const tapBlock = taps + (<usize>pc << 2);
+    for (let ic = 0; ic < M; ic += MC) {
+      const mc = min(MC, M - ic);
+      const np = panelCount(mc);
+      for (let jc = 0; jc < N; jc += NR) {
+        const cols = min(NR, N - jc);
+        gatherStrip(xp, tapBlock, kc, jc, cols, OW, rowStep, strip);
+        let r0 = ic;
+        for (let p = 0; p < np; p++) {
+          const mr = panelRows(mc, np, p);
+          const cTile = c + <usize>r0 * ldcB + (<usize>jc << 2);
+          if (cols == NR) tile(mr, kc, aBlock + (<usize>(r0 * kc) << 4), strip, NR << 2, cTile, ldcB, ld);
+          else {
+            // the last N mod 8 columns through a temporary C tile, as gemmPacked's edge
+            if (ld) {
+              for (let i = 0; i < mr; i++) {
+                for (let j = 0; j < cols; j++) store<f32>(cEdge + (<usize>(i * NR + j) << 2), load<f32>(cTile + <usize>i * ldcB + (<usize>j << 2)));
+              }
+            }
+            tile(mr, kc, aBlock + (<usize>(r0 * kc) << 4), strip, NR << 2, cEdge, NR << 2, ld);
+            for (let i = 0; i < mr; i++) {
+              for (let j = 0; j < cols; j++) store<f32>(cTile + <usize>i * ldcB + (<usize>j << 2), load<f32>(cEdge + (<usize>(i * NR + j) << 2)));
+            }
+          }
+          r0 += mr;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Rows [0, kc) of col's strip of `cols` ≤ 8 columns from jc, k-major 8 floats per k (columns past cols zero),
+ * gathered from xp by the taps' offsets (see gemmImplicit).
+ */
+function gatherStrip(xp: usize, taps: usize, kc: i32, jc: i32, cols: i32, OW: i32, rowStep: i32, strip: usize): void {
+  const i = jc / OW;
+  const j = jc - i * OW;
+  const first = xp + (<usize>(i * rowStep + j) << 2);
+  if (cols == NR && j + NR <= OW) {
+    for (let k = 0; k < kc; k++) {
+      const from = first + (<usize>load<i32>(taps + (<usize>k << 2)) << 2);
+      const to = strip + (<usize>(k * NR) << 2);
+      v128.store(to, v128.load(from));
+      v128.store(to, v128.load(from, 16), 16);
+    }
+  } else if (cols == NR && OW >= NR) {
+    // two output rows: 8 floats from row i at j, then 8 from row i + 1 written over the tail from OW − j on
+    // (the second pair of stores runs past this k's 8 floats into the next k's, written after it; the
+    // last k's into the slack that follows the strip buffer)
+    const split = <usize>(OW - j) << 2;
+    const second = xp + (<usize>((i + 1) * rowStep) << 2);
+    for (let k = 0; k < kc; k++) {
+      const tap = <usize>load<i32>(taps + (<usize>k << 2)) << 2;
+      const to = strip + (<usize>(k * NR) << 2);
+      v128.store(to, v128.load(first + tap));
+      v128.store(to, v128.load(first + tap, 16), 16);
+      v128.store(to + split, v128.load(second + tap));
+      v128.store(to + split, v128.load(second + tap, 16), 16);
+    }
+  } else {
+    for (let k = 0; k < kc; k++) {
+      const tap = load<i32>(taps + (<usize>k << 2));
+      const to = strip + (<usize>(k * NR) << 2);
+      for (let jj = 0; jj < NR; jj++) {
+        const p = jc + jj;
+        const ii = p / OW;
+        const v: f32 = jj < cols ? load<f32>(xp + (<usize>(tap + ii * rowStep + p - ii * OW) << 2)) : 0;
+        store<f32>(to + (<usize>jj << 2), v);
+      }
+    }
   }
 }
 

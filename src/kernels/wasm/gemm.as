@@ -106,7 +106,8 @@ export const NR: i32 = 8;
   if (mr > 4) { v128.store(c + 4 * ldc, c40); v128.store(c + 4 * ldc, c41, 16); }
 }
 
-function tile(mr: i32, kc: i32, a: usize, b: usize, ldb: usize, c: usize, ldc: usize, accumulate: bool): void {
+/** tile8 for a panel of mr ≤ MR rows (mr a run-time value). */
+export function tile(mr: i32, kc: i32, a: usize, b: usize, ldb: usize, c: usize, ldc: usize, accumulate: bool): void {
   switch (mr) {
     case 5: tile8(5, kc, a, b, ldb, c, ldc, accumulate); break;
     case 4: tile8(4, kc, a, b, ldb, c, ldc, accumulate); break;

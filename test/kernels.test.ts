@@ -505,6 +505,26 @@ describe("Dense, MaxPool2D and ReLU on the wasm backend", { skip: !hasWasm }, ()
   });
 });
 
+describe("the finite check", { skip: !hasWasm }, () => {
+  test("wasm finds the first NaN or ±Infinity where the JS loop does, at every position and length", () => {
+    const specials = [NaN, Infinity, -Infinity];
+    const ordinary = [0, -0, 1e-45, -3.4028234663852886e38, 3.4028234663852886e38, 1];
+    for (let n = 0; n <= 19; n++) {
+      const clean = Float32Array.from({ length: n }, (_, i) => ordinary[i % ordinary.length]);
+      assert.equal(wasmBackend.firstNonFinite(clean), -1, `clean, n = ${n}`);
+      for (let at = 0; at < n; at++) {
+        for (const v of specials) {
+          const a = clean.slice();
+          a[at] = v;
+          if (at + 2 < n) a[at + 2] = NaN; // a later one must not be reported first
+          assert.equal(wasmBackend.firstNonFinite(a), jsBackend.firstNonFinite(a), `n = ${n}, ${v} at ${at}`);
+          assert.equal(wasmBackend.firstNonFinite(a), at);
+        }
+      }
+    }
+  });
+});
+
 describe("wasm memory", { skip: !hasWasm }, () => {
   test("growing the memory between calls leaves earlier call sites working (their views are refreshed)", () => {
     setBackend("wasm");

@@ -112,6 +112,7 @@ export const kernels: Kernels = {
   add: (a, b, out) => {
     backendFor(a, b, out).add(a, b, out);
   },
+  firstNonFinite: (a) => backendFor(a).firstNonFinite(a),
   groupNormForward: (x, N, groups, C, gamma, beta, eps, prev) =>
     backendFor(x.data, gamma?.data, beta?.data).groupNormForward(x, N, groups, C, gamma, beta, eps, prev),
   groupNormBackward: (ctx, gamma, dy, dGamma, dBeta, needDx) =>

@@ -533,6 +533,12 @@ function add(a: TypedArray, b: TypedArray, out: TypedArray): void {
   for (let i = 0; i < out.length; i++) out[i] = a[i] + b[i];
 }
 
+/** The index of a's first NaN or ±Infinity, or −1. */
+export function firstNonFinite(a: TypedArray): number {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
+  return -1;
+}
+
 // ------------------------------------------------------------------------------------------------
 // Batch normalisation (derivation.md §2.4), per channel c of x (N, C, S), S = positions per channel:
 //   training:   μ = (1/m) Σ x_i,   σ² = (1/m) Σ (x_i − μ)²  (biased, m = N·S),   x̂_i = (x_i − μ) / √(σ² + ε)
@@ -882,6 +888,7 @@ export const jsBackend: Kernels = {
   batchNormForward,
   batchNormBackward,
   add,
+  firstNonFinite,
   groupNormForward,
   groupNormBackward,
 };

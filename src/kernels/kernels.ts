@@ -208,6 +208,9 @@ export interface Kernels {
   /** out[i] = a[i] + b[i] over out.length elements (out may be a): Add's forward, a graph's fan-out sum. */
   add(a: TypedArray, b: TypedArray, out: TypedArray): void;
 
+  /** The index of a's first NaN or ±Infinity, or −1: the trainer's check of every gradient and parameter. */
+  firstNonFinite(a: TypedArray): number;
+
   /**
    * Batch normalisation of x (N, C, …) per channel C = x.shape[1] over the N·(positions) values of each
    * (derivation.md §2.4): y = γ·x̂ + β, x̂ = (x − μ)·invStd; γ, β null: 1 and 0. training: μ and the biased

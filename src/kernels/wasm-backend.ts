@@ -39,6 +39,7 @@ import {
   WasmOptimizer,
   WasmReLU,
   addWasm,
+  firstNonFiniteWasm,
   gemmWasm,
 } from "./wasm-ops.ts";
 import { isResident, releaseResident, residentArray, residentOutputs } from "./wasm-memory.ts";
@@ -360,6 +361,7 @@ export const wasmBackend: Kernels = {
   add: (a, b, out) => {
     addWasm(a as Float32Array, b as Float32Array, out as Float32Array);
   },
+  firstNonFinite: (a) => firstNonFiniteWasm(a as Float32Array),
   groupNormForward,
   groupNormBackward,
 };

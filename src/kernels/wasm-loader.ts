@@ -49,6 +49,7 @@ export interface KernelExports {
   maxPoolBackward(n: number, dy: number, arg: number, dx: number, nx: number): void;
   reluForward(n: number, x: number, y: number): void;
   reluBackward(n: number, y: number, dy: number, dx: number): void;
+  firstNonFinite(n: number, x: number): number;
   // The parallel entry points (*Part: PartFn, one part of a call on one thread) and their scratch sizes.
   packA(transA: number, M: number, K: number, alpha: number, a: number, lda: number, apack: number): void;
   gemmPart: PartFn;
@@ -143,6 +144,7 @@ const REQUIRED_EXPORTS: readonly (keyof KernelExports)[] = [
   "maxPoolBackward",
   "reluForward",
   "reluBackward",
+  "firstNonFinite",
   "packA",
   "gemmPartScratchBytes",
   "convPackedBytes",

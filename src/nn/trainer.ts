@@ -11,6 +11,7 @@
 // generator. Weights, optimizer slots and Dropout generators are the model's (saved with saveModel).
 
 import type { NDArray } from "../nd/ndarray.ts";
+import { kernels } from "../kernels/backend.ts";
 import { RandomState, type RandomStateInput, type RandomStateState } from "../nd/random.ts";
 import type { BackwardOptions, ForwardOptions, Param } from "./layer.ts";
 import type { Loss, Target } from "./losses.ts";
@@ -239,10 +240,6 @@ function place(where: string | (() => string)): string {
 }
 
 /** Index of the first element of a that is NaN or ±Inf, or −1 (a plain loop: findIndex boxes every element). */
-function firstNonFinite(a: ArrayLike<number>): number {
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
-  return -1;
-}
 
 /** Clamp each trainable gradient element to [−c, c] (§4.4). */
 export function clipGradientsByValue(params: readonly Param[], c: number): void {
@@ -305,7 +302,7 @@ export function trainStep(
   for (let k = 0; k < params.length; k++) {
     const p = params[k];
     if (!p.trainable) continue;
-    const bad = firstNonFinite(p.grad.data);
+    const bad = kernels.firstNonFinite(p.grad.data);
     if (bad >= 0) {
       throw new TrainingError(
         `${model.name}: gradient of ${ownerOf(model, p)} ${p.name} is ${p.grad.data[bad]} at ${place(where)}`,
@@ -318,7 +315,7 @@ export function trainStep(
   // A finite gradient times a huge learning rate can still overflow: stop before Inf is trained on or saved.
   for (let k = 0; k < params.length; k++) {
     const p = params[k];
-    const bad = firstNonFinite(p.value.data);
+    const bad = kernels.firstNonFinite(p.value.data);
     if (bad >= 0) {
       throw new TrainingError(
         `${model.name}: ${ownerOf(model, p)} ${p.name}[${bad}] became ${p.value.data[bad]} ` +

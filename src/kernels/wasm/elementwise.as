@@ -1,4 +1,4 @@
-// Elementwise kernels for WebAssembly SIMD (AssemblyScript): ReLU forward and backward.
+// Elementwise kernels for WebAssembly SIMD (AssemblyScript): ReLU forward and backward, and the finite check.
 //
 // Branch-free: on activations of random sign the scalar `x > 0 ? x : 0` mispredicts every other element,
 // which costs more than the arithmetic. Bit for bit the same as src/nn/activations.ts's loops:
@@ -35,6 +35,24 @@ export function reluBackward(n: i32, y: usize, dy: usize, dx: usize): void {
     const o = <usize>i << 2;
     store<f32>(dx + o, load<f32>(y + o) > 0 ? load<f32>(dy + o) : 0);
   }
+}
+
+/**
+ * The index of the first NaN or ±Infinity among x[0 … n), or −1: x − x is 0 exactly for finite x and NaN
+ * otherwise, so a vector is clean when its four differences all equal 0.
+ */
+export function firstNonFinite(n: i32, x: usize): i32 {
+  const zero = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v = v128.load(x + (<usize>i << 2));
+    if (!i32x4.all_true(f32x4.eq(f32x4.sub(v, v), zero))) break;
+  }
+  for (; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    if (v - v != 0) return i;
+  }
+  return -1;
 }
 
 /** Part t of T of reluForward: elements [i0, i1). No scratch (_ws). */

@@ -541,7 +541,8 @@ export function addWasm(a: Float32Array, b: Float32Array, out: Float32Array): vo
   addViews.take(2, outp, out);
 }
 
-const finiteViews = new ViewCache();
+/** firstNonFiniteWasm's views, one cache per array checked (each parameter and gradient): no view per call. */
+const finiteViews = new WeakMap<Float32Array, ViewCache>();
 
 /**
  * The index of a's first NaN or ±Infinity, or −1 (elementwise.as firstNonFinite): a's copy into linear
@@ -549,7 +550,9 @@ const finiteViews = new ViewCache();
  */
 export function firstNonFiniteWasm(a: Float32Array): number {
   const k = begin(1);
-  return k.firstNonFinite(a.length, finiteViews.input(0, a));
+  let views = finiteViews.get(a);
+  if (views === undefined) finiteViews.set(a, (views = new ViewCache()));
+  return k.firstNonFinite(a.length, views.input(0, a));
 }
 
 /**

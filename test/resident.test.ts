@@ -20,6 +20,7 @@ import { SGD } from "../src/nn/optim.ts";
 import { Sequential } from "../src/nn/sequential.ts";
 import { Conv2D } from "../src/nn/conv.ts";
 import { ReLU } from "../src/nn/activations.ts";
+import { Dense } from "../src/nn/dense.ts";
 import { noWasm, rand, restoreKernelsAfter } from "./kernel-helpers.ts";
 
 const noShared = noWasm || (typeof SharedArrayBuffer === "function" ? false : "no SharedArrayBuffer");
@@ -107,6 +108,32 @@ describe("resident activations", { skip: noShared }, () => {
       });
     });
   }
+
+  test("a layer called on its own between a model's forward and backward leaves the pass's arrays intact", () => {
+    setBackend("wasm");
+    // the direct call (outside a model's pass) makes an ordinary output; the resident one it replaces is
+    // still the second conv's saved input, which its backward reads
+    const gradients = (): Float32Array[] => {
+      const model = new Sequential([
+        new Conv2D({ inChannels: 1, outChannels: 2, kernelSize: 3, rng: new RandomState(1) }),
+        new Conv2D({ inChannels: 2, outChannels: 2, kernelSize: 3, rng: new RandomState(2) }),
+        new Flatten(),
+        new Dense({ inFeatures: 2 * 4 * 4, outFeatures: 40, rng: new RandomState(3) }),
+      ]);
+      const x = rand(new RandomState(4), [4, 1, 8, 8]);
+      let held = 0;
+      for (let step = 0; step < 20; step++) {
+        const y = model.forward(x, { training: true });
+        model.layers[0].forward(x); // the same input: the same values
+        model.backward(new NDArray(new Float32Array(y.size).fill(0.5), y.shape));
+        if (step === 1) held = residentBytes();
+      }
+      assert.equal(residentBytes(), held, "alternating passes and direct calls reuse their buffers");
+      return model.params().map((p) => p.grad.data.slice() as Float32Array);
+    };
+    const plain = withoutResidency(gradients);
+    gradients().forEach((g, i) => { assert.deepEqual(g, plain[i], `gradient ${i}`); });
+  });
 
   test("freed blocks are reused: varying batch sizes do not grow the resident blocks without bound", () => {
     setBackend("wasm");

@@ -4,13 +4,23 @@
 // same bits with or without residency, also when the memory grows mid-run and batch sizes vary; freed
 // blocks are reused, so the blocks stay bounded; and a dropped model's blocks come back after GC.
 
+import fc from "fast-check";
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
 import { setBackend } from "../src/kernels/backend.ts";
-import { allowResidentArrays, isResident, residentBytes } from "../src/kernels/wasm-memory.ts";
+import {
+  allowResidentArrays,
+  isResident,
+  releaseResident,
+  residentArray,
+  residentBytes,
+  residentOutputs,
+  setInternalOutputs,
+  setResidentLimit,
+} from "../src/kernels/wasm-memory.ts";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { Flatten } from "../src/nn/flatten.ts";
@@ -30,8 +40,13 @@ function digits(rng: RandomState, n: number): { x: NDArray; y: Int32Array } {
 }
 
 /** Weights after training `name` on batches of these sizes, with (true) or without resident activations. */
-function trainedWeights(name: "lenet5" | "resnet-mini", sizes: number[], between?: () => void): Float32Array[] {
-  const model = buildModel(name, { seed: 4 });
+function trainedWeights(
+  name: "lenet5" | "resnet-mini",
+  sizes: number[],
+  between?: () => void,
+  seed = 4,
+): Float32Array[] {
+  const model = buildModel(name, { seed });
   const rng = new RandomState(9);
   const loss = new SoftmaxCrossEntropy();
   const opt = new SGD({ lr: 0.05, momentum: 0.9 });
@@ -132,7 +147,9 @@ describe("resident activations", { skip: noShared }, () => {
       return model.params().map((p) => p.grad.data.slice() as Float32Array);
     };
     const plain = withoutResidency(gradients);
-    gradients().forEach((g, i) => { assert.deepEqual(g, plain[i], `gradient ${i}`); });
+    gradients().forEach((g, i) => {
+      assert.deepEqual(g, plain[i], `gradient ${i}`);
+    });
   });
 
   test("freed blocks are reused: varying batch sizes do not grow the resident blocks without bound", () => {
@@ -144,6 +161,62 @@ describe("resident activations", { skip: noShared }, () => {
     for (let n = 1; n <= 40; n++) model.forward(digits(rng, n).x, { training: false });
     for (let n = 40; n >= 1; n -= 3) model.forward(digits(rng, n).x, { training: false });
     assert.ok(residentBytes() <= 2 * largest, `${residentBytes()} bytes after, ${largest} for the largest batch`);
+  });
+
+  test("a synchronous loop of models stays within the blocks' limit, on ordinary arrays past it, with the same bits", () => {
+    setBackend("wasm");
+    // dropped models' blocks come back only after the current job (FinalizationRegistry): without a limit
+    // this loop would hold every model's activations at once
+    const sweep = (): Float32Array[] => {
+      const weights: Float32Array[] = [];
+      for (let seed = 0; seed < 12; seed++) weights.push(...trainedWeights("lenet5", [16, 16], undefined, seed));
+      return weights;
+    };
+    const plain = withoutResidency(sweep);
+    const limit = residentBytes() + 2 ** 21;
+    const was = setResidentLimit(limit);
+    try {
+      sweep().forEach((w, i) => {
+        assert.deepEqual(w, plain[i], `weights ${i}`);
+      });
+      assert.ok(residentBytes() <= limit, `${residentBytes()} bytes, limit ${limit}`);
+    } finally {
+      setResidentLimit(was);
+    }
+  });
+
+  test("the blocks: live arrays never overlap, freed space is coalesced and reused, all freed is all back", () => {
+    setBackend("wasm");
+    const outer = setInternalOutputs(true);
+    try {
+      assert.ok(residentOutputs());
+      const start = residentBytes();
+      const op = fc.oneof(fc.record({ take: fc.integer({ min: 1, max: 3000 }) }), fc.record({ free: fc.nat() }));
+      fc.assert(
+        fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+          const live: Float32Array[] = [];
+          let mark = 0;
+          for (const o of ops) {
+            if ("take" in o) {
+              const a = residentArray(Float32Array, o.take)!;
+              assert.equal(a.byteOffset % 64, 0);
+              assert.ok(
+                a.every((v) => v === 0),
+                "a new array is zeroed",
+              );
+              live.push(a.fill(++mark));
+            } else if (live.length > 0) releaseResident(live.splice(o.free % live.length, 1)[0]);
+            // each live array still holds its own mark: no block was handed out twice
+            for (const a of live) assert.ok(a[0] === a[a.length - 1] && a.every((v) => v === a[0]));
+          }
+          for (const a of live.reverse()) releaseResident(a);
+          assert.equal(residentBytes(), start, "every block back: the top is where it started");
+        }),
+        { numRuns: 200, seed: 20261129 },
+      );
+    } finally {
+      setInternalOutputs(outer);
+    }
   });
 
   test("a dropped model's blocks come back after garbage collection", async () => {

@@ -56,28 +56,40 @@ import { isResident, releaseResident, residentArray, residentOutputs } from "./w
  * it (no allocation when a model's passes and such calls alternate). A dropped context's counterparts go
  * with it (the resident ones' blocks then come back through wasm-memory's FinalizationRegistry).
  */
-function output(buf: NDArray | null, dtype: DType, d0: number, d1: number, d2 = -1, d3 = -1): NDArray {
-  const resident = dtype === "float32" && residentOutputs();
+function output(
+  buf: NDArray | null,
+  dtype: DType,
+  d0: number,
+  d1: number,
+  d2 = -1,
+  d3 = -1,
+  resident = dtype === "float32" && residentOutputs(),
+): NDArray {
   if (buf !== null && isResident(buf.data) === resident && hasDims(buf, dtype, d0, d1, d2, d3)) return buf;
-  let kept: NDArray | null = null; // the counterpart the new buffer carries
-  if (buf !== null) {
-    const other = counterparts.get(buf) ?? null;
+  const other = buf === null ? null : (counterparts.get(buf) ?? null);
+  const switching = buf !== null && isResident(buf.data) !== resident;
+  if (switching && other !== null && isResident(other.data) === resident && hasDims(other, dtype, d0, d1, d2, d3)) {
     counterparts.delete(buf);
-    if (isResident(buf.data) === resident) {
-      releaseResident(buf.data); // another shape: every reader of buf reruns before it reads again
-      kept = other;
-    } else {
-      kept = buf;
-      if (other !== null && isResident(other.data) === resident && hasDims(other, dtype, d0, d1, d2, d3)) {
-        counterparts.set(other, buf);
-        return other;
-      }
-      if (other !== null) releaseResident(other.data);
-    }
+    counterparts.set(other, buf);
+    return other;
   }
   const shape = dimsShape(d0, d1, d2, d3);
-  const made = resident ? new NDArray(residentArray(Float32Array, shapeSize(shape)), shape) : reuse(null, shape, dtype);
-  if (kept !== null) counterparts.set(made, kept);
+  let made: NDArray;
+  if (resident) {
+    const data = residentArray(Float32Array, shapeSize(shape));
+    if (data === null) return output(buf, dtype, d0, d1, d2, d3, false); // past the blocks' limit: ordinary
+    made = new NDArray(data, shape);
+  } else made = reuse(null, shape, dtype);
+  if (buf !== null) {
+    counterparts.delete(buf);
+    if (switching) {
+      if (other !== null) releaseResident(other.data);
+      counterparts.set(made, buf);
+    } else {
+      releaseResident(buf.data); // another shape: every reader of buf reruns before it reads again
+      if (other !== null) counterparts.set(made, other);
+    }
+  }
   return made;
 }
 
@@ -213,7 +225,7 @@ function maxPool2dForward(g: PoolGeometry, x: NDArray, prev: Pool2DContext | nul
   // the winners live where y does: resident beside a resident y, the backward then reads them in place
   if (ctx.argmax.length !== y.size || isResident(ctx.argmax) !== isResident(y.data)) {
     releaseResident(ctx.argmax);
-    ctx.argmax = isResident(y.data) ? residentArray(Int32Array, y.size) : new Int32Array(y.size);
+    ctx.argmax = (isResident(y.data) ? residentArray(Int32Array, y.size) : null) ?? new Int32Array(y.size);
   }
   ctx.op.forward(g.N * g.C, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.OH, g.OW, x.data, y.data, ctx.argmax);
   return ctx;

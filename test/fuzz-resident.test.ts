@@ -1,9 +1,10 @@
 // Resident activations (src/kernels/wasm-memory.ts) must never change a bit: random small models
 // (Sequential and graph Models of conv — ordinary, grouped, depthwise —, ReLU, max pooling, BatchNorm, Dense,
 // Add, Concatenate, Flatten, Dropout) trained for a few steps on random batch sizes end with the same
-// parameters with resident arrays on and off, on 1 thread and on 2 (every call through the pool), and with
-// inference passes of other batch sizes between the steps. Runs for HANDPROP_FUZZ_SECONDS (default 2, see
-// fuzz-mutate.ts; `npm run fuzz` runs it for a minute).
+// parameters with resident arrays on and off, starting on 1 thread or 2 (every call split), with events
+// around the steps: inference passes of other batch sizes, every layer called on its own (after a step or
+// between its forward and backward), a step on the JS backend, a switch of thread count. Runs for
+// HANDPROP_FUZZ_SECONDS (default 2, see fuzz-mutate.ts; `npm run fuzz` runs it for a minute).
 
 import fc from "fast-check";
 import assert from "node:assert/strict";
@@ -12,6 +13,7 @@ import { describe, test } from "node:test";
 import { setBackend, setThreads } from "../src/kernels/backend.ts";
 import { poolEveryCall } from "../src/kernels/wasm.ts";
 import { allowResidentArrays } from "../src/kernels/wasm-memory.ts";
+import type { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { ReLU } from "../src/nn/activations.ts";
 import { BatchNorm2D } from "../src/nn/batchnorm.ts";
@@ -46,12 +48,21 @@ const blockArb: fc.Arbitrary<Block> = fc.record({
   k: fc.constantFrom(1, 3),
 });
 
+/** What happens around a training step besides it. */
+type Event =
+  | "none"
+  | "infer" // after the step, an inference pass of another batch size
+  | "probe" // after the step, every layer called on its own (the page's feature maps: web/src/mnist/model.ts)
+  | "probe-mid" // the same between the step's forward and backward
+  | "js" // the step on the JS backend
+  | "threads"; // from this step on, the other thread count
+
 interface Case {
   graph: boolean; // a graph Model (residual and concat blocks branch), else a Sequential (they become convs)
   blocks: Block[];
   hidden: boolean; // a ReLU and a second Dense after the first
   sizes: number[]; // the training batches' sizes (≥ 2: BatchNorm needs 2 values per channel)
-  inference: number[]; // after step i, an inference pass of inference[i] images (0: none)
+  events: Event[]; // events[i]: around step i
 }
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
@@ -59,7 +70,10 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
   blocks: fc.array(blockArb, { minLength: 1, maxLength: 6 }),
   hidden: fc.boolean(),
   sizes: fc.array(fc.integer({ min: 2, max: 6 }), { minLength: 2, maxLength: 4 }),
-  inference: fc.array(fc.constantFrom(0, 0, 1, 7), { minLength: 4, maxLength: 4 }),
+  events: fc.array(fc.constantFrom<Event>("none", "none", "infer", "probe", "probe-mid", "js", "threads"), {
+    minLength: 4,
+    maxLength: 4,
+  }),
 });
 
 const C0 = 2;
@@ -113,24 +127,49 @@ function build(c: Case): Sequential {
   return new Sequential(layers, { inputShape: [C0, H0, H0], seed: 7 });
 }
 
-/** Case c's parameters after its training steps, as bits. */
-function train(c: Case): Uint32Array[] {
+/** Every layer's output for x, each layer called on its own, as web/src/mnist/model.ts's forwardAll does. */
+function probe(model: Sequential, x: NDArray): void {
+  if (model instanceof Model) {
+    const outs = new Map<unknown, NDArray>();
+    for (const n of model.nodes) {
+      const ins = n.inputs.map((t) => (t.node === null ? x : outs.get(t.node)!));
+      outs.set(n, n.layer.forwardInputs(ins, { training: false }));
+    }
+  } else model.layers.reduce((a, l) => l.forward(a, { training: false }), x);
+}
+
+/** Case c's parameters after its training steps (threads: the count to start on), as bits. */
+async function train(c: Case, threads: number): Promise<Uint32Array[]> {
+  await setThreads(threads);
   const model = build(c);
   const rng = new RandomState(11);
   const loss = new SoftmaxCrossEntropy();
   const opt = new SGD({ lr: 0.05, momentum: 0.9 });
-  c.sizes.forEach((n, i) => {
+  for (let i = 0; i < c.sizes.length; i++) {
+    const n = c.sizes[i];
+    const event = c.events[i];
+    const x = rand(rng, [n, C0, H0, H0]);
     const y = Int32Array.from({ length: n }, () => rng.randint(0, 3));
-    model.trainBatch(rand(rng, [n, C0, H0, H0]), y, loss, opt);
-    if (c.inference[i] > 0) model.forward(rand(rng, [c.inference[i], C0, H0, H0]), { training: false });
-  });
+    if (event === "threads") await setThreads((threads = 3 - threads));
+    if (event === "js") setBackend("js");
+    // trainStep's steps (src/nn/trainer.ts), with room for a probe between forward and backward
+    model.zeroGrad();
+    const pred = model.forward(x, { training: true });
+    if (event === "probe-mid") probe(model, x);
+    loss.forward(pred, y);
+    model.backward(loss.backward(), { needDx: false });
+    opt.step(model.params());
+    setBackend("wasm");
+    if (event === "probe") probe(model, rand(rng, [n + 1, C0, H0, H0]));
+    if (event === "infer") model.forward(rand(rng, [n + 5, C0, H0, H0]), { training: false });
+  }
   return model.params().map((p) => new Uint32Array((p.value.data as Float32Array).slice().buffer));
 }
 
-function trainWith(c: Case, resident: boolean): Uint32Array[] {
+async function trainWith(c: Case, resident: boolean, threads: number): Promise<Uint32Array[]> {
   allowResidentArrays(resident);
   try {
-    return train(c);
+    return await train(c, threads);
   } finally {
     allowResidentArrays(true);
   }
@@ -145,13 +184,13 @@ describe("resident activations (fuzzed)", { skip: noShared }, () => {
     await fc.assert(
       fc.asyncProperty(caseArb, async (c) => {
         runs++;
-        await setThreads(1);
-        poolEveryCall(false);
-        const reference = trainWith(c, false);
-        const results: [string, Uint32Array[]][] = [["resident, 1 thread", trainWith(c, true)]];
-        await setThreads(2);
-        poolEveryCall(true);
-        results.push(["resident, 2 threads", trainWith(c, true)], ["copied, 2 threads", trainWith(c, false)]);
+        poolEveryCall(true); // 2 threads: every call split
+        const reference = await trainWith(c, false, 1);
+        const results: [string, Uint32Array[]][] = [
+          ["resident, starting on 1 thread", await trainWith(c, true, 1)],
+          ["resident, starting on 2 threads", await trainWith(c, true, 2)],
+          ["copied, starting on 2 threads", await trainWith(c, false, 2)],
+        ];
         poolEveryCall(false);
         for (const [what, params] of results) {
           params.forEach((p, i) => {

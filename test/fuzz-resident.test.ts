@@ -53,7 +53,7 @@ type Event =
   | "none"
   | "infer" // after the step, an inference pass of another batch size
   | "probe" // after the step, every layer called on its own (the page's feature maps: web/src/mnist/model.ts)
-  | "probe-mid" // the same between the step's forward and backward
+  | "probe-mid" // the first `cut` layers called on their own on the step's batch, before its backward
   | "js" // the step on the JS backend
   | "threads"; // from this step on, the other thread count
 
@@ -63,6 +63,7 @@ interface Case {
   hidden: boolean; // a ReLU and a second Dense after the first
   sizes: number[]; // the training batches' sizes (≥ 2: BatchNorm needs 2 values per channel)
   events: Event[]; // events[i]: around step i
+  cut: number;
 }
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
@@ -74,6 +75,7 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
     minLength: 4,
     maxLength: 4,
   }),
+  cut: fc.integer({ min: 1, max: 8 }),
 });
 
 const C0 = 2;
@@ -127,15 +129,32 @@ function build(c: Case): Sequential {
   return new Sequential(layers, { inputShape: [C0, H0, H0], seed: 7 });
 }
 
-/** Every layer's output for x, each layer called on its own, as web/src/mnist/model.ts's forwardAll does. */
-function probe(model: Sequential, x: NDArray): void {
+/**
+ * The outputs for x of the first `count` layers (every layer when count is undefined), each called on its
+ * own, as web/src/mnist/model.ts's forwardAll does; a partial probe stops before the first Dropout.
+ */
+function probe(model: Sequential, x: NDArray, training: boolean, count?: number): void {
+  const opts = { training };
+  const stop = (l: Layer, k: number): boolean => count !== undefined && (k >= count || l instanceof Dropout);
   if (model instanceof Model) {
     const outs = new Map<unknown, NDArray>();
-    for (const n of model.nodes) {
-      const ins = n.inputs.map((t) => (t.node === null ? x : outs.get(t.node)!));
-      outs.set(n, n.layer.forwardInputs(ins, { training: false }));
+    for (const [k, n] of model.nodes.entries()) {
+      if (stop(n.layer, k)) return;
+      outs.set(
+        n,
+        n.layer.forwardInputs(
+          n.inputs.map((t) => (t.node === null ? x : outs.get(t.node)!)),
+          opts,
+        ),
+      );
     }
-  } else model.layers.reduce((a, l) => l.forward(a, { training: false }), x);
+  } else {
+    let a = x;
+    for (const [k, l] of model.layers.entries()) {
+      if (stop(l, k)) return;
+      a = l.forward(a, opts);
+    }
+  }
 }
 
 /** Case c's parameters after its training steps (threads: the count to start on), as bits. */
@@ -154,13 +173,14 @@ async function train(c: Case, threads: number): Promise<Uint32Array[]> {
     if (event === "js") setBackend("js");
     // trainStep's steps (src/nn/trainer.ts), with room for a probe between forward and backward
     model.zeroGrad();
-    const pred = model.forward(x, { training: true });
-    if (event === "probe-mid") probe(model, x);
-    loss.forward(pred, y);
+    loss.forward(model.forward(x, { training: true }), y);
+    // the first layers again on the same batch, so with the same values: with copies each writes them into
+    // the buffer the next layer saved, resident the next layer keeps the pass's array, which must stay intact
+    if (event === "probe-mid") probe(model, x, true, c.cut);
     model.backward(loss.backward(), { needDx: false });
     opt.step(model.params());
     setBackend("wasm");
-    if (event === "probe") probe(model, rand(rng, [n + 1, C0, H0, H0]));
+    if (event === "probe") probe(model, rand(rng, [n + 1, C0, H0, H0]), false);
     if (event === "infer") model.forward(rand(rng, [n + 5, C0, H0, H0]), { training: false });
   }
   return model.params().map((p) => new Uint32Array((p.value.data as Float32Array).slice().buffer));

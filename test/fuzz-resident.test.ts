@@ -1,6 +1,6 @@
 // Resident activations (src/kernels/wasm-memory.ts) must never change a bit: random small models
 // (Sequential and graph Models of conv — ordinary, grouped, depthwise —, ReLU, max pooling, BatchNorm, Dense,
-// Add, Concatenate, Flatten, Dropout) trained for a few steps on random batch sizes end with the same
+// Add, Concatenate, Flatten, Dropout, Permute, Reshape, UpSampling2D, ZeroPadding2D, a nested Sequential) trained for a few steps on random batch sizes end with the same
 // parameters with resident arrays on and off, starting on 1 thread or 2 (every call split), with events
 // around the steps: inference passes of other batch sizes, every layer called on its own (after a step or
 // between its forward and backward), a step on the JS backend, a switch of thread count. Runs for
@@ -27,7 +27,9 @@ import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { Add, Concatenate } from "../src/nn/merge.ts";
 import { SGD } from "../src/nn/optim.ts";
 import { MaxPool2D } from "../src/nn/pool.ts";
+import { Permute, Reshape } from "../src/nn/reshape.ts";
 import { Sequential } from "../src/nn/sequential.ts";
+import { UpSampling2D, ZeroPadding2D } from "../src/nn/upsample.ts";
 import { FUZZ_MS, FUZZ_SEED } from "./fuzz-mutate.ts";
 import { noThreads, rand, restoreKernelsAfter } from "./kernel-helpers.ts";
 
@@ -35,14 +37,26 @@ const noShared = noThreads || (typeof SharedArrayBuffer === "function" ? false :
 
 /** A block of the model: what it does to the running tensor (C channels of H×H); `out`: channels it makes. */
 interface Block {
-  kind: "conv" | "relu" | "bn" | "pool" | "dropout" | "residual" | "concat";
+  kind: "conv" | "relu" | "bn" | "pool" | "dropout" | "residual" | "concat" | "nested" | "reshape" | "resize";
   out: number;
   groups: "one" | "two" | "depthwise"; // a conv's
   k: 1 | 3; // a conv's kernel size
 }
 
 const blockArb: fc.Arbitrary<Block> = fc.record({
-  kind: fc.constantFrom("conv", "conv", "relu", "bn", "pool", "dropout", "residual", "concat"),
+  kind: fc.constantFrom(
+    "conv",
+    "conv",
+    "relu",
+    "bn",
+    "pool",
+    "dropout",
+    "residual",
+    "concat",
+    "nested",
+    "reshape",
+    "resize",
+  ),
   out: fc.constantFrom(2, 4),
   groups: fc.constantFrom("one", "two", "depthwise"),
   k: fc.constantFrom(1, 3),
@@ -104,7 +118,18 @@ function build(c: Case): Sequential {
     } else if (b.kind === "relu") push(new ReLU());
     else if (b.kind === "bn") push(new BatchNorm2D({}));
     else if (b.kind === "dropout") push(new Dropout({ rate: 0.25 }));
-    else if (b.kind === "pool") {
+    else if (b.kind === "nested") {
+      // a Sequential as one layer: its layers' outputs stay resident, and so does what it returns
+      push(new Sequential([conv(b.out, b.k), new ReLU()]));
+      C = b.out;
+    } else if (b.kind === "reshape") {
+      // JS layers that copy: H and W swapped (square: the same shape), the same shape again
+      push(new Permute({ dims: [1, 3, 2] }));
+      push(new Reshape({ targetShape: [C, H, H] }));
+    } else if (b.kind === "resize") {
+      push(H <= 4 ? new UpSampling2D({ size: 2 }) : new ZeroPadding2D({ padding: 1 }));
+      H = H <= 4 ? 2 * H : H + 2;
+    } else if (b.kind === "pool") {
       if (H < 2) continue;
       push(new MaxPool2D({ kernelSize: 2 }));
       H = H >> 1;

@@ -122,7 +122,7 @@ export function alloc(bytes: number): number {
   return ptr;
 }
 
-/** Bytes of linear memory the instances span: the arenas' high-water marks, and the resident blocks below the shared one's. */
+/** Bytes of linear memory the instances span: the arenas' high-water marks and the resident blocks. */
 export function wasmMemoryBytes(): number {
   return (ordinary?.memory.buffer.byteLength ?? 0) + (loadedSharedKernels()?.memory.buffer.byteLength ?? 0);
 }

@@ -362,7 +362,7 @@ export function releaseResident(a: HeldArray): void {
  * ordinary arrays instead, so such a loop slows down rather than running out of memory, and the shared
  * memory keeps room for the arenas of calls on it (above the blocks).
  */
-let residentLimit = (SHARED_MAX_PAGES * PAGE) / 4;
+let residentLimit = (SHARED_MAX_PAGES * PAGE) / 2;
 
 /** For tests: set the limit on the resident blocks' span (bytes); returns the previous one. */
 export function setResidentLimit(bytes: number): number {

@@ -422,3 +422,10 @@ function freeBlock(ptr: number, bytes: number): void {
 export function residentBytes(): number {
   return heapTop - ARENA_BASE;
 }
+
+/** Bytes of the resident blocks in use: their span less the free extents in it (for tests). */
+export function residentLiveBytes(): number {
+  let free = 0;
+  for (let i = 0; i < freeExtents.length; i += 2) free += freeExtents[i + 1] - freeExtents[i];
+  return residentBytes() - free;
+}

@@ -1,10 +1,12 @@
 // Resident activations (src/kernels/wasm-memory.ts) must never change a bit: random small models
 // (Sequential and graph Models of conv — ordinary, grouped, depthwise —, ReLU, max pooling, BatchNorm, Dense,
-// Add, Concatenate, Flatten, Dropout, Permute, Reshape, UpSampling2D, ZeroPadding2D, a nested Sequential) trained for a few steps on random batch sizes end with the same
-// parameters with resident arrays on and off, starting on 1 thread or 2 (every call split), with events
-// around the steps: inference passes of other batch sizes, every layer called on its own (after a step or
-// between its forward and backward), a step on the JS backend, a switch of thread count. Runs for
-// HANDPROP_FUZZ_SECONDS (default 2, see fuzz-mutate.ts; `npm run fuzz` runs it for a minute).
+// Add, Concatenate, Flatten, Dropout, Permute, Reshape, UpSampling2D, ZeroPadding2D, a nested Sequential)
+// trained for a few steps on random batch sizes end with the same parameters with resident arrays on and
+// off, starting on 1 thread or 2 (every call split), with events around the steps: inference passes of
+// other batch sizes, layers called on their own (after a step, or between its forward and backward), a step
+// on the JS backend, a switch of thread count; and with the blocks' limit low, so that some outputs are
+// resident and others not. Runs for HANDPROP_FUZZ_SECONDS (default 2, see fuzz-mutate.ts; `npm run fuzz`
+// runs it for a minute).
 
 import fc from "fast-check";
 import assert from "node:assert/strict";
@@ -12,7 +14,7 @@ import { describe, test } from "node:test";
 
 import { setBackend, setThreads } from "../src/kernels/backend.ts";
 import { poolEveryCall } from "../src/kernels/wasm.ts";
-import { allowResidentArrays } from "../src/kernels/wasm-memory.ts";
+import { allowResidentArrays, residentBytes, setResidentLimit } from "../src/kernels/wasm-memory.ts";
 import type { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { ReLU } from "../src/nn/activations.ts";
@@ -78,6 +80,7 @@ interface Case {
   sizes: number[]; // the training batches' sizes (≥ 2: BatchNorm needs 2 values per channel)
   events: Event[]; // events[i]: around step i
   cut: number;
+  room: number | null; // resident runs: the blocks' limit this far above their span (null: the default)
 }
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
@@ -90,6 +93,7 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
     maxLength: 4,
   }),
   cut: fc.integer({ min: 1, max: 8 }),
+  room: fc.constantFrom(null, null, 0, 4096, 65536),
 });
 
 const C0 = 2;
@@ -213,10 +217,13 @@ async function train(c: Case, threads: number): Promise<Uint32Array[]> {
 
 async function trainWith(c: Case, resident: boolean, threads: number): Promise<Uint32Array[]> {
   allowResidentArrays(resident);
+  // a low limit: some outputs resident, the rest ordinary, switching as blocks come and go
+  const limit = resident && c.room !== null ? setResidentLimit(residentBytes() + c.room) : null;
   try {
     return await train(c, threads);
   } finally {
     allowResidentArrays(true);
+    if (limit !== null) setResidentLimit(limit);
   }
 }
 

@@ -56,41 +56,34 @@ import { isResident, releaseResident, residentArray, residentOutputs } from "./w
  * it (no allocation when a model's passes and such calls alternate). A dropped context's counterparts go
  * with it (the resident ones' blocks then come back through wasm-memory's FinalizationRegistry).
  */
-function output(
-  buf: NDArray | null,
-  dtype: DType,
-  d0: number,
-  d1: number,
-  d2 = -1,
-  d3 = -1,
-  resident = dtype === "float32" && residentOutputs(),
-): NDArray {
+function output(buf: NDArray | null, dtype: DType, d0: number, d1: number, d2 = -1, d3 = -1): NDArray {
+  const resident = dtype === "float32" && residentOutputs();
   if (buf !== null && isResident(buf.data) === resident && hasDims(buf, dtype, d0, d1, d2, d3)) return buf;
-  const other = buf === null ? null : (counterparts.get(buf) ?? null);
-  const switching = buf !== null && isResident(buf.data) !== resident;
-  if (switching && other !== null && isResident(other.data) === resident && hasDims(other, dtype, d0, d1, d2, d3)) {
-    counterparts.delete(buf);
-    counterparts.set(other, buf);
-    return other;
-  }
-  const shape = dimsShape(d0, d1, d2, d3);
-  let made: NDArray;
-  if (resident) {
-    const data = residentArray(Float32Array, shapeSize(shape));
-    if (data === null) return output(buf, dtype, d0, d1, d2, d3, false); // past the blocks' limit: ordinary
-    made = new NDArray(data, shape);
-  } else made = reuse(null, shape, dtype);
+  let kept: NDArray | null = null; // the other kind's buffer, kept as the returned one's counterpart
   if (buf !== null) {
+    const other = counterparts.get(buf) ?? null;
     counterparts.delete(buf);
-    if (switching) {
-      if (other !== null) releaseResident(other.data);
-      counterparts.set(made, buf);
-    } else {
+    if (isResident(buf.data) === resident) {
       releaseResident(buf.data); // another shape: every reader of buf reruns before it reads again
-      if (other !== null) counterparts.set(made, other);
+      kept = other;
+    } else {
+      if (other !== null && isResident(other.data) === resident && hasDims(other, dtype, d0, d1, d2, d3)) {
+        counterparts.set(other, buf);
+        return other;
+      }
+      if (other !== null) releaseResident(other.data); // first: the new array may need its block
+      kept = buf;
     }
   }
-  return made;
+  const shape = dimsShape(d0, d1, d2, d3);
+  const data = resident ? residentArray(Float32Array, shapeSize(shape)) : null;
+  if (data !== null || !resident) {
+    const made = data !== null ? new NDArray(data, shape) : reuse(null, shape, dtype);
+    if (kept !== null) counterparts.set(made, kept);
+    return made;
+  }
+  // past the blocks' limit: an ordinary array, the kept one (ordinary: buf or its counterpart) when it fits
+  return kept !== null && hasDims(kept, dtype, d0, d1, d2, d3) ? kept : reuse(null, shape, dtype);
 }
 
 /** Each output buffer's counterpart of the other kind (resident or ordinary): see output. */

@@ -195,7 +195,7 @@ describe("resident activations", { skip: noShared }, () => {
     assert.ok(residentBytes() <= 2 * largest, `${residentBytes()} bytes after, ${largest} for the largest batch`);
   });
 
-  test("a synchronous loop of models stays within the blocks' limit, on ordinary arrays past it, with the same bits", () => {
+  test("a synchronous loop of models stays within the blocks' limit (ordinary arrays past it), same bits", () => {
     setBackend("wasm");
     // dropped models' blocks come back only after the current job (FinalizationRegistry): without a limit
     // this loop would hold every model's activations at once

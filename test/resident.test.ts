@@ -153,6 +153,37 @@ describe("resident activations", { skip: noShared }, () => {
     });
   });
 
+  test("layers shared by two models trained in turn, on batches of different sizes: the same bits", () => {
+    setBackend("wasm");
+    const trained = (): Float32Array[] => {
+      const rng = new RandomState(12);
+      const conv = new Conv2D({ inChannels: 1, outChannels: 4, kernelSize: 3, rng: new RandomState(1) });
+      const relu = new ReLU();
+      const heads = [10, 3].map(
+        (n, i) =>
+          new Sequential([
+            new Flatten(),
+            new Dense({ inFeatures: 4 * 26 * 26, outFeatures: n, rng: new RandomState(i) }),
+          ]),
+      );
+      // the second model's first layer reads the shared ReLU's output, which the first model's head also read
+      const models = heads.map((head) => new Sequential([conv, relu, head]));
+      const loss = new SoftmaxCrossEntropy();
+      const opt = new SGD({ lr: 0.05 });
+      for (const n of [4, 2, 4, 5, 1]) {
+        models.forEach((m, i) => {
+          const { x, y } = digits(rng, n + i);
+          m.trainBatch(x, i === 0 ? y : y.map((v) => v % 3), loss, opt);
+        });
+      }
+      return [conv, ...heads].flatMap((l) => l.params().map((p) => p.value.data.slice() as Float32Array));
+    };
+    const plain = withoutResidency(trained);
+    trained().forEach((w, i) => {
+      assert.deepEqual(w, plain[i], `parameter ${i}`);
+    });
+  });
+
   test("fit and fitAsync with validation and callbacks that predict mid-training: the same bits", async () => {
     setBackend("wasm");
     const rng = new RandomState(6);

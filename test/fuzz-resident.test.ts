@@ -1,6 +1,7 @@
 // Resident activations (src/kernels/wasm-memory.ts) must never change a bit: random small models
-// (Sequential and graph Models of conv — ordinary, grouped, depthwise —, ReLU, max pooling, BatchNorm, Dense,
-// Add, Concatenate, Flatten, Dropout, Permute, Reshape, UpSampling2D, ZeroPadding2D, a nested Sequential)
+// (Sequential and graph Models of conv — ordinary, grouped, depthwise, separable, transposed —, ReLU, Tanh,
+// LeakyReLU, max and average pooling, BatchNorm, GroupNorm, LayerNorm, Dense, Add, Multiply, Concatenate,
+// Flatten, Dropout, Permute, Reshape, UpSampling2D, ZeroPadding2D, a nested Sequential)
 // trained for a few steps on random batch sizes end with the same parameters with resident arrays on and
 // off, starting on 1 thread or 2 (every call split), with events around the steps: inference passes of
 // other batch sizes, layers called on their own (after a step, or between its forward and backward), a step
@@ -17,7 +18,7 @@ import { poolEveryCall } from "../src/kernels/wasm.ts";
 import { allowResidentArrays, residentBytes, setResidentLimit } from "../src/kernels/wasm-memory.ts";
 import type { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
-import { ReLU } from "../src/nn/activations.ts";
+import { LeakyReLU, ReLU, Sigmoid, Tanh } from "../src/nn/activations.ts";
 import { BatchNorm2D } from "../src/nn/batchnorm.ts";
 import { Conv2D } from "../src/nn/conv.ts";
 import { Dense } from "../src/nn/dense.ts";
@@ -26,9 +27,12 @@ import { Flatten } from "../src/nn/flatten.ts";
 import { Input, Model } from "../src/nn/graph.ts";
 import type { Layer } from "../src/nn/layer.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
-import { Add, Concatenate } from "../src/nn/merge.ts";
+import { SeparableConv2D } from "../src/nn/depthwise.ts";
+import { Add, Concatenate, Multiply } from "../src/nn/merge.ts";
+import { GroupNorm, LayerNorm } from "../src/nn/norm.ts";
+import { Conv2DTranspose } from "../src/nn/transpose.ts";
 import { SGD } from "../src/nn/optim.ts";
-import { MaxPool2D } from "../src/nn/pool.ts";
+import { AvgPool2D, MaxPool2D } from "../src/nn/pool.ts";
 import { Permute, Reshape } from "../src/nn/reshape.ts";
 import { Sequential } from "../src/nn/sequential.ts";
 import { UpSampling2D, ZeroPadding2D } from "../src/nn/upsample.ts";
@@ -39,7 +43,21 @@ const noShared = noThreads || (typeof SharedArrayBuffer === "function" ? false :
 
 /** A block of the model: what it does to the running tensor (C channels of H×H); `out`: channels it makes. */
 interface Block {
-  kind: "conv" | "relu" | "bn" | "pool" | "dropout" | "residual" | "concat" | "nested" | "reshape" | "resize";
+  kind:
+    | "conv"
+    | "relu"
+    | "bn"
+    | "pool"
+    | "dropout"
+    | "residual"
+    | "concat"
+    | "nested"
+    | "reshape"
+    | "resize"
+    | "norm"
+    | "separable"
+    | "act"
+    | "gate";
   out: number;
   groups: "one" | "two" | "depthwise"; // a conv's
   k: 1 | 3; // a conv's kernel size
@@ -58,6 +76,10 @@ const blockArb: fc.Arbitrary<Block> = fc.record({
     "nested",
     "reshape",
     "resize",
+    "norm",
+    "separable",
+    "act",
+    "gate",
   ),
   out: fc.constantFrom(2, 4),
   groups: fc.constantFrom("one", "two", "depthwise"),
@@ -122,7 +144,25 @@ function build(c: Case): Sequential {
     } else if (b.kind === "relu") push(new ReLU());
     else if (b.kind === "bn") push(new BatchNorm2D({}));
     else if (b.kind === "dropout") push(new Dropout({ rate: 0.25 }));
-    else if (b.kind === "nested") {
+    else if (b.kind === "norm")
+      push(b.k === 1 ? new GroupNorm({ groups: C % 2 === 0 ? 2 : 1 }) : new LayerNorm({ axes: 3 }));
+    else if (b.kind === "act") push(b.k === 1 ? new Tanh() : new LeakyReLU());
+    else if (b.kind === "separable") {
+      // SeparableConv2D (depthwise then pointwise, one layer), or Conv2DTranspose (JS, over gemm)
+      push(
+        b.k === 1
+          ? new SeparableConv2D({ outChannels: b.out, kernelSize: 3, padding: "same" })
+          : new Conv2DTranspose({ outChannels: b.out, kernelSize: 3, padding: 1 }),
+      );
+      C = b.out;
+    } else if (b.kind === "gate") {
+      // t · σ(conv(t)) (Multiply reads both inputs in its backward), or average pooling
+      if (c.graph) t = new Multiply().apply([t, new Sigmoid().apply(conv(C, 1).apply(t))]);
+      else if (H >= 2) {
+        push(new AvgPool2D({ kernelSize: 2 }));
+        H = H >> 1;
+      }
+    } else if (b.kind === "nested") {
       // a Sequential as one layer: its layers' outputs stay resident, and so does what it returns
       push(new Sequential([conv(b.out, b.k), new ReLU()]));
       C = b.out;

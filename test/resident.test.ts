@@ -153,6 +153,30 @@ describe("resident activations", { skip: noShared }, () => {
     });
   });
 
+  for (const name of ["lenet5", "resnet-mini", "mobilenet-mini", "cnn-bn"] as const) {
+    test(`${name}: no kernel writes into an operand it reads (every y and dx stays as it was made)`, () => {
+      setBackend("wasm");
+      const model = buildModel(name, { seed: 3 });
+      // the layers' resident outputs, forward's and backward's, each with a copy as it was made
+      const outputs: [string, Float32Array, Float32Array][] = [];
+      model.layers.forEach((layer, i) => {
+        const keep = (what: string, out: NDArray): NDArray => {
+          const a = out.data as Float32Array;
+          if (isResident(a)) outputs.push([`layer ${i} (${layer.type})'s ${what}`, a, a.slice()]);
+          return out;
+        };
+        const forward = layer.forward.bind(layer);
+        const backward = layer.backward.bind(layer);
+        layer.forward = (a, o) => keep("y", forward(a, o));
+        layer.backward = (d, o) => keep("dx", backward(d, o));
+      });
+      const { x, y } = digits(new RandomState(7), 4);
+      model.trainBatch(x, y, new SoftmaxCrossEntropy(), new SGD({ lr: 0.01 }));
+      assert.ok(outputs.some(([what]) => what.endsWith("dx")));
+      for (const [what, now, then] of outputs) assert.deepEqual(now, then, `${what} changed after it was made`);
+    });
+  }
+
   test("layers shared by two models trained in turn, on batches of different sizes: the same bits", () => {
     setBackend("wasm");
     const trained = (): Float32Array[] => {

@@ -5,8 +5,8 @@
 // trained for a few steps on random batch sizes end with the same parameters with resident arrays on and
 // off, starting on 1 thread or 2 (every call split), with events around the steps: inference passes of
 // other batch sizes, layers called on their own (after a step, or between its forward and backward), a step
-// on the JS backend, a switch of thread count; and with the blocks' limit low, so that some outputs are
-// resident and others not. Runs for HANDPROP_FUZZ_SECONDS (default 2, see fuzz-mutate.ts; `npm run fuzz`
+// on the JS backend, a switch of thread count; with the blocks' limit low, so that some outputs are
+// resident and others not; and float64 models (JS kernels inside the passes too). Runs for HANDPROP_FUZZ_SECONDS (default 2, see fuzz-mutate.ts; `npm run fuzz`
 // runs it for a minute).
 
 import fc from "fast-check";
@@ -103,6 +103,7 @@ interface Case {
   events: Event[]; // events[i]: around step i
   cut: number;
   room: number | null; // resident runs: the blocks' limit this far above their span (null: the default)
+  float64: boolean; // a float64 model
 }
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
@@ -116,6 +117,7 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
   }),
   cut: fc.integer({ min: 1, max: 8 }),
   room: fc.constantFrom(null, null, 0, 4096, 65536),
+  float64: fc.constantFrom(false, false, false, true),
 });
 
 const C0 = 2;
@@ -194,8 +196,9 @@ function build(c: Case): Sequential {
     push(new ReLU());
     push(new Dense({ outFeatures: 3 }));
   }
-  if (c.graph) return new Model({ inputs: input, outputs: t, seed: 7 });
-  return new Sequential(layers, { inputShape: [C0, H0, H0], seed: 7 });
+  const dtype = c.float64 ? "float64" : undefined; // float64 runs on the JS kernels, inside passes as well
+  if (c.graph) return new Model({ inputs: input, outputs: t, seed: 7, dtype });
+  return new Sequential(layers, { inputShape: [C0, H0, H0], seed: 7, dtype });
 }
 
 /**
@@ -232,11 +235,12 @@ async function train(c: Case, threads: number): Promise<Uint32Array[]> {
   const model = build(c);
   const rng = new RandomState(11);
   const loss = new SoftmaxCrossEntropy();
+  const images = (n: number) => rand(rng, [n, C0, H0, H0]).astype(c.float64 ? "float64" : "float32");
   const opt = new SGD({ lr: 0.05, momentum: 0.9 });
   for (let i = 0; i < c.sizes.length; i++) {
     const n = c.sizes[i];
     const event = c.events[i];
-    const x = rand(rng, [n, C0, H0, H0]);
+    const x = images(n);
     const y = Int32Array.from({ length: n }, () => rng.randint(0, 3));
     if (event === "threads") await setThreads((threads = 3 - threads));
     if (event === "js") setBackend("js");
@@ -249,10 +253,10 @@ async function train(c: Case, threads: number): Promise<Uint32Array[]> {
     model.backward(loss.backward(), { needDx: false });
     opt.step(model.params());
     setBackend("wasm");
-    if (event === "probe") probe(model, rand(rng, [n + 1, C0, H0, H0]), false);
-    if (event === "infer") model.forward(rand(rng, [n + 5, C0, H0, H0]), { training: false });
+    if (event === "probe") probe(model, images(n + 1), false);
+    if (event === "infer") model.forward(images(n + 5), { training: false });
   }
-  return model.params().map((p) => new Uint32Array((p.value.data as Float32Array).slice().buffer));
+  return model.params().map((p) => new Uint32Array(p.value.data.slice().buffer));
 }
 
 async function trainWith(c: Case, resident: boolean, threads: number): Promise<Uint32Array[]> {

@@ -1,13 +1,13 @@
 // Resident activations (src/kernels/wasm-memory.ts) must never change a bit: random small models
 // (Sequential and graph Models of conv — ordinary, grouped, depthwise, separable, transposed —, ReLU, Tanh,
 // LeakyReLU, max and average pooling, BatchNorm, GroupNorm, LayerNorm, Dense, Add, Multiply, Concatenate,
-// Flatten, Dropout, Permute, Reshape, UpSampling2D, ZeroPadding2D, a nested Sequential)
-// trained for a few steps on random batch sizes end with the same parameters with resident arrays on and
-// off, starting on 1 thread or 2 (every call split), with events around the steps: inference passes of
-// other batch sizes, layers called on their own (after a step, or between its forward and backward), a step
-// on the JS backend, a switch of thread count; with the blocks' limit low, so that some outputs are
-// resident and others not; and float64 models (JS kernels inside the passes too). Runs for HANDPROP_FUZZ_SECONDS (default 2, see fuzz-mutate.ts; `npm run fuzz`
-// runs it for a minute).
+// Flatten, Dropout, Permute, Reshape, UpSampling2D, ZeroPadding2D, a nested Sequential) trained for a few
+// steps on random batch sizes end with the same parameters with resident arrays on and off, starting on
+// 1 thread or 2 (every call split), with events around the steps: inference passes of other batch sizes,
+// layers called on their own (after a step, or between its forward and backward), a step on the JS
+// backend, a switch of thread count; with the blocks' limit low, so that some outputs are resident and
+// others not; and float64 models (JS kernels inside the passes too). Runs for HANDPROP_FUZZ_SECONDS
+// (default 2, see fuzz-mutate.ts; `npm run fuzz` runs it for a minute).
 
 import fc from "fast-check";
 import assert from "node:assert/strict";

@@ -4,13 +4,24 @@
 // same bits with or without residency, also when the memory grows mid-run and batch sizes vary; freed
 // blocks are reused, so the blocks stay bounded; and a dropped model's blocks come back after GC.
 
+import fc from "fast-check";
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
 import { setBackend } from "../src/kernels/backend.ts";
-import { allowResidentArrays, isResident, residentBytes } from "../src/kernels/wasm-memory.ts";
+import {
+  allowResidentArrays,
+  isResident,
+  releaseResident,
+  residentArray,
+  residentBytes,
+  residentLiveBytes,
+  residentOutputs,
+  setInternalOutputs,
+  setResidentLimit,
+} from "../src/kernels/wasm-memory.ts";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { Flatten } from "../src/nn/flatten.ts";
@@ -20,6 +31,7 @@ import { SGD } from "../src/nn/optim.ts";
 import { Sequential } from "../src/nn/sequential.ts";
 import { Conv2D } from "../src/nn/conv.ts";
 import { ReLU } from "../src/nn/activations.ts";
+import { Dense } from "../src/nn/dense.ts";
 import { noWasm, rand, restoreKernelsAfter } from "./kernel-helpers.ts";
 
 const noShared = noWasm || (typeof SharedArrayBuffer === "function" ? false : "no SharedArrayBuffer");
@@ -29,8 +41,13 @@ function digits(rng: RandomState, n: number): { x: NDArray; y: Int32Array } {
 }
 
 /** Weights after training `name` on batches of these sizes, with (true) or without resident activations. */
-function trainedWeights(name: "lenet5" | "resnet-mini", sizes: number[], between?: () => void): Float32Array[] {
-  const model = buildModel(name, { seed: 4 });
+function trainedWeights(
+  name: "lenet5" | "resnet-mini",
+  sizes: number[],
+  between?: () => void,
+  seed = 4,
+): Float32Array[] {
+  const model = buildModel(name, { seed });
   const rng = new RandomState(9);
   const loss = new SoftmaxCrossEntropy();
   const opt = new SGD({ lr: 0.05, momentum: 0.9 });
@@ -108,6 +125,120 @@ describe("resident activations", { skip: noShared }, () => {
     });
   }
 
+  test("a layer called on its own between a model's forward and backward leaves the pass's arrays intact", () => {
+    setBackend("wasm");
+    // the direct call (outside a model's pass) makes an ordinary output; the resident one it replaces is
+    // still the second conv's saved input, which its backward reads
+    const gradients = (): Float32Array[] => {
+      const model = new Sequential([
+        new Conv2D({ inChannels: 1, outChannels: 2, kernelSize: 3, rng: new RandomState(1) }),
+        new Conv2D({ inChannels: 2, outChannels: 2, kernelSize: 3, rng: new RandomState(2) }),
+        new Flatten(),
+        new Dense({ inFeatures: 2 * 4 * 4, outFeatures: 40, rng: new RandomState(3) }),
+      ]);
+      const x = rand(new RandomState(4), [4, 1, 8, 8]);
+      let held = 0;
+      for (let step = 0; step < 20; step++) {
+        const y = model.forward(x, { training: true });
+        model.layers[0].forward(x); // the same input: the same values
+        model.backward(new NDArray(new Float32Array(y.size).fill(0.5), y.shape));
+        if (step === 1) held = residentBytes();
+      }
+      assert.equal(residentBytes(), held, "alternating passes and direct calls reuse their buffers");
+      return model.params().map((p) => p.grad.data.slice() as Float32Array);
+    };
+    const plain = withoutResidency(gradients);
+    gradients().forEach((g, i) => {
+      assert.deepEqual(g, plain[i], `gradient ${i}`);
+    });
+  });
+
+  for (const name of ["lenet5", "resnet-mini", "mobilenet-mini", "cnn-bn"] as const) {
+    test(`${name}: no kernel writes into an operand it reads (every y and dx stays as it was made)`, () => {
+      setBackend("wasm");
+      const model = buildModel(name, { seed: 3 });
+      // the layers' resident outputs, forward's and backward's, each with a copy as it was made
+      const outputs: [string, Float32Array, Float32Array][] = [];
+      model.layers.forEach((layer, i) => {
+        const keep = (what: string, out: NDArray): NDArray => {
+          const a = out.data as Float32Array;
+          if (isResident(a)) outputs.push([`layer ${i} (${layer.type})'s ${what}`, a, a.slice()]);
+          return out;
+        };
+        const forward = layer.forward.bind(layer);
+        const backward = layer.backward.bind(layer);
+        layer.forward = (a, o) => keep("y", forward(a, o));
+        layer.backward = (d, o) => keep("dx", backward(d, o));
+      });
+      const { x, y } = digits(new RandomState(7), 4);
+      model.trainBatch(x, y, new SoftmaxCrossEntropy(), new SGD({ lr: 0.01 }));
+      assert.ok(outputs.some(([what]) => what.endsWith("dx")));
+      for (const [what, now, then] of outputs) assert.deepEqual(now, then, `${what} changed after it was made`);
+    });
+  }
+
+  test("layers shared by two models trained in turn, on batches of different sizes: the same bits", () => {
+    setBackend("wasm");
+    const trained = (): Float32Array[] => {
+      const rng = new RandomState(12);
+      const conv = new Conv2D({ inChannels: 1, outChannels: 4, kernelSize: 3, rng: new RandomState(1) });
+      const relu = new ReLU();
+      const heads = [10, 3].map(
+        (n, i) =>
+          new Sequential([
+            new Flatten(),
+            new Dense({ inFeatures: 4 * 26 * 26, outFeatures: n, rng: new RandomState(i) }),
+          ]),
+      );
+      // the second model's first layer reads the shared ReLU's output, which the first model's head also read
+      const models = heads.map((head) => new Sequential([conv, relu, head]));
+      const loss = new SoftmaxCrossEntropy();
+      const opt = new SGD({ lr: 0.05 });
+      for (const n of [4, 2, 4, 5, 1]) {
+        models.forEach((m, i) => {
+          const { x, y } = digits(rng, n + i);
+          m.trainBatch(x, i === 0 ? y : y.map((v) => v % 3), loss, opt);
+        });
+      }
+      return [conv, ...heads].flatMap((l) => l.params().map((p) => p.value.data.slice() as Float32Array));
+    };
+    const plain = withoutResidency(trained);
+    trained().forEach((w, i) => {
+      assert.deepEqual(w, plain[i], `parameter ${i}`);
+    });
+  });
+
+  test("fit and fitAsync with validation and callbacks that predict mid-training: the same bits", async () => {
+    setBackend("wasm");
+    const rng = new RandomState(6);
+    const { x, y } = digits(rng, 20);
+    const val = digits(rng, 7);
+    const fitted = async (asynchronously: boolean): Promise<Float32Array[]> => {
+      const model = buildModel("lenet5", { seed: 8 });
+      model.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new SGD({ lr: 0.05, momentum: 0.9 }) });
+      const predictions: number[] = [];
+      const callbacks = {
+        // another batch size between steps; what predict returns must stay as it was
+        onBatchEnd: () => {
+          predictions.push(model.predict(val.x, { batchSize: 3 }).data[0]);
+        },
+        onEpochEnd: () => {
+          model.evaluate(x, y, { batchSize: 9 });
+        },
+      };
+      const opts = { epochs: 2, batchSize: 6, seed: 3, validationData: [val.x, val.y] as [NDArray, Int32Array] };
+      if (asynchronously) await model.fitAsync(x, y, { ...opts, callbacks, yieldEveryMs: 0 });
+      else model.fit(x, y, { ...opts, callbacks });
+      return [...model.params().map((p) => p.value.data.slice() as Float32Array), Float32Array.from(predictions)];
+    };
+    const plain = await withoutResidencyAsync(() => fitted(false));
+    for (const asynchronously of [false, true]) {
+      (await fitted(asynchronously)).forEach((w, i) => {
+        assert.deepEqual(w, plain[i], `${asynchronously ? "fitAsync" : "fit"}: array ${i}`);
+      });
+    }
+  });
+
   test("freed blocks are reused: varying batch sizes do not grow the resident blocks without bound", () => {
     setBackend("wasm");
     const model = buildModel("lenet5", { seed: 3 });
@@ -119,21 +250,77 @@ describe("resident activations", { skip: noShared }, () => {
     assert.ok(residentBytes() <= 2 * largest, `${residentBytes()} bytes after, ${largest} for the largest batch`);
   });
 
+  test("a synchronous loop of models stays within the blocks' limit (ordinary arrays past it), same bits", () => {
+    setBackend("wasm");
+    // dropped models' blocks come back only after the current job (FinalizationRegistry): without a limit
+    // this loop would hold every model's activations at once
+    const sweep = (): Float32Array[] => {
+      const weights: Float32Array[] = [];
+      for (let seed = 0; seed < 12; seed++) weights.push(...trainedWeights("lenet5", [16, 16], undefined, seed));
+      return weights;
+    };
+    const plain = withoutResidency(sweep);
+    const limit = residentBytes() + 2 ** 21;
+    const was = setResidentLimit(limit);
+    try {
+      sweep().forEach((w, i) => {
+        assert.deepEqual(w, plain[i], `weights ${i}`);
+      });
+      assert.ok(residentBytes() <= limit, `${residentBytes()} bytes, limit ${limit}`);
+    } finally {
+      setResidentLimit(was);
+    }
+  });
+
+  test("the blocks: live arrays never overlap, freed space is coalesced and reused, all freed is all back", () => {
+    setBackend("wasm");
+    const outer = setInternalOutputs(true);
+    try {
+      assert.ok(residentOutputs());
+      const start = residentBytes();
+      const op = fc.oneof(fc.record({ take: fc.integer({ min: 1, max: 3000 }) }), fc.record({ free: fc.nat() }));
+      fc.assert(
+        fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+          const live: Float32Array[] = [];
+          let mark = 0;
+          for (const o of ops) {
+            if ("take" in o) {
+              const a = residentArray(Float32Array, o.take)!;
+              assert.equal(a.byteOffset % 64, 0);
+              assert.ok(
+                a.every((v) => v === 0),
+                "a new array is zeroed",
+              );
+              live.push(a.fill(++mark));
+            } else if (live.length > 0) releaseResident(live.splice(o.free % live.length, 1)[0]);
+            // each live array still holds its own mark: no block was handed out twice
+            for (const a of live) assert.ok(a[0] === a[a.length - 1] && a.every((v) => v === a[0]));
+          }
+          for (const a of live.reverse()) releaseResident(a);
+          assert.equal(residentBytes(), start, "every block back: the top is where it started");
+        }),
+        { numRuns: 200, seed: 20261129 },
+      );
+    } finally {
+      setInternalOutputs(outer);
+    }
+  });
+
   test("a dropped model's blocks come back after garbage collection", async () => {
     setBackend("wasm");
     setFlagsFromString("--expose-gc");
     const gc = runInNewContext("gc") as () => void;
-    const start = residentBytes();
+    const start = residentLiveBytes(); // in use: earlier tests may have left free space below the top
     (() => {
       const model = buildModel("lenet5", { seed: 6 });
       model.forward(digits(new RandomState(5), 300).x, { training: false });
     })();
-    assert.ok(residentBytes() > start);
-    for (let i = 0; i < 20 && residentBytes() > start; i++) {
+    assert.ok(residentLiveBytes() > start);
+    for (let i = 0; i < 20 && residentLiveBytes() > start; i++) {
       gc();
       await new Promise((r) => setTimeout(r, 10));
     }
-    assert.ok(residentBytes() <= start, `${residentBytes()} bytes still held, ${start} before`);
+    assert.ok(residentLiveBytes() <= start, `${residentLiveBytes()} bytes still held, ${start} before`);
   });
 });
 
@@ -142,6 +329,15 @@ function withoutResidency<T>(f: () => T): T {
   allowResidentArrays(false);
   try {
     return f();
+  } finally {
+    allowResidentArrays(true);
+  }
+}
+
+async function withoutResidencyAsync<T>(f: () => Promise<T>): Promise<T> {
+  allowResidentArrays(false);
+  try {
+    return await f();
   } finally {
     allowResidentArrays(true);
   }

@@ -47,16 +47,48 @@ import { isResident, releaseResident, residentArray, residentOutputs } from "./w
 /**
  * An op's output buffer: buf when it still fits, else a new one. While outputs are internal to a model's
  * pass (setInternalOutputs) float32 outputs are resident in linear memory (wasm-memory.ts: the kernels
- * write and read them where they lie), otherwise ordinary arrays; a resident buffer that is replaced
- * gives its block back.
+ * write and read them where they lie), otherwise ordinary arrays; a resident buffer replaced by one of
+ * another shape gives its block back.
+ *
+ * A layer called on its own after a model's pass (a feature map, a probe) wants an ordinary output where
+ * its context holds a resident one, which the model's next layer may still read as its saved input (until
+ * that layer's own next forward: a backward may come first). So a buffer replaced by one of the other kind
+ * is neither freed nor overwritten: it is kept as the new buffer's counterpart, and switching back reuses
+ * it (no allocation when a model's passes and such calls alternate). A dropped context's counterparts go
+ * with it (the resident ones' blocks then come back through wasm-memory's FinalizationRegistry).
  */
 function output(buf: NDArray | null, dtype: DType, d0: number, d1: number, d2 = -1, d3 = -1): NDArray {
   const resident = dtype === "float32" && residentOutputs();
   if (buf !== null && isResident(buf.data) === resident && hasDims(buf, dtype, d0, d1, d2, d3)) return buf;
-  if (buf !== null) releaseResident(buf.data);
+  let kept: NDArray | null = null; // the other kind's buffer, kept as the returned one's counterpart
+  if (buf !== null) {
+    const other = counterparts.get(buf) ?? null;
+    counterparts.delete(buf);
+    if (isResident(buf.data) === resident) {
+      releaseResident(buf.data); // another shape: every reader of buf reruns before it reads again
+      kept = other;
+    } else {
+      if (other !== null && isResident(other.data) === resident && hasDims(other, dtype, d0, d1, d2, d3)) {
+        counterparts.set(other, buf);
+        return other;
+      }
+      if (other !== null) releaseResident(other.data); // first: the new array may need its block
+      kept = buf;
+    }
+  }
   const shape = dimsShape(d0, d1, d2, d3);
-  return resident ? new NDArray(residentArray(Float32Array, shapeSize(shape)), shape) : reuse(null, shape, dtype);
+  const data = resident ? residentArray(Float32Array, shapeSize(shape)) : null;
+  if (data !== null || !resident) {
+    const made = data !== null ? new NDArray(data, shape) : reuse(null, shape, dtype);
+    if (kept !== null) counterparts.set(made, kept);
+    return made;
+  }
+  // past the blocks' limit: an ordinary array, the kept one (ordinary: buf or its counterpart) when it fits
+  return kept !== null && hasDims(kept, dtype, d0, d1, d2, d3) ? kept : reuse(null, shape, dtype);
 }
+
+/** Each output buffer's counterpart of the other kind (resident or ordinary): see output. */
+const counterparts = new WeakMap<NDArray, NDArray>();
 
 /** output for a buffer shaped like `like` (rank 2 or 4, else an ordinary array as reuse gives). */
 function outputLike(buf: NDArray | null, like: readonly number[], dtype: DType): NDArray {
@@ -187,7 +219,7 @@ function maxPool2dForward(g: PoolGeometry, x: NDArray, prev: Pool2DContext | nul
   // the winners live where y does: resident beside a resident y, the backward then reads them in place
   if (ctx.argmax.length !== y.size || isResident(ctx.argmax) !== isResident(y.data)) {
     releaseResident(ctx.argmax);
-    ctx.argmax = isResident(y.data) ? residentArray(Int32Array, y.size) : new Int32Array(y.size);
+    ctx.argmax = (isResident(y.data) ? residentArray(Int32Array, y.size) : null) ?? new Int32Array(y.size);
   }
   ctx.op.forward(g.N * g.C, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.OH, g.OW, x.data, y.data, ctx.argmax);
   return ctx;

@@ -21,6 +21,7 @@
 
 import {
   PART_EXPORTS,
+  SHARED_MAX_PAGES,
   loadShared,
   loadedSharedKernels,
   ordinaryKernels,
@@ -121,7 +122,7 @@ export function alloc(bytes: number): number {
   return ptr;
 }
 
-/** Bytes of linear memory the arenas currently span (their high-water marks are the memories' sizes). */
+/** Bytes of linear memory the instances span: the arenas' high-water marks and the resident blocks. */
 export function wasmMemoryBytes(): number {
   return (ordinary?.memory.buffer.byteLength ?? 0) + (loadedSharedKernels()?.memory.buffer.byteLength ?? 0);
 }
@@ -325,14 +326,19 @@ export function isResident(a: HeldArray): boolean {
   return blocks.has(a);
 }
 
-/** A zeroed resident array of n elements (Float32Array or Int32Array); only while residentOutputs(). */
+/**
+ * A zeroed resident array of n elements (Float32Array or Int32Array), or null when the blocks would pass
+ * their limit (the caller makes an ordinary array instead: the same bits, with copies); only while
+ * residentOutputs().
+ */
 export function residentArray<T extends Float32Array | Int32Array>(
   make: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => T,
   n: number,
-): T {
+): T | null {
   const k = shared!;
   const bytes = (Math.ceil((n * 4) / 64) + 1) * 64; // 64-byte aligned, 64 bytes of slack as alloc's blocks
   const ptr = takeBlock(k.memory, bytes);
+  if (ptr < 0) return null;
   const a = new make(k.memory.buffer, ptr, n);
   a.fill(0);
   blocks.set(a, { ptr, bytes });
@@ -349,6 +355,23 @@ export function releaseResident(a: HeldArray): void {
   freeBlock(b.ptr, b.bytes);
 }
 
+/**
+ * The most bytes the resident blocks may span. Blocks of dropped arrays come back only when the
+ * FinalizationRegistry runs, after the current job: a synchronous loop that builds and trains model after
+ * model (a sweep of fit calls) holds every model's blocks until it returns. Past the limit outputs are
+ * ordinary arrays instead, so such a loop slows down rather than running out of memory, and the shared
+ * memory keeps room for the arenas of calls on it (above the blocks).
+ */
+let residentLimit = (SHARED_MAX_PAGES * PAGE) / 2;
+
+/** For tests: set the limit on the resident blocks' span (bytes); returns the previous one. */
+export function setResidentLimit(bytes: number): number {
+  const was = residentLimit;
+  residentLimit = bytes;
+  return was;
+}
+
+/** A free block of `bytes` (first fit, else at the top, growing the memory), or −1 past the limit. */
 function takeBlock(memory: WebAssembly.Memory, bytes: number): number {
   for (let i = 0; i < freeExtents.length; i += 2) {
     const start = freeExtents[i];
@@ -359,6 +382,7 @@ function takeBlock(memory: WebAssembly.Memory, bytes: number): number {
   }
   const ptr = heapTop;
   const end = ptr + bytes;
+  if (end - ARENA_BASE > residentLimit) return -1;
   const size = memory.buffer.byteLength;
   if (end > size) {
     try {
@@ -366,12 +390,8 @@ function takeBlock(memory: WebAssembly.Memory, bytes: number): number {
     } catch {
       try {
         memory.grow(Math.ceil((end - size) / PAGE));
-      } catch (e) {
-        throw new RangeError(
-          `handprop: the wasm kernels need ${Math.ceil(end / 2 ** 20)} MiB of WebAssembly memory for this model's ` +
-            `activations, more than the engine allows (${(e as Error).message}): use smaller batches, or setBackend("js")`,
-          { cause: e },
-        );
+      } catch {
+        return -1; // the engine allows no more: an ordinary array, as past the limit
       }
     }
   }
@@ -401,4 +421,11 @@ function freeBlock(ptr: number, bytes: number): void {
 /** Bytes the resident blocks span now (for tests). */
 export function residentBytes(): number {
   return heapTop - ARENA_BASE;
+}
+
+/** Bytes of the resident blocks in use: their span less the free extents in it (for tests). */
+export function residentLiveBytes(): number {
+  let free = 0;
+  for (let i = 0; i < freeExtents.length; i += 2) free += freeExtents[i + 1] - freeExtents[i];
+  return residentBytes() - free;
 }

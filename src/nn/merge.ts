@@ -150,12 +150,17 @@ export class Multiply extends ElementwiseMerge {
     for (let i = 0; i < out.length; i++) out[i] = a[i] * b[i];
   }
 
-  // Backward: ∂L/∂x_k = dy ⊙ Π_{j≠k} x_j
+  private readonly dxsOut: NDArray[] = [];
+
+  // Backward: ∂L/∂x_k = dy ⊙ Π_{j≠k} x_j. The returned array is reused by the next backward (no allocation
+  // per step).
   backwardInputs(dy: NDArray): NDArray[] {
     this.expectGrad(dy, this.y);
     const xs = this.xs;
-    return xs.map((x, k) => {
-      const dx = this.gradBuffer(k, x);
+    const dxs = this.dxsOut;
+    dxs.length = xs.length;
+    for (let k = 0; k < xs.length; k++) {
+      const dx = (dxs[k] = this.gradBuffer(k, xs[k]));
       const d = dx.data;
       d.set(dy.data);
       for (let j = 0; j < xs.length; j++) {
@@ -163,8 +168,8 @@ export class Multiply extends ElementwiseMerge {
         const xd = xs[j].data;
         for (let i = 0; i < d.length; i++) d[i] *= xd[i];
       }
-      return dx;
-    });
+    }
+    return dxs;
   }
 }
 

@@ -309,7 +309,7 @@ function residentReady(): boolean {
 }
 let sharedUnavailable = false;
 
-/** True if outputs made now would be resident (see residentFloat32). */
+/** True if outputs made now would be resident (see residentArray). */
 export function residentOutputs(): boolean {
   return internalOutputs && residentReady();
 }
@@ -321,7 +321,7 @@ export function residentAddress(a: HeldArray): number {
   return b === undefined ? -1 : b.ptr;
 }
 
-/** True if a is a resident array (see residentFloat32). */
+/** True if a is a resident array (see residentArray). */
 export function isResident(a: HeldArray): boolean {
   return blocks.has(a);
 }

@@ -73,6 +73,8 @@ export interface BenchResult {
   ratios?: RatioRow[];
   /** On handprop rows of GFLOP/s workloads: GFLOP/s ÷ (threads × the ceiling's GFLOP/s), per round. */
   efficiency?: Spread;
+  /** On handprop rows of more than 1 thread: this row's throughput ÷ handprop's on 1 thread, per round. */
+  scaling?: Spread;
   /** Why a system could not run a workload. */
   note?: string;
 }
@@ -531,6 +533,9 @@ function summarize(workloads: Workload[], measured: Map<Workload, Measured[]>): 
           .filter((h) => !c.matchThreads || h.contender.threads === c.threads)
           .map((h) => ({ handprop: h.contender.system, ...spread(roundRatios(h.rates, m.rates)) }));
       }
+      const one = handprop.find((h) => h.contender.threads === 1);
+      if (c.role === "handprop" && c.threads > 1 && one && m.error === undefined)
+        row.scaling = spread(roundRatios(m.rates, one.rates));
       if (c.role === "handprop" && ceiling && m.error === undefined) {
         row.efficiency = spread(
           roundRatios(
@@ -654,6 +659,7 @@ export function formatReport(report: BenchReport): string[] {
           `    ${`efficiency ${r.system} ÷ (${String(r.threads)} × ceiling)`.padEnd(70)} ` +
             fmtRatio(r.efficiency, true),
         );
+      if (r.scaling) lines.push(`    ${`scaling ${r.system} ÷ handprop (1 thread)`.padEnd(70)} ${fmtRatio(r.scaling)}`);
     }
   }
   return lines;
@@ -675,6 +681,7 @@ export function markdownSummary(report: BenchReport): string[] {
     ...T.map((t) => `handprop ÷ PyTorch, ${String(t)}t`),
     "handprop 1t ÷ TF.js wasm",
     "handprop 1t ÷ ceiling",
+    ...T.filter((t) => t > 1).map((t) => `handprop ${String(t)}t ÷ 1t`),
   ];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const id of [...new Set(report.results.map((r) => r.workload))]) {
@@ -697,6 +704,7 @@ export function markdownSummary(report: BenchReport): string[] {
       }),
       ratioCell(tfw?.ratios?.find((q) => q.handprop === hp(1)?.system)),
       ratioCell(hp(1)?.efficiency, true),
+      ...T.filter((t) => t > 1).map((t) => ratioCell(hp(t)?.scaling)),
     ];
     lines.push(`| ${cells.join(" | ")} |`);
   }

@@ -129,6 +129,20 @@ test("a python that does not exist is not a peer (no crash, no hang)", async () 
   peers.close();
 });
 
+test("handprop bench --threads 1,2: the 2-thread row carries its per-round scaling over 1 thread", () => {
+  const r = spawnSync(
+    process.execPath,
+    [bin, "bench", "--quick", "--json", "--rounds", "2", "--threads", "1,2", "--only", "gemm256"],
+    { encoding: "utf8", timeout: 120_000 },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const rows = (JSON.parse(r.stdout) as { results: { system: string; scaling?: { median: number; n: number } }[] })
+    .results;
+  const two = rows.find((x) => x.system === "handprop (2 threads)");
+  assert.ok(two?.scaling !== undefined && two.scaling.n === 2 && two.scaling.median > 0, JSON.stringify(two));
+  assert.equal(rows.find((x) => x.system === "handprop (1 thread)")?.scaling, undefined);
+});
+
 test("handprop bench --quick --json: interleaved rows with ratios and efficiency", () => {
   const r = spawnSync(
     process.execPath,

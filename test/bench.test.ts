@@ -129,28 +129,26 @@ test("a python that does not exist is not a peer (no crash, no hang)", async () 
   peers.close();
 });
 
-test("handprop bench --threads 1,2: the 2-thread row carries its per-round scaling over 1 thread", () => {
-  const r = spawnSync(
-    process.execPath,
-    [bin, "bench", "--quick", "--json", "--rounds", "2", "--threads", "1,2", "--only", "gemm256"],
-    { encoding: "utf8", timeout: 120_000 },
-  );
+/** `handprop bench --quick --json …args`, which must succeed: its parsed report. */
+function benchJson(...args: string[]): unknown {
+  const r = spawnSync(process.execPath, [bin, "bench", "--quick", "--json", ...args], {
+    encoding: "utf8",
+    timeout: 120_000,
+  });
   assert.equal(r.status, 0, r.stderr);
-  const rows = (JSON.parse(r.stdout) as { results: { system: string; scaling?: { median: number; n: number } }[] })
-    .results;
+  return JSON.parse(r.stdout);
+}
+
+test("handprop bench --threads 1,2: the 2-thread row carries its per-round scaling over 1 thread", () => {
+  const report = benchJson("--rounds", "2", "--threads", "1,2", "--only", "gemm256");
+  const rows = (report as { results: { system: string; scaling?: { median: number; n: number } }[] }).results;
   const two = rows.find((x) => x.system === "handprop (2 threads)");
   assert.ok(two?.scaling !== undefined && two.scaling.n === 2 && two.scaling.median > 0, JSON.stringify(two));
   assert.equal(rows.find((x) => x.system === "handprop (1 thread)")?.scaling, undefined);
 });
 
 test("handprop bench --quick --json: interleaved rows with ratios and efficiency", () => {
-  const r = spawnSync(
-    process.execPath,
-    [bin, "bench", "--quick", "--json", "--rounds", "1", "--threads", "1", "--only", "gemm256,article-1000"],
-    { encoding: "utf8", timeout: 120_000 },
-  );
-  assert.equal(r.status, 0, r.stderr);
-  const j = JSON.parse(r.stdout) as {
+  const j = benchJson("--rounds", "1", "--threads", "1", "--only", "gemm256,article-1000") as {
     machine: { cpu: string; flags: string; node: string; v8: string };
     rounds: number;
     results: {

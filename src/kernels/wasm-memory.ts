@@ -314,6 +314,14 @@ export function residentOutputs(): boolean {
   return internalOutputs && residentReady();
 }
 
+/**
+ * True if a is a resident output that the next call will write where it lies (outputs are internal now):
+ * such a call has no copies on the calling thread, so even a streaming op is worth splitting.
+ */
+export function residentOutput(a: HeldArray): boolean {
+  return blocks.has(a) && residentOutputs();
+}
+
 /** The address of a resident array in the current call's memory, or −1 (not resident, or another instance's call). */
 export function residentAddress(a: HeldArray): number {
   if (cur !== shared || cur === null) return -1;

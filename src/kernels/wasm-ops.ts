@@ -7,7 +7,7 @@ import type { TypedArray } from "../nd/ndarray.ts";
 import type { ConvGeometry } from "./im2col.ts";
 import type { Gemm } from "./kernels.ts";
 import { Part } from "./wasm-loader.ts";
-import { ViewCache, alloc, begin, isResident, residentAddress, residentOutputs } from "./wasm-memory.ts";
+import { ViewCache, alloc, begin, residentAddress, residentOutput } from "./wasm-memory.ts";
 import { MAX_PARTS, evenParts, runParts, threadsFor, threadsForElements, threadsForStreaming } from "./wasm-threads.ts";
 
 // GEMM with the gemm.ts signature (offsets and leading dimensions into JS arrays).
@@ -256,7 +256,7 @@ export class WasmMaxPool2D {
 
   /** dx = 0, then dx[arg[o]] += dy[o] in order of o. */
   backward(dy: TypedArray, arg: Int32Array, dx: TypedArray): void {
-    const T = threadsForStreaming(dx.length, residentOutputs() && isResident(dx));
+    const T = threadsForStreaming(dx.length, residentOutput(dx));
     begin(T);
     const v = this.views;
     const dyp = v.input(2, dy);
@@ -282,7 +282,7 @@ export class WasmReLU {
   /** y = x > 0 ? x : 0 */
   forward(x: TypedArray, y: TypedArray): void {
     const n = x.length;
-    const T = threadsForStreaming(n, residentOutputs() && isResident(y));
+    const T = threadsForStreaming(n, residentOutput(y));
     begin(T);
     const xp = this.views.input(0, x);
     const yp = this.views.output(y);
@@ -293,7 +293,7 @@ export class WasmReLU {
   /** dx = y > 0 ? dy : 0 */
   backward(y: TypedArray, dy: TypedArray, dx: TypedArray): void {
     const n = y.length;
-    const T = threadsForStreaming(n, residentOutputs() && isResident(dx));
+    const T = threadsForStreaming(n, residentOutput(dx));
     begin(T);
     const v = this.views;
     const yp = v.input(2, y);

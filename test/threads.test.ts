@@ -251,9 +251,34 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
     const A = rand(rng, 200 * 300),
       B = rand(rng, 300 * 100),
       C = new Float32Array(200 * 100);
-    for (let i = 0; i < 200 && wasmWorkerParts() === 0; i++)
+    const before = wasmWorkerParts(); // a pool of 3 that rested since an earlier test counts on
+    for (let i = 0; i < 200 && wasmWorkerParts() === before; i++)
       gemm(false, false, 200, 100, 300, 1, A, 0, 300, B, 0, 100, 0, C, 0, 100);
-    assert.ok(wasmWorkerParts() > 0, "no part ran on a worker");
+    assert.ok(wasmWorkerParts() > before, "no part ran on a worker");
+  });
+
+  test("a pool set aside by setThreads(1) comes back as it was for the same count, at once", async () => {
+    setBackend("wasm");
+    assert.equal(await setThreads(2), 2);
+    const rng = new RandomState(16);
+    const A = rand(rng, 200 * 300),
+      C = new Float32Array(200 * 200);
+    for (let i = 0; i < 200 && wasmWorkerParts() === 0; i++)
+      gemm(false, false, 200, 200, 300, 1, A, 0, 300, A, 0, 200, 0, C, 0, 200);
+    const parts = wasmWorkerParts();
+    assert.ok(parts > 0, "no part ran on a worker");
+    await setThreads(1);
+    assert.equal(getThreads(), 1);
+    assert.equal(wasmWorkerParts(), 0);
+    const back = setThreads(2);
+    // the same workers, already started: no wait, and their count of parts goes on
+    assert.equal(getThreads(), 2);
+    assert.equal(wasmWorkerParts(), parts);
+    assert.equal(await back, 2);
+    // another size ends the resting pool and starts a new one
+    await setThreads(1);
+    assert.equal(await setThreads(3), 3);
+    assert.equal(wasmWorkerParts(), 0);
   });
 
   test("a kernel that traps is reported as an error, and the pool keeps working", async () => {
@@ -315,7 +340,7 @@ describe("workers and the process", { skip }, () => {
     const A = new Float32Array(300 * 300).fill(1), C = new Float32Array(300 * 300);
     for (let i = 0; i < 20; i++) g.gemm(false, false, 300, 300, 300, 1, A, 0, 300, A, 0, 300, 0, C, 0, 300);`;
 
-  test("setThreads(1) stops the workers, and the process exits", () => {
+  test("setThreads(1) sets the workers aside, and the process still exits", () => {
     const t0 = Date.now();
     const r = node(`(async () => { const b = await import("./src/kernels/backend.ts");
       console.log(await b.setThreads(3)); ${work} console.log(await b.setThreads(1), b.getThreads()); })()`);

@@ -153,8 +153,9 @@ function checkedThreads(n: unknown, where: string): number {
  * Run the float32 wasm kernels on n threads (an integer ≥ 1; anything else throws a RangeError). Results
  * are bit-identical to one thread's. Returns a promise of the number of threads running once the
  * workers have started — n, or 1 where threads are unavailable (threadsUnavailable() says why); calls
- * made before then already run, on the threads started so far. setThreads(1) stops the workers (the
- * promise resolves when they have exited); workers never keep a Node process alive.
+ * made before then already run, on the threads started so far. setThreads(1) sets the workers aside,
+ * asleep, for 30 s: a setThreads of the same count within that time takes them back at once and warm,
+ * and after it they exit. Workers never keep a Node process alive.
  */
 export function setThreads(n: number): Promise<number> {
   return setWasmThreads(checkedThreads(n, "setThreads"));

@@ -41,17 +41,22 @@ const PARTS_PER_THREAD = 2;
  * Run the wasm kernels on n threads (n ≥ 1; validated by the caller). Returns a promise of the number of
  * threads running once the workers have started: n, or 1 where threads are unavailable (the reason is
  * then wasmThreadsUnavailable()). Until the workers are up, calls run on the threads already started
- * — with the same results, as for any thread count. n = 1 stops the workers; the promise resolves once
- * they have exited.
+ * — with the same results, as for any thread count.
+ *
+ * A pool that is no longer wanted (n = 1, or another n) rests rather than ending: its workers sleep in
+ * Atomics.wait (no CPU) for REST_MS, and a setWasmThreads of its size within that time takes it back as
+ * it was. A fresh worker runs its first ~10 LeNet-5 steps at well under full speed (its JavaScript is not
+ * yet compiled, and V8 compiles it on the same cores), so a program that alternates thread counts — the
+ * benchmark's 1- and 2-thread turns, a page's thread control — would otherwise pay that on every switch.
  */
 export function setWasmThreads(n: number): Promise<number> {
   const old = pool;
   pool = null;
   useThreadedInstance(null);
-  const stopped = old !== null ? old.close() : Promise.resolve();
+  if (old !== null) rest(old);
   if (n <= 1) {
     threadsReason = null;
-    return stopped.then(() => 1);
+    return Promise.resolve(1);
   }
   threadsReason =
     wasmKernels === null
@@ -60,29 +65,69 @@ export function setWasmThreads(n: number): Promise<number> {
   const shared = threadsReason === null ? loadShared() : threadsReason;
   if (typeof shared === "string") {
     threadsReason = shared;
-    return stopped.then(() => 1);
+    return Promise.resolve(1);
   }
-  let p: KernelPool;
-  try {
-    p = new KernelPool(
-      {
-        module: shared.module,
-        memory: shared.memory,
-        exports: shared.exports as unknown as Record<string, unknown>,
-        names: PART_EXPORTS,
-      },
-      n,
-    );
-  } catch (e) {
-    threadsReason = `the kernel workers could not be started: ${(e as Error).message}`;
-    return stopped.then(() => 1);
+  let p = wake(n);
+  if (p === null) {
+    try {
+      p = new KernelPool(
+        {
+          module: shared.module,
+          memory: shared.memory,
+          exports: shared.exports as unknown as Record<string, unknown>,
+          names: PART_EXPORTS,
+        },
+        n,
+      );
+    } catch (e) {
+      threadsReason = `the kernel workers could not be started: ${(e as Error).message}`;
+      return Promise.resolve(1);
+    }
   }
   pool = p;
   useThreadedInstance(shared);
-  return Promise.all([stopped, p.started]).then(([, started]) => {
+  return p.started.then((started) => {
     if (pool === p && p.failure !== null) threadsReason = p.failure;
     return started;
   });
+}
+
+/** How long a pool no longer in use keeps its (sleeping) workers for a setWasmThreads of its size, in ms. */
+const REST_MS = 30_000;
+let resting: KernelPool | null = null;
+let restTimer: ReturnType<typeof setTimeout> | null = null;
+
+/** Set p aside (ending the pool resting before it), or end it now if some of its workers failed. */
+function rest(p: KernelPool): void {
+  endResting();
+  if (p.failure !== null) {
+    void p.close();
+    return;
+  }
+  resting = p;
+  restTimer = setTimeout(endResting, REST_MS);
+  // a resting pool must not keep Node alive (its workers do not)
+  (restTimer as { unref?: () => void }).unref?.();
+}
+
+/** The resting pool if it has n threads (it is then no longer resting); else ends it and returns null. */
+function wake(n: number): KernelPool | null {
+  const p = resting;
+  if (p !== null && p.threads === n) {
+    resting = null;
+    if (restTimer !== null) clearTimeout(restTimer);
+    restTimer = null;
+    return p;
+  }
+  endResting();
+  return null;
+}
+
+function endResting(): void {
+  if (restTimer !== null) clearTimeout(restTimer);
+  restTimer = null;
+  if (resting !== null) void resting.close();
+  resting = null;
 }
 
 /** Threads the wasm kernels run on now: 1, or the calling thread plus the pool's workers that have started. */

@@ -22,13 +22,18 @@ export const CONTROL = {
   WS_STRIDE: 5,
   FAILED: 6, // set by a worker whose kernel threw; its message is in the MESSAGE slots
   WORKER_PARTS: 7, // parts run by workers so far (diagnostics and tests)
-  NEXT: 16, // (tag << PART_BITS) | next unclaimed part; on its own 64-byte line
-  FINISHED: 32, // parts finished in the current call; on its own line
-  READY: 48, // workers that have started
-  MESSAGE: 64, // MESSAGE_CHARS slots
+  THREADS: 8, // threads of the pool (the calling thread included), set once
+  FINISHED: 16, // parts finished in the current call; on its own 64-byte line
+  READY: 32, // workers that have started
+  MESSAGE: 48, // MESSAGE_CHARS slots
+  // NEXT + c · CHUNK_STRIDE, c < MAX_CHUNKS: chunk c's (tag << PART_BITS) | its next unclaimed part, each
+  // on its own line
+  NEXT: 320,
+  CHUNK_STRIDE: 16,
+  MAX_CHUNKS: 64,
   EXIT: 1,
   MESSAGE_CHARS: 256,
-  /** A call has at most 2^PART_BITS − 1 parts; the rest of NEXT is the generation's tag. */
+  /** A call has at most 2^PART_BITS − 1 parts; the rest of a chunk's word is the generation's tag. */
   PART_BITS: 12,
   TAG_MASK: (1 << (31 - 12)) - 1,
   MAX_PARTS: (1 << 12) - 1,
@@ -114,7 +119,7 @@ export function kernelWorker(
       const parts = ctl[PARTS];
       const fn = fns[ctl[FN]];
       const ws = ctl[WS_BASE] + index * ctl[WS_STRIDE];
-      claim(ctl, layout, tag, parts, fn, ws, a, true, report);
+      claim(ctl, layout, tag, parts, fn, ws, a, index, report);
       // wait for the next call: spin for spinMs, then sleep
       let g = Atomics.load(ctl, GEN);
       for (const until = performance.now() + init.spinMs; g === seen;) {
@@ -150,12 +155,18 @@ export function kernelWorker(
 }
 
 /**
- * Claim parts of the call tagged `tag` (its generation & TAG_MASK) from NEXT and run them until none is
- * left: the loop of every worker and of the calling thread (threads.ts). A part that throws is handed to
- * onError before it counts as finished, and the loop goes on (the call must finish: other threads are
- * using the memory). A worker (`worker`) also counts its parts in WORKER_PARTS and wakes the calling
- * thread after the call's last part. Returns FINISHED after this thread's last part (0: it ran none).
- * Self-contained like kernelWorker, which receives it in its source text.
+ * Claim parts of the call tagged `tag` (its generation & TAG_MASK) and run them until none is left: the
+ * loop of every worker and of the calling thread (threads.ts), thread `index` (0: the calling thread).
+ *
+ * The parts are cut into one contiguous chunk per thread (at most MAX_CHUNKS), each with its own counter.
+ * Thread i claims its own chunk first, in order, then what is left of the others'. The kernels cut their
+ * work the same way along the batch (images, planes, element ranges), so with every thread running, thread i
+ * works on the same images from layer to layer, which its core's cache still holds; a thread that falls
+ * behind still loses its remaining parts to the others. A part that throws is handed to onError before it
+ * counts as finished, and the loop goes on (the call must finish: other threads are using the memory). A
+ * worker also counts its parts in WORKER_PARTS and wakes the calling thread after the call's last part.
+ * Returns FINISHED after this thread's last part (0: it ran none). Self-contained like kernelWorker, which
+ * receives it in its source text.
  */
 export function claimParts(
   ctl: Int32Array,
@@ -165,29 +176,37 @@ export function claimParts(
   fn: PartFunction,
   ws: number,
   a: Float64Array,
-  worker: boolean,
+  index: number,
   onError: (e: unknown) => void,
 ): number {
-  const { NEXT, FINISHED, WORKER_PARTS, PART_BITS, MAX_PARTS } = layout;
+  const { NEXT, CHUNK_STRIDE, MAX_CHUNKS, THREADS, FINISHED, WORKER_PARTS, PART_BITS, MAX_PARTS } = layout;
+  const chunks = Math.min(ctl[THREADS], parts, MAX_CHUNKS);
   let done = 0;
-  let v = Atomics.load(ctl, NEXT);
-  while (v >>> PART_BITS === tag && (v & MAX_PARTS) < parts) {
-    const w = Atomics.compareExchange(ctl, NEXT, v, v + 1);
-    if (w !== v) {
-      v = w;
-      continue;
+  for (let k = 0; k < chunks; k++) {
+    const c = (index + k) % chunks;
+    const first = Math.floor((c * parts) / chunks);
+    const size = Math.floor(((c + 1) * parts) / chunks) - first;
+    const slot = NEXT + c * CHUNK_STRIDE;
+    let v = Atomics.load(ctl, slot);
+    while (v >>> PART_BITS === tag && (v & MAX_PARTS) < size) {
+      const w = Atomics.compareExchange(ctl, slot, v, v + 1);
+      if (w !== v) {
+        v = w;
+        continue;
+      }
+      const t = first + (v & MAX_PARTS);
+      try {
+        // The 24 raw arguments of a kernel part, on one line.
+        // prettier-ignore
+        fn(t, parts, ws, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23]);
+      } catch (e) {
+        onError(e);
+      }
+      if (index > 0) Atomics.add(ctl, WORKER_PARTS, 1);
+      done = Atomics.add(ctl, FINISHED, 1) + 1;
+      if (index > 0 && done === parts) Atomics.notify(ctl, FINISHED);
+      v = Atomics.load(ctl, slot);
     }
-    try {
-      // The 24 raw arguments of a kernel part, on one line.
-      // prettier-ignore
-      fn(v & MAX_PARTS, parts, ws, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23]);
-    } catch (e) {
-      onError(e);
-    }
-    if (worker) Atomics.add(ctl, WORKER_PARTS, 1);
-    done = Atomics.add(ctl, FINISHED, 1) + 1;
-    if (worker && done === parts) Atomics.notify(ctl, FINISHED);
-    v = Atomics.load(ctl, NEXT);
   }
   return done;
 }

@@ -23,7 +23,7 @@
 // only — never partial sums added afterwards), db's channels, dx's images. Dense: the rows of y, of dW
 // and of dx. So any number of parts, on any threads, gives the same bits.
 
-import { KC, MC, NR, PACKED_WS_BYTES, gemmNT, gemmPacked, packA, packedSize, panelCount, panelRows, tile } from "./gemm";
+import { KC, MC, NR, PACKED_WS_BYTES, gemmNT, gemmPacked, gemmPackedBias, packA, packedSize, panelCount, panelRows, tile } from "./gemm";
 import { align64, partStart } from "./parallel";
 
 // ------------------------------------------------------------------------------------------------
@@ -34,14 +34,6 @@ import { align64, partStart } from "./parallel";
   let j = 0;
   for (; j + 4 <= n; j += 4) v128.store(dst + (<usize>j << 2), f32x4.splat(0));
   for (; j < n; j++) store<f32>(dst + (<usize>j << 2), 0);
-}
-
-/** n floats at dst ← v. */
-@inline function fill(dst: usize, n: i32, v: f32): void {
-  const vv = f32x4.splat(v);
-  let j = 0;
-  for (; j + 4 <= n; j += 4) v128.store(dst + (<usize>j << 2), vv);
-  for (; j < n; j++) store<f32>(dst + (<usize>j << 2), v);
 }
 
 /** n floats: dst ← src (non-overlapping). */
@@ -279,14 +271,14 @@ export function convForwardPart(
   for (let n = partStart(N, t, T, 1); n < n1; n++) {
     const xn = x + (<usize>(n * C * H * W) << 2);
     const yn = y + (<usize>(n * O * P) << 2);
-    if (bias != 0) for (let o = 0; o < O; o++) fill(yn + (<usize>(o * P) << 2), P, load<f32>(bias + (<usize>o << 2)));
+    // y_n = b·1ᵀ + W·col_n, the sums starting from the bias (tile8's rowBias)
     if (implicit) {
       const xp = padded ? padImage(xn, C, H, W, padTop, padLeft, Hp, Wp, ws) : xn;
-      gemmImplicit(O, P, K, apack, xp, taps, OW, sh * Wp, yn, P, bias != 0, edge);
+      gemmImplicit(O, P, K, apack, xp, taps, OW, sh * Wp, yn, P, bias, edge);
       continue;
     }
     if (!direct) im2colImage(xn, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, col);
-    gemmPacked(O, P, K, apack, direct ? xn : col, P, yn, P, bias != 0, edge);
+    gemmPackedBias(O, P, K, apack, direct ? xn : col, P, yn, P, false, bias, edge);
   }
 }
 
@@ -311,7 +303,7 @@ function padImage(x: usize, C: i32, H: i32, W: i32, padTop: i32, padLeft: i32, H
 }
 
 /**
- * C[M×N] (+)= packedA · col without col: the implicit form of gemmPacked for a convolution whose output
+ * C[M×N] = rowBias·1ᵀ + packedA · col without col: the implicit form of gemmPackedBias for a convolution whose output
  * columns step by one input column (sw = dw = 1). col[k, p] for output position p = i·OW + j is
  * xp[taps[k] + i·rowStep + j] (taps[k]: the offset of row k's tap (c, p′, q′) in the padded image xp;
  * rowStep = sh·Wp), so each 8-column strip of col is gathered straight from xp into the strip buffer —
@@ -322,14 +314,14 @@ function padImage(x: usize, C: i32, H: i32, W: i32, padTop: i32, padLeft: i32, H
  */
 function gemmImplicit(
   M: i32, N: i32, K: i32, apack: usize, xp: usize, taps: usize, OW: i32, rowStep: i32, c: usize, ldc: i32,
-  accumulate: bool, ws: usize,
+  rowBias: usize, ws: usize,
 ): void {
   const ldcB = <usize>ldc << 2;
   const strip = ws;
   const cEdge = ws + <usize>((KC * NR) << 2);
   for (let pc = 0; pc < K; pc += KC) {
     const kc = min(KC, K - pc);
-    const ld = accumulate || pc > 0;
+    const ld = pc > 0;
     const aBlock = apack + (<usize>(pc * M) << 4);
     const tapBlock = taps + (<usize>pc << 2);
     for (let ic = 0; ic < M; ic += MC) {
@@ -342,7 +334,8 @@ function gemmImplicit(
         for (let p = 0; p < np; p++) {
           const mr = panelRows(mc, np, p);
           const cTile = c + <usize>r0 * ldcB + (<usize>jc << 2);
-          if (cols == NR) tile(mr, kc, aBlock + (<usize>(r0 * kc) << 4), strip, NR << 2, cTile, ldcB, ld);
+          const bias = rowBias == 0 ? 0 : rowBias + (<usize>r0 << 2);
+          if (cols == NR) tile(mr, kc, aBlock + (<usize>(r0 * kc) << 4), strip, NR << 2, cTile, ldcB, ld, bias);
           else {
             // the last N mod 8 columns through a temporary C tile, as gemmPacked's edge
             if (ld) {
@@ -350,7 +343,7 @@ function gemmImplicit(
                 for (let j = 0; j < cols; j++) store<f32>(cEdge + (<usize>(i * NR + j) << 2), load<f32>(cTile + <usize>i * ldcB + (<usize>j << 2)));
               }
             }
-            tile(mr, kc, aBlock + (<usize>(r0 * kc) << 4), strip, NR << 2, cEdge, NR << 2, ld);
+            tile(mr, kc, aBlock + (<usize>(r0 * kc) << 4), strip, NR << 2, cEdge, NR << 2, ld, bias);
             for (let i = 0; i < mr; i++) {
               for (let j = 0; j < cols; j++) store<f32>(cTile + <usize>i * ldcB + (<usize>j << 2), load<f32>(cEdge + (<usize>(i * NR + j) << 2)));
             }

@@ -61,10 +61,12 @@ export const NR: i32 = 8;
  * each value in all 4 lanes: one v128.load with a constant offset per row, where v128.load32_splat(a, 4·r)
  * made V8 11.3 emit an extra lea per row: 40 instructions per 10 multiply-adds, now 35); b: B[k0, j0]
  * with rows ldb bytes apart; c: C[i0, j0] with rows ldc bytes apart. accumulate = false starts from zero
- * (β = 0, first K block) instead of reading C. mr is a compile-time constant at every call site, so the
- * unused accumulators and branches fold away.
+ * (β = 0, first K block) instead of reading C — or, when rowBias ≠ 0, from rowBias[r] in every column of
+ * row r (a convolution's bias: the sums then start from the very value a bias-filled C would give, so
+ * the bits are those of fill-then-accumulate, without the pass that fills C). mr is a compile-time
+ * constant at every call site, so the unused accumulators and branches fold away.
  */
-@inline function tile8(mr: i32, kc: i32, a: usize, b: usize, ldb: usize, c: usize, ldc: usize, accumulate: bool): void {
+@inline function tile8(mr: i32, kc: i32, a: usize, b: usize, ldb: usize, c: usize, ldc: usize, accumulate: bool, rowBias: usize): void {
   let c00 = f32x4.splat(0);
   let c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00;
   if (accumulate) {
@@ -73,6 +75,12 @@ export const NR: i32 = 8;
     if (mr > 2) { c20 = v128.load(c + 2 * ldc); c21 = v128.load(c + 2 * ldc, 16); }
     if (mr > 3) { c30 = v128.load(c + 3 * ldc); c31 = v128.load(c + 3 * ldc, 16); }
     if (mr > 4) { c40 = v128.load(c + 4 * ldc); c41 = v128.load(c + 4 * ldc, 16); }
+  } else if (rowBias != 0) {
+    c00 = v128.load32_splat(rowBias); c01 = c00;
+    if (mr > 1) { c10 = v128.load32_splat(rowBias, 4); c11 = c10; }
+    if (mr > 2) { c20 = v128.load32_splat(rowBias, 8); c21 = c20; }
+    if (mr > 3) { c30 = v128.load32_splat(rowBias, 12); c31 = c30; }
+    if (mr > 4) { c40 = v128.load32_splat(rowBias, 16); c41 = c40; }
   }
   const aEnd = a + (<usize>(kc * mr) << 4);
   while (a < aEnd) {
@@ -107,13 +115,13 @@ export const NR: i32 = 8;
 }
 
 /** tile8 for a panel of mr ≤ MR rows (mr a run-time value). */
-export function tile(mr: i32, kc: i32, a: usize, b: usize, ldb: usize, c: usize, ldc: usize, accumulate: bool): void {
+export function tile(mr: i32, kc: i32, a: usize, b: usize, ldb: usize, c: usize, ldc: usize, accumulate: bool, rowBias: usize = 0): void {
   switch (mr) {
-    case 5: tile8(5, kc, a, b, ldb, c, ldc, accumulate); break;
-    case 4: tile8(4, kc, a, b, ldb, c, ldc, accumulate); break;
-    case 3: tile8(3, kc, a, b, ldb, c, ldc, accumulate); break;
-    case 2: tile8(2, kc, a, b, ldb, c, ldc, accumulate); break;
-    default: tile8(1, kc, a, b, ldb, c, ldc, accumulate); break;
+    case 5: tile8(5, kc, a, b, ldb, c, ldc, accumulate, rowBias); break;
+    case 4: tile8(4, kc, a, b, ldb, c, ldc, accumulate, rowBias); break;
+    case 3: tile8(3, kc, a, b, ldb, c, ldc, accumulate, rowBias); break;
+    case 2: tile8(2, kc, a, b, ldb, c, ldc, accumulate, rowBias); break;
+    default: tile8(1, kc, a, b, ldb, c, ldc, accumulate, rowBias); break;
   }
 }
 
@@ -174,6 +182,15 @@ export const PACKED_WS_BYTES: i32 = (KC * NR + MR * NR) * 4;
  * a zero-padded copy of B's edge and a temporary C tile, so the same tile8 serves them (same bits).
  */
 export function gemmPacked(M: i32, N: i32, K: i32, apack: usize, b: usize, ldb: i32, c: usize, ldc: i32, accumulate: bool, ws: usize): void {
+  gemmPackedBias(M, N, K, apack, b, ldb, c, ldc, accumulate, 0, ws);
+}
+
+/**
+ * gemmPacked that, when not accumulating and rowBias ≠ 0, starts row i of C from rowBias[i] (M floats)
+ * instead of zero: C = rowBias·1ᵀ + packedA · B, with the bits of filling C with the bias and then
+ * accumulating (tile8).
+ */
+export function gemmPackedBias(M: i32, N: i32, K: i32, apack: usize, b: usize, ldb: i32, c: usize, ldc: i32, accumulate: bool, rowBias: usize, ws: usize): void {
   if (M <= 0 || N <= 0) return;
   const ldbB = <usize>ldb << 2;
   const ldcB = <usize>ldc << 2;
@@ -182,7 +199,12 @@ export function gemmPacked(M: i32, N: i32, K: i32, apack: usize, b: usize, ldb: 
   const bEdge = ws;
   const cEdge = ws + <usize>((KC * NR) << 2);
   if (K <= 0) {
-    if (!accumulate) for (let i = 0; i < M; i++) memory.fill(c + <usize>i * ldcB, 0, <usize>N << 2);
+    if (!accumulate) {
+      for (let i = 0; i < M; i++) {
+        const v = rowBias != 0 ? load<f32>(rowBias + (<usize>i << 2)) : 0;
+        for (let j = 0; j < N; j++) store<f32>(c + <usize>i * ldcB + (<usize>j << 2), v);
+      }
+    }
     return;
   }
   for (let pc = 0; pc < K; pc += KC) {
@@ -217,7 +239,7 @@ export function gemmPacked(M: i32, N: i32, K: i32, apack: usize, b: usize, ldb: 
         for (let p = 0; p < np; p++) {
           const mr = panelRows(mc, np, p);
           const cTile = c + <usize>r0 * ldcB + (<usize>jc << 2);
-          tile(mr, kc, aBlock + (<usize>(r0 * kc) << 4), bStrip, ldStrip, cTile, ldcB, ld);
+          tile(mr, kc, aBlock + (<usize>(r0 * kc) << 4), bStrip, ldStrip, cTile, ldcB, ld, rowBias == 0 ? 0 : rowBias + (<usize>r0 << 2));
           r0 += mr;
         }
       }
@@ -238,7 +260,7 @@ export function gemmPacked(M: i32, N: i32, K: i32, apack: usize, b: usize, ldb: 
               for (let j = 0; j < rem; j++) store<f32>(cEdge + (<usize>(i * NR + j) << 2), load<f32>(cTile + <usize>i * ldcB + (<usize>j << 2)));
             }
           }
-          tile(mr, kc, aBlock + (<usize>(r0 * kc) << 4), bEdge, NR << 2, cEdge, NR << 2, ld);
+          tile(mr, kc, aBlock + (<usize>(r0 * kc) << 4), bEdge, NR << 2, cEdge, NR << 2, ld, rowBias == 0 ? 0 : rowBias + (<usize>r0 << 2));
           for (let i = 0; i < mr; i++) {
             for (let j = 0; j < rem; j++) store<f32>(cTile + <usize>i * ldcB + (<usize>j << 2), load<f32>(cEdge + (<usize>(i * NR + j) << 2)));
           }

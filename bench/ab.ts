@@ -11,7 +11,7 @@
 //   node --import tsx bench/ab.ts /tmp/old.generated.ts [--rounds 15]
 //
 // Workloads: GEMM 256³ (NN), the 3×3 conv N32 16→32 28×28 forward and backward, LeNet-5's conv1 and conv2
-// at batch 64 forward + backward, two of resnet-mini's convolutions forward + backward, and the dense
+// at batch 64 forward + backward, three convolutions of resnet-mini's shapes forward + backward, and the dense
 // layers' products. Each round also times the WebAssembly
 // SIMD ceiling (bench/ceiling.ts, the best kernel picked once) in CPU time, so each build's efficiency
 // (GFLOP/s ÷ ceiling, per round, median) is printed beside the ratio. Timings are not tests.
@@ -150,6 +150,7 @@ const CASES: Case[] = [
   convCase(64, 6, 16, 14, 5, 0, "LeNet conv2 N64 6→16 14×14 5×5", true),
   convCase(32, 16, 16, 28, 3, 1, "resnet-mini 3×3 N32 16→16 28×28", true),
   convCase(32, 32, 64, 14, 5, 2, "resnet-mini 5×5 N32 32→64 14×14", true),
+  convCase(32, 64, 64, 7, 3, 1, "resnet-mini 3×3 N32 64→64 7×7", true),
 ];
 
 async function main(argv: string[]): Promise<number> {

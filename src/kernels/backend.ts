@@ -112,6 +112,8 @@ export const kernels: Kernels = {
   add: (a, b, out) => {
     backendFor(a, b, out).add(a, b, out);
   },
+  outputBuffer: (buf, shape, dtype) =>
+    (current === "wasm" && dtype === "float32" ? wasmBackend : jsBackend).outputBuffer(buf, shape, dtype),
   firstNonFinite: (a) => backendFor(a).firstNonFinite(a),
   groupNormForward: (x, N, groups, C, gamma, beta, eps, prev) =>
     backendFor(x.data, gamma?.data, beta?.data).groupNormForward(x, N, groups, C, gamma, beta, eps, prev),

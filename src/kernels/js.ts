@@ -888,6 +888,7 @@ export const jsBackend: Kernels = {
   batchNormForward,
   batchNormBackward,
   add,
+  outputBuffer: reuse,
   firstNonFinite,
   groupNormForward,
   groupNormBackward,

@@ -23,7 +23,7 @@
 // contexts own device buffers (the saved activations never leave the device), `y` and the returned dx
 // become NDArrays whose storage is read back only where host code touches it (see docs/ARCHITECTURE.md).
 
-import type { NDArray, TypedArray } from "../nd/ndarray.ts";
+import type { DType, NDArray, TypedArray } from "../nd/ndarray.ts";
 import type { ConvGeometry, WindowGeometry } from "./im2col.ts";
 
 export type BackendName = "js" | "wasm";
@@ -207,6 +207,14 @@ export interface Kernels {
 
   /** out[i] = a[i] + b[i] over out.length elements (out may be a): Add's forward, a graph's fan-out sum. */
   add(a: TypedArray, b: TypedArray, out: TypedArray): void;
+
+  /**
+   * A buffer for the output of a layer that fills it itself (Add, Multiply, their gradients): buf when it
+   * still fits, else a new one. The WebAssembly backend makes it resident in linear memory while outputs are
+   * internal to a model's pass (wasm-memory.ts), so the kernels that write and read it do so in place, as
+   * for the outputs of its own ops; the JS backend reuses ordinary arrays.
+   */
+  outputBuffer(buf: NDArray | null, shape: readonly number[], dtype: DType): NDArray;
 
   /** The index of a's first NaN or ±Infinity, or −1: the trainer's check of every gradient and parameter. */
   firstNonFinite(a: TypedArray): number;

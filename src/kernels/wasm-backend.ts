@@ -393,6 +393,7 @@ export const wasmBackend: Kernels = {
   add: (a, b, out) => {
     addWasm(a as Float32Array, b as Float32Array, out as Float32Array);
   },
+  outputBuffer: outputLike,
   firstNonFinite: (a) => firstNonFiniteWasm(a as Float32Array),
   groupNormForward,
   groupNormBackward,

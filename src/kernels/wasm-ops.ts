@@ -7,7 +7,7 @@ import type { TypedArray } from "../nd/ndarray.ts";
 import type { ConvGeometry } from "./im2col.ts";
 import type { Gemm } from "./kernels.ts";
 import { Part } from "./wasm-loader.ts";
-import { ViewCache, alloc, begin, residentAddress, residentOutput } from "./wasm-memory.ts";
+import { ViewCache, alloc, begin, isResident, residentAddress, residentOutput } from "./wasm-memory.ts";
 import { MAX_PARTS, evenParts, runParts, threadsFor, threadsForElements, threadsForStreaming } from "./wasm-threads.ts";
 
 // GEMM with the gemm.ts signature (offsets and leading dimensions into JS arrays).
@@ -531,7 +531,7 @@ function addViewsFor(n: number): ViewCache {
  */
 export function addWasm(a: Float32Array, b: Float32Array, out: Float32Array): void {
   const n = out.length;
-  const T = threadsForStreaming(n);
+  const T = threadsForStreaming(n, residentOutput(out) && isResident(a) && isResident(b));
   begin(T);
   const addViews = addViewsFor(n);
   const ap = a.length === n ? addViews.input(0, a) : addViews.put(0, a.subarray(0, n));

@@ -64,7 +64,7 @@ export abstract class MergeLayer extends Layer {
   }
 
   protected gradBuffer(k: number, like: NDArray): NDArray {
-    const b = reuse(this.dxs[k] ?? null, like.shape, like.dtype);
+    const b = kernels.outputBuffer(this.dxs[k] ?? null, like.shape, like.dtype);
     this.dxs[k] = b;
     return b;
   }
@@ -108,7 +108,7 @@ abstract class ElementwiseMerge extends MergeLayer {
   // backward reads them, Add's their shapes) in a reused array: steady-state training allocates nothing.
   forwardInputs(xs: readonly NDArray[]): NDArray {
     if (!allSameShape(xs)) this.checkInputs(xs); // throws, naming the input that differs
-    const y = (this.y = reuse(this.y, xs[0].shape, xs[0].dtype));
+    const y = (this.y = kernels.outputBuffer(this.y, xs[0].shape, xs[0].dtype));
     this.combine(xs[0].data, xs[1].data, y.data);
     for (let k = 2; k < xs.length; k++) this.combine(y.data, xs[k].data, y.data);
     this.xs.length = xs.length;

@@ -2,7 +2,7 @@
 // input column (conv.as gemmImplicit): the same products in the same order as im2col + gemmPacked, so the
 // same bits. Checked here against those two exports run on the same operands, over random geometries
 // (padding, row stride and dilation, kernels wider than the output, fewer than 8 output columns, K past one
-// K block, M past one M block, a bias).
+// K block, M past one M block, a bias); and col2im against adding col's rows in order.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -88,5 +88,75 @@ test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm
       assert.equal(at0, -1, `y[${at0}] differs (${JSON.stringify(g)})`);
     }),
     { numRuns: 60, seed: 15 },
+  );
+});
+
+// col2im adds a 3-wide kernel's three taps into each dx element together (conv.as col2imRow3); its bits
+// must be those of adding col's rows one after the other in row order, as the plain loop below does.
+test("col2im gives the bits of adding col's rows in order", { skip: noWasm }, async () => {
+  const k = await loadKernels();
+  if (typeof k === "string") throw new Error(k);
+  const ex = k.exports as unknown as Record<string, Fn>;
+  const base = k.memory.buffer.byteLength;
+  const geometry = fc
+    .record({
+      C: fc.integer({ min: 1, max: 4 }),
+      H: fc.integer({ min: 1, max: 12 }),
+      W: fc.integer({ min: 1, max: 21 }),
+      kh: fc.integer({ min: 1, max: 4 }),
+      kw: fc.constantFrom(3, 3, 3, 1, 2, 5),
+      sh: fc.integer({ min: 1, max: 3 }),
+      sw: fc.constantFrom(1, 1, 1, 2),
+      dh: fc.integer({ min: 1, max: 2 }),
+      dw: fc.constantFrom(1, 1, 1, 2),
+      padTop: fc.integer({ min: 0, max: 3 }),
+      padBottom: fc.integer({ min: 0, max: 3 }),
+      padLeft: fc.integer({ min: 0, max: 3 }),
+      padRight: fc.integer({ min: 0, max: 3 }),
+      seed: fc.integer({ min: 1, max: 1000 }),
+    })
+    .map((g) => ({
+      ...g,
+      OH: Math.floor((g.H + g.padTop + g.padBottom - (g.kh - 1) * g.dh - 1) / g.sh) + 1,
+      OW: Math.floor((g.W + g.padLeft + g.padRight - (g.kw - 1) * g.dw - 1) / g.sw) + 1,
+    }))
+    .filter((g) => g.OH >= 1 && g.OW >= 1);
+  fc.assert(
+    fc.property(geometry, (g) => {
+      const { C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
+      const K = C * kh * kw;
+      const P = OH * OW;
+      const need = 4 * (K * P + 2 * C * H * W) + 256;
+      if (base + need > k.memory.buffer.byteLength)
+        k.memory.grow(Math.ceil((base + need - k.memory.buffer.byteLength) / 65536));
+      const col = base;
+      const dx = col + 4 * K * P + 64;
+      const f = new Float32Array(k.memory.buffer);
+      let s = g.seed;
+      const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+      for (let i = 0; i < K * P; i++) f[col / 4 + i] = rand();
+      const start = Float32Array.from({ length: C * H * W }, rand);
+      f.set(start, dx / 4);
+      ex.col2imImage(col, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, dx);
+      const want = Float32Array.from(start);
+      for (let c = 0; c < C; c++)
+        for (let p = 0; p < kh; p++)
+          for (let q = 0; q < kw; q++) {
+            const r = (c * kh + p) * kw + q;
+            for (let i = 0; i < OH; i++)
+              for (let j = 0; j < OW; j++) {
+                const h = i * sh + p * dh - padTop;
+                const w = j * sw + q * dw - padLeft;
+                if (h < 0 || h >= H || w < 0 || w >= W) continue;
+                const at = (c * H + h) * W + w;
+                want[at] = Math.fround(want[at] + f[col / 4 + r * P + i * OW + j]);
+              }
+          }
+      const got = new Uint32Array(k.memory.buffer, dx, C * H * W);
+      const wantBits = new Uint32Array(want.buffer);
+      const at0 = got.findIndex((v, i) => v !== wantBits[i]);
+      assert.equal(at0, -1, `dx[${at0}] differs (${JSON.stringify(g)})`);
+    }),
+    { numRuns: 150, seed: 16 },
   );
 });

@@ -162,18 +162,32 @@ export function im2colImage(
   im2colRows(x, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, 0, C * kh * kw, col);
 }
 
-/** The adjoint of im2colImage: dx[c, …] += col[r, s] for every entry that came from x (padding dropped). */
+/**
+ * The adjoint of im2colImage: dx[c, …] += col[r, s] for every entry that came from x (padding dropped).
+ * Each dx element receives its entries in row order r = (c·kh + p)·kw + q. For a 3-wide kernel with
+ * columns stepping by one, the three rows of one (c, p) go into a row of dx together (col2imRow3): read
+ * and written once instead of three times, each element taking its taps in q order — the same bits.
+ */
 export function col2imImage(
   col: usize, C: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32,
   padTop: i32, padLeft: i32, OH: i32, OW: i32, dx: usize,
 ): void {
   const P = OH * OW;
+  const rows3 = kw == 3 && sw == 1 && dw == 1;
   let srcRow = col;
   for (let c = 0; c < C; c++) {
     const plane = dx + (<usize>(c * H * W) << 2);
     for (let p = 0; p < kh; p++) {
       const iLo = firstInside(padTop, p * dh, sh);
       const iHi = endInside(H, padTop, p * dh, sh, OH);
+      if (rows3) {
+        for (let i = iLo; i < iHi; i++) {
+          const dst = plane + (<usize>((i * sh + p * dh - padTop) * W) << 2);
+          col2imRow3(srcRow + (<usize>(i * OW) << 2), <usize>P << 2, W, padLeft, OW, dst);
+        }
+        srcRow += <usize>(3 * P) << 2;
+        continue;
+      }
       for (let q = 0; q < kw; q++) {
         const jLo = firstInside(padLeft, q * dw, sw);
         const jHi = endInside(W, padLeft, q * dw, sw, OW);
@@ -193,6 +207,41 @@ export function col2imImage(
         srcRow += <usize>P << 2;
       }
     }
+  }
+}
+
+/**
+ * A row of dx (W floats at dst) += its entries from three rows of col, one output row (OW floats) each,
+ * `rowBytes` apart: row q puts its column j on dx column w = j + q − padLeft. Columns [lo, hi) take all
+ * three, as vectors; the few at the edges take those that land inside. Each element adds q = 0, 1, 2 in
+ * order.
+ */
+function col2imRow3(src: usize, rowBytes: usize, W: i32, padLeft: i32, OW: i32, dst: usize): void {
+  const s0 = src + (<usize>padLeft << 2); // row 0 at dx column 0; row q at column 0 is s0 + q·(rowBytes − 4)
+  const s1 = s0 + rowBytes - 4;
+  const s2 = s1 + rowBytes - 4;
+  const lo = min(W, max(0, 2 - padLeft));
+  const hi = max(lo, min(W, OW - padLeft));
+  let w = lo;
+  for (; w + 4 <= hi; w += 4) {
+    const o = <usize>w << 2;
+    v128.store(dst + o, f32x4.add(f32x4.add(f32x4.add(v128.load(dst + o), v128.load(s0 + o)), v128.load(s1 + o)), v128.load(s2 + o)));
+  }
+  for (; w < hi; w++) {
+    const o = <usize>w << 2;
+    store<f32>(dst + o, load<f32>(dst + o) + load<f32>(s0 + o) + load<f32>(s1 + o) + load<f32>(s2 + o));
+  }
+  // the edges: columns below lo and from hi on, each tap where its column j = w − q + padLeft is in the row
+  for (let e = 0; e < W; e++) {
+    if (e == lo) e = hi;
+    if (e >= W) break;
+    const o = <usize>e << 2;
+    let v = load<f32>(dst + o);
+    const j = e + padLeft;
+    if (j >= 0 && j < OW) v += load<f32>(s0 + o);
+    if (j >= 1 && j - 1 < OW) v += load<f32>(s1 + o);
+    if (j >= 2 && j - 2 < OW) v += load<f32>(s2 + o);
+    store<f32>(dst + o, v);
   }
 }
 

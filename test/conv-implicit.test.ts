@@ -13,11 +13,16 @@ import { noWasm } from "./kernel-helpers.ts";
 
 type Fn = (...args: number[]) => number;
 
-test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm }, async () => {
+/** The ordinary kernel instance's exports and memory, and the first byte past what the library has used. */
+async function kernelExports(): Promise<{ ex: Record<string, Fn>; memory: WebAssembly.Memory; base: number }> {
   const k = await loadKernels();
   if (typeof k === "string") throw new Error(k);
-  const ex = k.exports as unknown as Record<string, Fn>;
-  const base = k.memory.buffer.byteLength; // past everything the library has used: this test's operands
+  return { ex: k.exports as unknown as Record<string, Fn>, memory: k.memory, base: k.memory.buffer.byteLength };
+}
+
+test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm }, async () => {
+  const { ex, memory, base } = await kernelExports(); // this test's operands go from base on
+  const k = { memory };
   const geometry = fc
     .record({
       N: fc.integer({ min: 1, max: 2 }),
@@ -94,10 +99,8 @@ test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm
 // col2im adds a 3-wide kernel's three taps into each dx element together (conv.as col2imRow3); its bits
 // must be those of adding col's rows one after the other in row order, as the plain loop below does.
 test("col2im gives the bits of adding col's rows in order", { skip: noWasm }, async () => {
-  const k = await loadKernels();
-  if (typeof k === "string") throw new Error(k);
-  const ex = k.exports as unknown as Record<string, Fn>;
-  const base = k.memory.buffer.byteLength;
+  const { ex, memory, base } = await kernelExports();
+  const k = { memory };
   const geometry = fc
     .record({
       C: fc.integer({ min: 1, max: 4 }),

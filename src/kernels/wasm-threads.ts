@@ -53,6 +53,8 @@ export function setWasmThreads(n: number): Promise<number> {
   const old = pool;
   pool = null;
   useThreadedInstance(null);
+  // take a resting pool of n back before setting the old one aside, which ends the one resting before it
+  const woken = n > 1 ? wake(n) : null;
   if (old !== null) rest(old);
   if (n <= 1) {
     threadsReason = null;
@@ -65,9 +67,10 @@ export function setWasmThreads(n: number): Promise<number> {
   const shared = threadsReason === null ? loadShared() : threadsReason;
   if (typeof shared === "string") {
     threadsReason = shared;
+    void woken?.close();
     return Promise.resolve(1);
   }
-  let p = wake(n);
+  let p = woken;
   if (p === null) {
     try {
       p = new KernelPool(
@@ -110,17 +113,17 @@ function rest(p: KernelPool): void {
   (restTimer as { unref?: () => void }).unref?.();
 }
 
-/** The resting pool if it has n threads (it is then no longer resting); else ends it and returns null. */
+/**
+ * The resting pool if it has n threads (it is then no longer resting), else null; a pool of another size
+ * rests on (n → m → n takes the n-pool back), until its time is up or another pool is set aside.
+ */
 function wake(n: number): KernelPool | null {
   const p = resting;
-  if (p !== null && p.threads === n) {
-    resting = null;
-    if (restTimer !== null) clearTimeout(restTimer);
-    restTimer = null;
-    return p;
-  }
-  endResting();
-  return null;
+  if (p === null || p.threads !== n) return null;
+  resting = null;
+  if (restTimer !== null) clearTimeout(restTimer);
+  restTimer = null;
+  return p;
 }
 
 function endResting(): void {

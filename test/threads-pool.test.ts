@@ -144,8 +144,8 @@ const skip = canThread ? false : "threads unavailable here";
 
 describe("setThreads bounds", () => {
   test("rejects more threads than it can use, naming the bound", () => {
-    assert.throws(() => setThreads(100_000), /^RangeError: setThreads: at most 256 threads, got 100000/);
-    assert.throws(() => setThreads(257), /at most 256 threads, got 257/);
+    assert.throws(() => setThreads(100_000), /^RangeError: setThreads: at most 1024 threads, got 100000/);
+    assert.throws(() => setThreads(1025), /at most 1024 threads, got 1025/);
   });
 });
 
@@ -170,5 +170,10 @@ describe("resting pools", { skip }, () => {
     assert.equal(getThreads(), 2, "the 2-thread pool is back at once");
     assert.equal(wasmWorkerParts(), parts);
     assert.equal(await back, 2);
+    // asking again for the count running keeps the pool running
+    const again = setThreads(2);
+    assert.equal(getThreads(), 2);
+    assert.equal(wasmWorkerParts(), parts);
+    assert.equal(await again, 2);
   });
 });

@@ -141,11 +141,12 @@ export function ownedArray(a: NDArray, buffer: NDArray | null): NDArray {
 }
 
 /**
- * Most threads setThreads accepts. Each is a worker with its own JavaScript heap and kernel instance, and its
- * own scratch in the kernels' memory; far more than any machine's cores only costs memory (100 000 of them
- * end the process: out of memory) and time, and the calls' parts (MAX_PARTS) run out long before.
+ * Most threads setThreads accepts: more than the largest machines' cores (so setThreads(cores) always works),
+ * where the calls' parts (MAX_PARTS, two per thread) already run out. Each thread is a worker with its own
+ * JavaScript heap and kernel instance and its own scratch in the kernels' memory: far more threads than cores
+ * only cost memory and time, and 100 000 of them end the process (out of memory).
  */
-export const MAX_THREADS = 256;
+export const MAX_THREADS = 1024;
 
 function checkedThreads(n: unknown, where: string): number {
   if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
@@ -158,7 +159,7 @@ function checkedThreads(n: unknown, where: string): number {
 }
 
 /**
- * Run the float32 wasm kernels on n threads (an integer from 1 to MAX_THREADS = 256; anything else throws a
+ * Run the float32 wasm kernels on n threads (an integer from 1 to MAX_THREADS = 1024; anything else throws a
  * RangeError). Results are bit-identical to one thread's. Returns a promise of the number of threads running
  * once the workers have started — n, or 1 where threads are unavailable (threadsUnavailable() says why);
  * calls made before then already run, on the threads started so far. A setThreads that replaces the workers

@@ -53,9 +53,14 @@ export function setWasmThreads(n: number): Promise<number> {
   const old = pool;
   pool = null;
   useThreadedInstance(null);
-  // take a resting pool of n back before setting the old one aside, which ends the one resting before it
-  const woken = n > 1 ? wake(n) : null;
-  if (old !== null) rest(old);
+  // the running pool if it has n threads; else a resting pool of n, taken back before the old one is set
+  // aside (which ends the one resting before it)
+  let woken: KernelPool | null = null;
+  if (old !== null && old.threads === n && old.failure === null) woken = old;
+  else {
+    woken = n > 1 ? wake(n) : null;
+    if (old !== null) rest(old);
+  }
   if (n <= 1) {
     threadsReason = null;
     return Promise.resolve(1);

@@ -55,12 +55,9 @@ export function setWasmThreads(n: number): Promise<number> {
   useThreadedInstance(null);
   // the running pool if it has n threads; else a resting pool of n, taken back before the old one is set
   // aside (which ends the one resting before it)
-  let woken: KernelPool | null = null;
-  if (old !== null && old.threads === n && old.failure === null) woken = old;
-  else {
-    woken = n > 1 ? wake(n) : null;
-    if (old !== null) rest(old);
-  }
+  const keep = old !== null && old.threads === n && old.failure === null;
+  const woken = keep ? old : n > 1 ? wake(n) : null;
+  if (old !== null && !keep) rest(old);
   if (n <= 1) {
     threadsReason = null;
     return Promise.resolve(1);

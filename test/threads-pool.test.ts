@@ -4,7 +4,7 @@
 // its call's function, T and scratch, whatever the thread count (beyond MAX_CHUNKS too) and however the
 // turns interleave; a thread that read the call long ago (its tag come round again after 2^19 calls) or
 // that sees the next call's PARTS before the chunk words were closed runs nothing of another call.
-// Then resting pools of another size, and the bound on setThreads.
+// Then thousands of small calls on a real pool, resting pools of another size, and the bound on setThreads.
 
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,7 +13,8 @@ import fc from "fast-check";
 import { CONTROL, claimParts, publishCall } from "../src/kernels/thread-worker.ts";
 import { getThreads, setBackend, getBackend, setThreads, wasmAvailable } from "../src/kernels/backend.ts";
 import { wasmWorkerParts } from "../src/kernels/wasm.ts";
-import { threadSupport } from "../src/kernels/threads.ts";
+import { KernelPool, threadSupport } from "../src/kernels/threads.ts";
+import { RandomState } from "../src/nd/random.ts";
 import { gemm } from "../src/kernels/gemm.ts";
 
 const { NEXT, CHUNK_STRIDE, MAX_CHUNKS, THREADS, FINISHED, TAG_MASK } = CONTROL;
@@ -141,6 +142,43 @@ describe("claimParts and publishCall", () => {
 
 const canThread = wasmAvailable() && threadSupport() === null;
 const skip = canThread ? false : "threads unavailable here";
+
+describe("a real pool", { skip }, () => {
+  test("thousands of small calls of varying parts (fewer than the threads too) each write all their output", async () => {
+    const { wasmSharedBase64 } = (await import("../src/kernels/wasm/kernels.generated.ts")) as {
+      wasmSharedBase64: string;
+    };
+    const module = new WebAssembly.Module(Uint8Array.from(atob(wasmSharedBase64), (ch) => ch.charCodeAt(0)));
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
+    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, unknown>;
+    const pool = new KernelPool({ module, memory, exports, names: ["reluForwardPart"] }, 3);
+    try {
+      assert.equal(await pool.started, 3);
+      const X = 0,
+        Y = 20000,
+        N = 4096;
+      const x = new Float32Array(memory.buffer, X, N),
+        y = new Float32Array(memory.buffer, Y, N + 1);
+      const rng = new RandomState(9);
+      for (let call = 0; call < 3000; call++) {
+        const n = 1 + Math.floor(rng.random() * N);
+        const parts = 1 + Math.floor(rng.random() * 12);
+        for (let j = 0; j < n; j++) x[j] = ((call + j) % 5) - 2;
+        y.fill(-7);
+        pool.args.set([n, X, Y]);
+        pool.run(0, parts, 0, 0);
+        for (let j = 0; j < n; j++) {
+          if (y[j] !== Math.max(0, x[j]))
+            assert.fail(`call ${call} (${n} elements, ${parts} parts): y[${j}] = ${y[j]}`);
+        }
+        assert.equal(y[n], -7, `call ${call}: wrote past its output`);
+      }
+      assert.ok(pool.workerParts() > 0, "no part ran on a worker");
+    } finally {
+      await pool.close();
+    }
+  });
+});
 
 describe("setThreads bounds", () => {
   test("rejects more threads than it can use, naming the bound", () => {

@@ -13,7 +13,8 @@ import fc from "fast-check";
 import { CONTROL, claimParts, publishCall } from "../src/kernels/thread-worker.ts";
 import { getThreads, setBackend, getBackend, setThreads, wasmAvailable } from "../src/kernels/backend.ts";
 import { wasmWorkerParts } from "../src/kernels/wasm.ts";
-import { KernelPool, threadSupport } from "../src/kernels/threads.ts";
+import { threadSupport } from "../src/kernels/threads.ts";
+import { reluPool } from "./kernel-helpers.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { gemm } from "../src/kernels/gemm.ts";
 
@@ -145,15 +146,8 @@ const skip = canThread ? false : "threads unavailable here";
 
 describe("a real pool", { skip }, () => {
   test("thousands of small calls of varying parts (fewer than the threads too) each write all their output", async () => {
-    const { wasmSharedBase64 } = (await import("../src/kernels/wasm/kernels.generated.ts")) as {
-      wasmSharedBase64: string;
-    };
-    const module = new WebAssembly.Module(Uint8Array.from(atob(wasmSharedBase64), (ch) => ch.charCodeAt(0)));
-    const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
-    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, unknown>;
-    const pool = new KernelPool({ module, memory, exports, names: ["reluForwardPart"] }, 3);
+    const { pool, memory } = await reluPool(3);
     try {
-      assert.equal(await pool.started, 3);
       const X = 0,
         Y = 20000,
         N = 4096;

@@ -24,7 +24,8 @@ import {
   wasmAvailable,
 } from "../src/kernels/backend.ts";
 import { WasmConv2D, WasmDense, WasmMaxPool2D, WasmReLU, poolEveryCall, wasmWorkerParts } from "../src/kernels/wasm.ts";
-import { KernelPool, threadSupport } from "../src/kernels/threads.ts";
+import { threadSupport } from "../src/kernels/threads.ts";
+import { reluPool } from "./kernel-helpers.ts";
 import { convGeometry } from "../src/kernels/im2col.ts";
 import { Conv2D } from "../src/nn/conv.ts";
 import { Dense } from "../src/nn/dense.ts";
@@ -283,15 +284,8 @@ describe("bit-identical on 1, 2 and 3 threads", { skip }, () => {
 
   test("a kernel that traps is reported as an error, and the pool keeps working", async () => {
     await setThreads(1);
-    const { wasmSharedBase64 } = (await import("../src/kernels/wasm/kernels.generated.ts")) as {
-      wasmSharedBase64: string;
-    };
-    const module = new WebAssembly.Module(Uint8Array.from(atob(wasmSharedBase64), (ch) => ch.charCodeAt(0)));
-    const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
-    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, unknown>;
-    const pool = new KernelPool({ module, memory, exports, names: ["reluForwardPart"] }, 2);
+    const { pool } = await reluPool(2);
     try {
-      assert.equal(await pool.started, 2);
       pool.args.set([1 << 20, 0, 1 << 24]); // n, x, y: y is far outside the 64 KiB memory
       assert.throws(() => {
         pool.run(0, 8, 0, 0);

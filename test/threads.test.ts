@@ -351,6 +351,21 @@ describe("workers and the process", { skip }, () => {
     assert.equal(r.stdout.trim(), "2");
   });
 
+  test("a pool whose worker failed to start while it rested is not taken back: a new one starts", () => {
+    // the first worker started fails (a stand-in for a transient failure: memory, a sandbox); later ones start
+    const r = node(`const wt = process.getBuiltinModule("node:worker_threads");
+      const failing = 'const { parentPort } = require("node:worker_threads"); parentPort.once("message", () => { parentPort.postMessage({ ready: false, error: "boom" }); parentPort.close(); });';
+      let fail = true;
+      class W extends wt.Worker { constructor(src, o) { const f = fail; fail = false; super(f ? failing : src, o); } }
+      const builtin = process.getBuiltinModule;
+      process.getBuiltinModule = (id) => (id === "node:worker_threads" ? { ...wt, Worker: W } : builtin.call(process, id));
+      (async () => { const b = await import("./src/kernels/backend.ts");
+      const first = b.setThreads(2); await b.setThreads(1); console.log(await first);
+      console.log(await b.setThreads(2), b.threadsUnavailable()); })()`);
+    assert.equal(r.status, 0, `${r.error?.message ?? ""} ${r.stderr}`);
+    assert.deepEqual(r.stdout.trim().split("\n"), ["1", "2 null"]);
+  });
+
   test("HANDPROP_THREADS sets the initial count; a bad value is an error naming it", () => {
     const ok = node(
       `(async () => { const b = await import("./src/kernels/backend.ts"); await new Promise((r) => setTimeout(r, 500)); ${work} console.log(b.getThreads()); })()`,

@@ -117,11 +117,13 @@ function rest(p: KernelPool): void {
 
 /**
  * The resting pool if it has n threads (it is then no longer resting), else null; a pool of another size
- * rests on (n → m → n takes the n-pool back), until its time is up or another pool is set aside.
+ * rests on (n → m → n takes the n-pool back), until its time is up or another pool is set aside. A pool
+ * whose workers failed to start while it rested ends: a new one may start where it did not.
  */
 function wake(n: number): KernelPool | null {
   const p = resting;
-  if (p === null || p.threads !== n) return null;
+  if (p !== null && p.failure !== null) endResting();
+  if (p === null || p.threads !== n || p.failure !== null) return null;
   resting = null;
   if (restTimer !== null) clearTimeout(restTimer);
   restTimer = null;

@@ -100,6 +100,17 @@ describe("claimParts and publishCall", () => {
     );
   });
 
+  test("when the workers took every part, the calling thread runs none and reports FINISHED as 0", () => {
+    const ctl = controlBlock(3);
+    const runs: Run[] = [];
+    const fns = recorders(1, runs);
+    publishCall(ctl, CONTROL, 2, 0, 5, 0, 0);
+    assert.equal(claimParts(ctl, CONTROL, 2, fns, args, 1, fail), 5, "the worker that ran the last part sees all");
+    assert.equal(claimParts(ctl, CONTROL, 2, fns, args, 0, fail), 0);
+    assert.equal(runs.length, 5);
+    assert.equal(Atomics.load(ctl, CONTROL.WORKER_PARTS), 5);
+  });
+
   test("a thread that sees the next call's PARTS before the chunk words are closed claims nothing", () => {
     const ctl = controlBlock(2);
     const runs: Run[] = [];

@@ -18,7 +18,7 @@ import {
   wasmAvailable,
   type BackendName,
 } from "../src/kernels/backend.ts";
-import { threadSupport } from "../src/kernels/threads.ts";
+import { KernelPool, threadSupport } from "../src/kernels/threads.ts";
 import { poolEveryCall } from "../src/kernels/wasm.ts";
 import type { AllocationReport } from "./alloc-profile.ts";
 
@@ -96,4 +96,20 @@ export function assertAllocationBudget(script: string, args: string[], budget: n
   const top = r.sites.filter((s) => s.ours && !s.engine).slice(0, 8);
   const list = top.map((s) => `${s.bytesPerStep.toFixed(0)} B/step ${s.site}`).join("\n  ");
   assert.ok(ours <= budget, `${ours.toFixed(0)} B/step allocated in handprop code:\n  ${list}`);
+}
+
+/**
+ * A KernelPool of `threads` threads running only reluForwardPart (args: n, x, y) over a fresh shared memory
+ * of one 64 KiB page, started; close it when done.
+ */
+export async function reluPool(threads: number): Promise<{ pool: KernelPool; memory: WebAssembly.Memory }> {
+  const { wasmSharedBase64 } = (await import("../src/kernels/wasm/kernels.generated.ts")) as {
+    wasmSharedBase64: string;
+  };
+  const module = new WebAssembly.Module(Uint8Array.from(atob(wasmSharedBase64), (ch) => ch.charCodeAt(0)));
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
+  const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, unknown>;
+  const pool = new KernelPool({ module, memory, exports, names: ["reluForwardPart"] }, threads);
+  assert.equal(await pool.started, threads);
+  return { pool, memory };
 }

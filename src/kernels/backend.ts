@@ -142,22 +142,31 @@ export function ownedArray(a: NDArray, buffer: NDArray | null): NDArray {
   return copy;
 }
 
+/**
+ * Most threads setThreads accepts: more than the largest machines' cores (so setThreads(cores) always works),
+ * where the calls' parts (MAX_PARTS, two per thread) already run out. Each thread is a worker with its own
+ * JavaScript heap and kernel instance and its own scratch in the kernels' memory: far more threads than cores
+ * only cost memory and time, and 100 000 of them end the process (out of memory).
+ */
+export const MAX_THREADS = 1024;
+
 function checkedThreads(n: unknown, where: string): number {
   if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
     throw new RangeError(
       `${where}: the number of threads must be an integer ≥ 1, got ${typeof n === "string" ? JSON.stringify(n) : String(n)}`,
     );
   }
+  if (n > MAX_THREADS) throw new RangeError(`${where}: at most ${MAX_THREADS} threads, got ${n}`);
   return n;
 }
 
 /**
- * Run the float32 wasm kernels on n threads (an integer ≥ 1; anything else throws a RangeError). Results
- * are bit-identical to one thread's. Returns a promise of the number of threads running once the
- * workers have started — n, or 1 where threads are unavailable (threadsUnavailable() says why); calls
- * made before then already run, on the threads started so far. setThreads(1) sets the workers aside,
- * asleep, for 30 s: a setThreads of the same count within that time takes them back at once and warm,
- * and after it they exit. Workers never keep a Node process alive.
+ * Run the float32 wasm kernels on n threads (an integer from 1 to MAX_THREADS = 1024; anything else throws a
+ * RangeError). Results are bit-identical to one thread's. Returns a promise of the number of threads running
+ * once the workers have started — n, or 1 where threads are unavailable (threadsUnavailable() says why);
+ * calls made before then already run, on the threads started so far. A setThreads that replaces the workers
+ * (setThreads(1), or another count) sets them aside, asleep, for 30 s: a setThreads of their count within
+ * that time takes them back at once and warm, and after it they exit. Workers never keep a Node process alive.
  */
 export function setThreads(n: number): Promise<number> {
   return setWasmThreads(checkedThreads(n, "setThreads"));

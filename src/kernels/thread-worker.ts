@@ -26,8 +26,8 @@ export const CONTROL = {
   FINISHED: 16, // parts finished in the current call; on its own 64-byte line
   READY: 32, // workers that have started
   MESSAGE: 48, // MESSAGE_CHARS slots
-  // NEXT + c · CHUNK_STRIDE, c < MAX_CHUNKS: chunk c's (tag << PART_BITS) | its next unclaimed part, each
-  // on its own line
+  // NEXT + c · CHUNK_STRIDE, c < MAX_CHUNKS: chunk c's (tag << PART_BITS) | its parts not yet claimed (0:
+  // none, also a closed word), each on its own line
   NEXT: 320,
   CHUNK_STRIDE: 16,
   MAX_CHUNKS: 64,
@@ -86,7 +86,7 @@ export function kernelWorker(
   claim: typeof claimParts,
   nodeRequire: ((id: string) => unknown) | null,
 ): void {
-  const { GEN, CMD, FN, PARTS, WS_BASE, WS_STRIDE, FAILED, READY, MESSAGE } = layout;
+  const { GEN, CMD, FAILED, READY, MESSAGE } = layout;
   const { EXIT, MESSAGE_CHARS, TAG_MASK } = layout;
 
   const run = (init: WorkerInit, post: (m: WorkerReply) => void): void => {
@@ -115,11 +115,7 @@ export function kernelWorker(
     for (;;) {
       if (Atomics.load(ctl, CMD) === EXIT) return;
       // claim parts of call `seen` while there are any (the protocol: threads.ts)
-      const tag = seen & TAG_MASK;
-      const parts = ctl[PARTS];
-      const fn = fns[ctl[FN]];
-      const ws = ctl[WS_BASE] + index * ctl[WS_STRIDE];
-      claim(ctl, layout, tag, parts, fn, ws, a, index, report);
+      claim(ctl, layout, seen & TAG_MASK, fns, a, index, report);
       // wait for the next call: spin for spinMs, then sleep
       let g = Atomics.load(ctl, GEN);
       for (const until = performance.now() + init.spinMs; g === seen;) {
@@ -155,46 +151,89 @@ export function kernelWorker(
 }
 
 /**
+ * Write a call of `parts` parts (1 ≤ parts ≤ MAX_PARTS) of function `fn` for the workers, tagged `tag`
+ * (its generation & TAG_MASK): the calling thread's half of the protocol (threads.ts), next to claimParts,
+ * which reads what it writes. The pool's previous call must be finished. Every chunk word is closed (0: no
+ * part left) before the call's fields change, so no thread can claim a part while they are being written;
+ * then each chunk's word is published as (tag << PART_BITS) | its parts. A thread decides to claim from the
+ * word alone (claimParts), never from PARTS, which a thread of an earlier call may read mid-write.
+ */
+export function publishCall(
+  ctl: Int32Array,
+  layout: ControlLayout,
+  tag: number,
+  fn: number,
+  parts: number,
+  wsBase: number,
+  wsStride: number,
+): void {
+  const { NEXT, CHUNK_STRIDE, MAX_CHUNKS, THREADS, FN, PARTS, WS_BASE, WS_STRIDE, FINISHED, PART_BITS } = layout;
+  const slots = Math.min(ctl[THREADS], MAX_CHUNKS);
+  for (let c = 0; c < slots; c++) Atomics.store(ctl, NEXT + c * CHUNK_STRIDE, 0);
+  ctl[FN] = fn;
+  ctl[PARTS] = parts;
+  ctl[WS_BASE] = wsBase;
+  ctl[WS_STRIDE] = wsStride;
+  Atomics.store(ctl, FINISHED, 0);
+  // a call of fewer parts than chunks uses fewer; the stores publish everything above
+  const chunks = Math.min(slots, parts);
+  for (let c = 0; c < chunks; c++) {
+    const size = Math.floor(((c + 1) * parts) / chunks) - Math.floor((c * parts) / chunks);
+    Atomics.store(ctl, NEXT + c * CHUNK_STRIDE, (tag << PART_BITS) | size);
+  }
+}
+
+/**
  * Claim parts of the call tagged `tag` (its generation & TAG_MASK) and run them until none is left: the
  * loop of every worker and of the calling thread (threads.ts), thread `index` (0: the calling thread).
  *
- * The parts are cut into one contiguous chunk per thread (at most MAX_CHUNKS), each with its own counter.
- * Thread i claims its own chunk first, in order, then what is left of the others'. The kernels cut their
- * work the same way along the batch (images, planes, element ranges), so with every thread running, thread i
- * works on the same images from layer to layer, which its core's cache still holds; a thread that falls
- * behind still loses its remaining parts to the others. A part that throws is handed to onError before it
- * counts as finished, and the loop goes on (the call must finish: other threads are using the memory). A
- * worker also counts its parts in WORKER_PARTS and wakes the calling thread after the call's last part.
- * Returns FINISHED after this thread's last part (0: it ran none). Self-contained like kernelWorker, which
- * receives it in its source text.
+ * The parts are cut into one contiguous chunk per thread (at most MAX_CHUNKS), each with its own word:
+ * (tag << PART_BITS) | parts of the chunk not yet claimed, counted down (publishCall). Thread i claims its
+ * own chunk first, in order, then what is left of the others'. The kernels cut their work the same way along
+ * the batch (images, planes, element ranges), so with every thread running, thread i works on the same images
+ * from layer to layer, which its core's cache still holds; a thread that falls behind still loses its
+ * remaining parts to the others.
+ *
+ * Only a successful compare-and-swap on a word with parts left claims a part, and such a word belongs to the
+ * call now running, which cannot end before this part is done. So the call's function, PARTS and scratch are
+ * read after the claim, from the call that owns the part: a thread that read GEN long ago (its tag may even
+ * have come round again after 2^19 calls) or that sees a newer call's PARTS before the words were closed can
+ * neither run a part twice nor with another call's arguments. PARTS read before a claim only orders the visit.
+ *
+ * A part that throws is handed to onError before it counts as finished, and the loop goes on (the call must
+ * finish: other threads are using the memory). A worker also counts its parts in WORKER_PARTS and wakes the
+ * calling thread after the call's last part. Returns FINISHED after this thread's last part (0: it ran none).
+ * Self-contained like kernelWorker, which receives it in its source text.
  */
 export function claimParts(
   ctl: Int32Array,
   layout: ControlLayout,
   tag: number,
-  parts: number,
-  fn: PartFunction,
-  ws: number,
+  fns: readonly PartFunction[],
   a: Float64Array,
   index: number,
   onError: (e: unknown) => void,
 ): number {
-  const { NEXT, CHUNK_STRIDE, MAX_CHUNKS, THREADS, FINISHED, WORKER_PARTS, PART_BITS, MAX_PARTS } = layout;
-  const chunks = Math.min(ctl[THREADS], parts, MAX_CHUNKS);
+  const { NEXT, CHUNK_STRIDE, MAX_CHUNKS, THREADS, FN, PARTS, WS_BASE, WS_STRIDE, FINISHED, WORKER_PARTS } = layout;
+  const { PART_BITS, MAX_PARTS } = layout;
+  const visit = Math.min(ctl[THREADS], ctl[PARTS], MAX_CHUNKS);
   let done = 0;
-  for (let k = 0; k < chunks; k++) {
-    const c = (index + k) % chunks;
-    const first = Math.floor((c * parts) / chunks);
-    const size = Math.floor(((c + 1) * parts) / chunks) - first;
+  for (let k = 0; k < visit; k++) {
+    const c = (index + k) % visit;
     const slot = NEXT + c * CHUNK_STRIDE;
     let v = Atomics.load(ctl, slot);
-    while (v >>> PART_BITS === tag && (v & MAX_PARTS) < size) {
-      const w = Atomics.compareExchange(ctl, slot, v, v + 1);
+    while (v >>> PART_BITS === tag && (v & MAX_PARTS) > 0) {
+      const w = Atomics.compareExchange(ctl, slot, v, v - 1);
       if (w !== v) {
         v = w;
         continue;
       }
-      const t = first + (v & MAX_PARTS);
+      // claimed: the fields below are this call's, and stay so until its last part is done
+      const parts = ctl[PARTS];
+      const chunks = Math.min(ctl[THREADS], parts, MAX_CHUNKS);
+      const t = Math.floor(((c + 1) * parts) / chunks) - (v & MAX_PARTS);
+      const fn = fns[ctl[FN]];
+      const ws = ctl[WS_BASE] + index * ctl[WS_STRIDE];
       try {
         // The 24 raw arguments of a kernel part, on one line.
         // prettier-ignore

@@ -6,9 +6,10 @@
 //
 //   calling thread                                     every worker
 //   FN, PARTS, WS_*, args = the call                   (waiting for GEN to change)
-//   NEXT[c] = (tag(GEN+1), 0) for each chunk c;
-//   GEN += 1; notify                           ──▶     wakes, reads the call
-//   claims parts (chunk 0 first), runs them            claims parts (its own chunk first), runs them
+//   NEXT[c] = (tag(GEN+1), chunk c's parts) for each c;
+//   GEN += 1; notify                           ──▶     wakes
+//   claims parts (chunk 0 first), runs them            claims parts (its own chunk first), reads the
+//                                                      call, runs them
 //   waits until FINISHED = PARTS               ◀──     FINISHED += 1 after each part
 //
 // A call is cut into PARTS parts — the kernels' *Part(t, T, ws, …) exports (src/kernels/wasm/parallel.as):
@@ -20,8 +21,9 @@
 // parts are not fixed per thread: on a busy machine a worker that the OS has not scheduled yet simply
 // takes no part, and the calling thread, which always takes parts too, never waits for more than the
 // parts already running. Each NEXT[c] carries the call's generation in its high bits, so a worker still
-// finishing an old call can never claim a part of the next one. Each thread uses its own scratch,
-// WS_BASE + index · WS_STRIDE.
+// finishing an old call goes back to wait for the next one; and whatever a slow worker read before, it
+// reads the call's function, PARTS and scratch only after it has claimed a part (claimParts), so it runs
+// every part it claims as that part's call. Each thread uses its own scratch, WS_BASE + index · WS_STRIDE.
 //
 // A LeNet-5 training step makes ~20 kernel calls in a few milliseconds, so the wake-up latency of a
 // sleeping thread (tens to hundreds of µs) matters: after a call, workers spin on GEN for SPIN_MS before
@@ -32,10 +34,10 @@
 // threadSupport() says why: no SharedArrayBuffer (a browser page that is not cross-origin isolated), a
 // thread that may not block in Atomics.wait (a browser's main thread), no worker API.
 
-import { CONTROL, claimParts, workerSource, type WorkerReply } from "./thread-worker.ts";
+import { CONTROL, claimParts, publishCall, workerSource, type WorkerReply } from "./thread-worker.ts";
 
-const { GEN, CMD, FN, PARTS, WS_BASE, WS_STRIDE, FAILED, WORKER_PARTS, THREADS, FINISHED, READY, MESSAGE } = CONTROL;
-const { NEXT, CHUNK_STRIDE, MAX_CHUNKS, EXIT, MESSAGE_CHARS, PART_BITS, TAG_MASK } = CONTROL;
+const { GEN, CMD, FAILED, WORKER_PARTS, THREADS, FINISHED, READY, MESSAGE } = CONTROL;
+const { NEXT, CHUNK_STRIDE, MAX_CHUNKS, EXIT, MESSAGE_CHARS, TAG_MASK } = CONTROL;
 
 /** Arguments a call can pass after (t, T, ws). */
 export const MAX_ARGS = CONTROL.MAX_ARGS;
@@ -192,8 +194,6 @@ export class KernelPool {
   private readonly workers: WorkerHandle[] = [];
   private gen = 0;
   private closed = false;
-  /** Chunk counters in use: one per thread, up to MAX_CHUNKS (claimParts). */
-  private readonly chunks: number;
   /** The first error a part threw on this thread during the current call. */
   private error: Error | null = null;
   private readonly keepError = (e: unknown): void => {
@@ -206,8 +206,6 @@ export class KernelPool {
     readonly threads: number,
   ) {
     this.ctl = new Int32Array(new SharedArrayBuffer(4 * (NEXT + CHUNK_STRIDE * MAX_CHUNKS)));
-    this.chunks = Math.min(threads, MAX_CHUNKS);
-    for (let c = 0; c < this.chunks; c++) this.ctl[NEXT + c * CHUNK_STRIDE] = MAX_PARTS; // closed: nothing to claim
     this.ctl[THREADS] = threads;
     this.args = new Float64Array(new SharedArrayBuffer(8 * MAX_ARGS));
     this.fns = kernels.names.map((n) => {
@@ -253,23 +251,14 @@ export class KernelPool {
    */
   run(fn: number, parts: number, wsBase: number, wsStride: number): void {
     const ctl = this.ctl;
-    // no part of the previous call can be claimed while this one is written
-    for (let c = 0; c < this.chunks; c++) Atomics.store(ctl, NEXT + c * CHUNK_STRIDE, MAX_PARTS);
-    ctl[FN] = fn;
-    ctl[PARTS] = parts;
-    ctl[WS_BASE] = wsBase;
-    ctl[WS_STRIDE] = wsStride;
-    Atomics.store(ctl, FINISHED, 0);
     const g = (this.gen = (this.gen + 1) | 0);
-    // each chunk's part 0 of call g: publishes everything above (a call of fewer parts than chunks uses fewer)
-    for (let c = 0, n = Math.min(this.chunks, parts); c < n; c++)
-      Atomics.store(ctl, NEXT + c * CHUNK_STRIDE, (g & TAG_MASK) << PART_BITS);
+    publishCall(ctl, CONTROL, g & TAG_MASK, fn, parts, wsBase, wsStride);
     Atomics.store(ctl, GEN, g);
     Atomics.notify(ctl, GEN);
 
     // this thread claims parts like any worker, keeping the first error to throw once the call is done
     this.error = null;
-    const done = claimParts(ctl, CONTROL, g & TAG_MASK, parts, this.fns[fn], wsBase, this.args, 0, this.keepError);
+    const done = claimParts(ctl, CONTROL, g & TAG_MASK, this.fns, this.args, 0, this.keepError);
     let error = this.error as Error | null;
     // wait for the parts still running on workers
     if (done !== parts) {

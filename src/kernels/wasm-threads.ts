@@ -53,7 +53,11 @@ export function setWasmThreads(n: number): Promise<number> {
   const old = pool;
   pool = null;
   useThreadedInstance(null);
-  if (old !== null) rest(old);
+  // the running pool if it has n threads; else a resting pool of n, taken back before the old one is set
+  // aside (which ends the one resting before it)
+  const keep = old !== null && old.threads === n && old.failure === null;
+  const woken = keep ? old : n > 1 ? wake(n) : null;
+  if (old !== null && !keep) rest(old);
   if (n <= 1) {
     threadsReason = null;
     return Promise.resolve(1);
@@ -65,9 +69,10 @@ export function setWasmThreads(n: number): Promise<number> {
   const shared = threadsReason === null ? loadShared() : threadsReason;
   if (typeof shared === "string") {
     threadsReason = shared;
+    void woken?.close();
     return Promise.resolve(1);
   }
-  let p = wake(n);
+  let p = woken;
   if (p === null) {
     try {
       p = new KernelPool(
@@ -110,17 +115,19 @@ function rest(p: KernelPool): void {
   (restTimer as { unref?: () => void }).unref?.();
 }
 
-/** The resting pool if it has n threads (it is then no longer resting); else ends it and returns null. */
+/**
+ * The resting pool if it has n threads (it is then no longer resting), else null; a pool of another size
+ * rests on (n → m → n takes the n-pool back), until its time is up or another pool is set aside. A pool
+ * whose workers failed to start while it rested ends: a new one may start where it did not.
+ */
 function wake(n: number): KernelPool | null {
   const p = resting;
-  if (p !== null && p.threads === n) {
-    resting = null;
-    if (restTimer !== null) clearTimeout(restTimer);
-    restTimer = null;
-    return p;
-  }
-  endResting();
-  return null;
+  if (p !== null && p.failure !== null) endResting();
+  if (p === null || p.threads !== n || p.failure !== null) return null;
+  resting = null;
+  if (restTimer !== null) clearTimeout(restTimer);
+  restTimer = null;
+  return p;
 }
 
 function endResting(): void {

@@ -250,7 +250,7 @@ test("defects 3, 7, 10, 11, 12, 13, 15 through the CLI", async () => {
       "13: --threads 512",
       [...TRAIN.slice(0, -2), "--threads", "512", "--out", join(tmp, "t")],
       2,
-      new RegExp(`--threads 512 is more than 4 × the \\d+ core\\(s\\) here \\(at most ${maxThreads}\\)`),
+      new RegExp(`--threads 512 is more than ${maxThreads} \\(4 × the \\d+ core\\(s\\) here, and at most 1024\\)`),
     ],
     ["13: seed --lr -5", ["seed", "--lr", "-5"], 2, /^handprop seed: --lr must be > 0, got -5\n$/],
     [

@@ -20,7 +20,7 @@
 import { appendFileSync, existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
-import { setThreads, threadsUnavailable } from "../kernels/backend.ts";
+import { MAX_THREADS, setThreads, threadsUnavailable } from "../kernels/backend.ts";
 import type { NDArray } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
 import { Augmenter, augmentConfig, type AugmentConfig } from "../data/augment.ts";
@@ -725,10 +725,11 @@ export async function runTrainCommand(v: TrainFlags, positionals: string[], hook
     throw new UsageError(`handprop train: --seed must be between 0 and 2**32 - 1, got ${seed}`);
   const testLimit = v["test-limit"];
   const cores = availableParallelism();
-  const maxThreads = MAX_THREADS_PER_CORE * cores;
+  const maxThreads = Math.min(MAX_THREADS_PER_CORE * cores, MAX_THREADS);
   if (v.threads !== undefined && v.threads > maxThreads) {
     throw new UsageError(
-      `handprop train: --threads ${v.threads} is more than ${MAX_THREADS_PER_CORE} × the ${cores} core(s) here (at most ${maxThreads}): extra threads only cost memory and time`,
+      `handprop train: --threads ${v.threads} is more than ${maxThreads} (${MAX_THREADS_PER_CORE} × the ${cores} core(s) here, ` +
+        `and at most ${MAX_THREADS}): extra threads only cost memory and time`,
     );
   }
   const log = v.log;

@@ -7,7 +7,7 @@
 // two, the explicit im2col + GEMM, which the forward replaces by the implicit GEMM (conv.as gemmImplicit)
 // where the output columns step by one input column (here: always): they show what that saves.
 //
-//   node --import tsx bench/conv-profile.ts [N C O H K] [--rounds 9]     (default: 32 16 32 28 3, 'same')
+//   node --import tsx bench/conv-profile.ts [N C O H K] [--valid] [--rounds 9]   (default: 32 16 32 28 3, 'same')
 //
 // Timings are not tests.
 
@@ -40,7 +40,8 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const ex = k.exports as unknown as Record<string, Fn>;
-  const pad = (kk - 1) >> 1;
+  const valid = argv.includes("--valid"); // no padding (LeNet-5's second convolution), else 'same'
+  const pad = valid ? 0 : (kk - 1) >> 1;
   const OH = H + 2 * pad - kk + 1;
   const P = OH * OH;
   const K = C * kk * kk;
@@ -139,7 +140,7 @@ async function main(argv: string[]): Promise<number> {
     ceilingRates.push(0.1 / Math.max(cpuSeconds() - t, 1e-6));
   }
   console.log(
-    `conv ${String(kk)}×${String(kk)} 'same' N${String(N)} ${String(C)}→${String(O)} ${String(H)}×${String(H)}, ` +
+    `conv ${String(kk)}×${String(kk)} ${valid ? "'valid'" : "'same'"} N${String(N)} ${String(C)}→${String(O)} ${String(H)}×${String(H)}, ` +
       `1 thread, ${String(rounds)} interleaved rounds, CPU time; ceiling ${ceiling.name} ` +
       `${spread(ceilingRates).median.toFixed(1)} GFLOP/s`,
   );

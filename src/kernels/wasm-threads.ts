@@ -27,10 +27,12 @@ let threadsReason: string | null = null;
  * it, handing out parts costs more than it saves. ReLU and max pooling's backward are never split
  * (minPooledStreaming) when their operands are copied: they stream a few bytes per flop and their copies in
  * and out of linear memory (on the calling thread) dominate; split, they only add cross-core cache traffic
- * and measured slower (bench/kernels.ts threads, LeNet-5 on 2 cores). On resident operands they are split.
+ * and measured slower (bench/kernels.ts threads, LeNet-5 on 2 cores). On resident operands they are split
+ * from 2^15 elements (LeNet-5's second ReLU and max pooling, 65,536 and 102,400: with each thread keeping its
+ * chunk of the batch in its cache, 2-thread training gained 1–2.5% over 2^17, bench/train-ab.ts).
  */
 const MIN_POOLED_WORK = 1 << 18;
-const MIN_POOLED_ELEMENTS = 1 << 17;
+const MIN_POOLED_ELEMENTS = 1 << 15;
 let minPooledWork = MIN_POOLED_WORK;
 let minPooledElements = MIN_POOLED_ELEMENTS;
 let minPooledStreaming = Infinity;

@@ -123,9 +123,13 @@ function rest(p: KernelPool): void {
  * whose workers failed to start while it rested ends: a new one may start where it did not.
  */
 function wake(n: number): KernelPool | null {
+  if (resting !== null && resting.failure !== null) endResting();
+  return resting !== null && resting.threads === n ? takeResting() : null;
+}
+
+/** The resting pool (null: none), no longer resting. */
+function takeResting(): KernelPool | null {
   const p = resting;
-  if (p !== null && p.failure !== null) endResting();
-  if (p === null || p.threads !== n || p.failure !== null) return null;
   resting = null;
   if (restTimer !== null) clearTimeout(restTimer);
   restTimer = null;
@@ -133,10 +137,7 @@ function wake(n: number): KernelPool | null {
 }
 
 function endResting(): void {
-  if (restTimer !== null) clearTimeout(restTimer);
-  restTimer = null;
-  if (resting !== null) void resting.close();
-  resting = null;
+  void takeResting()?.close();
 }
 
 /** Threads the wasm kernels run on now: 1, or the calling thread plus the pool's workers that have started. */

@@ -22,7 +22,6 @@ async function kernelExports(): Promise<{ ex: Record<string, Fn>; memory: WebAss
 
 test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm }, async () => {
   const { ex, memory, base } = await kernelExports(); // this test's operands go from base on
-  const k = { memory };
   const geometry = fc
     .record({
       N: fc.integer({ min: 1, max: 2 }),
@@ -58,15 +57,15 @@ test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm
       const sizes = [N * C * H * W, O * K, O, N * O * P, N * O * P, K * P];
       const scratch = ex.convScratchBytes(C, O, kh, kw, OH, OW);
       const total = sizes.reduce((s, n) => s + bytes(n), 0) + scratch + ex.convPackedBytes(C, O, kh, kw) + 65536;
-      if (base + total > k.memory.buffer.byteLength)
-        k.memory.grow(Math.ceil((base + total - k.memory.buffer.byteLength) / 65536));
+      if (base + total > memory.buffer.byteLength)
+        memory.grow(Math.ceil((base + total - memory.buffer.byteLength) / 65536));
       let at = base;
       const alloc = (b: number) => ((at += bytes(b / 4)), at - bytes(b / 4));
       const [x, w, b, y, yRef, col] = sizes.map((n) => alloc(4 * n));
       const ws = alloc(scratch);
       const packed = alloc(ex.convPackedBytes(C, O, kh, kw));
       const edge = alloc(65536 - 64);
-      const f = new Float32Array(k.memory.buffer);
+      const f = new Float32Array(memory.buffer);
       let s = g.seed;
       const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
       for (const [p, n] of [
@@ -80,15 +79,15 @@ test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm
       // the reference: each image's col, then W·col (+ b) as convForwardPart did before the implicit form
       ex.packA(0, O, K, 1, w, K, packed);
       const g13 = [C, H, W, kh, kw, sh, 1, dh, dw, padTop, padLeft, OH, OW];
-      const fr = new Float32Array(k.memory.buffer);
+      const fr = new Float32Array(memory.buffer);
       for (let n = 0; n < N; n++) {
         const yn = yRef + 4 * n * O * P;
         for (let o = 0; o < O; o++) fr.fill(g.bias ? fr[b / 4 + o] : 0, yn / 4 + o * P, yn / 4 + (o + 1) * P);
         ex.im2colImage(x + 4 * n * C * H * W, ...g13, col);
         ex.gemmPacked(O, P, K, packed, col, P, yn, P, g.bias ? 1 : 0, edge);
       }
-      const got = new Uint32Array(k.memory.buffer, y, N * O * P);
-      const want = new Uint32Array(k.memory.buffer, yRef, N * O * P);
+      const got = new Uint32Array(memory.buffer, y, N * O * P);
+      const want = new Uint32Array(memory.buffer, yRef, N * O * P);
       const at0 = got.findIndex((v, i) => v !== want[i]);
       assert.equal(at0, -1, `y[${at0}] differs (${JSON.stringify(g)})`);
     }),
@@ -100,7 +99,6 @@ test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm
 // must be those of adding col's rows one after the other in row order, as the plain loop below does.
 test("col2im gives the bits of adding col's rows in order", { skip: noWasm }, async () => {
   const { ex, memory, base } = await kernelExports();
-  const k = { memory };
   const geometry = fc
     .record({
       C: fc.integer({ min: 1, max: 4 }),
@@ -130,11 +128,11 @@ test("col2im gives the bits of adding col's rows in order", { skip: noWasm }, as
       const K = C * kh * kw;
       const P = OH * OW;
       const need = 4 * (K * P + 2 * C * H * W) + 256;
-      if (base + need > k.memory.buffer.byteLength)
-        k.memory.grow(Math.ceil((base + need - k.memory.buffer.byteLength) / 65536));
+      if (base + need > memory.buffer.byteLength)
+        memory.grow(Math.ceil((base + need - memory.buffer.byteLength) / 65536));
       const col = base;
       const dx = col + 4 * K * P + 64;
-      const f = new Float32Array(k.memory.buffer);
+      const f = new Float32Array(memory.buffer);
       let s = g.seed;
       const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
       for (let i = 0; i < K * P; i++) f[col / 4 + i] = rand();
@@ -155,7 +153,7 @@ test("col2im gives the bits of adding col's rows in order", { skip: noWasm }, as
                 want[at] = Math.fround(want[at] + f[col / 4 + r * P + i * OW + j]);
               }
           }
-      const got = new Uint32Array(k.memory.buffer, dx, C * H * W);
+      const got = new Uint32Array(memory.buffer, dx, C * H * W);
       const wantBits = new Uint32Array(want.buffer);
       const at0 = got.findIndex((v, i) => v !== wantBits[i]);
       assert.equal(at0, -1, `dx[${at0}] differs (${JSON.stringify(g)})`);

@@ -109,6 +109,40 @@ describe("resident activations", { skip: noShared }, () => {
     assert.deepEqual(y.data, again);
   });
 
+  test("Flatten inside a model's pass shares its input's elements and dy's (no copies); on its own it copies", () => {
+    setBackend("wasm");
+    const model = buildModel("lenet5", { seed: 6 });
+    const flatten = model.layers.findIndex((l) => l.type === "Flatten");
+    const seen: Record<string, NDArray> = {};
+    const spy = (i: number, name: string): void => {
+      const layer = model.layers[i];
+      const forward = layer.forward.bind(layer);
+      const backward = layer.backward.bind(layer);
+      layer.forward = (a, o) => (seen[`${name} y`] = forward(a, o));
+      layer.backward = (d, o) => (seen[`${name} dx`] = backward(d, o));
+    };
+    spy(flatten - 1, "pool");
+    spy(flatten, "flatten");
+    spy(flatten + 1, "dense");
+    const { x, y } = digits(new RandomState(6), 4);
+    for (let step = 0; step < 2; step++) {
+      model.trainBatch(x, y, new SoftmaxCrossEntropy(), new SGD({ lr: 0.01 }));
+      assert.equal(seen["flatten y"].data, seen["pool y"].data, "y is x's elements");
+      assert.deepEqual(seen["flatten y"].shape, [4, seen["pool y"].size / 4]);
+      assert.equal(seen["flatten dx"].data, seen["dense dx"].data, "dx is dy's elements");
+      assert.deepEqual(seen["flatten dx"].shape, seen["pool y"].shape);
+    }
+    const alone = new Flatten();
+    const x4 = rand(new RandomState(7), [2, 3, 2, 2]);
+    const out = alone.forward(x4);
+    assert.notEqual(out.data, x4.data, "a caller's x is copied");
+    assert.deepEqual(out.data, x4.data);
+    const dy = rand(new RandomState(8), [2, 12]);
+    const dx = alone.backward(dy);
+    assert.notEqual(dx.data, dy.data);
+    assert.deepEqual(dx.shape, [2, 3, 2, 2]);
+  });
+
   for (const name of ["lenet5", "resnet-mini"] as const) {
     test(`${name}: the same bits with and without residency, over varying batch sizes and memory growth`, () => {
       setBackend("wasm");

@@ -132,6 +132,14 @@ export function setInternalOutputs(on: boolean): boolean {
 }
 
 /**
+ * True if a is internal to a model's pass (see setInternalOutputs): made by a kernel for the model's next
+ * layer, which may read it in place (the wasm backend keeps such arrays resident in its linear memory).
+ */
+export function isInternal(a: NDArray): boolean {
+  return isResident(a.data);
+}
+
+/**
  * a, as an array its caller may keep: a itself, or, when a is internal to a pass (resident in a backend's
  * memory), a copy in `buffer` (reused when it has a's shape, else a new array).
  */

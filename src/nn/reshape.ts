@@ -6,7 +6,8 @@
 // a permutation matrix, whose transpose is the inverse permutation: dx = permute(dy, p⁻¹).
 // GlobalMaxPool2D: y[n, c] = max_{h,w} x[n, c, h, w], dx = dy at the (first) argmax, 0 elsewhere.
 
-import { formatShape, shapeSize, type NDArray } from "../nd/ndarray.ts";
+import { NDArray, formatShape, shapeSize } from "../nd/ndarray.ts";
+import { isInternal } from "../kernels/backend.ts";
 import { InputShapedLayer, ShapeError, reuse, type LayerConfig } from "./layer.ts";
 
 export interface ReshapeOptions {
@@ -17,8 +18,11 @@ export interface ReshapeOptions {
 /**
  * A layer whose output holds its input's elements in the same row-major order under another sample
  * shape (Reshape, Flatten). Each element keeps its flat position, so the Jacobian is the identity:
- * y = reshape(x) and ∂L/∂x = reshape(dy, x.shape), both copies into the layer's buffers so that no
- * array aliases another.
+ * y = reshape(x) and ∂L/∂x = reshape(dy, x.shape). Each is a copy into the layer's buffer, so that no
+ * array a caller holds aliases another — except inside a model's pass, where x (or dy) is internal: the
+ * kernels made it for this layer alone, so y (or dx) shares its elements under the new shape instead of
+ * copying them. In a CNN that keeps the pooled maps and their gradient where the kernels wrote them
+ * (resident in linear memory on the wasm backend) instead of copying them out and back in.
  */
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   if (a.length !== b.length) return false;
@@ -31,20 +35,46 @@ export abstract class RowMajorReshape extends InputShapedLayer {
   protected abstract readonly minRank: number;
   protected abstract readonly expectedShape: string;
 
+  // y's buffers; each output shape is worked out only when the input's changes (a steady-state step allocates nothing)
+  private copyBuffer: NDArray | null = null; // forward's y when x is the caller's: a copy
+  private copyFor: readonly number[] = []; // the input shape copyBuffer was made for
+  private view: NDArray | null = null; // forward's y sharing an internal x's elements
+  private viewFor: readonly number[] = []; // the input shape view was made for
+  private gradView: NDArray | null = null; // backward's dx sharing an internal dy's elements
+
   forward(x: NDArray): NDArray {
     if (x.ndim < this.minRank) this.shapeError(this.expectedShape, x.shape);
-    // the output shape is worked out only when the input's changes, so a steady-state step allocates nothing
-    let y = this.y;
-    if (y === null || y.dtype !== x.dtype || this.x === null || !sameShape(this.x.shape, x.shape))
-      y = this.y = reuse(y, [x.shape[0], ...this.outputShape(x.shape.slice(1))], x.dtype);
-    y.data.set(x.data);
+    let y: NDArray;
+    if (isInternal(x)) {
+      y = this.view!;
+      if (this.view === null || y.data !== x.data || !sameShape(this.viewFor, x.shape)) {
+        y = this.view = new NDArray(x.data, [x.shape[0], ...this.outputShape(x.shape.slice(1))]);
+        this.viewFor = x.shape;
+      }
+    } else {
+      y = this.copyBuffer!;
+      if (this.copyBuffer === null || y.dtype !== x.dtype || !sameShape(this.copyFor, x.shape)) {
+        y = this.copyBuffer = reuse(this.copyBuffer, [x.shape[0], ...this.outputShape(x.shape.slice(1))], x.dtype);
+        this.copyFor = x.shape;
+      }
+      y.data.set(x.data);
+    }
     this.x = x;
+    this.y = y;
     return y;
   }
 
   backward(dy: NDArray): NDArray {
-    const dx = this.inputGrad(dy);
-    dx.data.set(dy.data);
+    if (!isInternal(dy)) {
+      const dx = this.inputGrad(dy);
+      dx.data.set(dy.data);
+      return dx;
+    }
+    this.expectGrad(dy, this.y);
+    const x = this.x!;
+    let dx = this.gradView!;
+    if (this.gradView === null || dx.data !== dy.data || !sameShape(dx.shape, x.shape))
+      dx = this.gradView = new NDArray(dy.data, x.shape.slice());
     return dx;
   }
 }

@@ -109,6 +109,30 @@ describe("resident activations", { skip: noShared }, () => {
     assert.deepEqual(y.data, again);
   });
 
+  test("training keeps parameters and gradients resident; the Params' NDArrays stay the same objects", () => {
+    setBackend("wasm");
+    const model = buildModel("lenet5", { seed: 8 });
+    const params = model.params();
+    const held = params.map((p) => [p.value, p.grad]);
+    const before = params.map((p) => p.value.data.slice());
+    assert.ok(
+      params.every((p) => !isResident(p.value.data)),
+      "ordinary until the first step",
+    );
+    const { x, y } = digits(new RandomState(8), 4);
+    model.trainBatch(x, y, new SoftmaxCrossEntropy(), new SGD({ lr: 0.1, momentum: 0.9 }));
+    params.forEach((p, i) => {
+      assert.equal(p.value, held[i][0]);
+      assert.equal(p.grad, held[i][1]);
+      assert.ok(isResident(p.value.data) && isResident(p.grad.data), `${p.name} resident`);
+      assert.notDeepEqual(p.value.data, before[i], `${p.name} was updated`);
+    });
+    // a forward outside training reads them where they lie, and a saved copy is an ordinary array
+    const out = model.forward(x, { training: false });
+    assert.equal(isResident(out.data), false);
+    assert.equal(isResident(params[0].value.data.slice()), false);
+  });
+
   test("Flatten inside a model's pass shares its input's elements and dy's (no copies); on its own it copies", () => {
     setBackend("wasm");
     const model = buildModel("lenet5", { seed: 6 });

@@ -21,13 +21,13 @@
 // count. Where threads cannot run (no SharedArrayBuffer, a browser's main thread, no wasm kernels) the
 // kernels stay on one thread and threadsUnavailable() says why. The "js" backend is single-threaded.
 
-import type { NDArray, TypedArray } from "../nd/ndarray.ts";
+import { replaceData, type NDArray, type TypedArray } from "../nd/ndarray.ts";
 import { reuse } from "./buffers.ts";
 import { jsBackend } from "./js.ts";
 import type { BackendName, Kernels } from "./kernels.ts";
 import { wasmBackend } from "./wasm-backend.ts";
 import { wasmKernels, wasmUnavailableReason } from "./wasm-loader.ts";
-import { isResident, setInternalOutputs as setWasmInternalOutputs } from "./wasm-memory.ts";
+import { isResident, residentCopy, setInternalOutputs as setWasmInternalOutputs } from "./wasm-memory.ts";
 import { setWasmThreads, wasmThreads, wasmThreadsRequested, wasmThreadsUnavailable } from "./wasm-threads.ts";
 
 export type { BackendName };
@@ -204,4 +204,30 @@ export function threadsUnavailable(): string | null {
     if (!Number.isInteger(n) || n < 1) checkedThreads(value, "HANDPROP_THREADS");
     void setThreads(n);
   }
+}
+
+/**
+ * Keep a's elements where the wasm kernels work: on the wasm backend, when resident arrays can be made
+ * (wasm-memory.ts), a float32 a gets a view of the kernels' linear memory holding its values as its
+ * storage (replaceData), which the kernels then read and update in place. The trainer does this for every
+ * trainable parameter and its gradient, so a step copies none of them in or out. A no-op anywhere else,
+ * or when a is there already.
+ */
+export function keepResident(a: NDArray): void {
+  const data = residentCopyOf(a.data);
+  if (data !== a.data) replaceData(a, data);
+}
+
+/** True if a lives in the kernels' memory (a resident parameter or gradient, or a pass's output). */
+export function isResidentData(a: TypedArray): boolean {
+  return isResident(a);
+}
+
+/**
+ * For state kept beside resident parameters (an optimizer's slots): a copy of a in the kernels' memory, on
+ * the wasm backend, for float32 a, when resident arrays can be made; else a itself (also when it is there).
+ */
+export function residentCopyOf(a: TypedArray): TypedArray {
+  if (current !== "wasm" || !(a instanceof Float32Array) || isResident(a)) return a;
+  return residentCopy(a) ?? a;
 }

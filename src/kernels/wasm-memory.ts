@@ -238,8 +238,13 @@ export class ViewCache {
  * internal and resident arrays can be made, so that they are read and written where they lie) and reset
  * the arena.
  */
-export function begin(T: number): KernelExports {
-  cur = T > 1 && threaded !== null ? threaded : internalOutputs && residentReady() ? shared : ordinary;
+export function begin(T: number, operand?: HeldArray): KernelExports {
+  cur =
+    T > 1 && threaded !== null
+      ? threaded
+      : (internalOutputs && residentReady()) || (operand !== undefined && blocks.has(operand))
+        ? shared
+        : ordinary;
   if (cur === null)
     throw new Error(`handprop: the WebAssembly kernels are unavailable: ${wasmUnavailableReason ?? "unknown reason"}`);
   resetArena();
@@ -436,4 +441,17 @@ export function residentLiveBytes(): number {
   let free = 0;
   for (let i = 0; i < freeExtents.length; i += 2) free += freeExtents[i + 1] - freeExtents[i];
   return residentBytes() - free;
+}
+
+/**
+ * A resident copy of a (float32), for an array the kernels read and write on every training step (a
+ * parameter, its gradient): a itself when it is resident already, null when resident arrays cannot be made
+ * (no shared memory, past the limit).
+ */
+export function residentCopy(a: Float32Array): Float32Array | null {
+  if (blocks.has(a)) return a;
+  if (!residentReady()) return null;
+  const r = residentArray(Float32Array, a.length);
+  r?.set(a);
+  return r;
 }

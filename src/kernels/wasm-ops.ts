@@ -83,8 +83,8 @@ export class WasmConv2D {
     const k = begin(T);
     const v = this.views;
     const xp = v.input(0, x);
-    const wp = v.put(1, w);
-    const bp = v.put(2, b);
+    const wp = v.input(1, w);
+    const bp = b === null ? 0 : v.input(2, b);
     const yp = v.output(y);
     const apack = alloc(k.convPackedBytes(C, O, kh, kw));
     const parts = T === 1 ? 1 : Math.min(N, MAX_PARTS); // an image per part
@@ -165,18 +165,18 @@ export class GradCall {
   placeIn(): void {
     const v = this.views;
     this.xp = v.input(0, this.x);
-    this.wp = v.put(1, this.w);
+    this.wp = v.input(1, this.w);
     this.dyp = v.input(2, this.dy);
-    this.dWp = v.put(3, this.dW);
-    this.dbp = v.put(4, this.db);
+    this.dWp = v.input(3, this.dW);
+    this.dbp = this.db === null ? 0 : v.input(4, this.db);
     this.dxp = this.dx === null ? 0 : v.output(this.dx);
   }
 
   /** Copy the accumulated dW, db and the wanted dx back out. */
   copyOut(): void {
     const v = this.views;
-    this.dW.set(v.float32(3, this.dWp, this.dW.length));
-    if (this.db !== null) this.db.set(v.float32(4, this.dbp, this.db.length));
+    v.take(3, this.dWp, this.dW);
+    if (this.db !== null) v.take(4, this.dbp, this.db);
     if (this.dx !== null) v.take(5, this.dxp, this.dx);
   }
 }
@@ -190,8 +190,8 @@ export class WasmDense {
     const k = begin(T);
     const v = this.views;
     const xp = v.input(0, x);
-    const wp = v.put(1, w);
-    const bp = v.put(2, b);
+    const wp = v.input(1, w);
+    const bp = b === null ? 0 : v.input(2, b);
     const yp = v.output(y);
     const parts = evenParts(N, T); // rows of y
     const stride = k.denseThreadScratchBytes(N, F, parts);
@@ -310,42 +310,50 @@ export class WasmReLU {
  */
 const OPTIMIZER_WORK = 16;
 
+/** True if an update reads and writes the parameter and its gradient where they lie (both resident). */
+function inPlace(w: TypedArray, grad: TypedArray): boolean {
+  return w instanceof Float32Array && grad instanceof Float32Array && isResident(w) && isResident(grad);
+}
+
 /**
  * Optimizer updates for one parameter (wasm/optim.as), bit for bit the JS reference (js.ts adamUpdate,
- * sgdUpdate): the parameter, its gradient and slots are copied in, updated in place on as many threads as
- * the size is worth (contiguous ranges of elements), and the parameter and slots copied back.
+ * sgdUpdate): the parameter and its gradient are read where they lie when resident (the trainer's, see
+ * backend.ts keepResident), else copied in, and so are the slots; each is updated in place on as many threads
+ * as the size is worth (contiguous ranges of elements), and what was copied in is copied back.
  */
 export class WasmOptimizer {
   private readonly views = new ViewCache();
 
   adam(w: TypedArray, grad: TypedArray, m: TypedArray, v: TypedArray, h: Float64Array): void {
     const n = w.length;
-    const T = threadsFor(n * OPTIMIZER_WORK);
-    begin(T);
+    const T = inPlace(w, grad) ? threadsForStreaming(n, true) : threadsFor(n * OPTIMIZER_WORK);
+    begin(T, w);
     const hp = this.putScalars(h);
-    const wp = this.views.put(0, w);
-    const gp = this.views.put(1, grad);
-    const mp = this.views.put(2, m);
-    const vp = this.views.put(3, v);
+    const wp = this.views.input(0, w);
+    const gp = this.views.input(1, grad);
+    const mp = this.views.input(2, m);
+    const vp = this.views.input(3, v);
     runParts(Part.AdamUpdate, T, evenParts(n >> 4, T), 0, 0, n, wp, gp, mp, vp, hp);
     const views = this.views;
-    w.set(views.float32(0, wp, n));
-    m.set(views.float32(2, mp, n));
-    v.set(views.float32(3, vp, n));
+    views.take(0, wp, w);
+    views.take(2, mp, m);
+    views.take(3, vp, v);
   }
 
   sgd(w: TypedArray, grad: TypedArray, buf: TypedArray | null, h: Float64Array): void {
     const n = w.length;
     const momentum = h[2] !== 0 && buf !== null;
-    const T = threadsFor(n * (momentum ? 4 : 2));
-    begin(T);
+    // resident parameters (the trainer's, see backend.ts keepResident) are updated where they lie: no copies
+    // on this thread, so the update is worth splitting as any streaming op is
+    const T = inPlace(w, grad) ? threadsForStreaming(n, true) : threadsFor(n * (momentum ? 4 : 2));
+    begin(T, w);
     const hp = this.putScalars(h);
-    const wp = this.views.put(0, w);
-    const gp = this.views.put(1, grad);
-    const bp = !momentum ? 0 : h[5] !== 0 ? alloc(n * 4) : this.views.put(2, buf); // first step: buf is written, not read
+    const wp = this.views.input(0, w);
+    const gp = this.views.input(1, grad);
+    const bp = !momentum ? 0 : h[5] !== 0 ? this.views.output(buf) : this.views.input(2, buf); // first step: buf is written, not read
     runParts(Part.SgdUpdate, T, evenParts(n >> 4, T), 0, 0, n, wp, gp, bp, hp);
-    w.set(this.views.float32(0, wp, n));
-    if (bp !== 0) buf!.set(this.views.float32(2, bp, n));
+    this.views.take(0, wp, w);
+    if (bp !== 0) this.views.take(2, bp, buf!);
   }
 
   /** Copy the update's float64 scalars into the arena. */
@@ -549,7 +557,7 @@ const finiteViews = new WeakMap<Float32Array, ViewCache>();
  * memory and a SIMD scan take a few µs where the JS loop took 85 µs for LeNet-5's 61,706 parameters.
  */
 export function firstNonFiniteWasm(a: Float32Array): number {
-  const k = begin(1);
+  const k = begin(1, a);
   let views = finiteViews.get(a);
   if (views === undefined) finiteViews.set(a, (views = new ViewCache()));
   return k.firstNonFinite(a.length, views.input(0, a));

@@ -45,6 +45,17 @@ export function stridesOf(shape: readonly number[]): number[] {
   return strides;
 }
 
+/**
+ * Make `data` a's storage from now on, holding a's elements (the caller copies them): the same element
+ * type and length. For the kernels alone (src/kernels/backend.ts, keepResident), which move a model's
+ * parameters into their own memory; an array taken from a.data before keeps the old storage.
+ */
+export function replaceData(a: NDArray, data: TypedArray): void {
+  if (data.constructor !== a.data.constructor || data.length !== a.data.length)
+    throw new RangeError(`replaceData: expected a ${a.data.constructor.name} of ${a.data.length} elements`);
+  (a as { data: TypedArray }).data = data;
+}
+
 export class NDArray {
   readonly shape: number[];
   readonly data: TypedArray;

@@ -29,7 +29,16 @@ export interface BackwardOptions {
   needDx?: boolean;
 }
 
-/** A trainable (or, with trainable=false, state-only) tensor and the gradient accumulated for it. */
+/**
+ * A trainable (or, with trainable=false, state-only) tensor and the gradient accumulated for it.
+ *
+ * Once a model trains on the wasm backend where SharedArrayBuffer is available, the trainer keeps every
+ * trainable float32 param's value and grad in the kernels' linear memory, where each step reads and updates
+ * them in place (backend.ts keepResident): from the first step on, `value.data` and `grad.data` are
+ * Float32Array views of a SharedArrayBuffer, holding the same values. Read them through the Param (an array
+ * taken from it before training keeps the old storage, which training no longer updates), and copy
+ * (`slice()`) what you keep or post with a transfer list: a SharedArrayBuffer cannot be transferred.
+ */
 export interface Param {
   name: string;
   value: NDArray;

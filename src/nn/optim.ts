@@ -12,7 +12,7 @@
 import type { TypedConfig } from "./config.ts";
 import { allocate, dtypeOf, type DType, type TypedArray } from "../nd/ndarray.ts";
 import type { Param } from "./layer.ts";
-import { kernels } from "../kernels/backend.ts";
+import { isResidentData, kernels, residentCopyOf } from "../kernels/backend.ts";
 
 export type OptimizerConfig = TypedConfig;
 
@@ -106,12 +106,12 @@ export abstract class Optimizer {
       s = convert(s, dtypeOf(w)); // after setDtype or loadStateDict: exact when values came from that dtype
       list[index] = s;
     }
-    return s;
+    return (list[index] = beside(w, s));
   }
 
   /** Create a zeroed slot buffer for param `index`. */
   protected newSlot(name: string, index: number, w: TypedArray): TypedArray {
-    const s = allocate(dtypeOf(w), w.length);
+    const s = beside(w, allocate(dtypeOf(w), w.length));
     this.slots.get(name)![index] = s;
     return s;
   }
@@ -151,6 +151,14 @@ export abstract class Optimizer {
       );
     }
   }
+}
+
+/**
+ * Slot s where the update reads w: in the kernels' memory when w is there (a parameter the trainer keeps
+ * resident, backend.ts keepResident), so the update copies neither in nor out; else s as it is.
+ */
+function beside(w: TypedArray, s: TypedArray): TypedArray {
+  return isResidentData(w) && !isResidentData(s) ? residentCopyOf(s) : s;
 }
 
 function convert(s: TypedArray, dtype: DType): TypedArray {

@@ -11,7 +11,7 @@
 // generator. Weights, optimizer slots and Dropout generators are the model's (saved with saveModel).
 
 import type { NDArray } from "../nd/ndarray.ts";
-import { kernels } from "../kernels/backend.ts";
+import { kernels, keepResident } from "../kernels/backend.ts";
 import { RandomState, type RandomStateInput, type RandomStateState } from "../nd/random.ts";
 import type { BackwardOptions, ForwardOptions, Param } from "./layer.ts";
 import type { Loss, Target } from "./losses.ts";
@@ -288,6 +288,14 @@ export function trainStep(
   where: string | (() => string) = "a batch",
   opts: StepOptions = NO_STEP_OPTIONS,
 ): { loss: number; correct: number | null } {
+  const params = ownParams(model);
+  for (let k = 0; k < params.length; k++) {
+    const p = params[k];
+    if (!p.trainable) continue;
+    // where the kernels read and update them in place (on the wasm backend): no copies per step
+    keepResident(p.value);
+    keepResident(p.grad);
+  }
   model.zeroGrad();
   const pred = model.forward(x, TRAINING);
   let value = loss.forward(pred, y);
@@ -298,7 +306,6 @@ export function trainStep(
   }
   model.backward(loss.backward(), NO_DX); // nobody reads the first layer's dx here
   if (opts.regularizer) value += opts.regularizer.addTo(model);
-  const params = ownParams(model);
   for (let k = 0; k < params.length; k++) {
     const p = params[k];
     if (!p.trainable) continue;

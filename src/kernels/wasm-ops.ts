@@ -390,8 +390,8 @@ export class WasmBatchNorm {
     begin(T);
     const v = this.views;
     const xp = v.input(0, x);
-    const gp = v.put(2, gamma);
-    const bp = v.put(3, beta);
+    const gp = gamma === null ? 0 : v.input(2, gamma);
+    const bp = beta === null ? 0 : v.input(3, beta);
     const yp = v.output(y);
     // in training the kernel writes the statistics: only their space is needed
     const mp = training ? alloc(C * 8) : this.views.putFloat64(0, mean);
@@ -424,7 +424,7 @@ export class WasmBatchNorm {
     const v = this.views;
     const xp = v.input(4, x);
     const dyp = v.input(5, dy);
-    const gp = v.put(7, gamma); // not forward's slot 2: γ's address differs here, and a slot's view should stay put
+    const gp = gamma === null ? 0 : v.input(7, gamma); // not forward's slot 2: γ's address differs here, and a slot's view should stay put
     const dxp = dx === null ? 0 : v.output(dx);
     const mp = this.views.putFloat64(3, mean);
     const ip = this.views.putFloat64(4, invStd);
@@ -578,8 +578,8 @@ export class WasmDepthwiseConv2D {
     const k = begin(T);
     const v = this.views;
     const xp = v.input(0, x);
-    const wp = v.put(1, w);
-    const bp = v.put(2, b);
+    const wp = v.input(1, w);
+    const bp = b === null ? 0 : v.input(2, b);
     const yp = v.output(y);
     const stride = k.depthwiseThreadScratchBytes(M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
     const ws = alloc(T * stride);

@@ -109,10 +109,10 @@ export class WasmConv2D {
     c.placeIn();
     const apack = c.dx === null ? 0 : alloc(k.convPackedBytes(C, O, kh, kw));
     // parts: blocks of dW's columns (each over every image), then an image of dx per part (see
-    // convBackwardPart). With dx, one dW block per thread: the many dx parts even out the load. Without
-    // (a first layer), the dW blocks alone must: up to 4 per thread, of 4 columns each where K allows
-    // (LeNet's first layer, K = 25: 6 blocks of 4 and one of 1).
-    const dWParts = T === 1 ? 1 : Math.min(Math.ceil(K / 4), c.dx === null ? 4 * T : T, MAX_PARTS - 1);
+    // convBackwardPart). One dW block per thread, their columns as even as blocks of 4 allow (LeNet-5's
+    // first layer, K = 25: 12 and 13): each block reads all of dy, so more blocks (4 per thread, to even
+    // out a first layer's load, where no dx parts do) read it more often, and were slower.
+    const dWParts = T === 1 ? 1 : Math.min(Math.max(1, K >> 2), T, MAX_PARTS - 1);
     const dxParts = c.dx === null ? 0 : T === 1 ? 1 : Math.min(N, MAX_PARTS - dWParts);
     const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
     const ws = alloc(T * stride);

@@ -464,9 +464,19 @@ export function convBackward(
 }
 
 /**
+ * First column of dW part t of `parts`: K's blocks of 4 columns split evenly, the K mod 4 columns left
+ * over going to the last part (K = 25 on 2 parts: 12 and 13 columns, where whole blocks gave 16 and 9).
+ */
+@inline function columnStart(K: i32, t: i32, parts: i32): i32 {
+  if (t >= parts) return K;
+  const units = max(1, K >> 2);
+  return min(K, (t * (units / parts) + min(t, units % parts)) << 2);
+}
+
+/**
  * Part t of T of convBackward. The first dWParts parts share dW and db, the other T − dWParts share dx;
  * each part owns disjoint outputs and computes each exactly as a single call would:
- *   dW part d of dWParts: columns [k0, k1) (multiples of 4):
+ *   dW part d of dWParts: columns [k0, k1) (columnStart: multiples of 4 but for K):
  *                           dW[:, k0:k1] += dy_n · col_n[k0:k1, :]ᵀ  for n = 0 … N−1 in order
  *                           (only those rows of col_n are built: im2colRows)
  *                         and db entries [o0, o1): db[o] += Σ_{n,p} dy[n, o, p]   (channelSums)
@@ -502,8 +512,8 @@ export function convBackwardPart(
     return;
   }
 
-  const k0 = partStart(K, t, dWParts, 4);
-  const k1 = partStart(K, t + 1, dWParts, 4);
+  const k0 = columnStart(K, t, dWParts);
+  const k1 = columnStart(K, t + 1, dWParts);
   const o0 = partStart(O, t, dWParts, 1);
   const o1 = partStart(O, t + 1, dWParts, 1);
   if (k0 >= k1) {

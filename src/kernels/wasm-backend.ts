@@ -101,6 +101,27 @@ function outputLike(buf: NDArray | null, like: readonly number[], dtype: DType):
   return reuse(buf, like, dtype);
 }
 
+/**
+ * A weighted layer's forward input, as its backward reads it again. Inside a model's pass a caller's
+ * float32 x (a first layer's: the batch) is copied once into a resident buffer, which the forward's kernel
+ * and the backward's both read where it lies (each would copy x in); any other x (a pass's resident output,
+ * float64, or outside a pass) is kept by reference.
+ */
+class SavedInput {
+  private copy: Float32Array | null = null;
+
+  of(x: TypedArray): TypedArray {
+    if (!(x instanceof Float32Array) || isResident(x) || !residentOutputs()) return x;
+    if (this.copy === null || this.copy.length !== x.length) {
+      if (this.copy !== null) releaseResident(this.copy);
+      this.copy = residentArray(Float32Array, x.length);
+      if (this.copy === null) return x; // past the blocks' limit: copied in by each call, as before
+    }
+    this.copy.set(x);
+    return this.copy;
+  }
+}
+
 /** What every context of this backend says: which backend made it (the backward goes there too). */
 abstract class WasmContext {
   readonly kernels: Kernels = wasmBackend;
@@ -114,8 +135,8 @@ class WasmConv2DContext extends WasmContext implements Conv2DContext {
   depthwise: WasmDepthwiseConv2D | null = null; // the depthwise kernels' adapter, made on first use
   grouped: WasmGroupedConv2D | null = null; // G ungrouped convolutions, made on first use
   y!: NDArray;
-  // the forward's input, by reference as for Dense (and the JS backend's depthwise): the kernels
-  // recompute each image's col from it in backward
+  // the forward's input (savedInput), from which the kernels recompute each image's col in backward
+  readonly saved = new SavedInput();
   x: TypedArray = new Float32Array(0);
   xDtype: DType = "float32";
   dx: NDArray | null = null;
@@ -139,12 +160,12 @@ function conv2dForward(
   ctx.groups = groups;
   ctx.xDtype = x.dtype;
   const y = (ctx.y = output(ctx.y ?? null, w.dtype, g.N, O, g.OH, g.OW));
-  ctx.x = x.data;
+  const xData = (ctx.x = ctx.saved.of(x.data));
   const bData = b?.data ?? null;
-  if (groups === 1) ctx.op.forward(g, O, x.data, w.data, bData, y.data);
+  if (groups === 1) ctx.op.forward(g, O, xData, w.data, bData, y.data);
   else if (groups === g.C)
-    (ctx.depthwise ??= new WasmDepthwiseConv2D()).forward(g, O / g.C, x.data, w.data, bData, y.data);
-  else (ctx.grouped ??= new WasmGroupedConv2D()).forward(g, groups, O, x.data, w.data, bData, y.data);
+    (ctx.depthwise ??= new WasmDepthwiseConv2D()).forward(g, O / g.C, xData, w.data, bData, y.data);
+  else (ctx.grouped ??= new WasmGroupedConv2D()).forward(g, groups, O, xData, w.data, bData, y.data);
   return ctx;
 }
 
@@ -176,7 +197,9 @@ const conv2dBackward: Kernels["conv2dBackward"] = (saved, w, dy, dW, db, needDx)
 
 class WasmDenseContext extends WasmContext implements DenseContext {
   readonly op = new WasmDense();
+  readonly saved = new SavedInput();
   x!: NDArray;
+  xData: TypedArray = new Float32Array(0); // x's elements as saved (savedInput)
   y!: NDArray;
   dx: NDArray | null = null;
 }
@@ -187,8 +210,9 @@ function denseForward(x: NDArray, w: NDArray, b: NDArray | null, prev: DenseCont
   const O = w.shape[1];
   const ctx = reuseContext(prev, WasmDenseContext);
   ctx.x = x;
+  ctx.xData = ctx.saved.of(x.data);
   const y = (ctx.y = output(ctx.y ?? null, w.dtype, N, O));
-  ctx.op.forward(N, F, O, x.data, w.data, b?.data ?? null, y.data);
+  ctx.op.forward(N, F, O, ctx.xData, w.data, b?.data ?? null, y.data);
   return ctx;
 }
 
@@ -198,7 +222,7 @@ const denseBackward: Kernels["denseBackward"] = (saved, w, dy, dW, db, needDx) =
   const F = ctx.x.shape[1];
   const O = w.shape[1];
   const dx = (ctx.dx = output(ctx.dx, ctx.x.dtype, N, F));
-  ctx.op.backward(N, F, O, gradsOf(ctx.op, ctx.x.data, w, dy, dW, db, needDx ? dx : null));
+  ctx.op.backward(N, F, O, gradsOf(ctx.op, ctx.xData, w, dy, dW, db, needDx ? dx : null));
   return dx;
 };
 

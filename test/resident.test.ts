@@ -127,6 +127,14 @@ describe("resident activations", { skip: noShared }, () => {
       assert.ok(isResident(p.value.data) && isResident(p.grad.data), `${p.name} resident`);
       assert.notDeepEqual(p.value.data, before[i], `${p.name} was updated`);
     });
+    // zeroGrad clears a resident gradient (a kernel's vector stores) to +0 everywhere, odd lengths too
+    for (const p of params) p.grad.data.fill(-1.5);
+    model.zeroGrad();
+    for (const p of params)
+      assert.ok(
+        p.grad.data.every((v) => Object.is(v, 0)),
+        `${p.name}'s gradient is +0`,
+      );
     // a forward outside training reads them where they lie, and a saved copy is an ordinary array
     const out = model.forward(x, { training: false });
     assert.equal(isResident(out.data), false);

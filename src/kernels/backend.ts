@@ -28,6 +28,7 @@ import type { BackendName, Kernels } from "./kernels.ts";
 import { wasmBackend } from "./wasm-backend.ts";
 import { wasmKernels, wasmUnavailableReason } from "./wasm-loader.ts";
 import { isResident, residentCopy, setInternalOutputs as setWasmInternalOutputs } from "./wasm-memory.ts";
+import { zeroResidentWasm } from "./wasm-ops.ts";
 import { setWasmThreads, wasmThreads, wasmThreadsRequested, wasmThreadsUnavailable } from "./wasm-threads.ts";
 
 export type { BackendName };
@@ -216,6 +217,14 @@ export function threadsUnavailable(): string | null {
 export function keepResident(a: NDArray): void {
   const data = residentCopyOf(a.data);
   if (data !== a.data) replaceData(a, data);
+}
+
+/**
+ * a.fill(0) — for a resident a (a trainer's gradient) by a vector kernel where it lies: fill() on a view of a
+ * SharedArrayBuffer stores element by element, several times slower.
+ */
+export function fillZero(a: TypedArray): void {
+  if (!(a instanceof Float32Array && zeroResidentWasm(a))) a.fill(0);
 }
 
 /** True if a lives in the kernels' memory (a resident parameter or gradient, or a pass's output). */

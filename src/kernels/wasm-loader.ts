@@ -50,6 +50,7 @@ export interface KernelExports {
   reluForward(n: number, x: number, y: number): void;
   reluBackward(n: number, y: number, dy: number, dx: number): void;
   firstNonFinite(n: number, x: number): number;
+  fillZero(n: number, x: number): void;
   // The parallel entry points (*Part: PartFn, one part of a call on one thread) and their scratch sizes.
   packA(transA: number, M: number, K: number, alpha: number, a: number, lda: number, apack: number): void;
   gemmPart: PartFn;
@@ -145,6 +146,7 @@ const REQUIRED_EXPORTS: readonly (keyof KernelExports)[] = [
   "reluForward",
   "reluBackward",
   "firstNonFinite",
+  "fillZero",
   "packA",
   "gemmPartScratchBytes",
   "convPackedBytes",

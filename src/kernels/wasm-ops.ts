@@ -549,6 +549,16 @@ export function addWasm(a: Float32Array, b: Float32Array, out: Float32Array): vo
   addViews.take(2, outp, out);
 }
 
+/**
+ * a.fill(0) for a resident a (a trainer's gradient: zeroGrad) by vector stores where it lies; false, doing
+ * nothing, when a is not resident.
+ */
+export function zeroResidentWasm(a: Float32Array): boolean {
+  if (!isResident(a)) return false;
+  begin(1, a).fillZero(a.length, residentAddress(a));
+  return true;
+}
+
 /** firstNonFiniteWasm's views, one cache per array checked (each parameter and gradient): no view per call. */
 const finiteViews = new WeakMap<Float32Array, ViewCache>();
 

@@ -16,6 +16,7 @@ import type { TypedConfig } from "./config.ts";
 import { NDArray, allocate, formatShape, shapeSize, type DType } from "../nd/ndarray.ts";
 import type { RandomState } from "../nd/random.ts";
 
+import { fillZero } from "../kernels/backend.ts";
 import { reuse } from "../kernels/buffers.ts";
 export { reuse };
 
@@ -187,7 +188,7 @@ export abstract class Layer {
 
   zeroGrad(): void {
     const ps = this.params();
-    for (let i = 0; i < ps.length; i++) ps[i].grad.data.fill(0);
+    for (let i = 0; i < ps.length; i++) fillZero(ps[i].grad.data);
   }
 
   toJSON(): LayerConfig {

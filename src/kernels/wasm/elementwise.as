@@ -1,4 +1,5 @@
-// Elementwise kernels for WebAssembly SIMD (AssemblyScript): ReLU forward and backward, and the finite check.
+// Elementwise kernels for WebAssembly SIMD (AssemblyScript): ReLU forward and backward, the finite check, and
+// zeroing.
 //
 // Branch-free: on activations of random sign the scalar `x > 0 ? x : 0` mispredicts every other element,
 // which costs more than the arithmetic. Bit for bit the same as src/nn/activations.ts's loops:
@@ -53,6 +54,17 @@ export function firstNonFinite(n: i32, x: usize): i32 {
     if (v - v != 0) return i;
   }
   return -1;
+}
+
+/**
+ * x[0 … n) = 0 (+0.0f): zeroGrad of a resident gradient. In JS, fill() on a SharedArrayBuffer's view stores
+ * element by element (relaxed atomics), several times slower than these vector stores.
+ */
+export function fillZero(n: i32, x: usize): void {
+  const zero = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(x + (<usize>i << 2), zero);
+  for (; i < n; i++) store<f32>(x + (<usize>i << 2), 0);
 }
 
 /** Part t of T of reluForward: elements [i0, i1). No scratch (_ws). */

@@ -10,7 +10,7 @@ import { describe, test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
-import { setBackend } from "../src/kernels/backend.ts";
+import { firstNonFiniteAmong, keepResident, setBackend } from "../src/kernels/backend.ts";
 import {
   allowResidentArrays,
   isResident,
@@ -139,6 +139,32 @@ describe("resident activations", { skip: noShared }, () => {
     const out = model.forward(x, { training: false });
     assert.equal(isResident(out.data), false);
     assert.equal(isResident(params[0].value.data.slice()), false);
+  });
+
+  test("firstNonFiniteAmong finds the first array holding NaN or ±Infinity, resident and ordinary mixed", () => {
+    setBackend("wasm");
+    const bad = [NaN, Infinity, -Infinity];
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ n: fc.nat(13), resident: fc.boolean(), plant: fc.option(fc.nat(40)) }), {
+          maxLength: 8,
+        }),
+        (specs) => {
+          const arrays = specs.map(({ n, resident, plant }) => {
+            const a = new NDArray(
+              Float32Array.from({ length: n }, (_, i) => i - 6.5),
+              [n],
+            );
+            if (resident) keepResident(a);
+            if (plant !== null && n > 0) a.data[plant % n] = bad[plant % 3];
+            return a.data;
+          });
+          const expected = arrays.findIndex((a) => a.some((v) => !Number.isFinite(v)));
+          assert.equal(firstNonFiniteAmong(arrays), expected);
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 
   test("Flatten inside a model's pass shares its input's elements and dy's (no copies); on its own it copies", () => {

@@ -28,7 +28,7 @@ import type { BackendName, Kernels } from "./kernels.ts";
 import { wasmBackend } from "./wasm-backend.ts";
 import { wasmKernels, wasmUnavailableReason } from "./wasm-loader.ts";
 import { isResident, residentCopy, setInternalOutputs as setWasmInternalOutputs } from "./wasm-memory.ts";
-import { zeroResidentWasm } from "./wasm-ops.ts";
+import { firstNonFiniteResidentWasm, zeroResidentWasm } from "./wasm-ops.ts";
 import { setWasmThreads, wasmThreads, wasmThreadsRequested, wasmThreadsUnavailable } from "./wasm-threads.ts";
 
 export type { BackendName };
@@ -225,6 +225,17 @@ export function keepResident(a: NDArray): void {
  */
 export function fillZero(a: TypedArray): void {
   if (!(a instanceof Float32Array && zeroResidentWasm(a))) a.fill(0);
+}
+
+/**
+ * The position in `arrays` of the first one holding a NaN or ±Infinity, or −1: one kernel call over the
+ * resident ones where they lie (the trainer's gradients and parameters), kernels.firstNonFinite on the others.
+ */
+export function firstNonFiniteAmong(arrays: readonly TypedArray[]): number {
+  const resident = firstNonFiniteResidentWasm(arrays);
+  const end = resident < 0 ? arrays.length : resident;
+  for (let i = 0; i < end; i++) if (!isResident(arrays[i]) && kernels.firstNonFinite(arrays[i]) >= 0) return i;
+  return resident;
 }
 
 /** True if a lives in the kernels' memory (a resident parameter or gradient, or a pass's output). */

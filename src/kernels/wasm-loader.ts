@@ -51,6 +51,7 @@ export interface KernelExports {
   reluBackward(n: number, y: number, dy: number, dx: number): void;
   firstNonFinite(n: number, x: number): number;
   fillZero(n: number, x: number): void;
+  firstNonFiniteAmong(count: number, table: number): number;
   // The parallel entry points (*Part: PartFn, one part of a call on one thread) and their scratch sizes.
   packA(transA: number, M: number, K: number, alpha: number, a: number, lda: number, apack: number): void;
   gemmPart: PartFn;
@@ -147,6 +148,7 @@ const REQUIRED_EXPORTS: readonly (keyof KernelExports)[] = [
   "reluBackward",
   "firstNonFinite",
   "fillZero",
+  "firstNonFiniteAmong",
   "packA",
   "gemmPartScratchBytes",
   "convPackedBytes",

@@ -559,6 +559,33 @@ export function zeroResidentWasm(a: Float32Array): boolean {
   return true;
 }
 
+const amongViews = new ViewCache();
+const amongPositions: number[] = []; // the table's entries' positions in the list, reused from call to call
+
+/**
+ * The position in `arrays` of the first resident float32 one holding a NaN or ±Infinity, or −1 (the others
+ * are skipped: the caller checks them): one kernel call (elementwise.as firstNonFiniteAmong) scanning each
+ * where it lies — the trainer's gradients and parameters.
+ */
+export function firstNonFiniteResidentWasm(arrays: readonly TypedArray[]): number {
+  let count = 0;
+  for (let i = 0; i < arrays.length; i++) {
+    const a = arrays[i];
+    if (a instanceof Float32Array && isResident(a)) amongPositions[count++] = i;
+  }
+  if (count === 0) return -1;
+  const k = begin(1, arrays[amongPositions[0]]);
+  const table = alloc(count * 8);
+  const entries = amongViews.int32(0, table, 2 * count);
+  for (let e = 0; e < count; e++) {
+    const a = arrays[amongPositions[e]];
+    entries[2 * e] = residentAddress(a);
+    entries[2 * e + 1] = a.length;
+  }
+  const found = k.firstNonFiniteAmong(count, table);
+  return found < 0 ? -1 : amongPositions[found];
+}
+
 /** firstNonFiniteWasm's views, one cache per array checked (each parameter and gradient): no view per call. */
 const finiteViews = new WeakMap<Float32Array, ViewCache>();
 

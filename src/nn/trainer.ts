@@ -10,8 +10,8 @@
 // this epoch's permutation was drawn (restore redraws it), the running sums and the augmenter's
 // generator. Weights, optimizer slots and Dropout generators are the model's (saved with saveModel).
 
-import type { NDArray } from "../nd/ndarray.ts";
-import { kernels, keepResident } from "../kernels/backend.ts";
+import type { NDArray, TypedArray } from "../nd/ndarray.ts";
+import { firstNonFiniteAmong, kernels, keepResident } from "../kernels/backend.ts";
 import { RandomState, type RandomStateInput, type RandomStateState } from "../nd/random.ts";
 import type { BackwardOptions, ForwardOptions, Param } from "./layer.ts";
 import type { Loss, Target } from "./losses.ts";
@@ -230,6 +230,32 @@ function sameParams(model: Sequential, kept: readonly Param[]): boolean {
   return k === kept.length;
 }
 
+/** What a step checks for NaN and ±Infinity: the trainable params' gradients, then every param's value. */
+interface CheckedArrays {
+  trainable: Param[];
+  grads: TypedArray[];
+  values: TypedArray[];
+}
+
+/** Each parameter list's CheckedArrays, refilled every step (trainable flags may change; storage once). */
+const checkedArrays = new WeakMap<Param[], CheckedArrays>();
+
+function checkedArraysOf(params: Param[]): CheckedArrays {
+  let c = checkedArrays.get(params);
+  if (c === undefined) checkedArrays.set(params, (c = { trainable: [], grads: [], values: [] }));
+  let j = 0;
+  for (let k = 0; k < params.length; k++) {
+    const p = params[k];
+    c.values[k] = p.value.data;
+    if (!p.trainable) continue;
+    c.trainable[j] = p;
+    c.grads[j++] = p.grad.data;
+  }
+  c.values.length = params.length;
+  c.trainable.length = c.grads.length = j;
+  return c;
+}
+
 /** The layer of `model` that owns p, described ("layer 3 (Dense)"), for error messages. */
 function ownerOf(model: Sequential, p: Param): string {
   return model.layers.find((layer) => layer.params().includes(p))?.describe() ?? "a layer";
@@ -306,29 +332,29 @@ export function trainStep(
   }
   model.backward(loss.backward(), NO_DX); // nobody reads the first layer's dx here
   if (opts.regularizer) value += opts.regularizer.addTo(model);
-  for (let k = 0; k < params.length; k++) {
-    const p = params[k];
-    if (!p.trainable) continue;
+  // each check is one kernel call over all the arrays (they lie in the kernels' memory); the element is
+  // looked for only once one is found
+  const checked = checkedArraysOf(params);
+  const badGrad = firstNonFiniteAmong(checked.grads);
+  if (badGrad >= 0) {
+    const p = checked.trainable[badGrad];
     const bad = kernels.firstNonFinite(p.grad.data);
-    if (bad >= 0) {
-      throw new TrainingError(
-        `${model.name}: gradient of ${ownerOf(model, p)} ${p.name} is ${p.grad.data[bad]} at ${place(where)}`,
-      );
-    }
+    throw new TrainingError(
+      `${model.name}: gradient of ${ownerOf(model, p)} ${p.name} is ${p.grad.data[bad]} at ${place(where)}`,
+    );
   }
   if (opts.clipValue !== undefined) clipGradientsByValue(params, opts.clipValue);
   if (opts.clipNorm !== undefined) clipGradientsByNorm(params, opts.clipNorm);
   optimizer.step(params);
   // A finite gradient times a huge learning rate can still overflow: stop before Inf is trained on or saved.
-  for (let k = 0; k < params.length; k++) {
-    const p = params[k];
+  const badValue = firstNonFiniteAmong(checked.values);
+  if (badValue >= 0) {
+    const p = params[badValue];
     const bad = kernels.firstNonFinite(p.value.data);
-    if (bad >= 0) {
-      throw new TrainingError(
-        `${model.name}: ${ownerOf(model, p)} ${p.name}[${bad}] became ${p.value.data[bad]} ` +
-          `after the optimizer step at ${place(where)}: lower the learning rate`,
-      );
-    }
+    throw new TrainingError(
+      `${model.name}: ${ownerOf(model, p)} ${p.name}[${bad}] became ${p.value.data[bad]} ` +
+        `after the optimizer step at ${place(where)}: lower the learning rate`,
+    );
   }
   return { loss: value, correct: loss.countCorrect(pred, y) };
 }

@@ -57,6 +57,18 @@ export function firstNonFinite(n: i32, x: usize): i32 {
 }
 
 /**
+ * The first of `count` arrays holding a NaN or ±Infinity, or −1: table holds their (byte offset, length)
+ * pairs as i32s. The trainer's checks of every gradient, then every parameter, in one call each.
+ */
+export function firstNonFiniteAmong(count: i32, table: usize): i32 {
+  for (let i = 0; i < count; i++) {
+    const entry = table + (<usize>i << 3);
+    if (firstNonFinite(load<i32>(entry, 4), <usize>load<i32>(entry)) >= 0) return i;
+  }
+  return -1;
+}
+
+/**
  * x[0 … n) = 0 (+0.0f): zeroGrad of a resident gradient. In JS, fill() on a SharedArrayBuffer's view stores
  * element by element (relaxed atomics), several times slower than these vector stores.
  */

@@ -29,7 +29,7 @@ import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { buildModel } from "../src/nn/models.ts";
 import { Adam, SGD, type Optimizer } from "../src/nn/optim.ts";
 import { Sequential } from "../src/nn/sequential.ts";
-import { noThreads, rand, restoreKernelsAfter } from "./kernel-helpers.ts";
+import { noThreads, rand, restoreKernelsAfter, sameBitsOnEveryCount } from "./kernel-helpers.ts";
 import {
   assertBlocksBackAfterGc,
   assertFitSameBits,
@@ -219,31 +219,55 @@ describe("resident parameters", { skip: noShared }, () => {
     assertSameArrays(await steps([2, 2, 1, 1]), plain, "2, 2, 1, 1 threads");
   });
 
-  for (const side of ["value", "grad"] as const) {
-    test(`a user-built list whose ${side}s alone are resident: Adam and SGD momentum give the plain bits`, () => {
+  /** The values after 3 steps of a user-built list whose `side` arrays (value, grad, both) are resident or not. */
+  const steppedList = (side: "value" | "grad" | "both" | "none", optimizer: Optimizer): Float32Array[] => {
+    // big enough for the update to be split across threads where they run
+    const sizes = [5, 64, 70_001];
+    const rng = new RandomState(31);
+    const params: Param[] = sizes.map((n, i) => ({
+      name: `p${i}`,
+      value: rand(rng, [n]),
+      grad: new NDArray(new Float32Array(n), [n]),
+      trainable: true,
+    }));
+    for (let s = 0; s < 3; s++) {
+      for (const p of params) p.grad.data.set(rand(rng, [p.grad.size]).data);
+      for (const p of params) {
+        if (side === "value" || side === "both") keepResident(p.value);
+        if (side === "grad" || side === "both") keepResident(p.grad);
+      }
+      optimizer.step(params);
+    }
+    for (const p of params) {
+      assert.equal(isResident(p.value.data), side === "value" || side === "both");
+      assert.equal(isResident(p.grad.data), side === "grad" || side === "both");
+    }
+    return params.map((p) => p.value.data.slice() as Float32Array);
+  };
+  const listOptimizers = [() => new Adam({ lr: 0.01 }), () => new SGD({ lr: 0.05, momentum: 0.9 })];
+
+  for (const side of ["value", "grad", "both"] as const) {
+    const which = side === "both" ? "values and grads" : `${side}s alone`;
+    test(`a user-built list whose ${which} are resident: Adam and SGD momentum give the plain bits`, () => {
       setBackend("wasm");
-      // big enough for the update to be split across threads where they run
-      const sizes = [5, 64, 70_001];
-      const run = (resident: boolean, optimizer: Optimizer): Float32Array[] => {
-        const rng = new RandomState(31);
-        const params: Param[] = sizes.map((n, i) => ({
-          name: `p${i}`,
-          value: rand(rng, [n]),
-          grad: new NDArray(new Float32Array(n), [n]),
-          trainable: true,
-        }));
-        for (let s = 0; s < 3; s++) {
-          for (const p of params) p.grad.data.set(rand(rng, [p.grad.size]).data);
-          if (resident) for (const p of params) keepResident(p[side]);
-          optimizer.step(params);
-        }
-        if (resident) assert.ok(params.every((p) => isResident(p[side].data) && !isResident(p[other(side)].data)));
-        return params.map((p) => p.value.data.slice() as Float32Array);
-      };
-      for (const make of [() => new Adam({ lr: 0.01 }), () => new SGD({ lr: 0.05, momentum: 0.9 })])
-        assertSameArrays(run(true, make()), run(false, make()), make().type);
+      for (const make of listOptimizers)
+        assertSameArrays(steppedList(side, make()), steppedList("none", make()), make().type);
     });
   }
+
+  test("user-built lists resident on one side or both: the same bits on 1, 2 and 3 threads", async (t) => {
+    if (noThreads) {
+      t.skip(noThreads);
+      return;
+    }
+    setBackend("wasm");
+    await sameBitsOnEveryCount("one-sided resident lists", () =>
+      (["value", "grad", "both"] as const).flatMap((side) =>
+        listOptimizers.flatMap((make) => steppedList(side, make())),
+      ),
+    );
+    await setThreads(1);
+  });
 
   for (const make of [() => new Adam({ lr: 0.01 }), () => new SGD({ lr: 0.05, momentum: 0.9, nesterov: true })]) {
     test(`${make().type}'s slots after loadStateDict move beside resident params: the plain bits`, () => {
@@ -316,7 +340,3 @@ describe("resident parameters", { skip: noShared }, () => {
       for (const p of l.params()) assert.ok(isResident(p.value.data) && isResident(p.grad.data), p.name);
   });
 });
-
-function other(side: "value" | "grad"): "value" | "grad" {
-  return side === "value" ? "grad" : "value";
-}

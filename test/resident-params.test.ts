@@ -28,7 +28,9 @@ import type { Param } from "../src/nn/layer.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { buildModel } from "../src/nn/models.ts";
 import { Adam, SGD, type Optimizer } from "../src/nn/optim.ts";
+import { L2Regularizer } from "../src/nn/regularizers.ts";
 import { Sequential } from "../src/nn/sequential.ts";
+import { trainStep } from "../src/nn/trainer.ts";
 import { noThreads, rand, restoreKernelsAfter, sameBitsOnEveryCount } from "./kernel-helpers.ts";
 import {
   assertBlocksBackAfterGc,
@@ -284,6 +286,29 @@ describe("resident parameters", { skip: noShared }, () => {
         return weightsOf(model);
       };
       assertSameArrays(run(), withoutResidency(run), "resumed");
+    });
+  }
+
+  for (const name of ["mobilenet-mini", "cnn-bn", "cnn-small", "mlp"] as const) {
+    test(`${name}: steps with clipping and an L2 penalty (JS loops over resident grads): the plain bits`, () => {
+      setBackend("wasm");
+      const run = (): Float32Array[] => {
+        const model = buildModel(name, { seed: 3 });
+        const rng = new RandomState(17);
+        const opt = new Adam({ lr: 0.01 });
+        const opts = {
+          clipNorm: 0.5,
+          clipValue: 0.01,
+          regularizer: new L2Regularizer({ lambda: 1e-3, includeBias: true }),
+        };
+        for (const n of [4, 3, 4]) {
+          const { x, y } = digits(rng, n);
+          trainStep(model, x, y, new SoftmaxCrossEntropy(), opt, "a batch", opts);
+        }
+        // every param: the non-trainable ones (batch-norm statistics) too
+        return model.params().map((p) => Float32Array.from(p.value.data));
+      };
+      assertSameArrays(run(), withoutResidency(run), name);
     });
   }
 

@@ -27,7 +27,7 @@ import { gradcheck } from "../src/nn/gradcheck.ts";
 import type { Param } from "../src/nn/layer.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { buildModel } from "../src/nn/models.ts";
-import { Adam, SGD, type Optimizer } from "../src/nn/optim.ts";
+import { Adam, AdamW, RMSProp, SGD, type Optimizer } from "../src/nn/optim.ts";
 import { L2Regularizer } from "../src/nn/regularizers.ts";
 import { Sequential } from "../src/nn/sequential.ts";
 import { trainStep } from "../src/nn/trainer.ts";
@@ -246,11 +246,16 @@ describe("resident parameters", { skip: noShared }, () => {
     }
     return params.map((p) => p.value.data.slice() as Float32Array);
   };
-  const listOptimizers = [() => new Adam({ lr: 0.01 }), () => new SGD({ lr: 0.05, momentum: 0.9 })];
+  const listOptimizers = [
+    () => new Adam({ lr: 0.01 }),
+    () => new SGD({ lr: 0.05, momentum: 0.9 }),
+    () => new AdamW({ lr: 0.01, weightDecay: 0.1 }),
+    () => new RMSProp({ lr: 0.01, momentum: 0.5, weightDecay: 0.01 }), // a JS update over its resident slots
+  ];
 
   for (const side of ["value", "grad", "both"] as const) {
     const which = side === "both" ? "values and grads" : `${side}s alone`;
-    test(`a user-built list whose ${which} are resident: Adam and SGD momentum give the plain bits`, () => {
+    test(`a user-built list whose ${which} are resident: every optimizer gives the plain bits`, () => {
       setBackend("wasm");
       for (const make of listOptimizers)
         assertSameArrays(steppedList(side, make()), steppedList("none", make()), make().type);

@@ -103,11 +103,14 @@ describe("resident parameters", { skip: noShared }, () => {
   test("EarlyStopping restores the best weights into the resident storage (fit and fitAsync): same bits", async () => {
     const rng = new RandomState(21);
     const val = digits(rng, 6);
-    await assertFitSameBits({ seed: 2, lr: 0.1, epochs: 4 }, digits(rng, 18), val, (model) => ({
-      callbacks: new EarlyStopping({ patience: 5, restoreBestWeights: true, monitor: "valLoss" }),
-      // the restored weights are what the model computes with
-      after: () => [model.predict(val.x).data.slice() as Float32Array],
-    }));
+    await assertFitSameBits({ seed: 2, lr: 0.05, epochs: 4 }, digits(rng, 18), val, (model) => {
+      const stop = new EarlyStopping({ patience: 5, restoreBestWeights: true, monitor: "valLoss" });
+      const after = (): Float32Array[] => {
+        assert.equal(stop.bestEpoch, 1, "the best epoch is not the last: the weights are restored");
+        return [model.predict(val.x).data.slice() as Float32Array]; // computed with the restored weights
+      };
+      return { callbacks: stop, after };
+    });
   });
 
   test("setBackend('js') after resident training, then more steps and a forward: same bits", () => {

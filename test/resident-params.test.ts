@@ -68,13 +68,17 @@ function trained(seed = 4, optimizer: Optimizer = new SGD({ lr: 0.05, momentum: 
 describe("resident parameters", { skip: noShared }, () => {
   restoreKernelsAfter();
 
-  test("after training: saving, loading, ONNX and TF.js export see the trained weights, byte for byte", () => {
-    const plain = withoutResidency(() => trained());
-    const model = trained();
+  test("after training: saving (with the optimizer), loading, ONNX and TF.js export see the trained weights", () => {
+    const plainOptimizer = new Adam({ lr: 0.01 });
+    const plain = withoutResidency(() => trained(4, plainOptimizer));
+    const optimizer = new Adam({ lr: 0.01 });
+    const model = trained(4, optimizer);
     assert.ok(isResident(model.params()[0].value.data), "the trained model's weights are resident");
-    const saved = serializeModel(model);
-    const plainSaved = serializeModel(plain);
+    const saved = serializeModel(model, { optimizer });
+    const plainSaved = serializeModel(plain, { optimizer: plainOptimizer });
     assert.deepEqual(saved.weights, plainSaved.weights, "weights.bin");
+    assert.deepEqual(saved.optimizer, plainSaved.optimizer, "optimizer.bin (the slots, resident beside the weights)");
+    assert.ok(saved.optimizer !== undefined && saved.optimizer.byteLength > 0);
     assert.equal(saved.weights.buffer.byteLength, saved.weights.byteLength, "weights.bin is its own buffer");
     assertSameArrays(weightsOf(deserializeModel(saved.json, saved.weights).model), weightsOf(plain), "loaded");
     assert.deepEqual(toOnnx(model), toOnnx(plain), "ONNX");

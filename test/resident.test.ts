@@ -7,17 +7,13 @@
 import fc from "fast-check";
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 
 import { firstNonFiniteAmong, keepResident, setBackend } from "../src/kernels/backend.ts";
 import {
-  allowResidentArrays,
   isResident,
   releaseResident,
   residentArray,
   residentBytes,
-  residentLiveBytes,
   residentOutputs,
   setInternalOutputs,
   setResidentLimit,
@@ -32,13 +28,8 @@ import { Sequential } from "../src/nn/sequential.ts";
 import { Conv2D } from "../src/nn/conv.ts";
 import { ReLU } from "../src/nn/activations.ts";
 import { Dense } from "../src/nn/dense.ts";
-import { noWasm, rand, restoreKernelsAfter } from "./kernel-helpers.ts";
-
-const noShared = noWasm || (typeof SharedArrayBuffer === "function" ? false : "no SharedArrayBuffer");
-
-function digits(rng: RandomState, n: number): { x: NDArray; y: Int32Array } {
-  return { x: rand(rng, [n, 1, 28, 28]), y: Int32Array.from({ length: n }, (_, i) => (i * 3) % 10) };
-}
+import { rand, restoreKernelsAfter } from "./kernel-helpers.ts";
+import { assertBlocksBackAfterGc, assertFitSameBits, digits, noShared, withoutResidency } from "./resident-helpers.ts";
 
 /** Weights after training `name` on batches of these sizes, with (true) or without resident activations. */
 function trainedWeights(
@@ -301,13 +292,10 @@ describe("resident activations", { skip: noShared }, () => {
   });
 
   test("fit and fitAsync with validation and callbacks that predict mid-training: the same bits", async () => {
-    setBackend("wasm");
     const rng = new RandomState(6);
-    const { x, y } = digits(rng, 20);
+    const data = digits(rng, 20);
     const val = digits(rng, 7);
-    const fitted = async (asynchronously: boolean): Promise<Float32Array[]> => {
-      const model = buildModel("lenet5", { seed: 8 });
-      model.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new SGD({ lr: 0.05, momentum: 0.9 }) });
+    await assertFitSameBits({ seed: 8, lr: 0.05, epochs: 2 }, data, val, (model) => {
       const predictions: number[] = [];
       const callbacks = {
         // another batch size between steps; what predict returns must stay as it was
@@ -315,20 +303,11 @@ describe("resident activations", { skip: noShared }, () => {
           predictions.push(model.predict(val.x, { batchSize: 3 }).data[0]);
         },
         onEpochEnd: () => {
-          model.evaluate(x, y, { batchSize: 9 });
+          model.evaluate(data.x, data.y, { batchSize: 9 });
         },
       };
-      const opts = { epochs: 2, batchSize: 6, seed: 3, validationData: [val.x, val.y] as [NDArray, Int32Array] };
-      if (asynchronously) await model.fitAsync(x, y, { ...opts, callbacks, yieldEveryMs: 0 });
-      else model.fit(x, y, { ...opts, callbacks });
-      return [...model.params().map((p) => p.value.data.slice() as Float32Array), Float32Array.from(predictions)];
-    };
-    const plain = await withoutResidencyAsync(() => fitted(false));
-    for (const asynchronously of [false, true]) {
-      (await fitted(asynchronously)).forEach((w, i) => {
-        assert.deepEqual(w, plain[i], `${asynchronously ? "fitAsync" : "fit"}: array ${i}`);
-      });
-    }
+      return { callbacks, after: () => [Float32Array.from(predictions)] };
+    });
   });
 
   test("freed blocks are reused: varying batch sizes do not grow the resident blocks without bound", () => {
@@ -400,37 +379,9 @@ describe("resident activations", { skip: noShared }, () => {
 
   test("a dropped model's blocks come back after garbage collection", async () => {
     setBackend("wasm");
-    setFlagsFromString("--expose-gc");
-    const gc = runInNewContext("gc") as () => void;
-    const start = residentLiveBytes(); // in use: earlier tests may have left free space below the top
-    (() => {
+    await assertBlocksBackAfterGc(() => {
       const model = buildModel("lenet5", { seed: 6 });
       model.forward(digits(new RandomState(5), 300).x, { training: false });
-    })();
-    assert.ok(residentLiveBytes() > start);
-    for (let i = 0; i < 20 && residentLiveBytes() > start; i++) {
-      gc();
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    assert.ok(residentLiveBytes() <= start, `${residentLiveBytes()} bytes still held, ${start} before`);
+    });
   });
 });
-
-/** f() with resident arrays turned off (every kernel call copies its operands, as before residency). */
-function withoutResidency<T>(f: () => T): T {
-  allowResidentArrays(false);
-  try {
-    return f();
-  } finally {
-    allowResidentArrays(true);
-  }
-}
-
-async function withoutResidencyAsync<T>(f: () => Promise<T>): Promise<T> {
-  allowResidentArrays(false);
-  try {
-    return await f();
-  } finally {
-    allowResidentArrays(true);
-  }
-}

@@ -27,7 +27,12 @@ import { jsBackend } from "./js.ts";
 import type { BackendName, Kernels } from "./kernels.ts";
 import { wasmBackend } from "./wasm-backend.ts";
 import { wasmKernels, wasmUnavailableReason } from "./wasm-loader.ts";
-import { isResident, residentCopy, setInternalOutputs as setWasmInternalOutputs } from "./wasm-memory.ts";
+import {
+  isResident,
+  residentCopy,
+  residentOutputs,
+  setInternalOutputs as setWasmInternalOutputs,
+} from "./wasm-memory.ts";
 import { firstNonFiniteResidentWasm, zeroResidentWasm } from "./wasm-ops.ts";
 import { setWasmThreads, wasmThreads, wasmThreadsRequested, wasmThreadsUnavailable } from "./wasm-threads.ts";
 
@@ -135,9 +140,11 @@ export function setInternalOutputs(on: boolean): boolean {
 /**
  * True if a is internal to a model's pass (see setInternalOutputs): made by a kernel for the model's next
  * layer, which may read it in place (the wasm backend keeps such arrays resident in its linear memory).
+ * Only inside a pass: outside one a resident a is the caller's (a trained parameter or gradient, see
+ * keepResident), which a layer called on its own must not alias.
  */
 export function isInternal(a: NDArray): boolean {
-  return isResident(a.data);
+  return isResident(a.data) && residentOutputs();
 }
 
 /**

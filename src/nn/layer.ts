@@ -36,9 +36,13 @@ export interface BackwardOptions {
  * Once a model trains on the wasm backend where SharedArrayBuffer is available, the trainer keeps every
  * trainable float32 param's value and grad in the kernels' linear memory, where each step reads and updates
  * them in place (backend.ts keepResident): from the first step on, `value.data` and `grad.data` are
- * Float32Array views of a SharedArrayBuffer, holding the same values. Read them through the Param (an array
- * taken from it before training keeps the old storage, which training no longer updates), and copy
- * (`slice()`) what you keep or post with a transfer list: a SharedArrayBuffer cannot be transferred.
+ * Float32Array views of a SharedArrayBuffer, holding the same values (up to a limit on that memory: past it
+ * they stay ordinary arrays; setDtype replaces them with ordinary ones). Read them through the Param (an
+ * array taken from it before training keeps the old storage, which training no longer updates), and copy
+ * (`slice()`) what you keep or post: a SharedArrayBuffer cannot be transferred, a structured clone of such
+ * a view shares the memory instead of copying it (it follows training), and its `.buffer` is the whole
+ * memory. A subarray or another view of that memory is valid only while the Param holds its array: once
+ * that is dropped (setDtype, a discarded model), the space goes to other arrays.
  */
 export interface Param {
   name: string;

@@ -33,7 +33,7 @@ import {
   residentOutputs,
   setInternalOutputs as setWasmInternalOutputs,
 } from "./wasm-memory.ts";
-import { firstNonFiniteResidentWasm, zeroResidentWasm } from "./wasm-ops.ts";
+import { firstNonFiniteResidentWasm, residentFloat32, zeroResidentWasm } from "./wasm-ops.ts";
 import { setWasmThreads, wasmThreads, wasmThreadsRequested, wasmThreadsUnavailable } from "./wasm-threads.ts";
 
 export type { BackendName };
@@ -241,7 +241,7 @@ export function fillZero(a: TypedArray): void {
 export function firstNonFiniteAmong(arrays: readonly TypedArray[]): number {
   const resident = firstNonFiniteResidentWasm(arrays);
   const end = resident < 0 ? arrays.length : resident;
-  for (let i = 0; i < end; i++) if (!isResident(arrays[i]) && kernels.firstNonFinite(arrays[i]) >= 0) return i;
+  for (let i = 0; i < end; i++) if (!residentFloat32(arrays[i]) && kernels.firstNonFinite(arrays[i]) >= 0) return i;
   return resident;
 }
 
@@ -255,6 +255,6 @@ export function isResidentData(a: TypedArray): boolean {
  * the wasm backend, for float32 a, when resident arrays can be made; else a itself (also when it is there).
  */
 export function residentCopyOf(a: TypedArray): TypedArray {
-  if (current !== "wasm" || !(a instanceof Float32Array) || isResident(a)) return a;
-  return residentCopy(a) ?? a;
+  if (current !== "wasm" || !(a instanceof Float32Array)) return a;
+  return residentCopy(a) ?? a; // a itself when it is resident already
 }

@@ -310,9 +310,14 @@ export class WasmReLU {
  */
 const OPTIMIZER_WORK = 16;
 
+/** True if a is a resident float32 array: the kernels read and write it where it lies. */
+export function residentFloat32(a: TypedArray): a is Float32Array {
+  return a instanceof Float32Array && isResident(a);
+}
+
 /** True if an update reads and writes the parameter and its gradient where they lie (both resident). */
 function inPlace(w: TypedArray, grad: TypedArray): boolean {
-  return w instanceof Float32Array && grad instanceof Float32Array && isResident(w) && isResident(grad);
+  return residentFloat32(w) && residentFloat32(grad);
 }
 
 /**
@@ -570,8 +575,7 @@ const amongPositions: number[] = []; // the table's entries' positions in the li
 export function firstNonFiniteResidentWasm(arrays: readonly TypedArray[]): number {
   let count = 0;
   for (let i = 0; i < arrays.length; i++) {
-    const a = arrays[i];
-    if (a instanceof Float32Array && isResident(a)) amongPositions[count++] = i;
+    if (residentFloat32(arrays[i])) amongPositions[count++] = i;
   }
   if (count === 0) return -1;
   const k = begin(1, arrays[amongPositions[0]]);

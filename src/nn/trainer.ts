@@ -240,16 +240,23 @@ interface CheckedArrays {
 /** Each parameter list's CheckedArrays, refilled every step (trainable flags may change; storage once). */
 const checkedArrays = new WeakMap<Param[], CheckedArrays>();
 
-function checkedArraysOf(params: Param[]): CheckedArrays {
+/**
+ * A step's start: every trainable param's value and grad kept where the kernels read and update them in
+ * place (keepResident: on the wasm backend, no copies per step), then the arrays the step checks.
+ */
+function prepareParams(params: Param[]): CheckedArrays {
   let c = checkedArrays.get(params);
   if (c === undefined) checkedArrays.set(params, (c = { trainable: [], grads: [], values: [] }));
   let j = 0;
   for (let k = 0; k < params.length; k++) {
     const p = params[k];
+    if (p.trainable) {
+      keepResident(p.value);
+      keepResident(p.grad);
+      c.trainable[j] = p;
+      c.grads[j++] = p.grad.data;
+    }
     c.values[k] = p.value.data;
-    if (!p.trainable) continue;
-    c.trainable[j] = p;
-    c.grads[j++] = p.grad.data;
   }
   c.values.length = params.length;
   c.trainable.length = c.grads.length = j;
@@ -315,13 +322,7 @@ export function trainStep(
   opts: StepOptions = NO_STEP_OPTIONS,
 ): { loss: number; correct: number | null } {
   const params = ownParams(model);
-  for (let k = 0; k < params.length; k++) {
-    const p = params[k];
-    if (!p.trainable) continue;
-    // where the kernels read and update them in place (on the wasm backend): no copies per step
-    keepResident(p.value);
-    keepResident(p.grad);
-  }
+  const checked = prepareParams(params);
   model.zeroGrad();
   const pred = model.forward(x, TRAINING);
   let value = loss.forward(pred, y);
@@ -334,7 +335,6 @@ export function trainStep(
   if (opts.regularizer) value += opts.regularizer.addTo(model);
   // each check is one kernel call over all the arrays (they lie in the kernels' memory); the element is
   // looked for only once one is found
-  const checked = checkedArraysOf(params);
   const badGrad = firstNonFiniteAmong(checked.grads);
   if (badGrad >= 0) {
     const p = checked.trainable[badGrad];

@@ -22,6 +22,8 @@
 /** One hand-assembled kernel: `run(iterations)` executes `flopsPerIteration` FLOPs per iteration. */
 export interface CeilingKernel {
   name: string;
+  /** The function's name in the module (ceilingModuleBytes). */
+  exportName: string;
   flopsPerIteration: number;
   /** Runs the loop `iterations` times (≥ 1) and returns a checksum (the sum of lane 0 of every accumulator). */
   run(iterations: number): number;
@@ -241,12 +243,18 @@ export function ceilingKernels(): CeilingKernel[] | null {
   const ex = instance.exports as Record<string, unknown>;
   const memory = ex.memory as WebAssembly.Memory;
   const panel = new Float32Array(memory.buffer, 0, PANEL_BYTES / 4 + 16);
-  for (let i = 0; i < panel.length; i++) panel[i] = ((i % 97) + 1) / 1024;
+  for (let i = 0; i < panel.length; i++) panel[i] = panelValue(i);
   const fn = (n: string) => ex[n] as (iterations: number) => number;
   return [
-    ...CHAIN_COUNTS.map((K) => ({ name: `chains ${K}`, flopsPerIteration: 8 * K, run: fn(`chains${K}`) })),
+    ...CHAIN_COUNTS.map((K) => ({
+      name: `chains ${K}`,
+      exportName: `chains${K}`,
+      flopsPerIteration: 8 * K,
+      run: fn(`chains${K}`),
+    })),
     ...TILES.map(([r, v]) => ({
       name: `gemm tile ${String(r)}×${String(4 * v)}`,
+      exportName: `tile${String(r)}x${String(v)}`,
       flopsPerIteration: 8 * r * v,
       run: fn(`tile${String(r)}x${String(v)}`),
     })),
@@ -256,4 +264,89 @@ export function ceilingKernels(): CeilingKernel[] | null {
 /** The panel's float32 values as ceilingKernels fills them (for the tests' reference computation). */
 export function panelValue(index: number): number {
   return Math.fround(((index % 97) + 1) / 1024);
+}
+
+/**
+ * The ceiling kernel on several threads at once: this thread and `threads − 1` workers each run the same
+ * kernel for the same iterations, started together; `run()` returns when the last one finishes. Its rate ÷
+ * the 1-thread rate is the machine's own parallel speed-up at that moment — what a perfectly split kernel
+ * could reach — which the benchmark measures in the rounds beside handprop's: on a VM whose second core
+ * comes and goes, a scaling figure means little without it.
+ */
+export interface ParallelCeiling {
+  threads: number;
+  run(): void;
+  close(): Promise<void>;
+}
+
+// The workers' source (no imports: a worker does not inherit tsx): they instantiate the same module, copy in
+// the same panel, run the kernel each time the control word's generation moves on, then count themselves
+// finished; generation −1 ends them.
+const CEILING_WORKER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { module, exportName, iterations, panel, control: buffer } = workerData;
+const instance = new WebAssembly.Instance(module);
+new Float32Array(instance.exports.memory.buffer, 0, panel.length).set(panel);
+const run = instance.exports[exportName];
+const control = new Int32Array(buffer);
+run(iterations);
+parentPort.postMessage("ready");
+for (let seen = Atomics.load(control, 0); ; ) {
+  Atomics.wait(control, 0, seen);
+  seen = Atomics.load(control, 0);
+  if (seen < 0) break;
+  run(iterations);
+  Atomics.add(control, 1, 1);
+  Atomics.notify(control, 1);
+}
+`;
+
+export async function startParallelCeiling(
+  kernel: CeilingKernel,
+  iterations: number,
+  threads: number,
+): Promise<ParallelCeiling> {
+  const { Worker } = await import("node:worker_threads");
+  // [0]: generation (a new run each increment; −1: stop), [1]: workers finished in this generation
+  const control = new Int32Array(new SharedArrayBuffer(8));
+  const module = new WebAssembly.Module(ceilingModuleBytes());
+  const panel = Float32Array.from({ length: PANEL_BYTES / 4 + 16 }, (_, i) => panelValue(i));
+  const workerData = { module, exportName: kernel.exportName, iterations, panel, control: control.buffer };
+  const workers = Array.from({ length: threads - 1 }, () => new Worker(CEILING_WORKER, { eval: true, workerData }));
+  try {
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            w.once("message", () => {
+              resolve();
+            });
+            w.once("error", reject);
+            w.once("exit", (code) => {
+              reject(new Error(`ceiling worker exited (${String(code)}) before it was ready`));
+            });
+          }),
+      ),
+    );
+  } catch (e) {
+    await Promise.all(workers.map((w) => w.terminate()));
+    throw e;
+  }
+  return {
+    threads,
+    run() {
+      Atomics.store(control, 1, 0);
+      Atomics.add(control, 0, 1);
+      Atomics.notify(control, 0);
+      kernel.run(iterations);
+      for (let done = Atomics.load(control, 1); done < threads - 1; done = Atomics.load(control, 1)) {
+        Atomics.wait(control, 1, done);
+      }
+    },
+    async close() {
+      Atomics.store(control, 0, -1);
+      Atomics.notify(control, 0);
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
+  };
 }

@@ -37,7 +37,7 @@ import { MNIST_FILES } from "../src/data/mnist.ts";
 import { defaultMnistDir } from "../src/node/mnist.ts";
 import { runArticleFast } from "../research/article-fast.ts";
 import { convnetjsLeNet, loadTf, tfjsConv, tfjsGemm, tfjsLeNet } from "./peers.ts";
-import { ceilingKernels, type CeilingKernel } from "./ceiling.ts";
+import { ceilingKernels, startParallelCeiling, type CeilingKernel, type ParallelCeiling } from "./ceiling.ts";
 import { startPythonPeers, type PythonPeers } from "./python.ts";
 import {
   roundRatios,
@@ -73,8 +73,14 @@ export interface BenchResult {
   ratios?: RatioRow[];
   /** On handprop rows of GFLOP/s workloads: GFLOP/s ÷ (threads × the ceiling's GFLOP/s), per round. */
   efficiency?: Spread;
-  /** On handprop rows of more than 1 thread: this row's throughput ÷ handprop's on 1 thread, per round. */
+  /**
+   * On handprop rows of more than 1 thread: this row's throughput ÷ handprop's on 1 thread, per round; on
+   * ceiling rows of more than 1 thread: the ceiling's rate on that many threads at once ÷ on 1 (the machine's
+   * own speed-up in those rounds).
+   */
   scaling?: Spread;
+  /** On handprop rows of more than 1 thread: per round, its scaling ÷ the ceiling's on as many threads. */
+  scalingOfMachine?: Spread;
   /** Why a system could not run a workload. */
   note?: string;
 }
@@ -261,10 +267,21 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     : "PyTorch";
   const noTorch = "not available: no python3 here imports torch (apt-get install python3-torch)";
   const ceiling = pickCeiling(quick);
-  const ceilingName = ceiling ? `wasm SIMD ceiling (${ceiling.kernel.name}, 1 thread)` : "wasm SIMD ceiling";
+  const ceilingName = (t: number) =>
+    ceiling ? `wasm SIMD ceiling (${ceiling.kernel.name}, ${threadLabel(t)})` : "wasm SIMD ceiling";
+  const parallelCeilings = new Map<number, ParallelCeiling>();
 
   const workloads: Workload[] = [];
   try {
+    if (ceiling) {
+      for (const t of threadCounts.filter((n) => n > 1)) {
+        try {
+          parallelCeilings.set(t, await startParallelCeiling(ceiling.kernel, ceiling.iterations, t));
+        } catch (e) {
+          log(`no ${threadLabel(t)} ceiling: ${(e as Error).message}`);
+        }
+      }
+    }
     const add = async (id: string, title: string, unit: string, build: (w: Workload) => Promise<void>) => {
       if (!wanted.has(id)) return;
       const w: Workload = { id, title, unit, contenders: [], unavailable: [] };
@@ -312,20 +329,27 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
           await loadTf(backend);
         }),
       );
-    const ceilingRow = (w: Workload) => {
+    // The ceiling right after each of handprop's turns: on 1 thread after handprop's 1-thread turn (each
+    // round's efficiency divides figures taken moments apart), on n threads at once after its n-thread
+    // turn (the machine's own n-thread speed-up in that round, beside handprop's scaling)
+    const ceilingRows = (w: Workload) => {
       if (!ceiling) {
-        w.unavailable.push({ system: ceilingName, note: "not available: this engine has no WebAssembly SIMD" });
+        w.unavailable.push({ system: ceilingName(1), note: "not available: this engine has no WebAssembly SIMD" });
         return;
       }
       const { kernel, iterations } = ceiling;
       const gflop = (iterations * kernel.flopsPerIteration) / 1e9;
-      // right after handprop's 1-thread turn, so each round's efficiency divides figures taken moments apart
-      const at = w.contenders.findIndex((c) => c.role === "handprop" && c.threads === 1) + 1;
-      w.contenders.splice(
-        at,
-        0,
-        contender(ceilingName, "ceiling", 1, gflop, () => void kernel.run(iterations)),
-      );
+      for (const t of threadCounts) {
+        const at = w.contenders.findIndex((c) => c.role === "handprop" && c.threads === t) + 1;
+        const parallel = parallelCeilings.get(t);
+        if (t > 1 && !parallel) continue;
+        const run = parallel
+          ? () => {
+              parallel.run();
+            }
+          : () => void kernel.run(iterations);
+        w.contenders.splice(at, 0, contender(ceilingName(t), "ceiling", t, t * gflop, run));
+      }
     };
     const torchBatch = (batch: number) => ({
       pixels: Buffer.from(pixels).toString("base64"),
@@ -335,6 +359,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
 
     await add("lenet5-train", "LeNet-5 training, batch 64, SGD lr 0.01, real MNIST", "images/s", async (w) => {
       handpropRows(w, 64, () => handpropZooModel("lenet5", x, y, 64, true));
+      ceilingRows(w);
       await torchRows(w, 64, "lenet5-train", torchBatch(64));
       w.unavailable.push({
         system: tfName("wasm"),
@@ -360,6 +385,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     });
     await add("lenet5-infer", "LeNet-5 inference, batch 256, real MNIST", "images/s", async (w) => {
       handpropRows(w, 256, () => handpropZooModel("lenet5", x, y, 256, false));
+      ceilingRows(w);
       await torchRows(w, 256, "lenet5-infer", torchBatch(256));
       await guarded(w, tfName("wasm"), async () => {
         const r = await tfjsLeNet("wasm");
@@ -394,10 +420,12 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     });
     await add("resnet-train", "resnet-mini training, batch 64, SGD lr 0.01, real MNIST", "images/s", async (w) => {
       handpropRows(w, 64, () => handpropZooModel("resnet-mini", x, y, 64, true));
+      ceilingRows(w);
       await torchRows(w, 64, "lenet5-train", { ...torchBatch(64), model: "resnet-mini" });
     });
     await add("resnet-infer", "resnet-mini inference, batch 256, real MNIST", "images/s", async (w) => {
       handpropRows(w, 256, () => handpropZooModel("resnet-mini", x, y, 256, false));
+      ceilingRows(w);
       await torchRows(w, 256, "lenet5-infer", { ...torchBatch(256), model: "resnet-mini" });
     });
     const convWorkloads: [string, string, ConvShape][] = [
@@ -419,7 +447,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
             return () => r.forward();
           });
         }
-        ceilingRow(w);
+        ceilingRows(w);
       });
       await add(`${prefix}-fwdbwd`, `${title}, forward + backward (dx, dW, db)`, "GFLOP/s", async (w) => {
         handpropRows(w, 3 * g, () => handpropConv(s, true));
@@ -428,7 +456,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
           system: tfName("wasm"),
           note: "cannot: no Conv2DBackpropFilter kernel in tfjs-backend-wasm",
         });
-        ceilingRow(w);
+        ceilingRows(w);
       });
     }
     await add(
@@ -440,7 +468,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
         handpropRows(w, g, () => handpropGemm(256, 256, 256));
         await torchRows(w, g, "gemm", { M: 256, N: 256, K: 256 });
         await tfRow(w, "wasm", g, () => tfjsGemm("wasm", 256, 256, 256));
-        ceilingRow(w);
+        ceilingRows(w);
       },
     );
     await add("article-1000", "the article's experiment, 1000 epochs × 4 SGD steps", "runs/s", async (w) => {
@@ -495,6 +523,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     };
   } finally {
     python.close();
+    await Promise.all([...parallelCeilings.values()].map((p) => p.close()));
     for (const w of workloads) for (const c of w.contenders) c.dispose?.();
     await setHandpropThreads(1).catch(() => undefined);
   }
@@ -509,7 +538,10 @@ function summarize(workloads: Workload[], measured: Map<Workload, Measured[]>): 
   for (const w of workloads) {
     const ms = measured.get(w) ?? [];
     const handprop = ms.filter((m) => m.contender.role === "handprop" && m.error === undefined);
-    const ceiling = ms.find((m) => m.contender.role === "ceiling" && m.error === undefined);
+    const ceilingOn = (t: number) =>
+      ms.find((m) => m.contender.role === "ceiling" && m.contender.threads === t && m.error === undefined);
+    const ceiling = ceilingOn(1);
+    const oneThread = handprop.find((h) => h.contender.threads === 1);
     for (const m of ms) {
       const c = m.contender;
       const s = spread(m.rates.filter(Number.isFinite));
@@ -528,21 +560,32 @@ function summarize(workloads: Workload[], measured: Map<Workload, Measured[]>): 
         callsPerTurn: m.callsPerTurn,
       };
       if (m.error !== undefined) row.note = `failed: ${m.error}`;
-      if (c.role === "peer" && m.error === undefined) {
+      else if (c.role === "peer") {
         row.ratios = handprop
           .filter((h) => !c.matchThreads || h.contender.threads === c.threads)
           .map((h) => ({ handprop: h.contender.system, ...spread(roundRatios(h.rates, m.rates)) }));
-      }
-      const one = handprop.find((h) => h.contender.threads === 1);
-      if (c.role === "handprop" && c.threads > 1 && one && m.error === undefined)
-        row.scaling = spread(roundRatios(m.rates, one.rates));
-      if (c.role === "handprop" && ceiling && m.error === undefined) {
-        row.efficiency = spread(
-          roundRatios(
-            m.rates,
-            ceiling.rates.map((r) => r * c.threads),
-          ),
-        );
+      } else if (c.role === "ceiling" && c.threads > 1 && ceiling) {
+        row.scaling = spread(roundRatios(m.rates, ceiling.rates));
+      } else if (c.role === "handprop") {
+        const ceilingT = ceilingOn(c.threads);
+        if (c.threads > 1 && oneThread) {
+          row.scaling = spread(roundRatios(m.rates, oneThread.rates));
+          if (ceiling && ceilingT) {
+            // round by round (a missing round stays NaN in both quotients and drops out at the end)
+            const byRound = (a: readonly number[], b: readonly number[]) => a.map((v, r) => v / b[r]);
+            row.scalingOfMachine = spread(
+              roundRatios(byRound(m.rates, oneThread.rates), byRound(ceilingT.rates, ceiling.rates)),
+            );
+          }
+        }
+        if (ceiling && w.unit === "GFLOP/s") {
+          row.efficiency = spread(
+            roundRatios(
+              m.rates,
+              ceiling.rates.map((r) => r * c.threads),
+            ),
+          );
+        }
       }
       results.push(row);
     }
@@ -659,7 +702,15 @@ export function formatReport(report: BenchReport): string[] {
           `    ${`efficiency ${r.system} ÷ (${String(r.threads)} × ceiling)`.padEnd(70)} ` +
             fmtRatio(r.efficiency, true),
         );
-      if (r.scaling) lines.push(`    ${`scaling ${r.system} ÷ handprop (1 thread)`.padEnd(70)} ${fmtRatio(r.scaling)}`);
+      if (r.scaling) {
+        const base = r.role === "ceiling" ? "the ceiling on 1 thread" : "handprop (1 thread)";
+        lines.push(`    ${`scaling ${r.system} ÷ ${base}`.padEnd(70)} ${fmtRatio(r.scaling)}`);
+      }
+      if (r.scalingOfMachine)
+        lines.push(
+          `    ${`scaling ${r.system} ÷ the ceiling's on ${threadLabel(r.threads)}`.padEnd(70)} ` +
+            fmtRatio(r.scalingOfMachine, true),
+        );
     }
   }
   return lines;
@@ -681,7 +732,11 @@ export function markdownSummary(report: BenchReport): string[] {
     ...T.map((t) => `handprop ÷ PyTorch, ${String(t)}t`),
     "handprop 1t ÷ TF.js wasm",
     "handprop 1t ÷ ceiling",
-    ...T.filter((t) => t > 1).map((t) => `handprop ${String(t)}t ÷ 1t`),
+    ...T.filter((t) => t > 1).flatMap((t) => [
+      `handprop ${String(t)}t ÷ 1t`,
+      `ceiling ${String(t)}t ÷ 1t`,
+      `handprop's ${String(t)}t scaling ÷ the ceiling's`,
+    ]),
   ];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const id of [...new Set(report.results.map((r) => r.workload))]) {
@@ -704,7 +759,11 @@ export function markdownSummary(report: BenchReport): string[] {
       }),
       ratioCell(tfw?.ratios?.find((q) => q.handprop === hp(1)?.system)),
       ratioCell(hp(1)?.efficiency, true),
-      ...T.filter((t) => t > 1).map((t) => ratioCell(hp(t)?.scaling)),
+      ...T.filter((t) => t > 1).flatMap((t) => [
+        ratioCell(hp(t)?.scaling),
+        ratioCell(rows.find((r) => r.role === "ceiling" && r.threads === t)?.scaling),
+        ratioCell(hp(t)?.scalingOfMachine, true),
+      ]),
     ];
     lines.push(`| ${cells.join(" | ")} |`);
   }

@@ -116,7 +116,10 @@ export {
   setThreads,
   getThreads,
   threadsUnavailable,
+  setConvAlgorithm,
+  getConvAlgorithm,
   type BackendName,
+  type ConvAlgorithm,
 } from "./kernels/backend.ts";
 
 // Types that appear in the signatures above, exported so users (and the API reference) can name them.

@@ -33,7 +33,13 @@ import {
   residentOutputs,
   setInternalOutputs as setWasmInternalOutputs,
 } from "./wasm-memory.ts";
-import { firstNonFiniteResidentWasm, residentFloat32, zeroResidentWasm } from "./wasm-ops.ts";
+import {
+  firstNonFiniteResidentWasm,
+  residentFloat32,
+  setWinograd,
+  winogradEnabled,
+  zeroResidentWasm,
+} from "./wasm-ops.ts";
 import { setWasmThreads, wasmThreads, wasmThreadsRequested, wasmThreadsUnavailable } from "./wasm-threads.ts";
 
 export type { BackendName };
@@ -64,6 +70,35 @@ export function getBackend(): BackendName {
 /** Switch backends. Throws if "wasm" is asked for where the kernels could not be loaded. */
 export function setBackend(name: BackendName): void {
   current = checked(name, "setBackend");
+}
+
+/**
+ * How the wasm backend computes convolutions: "auto" (the default) runs 3×3 stride-1 convolutions with at least
+ * 8 input channels by Winograd's F(2×2, 3×3) — 2.25× fewer multiplications, results within float32 rounding of
+ * the direct sum, the same bits on every thread count (derivation.md §6) — and every other one as a GEMM;
+ * "direct" runs them all as GEMMs, as handprop did before Winograd (to reproduce such a run's bits).
+ */
+export type ConvAlgorithm = "auto" | "direct";
+
+function checkedAlgorithm(name: unknown, where: string): ConvAlgorithm {
+  if (name !== "auto" && name !== "direct")
+    throw new RangeError(`${where}: the convolution algorithm must be "auto" or "direct", got ${JSON.stringify(name)}`);
+  return name;
+}
+
+{
+  const value = env("HANDPROP_CONV_ALGORITHM");
+  if (value !== undefined && value !== "") setWinograd(checkedAlgorithm(value, "HANDPROP_CONV_ALGORITHM") === "auto");
+}
+
+/** Choose how the wasm backend computes convolutions (see ConvAlgorithm); throws a RangeError on anything else. */
+export function setConvAlgorithm(name: ConvAlgorithm): void {
+  setWinograd(checkedAlgorithm(name, "setConvAlgorithm") === "auto");
+}
+
+/** How the wasm backend computes convolutions now. */
+export function getConvAlgorithm(): ConvAlgorithm {
+  return winogradEnabled() ? "auto" : "direct";
 }
 
 /** True if the WebAssembly kernels loaded (whatever the current backend). */

@@ -84,6 +84,17 @@ export interface KernelExports {
   groupNormForwardPart: PartFn;
   groupNormBackwardPart: PartFn;
   groupNormAffinePart: PartFn;
+  winogradForwardPart: PartFn;
+  winogradWeightGradPart: PartFn;
+  winogradWeightGradFinishPart: PartFn;
+  winogradWeightChunks(N: number, OH: number, OW: number): number;
+  winogradPartialBytes(C: number, O: number, chunks: number): number;
+  winogradPackWeights(O: number, C: number, w: number, flipped: number, upack: number, tmp: number): void;
+  winogradPackedBytes(C: number, O: number): number;
+  winogradGroupImages(OH: number, OW: number): number;
+  winogradThreadScratchBytes(
+    N: number, C: number, H: number, W: number, O: number, padTop: number, padLeft: number, OH: number, OW: number
+  ): number;
 }
 
 /** The exports a pool runs, in the order of the Part indices below. */
@@ -108,6 +119,9 @@ export const PART_EXPORTS = [
   "groupNormForwardPart",
   "groupNormBackwardPart",
   "groupNormAffinePart",
+  "winogradForwardPart",
+  "winogradWeightGradPart",
+  "winogradWeightGradFinishPart",
 ] as const satisfies readonly (keyof KernelExports)[];
 export const Part = {
   Gemm: 0,
@@ -130,6 +144,9 @@ export const Part = {
   GroupNormForward: 17,
   GroupNormBackward: 18,
   GroupNormAffine: 19,
+  WinogradForward: 20,
+  WinogradWeightGrad: 21,
+  WinogradWeightGradFinish: 22,
 } as const;
 export type PartIndex = (typeof Part)[keyof typeof Part];
 
@@ -158,6 +175,12 @@ const REQUIRED_EXPORTS: readonly (keyof KernelExports)[] = [
   "augmentDraw",
   ...PART_EXPORTS,
   "depthwiseThreadScratchBytes",
+  "winogradPackWeights",
+  "winogradPackedBytes",
+  "winogradGroupImages",
+  "winogradThreadScratchBytes",
+  "winogradWeightChunks",
+  "winogradPartialBytes",
 ];
 
 // (module (func (result v128) (v128.const i32x4 0 0 0 0)))  — validates only where SIMD is supported

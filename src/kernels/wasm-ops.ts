@@ -6,7 +6,7 @@
 import type { TypedArray } from "../nd/ndarray.ts";
 import type { ConvGeometry } from "./im2col.ts";
 import type { Gemm } from "./kernels.ts";
-import { Part } from "./wasm-loader.ts";
+import { Part, type KernelExports } from "./wasm-loader.ts";
 import { ViewCache, alloc, begin, isResident, residentAddress, residentOutput } from "./wasm-memory.ts";
 import { MAX_PARTS, evenParts, runParts, threadsFor, threadsForElements, threadsForStreaming } from "./wasm-threads.ts";
 
@@ -71,6 +71,83 @@ export const gemmWasm: Gemm<Float32Array> = (
 // and caches its views. Arrays may be float32 or float64 (TypedArray.set converts on the way in and
 // out); the arithmetic is float32.
 
+/**
+ * Whether 3×3 stride-1 convolutions run by Winograd's F(2×2, 3×3) (wasm/winograd.as, derivation §6) where
+ * that is faster ("auto"), or always as direct GEMM convolutions ("direct": the bits of handprop before
+ * Winograd, for reproducing a run exactly). backend.ts's setConvAlgorithm sets it.
+ */
+let winogradOn = true;
+
+export function setWinograd(on: boolean): void {
+  winogradOn = on;
+}
+
+export function winogradEnabled(): boolean {
+  return winogradOn;
+}
+
+/** The 16 transformed weight matrices are packed pre-broadcast (16·O·C·4 floats): above this, direct. */
+const WINOGRAD_MAX_PACKED_BYTES = 64 << 20;
+
+/**
+ * True where a convolution of C input and O output channels with geometry g, padded by (padTop, padLeft),
+ * runs by Winograd: a 3×3 kernel, stride and dilation 1, padding of 0 to 2 before each axis (so its input
+ * gradient's, 2 − pad, is too: §6), at least 8 input channels and 4 output ones (with fewer, the 16 GEMMs are too thin for the
+ * transforms to pay: 4→16 ran at 0.91× the direct kernel, 8→16 at 1.22×).
+ */
+function winogradFits(g: ConvGeometry, padTop: number, padLeft: number, C: number, O: number): boolean {
+  return (
+    winogradOn &&
+    g.kh === 3 &&
+    g.kw === 3 &&
+    g.sh === 1 &&
+    g.sw === 1 &&
+    g.dh === 1 &&
+    g.dw === 1 &&
+    padTop >= 0 &&
+    padTop <= 2 &&
+    padLeft >= 0 &&
+    padLeft <= 2 &&
+    C >= 8 &&
+    O >= 4 &&
+    16 * O * C * 16 <= WINOGRAD_MAX_PACKED_BYTES
+  );
+}
+
+/**
+ * y (N, O, OH, OW) = conv3×3(x (N, C, H, W)) (+ bias) by Winograd on the thread pool, the operands already
+ * in linear memory: wp holds g (O, C, 3, 3), or when `flipped` the (C, O, 3, 3) weights whose transposed
+ * 180°-rotated kernel is g (the input gradient's convolution, §6). Parts: groups of images.
+ */
+function winogradConv(
+  k: KernelExports,
+  T: number,
+  N: number,
+  C: number,
+  H: number,
+  W: number,
+  O: number,
+  padTop: number,
+  padLeft: number,
+  OH: number,
+  OW: number,
+  xp: number,
+  wp: number,
+  flipped: boolean,
+  bp: number,
+  yp: number,
+): void {
+  const upack = alloc(k.winogradPackedBytes(C, O));
+  k.winogradPackWeights(O, C, wp, +flipped, upack, alloc(16 * O * C * 4));
+  const groups = Math.ceil(N / k.winogradGroupImages(OH, OW));
+  const parts = T === 1 ? 1 : Math.min(groups, MAX_PARTS);
+  const stride = k.winogradThreadScratchBytes(N, C, H, W, O, padTop, padLeft, OH, OW);
+  const ws = alloc(T * stride);
+  // prettier-ignore
+  runParts(Part.WinogradForward, T, parts, ws, stride,
+    N, C, H, W, O, padTop, padLeft, OH, OW, xp, upack, bp, yp);
+}
+
 /** Conv2D forward/backward for one layer (float32, NCHW, weights (O, C, kh, kw)). */
 export class WasmConv2D {
   private readonly views = new ViewCache();
@@ -86,14 +163,18 @@ export class WasmConv2D {
     const wp = v.input(1, w);
     const bp = b === null ? 0 : v.input(2, b);
     const yp = v.output(y);
-    const apack = alloc(k.convPackedBytes(C, O, kh, kw));
-    const parts = T === 1 ? 1 : Math.min(N, MAX_PARTS); // an image per part
-    const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
-    const ws = alloc(T * stride);
-    k.packA(0, O, K, 1, wp, K, apack);
-    // prettier-ignore
-    runParts(Part.ConvForward, T, parts, ws, stride,
-      N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, xp, apack, bp, yp);
+    if (winogradFits(g, padTop, padLeft, C, O)) {
+      winogradConv(k, T, N, C, H, W, O, padTop, padLeft, OH, OW, xp, wp, false, bp, yp);
+    } else {
+      const apack = alloc(k.convPackedBytes(C, O, kh, kw));
+      const parts = T === 1 ? 1 : Math.min(N, MAX_PARTS); // an image per part
+      const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
+      const ws = alloc(T * stride);
+      k.packA(0, O, K, 1, wp, K, apack);
+      // prettier-ignore
+      runParts(Part.ConvForward, T, parts, ws, stride,
+        N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, xp, apack, bp, yp);
+    }
     v.take(3, yp, y);
   }
 
@@ -102,25 +183,58 @@ export class WasmConv2D {
 
   /** dW += ∂L/∂W, db += ∂L/∂b, dx = ∂L/∂x as in c (GradCall), x (c.x) being the forward's input. */
   backward(g: ConvGeometry, O: number, c: GradCall): void {
-    const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
+    const { N, C, H, W, kh, kw, padTop, padLeft, OH, OW } = g;
     const K = C * kh * kw;
     const T = threadsFor(N * O * K * OH * OW * (c.dx === null ? 1 : 2));
     const k = begin(T);
     c.placeIn();
-    const apack = c.dx === null ? 0 : alloc(k.convPackedBytes(C, O, kh, kw));
+    // By Winograd (derivation §6) where it fits: dW and db as the forward's adjoint; dx as the convolution of
+    // dy (O channels) with the transposed, rotated kernel, padded by 2 − pad before each axis, output H × W.
+    const dWWinograd = winogradFits(g, padTop, padLeft, C, O);
+    const dxWinograd = c.dx !== null && winogradFits(g, 2 - padTop, 2 - padLeft, O, C);
+    if (dWWinograd) {
+      const chunks = k.winogradWeightChunks(N, OH, OW);
+      const partials = alloc(k.winogradPartialBytes(C, O, chunks));
+      const stride = k.winogradThreadScratchBytes(N, C, H, W, O, padTop, padLeft, OH, OW);
+      const ws = alloc(T * stride);
+      // prettier-ignore
+      runParts(Part.WinogradWeightGrad, T, chunks, ws, stride,
+        N, C, H, W, O, padTop, padLeft, OH, OW, c.xp, c.dyp, partials);
+      // prettier-ignore
+      runParts(Part.WinogradWeightGradFinish, T, evenParts(O, T), 0, 0,
+        O, C, chunks, partials, c.dWp, N, OH * OW, c.dyp, c.dbp);
+    }
+    const dxp = dxWinograd ? 0 : c.dxp;
+    if (!dWWinograd || dxp !== 0) this.directBackward(k, T, g, O, c, !dWWinograd, dxp);
+    if (dxWinograd) winogradConv(k, T, N, O, OH, OW, C, 2 - padTop, 2 - padLeft, H, W, c.dyp, c.wp, true, 0, c.dxp);
+    c.copyOut();
+  }
+
+  /** The GEMM convolution's backward: dW and db (when withWeights), dx at dxp (0: not here). */
+  private directBackward(
+    k: KernelExports,
+    T: number,
+    g: ConvGeometry,
+    O: number,
+    c: GradCall,
+    withWeights: boolean,
+    dxp: number,
+  ): void {
+    const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
+    const K = C * kh * kw;
+    const apack = dxp === 0 ? 0 : alloc(k.convPackedBytes(C, O, kh, kw));
     // parts: blocks of dW's columns (each over every image), then an image of dx per part (see
     // convBackwardPart). One dW block per thread, their columns as even as blocks of 4 allow (LeNet-5's
     // first layer, K = 25: 12 and 13): each block reads all of dy, so more blocks (4 per thread, to even
     // out a first layer's load, where no dx parts do) read it more often, and were slower.
-    const dWParts = T === 1 ? 1 : Math.min(Math.max(1, K >> 2), T, MAX_PARTS - 1);
-    const dxParts = c.dx === null ? 0 : T === 1 ? 1 : Math.min(N, MAX_PARTS - dWParts);
+    const dWParts = !withWeights ? 0 : T === 1 ? 1 : Math.min(Math.max(1, K >> 2), T, MAX_PARTS - 1);
+    const dxParts = dxp === 0 ? 0 : T === 1 ? 1 : Math.min(N, MAX_PARTS - dWParts);
     const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
     const ws = alloc(T * stride);
-    if (c.dx !== null) k.packA(1, K, O, 1, c.wp, K, apack); // Wᵀ (K × O)
+    if (dxp !== 0) k.packA(1, K, O, 1, c.wp, K, apack); // Wᵀ (K × O)
     // prettier-ignore
     runParts(Part.ConvBackward, T, dWParts + dxParts, ws, stride,
-      dWParts, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, c.xp, apack, c.dyp, c.dWp, c.dbp, c.dxp);
-    c.copyOut();
+      dWParts, N, C, H, W, O, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, c.xp, apack, c.dyp, c.dWp, c.dbp, dxp);
   }
 }
 

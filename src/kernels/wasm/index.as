@@ -9,3 +9,4 @@ export * from "./optim";
 export * from "./norm";
 export * from "./add";
 export * from "./depthwise";
+export * from "./winograd";

@@ -4,9 +4,10 @@
 //
 // The rule that keeps every thread count bit-identical to one thread: a part owns a disjoint set of
 // OUTPUT elements and computes each of them exactly as the whole call would — same operands, same
-// summation order. A reduction axis (GEMM's k, the batch axis of a conv's dW) is never split, so no
-// partial sums are ever added together afterwards, and neither T nor which thread ran which part can
-// change a bit.
+// summation order. A reduction axis (GEMM's k, the batch axis of a conv's dW) is never split by the
+// thread count, so neither T nor which thread ran which part can change a bit. (The one reduction split
+// at all, the Winograd weight gradient's sum over the batch, is cut into chunks fixed by the shapes alone,
+// whose partial sums are added in chunk order afterwards: winograd.as.)
 
 /**
  * First item of part t when n items are split into T contiguous parts of nearly equal size, boundaries

@@ -148,14 +148,21 @@ function contender(
   };
 }
 
-/** Set handprop's thread count (the kernels' pool); throws if fewer threads start. */
-async function setHandpropThreads(n: number): Promise<void> {
-  const { setThreads, getThreads, threadsUnavailable } = await import("../src/kernels/backend.ts");
+/**
+ * Set handprop's thread count (the kernels' pool; throws if fewer threads start) and how it computes
+ * convolutions ("auto", its default: Winograd where it fits; "direct": every one as a GEMM).
+ */
+async function setHandpropThreads(n: number, convAlgorithm: "auto" | "direct" = "auto"): Promise<void> {
+  const { setThreads, getThreads, threadsUnavailable, setConvAlgorithm } = await import("../src/kernels/backend.ts");
+  setConvAlgorithm(convAlgorithm);
   if (getThreads() === n) return;
   const got = await setThreads(n);
   if (got !== n)
     throw new Error(`handprop runs on ${String(got)} thread(s), not ${String(n)}: ${threadsUnavailable() ?? "?"}`);
 }
+
+/** The system name of the conv workloads' GEMM-convolution row (gemmConvRow). */
+export const GEMM_CONV = "handprop, GEMM convolution (1 thread)";
 
 function threadLabel(t: number): string {
   return `${String(t)} thread${t > 1 ? "s" : ""}`;
@@ -302,6 +309,12 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
         );
       }
     };
+    // The same convolution as a GEMM on 1 thread (setConvAlgorithm("direct")): where handprop's default runs
+    // it by Winograd (2.25× fewer multiplications; its GFLOP/s count the direct convolution's FLOPs, as
+    // every row does), this row keeps the GEMM kernel's own efficiency against the ceiling in the report.
+    const gemmConvRow = (w: Workload, units: number, make: () => () => void) => {
+      w.contenders.push(contender(GEMM_CONV, "handprop", 1, units, make(), () => setHandpropThreads(1, "direct")));
+    };
     const torchRows = async (w: Workload, units: number, kind: string, params: Record<string, unknown>) => {
       if (!torch) {
         w.unavailable.push({ system: torchName, note: noTorch });
@@ -436,6 +449,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       const g = convGflop(s);
       await add(`${prefix}-fwd`, `${title}, forward`, "GFLOP/s", async (w) => {
         handpropRows(w, g, () => handpropConv(s, false));
+        gemmConvRow(w, g, () => handpropConv(s, false));
         await torchRows(w, g, "conv-fwd", { ...s });
         await tfRow(w, "wasm", g, async () => {
           const r = await tfjsConv("wasm", s.N, s.C, s.O, s.H, s.W);
@@ -451,6 +465,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       });
       await add(`${prefix}-fwdbwd`, `${title}, forward + backward (dx, dW, db)`, "GFLOP/s", async (w) => {
         handpropRows(w, 3 * g, () => handpropConv(s, true));
+        gemmConvRow(w, 3 * g, () => handpropConv(s, true));
         await torchRows(w, 3 * g, "conv-fwdbwd", { ...s });
         w.unavailable.push({
           system: tfName("wasm"),
@@ -732,6 +747,7 @@ export function markdownSummary(report: BenchReport): string[] {
     ...T.map((t) => `handprop ÷ PyTorch, ${String(t)}t`),
     "handprop 1t ÷ TF.js wasm",
     "handprop 1t ÷ ceiling",
+    "GEMM conv 1t ÷ ceiling",
     ...T.filter((t) => t > 1).flatMap((t) => [
       `handprop ${String(t)}t ÷ 1t`,
       `ceiling ${String(t)}t ÷ 1t`,
@@ -759,6 +775,7 @@ export function markdownSummary(report: BenchReport): string[] {
       }),
       ratioCell(tfw?.ratios?.find((q) => q.handprop === hp(1)?.system)),
       ratioCell(hp(1)?.efficiency, true),
+      ratioCell(rows.find((r) => r.system === GEMM_CONV)?.efficiency, true),
       ...T.filter((t) => t > 1).flatMap((t) => [
         ratioCell(hp(t)?.scaling),
         ratioCell(rows.find((r) => r.role === "ceiling" && r.threads === t)?.scaling),

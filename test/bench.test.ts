@@ -171,7 +171,7 @@ test("handprop bench --threads 1,2: the 2-thread row carries its per-round scali
 });
 
 test("handprop bench --quick --json: interleaved rows with ratios and efficiency", () => {
-  const j = benchJson("--rounds", "1", "--threads", "1", "--only", "gemm256,article-1000") as {
+  const j = benchJson("--rounds", "1", "--threads", "1", "--only", "gemm256,article-1000,conv3x3-fwd") as {
     machine: { cpu: string; flags: string; node: string; v8: string };
     rounds: number;
     results: {
@@ -190,6 +190,11 @@ test("handprop bench --quick --json: interleaved rows with ratios and efficiency
   const hp = gemm.find((x) => x.system === "handprop (1 thread)")!;
   assert.ok(hp.median !== null && hp.median > 0);
   if (gemm.some((x) => x.role === "ceiling")) assert.ok(hp.efficiency !== undefined && hp.efficiency.median > 0);
+  // the conv workloads also time the GEMM convolution (setConvAlgorithm("direct")), for its own efficiency
+  const conv = j.results.filter((x) => x.workload === "conv3x3-fwd");
+  const gemmConv = conv.find((x) => x.system === "handprop, GEMM convolution (1 thread)");
+  assert.ok(gemmConv?.median != null && gemmConv.median > 0, JSON.stringify(conv.map((x) => x.system)));
+  if (conv.some((x) => x.role === "ceiling")) assert.ok(gemmConv.efficiency !== undefined);
   for (const peer of j.results.filter((x) => x.role === "peer")) {
     if (peer.median === null) assert.ok(peer.note, `${peer.system} has neither figures nor a note`);
     else

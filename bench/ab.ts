@@ -11,8 +11,8 @@
 //   node --import tsx bench/ab.ts /tmp/old.generated.ts [--rounds 15]
 //
 // Workloads: GEMM 256³ (NN), the 3×3 conv N32 16→32 28×28 forward and backward, LeNet-5's conv1 and conv2
-// at batch 64 forward + backward, three convolutions of resnet-mini's shapes forward + backward, and the dense
-// layers' products. Each round also times the WebAssembly
+// at batch 64 forward + backward, five convolutions of resnet-mini's shapes (two of stride 2) forward +
+// backward, and the dense layers' products. Each round also times the WebAssembly
 // SIMD ceiling (bench/ceiling.ts, the best kernel picked once) in CPU time, so each build's efficiency
 // (GFLOP/s ÷ ceiling, per round, median) is printed beside the ratio. Timings are not tests.
 
@@ -80,8 +80,9 @@ const convCase = (
   pad: number,
   label: string,
   backward: boolean,
+  stride = 1,
 ): Case => {
-  const g = convGeometry(N, C, H, H, [kk, kk], [1, 1], [pad, pad, pad, pad], [1, 1]);
+  const g = convGeometry(N, C, H, H, [kk, kk], [stride, stride], [pad, pad, pad, pad], [1, 1]);
   const P = g.OH * g.OW;
   const fwd = (2 * N * O * C * kk * kk * P) / 1e9;
   return {
@@ -151,6 +152,8 @@ const CASES: Case[] = [
   convCase(32, 16, 16, 28, 3, 1, "resnet-mini 3×3 N32 16→16 28×28", true),
   convCase(32, 32, 64, 14, 5, 2, "resnet-mini 5×5 N32 32→64 14×14", true),
   convCase(32, 64, 64, 7, 3, 1, "resnet-mini 3×3 N32 64→64 7×7", true),
+  convCase(32, 16, 32, 28, 3, 1, "resnet-mini 3×3 stride 2 N32 16→32 28×28", true, 2),
+  convCase(32, 32, 64, 14, 3, 1, "resnet-mini 3×3 stride 2 N32 32→64 14×14", true, 2),
 ];
 
 async function main(argv: string[]): Promise<number> {

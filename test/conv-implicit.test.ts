@@ -2,7 +2,7 @@
 // input column (conv.as gemmImplicit): the same products in the same order as im2col + gemmPacked, so the
 // same bits. Checked here against those two exports run on the same operands, over random geometries
 // (padding, row stride and dilation, kernels wider than the output, fewer than 8 output columns, K past one
-// K block, M past one M block, a bias); and col2im against adding col's rows in order.
+// K block, M past one M block, a bias); col2im against adding col's rows in order; im2col against its definition.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -99,29 +99,13 @@ test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm
 // must be those of adding col's rows one after the other in row order, as the plain loop below does.
 test("col2im gives the bits of adding col's rows in order", { skip: noWasm }, async () => {
   const { ex, memory, base } = await kernelExports();
-  const geometry = fc
-    .record({
-      C: fc.integer({ min: 1, max: 4 }),
-      H: fc.integer({ min: 1, max: 12 }),
-      W: fc.integer({ min: 1, max: 21 }),
-      kh: fc.integer({ min: 1, max: 4 }),
-      kw: fc.constantFrom(3, 3, 3, 1, 2, 5),
-      sh: fc.integer({ min: 1, max: 3 }),
-      sw: fc.constantFrom(1, 1, 1, 2),
-      dh: fc.integer({ min: 1, max: 2 }),
-      dw: fc.constantFrom(1, 1, 1, 2),
-      padTop: fc.integer({ min: 0, max: 3 }),
-      padBottom: fc.integer({ min: 0, max: 3 }),
-      padLeft: fc.integer({ min: 0, max: 3 }),
-      padRight: fc.integer({ min: 0, max: 3 }),
-      seed: fc.integer({ min: 1, max: 1000 }),
-    })
-    .map((g) => ({
-      ...g,
-      OH: Math.floor((g.H + g.padTop + g.padBottom - (g.kh - 1) * g.dh - 1) / g.sh) + 1,
-      OW: Math.floor((g.W + g.padLeft + g.padRight - (g.kw - 1) * g.dw - 1) / g.sw) + 1,
-    }))
-    .filter((g) => g.OH >= 1 && g.OW >= 1);
+  const geometry = windowGeometry({
+    C: 4,
+    W: 21,
+    kw: fc.constantFrom(3, 3, 3, 1, 2, 5),
+    sw: fc.constantFrom(1, 1, 1, 2),
+    dw: fc.constantFrom(1, 1, 1, 2),
+  });
   fc.assert(
     fc.property(geometry, (g) => {
       const { C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
@@ -136,7 +120,11 @@ test("col2im gives the bits of adding col's rows in order", { skip: noWasm }, as
       let s = g.seed;
       const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
       for (let i = 0; i < K * P; i++) f[col / 4 + i] = rand();
-      const start = Float32Array.from({ length: C * H * W }, rand);
+      // some −0 in dx: columns a stride-2 row skips must keep their sign bit (added to nothing, not to +0)
+      const start = Float32Array.from({ length: C * H * W }, () => {
+        const v = rand();
+        return v < -0.8 ? -0 : v;
+      });
       f.set(start, dx / 4);
       ex.col2imImage(col, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, dx);
       const want = Float32Array.from(start);
@@ -161,3 +149,82 @@ test("col2im gives the bits of adding col's rows in order", { skip: noWasm }, as
     { numRuns: 150, seed: 16 },
   );
 });
+
+test(
+  "im2col copies x_pad[c, i·sh + p·dh − padTop, j·sw + q·dw − padLeft] into col, every stride",
+  { skip: noWasm },
+  async () => {
+    const { ex, memory, base } = await kernelExports();
+    const geometry = windowGeometry({
+      C: 3,
+      W: 30,
+      kw: fc.integer({ min: 1, max: 4 }),
+      sw: fc.constantFrom(1, 2, 2, 3),
+      dw: fc.integer({ min: 1, max: 2 }),
+    });
+    fc.assert(
+      fc.property(geometry, (g) => {
+        const { C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
+        const K = C * kh * kw;
+        const P = OH * OW;
+        const need = 4 * (K * P + C * H * W) + 256;
+        if (base + need > memory.buffer.byteLength)
+          memory.grow(Math.ceil((base + need - memory.buffer.byteLength) / 65536));
+        const x = base;
+        const col = x + 4 * C * H * W + 64;
+        const f = new Float32Array(memory.buffer);
+        let s = g.seed;
+        for (let i = 0; i < C * H * W; i++) f[x / 4 + i] = (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+        ex.im2colImage(x, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW, col);
+        for (let c = 0; c < C; c++)
+          for (let p = 0; p < kh; p++)
+            for (let q = 0; q < kw; q++)
+              for (let i = 0; i < OH; i++)
+                for (let j = 0; j < OW; j++) {
+                  const h = i * sh + p * dh - padTop;
+                  const w = j * sw + q * dw - padLeft;
+                  const want = h < 0 || h >= H || w < 0 || w >= W ? 0 : f[x / 4 + (c * H + h) * W + w];
+                  const got = f[col / 4 + ((c * kh + p) * kw + q) * P + i * OW + j];
+                  if (!Object.is(got, want)) assert.fail(`col[(${c},${p},${q}), (${i},${j})] = ${got}, want ${want}`);
+                }
+      }),
+      { numRuns: 150, seed: 17 },
+    );
+  },
+);
+
+/**
+ * Random im2col/col2im geometries with OH, OW ≥ 1: up to C channels, H up to 12 and W up to `W`, the column
+ * axis's kernel width, stride and dilation drawn from the given arbitraries, paddings 0…3.
+ */
+function windowGeometry(axis: {
+  C: number;
+  W: number;
+  kw: fc.Arbitrary<number>;
+  sw: fc.Arbitrary<number>;
+  dw: fc.Arbitrary<number>;
+}) {
+  return fc
+    .record({
+      C: fc.integer({ min: 1, max: axis.C }),
+      H: fc.integer({ min: 1, max: 12 }),
+      W: fc.integer({ min: 1, max: axis.W }),
+      kh: fc.integer({ min: 1, max: 4 }),
+      kw: axis.kw,
+      sh: fc.integer({ min: 1, max: 3 }),
+      sw: axis.sw,
+      dh: fc.integer({ min: 1, max: 2 }),
+      dw: axis.dw,
+      padTop: fc.integer({ min: 0, max: 3 }),
+      padBottom: fc.integer({ min: 0, max: 3 }),
+      padLeft: fc.integer({ min: 0, max: 3 }),
+      padRight: fc.integer({ min: 0, max: 3 }),
+      seed: fc.integer({ min: 1, max: 1000 }),
+    })
+    .map((g) => ({
+      ...g,
+      OH: Math.floor((g.H + g.padTop + g.padBottom - (g.kh - 1) * g.dh - 1) / g.sh) + 1,
+      OW: Math.floor((g.W + g.padLeft + g.padRight - (g.kw - 1) * g.dw - 1) / g.sw) + 1,
+    }))
+    .filter((g) => g.OH >= 1 && g.OW >= 1);
+}

@@ -142,7 +142,17 @@ export function im2colRows(
       } else {
         for (let i = iLo; i < iHi; i++) {
           zero(dst, jLo);
-          for (let j = 0; j < n; j++) store<f32>(dst + (<usize>(jLo + j) << 2), load<f32>(src + (<usize>(j * sw) << 2)));
+          const d = dst + (<usize>jLo << 2);
+          let j = 0;
+          // stride 2: four outputs are the even floats of eight consecutive inputs; whole vectors only while
+          // the eighth is not past the last input this row reads (2(n − 1))
+          if (sw == 2) {
+            for (; j + 5 <= n; j += 4) {
+              const s = src + (<usize>(2 * j) << 2);
+              v128.store(d + (<usize>j << 2), v128.shuffle<f32>(v128.load(s), v128.load(s, 16), 0, 2, 4, 6));
+            }
+          }
+          for (; j < n; j++) store<f32>(d + (<usize>j << 2), load<f32>(src + (<usize>(j * sw) << 2)));
           zero(dst + (<usize>jHi << 2), OW - jHi);
           dst += <usize>OW << 2;
           src += srcStep;
@@ -197,7 +207,21 @@ export function col2imImage(
             const dst = plane + (<usize>((i * sh + p * dh - padTop) * W + jLo * sw + q * dw - padLeft) << 2);
             if (sw == 1) addInto(dst, src, jHi - jLo);
             else {
-              for (let j = 0; j < jHi - jLo; j++) {
+              const n = jHi - jLo;
+              let j = 0;
+              // stride 2: four entries go to the even floats of eight consecutive dx columns; the odd ones are
+              // stored back as they were (not + 0, which would turn −0 into +0); whole vectors only while the
+              // eighth is inside the row's span (2(n − 1))
+              if (sw == 2) {
+                for (; j + 5 <= n; j += 4) {
+                  const d = dst + (<usize>(2 * j) << 2);
+                  const lo = v128.load(d), hi = v128.load(d, 16);
+                  const sums = f32x4.add(v128.shuffle<f32>(lo, hi, 0, 2, 4, 6), v128.load(src + (<usize>j << 2)));
+                  v128.store(d, v128.shuffle<f32>(sums, lo, 0, 5, 1, 7));
+                  v128.store(d, v128.shuffle<f32>(sums, hi, 2, 5, 3, 7), 16);
+                }
+              }
+              for (; j < n; j++) {
                 const d = dst + (<usize>(j * sw) << 2);
                 store<f32>(d, load<f32>(d) + load<f32>(src + (<usize>j << 2)));
               }

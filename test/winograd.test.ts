@@ -91,6 +91,8 @@ const EDGE_CASES: [Case, number][] = [
   [{ ...base, N: 2, H: 3, W: 200, pads: [1, 1, 1, 1] }, 1], // one row of 100 tiles
   [{ ...base, N: 2, H: 201, W: 3, pads: [0, 0, 1, 1] }, 1],
   [{ ...base, N: 5, H: 7, W: 7, pads: [1, 1, 1, 1] }, 1], // 4 images a group: 2 groups, the last of 1
+  // 64 tiles an image, so an image a group: 9 groups in 8 weight-gradient chunks, one of them two groups
+  [{ ...base, N: 9, H: 16, W: 16, pads: [1, 1, 1, 1] }, 1],
   [{ ...base, N: 2, C: 256, O: 256, H: 4, W: 4, pads: [1, 1, 1, 1] }, 1],
   [{ ...base, N: 2, C: 32, O: 16, H: 9, W: 8, pads: [1, 1, 1, 1] }, 2], // grouped: 16 → 8 a group
   [{ ...base, N: 3, C: 48, O: 24, H: 6, W: 5, pads: [1, 1, 1, 1] }, 3],
@@ -332,6 +334,9 @@ describe("Winograd F(2×2, 3×3) on the wasm backend", { skip: noWasm }, () => {
         { N: 5, C: 16, O: 16, H: 28, W: 28, pads: [1, 1, 1, 1], bias: false, seed: 2 },
         { N: 4, C: 9, O: 20, H: 14, W: 13, pads: [0, 0, 0, 0], bias: true, seed: 3 },
         { N: 3, C: 12, O: 8, H: 11, W: 16, pads: [2, 0, 1, 2], bias: true, seed: 4 },
+        // one image: one group, one chunk, fewer than the threads; 9 groups in 8 chunks, more than the threads
+        { N: 1, C: 8, O: 8, H: 10, W: 9, pads: [1, 1, 1, 1], bias: true, seed: 5 },
+        { N: 9, C: 8, O: 8, H: 16, W: 16, pads: [1, 1, 1, 1], bias: true, seed: 6 },
       ];
       for (const c of cases) {
         await sameBitsOnEveryCount(`winograd N${c.N} ${c.C}→${c.O} ${c.H}×${c.W}`, () => {

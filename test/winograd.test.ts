@@ -14,6 +14,7 @@ import { convGeometry } from "../src/kernels/im2col.ts";
 import { conv2dBackwardRef, conv2dForwardRef, jsBackend } from "../src/kernels/js.ts";
 import type { Kernels } from "../src/kernels/kernels.ts";
 import type { KernelExports } from "../src/kernels/wasm-loader.ts";
+import { WinogradShape, winogradFits } from "../src/kernels/wasm-ops.ts";
 import { wasmBackend } from "../src/kernels/wasm-backend.ts";
 import { getConvAlgorithm, setConvAlgorithm } from "../src/kernels/backend.ts";
 import { noThreads, noWasm, rand, restoreKernelsAfter, sameBitsOnEveryCount } from "./kernel-helpers.ts";
@@ -320,6 +321,29 @@ describe("Winograd F(2×2, 3×3) on the wasm backend", { skip: noWasm }, () => {
       assert.equal(r.outside, -1, `${JSON.stringify(c)}: written at byte ${r.outside}, outside every buffer`);
       assertSameBits(r.got, r.want, JSON.stringify(c));
     }
+  });
+
+  test("scratch sizes are reported exactly however large; past the cap, the GEMM convolution", async () => {
+    const { wasmSharedBase64 } = (await import("../src/kernels/wasm/kernels.generated.ts")) as {
+      wasmSharedBase64: string;
+    };
+    const module = new WebAssembly.Module(Uint8Array.from(atob(wasmSharedBase64), (ch) => ch.charCodeAt(0)));
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
+    const k = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
+    setConvAlgorithm("auto");
+    // 64 → 64 channels at 1024×1024, 'same': V and M hold 16·64·(512² + 4) floats each, and the padded image
+    // 64·1026² (in i32 the sum wrapped to −1 877 957 184 bytes, and the call would have written far past it)
+    const block = (floats: number) => Math.ceil((floats * 4) / 64) * 64 + 64;
+    // gemmPacked's edge buffers: what a 3×3 image's scratch (one tile; 8 planes of 4 × 10 padded) leaves
+    const edges = k.winogradThreadScratchBytes(1, 8, 3, 3, 8, 0, 0, 1, 1) - block(8 * 4 * 10) - 2 * block(16 * 8 * 5);
+    const big = convGeometry(1, 64, 1024, 1024, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]);
+    const bytes = k.winogradThreadScratchBytes(1, 64, 1024, 1024, 64, 1, 1, 1024, 1024);
+    assert.equal(bytes, block(64 * 1026 * 1026) + 2 * block(16 * 64 * (512 * 512 + 4)) + edges);
+    assert.ok(bytes > 2 ** 31, `${bytes} bytes`);
+    assert.ok(!winogradFits(k, big, 1, new WinogradShape().of(big, 64, false)), "64 → 64 at 1024×1024: direct");
+    assert.ok(!winogradFits(k, big, 1, new WinogradShape().of(big, 64, true)), "its input gradient: direct");
+    const small = convGeometry(2, 256, 4, 4, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]);
+    assert.ok(winogradFits(k, small, 2, new WinogradShape().of(small, 256, false)), "256 → 256 at 4×4: Winograd");
   });
 
   test(

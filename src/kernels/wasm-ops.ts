@@ -88,14 +88,49 @@ export function winogradEnabled(): boolean {
 
 /** The 16 transformed weight matrices are packed pre-broadcast (16·O·C·4 floats): above this, direct. */
 const WINOGRAD_MAX_PACKED_BYTES = 64 << 20;
+/**
+ * Most scratch bytes one thread of a Winograd call may take (winogradThreadScratchBytes: the padded image, V
+ * and M of a group of images): above this, direct. Below it every offset winograd.as computes fits an i32.
+ */
+const WINOGRAD_MAX_THREAD_SCRATCH_BYTES = 1 << 30;
 
 /**
- * True where a convolution of C input and O output channels with geometry g, padded by (padTop, padLeft),
- * runs by Winograd: a 3×3 kernel, stride and dilation 1, padding of 0 to 2 before each axis (so its input
- * gradient's, 2 − pad, is too: §6), at least 8 input channels and 4 output ones (with fewer, the 16 GEMMs are too thin for the
- * transforms to pay: 4→16 ran at 0.91× the direct kernel, 8→16 at 1.22×).
+ * A stride-1 3×3 convolution as winogradConv runs it: C input channels of H × W, padded by (padTop, padLeft)
+ * (and zeros past the bottom and right edges), O output channels of OH × OW. Each op owns two and refills them
+ * on every call (no allocation in a step).
  */
-function winogradFits(g: ConvGeometry, padTop: number, padLeft: number, C: number, O: number): boolean {
+export class WinogradShape {
+  C = 0;
+  H = 0;
+  W = 0;
+  O = 0;
+  padTop = 0;
+  padLeft = 0;
+  OH = 0;
+  OW = 0;
+
+  /** g's forward (O output channels), or its input gradient's: dy with the transposed, rotated kernel (§6 W4). */
+  of(g: ConvGeometry, O: number, inputGradient: boolean): this {
+    const { C, H, W, padTop, padLeft, OH, OW } = g;
+    this.C = inputGradient ? O : C;
+    this.H = inputGradient ? OH : H;
+    this.W = inputGradient ? OW : W;
+    this.O = inputGradient ? C : O;
+    this.padTop = inputGradient ? 2 - padTop : padTop;
+    this.padLeft = inputGradient ? 2 - padLeft : padLeft;
+    this.OH = inputGradient ? H : OH;
+    this.OW = inputGradient ? W : OW;
+    return this;
+  }
+}
+
+/**
+ * True where the convolution s of geometry g's kernel runs by Winograd: a 3×3 kernel, stride and dilation 1,
+ * padding of 0 to 2 before each axis (so its input gradient's, 2 − pad, is too: §6), at least 8 input
+ * channels and 4 output ones (with fewer, the 16 GEMMs are too thin for the transforms to pay: 4→16 ran at
+ * 0.91× the direct kernel, 8→16 at 1.22×), and its weights and scratch within the caps above.
+ */
+export function winogradFits(k: KernelExports, g: ConvGeometry, N: number, s: WinogradShape): boolean {
   return (
     winogradOn &&
     g.kh === 3 &&
@@ -104,14 +139,19 @@ function winogradFits(g: ConvGeometry, padTop: number, padLeft: number, C: numbe
     g.sw === 1 &&
     g.dh === 1 &&
     g.dw === 1 &&
-    padTop >= 0 &&
-    padTop <= 2 &&
-    padLeft >= 0 &&
-    padLeft <= 2 &&
-    C >= 8 &&
-    O >= 4 &&
-    16 * O * C * 16 <= WINOGRAD_MAX_PACKED_BYTES
+    s.padTop >= 0 &&
+    s.padTop <= 2 &&
+    s.padLeft >= 0 &&
+    s.padLeft <= 2 &&
+    s.C >= 8 &&
+    s.O >= 4 &&
+    16 * s.O * s.C * 16 <= WINOGRAD_MAX_PACKED_BYTES &&
+    winogradScratchBytes(k, N, s) <= WINOGRAD_MAX_THREAD_SCRATCH_BYTES
   );
+}
+
+function winogradScratchBytes(k: KernelExports, N: number, s: WinogradShape): number {
+  return k.winogradThreadScratchBytes(N, s.C, s.H, s.W, s.O, s.padTop, s.padLeft, s.OH, s.OW);
 }
 
 /**
@@ -123,25 +163,19 @@ function winogradConv(
   k: KernelExports,
   T: number,
   N: number,
-  C: number,
-  H: number,
-  W: number,
-  O: number,
-  padTop: number,
-  padLeft: number,
-  OH: number,
-  OW: number,
+  s: WinogradShape,
   xp: number,
   wp: number,
   flipped: boolean,
   bp: number,
   yp: number,
 ): void {
+  const { C, H, W, O, padTop, padLeft, OH, OW } = s;
   const upack = alloc(k.winogradPackedBytes(C, O));
   k.winogradPackWeights(O, C, wp, +flipped, upack, alloc(16 * O * C * 4));
   const groups = Math.ceil(N / k.winogradGroupImages(OH, OW));
   const parts = T === 1 ? 1 : Math.min(groups, MAX_PARTS);
-  const stride = k.winogradThreadScratchBytes(N, C, H, W, O, padTop, padLeft, OH, OW);
+  const stride = winogradScratchBytes(k, N, s);
   const ws = alloc(T * stride);
   // prettier-ignore
   runParts(Part.WinogradForward, T, parts, ws, stride,
@@ -151,6 +185,8 @@ function winogradConv(
 /** Conv2D forward/backward for one layer (float32, NCHW, weights (O, C, kh, kw)). */
 export class WasmConv2D {
   private readonly views = new ViewCache();
+  private readonly forwardShape = new WinogradShape();
+  private readonly inputGradientShape = new WinogradShape();
 
   /** y = conv(x, w) + b (b null: no bias). x (N, C, H, W) and y (N, O, OH, OW) as in g. */
   forward(g: ConvGeometry, O: number, x: TypedArray, w: TypedArray, b: TypedArray | null, y: TypedArray): void {
@@ -163,8 +199,9 @@ export class WasmConv2D {
     const wp = v.input(1, w);
     const bp = b === null ? 0 : v.input(2, b);
     const yp = v.output(y);
-    if (winogradFits(g, padTop, padLeft, C, O)) {
-      winogradConv(k, T, N, C, H, W, O, padTop, padLeft, OH, OW, xp, wp, false, bp, yp);
+    const forward = this.forwardShape.of(g, O, false);
+    if (winogradFits(k, g, N, forward)) {
+      winogradConv(k, T, N, forward, xp, wp, false, bp, yp);
     } else {
       const apack = alloc(k.convPackedBytes(C, O, kh, kw));
       const parts = T === 1 ? 1 : Math.min(N, MAX_PARTS); // an image per part
@@ -190,12 +227,14 @@ export class WasmConv2D {
     c.placeIn();
     // By Winograd (derivation §6) where it fits: dW and db as the forward's adjoint; dx as the convolution of
     // dy (O channels) with the transposed, rotated kernel, padded by 2 − pad before each axis, output H × W.
-    const dWWinograd = winogradFits(g, padTop, padLeft, C, O);
-    const dxWinograd = c.dx !== null && winogradFits(g, 2 - padTop, 2 - padLeft, O, C);
+    const forward = this.forwardShape.of(g, O, false);
+    const inputGradient = this.inputGradientShape.of(g, O, true);
+    const dWWinograd = winogradFits(k, g, N, forward);
+    const dxWinograd = c.dx !== null && winogradFits(k, g, N, inputGradient);
     if (dWWinograd) {
       const chunks = k.winogradWeightChunks(N, OH, OW);
       const partials = alloc(k.winogradPartialBytes(C, O, chunks));
-      const stride = k.winogradThreadScratchBytes(N, C, H, W, O, padTop, padLeft, OH, OW);
+      const stride = winogradScratchBytes(k, N, forward);
       const ws = alloc(T * stride);
       // prettier-ignore
       runParts(Part.WinogradWeightGrad, T, chunks, ws, stride,
@@ -206,7 +245,7 @@ export class WasmConv2D {
     }
     const dxp = dxWinograd ? 0 : c.dxp;
     if (!dWWinograd || dxp !== 0) this.directBackward(k, T, g, O, c, !dWWinograd, dxp);
-    if (dxWinograd) winogradConv(k, T, N, O, OH, OW, C, 2 - padTop, 2 - padLeft, H, W, c.dyp, c.wp, true, 0, c.dxp);
+    if (dxWinograd) winogradConv(k, T, N, inputGradient, c.dyp, c.wp, true, 0, c.dxp);
     c.copyOut();
   }
 

@@ -55,18 +55,18 @@ const WEIGHT_CHUNKS: i32 = 8;
   return (tilesOf(OW) + 3) & ~3;
 }
 
-/** Images a part takes into one group of GEMMs. */
+/** Images a part takes into one group of GEMMs (tiles counted in f64: no overflow on any map). */
 export function winogradGroupImages(OH: i32, OW: i32): i32 {
-  const per = tilesOf(OH) * tilesOf(OW);
-  return max(1, (GROUP_TILES + per - 1) / per);
+  const per = <f64>tilesOf(OH) * <f64>tilesOf(OW);
+  return <i32>max(1, Math.ceil(<f64>GROUP_TILES / per));
 }
 
 /** Height and width of the zero-padded image the input transform reads (4×4 patches at stride 2). */
-@inline function paddedHeight(H: i32, padTop: i32, OH: i32): i32 {
-  return max(H + padTop, 2 * tilesOf(OH) + 2);
+@inline function paddedHeight(H: i32, padTop: i32, OH: i32): f64 {
+  return max(<f64>H + padTop, 2 * <f64>tilesOf(OH) + 2);
 }
-@inline function paddedWidth(W: i32, padLeft: i32, OW: i32): i32 {
-  return max(W + padLeft, 2 * laneTiles(OW) + 2);
+@inline function paddedWidth(W: i32, padLeft: i32, OW: i32): f64 {
+  return max(<f64>W + padLeft, 2 * <f64>laneTiles(OW) + 2);
 }
 
 /** Bytes of the 16 packed U_ξ (winogradPackWeights). */
@@ -74,21 +74,29 @@ export function winogradPackedBytes(C: i32, O: i32): i32 {
   return 16 * align64(packedSize(O, C) << 2) + 64;
 }
 
-/** Scratch bytes each thread of winogradForwardPart needs: the padded image, V, M and gemmPacked's edge buffers. */
-export function winogradThreadScratchBytes(N: i32, C: i32, H: i32, W: i32, O: i32, padTop: i32, padLeft: i32, OH: i32, OW: i32): i32 {
-  const images = min(N, winogradGroupImages(OH, OW));
-  const ld = images * tilesOf(OH) * tilesOf(OW) + 4;
-  return (
-    padBytes(C, H, W, O, padTop, padLeft, OH, OW) + align64((16 * C * ld) << 2) + 64 + align64((16 * O * ld) << 2) + 64 +
-    align64(PACKED_WS_BYTES) + 64
-  );
+// Sizes and offsets of the scratch are computed in f64, so that winogradThreadScratchBytes reports the true
+// size of any geometry (in i32, 64 → 64 channels at 1024×1024 wrapped to a negative size); the callers run
+// Winograd only where it is small enough (wasm-ops.ts winogradFits), and there every offset fits an i32.
+
+/** `floats` float32s as a block of the scratch: rounded up to 64 bytes, and 64 bytes of slack. */
+@inline function blockBytes(floats: f64): f64 {
+  return Math.ceil((floats * 4) / 64) * 64 + 64;
+}
+
+/**
+ * Scratch bytes each thread of winogradForwardPart and winogradWeightGradPart needs: the padded image, V, M
+ * (or Z) and gemmPacked's edge buffers. In f64: the true size, however large.
+ */
+export function winogradThreadScratchBytes(N: i32, C: i32, H: i32, W: i32, O: i32, padTop: i32, padLeft: i32, OH: i32, OW: i32): f64 {
+  const ld = ldOf(N, OH, OW);
+  return padBytes(C, H, W, O, padTop, padLeft, OH, OW) + blockBytes(16 * <f64>C * ld) + blockBytes(16 * <f64>O * ld) + blockBytes(PACKED_WS_BYTES >> 2);
 }
 
 /** The padded-image buffer: x's padded planes, or (weight gradient) dy's, whichever is larger. */
-@inline function padBytes(C: i32, H: i32, W: i32, O: i32, padTop: i32, padLeft: i32, OH: i32, OW: i32): i32 {
-  const xPlanes = C * paddedHeight(H, padTop, OH) * paddedWidth(W, padLeft, OW);
-  const dyPlanes = O * 2 * tilesOf(OH) * 2 * laneTiles(OW);
-  return align64(max(xPlanes, dyPlanes) << 2) + 64;
+@inline function padBytes(C: i32, H: i32, W: i32, O: i32, padTop: i32, padLeft: i32, OH: i32, OW: i32): f64 {
+  const xPlanes = <f64>C * paddedHeight(H, padTop, OH) * paddedWidth(W, padLeft, OW);
+  const dyPlanes = <f64>O * 2 * <f64>tilesOf(OH) * 2 * <f64>laneTiles(OW);
+  return blockBytes(max(xPlanes, dyPlanes));
 }
 
 /**
@@ -152,17 +160,17 @@ export function winogradForwardPart(
 // leading dimension. (Plain offsets, no objects: the module has no allocator, and parts run on several
 // threads over one memory.)
 
-@inline function ldOf(N: i32, OH: i32, OW: i32): i32 {
-  return min(N, winogradGroupImages(OH, OW)) * tilesOf(OH) * tilesOf(OW) + 4;
+@inline function ldOf(N: i32, OH: i32, OW: i32): f64 {
+  return <f64>min(N, winogradGroupImages(OH, OW)) * <f64>tilesOf(OH) * <f64>tilesOf(OW) + 4;
 }
 @inline function vAt(ws: usize, C: i32, H: i32, W: i32, O: i32, padTop: i32, padLeft: i32, OH: i32, OW: i32): usize {
   return ws + <usize>padBytes(C, H, W, O, padTop, padLeft, OH, OW);
 }
 @inline function mAt(v: usize, C: i32, ld: i32): usize {
-  return v + <usize>align64((16 * C * ld) << 2) + 64;
+  return v + <usize>blockBytes(16 * <f64>C * ld);
 }
 @inline function edgeAt(m: usize, O: i32, ld: i32): usize {
-  return m + <usize>align64((16 * O * ld) << 2) + 64;
+  return m + <usize>blockBytes(16 * <f64>O * ld);
 }
 
 /** V (leading dimension ld) for images [n0, n0 + count) of x: each zero-padded into pad, its C planes transformed. */
@@ -172,7 +180,7 @@ function transformInputs(
 ): void {
   const tH = tilesOf(OH), tW = tilesOf(OW);
   const per = tH * tW;
-  const Hp = paddedHeight(H, padTop, OH), Wp = paddedWidth(W, padLeft, OW);
+  const Hp = <i32>paddedHeight(H, padTop, OH), Wp = <i32>paddedWidth(W, padLeft, OW);
   for (let i = 0; i < count; i++) {
     padInto(x + (<usize>((n0 + i) * C * H * W) << 2), C, H, W, padTop, padLeft, Hp, Wp, pad);
     for (let c = 0; c < C; c++) {
@@ -186,7 +194,7 @@ function winogradGroup(
   n0: i32, count: i32, ws: usize, N: i32, C: i32, H: i32, W: i32, O: i32, padTop: i32, padLeft: i32, OH: i32, OW: i32,
   x: usize, upack: usize, bias: usize, y: usize,
 ): void {
-  const ld = ldOf(N, OH, OW);
+  const ld = <i32>ldOf(N, OH, OW);
   const V = vAt(ws, C, H, W, O, padTop, padLeft, OH, OW);
   const M = mAt(V, C, ld);
   const edge = edgeAt(M, O, ld);
@@ -226,7 +234,7 @@ export function winogradWeightGradPart(
   t: i32, T: i32, ws: usize, N: i32, C: i32, H: i32, W: i32, O: i32, padTop: i32, padLeft: i32, OH: i32, OW: i32,
   x: usize, dy: usize, partials: usize,
 ): void {
-  const ld = ldOf(N, OH, OW);
+  const ld = <i32>ldOf(N, OH, OW);
   const V = vAt(ws, C, H, W, O, padTop, padLeft, OH, OW);
   const Z = mAt(V, C, ld);
   const G = winogradGroupImages(OH, OW);

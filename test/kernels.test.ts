@@ -409,6 +409,31 @@ describe("Conv2D on the wasm backend", { skip: !hasWasm }, () => {
   });
 });
 
+describe("the GEMM convolution's scratch on the wasm backend", { skip: !hasWasm }, () => {
+  test("its size is exact in f64 however large; past 1 GiB a RangeError names the convolution", () => {
+    const k = wasmKernels!;
+    // 3×3 64 → 64 at 1024×1024: col_n is 576 · 1024² floats (in i32 the size wrapped to −1 879 038 592 bytes)
+    const block = (floats: number) => Math.ceil((floats * 4) / 64) * 64 + 64;
+    const edges = k.convThreadScratchBytes(1, 1, 1, 1, 1, 1) - block(1) - block(4); // gemmPacked's buffers
+    assert.equal(k.convThreadScratchBytes(64, 64, 3, 3, 1024, 1024), block(576 * 1024 * 1024) + edges + block(256));
+    assert.equal(k.convPackedBytes(4096, 4096, 3, 3), block(4096 * 4096 * 9 * 4));
+    // a 512×512 kernel over a 1×1 image padded by 511: tiny operands, a 256 Gi-float col
+    setBackend("wasm");
+    const rng = new RandomState(3);
+    const g = convGeometry(1, 1, 1, 1, [512, 512], [1, 1], [511, 511, 511, 511], [1, 1]);
+    const x = randn(rng, [1, 1, 1, 1]);
+    const w = randn(rng, [1, 1, 512, 512]);
+    assert.throws(
+      () => wasmBackend.conv2dForward(g, 1, x, w, null, null),
+      (e: unknown) =>
+        e instanceof RangeError &&
+        /a 512×512 convolution of 1 → 1 channels with a 512×512 output needs \d+ MiB of WebAssembly scratch/.test(
+          e.message,
+        ),
+    );
+  });
+});
+
 describe("Dense, MaxPool2D and ReLU on the wasm backend", { skip: !hasWasm }, () => {
   test("Dense agrees with the JS path (forward, dW, db, dx), odd sizes included", () => {
     for (const [N, F, O, bias] of [

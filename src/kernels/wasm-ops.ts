@@ -182,6 +182,27 @@ function winogradConv(
     N, C, H, W, O, padTop, padLeft, OH, OW, xp, upack, bp, yp);
 }
 
+/** Most scratch bytes one thread of a GEMM convolution (its col_n) or its packed weights may take. */
+const CONV_MAX_SCRATCH_BYTES = 1 << 30;
+
+/**
+ * The GEMM convolution's scratch per thread (convThreadScratchBytes), after checking that it and the packed
+ * weights are within CONV_MAX_SCRATCH_BYTES, where every offset conv.as computes fits an i32; else a
+ * RangeError naming the convolution, before anything is written.
+ */
+function gemmConvScratch(k: KernelExports, g: ConvGeometry, O: number): number {
+  const { C, kh, kw, OH, OW } = g;
+  const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
+  const packed = k.convPackedBytes(C, O, kh, kw);
+  if (stride <= CONV_MAX_SCRATCH_BYTES && packed <= CONV_MAX_SCRATCH_BYTES) return stride;
+  const mib = (bytes: number) => `${String(Math.ceil(bytes / 2 ** 20))} MiB`;
+  throw new RangeError(
+    `handprop: a ${String(kh)}×${String(kw)} convolution of ${String(C)} → ${String(O)} channels with a ` +
+      `${String(OH)}×${String(OW)} output needs ${mib(Math.max(stride, packed))} of WebAssembly scratch per ` +
+      `image, more than the kernels take (${mib(CONV_MAX_SCRATCH_BYTES)}): use smaller images or fewer channels`,
+  );
+}
+
 /** Conv2D forward/backward for one layer (float32, NCHW, weights (O, C, kh, kw)). */
 export class WasmConv2D {
   private readonly views = new ViewCache();
@@ -203,9 +224,9 @@ export class WasmConv2D {
     if (winogradFits(k, g, N, forward)) {
       winogradConv(k, T, N, forward, xp, wp, false, bp, yp);
     } else {
+      const stride = gemmConvScratch(k, g, O);
       const apack = alloc(k.convPackedBytes(C, O, kh, kw));
       const parts = T === 1 ? 1 : Math.min(N, MAX_PARTS); // an image per part
-      const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
       const ws = alloc(T * stride);
       k.packA(0, O, K, 1, wp, K, apack);
       // prettier-ignore
@@ -231,6 +252,10 @@ export class WasmConv2D {
     const inputGradient = this.inputGradientShape.of(g, O, true);
     const dWWinograd = winogradFits(k, g, N, forward);
     const dxWinograd = c.dx !== null && winogradFits(k, g, N, inputGradient);
+    // dx first: each step below reserves its memory before it runs, so a call that cannot get it (a RangeError)
+    // fails before anything has been added into dW or db — never half-way through their accumulation
+    if (dxWinograd) winogradConv(k, T, N, inputGradient, c.dyp, c.wp, true, 0, c.dxp);
+    else if (c.dx !== null && dWWinograd) this.directBackward(k, T, g, O, c, false, c.dxp);
     if (dWWinograd) {
       const chunks = k.winogradWeightChunks(N, OH, OW);
       const partials = alloc(k.winogradPartialBytes(C, O, chunks));
@@ -243,9 +268,8 @@ export class WasmConv2D {
       runParts(Part.WinogradWeightGradFinish, T, evenParts(O, T), 0, 0,
         O, C, chunks, partials, c.dWp, N, OH * OW, c.dyp, c.dbp);
     }
-    const dxp = dxWinograd ? 0 : c.dxp;
-    if (!dWWinograd || dxp !== 0) this.directBackward(k, T, g, O, c, !dWWinograd, dxp);
-    if (dxWinograd) winogradConv(k, T, N, inputGradient, c.dyp, c.wp, true, 0, c.dxp);
+    // the GEMM convolution's dW and db, with its dx in the same call where that is not Winograd's either
+    else this.directBackward(k, T, g, O, c, true, dxWinograd ? 0 : c.dxp);
     c.copyOut();
   }
 
@@ -261,6 +285,7 @@ export class WasmConv2D {
   ): void {
     const { N, C, H, W, kh, kw, sh, sw, dh, dw, padTop, padLeft, OH, OW } = g;
     const K = C * kh * kw;
+    const stride = gemmConvScratch(k, g, O);
     const apack = dxp === 0 ? 0 : alloc(k.convPackedBytes(C, O, kh, kw));
     // parts: blocks of dW's columns (each over every image), then an image of dx per part (see
     // convBackwardPart). One dW block per thread, their columns as even as blocks of 4 allow (LeNet-5's
@@ -268,7 +293,6 @@ export class WasmConv2D {
     // out a first layer's load, where no dx parts do) read it more often, and were slower.
     const dWParts = !withWeights ? 0 : T === 1 ? 1 : Math.min(Math.max(1, K >> 2), T, MAX_PARTS - 1);
     const dxParts = dxp === 0 ? 0 : T === 1 ? 1 : Math.min(N, MAX_PARTS - dWParts);
-    const stride = k.convThreadScratchBytes(C, O, kh, kw, OH, OW);
     const ws = alloc(T * stride);
     if (dxp !== 0) k.packA(1, K, O, 1, c.wp, K, apack); // Wᵀ (K × O)
     // prettier-ignore

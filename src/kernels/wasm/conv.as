@@ -274,23 +274,33 @@ function col2imRow3(src: usize, rowBytes: usize, W: i32, padLeft: i32, OW: i32, 
   return kh == 1 && kw == 1 && sh == 1 && sw == 1 && OH == H && OW == W;
 }
 
-/** Scratch bytes convForward/convBackward need. */
-export function convScratchBytes(C: i32, O: i32, kh: i32, kw: i32, OH: i32, OW: i32): i32 {
-  // packed W (or Wᵀ) + one thread's scratch (convThreadScratchBytes), each followed by 64 bytes of slack
-  return align64(packedSize(O, C * kh * kw) << 2) + 64 + convThreadScratchBytes(C, O, kh, kw, OH, OW);
+// The scratch sizes are computed in f64, so that they are the true size of any geometry (in i32, 64 → 64
+// channels at 1024×1024 wrapped to a negative one, and a call wrote past its scratch): the caller refuses
+// calls whose scratch is too large for every offset in it to fit an i32 (wasm-ops.ts), and here, below that,
+// the same layout in i32.
+
+/** `floats` float32s as a block of scratch: rounded up to 64 bytes, then 64 bytes of slack. */
+@inline function blockBytes(floats: f64): f64 {
+  return Math.ceil((floats * 4) / 64) * 64 + 64;
 }
 
-/** Bytes of packed W (forward) or Wᵀ (backward) that convForwardPart/convBackwardPart read. */
-export function convPackedBytes(C: i32, O: i32, kh: i32, kw: i32): i32 {
-  return align64(packedSize(O, C * kh * kw) << 2) + 64;
+/** Scratch bytes convForward/convBackward need (f64: the true size). */
+export function convScratchBytes(C: i32, O: i32, kh: i32, kw: i32, OH: i32, OW: i32): f64 {
+  // packed W (or Wᵀ) + one thread's scratch (convThreadScratchBytes)
+  return convPackedBytes(C, O, kh, kw) + convThreadScratchBytes(C, O, kh, kw, OH, OW);
+}
+
+/** Bytes of packed W (forward) or Wᵀ (backward) that convForwardPart/convBackwardPart read (f64). */
+export function convPackedBytes(C: i32, O: i32, kh: i32, kw: i32): f64 {
+  return blockBytes(<f64>O * <f64>C * <f64>(kh * kw) * 4); // packedSize: every value of W splatted to 4 lanes
 }
 
 /**
- * Scratch bytes each thread of convForwardPart/convBackwardPart needs: one col_n (or dcol_n), gemmPacked's
- * edge buffers, and db's lane sums (a v128 per output channel).
+ * Scratch bytes each thread of convForwardPart/convBackwardPart needs (f64): one col_n (or dcol_n),
+ * gemmPacked's edge buffers, and db's lane sums (a v128 per output channel).
  */
-export function convThreadScratchBytes(C: i32, O: i32, kh: i32, kw: i32, OH: i32, OW: i32): i32 {
-  return align64((C * kh * kw * OH * OW) << 2) + 64 + align64(PACKED_WS_BYTES) + 64 + align64(O << 4) + 64;
+export function convThreadScratchBytes(C: i32, O: i32, kh: i32, kw: i32, OH: i32, OW: i32): f64 {
+  return blockBytes(<f64>C * <f64>(kh * kw) * <f64>OH * <f64>OW) + blockBytes(PACKED_WS_BYTES >> 2) + blockBytes(<f64>O * 4);
 }
 
 /**

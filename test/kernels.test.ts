@@ -409,7 +409,7 @@ describe("Conv2D on the wasm backend", { skip: !hasWasm }, () => {
   });
 });
 
-describe("the GEMM convolution's scratch on the wasm backend", { skip: !hasWasm }, () => {
+describe("the kernels' scratch sizes on the wasm backend", { skip: !hasWasm }, () => {
   test("its size is exact in f64 however large; past 1 GiB a RangeError names the convolution", () => {
     const k = wasmKernels!;
     // 3×3 64 → 64 at 1024×1024: col_n is 576 · 1024² floats (in i32 the size wrapped to −1 879 038 592 bytes)
@@ -417,6 +417,12 @@ describe("the GEMM convolution's scratch on the wasm backend", { skip: !hasWasm 
     const edges = k.convThreadScratchBytes(1, 1, 1, 1, 1, 1) - block(1) - block(4); // gemmPacked's buffers
     assert.equal(k.convThreadScratchBytes(64, 64, 3, 3, 1024, 1024), block(576 * 1024 * 1024) + edges + block(256));
     assert.equal(k.convPackedBytes(4096, 4096, 3, 3), block(4096 * 4096 * 9 * 4));
+    // the GEMM's and the dense layer's packed copies too (40 000² · 16 bytes wrapped an i32 as well)
+    assert.equal(k.gemmScratchBytes(0, 0, 40_000, 40_000) - k.gemmScratchBytes(0, 0, 0, 0), 40_000 * 40_000 * 16);
+    assert.equal(
+      k.denseThreadScratchBytes(40_000, 40_000, 1) - k.denseThreadScratchBytes(0, 0, 1),
+      40_000 * 40_000 * 16,
+    );
     // a 512×512 kernel over a 1×1 image padded by 511: tiny operands, a 256 Gi-float col
     setBackend("wasm");
     const rng = new RandomState(3);

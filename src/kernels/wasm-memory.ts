@@ -98,6 +98,10 @@ function resetArena(): void {
  * slack follow each block: kernels may read a partial vector past the end of an input (conv.as).
  */
 export function alloc(bytes: number): number {
+  // the kernels' size functions compute in f64, so a size is never a wrapped i32; this is the last line of
+  // defence against one that is (a negative or fractional size would hand a kernel a too-small block)
+  if (!Number.isInteger(bytes) || bytes < 0)
+    throw new RangeError(`handprop: internal error: a wasm kernel asked for ${String(bytes)} bytes of scratch`);
   const mem = cur!.memory;
   const ptr = (top + 63) & ~63;
   top = ptr + bytes + 64;

@@ -619,16 +619,17 @@ export function channelSums(N: i32, O: i32, P: i32, dy: usize, db: usize, o0: i3
 // ------------------------------------------------------------------------------------------------
 // Dense: x (N, F), W (F, O), y (N, O).
 
-/** Scratch bytes denseForward/denseBackward need. */
-export function denseScratchBytes(N: i32, F: i32): i32 {
-  return align64(packedSize(N, F) << 2) + align64(PACKED_WS_BYTES); // x or xᵀ packed, + edges
+/** Scratch bytes denseForward/denseBackward need (f64, as the convolutions': the true size). */
+export function denseScratchBytes(N: i32, F: i32): f64 {
+  // x or xᵀ packed (every value splatted to 4 lanes), + edges
+  return Math.ceil((<f64>N * <f64>F * 16) / 64) * 64 + align64(PACKED_WS_BYTES);
 }
 
-/** Scratch bytes each thread needs for denseForwardPart/denseBackwardPart(t, T, …) (the largest part's). */
-export function denseThreadScratchBytes(N: i32, F: i32, T: i32): i32 {
+/** Scratch bytes each thread needs for denseForwardPart/denseBackwardPart(t, T, …) (the largest part's; f64). */
+export function denseThreadScratchBytes(N: i32, F: i32, T: i32): f64 {
   // forward packs rows n0…n1 of x (≤ ⌈N/T⌉ × F), backward columns f0…f1 of x (≤ ⌈F/T⌉ × N); part 0 is the largest
-  const packed = max(packedSize(partStart(N, 1, T, 1), F), packedSize(partStart(F, 1, T, 1), N));
-  return align64(packed << 2) + 64 + align64(PACKED_WS_BYTES) + 64;
+  const packed = max(<f64>partStart(N, 1, T, 1) * <f64>F, <f64>partStart(F, 1, T, 1) * <f64>N) * 4;
+  return blockBytes(packed) + blockBytes(PACKED_WS_BYTES >> 2);
 }
 
 /** y = x·W + bias (bias = 0: none). One thread: denseForwardPart(0, 1, …). */

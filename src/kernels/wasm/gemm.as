@@ -418,10 +418,13 @@ export function scaleRows(M: i32, N: i32, beta: f32, c: usize, ldc: i32): void {
   }
 }
 
-/** Scratch bytes gemm() needs for these arguments (a packed or transposed copy of A, plus edge buffers). */
-export function gemmScratchBytes(transA: bool, transB: bool, M: i32, K: i32): i32 {
-  if (transB) return transA ? M * K * 4 : 0;
-  return packedSize(M, K) * 4 + PACKED_WS_BYTES;
+/**
+ * Scratch bytes gemm() needs for these arguments (a packed or transposed copy of A, plus edge buffers), in f64:
+ * the true size however large (in i32 it wrapped past 2³¹ bytes, and a call wrote past a too-small scratch).
+ */
+export function gemmScratchBytes(transA: bool, transB: bool, M: i32, K: i32): f64 {
+  if (transB) return transA ? <f64>M * <f64>K * 4 : 0;
+  return <f64>M * <f64>K * 16 + PACKED_WS_BYTES;
 }
 
 /**
@@ -455,9 +458,9 @@ export function gemm(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: 
 // Threads.
 
 /** Scratch bytes gemmPart(t, T, …) needs (the largest part's, cache-line aligned). */
-export function gemmPartScratchBytes(transA: bool, transB: bool, M: i32, N: i32, K: i32, T: i32): i32 {
+export function gemmPartScratchBytes(transA: bool, transB: bool, M: i32, N: i32, K: i32, T: i32): f64 {
   const rows = M >= N ? partStart(M, 1, T, 1) : M; // part 0 is the largest
-  return align64(gemmScratchBytes(transA, transB, rows, K)) + 64;
+  return Math.ceil(gemmScratchBytes(transA, transB, rows, K) / 64) * 64 + 64;
 }
 
 /**

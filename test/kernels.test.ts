@@ -417,6 +417,10 @@ describe("the kernels' scratch sizes on the wasm backend", { skip: !hasWasm }, (
     const edges = k.convThreadScratchBytes(1, 1, 1, 1, 1, 1) - block(1) - block(4); // gemmPacked's buffers
     assert.equal(k.convThreadScratchBytes(64, 64, 3, 3, 1024, 1024), block(576 * 1024 * 1024) + edges + block(256));
     assert.equal(k.convPackedBytes(4096, 4096, 3, 3), block(4096 * 4096 * 9 * 4));
+    // an elastic augmentation's two float64 fields of a 20 000² image; a depthwise layer's dy rows of 1 ×
+    // 100 000² (both wrapped an i32)
+    assert.equal(k.augmentScratchBytes(20_000, 20_000, 1), 20_000 * 20_000 * 16);
+    assert.ok(k.depthwiseThreadScratchBytes(1, 100_000, 100_000, 3, 3, 1, 1, 1, 1, 1, 100_000, 100_000) > 4e10);
     // the GEMM's and the dense layer's packed copies too (40 000² · 16 bytes wrapped an i32 as well)
     assert.equal(k.gemmScratchBytes(0, 0, 40_000, 40_000) - k.gemmScratchBytes(0, 0, 0, 0), 40_000 * 40_000 * 16);
     assert.equal(

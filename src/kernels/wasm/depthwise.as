@@ -74,31 +74,38 @@ import { align64, partStart } from "./parallel";
 function piece(
   which: i32, M: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, padLeft: i32,
   OH: i32, OW: i32,
-): usize {
-  const taps = kh * kw;
-  let at = 0;
+): f64 {
+  // in f64, so that depthwiseThreadScratchBytes is the true size of any geometry (in i32 a large map's dy rows
+  // wrapped); the callers run only below sizes where every offset fits an i32
+  const taps = <f64>(kh * kw);
+  let at: f64 = 0;
   if (which == 0) return at;
-  at += align64((3 * taps + 3 * sw) * 4);
+  at += align64f((3 * taps + 3 * sw) * 4);
   if (which == 1) return at;
-  at += align64(M * taps * 16);
+  at += align64f(<f64>M * taps * 16);
   if (which == 2) return at;
-  at += align64((M * taps + M) * 16);
+  at += align64f((<f64>M * taps + M) * 16);
   if (which == 3) return at;
-  at += align64((xsRows(OH, kh, sh, dh) + 3 * sh) * sw * phaseLength(OW, kw, sw, dw) * 4 + 64);
+  at += align64f((<f64>xsRows(OH, kh, sh, dh) + 3 * sh) * sw * phaseLength(OW, kw, sw, dw) * 4 + 64);
   if (which == 4) return at;
-  at += align64(M * OH * dyRowLength(W, OW, kw, sw, dw, padLeft) * 4 + 64);
+  at += align64f(<f64>M * OH * dyRowLength(W, OW, kw, sw, dw, padLeft) * 4 + 64);
   if (which == 5) return at;
-  at += align64(2 * sw * dxPhaseLength(W, sw, padLeft) * 4 + 64);
+  at += align64f(2 * <f64>sw * dxPhaseLength(W, sw, padLeft) * 4 + 64);
   if (which == 6) return at;
-  at += align64(H * sw * (4 + M * taps * 8));
+  at += align64f(<f64>H * sw * (4 + <f64>M * taps * 8));
   return at;
 }
 
-/** Scratch bytes one thread needs for depthwiseForwardPart and depthwiseBackwardPart. */
+/** align64 in f64. */
+@inline function align64f(bytes: f64): f64 {
+  return Math.ceil(bytes / 64) * 64;
+}
+
+/** Scratch bytes one thread needs for depthwiseForwardPart and depthwiseBackwardPart (f64: the true size). */
 export function depthwiseThreadScratchBytes(
   M: i32, H: i32, W: i32, kh: i32, kw: i32, sh: i32, sw: i32, dh: i32, dw: i32, padLeft: i32, OH: i32, OW: i32,
-): i32 {
-  return <i32>piece(7, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+): f64 {
+  return piece(7, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
 }
 
 /** n floats at dst ← 0. */
@@ -217,9 +224,9 @@ export function depthwiseForwardPart(
   const taps = kh * kw;
   const L = phaseLength(OW, kw, sw, dw);
   const rowPitch = sw * L;
-  const table = ws + piece(0, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const wv = ws + piece(1, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const xs = ws + piece(3, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const table = ws + <usize>piece(0, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const wv = ws + <usize>piece(1, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const xs = ws + <usize>piece(3, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
   tapTable(kh, kw, W, sw, dh, dw, padLeft, rowPitch, L, table);
   const ranges = table + (<usize>(3 * taps) << 2);
   const rows = xsRows(OH, kh, sh, dh);
@@ -413,13 +420,13 @@ export function depthwiseBackwardPart(
   const rowPitch = sw * L;
   const shift = maxShift(kw, sw, dw);
   const Ld = dyRowLength(W, OW, kw, sw, dw, padLeft);
-  const table = ws + piece(0, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const wv = ws + piece(1, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const acc = ws + piece(2, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const xs = ws + piece(3, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const dys = ws + piece(4, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const row = ws + piece(5, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
-  const terms = ws + piece(6, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const table = ws + <usize>piece(0, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const wv = ws + <usize>piece(1, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const acc = ws + <usize>piece(2, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const xs = ws + <usize>piece(3, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const dys = ws + <usize>piece(4, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const row = ws + <usize>piece(5, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
+  const terms = ws + <usize>piece(6, M, H, W, kh, kw, sh, sw, dh, dw, padLeft, OH, OW);
   tapTable(kh, kw, W, sw, dh, dw, padLeft, rowPitch, L, table);
   const ranges = table + (<usize>(3 * taps) << 2);
   if (dx != 0) listTerms(H, M, kh, kw, sh, sw, dh, padTop, OH, Ld, shift, table, wv, dys, terms);

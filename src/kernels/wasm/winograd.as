@@ -109,28 +109,27 @@ export function winogradPackWeights(O: i32, C: i32, w: usize, flipped: bool, upa
   for (let o = 0; o < O; o++) {
     for (let c = 0; c < C; c++) {
       const g = w + (<usize>((flipped ? c * O + o : o * C + c) * 9) << 2);
-      // h = G·g (4×3), then u = h·Gᵀ (4×4); g read rotated by 180° when flipped
+      // h = G·g (4×3): row i of G applied to each column q of g (read rotated by 180° when flipped); then
+      // u = h·Gᵀ (4×4): row j of G applied to each row of h
       for (let i = 0; i < 4; i++) {
-        let h0: f64 = 0, h1: f64 = 0, h2: f64 = 0;
-        for (let q = 0; q < 3; q++) {
-          const r0 = tap(g, flipped, 0, q), r1 = tap(g, flipped, 1, q), r2 = tap(g, flipped, 2, q);
-          const v = i == 0 ? r0 : i == 1 ? 0.5 * (r0 + r1 + r2) : i == 2 ? 0.5 * (r0 - r1 + r2) : r2;
-          if (q == 0) h0 = v;
-          else if (q == 1) h1 = v;
-          else h2 = v;
-        }
+        const h0 = gRow(i, tap(g, flipped, 0, 0), tap(g, flipped, 1, 0), tap(g, flipped, 2, 0));
+        const h1 = gRow(i, tap(g, flipped, 0, 1), tap(g, flipped, 1, 1), tap(g, flipped, 2, 1));
+        const h2 = gRow(i, tap(g, flipped, 0, 2), tap(g, flipped, 1, 2), tap(g, flipped, 2, 2));
         const row = tmp + (<usize>(((4 * i) * O + o) * C + c) << 2);
         const xi = <usize>(O * C) << 2; // next ξ, same (o, c)
-        store<f32>(row, <f32>h0);
-        store<f32>(row + xi, <f32>(0.5 * (h0 + h1 + h2)));
-        store<f32>(row + 2 * xi, <f32>(0.5 * (h0 - h1 + h2)));
-        store<f32>(row + 3 * xi, <f32>h2);
+        for (let j = 0; j < 4; j++) store<f32>(row + <usize>j * xi, <f32>gRow(j, h0, h1, h2));
       }
     }
   }
+  const packedBytes = <usize>align64(packedSize(O, C) << 2);
   for (let xi = 0; xi < 16; xi++) {
-    packA(false, O, C, 1, tmp + (<usize>(xi * O * C) << 2), C, upack + <usize>(xi * (align64(packedSize(O, C) << 2) + 0)));
+    packA(false, O, C, 1, tmp + (<usize>(xi * O * C) << 2), C, upack + <usize>xi * packedBytes);
   }
+}
+
+/** (G·v)_i for a 3-vector v = (a, b, c): G's rows are (1, 0, 0), ½(1, 1, 1), ½(1, −1, 1), (0, 0, 1). */
+@inline function gRow(i: i32, a: f64, b: f64, c: f64): f64 {
+  return i == 0 ? a : i == 1 ? 0.5 * (a + b + c) : i == 2 ? 0.5 * (a - b + c) : c;
 }
 
 @inline function tap(g: usize, flipped: bool, p: i32, q: i32): f64 {

@@ -1,7 +1,7 @@
 // Winograd's F(2×2, 3×3) against the GEMM convolution on the same operands, one thread, interleaved rounds
 // in CPU time (as bench/ab.ts): per shape, the forward and the backward (dW, db, dx) by each, their median
-// per-round ratio GEMM ÷ Winograd, and each one's largest error against the float64 direct sums on sampled
-// outputs (all of dW and db). The kernels' exports are called directly: convForward/convBackward (conv.as)
+// per-round ratio GEMM ÷ Winograd, and each one's largest error against the float64 direct sums of every
+// output (js.ts's conv2dForwardRef / conv2dBackwardRef, the tests' oracle). The kernels' exports are called directly: convForward/convBackward (conv.as)
 // and winogradPackWeights/winogradForwardPart/winogradWeightGradPart/…FinishPart (winograd.as), which
 // wasm-ops.ts's WasmConv2D runs on the thread pool.
 //
@@ -12,6 +12,8 @@
 // Timings are not tests.
 
 import { loadKernels } from "../src/kernels/wasm.ts";
+import { conv2dBackwardRef, conv2dForwardRef } from "../src/kernels/js.ts";
+import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { cpuSeconds, roundRatios, spread } from "./schedule.ts";
 
@@ -94,67 +96,24 @@ async function main(argv: string[]): Promise<number> {
     };
     for (const r of Object.values(run)) r(); // warm-up; dW and db accumulate once here (checked below)
     f = f32();
-    const errors = { gemm: [0, 0, 0, 0], winograd: [0, 0, 0, 0] }; // y, dW, db, dx
-    const at4 = (p: number, i: number) => f[p / 4 + i];
-    const note = (which: "gemm" | "winograd", slot: number, got: number, want: number) => {
-      errors[which][slot] = Math.max(errors[which][slot], Math.abs(got - want));
+    // the float64 direct sums of js.ts (the tests' oracle) on the same operands; the largest error of each output
+    const view = (p: number, shape: number[]) =>
+      new NDArray(f.slice(p / 4, p / 4 + shape.reduce((a, d) => a * d, 1)), shape);
+    const xs = [N, C, H, W],
+      ws = [O, C, 3, 3],
+      dys = [N, O, OH, OW];
+    const opts = { padding: [pad, pad, pad, pad] as [number, number, number, number] };
+    const yRef = conv2dForwardRef(view(x, xs), view(w, ws), view(bias, [O]), opts);
+    const ref = conv2dBackwardRef(view(x, xs), view(w, ws), view(dy, dys), opts);
+    const largest = (p: number, want: NDArray) => {
+      let m = 0;
+      for (let i = 0; i < want.size; i++) m = Math.max(m, Math.abs(f[p / 4 + i] - want.data[i]));
+      return m;
     };
-    for (let s = 0; s < 1500; s++) {
-      const n = s % N,
-        o = (s * 7) % O,
-        i = (s * 13) % OH,
-        j = (s * 17) % OW;
-      let ref = at4(bias, o);
-      for (let c = 0; c < C; c++)
-        for (let p = 0; p < 3; p++)
-          for (let q = 0; q < 3; q++) {
-            const r = i + p - pad,
-              t = j + q - pad;
-            if (r >= 0 && t >= 0 && r < H && t < W)
-              ref += at4(x, ((n * C + c) * H + r) * W + t) * at4(w, ((o * C + c) * 3 + p) * 3 + q);
-          }
-      const idx = ((n * O + o) * OH + i) * OW + j;
-      note("gemm", 0, at4(g.y, idx), ref);
-      note("winograd", 0, at4(wino.y, idx), ref);
-      const c = (s * 5) % C,
-        u = (s * 11) % H,
-        v = (s * 19) % W;
-      let rdx = 0;
-      for (let oo = 0; oo < O; oo++)
-        for (let p = 0; p < 3; p++)
-          for (let q = 0; q < 3; q++) {
-            const r = u + pad - p,
-              t = v + pad - q;
-            if (r >= 0 && t >= 0 && r < OH && t < OW)
-              rdx += at4(dy, ((n * O + oo) * OH + r) * OW + t) * at4(w, ((oo * C + c) * 3 + p) * 3 + q);
-          }
-      const xi = ((n * C + c) * H + u) * W + v;
-      note("gemm", 3, at4(g.dx, xi), rdx);
-      note("winograd", 3, at4(wino.dx, xi), rdx);
-    }
-    for (let o = 0; o < O; o++) {
-      let rdb = 0;
-      for (let i = 0; i < N * OH * OW; i++)
-        rdb += at4(dy, (Math.floor(i / (OH * OW)) * O + o) * OH * OW + (i % (OH * OW)));
-      note("gemm", 2, at4(g.db, o), rdb);
-      note("winograd", 2, at4(wino.db, o), rdb);
-      for (let c = 0; c < C; c++)
-        for (let p = 0; p < 3; p++)
-          for (let q = 0; q < 3; q++) {
-            let rdw = 0;
-            for (let n = 0; n < N; n++)
-              for (let i = 0; i < OH; i++)
-                for (let j = 0; j < OW; j++) {
-                  const r = i + p - pad,
-                    t = j + q - pad;
-                  if (r >= 0 && t >= 0 && r < H && t < W)
-                    rdw += at4(dy, ((n * O + o) * OH + i) * OW + j) * at4(x, ((n * C + c) * H + r) * W + t);
-                }
-            const wi = ((o * C + c) * 3 + p) * 3 + q;
-            note("gemm", 1, at4(g.dW, wi), rdw);
-            note("winograd", 1, at4(wino.dW, wi), rdw);
-          }
-    }
+    const errors = {
+      gemm: [largest(g.y, yRef), largest(g.dW, ref.dw), largest(g.db, ref.db), largest(g.dx, ref.dx)],
+      winograd: [largest(wino.y, yRef), largest(wino.dW, ref.dw), largest(wino.db, ref.db), largest(wino.dx, ref.dx)],
+    }; // y, dW, db, dx
     const gflop = (2 * N * O * C * 9 * OH * OW) / 1e9;
     const reps = Math.max(1, Math.round(0.3 / gflop));
     const times: Record<keyof typeof run, number[]> = {

@@ -211,26 +211,34 @@ function assertSameBits(got: ReturnType<typeof run>, want: ReturnType<typeof run
   }
 }
 
+/**
+ * Random cases of 1…N images, 8…20 input and O[0]…O[1] output channels, maps up to H × W, top/left padding
+ * 0…2 and bottom/right 0…padEnd, with an output of at least 1×1.
+ */
+function winogradCases(r: { N: number; O: [number, number]; H: number; W: number; padEnd: number }) {
+  return fc
+    .record({
+      N: fc.integer({ min: 1, max: r.N }),
+      C: fc.integer({ min: 8, max: 20 }),
+      O: fc.integer({ min: r.O[0], max: r.O[1] }),
+      H: fc.integer({ min: 1, max: r.H }),
+      W: fc.integer({ min: 1, max: r.W }),
+      pads: fc.tuple(
+        fc.integer({ min: 0, max: 2 }),
+        fc.integer({ min: 0, max: r.padEnd }),
+        fc.integer({ min: 0, max: 2 }),
+        fc.integer({ min: 0, max: r.padEnd }),
+      ),
+      bias: fc.boolean(),
+      seed: fc.integer({ min: 1, max: 10_000 }),
+    })
+    .filter((c) => c.H + c.pads[0] + c.pads[1] >= 3 && c.W + c.pads[2] + c.pads[3] >= 3);
+}
+
 describe("Winograd F(2×2, 3×3) on the wasm backend", { skip: noWasm }, () => {
   test("forward, dW, db and dx match the float64 direct sums over random geometries", () => {
     setConvAlgorithm("auto");
-    const cases = fc
-      .record({
-        N: fc.integer({ min: 1, max: 5 }),
-        C: fc.integer({ min: 8, max: 20 }),
-        O: fc.integer({ min: 8, max: 14 }),
-        H: fc.integer({ min: 1, max: 15 }),
-        W: fc.integer({ min: 1, max: 17 }),
-        pads: fc.tuple(
-          fc.integer({ min: 0, max: 2 }),
-          fc.integer({ min: 0, max: 2 }),
-          fc.integer({ min: 0, max: 2 }),
-          fc.integer({ min: 0, max: 2 }),
-        ),
-        bias: fc.boolean(),
-        seed: fc.integer({ min: 1, max: 10_000 }),
-      })
-      .filter((c) => c.H + c.pads[0] + c.pads[1] >= 3 && c.W + c.pads[2] + c.pads[3] >= 3);
+    const cases = winogradCases({ N: 5, O: [8, 14], H: 15, W: 17, padEnd: 2 });
     fc.assert(
       fc.property(cases, (c) => {
         const r = run(c);
@@ -288,23 +296,7 @@ describe("Winograd F(2×2, 3×3) on the wasm backend", { skip: noWasm }, () => {
     setConvAlgorithm("auto");
     // bottom and right padding up to 4 (the input gradient's convolution then reads only part of dy), output
     // channels from 4 (the input gradient on the GEMM path) up
-    const cases = fc
-      .record({
-        N: fc.integer({ min: 1, max: 9 }),
-        C: fc.integer({ min: 8, max: 20 }),
-        O: fc.integer({ min: 4, max: 14 }),
-        H: fc.integer({ min: 1, max: 19 }),
-        W: fc.integer({ min: 1, max: 21 }),
-        pads: fc.tuple(
-          fc.integer({ min: 0, max: 2 }),
-          fc.integer({ min: 0, max: 4 }),
-          fc.integer({ min: 0, max: 2 }),
-          fc.integer({ min: 0, max: 4 }),
-        ),
-        bias: fc.boolean(),
-        seed: fc.integer({ min: 1, max: 10_000 }),
-      })
-      .filter((c) => c.H + c.pads[0] + c.pads[1] >= 3 && c.W + c.pads[2] + c.pads[3] >= 3);
+    const cases = winogradCases({ N: 9, O: [4, 14], H: 19, W: 21, padEnd: 4 });
     fc.assert(
       fc.property(cases, (c) => {
         assertSameBits(run(c, true), run(c, true, 1, jsBackend), JSON.stringify(c));

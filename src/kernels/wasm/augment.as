@@ -12,12 +12,12 @@
 // The f64x2 lanes of the smoothing are the two fields of one pixel: the same operations on each, as the
 // reference's sa and sb. A part owns whole images (parallel.as), so every thread count gives the same bits.
 
-import { partStart } from "./parallel";
+import { align64f, partStart } from "./parallel";
 
 /** Scratch bytes each thread needs: one interleaved pair of H × W float64 fields (0 without elastic). */
 export function augmentScratchBytes(H: i32, W: i32, elastic: i32): f64 {
   // in f64: the true size, however large the images (in i32, H·W·16 wrapped past 11 585²)
-  return elastic != 0 ? Math.ceil((<f64>H * <f64>W * 16) / 64) * 64 : 0;
+  return elastic != 0 ? align64f(<f64>H * <f64>W * 16) : 0;
 }
 
 /** taps[r + k] in both lanes. */

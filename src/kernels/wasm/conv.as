@@ -24,7 +24,7 @@
 // and of dx. So any number of parts, on any threads, gives the same bits.
 
 import { KC, MC, NR, PACKED_WS_BYTES, gemmNT, gemmPacked, gemmPackedBias, packA, packedSize, panelCount, panelRows, tile } from "./gemm";
-import { align64, partStart } from "./parallel";
+import { align64, align64f, blockBytes, partStart } from "./parallel";
 
 // ------------------------------------------------------------------------------------------------
 // Small vector helpers.
@@ -278,11 +278,6 @@ function col2imRow3(src: usize, rowBytes: usize, W: i32, padLeft: i32, OW: i32, 
 // channels at 1024×1024 wrapped to a negative one, and a call wrote past its scratch): the caller refuses
 // calls whose scratch is too large for every offset in it to fit an i32 (wasm-ops.ts), and here, below that,
 // the same layout in i32.
-
-/** `floats` float32s as a block of scratch: rounded up to 64 bytes, then 64 bytes of slack. */
-@inline function blockBytes(floats: f64): f64 {
-  return Math.ceil((floats * 4) / 64) * 64 + 64;
-}
 
 /** Scratch bytes convForward/convBackward need (f64: the true size). */
 export function convScratchBytes(C: i32, O: i32, kh: i32, kw: i32, OH: i32, OW: i32): f64 {
@@ -622,7 +617,7 @@ export function channelSums(N: i32, O: i32, P: i32, dy: usize, db: usize, o0: i3
 /** Scratch bytes denseForward/denseBackward need (f64, as the convolutions': the true size). */
 export function denseScratchBytes(N: i32, F: i32): f64 {
   // x or xᵀ packed (every value splatted to 4 lanes), + edges
-  return Math.ceil((<f64>N * <f64>F * 16) / 64) * 64 + align64(PACKED_WS_BYTES);
+  return align64f(<f64>N * <f64>F * 16) + align64(PACKED_WS_BYTES);
 }
 
 /** Scratch bytes each thread needs for denseForwardPart/denseBackwardPart(t, T, …) (the largest part's; f64). */

@@ -31,7 +31,7 @@
 // dx over (m, p, q). The products are rounded to float32 (js.ts multiplies in float64), so the results
 // agree with the reference to float32 rounding, not bit for bit.
 
-import { align64, partStart } from "./parallel";
+import { align64f, partStart } from "./parallel";
 
 /** κ_max: the largest column offset ⌊q·dw / sw⌋ of a tap, in phase elements. */
 @inline function maxShift(kw: i32, sw: i32, dw: i32): i32 {
@@ -94,11 +94,6 @@ function piece(
   if (which == 6) return at;
   at += align64f(<f64>H * sw * (4 + <f64>M * taps * 8));
   return at;
-}
-
-/** align64 in f64. */
-@inline function align64f(bytes: f64): f64 {
-  return Math.ceil(bytes / 64) * 64;
 }
 
 /** Scratch bytes one thread needs for depthwiseForwardPart and depthwiseBackwardPart (f64: the true size). */

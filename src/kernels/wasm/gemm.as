@@ -29,7 +29,7 @@
 // than tall) through the same gemm() on that sub-problem — and by the two orders above every C[i,j]
 // gets the same bits as in a one-thread call.
 
-import { align64, partStart } from "./parallel";
+import { align64f, partStart } from "./parallel";
 
 // K block: a 5×256 A panel (20 KB, pre-broadcast) + a 256×8 B micro-panel (8 KB) sit in L1 (KC = 128 measured
 // 1–2% slower on the conv and dense shapes of bench/ab.ts)
@@ -460,7 +460,7 @@ export function gemm(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: 
 /** Scratch bytes gemmPart(t, T, …) needs (the largest part's, cache-line aligned). */
 export function gemmPartScratchBytes(transA: bool, transB: bool, M: i32, N: i32, K: i32, T: i32): f64 {
   const rows = M >= N ? partStart(M, 1, T, 1) : M; // part 0 is the largest
-  return Math.ceil(gemmScratchBytes(transA, transB, rows, K) / 64) * 64 + 64;
+  return align64f(gemmScratchBytes(transA, transB, rows, K)) + 64;
 }
 
 /**

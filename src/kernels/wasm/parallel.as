@@ -24,3 +24,16 @@ export function partStart(n: i32, t: i32, T: i32, align: i32): i32 {
 @inline export function align64(bytes: i32): i32 {
   return (bytes + 63) & ~63;
 }
+
+// Scratch sizes are computed in f64 (the *Bytes exports): the true size of any geometry, where i32 products
+// wrapped past 2³¹ and a call wrote past a too-small scratch. Callers refuse sizes too large for the memory.
+
+/** align64 in f64. */
+@inline export function align64f(bytes: f64): f64 {
+  return Math.ceil(bytes / 64) * 64;
+}
+
+/** `floats` float32s as a block of scratch: rounded up to a cache line, then a line of slack (in f64). */
+@inline export function blockBytes(floats: f64): f64 {
+  return align64f(floats * 4) + 64;
+}

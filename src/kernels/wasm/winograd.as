@@ -39,7 +39,7 @@
 
 import { PACKED_WS_BYTES, gemmNT, gemmPacked, packA, packedSize } from "./gemm";
 import { channelSums } from "./conv";
-import { align64, partStart } from "./parallel";
+import { align64, blockBytes, partStart } from "./parallel";
 
 /** Tiles a part puts side by side in one GEMM at least (images are added until there are as many). */
 const GROUP_TILES: i32 = 64;
@@ -77,11 +77,6 @@ export function winogradPackedBytes(C: i32, O: i32): i32 {
 // Sizes and offsets of the scratch are computed in f64, so that winogradThreadScratchBytes reports the true
 // size of any geometry (in i32, 64 → 64 channels at 1024×1024 wrapped to a negative size); the callers run
 // Winograd only where it is small enough (wasm-ops.ts winogradFits), and there every offset fits an i32.
-
-/** `floats` float32s as a block of the scratch: rounded up to 64 bytes, and 64 bytes of slack. */
-@inline function blockBytes(floats: f64): f64 {
-  return Math.ceil((floats * 4) / 64) * 64 + 64;
-}
 
 /**
  * Scratch bytes each thread of winogradForwardPart and winogradWeightGradPart needs: the padded image, V, M

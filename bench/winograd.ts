@@ -89,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
       winogradBackward: () => {
         for (let t = 0; t < chunks; t++)
           ex.winogradWeightGradPart(t, chunks, wsFwd, N, C, H, W, O, pad, pad, OH, OW, x, dy, partials);
-        ex.winogradWeightGradFinishPart(0, 1, 0, O, C, chunks, partials, wino.dW, N, OH * OW, dy, wino.db);
+        ex.winogradWeightGradFinishPart(0, 1, wsFwd, O, C, chunks, partials, wino.dW, N, OH * OW, dy, wino.db);
         ex.winogradPackWeights(C, O, w, 1, upack, tmp);
         ex.winogradForwardPart(0, 1, wsDx, N, O, OH, OW, C, 2 - pad, 2 - pad, H, W, dy, upack, 0, wino.dx);
       },

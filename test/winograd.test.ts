@@ -174,7 +174,7 @@ function directKernels(module: WebAssembly.Module, c: Case) {
   const ws = place(k.winogradThreadScratchBytes(N, C, H, W, O, padTop, padLeft, OH, OW));
   for (let t = 0; t < chunks; t++)
     k.winogradWeightGradPart(t, chunks, ws, N, C, H, W, O, padTop, padLeft, OH, OW, xp, dyp, partials);
-  k.winogradWeightGradFinishPart(0, 1, 0, O, C, chunks, partials, dWp, N, OH * OW, dyp, bp === 0 ? 0 : dbp);
+  k.winogradWeightGradFinishPart(0, 1, ws, O, C, chunks, partials, dWp, N, OH * OW, dyp, bp === 0 ? 0 : dbp);
   const words = new Uint32Array(memory.buffer);
   const below = moduleData.findIndex((v, i) => v !== words[i]);
   let outside = below < 0 ? -1 : below * 4;

@@ -265,7 +265,7 @@ export class WasmConv2D {
       runParts(Part.WinogradWeightGrad, T, chunks, ws, stride,
         N, C, H, W, O, padTop, padLeft, OH, OW, c.xp, c.dyp, partials);
       // prettier-ignore
-      runParts(Part.WinogradWeightGradFinish, T, evenParts(O, T), 0, 0,
+      runParts(Part.WinogradWeightGradFinish, T, evenParts(O, T), ws, stride,
         O, C, chunks, partials, c.dWp, N, OH * OW, c.dyp, c.dbp);
     }
     // the GEMM convolution's dW and db, with its dx in the same call where that is not Winograd's either

@@ -79,8 +79,9 @@ export function winogradPackedBytes(C: i32, O: i32): i32 {
 // Winograd only where it is small enough (wasm-ops.ts winogradFits), and there every offset fits an i32.
 
 /**
- * Scratch bytes each thread of winogradForwardPart and winogradWeightGradPart needs: the padded image, V, M
- * (or Z) and gemmPacked's edge buffers. In f64: the true size, however large.
+ * Scratch bytes each thread of winogradForwardPart, winogradWeightGradPart and winogradWeightGradFinishPart
+ * needs: the padded image, V, M (or Z) and gemmPacked's edge buffers (the finish: 16·C float64 sums, within
+ * V's part). In f64: the true size, however large.
  */
 export function winogradThreadScratchBytes(N: i32, C: i32, H: i32, W: i32, O: i32, padTop: i32, padLeft: i32, OH: i32, OW: i32): f64 {
   const ld = ldOf(N, OH, OW);
@@ -259,54 +260,78 @@ export function winogradWeightGradPart(
 
 /**
  * Part t of T of the weight gradient's end, output channels [o0, o1) (partStart): dU = the chunks' partials
- * added in chunk order (in float64), then dW[o, c] += Gᵀ dU G (one rounding); and db[o] += Σ dy[·, o, ·]
- * (channelSums; db = 0: no bias). P = OH·OW.
+ * added in chunk order (in float64, into this thread's scratch ws: winogradThreadScratchBytes), then
+ * dW[o, c] += Gᵀ dU G (one rounding); and db[o] += Σ dy[·, o, ·] (channelSums; db = 0: no bias). P = OH·OW.
+ * Two input channels a vector (f64x2 lanes: each lane's operations are the scalar ones, so the same bits).
  */
 export function winogradWeightGradFinishPart(
   t: i32, T: i32, ws: usize, O: i32, C: i32, chunks: i32, partials: usize, dW: usize, N: i32, P: i32, dy: usize, db: usize,
 ): void {
   const o0 = partStart(O, t, T, 1), o1 = partStart(O, t + 1, T, 1);
   const chunkBytes = <usize>align64((16 * O * C) << 2);
-  const xiBytes = <usize>(O * C) << 2;
+  // S[ξ][c] in float64, rows of C rounded up to pairs (the last pair's second lane 0 when C is odd)
+  const rowBytes = <usize>((C + 1) & ~1) << 3;
+  const half = f64x2.splat(0.5);
   for (let o = o0; o < o1; o++) {
-    for (let c = 0; c < C; c++) {
-      const at = partials + (<usize>(o * C + c) << 2);
-      const w = dW + (<usize>((o * C + c) * 9) << 2);
-      // r = Gᵀ dU, column by column j (3 values each), then row p of dg = r[p] G
-      let r00: f64 = 0, r01: f64 = 0, r02: f64 = 0, r03: f64 = 0;
-      let r10: f64 = 0, r11: f64 = 0, r12: f64 = 0, r13: f64 = 0;
-      let r20: f64 = 0, r21: f64 = 0, r22: f64 = 0, r23: f64 = 0;
+    for (let xi = 0; xi < 16; xi++) {
+      const from = partials + (<usize>((xi * O + o) * C) << 2);
+      const to = ws + <usize>xi * rowBytes;
+      let c = 0;
+      for (; c + 2 <= C; c += 2) v128.store(to + (<usize>c << 3), chunkSum(from + (<usize>c << 2), chunks, chunkBytes, false));
+      if (c < C) v128.store(to + (<usize>c << 3), chunkSum(from + (<usize>c << 2), chunks, chunkBytes, true));
+    }
+    for (let c = 0; c < C; c += 2) {
+      const s = ws + (<usize>c << 3);
+      // r = Gᵀ dU, column by column j: rows (d0 + (d1 + d2)/2, (d1 − d2)/2, (d1 + d2)/2 + d3) of column j
+      let r00 = f64x2.splat(0), r01 = r00, r02 = r00, r03 = r00;
+      let r10 = r00, r11 = r00, r12 = r00, r13 = r00;
+      let r20 = r00, r21 = r00, r22 = r00, r23 = r00;
       for (let j = 0; j < 4; j++) {
-        const d0 = chunkSum(at + <usize>j * xiBytes, chunks, chunkBytes);
-        const d1 = chunkSum(at + <usize>(4 + j) * xiBytes, chunks, chunkBytes);
-        const d2 = chunkSum(at + <usize>(8 + j) * xiBytes, chunks, chunkBytes);
-        const d3 = chunkSum(at + <usize>(12 + j) * xiBytes, chunks, chunkBytes);
-        const a = d0 + 0.5 * (d1 + d2), b = 0.5 * (d1 - d2), e = 0.5 * (d1 + d2) + d3;
+        const at = s + <usize>j * rowBytes;
+        const d0 = v128.load(at), d1 = v128.load(at + 4 * rowBytes);
+        const d2 = v128.load(at + 8 * rowBytes), d3 = v128.load(at + 12 * rowBytes);
+        const mid = f64x2.mul(half, f64x2.add(d1, d2));
+        const a = f64x2.add(d0, mid), b = f64x2.mul(half, f64x2.sub(d1, d2)), e = f64x2.add(mid, d3);
         if (j == 0) { r00 = a; r10 = b; r20 = e; }
         else if (j == 1) { r01 = a; r11 = b; r21 = e; }
         else if (j == 2) { r02 = a; r12 = b; r22 = e; }
         else { r03 = a; r13 = b; r23 = e; }
       }
-      addGRow(w, r00, r01, r02, r03);
-      addGRow(w + 12, r10, r11, r12, r13);
-      addGRow(w + 24, r20, r21, r22, r23);
+      const w = dW + (<usize>((o * C + c) * 9) << 2);
+      const two = c + 1 < C;
+      addGRow(w, r00, r01, r02, r03, two);
+      addGRow(w + 12, r10, r11, r12, r13, two);
+      addGRow(w + 24, r20, r21, r22, r23, two);
     }
   }
   if (db != 0) channelSums(N, O, P, dy, db, o0, o1);
 }
 
-/** The chunks' values at p, p + chunkBytes, … added in order, in float64. */
-@inline function chunkSum(p: usize, chunks: i32, chunkBytes: usize): f64 {
-  let s: f64 = 0;
-  for (let k = 0; k < chunks; k++) s += <f64>load<f32>(p + <usize>k * chunkBytes);
+/** The chunks' values at p, p + chunkBytes, … added in order, in float64: two channels (`one`: the first only). */
+@inline function chunkSum(p: usize, chunks: i32, chunkBytes: usize, one: bool): v128 {
+  let s = f64x2.splat(0);
+  for (let k = 0; k < chunks; k++) {
+    const at = p + <usize>k * chunkBytes;
+    s = f64x2.add(s, f64x2.promote_low_f32x4(one ? v128.load32_zero(at) : v128.load64_zero(at)));
+  }
   return s;
 }
 
-/** w[0…2] += r G for one row r (4 values): (r0 + (r1 + r2)/2, (r1 − r2)/2, (r1 + r2)/2 + r3). */
-@inline function addGRow(w: usize, r0: f64, r1: f64, r2: f64, r3: f64): void {
-  store<f32>(w, load<f32>(w) + <f32>(r0 + 0.5 * (r1 + r2)));
-  store<f32>(w, load<f32>(w, 4) + <f32>(0.5 * (r1 - r2)), 4);
-  store<f32>(w, load<f32>(w, 8) + <f32>(0.5 * (r1 + r2) + r3), 8);
+/**
+ * w[0…2] += r G for one row r (4 values) of two channels' dg (lane 1: the next channel's, 9 floats on; `two`
+ * false: lane 0 only): (r0 + (r1 + r2)/2, (r1 − r2)/2, (r1 + r2)/2 + r3).
+ */
+@inline function addGRow(w: usize, r0: v128, r1: v128, r2: v128, r3: v128, two: bool): void {
+  const half = f64x2.splat(0.5);
+  const mid = f64x2.mul(half, f64x2.add(r1, r2));
+  addPair(w, f64x2.add(r0, mid), two);
+  addPair(w + 4, f64x2.mul(half, f64x2.sub(r1, r2)), two);
+  addPair(w + 8, f64x2.add(mid, r3), two);
+}
+
+@inline function addPair(w: usize, v: v128, two: bool): void {
+  store<f32>(w, load<f32>(w) + <f32>f64x2.extract_lane(v, 0));
+  if (two) store<f32>(w, load<f32>(w, 36) + <f32>f64x2.extract_lane(v, 1), 36);
 }
 
 /** x_n (C × H × W) zero-padded into xp (C × Hp × Wp) at (padTop, padLeft). */

@@ -23,7 +23,6 @@ import {
   Layer,
   ShapeError,
   SymbolicTensor,
-  reuse,
   type BackwardOptions,
   type ForwardOptions,
   type GraphNode,
@@ -240,7 +239,7 @@ export class Model extends Sequential {
     }
     const own = this.sums[id] ?? null;
     if (first !== own) {
-      const sum = (this.sums[id] = reuse(own, first.shape, first.dtype));
+      const sum = (this.sums[id] = kernels.outputBuffer(own, first.shape, first.dtype));
       kernels.add(first.data, dx.data, sum.data);
       this.grads[id] = sum;
     } else kernels.add(own.data, dx.data, own.data);

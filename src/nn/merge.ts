@@ -10,7 +10,7 @@
 // gradients summed by the graph (§0's fan-out rule).
 
 import { formatShape, type NDArray, type TypedArray } from "../nd/ndarray.ts";
-import { kernels } from "../kernels/backend.ts";
+import { isInternal, kernels } from "../kernels/backend.ts";
 import { Layer, ShapeError, nonBatchAxis, reuse, type ForwardOptions, type LayerConfig } from "./layer.ts";
 
 /** Base of the layers that take two or more inputs: forward/backward on one input are errors. */
@@ -129,13 +129,21 @@ export class Add extends ElementwiseMerge {
     kernels.add(a, b, out);
   }
 
-  // Backward: ∂L/∂x_k = dy for every k (copied into each input's buffer: nothing aliases dy). The returned
-  // array is reused by the next backward.
+  // Backward: ∂L/∂x_k = dy for every k. Inside a model's pass (dy internal to it: isInternal) every input's
+  // gradient is dy itself — no layer writes into a gradient it is given (graph.ts accumulate), so sharing it
+  // is safe and saves a copy per input of every residual block; called on its own, each input gets a copy in
+  // its own buffer, so that nothing returned aliases the caller's dy. The returned array is reused by the
+  // next backward.
   backwardInputs(dy: NDArray): NDArray[] {
     this.expectGrad(dy, this.y);
     const dxs = this.dxsOut;
     dxs.length = this.xs.length;
+    const share = isInternal(dy);
     for (let k = 0; k < dxs.length; k++) {
+      if (share) {
+        dxs[k] = dy;
+        continue;
+      }
       dxs[k] = this.gradBuffer(k, this.xs[k]);
       dxs[k].data.set(dy.data);
     }

@@ -24,7 +24,6 @@ import {
   nonNegativeInt,
   pair,
   positiveInt,
-  reuse,
   type BackwardOptions,
   type LayerConfig,
 } from "./layer.ts";
@@ -226,7 +225,9 @@ export class GlobalAvgPool2D extends Layer {
     const x = this.x!;
     const [N, C, H, W] = x.shape;
     const HW = H * W;
-    const dx = (this.dx = reuse(this.dx, x.shape, x.dtype));
+    // kernels.outputBuffer: inside a model's pass, resident where the wasm backend runs, so the layer before
+    // reads dx where it lies instead of copying it in
+    const dx = (this.dx = kernels.outputBuffer(this.dx, x.shape, x.dtype));
     const dxd = dx.data;
     const dyd = dy.data;
     // a loop, not fill(): a float argument to a builtin is boxed, one heap number per plane per step

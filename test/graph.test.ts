@@ -21,6 +21,8 @@ import { Adam } from "../src/nn/optim.ts";
 import { ShapeError } from "../src/nn/layer.ts";
 import { deserializeModel, serializeModel } from "../src/io/model-format.ts";
 import { randomInput } from "./helpers.ts";
+import { getBackend, isInternal, kernels, setBackend, setInternalOutputs } from "../src/kernels/backend.ts";
+import { noWasm } from "./kernel-helpers.ts";
 
 /** x → conv → BN → ReLU → conv → BN, + x, → ReLU: a ResNet basic block, then a classifier. */
 function residualNet(seed = 0): Model {
@@ -177,6 +179,42 @@ test("a checkpoint of a graph model (weights + Adam state) resumes bit for bit",
     assert.deepEqual(Array.from(p.value.data), Array.from(pa[i].value.data), p.name);
   });
 });
+
+test(
+  "Add's backward shares dy with every input inside a model's pass, and copies it when called on its own",
+  {
+    skip: noWasm,
+  },
+  () => {
+    const backend = getBackend();
+    setBackend("wasm");
+    try {
+      const f32 = (values: number[]) => new NDArray(Float32Array.from(values), [2, 2]);
+      const add = new Add();
+      add.forwardInputs([f32([1, 2, 3, 4]), f32([5, 6, 7, 8])]);
+      // inside a pass (what Model.backward sets): dy is a kernel's resident output, and both gradients are it
+      const outer = setInternalOutputs(true);
+      try {
+        const dy = kernels.outputBuffer(null, [2, 2], "float32");
+        dy.data.set([1, -1, 2, -2]);
+        assert.ok(isInternal(dy));
+        const [da, db] = add.backwardInputs(dy);
+        assert.equal(da, dy);
+        assert.equal(db, dy);
+      } finally {
+        setInternalOutputs(outer);
+      }
+      // on its own: each input's gradient is a copy in its own buffer, none aliasing the caller's dy
+      const dy = f32([1, -1, 2, -2]);
+      const [da, db] = add.backwardInputs(dy);
+      assert.deepEqual(Array.from(da.data), [1, -1, 2, -2]);
+      assert.deepEqual(Array.from(db.data), [1, -1, 2, -2]);
+      assert.ok(da.data !== dy.data && db.data !== dy.data && da.data !== db.data);
+    } finally {
+      setBackend(backend);
+    }
+  },
+);
 
 describe("nesting", () => {
   test("a Model applied as a node of another graph: forward, float64 gradient check, save/load", () => {

@@ -87,6 +87,7 @@ export interface KernelExports {
   winogradForwardPart: PartFn;
   winogradWeightGradPart: PartFn;
   winogradWeightGradFinishPart: PartFn;
+  winogradPackWeightsPart: PartFn;
   winogradWeightChunks(N: number, OH: number, OW: number): number;
   winogradPartialBytes(C: number, O: number, chunks: number): number;
   winogradPackWeights(O: number, C: number, w: number, flipped: number, upack: number, tmp: number): void;
@@ -122,6 +123,7 @@ export const PART_EXPORTS = [
   "winogradForwardPart",
   "winogradWeightGradPart",
   "winogradWeightGradFinishPart",
+  "winogradPackWeightsPart",
 ] as const satisfies readonly (keyof KernelExports)[];
 export const Part = {
   Gemm: 0,
@@ -147,6 +149,7 @@ export const Part = {
   WinogradForward: 20,
   WinogradWeightGrad: 21,
   WinogradWeightGradFinish: 22,
+  WinogradPackWeights: 23,
 } as const;
 export type PartIndex = (typeof Part)[keyof typeof Part];
 

@@ -108,9 +108,13 @@ export class WinogradShape {
   padLeft = 0;
   OH = 0;
   OW = 0;
+  /** winogradThreadScratchBytes for scratchImages images (−1: not asked yet for this shape). */
+  scratch = 0;
+  scratchImages = -1;
 
   /** g's forward (O output channels), or its input gradient's: dy with the transposed, rotated kernel (§6 W4). */
   of(g: ConvGeometry, O: number, inputGradient: boolean): this {
+    this.scratchImages = -1;
     const { C, H, W, padTop, padLeft, OH, OW } = g;
     this.C = inputGradient ? O : C;
     this.H = inputGradient ? OH : H;
@@ -150,8 +154,13 @@ export function winogradFits(k: KernelExports, g: ConvGeometry, N: number, s: Wi
   );
 }
 
+/** Scratch bytes per thread of s on N images: asked of the kernels once per shape (fits, then runs). */
 function winogradScratchBytes(k: KernelExports, N: number, s: WinogradShape): number {
-  return k.winogradThreadScratchBytes(N, s.C, s.H, s.W, s.O, s.padTop, s.padLeft, s.OH, s.OW);
+  if (s.scratchImages !== N) {
+    s.scratch = k.winogradThreadScratchBytes(N, s.C, s.H, s.W, s.O, s.padTop, s.padLeft, s.OH, s.OW);
+    s.scratchImages = N;
+  }
+  return s.scratch;
 }
 
 /**
@@ -172,7 +181,9 @@ function winogradConv(
 ): void {
   const { C, H, W, O, padTop, padLeft, OH, OW } = s;
   const upack = alloc(k.winogradPackedBytes(C, O));
-  k.winogradPackWeights(O, C, wp, +flipped, upack, alloc(16 * O * C * 4));
+  // prettier-ignore
+  runParts(Part.WinogradPackWeights, T, T === 1 ? 1 : 4, 0, 0,
+    O, C, wp, +flipped, upack, alloc(16 * O * C * 4));
   const groups = Math.ceil(N / k.winogradGroupImages(OH, OW));
   const parts = T === 1 ? 1 : Math.min(groups, MAX_PARTS);
   const stride = winogradScratchBytes(k, N, s);

@@ -100,26 +100,38 @@ export function winogradThreadScratchBytes(N: i32, C: i32, H: i32, W: i32, O: i3
  * upack (winogradPackedBytes); tmp: 16·O·C floats. g[o, c] = w[o, c] (O, C, 3, 3), or, when `flipped`,
  * w's transposed and rotated kernel: g[o, c] = rot180(w[c, o]) with w (C, O, 3, 3) — the convolution
  * whose output is the input's gradient (derivation §6). The transform runs in float64, one rounding.
+ * One thread: winogradPackWeightsPart(0, 1, …).
  */
 export function winogradPackWeights(O: i32, C: i32, w: usize, flipped: bool, upack: usize, tmp: usize): void {
-  for (let o = 0; o < O; o++) {
-    for (let c = 0; c < C; c++) {
-      const g = w + (<usize>((flipped ? c * O + o : o * C + c) * 9) << 2);
-      // h = G·g (4×3): row i of G applied to each column q of g (read rotated by 180° when flipped); then
-      // u = h·Gᵀ (4×4): row j of G applied to each row of h
-      for (let i = 0; i < 4; i++) {
+  winogradPackWeightsPart(0, 1, 0, O, C, w, flipped, upack, tmp);
+}
+
+/**
+ * Part t of T (T ≤ 4) of winogradPackWeights: rows i of the 4×4 transforms [i0, i1) (partStart over 4),
+ * so the positions ξ = 4i … 4i + 3, transformed and packed. Each U_ξ's values are those of a single call.
+ */
+export function winogradPackWeightsPart(
+  t: i32, T: i32, _ws: usize, O: i32, C: i32, w: usize, flipped: bool, upack: usize, tmp: usize,
+): void {
+  const i1 = partStart(4, t + 1, T, 1);
+  const xiBytes = <usize>(O * C) << 2; // next ξ, same (o, c)
+  const packedBytes = <usize>align64(packedSize(O, C) << 2);
+  for (let i = partStart(4, t, T, 1); i < i1; i++) {
+    for (let o = 0; o < O; o++) {
+      for (let c = 0; c < C; c++) {
+        const g = w + (<usize>((flipped ? c * O + o : o * C + c) * 9) << 2);
+        // row i of h = G·g (4×3): row i of G applied to each column q of g (read rotated by 180° when
+        // flipped); then row i of u = h·Gᵀ (4×4): row j of G applied to it
         const h0 = gRow(i, tap(g, flipped, 0, 0), tap(g, flipped, 1, 0), tap(g, flipped, 2, 0));
         const h1 = gRow(i, tap(g, flipped, 0, 1), tap(g, flipped, 1, 1), tap(g, flipped, 2, 1));
         const h2 = gRow(i, tap(g, flipped, 0, 2), tap(g, flipped, 1, 2), tap(g, flipped, 2, 2));
-        const row = tmp + (<usize>(((4 * i) * O + o) * C + c) << 2);
-        const xi = <usize>(O * C) << 2; // next ξ, same (o, c)
-        for (let j = 0; j < 4; j++) store<f32>(row + <usize>j * xi, <f32>gRow(j, h0, h1, h2));
+        const row = tmp + <usize>(4 * i) * xiBytes + (<usize>(o * C + c) << 2);
+        for (let j = 0; j < 4; j++) store<f32>(row + <usize>j * xiBytes, <f32>gRow(j, h0, h1, h2));
       }
     }
-  }
-  const packedBytes = <usize>align64(packedSize(O, C) << 2);
-  for (let xi = 0; xi < 16; xi++) {
-    packA(false, O, C, 1, tmp + (<usize>(xi * O * C) << 2), C, upack + <usize>xi * packedBytes);
+    for (let xi = 4 * i; xi < 4 * i + 4; xi++) {
+      packA(false, O, C, 1, tmp + <usize>xi * xiBytes, C, upack + <usize>xi * packedBytes);
+    }
   }
 }
 

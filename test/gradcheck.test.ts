@@ -55,6 +55,26 @@ test("gradcheck catches a wrong backward", () => {
   assert.ok(r.maxRelError > 1e-4 && r.maxRelError < 1e-2, String(r.maxRelError));
 });
 
+test("gradcheck fails a backward that writes into its dy, however right its gradients", () => {
+  // dx = dy·Wᵀ computed right, but dy scaled in place afterwards: the layer above (or, in a graph Model,
+  // the other inputs of an Add, which share one gradient array) would read the scaled values
+  class DyWriter extends Dense {
+    override backward(dy: NDArray): NDArray {
+      const dx = super.backward(dy);
+      for (let i = 0; i < dy.size; i++) dy.data[i] *= 2;
+      return dx;
+    }
+  }
+  const x = new NDArray(Float64Array.from([0.5, -1, 2, 1, 0.25, -0.75]), [2, 3]);
+  const r = gradcheck(new DyWriter({ inFeatures: 3, outFeatures: 2 }), x);
+  assert.equal(r.dyWritten, true);
+  assert.equal(r.ok, false);
+  assert.ok(r.maxRelError <= 1e-6, String(r.maxRelError));
+  const fine = gradcheck(new Dense({ inFeatures: 3, outFeatures: 2 }), x);
+  assert.equal(fine.dyWritten, false);
+  assert.equal(fine.ok, true);
+});
+
 test("handprop gradcheck --json prints {ok, checks: [{name, maxRelError, ok}]}", () => {
   const bin = new URL("../bin/handprop.mjs", import.meta.url).pathname;
   const r = spawnSync(process.execPath, [bin, "gradcheck", "--json", "--configs", "2"], { encoding: "utf8" });

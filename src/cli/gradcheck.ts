@@ -12,7 +12,7 @@ export const gradcheckCommand = defineCommand(
       configs: { kind: "uint", help: "randomized configurations per layer type", default: 6, meta: "N", min: 1 },
       tolerance: { kind: "number", help: "maximum relative error allowed", default: 1e-6, meta: "X", above: 0 },
       verbose: { kind: "boolean", help: "print every configuration, not only the per-layer summary" },
-      json: { kind: "boolean", help: 'print {"ok", "checks": [{"name", "maxRelError", "ok"}]} as JSON' },
+      json: { kind: "boolean", help: 'print {"ok", "checks": [{"name", "maxRelError", "ok", "dyWritten"}]} as JSON' },
     },
   },
   (v) => {
@@ -36,6 +36,7 @@ export const gradcheckCommand = defineCommand(
             ok: r.ok,
             configs: r.configs,
             skippedKinks: r.skippedKinks,
+            dyWritten: r.dyWritten,
           })),
         }) + "\n",
       );
@@ -48,14 +49,24 @@ export const gradcheckCommand = defineCommand(
         `${r.name.padEnd(w)}  ${String(r.configs).padStart(7)}  ${r.maxRelError.toExponential(2).padStart(13)}  ${String(r.skippedKinks).padStart(13)}  ${r.ok ? "ok" : "FAIL"}`,
       );
     }
+    const failed = (pick: (r: (typeof rows)[number]) => boolean) =>
+      rows
+        .filter((r) => !r.ok && pick(r))
+        .map((r) => r.name)
+        .join(", ");
+    const inexact = failed((r) => !r.dyWritten);
+    const writers = failed((r) => r.dyWritten);
     lines.push(
       "",
       ok
         ? `all ${rows.length} checks pass (max relative error ≤ ${tolerance})`
-        : `FAILED: ${rows
-            .filter((r) => !r.ok)
-            .map((r) => r.name)
-            .join(", ")} exceed ${tolerance}`,
+        : "FAILED: " +
+            [
+              inexact && `${inexact} exceed ${tolerance}`,
+              writers && `${writers}: backward wrote into the dy it was given (it belongs to the layer above)`,
+            ]
+              .filter(Boolean)
+              .join("; "),
     );
     process.stdout.write(lines.join("\n") + "\n");
     return ok ? 0 : 1;

@@ -41,6 +41,8 @@ export interface SuiteSummary {
   maxRelError: number;
   skippedKinks: number;
   ok: boolean;
+  /** Some configuration's backward wrote into its dy (GradcheckResult.dyWritten). */
+  dyWritten: boolean;
 }
 
 export interface SuiteOptions {
@@ -283,11 +285,19 @@ function randomizeAffine(layer: Layer, rng: RandomState): void {
 export function summarize(checks: SuiteCheck[]): SuiteSummary[] {
   const byName = new Map<string, SuiteSummary>();
   for (const c of checks) {
-    const s = byName.get(c.name) ?? { name: c.name, configs: 0, maxRelError: 0, skippedKinks: 0, ok: true };
+    const s = byName.get(c.name) ?? {
+      name: c.name,
+      configs: 0,
+      maxRelError: 0,
+      skippedKinks: 0,
+      ok: true,
+      dyWritten: false,
+    };
     s.configs++;
     s.maxRelError = Math.max(s.maxRelError, c.result.maxRelError);
     s.skippedKinks += c.result.tensors.reduce((a, t) => a + t.skippedKinks, 0);
     s.ok &&= c.result.ok;
+    s.dyWritten ||= c.result.dyWritten;
     byName.set(c.name, s);
   }
   return [...byName.values()];

@@ -57,8 +57,15 @@ export interface TensorCheck {
 export interface GradcheckResult {
   name: string;
   maxRelError: number;
+  /** maxRelError within the tolerance, no kinks hit, and dy left as it was given. */
   ok: boolean;
   tensors: TensorCheck[];
+  /**
+   * True if backward wrote into the dy it was given, breaking the Layer contract (layer.ts): dy belongs to
+   * the layer above, and inside a graph Model the same array may reach several layers (Add hands one
+   * gradient to all its inputs), so a write would corrupt the others' gradients.
+   */
+  dyWritten: boolean;
 }
 
 export function relError(a: number, n: number): number {
@@ -121,7 +128,9 @@ export function gradcheck(target: Differentiable, input: NDArray, options: Gradc
   // Analytic gradients: one backward with dy = r.
   target.zeroGrad();
   target.forward(x, fwd);
-  const dx = target.backward(new NDArray(r.slice(), yShape)).data.slice();
+  const dy = new NDArray(r.slice(), yShape);
+  const dx = target.backward(dy).data.slice();
+  const dyWritten = dy.data.some((v, i) => !Object.is(v, r[i]));
   const params = target.params().filter((p) => p.trainable);
   const analytic = params.map((p) => p.grad.data.slice());
 
@@ -160,7 +169,7 @@ export function gradcheck(target: Differentiable, input: NDArray, options: Gradc
   params.forEach((p, k) => tensors.push(checkTensor(p.name, p.value.data, analytic[k])));
   const maxRelError = Math.max(...tensors.map((t) => t.maxRelError));
   const name = options.name ?? (target as { type?: string }).type ?? "model";
-  return { name, maxRelError, ok: maxRelError <= tolerance && !tooKinky(tensors), tensors };
+  return { name, maxRelError, ok: maxRelError <= tolerance && !tooKinky(tensors) && !dyWritten, tensors, dyWritten };
 }
 
 // Losses: the same comparison, for a loss's ∂L/∂pred.
@@ -218,5 +227,6 @@ export function gradcheckLoss(
     maxRelError: check.maxRelError,
     ok: check.maxRelError <= tolerance && !tooKinky([check]),
     tensors: [check],
+    dyWritten: false, // a loss's backward takes no dy
   };
 }

@@ -99,6 +99,8 @@ const EDGE_CASES: [Case, number][] = [
   // 64 tiles an image, so an image a group: 9 groups in 8 weight-gradient chunks, one of them two groups
   [{ ...base, N: 9, H: 16, W: 16, pads: [1, 1, 1, 1] }, 1],
   [{ ...base, N: 2, C: 256, O: 256, H: 4, W: 4, pads: [1, 1, 1, 1] }, 1],
+  // odd channel counts: the dW finish's last pair of input channels has a single lane (lane 1 never stored)
+  [{ ...base, N: 2, C: 13, O: 9, H: 5, W: 6, pads: [1, 1, 1, 1] }, 1],
   [{ ...base, N: 2, C: 32, O: 16, H: 9, W: 8, pads: [1, 1, 1, 1] }, 2], // grouped: 16 → 8 a group
   [{ ...base, N: 3, C: 48, O: 24, H: 6, W: 5, pads: [1, 1, 1, 1] }, 3],
 ];

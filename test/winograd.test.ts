@@ -161,7 +161,10 @@ function directKernels(module: WebAssembly.Module, c: Case) {
     bias: number,
   ) => {
     const upack = place(k.winogradPackedBytes(Ci, Co));
-    k.winogradPackWeights(Co, Ci, wp, +flipped, upack, place(16 * Co * Ci * 4));
+    const tmp = place(16 * Co * Ci * 4);
+    // the weights' transform as one call (one thread), and for dx in the 4 parts of several threads
+    if (!flipped) k.winogradPackWeights(Co, Ci, wp, 0, upack, tmp);
+    else for (let t = 0; t < 4; t++) k.winogradPackWeightsPart(t, 4, 0, Co, Ci, wp, 1, upack, tmp);
     const ws = place(k.winogradThreadScratchBytes(N, Ci, Hi, Wi, Co, pt, pl, Ho, Wo));
     const out = place(N * Co * Ho * Wo * 4);
     const groups = Math.ceil(N / k.winogradGroupImages(Ho, Wo));

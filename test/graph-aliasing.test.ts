@@ -112,15 +112,20 @@ function everyLayerGraph(makeAdd: MakeAdd): Model {
   ];
   let h = x;
   for (const layer of same) h = makeAdd().apply([h, layer.apply(h)]);
+  // [reader, layer under test]: the second's backward runs first (it executes later)
   const pairs: [Layer, Layer][] = [
-    [new AvgPool2D({ kernelSize: 2 }), new MaxPool2D({ kernelSize: 2 })],
-    [new UpSampling2D({ size: 2 }), new Conv2DTranspose({ outChannels: 8, kernelSize: 2, stride: 2 })],
-    [new ZeroPadding2D({ padding: 1 }), new Conv2DTranspose({ outChannels: 8, kernelSize: 3 })],
+    [new AvgPool2D({ kernelSize: 2 }), new MaxPool2D({ kernelSize: 2 })], // 6×6 → 3×3
+    [new Conv2DTranspose({ outChannels: 8, kernelSize: 2, stride: 2 }), new UpSampling2D({ size: 2 })], // → 6×6
+    [new Conv2DTranspose({ outChannels: 8, kernelSize: 3 }), new ZeroPadding2D({ padding: 1 })], // → 8×8
+    [new MaxPool2D({ kernelSize: 2 }), new AvgPool2D({ kernelSize: 2 })], // → 4×4
   ];
   for (const [first, second] of pairs) h = makeAdd().apply([first.apply(h), second.apply(h)]);
-  const g = makeAdd().apply([new GlobalAvgPool2D().apply(h), new GlobalMaxPool2D().apply(h)]);
-  const f = makeAdd().apply([new Flatten().apply(h), new Reshape({ targetShape: [8 * 8 * 8] }).apply(h)]);
-  const d = makeAdd().apply([new Dense({ outFeatures: 8 }).apply(f), g]);
+  const gap = () => new GlobalAvgPool2D().apply(h);
+  const gmp = () => new GlobalMaxPool2D().apply(h);
+  const g = makeAdd().apply([makeAdd().apply([gap(), gmp()]), makeAdd().apply([gmp(), gap()])]);
+  const f = makeAdd().apply([new Reshape({ targetShape: [8 * 4 * 4] }).apply(h), new Flatten().apply(h)]);
+  const e = makeAdd().apply([new Dense({ outFeatures: 8 }).apply(f), g]);
+  const d = makeAdd().apply([e, new Dense({ outFeatures: 8 }).apply(e)]);
   const out = makeAdd().apply([new Dense({ outFeatures: 4 }).apply(d), new Dense({ outFeatures: 4 }).apply(d)]);
   return new Model({ inputs: x, outputs: out, name: "every_layer" });
 }

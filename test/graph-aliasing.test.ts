@@ -29,6 +29,8 @@ import { Input, Model } from "../src/nn/graph.ts";
 import { Sequential } from "../src/nn/sequential.ts";
 import type { Layer } from "../src/nn/layer.ts";
 import { getBackend, setBackend } from "../src/kernels/backend.ts";
+import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
+import { Adam } from "../src/nn/optim.ts";
 import { noWasm } from "./kernel-helpers.ts";
 
 /** Add whose backward always copies dy into each input's own buffer: the reference without sharing. */
@@ -205,6 +207,35 @@ test(
             const err = Math.max(...a.map((v, j) => Math.abs(v - want[s][i][j])));
             assert.ok(err <= 1e-4 * scale, `${graph.name}, step ${s}, array ${i}: max error ${err} of ${scale}`);
           });
+        });
+      }
+    } finally {
+      setBackend(backend);
+    }
+  },
+);
+
+test(
+  "training through shared gradients (fit: no dx wanted) gives the weights of copying Adds",
+  { skip: noWasm },
+  () => {
+    const backend = getBackend();
+    setBackend("wasm");
+    try {
+      const rng = new RandomState(21);
+      const x = normal(rng, [8, 8, 6, 6]);
+      const y = Int32Array.from({ length: 8 }, (_, i) => i % 4);
+      for (const graph of [sharingGraph, crossingGraph, everyLayerGraph]) {
+        const { shared, copied } = models(graph);
+        const weights = (m: Model) => {
+          m.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 0.01 }) });
+          m.fit(x, y, { epochs: 2, batchSize: 3, seed: 4 }); // batches of 3, 3, 2
+          return m.params().map((p) => Float32Array.from(p.value.data));
+        };
+        const want = weights(copied);
+        weights(shared).forEach((w, i) => {
+          const at = w.findIndex((v, j) => !Object.is(v, want[i][j]));
+          assert.equal(at, -1, `${shared.name}, ${shared.params()[i].name}: differs at ${at}`);
         });
       }
     } finally {

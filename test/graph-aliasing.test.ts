@@ -31,7 +31,9 @@ import type { Layer } from "../src/nn/layer.ts";
 import { getBackend, setBackend } from "../src/kernels/backend.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { Adam } from "../src/nn/optim.ts";
-import { noWasm } from "./kernel-helpers.ts";
+import { noThreads, noWasm, restoreKernelsAfter, sameBitsOnEveryCount } from "./kernel-helpers.ts";
+
+restoreKernelsAfter();
 
 /** Add whose backward always copies dy into each input's own buffer: the reference without sharing. */
 class CopyingAdd extends Add {
@@ -215,6 +217,16 @@ test(
   },
 );
 
+/** The weights after 2 epochs of fit on 8 images (batches of 3, 3, 2; Adam): the trainer asks for no dx. */
+function trainedWeights(m: Model): Float32Array[] {
+  const rng = new RandomState(21);
+  const x = normal(rng, [8, 8, 6, 6]);
+  const y = Int32Array.from({ length: 8 }, (_, i) => i % 4);
+  m.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 0.01 }) });
+  m.fit(x, y, { epochs: 2, batchSize: 3, seed: 4 });
+  return m.params().map((p) => Float32Array.from(p.value.data));
+}
+
 test(
   "training through shared gradients (fit: no dx wanted) gives the weights of copying Adds",
   { skip: noWasm },
@@ -222,18 +234,10 @@ test(
     const backend = getBackend();
     setBackend("wasm");
     try {
-      const rng = new RandomState(21);
-      const x = normal(rng, [8, 8, 6, 6]);
-      const y = Int32Array.from({ length: 8 }, (_, i) => i % 4);
       for (const graph of [sharingGraph, crossingGraph, everyLayerGraph]) {
         const { shared, copied } = models(graph);
-        const weights = (m: Model) => {
-          m.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 0.01 }) });
-          m.fit(x, y, { epochs: 2, batchSize: 3, seed: 4 }); // batches of 3, 3, 2
-          return m.params().map((p) => Float32Array.from(p.value.data));
-        };
-        const want = weights(copied);
-        weights(shared).forEach((w, i) => {
+        const want = trainedWeights(copied);
+        trainedWeights(shared).forEach((w, i) => {
           const at = w.findIndex((v, j) => !Object.is(v, want[i][j]));
           assert.equal(at, -1, `${shared.name}, ${shared.params()[i].name}: differs at ${at}`);
         });
@@ -243,3 +247,10 @@ test(
     }
   },
 );
+
+test("training through shared gradients: the same weights on 1, 2 and 3 threads", { skip: noThreads }, async () => {
+  setBackend("wasm");
+  for (const graph of [sharingGraph, everyLayerGraph]) {
+    await sameBitsOnEveryCount(graph.name, () => trainedWeights(models(graph).shared));
+  }
+});

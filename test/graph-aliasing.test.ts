@@ -254,3 +254,32 @@ test("training through shared gradients: the same weights on 1, 2 and 3 threads"
     await sameBitsOnEveryCount(graph.name, () => trainedWeights(models(graph).shared));
   }
 });
+
+test("a Model refuses a layer object that would run twice in a pass (inside Sequential or Model nodes too)", () => {
+  const x = Input([4]);
+  const dense = new Dense({ outFeatures: 4 });
+  // inside a Sequential node and applied directly: its gradients were silently wrong (float64 check: 0.68)
+  const viaSequential = new Sequential([dense, new Tanh()]).apply(x);
+  const direct = dense.apply(new Tanh().apply(x), "direct");
+  assert.throws(
+    () => new Model({ inputs: x, outputs: new Add().apply([viaSequential, direct]) }),
+    /Model: node 'direct' \(Dense\) is the same layer object as layers\[0\] of node 'sequential_\d+'; a layer runs once per pass/,
+  );
+  // in two Sequential nodes, twice in one, and inside a nested Model as well as a Sequential node
+  const shared = new Tanh();
+  const twoNodes = new Sequential([shared]).apply(new Sequential([new ReLU(), shared]).apply(x, "s1"), "s2");
+  assert.throws(() => new Model({ inputs: x, outputs: twoNodes }), /layers\[0\] of node 's2' \(Tanh\) is the same/);
+  const twice = new Sequential([shared, shared]).apply(x, "twice");
+  assert.throws(() => new Model({ inputs: x, outputs: twice }), /layers\[1\] of node 'twice' \(Tanh\) is the same/);
+  const u = Input([4]);
+  const innerDense = new Dense({ outFeatures: 4 });
+  const inner = new Model({ inputs: u, outputs: innerDense.apply(u, "inner_dense"), name: "inner" });
+  const both = new Add().apply([inner.apply(x, "inner"), new Sequential([innerDense]).apply(x, "seq")]);
+  assert.throws(() => new Model({ inputs: x, outputs: both }), /layers\[0\] of node 'seq' \(Dense\) is the same/);
+  // the same layer classes, distinct objects: accepted
+  const ok = new Add().apply([
+    new Sequential([new Dense({ outFeatures: 4 })]).apply(x),
+    new Dense({ outFeatures: 4 }).apply(x),
+  ]);
+  assert.ok(new Model({ inputs: x, outputs: ok }) instanceof Model);
+});

@@ -6,6 +6,7 @@ import { runGradcheckSuite, summarize } from "../src/nn/checks.ts";
 import { gradcheck } from "../src/nn/gradcheck.ts";
 import { Dense } from "../src/nn/dense.ts";
 import { NDArray } from "../src/nd/ndarray.ts";
+import { verdict } from "../src/cli/gradcheck.ts";
 
 test("every layer, loss and the small model pass the gradient check at ≤ 1e-6 (two seeds)", () => {
   for (const seed of [0, 1]) {
@@ -73,6 +74,27 @@ test("gradcheck fails a backward that writes into its dy, however right its grad
   const fine = gradcheck(new Dense({ inFeatures: 3, outFeatures: 2 }), x);
   assert.equal(fine.dyWritten, false);
   assert.equal(fine.ok, true);
+});
+
+test("handprop gradcheck's verdict names each failing layer under every reason it failed", () => {
+  const row = (name: string, maxRelError: number, ok: boolean, dyWritten: boolean) => ({
+    name,
+    configs: 2,
+    maxRelError,
+    skippedKinks: 0,
+    ok,
+    dyWritten,
+  });
+  const fine = row("Dense", 1e-9, true, false);
+  assert.equal(verdict([fine], 1e-6), "all 1 checks pass (max relative error ≤ 0.000001)");
+  assert.equal(
+    verdict(
+      [fine, row("Wrong", 1e-3, false, false), row("Writer", 1e-9, false, true), row("Both", 1, false, true)],
+      1e-6,
+    ),
+    "FAILED: Wrong, Both exceed 0.000001; Writer, Both: backward wrote into the dy it was given (it belongs to the " +
+      "layer above)",
+  );
 });
 
 test("handprop gradcheck --json prints {ok, checks: [{name, maxRelError, ok}]}", () => {

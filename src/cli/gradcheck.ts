@@ -1,6 +1,6 @@
 // `handprop gradcheck`: finite-difference checks of every layer, loss and a small model; exit 1 on failure.
 
-import { runGradcheckSuite, summarize } from "../nn/checks.ts";
+import { runGradcheckSuite, summarize, type SuiteSummary } from "../nn/checks.ts";
 import { defineCommand } from "./args.ts";
 
 export const gradcheckCommand = defineCommand(
@@ -20,7 +20,10 @@ export const gradcheckCommand = defineCommand(
     const checks = runGradcheckSuite({ seed: v.seed, configsPerLayer: v.configs, tolerance }, (c) => {
       if (v.verbose && !v.json) {
         const e = c.result.maxRelError.toExponential(2);
-        process.stdout.write(`  ${c.result.ok ? "ok  " : "FAIL"} ${c.name.padEnd(20)} ${e.padStart(9)}  ${c.config}\n`);
+        const dy = c.result.dyWritten ? "  (backward wrote into dy)" : "";
+        process.stdout.write(
+          `  ${c.result.ok ? "ok  " : "FAIL"} ${c.name.padEnd(20)} ${e.padStart(9)}  ${c.config}${dy}\n`,
+        );
       }
     });
     const rows = summarize(checks);
@@ -49,26 +52,29 @@ export const gradcheckCommand = defineCommand(
         `${r.name.padEnd(w)}  ${String(r.configs).padStart(7)}  ${r.maxRelError.toExponential(2).padStart(13)}  ${String(r.skippedKinks).padStart(13)}  ${r.ok ? "ok" : "FAIL"}`,
       );
     }
-    const failed = (pick: (r: (typeof rows)[number]) => boolean) =>
-      rows
-        .filter((r) => !r.ok && pick(r))
-        .map((r) => r.name)
-        .join(", ");
-    const inexact = failed((r) => !r.dyWritten);
-    const writers = failed((r) => r.dyWritten);
-    lines.push(
-      "",
-      ok
-        ? `all ${rows.length} checks pass (max relative error ≤ ${tolerance})`
-        : "FAILED: " +
-            [
-              inexact && `${inexact} exceed ${tolerance}`,
-              writers && `${writers}: backward wrote into the dy it was given (it belongs to the layer above)`,
-            ]
-              .filter(Boolean)
-              .join("; "),
-    );
+    lines.push("", verdict(rows, tolerance));
     process.stdout.write(lines.join("\n") + "\n");
     return ok ? 0 : 1;
   },
 );
+
+/**
+ * The summary's last line: every check passed, or which layers failed and why — past the tolerance (or, for a
+ * layer that left dy alone, failed otherwise: too many kinks) and/or wrote into dy; a layer that wrote into dy
+ * and is also past the tolerance is named under both.
+ */
+export function verdict(rows: readonly SuiteSummary[], tolerance: number): string {
+  if (rows.every((r) => r.ok)) return `all ${rows.length} checks pass (max relative error ≤ ${tolerance})`;
+  const failed = (pick: (r: SuiteSummary) => boolean) =>
+    rows
+      .filter((r) => !r.ok && pick(r))
+      .map((r) => r.name)
+      .join(", ");
+  const inexact = failed((r) => !r.dyWritten || r.maxRelError > tolerance);
+  const writers = failed((r) => r.dyWritten);
+  const reasons = [
+    inexact && `${inexact} exceed ${tolerance}`,
+    writers && `${writers}: backward wrote into the dy it was given (it belongs to the layer above)`,
+  ];
+  return "FAILED: " + reasons.filter(Boolean).join("; ");
+}

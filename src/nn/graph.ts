@@ -101,6 +101,32 @@ function executionOrder(input: SymbolicTensor, output: SymbolicTensor): GraphNod
   return order;
 }
 
+/**
+ * Refuse a layer object that would run twice in one pass: a node's layer that is also in a Sequential or Model
+ * node (at any depth), or twice in such nodes. Its second forward would replace what the first saved for
+ * backward, and its second backward the dx that accumulate still borrows: the gradients would be silently
+ * wrong. (apply() already refuses a layer applied in two nodes.)
+ */
+function checkLayersRunOnce(nodes: readonly GraphNode[]): void {
+  const where = new Map<Layer, string>();
+  const claim = (layer: Layer, at: string): void => {
+    const other = where.get(layer);
+    if (other !== undefined) {
+      throw new Error(
+        `Model: ${at} (${layer.type}) is the same layer object as ${other}; a layer runs once per pass ` +
+          `(weight sharing is not supported): create another layer`,
+      );
+    }
+    where.set(layer, at);
+    if (layer instanceof Sequential) {
+      layer.layers.forEach((l, i) => {
+        claim(l, `layers[${i}] of ${at}`);
+      });
+    }
+  };
+  for (const n of nodes) claim(n.layer, `node '${n.name}'`);
+}
+
 /** The backward options of a node whose dx another node reads: one object, not a default `{}` per call. */
 const WANT_DX: BackwardOptions = Object.freeze({});
 
@@ -130,6 +156,7 @@ export class Model extends Sequential {
       throw new TypeError("Model: expected {inputs, outputs}: an Input and the tensor a layer's apply() returned");
     }
     const nodes = executionOrder(opts.inputs, opts.outputs);
+    checkLayersRunOnce(nodes);
     super(
       nodes.map((n) => n.layer),
       { name: opts.name ?? "model" },

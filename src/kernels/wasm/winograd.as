@@ -80,8 +80,9 @@ export function winogradPackedBytes(C: i32, O: i32): i32 {
 
 /**
  * Scratch bytes each thread of winogradForwardPart, winogradWeightGradPart and winogradWeightGradFinishPart
- * needs: the padded image, V, M (or Z) and gemmPacked's edge buffers (the finish: 16·C float64 sums, within
- * V's part). In f64: the true size, however large.
+ * needs: the padded image, V, M (or Z) and gemmPacked's edge buffers (the finish: 16 rows of C float64 sums,
+ * C rounded up to even, from ws's start — at most 128·(C + 1) bytes, less than V's 64·C·ld + 64 alone, as
+ * ld ≥ 5). In f64: the true size, however large.
  */
 export function winogradThreadScratchBytes(N: i32, C: i32, H: i32, W: i32, O: i32, padTop: i32, padLeft: i32, OH: i32, OW: i32): f64 {
   const ld = ldOf(N, OH, OW);

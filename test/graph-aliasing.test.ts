@@ -269,8 +269,16 @@ test("a Model refuses a layer object that would run twice in a pass (inside Sequ
   const shared = new Tanh();
   const twoNodes = new Sequential([shared]).apply(new Sequential([new ReLU(), shared]).apply(x, "s1"), "s2");
   assert.throws(() => new Model({ inputs: x, outputs: twoNodes }), /layers\[0\] of node 's2' \(Tanh\) is the same/);
-  const twice = new Sequential([shared, shared]).apply(x, "twice");
-  assert.throws(() => new Model({ inputs: x, outputs: twice }), /layers\[1\] of node 'twice' \(Tanh\) is the same/);
+  // a Sequential refuses it already, on its own as well as nested
+  assert.throws(
+    () => new Sequential([shared, shared]),
+    /sequential: layers\[1\] \(Tanh\) is the same layer object as layers\[0\]; a layer runs once per pass/,
+  );
+  const d = new Dense({ outFeatures: 4 });
+  assert.throws(
+    () => new Sequential([d, new Tanh(), new Sequential([new ReLU(), d], { name: "inner" })], { name: "outer" }),
+    /outer: layers\[1\] of layers\[2\] \(Dense\) is the same layer object as layers\[0\]/,
+  );
   const u = Input([4]);
   const innerDense = new Dense({ outFeatures: 4 });
   const inner = new Model({ inputs: u, outputs: innerDense.apply(u, "inner_dense"), name: "inner" });

@@ -28,7 +28,7 @@ import {
   type GraphNode,
   type LayerConfig,
 } from "./layer.ts";
-import { Sequential, type SequentialConfig } from "./sequential.ts";
+import { Sequential, checkLayersRunOnce, type SequentialConfig } from "./sequential.ts";
 
 /** A model input: the shape of one sample (batch axis excluded), e.g. [1, 28, 28]. */
 export function Input(shape: readonly number[], opts: { name?: string } = {}): SymbolicTensor {
@@ -101,32 +101,6 @@ function executionOrder(input: SymbolicTensor, output: SymbolicTensor): GraphNod
   return order;
 }
 
-/**
- * Refuse a layer object that would run twice in one pass: a node's layer that is also in a Sequential or Model
- * node (at any depth), or twice in such nodes. Its second forward would replace what the first saved for
- * backward, and its second backward the dx that accumulate still borrows: the gradients would be silently
- * wrong. (apply() already refuses a layer applied in two nodes.)
- */
-function checkLayersRunOnce(nodes: readonly GraphNode[]): void {
-  const where = new Map<Layer, string>();
-  const claim = (layer: Layer, at: string): void => {
-    const other = where.get(layer);
-    if (other !== undefined) {
-      throw new Error(
-        `Model: ${at} (${layer.type}) is the same layer object as ${other}; a layer runs once per pass ` +
-          `(weight sharing is not supported): create another layer`,
-      );
-    }
-    where.set(layer, at);
-    if (layer instanceof Sequential) {
-      layer.layers.forEach((l, i) => {
-        claim(l, `layers[${i}] of ${at}`);
-      });
-    }
-  };
-  for (const n of nodes) claim(n.layer, `node '${n.name}'`);
-}
-
 /** The backward options of a node whose dx another node reads: one object, not a default `{}` per call. */
 const WANT_DX: BackwardOptions = Object.freeze({});
 
@@ -156,7 +130,12 @@ export class Model extends Sequential {
       throw new TypeError("Model: expected {inputs, outputs}: an Input and the tensor a layer's apply() returned");
     }
     const nodes = executionOrder(opts.inputs, opts.outputs);
-    checkLayersRunOnce(nodes);
+    // apply() refuses a layer applied in two nodes; this also one inside a Sequential or Model node (at any
+    // depth) — and its second backward would replace the dx that accumulate still borrows
+    checkLayersRunOnce(
+      "Model",
+      nodes.map((n) => [n.layer, `node '${n.name}'`]),
+    );
     super(
       nodes.map((n) => n.layer),
       { name: opts.name ?? "model" },

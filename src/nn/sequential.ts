@@ -56,6 +56,31 @@ export interface SequentialConfig extends LayerConfig {
   layers: LayerConfig[];
 }
 
+/**
+ * Refuse a layer object that would run twice in one pass of a model: listed twice, or also inside a nested
+ * Sequential or Model (at any depth). Its second forward would replace what the first saved for backward: the
+ * gradients would be silently wrong. `entries`: the model's layers, each with where it sits, for the error.
+ */
+export function checkLayersRunOnce(owner: string, entries: readonly (readonly [Layer, string])[]): void {
+  const where = new Map<Layer, string>();
+  const claim = (layer: Layer, at: string): void => {
+    const other = where.get(layer);
+    if (other !== undefined) {
+      throw new Error(
+        `${owner}: ${at} (${layer.type}) is the same layer object as ${other}; a layer runs once per pass ` +
+          `(weight sharing is not supported): create another layer`,
+      );
+    }
+    where.set(layer, at);
+    if (layer instanceof Sequential) {
+      layer.layers.forEach((l, i) => {
+        claim(l, `layers[${String(i)}] of ${at}`);
+      });
+    }
+  };
+  for (const [layer, at] of entries) claim(layer, at);
+}
+
 // A Sequential is itself a Layer, so models nest: a Sequential inside a Sequential or a graph Model.
 export class Sequential extends Layer implements Differentiable {
   readonly type: string = "Sequential";
@@ -72,6 +97,10 @@ export class Sequential extends Layer implements Differentiable {
     if (!Array.isArray(layers) || layers.length === 0) throw new RangeError("Sequential: needs at least one layer");
     this.layers = layers;
     this.name = opts.name ?? "sequential";
+    checkLayersRunOnce(
+      this.name,
+      layers.map((l, i) => [l, `layers[${String(i)}]`]),
+    );
     layers.forEach((l, i) => (l.index = i));
     // build first: layers whose input size comes from the input shape create their weights there, and
     // then the seed redraws every layer's, first layer first, as for fully specified layers.

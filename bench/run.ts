@@ -20,7 +20,10 @@
 // Systems: handprop on each thread count; PyTorch (a persistent python3 worker, bench/py_worker.py) on
 // the same thread counts; TensorFlow.js 4.22 wasm (1 thread) and cpu; ConvNetJS 0.3; NumPy for the
 // article; and on the GFLOP/s workloads the WebAssembly SIMD ceiling (bench/ceiling.ts), against which
-// each handprop figure's efficiency is reported. Timings are not tests: nothing here asserts a speed.
+// each handprop figure's efficiency is reported. The conv workloads also time the convolution as a GEMM on
+// one thread (setConvAlgorithm("direct"): the kernel's own efficiency where handprop runs Winograd), once as
+// a layer called on its own (its arrays copied in and out of wasm memory) and once with its operands
+// resident there, as training keeps them. Timings are not tests: nothing here asserts a speed.
 
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
@@ -32,6 +35,7 @@ import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { SGD } from "../src/nn/optim.ts";
 import { buildModel } from "../src/nn/models.ts";
 import { gemm } from "../src/kernels/gemm.ts";
+import { kernels, setInternalOutputs } from "../src/kernels/backend.ts";
 import { readIdx } from "../src/node/idx.ts";
 import { MNIST_FILES } from "../src/data/mnist.ts";
 import { defaultMnistDir } from "../src/node/mnist.ts";
@@ -163,6 +167,8 @@ async function setHandpropThreads(n: number, convAlgorithm: "auto" | "direct" = 
 
 /** The system name of the conv workloads' GEMM-convolution row (gemmConvRow). */
 export const GEMM_CONV = "handprop, GEMM convolution (1 thread)";
+/** The same with x and dy resident in the kernels' memory, as inside a model's pass (gemmConvRow). */
+export const GEMM_CONV_RESIDENT = "handprop, GEMM convolution, resident operands (1 thread)";
 
 function threadLabel(t: number): string {
   return `${String(t)} thread${t > 1 ? "s" : ""}`;
@@ -180,18 +186,27 @@ function convGflop(s: ConvShape): number {
   return (2 * s.N * s.O * s.H * s.W * s.C * 9) / 1e9; // multiply-adds × 2, 3×3 'same'
 }
 
-function handpropConv(s: ConvShape, backward: boolean): () => void {
+/**
+ * A Conv2D layer's forward (and backward) on fixed x and dy. `resident`: x and dy live in the kernels' linear
+ * memory and every call runs as inside a model's pass (setInternalOutputs), so y and dx stay there too — the
+ * convolution as training runs it, with none of the copies in and out a layer called on its own pays.
+ */
+function handpropConv(s: ConvShape, backward: boolean, resident = false): () => void {
   const rng = new RandomState(1);
   const conv = new Conv2D({ inChannels: s.C, outChannels: s.O, kernelSize: 3, padding: "same", rng });
-  const x = new NDArray(
-    Float32Array.from({ length: s.N * s.C * s.H * s.W }, () => rng.standardNormal()),
-    [s.N, s.C, s.H, s.W],
-  );
-  const dy = new NDArray(
-    Float32Array.from({ length: s.N * s.O * s.H * s.W }, () => rng.standardNormal()),
-    [s.N, s.O, s.H, s.W],
-  );
-  return backward
+  const operand = (shape: number[]) => {
+    const outer = setInternalOutputs(resident);
+    try {
+      const a = kernels.outputBuffer(null, shape, "float32");
+      for (let i = 0; i < a.size; i++) a.data[i] = rng.standardNormal();
+      return a;
+    } finally {
+      setInternalOutputs(outer);
+    }
+  };
+  const x = operand([s.N, s.C, s.H, s.W]);
+  const dy = operand([s.N, s.O, s.H, s.W]);
+  const call = backward
     ? () => {
         conv.zeroGrad();
         conv.forward(x);
@@ -200,6 +215,15 @@ function handpropConv(s: ConvShape, backward: boolean): () => void {
     : () => {
         conv.forward(x);
       };
+  if (!resident) return call;
+  return () => {
+    const outer = setInternalOutputs(true);
+    try {
+      call();
+    } finally {
+      setInternalOutputs(outer);
+    }
+  };
 }
 
 function handpropZooModel(
@@ -312,8 +336,17 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     // The same convolution as a GEMM on 1 thread (setConvAlgorithm("direct")): where handprop's default runs
     // it by Winograd (2.25× fewer multiplications; its GFLOP/s count the direct convolution's FLOPs, as
     // every row does), this row keeps the GEMM kernel's own efficiency against the ceiling in the report.
-    const gemmConvRow = (w: Workload, units: number, make: () => () => void) => {
-      w.contenders.push(contender(GEMM_CONV, "handprop", 1, units, make(), () => setHandpropThreads(1, "direct")));
+    // A second such row has x and dy resident, as in training: the kernel without the copies a layer called on
+    // its own pays (3–4% of the 3×3 16→32 forward + backward).
+    const gemmConvRows = (w: Workload, units: number, make: (resident: boolean) => () => void) => {
+      for (const [system, resident] of [
+        [GEMM_CONV, false],
+        [GEMM_CONV_RESIDENT, true],
+      ] as const) {
+        w.contenders.push(
+          contender(system, "handprop", 1, units, make(resident), () => setHandpropThreads(1, "direct")),
+        );
+      }
     };
     const torchRows = async (w: Workload, units: number, kind: string, params: Record<string, unknown>) => {
       if (!torch) {
@@ -449,7 +482,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       const g = convGflop(s);
       await add(`${prefix}-fwd`, `${title}, forward`, "GFLOP/s", async (w) => {
         handpropRows(w, g, () => handpropConv(s, false));
-        gemmConvRow(w, g, () => handpropConv(s, false));
+        gemmConvRows(w, g, (resident) => handpropConv(s, false, resident));
         await torchRows(w, g, "conv-fwd", { ...s });
         await tfRow(w, "wasm", g, async () => {
           const r = await tfjsConv("wasm", s.N, s.C, s.O, s.H, s.W);
@@ -465,7 +498,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       });
       await add(`${prefix}-fwdbwd`, `${title}, forward + backward (dx, dW, db)`, "GFLOP/s", async (w) => {
         handpropRows(w, 3 * g, () => handpropConv(s, true));
-        gemmConvRow(w, 3 * g, () => handpropConv(s, true));
+        gemmConvRows(w, 3 * g, (resident) => handpropConv(s, true, resident));
         await torchRows(w, 3 * g, "conv-fwdbwd", { ...s });
         w.unavailable.push({
           system: tfName("wasm"),
@@ -748,6 +781,7 @@ export function markdownSummary(report: BenchReport): string[] {
     "handprop 1t ÷ TF.js wasm",
     "handprop 1t ÷ ceiling",
     "GEMM conv 1t ÷ ceiling",
+    "same, resident ÷ ceiling",
     ...T.filter((t) => t > 1).flatMap((t) => [
       `handprop ${String(t)}t ÷ 1t`,
       `ceiling ${String(t)}t ÷ 1t`,
@@ -776,6 +810,7 @@ export function markdownSummary(report: BenchReport): string[] {
       ratioCell(tfw?.ratios?.find((q) => q.handprop === hp(1)?.system)),
       ratioCell(hp(1)?.efficiency, true),
       ratioCell(rows.find((r) => r.system === GEMM_CONV)?.efficiency, true),
+      ratioCell(rows.find((r) => r.system === GEMM_CONV_RESIDENT)?.efficiency, true),
       ...T.filter((t) => t > 1).flatMap((t) => [
         ratioCell(hp(t)?.scaling),
         ratioCell(rows.find((r) => r.role === "ceiling" && r.threads === t)?.scaling),

@@ -195,6 +195,9 @@ test("handprop bench --quick --json: interleaved rows with ratios and efficiency
   const gemmConv = conv.find((x) => x.system === "handprop, GEMM convolution (1 thread)");
   assert.ok(gemmConv?.median != null && gemmConv.median > 0, JSON.stringify(conv.map((x) => x.system)));
   if (conv.some((x) => x.role === "ceiling")) assert.ok(gemmConv.efficiency !== undefined);
+  // and once more with x and dy resident in the kernels' memory, as a model's pass keeps them
+  const resident = conv.find((x) => x.system === "handprop, GEMM convolution, resident operands (1 thread)");
+  assert.ok(resident?.median != null && resident.median > 0, JSON.stringify(conv.map((x) => x.system)));
   for (const peer of j.results.filter((x) => x.role === "peer")) {
     if (peer.median === null) assert.ok(peer.note, `${peer.system} has neither figures nor a note`);
     else

@@ -2,7 +2,8 @@
 // input column (conv.as gemmImplicit): the same products in the same order as im2col + gemmPacked, so the
 // same bits. Checked here against those two exports run on the same operands, over random geometries
 // (padding, row stride and dilation, kernels wider than the output, fewer than 8 output columns, K past one
-// K block, M past one M block, a bias); col2im against adding col's rows in order; im2col against its definition.
+// K block, M past one M block, a bias); the weight gradient's parts (blocks of dW's columns) against the whole
+// col's dot products; col2im against adding col's rows in order; im2col against its definition.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -92,6 +93,104 @@ test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm
       assert.equal(at0, -1, `y[${at0}] differs (${JSON.stringify(g)})`);
     }),
     { numRuns: 60, seed: 15 },
+  );
+});
+
+// The weight gradient's parts each take a block of dW's columns and build only those rows of each image's col
+// (im2colRows): the bits must be those of the whole col (im2colImage) and gemmNT's dot products, for every
+// split into parts — geometries with whole-vector output rows (OW a multiple of 4), strides 1 and 2.
+test("the weight gradient gives im2col + gemmNT's bits on any number of dW parts", { skip: noWasm }, async () => {
+  const { ex, memory, base } = await kernelExports();
+  const geometry = fc
+    .record({
+      N: fc.integer({ min: 1, max: 3 }),
+      C: fc.integer({ min: 1, max: 12 }),
+      O: fc.integer({ min: 1, max: 9 }),
+      H: fc.integer({ min: 1, max: 14 }),
+      quads: fc.integer({ min: 1, max: 5 }), // OW = 4·quads when the stride is 1
+      kh: fc.integer({ min: 1, max: 5 }),
+      kw: fc.integer({ min: 1, max: 5 }),
+      sh: fc.constantFrom(1, 1, 1, 2),
+      dh: fc.integer({ min: 1, max: 2 }),
+      dw: fc.integer({ min: 1, max: 2 }),
+      padTop: fc.integer({ min: 0, max: 3 }),
+      padBottom: fc.integer({ min: 0, max: 3 }),
+      padLeft: fc.integer({ min: 0, max: 3 }),
+      padRight: fc.integer({ min: 0, max: 3 }),
+      parts: fc.integer({ min: 1, max: 4 }),
+      seed: fc.integer({ min: 1, max: 1000 }),
+    })
+    .map((g) => ({
+      ...g,
+      W: 4 * g.quads + (g.kw - 1) * g.dw - g.padLeft - g.padRight,
+      OH: Math.floor((g.H + g.padTop + g.padBottom - (g.kh - 1) * g.dh - 1) / g.sh) + 1,
+      OW: 4 * g.quads,
+    }))
+    .filter((g) => g.W >= 1 && g.OH >= 1);
+  fc.assert(
+    fc.property(geometry, (g) => {
+      const { N, C, O, H, W, kh, kw, sh, dh, dw, padTop, padLeft, OH, OW } = g;
+      const K = C * kh * kw;
+      const P = OH * OW;
+      const bytes = (floats: number) => Math.ceil((4 * floats + 64) / 64) * 64;
+      const sizes = [N * C * H * W, N * O * P, O * K, O * K, K * P];
+      const scratch = ex.convThreadScratchBytes(C, O, kh, kw, OH, OW);
+      const total = sizes.reduce((t, n) => t + bytes(n), 0) + scratch + 65536;
+      if (base + total > memory.buffer.byteLength)
+        memory.grow(Math.ceil((base + total - memory.buffer.byteLength) / 65536));
+      let at = base;
+      const alloc = (b: number) => ((at += bytes(b / 4)), at - bytes(b / 4));
+      const [x, dy, dW, dWRef, col] = sizes.map((n) => alloc(4 * n));
+      const ws = alloc(scratch);
+      const f = new Float32Array(memory.buffer);
+      let s = g.seed;
+      const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+      for (const [p, n] of [
+        [x, sizes[0]],
+        [dy, sizes[1]],
+        [dW, sizes[2]],
+      ])
+        for (let i = 0; i < n; i++) f[p / 4 + i] = rand();
+      f.copyWithin(dWRef / 4, dW / 4, dW / 4 + O * K);
+      // dW parts only (no dx, no db), each summing every image for its block of columns
+      for (let t = 0; t < g.parts; t++)
+        ex.convBackwardPart(
+          t,
+          g.parts,
+          ws,
+          g.parts,
+          N,
+          C,
+          H,
+          W,
+          O,
+          kh,
+          kw,
+          sh,
+          1,
+          dh,
+          dw,
+          padTop,
+          padLeft,
+          OH,
+          OW,
+          x,
+          0,
+          dy,
+          dW,
+          0,
+          0,
+        );
+      for (let n = 0; n < N; n++) {
+        ex.im2colImage(x + 4 * n * C * H * W, C, H, W, kh, kw, sh, 1, dh, dw, padTop, padLeft, OH, OW, col);
+        ex.gemmNT(O, K, P, 1, dy + 4 * n * O * P, P, col, P, 1, dWRef, K);
+      }
+      const got = new Uint32Array(memory.buffer, dW, O * K);
+      const want = new Uint32Array(memory.buffer, dWRef, O * K);
+      const at0 = got.findIndex((v, i) => v !== want[i]);
+      assert.equal(at0, -1, `dW[${at0}] differs (${JSON.stringify(g)})`);
+    }),
+    { numRuns: 80, seed: 23 },
   );
 });
 

@@ -21,6 +21,30 @@ async function kernelExports(): Promise<{ ex: Record<string, Fn>; memory: WebAss
   return { ex: k.exports as unknown as Record<string, Fn>, memory: k.memory, base: k.memory.buffer.byteLength };
 }
 
+/**
+ * Blocks of the given byte sizes from base on, each 64-byte aligned with at least 64 bytes after it, memory
+ * grown to hold them all: their addresses.
+ */
+function place(memory: WebAssembly.Memory, base: number, sizes: number[]): number[] {
+  const block = (bytes: number) => Math.ceil((bytes + 64) / 64) * 64;
+  const end = sizes.reduce((at, bytes) => at + block(bytes), base);
+  if (end > memory.buffer.byteLength) memory.grow(Math.ceil((end - memory.buffer.byteLength) / 65536));
+  let at = base;
+  return sizes.map((bytes) => ((at += block(bytes)), at - block(bytes)));
+}
+
+/** A linear congruential generator of floats in [−1, 1), from seed. */
+function lcg(seed: number): () => number {
+  let s = seed;
+  return () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+}
+
+/** floats of memory at each [address, count] filled with rand() in turn. */
+function fill(memory: WebAssembly.Memory, rand: () => number, blocks: [number, number][]): void {
+  const f = new Float32Array(memory.buffer);
+  for (const [p, n] of blocks) for (let i = 0; i < n; i++) f[p / 4 + i] = rand();
+}
+
 test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm }, async () => {
   const { ex, memory, base } = await kernelExports(); // this test's operands go from base on
   const geometry = fc
@@ -54,27 +78,18 @@ test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm
       const OW = W + padLeft + g.padRight - (kw - 1) * dw;
       const K = C * kh * kw;
       const P = OH * OW;
-      const bytes = (floats: number) => Math.ceil((4 * floats + 64) / 64) * 64;
       const sizes = [N * C * H * W, O * K, O, N * O * P, N * O * P, K * P];
-      const scratch = ex.convScratchBytes(C, O, kh, kw, OH, OW);
-      const total = sizes.reduce((s, n) => s + bytes(n), 0) + scratch + ex.convPackedBytes(C, O, kh, kw) + 65536;
-      if (base + total > memory.buffer.byteLength)
-        memory.grow(Math.ceil((base + total - memory.buffer.byteLength) / 65536));
-      let at = base;
-      const alloc = (b: number) => ((at += bytes(b / 4)), at - bytes(b / 4));
-      const [x, w, b, y, yRef, col] = sizes.map((n) => alloc(4 * n));
-      const ws = alloc(scratch);
-      const packed = alloc(ex.convPackedBytes(C, O, kh, kw));
-      const edge = alloc(65536 - 64);
-      const f = new Float32Array(memory.buffer);
-      let s = g.seed;
-      const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
-      for (const [p, n] of [
+      const [x, w, b, y, yRef, col, ws, packed, edge] = place(memory, base, [
+        ...sizes.map((n) => 4 * n),
+        ex.convScratchBytes(C, O, kh, kw, OH, OW),
+        ex.convPackedBytes(C, O, kh, kw),
+        65536 - 64,
+      ]);
+      fill(memory, lcg(g.seed), [
         [x, sizes[0]],
         [w, sizes[1]],
         [b, sizes[2]],
-      ])
-        for (let i = 0; i < n; i++) f[p / 4 + i] = rand();
+      ]);
       const bias = g.bias ? b : 0;
       ex.convForward(N, C, H, W, O, kh, kw, sh, 1, dh, dw, padTop, padLeft, OH, OW, x, w, bias, y, ws);
       // the reference: each image's col, then W·col (+ b) as convForwardPart did before the implicit form
@@ -132,25 +147,17 @@ test("the weight gradient gives im2col + gemmNT's bits on any number of dW parts
       const { N, C, O, H, W, kh, kw, sh, dh, dw, padTop, padLeft, OH, OW } = g;
       const K = C * kh * kw;
       const P = OH * OW;
-      const bytes = (floats: number) => Math.ceil((4 * floats + 64) / 64) * 64;
       const sizes = [N * C * H * W, N * O * P, O * K, O * K, K * P];
-      const scratch = ex.convThreadScratchBytes(C, O, kh, kw, OH, OW);
-      const total = sizes.reduce((t, n) => t + bytes(n), 0) + scratch + 65536;
-      if (base + total > memory.buffer.byteLength)
-        memory.grow(Math.ceil((base + total - memory.buffer.byteLength) / 65536));
-      let at = base;
-      const alloc = (b: number) => ((at += bytes(b / 4)), at - bytes(b / 4));
-      const [x, dy, dW, dWRef, col] = sizes.map((n) => alloc(4 * n));
-      const ws = alloc(scratch);
-      const f = new Float32Array(memory.buffer);
-      let s = g.seed;
-      const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
-      for (const [p, n] of [
+      const [x, dy, dW, dWRef, col, ws] = place(memory, base, [
+        ...sizes.map((n) => 4 * n),
+        ex.convThreadScratchBytes(C, O, kh, kw, OH, OW),
+      ]);
+      fill(memory, lcg(g.seed), [
         [x, sizes[0]],
         [dy, sizes[1]],
         [dW, sizes[2]],
-      ])
-        for (let i = 0; i < n; i++) f[p / 4 + i] = rand();
+      ]);
+      const f = new Float32Array(memory.buffer);
       f.copyWithin(dWRef / 4, dW / 4, dW / 4 + O * K);
       // dW parts only (no dx, no db), each summing every image for its block of columns
       for (let t = 0; t < g.parts; t++)
@@ -215,10 +222,9 @@ test("col2im gives the bits of adding col's rows in order", { skip: noWasm }, as
         memory.grow(Math.ceil((base + need - memory.buffer.byteLength) / 65536));
       const col = base;
       const dx = col + 4 * K * P + 64;
+      const rand = lcg(g.seed);
+      fill(memory, rand, [[col, K * P]]);
       const f = new Float32Array(memory.buffer);
-      let s = g.seed;
-      const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
-      for (let i = 0; i < K * P; i++) f[col / 4 + i] = rand();
       // some −0 in dx: columns a stride-2 row skips must keep their sign bit (added to nothing, not to +0)
       const start = Float32Array.from({ length: C * H * W }, () => {
         const v = rand();

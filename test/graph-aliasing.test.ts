@@ -28,10 +28,10 @@ import { Add, Concatenate, Multiply } from "../src/nn/merge.ts";
 import { Input, Model } from "../src/nn/graph.ts";
 import { Sequential } from "../src/nn/sequential.ts";
 import type { Layer } from "../src/nn/layer.ts";
-import { getBackend, setBackend } from "../src/kernels/backend.ts";
+import { setBackend } from "../src/kernels/backend.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { Adam } from "../src/nn/optim.ts";
-import { noThreads, noWasm, restoreKernelsAfter, sameBitsOnEveryCount } from "./kernel-helpers.ts";
+import { noThreads, noWasm, onBackend, restoreKernelsAfter, sameBitsOnEveryCount } from "./kernel-helpers.ts";
 
 restoreKernelsAfter();
 
@@ -171,9 +171,7 @@ function steps(model: Model): Float32Array[][] {
 }
 
 test("shared gradients in a graph Model: the bits of copying Adds, on every step", { skip: noWasm }, () => {
-  const backend = getBackend();
-  setBackend("wasm");
-  try {
+  onBackend("wasm", () => {
     for (const graph of [sharingGraph, crossingGraph, everyLayerGraph]) {
       const { shared, copied } = models(graph);
       const got = steps(shared);
@@ -186,33 +184,24 @@ test("shared gradients in a graph Model: the bits of copying Adds, on every step
         });
       });
     }
-  } finally {
-    setBackend(backend);
-  }
+  });
 });
 
 test(
   "shared gradients on the wasm backend agree with the JS backend's within float32 rounding",
   { skip: noWasm },
   () => {
-    const backend = getBackend();
-    try {
-      for (const graph of [sharingGraph, crossingGraph, everyLayerGraph]) {
-        setBackend("wasm");
-        const got = steps(models(graph).shared);
-        setBackend("js");
-        const want = steps(models(graph).shared);
-        got.forEach((arrays, s) => {
-          arrays.forEach((a, i) => {
-            // at least 0.01: a bias before BN has a zero gradient, which each backend rounds differently
-            const scale = Math.max(...want[s][i].map(Math.abs), 1e-2);
-            const err = Math.max(...a.map((v, j) => Math.abs(v - want[s][i][j])));
-            assert.ok(err <= 1e-4 * scale, `${graph.name}, step ${s}, array ${i}: max error ${err} of ${scale}`);
-          });
+    for (const graph of [sharingGraph, crossingGraph, everyLayerGraph]) {
+      const got = onBackend("wasm", () => steps(models(graph).shared));
+      const want = onBackend("js", () => steps(models(graph).shared));
+      got.forEach((arrays, s) => {
+        arrays.forEach((a, i) => {
+          // at least 0.01: a bias before BN has a zero gradient, which each backend rounds differently
+          const scale = Math.max(...want[s][i].map(Math.abs), 1e-2);
+          const err = Math.max(...a.map((v, j) => Math.abs(v - want[s][i][j])));
+          assert.ok(err <= 1e-4 * scale, `${graph.name}, step ${s}, array ${i}: max error ${err} of ${scale}`);
         });
-      }
-    } finally {
-      setBackend(backend);
+      });
     }
   },
 );
@@ -231,9 +220,7 @@ test(
   "training through shared gradients (fit: no dx wanted) gives the weights of copying Adds",
   { skip: noWasm },
   () => {
-    const backend = getBackend();
-    setBackend("wasm");
-    try {
+    onBackend("wasm", () => {
       for (const graph of [sharingGraph, crossingGraph, everyLayerGraph]) {
         const { shared, copied } = models(graph);
         const want = trainedWeights(copied);
@@ -242,9 +229,7 @@ test(
           assert.equal(at, -1, `${shared.name}, ${shared.params()[i].name}: differs at ${at}`);
         });
       }
-    } finally {
-      setBackend(backend);
-    }
+    });
   },
 );
 

@@ -21,8 +21,8 @@ import { Adam } from "../src/nn/optim.ts";
 import { ShapeError } from "../src/nn/layer.ts";
 import { deserializeModel, serializeModel } from "../src/io/model-format.ts";
 import { randomInput } from "./helpers.ts";
-import { getBackend, isInternal, kernels, setBackend, setInternalOutputs } from "../src/kernels/backend.ts";
-import { noWasm } from "./kernel-helpers.ts";
+import { isInternal, kernels, setInternalOutputs } from "../src/kernels/backend.ts";
+import { noWasm, onBackend } from "./kernel-helpers.ts";
 
 /** x → conv → BN → ReLU → conv → BN, + x, → ReLU: a ResNet basic block, then a classifier. */
 function residualNet(seed = 0): Model {
@@ -186,9 +186,7 @@ test(
     skip: noWasm,
   },
   () => {
-    const backend = getBackend();
-    setBackend("wasm");
-    try {
+    onBackend("wasm", () => {
       const f32 = (values: number[]) => new NDArray(Float32Array.from(values), [2, 2]);
       const add = new Add();
       add.forwardInputs([f32([1, 2, 3, 4]), f32([5, 6, 7, 8])]);
@@ -210,9 +208,7 @@ test(
       assert.deepEqual(Array.from(da.data), [1, -1, 2, -2]);
       assert.deepEqual(Array.from(db.data), [1, -1, 2, -2]);
       assert.ok(da.data !== dy.data && db.data !== dy.data && da.data !== db.data);
-    } finally {
-      setBackend(backend);
-    }
+    });
   },
 );
 

@@ -41,6 +41,17 @@ export function restoreKernelsAfter(): BackendName {
   return initialBackend;
 }
 
+/** fn's result with the backend set to `name` while it runs, the previous one restored after (also on a throw). */
+export function onBackend<T>(name: BackendName, fn: () => T): T {
+  const was = getBackend();
+  setBackend(name);
+  try {
+    return fn();
+  } finally {
+    setBackend(was);
+  }
+}
+
 /** A float32 array of this shape, shift + scale·N(0, 1) per element. */
 export function rand(rng: RandomState, shape: readonly number[], scale = 1, shift = 0): NDArray {
   const a = new NDArray(new Float32Array(shape.reduce((p, d) => p * d, 1)), [...shape]);

@@ -9,6 +9,7 @@ import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
 import { Augmenter, augmentBatch, type AugmentOptions } from "../src/data/augment.ts";
 import { getBackend, setBackend, setThreads, wasmAvailable } from "../src/kernels/backend.ts";
+import { onBackend } from "./kernel-helpers.ts";
 import { poolEveryCall, wasmWorkerParts } from "../src/kernels/wasm.ts";
 import { threadSupport } from "../src/kernels/threads.ts";
 import { augmentImagesPerCall, setAugmentArenaLimit } from "../src/kernels/wasm-augment.ts";
@@ -24,15 +25,11 @@ function images(shape: number[], seed: number, dtype: "float32" | "float64" = "f
 
 /** augmentBatch on the given backend, from a fresh generator: the output and the generator's next draw. */
 function on(backend: "js" | "wasm", x: NDArray, options: AugmentOptions, seed = 11): [NDArray, number] {
-  const before = getBackend();
-  setBackend(backend);
-  try {
+  return onBackend(backend, () => {
     const rng = new RandomState(seed);
     const out = augmentBatch(x, rng, options);
     return [out, rng.nextDouble()];
-  } finally {
-    setBackend(before);
-  }
+  });
 }
 
 function assertSameBits(a: NDArray, b: NDArray, what: string): void {
@@ -126,16 +123,12 @@ test("a batch too large for one call is augmented in several, with the same bits
 test("the generator's cached normal survives the draws made in wasm", { skip: wasmSkip }, () => {
   const x = images([2, 1, 8, 8], 3);
   const next = (backend: "js" | "wasm") => {
-    const before = getBackend();
-    setBackend(backend);
-    try {
+    return onBackend(backend, () => {
       const rng = new RandomState(7);
       rng.standardNormal(); // caches the second deviate of the pair
       augmentBatch(x, rng, { rotation: 20, elastic: { alpha: 2, sigma: 1 } });
       return [rng.standardNormal(), rng.standardNormal()];
-    } finally {
-      setBackend(before);
-    }
+    });
   };
   assert.deepEqual(next("wasm"), next("js"));
 });
@@ -151,15 +144,7 @@ test(
     }
     const x = images([3, 1, 12, 12], 1);
     const options = { ...MNIST_LIKE, elastic: { alpha: 6, sigma: 2 } };
-    const run = (backend: "js" | "wasm") => {
-      const before = getBackend();
-      setBackend(backend);
-      try {
-        return augmentBatch(x, new Halved(4), options);
-      } finally {
-        setBackend(before);
-      }
-    };
+    const run = (backend: "js" | "wasm") => onBackend(backend, () => augmentBatch(x, new Halved(4), options));
     assertSameBits(run("wasm"), run("js"), "subclass");
     assert.notDeepEqual(run("wasm").data, on("wasm", x, options, 4)[0].data, "its own nextDouble was used");
   },
@@ -178,14 +163,10 @@ test("an Augmenter gives the same batches on both backends, call after call", { 
   const x = images([8, 1, 28, 28], 4);
   const opts = { ...MNIST_LIKE, elastic: { alpha: 34, sigma: 4 }, seed: 3 };
   const run = (backend: "js" | "wasm") => {
-    const before = getBackend();
-    setBackend(backend);
-    try {
+    return onBackend(backend, () => {
       const a = new Augmenter(opts);
       return [0, 1, 2].map(() => a.apply(x).data.slice());
-    } finally {
-      setBackend(before);
-    }
+    });
   };
   assert.deepEqual(run("wasm"), run("js"));
 });

@@ -10,7 +10,6 @@ import assert from "node:assert/strict";
 import { RandomState } from "../src/nd/random.ts";
 import { jsBackend } from "../src/kernels/js.ts";
 import { wasmBackend } from "../src/kernels/wasm-backend.ts";
-import { setBackend } from "../src/kernels/backend.ts";
 import type { Kernels } from "../src/kernels/kernels.ts";
 import { BatchNorm2D } from "../src/nn/batchnorm.ts";
 import { Conv2D } from "../src/nn/conv.ts";
@@ -23,13 +22,14 @@ import { maxRelDiff } from "./helpers.ts";
 import {
   noThreads,
   noWasm,
+  onBackend,
   rand,
   restoreKernelsAfter,
   sameBitsOnEveryCount,
   trainsToSameBitsOnEveryCount,
 } from "./kernel-helpers.ts";
 
-const initialBackend = restoreKernelsAfter();
+restoreKernelsAfter();
 
 interface Case {
   shape: number[];
@@ -96,22 +96,22 @@ describe("batch-norm kernels", { skip: noWasm }, () => {
   });
 
   test("a BatchNorm2D layer trains the same on both backends (running statistics, γ, β, dx)", () => {
-    const outputs = (["js", "wasm"] as const).map((backend) => {
-      setBackend(backend);
-      const rng = new RandomState(7);
-      const bn = new BatchNorm2D({});
-      const out: number[][] = [];
-      for (let step = 0; step < 3; step++) {
-        const x = rand(rng, [6, 4, 5, 5], 2, 1);
-        const y = bn.forward(x, { training: true });
-        const dx = bn.backward(rand(rng, y.shape));
-        out.push(Array.from(y.data), Array.from(dx.data));
-      }
-      out.push(...bn.params().flatMap((p) => [Array.from(p.value.data), Array.from(p.grad.data)]));
-      out.push(Array.from(bn.forward(rand(rng, [2, 4, 5, 5]), { training: false }).data));
-      return out;
-    });
-    setBackend(initialBackend);
+    const outputs = (["js", "wasm"] as const).map((backend) =>
+      onBackend(backend, () => {
+        const rng = new RandomState(7);
+        const bn = new BatchNorm2D({});
+        const out: number[][] = [];
+        for (let step = 0; step < 3; step++) {
+          const x = rand(rng, [6, 4, 5, 5], 2, 1);
+          const y = bn.forward(x, { training: true });
+          const dx = bn.backward(rand(rng, y.shape));
+          out.push(Array.from(y.data), Array.from(dx.data));
+        }
+        out.push(...bn.params().flatMap((p) => [Array.from(p.value.data), Array.from(p.grad.data)]));
+        out.push(Array.from(bn.forward(rand(rng, [2, 4, 5, 5]), { training: false }).data));
+        return out;
+      }),
+    );
     outputs[0].forEach((ref, j) => {
       assert.ok(maxRelDiff(ref, outputs[1][j]) < 1e-4, `output ${j}: ${maxRelDiff(ref, outputs[1][j])}`);
     });

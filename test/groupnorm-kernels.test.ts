@@ -12,7 +12,6 @@ import fc from "fast-check";
 import { RandomState } from "../src/nd/random.ts";
 import { jsBackend } from "../src/kernels/js.ts";
 import { wasmBackend } from "../src/kernels/wasm-backend.ts";
-import { setBackend } from "../src/kernels/backend.ts";
 import type { Kernels } from "../src/kernels/kernels.ts";
 import { GroupNorm, LayerNorm } from "../src/nn/norm.ts";
 import { maxRelDiff } from "./helpers.ts";
@@ -20,6 +19,7 @@ import {
   assertAllocationBudget,
   noThreads,
   noWasm,
+  onBackend,
   rand,
   restoreKernelsAfter,
   sameBitsOnEveryCount,
@@ -27,7 +27,7 @@ import {
 } from "./kernel-helpers.ts";
 import { normModel } from "./norm-model.ts";
 
-const initialBackend = restoreKernelsAfter();
+restoreKernelsAfter();
 
 /** x's shape and its view (N, G, C) for the kernels; S = x.size / (N·C). */
 interface Case {
@@ -128,19 +128,19 @@ describe("group-norm kernels", { skip: noWasm }, () => {
 
   test("LayerNorm and GroupNorm layers give the same y, dx and parameter gradients on both backends", () => {
     const layers = () => [new GroupNorm({ groups: 3 }), new LayerNorm({ axes: 2 }), new LayerNorm({ affine: false })];
-    const outputs = (["js", "wasm"] as const).map((backend) => {
-      setBackend(backend);
-      const rng = new RandomState(7);
-      return layers().flatMap((layer) => {
-        const out: number[][] = [];
-        for (let step = 0; step < 2; step++) {
-          const y = layer.forward(rand(rng, [5, 6, 4, 7], 2, 1));
-          out.push(Array.from(y.data), Array.from(layer.backward(rand(rng, y.shape)).data));
-        }
-        return [...out, ...layer.params().map((p) => Array.from(p.grad.data))];
-      });
-    });
-    setBackend(initialBackend);
+    const outputs = (["js", "wasm"] as const).map((backend) =>
+      onBackend(backend, () => {
+        const rng = new RandomState(7);
+        return layers().flatMap((layer) => {
+          const out: number[][] = [];
+          for (let step = 0; step < 2; step++) {
+            const y = layer.forward(rand(rng, [5, 6, 4, 7], 2, 1));
+            out.push(Array.from(y.data), Array.from(layer.backward(rand(rng, y.shape)).data));
+          }
+          return [...out, ...layer.params().map((p) => Array.from(p.grad.data))];
+        });
+      }),
+    );
     outputs[0].forEach((ref, j) => {
       assert.ok(maxRelDiff(ref, outputs[1][j]) < 1e-4, `output ${j}: ${maxRelDiff(ref, outputs[1][j])}`);
     });

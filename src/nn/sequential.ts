@@ -15,7 +15,7 @@ import { Layer, ShapeError, type BackwardOptions, type ForwardOptions, type Laye
 import type { Differentiable } from "./gradcheck.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
-import { BatchBuffer, TargetBuffer, checkOneDtype, checkTargets } from "./batches.ts";
+import { BatchBuffer, TargetBuffer, checkInputArray, checkOneDtype, checkTargets } from "./batches.ts";
 import { evaluateMetrics, type EvaluateMetricsOptions, type EvaluationMetrics } from "./metrics.ts";
 import {
   Trainer,
@@ -285,6 +285,7 @@ export class Sequential extends Layer implements Differentiable {
 
   /** Predictions for x in inference mode, batch by batch; the result is a fresh array. */
   predict(x: NDArray, opts: { batchSize?: number } = {}): NDArray {
+    checkInputArray(x, `${this.name}.predict`);
     const N = x.shape[0];
     const bs = opts.batchSize ?? 256;
     if (!Number.isInteger(bs) || bs < 1)
@@ -315,8 +316,8 @@ export class Sequential extends Layer implements Differentiable {
   evaluate(x: NDArray, y: Target, opts: { batchSize?: number; loss?: Loss } = {}): { loss: number; accuracy?: number } {
     const loss = opts.loss ?? this.loss;
     if (!loss) throw new Error(`${this.name}.evaluate: no loss: call compile({loss, optimizer}) or pass {loss}`);
-    const N = x.shape[0];
     checkTargets(x, y, "evaluate");
+    const N = x.shape[0];
     const bs = opts.batchSize ?? 256;
     const xb = new BatchBuffer(x);
     const yb = new TargetBuffer(y);
@@ -376,6 +377,8 @@ export class Sequential extends Layer implements Differentiable {
   fitAsync(source: BatchSource, opts?: FitAsyncOptions): Promise<History>;
   async fitAsync(a: NDArray | BatchSource, b?: Target | FitAsyncOptions, c?: FitAsyncOptions): Promise<History> {
     const fromArrays = a instanceof NDArray;
+    // fitAsync(x, y) with an x that is not an NDArray: y's presence says which form was meant.
+    if (!fromArrays && (b instanceof NDArray || Array.isArray(b) || ArrayBuffer.isView(b))) checkInputArray(a, "fit");
     const opts = (fromArrays ? c : (b as FitAsyncOptions | undefined)) ?? {};
     const { trainer, epochs } = this.trainerFor(fromArrays ? { x: a, y: b as Target } : a, opts);
     return trainer.fitAsync(epochs, opts);

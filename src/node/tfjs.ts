@@ -70,8 +70,12 @@ export function loadTfjsModel(dirOrModelJson: string): Sequential {
   } catch (e) {
     throw new TfjsFormatError(`${jsonPath} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
-  if (!isObject(json) || !Array.isArray(json.weightsManifest))
-    throw new TfjsFormatError(`${jsonPath}: no "weightsManifest" array`);
+  if (!isObject(json) || !Array.isArray(json.weightsManifest)) {
+    // handprop's own model folder also holds a model.json: the likeliest mix-up, so say which loader reads it.
+    const own =
+      isObject(json) && json.format === "handprop-model" ? " (a handprop model folder: read it with loadModel)" : "";
+    throw new TfjsFormatError(`${jsonPath}: no "weightsManifest" array${own}`);
+  }
   const files: string[] = [];
   json.weightsManifest.forEach((g: unknown, gi) => {
     if (!isObject(g) || !Array.isArray(g.paths))

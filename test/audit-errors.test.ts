@@ -126,7 +126,7 @@ test("fit and evaluate refuse labels of the wrong kind, and name a label outside
     );
   }
   // fit shuffles: a bad label is named by its index in y (checked before the first batch), not its batch slot
-  const cases: [ArrayLike<number>, RegExp][] = [
+  const cases: [ArrayLike<number> | NDArray, RegExp][] = [
     [new Int32Array([0, 1, 2, 10]), /fit: y\[3\] is 10, outside \[0, 10\) for the model's 10 classes$/],
     [[0, 1, -1, 3], /fit: y\[2\] is -1, outside \[0, 10\)/],
     [new Float32Array([0, 1.5, 2, 3]), /fit: y\[1\] is 1\.5, not an integer class index$/],

@@ -94,6 +94,10 @@ export interface SaveMeta {
   training?: { [key: string]: Json };
 }
 
+/**
+ * A model in memory as saveModel writes it: model.json's text, weights.bin's bytes and, for checkpoints,
+ * optimizer.bin's.
+ */
 export interface SerializedModel {
   json: string;
   weights: Uint8Array;
@@ -101,6 +105,10 @@ export interface SerializedModel {
   optimizer?: Uint8Array;
 }
 
+/**
+ * What loadModel and deserializeModel return: the model, its manifest, and the optimizer and training metadata saved
+ * with it.
+ */
 export interface LoadedModel {
   model: Sequential;
   manifest: ModelManifest;

@@ -81,7 +81,10 @@ export function checkLayersRunOnce(owner: string, entries: readonly (readonly [L
   for (const [layer, at] of entries) claim(layer, at);
 }
 
-// A Sequential is itself a Layer, so models nest: a Sequential inside a Sequential or a graph Model.
+/**
+ * A stack of layers run in order, with training (`compile`, `fit`, `fitAsync`), `evaluate`, `evaluateMetrics`,
+ * `predict` and `summary`. It is itself a Layer, so models nest: a Sequential inside a Sequential or a graph Model.
+ */
 export class Sequential extends Layer implements Differentiable {
   readonly type: string = "Sequential";
   readonly layers: Layer[];
@@ -92,6 +95,10 @@ export class Sequential extends Layer implements Differentiable {
   /** Set to true from a callback to stop fit after the current batch. */
   stopTraining = false;
 
+  /**
+   * `opts.inputShape` (one sample's shape, e.g. `[1, 28, 28]`) validates the stack at once, naming a layer that does
+   * not fit; `opts.seed` draws the initial weights; `opts.dtype` converts every layer.
+   */
   constructor(layers: Layer[], opts: SequentialOptions = {}) {
     super();
     if (!Array.isArray(layers) || layers.length === 0) throw new RangeError("Sequential: needs at least one layer");
@@ -220,12 +227,14 @@ export class Sequential extends Layer implements Differentiable {
     return this.ownParams()[0]?.value.dtype ?? "float32";
   }
 
+  /** Set the loss and optimizer that `fit`, `fitAsync` and `evaluate` use; returns the model. */
   compile(opts: { loss: Loss; optimizer: Optimizer }): this {
     this.loss = opts.loss;
     this.optimizer = opts.optimizer;
     return this;
   }
 
+  /** The number of trainable parameters and of the rest (batch-norm running statistics). */
   countParams(): { trainable: number; nonTrainable: number } {
     let trainable = 0;
     let nonTrainable = 0;

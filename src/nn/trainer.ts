@@ -35,6 +35,7 @@ export interface Logs {
   seen?: number;
 }
 
+/** What fit and fitAsync return: one entry of logs (loss, accuracy, validation metrics, lr, seconds) per epoch. */
 export interface History {
   epochs: Logs[];
 }

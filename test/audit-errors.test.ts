@@ -64,7 +64,20 @@ test("loadModel given a file instead of a model folder says so, with a hint for 
   assert.throws(() => loadModel(join(work, "nothing-here")), /nothing-here\/model\.json: missing/);
 });
 
-test("loadTfjsModel given a handprop model folder points to loadModel", () => {
+test("loadTfjsModel given a file instead of a folder or model.json says so; given a handprop folder, points to loadModel", () => {
+  const onnx = join(work, "for-tfjs.onnx");
+  writeFileSync(onnx, toOnnx(buildModel("mlp", { seed: 0 })));
+  assert.throws(
+    () => loadTfjsModel(onnx),
+    (e: Error) => {
+      assert.equal(e.name, "TfjsFormatError");
+      assert.ok(
+        e.message.startsWith(`${onnx}: not a folder: loadTfjsModel reads a folder holding model.json`),
+        e.message,
+      );
+      return true;
+    },
+  );
   const dir = join(work, "handprop-folder");
   saveModel(buildModel("cnn-small", { seed: 0 }), dir);
   assert.throws(

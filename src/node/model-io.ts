@@ -14,11 +14,10 @@
 // are checked against the manifest (fstat) before anything is allocated; at most the declared number
 // of bytes is read.
 
-import { statSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import type { Sequential } from "../nn/sequential.ts";
 import { committedPath, finishPendingCommit, readCommitJournal, writeFilesCommitted } from "./atomic.ts";
-import { FileReadError, readRegularFile } from "./safe-read.ts";
+import { FileReadError, isNonFolder, readRegularFile } from "./safe-read.ts";
 import {
   MANIFEST_FILE,
   ModelFormatError,
@@ -110,13 +109,7 @@ function journalOf(dir: string): ReturnType<typeof readCommitJournal> {
  * "missing" error.
  */
 function refuseNonFolder(dir: string): void {
-  let stats: Stats;
-  try {
-    stats = statSync(dir);
-  } catch {
-    return;
-  }
-  if (stats.isDirectory()) return;
+  if (!isNonFolder(dir)) return;
   const hint = dir.endsWith(".handprop")
     ? "; a .handprop file is read with modelFromFile(bytes) (or handprop predict --model FILE)"
     : dir.endsWith(".onnx")

@@ -5,7 +5,7 @@ import type { Sequential } from "../nn/sequential.ts";
 import { writeFilesAtomic } from "./atomic.ts";
 import { TfjsFormatError, fromTfjsArtifacts, toTfjsArtifacts, type TfjsExportOptions } from "../io/tfjs.ts";
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from "../io/model-format.ts";
-import { FileReadError, readRegularFile } from "./safe-read.ts";
+import { FileReadError, isNonFolder, readRegularFile } from "./safe-read.ts";
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -57,6 +57,12 @@ function readOrFail(path: string, what: string, maxBytes: number): Buffer {
  * model.json's path). Only regular files are read, each bounded in size; errors name the file.
  */
 export function loadTfjsModel(dirOrModelJson: string): Sequential {
+  if (!dirOrModelJson.endsWith(".json") && isNonFolder(dirOrModelJson)) {
+    throw new TfjsFormatError(
+      `${dirOrModelJson}: not a folder: loadTfjsModel reads a folder holding model.json and its weight files, ` +
+        "or the path of that model.json",
+    );
+  }
   const jsonPath = dirOrModelJson.endsWith(".json") ? dirOrModelJson : join(dirOrModelJson, "model.json");
   const dir = dirOrModelJson.endsWith(".json") ? join(jsonPath, "..") : dirOrModelJson;
   const text = readOrFail(jsonPath, "a TF.js model.json", MAX_TFJS_JSON_BYTES).toString("utf8");

@@ -20,22 +20,29 @@ const DOCS = [
 ];
 const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
 
-/** Every name (value or type) each entry exports, as a strict TypeScript consumer sees it. */
-function entryExports(): Map<string, Set<string>> {
-  const entries = { "handprop": "src/index.ts", "handprop/node": "src/node/index.ts" };
-  const files = Object.values(entries).map((f) => join(ROOT, f));
-  const options = { allowImportingTsExtensions: true, noEmit: true, noResolve: false, types: [] };
-  const program = ts.createProgram(files, options);
-  const checker = program.getTypeChecker();
-  const result = new Map<string, Set<string>>();
-  for (const [name, file] of Object.entries(entries)) {
+const ENTRIES = { "handprop": "src/index.ts", "handprop/node": "src/node/index.ts" };
+const program = ts.createProgram(
+  Object.values(ENTRIES).map((f) => join(ROOT, f)),
+  { allowImportingTsExtensions: true, noEmit: true, types: [] },
+);
+const checker = program.getTypeChecker();
+
+/** Each entry's exports (values and types), as a strict TypeScript consumer sees them. */
+function entrySymbols(): Map<string, ts.Symbol[]> {
+  const result = new Map<string, ts.Symbol[]>();
+  for (const [name, file] of Object.entries(ENTRIES)) {
     const source = program.getSourceFile(join(ROOT, file));
     assert.ok(source, file);
     const moduleSymbol = checker.getSymbolAtLocation(source);
     assert.ok(moduleSymbol, file);
-    result.set(name, new Set(checker.getExportsOfModule(moduleSymbol).map((s) => s.name)));
+    result.set(name, checker.getExportsOfModule(moduleSymbol));
   }
   return result;
+}
+
+/** Every name (value or type) each entry exports. */
+function entryExports(): Map<string, Set<string>> {
+  return new Map([...entrySymbols()].map(([entry, symbols]) => [entry, new Set(symbols.map((s) => s.name))]));
 }
 
 /** The named imports from handprop's entries in the code blocks of a markdown file. */
@@ -87,4 +94,18 @@ test("the README's CLI table shows every flag and every choice of each command's
       }
     }
   }
+});
+
+test("every class and function the entries export has JSDoc, which editors show on hover", () => {
+  const undocumented: string[] = [];
+  for (const [entry, symbols] of entrySymbols()) {
+    for (const exported of symbols) {
+      const s = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
+      if (!(s.flags & (ts.SymbolFlags.Class | ts.SymbolFlags.Function))) continue;
+      if (ts.displayPartsToString(s.getDocumentationComment(checker)).trim() === "") {
+        undocumented.push(`${entry}: ${exported.name}`);
+      }
+    }
+  }
+  assert.deepEqual(undocumented, [], "exported without a /** */ comment");
 });

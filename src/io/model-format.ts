@@ -172,6 +172,7 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
+/** The CRC-32 (IEEE, as zlib's and PNG's) of bytes: model.json's checksum of weights.bin. */
 export function crc32(bytes: Uint8Array): number {
   let c = 0xffffffff;
   for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);

@@ -187,6 +187,8 @@ export {
   type MetricsLoggerOptions,
   type Monitor,
   type MonitorMode,
+  type MonitorOptions,
+  type LogField,
 } from "./nn/callbacks.ts";
 export {
   confusionMatrix,

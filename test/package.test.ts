@@ -105,6 +105,94 @@ export function trainSmallCnn() {
 }
 `;
 
+const API_TS = `import {
+  Input, Model, Sequential, Conv2D, BatchNorm2D, ReLU, MaxPool2D, Add, GlobalAvgPool2D, Flatten, Dense, Dropout,
+  SoftmaxCrossEntropy, Adam, SGD, CosineLR, L2Regularizer, EarlyStopping, ReduceLROnPlateau, ModelCheckpoint,
+  MetricsLogger, Augmenter, NDArray, RandomState, Layer, makeParam, reuse, registerLayer, gradcheck,
+  runGradcheckSuite, setThreads, getThreads, threadsUnavailable, serializeModel, deserializeModel, toOnnx,
+  toTfjsArtifacts, fromTfjsArtifacts, buildModel,
+  type SymbolicTensor, type History, type Logs, type EvaluationMetrics, type GradcheckResult, type LoadedModel,
+  type LayerConfig, type Param, type MonitorOptions, type LogField, type FitOptions, type Target,
+} from "handprop";
+
+const rng = new RandomState(0);
+const x = new NDArray(new Float32Array(8 * 64).map(() => rng.standardNormal()), [8, 1, 8, 8]);
+const y: Target = new Int32Array([0, 1, 2, 3, 0, 1, 2, 3]);
+
+const seq: Sequential = new Sequential(
+  [
+    new Conv2D({ inChannels: 1, outChannels: 4, kernelSize: 3, padding: "same" }), new ReLU(),
+    new MaxPool2D({ kernelSize: 2 }), new Flatten(), new Dropout({ rate: 0.1 }),
+    new Dense({ inFeatures: 64, outFeatures: 4 }),
+  ],
+  { inputShape: [1, 8, 8], seed: 1 },
+);
+const input = Input([1, 8, 8]);
+const convBn = (t: SymbolicTensor, name?: string): SymbolicTensor =>
+  new BatchNorm2D({}).apply(
+    new Conv2D({ outChannels: 1, kernelSize: 3, padding: "same", bias: false }).apply(t, name),
+  );
+const skip = new Add().apply([input, convBn(input, "conv")]);
+const logits = new Dense({ outFeatures: 4 }).apply(new GlobalAvgPool2D().apply(skip));
+const graph: Model = new Model({ inputs: input, outputs: logits, seed: 0 });
+
+const monitor: MonitorOptions = { monitor: "valLoss", mode: "min" };
+const columns: LogField[] = ["epoch", "loss", "valLoss"];
+const lines: string[] = [];
+const options: FitOptions = {
+  epochs: 2, batchSize: 4, seed: 0, validationData: [x, y], schedule: new CosineLR({ tMax: 2 }),
+  regularizer: new L2Regularizer({ lambda: 1e-4 }), clipNorm: 5,
+  augment: new Augmenter({ shift: 1, seed: 2 }),
+  callbacks: [
+    new EarlyStopping({ ...monitor, patience: 2 }), new ReduceLROnPlateau({ patience: 1 }),
+    new ModelCheckpoint({ save: (m: Sequential) => { serializeModel(m); } }),
+    new MetricsLogger({ write: (line: string) => { lines.push(line); }, columns }),
+  ],
+};
+seq.compile({ loss: new SoftmaxCrossEntropy({ labelSmoothing: 0.1 }), optimizer: new Adam({ lr: 1e-3 }) });
+const history: History = seq.fit(x, y, options);
+const last: Logs | undefined = history.epochs.at(-1);
+const metrics: EvaluationMetrics = seq.evaluateMetrics(x, y);
+const probabilities: NDArray = seq.predict(x);
+const summary: string = graph.summary();
+graph.compile({ loss: new SoftmaxCrossEntropy(), optimizer: new SGD({ lr: 0.01, momentum: 0.9 }) });
+const controller = new AbortController();
+const pending: Promise<History> = graph.fitAsync(x, y, { epochs: 1, signal: controller.signal });
+
+const saved = serializeModel(seq);
+const loaded: LoadedModel = deserializeModel(saved.json, saved.weights);
+const onnx: Uint8Array = toOnnx(seq);
+const tfjs = toTfjsArtifacts(seq);
+const back: Sequential = fromTfjsArtifacts(tfjs.modelJson, tfjs.weightData);
+const zoo: Sequential = buildModel("lenet5", { seed: 0 });
+
+class Scale extends Layer {
+  readonly type = "Scale";
+  readonly a: Param;
+  private dx: NDArray | null = null;
+  constructor(readonly features: number) {
+    super();
+    this.a = makeParam("a", [features]);
+  }
+  override params(): Param[] { return [this.a]; }
+  outputShape(s: readonly number[]): number[] { return s.slice(); }
+  forward(input: NDArray): NDArray { return input; }
+  backward(dy: NDArray): NDArray {
+    return (this.dx = reuse(this.dx, dy.shape, dy.dtype));
+  }
+  config(): LayerConfig { return { type: this.type, features: this.features }; }
+}
+registerLayer("Scale", (c: LayerConfig) => new Scale(c.features as number));
+const dense = new Dense({ inFeatures: 3, outFeatures: 2 });
+const check: GradcheckResult = gradcheck(dense, new NDArray(new Float64Array(6), [2, 3]));
+const suite = runGradcheckSuite({ configsPerLayer: 1 });
+const threads: Promise<number> = setThreads(2);
+const now: number = getThreads();
+const why: string | null = threadsUnavailable();
+export { last, metrics, probabilities, summary, pending, loaded, onnx, back, zoo, check, suite, threads, now, why };
+export { lines };
+`;
+
 interface TrainResult {
   wasm: boolean;
   reason: string | null;
@@ -215,6 +303,16 @@ result.roundTrip = Array.from(model.predict(x).data).every((v, i) => v === back.
 console.log(JSON.stringify(result));
 `,
   );
+  // CommonJS reaches the ES module entries with import() (require fails on the kernels' top-level await: README)
+  write(
+    join(project, "common.cjs"),
+    `import("handprop/node").then((h) => console.log(typeof h.Sequential, typeof h.saveModel), (e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
+`,
+  );
+  assert.equal(ok(sh(process.execPath, ["common.cjs"], project), "node common.cjs"), "function function\n");
   const out = ok(sh(process.execPath, ["node-app.mjs"], project), "node node-app.mjs");
   const r = JSON.parse(out) as TrainResult & { roundTrip: boolean };
   assertTrained(r, "Node");
@@ -254,13 +352,22 @@ export { history, configs, bytes };
     join(project, "ts", "node.ts"),
     `import { buildModel, type Sequential } from "handprop";
 import { saveModel, loadModel, readIdx, writeFileAtomic, loadMnist } from "handprop/node";
+import { saveOnnxModel, saveTfjsModel, loadTfjsModel, ModelFormatError, type LoadOptions } from "handprop/node";
 const model: Sequential = buildModel("lenet5");
 saveModel(model, "out");
-const back: Sequential = loadModel("out").model;
-export { back, readIdx, writeFileAtomic, loadMnist };
+const options: LoadOptions = { withOptimizer: true };
+const back: Sequential = loadModel("out", options).model;
+saveOnnxModel(model, "out.onnx");
+saveTfjsModel(model, "out-tfjs");
+const tfjs: Sequential = loadTfjsModel("out-tfjs");
+const isFormatError = (e: unknown): boolean => e instanceof ModelFormatError;
+export { back, tfjs, isFormatError, readIdx, writeFileAtomic, loadMnist };
 `,
   );
-  const browser = { compilerOptions: { ...base, lib: ["es2022", "dom"], types: [] }, files: ["browser.ts"] };
+  // The main API as an application uses it (graph models, callbacks, metrics, codecs, gradcheck, threads, a layer
+  // of its own), every value and type named from the entry: no private path, no implicit any.
+  write(join(project, "ts", "api.ts"), API_TS);
+  const browser = { compilerOptions: { ...base, lib: ["es2022", "dom"], types: [] }, files: ["browser.ts", "api.ts"] };
   const node = { compilerOptions: { ...base, lib: ["es2022"], types: ["node"] }, files: ["node.ts"] };
   write(join(project, "ts", "tsconfig.browser.json"), JSON.stringify(browser));
   write(join(project, "ts", "tsconfig.node.json"), JSON.stringify(node));

@@ -94,6 +94,10 @@ export interface SaveMeta {
   training?: { [key: string]: Json };
 }
 
+/**
+ * A model in memory as saveModel writes it: model.json's text, weights.bin's bytes and, for checkpoints,
+ * optimizer.bin's.
+ */
 export interface SerializedModel {
   json: string;
   weights: Uint8Array;
@@ -101,6 +105,10 @@ export interface SerializedModel {
   optimizer?: Uint8Array;
 }
 
+/**
+ * What loadModel and deserializeModel return: the model, its manifest, and the optimizer and training metadata saved
+ * with it.
+ */
 export interface LoadedModel {
   model: Sequential;
   manifest: ModelManifest;
@@ -164,6 +172,7 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
+/** The CRC-32 (IEEE, as zlib's and PNG's) of bytes: model.json's checksum of weights.bin. */
 export function crc32(bytes: Uint8Array): number {
   let c = 0xffffffff;
   for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);

@@ -56,11 +56,13 @@ export function replaceData(a: NDArray, data: TypedArray): void {
   (a as { data: TypedArray }).data = data;
 }
 
+/** An n-dimensional array: a typed array (float32, float64, int32…) viewed row-major in `shape`, as NumPy's ndarray. */
 export class NDArray {
   readonly shape: number[];
   readonly data: TypedArray;
   readonly strides: number[];
 
+  /** Wrap `data` (not copied) as an array of `shape`; its length must be the product of the dimensions. */
   constructor(data: TypedArray, shape: readonly number[]) {
     checkShape(shape, "NDArray");
     const size = shapeSize(shape);
@@ -100,10 +102,12 @@ export class NDArray {
     return off;
   }
 
+  /** The element at one index per axis, e.g. `a.get(i, j)`. */
   get(...idx: number[]): number {
     return this.data[this.offset(idx)];
   }
 
+  /** Write `value` at one index per axis: `a.set(v, i, j)`. */
   set(value: number, ...idx: number[]): void {
     this.data[this.offset(idx)] = value;
   }
@@ -131,6 +135,7 @@ export class NDArray {
     return new NDArray(out, this.shape);
   }
 
+  /** A copy converted to `dtype` (as NumPy's `astype`). */
   astype(dtype: DType): NDArray {
     return this.copy(dtype);
   }

@@ -63,6 +63,7 @@ export function array(nested: Nested | TypedArray, dtype: DType = "float64"): ND
   return new NDArray(data, shape);
 }
 
+/** An array of `shape` filled with `value` (np.full; float64 unless `dtype` says otherwise). */
 export function full(shape: number | readonly number[], value: number, dtype: DType = "float64"): NDArray {
   const s = typeof shape === "number" ? [shape] : shape;
   checkShape(s, "full");
@@ -71,10 +72,12 @@ export function full(shape: number | readonly number[], value: number, dtype: DT
   return new NDArray(data, s);
 }
 
+/** An array of `shape` filled with 0 (np.zeros; float64 unless `dtype` says otherwise). */
 export function zeros(shape: number | readonly number[], dtype: DType = "float64"): NDArray {
   return full(shape, 0, dtype);
 }
 
+/** An array of `shape` filled with 1 (np.ones; float64 unless `dtype` says otherwise). */
 export function ones(shape: number | readonly number[], dtype: DType = "float64"): NDArray {
   return full(shape, 1, dtype);
 }
@@ -337,14 +340,21 @@ export function binary(x: ArrayLike, y: ArrayLike, f: (p: number, q: number) => 
   return new NDArray(out, shape);
 }
 
+/** a + b elementwise, with NumPy's broadcasting (np.add). */
 export const add = (a: ArrayLike, b: ArrayLike): NDArray => binary(a, b, (p, q) => p + q, "add");
+/** a − b elementwise, with NumPy's broadcasting (np.subtract). */
 export const sub = (a: ArrayLike, b: ArrayLike): NDArray => binary(a, b, (p, q) => p - q, "sub");
+/** a · b elementwise, with NumPy's broadcasting (np.multiply). */
 export const mul = (a: ArrayLike, b: ArrayLike): NDArray => binary(a, b, (p, q) => p * q, "mul");
+/** a / b elementwise, with NumPy's broadcasting (np.divide). */
 export const div = (a: ArrayLike, b: ArrayLike): NDArray => binary(a, b, (p, q) => p / q, "div");
+/** The larger of a and b elementwise, NaN if either is (np.maximum), with broadcasting. */
 export const maximum = (a: ArrayLike, b: ArrayLike): NDArray =>
   binary(a, b, (p, q) => (p > q || Number.isNaN(p) ? p : q), "maximum");
+/** The smaller of a and b elementwise, NaN if either is (np.minimum), with broadcasting. */
 export const minimum = (a: ArrayLike, b: ArrayLike): NDArray =>
   binary(a, b, (p, q) => (p < q || Number.isNaN(p) ? p : q), "minimum");
+/** a to the power b elementwise, with NumPy's broadcasting (np.power). */
 export const power = (a: ArrayLike, b: ArrayLike): NDArray => binary(a, b, (p, q) => p ** q, "power");
 
 /** Apply a unary function elementwise. */
@@ -355,12 +365,19 @@ export function map(a: NDArray, f: (v: number) => number): NDArray {
   return new NDArray(out, a.shape);
 }
 
+/** e^a elementwise (np.exp). */
 export const exp = (a: NDArray): NDArray => map(a, Math.exp);
+/** The natural logarithm elementwise (np.log). */
 export const log = (a: NDArray): NDArray => map(a, Math.log);
+/** tanh elementwise (np.tanh). */
 export const tanh = (a: NDArray): NDArray => map(a, Math.tanh);
+/** The square root elementwise (np.sqrt). */
 export const sqrt = (a: NDArray): NDArray => map(a, Math.sqrt);
+/** |a| elementwise (np.abs). */
 export const abs = (a: NDArray): NDArray => map(a, Math.abs);
+/** −a elementwise (np.negative). */
 export const neg = (a: NDArray): NDArray => map(a, (v) => -v);
+/** a² elementwise (np.square). */
 export const square = (a: NDArray): NDArray => map(a, (v) => v * v);
 
 // ---------------------------------------------------------------------------------------------

@@ -82,6 +82,7 @@ abstract class ElementwiseActivation extends Activation {
   }
 }
 
+/** max(x, 0), elementwise. */
 export class ReLU extends Activation {
   readonly type = "ReLU";
   // The kernels' reluForward / reluBackward (src/kernels/js.ts; float32: a branch-free SIMD max, since
@@ -120,6 +121,7 @@ abstract class AlphaActivation extends ElementwiseActivation {
   }
 }
 
+/** x for x > 0, `alpha`·x otherwise, elementwise. */
 export class LeakyReLU extends AlphaActivation {
   readonly type = "LeakyReLU";
   protected readonly derivativeFrom = "x"; // with α < 0 the output's sign no longer tells x's
@@ -138,6 +140,7 @@ export class LeakyReLU extends AlphaActivation {
   }
 }
 
+/** tanh(x), elementwise. */
 export class Tanh extends ElementwiseActivation {
   readonly type = "Tanh";
   protected readonly derivativeFrom = "y";
@@ -162,6 +165,7 @@ export function sigmoid(x: number): number {
   return e / (1 + e);
 }
 
+/** The logistic sigmoid 1/(1 + e^−x), elementwise. */
 export class Sigmoid extends ElementwiseActivation {
   readonly type = "Sigmoid";
   protected readonly derivativeFrom = "y";
@@ -181,6 +185,9 @@ export interface SoftmaxOptions {
   axis?: number;
 }
 
+/**
+ * Softmax over one axis (default −1, the last). For classification, train on logits with SoftmaxCrossEntropy instead.
+ */
 export class Softmax extends Activation {
   readonly type = "Softmax";
   readonly axis: number;

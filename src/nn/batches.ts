@@ -17,13 +17,62 @@ export function targetCount(y: Target): number {
   return y instanceof NDArray ? y.shape[0] : y.length;
 }
 
+/** What a value is, for an error about an argument of the wrong kind: "a Float32Array of length 784". */
+function describeArgument(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name} of ${v.byteLength} bytes`;
+  if (Array.isArray(v)) return `a plain array of length ${v.length}`;
+  return typeof v === "object" ? `a ${v.constructor.name}` : `a ${typeof v}`;
+}
+
+/**
+ * x must be an NDArray: a typed or nested array has no shape to check, and would otherwise fail deep inside
+ * with a message naming neither the argument nor the call (JavaScript callers have no compiler to stop them).
+ */
+export function checkInputArray(x: unknown, where: string): asserts x is NDArray {
+  if (x instanceof NDArray) return;
+  throw new TypeError(
+    `${where}: x must be an NDArray of shape (N, ...sample shape), got ${describeArgument(x)}; ` +
+      "wrap the values: new NDArray(values, [N, C, H, W]) or array(nested)",
+  );
+}
+
+/** y as Target allows: an NDArray, integer labels in a typed or plain array. */
+function checkTargetKind(y: unknown, where: string): asserts y is Target {
+  if (y instanceof NDArray || Array.isArray(y) || (ArrayBuffer.isView(y) && !(y instanceof DataView))) return;
+  throw new TypeError(
+    `${where}: y must be class labels (an Int32Array or an array of integers) or an NDArray of targets, ` +
+      `got ${describeArgument(y)}`,
+  );
+}
+
 export function checkTargets(x: NDArray, y: Target, where: string): void {
+  checkInputArray(x, where);
+  checkTargetKind(y, where);
   if (x.ndim < 1) throw new ShapeError(`${where}: x must have a batch axis, got shape ${formatShape(x.shape)}`);
   if (x.shape[0] === 0) throw new RangeError(`${where}: no samples (x has shape ${formatShape(x.shape)})`);
   if (targetCount(y) !== x.shape[0]) {
     throw new ShapeError(
       `${where}: x has ${x.shape[0]} samples but y has ${targetCount(y)} (x ${formatShape(x.shape)}, y ${y instanceof NDArray ? formatShape(y.shape) : `(${y.length},)`})`,
     );
+  }
+}
+
+/**
+ * Integer class labels checked over the whole data set before the first batch, so that a bad label is named
+ * by its index in y: the loss checks each batch too, but knows only a sample's place in a shuffled batch.
+ * `classes`: the model's number of outputs when its output shape is known (else only integers ≥ 0 are checked).
+ */
+export function checkClassLabels(y: Target, classes: number | null, where: string): void {
+  const labels = y instanceof NDArray ? (y.ndim === 1 ? y.data : null) : y;
+  if (labels === null) return; // one-hot or probability rows: the loss checks their shape
+  for (let i = 0; i < labels.length; i++) {
+    const c = labels[i];
+    if (!Number.isInteger(c)) throw new RangeError(`${where}: y[${i}] is ${c}, not an integer class index`);
+    if (c < 0 || (classes !== null && c >= classes)) {
+      const range = classes === null ? "below 0" : `outside [0, ${classes}) for the model's ${classes} classes`;
+      throw new RangeError(`${where}: y[${i}] is ${c}, ${range}`);
+    }
   }
 }
 

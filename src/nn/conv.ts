@@ -93,6 +93,10 @@ export function compact([a, b]: readonly [number, number]): number | [number, nu
   return a === b ? a : [a, b];
 }
 
+/**
+ * 2-D convolution (cross-correlation, as every framework's) over NCHW input, with stride, padding (numbers or
+ * "same"/"valid"), dilation and groups; the gradients are derived in docs/derivation.md.
+ */
 export class Conv2D extends WeightedLayer {
   readonly type: string = "Conv2D";
   readonly kernelSize: [number, number];

@@ -34,6 +34,10 @@ export interface DenseOptions {
   rng?: RandomState;
 }
 
+/**
+ * Fully connected layer y = xW + b, W stored as (inFeatures, outFeatures); `inFeatures` may be left out when the input
+ * shape gives it.
+ */
 export class Dense extends WeightedLayer {
   readonly type = "Dense";
   readonly outFeatures: number;

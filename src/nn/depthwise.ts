@@ -56,6 +56,10 @@ class DepthwiseKernel extends Conv2D {
   }
 }
 
+/**
+ * Depthwise convolution: each input channel convolved with its own `depthMultiplier` kernels (Conv2D with groups =
+ * channels).
+ */
 export class DepthwiseConv2D extends Layer {
   readonly type = "DepthwiseConv2D";
   readonly depthMultiplier: number;
@@ -147,6 +151,7 @@ export interface SeparableConv2DOptions extends DepthwiseConv2DOptions {
   outChannels: number;
 }
 
+/** A depthwise convolution followed by a 1×1 pointwise convolution (one bias, after the pointwise). */
 export class SeparableConv2D extends Layer {
   readonly type = "SeparableConv2D";
   readonly depthwise: DepthwiseConv2D;

@@ -23,6 +23,10 @@ export interface DropoutOptions {
   seed?: number;
 }
 
+/**
+ * Inverted dropout: in training zeroes each input with probability `rate` and scales the rest by 1/(1 − rate), from its
+ * own seeded generator; the identity at inference.
+ */
 export class Dropout extends Layer {
   readonly type = "Dropout";
   readonly rate: number;

@@ -31,6 +31,7 @@ export interface Differentiable {
   setDtype(dtype: DType): void;
 }
 
+/** Options of gradcheck: the step, the seed, the tolerance. */
 export interface GradcheckOptions {
   /** Step h (default 1e-4; Richardson makes the truncation error O(h⁴)). */
   eps?: number;
@@ -54,6 +55,10 @@ export interface TensorCheck {
   skippedKinks: number;
 }
 
+/**
+ * One gradient check: the largest relative error between the backward pass and finite differences, and whether it
+ * passed.
+ */
 export interface GradcheckResult {
   name: string;
   maxRelError: number;
@@ -68,6 +73,7 @@ export interface GradcheckResult {
   dyWritten: boolean;
 }
 
+/** |a − n| / max(|a|, |n|, 1e-8): the relative error of an analytic value a against a numeric one n. */
 export function relError(a: number, n: number): number {
   return Math.abs(a - n) / Math.max(Math.abs(a), Math.abs(n), 1e-8);
 }

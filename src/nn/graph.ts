@@ -104,6 +104,10 @@ function executionOrder(input: SymbolicTensor, output: SymbolicTensor): GraphNod
 /** The backward options of a node whose dx another node reads: one object, not a default `{}` per call. */
 const WANT_DX: BackwardOptions = Object.freeze({});
 
+/**
+ * A functional graph of layers (Keras's functional API): layers applied to symbolic tensors from `Input`, with branches
+ * and merges (`Add`, `Multiply`, `Concatenate`). Trains, evaluates, predicts, saves and loads like a Sequential.
+ */
 export class Model extends Sequential {
   override readonly type: string = "Model";
   /** The graph's nodes in execution order; nodes[k].layer === layers[k]. */
@@ -120,6 +124,10 @@ export class Model extends Sequential {
   private grads: (NDArray | null)[] = [];
   private sums: (NDArray | null)[] = []; // reused buffers for the gradients of tensors read more than once
 
+  /**
+   * The graph from `opts.inputs` (one `Input`) to `opts.outputs` (one tensor); shapes were checked as layers were
+   * applied.
+   */
   constructor(opts: ModelOptions) {
     if (
       typeof opts !== "object" ||

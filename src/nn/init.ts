@@ -12,6 +12,10 @@ import type { RandomState } from "../nd/random.ts";
 export type InitName = "he_normal" | "he_uniform" | "glorot_normal" | "glorot_uniform" | "zeros";
 export const INIT_NAMES: readonly InitName[] = ["he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros"];
 
+/**
+ * Fill w with the named initialization (He or Glorot, normal or uniform, or zeros) for the given fan-in and fan-out,
+ * drawing from rng.
+ */
 export function initialize(w: NDArray, name: InitName, fanIn: number, fanOut: number, rng: RandomState): void {
   const d = w.data;
   switch (name) {

@@ -89,6 +89,11 @@ export function uniqueNodeName(type: string): string {
   return `${base}_${n}`;
 }
 
+/**
+ * The base of every layer: a hand-written `forward`/`backward` pair, its parameters (`params()`), its output shape for
+ * an input sample shape and a `config()` that `layerFromConfig` rebuilds it from. Subclass it and `registerLayer` for a
+ * layer of your own.
+ */
 export abstract class Layer {
   abstract readonly type: string;
   /** The graph node this layer was applied in, if any (a layer is applied at most once). */

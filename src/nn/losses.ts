@@ -30,6 +30,7 @@ export type Target = NDArray | Int32Array | readonly number[];
 
 export type LossConfig = TypedConfig;
 
+/** The base of the losses: `forward(pred, target)` gives the loss, `backward()` its gradient with respect to pred. */
 export abstract class Loss {
   abstract readonly type: string;
   /** L(pred, target), a mean or sum over the batch as documented per loss. Caches what backward needs. */
@@ -105,6 +106,10 @@ export interface MSEOptions {
   reduction?: MSEReduction;
 }
 
+/**
+ * Mean squared error between predictions and an NDArray of targets of the same shape: ½·Σ(o − y)² (`half_sum`, the
+ * article's cost) or the mean.
+ */
 export class MSE extends Loss {
   readonly type = "MSE";
   readonly reduction: MSEReduction;
@@ -223,6 +228,10 @@ export interface SoftmaxCrossEntropyOptions {
   classWeights?: readonly number[];
 }
 
+/**
+ * Softmax and cross-entropy on logits, fused; targets are integer labels or one-hot/probability rows, with optional
+ * label smoothing and class weights (derivation.md §4).
+ */
 export class SoftmaxCrossEntropy extends Loss {
   readonly type = "SoftmaxCrossEntropy";
   readonly labelSmoothing: number;
@@ -465,6 +474,7 @@ export interface BinaryCrossEntropyOptions {
   fromLogits?: boolean;
 }
 
+/** Binary cross-entropy on probabilities, or on logits with `fromLogits` (numerically stable). */
 export class BinaryCrossEntropy extends Loss {
   readonly type = "BinaryCrossEntropy";
   readonly fromLogits: boolean;

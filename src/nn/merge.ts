@@ -121,6 +121,7 @@ abstract class ElementwiseMerge extends MergeLayer {
   }
 }
 
+/** Elementwise sum of its inputs (equal shapes): the residual connection of a graph Model. */
 export class Add extends ElementwiseMerge {
   readonly type = "Add";
   private readonly dxsOut: NDArray[] = [];
@@ -151,6 +152,7 @@ export class Add extends ElementwiseMerge {
   }
 }
 
+/** Elementwise product of its inputs (equal shapes). */
 export class Multiply extends ElementwiseMerge {
   readonly type = "Multiply";
 
@@ -186,6 +188,7 @@ export interface ConcatenateOptions {
   axis?: number;
 }
 
+/** Concatenation of its inputs along `axis` (default: the channels). */
 export class Concatenate extends MergeLayer {
   readonly type = "Concatenate";
   readonly axis: number;

@@ -152,6 +152,10 @@ export interface EvaluateMetricsOptions {
   topK?: readonly number[];
 }
 
+/**
+ * What evaluateMetrics returns: accuracy, top-k accuracy, the confusion matrix, per-class precision/recall/F1 and their
+ * macro and weighted averages.
+ */
 export interface EvaluationMetrics extends ClassificationReport {
   /** Mean loss, when a loss was given or compiled. */
   loss?: number;

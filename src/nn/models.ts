@@ -157,6 +157,7 @@ const builders: Record<ModelName, (bn: boolean) => Layer[]> = {
   ],
 };
 
+/** Whether name is one of the zoo's models (MODEL_NAMES), for buildModel. */
 export function isModelName(name: string): name is ModelName {
   return (MODEL_NAMES as readonly string[]).includes(name);
 }

@@ -143,6 +143,7 @@ export interface LayerNormOptions extends NormOptions {
   normalizedShape?: readonly number[];
 }
 
+/** Layer normalization over the last `axes` axes of each sample (default 1), with a learned scale γ and shift β. */
 export class LayerNorm extends SegmentNorm {
   readonly type = "LayerNorm";
   readonly axes: number;
@@ -231,6 +232,10 @@ export interface GroupNormOptions extends NormOptions {
   numChannels?: number;
 }
 
+/**
+ * Group normalization: each sample's channels in `groups` groups, each normalized over its channels and H·W, with a
+ * per-channel γ and β.
+ */
 export class GroupNorm extends SegmentNorm {
   readonly type = "GroupNorm";
   readonly groups: number;

@@ -48,6 +48,7 @@ function unitInterval(where: string, name: string, v: unknown): number {
   return x;
 }
 
+/** The base of SGD, Adam, AdamW and RMSProp: `step(params)` updates each parameter from its accumulated gradient. */
 export abstract class Optimizer {
   abstract readonly type: string;
   /** Number of step() calls so far (Adam's bias correction uses it). */

@@ -14,6 +14,10 @@ export interface L2Options {
   includeBias?: boolean;
 }
 
+/**
+ * L2 regularization added to the loss, R = Σ_l λ_l Σ w² (Keras's l2(λ); derivation.md §4.3): one λ for every layer, or
+ * λ by layer index; biases excluded unless `includeBias`.
+ */
 export class L2Regularizer {
   readonly lambda: number | Readonly<Record<number, number>>;
   readonly includeBias: boolean;

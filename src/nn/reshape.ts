@@ -79,6 +79,7 @@ export abstract class RowMajorReshape extends InputShapedLayer {
   }
 }
 
+/** Reshape each sample (the batch axis stays) to `targetShape`, row-major. */
 export class Reshape extends RowMajorReshape {
   readonly type = "Reshape";
   readonly targetShape: number[];
@@ -125,6 +126,7 @@ export interface PermuteOptions {
   dims: readonly number[];
 }
 
+/** Permute the axes of each sample (the batch axis stays). */
 export class Permute extends InputShapedLayer {
   readonly type = "Permute";
   readonly dims: number[];
@@ -230,6 +232,7 @@ export class Permute extends InputShapedLayer {
   }
 }
 
+/** The maximum of each channel over H and W: (N, C, H, W) → (N, C). */
 export class GlobalMaxPool2D extends InputShapedLayer {
   readonly type = "GlobalMaxPool2D";
   private argmax = new Int32Array(0); // flat index into x of each (n, c)'s maximum

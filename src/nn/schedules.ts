@@ -12,6 +12,7 @@ import type { TypedConfig } from "./config.ts";
 
 export type ScheduleConfig = TypedConfig;
 
+/** A learning-rate schedule: the rate of each epoch from the optimizer's base rate. */
 export interface LRSchedule {
   readonly type: string;
   lrAt(epoch: number, baseLr: number): number;
@@ -44,6 +45,7 @@ export interface StepLROptions {
   gamma?: number;
 }
 
+/** Multiply the rate by `gamma` every `stepSize` epochs. */
 export class StepLR implements LRSchedule {
   readonly type = "StepLR";
   readonly stepSize: number;
@@ -69,6 +71,7 @@ export interface ExponentialLROptions {
   gamma: number;
 }
 
+/** Multiply the rate by `gamma` every epoch. */
 export class ExponentialLR implements LRSchedule {
   readonly type = "ExponentialLR";
   readonly gamma: number;
@@ -94,6 +97,7 @@ export interface CosineLROptions {
   minLr?: number;
 }
 
+/** Cosine decay from the base rate to `minLr` over `tMax` epochs. */
 export class CosineLR implements LRSchedule {
   readonly type = "CosineLR";
   readonly tMax: number;

@@ -15,7 +15,7 @@ import { Layer, ShapeError, type BackwardOptions, type ForwardOptions, type Laye
 import type { Differentiable } from "./gradcheck.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
-import { BatchBuffer, TargetBuffer, checkOneDtype, checkTargets } from "./batches.ts";
+import { BatchBuffer, TargetBuffer, checkInputArray, checkOneDtype, checkTargets } from "./batches.ts";
 import { evaluateMetrics, type EvaluateMetricsOptions, type EvaluationMetrics } from "./metrics.ts";
 import {
   Trainer,
@@ -81,7 +81,10 @@ export function checkLayersRunOnce(owner: string, entries: readonly (readonly [L
   for (const [layer, at] of entries) claim(layer, at);
 }
 
-// A Sequential is itself a Layer, so models nest: a Sequential inside a Sequential or a graph Model.
+/**
+ * A stack of layers run in order, with training (`compile`, `fit`, `fitAsync`), `evaluate`, `evaluateMetrics`,
+ * `predict` and `summary`. It is itself a Layer, so models nest: a Sequential inside a Sequential or a graph Model.
+ */
 export class Sequential extends Layer implements Differentiable {
   readonly type: string = "Sequential";
   readonly layers: Layer[];
@@ -92,6 +95,10 @@ export class Sequential extends Layer implements Differentiable {
   /** Set to true from a callback to stop fit after the current batch. */
   stopTraining = false;
 
+  /**
+   * `opts.inputShape` (one sample's shape, e.g. `[1, 28, 28]`) validates the stack at once, naming a layer that does
+   * not fit; `opts.seed` draws the initial weights; `opts.dtype` converts every layer.
+   */
   constructor(layers: Layer[], opts: SequentialOptions = {}) {
     super();
     if (!Array.isArray(layers) || layers.length === 0) throw new RangeError("Sequential: needs at least one layer");
@@ -220,12 +227,14 @@ export class Sequential extends Layer implements Differentiable {
     return this.ownParams()[0]?.value.dtype ?? "float32";
   }
 
+  /** Set the loss and optimizer that `fit`, `fitAsync` and `evaluate` use; returns the model. */
   compile(opts: { loss: Loss; optimizer: Optimizer }): this {
     this.loss = opts.loss;
     this.optimizer = opts.optimizer;
     return this;
   }
 
+  /** The number of trainable parameters and of the rest (batch-norm running statistics). */
   countParams(): { trainable: number; nonTrainable: number } {
     let trainable = 0;
     let nonTrainable = 0;
@@ -285,6 +294,7 @@ export class Sequential extends Layer implements Differentiable {
 
   /** Predictions for x in inference mode, batch by batch; the result is a fresh array. */
   predict(x: NDArray, opts: { batchSize?: number } = {}): NDArray {
+    checkInputArray(x, `${this.name}.predict`);
     const N = x.shape[0];
     const bs = opts.batchSize ?? 256;
     if (!Number.isInteger(bs) || bs < 1)
@@ -315,8 +325,8 @@ export class Sequential extends Layer implements Differentiable {
   evaluate(x: NDArray, y: Target, opts: { batchSize?: number; loss?: Loss } = {}): { loss: number; accuracy?: number } {
     const loss = opts.loss ?? this.loss;
     if (!loss) throw new Error(`${this.name}.evaluate: no loss: call compile({loss, optimizer}) or pass {loss}`);
-    const N = x.shape[0];
     checkTargets(x, y, "evaluate");
+    const N = x.shape[0];
     const bs = opts.batchSize ?? 256;
     const xb = new BatchBuffer(x);
     const yb = new TargetBuffer(y);
@@ -376,6 +386,8 @@ export class Sequential extends Layer implements Differentiable {
   fitAsync(source: BatchSource, opts?: FitAsyncOptions): Promise<History>;
   async fitAsync(a: NDArray | BatchSource, b?: Target | FitAsyncOptions, c?: FitAsyncOptions): Promise<History> {
     const fromArrays = a instanceof NDArray;
+    // fitAsync(x, y) with an x that is not an NDArray: y's presence says which form was meant.
+    if (!fromArrays && (b instanceof NDArray || Array.isArray(b) || ArrayBuffer.isView(b))) checkInputArray(a, "fit");
     const opts = (fromArrays ? c : (b as FitAsyncOptions | undefined)) ?? {};
     const { trainer, epochs } = this.trainerFor(fromArrays ? { x: a, y: b as Target } : a, opts);
     return trainer.fitAsync(epochs, opts);

@@ -17,7 +17,7 @@ import type { BackwardOptions, ForwardOptions, Param } from "./layer.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
 import type { Sequential } from "./sequential.ts";
-import { BatchBuffer, TargetBuffer, checkTargets } from "./batches.ts";
+import { BatchBuffer, TargetBuffer, checkClassLabels, checkTargets } from "./batches.ts";
 import type { L2Regularizer } from "./regularizers.ts";
 import type { LRSchedule } from "./schedules.ts";
 
@@ -35,6 +35,7 @@ export interface Logs {
   seen?: number;
 }
 
+/** What fit and fitAsync return: one entry of logs (loss, accuracy, validation metrics, lr, seconds) per epoch. */
 export interface History {
   epochs: Logs[];
 }
@@ -406,7 +407,10 @@ export class Trainer {
     }
     positiveFinite("fit", "clipNorm", opts.clipNorm);
     positiveFinite("fit", "clipValue", opts.clipValue);
-    if (opts.validationData) checkTargets(opts.validationData[0], opts.validationData[1], "fit (validationData)");
+    if (opts.validationData) {
+      checkTargets(opts.validationData[0], opts.validationData[1], "fit (validationData)");
+      checkLabelsFor(model, loss, opts.validationData[0], opts.validationData[1], "fit (validationData)");
+    }
     this.model = model;
     this.loss = loss;
     this.optimizer = optimizer;
@@ -418,6 +422,7 @@ export class Trainer {
     this.baseLr = optimizer.lr;
     if (isBatch(data)) {
       checkTargets(data.x, data.y, "fit");
+      checkLabelsFor(model, loss, data.x, data.y, "fit");
       this.data = { xb: new BatchBuffer(data.x), yb: new TargetBuffer(data.y), samples: data.x.shape[0] };
       this.source = null;
     } else {
@@ -671,6 +676,17 @@ function identity(n: number): Int32Array {
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) out[i] = i;
   return out;
+}
+
+/** A classification loss's labels over the whole of y (checkClassLabels), against the model's outputs if known. */
+function checkLabelsFor(model: Sequential, loss: Loss, x: NDArray, y: Target, where: string): void {
+  if (loss.type !== "SoftmaxCrossEntropy") return;
+  // Only a model built for x's samples knows its classes already (building here would fix an input shape the
+  // user left open); an x it cannot take is left to its first forward, which names the layer.
+  const sample = x.shape.slice(1);
+  const built = model.inputShape !== null && model.inputShape.every((d, i) => d === sample[i]);
+  const out = built && model.inputShape!.length === sample.length ? model.outputShape(model.inputShape!) : [];
+  checkClassLabels(y, out.length === 1 ? out[0] : null, where);
 }
 
 function isBatch(v: unknown): v is Batch {

@@ -53,6 +53,10 @@ export interface Conv2DTransposeOptions {
   rng?: RandomState;
 }
 
+/**
+ * Transposed convolution: the adjoint of Conv2D (its input gradient as a layer), with stride, padding, output padding
+ * and dilation.
+ */
 export class Conv2DTranspose extends WeightedLayer {
   readonly type = "Conv2DTranspose";
   readonly outChannels: number;

@@ -55,6 +55,7 @@ function expectImage(layer: Layer, inputShape: readonly number[]): void {
   }
 }
 
+/** Upsample H and W by integer factors, nearest or bilinear (half-pixel centres). */
 export class UpSampling2D extends Layer {
   readonly type = "UpSampling2D";
   readonly size: [number, number];
@@ -185,6 +186,7 @@ export interface ZeroPadding2DOptions {
   padding?: number | readonly [number, number] | readonly [readonly [number, number], readonly [number, number]];
 }
 
+/** Pad H and W with zeros. */
 export class ZeroPadding2D extends Layer {
   readonly type = "ZeroPadding2D";
   /** [top, bottom, left, right]. */

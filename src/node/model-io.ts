@@ -17,7 +17,7 @@
 import { join } from "node:path";
 import type { Sequential } from "../nn/sequential.ts";
 import { committedPath, finishPendingCommit, readCommitJournal, writeFilesCommitted } from "./atomic.ts";
-import { FileReadError, readRegularFile } from "./safe-read.ts";
+import { FileReadError, isNonFolder, readRegularFile } from "./safe-read.ts";
 import {
   MANIFEST_FILE,
   ModelFormatError,
@@ -95,11 +95,29 @@ export function readManifest(dir: string): ModelManifest {
 }
 
 function journalOf(dir: string): ReturnType<typeof readCommitJournal> {
+  refuseNonFolder(dir);
   try {
     return readCommitJournal(dir);
   } catch (e) {
     throw new ModelFormatError((e as Error).message, { cause: e });
   }
+}
+
+/**
+ * A model is a folder: a file given in its place (an ONNX export, a `.handprop` download) is refused by
+ * name here, before a path under it is tried. A path that does not exist falls through to model.json's own
+ * "missing" error.
+ */
+function refuseNonFolder(dir: string): void {
+  if (!isNonFolder(dir)) return;
+  const hint = dir.endsWith(".handprop")
+    ? "; a .handprop file is read with modelFromFile(bytes) (or handprop predict --model FILE)"
+    : dir.endsWith(".onnx")
+      ? "; handprop exports ONNX but does not import it"
+      : "";
+  throw new ModelFormatError(
+    `${dir}: not a folder: a handprop model is a folder holding model.json and weights.bin, as saveModel writes${hint}`,
+  );
 }
 
 /**

@@ -8,7 +8,7 @@
 //     fails at once and a huge file is never slurped;
 //   - at most the expected number of bytes is read, even if the file grows meanwhile.
 
-import { closeSync, constants, existsSync, fstatSync, openSync, readSync, realpathSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 
 /** Why a file could not be read; the message names the file. `code` is the errno code when there was one. */
@@ -98,4 +98,16 @@ export function realPathOf(p: string): string {
   if (existsSync(abs)) return realpathSync(abs);
   const parent = dirname(abs);
   return parent === abs ? abs : join(realPathOf(parent), basename(abs));
+}
+
+/**
+ * Whether path exists and is not a folder (symlinks followed): a file given where a folder of files is read, such
+ * as a model folder, which the caller then refuses by name rather than failing on a path under it (ENOTDIR).
+ */
+export function isNonFolder(path: string): boolean {
+  try {
+    return !statSync(path).isDirectory();
+  } catch {
+    return false; // missing or unreadable: the read of the file under it says which
+  }
 }

@@ -5,7 +5,7 @@ import type { Sequential } from "../nn/sequential.ts";
 import { writeFilesAtomic } from "./atomic.ts";
 import { TfjsFormatError, fromTfjsArtifacts, toTfjsArtifacts, type TfjsExportOptions } from "../io/tfjs.ts";
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from "../io/model-format.ts";
-import { FileReadError, readRegularFile } from "./safe-read.ts";
+import { FileReadError, isNonFolder, readRegularFile } from "./safe-read.ts";
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -57,6 +57,12 @@ function readOrFail(path: string, what: string, maxBytes: number): Buffer {
  * model.json's path). Only regular files are read, each bounded in size; errors name the file.
  */
 export function loadTfjsModel(dirOrModelJson: string): Sequential {
+  if (!dirOrModelJson.endsWith(".json") && isNonFolder(dirOrModelJson)) {
+    throw new TfjsFormatError(
+      `${dirOrModelJson}: not a folder: loadTfjsModel reads a folder holding model.json and its weight files, ` +
+        "or the path of that model.json",
+    );
+  }
   const jsonPath = dirOrModelJson.endsWith(".json") ? dirOrModelJson : join(dirOrModelJson, "model.json");
   const dir = dirOrModelJson.endsWith(".json") ? join(jsonPath, "..") : dirOrModelJson;
   const text = readOrFail(jsonPath, "a TF.js model.json", MAX_TFJS_JSON_BYTES).toString("utf8");
@@ -70,8 +76,12 @@ export function loadTfjsModel(dirOrModelJson: string): Sequential {
   } catch (e) {
     throw new TfjsFormatError(`${jsonPath} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
-  if (!isObject(json) || !Array.isArray(json.weightsManifest))
-    throw new TfjsFormatError(`${jsonPath}: no "weightsManifest" array`);
+  if (!isObject(json) || !Array.isArray(json.weightsManifest)) {
+    // handprop's own model folder also holds a model.json: the likeliest mix-up, so say which loader reads it.
+    const own =
+      isObject(json) && json.format === "handprop-model" ? " (a handprop model folder: read it with loadModel)" : "";
+    throw new TfjsFormatError(`${jsonPath}: no "weightsManifest" array${own}`);
+  }
   const files: string[] = [];
   json.weightsManifest.forEach((g: unknown, gi) => {
     if (!isObject(g) || !Array.isArray(g.paths))

@@ -41,6 +41,10 @@ export interface KerasModelTopology {
   backend: string;
 }
 
+/**
+ * A model in the TensorFlow.js Layers format, in memory: model.json's object and weights.bin's bytes (toTfjsArtifacts,
+ * fromTfjsArtifacts).
+ */
 export interface TfjsArtifacts {
   modelJson: TfjsModelJson;
   /** The concatenated float32 little-endian weights, in manifest order (the contents of weights.bin). */

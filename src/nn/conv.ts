@@ -19,6 +19,7 @@ import type { Conv2DContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
 import {
   ShapeError,
+  checkSampleSize,
   makeParam,
   nonNegativeInt,
   pair,
@@ -235,6 +236,8 @@ export class Conv2D extends WeightedLayer {
   private checkedGeometry(N: number, H: number, W: number): ConvGeometry {
     const pad = this.paddingFor(H, W);
     const g = convGeometry(N, this.inChannels, H, W, this.kernelSize, this.stride, pad, this.dilation);
+    // a dilation far beyond the input pads it to a huge plane, which forward would allocate
+    checkSampleSize(this.describe(), [this.inChannels, H + pad[0] + pad[1], W + pad[2] + pad[3]], "pads its input to");
     if (g.OH < 1 || g.OW < 1) {
       const [kh, kw] = this.kernelSize;
       const [dh, dw] = this.dilation;

@@ -132,7 +132,7 @@ export function registeredLayerChecks(): [string, LayerCheckFactory][] {
 
 /** Build a layer from its config ({type, ...options}); unknown types are named in the error. */
 export function layerFromConfig(config: LayerConfig, where = "layer"): Layer {
-  if (typeof config !== "object" || typeof config.type !== "string") {
+  if (typeof config !== "object" || (config as LayerConfig | null) === null || typeof config.type !== "string") {
     throw new TypeError(
       `${where}: a layer config must be an object with a string "type", got ${JSON.stringify(config)}`,
     );

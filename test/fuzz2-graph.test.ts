@@ -7,21 +7,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { NDArray, shapeSize } from "../src/nd/ndarray.ts";
-import { Input, Model } from "../src/nn/graph.ts";
-import { Conv2D } from "../src/nn/conv.ts";
-import { DepthwiseConv2D } from "../src/nn/depthwise.ts";
-import { Conv2DTranspose } from "../src/nn/transpose.ts";
-import { GroupNorm, LayerNorm } from "../src/nn/norm.ts";
-import { GELU, ReLU } from "../src/nn/activations.ts";
-import { UpSampling2D, ZeroPadding2D } from "../src/nn/upsample.ts";
-import { Add, Concatenate } from "../src/nn/merge.ts";
-import { Flatten } from "../src/nn/flatten.ts";
 import { Dense } from "../src/nn/dense.ts";
-import { Dropout } from "../src/nn/dropout.ts";
 import { Sequential } from "../src/nn/sequential.ts";
-import { GlobalAvgPool2D, MaxPool2D } from "../src/nn/pool.ts";
+import { UpSampling2D } from "../src/nn/upsample.ts";
+import { GlobalAvgPool2D } from "../src/nn/pool.ts";
 import { withParamBudget } from "../src/nn/layer.ts";
 import { ModelFormatError, deserializeModel, serializeModel, type LoadedModel } from "../src/io/model-format.ts";
+import { fuzzGraphModel } from "./fuzz2-models.ts";
 import {
   applyByteEdits,
   applyJsonEdits,
@@ -33,27 +25,8 @@ import {
   type JsonEdit,
 } from "./fuzz-mutate.ts";
 
-/** A small graph using most of the newer layers: a residual branch, a concat, a nested Sequential. */
-function graphModel(): Model {
-  const x = Input([2, 4, 4], { name: "img" });
-  const dw = new DepthwiseConv2D({ kernelSize: 3, padding: "same" }).apply(x, "dw");
-  const gn = new GroupNorm({ groups: 2 }).apply(dw, "gn");
-  const res = new Add().apply([x, new GELU().apply(gn, "gelu")], "res");
-  const up = new UpSampling2D({ size: 2 }).apply(res, "up");
-  const tconv = new Conv2DTranspose({ outChannels: 2, kernelSize: 2, stride: 2 }).apply(res, "tconv");
-  const cat = new Concatenate({ axis: 1 }).apply([up, tconv], "cat");
-  const pad = new ZeroPadding2D({ padding: 1 }).apply(cat, "pad");
-  const conv = new Conv2D({ outChannels: 2, kernelSize: 3 }).apply(pad, "conv");
-  const ln = new LayerNorm({ axes: 3 }).apply(conv, "ln");
-  const head = new Sequential(
-    [new MaxPool2D({ kernelSize: 2 }), new Flatten(), new Dropout({ rate: 0.2 }), new Dense({ outFeatures: 3 })],
-    { name: "head" },
-  ).apply(new ReLU().apply(ln, "relu"), "head");
-  return new Model({ inputs: x, outputs: head, seed: 3, name: "fuzzed_graph" });
-}
-
-export const model = graphModel();
-export const base = serializeModel(model);
+const model = fuzzGraphModel();
+const base = serializeModel(model);
 const baseJson = JSON.parse(base.json) as { model: Record<string, unknown> } & Record<string, unknown>;
 const FILE = "fz2/model.json";
 const names = { manifest: FILE, weights: "fz2/weights.bin" };
@@ -123,7 +96,7 @@ test("defect: huge layers declared at any depth or built from the input shape ar
     ],
     ["DepthwiseConv2D depthMultiplier 1e8", (l) => (l[layerIndex("dw")].depthMultiplier = 1e8)],
     ["Conv2DTranspose outChannels 2e8", (l) => (l[layerIndex("tconv")].outChannels = 2e8)],
-    ["GroupNorm numChannels 1e9", (l) => (l[layerIndex("gn")] = { type: "GroupNorm", groups: 1, numChannels: 1e9 })],
+    ["GroupNorm numChannels 1e9", (l) => (l[layerIndex("norm")] = { type: "GroupNorm", groups: 1, numChannels: 1e9 })],
     [
       "LayerNorm normalizedShape 1e5×1e5",
       (l) => {
@@ -201,12 +174,12 @@ test("defect: a null node or a null nested layer config names the field (was 'Ca
 test("graph structure: cycles, self-reads, dangling and duplicate names, mismatched merges are refused", () => {
   const nodes = (m: { model: Record<string, unknown> }) => m.model.nodes as { name: string; inputs: unknown[] }[];
   const cases: [(m: typeof baseJson) => void, RegExp][] = [
-    [(m) => (nodes(m)[1].inputs = ["gn"]), /unknown tensor "gn" \(a node may read the input or earlier nodes/],
+    [(m) => (nodes(m)[1].inputs = ["norm"]), /unknown tensor "norm" \(a node may read the input or earlier nodes/],
     [(m) => (nodes(m)[0].inputs = ["relu"]), /unknown tensor "relu"/], // a cycle: dw ← … ← relu ← dw
     [(m) => (nodes(m)[2].name = "dw"), /the name 'dw' is used twice/],
     [(m) => (nodes(m)[2].name = "img"), /the name 'img' is used twice/],
     [(m) => (m.model.output = "nowhere"), /"output" names no node: "nowhere"/],
-    [(m) => (m.model.output = "gn"), /"nodes" must list every node in execution order/],
+    [(m) => (m.model.output = "norm"), /"nodes" must list every node in execution order/],
     [(m) => (nodes(m)[0].inputs = []), /model\.nodes\[0\]: expected/],
     [(m) => (nodes(m)[2].inputs = ["img", 7]), /unknown tensor 7/],
     [(m) => (nodes(m)[2].inputs = ["img", "up"]), /unknown tensor "up"/],
@@ -214,7 +187,7 @@ test("graph structure: cycles, self-reads, dangling and duplicate names, mismatc
     [(m) => (nodes(m)[layerIndex("res")].inputs = ["img", "img", "dw"]), /^(?!.*Cannot read)/],
     [(m) => (nodes(m)[layerIndex("cat")].inputs = ["up", "res"]), /Concatenate/],
     [(m) => (nodes(m)[layerIndex("res")].inputs = ["img", "up"]), /Add needs equal shapes|unknown tensor/],
-    [(m) => (nodes(m)[layerIndex("gelu")].inputs = ["gn", "dw"]), /GELU.*takes one input/],
+    [(m) => (nodes(m)[layerIndex("act")].inputs = ["norm", "dw"]), /GELU.*takes one input/],
     [
       (m) => (m.model.inputShape = [2, 1e9, 1e9]),
       /Input: takes samples of shape \(2, 1000000000, 1000000000\), 2000000000000000000 values/,
@@ -304,7 +277,7 @@ test("nesting models deeper than the manifest's depth limit is refused without r
   let inner: Record<string, unknown> = { type: "ReLU" };
   for (let d = 0; d < 200; d++) inner = { type: "Sequential", layers: [inner] };
   refused(
-    edited((m) => ((m.model.layers as Layers)[layerIndex("gelu")] = inner)),
+    edited((m) => ((m.model.layers as Layers)[layerIndex("act")] = inner)),
     /nested more than 64 levels deep/,
   );
 });

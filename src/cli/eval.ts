@@ -12,6 +12,7 @@ import { MNIST_STANDARDIZE, normalizationFromTraining } from "../data/normalizat
 import { loadMnist } from "../node/mnist.ts";
 import { MANIFEST_FILE, loadModel } from "../node/model-io.ts";
 import { UsageError, defineCommand } from "./args.ts";
+import { checkModelFitsData } from "./train.ts";
 
 /** The top-k accuracies eval reports. */
 const EVAL_TOP_K = [1, 3] as const;
@@ -119,6 +120,7 @@ export const evalCommand = defineCommand(
       if (e instanceof RangeError) throw new UsageError(`handprop eval: ${e.message.replace(/^MNIST: /, "")}`);
       throw e;
     }
+    checkModelFitsData(model, data.test.images.shape.slice(1), join(dir, MANIFEST_FILE));
     const r = evaluateSplit(model, data.test);
     if (v.json) {
       process.stdout.write(JSON.stringify(r) + "\n");

@@ -32,7 +32,7 @@ import { BatchNorm1D, BatchNorm2D } from "../nn/batchnorm.ts";
 import { Trainer, TrainingError, type Callbacks, type TrainerState } from "../nn/trainer.ts";
 import { EarlyStopping, MetricsLogger, ModelCheckpoint, ReduceLROnPlateau } from "../nn/callbacks.ts";
 import { MODELS_WITH_BATCH_NORM, MODEL_NAMES, buildModel, isModelName, type ModelName } from "../nn/models.ts";
-import type { Mnist } from "../data/mnist.ts";
+import { MNIST_CLASSES, type Mnist } from "../data/mnist.ts";
 import { validateNormalization, type Normalization } from "../data/normalization.ts";
 import { loadMnist } from "../node/mnist.ts";
 import {
@@ -831,6 +831,7 @@ function resumeRun(
     state.dataset.normalization,
   );
   checkStateAgainstData(state, data.train.images.shape[0], file, data.dataDir);
+  checkModelFitsData(loaded.model, data.train.images.shape.slice(1), file);
   say(
     `resuming ${state.modelName} from ${dir}: ${state.epochsDone} epoch(s)${state.batchesDone > 0 ? ` and ${state.batchesDone} batch(es)` : ""} done, training to ${state.epochs}`,
   );
@@ -842,6 +843,39 @@ function resumeRun(
     out,
     resumed: realPathOf(out) === realPathOf(dir),
   };
+}
+
+/**
+ * A saved model must map the data's samples to MNIST_CLASSES class scores: checked on the shapes alone,
+ * before a resumed run or an evaluation starts, naming the model file. A checkpoint of another model
+ * (another task's, or one edited by hand) otherwise failed at its first batch, in a loss or layer error
+ * that did not say which file was wrong.
+ */
+export function checkModelFitsData(model: Sequential, sampleShape: readonly number[], file: string): void {
+  const fmt = (shape: readonly number[]): string => `(${shape.join(", ")})`;
+  const given = model.inputShape;
+  if (given && (given.length !== sampleShape.length || given.some((d, i) => d !== sampleShape[i]))) {
+    throw new ModelFormatError(
+      `${file}: the model takes samples of shape ${fmt(given)}, but the images are ${fmt(sampleShape)}: not an MNIST model`,
+    );
+  }
+  let shapes: number[][];
+  try {
+    shapes = model.build(sampleShape);
+  } catch (e) {
+    throw new ModelFormatError(
+      `${file}: the model does not accept ${fmt(sampleShape)} images: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  const out = shapes.length > 0 ? shapes[shapes.length - 1] : sampleShape;
+  if (out.length !== 1 || out[0] !== MNIST_CLASSES) {
+    throw new ModelFormatError(
+      `${file}: the model maps ${fmt(sampleShape)} images to ${fmt(out)}, expected (${MNIST_CLASSES}): one score per digit`,
+    );
+  }
 }
 
 /** Whether a model (or a model nested in it) holds a BatchNorm layer. */

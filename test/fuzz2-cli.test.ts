@@ -1,0 +1,93 @@
+// `handprop train --resume` and `handprop eval` handed a checkpoint of another model (a valid model
+// file whose architecture does not map MNIST's 1×28×28 images to 10 class scores): refused up front,
+// naming the checkpoint's model.json, with every file of the checkpoint left as it was. They used to
+// fail at the first batch in a loss or layer error that named no file.
+import { before, after, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadModel, saveModel } from "../src/node/model-io.ts";
+import { Sequential } from "../src/nn/sequential.ts";
+import { Flatten } from "../src/nn/flatten.ts";
+import { Dense } from "../src/nn/dense.ts";
+import { Conv2D } from "../src/nn/conv.ts";
+import { Adam } from "../src/nn/optim.ts";
+import { Input, Model } from "../src/nn/graph.ts";
+import { runMany, writeSmallMnist } from "./cli-run.ts";
+
+const tmp = mkdtempSync(join(tmpdir(), "handprop-fuzz2-cli-"));
+after(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+const data = join(tmp, "data");
+const good = join(tmp, "good");
+
+before(async () => {
+  writeSmallMnist(data, 96, 50);
+  const train = ["train", "mnist", "--data", data, "--model", "mlp", "--limit", "64", "--val", "32"];
+  const [r] = await runMany([[...train, "--test-limit", "50", "--epochs", "1", "--threads", "1", "--out", good]]);
+  assert.equal(r.code, 0, r.err);
+});
+
+/** Every file of a folder, by name. */
+function contents(dir: string): Record<string, string> {
+  return Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f)).toString("base64")]));
+}
+
+test("a checkpoint of another model is refused by --resume and eval, naming its model.json, nothing written", async () => {
+  const training = loadModel(good, { withOptimizer: true }).training!;
+  const x = Input([1, 28, 28]);
+  const graph = new Model({
+    inputs: x,
+    outputs: new Dense({ outFeatures: 7 }).apply(new Flatten().apply(x)),
+    seed: 0,
+  });
+  const variants: [string, Sequential, RegExp][] = [
+    [
+      "five-classes",
+      new Sequential([new Flatten(), new Dense({ inFeatures: 784, outFeatures: 5 })], {
+        inputShape: [1, 28, 28],
+        seed: 0,
+      }),
+      /five-classes\/model\.json: the model maps \(1, 28, 28\) images to \(5\), expected \(10\): one score per digit/,
+    ],
+    [
+      "rgb-input",
+      new Sequential([new Flatten(), new Dense({ inFeatures: 3 * 8 * 8, outFeatures: 10 })], {
+        inputShape: [3, 8, 8],
+        seed: 0,
+      }),
+      /rgb-input\/model\.json: the model takes samples of shape \(3, 8, 8\), but the images are \(1, 28, 28\): not an MNIST model/,
+    ],
+    [
+      "image-output",
+      new Sequential([new Conv2D({ inChannels: 1, outChannels: 10, kernelSize: 28 })], {
+        inputShape: [1, 28, 28],
+        seed: 0,
+      }),
+      /image-output\/model\.json: the model maps \(1, 28, 28\) images to \(10, 1, 1\), expected \(10\)/,
+    ],
+    ["graph-seven", graph, /graph-seven\/model\.json: the model maps \(1, 28, 28\) images to \(7\), expected \(10\)/],
+  ];
+  const dirs = variants.map(([name, model]) => {
+    const dir = join(tmp, name);
+    saveModel(model, dir, { optimizer: new Adam({ lr: 0.001 }), training: { ...training, epochs: 2 } });
+    return dir;
+  });
+  const before = dirs.map(contents);
+  const runs = await runMany(
+    dirs.flatMap((dir) => [
+      ["train", "mnist", "--resume", dir, "--data", data, "--threads", "1"],
+      ["eval", "--model", dir, "--data", data, "--limit", "50"],
+    ]),
+  );
+  variants.forEach(([name, , message], i) => {
+    for (const [k, command] of ["train --resume", "eval"].entries()) {
+      const r = runs[2 * i + k];
+      assert.equal(r.code, 1, `${name}, ${command}: ${r.err}`);
+      assert.match(r.err, message, `${name}, ${command}`);
+    }
+    assert.deepEqual(contents(dirs[i]), before[i], `${name}: the checkpoint changed`);
+  });
+});

@@ -4,9 +4,10 @@
 // fail at the first batch in a loss or layer error that named no file.
 import { before, after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, writeFileSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { execFileSync } from "node:child_process";
 import { loadModel, saveModel } from "../src/node/model-io.ts";
 import { Sequential } from "../src/nn/sequential.ts";
 import { Flatten } from "../src/nn/flatten.ts";
@@ -90,4 +91,45 @@ test("a checkpoint of another model is refused by --resume and eval, naming its 
     }
     assert.deepEqual(contents(dirs[i]), before[i], `${name}: the checkpoint changed`);
   });
+});
+
+test("a checkpoint's stored metrics log must be a handprop log: never appended to another file", async () => {
+  const notes = join(tmp, "notes.csv");
+  writeFileSync(notes, "my,own,data\n1,2,3\n");
+  const rc = join(tmp, "bashrc");
+  writeFileSync(rc, "export PATH=$PATH\n");
+  const fifo = join(tmp, "pipe.csv");
+  execFileSync("mkfifo", [fifo]);
+  const ours = join(tmp, "ours.csv");
+  writeFileSync(ours, "epoch,loss,accuracy,valLoss,valAccuracy,lr,seconds\n0,1,0.5,1,0.5,0.002,1\n");
+  const cases: [string, string, RegExp | null][] = [
+    [
+      "log-notes",
+      notes,
+      /"training\.log" names .*notes\.csv, which does not begin as a handprop metrics log: give --log FILE/,
+    ],
+    ["log-bashrc", rc, /"training\.log" names .*bashrc, which is not a \.csv or \.jsonl file/],
+    ["log-fifo", fifo, /"training\.log" names .*pipe\.csv, which is not a regular file/],
+    ["log-ours", ours, null],
+  ];
+  const dirs = cases.map(([name, log]) => {
+    const dir = join(tmp, name);
+    cpSync(good, dir, { recursive: true });
+    const m = JSON.parse(readFileSync(join(dir, "model.json"), "utf8")) as { training: Record<string, unknown> };
+    m.training.log = log;
+    m.training.epochs = 2;
+    writeFileSync(join(dir, "model.json"), JSON.stringify(m));
+    return dir;
+  });
+  const before = [readFileSync(notes, "utf8"), readFileSync(rc, "utf8")];
+  const runs = await runMany(dirs.map((dir) => ["train", "mnist", "--resume", dir, "--data", data, "--threads", "1"]));
+  cases.forEach(([name, , message], i) => {
+    if (message === null) assert.equal(runs[i].code, 0, `${name}: ${runs[i].err}`);
+    else {
+      assert.equal(runs[i].code, 1, `${name}: ${runs[i].err}`);
+      assert.match(runs[i].err, message, name);
+    }
+  });
+  assert.deepEqual([readFileSync(notes, "utf8"), readFileSync(rc, "utf8")], before);
+  assert.equal(readFileSync(ours, "utf8").trim().split("\n").length, 3, "a handprop log is continued");
 });

@@ -17,7 +17,17 @@
 // ends with exactly the weights of an uninterrupted one. A second Ctrl-C exits at once (the last
 // checkpoint is intact: every save is atomic).
 
-import { appendFileSync, existsSync, statSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  constants,
+  existsSync,
+  lstatSync,
+  openSync,
+  readSync,
+  statSync,
+  type Stats,
+} from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { MAX_THREADS, setThreads, threadsUnavailable } from "../kernels/backend.ts";
@@ -822,6 +832,7 @@ function resumeRun(
   if (epochs > state.epochs) state.stoppedEarly = null;
   state.epochs = epochs;
   if (v.log !== undefined) state.log = resolve(v.log);
+  else if (state.log) checkStoredLog(state.log, file);
   if (v.data !== undefined) state.dataset.dataDir = resolve(v.data); // the data moved: remember where
   const data = loadData(
     state.dataset.dataDir,
@@ -875,6 +886,53 @@ export function checkModelFitsData(model: Sequential, sampleShape: readonly numb
     throw new ModelFormatError(
       `${file}: the model maps ${fmt(sampleShape)} images to ${fmt(out)}, expected (${MNIST_CLASSES}): one score per digit`,
     );
+  }
+}
+
+/**
+ * The metrics log a checkpoint names ("training.log"), before a resumed run appends to it. The path comes
+ * from a file someone may have handed us: it must be a .csv or .jsonl file that does not exist yet (the
+ * interrupted run had not finished an epoch) or that begins as handprop's own log does — the CSV header,
+ * or a JSON line of an epoch's metrics. A checkpoint naming ~/.bashrc had CSV rows appended to it.
+ */
+function checkStoredLog(log: string, file: string): void {
+  const refuse = (why: string): never => {
+    throw new ModelFormatError(
+      `${file}: "training.log" names ${log}, ${why}: give --log FILE to choose where this run's metrics go`,
+    );
+  };
+  if (!/\.(csv|jsonl)$/.test(log)) refuse("which is not a .csv or .jsonl file");
+  let st: Stats;
+  try {
+    st = lstatSync(log);
+  } catch {
+    return; // not there yet: the run creates it, as its first part would have
+  }
+  if (!st.isFile()) refuse("which is not a regular file");
+  if (st.size === 0) return;
+  const head = Buffer.alloc(Math.min(st.size, 4096)); // the first line is all we need
+  const fd = openSync(log, constants.O_RDONLY | constants.O_NONBLOCK);
+  let n: number;
+  try {
+    n = readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const first = head.toString("utf8", 0, n).split("\n")[0];
+  if (!(log.endsWith(".jsonl") ? isEpochLine(first) : first === METRICS_CSV_HEADER))
+    refuse("which does not begin as a handprop metrics log");
+}
+
+/** The first line of a CSV metrics log (MetricsLogger's epoch columns). */
+const METRICS_CSV_HEADER = new MetricsLogger({ format: "csv", write: () => undefined }).columns.join(",");
+
+/** Whether a line is a JSON metrics entry of an epoch ({"epoch": n, …}). */
+function isEpochLine(line: string): boolean {
+  try {
+    const v = JSON.parse(line) as unknown;
+    return typeof v === "object" && v !== null && typeof (v as { epoch?: unknown }).epoch === "number";
+  } catch {
+    return false;
   }
 }
 

@@ -705,12 +705,20 @@ export function deserializeModel(
     } catch (e) {
       throw new ModelFormatError(`${manifestFile}: "optimizer.config": ${(e as Error).message}`, { cause: e });
     }
+    const listed = new Map<string, number>();
     opt.slots.forEach((s, i) => {
       const p = params[s.param] as { name: string; param: Param } | undefined;
       if (!p)
         throw new ModelFormatError(
           `${manifestFile}: "optimizer.slots[${i}].param" is ${s.param}, but the model has ${params.length} parameters`,
         );
+      const key = JSON.stringify([s.slot, s.param]);
+      const first = listed.get(key);
+      if (first !== undefined)
+        throw new ModelFormatError(
+          `${manifestFile}: "optimizer.slots[${i}]" repeats "optimizer.slots[${first}]" (${s.slot} of ${p.name}): which one holds the state?`,
+        );
+      listed.set(key, i);
       if (s.length !== p.param.value.size) {
         throw new ModelFormatError(
           `${manifestFile}: "optimizer.slots[${i}]" (${s.slot} of ${p.name}) has ${s.length} values, but ${p.name} has ${p.param.value.size}`,
@@ -747,7 +755,9 @@ export function deserializeModel(
   try {
     for (const [layer, s] of rngStates) layer.setRngState(s);
     if (optimizer && opt) {
-      const slots: Record<string, number[][]> = {};
+      // no prototype: a slot named "__proto__" is then an own key (which loadStateDict refuses by name)
+      // instead of reaching Object.prototype, where its values were written for every object to see
+      const slots = Object.create(null) as Record<string, number[][]>;
       for (const s of slotValues) {
         const list = (slots[s.slot] ??= []);
         while (list.length < params.length) list.push([]);

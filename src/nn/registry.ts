@@ -143,7 +143,9 @@ export function layerFromConfig(config: LayerConfig, where = "layer"): Layer {
   try {
     layer = make(config);
   } catch (e) {
-    throw new TypeError(`${where} (${config.type}): ${(e as Error).message}`, { cause: e });
+    // a registered factory may throw anything; its message (or the value itself) says what was wrong
+    const message = e instanceof Error ? e.message : String(e);
+    throw new TypeError(`${where} (${config.type}): ${message}`, { cause: e });
   }
   if (!(layer instanceof Layer))
     throw new TypeError(`${where} (${config.type}): the registered factory did not return a Layer`);

@@ -1,0 +1,167 @@
+// Hostile optimizer state, layer registrations and training state (second fuzzing round): regressions
+// for the defects found, and a time-bounded mutation loop over a checkpoint's "training" section with the
+// newer fields (augmentation and its generator, the callbacks' counters, the log, label smoothing).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { NDArray } from "../src/nd/ndarray.ts";
+import { RandomState } from "../src/nd/random.ts";
+import { Sequential } from "../src/nn/sequential.ts";
+import { Dense } from "../src/nn/dense.ts";
+import { ReLU } from "../src/nn/activations.ts";
+import { Adam } from "../src/nn/optim.ts";
+import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
+import { registerLayer, sequentialFromConfig, unregisterLayer } from "../src/nn/registry.ts";
+import { Augmenter } from "../src/data/augment.ts";
+import { ModelFormatError, deserializeModel, serializeModel, serializeRandomState } from "../src/io/model-format.ts";
+import type { Json } from "../src/io/model-format.ts";
+import { checkStateAgainstData, readTrainState, type TrainState } from "../src/cli/train.ts";
+import { applyJsonEdits, assertTypedError, fuzz, jsonEdit, outcome } from "./fuzz-mutate.ts";
+
+function adamCheckpoint() {
+  const model = new Sequential([new Dense({ inFeatures: 4, outFeatures: 3 })], { inputShape: [4], seed: 0 });
+  const optimizer = new Adam({ lr: 0.01 });
+  const x = new NDArray(new Float32Array(8).fill(1), [2, 4]);
+  model.trainBatch(x, new Int32Array([0, 1]), new SoftmaxCrossEntropy(), optimizer);
+  const saved = serializeModel(model, { optimizer });
+  return { saved, json: JSON.parse(saved.json) as { optimizer: { slots: { slot: string; param: number }[] } } };
+}
+
+test("defect: an optimizer slot named __proto__ is refused, and Object.prototype stays clean", () => {
+  // It loaded: the slot's values were written to Object.prototype[0] (seen by every object of the
+  // process) and Adam resumed with that moment missing.
+  const { saved, json } = adamCheckpoint();
+  json.optimizer.slots[0].slot = "__proto__";
+  const r = outcome(() =>
+    deserializeModel(JSON.stringify(json), saved.weights, saved.optimizer, { manifest: "fz2/model.json" }),
+  );
+  assert.ok(!r.ok);
+  assertTypedError(r.error, ModelFormatError, "fz2/model.json");
+  assert.match((r.error as Error).message, /unknown state slot '__proto__' \(expected m, v\)/);
+  assert.equal(Object.prototype.hasOwnProperty.call(Object.prototype, "0"), false);
+  assert.equal(({} as Record<number, unknown>)[0], undefined);
+});
+
+test("defect: an optimizer slot listed twice is refused naming both entries", () => {
+  // The second silently replaced the first when both had the parameter's length.
+  const { saved, json } = adamCheckpoint();
+  const slots = json.optimizer.slots;
+  const dup = slots.findIndex((s, i) => i > 0 && s.param === slots[0].param);
+  slots[dup].slot = slots[0].slot;
+  const r = outcome(() =>
+    deserializeModel(JSON.stringify(json), saved.weights, saved.optimizer, { manifest: "fz2/model.json" }),
+  );
+  assert.ok(!r.ok);
+  assertTypedError(r.error, ModelFormatError, "fz2/model.json");
+  assert.match(
+    (r.error as Error).message,
+    new RegExp(`"optimizer.slots\\[${dup}\\]" repeats "optimizer.slots\\[0\\]" \\(m of 0.weight\\)`),
+  );
+});
+
+test("defect: a registered factory that throws a non-Error names what it threw (was 'undefined')", () => {
+  registerLayer("Fuzz2Thrower", () => {
+    // eslint-disable-next-line @typescript-eslint/only-throw-error
+    throw "no such variant";
+  });
+  try {
+    assert.throws(
+      () => sequentialFromConfig({ layers: [{ type: "Fuzz2Thrower" }] }),
+      /layer 0 \(Fuzz2Thrower\): no such variant/,
+    );
+  } finally {
+    unregisterLayer("Fuzz2Thrower");
+  }
+});
+
+test("registry names: built-ins (models included) cannot be shadowed; Object.prototype names are plain names", () => {
+  for (const type of ["Dense", "Sequential", "Model", "Add"])
+    assert.throws(() => {
+      registerLayer(type, () => new ReLU());
+    }, /is a built-in layer type/);
+  for (const type of ["__proto__", "constructor", "toString"]) {
+    assert.throws(() => sequentialFromConfig({ layers: [{ type }] }), new RegExp(`unknown layer type "${type}"`));
+  }
+});
+
+const N = 64;
+const base: TrainState = {
+  task: "mnist",
+  modelName: "mlp",
+  epochs: 3,
+  epochsDone: 1,
+  batchesDone: 1,
+  batchSize: 32,
+  optimizer: "adam",
+  lr: 0.002,
+  schedule: "cosine",
+  labelSmoothing: 0.1,
+  seed: 0,
+  dataset: {
+    name: "mnist",
+    dataDir: null,
+    limit: N,
+    validation: 32,
+    trainImages: N,
+    normalization: { scale: 1 / 255, mean: 0.1307, std: 0.3081 },
+  },
+  history: [{ epoch: 1, loss: 0.9, trainAccuracy: 0.7, valLoss: 0.8, valAccuracy: 0.75, seconds: 0.1 }],
+  partialEpoch: { lossSum: 20, correct: 25, seen: 32, seconds: 0.05 },
+  shuffleState: serializeRandomState(new RandomState(0).getState()),
+  augment: { shift: 2, rotation: 10, scale: [0.9, 1.1], shear: 10, fill: -0.42, elastic: { alpha: 34, sigma: 4 } },
+  augmentState: serializeRandomState(new RandomState(5).getState()),
+  earlyStopping: { patience: 3, best: 0.8, bestEpoch: 0, wait: 0 },
+  saveBest: { best: 0.75 },
+  reduceLrOnPlateau: { patience: 2, best: 0.8, wait: 0, cooldownLeft: 0 },
+  log: "/tmp/metrics.csv",
+  stoppedEarly: null,
+  testAccuracy: null,
+  testImages: null,
+  startedAt: "2026-11-28T00:00:00.000Z",
+  updatedAt: "2026-11-28T00:00:00.000Z",
+};
+
+test("fuzz: training state with augmentation and callbacks, edited field by field", async (t) => {
+  const images = new NDArray(
+    Float32Array.from({ length: 2 * 28 * 28 }, (_, i) => (i % 7) / 7),
+    [2, 1, 28, 28],
+  );
+  const runs = await fuzz(fc.array(jsonEdit, { minLength: 1, maxLength: 3 }), (edits) => {
+    const raw = applyJsonEdits(base, edits) as unknown as { [key: string]: Json };
+    const r = outcome(() => {
+      const s = readTrainState(raw, "fz2/model.json");
+      checkStateAgainstData(s, N, "fz2/model.json", "data");
+      return s;
+    });
+    if (!r.ok) {
+      assertTypedError(r.error, ModelFormatError, /^fz2\/model\.json: "?training[."]/);
+      return;
+    }
+    // Accepted: what the loop relies on holds, and the augmenter it resumes with builds and runs.
+    const s = r.value;
+    assert.ok(s.epochsDone <= s.epochs && s.batchesDone < Math.ceil(N / s.batchSize));
+    assert.ok(s.earlyStopping == null || s.earlyStopping.patience >= 1);
+    if (s.augment) {
+      const aug = new Augmenter({ ...s.augment, seed: 0 });
+      if (s.augmentState) aug.setState(s.augmentState);
+      aug.apply(images); // (finite output is not guaranteed yet: see the todo below)
+    }
+  });
+  t.diagnostic(`${runs} inputs`);
+});
+
+// Found, not fixed (src/data/augment.ts is outside this round's files): augmentConfig accepts settings whose
+// transforms are not finite, so a checkpoint's "training.augment" (or the API) can make every augmented
+// image NaN or ±Infinity and the resumed run stops at its first step as "diverged", naming no field.
+test("augmentation settings whose images are not finite are refused", { todo: "augmentConfig's bounds" }, () => {
+  const images = new NDArray(new Float32Array(2 * 28 * 28).fill(0.5), [2, 1, 28, 28]);
+  const settings = [
+    { scale: [1e-300, 1e-300] as [number, number] },
+    { elastic: { alpha: 34, sigma: 1e-300 } },
+    { fill: 1e300 },
+  ];
+  for (const o of settings) {
+    const r = outcome(() => new Augmenter({ shift: 2, ...o, seed: 0 }).apply(images).data.every(Number.isFinite));
+    assert.ok(!r.ok || r.value, `accepted and not finite: ${JSON.stringify(o)}`);
+  }
+});

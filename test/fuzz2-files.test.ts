@@ -1,11 +1,9 @@
-// Hostile optimizer state, layer registrations and training state (second fuzzing round): regressions
-// for the defects found, and a time-bounded mutation loop over a checkpoint's "training" section with the
-// newer fields (augmentation and its generator, the callbacks' counters, the log, label smoothing).
+// Hostile optimizer state and layer registrations (second fuzzing round): regressions for the defects
+// found. (The mutation loop over a checkpoint's "training" section, with the newer fields, is in
+// test/fuzz-trainstate.test.ts.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
 import { NDArray } from "../src/nd/ndarray.ts";
-import { RandomState } from "../src/nd/random.ts";
 import { Sequential } from "../src/nn/sequential.ts";
 import { Dense } from "../src/nn/dense.ts";
 import { ReLU } from "../src/nn/activations.ts";
@@ -13,10 +11,8 @@ import { Adam } from "../src/nn/optim.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { registerLayer, sequentialFromConfig, unregisterLayer } from "../src/nn/registry.ts";
 import { Augmenter } from "../src/data/augment.ts";
-import { ModelFormatError, deserializeModel, serializeModel, serializeRandomState } from "../src/io/model-format.ts";
-import type { Json } from "../src/io/model-format.ts";
-import { checkStateAgainstData, readTrainState, type TrainState } from "../src/cli/train.ts";
-import { applyJsonEdits, assertTypedError, fuzz, jsonEdit, outcome } from "./fuzz-mutate.ts";
+import { ModelFormatError, deserializeModel, serializeModel } from "../src/io/model-format.ts";
+import { assertTypedError, outcome } from "./fuzz-mutate.ts";
 
 function adamCheckpoint() {
   const model = new Sequential([new Dense({ inFeatures: 4, outFeatures: 3 })], { inputShape: [4], seed: 0 });
@@ -82,72 +78,6 @@ test("registry names: built-ins (models included) cannot be shadowed; Object.pro
   for (const type of ["__proto__", "constructor", "toString"]) {
     assert.throws(() => sequentialFromConfig({ layers: [{ type }] }), new RegExp(`unknown layer type "${type}"`));
   }
-});
-
-const N = 64;
-const base: TrainState = {
-  task: "mnist",
-  modelName: "mlp",
-  epochs: 3,
-  epochsDone: 1,
-  batchesDone: 1,
-  batchSize: 32,
-  optimizer: "adam",
-  lr: 0.002,
-  schedule: "cosine",
-  labelSmoothing: 0.1,
-  seed: 0,
-  dataset: {
-    name: "mnist",
-    dataDir: null,
-    limit: N,
-    validation: 32,
-    trainImages: N,
-    normalization: { scale: 1 / 255, mean: 0.1307, std: 0.3081 },
-  },
-  history: [{ epoch: 1, loss: 0.9, trainAccuracy: 0.7, valLoss: 0.8, valAccuracy: 0.75, seconds: 0.1 }],
-  partialEpoch: { lossSum: 20, correct: 25, seen: 32, seconds: 0.05 },
-  shuffleState: serializeRandomState(new RandomState(0).getState()),
-  augment: { shift: 2, rotation: 10, scale: [0.9, 1.1], shear: 10, fill: -0.42, elastic: { alpha: 34, sigma: 4 } },
-  augmentState: serializeRandomState(new RandomState(5).getState()),
-  earlyStopping: { patience: 3, best: 0.8, bestEpoch: 0, wait: 0 },
-  saveBest: { best: 0.75 },
-  reduceLrOnPlateau: { patience: 2, best: 0.8, wait: 0, cooldownLeft: 0 },
-  log: "/tmp/metrics.csv",
-  stoppedEarly: null,
-  testAccuracy: null,
-  testImages: null,
-  startedAt: "2026-11-28T00:00:00.000Z",
-  updatedAt: "2026-11-28T00:00:00.000Z",
-};
-
-test("fuzz: training state with augmentation and callbacks, edited field by field", async (t) => {
-  const images = new NDArray(
-    Float32Array.from({ length: 2 * 28 * 28 }, (_, i) => (i % 7) / 7),
-    [2, 1, 28, 28],
-  );
-  const runs = await fuzz(fc.array(jsonEdit, { minLength: 1, maxLength: 3 }), (edits) => {
-    const raw = applyJsonEdits(base, edits) as unknown as { [key: string]: Json };
-    const r = outcome(() => {
-      const s = readTrainState(raw, "fz2/model.json");
-      checkStateAgainstData(s, N, "fz2/model.json", "data");
-      return s;
-    });
-    if (!r.ok) {
-      assertTypedError(r.error, ModelFormatError, /^fz2\/model\.json: "?training[."]/);
-      return;
-    }
-    // Accepted: what the loop relies on holds, and the augmenter it resumes with builds and runs.
-    const s = r.value;
-    assert.ok(s.epochsDone <= s.epochs && s.batchesDone < Math.ceil(N / s.batchSize));
-    assert.ok(s.earlyStopping == null || s.earlyStopping.patience >= 1);
-    if (s.augment) {
-      const aug = new Augmenter({ ...s.augment, seed: 0 });
-      if (s.augmentState) aug.setState(s.augmentState);
-      aug.apply(images); // (finite output is not guaranteed yet: see the todo below)
-    }
-  });
-  t.diagnostic(`${runs} inputs`);
 });
 
 // Found, not fixed (src/data/augment.ts is outside this round's files): augmentConfig accepts settings whose

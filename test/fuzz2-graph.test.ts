@@ -13,6 +13,9 @@ import { UpSampling2D } from "../src/nn/upsample.ts";
 import { GlobalAvgPool2D } from "../src/nn/pool.ts";
 import { withParamBudget } from "../src/nn/layer.ts";
 import { ModelFormatError, deserializeModel, serializeModel, type LoadedModel } from "../src/io/model-format.ts";
+import { modelFromFile, modelToFile } from "../src/io/browser.ts";
+import { Adam } from "../src/nn/optim.ts";
+import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { fuzzGraphModel } from "./fuzz2-models.ts";
 import {
   applyByteEdits,
@@ -301,6 +304,25 @@ test("fuzz: graph model.json and weights.bin edited byte by byte", async (t) => 
   const edits = fc.array(byteEdit, { maxLength: 4 });
   const runs = await fuzz(fc.tuple(edits, edits), ([j, w]) => {
     checkParse(applyByteEdits(json, j), applyByteEdits(base.weights, w));
+  });
+  t.diagnostic(`${runs} inputs`);
+});
+
+test("the .handprop container of a graph checkpoint: truncated at every byte, and edited byte by byte", async (t) => {
+  const optimizer = new Adam({ lr: 0.01 });
+  const trained = fuzzGraphModel();
+  trained.trainBatch(sample, new Int32Array([1]), new SoftmaxCrossEntropy(), optimizer);
+  const file = modelToFile(trained, { optimizer, training: { epochsDone: 1 } });
+  assert.equal(modelFromFile(file, "fz2.handprop").optimizer?.type, "Adam");
+  for (let n = 0; n < file.length; n++) {
+    const r = outcome(() => modelFromFile(file.subarray(0, n), "fz2.handprop"));
+    assert.ok(!r.ok, `accepted the container cut at ${n}`);
+    assertTypedError(r.error, ModelFormatError, "fz2.handprop");
+  }
+  const runs = await fuzz(fc.array(byteEdit, { minLength: 1, maxLength: 4 }), (edits) => {
+    const r = outcome(() => modelFromFile(applyByteEdits(file, edits), "fz2.handprop"));
+    if (r.ok) checkLoaded(r.value);
+    else assertTypedError(r.error, ModelFormatError, "fz2.handprop");
   });
   t.diagnostic(`${runs} inputs`);
 });

@@ -133,3 +133,33 @@ test("a checkpoint's stored metrics log must be a handprop log: never appended t
   assert.deepEqual([readFileSync(notes, "utf8"), readFileSync(rc, "utf8")], before);
   assert.equal(readFileSync(ours, "utf8").trim().split("\n").length, 3, "a handprop log is continued");
 });
+
+test("names from a model file reach the terminal escaped: eval, export, and a resumed run's error", async () => {
+  // A model's and its nodes' names are any strings of the file: ESC sequences in them were printed raw
+  // (eval's and export's summary lines, errors naming a node through main's catch).
+  const esc = "\u001b[2J\u0007";
+  const training = loadModel(good, { withOptimizer: true }).training!;
+  const x = Input([1, 28, 28], { name: `in${esc}` });
+  const logits = new Dense({ outFeatures: 10 }).apply(new Flatten().apply(x, `flat${esc}`), `dense${esc}`);
+  const model = new Model({ inputs: x, outputs: logits, seed: 0, name: `evil${esc}` });
+  const dir = join(tmp, "escapes");
+  saveModel(model, dir, { optimizer: new Adam({ lr: 0.001 }), training: { ...training, epochs: 2, schedule: "none" } });
+  const m = JSON.parse(readFileSync(join(dir, "model.json"), "utf8")) as { optimizer: { lr: number } };
+  m.optimizer.lr = 1e39; // diverges at once: the error names the node
+  writeFileSync(join(dir, "model.json"), JSON.stringify(m));
+  const [evalRun, exportRun, resumeRun] = await runMany([
+    ["eval", "--model", dir, "--data", data, "--limit", "50"],
+    ["export", "--format", "onnx", "--model", dir, "--out", join(tmp, "escapes.onnx")],
+    ["train", "mnist", "--resume", dir, "--data", data, "--threads", "1"],
+  ]);
+  assert.equal(evalRun.code, 0, evalRun.err);
+  assert.match(evalRun.out, /\(evil\\e\[2J\\x07\): test accuracy/);
+  assert.equal(exportRun.code, 0, exportRun.err);
+  assert.match(exportRun.out, /exported evil\\e\[2J\\x07 to/);
+  assert.equal(resumeRun.code, 1, resumeRun.err);
+  assert.match(resumeRun.err, /dense\\e\[2J\\x07/);
+  for (const r of [evalRun, exportRun, resumeRun]) {
+    // eslint-disable-next-line no-control-regex
+    assert.ok(!/[\u001b\u0007]/.test(r.out + r.err), `raw control characters in ${JSON.stringify(r.out + r.err)}`);
+  }
+});

@@ -11,6 +11,7 @@ import { MNIST_CLASSES, type Split } from "../data/mnist.ts";
 import { MNIST_STANDARDIZE, normalizationFromTraining } from "../data/normalization.ts";
 import { loadMnist } from "../node/mnist.ts";
 import { MANIFEST_FILE, loadModel } from "../node/model-io.ts";
+import { printable } from "../io/text.ts";
 import { UsageError, defineCommand } from "./args.ts";
 import { checkModelFitsData } from "./train.ts";
 
@@ -128,7 +129,7 @@ export const evalCommand = defineCommand(
     }
     process.stdout.write(
       [
-        `${dir} (${model.name}): test accuracy ${percent(r.testAccuracy, 2)} (${r.correct}/${r.count}), top-3 accuracy ${percent(r.topK[3], 2)}`,
+        `${printable(dir)} (${printable(model.name)}): test accuracy ${percent(r.testAccuracy, 2)} (${r.correct}/${r.count}), top-3 accuracy ${percent(r.topK[3], 2)}`,
         "",
         "confusion matrix (rows: true digit, columns: predicted digit)",
         formatConfusion(r.confusion),

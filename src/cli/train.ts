@@ -59,6 +59,7 @@ import {
 } from "../node/model-io.ts";
 import { lockFolder } from "../node/lock.ts";
 import { realPathOf } from "../node/safe-read.ts";
+import { printable } from "../io/text.ts";
 import { UsageError, defineCommand, type FlagSpec, type FlagValuesOf } from "./args.ts";
 import { createProgress, formatDuration, type Progress } from "./progress.ts";
 
@@ -450,7 +451,9 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
         seconds: epochSeconds,
       };
       if (record.valLoss !== null && !Number.isFinite(record.valLoss)) {
-        stop(`${model.name}: validation loss is ${record.valLoss} after epoch ${epoch + 1}: lower the learning rate`);
+        stop(
+          `${printable(model.name)}: validation loss is ${record.valLoss} after epoch ${epoch + 1}: lower the learning rate`,
+        );
       }
       state.history.push(record);
       recordTrainerState(state, trainer.state(), 0);

@@ -26,6 +26,9 @@ import {
   positiveInt,
   type BackwardOptions,
   type LayerConfig,
+  booleanOption,
+  dtypeOption,
+  rngOption,
 } from "./layer.ts";
 import { WeightedLayer } from "./weighted.ts";
 
@@ -128,15 +131,10 @@ export class Conv2D extends WeightedLayer {
     this.stride = pair(layer, "stride", opts.stride ?? 1, positiveInt);
     this.dilation = pair(layer, "dilation", opts.dilation ?? 1, positiveInt);
     this.padding = checkPadding(opts.padding ?? "valid", layer);
-    if (opts.bias !== undefined && typeof opts.bias !== "boolean")
-      throw new RangeError(`${layer}: bias must be true or false, got ${JSON.stringify(opts.bias)}`);
-    this.useBias = opts.bias ?? true;
+    this.useBias = booleanOption(layer, "bias", opts.bias, true);
     this.init = checkInit(layer, opts.init ?? "he_normal");
-    const dtype = opts.dtype ?? "float32";
-    if (dtype !== "float32" && dtype !== "float64")
-      throw new RangeError(`${layer}: dtype must be "float32" or "float64", got ${JSON.stringify(dtype)}`);
-    this.dtype = dtype;
-    this.rng = opts.rng ?? new RandomState(0);
+    this.dtype = dtypeOption(layer, opts.dtype);
+    this.rng = rngOption(layer, opts.rng);
     if (this.channelsOut !== null && this.channelsOut % this.groupCount !== 0) {
       throw new RangeError(
         `${layer}: outChannels (${this.channelsOut}) must be a multiple of groups (${this.groupCount})`,

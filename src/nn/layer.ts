@@ -14,7 +14,7 @@
 
 import type { TypedConfig } from "./config.ts";
 import { NDArray, allocate, formatShape, shapeSize, type DType } from "../nd/ndarray.ts";
-import type { RandomState } from "../nd/random.ts";
+import { RandomState } from "../nd/random.ts";
 
 import { fillZero } from "../kernels/backend.ts";
 import { reuse } from "../kernels/buffers.ts";
@@ -332,6 +332,29 @@ export function nonNegativeInt(layer: string, name: string, v: unknown): number 
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
     throw new RangeError(`${layer}: ${name} must be a non-negative integer, got ${String(v)}`);
   }
+  return v;
+}
+
+/** Validate an option: true or false (`fallback` when absent); a config read from a file may hold anything. */
+export function booleanOption(layer: string, name: string, v: unknown, fallback: boolean): boolean {
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== "boolean") throw new RangeError(`${layer}: ${name} must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Validate an option: the parameters' dtype (default float32). */
+export function dtypeOption(layer: string, v: unknown): DType {
+  if (v === undefined || v === null) return "float32";
+  if (v !== "float32" && v !== "float64")
+    throw new RangeError(`${layer}: dtype must be "float32" or "float64", got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Validate an option: the generator the initial weights are drawn from (default RandomState(0)). */
+export function rngOption(layer: string, v: unknown): RandomState {
+  if (v === undefined || v === null) return new RandomState(0);
+  if (!(v instanceof RandomState))
+    throw new TypeError(`${layer}: rng must be a RandomState, got ${JSON.stringify(v)?.slice(0, 80) ?? typeof v}`);
   return v;
 }
 

@@ -11,6 +11,8 @@ import { Adam } from "../src/nn/optim.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { registerLayer, sequentialFromConfig, unregisterLayer } from "../src/nn/registry.ts";
 import { Augmenter } from "../src/data/augment.ts";
+import { EarlyStopping, ModelCheckpoint, ReduceLROnPlateau } from "../src/nn/callbacks.ts";
+import { Trainer } from "../src/nn/trainer.ts";
 import { ModelFormatError, deserializeModel, serializeModel } from "../src/io/model-format.ts";
 import { assertTypedError, outcome } from "./fuzz-mutate.ts";
 
@@ -111,6 +113,66 @@ test("defect: constructor options meant for code (dtype, rng, bias) are checked 
     { type: "Conv2D", outChannels: 1, kernelSize: 1, bias: 1 },
   ])
     assert.throws(() => sequentialFromConfig({ layers: [config] }), /must be|rng must be a RandomState/, config.type);
+});
+
+test("defect: callbacks' and the Trainer's restore refuse a NaN best, an infinite rate, a missing state, changing nothing", () => {
+  // restore({best: NaN}) was taken: every comparison then lost, so EarlyStopping stopped after `patience`
+  // epochs and ModelCheckpoint never saved; Trainer.restore took baseLr Infinity; restore(null) threw
+  // "Cannot read properties of null"; EarlyStopping.restore set best before refusing a bad wait.
+  const es = new EarlyStopping({ patience: 2 });
+  es.restore({ best: 0.5, bestEpoch: 1, wait: 1 });
+  const cases: [string, () => void, RegExp][] = [
+    [
+      "es NaN",
+      () => {
+        es.restore({ best: NaN, bestEpoch: 0, wait: 0 });
+      },
+      /EarlyStopping\.restore: best must be a number/,
+    ],
+    [
+      "es bad wait",
+      () => {
+        es.restore({ best: 0.1, bestEpoch: 0, wait: -1 });
+      },
+      /wait must be an integer ≥ 0/,
+    ],
+    [
+      "es null",
+      () => {
+        es.restore(null as never);
+      },
+      /EarlyStopping\.restore: expected a state object/,
+    ],
+    [
+      "rl NaN",
+      () => {
+        new ReduceLROnPlateau({ patience: 1 }).restore({ best: NaN, wait: 0, cooldownLeft: 0 });
+      },
+      /best/,
+    ],
+    [
+      "ckpt NaN",
+      () => {
+        new ModelCheckpoint({ save: () => undefined }).restore({ best: NaN });
+      },
+      /best/,
+    ],
+  ];
+  for (const [what, run, message] of cases) assert.throws(run, message, what);
+  assert.deepEqual(es.state(), { best: 0.5, bestEpoch: 1, wait: 1 }, "a refused restore changed the state");
+  const model = new Sequential([new Dense({ inFeatures: 4, outFeatures: 3 })], { inputShape: [4], seed: 0 });
+  const trainer = new Trainer(
+    model,
+    { x: new NDArray(new Float32Array(40), [10, 4]), y: new Int32Array(10) },
+    { loss: new SoftmaxCrossEntropy(), optimizer: new Adam({ lr: 0.01 }), batchSize: 4 },
+  );
+  const state = trainer.state();
+  assert.throws(() => {
+    trainer.restore({ ...state, baseLr: Infinity });
+  }, /baseLr must be a finite number ≥ 0, got Infinity/);
+  assert.throws(() => {
+    trainer.restore(null as never);
+  }, /Trainer\.restore: expected a state object \(from state\(\)\), got null/);
 });
 
 // Found, not fixed (src/data/augment.ts is outside this round's files): augmentConfig accepts settings whose

@@ -870,7 +870,8 @@ export function checkModelFitsData(model: Sequential, sampleShape: readonly numb
   const given = model.inputShape;
   if (given && (given.length !== sampleShape.length || given.some((d, i) => d !== sampleShape[i]))) {
     throw new ModelFormatError(
-      `${file}: the model takes samples of shape ${fmt(given)}, but the images are ${fmt(sampleShape)}: not an MNIST model`,
+      `${file}: the model takes samples of shape ${fmt(given)}, but the images are ${fmt(sampleShape)}: ` +
+        `not an MNIST model`,
     );
   }
   let shapes: number[][];
@@ -887,7 +888,8 @@ export function checkModelFitsData(model: Sequential, sampleShape: readonly numb
   const out = shapes.length > 0 ? shapes[shapes.length - 1] : sampleShape;
   if (out.length !== 1 || out[0] !== MNIST_CLASSES) {
     throw new ModelFormatError(
-      `${file}: the model maps ${fmt(sampleShape)} images to ${fmt(out)}, expected (${MNIST_CLASSES}): one score per digit`,
+      `${file}: the model maps ${fmt(sampleShape)} images to ${fmt(out)}, expected (${MNIST_CLASSES}): ` +
+        `one score per digit`,
     );
   }
 }

@@ -716,7 +716,8 @@ export function deserializeModel(
       const first = listed.get(key);
       if (first !== undefined)
         throw new ModelFormatError(
-          `${manifestFile}: "optimizer.slots[${i}]" repeats "optimizer.slots[${first}]" (${s.slot} of ${p.name}): which one holds the state?`,
+          `${manifestFile}: "optimizer.slots[${i}]" repeats "optimizer.slots[${first}]" (${s.slot} of ${p.name}): ` +
+            `which one holds the state?`,
         );
       listed.set(key, i);
       if (s.length !== p.param.value.size) {

@@ -3,6 +3,11 @@
 // process a real SIGINT (what Ctrl-C sends) after a given number of batches.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { readIdx, writeIdx } from "../src/node/idx.ts";
+import { defaultMnistDir } from "../src/node/mnist.ts";
+import { MNIST_FILES } from "../src/data/mnist.ts";
 
 export interface Run {
   code: number | null;
@@ -73,4 +78,19 @@ export function runTrainInterrupted(args: string[], afterBatches: number): Promi
     const interrupter = { onBatchEnd() { if (++batches === ${afterBatches}) process.kill(process.pid, "SIGINT"); } };
     process.exitCode = await runTrainCommand(values, positionals, { callbacks: [interrupter] });`;
   return collect(["--import", "tsx", "--input-type=module", "-e", script]);
+}
+
+/** A small MNIST folder at `dir`: the first `train` training and `test` test images (and labels) of the real files. */
+export function writeSmallMnist(dir: string, train: number, test: number): void {
+  mkdirSync(dir, { recursive: true });
+  const src = defaultMnistDir();
+  for (const [file, n] of [
+    [MNIST_FILES.trainImages, train],
+    [MNIST_FILES.trainLabels, train],
+    [MNIST_FILES.testImages, test],
+    [MNIST_FILES.testLabels, test],
+  ] as const) {
+    const a = readIdx(join(src, file));
+    writeIdx(join(dir, file), [n, ...a.shape.slice(1)], a.data.slice(0, n * (a.data.length / a.shape[0])));
+  }
 }

@@ -11,7 +11,9 @@ import { MNIST_CLASSES, type Split } from "../data/mnist.ts";
 import { MNIST_STANDARDIZE, normalizationFromTraining } from "../data/normalization.ts";
 import { loadMnist } from "../node/mnist.ts";
 import { MANIFEST_FILE, loadModel } from "../node/model-io.ts";
+import { printable } from "../io/text.ts";
 import { UsageError, defineCommand } from "./args.ts";
+import { checkModelFitsData } from "./train.ts";
 
 /** The top-k accuracies eval reports. */
 const EVAL_TOP_K = [1, 3] as const;
@@ -119,6 +121,7 @@ export const evalCommand = defineCommand(
       if (e instanceof RangeError) throw new UsageError(`handprop eval: ${e.message.replace(/^MNIST: /, "")}`);
       throw e;
     }
+    checkModelFitsData(model, data.test.images.shape.slice(1), join(dir, MANIFEST_FILE));
     const r = evaluateSplit(model, data.test);
     if (v.json) {
       process.stdout.write(JSON.stringify(r) + "\n");
@@ -126,7 +129,7 @@ export const evalCommand = defineCommand(
     }
     process.stdout.write(
       [
-        `${dir} (${model.name}): test accuracy ${percent(r.testAccuracy, 2)} (${r.correct}/${r.count}), top-3 accuracy ${percent(r.topK[3], 2)}`,
+        `${printable(dir)} (${printable(model.name)}): test accuracy ${percent(r.testAccuracy, 2)} (${r.correct}/${r.count}), top-3 accuracy ${percent(r.topK[3], 2)}`,
         "",
         "confusion matrix (rows: true digit, columns: predicted digit)",
         formatConfusion(r.confusion),

@@ -9,6 +9,7 @@ import { realPathOf } from "../node/safe-read.ts";
 import { MANIFEST_FILE, loadModel } from "../node/model-io.ts";
 import { saveTfjsModel } from "../node/tfjs.ts";
 import { saveOnnxModel } from "../node/onnx.ts";
+import { printable } from "../io/text.ts";
 import { UsageError, defineCommand } from "./args.ts";
 import { normalizationFromTraining } from "../data/normalization.ts";
 
@@ -95,12 +96,12 @@ export const exportCommand = defineCommand(
       saveTfjsModel(model, out, { metadata });
       const bytes = statSync(join(out, "weights.bin")).size;
       process.stdout.write(
-        `exported ${model.name} to ${join(out, "model.json")} + weights.bin (${bytes} bytes; TF.js Layers format, NHWC input${inputs})\n`,
+        `exported ${printable(model.name)} to ${join(out, "model.json")} + weights.bin (${bytes} bytes; TF.js Layers format, NHWC input${inputs})\n`,
       );
     } else {
       saveOnnxModel(model, out, { metadata });
       process.stdout.write(
-        `exported ${model.name} to ${out} (${statSync(out).size} bytes; ONNX opset 13, NCHW input "input", output "output"${inputs})\n`,
+        `exported ${printable(model.name)} to ${out} (${statSync(out).size} bytes; ONNX opset 13, NCHW input "input", output "output"${inputs})\n`,
       );
     }
     return 0;

@@ -10,6 +10,7 @@ import { trainCommand } from "./train.ts";
 import { evalCommand } from "./eval.ts";
 import { predictCommand } from "./predict.ts";
 import { exportCommand } from "./export.ts";
+import { printable } from "../io/text.ts";
 
 export type { Command } from "./args.ts";
 
@@ -62,6 +63,9 @@ async function runNeedingCheckout(cmd: Command, values: FlagValues, positionals:
   }
 }
 
+/** Text made printable line by line: the line breaks of a multi-line message stay. */
+const printableLines = (s: string): string => s.split("\n").map(printable).join("\n");
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
@@ -81,11 +85,15 @@ export async function main(argv: string[]): Promise<number> {
     const { values, positionals } = parseFlags(cmd.spec, rest);
     return await runNeedingCheckout(cmd, values, positionals);
   } catch (e) {
+    // Messages may quote what a file holds (a model's or a node's name): escaped line by line, so control
+    // characters (ESC sequences) never reach the terminal raw.
     if (e instanceof UsageError) {
-      process.stderr.write(e.message + "\n");
+      process.stderr.write(printableLines(e.message) + "\n");
       return 2;
     }
-    process.stderr.write(`handprop ${name}: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(
+      `handprop ${printable(name)}: ${printableLines(e instanceof Error ? e.message : String(e))}\n`,
+    );
     return 1;
   }
 }

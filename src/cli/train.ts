@@ -17,7 +17,17 @@
 // ends with exactly the weights of an uninterrupted one. A second Ctrl-C exits at once (the last
 // checkpoint is intact: every save is atomic).
 
-import { appendFileSync, existsSync, statSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  constants,
+  existsSync,
+  lstatSync,
+  openSync,
+  readSync,
+  statSync,
+  type Stats,
+} from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { MAX_THREADS, setThreads, threadsUnavailable } from "../kernels/backend.ts";
@@ -32,7 +42,7 @@ import { BatchNorm1D, BatchNorm2D } from "../nn/batchnorm.ts";
 import { Trainer, TrainingError, type Callbacks, type TrainerState } from "../nn/trainer.ts";
 import { EarlyStopping, MetricsLogger, ModelCheckpoint, ReduceLROnPlateau } from "../nn/callbacks.ts";
 import { MODELS_WITH_BATCH_NORM, MODEL_NAMES, buildModel, isModelName, type ModelName } from "../nn/models.ts";
-import type { Mnist } from "../data/mnist.ts";
+import { MNIST_CLASSES, type Mnist } from "../data/mnist.ts";
 import { validateNormalization, type Normalization } from "../data/normalization.ts";
 import { loadMnist } from "../node/mnist.ts";
 import {
@@ -49,6 +59,7 @@ import {
 } from "../node/model-io.ts";
 import { lockFolder } from "../node/lock.ts";
 import { realPathOf } from "../node/safe-read.ts";
+import { printable } from "../io/text.ts";
 import { UsageError, defineCommand, type FlagSpec, type FlagValuesOf } from "./args.ts";
 import { createProgress, formatDuration, type Progress } from "./progress.ts";
 
@@ -440,7 +451,9 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
         seconds: epochSeconds,
       };
       if (record.valLoss !== null && !Number.isFinite(record.valLoss)) {
-        stop(`${model.name}: validation loss is ${record.valLoss} after epoch ${epoch + 1}: lower the learning rate`);
+        stop(
+          `${printable(model.name)}: validation loss is ${record.valLoss} after epoch ${epoch + 1}: lower the learning rate`,
+        );
       }
       state.history.push(record);
       recordTrainerState(state, trainer.state(), 0);
@@ -822,6 +835,7 @@ function resumeRun(
   if (epochs > state.epochs) state.stoppedEarly = null;
   state.epochs = epochs;
   if (v.log !== undefined) state.log = resolve(v.log);
+  else if (state.log) checkStoredLog(state.log, file);
   if (v.data !== undefined) state.dataset.dataDir = resolve(v.data); // the data moved: remember where
   const data = loadData(
     state.dataset.dataDir,
@@ -831,6 +845,7 @@ function resumeRun(
     state.dataset.normalization,
   );
   checkStateAgainstData(state, data.train.images.shape[0], file, data.dataDir);
+  checkModelFitsData(loaded.model, data.train.images.shape.slice(1), file);
   say(
     `resuming ${state.modelName} from ${dir}: ${state.epochsDone} epoch(s)${state.batchesDone > 0 ? ` and ${state.batchesDone} batch(es)` : ""} done, training to ${state.epochs}`,
   );
@@ -842,6 +857,88 @@ function resumeRun(
     out,
     resumed: realPathOf(out) === realPathOf(dir),
   };
+}
+
+/**
+ * A saved model must map the data's samples to MNIST_CLASSES class scores: checked on the shapes alone,
+ * before a resumed run or an evaluation starts, naming the model file. A checkpoint of another model
+ * (another task's, or one edited by hand) otherwise failed at its first batch, in a loss or layer error
+ * that did not say which file was wrong.
+ */
+export function checkModelFitsData(model: Sequential, sampleShape: readonly number[], file: string): void {
+  const fmt = (shape: readonly number[]): string => `(${shape.join(", ")})`;
+  const given = model.inputShape;
+  if (given && (given.length !== sampleShape.length || given.some((d, i) => d !== sampleShape[i]))) {
+    throw new ModelFormatError(
+      `${file}: the model takes samples of shape ${fmt(given)}, but the images are ${fmt(sampleShape)}: ` +
+        `not an MNIST model`,
+    );
+  }
+  let shapes: number[][];
+  try {
+    shapes = model.build(sampleShape);
+  } catch (e) {
+    throw new ModelFormatError(
+      `${file}: the model does not accept ${fmt(sampleShape)} images: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  const out = shapes.length > 0 ? shapes[shapes.length - 1] : sampleShape;
+  if (out.length !== 1 || out[0] !== MNIST_CLASSES) {
+    throw new ModelFormatError(
+      `${file}: the model maps ${fmt(sampleShape)} images to ${fmt(out)}, expected (${MNIST_CLASSES}): ` +
+        `one score per digit`,
+    );
+  }
+}
+
+/**
+ * The metrics log a checkpoint names ("training.log"), before a resumed run appends to it. The path comes
+ * from a file someone may have handed us: it must be a .csv or .jsonl file that does not exist yet (the
+ * interrupted run had not finished an epoch) or that begins as handprop's own log does — the CSV header,
+ * or a JSON line of an epoch's metrics. A checkpoint naming ~/.bashrc had CSV rows appended to it.
+ */
+function checkStoredLog(log: string, file: string): void {
+  const refuse = (why: string): never => {
+    throw new ModelFormatError(
+      `${file}: "training.log" names ${log}, ${why}: give --log FILE to choose where this run's metrics go`,
+    );
+  };
+  if (!/\.(csv|jsonl)$/.test(log)) refuse("which is not a .csv or .jsonl file");
+  let st: Stats;
+  try {
+    st = lstatSync(log);
+  } catch {
+    return; // not there yet: the run creates it, as its first part would have
+  }
+  if (!st.isFile()) refuse("which is not a regular file");
+  if (st.size === 0) return;
+  const head = Buffer.alloc(Math.min(st.size, 4096)); // the first line is all we need
+  const fd = openSync(log, constants.O_RDONLY | constants.O_NONBLOCK);
+  let n: number;
+  try {
+    n = readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const first = head.toString("utf8", 0, n).split("\n")[0];
+  if (!(log.endsWith(".jsonl") ? isEpochLine(first) : first === METRICS_CSV_HEADER))
+    refuse("which does not begin as a handprop metrics log");
+}
+
+/** The first line of a CSV metrics log (MetricsLogger's epoch columns). */
+const METRICS_CSV_HEADER = new MetricsLogger({ format: "csv", write: () => undefined }).columns.join(",");
+
+/** Whether a line is a JSON metrics entry of an epoch ({"epoch": n, …}). */
+function isEpochLine(line: string): boolean {
+  try {
+    const v = JSON.parse(line) as unknown;
+    return typeof v === "object" && v !== null && typeof (v as { epoch?: unknown }).epoch === "number";
+  } catch {
+    return false;
+  }
 }
 
 /** Whether a model (or a model nested in it) holds a BatchNorm layer. */

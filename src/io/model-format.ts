@@ -20,7 +20,7 @@ import { printable } from "./text.ts";
 import pkg from "../../package.json" with { type: "json" };
 import type { DType } from "../nd/ndarray.ts";
 import type { RandomStateInput, RandomStateState } from "../nd/random.ts";
-import type { Layer, Param } from "../nn/layer.ts";
+import { withParamBudget, type Layer, type Param } from "../nn/layer.ts";
 import { optimizerFromConfig, type Optimizer, type OptimizerConfig } from "../nn/optim.ts";
 import { sequentialFromConfig } from "../nn/registry.ts";
 import type { Sequential } from "../nn/sequential.ts";
@@ -547,13 +547,16 @@ function declaredValues(c: Obj): number {
   }
 }
 
+/** The most parameter values an architecture may declare for a weights table of `tableValues` values. */
+const declaredLimit = (tableValues: number): number => 2 * tableValues + 1_000_000;
+
 /** Refuse, before building it, an architecture that declares more values than the weights table holds. */
 function checkDeclaredSize(layers: unknown[], tableValues: number, manifestFile: string, weightsFile: string): void {
   const perLayer = layers.map((l) => (isObj(l) ? declaredValues(l) : 0));
   const declared = perLayer.reduce((a, b) => a + b, 0);
   // Small mismatches are left to the per-tensor checks after building (they name the shapes); what
   // would cost real memory or time to build is refused here.
-  if (declared > 2 * tableValues + 1_000_000) {
+  if (declared > declaredLimit(tableValues)) {
     const big = perLayer.indexOf(Math.max(...perLayer));
     throw new ModelFormatError(
       `${manifestFile}: "model.layers" declare at least ${declared} parameter values (layer ${big}, ${show(layers[big])}, alone ${perLayer[big]}), ` +
@@ -634,7 +637,11 @@ export function deserializeModel(
   // The architecture: layer configs → layers (unknown types and bad options name the layer).
   let model: Sequential;
   try {
-    model = sequentialFromConfig({ ...manifest.model, layers: manifest.model.layers });
+    // Layers built lazily from the input shape, nested models and every layer type are bounded too: no
+    // parameter array is allocated past what the weights could hold (with the slack above).
+    model = withParamBudget(declaredLimit(totalValues), `${weightsFile} (${totalValues} values)`, () =>
+      sequentialFromConfig({ ...manifest.model, layers: manifest.model.layers }),
+    );
   } catch (e) {
     throw new ModelFormatError(`${manifestFile}: "model": ${(e as Error).message}`, { cause: e });
   }
@@ -707,12 +714,21 @@ export function deserializeModel(
     } catch (e) {
       throw new ModelFormatError(`${manifestFile}: "optimizer.config": ${(e as Error).message}`, { cause: e });
     }
+    const listed = new Map<string, number>();
     opt.slots.forEach((s, i) => {
       const p = params[s.param] as { name: string; param: Param } | undefined;
       if (!p)
         throw new ModelFormatError(
           `${manifestFile}: "optimizer.slots[${i}].param" is ${s.param}, but the model has ${params.length} parameters`,
         );
+      const key = JSON.stringify([s.slot, s.param]);
+      const first = listed.get(key);
+      if (first !== undefined)
+        throw new ModelFormatError(
+          `${manifestFile}: "optimizer.slots[${i}]" repeats "optimizer.slots[${first}]" (${s.slot} of ${p.name}): ` +
+            `which one holds the state?`,
+        );
+      listed.set(key, i);
       if (s.length !== p.param.value.size) {
         throw new ModelFormatError(
           `${manifestFile}: "optimizer.slots[${i}]" (${s.slot} of ${p.name}) has ${s.length} values, but ${p.name} has ${p.param.value.size}`,
@@ -749,7 +765,9 @@ export function deserializeModel(
   try {
     for (const [layer, s] of rngStates) layer.setRngState(s);
     if (optimizer && opt) {
-      const slots: Record<string, number[][]> = {};
+      // no prototype: a slot named "__proto__" is then an own key (which loadStateDict refuses by name)
+      // instead of reaching Object.prototype, where its values were written for every object to see
+      const slots = Object.create(null) as Record<string, number[][]>;
       for (const s of slotValues) {
         const list = (slots[s.slot] ??= []);
         while (list.length < params.length) list.push([]);

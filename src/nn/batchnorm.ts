@@ -21,7 +21,7 @@
 import { formatShape, type DType, type NDArray } from "../nd/ndarray.ts";
 import { kernels } from "../kernels/backend.ts";
 import type { BatchNormContext, BatchNormParams, NormBackward } from "../kernels/kernels.ts";
-import { Layer, ShapeError, makeParam, positiveInt } from "./layer.ts";
+import { Layer, ShapeError, makeParam, positiveInt, dtypeOption } from "./layer.ts";
 import type { BackwardOptions, ForwardOptions, LayerConfig, Param } from "./layer.ts";
 
 export interface BatchNormOptions {
@@ -79,7 +79,7 @@ abstract class BatchNorm extends Layer {
     this.eps = eps;
     this.momentum = momentum;
     this.affine = affine;
-    this.paramDtype = opts.dtype ?? "float32";
+    this.paramDtype = dtypeOption(layer, opts.dtype);
     this.kernelParams = { gamma: null, beta: null, runningMean: null!, runningVar: null!, eps };
     this.inputDims = [null, null, ...sampleAxes.slice(1).map(() => null)];
     this.inputNames = ["N", ...sampleAxes];

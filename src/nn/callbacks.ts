@@ -37,6 +37,20 @@ function nonNegativeInteger(where: string, name: string, v: unknown): number {
   return v;
 }
 
+/**
+ * A restored state's fields, checked before any is assigned (a bad state changes nothing): the state must
+ * be an object and its best a number other than NaN (±Infinity: nothing seen yet), which every later
+ * comparison would lose, silently stopping or never saving.
+ */
+function restoredBest(where: string, state: unknown): number {
+  if (typeof state !== "object" || state === null)
+    throw new TypeError(`${where}: expected a state object (from state()), got ${String(state)}`);
+  const best = (state as { best?: unknown }).best;
+  if (typeof best !== "number" || Number.isNaN(best))
+    throw new RangeError(`${where}: best must be a number (±Infinity before any epoch), got ${String(best)}`);
+  return best;
+}
+
 /** The best-so-far bookkeeping shared by the three monitoring callbacks. */
 class Watch {
   readonly monitor: Monitor;
@@ -161,9 +175,12 @@ export class EarlyStopping implements Callbacks {
 
   /** Continue counting from state() (the best weights themselves are not part of it). */
   restore(state: { best: number; bestEpoch: number; wait: number }): void {
-    this.watch.best = state.best;
+    const best = restoredBest("EarlyStopping.restore", state);
+    const wait = nonNegativeInteger("EarlyStopping.restore", "wait", state.wait);
+    if (state.bestEpoch !== -1) nonNegativeInteger("EarlyStopping.restore", "bestEpoch (or -1)", state.bestEpoch);
+    this.watch.best = best;
     this.bestEpoch = state.bestEpoch;
-    this.wait = nonNegativeInteger("EarlyStopping.restore", "wait", state.wait);
+    this.wait = wait;
   }
 }
 
@@ -233,7 +250,7 @@ export class ModelCheckpoint implements Callbacks {
   }
 
   restore(state: { best: number }): void {
-    this.watch.best = state.best;
+    this.watch.best = restoredBest("ModelCheckpoint.restore", state);
   }
 }
 
@@ -314,9 +331,11 @@ export class ReduceLROnPlateau implements Callbacks {
   }
 
   restore(state: { best: number; wait: number; cooldownLeft: number }): void {
-    this.watch.best = state.best;
-    this.wait = nonNegativeInteger("ReduceLROnPlateau.restore", "wait", state.wait);
+    const best = restoredBest("ReduceLROnPlateau.restore", state);
+    const wait = nonNegativeInteger("ReduceLROnPlateau.restore", "wait", state.wait);
     this.cooldownLeft = nonNegativeInteger("ReduceLROnPlateau.restore", "cooldownLeft", state.cooldownLeft);
+    this.watch.best = best;
+    this.wait = wait;
   }
 }
 

@@ -19,12 +19,16 @@ import type { Conv2DContext } from "../kernels/kernels.ts";
 import { initialize, checkInit, type InitName } from "./init.ts";
 import {
   ShapeError,
+  checkSampleSize,
   makeParam,
   nonNegativeInt,
   pair,
   positiveInt,
   type BackwardOptions,
   type LayerConfig,
+  booleanOption,
+  dtypeOption,
+  rngOption,
 } from "./layer.ts";
 import { WeightedLayer } from "./weighted.ts";
 
@@ -131,15 +135,10 @@ export class Conv2D extends WeightedLayer {
     this.stride = pair(layer, "stride", opts.stride ?? 1, positiveInt);
     this.dilation = pair(layer, "dilation", opts.dilation ?? 1, positiveInt);
     this.padding = checkPadding(opts.padding ?? "valid", layer);
-    if (opts.bias !== undefined && typeof opts.bias !== "boolean")
-      throw new RangeError(`${layer}: bias must be true or false, got ${JSON.stringify(opts.bias)}`);
-    this.useBias = opts.bias ?? true;
+    this.useBias = booleanOption(layer, "bias", opts.bias, true);
     this.init = checkInit(layer, opts.init ?? "he_normal");
-    const dtype = opts.dtype ?? "float32";
-    if (dtype !== "float32" && dtype !== "float64")
-      throw new RangeError(`${layer}: dtype must be "float32" or "float64", got ${JSON.stringify(dtype)}`);
-    this.dtype = dtype;
-    this.rng = opts.rng ?? new RandomState(0);
+    this.dtype = dtypeOption(layer, opts.dtype);
+    this.rng = rngOption(layer, opts.rng);
     if (this.channelsOut !== null && this.channelsOut % this.groupCount !== 0) {
       throw new RangeError(
         `${layer}: outChannels (${this.channelsOut}) must be a multiple of groups (${this.groupCount})`,
@@ -239,6 +238,8 @@ export class Conv2D extends WeightedLayer {
   private checkedGeometry(N: number, H: number, W: number): ConvGeometry {
     const pad = this.paddingFor(H, W);
     const g = convGeometry(N, this.inChannels, H, W, this.kernelSize, this.stride, pad, this.dilation);
+    // a dilation far beyond the input pads it to a huge plane, which forward would allocate
+    checkSampleSize(this.describe(), [this.inChannels, H + pad[0] + pad[1], W + pad[2] + pad[3]], "pads its input to");
     if (g.OH < 1 || g.OW < 1) {
       const [kh, kw] = this.kernelSize;
       const [dh, dw] = this.dilation;

@@ -16,6 +16,9 @@ import {
   type BackwardOptions,
   type ForwardOptions,
   type LayerConfig,
+  booleanOption,
+  dtypeOption,
+  rngOption,
 } from "./layer.ts";
 import { WeightedLayer } from "./weighted.ts";
 
@@ -55,10 +58,10 @@ export class Dense extends WeightedLayer {
     expectOptions("Dense", opts, "{outFeatures, inFeatures?, ...}");
     this.features = opts.inFeatures === undefined ? null : positiveInt("Dense", "inFeatures", opts.inFeatures);
     this.outFeatures = positiveInt("Dense", "outFeatures", opts.outFeatures);
-    this.useBias = opts.bias ?? true;
+    this.useBias = booleanOption("Dense", "bias", opts.bias, true);
     this.init = checkInit("Dense", opts.init ?? "glorot_uniform");
-    this.dtype = opts.dtype ?? "float32";
-    this.rng = opts.rng ?? new RandomState(0);
+    this.dtype = dtypeOption("Dense", opts.dtype);
+    this.rng = rngOption("Dense", opts.rng);
     if (this.features !== null) this.resolveFeatures(this.features);
   }
 

@@ -23,6 +23,7 @@ import {
   Layer,
   ShapeError,
   SymbolicTensor,
+  checkSampleSize,
   type BackwardOptions,
   type ForwardOptions,
   type GraphNode,
@@ -38,6 +39,7 @@ export function Input(shape: readonly number[], opts: { name?: string } = {}): S
         `got ${JSON.stringify(shape)}`,
     );
   }
+  checkSampleSize("Input", shape, "takes samples of shape");
   const name = opts.name ?? "input";
   if (typeof name !== "string" || name === "") throw new TypeError("Input: name must be a non-empty string");
   return new SymbolicTensor(shape.slice(), null, name);
@@ -173,10 +175,12 @@ export class Model extends Sequential {
   /** Check every node's shapes for one input sample shape; returns each layer's output shape (execution order). */
   override build(inputShape: readonly number[]): number[][] {
     const shapes: number[][] = [inputShape.slice()];
+    checkSampleSize(this.name, inputShape, "takes samples of shape");
     this.nodes.forEach((n, k) => {
       const ins = this.inputIds[k].map((id) => shapes[id]);
       try {
         shapes.push(n.layer.inferShape(ins));
+        checkSampleSize(n.layer.describe(), shapes[shapes.length - 1]);
       } catch (e) {
         if (!(e instanceof RangeError || e instanceof TypeError)) throw e;
         const given = n.inputs.map((t, j) => `'${t.name}' ${formatShape(ins[j])}`).join(", ");
@@ -328,7 +332,13 @@ export function modelFromConfig(config: unknown, makeLayer: (config: LayerConfig
   const layers = c.layers;
   c.nodes.forEach((n, i) => {
     const where = `model.nodes[${i}]`;
-    if (typeof n !== "object" || typeof n.name !== "string" || !Array.isArray(n.inputs) || n.inputs.length === 0) {
+    if (
+      typeof n !== "object" ||
+      n === null ||
+      typeof n.name !== "string" ||
+      !Array.isArray(n.inputs) ||
+      n.inputs.length === 0
+    ) {
       throw new TypeError(
         `${where}: expected {"name": string, "inputs": [tensor names]}, got ` + JSON.stringify(n)?.slice(0, 80),
       );

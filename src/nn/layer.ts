@@ -14,7 +14,7 @@
 
 import type { TypedConfig } from "./config.ts";
 import { NDArray, allocate, formatShape, shapeSize, type DType } from "../nd/ndarray.ts";
-import type { RandomState } from "../nd/random.ts";
+import { RandomState } from "../nd/random.ts";
 
 import { fillZero } from "../kernels/backend.ts";
 import { reuse } from "../kernels/buffers.ts";
@@ -240,12 +240,49 @@ const NO_PARAMS: Param[] = Object.freeze([]) as unknown as Param[];
 
 /** A zeroed parameter with a gradient of the same shape. */
 export function makeParam(name: string, shape: readonly number[], dtype: DType = "float32", trainable = true): Param {
+  if (paramBudget !== null) spendParamBudget(paramBudget, name, shape);
   return {
     name,
     value: new NDArray(allocate(dtype, shapeSize(shape)), shape),
     grad: new NDArray(allocate(dtype, shapeSize(shape)), shape),
     trainable,
   };
+}
+
+// While a model is rebuilt from a file, the parameter values its layers may create: a config declaring
+// a huge layer (at any depth, built eagerly or lazily from the input shape) is refused here, before its
+// arrays are allocated and initialised (which would take gigabytes and minutes). null: no limit.
+interface ParamBudget {
+  readonly limit: number;
+  left: number;
+  readonly what: string;
+}
+let paramBudget: ParamBudget | null = null;
+
+function spendParamBudget(budget: ParamBudget, name: string, shape: readonly number[]): void {
+  const size = shapeSize(shape);
+  if (!(size <= budget.left)) {
+    throw new RangeError(
+      `parameter "${name}" of shape ${formatShape(shape)} would hold ${size} values, but ${budget.what} ` +
+        `allows ${budget.limit} in all (${budget.left} left): refusing to allocate it`,
+    );
+  }
+  budget.left -= size;
+}
+
+/**
+ * Run `build` with at most `limit` parameter values created by makeParam (the layers' weights and state);
+ * past it makeParam throws a RangeError naming the parameter, its shape and `what` set the limit
+ * ("the weights file"). Used when a model is built from a file, whose weights table bounds its size.
+ */
+export function withParamBudget<T>(limit: number, what: string, build: () => T): T {
+  const outer = paramBudget;
+  paramBudget = { limit, left: limit, what };
+  try {
+    return build();
+  } finally {
+    paramBudget = outer;
+  }
 }
 
 /**
@@ -270,6 +307,24 @@ export function expectOptions(layer: string, opts: unknown, fields: string): voi
   if (typeof opts !== "object" || opts === null) throw new TypeError(`${layer}: expected an options object ${fields}`);
 }
 
+/**
+ * The most values one sample may hold at any point of a model (2^28: 1 GiB in float32), past what the
+ * kernels' memory can hold at batch size 1: a config whose shapes grow past it (an UpSampling2D of size
+ * 10^5, a dilation that pads a 28×28 input to 10^5×10^5) is refused when the model is built, not when
+ * its first forward asks for the memory.
+ */
+export const MAX_SAMPLE_VALUES = 2 ** 28;
+
+/** Throw a ShapeError naming `what` when a sample of `shape` would hold more than MAX_SAMPLE_VALUES values. */
+export function checkSampleSize(what: string, shape: readonly number[], role = "outputs samples of shape"): void {
+  const size = shapeSize(shape);
+  if (!(size <= MAX_SAMPLE_VALUES))
+    throw new ShapeError(
+      `${what}: ${role} ${formatShape(shape)}, ${size} values, more than the ${MAX_SAMPLE_VALUES} (2^28) ` +
+        `handprop allows per sample`,
+    );
+}
+
 /** Validate an option: a positive integer. Errors are thrown when the layer is constructed. */
 export function positiveInt(layer: string, name: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
@@ -282,6 +337,29 @@ export function nonNegativeInt(layer: string, name: string, v: unknown): number 
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
     throw new RangeError(`${layer}: ${name} must be a non-negative integer, got ${String(v)}`);
   }
+  return v;
+}
+
+/** Validate an option: true or false (`fallback` when absent); a config read from a file may hold anything. */
+export function booleanOption(layer: string, name: string, v: unknown, fallback: boolean): boolean {
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== "boolean") throw new RangeError(`${layer}: ${name} must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Validate an option: the parameters' dtype (default float32). */
+export function dtypeOption(layer: string, v: unknown): DType {
+  if (v === undefined || v === null) return "float32";
+  if (v !== "float32" && v !== "float64")
+    throw new RangeError(`${layer}: dtype must be "float32" or "float64", got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Validate an option: the generator the initial weights are drawn from (default RandomState(0)). */
+export function rngOption(layer: string, v: unknown): RandomState {
+  if (v === undefined || v === null) return new RandomState(0);
+  if (!(v instanceof RandomState))
+    throw new TypeError(`${layer}: rng must be a RandomState, got ${JSON.stringify(v)?.slice(0, 80) ?? typeof v}`);
   return v;
 }
 

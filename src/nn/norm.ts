@@ -24,6 +24,7 @@ import {
   type BackwardOptions,
   type LayerConfig,
   type Param,
+  dtypeOption,
 } from "./layer.ts";
 
 interface NormOptions {
@@ -69,7 +70,7 @@ abstract class SegmentNorm extends Layer {
     super();
     this.eps = checkEps(layer, opts.eps ?? 1e-5);
     this.affine = checkAffine(layer, opts.affine ?? true);
-    this.dtype = opts.dtype ?? "float32";
+    this.dtype = dtypeOption(layer, opts.dtype);
   }
 
   protected makeAffine(shape: readonly number[]): void {

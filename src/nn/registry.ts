@@ -132,7 +132,7 @@ export function registeredLayerChecks(): [string, LayerCheckFactory][] {
 
 /** Build a layer from its config ({type, ...options}); unknown types are named in the error. */
 export function layerFromConfig(config: LayerConfig, where = "layer"): Layer {
-  if (typeof config !== "object" || typeof config.type !== "string") {
+  if (typeof config !== "object" || (config as LayerConfig | null) === null || typeof config.type !== "string") {
     throw new TypeError(
       `${where}: a layer config must be an object with a string "type", got ${JSON.stringify(config)}`,
     );
@@ -143,7 +143,9 @@ export function layerFromConfig(config: LayerConfig, where = "layer"): Layer {
   try {
     layer = make(config);
   } catch (e) {
-    throw new TypeError(`${where} (${config.type}): ${(e as Error).message}`, { cause: e });
+    // a registered factory may throw anything; its message (or the value itself) says what was wrong
+    const message = e instanceof Error ? e.message : String(e);
+    throw new TypeError(`${where} (${config.type}): ${message}`, { cause: e });
   }
   if (!(layer instanceof Layer))
     throw new TypeError(`${where} (${config.type}): the registered factory did not return a Layer`);

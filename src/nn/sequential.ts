@@ -11,7 +11,15 @@
 import { NDArray, allocate, formatShape, type DType } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
 import { ownedArray, setInternalOutputs } from "../kernels/backend.ts";
-import { Layer, ShapeError, type BackwardOptions, type ForwardOptions, type LayerConfig, type Param } from "./layer.ts";
+import {
+  Layer,
+  ShapeError,
+  checkSampleSize,
+  type BackwardOptions,
+  type ForwardOptions,
+  type LayerConfig,
+  type Param,
+} from "./layer.ts";
 import type { Differentiable } from "./gradcheck.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
@@ -148,8 +156,10 @@ export class Sequential extends Layer implements Differentiable {
   build(inputShape: readonly number[]): number[][] {
     const shapes: number[][] = [];
     let s = inputShape.slice();
+    checkSampleSize(this.name, s, "takes samples of shape");
     for (const l of this.layers) {
       s = l.outputShape(s);
+      checkSampleSize(l.describe(), s);
       shapes.push(s);
     }
     this.inputShape = inputShape.slice();

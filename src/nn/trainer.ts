@@ -495,6 +495,10 @@ export class Trainer {
   /** Continue from state(): the model and optimizer must be restored separately (loadModel). */
   restore(state: TrainerState): void {
     if (!this.data) throw new Error("Trainer.restore: only array data can be resumed");
+    if (typeof state !== "object" || (state as TrainerState | null) === null)
+      throw new TypeError(
+        `Trainer.restore: expected a state object (from state()), got ${state === null ? "null" : typeof state}`,
+      );
     const batches = this.batchesPerEpoch;
     const int = (name: string, v: unknown, max: number): number => {
       if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) {
@@ -504,8 +508,8 @@ export class Trainer {
     };
     const epoch = int("epoch", state.epoch, Number.MAX_SAFE_INTEGER);
     const batch = int("batch", state.batch, batches - 1);
-    if (!(typeof state.baseLr === "number" && state.baseLr >= 0)) {
-      throw new RangeError(`Trainer.restore: baseLr must be a number ≥ 0, got ${String(state.baseLr)}`);
+    if (!(typeof state.baseLr === "number" && state.baseLr >= 0 && Number.isFinite(state.baseLr))) {
+      throw new RangeError(`Trainer.restore: baseLr must be a finite number ≥ 0, got ${String(state.baseLr)}`);
     }
     if (state.augment && !this.opts.augment) {
       throw new Error("Trainer.restore: the state has an augmenter's generator but this trainer has no augment");

@@ -32,6 +32,9 @@ import {
   reuse,
   type BackwardOptions,
   type LayerConfig,
+  booleanOption,
+  dtypeOption,
+  rngOption,
 } from "./layer.ts";
 import { WeightedLayer } from "./weighted.ts";
 
@@ -98,15 +101,10 @@ export class Conv2DTranspose extends WeightedLayer {
         );
       }
     }
-    if (opts.bias !== undefined && typeof opts.bias !== "boolean")
-      throw new RangeError(`${L}: bias must be true or ` + `false, got ${JSON.stringify(opts.bias)}`);
-    this.useBias = opts.bias ?? true;
+    this.useBias = booleanOption(L, "bias", opts.bias, true);
     this.init = checkInit(L, opts.init ?? "he_normal");
-    const dtype = opts.dtype ?? "float32";
-    if (dtype !== "float32" && dtype !== "float64")
-      throw new RangeError(`${L}: dtype must be "float32" or ` + `"float64", got ${JSON.stringify(dtype)}`);
-    this.dtype = dtype;
-    this.rng = opts.rng ?? new RandomState(0);
+    this.dtype = dtypeOption(L, opts.dtype);
+    this.rng = rngOption(L, opts.rng);
     if (this.channelsIn !== null) this.resolveChannels(this.channelsIn);
   }
 

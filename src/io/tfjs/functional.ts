@@ -84,7 +84,11 @@ export function functionalModel(
       if (input !== null)
         throw new TfjsFormatError(`${r.where}: a second input; only models with one input are supported`);
       const shape = inputShapeOf(r);
-      input = Input(shape, { name: r.name });
+      try {
+        input = Input(shape, { name: r.name });
+      } catch (e) {
+        throw new TfjsFormatError(`${r.where}: ${(e as Error).message}`, { cause: e });
+      }
       tensors.set(r.name, { sym: input, shape, flattened: null });
       return;
     }

@@ -7,7 +7,7 @@
 // channels) become handprop Permute/Reshape layers around the work, so every tensor keeps that convention.
 
 import { Sequential } from "../../nn/sequential.ts";
-import type { Layer, Param } from "../../nn/layer.ts";
+import { MAX_SAMPLE_VALUES, type Layer, type Param } from "../../nn/layer.ts"; // (2^28 values per sample)
 import { Conv2D, samePadding } from "../../nn/conv.ts";
 import { DepthwiseConv2D, SeparableConv2D } from "../../nn/depthwise.ts";
 import { Conv2DTranspose } from "../../nn/transpose.ts";
@@ -77,8 +77,6 @@ function layerReaders(rawLayers: unknown[]): LayerReader[] {
   });
 }
 
-/** The most values one sample's tensor may have anywhere in an imported model (2²⁸: 1 GiB of float32). */
-const MAX_SAMPLE_VALUES = 2 ** 28;
 const isInt = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x);
 const product = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const isIdentity = (dims: readonly number[]) => dims.every((a, i) => a === i + 1);

@@ -10,7 +10,7 @@ import { ReLU } from "../src/nn/activations.ts";
 import { Adam } from "../src/nn/optim.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
 import { registerLayer, sequentialFromConfig, unregisterLayer } from "../src/nn/registry.ts";
-import { Augmenter } from "../src/data/augment.ts";
+import { Augmenter, type AugmentOptions } from "../src/data/augment.ts";
 import { EarlyStopping, ModelCheckpoint, ReduceLROnPlateau } from "../src/nn/callbacks.ts";
 import { Trainer } from "../src/nn/trainer.ts";
 import { ModelFormatError, deserializeModel, serializeModel } from "../src/io/model-format.ts";
@@ -175,18 +175,27 @@ test("defect: callbacks' and the Trainer's restore refuse a NaN best, an infinit
   }, /Trainer\.restore: expected a state object \(from state\(\)\), got null/);
 });
 
-// Found, not fixed (src/data/augment.ts is outside this round's files): augmentConfig accepts settings whose
-// transforms are not finite, so a checkpoint's "training.augment" (or the API) can make every augmented
-// image NaN or ±Infinity and the resumed run stops at its first step as "diverged", naming no field.
-test("augmentation settings whose images are not finite are refused", { todo: "augmentConfig's bounds" }, () => {
+// Settings whose transforms are not finite (a checkpoint's "training.augment" can carry any number) made every
+// augmented image NaN or ±Infinity, and the resumed run stopped at its first step as "diverged", naming no field.
+test("augmentation settings whose images would not be finite are refused, naming the setting", () => {
   const images = new NDArray(new Float32Array(2 * 28 * 28).fill(0.5), [2, 1, 28, 28]);
-  const settings = [
-    { scale: [1e-300, 1e-300] as [number, number] },
-    { elastic: { alpha: 34, sigma: 1e-300 } },
-    { fill: 1e300 },
+  const refused: [AugmentOptions, RegExp][] = [
+    [{ scale: [1e-300, 1e-300] }, /scale\[0\] must be a finite number in \[0\.001, 1000\], got 1e-300/],
+    [{ scale: [1, 1e300] }, /scale\[1\] must be a finite number in \[1, 1000\], got 1e\+300/],
+    [{ scale: 0.9999999 }, /scale must be a finite number in \[0, 0\.999\], got 0\.9999999/],
+    [{ elastic: { alpha: 34, sigma: 1e-300 } }, /elastic\.sigma must be a finite number in \[0\.01, 64\], got 1e-300/],
+    [{ fill: 1e300 }, /fill must be a finite number in \[-3\.4028234663852886e\+38, 3\.4028234663852886e\+38\]/],
   ];
-  for (const o of settings) {
-    const r = outcome(() => new Augmenter({ shift: 2, ...o, seed: 0 }).apply(images).data.every(Number.isFinite));
-    assert.ok(!r.ok || r.value, `accepted and not finite: ${JSON.stringify(o)}`);
+  for (const [o, message] of refused) assert.throws(() => new Augmenter({ shift: 2, ...o, seed: 0 }), message);
+  // the bounds themselves: every image finite
+  const edges: AugmentOptions[] = [
+    { scale: [0.001, 1000] },
+    { scale: 0.999 },
+    { elastic: { alpha: 34, sigma: 0.01 } },
+    { fill: -3.4028234663852886e38 },
+  ];
+  for (const o of edges) {
+    const out = new Augmenter({ shift: 2, ...o, seed: 0 }).apply(images).data;
+    assert.ok(out.every(Number.isFinite), `not finite: ${JSON.stringify(o)}`);
   }
 });

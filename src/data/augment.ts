@@ -29,7 +29,7 @@ import { augmentImagesPerCall, augmentWasm } from "../kernels/wasm-augment.ts";
 export interface ElasticOptions {
   /** Displacement scale α in pixels (Simard et al. use 34 for MNIST). */
   alpha: number;
-  /** Standard deviation σ of the Gaussian smoothing, in pixels (Simard et al.: 4). */
+  /** Standard deviation σ of the Gaussian smoothing, in pixels, in [0.01, 64] (Simard et al.: 4). */
   sigma: number;
 }
 
@@ -38,11 +38,11 @@ export interface AugmentOptions {
   shift?: number;
   /** Maximum rotation in degrees: θ ~ U[−rotation, rotation] (default 0). */
   rotation?: number;
-  /** Zoom: s ~ U[1 − scale, 1 + scale] for a number, U[lo, hi] for [lo, hi] (default 0: none). */
+  /** Zoom: s ~ U[1 − scale, 1 + scale] for a number in [0, 0.999], U[lo, hi] for [lo, hi] within [0.001, 1000] (default 0: none). */
   scale?: number | readonly [number, number];
   /** Maximum shear angle in degrees: φ ~ U[−shear, shear] (default 0). */
   shear?: number;
-  /** Value read outside the image (default 0). */
+  /** Value read outside the image, within float32's range (default 0). */
   fill?: number;
   /** Elastic distortion (default none). */
   elastic?: ElasticOptions | null;
@@ -66,35 +66,50 @@ function finiteAtLeast(name: string, v: unknown, min: number, below = Infinity):
   return v;
 }
 
+function finiteWithin(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
+    throw new RangeError(`augment: ${name} must be a finite number in [${min}, ${max}], got ${String(v)}`);
+  }
+  return v;
+}
+
+// Bounds past which a setting's images are no longer finite (a checkpoint's "training.augment" can carry any
+// number): 1/s and 1/σ² overflow for a scale or σ near 1e-300, and a fill beyond float32's range is ±Infinity
+// in a float32 batch. Well inside them, a scale in [1e-3, 1e3] and σ ≥ 0.01 pixel cover every useful setting.
+const MIN_SCALE = 1e-3;
+const MAX_SCALE = 1e3;
+const MIN_SIGMA = 0.01;
+const MAX_SIGMA = 64; // pixels: the smoothing's taps reach 4σ either side
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 /** Check options and fill in the defaults; errors name the option. */
 export function augmentConfig(opts: AugmentOptions = {}): AugmentConfig {
   const scale = opts.scale ?? 0;
   let range: [number, number];
   if (typeof scale === "number") {
-    finiteAtLeast("scale", scale, 0, 1);
+    finiteWithin("scale", scale, 0, 1 - MIN_SCALE);
     range = [1 - scale, 1 + scale];
   } else {
     if (!Array.isArray(scale) || scale.length !== 2) {
       throw new RangeError(`augment: scale must be a number or [lo, hi], got ${String(scale)}`);
     }
-    const lo = finiteAtLeast("scale[0]", scale[0], Number.MIN_VALUE);
-    const hi = finiteAtLeast("scale[1]", scale[1], lo);
+    const lo = finiteWithin("scale[0]", scale[0], MIN_SCALE, MAX_SCALE);
+    const hi = finiteWithin("scale[1]", scale[1], lo, MAX_SCALE);
     range = [lo, hi];
   }
   let elastic: ElasticOptions | null = null;
   if (opts.elastic) {
     elastic = {
       alpha: finiteAtLeast("elastic.alpha", opts.elastic.alpha, 0),
-      sigma: finiteAtLeast("elastic.sigma", opts.elastic.sigma, Number.MIN_VALUE),
+      sigma: finiteWithin("elastic.sigma", opts.elastic.sigma, MIN_SIGMA, MAX_SIGMA),
     };
-    if (elastic.sigma > 64) throw new RangeError(`augment: elastic.sigma must be ≤ 64 pixels, got ${elastic.sigma}`);
   }
   return {
     shift: finiteAtLeast("shift", opts.shift ?? 0, 0),
     rotation: finiteAtLeast("rotation", opts.rotation ?? 0, 0, 180),
     scale: range,
     shear: finiteAtLeast("shear", opts.shear ?? 0, 0, 90),
-    fill: finiteAtLeast("fill", opts.fill ?? 0, -Infinity),
+    fill: finiteWithin("fill", opts.fill ?? 0, -FLOAT32_MAX, FLOAT32_MAX),
     elastic,
   };
 }

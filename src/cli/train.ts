@@ -17,17 +17,7 @@
 // ends with exactly the weights of an uninterrupted one. A second Ctrl-C exits at once (the last
 // checkpoint is intact: every save is atomic).
 
-import {
-  appendFileSync,
-  closeSync,
-  constants,
-  existsSync,
-  lstatSync,
-  openSync,
-  readSync,
-  statSync,
-  type Stats,
-} from "node:fs";
+import { appendFileSync, closeSync, constants, existsSync, openSync, readSync, statSync, type Stats } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { MAX_THREADS, setThreads, threadsUnavailable } from "../kernels/backend.ts";
@@ -611,7 +601,7 @@ function libraryCallbacks(
   }
   if (state.log) {
     const file = state.log;
-    const format = file.endsWith(".jsonl") ? "jsonl" : "csv";
+    const format = logFormatOf(file);
     const header = !(existsSync(file) && statSync(file).size > 0); // a resumed run appends
     callbacks.push(
       new MetricsLogger({
@@ -746,7 +736,7 @@ export async function runTrainCommand(v: TrainFlags, positionals: string[], hook
     );
   }
   const log = v.log;
-  if (log !== undefined && !/\.(csv|jsonl)$/i.test(log))
+  if (log !== undefined && !isLogFile(log))
     throw new UsageError(`handprop train: --log ${log}: name a .csv or a .jsonl file`);
   const resumeDir = v.resume;
   const name = v.model ?? TRAIN_DEFAULTS.model;
@@ -906,10 +896,10 @@ function checkStoredLog(log: string, file: string): void {
       `${file}: "training.log" names ${log}, ${why}: give --log FILE to choose where this run's metrics go`,
     );
   };
-  if (!/\.(csv|jsonl)$/.test(log)) refuse("which is not a .csv or .jsonl file");
+  if (!isLogFile(log)) refuse("which is not a .csv or .jsonl file");
   let st: Stats;
   try {
-    st = lstatSync(log);
+    st = statSync(log); // a link is followed, as appending would: what it leads to is checked
   } catch {
     return; // not there yet: the run creates it, as its first part would have
   }
@@ -924,9 +914,19 @@ function checkStoredLog(log: string, file: string): void {
     closeSync(fd);
   }
   const first = head.toString("utf8", 0, n).split("\n")[0];
-  if (!(log.endsWith(".jsonl") ? isEpochLine(first) : first === METRICS_CSV_HEADER))
+  if (!(logFormatOf(log) === "jsonl" ? isEpochLine(first) : first === METRICS_CSV_HEADER))
     refuse("which does not begin as a handprop metrics log");
 }
+
+/** Whether --log may name this path: a .csv or .jsonl file, the extension in any case (as the flag was checked). */
+const isLogFile = (path: string): boolean => /\.(csv|jsonl)$/i.test(path);
+
+/**
+ * The format a run writes its --log in. One rule for writing and for checking a resumed run's log: a run
+ * started with --log RUN.CSV was refused on resume ("not a .csv or .jsonl file") when the two differed.
+ * (".JSONL" has always been written as CSV, so a resumed run's file keeps one format.)
+ */
+const logFormatOf = (path: string): "csv" | "jsonl" => (path.endsWith(".jsonl") ? "jsonl" : "csv");
 
 /** The first line of a CSV metrics log (MetricsLogger's epoch columns). */
 const METRICS_CSV_HEADER = new MetricsLogger({ format: "csv", write: () => undefined }).columns.join(",");

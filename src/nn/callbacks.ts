@@ -46,8 +46,11 @@ function restoredBest(where: string, state: unknown): number {
   if (typeof state !== "object" || state === null)
     throw new TypeError(`${where}: expected a state object (from state()), got ${String(state)}`);
   const best = (state as { best?: unknown }).best;
-  if (typeof best !== "number" || Number.isNaN(best))
-    throw new RangeError(`${where}: best must be a number (±Infinity before any epoch), got ${String(best)}`);
+  if (typeof best !== "number" || Number.isNaN(best)) {
+    // the likeliest null: state() saved as JSON, which writes ±Infinity as null
+    const hint = best === null ? " (JSON.stringify writes ±Infinity as null: turn it back before restoring)" : "";
+    throw new RangeError(`${where}: best must be a number (±Infinity before any epoch), got ${String(best)}${hint}`);
+  }
   return best;
 }
 

@@ -259,10 +259,21 @@ interface ParamBudget {
 }
 let paramBudget: ParamBudget | null = null;
 
+/**
+ * A parameter refused by withParamBudget's limit. makeParam knows only the parameter's name, so a model building its
+ * layers adds the layer's (`within`), for the file's reader to find it.
+ */
+export class ParamBudgetError extends RangeError {
+  /** The same refusal, prefixed with the layer (or model) that was creating the parameter. */
+  within(what: string): ParamBudgetError {
+    return new ParamBudgetError(`${what}: ${this.message}`, { cause: this });
+  }
+}
+
 function spendParamBudget(budget: ParamBudget, name: string, shape: readonly number[]): void {
   const size = shapeSize(shape);
   if (!(size <= budget.left)) {
-    throw new RangeError(
+    throw new ParamBudgetError(
       `parameter "${name}" of shape ${formatShape(shape)} would hold ${size} values, but ${budget.what} ` +
         `allows ${budget.limit} in all (${budget.left} left): refusing to allocate it`,
     );

@@ -13,6 +13,7 @@ import { RandomState } from "../nd/random.ts";
 import { ownedArray, setInternalOutputs } from "../kernels/backend.ts";
 import {
   Layer,
+  ParamBudgetError,
   ShapeError,
   checkSampleSize,
   type BackwardOptions,
@@ -158,7 +159,12 @@ export class Sequential extends Layer implements Differentiable {
     let s = inputShape.slice();
     checkSampleSize(this.name, s, "takes samples of shape");
     for (const l of this.layers) {
-      s = l.outputShape(s);
+      try {
+        s = l.outputShape(s);
+      } catch (e) {
+        // a lazy layer creating its parameters here: name it (makeParam's refusal knows only "weight")
+        throw e instanceof ParamBudgetError ? e.within(l.describe()) : e;
+      }
       checkSampleSize(l.describe(), s);
       shapes.push(s);
     }

@@ -8,7 +8,8 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NDArray } from "../src/nd/ndarray.ts";
-import { Layer, makeParam, type LayerConfig, type Param } from "../src/nn/layer.ts";
+import { Layer, ShapeError, makeParam, type LayerConfig, type Param } from "../src/nn/layer.ts";
+import { UpSampling2D } from "../src/nn/upsample.ts";
 import { Sequential } from "../src/nn/sequential.ts";
 import { Input, Model } from "../src/nn/graph.ts";
 import { Conv2D } from "../src/nn/conv.ts";
@@ -182,4 +183,26 @@ test("defect: a resumed run keeps the log its first part was given: RUN.CSV, or 
   assert.equal(rows(join(tmp, "RUN.CSV")).length, 3, "the header and two epochs");
   assert.equal(rows(target).length, 3, "continued through the link");
   assert.deepEqual(rows(target)[0], rows(join(tmp, "RUN.CSV"))[0]);
+});
+
+test("defect: an argument without a prototype is described, not a crash in the error path", () => {
+  const model = new Sequential([new Dense({ outFeatures: 3 })], { inputShape: [4] }).compile({
+    loss: new SoftmaxCrossEntropy(),
+    optimizer: new SGD({ lr: 0.1 }),
+  });
+  const bare = Object.create(null) as unknown as NDArray;
+  // was "Cannot read properties of undefined (reading 'name')"
+  assert.throws(() => model.fit(bare, [0, 1]), /^TypeError: fit: x must be an NDArray .*got an object;/);
+  assert.throws(() => model.fit(sample([2, 4]), bare), /fit: y must be .*got an object$/);
+});
+
+test("a graph node whose output passes the sample limit is named once", () => {
+  const x = Input([2, 4, 4]);
+  const up = new UpSampling2D({ size: 100_000 }).apply(x, "up");
+  assert.throws(
+    () => new Model({ inputs: x, outputs: new Flatten().apply(up) }),
+    (e: Error) =>
+      e instanceof ShapeError &&
+      /^model: node 'up' \(UpSampling2D\): outputs samples of shape \(2, 400000, 400000\)/.test(e.message),
+  );
 });

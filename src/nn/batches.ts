@@ -17,12 +17,15 @@ export function targetCount(y: Target): number {
   return y instanceof NDArray ? y.shape[0] : y.length;
 }
 
-/** What a value is, for an error about an argument of the wrong kind: "a Float32Array of length 784". */
+/** What a value is, for an error about an argument of the wrong kind: "a Float32Array of 3136 bytes". */
 function describeArgument(v: unknown): string {
   if (v === null || v === undefined) return String(v);
   if (ArrayBuffer.isView(v)) return `a ${v.constructor.name} of ${v.byteLength} bytes`;
   if (Array.isArray(v)) return `a plain array of length ${v.length}`;
-  return typeof v === "object" ? `a ${v.constructor.name}` : `a ${typeof v}`;
+  // an object without a prototype (Object.create(null)) has no constructor to name
+  const maker = typeof v === "object" ? (v as { constructor?: { name?: unknown } }).constructor?.name : undefined;
+  const what = typeof maker === "string" ? maker : typeof v;
+  return `${/^[AEIOUaeiou]/.test(what) ? "an" : "a"} ${what}`;
 }
 
 /**

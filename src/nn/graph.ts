@@ -180,7 +180,6 @@ export class Model extends Sequential {
       const ins = this.inputIds[k].map((id) => shapes[id]);
       try {
         shapes.push(n.layer.inferShape(ins));
-        checkSampleSize(n.layer.describe(), shapes[shapes.length - 1]);
       } catch (e) {
         if (!(e instanceof RangeError || e instanceof TypeError)) throw e;
         const given = n.inputs.map((t, j) => `'${t.name}' ${formatShape(ins[j])}`).join(", ");
@@ -188,6 +187,8 @@ export class Model extends Sequential {
           cause: e,
         });
       }
+      // outside the try: its message names the node once (the wrapper above would name it twice)
+      checkSampleSize(`${this.name}: ${n.layer.describe()}`, shapes[shapes.length - 1]);
     });
     this.inputShape = inputShape.slice();
     return shapes.slice(1);

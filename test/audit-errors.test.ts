@@ -64,7 +64,7 @@ test("loadModel given a file instead of a model folder says so, with a hint for 
   assert.throws(() => loadModel(join(work, "nothing-here")), /nothing-here\/model\.json: missing/);
 });
 
-test("loadTfjsModel given a file instead of a folder or model.json says so; given a handprop folder, points to loadModel", () => {
+test("loadTfjsModel given a file (not a folder or model.json) says so; a handprop folder: loadModel", () => {
   const onnx = join(work, "for-tfjs.onnx");
   writeFileSync(onnx, toOnnx(buildModel("mlp", { seed: 0 })));
   assert.throws(
@@ -86,7 +86,7 @@ test("loadTfjsModel given a file instead of a folder or model.json says so; give
   );
 });
 
-test("fit, fitAsync, predict, evaluate and evaluateMetrics refuse an x that is not an NDArray, naming the call", async () => {
+test("fit, fitAsync, predict, evaluate and evaluateMetrics refuse an x that is not an NDArray, naming it", async () => {
   const model = compiledModel();
   const labels = new Int32Array([0, 1, 2, 3]);
   const flat = new Float32Array(4 * 784) as unknown as NDArray;

@@ -115,7 +115,7 @@ test("defect: constructor options meant for code (dtype, rng, bias) are checked 
     assert.throws(() => sequentialFromConfig({ layers: [config] }), /must be|rng must be a RandomState/, config.type);
 });
 
-test("defect: callbacks' and the Trainer's restore refuse a NaN best, an infinite rate, a missing state, changing nothing", () => {
+test("defect: callbacks' and the Trainer's restore refuse a NaN best, infinite rate, no state, unchanged", () => {
   // restore({best: NaN}) was taken: every comparison then lost, so EarlyStopping stopped after `patience`
   // epochs and ModelCheckpoint never saved; Trainer.restore took baseLr Infinity; restore(null) threw
   // "Cannot read properties of null"; EarlyStopping.restore set best before refusing a bad wait.

@@ -129,7 +129,8 @@ export const evalCommand = defineCommand(
     }
     process.stdout.write(
       [
-        `${printable(dir)} (${printable(model.name)}): test accuracy ${percent(r.testAccuracy, 2)} (${r.correct}/${r.count}), top-3 accuracy ${percent(r.topK[3], 2)}`,
+        `${printable(dir)} (${printable(model.name)}): test accuracy ${percent(r.testAccuracy, 2)} ` +
+          `(${r.correct}/${r.count}), top-3 accuracy ${percent(r.topK[3], 2)}`,
         "",
         "confusion matrix (rows: true digit, columns: predicted digit)",
         formatConfusion(r.confusion),

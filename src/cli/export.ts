@@ -96,12 +96,14 @@ export const exportCommand = defineCommand(
       saveTfjsModel(model, out, { metadata });
       const bytes = statSync(join(out, "weights.bin")).size;
       process.stdout.write(
-        `exported ${printable(model.name)} to ${join(out, "model.json")} + weights.bin (${bytes} bytes; TF.js Layers format, NHWC input${inputs})\n`,
+        `exported ${printable(model.name)} to ${join(out, "model.json")} + weights.bin ` +
+          `(${bytes} bytes; TF.js Layers format, NHWC input${inputs})\n`,
       );
     } else {
       saveOnnxModel(model, out, { metadata });
       process.stdout.write(
-        `exported ${printable(model.name)} to ${out} (${statSync(out).size} bytes; ONNX opset 13, NCHW input "input", output "output"${inputs})\n`,
+        `exported ${printable(model.name)} to ${out} ` +
+          `(${statSync(out).size} bytes; ONNX opset 13, NCHW input "input", output "output"${inputs})\n`,
       );
     }
     return 0;

@@ -366,7 +366,8 @@ export const serveCommand = defineCommand(
     if (warning !== null) process.stderr.write(warning + "\n");
     const { server, url } = await startStaticServer(root, { host, port });
     process.stdout.write(
-      `handprop playground: ${url}\n  page 1, the article's network:  ${url}\n  page 2, MNIST in the browser:   ${url}mnist.html\n` +
+      `handprop playground: ${url}\n  page 1, the article's network:  ${url}\n` +
+        `  page 2, MNIST in the browser:   ${url}mnist.html\n` +
         `  page 3, the backward pass:       ${url}backward.html\nPress Ctrl+C to stop.\n`,
     );
     await new Promise<void>((done) => {

@@ -442,7 +442,8 @@ async function runTraining(setup: RunSetup, io: TrainIO, hooks: TrainHooks): Pro
       };
       if (record.valLoss !== null && !Number.isFinite(record.valLoss)) {
         stop(
-          `${printable(model.name)}: validation loss is ${record.valLoss} after epoch ${epoch + 1}: lower the learning rate`,
+          `${printable(model.name)}: validation loss is ${record.valLoss} after epoch ${epoch + 1}: ` +
+            "lower the learning rate",
         );
       }
       state.history.push(record);

@@ -38,7 +38,10 @@ export interface AugmentOptions {
   shift?: number;
   /** Maximum rotation in degrees: θ ~ U[−rotation, rotation] (default 0). */
   rotation?: number;
-  /** Zoom: s ~ U[1 − scale, 1 + scale] for a number in [0, 0.999], U[lo, hi] for [lo, hi] within [0.001, 1000] (default 0: none). */
+  /**
+   * Zoom: s ~ U[1 − scale, 1 + scale] for a number in [0, 0.999], U[lo, hi] for [lo, hi] within [0.001, 1000]
+   * (default 0: none).
+   */
   scale?: number | readonly [number, number];
   /** Maximum shear angle in degrees: φ ~ U[−shear, shear] (default 0). */
   shear?: number;

@@ -79,6 +79,13 @@ export function checkClassLabels(y: Target, classes: number | null, where: strin
   }
 }
 
+/** True when x is a batch of samples of this shape (a loop: steady-state training allocates nothing). */
+export function sampleShapeIs(x: NDArray, sample: readonly number[]): boolean {
+  if (x.ndim !== sample.length + 1) return false;
+  for (let i = 0; i < sample.length; i++) if (x.shape[i + 1] !== sample[i]) return false;
+  return true;
+}
+
 /** Refuse a stack whose layers hold parameters of different dtypes (saving and loading need one). */
 export function checkOneDtype(layers: Layer[], name: string): void {
   const byDtype = new Map<string, string[]>();

@@ -24,7 +24,7 @@ import {
 import type { Differentiable } from "./gradcheck.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
-import { BatchBuffer, TargetBuffer, checkInputArray, checkOneDtype, checkTargets } from "./batches.ts";
+import { BatchBuffer, TargetBuffer, checkInputArray, checkOneDtype, checkTargets, sampleShapeIs } from "./batches.ts";
 import { evaluateMetrics, type EvaluateMetricsOptions, type EvaluationMetrics } from "./metrics.ts";
 import {
   Trainer,
@@ -438,10 +438,3 @@ export class Sequential extends Layer implements Differentiable {
 
 /** The options every layer but the first gets in backward: one frozen object, not a fresh {} per call. */
 const NEED_DX: BackwardOptions = Object.freeze({ needDx: true });
-
-/** True when x is a batch of samples of this shape (a loop: steady-state training allocates nothing). */
-function sampleShapeIs(x: NDArray, sample: readonly number[]): boolean {
-  if (x.ndim !== sample.length + 1) return false;
-  for (let i = 0; i < sample.length; i++) if (x.shape[i + 1] !== sample[i]) return false;
-  return true;
-}

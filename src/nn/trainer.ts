@@ -17,7 +17,7 @@ import type { BackwardOptions, ForwardOptions, Param } from "./layer.ts";
 import type { Loss, Target } from "./losses.ts";
 import type { Optimizer } from "./optim.ts";
 import type { Sequential } from "./sequential.ts";
-import { BatchBuffer, TargetBuffer, checkClassLabels, checkTargets } from "./batches.ts";
+import { BatchBuffer, TargetBuffer, checkClassLabels, checkTargets, sampleShapeIs } from "./batches.ts";
 import type { L2Regularizer } from "./regularizers.ts";
 import type { LRSchedule } from "./schedules.ts";
 
@@ -687,9 +687,8 @@ function checkLabelsFor(model: Sequential, loss: Loss, x: NDArray, y: Target, wh
   if (loss.type !== "SoftmaxCrossEntropy") return;
   // Only a model built for x's samples knows its classes already (building here would fix an input shape the
   // user left open); an x it cannot take is left to its first forward, which names the layer.
-  const sample = x.shape.slice(1);
-  const built = model.inputShape !== null && model.inputShape.every((d, i) => d === sample[i]);
-  const out = built && model.inputShape!.length === sample.length ? model.outputShape(model.inputShape!) : [];
+  const out =
+    model.inputShape !== null && sampleShapeIs(x, model.inputShape) ? model.outputShape(model.inputShape) : [];
   checkClassLabels(y, out.length === 1 ? out[0] : null, where);
 }
 

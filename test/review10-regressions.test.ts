@@ -176,7 +176,11 @@ test("defect: a resumed run keeps its first part's log: RUN.CSV, or one reached 
     "--threads",
     "1",
   ];
-  const [upperRun, linkedRun] = await runMany([resume(upper), resume(linked)]);
+  // (and, sharing the child process: --scale's bound is the one augmentation applies, not a looser one)
+  const scale = ["train", "mnist", "--data", data, "--augment", "affine", "--scale", "0.9995", "--out", join(tmp, "s")];
+  const [upperRun, linkedRun, scaleRun] = await runMany([resume(upper), resume(linked), scale]);
+  assert.equal(scaleRun.code, 2, scaleRun.err);
+  assert.match(scaleRun.err, /--scale must be ≤ 0\.999, got 0\.9995/);
   assert.equal(upperRun.code, 0, upperRun.err);
   assert.equal(linkedRun.code, 0, linkedRun.err);
   const rows = (file: string) => readFileSync(file, "utf8").trim().split("\n");

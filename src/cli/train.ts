@@ -23,7 +23,7 @@ import { join, resolve } from "node:path";
 import { MAX_THREADS, setThreads, threadsUnavailable } from "../kernels/backend.ts";
 import type { NDArray } from "../nd/ndarray.ts";
 import { RandomState } from "../nd/random.ts";
-import { Augmenter, augmentConfig, type AugmentConfig } from "../data/augment.ts";
+import { Augmenter, MAX_SCALE_SPREAD, augmentConfig, type AugmentConfig } from "../data/augment.ts";
 import { SoftmaxCrossEntropy } from "../nn/losses.ts";
 import { Adam, SGD, type Optimizer } from "../nn/optim.ts";
 import { CosineLR } from "../nn/schedules.ts";
@@ -1127,7 +1127,7 @@ const TRAIN_FLAGS = {
   "scale": {
     kind: "number",
     min: 0,
-    max: 1,
+    max: MAX_SCALE_SPREAD, // the flag's refusal then names --scale (augmentConfig's would name "augment: scale")
     help: `--augment affine: zoom by a factor in [1 − X, 1 + X] (default: ${AUGMENT_DEFAULTS.scale})`,
     meta: "X",
   },

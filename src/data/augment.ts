@@ -84,13 +84,15 @@ const MAX_SCALE = 1e3;
 const MIN_SIGMA = 0.01;
 const MAX_SIGMA = 64; // pixels: the smoothing's taps reach 4σ either side
 const FLOAT32_MAX = 3.4028234663852886e38;
+/** The largest scale of the number form (zoom within [1 − scale, 1 + scale]): its least factor is MIN_SCALE. */
+export const MAX_SCALE_SPREAD = 1 - MIN_SCALE;
 
 /** Check options and fill in the defaults; errors name the option. */
 export function augmentConfig(opts: AugmentOptions = {}): AugmentConfig {
   const scale = opts.scale ?? 0;
   let range: [number, number];
   if (typeof scale === "number") {
-    finiteWithin("scale", scale, 0, 1 - MIN_SCALE);
+    finiteWithin("scale", scale, 0, MAX_SCALE_SPREAD);
     range = [1 - scale, 1 + scale];
   } else {
     if (!Array.isArray(scale) || scale.length !== 2) {

@@ -189,6 +189,36 @@ test("defect: a resumed run keeps its first part's log: RUN.CSV, or one reached 
   assert.deepEqual(rows(target)[0], rows(join(tmp, "RUN.CSV"))[0]);
 });
 
+test("--log NAME.JSONL is written as JSON lines; a resumed log keeps the format its first line has", async () => {
+  // The flag took .JSONL (any case) but the writer looked for a lower-case ".jsonl" and wrote CSV into it. A log an
+  // earlier version wrote that way is continued as CSV: one file, one format.
+  const fresh = join(tmp, "fresh");
+  const jsonl = join(tmp, "UP.JSONL");
+  const train = ["train", "mnist", "--data", data, "--model", "mlp", "--limit", "64", "--val", "32", "--epochs", "1"];
+  const [freshRun] = await runMany([[...train, "--threads", "1", "--out", fresh, "--log", jsonl]]);
+  assert.equal(freshRun.code, 0, freshRun.err);
+  const lines = (file: string) => readFileSync(file, "utf8").trim().split("\n");
+  assert.equal(lines(jsonl).length, 1);
+  assert.equal((JSON.parse(lines(jsonl)[0]) as { epoch: number }).epoch, 0);
+
+  const legacy = join(tmp, "legacy");
+  cpSync(fresh, legacy, { recursive: true });
+  const legacyLog = join(tmp, "legacy.JSONL");
+  writeFileSync(legacyLog, lines(join(tmp, "RUN.CSV")).slice(0, 2).join("\n") + "\n"); // header + epoch 0, in CSV
+  const manifest = JSON.parse(readFileSync(join(legacy, "model.json"), "utf8")) as { training: { log: string } };
+  manifest.training.log = legacyLog;
+  writeFileSync(join(legacy, "model.json"), JSON.stringify(manifest));
+  const resume = ["train", "mnist", "--resume", legacy, "--epochs", "2", "--data", data, "--threads", "1"];
+  const [resumed] = await runMany([resume]);
+  assert.equal(resumed.code, 0, resumed.err);
+  const rows = lines(legacyLog);
+  assert.equal(rows.length, 3, "the header and two epochs");
+  assert.ok(
+    rows.every((r) => !r.startsWith("{")),
+    `JSON appended to a CSV log: ${rows.join(" | ")}`,
+  );
+});
+
 test("defect: an argument without a prototype is described, not a crash in the error path", () => {
   const model = new Sequential([new Dense({ outFeatures: 3 })], { inputShape: [4] }).compile({
     loss: new SoftmaxCrossEntropy(),

@@ -602,8 +602,9 @@ function libraryCallbacks(
   }
   if (state.log) {
     const file = state.log;
-    const format = logFormatOf(file);
-    const header = !(existsSync(file) && statSync(file).size > 0); // a resumed run appends
+    const stored = existsSync(file) && statSync(file).size > 0; // a resumed run appends
+    const format = (stored ? storedLogFormat(file) : null) ?? logFormatOf(file);
+    const header = !stored;
     callbacks.push(
       new MetricsLogger({
         format,
@@ -906,7 +907,16 @@ function checkStoredLog(log: string, file: string): void {
   }
   if (!st.isFile()) refuse("which is not a regular file");
   if (st.size === 0) return;
-  const head = Buffer.alloc(Math.min(st.size, 4096)); // the first line is all we need
+  if (storedLogFormat(log) === null) refuse("which does not begin as a handprop metrics log");
+}
+
+/**
+ * The format an existing metrics log is written in, by its first line — the CSV header or a JSON line of an
+ * epoch — or null when it begins as neither. A resumed run appends in that format whatever the extension
+ * says: handprop up to 0.1.0 wrote CSV into a log named .JSONL (upper case), and one file keeps one format.
+ */
+function storedLogFormat(log: string): "csv" | "jsonl" | null {
+  const head = Buffer.alloc(4096); // the first line is all we need
   const fd = openSync(log, constants.O_RDONLY | constants.O_NONBLOCK);
   let n: number;
   try {
@@ -915,19 +925,14 @@ function checkStoredLog(log: string, file: string): void {
     closeSync(fd);
   }
   const first = head.toString("utf8", 0, n).split("\n")[0];
-  if (!(logFormatOf(log) === "jsonl" ? isEpochLine(first) : first === METRICS_CSV_HEADER))
-    refuse("which does not begin as a handprop metrics log");
+  return first === METRICS_CSV_HEADER ? "csv" : isEpochLine(first) ? "jsonl" : null;
 }
 
 /** Whether --log may name this path: a .csv or .jsonl file, the extension in any case (as the flag was checked). */
 const isLogFile = (path: string): boolean => /\.(csv|jsonl)$/i.test(path);
 
-/**
- * The format a run writes its --log in. One rule for writing and for checking a resumed run's log: a run
- * started with --log RUN.CSV was refused on resume ("not a .csv or .jsonl file") when the two differed.
- * (".JSONL" has always been written as CSV, so a resumed run's file keeps one format.)
- */
-const logFormatOf = (path: string): "csv" | "jsonl" => (path.endsWith(".jsonl") ? "jsonl" : "csv");
+/** The format a new --log is written in: JSON lines for a .jsonl file (the extension in any case, as the flag takes it), else CSV. */
+const logFormatOf = (path: string): "csv" | "jsonl" => (/\.jsonl$/i.test(path) ? "jsonl" : "csv");
 
 /** The first line of a CSV metrics log (MetricsLogger's epoch columns). */
 const METRICS_CSV_HEADER = new MetricsLogger({ format: "csv", write: () => undefined }).columns.join(",");

@@ -1,9 +1,8 @@
 // The errors a new user meets first, through the package's entries as an application imports them: each
 // names what was wrong and where (the call, the argument, the file), never a TypeError from deep inside.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   Adam,
@@ -21,11 +20,9 @@ import {
   setThreads,
   toOnnx,
 } from "../src/node/index.ts";
+import { tempDirForFile } from "./helpers.ts";
 
-const work = mkdtempSync(join(tmpdir(), "handprop-audit-"));
-after(() => {
-  rmSync(work, { recursive: true, force: true });
-});
+const work = tempDirForFile("handprop-audit-");
 
 function compiledModel(): Sequential {
   const model = buildModel("cnn-small", { seed: 0 });

@@ -94,3 +94,8 @@ export function writeSmallMnist(dir: string, train: number, test: number): void 
     writeIdx(join(dir, file), [n, ...a.shape.slice(1)], a.data.slice(0, n * (a.data.length / a.shape[0])));
   }
 }
+
+/** `handprop train mnist` of the small mlp on a writeSmallMnist folder: 64 training samples, 32 held out for validation. */
+export function smallMlpTrainArgs(data: string): string[] {
+  return ["train", "mnist", "--data", data, "--model", "mlp", "--limit", "64", "--val", "32"];
+}

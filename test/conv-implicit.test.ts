@@ -45,6 +45,14 @@ function fill(memory: WebAssembly.Memory, rand: () => number, blocks: [number, n
   for (const [p, n] of blocks) for (let i = 0; i < n; i++) f[p / 4 + i] = rand();
 }
 
+/** Each side's padding, 0–3: the arbitraries the geometries below share (in the same place of each record). */
+const PADDING = {
+  padTop: fc.integer({ min: 0, max: 3 }),
+  padBottom: fc.integer({ min: 0, max: 3 }),
+  padLeft: fc.integer({ min: 0, max: 3 }),
+  padRight: fc.integer({ min: 0, max: 3 }),
+};
+
 test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm }, async () => {
   const { ex, memory, base } = await kernelExports(); // this test's operands go from base on
   const geometry = fc
@@ -59,10 +67,7 @@ test("the implicit-GEMM conv forward gives im2col + GEMM's bits", { skip: noWasm
       sh: fc.integer({ min: 1, max: 3 }),
       dh: fc.integer({ min: 1, max: 2 }),
       dw: fc.integer({ min: 1, max: 2 }),
-      padTop: fc.integer({ min: 0, max: 3 }),
-      padBottom: fc.integer({ min: 0, max: 3 }),
-      padLeft: fc.integer({ min: 0, max: 3 }),
-      padRight: fc.integer({ min: 0, max: 3 }),
+      ...PADDING,
       bias: fc.boolean(),
       seed: fc.integer({ min: 1, max: 1000 }),
     })
@@ -128,10 +133,7 @@ test("the weight gradient gives im2col + gemmNT's bits on any number of dW parts
       sh: fc.constantFrom(1, 1, 1, 2),
       dh: fc.integer({ min: 1, max: 2 }),
       dw: fc.integer({ min: 1, max: 2 }),
-      padTop: fc.integer({ min: 0, max: 3 }),
-      padBottom: fc.integer({ min: 0, max: 3 }),
-      padLeft: fc.integer({ min: 0, max: 3 }),
-      padRight: fc.integer({ min: 0, max: 3 }),
+      ...PADDING,
       parts: fc.integer({ min: 1, max: 4 }),
       seed: fc.integer({ min: 1, max: 1000 }),
     })
@@ -320,10 +322,7 @@ function windowGeometry(axis: {
       sw: axis.sw,
       dh: fc.integer({ min: 1, max: 2 }),
       dw: axis.dw,
-      padTop: fc.integer({ min: 0, max: 3 }),
-      padBottom: fc.integer({ min: 0, max: 3 }),
-      padLeft: fc.integer({ min: 0, max: 3 }),
-      padRight: fc.integer({ min: 0, max: 3 }),
+      ...PADDING,
       seed: fc.integer({ min: 1, max: 1000 }),
     })
     .map((g) => ({

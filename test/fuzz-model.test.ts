@@ -2,11 +2,10 @@
 // byte by byte and field by field): every input ends in a valid load or a ModelFormatError naming the
 // file, within a time and memory bound (test/fuzz-mutate.ts). A valid load must hold finite weights
 // and serialize back. Also through the files (loadModel), for the size checks done before reading.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { SoftmaxCrossEntropy } from "../src/nn/losses.ts";
@@ -36,11 +35,9 @@ import {
   jsonEdit,
   outcome,
 } from "./fuzz-mutate.ts";
+import { tempDirForFile } from "./helpers.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "handprop-fuzz-model-"));
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = tempDirForFile("handprop-fuzz-model-");
 
 // Every kind of state: conv, batch-norm running statistics, a Dropout generator, Adam's moments.
 const model = new Sequential(

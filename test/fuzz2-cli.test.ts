@@ -2,10 +2,9 @@
 // file whose architecture does not map MNIST's 1×28×28 images to 10 class scores): refused up front,
 // naming the checkpoint's model.json, with every file of the checkpoint left as it was. They used to
 // fail at the first batch in a loss or layer error that named no file.
-import { before, after, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, writeFileSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, writeFileSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { loadModel, saveModel } from "../src/node/model-io.ts";
@@ -15,18 +14,16 @@ import { Dense } from "../src/nn/dense.ts";
 import { Conv2D } from "../src/nn/conv.ts";
 import { Adam } from "../src/nn/optim.ts";
 import { Input, Model } from "../src/nn/graph.ts";
-import { runMany, writeSmallMnist } from "./cli-run.ts";
+import { runMany, smallMlpTrainArgs, writeSmallMnist } from "./cli-run.ts";
+import { tempDirForFile } from "./helpers.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "handprop-fuzz2-cli-"));
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = tempDirForFile("handprop-fuzz2-cli-");
 const data = join(tmp, "data");
 const good = join(tmp, "good");
 
 before(async () => {
   writeSmallMnist(data, 96, 50);
-  const train = ["train", "mnist", "--data", data, "--model", "mlp", "--limit", "64", "--val", "32"];
+  const train = smallMlpTrainArgs(data);
   const [r] = await runMany([[...train, "--test-limit", "50", "--epochs", "1", "--threads", "1", "--out", good]]);
   assert.equal(r.code, 0, r.err);
 });

@@ -1,5 +1,8 @@
-// Shared test helpers: fixture loading and array comparison with a printed max difference.
-import { readFileSync } from "node:fs";
+// Shared test helpers: fixture loading, array comparison with a printed max difference, a test file's temporary folder.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after } from "node:test";
 import assert from "node:assert/strict";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { RandomState } from "../src/nd/random.ts";
@@ -68,4 +71,13 @@ export function randomInput(shape: number[], seed: number): NDArray {
     Float32Array.from({ length: n }, () => rng.standardNormal()),
     shape,
   );
+}
+
+/** A fresh folder under the system's temporary one (named from `prefix`), removed when the calling test file is done. */
+export function tempDirForFile(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
 }

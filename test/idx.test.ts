@@ -1,21 +1,18 @@
 // The IDX reader on the real MNIST files (shapes, magic numbers, documented label counts) and on
 // crafted bad files: every defect is an error naming the file, what was expected and the offset.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { IdxError, decodeIdx, encodeIdx, type IdxData } from "../src/io/idx.ts";
 import { readIdx, writeIdx } from "../src/node/idx.ts";
 import { MNIST_FILES } from "../src/data/mnist.ts";
 import { defaultMnistDir } from "../src/node/mnist.ts";
+import { tempDirForFile } from "./helpers.ts";
 
 const dir = defaultMnistDir();
-const tmp = mkdtempSync(join(tmpdir(), "handprop-idx-"));
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = tempDirForFile("handprop-idx-");
 
 // Per-digit counts of the MNIST label files, as documented (e.g. in the dataset's description).
 const TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];

@@ -1,18 +1,15 @@
 // The MNIST loader: the real files (splits, normalisation, NCHW float32), and MNIST-format folders
 // crafted here (raw and .gz, missing files, count mismatches, bad labels).
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { writeIdx } from "../src/node/idx.ts";
 import { MNIST_FILES, MNIST_STANDARDIZE } from "../src/data/mnist.ts";
 import { defaultMnistDir, loadMnist } from "../src/node/mnist.ts";
+import { tempDirForFile } from "./helpers.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "handprop-mnist-"));
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = tempDirForFile("handprop-mnist-");
 
 /** A small MNIST-format folder: images whose pixel values encode (image index mod 256). */
 function craft(

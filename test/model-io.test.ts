@@ -1,9 +1,8 @@
 // Saving and loading models: bit-identical predictions, optimizer and Dropout state for exact resumes,
 // the in-memory variants, atomic writes, and a clear error for every kind of damaged model folder.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import * as zlib from "node:zlib";
 import { NDArray } from "../src/nd/ndarray.ts";
@@ -30,11 +29,9 @@ import {
   serializeModel,
   type ModelManifest,
 } from "../src/node/model-io.ts";
+import { tempDirForFile } from "./helpers.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "handprop-model-io-"));
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = tempDirForFile("handprop-model-io-");
 let dirCount = 0;
 const freshDir = (): string => join(tmp, `m${dirCount++}`);
 

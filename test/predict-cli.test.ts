@@ -4,24 +4,21 @@
 // 1; an invalid stored normalization is an error naming model.json and the field. The model is the
 // pretrained LeNet-5 the playground ships (web/public/models/lenet5/).
 
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pngjs from "pngjs";
 import { REPO_ROOT } from "../src/cli/serve.ts";
 import { MNIST_FILES } from "../src/data/mnist.ts";
 import { defaultMnistDir } from "../src/node/mnist.ts";
 import { readIdx } from "../src/node/idx.ts";
+import { tempDirForFile } from "./helpers.ts";
 
 const bin = join(REPO_ROOT, "bin", "handprop.mjs");
 const shipped = join(REPO_ROOT, "web", "public", "models", "lenet5");
-const tmp = mkdtempSync(join(tmpdir(), "handprop-predict-cli-"));
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = tempDirForFile("handprop-predict-cli-");
 
 function run(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {

@@ -4,11 +4,10 @@
 // digit is drawn, a 28×28 MNIST image comes through unchanged, normalization is validated by field,
 // and Sequential.predict handles 0 images and bad batch sizes.
 
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { crc32, deflateSync } from "node:zlib";
 import { decodeImage, decodePgm, decodePng, ImageError, MAX_IMAGE_PIXELS, readImage } from "../src/cli/images.ts";
@@ -28,11 +27,9 @@ import { defaultMnistDir } from "../src/node/mnist.ts";
 import { readIdx } from "../src/node/idx.ts";
 import { buildModel } from "../src/nn/models.ts";
 import { NDArray } from "../src/nd/ndarray.ts";
+import { tempDirForFile } from "./helpers.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "handprop-predict-"));
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = tempDirForFile("handprop-predict-");
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number =>
   Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i])));

@@ -2,22 +2,19 @@
 // training (3), the lock on --out (7), empty inputs (10), stored normalization (11), overwrites (12),
 // flag validation (13), tampered training state (15). Every command line runs through main() in ONE
 // child process (one start-up), on a small MNIST folder made from the real files.
-import { before, after, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readIdx, writeIdx } from "../src/node/idx.ts";
 import { defaultMnistDir } from "../src/node/mnist.ts";
 import { MNIST_FILES } from "../src/data/mnist.ts";
 import type { ModelManifest } from "../src/node/model-io.ts";
+import { tempDirForFile } from "./helpers.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "handprop-reliability-cli-"));
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = tempDirForFile("handprop-reliability-cli-");
 const data = join(tmp, "data");
 const good = join(tmp, "good");
 

@@ -2,20 +2,11 @@
 // number. Atomic checkpoints (2: a simulated crash at every step of a save, and one real SIGKILL),
 // non-finite weights (3), bounded loading (5), bounded IDX gunzip (6), mixed dtypes (9), empty data
 // (10), and error messages (14).
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { hostname, tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { NDArray } from "../src/nd/ndarray.ts";
@@ -41,11 +32,9 @@ import {
 import { IdxError, encodeIdx } from "../src/io/idx.ts";
 import { readIdx } from "../src/node/idx.ts";
 import { lockFolder, LockError, LOCK_FILE } from "../src/node/lock.ts";
+import { tempDirForFile } from "./helpers.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "handprop-reliability-"));
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = tempDirForFile("handprop-reliability-");
 let count = 0;
 const fresh = (): string => join(tmp, `d${count++}`);
 

@@ -2,10 +2,9 @@
 // models and data a user builds, saves, loads and trains), and the defects the review fixed — a resumed
 // run refused the --log file its first part was given (RUN.CSV) or reached through a link, and a lazily
 // built layer refused by the parameter budget was not named.
-import { before, after, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NDArray } from "../src/nd/ndarray.ts";
 import { Layer, ShapeError, makeParam, type LayerConfig, type Param } from "../src/nn/layer.ts";
@@ -22,7 +21,8 @@ import { SGD } from "../src/nn/optim.ts";
 import { EarlyStopping } from "../src/nn/callbacks.ts";
 import { registerLayer, unregisterLayer } from "../src/nn/registry.ts";
 import { ModelFormatError, deserializeModel, serializeModel } from "../src/io/model-format.ts";
-import { runMany, writeSmallMnist } from "./cli-run.ts";
+import { runMany, smallMlpTrainArgs, writeSmallMnist } from "./cli-run.ts";
+import { tempDirForFile } from "./helpers.ts";
 
 /** Save and load in memory: the model as deserializeModel rebuilds it. */
 const roundTrip = (m: Sequential): Sequential => {
@@ -137,16 +137,13 @@ test("a callback's best saved through JSON (null) is refused with the reason", (
   es.restore({ ...viaJson, best: Infinity });
 });
 
-const tmp = mkdtempSync(join(tmpdir(), "handprop-review10-"));
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = tempDirForFile("handprop-review10-");
 const data = join(tmp, "data");
 const upper = join(tmp, "upper");
+const train = [...smallMlpTrainArgs(data), "--epochs", "1"];
 
 before(async () => {
   writeSmallMnist(data, 96, 50);
-  const train = ["train", "mnist", "--data", data, "--model", "mlp", "--limit", "64", "--val", "32", "--epochs", "1"];
   const [r] = await runMany([
     [...train, "--test-limit", "50", "--threads", "1", "--out", upper, "--log", join(tmp, "RUN.CSV")],
   ]);
@@ -194,7 +191,6 @@ test("--log NAME.JSONL is written as JSON lines; a resumed log keeps the format 
   // earlier version wrote that way is continued as CSV: one file, one format.
   const fresh = join(tmp, "fresh");
   const jsonl = join(tmp, "UP.JSONL");
-  const train = ["train", "mnist", "--data", data, "--model", "mlp", "--limit", "64", "--val", "32", "--epochs", "1"];
   const [freshRun] = await runMany([[...train, "--threads", "1", "--out", fresh, "--log", jsonl]]);
   assert.equal(freshRun.code, 0, freshRun.err);
   const lines = (file: string) => readFileSync(file, "utf8").trim().split("\n");

@@ -2,10 +2,9 @@
 // --json line, checkpoints that resume bit for bit (after whole epochs and after Ctrl-C mid-epoch),
 // a short CI run that must reach 95% test accuracy, and predictions on PNG/PGM files made from real
 // MNIST test images. Plus the image preprocessing and the plain progress lines, in process.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import pngjs from "pngjs";
@@ -21,6 +20,7 @@ import { decodePgm, readImage, resizeSquare, toMnistPixels, type GrayImage } fro
 import { createProgress } from "../src/cli/progress.ts";
 import { DEFAULT_LR } from "../src/cli/train.ts";
 import { runCli, runMany, runTrainInterrupted } from "./cli-run.ts";
+import { tempDirForFile } from "./helpers.ts";
 
 /**
  * The CI training run: cnn-small, one epoch on the first CI_TRAIN_IMAGES training images, tested on
@@ -30,10 +30,7 @@ import { runCli, runMany, runTrainInterrupted } from "./cli-run.ts";
 const CI_TRAIN_IMAGES = 10000;
 const CI_MIN_ACCURACY = 0.95;
 
-const tmp = mkdtempSync(join(tmpdir(), "handprop-train-"));
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = tempDirForFile("handprop-train-");
 
 const run = runCli;
 

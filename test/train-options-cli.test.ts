@@ -1,18 +1,15 @@
 // `handprop train mnist` with --augment/--elastic, --early-stopping, --save-best, --reduce-lr-on-plateau
 // --label-smoothing and --log: interrupted mid-epoch and resumed = uninterrupted, byte for byte (weights, optimizer, the
 // best model, the log), the callbacks' effects, and the usage errors of the new flags.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ModelManifest } from "../src/node/model-io.ts";
 import { runCli, runMany, runTrainInterrupted } from "./cli-run.ts";
+import { tempDirForFile } from "./helpers.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "handprop-train-options-"));
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = tempDirForFile("handprop-train-options-");
 
 const manifest = (dir: string): ModelManifest =>
   JSON.parse(readFileSync(join(dir, "model.json"), "utf8")) as ModelManifest;

@@ -61,17 +61,14 @@ export interface AugmentConfig {
   elastic: ElasticOptions | null;
 }
 
-function finiteAtLeast(name: string, v: unknown, min: number, below = Infinity): number {
-  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v >= below) {
-    const range = below === Infinity ? `≥ ${min}` : `in [${min}, ${below})`;
+/**
+ * v as a finite number from min up to max (excluded when `upper` is "open", as for the angles), or a RangeError
+ * naming the option and its range.
+ */
+function finiteIn(name: string, v: unknown, min: number, max = Infinity, upper: "open" | "closed" = "closed"): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max || (upper === "open" && v === max)) {
+    const range = max === Infinity ? `≥ ${min}` : `in [${min}, ${max}${upper === "open" ? ")" : "]"}`;
     throw new RangeError(`augment: ${name} must be a finite number ${range}, got ${String(v)}`);
-  }
-  return v;
-}
-
-function finiteWithin(name: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
-    throw new RangeError(`augment: ${name} must be a finite number in [${min}, ${max}], got ${String(v)}`);
   }
   return v;
 }
@@ -92,29 +89,29 @@ export function augmentConfig(opts: AugmentOptions = {}): AugmentConfig {
   const scale = opts.scale ?? 0;
   let range: [number, number];
   if (typeof scale === "number") {
-    finiteWithin("scale", scale, 0, MAX_SCALE_SPREAD);
+    finiteIn("scale", scale, 0, MAX_SCALE_SPREAD);
     range = [1 - scale, 1 + scale];
   } else {
     if (!Array.isArray(scale) || scale.length !== 2) {
       throw new RangeError(`augment: scale must be a number or [lo, hi], got ${String(scale)}`);
     }
-    const lo = finiteWithin("scale[0]", scale[0], MIN_SCALE, MAX_SCALE);
-    const hi = finiteWithin("scale[1]", scale[1], lo, MAX_SCALE);
+    const lo = finiteIn("scale[0]", scale[0], MIN_SCALE, MAX_SCALE);
+    const hi = finiteIn("scale[1]", scale[1], lo, MAX_SCALE);
     range = [lo, hi];
   }
   let elastic: ElasticOptions | null = null;
   if (opts.elastic) {
     elastic = {
-      alpha: finiteAtLeast("elastic.alpha", opts.elastic.alpha, 0),
-      sigma: finiteWithin("elastic.sigma", opts.elastic.sigma, MIN_SIGMA, MAX_SIGMA),
+      alpha: finiteIn("elastic.alpha", opts.elastic.alpha, 0),
+      sigma: finiteIn("elastic.sigma", opts.elastic.sigma, MIN_SIGMA, MAX_SIGMA),
     };
   }
   return {
-    shift: finiteAtLeast("shift", opts.shift ?? 0, 0),
-    rotation: finiteAtLeast("rotation", opts.rotation ?? 0, 0, 180),
+    shift: finiteIn("shift", opts.shift ?? 0, 0),
+    rotation: finiteIn("rotation", opts.rotation ?? 0, 0, 180, "open"),
     scale: range,
-    shear: finiteAtLeast("shear", opts.shear ?? 0, 0, 90),
-    fill: finiteWithin("fill", opts.fill ?? 0, -FLOAT32_MAX, FLOAT32_MAX),
+    shear: finiteIn("shear", opts.shear ?? 0, 0, 90, "open"),
+    fill: finiteIn("fill", opts.fill ?? 0, -FLOAT32_MAX, FLOAT32_MAX),
     elastic,
   };
 }
